@@ -1,0 +1,482 @@
+"""The resource model: gateway → node → source → field, after MyController v2.
+
+Two representations, on purpose:
+
+* Pydantic models (``Gateway``, ``Node``, ``Source``, ``Field`` …) define the schema, validate what users
+  send through the API and build new records. Their JSON uses the reference's camelCase names.
+* Records: the same data as plain JSON-shaped dicts (``model.model_dump()``), which is what repositories
+  store and return and what the ingest hot path updates. Building a pydantic object per device message costs
+  microseconds we do not have at 100,000 messages a second; a dict copy costs a fraction of that.
+
+Records handed out by a repository are shared: never mutate one, build a new dict (``{**old, ...}``).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import Field as PydField
+from pydantic.alias_generators import to_camel
+
+Record = dict[str, Any]
+
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@+~]{1,128}$")
+"""One id segment. Dots separate segments of composite ids and quick ids, so a segment has none."""
+
+
+class Kind(StrEnum):
+    """Kinds of resources; the value is the quick-id prefix and the API path segment."""
+
+    GATEWAY = "gateway"
+    NODE = "node"
+    SOURCE = "source"
+    FIELD = "field"
+    TASK = "task"
+    SCHEDULE = "schedule"
+    HANDLER = "handler"
+    FIRMWARE = "firmware"
+    DATA_REPOSITORY = "data_repository"
+    FORWARD_PAYLOAD = "forward_payload"
+    DASHBOARD = "dashboard"
+
+
+DEVICE_KINDS: Final = (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)
+ID_DEPTH: Final = {Kind.GATEWAY: 1, Kind.NODE: 2, Kind.SOURCE: 3, Kind.FIELD: 4}
+"""How many dotted segments a device resource's id has (``gw``, ``gw.node``, ``gw.node.src``, ...)."""
+PARENT_KIND: Final = {Kind.NODE: Kind.GATEWAY, Kind.SOURCE: Kind.NODE, Kind.FIELD: Kind.SOURCE}
+CHILD_KIND: Final = {Kind.GATEWAY: Kind.NODE, Kind.NODE: Kind.SOURCE, Kind.SOURCE: Kind.FIELD}
+
+
+class MetricType(StrEnum):
+    NONE = "none"
+    STRING = "string"
+    COUNTER = "counter"
+    GAUGE = "gauge"
+    GAUGE_FLOAT = "gauge_float"
+    BINARY = "binary"
+    GEO = "geo"
+
+
+class StateStatus(StrEnum):
+    OK = "ok"
+    UP = "up"
+    DOWN = "down"
+    ERROR = "error"
+    UNAVAILABLE = "unavailable"
+
+
+class EventType(StrEnum):
+    CREATED = "created"
+    UPDATED = "updated"
+    DELETED = "deleted"
+    REQUESTED = "requested"
+
+
+# --------------------------------------------------------------------------------------------- time
+
+
+def iso_from_ms(ms: int) -> str:
+    """RFC 3339 UTC with milliseconds, fixed width, so that string order is time order."""
+    secs, millis = divmod(int(ms), 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def now_iso() -> str:
+    return iso_from_ms(now_ms())
+
+
+def ms_from_iso(value: str) -> int:
+    """Parse an RFC 3339 timestamp (any offset) into epoch milliseconds."""
+    from datetime import datetime
+
+    text = value.strip()
+    if text.endswith(("Z", "z")):
+        text = text[:-1] + "+00:00"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        from datetime import UTC
+
+        parsed = parsed.replace(tzinfo=UTC)
+    return int(parsed.timestamp() * 1000)
+
+
+# --------------------------------------------------------------------------------------------- values
+
+_TRUE: Final = frozenset({"1", "true", "on", "yes", "high", "open", "t", "y"})
+_FALSE: Final = frozenset({"0", "false", "off", "no", "low", "closed", "f", "n", ""})
+
+
+class ValueError_(ValueError):
+    """A value that cannot be converted to the field's metric type."""
+
+
+def to_binary(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int | float):
+        return value != 0
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    try:
+        return float(text) != 0
+    except ValueError:
+        raise ValueError_(f"not a binary value: {value!r}") from None
+
+
+def convert_value(value: Any, metric_type: str) -> Any:
+    """Convert a raw device value to the field's metric type (the reference's conversion rules).
+
+    Raises ``ValueError_`` with a message naming the value and type when it does not fit.
+    """
+    if metric_type == "gauge_float":
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise ValueError_(f"not a number for gauge_float: {value!r}") from None
+        if result != result or result in (float("inf"), float("-inf")):
+            raise ValueError_(f"not a finite number for gauge_float: {value!r}")
+        return result
+    if metric_type == "gauge" or metric_type == "counter":
+        if isinstance(value, bool):
+            return int(value)
+        if isinstance(value, int):
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ValueError_(f"not a number for {metric_type}: {value!r}") from None
+        if number != number or number in (float("inf"), float("-inf")):
+            raise ValueError_(f"not a finite number for {metric_type}: {value!r}")
+        return int(number) if number.is_integer() else number
+    if metric_type == "binary":
+        return to_binary(value)
+    if metric_type == "geo":
+        text = str(value).strip()
+        parts = text.split(";")
+        if len(parts) < 2 or len(parts) > 3:
+            raise ValueError_(f"not a geo value 'lat;lon[;alt]': {value!r}")
+        try:
+            lat, lon = float(parts[0]), float(parts[1])
+            if len(parts) == 3 and parts[2] != "":
+                float(parts[2])
+        except ValueError:
+            raise ValueError_(f"not a geo value 'lat;lon[;alt]': {value!r}") from None
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+            raise ValueError_(f"geo value out of range: {value!r}")
+        return text
+    if metric_type == "string" or metric_type == "none":
+        if value is None:
+            return None
+        return value if isinstance(value, str) else str(value)
+    raise ValueError_(f"unknown metric type: {metric_type!r}")
+
+
+def metric_number(value: Any, metric_type: str) -> float | None:
+    """The number a converted value contributes to metrics (None when it is not numeric)."""
+    if metric_type == "binary":
+        return 1.0 if value else 0.0
+    if metric_type in ("gauge", "gauge_float", "counter"):
+        return float(value)
+    return None
+
+
+# --------------------------------------------------------------------------------------------- labels
+
+
+def label(labels: dict[str, str] | None, key: str) -> str | None:
+    """Case-insensitive label lookup, as the reference's maps are."""
+    if not labels:
+        return None
+    if key in labels:
+        return labels[key]
+    lowered = key.lower()
+    for k, v in labels.items():
+        if k.lower() == lowered:
+            return v
+    return None
+
+
+def label_true(labels: dict[str, str] | None, key: str) -> bool:
+    value = label(labels, key)
+    return value is not None and value.strip().lower() in _TRUE
+
+
+def ignored(labels: dict[str, str] | None, key: str) -> bool:
+    """``ignore_<key>=true`` stops the system from overwriting ``key`` (``ignore_name``, ``ignore_unit``…)."""
+    return label_true(labels, "ignore_" + key)
+
+
+# --------------------------------------------------------------------------------------------- quick ids
+
+
+class QuickIdError(ValueError):
+    pass
+
+
+class QuickId(BaseModel):
+    """``field:gw.node.source.field`` and friends; segments past the id form a key path."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Kind
+    segments: tuple[str, ...]
+    key_path: str = ""
+
+    @property
+    def id(self) -> str:
+        return ".".join(self.segments)
+
+    def __str__(self) -> str:
+        text = f"{self.kind.value}:{self.id}"
+        return f"{text}.{self.key_path}" if self.key_path else text
+
+
+QUICK_ID_ALIASES: Final = {
+    "gw": Kind.GATEWAY,
+    "nd": Kind.NODE,
+    "src": Kind.SOURCE,
+    "sf": Kind.FIELD,
+    "forwardpayload": Kind.FORWARD_PAYLOAD,
+    "datarepository": Kind.DATA_REPOSITORY,
+}
+
+
+def parse_quick_id(text: str) -> QuickId:
+    """Parse a quick id; raises ``QuickIdError`` saying what is wrong."""
+    if not isinstance(text, str) or ":" not in text:
+        raise QuickIdError(f"quick id must look like '<kind>:<id>', got {text!r}")
+    prefix, _, rest = text.partition(":")
+    prefix = prefix.strip().lower()
+    try:
+        kind = QUICK_ID_ALIASES.get(prefix) or Kind(prefix)
+    except ValueError:
+        raise QuickIdError(f"unknown quick id kind {prefix!r}") from None
+    parts = rest.split(".")
+    depth = ID_DEPTH.get(kind, 1)
+    if len(parts) < depth or any(not p for p in parts[:depth]):
+        raise QuickIdError(f"quick id {text!r} needs {depth} non-empty dotted segment(s) for {kind.value}")
+    return QuickId(kind=kind, segments=tuple(parts[:depth]), key_path=".".join(parts[depth:]))
+
+
+def quick_id(kind: Kind | str, entity_id: str) -> str:
+    return f"{Kind(kind).value}:{entity_id}"
+
+
+def composite_id(*segments: str) -> str:
+    return ".".join(segments)
+
+
+def kind_of_id(kind: Kind, entity_id: str) -> tuple[str, ...]:
+    """Split a device resource id into its segments, checking the depth."""
+    parts = tuple(entity_id.split("."))
+    if len(parts) != ID_DEPTH[kind] or any(not p for p in parts):
+        raise QuickIdError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
+    return parts
+
+
+# --------------------------------------------------------------------------------------------- models
+
+
+class CamelModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        validate_by_name=True,
+        validate_by_alias=True,
+        serialize_by_alias=True,
+        extra="ignore",
+        use_enum_values=True,
+    )
+
+    def record(self) -> Record:
+        """The JSON-shaped dict that repositories store."""
+        return self.model_dump(mode="json")
+
+
+class State(CamelModel):
+    status: StateStatus = StateStatus.UNAVAILABLE
+    message: str = ""
+    since: str | None = None
+
+
+class Payload(CamelModel):
+    """A field's current or previous value. ``sequence`` breaks ties between equal edge timestamps."""
+
+    value: Any = None
+    is_received: bool = False
+    timestamp: str | None = None
+    sequence: int = 0
+
+
+class _Labelled(CamelModel):
+    labels: dict[str, str] = PydField(default_factory=dict)
+    others: dict[str, Any] = PydField(default_factory=dict)
+    modified_on: str | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_strings(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {str(k): v if isinstance(v, str) else str(v).lower() if isinstance(v, bool) else str(v)
+                    for k, v in value.items()}
+        return value
+
+
+def _check_segment(value: str, what: str) -> str:
+    if not ID_PATTERN.match(value):
+        raise ValueError(f"{what} {value!r} must be 1-128 characters of letters, digits, '_', '-', ':', '@', "
+                         "'+', '~' (no dots)")
+    return value
+
+
+class Gateway(_Labelled):
+    id: str
+    description: str = ""
+    enabled: bool = True
+    reconnect_delay: str = "15s"
+    queue_failed_message: bool = False
+    provider: dict[str, Any] = PydField(default_factory=dict)
+    message_logger: dict[str, Any] = PydField(default_factory=dict)
+    state: State = PydField(default_factory=State)
+    last_transaction: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_segment(value, "gateway id")
+
+
+class Node(_Labelled):
+    id: str = ""
+    gateway_id: str
+    node_id: str
+    name: str = ""
+    state: State = PydField(default_factory=State)
+    last_seen: str | None = None
+
+    @field_validator("gateway_id", "node_id")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        return _check_segment(value, "id")
+
+    def model_post_init(self, _context: Any) -> None:
+        self.id = composite_id(self.gateway_id, self.node_id)
+
+
+class Source(_Labelled):
+    id: str = ""
+    gateway_id: str
+    node_id: str
+    source_id: str
+    name: str = ""
+    last_seen: str | None = None
+
+    @field_validator("gateway_id", "node_id", "source_id")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        return _check_segment(value, "id")
+
+    def model_post_init(self, _context: Any) -> None:
+        self.id = composite_id(self.gateway_id, self.node_id, self.source_id)
+
+
+class FieldModel(_Labelled):
+    """A field (named ``FieldModel`` so as not to shadow pydantic's ``Field``)."""
+
+    id: str = ""
+    gateway_id: str
+    node_id: str
+    source_id: str
+    field_id: str
+    name: str = ""
+    metric_type: MetricType = MetricType.NONE
+    current: Payload = PydField(default_factory=Payload)
+    previous: Payload = PydField(default_factory=Payload)
+    formatter: dict[str, Any] = PydField(default_factory=dict)
+    unit: str = ""
+    no_change_since: str | None = None
+    last_seen: str | None = None
+
+    @field_validator("gateway_id", "node_id", "source_id", "field_id")
+    @classmethod
+    def _ids(cls, value: str) -> str:
+        return _check_segment(value, "id")
+
+    def model_post_init(self, _context: Any) -> None:
+        self.id = composite_id(self.gateway_id, self.node_id, self.source_id, self.field_id)
+
+
+DEVICE_MODELS: Final[dict[Kind, type[CamelModel]]] = {
+    Kind.GATEWAY: Gateway,
+    Kind.NODE: Node,
+    Kind.SOURCE: Source,
+    Kind.FIELD: FieldModel,
+}
+
+
+def kind_of_record(record: Record) -> Kind:
+    """Which device kind a record is, from the ids it carries."""
+    if "fieldId" in record:
+        return Kind.FIELD
+    if "sourceId" in record:
+        return Kind.SOURCE
+    if "nodeId" in record:
+        return Kind.NODE
+    return Kind.GATEWAY
+
+
+def parent_id(kind: Kind, entity_id: str) -> str | None:
+    if kind not in PARENT_KIND:
+        return None
+    return entity_id.rpartition(".")[0]
+
+
+@dataclass(slots=True)
+class DomainEvent:
+    """What the processor and the API announce on the bus; the websocket sends it as the reference does.
+
+    A slotted dataclass, not a pydantic model: the processor makes one per changed entity per batch.
+    """
+
+    type: str
+    entity_type: str
+    entity_id: str
+    entity_quick_id: str
+    entity: Record | None = None
+
+    def to_dict(self) -> Record:
+        return {
+            "type": self.type,
+            "entityType": self.entity_type,
+            "entityId": self.entity_id,
+            "entityQuickId": self.entity_quick_id,
+            "entity": self.entity,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Record) -> DomainEvent:
+        return cls(
+            type=str(data["type"]),
+            entity_type=str(data["entityType"]),
+            entity_id=str(data["entityId"]),
+            entity_quick_id=str(data.get("entityQuickId") or f"{data['entityType']}:{data['entityId']}"),
+            entity=data.get("entity"),
+        )
+
+
+def event(event_type: EventType | Literal["created", "updated", "deleted", "requested"], kind: Kind | str,
+          record: Record) -> DomainEvent:
+    """A domain event for a record."""
+    kind_value = kind.value if isinstance(kind, Kind) else kind
+    return DomainEvent(str(event_type), kind_value, record["id"], f"{kind_value}:{record['id']}", record)

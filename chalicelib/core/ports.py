@@ -1,0 +1,207 @@
+"""Ports: the small interfaces the core talks to. Adapters in ``chalicelib/adapters`` implement them.
+
+Nothing here imports boto3 or does I/O. Records are the JSON-shaped dicts described in ``model``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+
+from .envelope import Downlink
+from .model import DomainEvent, Kind, Record
+
+# --------------------------------------------------------------------------------------------- lists
+
+FilterOperator = Literal[
+    "eq", "ne", "in", "nin", "range_in", "range_not_in", "gt", "lt", "gte", "lte", "exists", "regex"
+]
+FILTER_OPERATORS: tuple[str, ...] = (
+    "eq", "ne", "in", "nin", "range_in", "range_not_in", "gt", "lt", "gte", "lte", "exists", "regex"
+)
+
+
+@dataclass(slots=True, frozen=True)
+class Filter:
+    """``{k, o, v}`` of the reference's list query: key path, operator, value."""
+
+    key: str
+    operator: str = "eq"
+    value: Any = None
+
+
+@dataclass(slots=True, frozen=True)
+class Sort:
+    """``{f, o}``: field key path and order ``asc`` or ``desc``."""
+
+    field: str
+    order: str = "asc"
+
+
+@dataclass(slots=True)
+class ListQuery:
+    filters: list[Filter] = field(default_factory=list)
+    sort_by: list[Sort] = field(default_factory=list)
+    limit: int = 50
+    """Page size; 0 or less means no limit."""
+    offset: int = 0
+
+
+@dataclass(slots=True)
+class ListResult:
+    count: int
+    """How many records match the filters, before paging."""
+    limit: int
+    offset: int
+    data: list[Record]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"count": self.count, "limit": self.limit, "offset": self.offset, "data": self.data}
+
+
+# --------------------------------------------------------------------------------------------- repository
+
+
+class ConditionFailed(Exception):
+    """A conditional write found newer state stored; the write was not applied."""
+
+
+@runtime_checkable
+class Repository(Protocol):
+    """Where resources live. Device kinds have composite ids (``gw.node.src.field``); other kinds plain ids.
+
+    Records returned are shared and must not be mutated.
+    """
+
+    def get(self, kind: Kind, entity_id: str) -> Record | None: ...
+
+    def get_many(self, kind: Kind, ids: Iterable[str]) -> dict[str, Record]:
+        """The records that exist among ``ids``, by id. Missing ids are simply absent."""
+        ...
+
+    def put(self, kind: Kind, record: Record) -> None:
+        """Create or replace one record unconditionally (API upserts)."""
+        ...
+
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+        """Create or replace records, batched where the store can.
+
+        With ``if_newer`` (field values from devices), a record is written only if none is stored or the stored
+        one's ``current`` (timestamp, then sequence) is older than the new one's; the ids not written because
+        newer state was already stored are returned. This is the order-safety guard under concurrency.
+        """
+        ...
+
+    def query(self, kind: Kind, query: ListQuery) -> ListResult:
+        """Filter, sort and page records of one kind (the API list semantics)."""
+        ...
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        """Direct children of a gateway (nodes), node (sources) or source (fields)."""
+        ...
+
+    def delete(self, kind: Kind, ids: Sequence[str]) -> list[tuple[Kind, Record]]:
+        """Delete records and, for device kinds, everything beneath them (gateway → nodes → sources → fields).
+
+        Returns what was deleted, children included, so callers can announce it.
+        """
+        ...
+
+    def seen(self, message_ids: Sequence[str]) -> set[str]:
+        """Which of these message ids were applied before (idempotence across redeliveries)."""
+        ...
+
+    def mark_seen(self, message_ids: Sequence[str]) -> None:
+        """Remember message ids as applied; called after their effects are stored."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------- metrics
+
+
+class MetricPoint(NamedTuple):
+    """One value for the metric store. ``field_id`` is the composite ``gw.node.src.field``."""
+
+    field_id: str
+    gateway_id: str
+    node_id: str
+    source_id: str
+    field_key: str
+    metric_type: str
+    value: Any
+    timestamp_ms: int
+
+
+@dataclass(slots=True)
+class MetricQuery:
+    """One field's metrics over ``[start_ms, stop_ms)``; with ``window_ms`` aggregated per window.
+
+    ``functions``: mean, min, max, median, sum, count, first, last, percentile_NN (NN in 1..99).
+    Without a window the raw points come back (``{"time", "value"}``).
+    """
+
+    field_id: str
+    metric_type: str
+    start_ms: int
+    stop_ms: int
+    window_ms: int | None = None
+    functions: list[str] = field(default_factory=lambda: ["mean"])
+
+
+class MetricStore(Protocol):
+    def write(self, points: Sequence[MetricPoint]) -> None:
+        """Store points. Writing the same (field, timestamp) twice keeps one point (idempotent)."""
+        ...
+
+    def query(self, query: MetricQuery) -> list[dict[str, Any]]:
+        """Rows ordered by time: ``{"time": iso8601, "value": v}`` raw, or ``{"time", "<function>": v…}``."""
+        ...
+
+    def flush(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------- bus
+
+
+@dataclass(slots=True)
+class BusEvent:
+    """An EventBridge-shaped event: ``source``, ``detail-type`` and a JSON ``detail``."""
+
+    source: str
+    detail_type: str
+    detail: dict[str, Any]
+
+
+EVENT_SOURCE = "mycontroller"
+
+
+def bus_event(domain_event: DomainEvent) -> BusEvent:
+    """Domain events travel with detail-type ``<entityType>.<type>`` (``field.updated``)."""
+    return BusEvent(EVENT_SOURCE, f"{domain_event.entity_type}.{domain_event.type}", domain_event.to_dict())
+
+
+class EventBus(Protocol):
+    def publish(self, events: Sequence[BusEvent]) -> None:
+        """Deliver events at least once; raises only when events could not be handed over after retries."""
+        ...
+
+    def subscribe(self, name: str, pattern: dict[str, Any], handler: Callable[[BusEvent], None]) -> None:
+        """Run ``handler`` for events matching an EventBridge-style pattern (in-process buses; in AWS
+        subscriptions are EventBridge rules declared in ``infra/``)."""
+        ...
+
+    def close(self) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------- downlink
+
+
+class DownlinkSender(Protocol):
+    def send(self, downlinks: Sequence[Downlink]) -> None:
+        """Hand messages to the gateways' edge agents (iot-data publish to the down topic, or in-process)."""
+        ...
