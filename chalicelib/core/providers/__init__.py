@@ -1,0 +1,24 @@
+"""Gateway providers: each turns its devices' raw messages into provider-neutral operations (``core.ops``).
+
+Home Assistant style: one folder a provider, holding its codec and interpreter.
+"""
+
+from __future__ import annotations
+
+from ..ops import Interpreter
+
+
+def default_interpreters() -> dict[str, Interpreter]:
+    """Every provider the processor understands, by the ``provider`` name envelopes carry."""
+    from .edge_state import EdgeStateInterpreter
+    from .mc_json.interpreter import McJsonInterpreter
+    from .mysensors.interpreter import MySensorsInterpreter
+
+    interpreters: list[Interpreter] = [MySensorsInterpreter(), McJsonInterpreter(), EdgeStateInterpreter()]
+    try:
+        from .tasmota.interpreter import TasmotaInterpreter
+    except ImportError:
+        pass
+    else:
+        interpreters.append(TasmotaInterpreter())
+    return {interpreter.provider: interpreter for interpreter in interpreters}

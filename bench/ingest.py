@@ -1,0 +1,137 @@
+"""Ingest benchmark: MySensors traffic through the processor, as the ingest queue would deliver it.
+
+100 nodes x 5 sensors present themselves, then at least 200,000 set messages with random values and a
+realistic share of internal messages (battery, heartbeat, time requests) follow. The edge packs envelopes
+into publishes of at most 5 KB; SQS hands the ingest function 10 publishes a batch. Each batch is decoded
+and processed with the memory repository and the embedded (SQLite file) metric store, end to end.
+
+Prints, as its last line:
+``ingest: <N> msg/s, <W> repo writes/1000 msgs, <E> events/1000 msgs, peak RSS <M> MB``
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore  # noqa: E402
+from chalicelib.adapters.repository_memory import MemoryRepository  # noqa: E402
+from chalicelib.core.envelope import Envelope, decode_publish, encode_publish  # noqa: E402
+from chalicelib.core.processor import Processor  # noqa: E402
+
+SENSORS = [  # child id, S_ type, V_ type, value generator
+    (1, 6, 0, lambda r: f"{r.uniform(-10, 35):.1f}"),  # S_TEMP / V_TEMP
+    (2, 7, 1, lambda r: f"{r.uniform(20, 90):.0f}"),  # S_HUM / V_HUM
+    (3, 16, 23, lambda r: str(r.randint(0, 1000))),  # S_LIGHT_LEVEL / V_LIGHT_LEVEL
+    (4, 3, 2, lambda r: str(r.randint(0, 1))),  # S_BINARY / V_STATUS
+    (5, 13, 17, lambda r: f"{r.uniform(0, 2500):.1f}"),  # S_POWER / V_WATT
+]
+MAX_PUBLISH_BYTES = 5_000
+PUBLISHES_PER_BATCH = 10
+
+
+def presentation_lines(nodes: int) -> list[str]:
+    lines: list[str] = []
+    for node in range(1, nodes + 1):
+        lines += [f"{node};255;0;0;17;2.3.2", f"{node};255;3;0;11;Bench node {node}", f"{node};255;3;0;12;1.0"]
+        lines += [f"{node};{child};0;0;{s_type};sensor {child}" for child, s_type, _, _ in SENSORS]
+    return lines
+
+
+def traffic_lines(nodes: int, count: int, rng: random.Random) -> list[str]:
+    lines: list[str] = []
+    for _ in range(count):
+        node = rng.randint(1, nodes)
+        roll = rng.random()
+        if roll < 0.02:
+            lines.append(f"{node};255;3;0;0;{rng.randint(0, 100)}")  # I_BATTERY_LEVEL
+        elif roll < 0.03:
+            lines.append(f"{node};255;3;0;22;{rng.randint(0, 100000)}")  # I_HEARTBEAT_RESPONSE
+        elif roll < 0.035:
+            lines.append(f"{node};255;3;0;1;")  # I_TIME request, answered by the controller
+        else:
+            child, _, v_type, gen = SENSORS[rng.randrange(len(SENSORS))]
+            lines.append(f"{node};{child};1;0;{v_type};{gen(rng)}")
+    return lines
+
+
+def pack(lines: list[str], gateway: str, t0: int, seq0: int) -> list[str]:
+    """Envelope every line and pack them into publishes of at most MAX_PUBLISH_BYTES, as the edge does."""
+    publishes: list[str] = []
+    current: list[Envelope] = []
+    size = 20
+    for i, line in enumerate(lines):
+        seq = seq0 + i
+        envelope = Envelope(gateway, "mysensors_v2", t0 + i, seq, f"bench-{gateway}-{seq}", line)
+        item = len(line) + len(gateway) * 2 + 70
+        if current and size + item > MAX_PUBLISH_BYTES:
+            publishes.append(encode_publish(current))
+            current, size = [], 20
+        current.append(envelope)
+        size += item
+    if current:
+        publishes.append(encode_publish(current))
+    return publishes
+
+
+def run(nodes: int, messages: int, seed: int) -> None:
+    rng = random.Random(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = MemoryRepository(Path(tmp) / "storage", dump_interval_s=3600)
+        metrics = EmbeddedMetricStore(Path(tmp) / "metrics.sqlite")
+        processor = Processor(repo, metrics)
+        t0 = int(time.time() * 1000)
+        setup = pack(presentation_lines(nodes), "bench", t0, 1)
+        for body in setup:
+            envelopes, _ = decode_publish(body)
+            processor.acknowledge(processor.process(envelopes))
+        lines = traffic_lines(nodes, messages, rng)
+        publishes = pack(lines, "bench", t0 + 1_000_000, 1_000_000)
+        batches = [publishes[i:i + PUBLISHES_PER_BATCH] for i in range(0, len(publishes), PUBLISHES_PER_BATCH)]
+        writes = events = failures = processed = downlinks = 0
+        gc.collect()
+        started = time.perf_counter()
+        for batch in batches:
+            envelopes: list[Envelope] = []
+            for body in batch:
+                good, _bad = decode_publish(body)
+                envelopes.extend(good)
+            result = processor.process(envelopes)
+            processor.acknowledge(result)
+            writes += result.repo_writes
+            events += len(result.events)
+            failures += len(result.failures)
+            downlinks += len(result.downlinks)
+            processed += len(envelopes)
+        elapsed = time.perf_counter() - started
+        metrics.flush()
+        repo.close()
+        metrics.close()
+    rate = processed / elapsed
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    per_batch = processed / max(1, len(batches))
+    print(f"nodes {nodes}, fields {nodes * len(SENSORS)}, messages {processed}, batches {len(batches)} "
+          f"(~{per_batch:.0f} msgs each), failures {failures}, downlinks {downlinks}, {elapsed:.2f} s")
+    print(f"ingest: {rate:,.0f} msg/s, {writes * 1000 / processed:.0f} repo writes/1000 msgs, "
+          f"{events * 1000 / processed:.0f} events/1000 msgs, peak RSS {peak_mb:.0f} MB")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--nodes", type=int, default=100)
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args()
+    run(args.nodes, args.messages, args.seed)
+
+
+if __name__ == "__main__":
+    main()

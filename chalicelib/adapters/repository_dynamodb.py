@@ -1,0 +1,451 @@
+"""The AWS repository: one DynamoDB table (single-table design) through pynamodb.
+
+Key design (attribute: meaning)
+
+* ``pk`` (table hash key, no sort key): ``<kind>#<id>`` (``field#gw1.4.1.V_TEMP``, ``task#t1``). One item per
+  record, so writes spread over every partition and a field update touches exactly one item.
+* ``doc``: the record as compact JSON (exact round trip: no float/Decimal surprises, one attribute to read).
+* ``ts`` / ``seq``: the record's ``current.timestamp`` (``""`` when none; fixed-width RFC 3339, so string order
+  is time order) and ``current.sequence`` (0 when none), kept on every item for the order-safety condition
+  ``attribute_not_exists(pk) OR ts < :ts OR (ts = :ts AND seq < :seq)``.
+* GSI ``by_kind`` (KEYS_ONLY): ``kk`` = ``<kind>#<shard>`` hash, ``pk`` range. Lists a kind. Device kinds with
+  many items are sharded (``crc32(id) % shards``) so that creating thousands of fields at once does not
+  throttle one index partition; listing queries every shard.
+* GSI ``by_tree`` (KEYS_ONLY): ``tree`` = the gateway id hash (device kinds only), ``pk`` range. A gateway's
+  whole subtree is one partition of the index, so children are one Query with ``begins_with`` on ``pk``
+  (sources of ``gw.n``: ``source#gw.n.``) and a gateway's cascade delete is one Query.
+* Seen message ids: items ``SEEN#<message id>`` with a ``ttl`` (epoch seconds, 7 days) and nothing else, so
+  they appear in no index.
+
+Both indexes are KEYS_ONLY and their keys never change after creation, so a field value update writes the table
+item only (no index write units); reads through an index fetch the documents with BatchGetItem. Lists read all
+records of a kind and filter/sort/page them with ``core/query.py``: a scan of one kind, fine for the thousands
+of resources an installation has. At hundreds of thousands of records per kind it would need real indexes for
+common filters (e.g. a GSI on ``labels`` values) or a search service, and keyset paging instead of offsets.
+
+Every DynamoDB call is counted in ``calls`` (``get``, ``batch_get``, ``put``, ``batch_write``, ``query``; plus
+``write_units`` estimated from item sizes, ``items_written``, ``items_deleted``, ``conditional_rejected``,
+``retries``) for the cost benchmarks, and in ``consumed`` the read/write capacity units DynamoDB reports.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import math
+import os
+import random
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Final
+
+from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
+from pynamodb.connection import TableConnection
+from pynamodb.exceptions import PutError
+from pynamodb.expressions.condition import Condition
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
+from pynamodb.models import Model
+
+from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, Kind, Record
+from chalicelib.core.ports import ListQuery, ListResult
+from chalicelib.core.query import apply_query
+
+SEEN_PREFIX: Final = "SEEN#"
+SEEN_TTL_S: Final = 7 * 24 * 3600
+BATCH_GET_MAX: Final = 100
+BATCH_WRITE_MAX: Final = 25
+MAX_ATTEMPTS: Final = 8
+KIND_SHARDS: Final[dict[Kind, int]] = {Kind.FIELD: 8, Kind.SOURCE: 4, Kind.NODE: 4}
+"""Partitions of the ``by_kind`` index per kind (1 for the others). Changing it needs a re-index."""
+_DEPTH_ORDER: Final = {kind: depth for depth, kind in enumerate(DEVICE_KINDS)}
+
+RawItem = dict[str, dict[str, Any]]
+
+
+class RepositoryError(RuntimeError):
+    """DynamoDB did not take a batch after retries; the message says how much is left unprocessed."""
+
+
+class _ByKind(GlobalSecondaryIndex["_Item"]):
+    class Meta:
+        index_name = "by_kind"
+        projection = KeysOnlyProjection()
+
+    kk = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class _ByTree(GlobalSecondaryIndex["_Item"]):
+    class Meta:
+        index_name = "by_tree"
+        projection = KeysOnlyProjection()
+
+    tree = UnicodeAttribute(hash_key=True)
+    pk = UnicodeAttribute(range_key=True)
+
+
+class _Item(Model):
+    """The table schema; each repository binds a subclass to its table name, region and endpoint."""
+
+    class Meta:
+        table_name = "mycontroller"
+        billing_mode = "PAY_PER_REQUEST"
+
+    pk = UnicodeAttribute(hash_key=True)
+    kk = UnicodeAttribute(null=True)
+    tree = UnicodeAttribute(null=True)
+    doc = UnicodeAttribute(null=True)
+    ts = UnicodeAttribute(null=True)
+    seq = NumberAttribute(null=True)
+    ttl = TTLAttribute(null=True)
+    by_kind = _ByKind()
+    by_tree = _ByTree()
+
+
+def _bind(table_name: str, region: str | None, host: str | None) -> type[_Item]:
+    meta = type("Meta", (), {"table_name": table_name, "region": region, "host": host,
+                             "billing_mode": "PAY_PER_REQUEST"})
+    return type(f"_Item_{table_name}", (_Item,), {"Meta": meta, "__module__": __name__})
+
+
+def _hash_first(key_schema: Iterable[Any]) -> list[dict[str, Any]]:
+    """DynamoDB wants the HASH key listed before the RANGE key (pynamodb lists attributes by name)."""
+    return sorted((dict(k) for k in key_schema), key=lambda k: k["KeyType"])
+
+
+def table_definition(table_name: str | None = None) -> dict[str, Any]:
+    """The table as CloudFormation ``AWS::DynamoDB::Table`` properties, derived from the pynamodb schema."""
+    schema = _Item._get_schema()
+    properties: dict[str, Any] = {
+        "BillingMode": "PAY_PER_REQUEST",
+        "AttributeDefinitions": [dict(a) for a in schema["attribute_definitions"]],
+        "KeySchema": _hash_first(schema["key_schema"]),
+        "GlobalSecondaryIndexes": [
+            {
+                "IndexName": index["index_name"],
+                "KeySchema": _hash_first(index["key_schema"]),
+                "Projection": dict(index["projection"]),
+            }
+            for index in sorted(schema["global_secondary_indexes"], key=lambda i: i["index_name"])
+        ],
+        "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+    }
+    if table_name:
+        properties = {"TableName": table_name, **properties}
+    return properties
+
+
+def create_table(table_name: str, region: str | None = None, host: str | None = None) -> None:
+    """Create the table (on-demand, with TTL) if it does not exist and wait until it is active."""
+    _bind(table_name, _region(region), host).create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+
+
+def _region(region: str | None) -> str:
+    return region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def _key(kind: Kind, entity_id: str) -> str:
+    return f"{kind.value}#{entity_id}"
+
+
+def _kind_key(kind: Kind, entity_id: str) -> str:
+    shards = KIND_SHARDS.get(kind, 1)
+    shard = zlib.crc32(entity_id.encode("utf-8")) % shards if shards > 1 else 0
+    return f"{kind.value}#{shard}"
+
+
+def _units(item: RawItem) -> int:
+    """Write units of an item: DynamoDB bills ceil(size / 1 KB), size = names + values in bytes."""
+    size = 0
+    for name, value in item.items():
+        size += len(name)
+        for type_, data in value.items():
+            size += len(data.encode("utf-8")) if type_ == "S" else (len(data) + 1) // 2 + 1
+    return max(1, math.ceil(size / 1024))
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+class DynamoDBRepository:
+    """``Repository`` on one DynamoDB table. ``host`` is an endpoint URL (DynamoDB Local), ``None`` for AWS.
+
+    Reads are strongly consistent by default (the processor reads then writes; stale reads would turn into
+    stale writes of nodes and sources). Conditional field writes run on ``write_concurrency`` threads.
+    """
+
+    def __init__(self, table_name: str, region: str | None = None, host: str | None = None, *,
+                 consistent_reads: bool = True, write_concurrency: int = 8) -> None:
+        self.table_name = table_name
+        self._model = _bind(table_name, _region(region), host)
+        self._conn: TableConnection = self._model._get_connection()
+        _ = self._conn.connection.client  # create the botocore client now, once (its creation is not thread-safe)
+        self._consistent = consistent_reads
+        self._write_concurrency = max(1, write_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._calls_lock = threading.Lock()
+        self.calls: collections.Counter[str] = collections.Counter()
+        self.consumed: dict[str, float] = {"read": 0.0, "write": 0.0}
+        """Capacity units DynamoDB reports as consumed (``ReturnConsumedCapacity=TOTAL``)."""
+
+    def create_table(self) -> None:
+        """Create this repository's table if missing (tests, the local set-up); AWS deploys use ``infra/``."""
+        self._model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+
+    # ----------------------------------------------------------------------------------------- plumbing
+
+    def _count(self, name: str, amount: int = 1) -> None:
+        with self._calls_lock:
+            self.calls[name] += amount
+
+    def _call(self, name: str, write: bool, fn: Callable[..., dict[str, Any]], *args: Any, **kwargs: Any
+              ) -> dict[str, Any]:
+        self._count(name)
+        data = fn(*args, **kwargs) or {}
+        capacity = data.get("ConsumedCapacity")
+        if capacity:
+            total = sum(c.get("CapacityUnits", 0) for c in (capacity if isinstance(capacity, list) else [capacity]))
+            with self._calls_lock:
+                self.consumed["write" if write else "read"] += total
+        return data
+
+    def _backoff(self, attempt: int, what: str, left: int) -> None:
+        if attempt >= MAX_ATTEMPTS:
+            raise RepositoryError(f"{what}: {left} request(s) still unprocessed after {MAX_ATTEMPTS} attempts "
+                                  f"on table {self.table_name!r}")
+        self._count("retries")
+        time.sleep(min(2.0, 0.025 * 2**attempt) * (0.5 + random.random()))
+
+    def _item(self, kind: Kind, record: Record) -> RawItem:
+        entity_id = record["id"]
+        current = record.get("current")
+        if isinstance(current, dict):
+            ts, seq = current.get("timestamp") or "", int(current.get("sequence") or 0)
+        else:
+            ts, seq = "", 0
+        item: RawItem = {
+            "pk": {"S": _key(kind, entity_id)},
+            "kk": {"S": _kind_key(kind, entity_id)},
+            "doc": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
+            "ts": {"S": ts},
+            "seq": {"N": str(seq)},
+        }
+        if kind in ID_DEPTH:
+            item["tree"] = {"S": entity_id.partition(".")[0]}
+        return item
+
+    def _batch_get(self, keys: Iterable[str], attributes: list[str]) -> list[RawItem]:
+        """BatchGetItem in pages of 100, retrying unprocessed keys with backoff."""
+        unique = list(dict.fromkeys(keys))  # DynamoDB refuses duplicate keys in one batch
+        found: list[RawItem] = []
+        for chunk in _chunks(unique, BATCH_GET_MAX):
+            pending: list[Any] = [{"pk": {"S": k}} for k in chunk]
+            attempt = 0
+            while pending:
+                data = self._call("batch_get", False, self._conn.batch_get_item, pending,
+                                  consistent_read=self._consistent, attributes_to_get=attributes)
+                found.extend(data.get("Responses", {}).get(self.table_name, []))
+                pending = data.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
+                if pending:
+                    attempt += 1
+                    self._backoff(attempt, "BatchGetItem", len(pending))
+        return found
+
+    def _batch_write(self, puts: Sequence[RawItem] = (), deletes: Sequence[str] = ()) -> None:
+        """BatchWriteItem in batches of 25, retrying unprocessed items with backoff."""
+        requests: list[tuple[str, Any]] = [("delete", {"pk": {"S": k}}) for k in deletes]
+        requests += [("put", item) for item in puts]
+        for chunk in _chunks(requests, BATCH_WRITE_MAX):
+            put_items = [body for action, body in chunk if action == "put"]
+            delete_items = [body for action, body in chunk if action == "delete"]
+            with self._calls_lock:
+                self.calls["write_units"] += sum(_units(i) for i in put_items) + len(delete_items)
+                self.calls["items_written"] += len(put_items)
+                self.calls["items_deleted"] += len(delete_items)
+            attempt = 0
+            while put_items or delete_items:
+                data = self._call("batch_write", True, self._conn.batch_write_item,
+                                  put_items=put_items, delete_items=delete_items)
+                unprocessed = data.get("UnprocessedItems", {}).get(self.table_name, [])
+                put_items = [u["PutRequest"]["Item"] for u in unprocessed if "PutRequest" in u]
+                delete_items = [u["DeleteRequest"]["Key"] for u in unprocessed if "DeleteRequest" in u]
+                if unprocessed:
+                    attempt += 1
+                    self._backoff(attempt, "BatchWriteItem", len(unprocessed))
+
+    def _query_keys(self, index: str, hash_key: str, prefix: str | None = None) -> list[str]:
+        """Table keys from a KEYS_ONLY index query, all pages."""
+        condition = self._model.pk.startswith(prefix) if prefix else None
+        keys: list[str] = []
+        start: Any = None
+        while True:
+            data = self._call("query", False, self._conn.query, hash_key, range_key_condition=condition,
+                              index_name=index, exclusive_start_key=start)
+            keys.extend(item["pk"]["S"] for item in data.get("Items", []))
+            start = data.get("LastEvaluatedKey")
+            if not start:
+                return keys
+
+    def _docs(self, keys: Iterable[str]) -> dict[str, Record]:
+        """Records by table key."""
+        return {item["pk"]["S"]: json.loads(item["doc"]["S"])
+                for item in self._batch_get(keys, ["pk", "doc"]) if "doc" in item}
+
+    # ----------------------------------------------------------------------------------------- reads
+
+    def get(self, kind: Kind, entity_id: str) -> Record | None:
+        data = self._call("get", False, self._conn.get_item, _key(kind, entity_id),
+                          consistent_read=self._consistent, attributes_to_get=["doc"])
+        item = data.get("Item")
+        return json.loads(item["doc"]["S"]) if item and "doc" in item else None
+
+    def get_many(self, kind: Kind, ids: Iterable[str]) -> dict[str, Record]:
+        """BatchGetItem, 100 keys a call (the processor's one read per kind per batch)."""
+        prefix_len = len(kind.value) + 1
+        return {key[prefix_len:]: record for key, record in self._docs(_key(kind, i) for i in ids).items()}
+
+    def query(self, kind: Kind, query: ListQuery) -> ListResult:
+        """Reads every record of the kind (index keys, then documents), then filters/sorts/pages in Python."""
+        keys: list[str] = []
+        for shard in range(KIND_SHARDS.get(kind, 1)):
+            keys.extend(self._query_keys("by_kind", f"{kind.value}#{shard}"))
+        return apply_query(self._docs(keys).values(), query)
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        """One Query on the gateway's ``by_tree`` partition with the parent's id as key prefix."""
+        child_kind = CHILD_KIND.get(kind)
+        if child_kind is None or not parent_id:
+            return []
+        keys = self._query_keys("by_tree", parent_id.partition(".")[0], f"{child_kind.value}#{parent_id}.")
+        return sorted(self._docs(keys).values(), key=lambda r: str(r.get("id")))
+
+    def seen(self, message_ids: Sequence[str]) -> set[str]:
+        """BatchGetItem of the ``SEEN#`` items; an expired one counts as forgotten even before TTL removes it."""
+        now = int(time.time())
+        found: set[str] = set()
+        for item in self._batch_get((SEEN_PREFIX + m for m in message_ids), ["pk", "ttl"]):
+            expires = item.get("ttl", {}).get("N")
+            if expires is None or int(expires) > now:  # TTL deletion lags; expired means forgotten
+                found.add(item["pk"]["S"][len(SEEN_PREFIX):])
+        return found
+
+    # ----------------------------------------------------------------------------------------- writes
+
+    def put(self, kind: Kind, record: Record) -> None:
+        entity_id = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(entity_id, str) or not entity_id:
+            raise ValueError(f"{Kind(kind).value} record needs a non-empty string 'id'")
+        if kind in ID_DEPTH and len(entity_id.split(".")) != ID_DEPTH[kind]:
+            raise ValueError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
+        item = self._item(kind, record)
+        self._count("write_units", _units(item))
+        self._count("items_written")
+        self._call("put", True, self._conn.put_item, item["pk"]["S"],
+                   attributes={k: v for k, v in item.items() if k != "pk"})
+
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+        """BatchWriteItem (25 a call) when unconditional; with ``if_newer`` one conditional PutItem per record,
+        a failed condition meaning "newer already stored" (its id is returned, nothing raised)."""
+        if not records:
+            return []
+        if not if_newer:
+            last: dict[str, RawItem] = {}
+            for record in records:  # the last write of an id wins, as it would one after another
+                item = self._item(kind, record)
+                last[item["pk"]["S"]] = item
+            self._batch_write(puts=list(last.values()))
+            return []
+        # BatchWriteItem takes no conditions: one conditional PutItem per record, in parallel. Repeats of an
+        # id go in later rounds so that they apply in order, as they would one after another.
+        rounds: list[list[tuple[int, RawItem]]] = []
+        occurrences: collections.Counter[str] = collections.Counter()
+        for position, record in enumerate(records):
+            item = self._item(kind, record)
+            n = occurrences[item["pk"]["S"]]
+            occurrences[item["pk"]["S"]] += 1
+            if n == len(rounds):
+                rounds.append([])
+            rounds[n].append((position, item))
+        rejected: list[tuple[int, str]] = []
+        for batch in rounds:
+            outcomes = self._map(self._put_if_newer, [item for _, item in batch])
+            rejected.extend((position, records[position]["id"])
+                            for (position, _), written in zip(batch, outcomes, strict=True) if not written)
+        return [entity_id for _, entity_id in sorted(rejected)]
+
+    def _put_if_newer(self, item: RawItem) -> bool:
+        ts, seq = item["ts"]["S"], int(item["seq"]["N"])
+        model = self._model
+        condition: Condition = (model.pk.does_not_exist() | (model.ts < ts)
+                                | ((model.ts == ts) & (model.seq < seq)))
+        self._count("write_units", _units(item))  # a failed condition is billed too
+        try:
+            self._call("put", True, self._conn.put_item, item["pk"]["S"],
+                       attributes={k: v for k, v in item.items() if k != "pk"}, condition=condition)
+        except PutError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                self._count("conditional_rejected")
+                return False
+            raise
+        self._count("items_written")
+        return True
+
+    def _map(self, fn: Callable[[RawItem], bool], items: list[RawItem]) -> list[bool]:
+        if len(items) == 1 or self._write_concurrency == 1:
+            return [fn(item) for item in items]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._write_concurrency, thread_name_prefix="dynamodb-put")
+            pool = self._pool
+        return list(pool.map(fn, items))
+
+    def delete(self, kind: Kind, ids: Sequence[str]) -> list[tuple[Kind, Record]]:
+        """Finds the subtree with ``by_tree`` prefix queries, reads it (to return it) and batch-deletes it.
+
+        Not atomic: a child created by a concurrent batch between the query and the delete survives, as it
+        would have if created just after; the next delete of the parent takes it.
+        """
+        deleted: list[tuple[Kind, Record]] = []
+        done: set[str] = set()
+        for entity_id in dict.fromkeys(ids):
+            keys = [_key(kind, entity_id)]
+            if kind in CHILD_KIND:
+                tree = entity_id.partition(".")[0]
+                if kind == Kind.GATEWAY:
+                    keys += self._query_keys("by_tree", tree)
+                else:
+                    depth = _DEPTH_ORDER[kind]
+                    for below in DEVICE_KINDS[depth + 1:]:
+                        keys += self._query_keys("by_tree", tree, f"{below.value}#{entity_id}.")
+            keys = [k for k in dict.fromkeys(keys) if k not in done]
+            found = self._docs(keys)
+            # Parents before children, each level in id order (the memory repository's order).
+            items = sorted(((Kind(key.partition("#")[0]), record) for key, record in found.items()),
+                           key=lambda kr: (_DEPTH_ORDER.get(kr[0], -1), str(kr[1].get("id"))))
+            self._batch_write(deletes=list(found))
+            done.update(found)
+            deleted.extend(items)
+        return deleted
+
+    def mark_seen(self, message_ids: Sequence[str]) -> None:
+        """One small item per message id (1 write unit each), expiring after ``SEEN_TTL_S``."""
+        expires = str(int(time.time()) + SEEN_TTL_S)
+        items: list[RawItem] = [{"pk": {"S": SEEN_PREFIX + m}, "ttl": {"N": expires}}
+                                for m in dict.fromkeys(message_ids)]
+        self._batch_write(puts=items)
+
+    def close(self) -> None:
+        """Stop the write threads and the HTTP client. Idempotent."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        client = getattr(self._conn.connection, "_client", None)
+        if client is not None and hasattr(client, "close"):
+            client.close()

@@ -1,0 +1,406 @@
+"""The embedded repository: dicts in memory, dumped to a directory at intervals and on close, loaded on open.
+
+This is the reference's in-memory storage plugin, made crash-safe. The ingest processor calls ``get_many`` and
+``put_many`` for every batch, so those stay a handful of dict operations per record: no copies, no pydantic.
+Records are stored and handed out as they are (shared): callers must never mutate one (see ``model``).
+
+On disk (``data_dir``): one JSON file per kind and one for the seen message ids, each named with the dump
+generation that wrote it (``field.000042.json``), and ``manifest.json`` naming the files of the current state.
+A dump writes the files of the kinds that changed (temp file, flush, fsync, rename, fsync of the directory),
+then replaces the manifest the same way: the manifest rename is the commit, so a crash at any point leaves
+the previous complete state, across all kinds, and files of an unfinished dump are swept on the next open.
+A file that cannot be read on open raises ``RepositoryLoadError`` naming it: data is never dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tempfile
+import threading
+from collections import deque
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
+from chalicelib.core.ports import ListQuery, ListResult
+from chalicelib.core.query import apply_query
+
+log = logging.getLogger(__name__)
+
+FORMAT: Final = "mycontroller-memory-repository"
+VERSION: Final = 1
+MANIFEST: Final = "manifest.json"
+SEEN: Final = "seen"
+DEFAULT_SEEN_CAPACITY: Final = 1_000_000
+_DATA_FILE: Final = re.compile(r"^[a-z_]+\.\d{6,}\.json$")
+_TEMP_FILE: Final = re.compile(r"^\.(manifest|[a-z_]+\.\d{6,})\.json\..+\.tmp$")
+
+
+class RepositoryLoadError(RuntimeError):
+    """A stored file that cannot be read back; the message names the file and what is wrong."""
+
+
+class RepositoryClosedError(RuntimeError):
+    """A write after ``close()``: it could not be persisted any more, so it is refused."""
+
+
+def _encode(document: dict[str, Any]) -> bytes:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make renames in ``path`` durable (no-op where directories cannot be opened, e.g. Windows)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _newer_or_equal(stored: Record, record: Record) -> bool:
+    """Whether the stored ``current`` (timestamp, then sequence) is at least as new as the incoming one.
+
+    Timestamps are fixed-width RFC 3339 strings, so string order is time order; none sorts first.
+    """
+    old, new = stored.get("current"), record.get("current")
+    old_ts = (old.get("timestamp") or "") if isinstance(old, dict) else ""
+    new_ts = (new.get("timestamp") or "") if isinstance(new, dict) else ""
+    if old_ts != new_ts:
+        return old_ts > new_ts
+    old_seq = (old.get("sequence") or 0) if isinstance(old, dict) else 0
+    new_seq = (new.get("sequence") or 0) if isinstance(new, dict) else 0
+    return bool(old_seq >= new_seq)
+
+
+class MemoryRepository:
+    """Dict-backed ``Repository``; ``data_dir=None`` keeps everything in memory only.
+
+    ``dump_interval_s`` <= 0 disables the timer (dumps then happen on ``dump()`` and ``close()`` only).
+    ``seen_capacity`` bounds the remembered message ids (oldest forgotten first).
+    """
+
+    def __init__(self, data_dir: str | Path | None, dump_interval_s: float = 60.0, *,
+                 seen_capacity: int = DEFAULT_SEEN_CAPACITY) -> None:
+        self._data: dict[Kind, dict[str, Record]] = {kind: {} for kind in Kind}
+        # child kind -> parent id -> child ids (a dict as an ordered set): children without a scan
+        self._index: dict[Kind, dict[str, dict[str, None]]] = {kind: {} for kind in PARENT_KIND}
+        self._seen: set[str] = set()
+        self._seen_order: deque[str] = deque()
+        self._seen_capacity = max(1, int(seen_capacity))
+        self._lock = threading.Lock()
+        self._dump_lock = threading.Lock()
+        self._dirty: set[Kind] = set()
+        self._seen_dirty = False
+        self._closed = False
+        self._dir = Path(data_dir) if data_dir is not None else None
+        self._files: dict[str, str] = {}
+        self._generation = 0
+        self.dump_count = 0
+        """Dumps completed since open (for tests and status pages)."""
+        self._stop = threading.Event()
+        self._timer: threading.Thread | None = None
+        if self._dir is not None:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            self._load()
+            if dump_interval_s > 0:
+                self._timer = threading.Thread(target=self._run_timer, args=(float(dump_interval_s),),
+                                               name="memory-repository-dump", daemon=True)
+                self._timer.start()
+
+    # ----------------------------------------------------------------------------------------- reads
+
+    def get(self, kind: Kind, entity_id: str) -> Record | None:
+        return self._data[kind].get(entity_id)
+
+    def get_many(self, kind: Kind, ids: Iterable[str]) -> dict[str, Record]:
+        # Reads take no lock: single dict lookups are atomic under the GIL and records are never mutated.
+        get = self._data[kind].get
+        found: dict[str, Record] = {}
+        for entity_id in ids:
+            record = get(entity_id)
+            if record is not None:
+                found[entity_id] = record
+        return found
+
+    def query(self, kind: Kind, query: ListQuery) -> ListResult:
+        with self._lock:
+            records = list(self._data[kind].values())
+        return apply_query(records, query)
+
+    def children(self, kind: Kind, parent_id: str) -> list[Record]:
+        child_kind = CHILD_KIND.get(kind)
+        if child_kind is None:
+            return []
+        with self._lock:
+            store = self._data[child_kind]
+            ids = list(self._index[child_kind].get(parent_id, ()))
+            return [store[i] for i in sorted(ids)]
+
+    def seen(self, message_ids: Sequence[str]) -> set[str]:
+        known = self._seen
+        return {m for m in message_ids if m in known}
+
+    # ----------------------------------------------------------------------------------------- writes
+
+    def put(self, kind: Kind, record: Record) -> None:
+        entity_id = record.get("id") if isinstance(record, dict) else None
+        if not isinstance(entity_id, str) or not entity_id:
+            raise ValueError(f"{Kind(kind).value} record needs a non-empty string 'id'")
+        if kind in ID_DEPTH and len(entity_id.split(".")) != ID_DEPTH[kind]:
+            raise ValueError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
+        self.put_many(kind, (record,))
+
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+        """Stores the dicts themselves (no copy, no validation: the hot path). Records are applied in order; a
+        record without ``id`` raises ``KeyError`` after the ones before it were stored."""
+        rejected: list[str] = []
+        with self._lock:
+            if self._closed:
+                raise RepositoryClosedError("repository is closed; the write would be lost")
+            store = self._data[kind]
+            index = self._index.get(kind)
+            for record in records:
+                entity_id = record["id"]
+                stored = store.get(entity_id)
+                if stored is None:
+                    if index is not None:
+                        self._index_child(index, entity_id)
+                elif if_newer:
+                    try:  # the usual shape, inlined: this runs for every field value the processor applies
+                        old, new = stored["current"], record["current"]
+                        old_ts, new_ts = old["timestamp"] or "", new["timestamp"] or ""
+                        stale = old_ts > new_ts or (old_ts == new_ts and old["sequence"] >= new["sequence"])
+                    except (KeyError, TypeError):
+                        stale = _newer_or_equal(stored, record)
+                    if stale:
+                        rejected.append(entity_id)
+                        continue
+                store[entity_id] = record
+            self._dirty.add(kind)
+        return rejected
+
+    @staticmethod
+    def _index_child(index: dict[str, dict[str, None]], entity_id: str) -> None:
+        parent = entity_id.rpartition(".")[0]
+        siblings = index.get(parent)
+        if siblings is None:
+            index[parent] = {entity_id: None}
+        else:
+            siblings[entity_id] = None
+
+    def delete(self, kind: Kind, ids: Sequence[str]) -> list[tuple[Kind, Record]]:
+        """Cascades through the parent index; returns parents before children, each level in id order."""
+        deleted: list[tuple[Kind, Record]] = []
+        with self._lock:
+            if self._closed:
+                raise RepositoryClosedError("repository is closed; the delete would be lost")
+            for entity_id in dict.fromkeys(ids):
+                record = self._remove(kind, entity_id)
+                if record is not None:
+                    deleted.append((kind, record))
+                if kind not in CHILD_KIND:
+                    continue
+                # Everything whose id extends this one, orphans included (as DynamoDB's prefix query finds
+                # them), level by level and each level in id order: parents are announced before children.
+                prefix = entity_id + "."
+                for below in DEVICE_KINDS[DEVICE_KINDS.index(kind) + 1:]:
+                    index = self._index[below]
+                    parents = [p for p in index if p == entity_id or p.startswith(prefix)]
+                    for child_id in sorted(c for p in parents for c in index.get(p, ())):
+                        child = self._remove(below, child_id)
+                        if child is not None:
+                            deleted.append((below, child))
+        return deleted
+
+    def _remove(self, kind: Kind, entity_id: str) -> Record | None:
+        record = self._data[kind].pop(entity_id, None)
+        if record is None:
+            return None
+        self._dirty.add(kind)
+        index = self._index.get(kind)
+        if index is not None:
+            parent = entity_id.rpartition(".")[0]
+            siblings = index.get(parent)
+            if siblings is not None:
+                siblings.pop(entity_id, None)
+                if not siblings:
+                    del index[parent]
+        return record
+
+    def mark_seen(self, message_ids: Sequence[str]) -> None:
+        """Remembers the newest ``seen_capacity`` ids (a set for lookups, a deque for the FIFO eviction)."""
+        with self._lock:
+            if self._closed:
+                raise RepositoryClosedError("repository is closed; seen ids would be lost")
+            known, order = self._seen, self._seen_order
+            for message_id in message_ids:
+                if message_id not in known:
+                    known.add(message_id)
+                    order.append(message_id)
+            while len(order) > self._seen_capacity:
+                known.discard(order.popleft())
+            self._seen_dirty = True
+
+    # ----------------------------------------------------------------------------------------- persistence
+
+    def dump(self) -> bool:
+        """Write what changed since the last dump; returns whether anything was written.
+
+        The snapshot is a shallow copy taken under the lock (records are immutable); encoding and file I/O
+        happen outside it so that ingest is not held up. On failure nothing is lost: the kinds stay dirty
+        for the next dump and the previous state on disk stays the current one.
+        """
+        directory = self._dir
+        if directory is None:
+            return False
+        with self._dump_lock:
+            with self._lock:
+                dirty, seen_dirty = self._dirty, self._seen_dirty
+                if not dirty and not seen_dirty:
+                    return False
+                self._dirty, self._seen_dirty = set(), False
+                snapshot = {kind: list(self._data[kind].values()) for kind in dirty}
+                seen = list(self._seen_order) if seen_dirty else None
+            try:
+                generation = self._generation + 1
+                files = dict(self._files)
+                for kind in sorted(snapshot):
+                    name = f"{kind.value}.{generation:06d}.json"
+                    self._write(directory, name, _encode(
+                        {"format": FORMAT, "version": VERSION, "kind": kind.value, "records": snapshot[kind]}))
+                    files[kind.value] = name
+                if seen is not None:
+                    name = f"{SEEN}.{generation:06d}.json"
+                    self._write(directory, name, _encode(
+                        {"format": FORMAT, "version": VERSION, "kind": SEEN, "ids": seen}))
+                    files[SEEN] = name
+                _fsync_dir(directory)  # the data files are durable before the manifest points at them
+                self._write(directory, MANIFEST, _encode(
+                    {"format": FORMAT, "version": VERSION, "generation": generation, "files": files}))
+                _fsync_dir(directory)
+            except BaseException:
+                with self._lock:
+                    self._dirty |= dirty
+                    self._seen_dirty = self._seen_dirty or seen_dirty
+                raise
+            stale = set(self._files.values()) - set(files.values())
+            self._generation, self._files = generation, files
+            for name in stale:
+                try:
+                    (directory / name).unlink()
+                except OSError as error:
+                    log.warning("could not remove old dump file %s: %s", directory / name, error)
+            self.dump_count += 1
+            return True
+
+    @staticmethod
+    def _write(directory: Path, name: str, data: bytes) -> None:
+        """Atomic replace: a reader (or a crash) sees the old file or the whole new one, never a part."""
+        fd, temp = tempfile.mkstemp(dir=directory, prefix=f".{name}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, directory / name)
+        except BaseException:
+            try:
+                os.unlink(temp)
+            except OSError:
+                pass
+            raise
+
+    def _read(self, path: Path) -> dict[str, Any]:
+        try:
+            document = json.loads(path.read_bytes())
+        except FileNotFoundError:
+            raise RepositoryLoadError(f"{path}: listed in {MANIFEST} but missing") from None
+        except (OSError, ValueError) as error:
+            raise RepositoryLoadError(f"{path}: cannot be read as JSON ({error})") from None
+        if not isinstance(document, dict) or document.get("format") != FORMAT:
+            raise RepositoryLoadError(f"{path}: not a {FORMAT} file")
+        if document.get("version") != VERSION:
+            raise RepositoryLoadError(f"{path}: version {document.get('version')!r} is not {VERSION}")
+        return document
+
+    def _load(self) -> None:
+        directory = self._dir
+        assert directory is not None
+        manifest_path = directory / MANIFEST
+        if manifest_path.exists():
+            manifest = self._read(manifest_path)
+            files, generation = manifest.get("files"), manifest.get("generation")
+            if not isinstance(files, dict) or not isinstance(generation, int):
+                raise RepositoryLoadError(f"{manifest_path}: needs 'files' (object) and 'generation' (integer)")
+            for key, name in files.items():
+                if not isinstance(name, str) or not _DATA_FILE.match(name):
+                    raise RepositoryLoadError(f"{manifest_path}: bad file name {name!r} for {key!r}")
+                path = directory / name
+                document = self._read(path)
+                if key == SEEN:
+                    self._load_seen(path, document)
+                else:
+                    self._load_kind(path, key, document)
+            self._files, self._generation = dict(files), generation
+        # Whatever is not in the manifest is an unfinished dump's: sweep it (only our own file names).
+        referenced = set(self._files.values()) | {MANIFEST}
+        for entry in directory.iterdir():
+            if entry.name not in referenced and (_DATA_FILE.match(entry.name) or _TEMP_FILE.match(entry.name)):
+                try:
+                    entry.unlink()
+                except OSError as error:
+                    log.warning("could not remove unfinished dump file %s: %s", entry, error)
+
+    def _load_kind(self, path: Path, key: str, document: dict[str, Any]) -> None:
+        try:
+            kind = Kind(key)
+        except ValueError:
+            raise RepositoryLoadError(f"{path}: unknown kind {key!r}") from None
+        records = document.get("records")
+        if document.get("kind") != key or not isinstance(records, list):
+            raise RepositoryLoadError(f"{path}: expected kind {key!r} with a 'records' list")
+        store = self._data[kind]
+        index = self._index.get(kind)
+        for position, record in enumerate(records):
+            entity_id = record.get("id") if isinstance(record, dict) else None
+            if not isinstance(entity_id, str) or not entity_id:
+                raise RepositoryLoadError(f"{path}: record #{position} has no string 'id'")
+            if index is not None and entity_id not in store:
+                self._index_child(index, entity_id)
+            store[entity_id] = record
+
+    def _load_seen(self, path: Path, document: dict[str, Any]) -> None:
+        ids = document.get("ids")
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise RepositoryLoadError(f"{path}: 'ids' must be a list of strings")
+        for message_id in ids[-self._seen_capacity:]:
+            if message_id not in self._seen:
+                self._seen.add(message_id)
+                self._seen_order.append(message_id)
+
+    def _run_timer(self, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                self.dump()
+            except Exception:
+                log.exception("periodic dump of the memory repository to %s failed; will retry", self._dir)
+
+    def close(self) -> None:
+        """Stop the timer and write the final dump. Idempotent; if the dump fails it raises (the data would be lost
+        otherwise) and calling ``close()`` again retries it."""
+        self._stop.set()
+        if self._timer is not None:
+            self._timer.join()
+            self._timer = None
+        with self._lock:
+            self._closed = True
+        self.dump()

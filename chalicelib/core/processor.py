@@ -1,0 +1,572 @@
+"""The message processor: a batch of envelopes in; stored state, metrics, domain events and downlinks out.
+
+It does what MyController's message processor does (create nodes/sources/fields on first sight, apply
+values, answer requests, keep nodes up), with three properties the reference lacks:
+
+* Idempotent and order-safe. A message id seen before is skipped. A value older (edge timestamp, then
+  sequence) than the stored one is not applied, but still goes to metrics. Writes of field values are
+  conditional (``put_many(if_newer=True)``) so concurrent batches cannot go back in time either. A value equal
+  to the stored one (the same message, redelivered after a crash) is not written again but its event is
+  announced again: events are at least once.
+* Coalesced. Many values for one field in a batch cost one repository write and one ``updated`` event
+  carrying the newest value; every value still goes to metrics. Node and source ``lastSeen`` alone is
+  written at most once per ``last_seen_resolution_ms``.
+* Per-message failures. A message that cannot be read or applied is reported with its reason; the rest of
+  the batch completes.
+
+Hot path: no pydantic on the way through (records are dicts), one ``get_many`` per kind per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from operator import attrgetter
+from typing import Any
+
+from .envelope import Downlink, Envelope
+from .model import (
+    DomainEvent,
+    EventType,
+    FieldModel,
+    Gateway,
+    Kind,
+    Node,
+    Record,
+    Source,
+    ValueError_,
+    convert_value,
+    event,
+    ignored,
+    iso_from_ms,
+    ms_from_iso,
+    now_ms,
+)
+from .ops import (
+    FieldRequest,
+    FieldValue,
+    GatewayState,
+    Interpreter,
+    NodeIdRequest,
+    NodeInfo,
+    NodeSeen,
+    Op,
+    Reply,
+    SourceInfo,
+)
+from .ports import MetricPoint, MetricStore, Repository
+
+FIRST_NODE_ID = 1
+LAST_NODE_ID = 254
+
+
+@dataclass(slots=True)
+class MessageFailure:
+    message_id: str
+    gateway_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class ProcessResult:
+    events: list[DomainEvent] = field(default_factory=list)
+    downlinks: list[Downlink] = field(default_factory=list)
+    failures: list[MessageFailure] = field(default_factory=list)
+    applied_ids: list[str] = field(default_factory=list)
+    """Message ids processed without failure: mark them seen once their effects are out (``acknowledge``)."""
+    duplicates: int = 0
+    stale: int = 0
+    repo_writes: int = 0
+    metric_points: int = 0
+
+
+_by_order = attrgetter("gateway_id", "timestamp", "sequence")
+
+
+class _FieldAcc:
+    """What one batch does to one field, folded so that it becomes one write."""
+
+    __slots__ = ("applied", "created", "meta", "ncs_ms", "p_seq", "p_ts", "p_value", "record", "replayed",
+                 "seq", "stored_key", "ts", "value")
+
+    def __init__(self, record: Record, created: bool) -> None:
+        self.record = record
+        self.created = created
+        self.meta = created
+        self.applied = 0
+        self.replayed = False
+        self.stored_key: tuple[int, int] | None = None
+        self.ts = 0
+        self.seq = 0
+        self.value: Any = None
+        self.p_ts = 0
+        self.p_seq = 0
+        self.p_value: Any = None
+        self.ncs_ms: int | None = None
+
+    def key(self) -> tuple[int, int]:
+        if self.applied:
+            return (self.ts, self.seq)
+        if self.stored_key is None:
+            current = self.record.get("current") or {}
+            stamp = current.get("timestamp")
+            self.stored_key = (ms_from_iso(stamp), int(current.get("sequence") or 0)) if stamp else (-1, -1)
+        return self.stored_key
+
+    def current_value(self) -> Any:
+        return self.value if self.applied else (self.record.get("current") or {}).get("value")
+
+    def materialize(self) -> Record:
+        record = self.record
+        if not self.applied:
+            return record
+        current = {"value": self.value, "isReceived": True, "timestamp": iso_from_ms(self.ts), "sequence": self.seq}
+        if self.applied > 1:
+            previous: Any = {"value": self.p_value, "isReceived": True, "timestamp": iso_from_ms(self.p_ts),
+                             "sequence": self.p_seq}
+        else:
+            previous = record.get("current")
+        new = {**record, "current": current, "previous": previous, "lastSeen": current["timestamp"]}
+        if self.ncs_ms is not None:
+            new["noChangeSince"] = iso_from_ms(self.ncs_ms)
+        return new
+
+
+class _EntityAcc:
+    """What one batch does to one node, source or gateway: content changes and last seen."""
+
+    __slots__ = ("created", "dirty", "record", "seen_ms", "stored_seen_ms")
+
+    def __init__(self, record: Record, created: bool) -> None:
+        self.record = record
+        self.created = created
+        self.dirty = created
+        self.seen_ms = 0
+        self.stored_seen_ms: int | None = None
+
+    def update(self, **changes: Any) -> None:
+        self.record = {**self.record, **changes}
+        self.dirty = True
+
+
+class Processor:
+    def __init__(
+        self,
+        repository: Repository,
+        metrics: MetricStore,
+        interpreters: Mapping[str, Interpreter] | None = None,
+        *,
+        last_seen_resolution_ms: int = 60_000,
+        clock: Callable[[], int] = now_ms,
+    ) -> None:
+        if interpreters is None:
+            from .providers import default_interpreters
+
+            interpreters = default_interpreters()
+        self.repository = repository
+        self.metrics = metrics
+        self.interpreters = dict(interpreters)
+        self.last_seen_resolution_ms = last_seen_resolution_ms
+        self.clock = clock
+
+    # ----------------------------------------------------------------------------------------- entry points
+
+    def process(self, envelopes: Sequence[Envelope]) -> ProcessResult:
+        """Apply a batch. Repository and metric store writes happen here; events and downlinks are returned
+        for the caller to send, after which it calls ``acknowledge``."""
+        result = ProcessResult()
+        batch = self._fresh(envelopes, result)
+        if not batch:
+            return result
+        _Batch(self, batch, result).run()
+        return result
+
+    def acknowledge(self, result: ProcessResult) -> None:
+        """Remember the batch's messages as applied, once its events and downlinks are out."""
+        if result.applied_ids:
+            self.repository.mark_seen(result.applied_ids)
+
+    def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
+        unique: dict[str, Envelope] = {}
+        for envelope in envelopes:
+            if envelope.message_id in unique:
+                result.duplicates += 1
+            else:
+                unique[envelope.message_id] = envelope
+        seen = self.repository.seen(list(unique)) if unique else set()
+        if seen:
+            result.duplicates += len(seen)
+            batch = [e for mid, e in unique.items() if mid not in seen]
+        else:
+            batch = list(unique.values())
+        batch.sort(key=_by_order)
+        return batch
+
+
+class _Batch:
+    """One run of the processor over one batch (keeps the working state out of the long-lived Processor)."""
+
+    def __init__(self, processor: Processor, envelopes: list[Envelope], result: ProcessResult) -> None:
+        self.p = processor
+        self.repo = processor.repository
+        self.envelopes = envelopes
+        self.result = result
+        self.gateways: dict[str, _EntityAcc] = {}
+        self.nodes: dict[str, _EntityAcc] = {}
+        self.sources: dict[str, _EntityAcc] = {}
+        self.fields: dict[str, _FieldAcc] = {}
+        self.stored_nodes: dict[str, Record] = {}
+        self.stored_sources: dict[str, Record] = {}
+        self.stored_fields: dict[str, Record] = {}
+        self.points: list[MetricPoint] = []
+        self.requested: list[DomainEvent] = []
+        self.node_ids_by_gateway: dict[str, set[str]] = {}
+
+    # ----------------------------------------------------------------------------------------- run
+
+    def run(self) -> None:
+        result = self.result
+        self._load_gateways()
+        interpreted = self._interpret()
+        self._prefetch(interpreted)
+        for envelope, ops in interpreted:
+            error = self._apply(envelope, ops)
+            if error is None:
+                result.applied_ids.append(envelope.message_id)
+            else:
+                result.failures.append(MessageFailure(envelope.message_id, envelope.gateway_id, error))
+        self._store()
+
+    def _load_gateways(self) -> None:
+        ids = {e.gateway_id for e in self.envelopes}
+        stored = self.repo.get_many(Kind.GATEWAY, ids)
+        providers = {e.gateway_id: e.provider for e in self.envelopes if e.provider != "edge"}
+        for gateway_id in ids:
+            record = stored.get(gateway_id)
+            if record is None:
+                now = iso_from_ms(self.p.clock())
+                record = Gateway(
+                    id=gateway_id,
+                    provider={"type": providers.get(gateway_id, "unknown")},
+                    state={"status": "up", "message": "first message", "since": now},
+                ).record()
+                self.gateways[gateway_id] = _EntityAcc(record, created=True)
+            else:
+                self.gateways[gateway_id] = _EntityAcc(record, created=False)
+
+    def _interpret(self) -> list[tuple[Envelope, list[Op]]]:
+        interpreters = self.p.interpreters
+        out: list[tuple[Envelope, list[Op]]] = []
+        failures = self.result.failures
+        for envelope in self.envelopes:
+            interpreter = interpreters.get(envelope.provider)
+            if interpreter is None:
+                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id,
+                                               f"unknown provider {envelope.provider!r}"))
+                continue
+            try:
+                ops = interpreter.interpret(envelope, self.gateways[envelope.gateway_id].record)
+            except ValueError as error:
+                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id, str(error)))
+                continue
+            except Exception as error:  # a provider bug must not cost the batch
+                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id,
+                                               f"{type(error).__name__}: {error}"))
+                continue
+            out.append((envelope, ops))
+        return out
+
+    def _prefetch(self, interpreted: list[tuple[Envelope, list[Op]]]) -> None:
+        node_ids: set[str] = set()
+        source_ids: set[str] = set()
+        field_ids: set[str] = set()
+        for envelope, ops in interpreted:
+            gw = envelope.gateway_id
+            for op in ops:
+                kind = type(op)
+                if kind is FieldValue or kind is FieldRequest:
+                    node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
+                    source = f"{node}.{op.source_id}"  # type: ignore[union-attr]
+                    node_ids.add(node)
+                    source_ids.add(source)
+                    field_ids.add(f"{source}.{op.field_id}")  # type: ignore[union-attr]
+                elif kind is SourceInfo:
+                    node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
+                    node_ids.add(node)
+                    source_ids.add(f"{node}.{op.source_id}")  # type: ignore[union-attr]
+                elif kind is NodeInfo or kind is NodeSeen:
+                    node_ids.add(f"{gw}.{op.node_id}")  # type: ignore[union-attr]
+        if node_ids:
+            self.stored_nodes = self.repo.get_many(Kind.NODE, node_ids)
+        if source_ids:
+            self.stored_sources = self.repo.get_many(Kind.SOURCE, source_ids)
+        if field_ids:
+            self.stored_fields = self.repo.get_many(Kind.FIELD, field_ids)
+
+    # ----------------------------------------------------------------------------------------- apply
+
+    def _apply(self, envelope: Envelope, ops: list[Op]) -> str | None:
+        gw = envelope.gateway_id
+        ts = envelope.timestamp
+        gateway = self.gateways[gw]
+        if ts > gateway.seen_ms:
+            gateway.seen_ms = ts
+        error: str | None = None
+        for op in ops:
+            kind = type(op)
+            if kind is FieldValue:
+                error = self._field_value(gw, op, envelope) or error  # type: ignore[arg-type]
+            elif kind is NodeInfo:
+                self._node_info(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is SourceInfo:
+                self._source_info(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is NodeSeen:
+                self._node(gw, op.node_id, ts)  # type: ignore[union-attr]
+            elif kind is FieldRequest:
+                self._field_request(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is Reply:
+                self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
+            elif kind is NodeIdRequest:
+                error = self._node_id_request(gw) or error
+            elif kind is GatewayState:
+                self._gateway_state(gateway, op, ts)  # type: ignore[arg-type]
+        return error
+
+    def _node(self, gw: str, node_id: str, ts: int) -> _EntityAcc:
+        """The node's accumulator, created on first sight; marks it seen and up."""
+        key = f"{gw}.{node_id}"
+        acc = self.nodes.get(key)
+        if acc is None:
+            stored = self.stored_nodes.get(key)
+            if stored is None:
+                record = Node(gateway_id=gw, node_id=node_id, name=node_id).record()
+                acc = _EntityAcc(record, created=True)
+                self.node_ids_by_gateway.get(gw, set()).add(node_id)
+            else:
+                acc = _EntityAcc(stored, created=False)
+            self.nodes[key] = acc
+        if ts > acc.seen_ms:
+            acc.seen_ms = ts
+        state = acc.record.get("state")
+        if not state or state.get("status") != "up":
+            acc.update(state={"status": "up", "message": "", "since": iso_from_ms(ts)})
+        return acc
+
+    def _source(self, gw: str, node_id: str, source_id: str, ts: int) -> _EntityAcc:
+        key = f"{gw}.{node_id}.{source_id}"
+        acc = self.sources.get(key)
+        if acc is None:
+            stored = self.stored_sources.get(key)
+            if stored is None:
+                record = Source(gateway_id=gw, node_id=node_id, source_id=source_id, name=source_id).record()
+                acc = _EntityAcc(record, created=True)
+            else:
+                acc = _EntityAcc(stored, created=False)
+            self.sources[key] = acc
+        if ts > acc.seen_ms:
+            acc.seen_ms = ts
+        return acc
+
+    def _field(self, gw: str, op: FieldValue, ts: int) -> _FieldAcc:
+        key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+        acc = self.fields.get(key)
+        if acc is None:
+            stored = self.stored_fields.get(key)
+            if stored is None:
+                record = FieldModel(
+                    gateway_id=gw, node_id=op.node_id, source_id=op.source_id, field_id=op.field_id,
+                    name=op.name or op.field_id, metric_type=op.metric_type, unit=op.unit,
+                ).record()
+                acc = _FieldAcc(record, created=True)
+            else:
+                acc = _FieldAcc(stored, created=False)
+                self._field_metadata(acc, op)
+            self.fields[key] = acc
+        return acc
+
+    @staticmethod
+    def _field_metadata(acc: _FieldAcc, op: FieldValue) -> None:
+        """Name, metric type and unit follow the device unless the field says ``ignore_<key>``."""
+        record = acc.record
+        labels = record.get("labels")
+        changes: dict[str, Any] = {}
+        if op.metric_type and record.get("metricType") != op.metric_type and not ignored(labels, "metric_type"):
+            changes["metricType"] = op.metric_type
+        if op.unit and record.get("unit") != op.unit and not ignored(labels, "unit"):
+            changes["unit"] = op.unit
+        if op.name and record.get("name") != op.name and not ignored(labels, "name"):
+            changes["name"] = op.name
+        if changes:
+            acc.record = {**record, **changes}
+            acc.meta = True
+
+    def _field_value(self, gw: str, op: FieldValue, envelope: Envelope) -> str | None:
+        ts = envelope.timestamp
+        node = self._node(gw, op.node_id, ts)
+        if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"), "name"):
+            node.update(name=op.node_name)
+        source = self._source(gw, op.node_id, op.source_id, ts)
+        if op.source_name and source.record.get("name") != op.source_name and not ignored(
+                source.record.get("labels"), "name"):
+            source.update(name=op.source_name)
+        acc = self._field(gw, op, ts)
+        record = acc.record
+        metric_type = record["metricType"]
+        try:
+            value = convert_value(op.value, metric_type)
+        except ValueError_ as error:
+            return f"field {record['id']}: {error}"
+        if metric_type != "none":
+            self.points.append(MetricPoint(record["id"], gw, op.node_id, op.source_id, op.field_id, metric_type,
+                                           value, ts))
+        seq = envelope.sequence
+        stored_ts, stored_seq = acc.key()
+        if ts < stored_ts or (ts == stored_ts and seq < stored_seq):
+            self.result.stale += 1
+            return None
+        if ts == stored_ts and seq == stored_seq:
+            acc.replayed = True  # the very update already stored: announce again, write nothing
+            return None
+        old = acc.current_value()
+        if acc.applied:
+            acc.p_ts, acc.p_seq, acc.p_value = acc.ts, acc.seq, acc.value
+        acc.applied += 1
+        acc.ts, acc.seq, acc.value = ts, seq, value
+        if value != old or acc.created and acc.applied == 1:
+            acc.ncs_ms = ts
+        return None
+
+    def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
+        acc = self._node(gw, op.node_id, ts)
+        record = acc.record
+        labels = record.get("labels") or {}
+        if op.name is not None and record.get("name") != op.name and not ignored(labels, "name"):
+            acc.update(name=op.name)
+        if op.labels:
+            new_labels = {k: v for k, v in op.labels.items() if labels.get(k) != v and not ignored(labels, k)}
+            if new_labels:
+                acc.update(labels={**labels, **new_labels})
+        if op.others:
+            others = acc.record.get("others") or {}
+            new_others = {k: v for k, v in op.others.items() if others.get(k) != v}
+            if new_others:
+                acc.update(others={**others, **new_others})
+        if op.metric is not None:
+            key, metric_type, number = op.metric
+            self.points.append(MetricPoint(f"{record['id']}.{key}", gw, op.node_id, "", key, metric_type, number, ts))
+
+    def _source_info(self, gw: str, op: SourceInfo, ts: int) -> None:
+        self._node(gw, op.node_id, ts)
+        acc = self._source(gw, op.node_id, op.source_id, ts)
+        record = acc.record
+        labels = record.get("labels") or {}
+        if op.name is not None and record.get("name") != op.name and not ignored(labels, "name"):
+            acc.update(name=op.name)
+        if op.labels:
+            new_labels = {k: v for k, v in op.labels.items() if labels.get(k) != v and not ignored(labels, k)}
+            if new_labels:
+                acc.update(labels={**labels, **new_labels})
+
+    def _field_request(self, gw: str, op: FieldRequest, ts: int) -> None:
+        self._node(gw, op.node_id, ts)
+        self._source(gw, op.node_id, op.source_id, ts)
+        key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+        acc = self.fields.get(key)
+        record = acc.materialize() if acc is not None else self.stored_fields.get(key)
+        if record is None:
+            self.requested.append(DomainEvent(EventType.REQUESTED.value, Kind.FIELD.value, key,
+                                              f"field:{key}", None))
+            return
+        self.requested.append(event(EventType.REQUESTED, Kind.FIELD, record))
+        if (record.get("current") or {}).get("value") is None:
+            return
+        interpreter = self.p.interpreters.get(self.gateways[gw].record.get("provider", {}).get("type", ""))
+        if interpreter is None:
+            return
+        reply = interpreter.reply_value(self.gateways[gw].record, record)
+        if reply is not None:
+            self.result.downlinks.append(reply)
+
+    def _node_id_request(self, gw: str) -> str | None:
+        taken = self.node_ids_by_gateway.get(gw)
+        if taken is None:
+            taken = {r["nodeId"] for r in self.repo.children(Kind.GATEWAY, gw)}
+            taken.update(key.rpartition(".")[2] for key in self.nodes if key.startswith(gw + "."))
+            self.node_ids_by_gateway[gw] = taken
+        for candidate in range(FIRST_NODE_ID, LAST_NODE_ID + 1):
+            if str(candidate) not in taken:
+                break
+        else:
+            return f"no free node id in {FIRST_NODE_ID}-{LAST_NODE_ID} on gateway {gw}"
+        node_id = str(candidate)
+        taken.add(node_id)
+        record = Node(gateway_id=gw, node_id=node_id, name=node_id,
+                      state={"status": "unavailable", "message": "id assigned"}).record()
+        self.nodes[record["id"]] = _EntityAcc(record, created=True)
+        gateway = self.gateways[gw].record
+        interpreter = self.p.interpreters.get(gateway.get("provider", {}).get("type", ""))
+        if interpreter is None:
+            return f"gateway {gw} has no known provider to answer an id request"
+        self.result.downlinks.append(interpreter.node_id_response(gateway, candidate))
+        return None
+
+    @staticmethod
+    def _gateway_state(gateway: _EntityAcc, op: GatewayState, ts: int) -> None:
+        state = gateway.record.get("state") or {}
+        if state.get("status") != op.status or state.get("message") != op.message:
+            gateway.update(state={"status": op.status, "message": op.message, "since": iso_from_ms(ts)})
+
+    # ----------------------------------------------------------------------------------------- store
+
+    def _touch(self, acc: _EntityAcc, field_name: str) -> Record | None:
+        """The record to write for a gateway/node/source, or None when nothing worth a write changed."""
+        record = acc.record
+        if acc.seen_ms:
+            if acc.stored_seen_ms is None:
+                stored = record.get(field_name)
+                acc.stored_seen_ms = ms_from_iso(stored) if stored else 0
+            advanced = acc.seen_ms - acc.stored_seen_ms
+            if advanced > 0 and (acc.dirty or advanced >= self.p.last_seen_resolution_ms):
+                return {**record, field_name: iso_from_ms(acc.seen_ms)}
+        return record if acc.dirty else None
+
+    def _store(self) -> None:
+        result = self.result
+        events = result.events
+        repo = self.repo
+        for kind, accs, seen_field in (
+            (Kind.GATEWAY, self.gateways, "lastTransaction"),
+            (Kind.NODE, self.nodes, "lastSeen"),
+            (Kind.SOURCE, self.sources, "lastSeen"),
+        ):
+            records: list[Record] = []
+            for acc in accs.values():
+                record = self._touch(acc, seen_field)
+                if record is None:
+                    continue
+                records.append(record)
+                events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
+            if records:
+                repo.put_many(kind, records)
+                result.repo_writes += len(records)
+        field_records: list[Record] = []
+        field_events: list[DomainEvent] = []
+        for acc in self.fields.values():
+            if acc.applied or acc.created:  # metadata alone (a stale or replayed value) is not worth a write
+                record = acc.materialize()
+                field_records.append(record)
+                field_events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, Kind.FIELD, record))
+            elif acc.replayed:
+                field_events.append(event(EventType.UPDATED, Kind.FIELD, acc.record))
+        if field_records:
+            rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
+            result.repo_writes += len(field_records)
+            if rejected:
+                lost = set(rejected)
+                result.stale += len(lost)
+                field_events = [e for e in field_events if e.entity_id not in lost]
+        events.extend(field_events)
+        events.extend(self.requested)
+        if self.points:
+            self.p.metrics.write(self.points)
+            result.metric_points = len(self.points)

@@ -1,0 +1,181 @@
+"""MySensors 2.x messages → processor operations, and the controller's answers to MySensors nodes.
+
+Follows MyController v2's mapping: sensor presentation → source name and ``ms_type_string`` label; node
+presentation → ``library_version``; set/request → the field named by the V_ type; internal messages →
+node facts (battery level, sketch name and version, heartbeat, signal, parent, smart sleep); the controller
+answers I_TIME (gateway time zone), I_CONFIG (metric or imperial) and I_ID_REQUEST (first free id).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from ...envelope import Downlink, Envelope
+from ...model import Record
+from ...ops import (
+    FieldRequest,
+    FieldValue,
+    GatewayState,
+    InterpretError,
+    NodeIdRequest,
+    NodeInfo,
+    NodeSeen,
+    Op,
+    Reply,
+    SourceInfo,
+)
+from .codec import CodecError, decode_line, encode_value
+from .protocol import VALUE_METRIC, Command, Internal, Sensor, sensor_name, value_id, value_name
+
+PROVIDER = "mysensors_v2"
+BROADCAST = 255
+_IDS = tuple(str(i) for i in range(256))
+_SET = int(Command.SET)
+_REQ = int(Command.REQ)
+_PRESENTATION = int(Command.PRESENTATION)
+_INTERNAL = int(Command.INTERNAL)
+_VALUE_NAMES = {i: value_name(i) for i in range(256)}
+_VALUE_METRICS = {i: VALUE_METRIC.get(i, ("string", "")) for i in range(256)}
+_REPEATER = int(Sensor.S_ARDUINO_REPEATER_NODE)
+_SENSOR_NAMES: dict[int, str] = {}
+
+
+def _sensor_name(type_id: int) -> str:
+    name = _SENSOR_NAMES.get(type_id)
+    if name is None:
+        name = _SENSOR_NAMES[type_id] = sensor_name(type_id)
+    return name
+
+
+@lru_cache(maxsize=64)
+def _zone(name: str) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local_epoch_seconds(timezone_name: str | None, now: float | None = None) -> int:
+    """Unix seconds shifted by the zone's UTC offset: MySensors nodes keep local time without zones."""
+    now = time.time() if now is None else now
+    zone = _zone(timezone_name) if timezone_name else None
+    if zone is None:
+        return int(now)
+    offset = datetime.fromtimestamp(now, UTC).astimezone(zone).utcoffset()
+    return int(now) + (int(offset.total_seconds()) if offset else 0)
+
+
+def _number(payload: str, what: str) -> float:
+    try:
+        return float(payload)
+    except ValueError:
+        raise InterpretError(f"{what} payload {payload!r} is not a number") from None
+
+
+def _line(node: int | str, child: int | str, command: int, type_id: int, payload: Any) -> str:
+    return f"{node};{child};{command};0;{type_id};{payload}"
+
+
+class MySensorsInterpreter:
+    provider = PROVIDER
+
+    def __init__(self, clock: Any = time.time) -> None:
+        self.clock = clock
+
+    def interpret(self, envelope: Envelope, gateway: Record) -> list[Op]:
+        try:
+            msg = decode_line(envelope.raw)
+        except CodecError as error:
+            raise InterpretError(str(error)) from None
+        command = msg.command
+        node_id = msg.node_id
+        node = _IDS[node_id]
+        if command == _SET:
+            metric_type, unit = _VALUE_METRICS[msg.type]
+            return [FieldValue(node, _IDS[msg.child_id], _VALUE_NAMES[msg.type], msg.payload, metric_type, unit)]
+        if node_id == BROADCAST:
+            if command == _INTERNAL and msg.type == Internal.I_ID_REQUEST:
+                return [NodeIdRequest()]
+            return []
+        if command == _REQ:
+            return [FieldRequest(node, _IDS[msg.child_id], _VALUE_NAMES[msg.type])]
+        if command == _PRESENTATION:
+            return [self._presentation(node, msg.child_id, msg.type, msg.payload)]
+        if command == _INTERNAL:
+            return self._internal(gateway, node, msg.type, msg.payload)
+        return [NodeSeen(node)]  # stream (firmware) traffic: the node is alive
+
+    @staticmethod
+    def _presentation(node: str, child: int, type_id: int, payload: str) -> Op:
+        if child == BROADCAST:
+            labels = {"library_version": payload, "ms_node_type": "repeater" if type_id == _REPEATER else "node"}
+            return NodeInfo(node, labels=labels)
+        type_name = _sensor_name(type_id)
+        return SourceInfo(node, _IDS[child], name=payload or None,
+                          labels={"ms_type_string": type_name, "ms_type_id": str(type_id)})
+
+    def _internal(self, gateway: Record, node: str, type_id: int, payload: str) -> list[Op]:
+        provider = gateway.get("provider") or {}
+        gateway_id = gateway["id"]
+        if type_id == Internal.I_BATTERY_LEVEL:
+            level = _number(payload, "I_BATTERY_LEVEL")
+            return [NodeInfo(node, others={"battery_level": level}, metric=("battery_level", "gauge_float", level))]
+        if type_id == Internal.I_TIME:
+            seconds = local_epoch_seconds(provider.get("timezone"), self.clock())
+            return [NodeSeen(node), Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 1, seconds)))]
+        if type_id == Internal.I_CONFIG:
+            system = str(provider.get("unitSystem") or provider.get("unitsConfig") or "metric").lower()
+            answer = "I" if system in ("imperial", "i") else "M"
+            return [NodeSeen(node),
+                    Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 6, answer)))]
+        if type_id == Internal.I_VERSION:
+            return [NodeInfo(node, labels={"library_version": payload})]
+        if type_id == Internal.I_SKETCH_NAME:
+            return [NodeInfo(node, name=payload, others={"name": payload})]
+        if type_id == Internal.I_SKETCH_VERSION:
+            return [NodeInfo(node, labels={"version": payload})]
+        if type_id == Internal.I_HEARTBEAT_RESPONSE:
+            return [NodeInfo(node, others={"heartbeat": _number(payload, "I_HEARTBEAT_RESPONSE") if payload else 0})]
+        if type_id == Internal.I_SIGNAL_REPORT_RESPONSE:
+            return [NodeInfo(node, others={"signal_strength": _number(payload, "I_SIGNAL_REPORT_RESPONSE")})]
+        if type_id == Internal.I_DISCOVER_RESPONSE:
+            return [NodeInfo(node, others={"parent_id": payload})]
+        if type_id == Internal.I_LOCKED:
+            return [NodeInfo(node, others={"locked": payload})]
+        if type_id == Internal.I_PRE_SLEEP_NOTIFICATION or type_id == Internal.I_POST_SLEEP_NOTIFICATION:
+            notice = "pre_sleep" if type_id == Internal.I_PRE_SLEEP_NOTIFICATION else "post_sleep"
+            return [NodeInfo(node, labels={"sleep_node": "true"}, others={"sleep_notification": notice})]
+        if type_id == Internal.I_GATEWAY_READY:
+            return [GatewayState("up", payload or "gateway ready")]
+        if type_id == Internal.I_REGISTRATION_REQUEST:
+            return [NodeSeen(node),
+                    Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 27, 1)))]
+        if type_id in (Internal.I_LOG_MESSAGE, Internal.I_DEBUG, Internal.I_ID_RESPONSE, Internal.I_INCLUSION_MODE,
+                       Internal.I_REBOOT, Internal.I_HEARTBEAT_REQUEST, Internal.I_PRESENTATION,
+                       Internal.I_DISCOVER_REQUEST, Internal.I_REGISTRATION_RESPONSE):
+            return []  # the gateway's own chatter, or our own commands echoed: nothing to store
+        return [NodeSeen(node)]
+
+    @staticmethod
+    def _downlink(gateway_id: str, node: str, raw: str, key: str = "") -> Downlink:
+        return Downlink(gateway_id=gateway_id, provider=PROVIDER, raw=raw, node_id=node, key=key)
+
+    def reply_value(self, gateway: Record, field: Record) -> Downlink | None:
+        try:
+            type_id = value_id(field["fieldId"])
+            node, child = int(field["nodeId"]), int(field["sourceId"])
+        except (KeyError, ValueError):
+            return None
+        try:
+            payload = encode_value(field["current"]["value"], field.get("metricType", "string"))
+        except (CodecError, ValueError):
+            return None
+        raw = _line(node, child, _SET, type_id, payload)
+        return self._downlink(gateway["id"], str(node), raw, key=f"{node};{child};{type_id}")
+
+    def node_id_response(self, gateway: Record, node_id: int) -> Downlink:
+        return self._downlink(gateway["id"], "255", _line(255, 255, _INTERNAL, int(Internal.I_ID_RESPONSE), node_id))

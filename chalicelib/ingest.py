@@ -1,0 +1,121 @@
+"""The ingest function: an SQS batch of edge publishes through the processor, with partial batch failures.
+
+An IoT rule puts every edge publish (many envelopes) on the ingest queue; Lambda hands this function up to
+ten of them at once. All their envelopes go through the processor as one batch, so that many updates to
+one field across the whole SQS batch cost one write and one event. Then metrics are flushed, domain events
+go to the bus and replies to the gateways' down topics, and only then are the messages marked as seen.
+
+A record whose body is not a publish, or that holds a message that failed, is reported in
+``batchItemFailures`` (powertools ``process_partial_response``): SQS retries just that record and, after
+``maxReceiveCount``, moves it to the DLQ. Its good messages were applied and marked seen, so the retry
+costs nothing for them and the state is the same however often a batch is delivered.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from .core.envelope import Envelope, EnvelopeError, decode_publish
+from .core.ports import DownlinkSender, EventBus, bus_event
+from .core.processor import Processor, ProcessResult
+
+logger = Logger(service="mycontroller-ingest")
+tracer = Tracer(service="mycontroller-ingest")
+metrics = Metrics(namespace="MyController", service="mycontroller-ingest")
+
+
+class RecordFailed(Exception):
+    """Raised for a record that must be retried (and, in the end, dead-lettered)."""
+
+
+@dataclass(slots=True)
+class IngestOutcome:
+    result: ProcessResult
+    failed_records: dict[str, str] = field(default_factory=dict)
+    """SQS message id → why it failed."""
+    messages: int = 0
+
+
+class Ingest:
+    """Runs SQS batches through the processor and sends what comes out (bus events, downlinks)."""
+
+    def __init__(self, processor: Processor, bus: EventBus, downlink: DownlinkSender) -> None:
+        self.processor = processor
+        self.bus = bus
+        self.downlink = downlink
+
+    def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        """The Lambda entry point's body: returns the partial batch response."""
+        outcome = self.run(event.get("Records") or [])
+        failed = outcome.failed_records
+
+        def record_handler(record: SQSRecord) -> None:
+            reason = failed.get(record.message_id)
+            if reason is not None:
+                raise RecordFailed(reason)
+
+        batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        return dict(process_partial_response(event=event, record_handler=record_handler, processor=batch,
+                                             context=context))
+
+    @tracer.capture_method
+    def run(self, records: list[dict[str, Any]]) -> IngestOutcome:
+        started = time.perf_counter()
+        envelopes: list[Envelope] = []
+        record_of: dict[str, str] = {}
+        failed: dict[str, str] = {}
+        for record in records:
+            record_id = str(record.get("messageId", ""))
+            try:
+                good, bad = decode_publish(record.get("body") or "")
+            except EnvelopeError as error:
+                failed[record_id] = f"poison record: {error}"
+                logger.warning("poison record", extra={"sqs_message_id": record_id, "reason": str(error)})
+                continue
+            if bad:
+                failed[record_id] = "; ".join(f"envelope {index}: {reason}" for index, reason in bad[:5])
+                logger.warning("bad envelopes", extra={"sqs_message_id": record_id, "count": len(bad),
+                                                       "reasons": [reason for _, reason in bad[:5]]})
+            for envelope in good:
+                record_of[envelope.message_id] = record_id
+            envelopes.extend(good)
+
+        result = self.processor.process(envelopes)
+        self.processor.metrics.flush()
+        if result.events:
+            self.bus.publish([bus_event(e) for e in result.events])
+        if result.downlinks:
+            self.downlink.send(result.downlinks)
+        self.processor.acknowledge(result)
+
+        for failure in result.failures:
+            record_id = record_of.get(failure.message_id, "")
+            failed.setdefault(record_id, f"message {failure.message_id}: {failure.reason}")
+        if result.failures:
+            logger.warning("messages failed", extra={
+                "count": len(result.failures),
+                "failures": [{"messageId": f.message_id, "gateway": f.gateway_id, "reason": f.reason}
+                             for f in result.failures[:10]],
+            })
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=len(result.applied_ids))
+        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=len(result.failures))
+        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(failed))
+        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(envelopes))
+        metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
+        metrics.add_metric(name="RepositoryWrites", unit=MetricUnit.Count, value=result.repo_writes)
+        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
+        logger.info("batch processed", extra={
+            "records": len(records), "messages": len(envelopes), "applied": len(result.applied_ids),
+            "duplicates": result.duplicates, "stale": result.stale, "failures": len(result.failures),
+            "writes": result.repo_writes, "events": len(result.events), "downlinks": len(result.downlinks),
+            "elapsed_ms": round(elapsed_ms, 2),
+        })
+        return IngestOutcome(result, failed, len(envelopes))

@@ -1,0 +1,162 @@
+"""The local stack's ingest queue: SQS semantics in-process, feeding the very same ingest function.
+
+Edge publishes are queued (bounded: a full queue makes the edge wait, nothing is dropped), handed to the
+ingest function ten records at a time in SQS's event shape, and the records it reports as failed are
+retried with backoff; after ``max_receive_count`` deliveries they go to a dead-letter file, as SQS would
+move them to the DLQ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("mycontroller.local.ingest")
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Message:
+    body: str
+    message_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    receive_count: int = 0
+    not_before: float = 0.0
+
+
+class LocalIngestQueue:
+    def __init__(
+        self,
+        handler: Handler,
+        *,
+        dead_letter_path: Path | None = None,
+        batch_size: int = 10,
+        linger_s: float = 0.02,
+        max_receive_count: int = 3,
+        max_depth: int = 10_000,
+    ) -> None:
+        self.handler = handler
+        self.dead_letter_path = dead_letter_path
+        self.batch_size = batch_size
+        self.linger_s = linger_s
+        self.max_receive_count = max_receive_count
+        self._queue: queue.Queue[_Message] = queue.Queue(maxsize=max_depth)
+        self._retry: list[_Message] = []
+        self._lock = threading.Lock()
+        self._idle = threading.Condition(self._lock)
+        self._in_flight = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-ingest", daemon=True)
+        self.delivered = 0
+        self.failed_deliveries = 0
+        self.dead_lettered = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def send(self, body: str | bytes) -> None:
+        """Queue one edge publish; blocks when the queue is full rather than dropping it."""
+        text = body.decode() if isinstance(body, bytes) else body
+        with self._lock:
+            self._in_flight += 1
+        self._queue.put(_Message(text))
+
+    def drain(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued publish has been handled (or dead-lettered)."""
+        deadline = time.monotonic() + timeout
+        with self._idle:
+            while self._in_flight:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self.drain(timeout)
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _take_batch(self) -> list[_Message]:
+        batch: list[_Message] = []
+        now = time.monotonic()
+        with self._lock:
+            ready = [m for m in self._retry if m.not_before <= now]
+            for message in ready[: self.batch_size]:
+                self._retry.remove(message)
+                batch.append(message)
+        try:
+            if not batch:
+                batch.append(self._queue.get(timeout=0.05))
+            deadline = time.monotonic() + self.linger_s
+            while len(batch) < self.batch_size:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                batch.append(self._queue.get(timeout=remaining))
+        except queue.Empty:
+            pass
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            batch = self._take_batch()
+            if batch:
+                self._deliver(batch)
+
+    def _deliver(self, batch: list[_Message]) -> None:
+        records = []
+        for message in batch:
+            message.receive_count += 1
+            records.append({
+                "messageId": message.message_id,
+                "receiptHandle": message.message_id,
+                "body": message.body,
+                "attributes": {"ApproximateReceiveCount": str(message.receive_count)},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:local:000000000000:mycontroller-ingest",
+                "awsRegion": "local",
+            })
+        try:
+            response = self.handler({"Records": records}, None)
+            failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
+        except Exception:
+            log.exception("ingest function failed on a whole batch; retrying it")
+            failed_ids = {m.message_id for m in batch}
+        done = 0
+        for message in batch:
+            if message.message_id not in failed_ids:
+                self.delivered += 1
+                done += 1
+                continue
+            self.failed_deliveries += 1
+            if message.receive_count >= self.max_receive_count:
+                self._dead_letter(message)
+                done += 1
+            else:
+                message.not_before = time.monotonic() + 0.2 * 2 ** (message.receive_count - 1)
+                with self._lock:
+                    self._retry.append(message)
+        if done:
+            with self._idle:
+                self._in_flight -= done
+                self._idle.notify_all()
+
+    def _dead_letter(self, message: _Message) -> None:
+        self.dead_lettered += 1
+        log.warning("publish dead-lettered after %d deliveries", message.receive_count)
+        if self.dead_letter_path is None:
+            return
+        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.dead_letter_path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps({"messageId": message.message_id, "receiveCount": message.receive_count,
+                                  "body": message.body}) + "\n")

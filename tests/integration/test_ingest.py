@@ -1,0 +1,191 @@
+"""The ingest function driven as Lambda runs it: SQS events through the Chalice app, against moto.
+
+DynamoDB repository, EventBridge bus and iot-data downlinks under moto (the AWS adapters), and the same
+checks with the in-process adapters of the local stack.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from chalice.test import Client
+from moto import mock_aws
+from moto.core import DEFAULT_ACCOUNT_ID
+
+from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+from chalicelib.adapters.repository_memory import MemoryRepository
+from chalicelib.core.envelope import Envelope, decode_downlinks, down_topic, encode_publish
+from chalicelib.core.model import Kind
+from chalicelib.core.ports import ListQuery
+
+REGION = "us-east-1"
+T0 = 1_767_225_600_000
+
+
+@dataclass
+class Stack:
+    client: Client
+    services: Any
+    sent_downlinks: Any
+    bus_events: Any
+
+
+def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0) -> str:
+    return encode_publish([
+        Envelope(gateway, "mysensors_v2", t0 + i, seq0 + i, f"edge1-{gateway}-{seq0 + i}", line)
+        for i, line in enumerate(lines)
+    ])
+
+
+def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
+    from chalicelib.adapters.bus_local import LocalEventBus
+    from chalicelib.adapters.downlink_local import LocalDownlink
+    from chalicelib.config import Services, Settings
+
+    bus = LocalEventBus(mode="sync")
+    received: list[Any] = []
+    bus.subscribe("test", {"source": ["mycontroller"]}, lambda e: received.append(
+        {"source": e.source, "detail-type": e.detail_type, "detail": e.detail}))
+    downlink = LocalDownlink()
+    services = Services(
+        settings=Settings(),
+        repository=MemoryRepository(None),
+        metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
+        bus=bus,
+        downlink=downlink,
+    )
+
+    def sent() -> list[tuple[str, str]]:
+        return [(d.gateway_id, d.raw) for d in downlink.sent]
+
+    return services, sent, lambda: received
+
+
+def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
+    from chalicelib.adapters.bus_eventbridge import EventBridgeBus
+    from chalicelib.adapters.downlink_iotdata import IotDataDownlink
+    from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
+    from chalicelib.config import Services, Settings
+
+    create_table("mycontroller-test", REGION)
+    events = boto3.client("events", region_name=REGION)
+    events.create_event_bus(Name="mycontroller")
+    sqs = boto3.client("sqs", region_name=REGION)
+    queue_url = sqs.create_queue(QueueName="bus-tap")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="tap", EventBusName="mycontroller", EventPattern=json.dumps({"source": ["mycontroller"]}))
+    events.put_targets(Rule="tap", EventBusName="mycontroller", Targets=[{"Id": "q", "Arn": queue_arn}])
+    services = Services(
+        settings=Settings(),
+        repository=DynamoDBRepository("mycontroller-test", REGION),
+        metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
+        bus=EventBridgeBus("mycontroller", client=events),
+        downlink=IotDataDownlink(client=boto3.client("iot-data", region_name=REGION)),
+    )
+
+    def sent() -> list[tuple[str, str]]:
+        from moto.backends import get_backend
+
+        backend = get_backend("iot-data")[DEFAULT_ACCOUNT_ID][REGION]
+        out = []
+        for topic, payload in backend.published_payloads:
+            body = payload.decode() if isinstance(payload, bytes) else payload
+            for downlink in decode_downlinks(body):
+                assert topic == down_topic(downlink.gateway_id)
+                out.append((downlink.gateway_id, downlink.raw))
+        return out
+
+    def received() -> list[dict[str, Any]]:
+        messages = []
+        while True:
+            got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
+            if not got:
+                return messages
+            messages += [json.loads(m["Body"]) for m in got]
+
+    return services, sent, received
+
+
+@pytest.fixture(params=["memory", "aws"])
+def stack(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MyController")
+    monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
+    from app import app
+    from chalicelib import config
+
+    with mock_aws():
+        if request.param == "memory":
+            services, sent, received = _memory_services(tmp_path)
+        else:
+            services, sent, received = _aws_services(tmp_path)
+        config.set_services(services)
+        try:
+            with Client(app) as client:
+                yield Stack(client, services, sent, received)
+        finally:
+            config.reset_services()
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+def invoke(stack: Stack, bodies: list[str]) -> tuple[dict[str, Any], list[str]]:
+    event = stack.client.events.generate_sqs_event(message_bodies=bodies, queue_name="mycontroller-ingest")
+    ids = [record["messageId"] for record in event["Records"]]
+    response = stack.client.lambda_.invoke("ingest", event)
+    return response.payload, ids
+
+
+def everything(stack: Stack) -> dict[str, list[dict[str, Any]]]:
+    repo = stack.services.repository
+    return {k.value: sorted(repo.query(k, ListQuery(limit=0)).data, key=lambda r: r["id"])
+            for k in (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)}
+
+
+GOOD = ["12;255;0;0;17;2.3.2", "12;1;0;0;6;Kitchen", "12;1;1;0;0;21.5", "12;1;1;0;0;22.0"]
+
+
+def test_poison_record_is_the_only_failure(stack: Stack) -> None:
+    bodies = [publish(GOOD), "this is not a publish", publish(["12;2;1;0;1;48"], seq0=10)]
+    payload, ids = invoke(stack, bodies)
+    assert payload == {"batchItemFailures": [{"itemIdentifier": ids[1]}]}
+    field = stack.services.repository.get(Kind.FIELD, "gw1.12.1.V_TEMP")
+    assert field is not None and field["current"]["value"] == 22.0
+    assert stack.services.repository.get(Kind.FIELD, "gw1.12.2.V_HUM") is not None
+
+
+def test_record_with_a_bad_message_fails_but_its_good_messages_are_applied(stack: Stack) -> None:
+    bodies = [publish(["12;3;1;0;2;1", "12;3;1;0;99;broken;", "12;3;1;0;0;x"]), publish(GOOD, seq0=10)]
+    payload, ids = invoke(stack, bodies)
+    assert payload == {"batchItemFailures": [{"itemIdentifier": ids[0]}]}
+    switch = stack.services.repository.get(Kind.FIELD, "gw1.12.3.V_STATUS")
+    assert switch is not None and switch["current"]["value"] is True
+
+
+def test_redelivered_batch_leaves_the_same_state(stack: Stack) -> None:
+    bodies = [publish(GOOD), publish(["12;2;1;0;1;48", "12;255;3;0;0;90"], seq0=10)]
+    first, _ = invoke(stack, bodies)
+    assert first == {"batchItemFailures": []}
+    state = everything(stack)
+    events_before = len(stack.bus_events())
+    again, _ = invoke(stack, bodies)
+    assert again == {"batchItemFailures": []}
+    assert everything(stack) == state
+    assert len(stack.bus_events()) == events_before  # seen message ids are no-ops: nothing announced again
+
+
+def test_events_reach_the_bus_and_replies_the_gateway_down_topic(stack: Stack) -> None:
+    payload, _ = invoke(stack, [publish(GOOD + ["12;255;3;0;6;0", "255;255;3;0;3;"])])
+    assert payload == {"batchItemFailures": []}
+    sent = stack.sent_downlinks()
+    assert ("gw1", "12;255;3;0;6;M") in sent
+    assert ("gw1", "255;255;3;0;4;1") in sent
+    detail_types = {e["detail-type"] for e in stack.bus_events()}
+    assert {"field.created", "node.created", "source.created", "gateway.created"} <= detail_types

@@ -1,0 +1,63 @@
+"""The deployment definition: the IoT rule feeds the ingest queue, poison records end in the DLQ, devices publish
+only to their own topics, and the table is the one the DynamoDB adapter uses. moto does not fire IoT rules, so the
+rule is checked here and the ingest handler is called directly elsewhere."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from cfnlint.api import ManualArgs, lint
+
+from chalicelib.adapters.repository_dynamodb import table_definition
+from chalicelib.core.envelope import up_topic
+from infra.template import MAX_RECEIVE_COUNT, build_resources, edge_policy_document, ingest_rule_sql
+
+
+def _topic_matches(topic_filter: str, topic: str) -> bool:
+    pattern = "^" + re.escape(topic_filter).replace(r"\+", "[^/]+").replace("\\#", ".*") + "$"
+    return re.match(pattern, topic) is not None
+
+
+def test_rule_selects_every_edge_uplink_and_nothing_else() -> None:
+    sql = ingest_rule_sql()
+    topic_filter = re.search(r"FROM '([^']+)'", sql)
+    assert topic_filter is not None and sql.startswith("SELECT * FROM")
+    assert _topic_matches(topic_filter.group(1), up_topic("pi-livingroom"))
+    assert not _topic_matches(topic_filter.group(1), "mc/gw1/down")
+    assert not _topic_matches(topic_filter.group(1), "mc/a/b/up")
+
+
+def test_rule_sends_to_the_ingest_queue_and_errors_to_the_dlq() -> None:
+    resources = build_resources()["Resources"]
+    payload = resources["IngestTopicRule"]["Properties"]["TopicRulePayload"]
+    assert payload["Actions"] == [{"Sqs": {"QueueUrl": {"Ref": "IngestQueue"},
+                                           "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
+                                           "UseBase64": False}}]
+    assert payload["ErrorAction"]["Sqs"]["QueueUrl"] == {"Ref": "IngestDeadLetterQueue"}
+    redrive = resources["IngestQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},
+                       "maxReceiveCount": MAX_RECEIVE_COUNT}
+    allowed = resources["IngestRuleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"][0]
+    assert allowed["Action"] == "sqs:SendMessage"
+
+
+def test_edge_devices_publish_only_to_their_own_topics() -> None:
+    statements = edge_policy_document()["Statement"]
+    publish = next(s for s in statements if s["Action"] == "iot:Publish")
+    for resource in publish["Resource"]:
+        assert "${!iot:Connection.Thing.ThingName}" in resource
+        assert "+" not in resource and not resource.endswith("/#")
+    connect = next(s for s in statements if s["Action"] == "iot:Connect")
+    assert connect["Resource"].endswith("client/${!iot:Connection.Thing.ThingName}")
+
+
+def test_table_is_the_adapters_table() -> None:
+    assert build_resources()["Resources"]["ResourceTable"]["Properties"] == table_definition()
+
+
+def test_template_passes_cfn_lint() -> None:
+    template = {"AWSTemplateFormatVersion": "2010-09-09", **build_resources()}
+    matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
+    errors = [str(m) for m in matches if m.rule.id.startswith("E")]
+    assert errors == []
