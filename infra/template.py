@@ -38,8 +38,8 @@ def edge_policy_document() -> dict[str, Any]:
     """What an edge device may do: connect as its thing, publish its own uplink and shadow, read its downlinks.
 
     The document is an ``Fn::Sub`` template: ``${!iot:Connection.Thing.ThingName}`` becomes the IoT policy
-    variable ``${iot:Connection.Thing.ThingName}``, which pins every topic to the certificate's thing, so a device can never
-    publish as another one.
+    variable ``${iot:Connection.Thing.ThingName}``, which pins every topic to the certificate's thing, so a
+    device can never publish as another one.
     """
     arn = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}"
     thing = "${!iot:Connection.Thing.ThingName}"  # "${!" keeps the IoT policy variable through Fn::Sub

@@ -50,6 +50,26 @@ class Envelope:
 
     @classmethod
     def from_wire(cls, wire: Any) -> Envelope:
+        # Fast path: a well-formed envelope passes with a handful of exact type checks (the ingest hot path).
+        if type(wire) is dict:
+            try:
+                gateway_id, provider, timestamp = wire["g"], wire["p"], wire["t"]
+                sequence, message_id, raw = wire["s"], wire["i"], wire["r"]
+            except KeyError:
+                pass
+            else:
+                topic = wire.get("o")
+                if (type(gateway_id) is str and type(provider) is str and type(timestamp) is int
+                        and type(sequence) is int and type(message_id) is str and type(raw) is str
+                        and (topic is None or type(topic) is str) and gateway_id and provider and message_id
+                        and timestamp >= 0 and sequence >= 0 and len(raw) <= MAX_RAW_BYTES
+                        and "." not in gateway_id):
+                    return cls(gateway_id, provider, timestamp, sequence, message_id, raw, topic)
+        return cls._checked(wire)
+
+    @classmethod
+    def _checked(cls, wire: Any) -> Envelope:
+        """The slow path: find what is wrong and say so."""
         if not isinstance(wire, dict):
             raise EnvelopeError(f"envelope must be an object, got {type(wire).__name__}")
         try:

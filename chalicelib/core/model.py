@@ -80,10 +80,25 @@ class EventType(StrEnum):
 # --------------------------------------------------------------------------------------------- time
 
 
+_ISO_SECONDS: dict[int, str] = {}
+_EPOCH_SECONDS: dict[str, int] = {}
+_CACHE_LIMIT = 200_000
+
+
 def iso_from_ms(ms: int) -> str:
-    """RFC 3339 UTC with milliseconds, fixed width, so that string order is time order."""
+    """RFC 3339 UTC with milliseconds, fixed width, so that string order is time order.
+
+    Cached per second: the ingest path formats a timestamp per changed field, and strftime is slow.
+    """
     secs, millis = divmod(int(ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{millis:03d}Z"
+    prefix = _ISO_SECONDS.get(secs)
+    if prefix is None:
+        if len(_ISO_SECONDS) >= _CACHE_LIMIT:
+            _ISO_SECONDS.clear()
+            _EPOCH_SECONDS.clear()
+        prefix = _ISO_SECONDS[secs] = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs))
+        _EPOCH_SECONDS[prefix] = secs
+    return f"{prefix}.{millis:03d}Z"
 
 
 def now_ms() -> int:
@@ -95,18 +110,24 @@ def now_iso() -> str:
 
 
 def ms_from_iso(value: str) -> int:
-    """Parse an RFC 3339 timestamp (any offset) into epoch milliseconds."""
-    from datetime import datetime
+    """Parse an RFC 3339 timestamp (any offset) into epoch milliseconds; our own fixed form is a cache hit."""
+    if len(value) == 24 and value[19] == "." and value[23] == "Z":
+        secs = _EPOCH_SECONDS.get(value[:19])
+        if secs is not None:
+            millis = value[20:23]
+            if millis.isdigit():
+                return secs * 1000 + int(millis)
+    from datetime import UTC, datetime
 
     text = value.strip()
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
     parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
-        from datetime import UTC
-
         parsed = parsed.replace(tzinfo=UTC)
-    return int(parsed.timestamp() * 1000)
+    result = int(parsed.timestamp() * 1000)
+    iso_from_ms(result)  # warm the cache for this second
+    return result
 
 
 # --------------------------------------------------------------------------------------------- values

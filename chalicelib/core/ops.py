@@ -103,6 +103,10 @@ class Interpreter(Protocol):
         """Raises ``InterpretError`` (or a ``ValueError``) saying what is wrong with the message."""
         ...
 
+    # Optional: ``route_key(raw) -> (key, value) | None``. When a message's meaning apart from its value is fixed
+    # by a key (a MySensors set line without its payload), the processor caches the op a key yields and skips
+    # ``interpret`` for later messages with the same key.
+
     def reply_value(self, gateway: Record, field: Record) -> Downlink | None:
         """The message that answers a device's request with the field's stored value."""
         ...

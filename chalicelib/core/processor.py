@@ -31,9 +31,12 @@ from .model import (
     FieldModel,
     Gateway,
     Kind,
+    MetricType,
     Node,
     Record,
     Source,
+    State,
+    StateStatus,
     ValueError_,
     convert_value,
     event,
@@ -56,6 +59,7 @@ from .ops import (
 )
 from .ports import MetricPoint, MetricStore, Repository
 
+ROUTE_CACHE_LIMIT = 100_000
 FIRST_NODE_ID = 1
 LAST_NODE_ID = 254
 
@@ -168,6 +172,12 @@ class Processor:
         self.interpreters = dict(interpreters)
         self.last_seen_resolution_ms = last_seen_resolution_ms
         self.clock = clock
+        self.routers: dict[str, Callable[[str], tuple[str, str] | None]] = {
+            name: router for name, interpreter in self.interpreters.items()
+            if (router := getattr(interpreter, "route_key", None)) is not None
+        }
+        self.routes: dict[tuple[str, str, str], tuple[FieldValue, str]] = {}
+        """(gateway, provider, route key) → the field value op it always yields and the field's id."""
 
     # ----------------------------------------------------------------------------------------- entry points
 
@@ -203,8 +213,26 @@ class Processor:
         return batch
 
 
+class _FieldGroup:
+    """Every value one batch brings for one field, in order, with the op that says what the field is."""
+
+    __slots__ = ("entries", "gateway_id", "key", "template")
+
+    def __init__(self, gateway_id: str, key: str, template: FieldValue) -> None:
+        self.gateway_id = gateway_id
+        self.key = key
+        self.template = template
+        self.entries: list[tuple[int, int, Any, str]] = []
+        """(edge timestamp, sequence, raw value, message id)"""
+
+
 class _Batch:
-    """One run of the processor over one batch (keeps the working state out of the long-lived Processor)."""
+    """One run of the processor over one batch (keeps the working state out of the long-lived Processor).
+
+    Field values are grouped by field before they are applied: a field's node, source and record are looked
+    up once per batch, and a tight loop folds its values. Set messages whose meaning apart from the value is
+    fixed by a key (MySensors ``node;child;1;ack;type``) skip the interpreter after the first time.
+    """
 
     def __init__(self, processor: Processor, envelopes: list[Envelope], result: ProcessResult) -> None:
         self.p = processor
@@ -215,27 +243,39 @@ class _Batch:
         self.nodes: dict[str, _EntityAcc] = {}
         self.sources: dict[str, _EntityAcc] = {}
         self.fields: dict[str, _FieldAcc] = {}
+        self.groups: dict[str, _FieldGroup] = {}
         self.stored_nodes: dict[str, Record] = {}
         self.stored_sources: dict[str, Record] = {}
         self.stored_fields: dict[str, Record] = {}
         self.points: list[MetricPoint] = []
         self.requested: list[DomainEvent] = []
+        self.pending_requests: list[tuple[str, FieldRequest, int]] = []
         self.node_ids_by_gateway: dict[str, set[str]] = {}
+        self.failed: set[str] = set()
 
     # ----------------------------------------------------------------------------------------- run
 
     def run(self) -> None:
         result = self.result
         self._load_gateways()
-        interpreted = self._interpret()
-        self._prefetch(interpreted)
-        for envelope, ops in interpreted:
+        others = self._interpret()
+        self._prefetch(others)
+        for envelope, ops in others:
             error = self._apply(envelope, ops)
-            if error is None:
-                result.applied_ids.append(envelope.message_id)
-            else:
-                result.failures.append(MessageFailure(envelope.message_id, envelope.gateway_id, error))
+            if error is not None:
+                self._fail(envelope.message_id, envelope.gateway_id, error)
+        for group in self.groups.values():
+            self._apply_group(group)
+        for gw, request, ts in self.pending_requests:
+            self._field_request(gw, request, ts)
+        failed = self.failed
+        result.applied_ids = [e.message_id for e in self.envelopes if e.message_id not in failed]
         self._store()
+
+    def _fail(self, message_id: str, gateway_id: str, reason: str) -> None:
+        if message_id not in self.failed:
+            self.failed.add(message_id)
+            self.result.failures.append(MessageFailure(message_id, gateway_id, reason))
 
     def _load_gateways(self) -> None:
         ids = {e.gateway_id for e in self.envelopes}
@@ -248,43 +288,80 @@ class _Batch:
                 record = Gateway(
                     id=gateway_id,
                     provider={"type": providers.get(gateway_id, "unknown")},
-                    state={"status": "up", "message": "first message", "since": now},
+                    state=State(status=StateStatus.UP, message="first message", since=now),
                 ).record()
                 self.gateways[gateway_id] = _EntityAcc(record, created=True)
             else:
                 self.gateways[gateway_id] = _EntityAcc(record, created=False)
 
+    def _group(self, gw: str, op: FieldValue, key: str | None = None) -> _FieldGroup:
+        key = key or f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = _FieldGroup(gw, key, op)
+        return group
+
     def _interpret(self) -> list[tuple[Envelope, list[Op]]]:
         interpreters = self.p.interpreters
-        out: list[tuple[Envelope, list[Op]]] = []
-        failures = self.result.failures
+        routers = self.p.routers
+        routes = self.p.routes
+        groups = self.groups
+        others: list[tuple[Envelope, list[Op]]] = []
         for envelope in self.envelopes:
-            interpreter = interpreters.get(envelope.provider)
+            provider = envelope.provider
+            router = routers.get(provider)
+            route_key: tuple[str, str, str] | None = None
+            if router is not None:
+                routed = router(envelope.raw)
+                if routed is not None:
+                    route_key = (envelope.gateway_id, provider, routed[0])
+                    route = routes.get(route_key)
+                    if route is not None:
+                        group = groups.get(route[1])
+                        if group is None:
+                            group = groups[route[1]] = _FieldGroup(envelope.gateway_id, route[1], route[0])
+                        group.entries.append((envelope.timestamp, envelope.sequence, routed[1],
+                                              envelope.message_id))
+                        continue
+            interpreter = interpreters.get(provider)
             if interpreter is None:
-                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id,
-                                               f"unknown provider {envelope.provider!r}"))
+                self._fail(envelope.message_id, envelope.gateway_id, f"unknown provider {provider!r}")
                 continue
             try:
                 ops = interpreter.interpret(envelope, self.gateways[envelope.gateway_id].record)
             except ValueError as error:
-                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id, str(error)))
+                self._fail(envelope.message_id, envelope.gateway_id, str(error))
                 continue
             except Exception as error:  # a provider bug must not cost the batch
-                failures.append(MessageFailure(envelope.message_id, envelope.gateway_id,
-                                               f"{type(error).__name__}: {error}"))
+                self._fail(envelope.message_id, envelope.gateway_id, f"{type(error).__name__}: {error}")
                 continue
-            out.append((envelope, ops))
-        return out
+            rest: list[Op] = []
+            for op in ops:
+                if type(op) is FieldValue:
+                    group = self._group(envelope.gateway_id, op)
+                    group.entries.append((envelope.timestamp, envelope.sequence, op.value, envelope.message_id))
+                    if route_key is not None and len(ops) == 1:
+                        if len(routes) >= ROUTE_CACHE_LIMIT:
+                            routes.clear()
+                        routes[route_key] = (op, group.key)
+                else:
+                    rest.append(op)
+            if rest:
+                others.append((envelope, rest))
+        return others
 
-    def _prefetch(self, interpreted: list[tuple[Envelope, list[Op]]]) -> None:
+    def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
         node_ids: set[str] = set()
         source_ids: set[str] = set()
-        field_ids: set[str] = set()
-        for envelope, ops in interpreted:
+        field_ids: set[str] = set(self.groups)
+        for group in self.groups.values():
+            node_ids.add(f"{group.gateway_id}.{group.template.node_id}")
+            source_ids.add(group.key.rpartition(".")[0])
+        for envelope, ops in others:
             gw = envelope.gateway_id
             for op in ops:
                 kind = type(op)
-                if kind is FieldValue or kind is FieldRequest:
+                if kind is FieldRequest:
                     node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
                     source = f"{node}.{op.source_id}"  # type: ignore[union-attr]
                     node_ids.add(node)
@@ -314,16 +391,14 @@ class _Batch:
         error: str | None = None
         for op in ops:
             kind = type(op)
-            if kind is FieldValue:
-                error = self._field_value(gw, op, envelope) or error  # type: ignore[arg-type]
-            elif kind is NodeInfo:
+            if kind is NodeInfo:
                 self._node_info(gw, op, ts)  # type: ignore[arg-type]
             elif kind is SourceInfo:
                 self._source_info(gw, op, ts)  # type: ignore[arg-type]
             elif kind is NodeSeen:
                 self._node(gw, op.node_id, ts)  # type: ignore[union-attr]
             elif kind is FieldRequest:
-                self._field_request(gw, op, ts)  # type: ignore[arg-type]
+                self.pending_requests.append((gw, op, ts))  # type: ignore[arg-type]
             elif kind is Reply:
                 self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
             elif kind is NodeIdRequest:
@@ -367,15 +442,14 @@ class _Batch:
             acc.seen_ms = ts
         return acc
 
-    def _field(self, gw: str, op: FieldValue, ts: int) -> _FieldAcc:
-        key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+    def _field(self, gw: str, key: str, op: FieldValue) -> _FieldAcc:
         acc = self.fields.get(key)
         if acc is None:
             stored = self.stored_fields.get(key)
             if stored is None:
                 record = FieldModel(
                     gateway_id=gw, node_id=op.node_id, source_id=op.source_id, field_id=op.field_id,
-                    name=op.name or op.field_id, metric_type=op.metric_type, unit=op.unit,
+                    name=op.name or op.field_id, metric_type=MetricType(op.metric_type), unit=op.unit,
                 ).record()
                 acc = _FieldAcc(record, created=True)
             else:
@@ -400,41 +474,78 @@ class _Batch:
             acc.record = {**record, **changes}
             acc.meta = True
 
-    def _field_value(self, gw: str, op: FieldValue, envelope: Envelope) -> str | None:
-        ts = envelope.timestamp
-        node = self._node(gw, op.node_id, ts)
-        if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"), "name"):
+    def _apply_group(self, group: _FieldGroup) -> None:
+        """Fold every value of one field: metrics for all, the newest (if newer than stored) into the record."""
+        gw = group.gateway_id
+        op = group.template
+        entries = group.entries
+        first_ts = entries[0][0]
+        last_ts = max(entry[0] for entry in entries)
+        node = self._node(gw, op.node_id, first_ts)
+        if last_ts > node.seen_ms:
+            node.seen_ms = last_ts
+        if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"),
+                                                                                     "name"):
             node.update(name=op.node_name)
-        source = self._source(gw, op.node_id, op.source_id, ts)
+        source = self._source(gw, op.node_id, op.source_id, last_ts)
         if op.source_name and source.record.get("name") != op.source_name and not ignored(
                 source.record.get("labels"), "name"):
             source.update(name=op.source_name)
-        acc = self._field(gw, op, ts)
+        gateway = self.gateways[gw]
+        if last_ts > gateway.seen_ms:
+            gateway.seen_ms = last_ts
+        acc = self._field(gw, group.key, op)
         record = acc.record
         metric_type = record["metricType"]
-        try:
-            value = convert_value(op.value, metric_type)
-        except ValueError_ as error:
-            return f"field {record['id']}: {error}"
-        if metric_type != "none":
-            self.points.append(MetricPoint(record["id"], gw, op.node_id, op.source_id, op.field_id, metric_type,
-                                           value, ts))
-        seq = envelope.sequence
-        stored_ts, stored_seq = acc.key()
-        if ts < stored_ts or (ts == stored_ts and seq < stored_seq):
-            self.result.stale += 1
-            return None
-        if ts == stored_ts and seq == stored_seq:
-            acc.replayed = True  # the very update already stored: announce again, write nothing
-            return None
-        old = acc.current_value()
-        if acc.applied:
-            acc.p_ts, acc.p_seq, acc.p_value = acc.ts, acc.seq, acc.value
-        acc.applied += 1
-        acc.ts, acc.seq, acc.value = ts, seq, value
-        if value != old or acc.created and acc.applied == 1:
-            acc.ncs_ms = ts
-        return None
+        field_id = record["id"]
+        write_metric = metric_type != "none"
+        points = self.points
+        node_id, source_id, field_key = op.node_id, op.source_id, op.field_id
+        cur_ts, cur_seq = acc.key()
+        applied = acc.applied
+        value_now = acc.current_value()
+        ts_now, seq_now = acc.ts, acc.seq
+        p_ts, p_seq, p_value = acc.p_ts, acc.p_seq, acc.p_value
+        ncs = acc.ncs_ms
+        created = acc.created
+        stale = 0
+        numeric = metric_type == "gauge_float"
+        for ts, seq, raw, message_id in entries:
+            if numeric:  # the common case, inlined: float() and a finiteness check
+                try:
+                    value = float(raw)
+                except (TypeError, ValueError):
+                    value = None
+                if value is None or value - value != 0:
+                    self._fail(message_id, gw, f"field {field_id}: not a finite number for gauge_float: {raw!r}")
+                    continue
+            else:
+                try:
+                    value = convert_value(raw, metric_type)
+                except ValueError_ as error:
+                    self._fail(message_id, gw, f"field {field_id}: {error}")
+                    continue
+            if write_metric:
+                points.append(MetricPoint(field_id, gw, node_id, source_id, field_key, metric_type, value, ts))
+            if ts < cur_ts or (ts == cur_ts and seq < cur_seq):
+                stale += 1
+                continue
+            if ts == cur_ts and seq == cur_seq:
+                acc.replayed = True  # the very update already stored: announce again, write nothing
+                continue
+            if applied:
+                p_ts, p_seq, p_value = ts_now, seq_now, value_now
+            if value != value_now or (created and not applied):
+                ncs = ts
+            applied += 1
+            ts_now, seq_now, value_now = ts, seq, value
+            cur_ts, cur_seq = ts, seq
+        self.result.stale += stale
+        if applied:
+            acc.applied = applied
+            acc.ts, acc.seq, acc.value = ts_now, seq_now, value_now
+            acc.p_ts, acc.p_seq, acc.p_value = p_ts, p_seq, p_value
+            acc.ncs_ms = ncs
 
     def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
         acc = self._node(gw, op.node_id, ts)
@@ -501,7 +612,7 @@ class _Batch:
         node_id = str(candidate)
         taken.add(node_id)
         record = Node(gateway_id=gw, node_id=node_id, name=node_id,
-                      state={"status": "unavailable", "message": "id assigned"}).record()
+                      state=State(status=StateStatus.UNAVAILABLE, message="id assigned")).record()
         self.nodes[record["id"]] = _EntityAcc(record, created=True)
         gateway = self.gateways[gw].record
         interpreter = self.p.interpreters.get(gateway.get("provider", {}).get("type", ""))
@@ -551,13 +662,14 @@ class _Batch:
                 result.repo_writes += len(records)
         field_records: list[Record] = []
         field_events: list[DomainEvent] = []
-        for acc in self.fields.values():
-            if acc.applied or acc.created:  # metadata alone (a stale or replayed value) is not worth a write
-                record = acc.materialize()
+        for field_acc in self.fields.values():
+            if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
+                record = field_acc.materialize()
                 field_records.append(record)
-                field_events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, Kind.FIELD, record))
-            elif acc.replayed:
-                field_events.append(event(EventType.UPDATED, Kind.FIELD, acc.record))
+                field_events.append(
+                    event(EventType.CREATED if field_acc.created else EventType.UPDATED, Kind.FIELD, record))
+            elif field_acc.replayed:
+                field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
         if field_records:
             rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
             result.repo_writes += len(field_records)

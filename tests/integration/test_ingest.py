@@ -182,7 +182,7 @@ def test_redelivered_batch_leaves_the_same_state(stack: Stack) -> None:
 
 
 def test_events_reach_the_bus_and_replies_the_gateway_down_topic(stack: Stack) -> None:
-    payload, _ = invoke(stack, [publish(GOOD + ["12;255;3;0;6;0", "255;255;3;0;3;"])])
+    payload, _ = invoke(stack, [publish([*GOOD, "12;255;3;0;6;0", "255;255;3;0;3;"])])
     assert payload == {"batchItemFailures": []}
     sent = stack.sent_downlinks()
     assert ("gw1", "12;255;3;0;6;M") in sent

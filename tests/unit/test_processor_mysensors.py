@@ -24,7 +24,9 @@ T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 CLOCK_S = 1_767_225_600.0
 
 
-def envelopes(lines: list[str], gateway: str = "gw1", t0: int = T0, seq0: int = 1, step_ms: int = 1000) -> list[Envelope]:
+def envelopes(
+    lines: list[str], gateway: str = "gw1", t0: int = T0, seq0: int = 1, step_ms: int = 1000
+) -> list[Envelope]:
     return [
         Envelope(gateway, "mysensors_v2", t0 + i * step_ms, seq0 + i, f"e1-{gateway}-{seq0 + i}", line)
         for i, line in enumerate(lines)
@@ -48,7 +50,9 @@ def traffic() -> list[str]:
 
 def state_of(repo: MemoryRepository) -> dict[str, Any]:
     everything = ListQuery(limit=0)
-    return {kind.value: repo.query(kind, everything).data for kind in (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)}
+    return {
+        kind.value: repo.query(kind, everything).data for kind in (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)
+    }
 
 
 def test_node_presenting_itself_and_sensors_gives_resources_field_by_field() -> None:
@@ -107,10 +111,16 @@ def test_node_presenting_itself_and_sensors_gives_resources_field_by_field() -> 
 
 def test_time_answer_follows_gateway_time_zone() -> None:
     processor = make_processor()
-    processor.repository.put(Kind.GATEWAY, {
-        "id": "gw1", "provider": {"type": "mysensors_v2", "timezone": "Europe/Berlin", "unitSystem": "imperial"},
-        "labels": {}, "others": {}, "state": {"status": "up"},
-    })
+    processor.repository.put(
+        Kind.GATEWAY,
+        {
+            "id": "gw1",
+            "provider": {"type": "mysensors_v2", "timezone": "Europe/Berlin", "unitSystem": "imperial"},
+            "labels": {},
+            "others": {},
+            "state": {"status": "up"},
+        },
+    )
     result = processor.process(envelopes(["5;255;3;0;1;", "5;255;3;0;6;0"]))
     lines = [d.raw for d in result.downlinks]
     assert f"5;255;3;0;1;{int(CLOCK_S) + 3600}" in lines  # CET in January
@@ -191,8 +201,15 @@ def test_no_change_since_moves_only_when_the_value_changes() -> None:
 
 def test_bad_messages_fail_alone_and_the_rest_completes() -> None:
     processor = make_processor()
-    lines = ["7;1;1;0;0;21.5", "7;1;1;0", "garbage \x00\xff", "7;2;1;0;1;55", "7;1;1;0;0;not-a-number",
-             "300;1;1;0;0;1", "7;255;3;0;0;abc"]
+    lines = [
+        "7;1;1;0;0;21.5",
+        "7;1;1;0",
+        "garbage \x00\xff",
+        "7;2;1;0;1;55",
+        "7;1;1;0;0;not-a-number",
+        "300;1;1;0;0;1",
+        "7;255;3;0;0;abc",
+    ]
     batch = envelopes(lines)
     result = processor.process(batch)
     failed = {f.message_id for f in result.failures}
@@ -220,8 +237,9 @@ def test_ignore_labels_keep_user_choices() -> None:
     processor.process(envelopes(["8;1;1;0;0;20"], seq0=1))
     field = processor.repository.get(Kind.FIELD, "gw1.8.1.V_TEMP")
     assert field is not None
-    processor.repository.put(Kind.FIELD, {**field, "name": "Kitchen", "unit": "°F",
-                                          "labels": {"ignore_name": "true", "IGNORE_UNIT": "true"}})
+    processor.repository.put(
+        Kind.FIELD, {**field, "name": "Kitchen", "unit": "°F", "labels": {"ignore_name": "true", "IGNORE_UNIT": "true"}}
+    )
     processor.process(envelopes(["8;1;1;0;0;21"], seq0=2, t0=T0 + 10_000))
     field = processor.repository.get(Kind.FIELD, "gw1.8.1.V_TEMP")
     assert field is not None and field["name"] == "Kitchen" and field["unit"] == "°F"
@@ -229,16 +247,27 @@ def test_ignore_labels_keep_user_choices() -> None:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(st.lists(st.one_of(
-    st.binary(max_size=80).map(lambda b: b.decode("utf-8", errors="replace")),
-    st.text(max_size=60),
-    st.tuples(st.integers(-2, 300), st.integers(-2, 300), st.integers(-1, 6), st.integers(-1, 2),
-              st.integers(-1, 60), st.text(max_size=30)).map(lambda t: ";".join(map(str, t))),
-), max_size=30))
+@given(
+    st.lists(
+        st.one_of(
+            st.binary(max_size=80).map(lambda b: b.decode("utf-8", errors="replace")),
+            st.text(max_size=60),
+            st.tuples(
+                st.integers(-2, 300),
+                st.integers(-2, 300),
+                st.integers(-1, 6),
+                st.integers(-1, 2),
+                st.integers(-1, 60),
+                st.text(max_size=30),
+            ).map(lambda t: ";".join(map(str, t))),
+        ),
+        max_size=30,
+    )
+)
 def test_arbitrary_input_never_escapes_and_good_lines_beside_it_are_processed(noise: list[str]) -> None:
     processor = make_processor()
     good = ["9;1;1;0;0;20.5", "9;2;1;0;1;40"]
-    lines = noise[: len(noise) // 2] + good + noise[len(noise) // 2:]
+    lines = noise[: len(noise) // 2] + good + noise[len(noise) // 2 :]
     batch = envelopes(lines)
     result = processor.process(batch)
     assert len(result.failures) + len(result.applied_ids) == len({e.message_id for e in batch})

@@ -1,0 +1,33 @@
+"""MySensors 2.x provider: protocol tables, wire codec and the processor's interpreter."""
+
+from .codec import (
+    CodecError,
+    MySensorsMessage,
+    decode_line,
+    decode_mqtt,
+    encode_line,
+    encode_mqtt,
+    encode_value,
+    line_to_mqtt,
+    mqtt_to_line,
+)
+from .protocol import (
+    BROADCAST,
+    VALUE_METRIC,
+    Command,
+    Internal,
+    Sensor,
+    Stream,
+    Value,
+    internal_id,
+    sensor_id,
+    sensor_name,
+    value_id,
+    value_name,
+)
+
+__all__ = [
+    "BROADCAST", "VALUE_METRIC", "CodecError", "Command", "Internal", "MySensorsMessage", "Sensor", "Stream",
+    "Value", "decode_line", "decode_mqtt", "encode_line", "encode_mqtt", "encode_value", "internal_id",
+    "line_to_mqtt", "mqtt_to_line", "sensor_id", "sensor_name", "value_id", "value_name",
+]

@@ -28,7 +28,7 @@ from ...ops import (
     Reply,
     SourceInfo,
 )
-from .codec import CodecError, decode_line, encode_value
+from .codec import MAX_PAYLOAD, CodecError, decode_line, encode_value
 from .protocol import VALUE_METRIC, Command, Internal, Sensor, sensor_name, value_id, value_name
 
 PROVIDER = "mysensors_v2"
@@ -85,6 +85,18 @@ class MySensorsInterpreter:
 
     def __init__(self, clock: Any = time.time) -> None:
         self.clock = clock
+
+    @staticmethod
+    def route_key(raw: str) -> tuple[str, str] | None:
+        """For a set message: (``node;child;1;ack;type``, payload). The processor caches what a key means, so
+        a known sensor's values skip decoding. Anything else, or anything odd, takes the full path."""
+        parts = raw.split(";", 5)
+        if len(parts) != 6 or parts[2] != "1":
+            return None
+        payload = parts[5]
+        if len(payload) > MAX_PAYLOAD or not payload.isprintable():
+            return None
+        return raw[: len(raw) - len(payload)], payload
 
     def interpret(self, envelope: Envelope, gateway: Record) -> list[Op]:
         try:
