@@ -164,7 +164,7 @@ def convert_value(value: Any, metric_type: str) -> Any:
     if metric_type == "gauge_float":
         try:
             result = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError_(f"not a number for gauge_float: {value!r}") from None
         if result != result or result in (float("inf"), float("-inf")):
             raise ValueError_(f"not a finite number for gauge_float: {value!r}")
@@ -176,7 +176,7 @@ def convert_value(value: Any, metric_type: str) -> Any:
             return value
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ValueError_(f"not a number for {metric_type}: {value!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError_(f"not a finite number for {metric_type}: {value!r}")

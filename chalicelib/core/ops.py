@@ -84,6 +84,15 @@ class NodeSeen:
 
 
 @dataclass(slots=True)
+class NodeState:
+    """Someone speaks for a node: a broker's last will (Tasmota LWT Offline) marks it down."""
+
+    node_id: str
+    status: str
+    message: str = ""
+
+
+@dataclass(slots=True)
 class GatewayState:
     """The edge reports a gateway's connection state."""
 
@@ -91,7 +100,7 @@ class GatewayState:
     message: str = ""
 
 
-Op = FieldValue | NodeInfo | SourceInfo | FieldRequest | Reply | NodeIdRequest | NodeSeen | GatewayState
+Op = FieldValue | NodeInfo | SourceInfo | FieldRequest | Reply | NodeIdRequest | NodeSeen | NodeState | GatewayState
 
 
 class Interpreter(Protocol):

@@ -53,6 +53,7 @@ from .ops import (
     NodeIdRequest,
     NodeInfo,
     NodeSeen,
+    NodeState,
     Op,
     Reply,
     SourceInfo,
@@ -139,13 +140,15 @@ class _FieldAcc:
 class _EntityAcc:
     """What one batch does to one node, source or gateway: content changes and last seen."""
 
-    __slots__ = ("created", "dirty", "record", "seen_ms", "stored_seen_ms")
+    __slots__ = ("created", "dirty", "down_ms", "record", "seen_ms", "stored_seen_ms")
 
     def __init__(self, record: Record, created: bool) -> None:
         self.record = record
         self.created = created
         self.dirty = created
         self.seen_ms = 0
+        self.down_ms = -1
+        """When this batch marked the node down: traffic before that does not bring it back up."""
         self.stored_seen_ms: int | None = None
 
     def update(self, **changes: Any) -> None:
@@ -371,7 +374,7 @@ class _Batch:
                     node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
                     node_ids.add(node)
                     source_ids.add(f"{node}.{op.source_id}")  # type: ignore[union-attr]
-                elif kind is NodeInfo or kind is NodeSeen:
+                elif kind is NodeInfo or kind is NodeSeen or kind is NodeState:
                     node_ids.add(f"{gw}.{op.node_id}")  # type: ignore[union-attr]
         if node_ids:
             self.stored_nodes = self.repo.get_many(Kind.NODE, node_ids)
@@ -403,6 +406,8 @@ class _Batch:
                 self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
             elif kind is NodeIdRequest:
                 error = self._node_id_request(gw) or error
+            elif kind is NodeState:
+                self._node_state(gw, op, ts)  # type: ignore[arg-type]
             elif kind is GatewayState:
                 self._gateway_state(gateway, op, ts)  # type: ignore[arg-type]
         return error
@@ -423,9 +428,17 @@ class _Batch:
         if ts > acc.seen_ms:
             acc.seen_ms = ts
         state = acc.record.get("state")
-        if not state or state.get("status") != "up":
+        if (not state or state.get("status") != "up") and ts > acc.down_ms:
             acc.update(state={"status": "up", "message": "", "since": iso_from_ms(ts)})
         return acc
+
+    def _node_state(self, gw: str, op: NodeState, ts: int) -> None:
+        acc = self._node(gw, op.node_id, ts)
+        state = acc.record.get("state") or {}
+        if state.get("status") != op.status or state.get("message") != op.message:
+            acc.update(state={"status": op.status, "message": op.message, "since": iso_from_ms(ts)})
+        if op.status != "up":
+            acc.down_ms = ts
 
     def _source(self, gw: str, node_id: str, source_id: str, ts: int) -> _EntityAcc:
         key = f"{gw}.{node_id}.{source_id}"
@@ -514,7 +527,7 @@ class _Batch:
             if numeric:  # the common case, inlined: float() and a finiteness check
                 try:
                     value = float(raw)
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, OverflowError):
                     value = None
                 if value is None or value - value != 0:
                     self._fail(message_id, gw, f"field {field_id}: not a finite number for gauge_float: {raw!r}")

@@ -1,6 +1,7 @@
 """MySensors 2.x provider: protocol tables, wire codec and the processor's interpreter."""
 
 from .codec import (
+    MAX_PAYLOAD,
     CodecError,
     MySensorsMessage,
     decode_line,
@@ -13,6 +14,8 @@ from .codec import (
 )
 from .protocol import (
     BROADCAST,
+    GATEWAY_NODE,
+    INTERNAL_CHILD,
     VALUE_METRIC,
     Command,
     Internal,
@@ -20,14 +23,19 @@ from .protocol import (
     Stream,
     Value,
     internal_id,
+    internal_name,
     sensor_id,
     sensor_name,
+    stream_id,
+    stream_name,
+    type_name,
     value_id,
     value_name,
 )
 
 __all__ = [
-    "BROADCAST", "VALUE_METRIC", "CodecError", "Command", "Internal", "MySensorsMessage", "Sensor", "Stream",
-    "Value", "decode_line", "decode_mqtt", "encode_line", "encode_mqtt", "encode_value", "internal_id",
-    "line_to_mqtt", "mqtt_to_line", "sensor_id", "sensor_name", "value_id", "value_name",
+    "BROADCAST", "GATEWAY_NODE", "INTERNAL_CHILD", "MAX_PAYLOAD", "VALUE_METRIC", "CodecError", "Command", "Internal",
+    "MySensorsMessage", "Sensor", "Stream", "Value", "decode_line", "decode_mqtt", "encode_line", "encode_mqtt",
+    "encode_value", "internal_id", "internal_name", "line_to_mqtt", "mqtt_to_line", "sensor_id", "sensor_name",
+    "stream_id", "stream_name", "type_name", "value_id", "value_name",
 ]
