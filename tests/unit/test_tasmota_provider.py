@@ -418,7 +418,7 @@ def test_missing_or_foreign_topics_are_interpret_errors() -> None:
         interpret(None, '{"POWER":"ON"}')
     with pytest.raises(InterpretError, match="no tele, stat or cmnd"):
         interpret("zigbee2mqtt/bridge/state", "online")
-    with pytest.raises(InterpretError, match="^Tasmota home/tele/plug/SENSOR: payload is not JSON"):
+    with pytest.raises(InterpretError, match=r"^Tasmota home/tele/plug/SENSOR: payload is not JSON"):
         interpret("home/tele/plug/SENSOR", "{oops")
 
 
