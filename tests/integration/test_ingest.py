@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -101,13 +102,17 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
                 out.append((downlink.gateway_id, downlink.raw))
         return out
 
+    tapped: list[dict[str, Any]] = []
+
     def received() -> list[dict[str, Any]]:
-        messages = []
+        """Everything the rule delivered so far (read once from the tap queue, then kept)."""
         while True:
             got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
-                return messages
-            messages += [json.loads(m["Body"]) for m in got]
+                return list(tapped)
+            tapped.extend(json.loads(m["Body"]) for m in got)
+            for message in got:
+                sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
     return services, sent, received
 
@@ -138,6 +143,8 @@ def stack(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.Mon
 
 def invoke(stack: Stack, bodies: list[str]) -> tuple[dict[str, Any], list[str]]:
     event = stack.client.events.generate_sqs_event(message_bodies=bodies, queue_name="mycontroller-ingest")
+    for index, record in enumerate(event["Records"]):  # Chalice gives every generated record the same id
+        record["messageId"] = record["receiptHandle"] = f"sqs-{index}-{time.monotonic_ns()}"
     ids = [record["messageId"] for record in event["Records"]]
     response = stack.client.lambda_.invoke("ingest", event)
     return response.payload, ids

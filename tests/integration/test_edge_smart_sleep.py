@@ -1,0 +1,116 @@
+"""Smart sleep over a real pseudo-terminal: a command for a sleeping node reaches it in its awake window.
+
+The scripted node behaves as MySensors' ``smartSleep()``: it reports, says I_PRE_SLEEP_NOTIFICATION with the
+milliseconds it will listen, listens that long, and sleeps. Anything written to it after that is lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.core.envelope import Downlink
+from edge.gateways import build_gateway
+from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
+
+pytestmark = pytest.mark.integration
+
+WINDOW_MS = 500
+
+
+def _config(link: Path, data: Path) -> dict[str, Any]:
+    return {"id": "gw1", "reconnectDelay": "1s", "dataDir": str(data),
+            "provider": {"type": "mysensors_v2",
+                         "protocol": {"type": "serial", "portname": str(link), "transmitPreDelay": "10ms"}}}
+
+
+async def listen(device: PtyDevice, seconds: float) -> list[str]:
+    """What the node hears while its radio is on."""
+    heard: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        heard += device.poll_lines()
+        await asyncio.sleep(0.005)
+    return heard
+
+
+def _downlink(raw: str, key: str) -> Downlink:
+    return Downlink("gw1", "mysensors_v2", raw, node_id="7", key=key)
+
+
+def test_command_for_a_sleeping_node_is_delivered_inside_its_awake_window(tmp_path: Path) -> None:
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    ctx = FakeContext("gw1")
+    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            # first cycle: the node reports, announces sleep, listens, sleeps
+            device.write("7;1;1;0;0;18.5\n")
+            device.write(f"7;255;3;0;32;{WINDOW_MS}\n")
+            await wait_for(lambda: "7" in gateway.status()["sleep_nodes"], what="node known as a sleeper")
+            assert await listen(device, WINDOW_MS / 1000) == []
+            await wait_for(lambda: not gateway._is_awake("7"), what="window over")
+
+            # while it sleeps: two commands for the same switch (the newer wins) and one for the dimmer
+            await gateway.send(_downlink("7;3;1;0;2;1", "7;3;2"))
+            await gateway.send(_downlink("7;4;1;0;3;30", "7;4;3"))
+            await gateway.send(_downlink("7;3;1;0;2;0", "7;3;2"))
+            assert gateway.status()["sleep_queue"] == {"7": 2}
+            assert device.poll_lines() == []  # nothing was sent into the void
+
+            # second cycle: it wakes, reports, announces its window and listens
+            device.write("7;1;1;0;0;18.7\n")
+            device.write(f"7;255;3;0;32;{WINDOW_MS}\n")
+            heard = await listen(device, WINDOW_MS / 1000)
+            assert heard == ["7;4;1;0;3;30", "7;3;1;0;2;0"]
+            assert gateway.status()["sleep_queue"] == {}
+            assert gateway.status()["flushed"] == 2
+
+            # a command that arrives while it listens goes straight out
+            device.write(f"7;255;3;0;32;{WINDOW_MS}\n")
+            await wait_for(lambda: gateway._is_awake("7") and "7;255;3;0;32;500" in ctx.lines[-1:], what="awake")
+            await gateway.send(_downlink("7;3;1;0;2;1", "7;3;2"))
+            assert (await listen(device, 0.2)) == ["7;3;1;0;2;1"]
+        device.unplug()
+
+    asyncio.run(scenario())
+    assert ctx.lines.count(f"7;255;3;0;32;{WINDOW_MS}") == 3  # the notifications still reach the cloud
+
+
+def test_sleepers_and_their_queue_survive_an_agent_restart(tmp_path: Path) -> None:
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    data = tmp_path / "data"
+
+    async def first_run() -> None:
+        ctx = FakeContext("gw1")
+        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            device.write("7;255;3;0;32;0\n")  # goes to sleep at once
+            await wait_for(lambda: "7" in gateway.status()["sleep_nodes"], what="node known as a sleeper")
+            await gateway.send(_downlink("7;3;1;0;2;1", "7;3;2"))
+            assert gateway.status()["sleep_queue"] == {"7": 1}
+
+    async def second_run() -> None:
+        ctx = FakeContext("gw1")
+        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up again")
+            assert gateway.status()["sleep_nodes"] == ["7"]
+            await gateway.send(_downlink("7;4;1;0;3;55", "7;4;3"))
+            assert gateway.status()["sleep_queue"] == {"7": 2}
+            assert device.poll_lines() == []
+            device.write("7;255;3;0;33;\n")  # I_POST_SLEEP_NOTIFICATION: awake again
+            received = Received(device)
+            heard = await wait_for(lambda: len(received()) >= 2 and received.lines, what="queue flushed")
+            assert heard == ["7;3;1;0;2;1", "7;4;1;0;3;55"]
+
+    asyncio.run(first_run())
+    asyncio.run(second_run())
+    device.unplug()
