@@ -6,6 +6,8 @@ holds everything (see ``infra/README.md``):
 
 * the single DynamoDB table (its schema comes from the DynamoDB repository adapter, so they cannot drift),
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
+* the event source mapping that feeds the ingest function ten records at a time with partial batch
+  responses (``ReportBatchItemFailures``), so only failed records are retried,
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
 * the EventBridge bus for domain events,
@@ -27,6 +29,8 @@ MAX_RECEIVE_COUNT = 5
 INGEST_VISIBILITY_TIMEOUT_S = 180
 """Six times the ingest function's timeout (30 s), as AWS advises for SQS event sources."""
 UP_TOPIC_FILTER = f"{TOPIC_PREFIX}/+/up"
+INGEST_FUNCTION = "Ingest"
+"""The logical id ``chalice package`` gives ``@app.lambda_function(name="ingest")``."""
 
 
 def ingest_rule_sql() -> str:
@@ -117,6 +121,16 @@ def build_resources() -> dict[str, Any]:
                                                 "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
                                                 "UseBase64": False}},
                     },
+                },
+            },
+            "IngestEventSource": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": queue_arn,
+                    "FunctionName": {"Ref": INGEST_FUNCTION},
+                    "BatchSize": 10,
+                    "MaximumBatchingWindowInSeconds": 1,
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
                 },
             },
             "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "mycontroller"}},

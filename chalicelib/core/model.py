@@ -25,7 +25,7 @@ from pydantic.alias_generators import to_camel
 
 Record = dict[str, Any]
 
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@+~]{1,128}$")
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@~]{1,128}$")
 """One id segment. Dots separate segments of composite ids and quick ids, so a segment has none."""
 
 
@@ -357,7 +357,7 @@ class _Labelled(CamelModel):
 def _check_segment(value: str, what: str) -> str:
     if not ID_PATTERN.match(value):
         raise ValueError(f"{what} {value!r} must be 1-128 characters of letters, digits, '_', '-', ':', '@', "
-                         "'+', '~' (no dots)")
+                         "'~' (no dots; no MQTT wildcards)")
     return value
 
 

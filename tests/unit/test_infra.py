@@ -57,7 +57,26 @@ def test_table_is_the_adapters_table() -> None:
 
 
 def test_template_passes_cfn_lint() -> None:
-    template = {"AWSTemplateFormatVersion": "2010-09-09", **build_resources()}
+    fragment = build_resources()
+    # What `chalice package` contributes and the fragment refers to: the ingest function.
+    ingest_function = {"Type": "AWS::Lambda::Function", "Properties": {
+        "Runtime": "python3.12", "Handler": "app.ingest", "Role": "arn:aws:iam::123456789012:role/ingest",
+        "Code": {"ZipFile": "placeholder"}}}
+    template = {"AWSTemplateFormatVersion": "2010-09-09",
+                "Resources": {**fragment["Resources"], "Ingest": ingest_function}, "Outputs": fragment["Outputs"]}
     matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []
+
+
+def test_ingest_function_reports_partial_batch_failures() -> None:
+    mapping = build_resources()["Resources"]["IngestEventSource"]["Properties"]
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
+    assert mapping["BatchSize"] == 10
+
+
+def test_ingest_function_is_the_one_chalice_packages() -> None:
+    from app import app
+
+    assert any(function.name == "ingest" for function in app.pure_lambda_functions)

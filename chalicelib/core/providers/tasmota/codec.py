@@ -26,7 +26,7 @@ FULL_TOPIC_KEY: Final = "tasmota_full_topic"
 """Node ``others`` key holding the FullTopic pattern the device was seen to use."""
 
 MAX_ID_LENGTH: Final = 128
-_NOT_ID_CHAR: Final = re.compile(r"[^A-Za-z0-9_\-:@+~]")
+_NOT_ID_CHAR: Final = re.compile(r"[^A-Za-z0-9_\-:@~]")
 _POWER_KEY: Final = re.compile(r"^POWER\d*$", re.IGNORECASE)
 _MQTT_FORBIDDEN: Final = frozenset("+#/\x00")
 
