@@ -1,0 +1,152 @@
+"""The route table: every REST operation, defined once as data.
+
+``app.py`` registers these with Chalice in a loop and ``/api/openapi.json`` is generated from the same list,
+so the document and the routes cannot drift apart. Paths and verbs are MyController v2's.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache, partial
+from typing import Any, Final
+
+from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
+
+from . import actions, metrics, openapi, resources, status
+from .web import ApiRequest, Body, Ok, Param, Route
+
+LIST_PARAMS: Final = (
+    Param("limit", "Page size (default 50; 0 or less: all, up to 10000)", {"type": "integer"}),
+    Param("offset", "Records to skip", {"type": "integer", "minimum": 0}),
+    Param("sortBy", 'JSON list [{"f": keyPath, "o": "asc"|"desc"}] (or key,-key)'),
+    Param("filter", 'JSON list [{"k": keyPath, "o": operator, "v": value}]; operators eq, ne, in, nin, '
+                    "range_in, range_not_in, gt, lt, gte, lte, exists, regex"),
+)
+
+ID_LIST_SCHEMA: Final = {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}
+DELETED_SCHEMA: Final = {
+    "type": "object",
+    "required": ["deleted", "cascaded"],
+    "properties": {"deleted": {"type": "integer", "description": "Records of this kind deleted"},
+                   "cascaded": {"type": "integer", "description": "Records beneath them deleted too"}},
+}
+SENT_SCHEMA: Final = {
+    "type": "object",
+    "required": ["sent", "skipped"],
+    "properties": {"sent": {"type": "integer", "description": "Messages handed to the downlink"},
+                   "skipped": {"type": "integer", "description": "Targets skipped (disabled gateways)"}},
+}
+METRIC_RESULT_SCHEMA: Final = {
+    "type": "object",
+    "description": "Rows per name (the quick id unless named): {time, value} raw or {time, <function>} per window",
+    "additionalProperties": {"type": "array", "items": {"type": "object", "additionalProperties": True}},
+}
+OBJECT_SCHEMA: Final = {"type": "object", "additionalProperties": True}
+QUICK_ID_RESULT_SCHEMA: Final = {
+    "type": "object",
+    "description": "The resource (or the value at the quick id's key path) per requested quick id",
+    "additionalProperties": True,
+}
+NAMES: Final = {Kind.GATEWAY: "gateway", Kind.NODE: "node", Kind.SOURCE: "source", Kind.FIELD: "field"}
+PLURALS: Final = {Kind.GATEWAY: "gateways", Kind.NODE: "nodes", Kind.SOURCE: "sources", Kind.FIELD: "fields"}
+
+
+def _resource_routes(kind: Kind) -> list[Route]:
+    name, plural, model = NAMES[kind], PLURALS[kind], DEVICE_MODELS[kind]
+    path = f"/api/{kind.value}"
+    return [
+        Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
+              f"List {plural} (filter, sort, page)", name, Ok(f"A page of {plural}", model=model, page=True),
+              params=LIST_PARAMS, errors=(400,)),
+        Route("GET", f"{path}/{{id}}", f"get_{name}", partial(resources.get_resource, kind),
+              f"Get one {name} by id or quick id", name, Ok(f"The {name}", model=model), errors=(404,)),
+        Route("POST", path, f"upsert_{name}", partial(resources.upsert_resource, kind),
+              f"Create or update a {name}", name, Ok(f"The {name} as stored", model=model),
+              body=Body(f"The {name}", model=model)),
+        Route("DELETE", path, f"delete_{plural}", partial(resources.delete_resources, kind),
+              f"Delete {plural} by id, with everything beneath them", name,
+              Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=Body(f"{name.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)),
+    ]
+
+
+def _openapi(_request: ApiRequest) -> dict[str, Any]:
+    return document()
+
+
+ACTION_PARAMS: Final = (
+    Param("action", "The action", required=True),
+    Param("id", "Target id or quick id (repeatable)", required=True),
+)
+
+ROUTES: Final[tuple[Route, ...]] = (
+    *(route for kind in DEVICE_KINDS for route in _resource_routes(kind)),
+    Route("GET", "/api/quickid", "get_quick_ids", resources.quick_id_lookup,
+          "Resources (or values at a key path) by quick id", "quickid",
+          Ok("Each quick id's resource or value", schema=QUICK_ID_RESULT_SCHEMA),
+          params=(Param("id", "Quick id, e.g. field:gw.1.1.V_TEMP or node:gw.1.labels.room (repeatable)",
+                        required=True),)),
+    Route("POST", "/api/action", "post_actions", actions.post_action,
+          "Set fields (payload or toggle), run node or gateway actions, by quick id", "action",
+          Ok("Messages sent", schema=SENT_SCHEMA),
+          body=Body("Actions", model=actions.ActionItem, many=actions.MAX_ACTIONS,
+                    example=[{"resource": "field:gw.1.1.V_STATUS", "payload": "toggle"}])),
+    Route("GET", "/api/action", "get_action", actions.get_action, "One action by query parameters", "action",
+          Ok("Messages sent", schema=SENT_SCHEMA),
+          params=(Param("resource", "Quick id", required=True), Param("payload", "Value or toggle", required=True),
+                  Param("keyPath", "Accepted for compatibility"))),
+    Route("POST", "/api/action/node", "post_node_action", actions.post_node_action,
+          "Node action: heartbeat_request, reboot, refresh_node_info, reset", "action",
+          Ok("Messages sent", schema=SENT_SCHEMA), body=Body("Action and node ids", model=actions.NodeActionBody)),
+    Route("GET", "/api/action/node", "get_node_action", actions.get_node_action,
+          "Node action by query parameters (the reference's form)", "action",
+          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS),
+    Route("POST", "/api/action/gateway", "post_gateway_action", actions.post_gateway_action,
+          "Gateway action: discover_nodes", "action", Ok("Messages sent", schema=SENT_SCHEMA),
+          body=Body("Action and gateway ids", model=actions.GatewayActionBody)),
+    Route("GET", "/api/action/gateway", "get_gateway_action", actions.get_gateway_action,
+          "Gateway action by query parameters (the reference's form)", "action",
+          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS),
+    Route("GET", "/api/metric", "get_metrics", metrics.get_metric, "Metrics of fields", "metric",
+          Ok("Rows per quick id", schema=METRIC_RESULT_SCHEMA),
+          params=(Param("quickId", "Field quick id (repeatable; quick_id accepted)"),
+                  Param("quick_id", "Same as quickId (the reference's name)"),
+                  Param("start", "-1h (default), now, RFC 3339 or epoch ms"),
+                  Param("stop", "Same forms as start (default now)"),
+                  Param("window", "Aggregation window (5m); none for raw points"),
+                  Param("functions", "mean (default), min, max, median, sum, count, first, last, percentile_NN; "
+                                     "comma-separated or repeated"))),
+    Route("POST", "/api/metric", "post_metrics", metrics.post_metric, "Metrics of several fields", "metric",
+          Ok("Rows per name", schema=METRIC_RESULT_SCHEMA), body=Body("Queries", model=metrics.MetricRequest)),
+    Route("GET", "/api/status", "get_status", status.status, "Service status (no credentials needed)", "status",
+          Ok("Status", schema=OBJECT_SCHEMA), errors=(), public=True),
+    Route("GET", "/api/version", "get_version", status.version, "Version", "status",
+          Ok("Version", schema=OBJECT_SCHEMA), errors=(), public=True),
+    Route("GET", "/api/openapi.json", "get_openapi", _openapi, "This document", "status",
+          Ok("OpenAPI 3.0 document", schema=OBJECT_SCHEMA), errors=(), public=True),
+)
+
+
+@cache
+def document() -> dict[str, Any]:
+    """The OpenAPI document of ``ROUTES`` (built once; treat it as read-only)."""
+    return openapi.build_document(ROUTES, version=status.VERSION)
+
+
+HTTP_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
+NOT_ALLOWED_PREFIX: Final = "not_allowed_"
+
+
+def not_allowed_routes() -> list[tuple[str, list[str], str, list[str]]]:
+    """``(path, other methods, route name, allowed methods)`` per path: ``app.py`` answers the other methods with
+    a JSON 405 (``web.method_not_allowed``) where API Gateway would answer 403 "Missing Authentication Token"."""
+    by_path: dict[str, list[str]] = {}
+    for route in ROUTES:
+        by_path.setdefault(route.path, []).append(route.method)
+    result = []
+    for path, allowed in by_path.items():
+        others = [method for method in HTTP_METHODS if method not in allowed]
+        if others:
+            name = NOT_ALLOWED_PREFIX + re.sub(r"[^A-Za-z0-9]+", "_", path).strip("_")
+            result.append((path, others, name, allowed))
+    return result

@@ -1,0 +1,216 @@
+"""HTTP plumbing between Chalice and the API functions: the route type, the request handlers see, and the one
+view wrapper every route goes through (body size limit, JSON parsing, error answers).
+
+Handlers take an ``ApiRequest`` and return a JSON-able body or a ``Reply``; they never see Chalice, so they can
+be called directly and the same route table drives both Chalice and the OpenAPI document.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import unquote
+
+from chalice.app import Request, Response
+from pydantic import BaseModel, ValidationError
+
+from chalicelib.core.actions import ActionError
+from chalicelib.core.metrics import MetricQueryError
+from chalicelib.core.model import QuickIdError
+from chalicelib.core.query import QueryError
+
+from .errors import JSON_HEADERS, ApiError, error_body, from_json_error, from_validation_error
+from .observability import logger
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(slots=True)
+class ApiRequest:
+    """What a handler needs of an HTTP request."""
+
+    method: str
+    path: str
+    path_params: dict[str, str] = field(default_factory=dict)
+    query: dict[str, list[str]] = field(default_factory=dict)
+    raw_body: bytes = b""
+    request_id: str = ""
+
+    def param(self, *names: str) -> str | None:
+        """The last value of the first query parameter present among ``names`` (aliases), or None."""
+        for name in names:
+            values = self.query.get(name)
+            if values:
+                return values[-1]
+        return None
+
+    def params(self, *names: str) -> list[str]:
+        """Every value of the query parameters ``names`` (a parameter may repeat)."""
+        return [value for name in names for value in self.query.get(name, [])]
+
+    def json(self) -> Any:
+        """The body as JSON; 400 when it is missing or not JSON."""
+        if not self.raw_body.strip():
+            raise ApiError(400, "a JSON body is required", "body")
+        try:
+            return json.loads(self.raw_body)
+        except json.JSONDecodeError as error:
+            raise from_json_error(error) from None
+        except (UnicodeDecodeError, RecursionError):
+            raise ApiError(400, "body is not valid UTF-8 JSON", "body") from None
+
+    def model(self, model: type[M], *, prefix: str = "") -> M:
+        """The body validated by a pydantic model; 400 naming the first bad field."""
+        return validate(model, self.json(), prefix=prefix)
+
+
+def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
+    try:
+        return model.model_validate(data)
+    except ValidationError as error:
+        raise from_validation_error(error, prefix) from None
+
+
+@dataclass(slots=True)
+class Reply:
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+Handler = Callable[[ApiRequest], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Param:
+    """A query or path parameter, for the OpenAPI document."""
+
+    name: str
+    description: str
+    schema: Mapping[str, Any] = field(default_factory=lambda: {"type": "string"})
+    required: bool = False
+    location: str = "query"
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """A request body: a pydantic model, or a JSON schema for bodies that are not objects (id lists)."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    schema: Mapping[str, Any] | None = None
+    example: Any = None
+    many: int = 0
+    """With a model: the body is a list of 1 to ``many`` of them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Ok:
+    """The success answer: description and schema (a model, a model's list page, or a JSON schema)."""
+
+    description: str
+    model: type[BaseModel] | None = None
+    schema: Mapping[str, Any] | None = None
+    page: bool = False
+    status: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation. The route table (``routes.ROUTES``) is the single source for Chalice and OpenAPI."""
+
+    method: str
+    path: str
+    name: str
+    handler: Handler
+    summary: str
+    tag: str
+    ok: Ok
+    params: tuple[Param, ...] = ()
+    body: Body | None = None
+    errors: tuple[int, ...] = (400, 404)
+    public: bool = False
+    """Open without credentials even once an authorizer exists (status, version, the OpenAPI document)."""
+
+
+# --------------------------------------------------------------------------------------------- dispatch
+
+
+def to_api_error(error: Exception) -> ApiError | None:
+    """Core errors that name their input become 400s; anything else is not the client's fault."""
+    if isinstance(error, ApiError):
+        return error
+    if isinstance(error, QueryError):
+        return ApiError(400, str(error), error.parameter)
+    if isinstance(error, ActionError):
+        return ApiError(400, str(error), error.field)
+    if isinstance(error, MetricQueryError):
+        return ApiError(400, str(error))
+    if isinstance(error, QuickIdError):
+        return ApiError(400, str(error), "id")
+    if isinstance(error, ValidationError):
+        return from_validation_error(error)
+    return None
+
+
+def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+    all_headers: dict[str, str | list[str]] = {**JSON_HEADERS, **(headers or {})}
+    return Response(body=body, status_code=status, headers=all_headers)
+
+
+def error_response(error: ApiError) -> Response:
+    return json_response(error.status, error.body(), error.headers)
+
+
+def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> ApiRequest:
+    if request is None:
+        return ApiRequest("GET", "/", {k: unquote(v) for k, v in path_params.items()})
+    query: dict[str, list[str]] = {}
+    if request.query_params:
+        for name in request.query_params:
+            query[name] = list(request.query_params.getlist(name))
+    context = request.context or {}
+    raw_body = request.raw_body or b""
+    return ApiRequest(
+        method=request.method,
+        path=str(context.get("resourcePath") or request.path),
+        path_params={k: unquote(v) for k, v in path_params.items()},
+        query=query,
+        raw_body=raw_body.encode() if isinstance(raw_body, str) else raw_body,
+        request_id=str(context.get("requestId") or ""),
+    )
+
+
+def dispatch(route: Route, request: Request | None, path_params: Mapping[str, str],
+             max_body_bytes: Callable[[], int]) -> Response:
+    """Run one route's handler and answer in JSON, whatever happens."""
+    started = time.perf_counter()
+    try:
+        api_request = to_api_request(request, path_params)
+        limit = max_body_bytes()
+        if len(api_request.raw_body) > limit:
+            raise ApiError(413, f"request body is {len(api_request.raw_body)} bytes, more than {limit}", "body")
+        result = route.handler(api_request)
+        reply = result if isinstance(result, Reply) else Reply(200, result)
+        return json_response(reply.status, reply.body, reply.headers)
+    except Exception as error:
+        api_error = to_api_error(error)
+        if api_error is None:
+            logger.exception("unhandled error", extra={"route": route.name,
+                                                       "duration_ms": round((time.perf_counter() - started) * 1000, 2)})
+            return json_response(500, error_body(500, "internal server error"))
+        return error_response(api_error)
+
+
+def method_not_allowed(path: str, allowed: list[str]) -> Callable[..., Response]:
+    """A view answering 405 for methods a path does not have (API Gateway would otherwise answer 403)."""
+    allow = ", ".join(sorted(allowed))
+
+    def view(**_path_params: str) -> Response:
+        return json_response(405, error_body(405, f"method not allowed on {path}; allowed: {allow}"),
+                             {"Allow": allow})
+
+    return view

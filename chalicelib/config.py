@@ -1,0 +1,271 @@
+"""The composition root: settings from the environment, adapters built from them once per process.
+
+Lambda keeps a process warm across invocations, so adapters (DynamoDB connection, InfluxDB client, boto3
+clients) are built on the first call after a cold start and reused. Adapter modules are imported inside the
+builders, so a memory-only local run never imports boto3 or pynamodb. The local stack and the tests inject
+their own in-process instances with ``set_services``.
+
+Environment (all optional; the defaults are the embedded local set-up):
+
+==================  ===============================================================================
+STORAGE             ``memory`` (default) or ``dynamodb``
+TABLE_NAME          DynamoDB table (default ``mycontroller``)
+DYNAMODB_ENDPOINT   endpoint URL for DynamoDB Local (default: AWS)
+AWS_REGION          region for the AWS adapters (falls back to AWS_DEFAULT_REGION, then ``us-east-1``)
+DATA_DIR            where the memory repository (``<DATA_DIR>/repository/``) and the embedded metric store
+                    (``<DATA_DIR>/metrics.sqlite3``) keep their files (default ``./.mycontroller``)
+DUMP_INTERVAL_S     seconds between memory repository dumps (default 60; 0 = on close only)
+METRICS             ``embedded`` (default), ``influxdb`` or ``none``
+INFLUXDB_URL        InfluxDB 2 URL (``influxdb``), with INFLUXDB_TOKEN, INFLUXDB_ORG, INFLUXDB_BUCKET
+BUS                 ``local`` (default, in-process) or ``eventbridge``
+EVENT_BUS_NAME      EventBridge bus (default ``mycontroller``)
+DOWNLINK            ``local`` (default, in-process) or ``iotdata`` (IoT Core publish)
+TOPIC_PREFIX        topic prefix of the gateways' down topics (default ``mc``)
+IOT_DATA_ENDPOINT   iot-data endpoint URL (default: the account's, found by boto3)
+MAX_BODY_BYTES      largest accepted API request body (default 1048576); larger gets 413
+LOG_LEVEL           DEBUG, INFO (default), WARNING, ERROR
+==================  ===============================================================================
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+from .core.ports import DownlinkSender, EventBus, MetricStore, Repository
+
+if TYPE_CHECKING:
+    from .ingest import Ingest
+
+STORAGE_CHOICES: Final = ("memory", "dynamodb")
+METRICS_CHOICES: Final = ("embedded", "influxdb", "none")
+BUS_CHOICES: Final = ("local", "eventbridge")
+DOWNLINK_CHOICES: Final = ("local", "iotdata")
+LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the environment variable."""
+
+
+def _choice(env: Mapping[str, str], name: str, choices: tuple[str, ...], default: str) -> str:
+    value = (env.get(name) or default).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, *, minimum: float = 0) -> float:
+    text = (env.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}={text!r} is not a number") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={text!r} must be at least {minimum:g}")
+    return value
+
+
+def _text(env: Mapping[str, str], name: str, default: str | None = None) -> str | None:
+    value = (env.get(name) or "").strip()
+    return value or default
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What the environment selects; ``from_env`` reads and checks it, naming the variable at fault."""
+
+    storage: str = "memory"
+    table_name: str = "mycontroller"
+    dynamodb_endpoint: str | None = None
+    aws_region: str = "us-east-1"
+    data_dir: Path = Path(".mycontroller")
+    dump_interval_s: float = 60.0
+    metrics: str = "embedded"
+    influxdb_url: str | None = None
+    influxdb_token: str | None = field(default=None, repr=False)
+    influxdb_org: str | None = None
+    influxdb_bucket: str | None = None
+    bus: str = "local"
+    event_bus_name: str = "mycontroller"
+    downlink: str = "local"
+    topic_prefix: str = "mc"
+    iot_data_endpoint: str | None = None
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    log_level: str = "INFO"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        log_level = (env.get("LOG_LEVEL") or "INFO").strip().upper()
+        if log_level not in LOG_LEVELS:
+            raise ConfigError(f"LOG_LEVEL={log_level!r} is not one of {', '.join(LOG_LEVELS)}")
+        settings = cls(
+            storage=_choice(env, "STORAGE", STORAGE_CHOICES, "memory"),
+            table_name=_text(env, "TABLE_NAME", "mycontroller") or "mycontroller",
+            dynamodb_endpoint=_text(env, "DYNAMODB_ENDPOINT"),
+            aws_region=_text(env, "AWS_REGION") or _text(env, "AWS_DEFAULT_REGION") or "us-east-1",
+            data_dir=Path(_text(env, "DATA_DIR", ".mycontroller") or ".mycontroller"),
+            dump_interval_s=_number(env, "DUMP_INTERVAL_S", 60.0),
+            metrics=_choice(env, "METRICS", METRICS_CHOICES, "embedded"),
+            influxdb_url=_text(env, "INFLUXDB_URL"),
+            influxdb_token=_text(env, "INFLUXDB_TOKEN"),
+            influxdb_org=_text(env, "INFLUXDB_ORG"),
+            influxdb_bucket=_text(env, "INFLUXDB_BUCKET"),
+            bus=_choice(env, "BUS", BUS_CHOICES, "local"),
+            event_bus_name=_text(env, "EVENT_BUS_NAME", "mycontroller") or "mycontroller",
+            downlink=_choice(env, "DOWNLINK", DOWNLINK_CHOICES, "local"),
+            topic_prefix=_text(env, "TOPIC_PREFIX", "mc") or "mc",
+            iot_data_endpoint=_text(env, "IOT_DATA_ENDPOINT"),
+            max_body_bytes=int(_number(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
+            log_level=log_level,
+        )
+        if settings.metrics == "influxdb":
+            missing = [name for name, value in (("INFLUXDB_URL", settings.influxdb_url),
+                                                ("INFLUXDB_ORG", settings.influxdb_org),
+                                                ("INFLUXDB_BUCKET", settings.influxdb_bucket)) if not value]
+            if missing:
+                raise ConfigError(f"METRICS=influxdb needs {', '.join(missing)}")
+        return settings
+
+
+@dataclass(slots=True)
+class Services:
+    """The adapters one process uses, built from ``settings``."""
+
+    settings: Settings
+    repository: Repository
+    metrics: MetricStore
+    bus: EventBus
+    downlink: DownlinkSender
+    extras: dict[str, Any] = field(default_factory=dict)
+    """Room for what the local stack wants to carry along (its ingest queue, simulator…)."""
+
+    def close(self) -> None:
+        """Flush and close what holds state (the memory repository dumps, metric stores flush)."""
+        for closer in (self.metrics.flush, self.bus.close, self.metrics.close, self.repository.close):
+            try:
+                closer()
+            except Exception:  # closing one must not keep the others open
+                import logging
+
+                logging.getLogger(__name__).exception("closing %s failed", closer)
+
+
+# --------------------------------------------------------------------------------------------- builders
+
+
+def build_repository(settings: Settings) -> Repository:
+    if settings.storage == "dynamodb":
+        from .adapters.repository_dynamodb import DynamoDBRepository
+
+        return DynamoDBRepository(settings.table_name, settings.aws_region, settings.dynamodb_endpoint)
+    from .adapters.repository_memory import MemoryRepository
+
+    return MemoryRepository(settings.data_dir / "repository", settings.dump_interval_s)
+
+
+def build_metrics(settings: Settings) -> MetricStore:
+    if settings.metrics == "none":
+        from .adapters.metrics_none import NoMetricStore
+
+        return NoMetricStore()
+    if settings.metrics == "influxdb":
+        from .adapters.metrics_influxdb import InfluxDBMetricStore
+
+        return InfluxDBMetricStore(url=settings.influxdb_url or "", token=settings.influxdb_token or "",
+                                   org=settings.influxdb_org or "", bucket=settings.influxdb_bucket or "")
+    from .adapters.metrics_embedded import EmbeddedMetricStore
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return EmbeddedMetricStore(settings.data_dir / "metrics.sqlite3")
+
+
+def build_bus(settings: Settings) -> EventBus:
+    if settings.bus == "eventbridge":
+        from .adapters.bus_eventbridge import EventBridgeBus
+
+        return EventBridgeBus(settings.event_bus_name)
+    from .adapters.bus_local import LocalEventBus
+
+    return LocalEventBus("sync")
+
+
+def build_downlink(settings: Settings) -> DownlinkSender:
+    if settings.downlink == "iotdata":
+        import boto3
+
+        from .adapters.downlink_iotdata import IotDataDownlink
+
+        client = boto3.client("iot-data", region_name=settings.aws_region, endpoint_url=settings.iot_data_endpoint)
+        return IotDataDownlink(client=client, topic_prefix=settings.topic_prefix)
+    from .adapters.downlink_local import LocalDownlink
+
+    return LocalDownlink()
+
+
+def build_services(settings: Settings | None = None) -> Services:
+    """Every adapter the settings select (``Settings.from_env()`` when none are given)."""
+    settings = settings or Settings.from_env()
+    repository = build_repository(settings)
+    return Services(settings=settings, repository=repository, metrics=build_metrics(settings),
+                    bus=build_bus(settings), downlink=build_downlink(settings))
+
+
+# --------------------------------------------------------------------------------------------- the cache
+
+_lock = threading.Lock()
+_services: Services | None = None
+_ingest: Ingest | None = None
+
+
+def get_services() -> Services:
+    """The process's services, built on first use (a cold start) and shared afterwards."""
+    global _services
+    services = _services
+    if services is not None:
+        return services
+    with _lock:
+        if _services is None:
+            _services = build_services()
+        return _services
+
+
+def set_services(services: Services) -> None:
+    """Use these services from now on (tests, the local stack). The previous ones are not closed."""
+    global _services, _ingest
+    with _lock:
+        _services = services
+        _ingest = None
+
+
+def reset_services(*, close: bool = False) -> None:
+    """Forget the current services (closing them first if asked); the next ``get_services`` builds anew."""
+    global _services, _ingest
+    with _lock:
+        services, _services, _ingest = _services, None, None
+    if close and services is not None:
+        services.close()
+
+
+def get_ingest() -> Ingest:
+    """The ingest function's runner over the current services, built once like them."""
+    global _ingest
+    ingest = _ingest
+    if ingest is not None:
+        return ingest
+    services = get_services()
+    with _lock:
+        if _ingest is None:
+            from .core.processor import Processor
+            from .ingest import Ingest
+
+            _ingest = Ingest(Processor(services.repository, services.metrics), services.bus, services.downlink)
+        return _ingest

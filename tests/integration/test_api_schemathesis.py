@@ -1,0 +1,68 @@
+"""schemathesis against the OpenAPI document, over real HTTP: the Chalice app served by Chalice's local dev
+server on a free loopback port, with the memory repository and a few resources to hit. Positive and negative
+examples for every operation must never produce a 5xx, must answer only documented status codes, and always in
+JSON. Bounded: a few examples per operation, well under a minute in all."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
+
+from chalicelib.api.routes import document
+from chalicelib.config import reset_services, set_services
+from tests.integration.api_conftest import make_services
+
+pytestmark = pytest.mark.integration
+
+FRONT_END_METHODS = frozenset({"HEAD", "OPTIONS", "TRACE", "QUERY", "CONNECT"})
+
+schema = schemathesis.openapi.from_dict(document())
+schema.config.generation.update(max_examples=12)
+
+
+@pytest.fixture(scope="module")
+def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+    from chalice.config import Config
+    from chalice.local import create_local_server
+
+    from app import app
+
+    tmp: Path = tmp_path_factory.mktemp("schemathesis")
+    services = make_services("memory", tmp, request)
+    set_services(services)
+    repo = services.repository
+    from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Source
+
+    repo.put(Kind.GATEWAY, Gateway(id="gw", provider={"type": "mysensors_v2"}).record())
+    repo.put(Kind.NODE, Node(gateway_id="gw", node_id="1").record())
+    repo.put(Kind.SOURCE, Source(gateway_id="gw", node_id="1", source_id="1").record())
+    repo.put(Kind.FIELD, FieldModel.model_validate({"gatewayId": "gw", "nodeId": "1", "sourceId": "1",
+                                                    "fieldId": "V_STATUS", "metricType": "binary"}).record())
+    server = create_local_server(app, Config.create(chalice_stage="dev", app_name="mycontroller"), "127.0.0.1", 0)
+    thread = threading.Thread(target=server.server.serve_forever, name="schemathesis-api", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server.server_close()
+        thread.join(timeout=5)
+        reset_services(close=True)
+
+
+@pytest.mark.timeout(120)
+@schema.parametrize()
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+def test_api_never_answers_5xx(case: Any, base_url: str) -> None:
+    if case.method.upper() in FRONT_END_METHODS:
+        return  # answered by the HTTP front (API Gateway, or here Chalice's dev server), never by the app
+    case.call_and_validate(base_url=base_url, timeout=10,
+                           checks=[not_a_server_error, status_code_conformance, content_type_conformance])
