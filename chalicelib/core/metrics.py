@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
-from .model import iso_from_ms, ms_from_iso
+from .model import iso_from_ms, ms_from_iso, to_binary
 
 Row = dict[str, Any]
 
@@ -48,9 +48,10 @@ def stored_number(value: Any, metric_type: str) -> float | None:
     if value is None:
         return None
     if metric_type == "binary":
-        if isinstance(value, str):
-            return 1.0 if value.strip().lower() in ("1", "true", "on", "yes", "t", "y") else 0.0
-        return 1.0 if value else 0.0
+        try:
+            return 1.0 if to_binary(value) else 0.0
+        except ValueError:
+            return None
     try:
         number = float(value)
     except (TypeError, ValueError):

@@ -1,0 +1,116 @@
+"""Real services for integration tests, each a private process on 127.0.0.1 with its data under a tmp dir.
+
+``start_victoria_metrics(tmp_path) -> (url, stop)`` and ``start_mosquitto(tmp_path) -> (host, port, stop)``.
+Both raise ``ServiceUnavailable`` when the binary is not installed, so a fixture can turn that into a skip with
+the reason (``pytest.skip(str(error))``); any other start failure is an error naming the log file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+START_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 10.0
+
+
+class ServiceUnavailable(RuntimeError):
+    """The service's binary is not installed on this machine (tests needing it should skip)."""
+
+
+def free_port() -> int:
+    """A loopback TCP port free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _binary(name: str, *fallbacks: str) -> str:
+    found = shutil.which(name)
+    if found:
+        return found
+    for candidate in fallbacks:
+        if Path(candidate).is_file():
+            return candidate
+    raise ServiceUnavailable(f"{name} is not installed (apt-get install {name}; .ci/run installs it)")
+
+
+def _stopper(process: subprocess.Popen[bytes]) -> Callable[[], None]:
+    """Terminate the process (kill if it lingers); safe to call twice."""
+
+    def stop() -> None:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(STOP_TIMEOUT_S)
+
+    return stop
+
+
+def _wait(process: subprocess.Popen[bytes], ready: Callable[[], bool], what: str, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{what} exited with {process.returncode}; see {log}")
+        if ready():
+            return
+        time.sleep(0.05)
+    _stopper(process)()
+    raise RuntimeError(f"{what} was not ready within {START_TIMEOUT_S}s; see {log}")
+
+
+def _listening(host: str, port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection((host, port), 0.2):
+        return True
+    return False
+
+
+def start_victoria_metrics(tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """A single-node VictoriaMetrics; returns its base URL (``http://127.0.0.1:<port>``) and a stop function.
+
+    It takes InfluxDB line protocol on ``/api/v2/write`` and exports on ``/api/v1/export``; retention is 100
+    years so that tests may write fixed timestamps in the past.
+    """
+    binary = _binary("victoria-metrics", "/usr/bin/victoria-metrics")
+    workdir = tmp_path / "victoria-metrics"
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = workdir / "victoria-metrics.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen(
+            [binary, f"-httpListenAddr=127.0.0.1:{port}", f"-storageDataPath={workdir / 'data'}",
+             "-retentionPeriod=100y", "-search.disableCache", "-loggerLevel=WARN"],
+            stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+
+    def healthy() -> bool:
+        with contextlib.suppress(OSError), urllib.request.urlopen(f"{url}/health", timeout=0.5) as response:
+            return bool(response.status == 200)
+        return False
+
+    _wait(process, healthy, "victoria-metrics", log)
+    return url, _stopper(process)
+
+
+def start_mosquitto(tmp_path: Path) -> tuple[str, int, Callable[[], None]]:
+    """A private anonymous mosquitto on 127.0.0.1; returns host, port and a stop function."""
+    binary = _binary("mosquitto", "/usr/sbin/mosquitto")
+    workdir = tmp_path / "mosquitto"
+    workdir.mkdir(parents=True, exist_ok=True)
+    host, port = "127.0.0.1", free_port()
+    config = workdir / "mosquitto.conf"
+    config.write_text(f"listener {port} {host}\nallow_anonymous true\npersistence false\n")
+    log = workdir / "mosquitto.log"
+    with open(log, "ab") as out:
+        process = subprocess.Popen([binary, "-c", str(config)], stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+    _wait(process, lambda: _listening(host, port), "mosquitto", log)
+    return host, port, _stopper(process)
