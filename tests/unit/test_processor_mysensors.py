@@ -292,3 +292,15 @@ def test_edge_state_messages_are_validated(provider_line: str) -> None:
     gateway = repo.get(Kind.GATEWAY, "gw2")
     assert gateway is not None and gateway["state"]["status"] == "down"
     assert gateway["state"]["message"] == "unplugged"
+
+
+def test_time_and_config_are_left_to_the_edge_agent_that_runs_the_gateway() -> None:
+    processor = make_processor()
+    processor.repository.put(Kind.GATEWAY, {
+        "id": "gw1", "provider": {"type": "mysensors_v2", "protocol": {"type": "serial", "portname": "/dev/ttyUSB0"}},
+        "labels": {}, "others": {}, "state": {"status": "up"},
+    })
+    result = processor.process(envelopes(["5;255;3;0;1;", "5;255;3;0;6;0"]))
+    assert result.downlinks == [] and result.failures == []
+    node = processor.repository.get(Kind.NODE, "gw1.5")
+    assert node is not None and node["state"]["status"] == "up"

@@ -69,6 +69,17 @@ def local_epoch_seconds(timezone_name: str | None, now: float | None = None) -> 
     return int(now) + (int(offset.total_seconds()) if offset else 0)
 
 
+def _answered_at_edge(provider: dict[str, Any]) -> bool:
+    """The edge agent answers I_TIME and I_CONFIG at once for the gateways it runs (they have a protocol in
+    their configuration); answering again from the cloud would cost a downlink and confuse the node.
+    ``provider.answerAtEdge`` overrides."""
+    explicit = provider.get("answerAtEdge")
+    if explicit is not None:
+        return bool(explicit)
+    protocol = provider.get("protocol")
+    return isinstance(protocol, dict) and protocol.get("type") in ("serial", "ethernet", "mqtt")
+
+
 def _number(payload: str, what: str) -> float:
     try:
         return float(payload)
@@ -136,6 +147,8 @@ class MySensorsInterpreter:
         if type_id == Internal.I_BATTERY_LEVEL:
             level = _number(payload, "I_BATTERY_LEVEL")
             return [NodeInfo(node, others={"battery_level": level}, metric=("battery_level", "gauge_float", level))]
+        if (type_id == Internal.I_TIME or type_id == Internal.I_CONFIG) and _answered_at_edge(provider):
+            return [NodeSeen(node)]
         if type_id == Internal.I_TIME:
             seconds = local_epoch_seconds(provider.get("timezone"), self.clock())
             return [NodeSeen(node), Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 1, seconds)))]
