@@ -59,8 +59,14 @@ class EmbeddedMetricStore:
     """``MetricStore`` on a SQLite file; ``":memory:"`` for tests. Thread-safe: one connection, one lock."""
 
     def __init__(self, path: str | Path, retention_days: float = 30, flush_interval_s: float = 1.0, *,
-                 clock: Callable[[], int] = now_ms) -> None:
+                 clock: Callable[[], int] = now_ms, max_buffered: int = 20_000) -> None:
         self.path = str(path)
+        self.max_buffered = max(0, max_buffered)
+        """Points held in memory before a commit. Points are clustered by field, so a commit of a 500-point batch
+        from 500 fields writes ~500 pages; gathering ``flush_interval_s`` or ``max_buffered`` points first
+        writes each page once for many points. ``flush`` and queries commit what is held (read your writes)."""
+        self._buffer: list[tuple[int, int, Any, Any]] = []
+        self._buffer_since = 0
         self.retention_ms = int(retention_days * DAY_MS) if retention_days > 0 else 0
         self.flush_interval_ms = max(0, int(flush_interval_s * 1000))
         self._clock = clock
@@ -111,37 +117,49 @@ class EmbeddedMetricStore:
             if self.retention_ms and now - self._last_prune >= PRUNE_EVERY_MS:
                 self._prune(db, now)
             series = self._series
-            rows: list[tuple[int, int, Any, Any]] = []
+            rows = self._buffer
+            if not rows:
+                self._buffer_since = now
             append = rows.append
-            db.execute("BEGIN")
-            try:
-                for point in points:
-                    field_id, _gw, _node, _src, _key, metric_type, value, ts = point
-                    if value is None:
-                        continue
-                    if metric_type in NUMERIC_TYPES:
-                        kind = type(value)
-                        # converted values (the processor's) take the fast path; x - x is 0 only when finite
-                        if (kind is float or kind is int) and metric_type != "binary" and value - value == 0:
-                            number: Any = value
-                        else:
-                            number = stored_number(value, metric_type)
-                            if number is None:
-                                continue
-                        sid = series.get(field_id)
-                        append((sid if sid is not None else self._series_id(db, field_id), ts, number, None))
-                    elif metric_type in TEXT_TYPES:
-                        sid = series.get(field_id)
-                        append((sid if sid is not None else self._series_id(db, field_id), ts, None,
-                                value if type(value) is str else str(value)))
-                db.executemany(_INSERT, rows)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            for point in points:
+                field_id, _gw, _node, _src, _key, metric_type, value, ts = point
+                if value is None:
+                    continue
+                if metric_type in NUMERIC_TYPES:
+                    kind = type(value)
+                    # converted values (the processor's) take the fast path; x - x is 0 only when finite
+                    if (kind is float or kind is int) and metric_type != "binary" and value - value == 0:
+                        number: Any = value
+                    else:
+                        number = stored_number(value, metric_type)
+                        if number is None:
+                            continue
+                    sid = series.get(field_id)
+                    append((sid if sid is not None else self._series_id(db, field_id), ts, number, None))
+                elif metric_type in TEXT_TYPES:
+                    sid = series.get(field_id)
+                    append((sid if sid is not None else self._series_id(db, field_id), ts, None,
+                            value if type(value) is str else str(value)))
+            if len(rows) >= self.max_buffered or now - self._buffer_since >= self.flush_interval_ms:
+                self._commit(db)
             if now - self._last_checkpoint >= self.flush_interval_ms:
                 self._checkpoint(db, now)
+
+    def _commit(self, db: sqlite3.Connection) -> None:
+        """Write the held points in one transaction, in index order (each page visited once)."""
+        rows, self._buffer = self._buffer, []
+        if not rows:
+            return
+        rows.sort()
+        db.execute("BEGIN")
+        try:
+            db.executemany(_INSERT, rows)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._buffer = rows + self._buffer  # keep them for the next attempt
+            raise
 
     def _checkpoint(self, db: sqlite3.Connection, now: int, mode: str = "PASSIVE") -> None:
         self._last_checkpoint = now
@@ -149,9 +167,10 @@ class EmbeddedMetricStore:
             db.execute(f"PRAGMA wal_checkpoint({mode})").fetchall()
 
     def flush(self) -> None:
-        """Checkpoint the WAL into the database file (commits are already visible to queries)."""
+        """Commit the held points and checkpoint the WAL into the database file."""
         with self._lock:
             if self._db is not None:
+                self._commit(self._db)
                 self._checkpoint(self._db, self._clock())
 
     def prune(self, now: int | None = None) -> int:
@@ -173,6 +192,7 @@ class EmbeddedMetricStore:
             db, self._db = self._db, None
             if db is not None:
                 try:
+                    self._commit(db)
                     self._checkpoint(db, self._clock(), "TRUNCATE")
                 finally:
                     db.close()
@@ -194,6 +214,7 @@ class EmbeddedMetricStore:
         column = "txt" if metric_type in TEXT_TYPES else "num"
         with self._lock:
             db = self._conn()
+            self._commit(db)  # read your writes
             sid = self._series.get(query.field_id)
             if sid is None:
                 return []
