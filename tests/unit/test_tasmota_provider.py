@@ -111,7 +111,8 @@ def test_sanitize_id_keeps_the_id_charset_and_replaces_the_rest() -> None:
     assert sanitize_id("DS18B20-1") == "DS18B20-1"
     assert sanitize_id("PM2.5") == "PM2_5"
     assert sanitize_id("Küche Licht") == "K_che_Licht"
-    assert sanitize_id("a:b@c+d~e") == "a:b@c+d~e"
+    assert sanitize_id("a:b@c~d") == "a:b@c~d"
+    assert sanitize_id("plug+1/#") == "plug_1__"  # MQTT wildcards and levels never reach an id
     assert sanitize_id("") == ""
     assert len(sanitize_id("x." * 100)) == 128
 
