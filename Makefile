@@ -30,7 +30,9 @@ test: $(STAMP) services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	$(PY) bench/ingest.py
+	@for b in ingest api edge automation; do \
+	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
+	done
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

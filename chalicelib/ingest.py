@@ -13,6 +13,7 @@ costs nothing for them and the state is the same however often a batch is delive
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from .core.envelope import Envelope, EnvelopeError, decode_publish
 from .core.ports import DownlinkSender, EventBus, bus_event
 from .core.processor import Processor, ProcessResult
+
+IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+"""EMF metrics are for CloudWatch: emitted (and flushed per invocation) only when running in Lambda."""
 
 logger = Logger(service="mycontroller-ingest")
 tracer = Tracer(service="mycontroller-ingest")
@@ -62,8 +66,11 @@ class Ingest:
                 raise RecordFailed(reason)
 
         batch = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
-        return dict(process_partial_response(event=event, record_handler=record_handler, processor=batch,
-                                             context=context))
+        response = dict(process_partial_response(event=event, record_handler=record_handler, processor=batch,
+                                                 context=context))
+        if IN_LAMBDA:
+            metrics.flush_metrics()
+        return response
 
     @tracer.capture_method
     def run(self, records: list[dict[str, Any]]) -> IngestOutcome:
@@ -105,13 +112,17 @@ class Ingest:
                              for f in result.failures[:10]],
             })
         elapsed_ms = (time.perf_counter() - started) * 1000
-        metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=len(result.applied_ids))
-        metrics.add_metric(name="MessagesFailed", unit=MetricUnit.Count, value=len(result.failures))
-        metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count, value=len(failed))
-        metrics.add_metric(name="BatchSize", unit=MetricUnit.Count, value=len(envelopes))
-        metrics.add_metric(name="ProcessingTime", unit=MetricUnit.Milliseconds, value=elapsed_ms)
-        metrics.add_metric(name="RepositoryWrites", unit=MetricUnit.Count, value=result.repo_writes)
-        metrics.add_metric(name="EventsPublished", unit=MetricUnit.Count, value=len(result.events))
+        if IN_LAMBDA:
+            for name, unit, value in (
+                ("MessagesProcessed", MetricUnit.Count, len(result.applied_ids)),
+                ("MessagesFailed", MetricUnit.Count, len(result.failures)),
+                ("RecordsFailed", MetricUnit.Count, len(failed)),
+                ("BatchSize", MetricUnit.Count, len(envelopes)),
+                ("ProcessingTime", MetricUnit.Milliseconds, elapsed_ms),
+                ("RepositoryWrites", MetricUnit.Count, result.repo_writes),
+                ("EventsPublished", MetricUnit.Count, len(result.events)),
+            ):
+                metrics.add_metric(name=name, unit=unit, value=value)
         logger.info("batch processed", extra={
             "records": len(records), "messages": len(envelopes), "applied": len(result.applied_ids),
             "duplicates": result.duplicates, "stale": result.stale, "failures": len(result.failures),
