@@ -57,7 +57,10 @@ class Ingest:
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The Lambda entry point's body: returns the partial batch response."""
-        outcome = self.run(event.get("Records") or [])
+        records = event.get("Records") or []
+        correlation = getattr(context, "aws_request_id", None) or (records[0].get("messageId") if records else None)
+        logger.set_correlation_id(correlation)
+        outcome = self.run(records)
         failed = outcome.failed_records
 
         def record_handler(record: SQSRecord) -> None:
