@@ -14,8 +14,19 @@ Key design (attribute: meaning)
 * GSI ``by_tree`` (KEYS_ONLY): ``tree`` = the gateway id hash (device kinds only), ``pk`` range. A gateway's
   whole subtree is one partition of the index, so children are one Query with ``begins_with`` on ``pk``
   (sources of ``gw.n``: ``source#gw.n.``) and a gateway's cascade delete is one Query.
-* Seen message ids: items ``SEEN#<message id>`` with a ``ttl`` (epoch seconds, 7 days) and nothing else, so
-  they appear in no index.
+* Seen message ids (idempotence), in no index. The edge names messages ``<stream>-<seq>`` (stream: spool uuid
+  and gateway id; seq: a decimal that increases per stream), so seen-tracking is one item per *stream*:
+  ``STREAM#<stream>`` with ``hw`` (every seq <= hw was applied), ``above`` (the applied seqs > hw, as runs:
+  comma-separated ``<gap>[:<length>]``, gap = seqs missing since the previous run or hw, length omitted when
+  1; ``hw=10, above="2:3,1"`` is 13, 14, 15 and 17), ``version`` (optimistic concurrency: every write is a
+  PutItem conditional on the version read) and ``ttl`` (30 days, refreshed on write, so dead streams go).
+  Marking a batch costs one BatchGetItem plus one write per stream touched, not per message. ``above`` is
+  bounded (``SEEN_ABOVE_MAX_CHARS``, so the item stays within one write unit): when a write would exceed it,
+  ``hw`` advances over the oldest gaps, and a message whose seq is in such a gap then counts as seen. Gaps
+  are messages that failed, or were still in flight when ~100+ newer gaps appeared; only a failed message
+  re-driven from a DLQ long after would be skipped. Any other id (no ``-<digits>`` tail, or digits with a
+  leading zero) is "plain": one item ``SEEN#<message id>`` with a ``ttl`` of 7 days, as before. The two
+  prefixes differ so that a plain id can never collide with a stream.
 
 Both indexes are KEYS_ONLY and their keys never change after creation, so a field value update writes the table
 item only (no index write units); reads through an index fetch the documents with BatchGetItem. Lists read all
@@ -25,11 +36,13 @@ common filters (e.g. a GSI on ``labels`` values) or a search service, and keyset
 
 Every DynamoDB call is counted in ``calls`` (``get``, ``batch_get``, ``put``, ``batch_write``, ``query``; plus
 ``write_units`` estimated from item sizes, ``items_written``, ``items_deleted``, ``conditional_rejected``,
-``retries``) for the cost benchmarks, and in ``consumed`` the read/write capacity units DynamoDB reports.
+``retries``, ``seen_conflicts``: stream writes that lost a race, then re-read and retried) for the cost
+benchmarks, and in ``consumed`` the read/write capacity units DynamoDB reports.
 """
 
 from __future__ import annotations
 
+import bisect
 import collections
 import json
 import math
@@ -40,7 +53,8 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, TypeVar
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.connection import TableConnection
@@ -55,6 +69,13 @@ from chalicelib.core.query import apply_query
 
 SEEN_PREFIX: Final = "SEEN#"
 SEEN_TTL_S: Final = 7 * 24 * 3600
+STREAM_PREFIX: Final = "STREAM#"
+STREAM_TTL_S: Final = 30 * 24 * 3600
+SEEN_ABOVE_MAX_CHARS: Final = 768
+"""Bound of a stream item's encoded ``above``: with a stream name up to ~100 characters the item stays within
+1 KB, one write unit. Typical runs take 2-6 characters, so a stream tolerates ~100-300 gaps before the
+oldest is given up (``hw`` advanced over it)."""
+_SEQ_MAX_DIGITS: Final = 18
 BATCH_GET_MAX: Final = 100
 BATCH_WRITE_MAX: Final = 25
 MAX_ATTEMPTS: Final = 8
@@ -63,6 +84,10 @@ KIND_SHARDS: Final[dict[Kind, int]] = {Kind.FIELD: 8, Kind.SOURCE: 4, Kind.NODE:
 _DEPTH_ORDER: Final = {kind: depth for depth, kind in enumerate(DEVICE_KINDS)}
 
 RawItem = dict[str, dict[str, Any]]
+Run = tuple[int, int]
+"""Inclusive range ``(first, last)`` of applied sequence numbers."""
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class RepositoryError(RuntimeError):
@@ -101,6 +126,9 @@ class _Item(Model):
     ts = UnicodeAttribute(null=True)
     seq = NumberAttribute(null=True)
     ttl = TTLAttribute(null=True)
+    hw = NumberAttribute(null=True)
+    above = UnicodeAttribute(null=True)
+    version = NumberAttribute(null=True)
     by_kind = _ByKind()
     by_tree = _ByTree()
 
@@ -172,6 +200,127 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start:start + size]
 
 
+# --------------------------------------------------------------------------------------------- seen streams
+
+
+def split_message_id(message_id: str) -> tuple[str, int] | None:
+    """``(stream, seq)`` of an edge id ``<stream>-<seq>``; ``None`` for a plain id.
+
+    The seq is the part after the last ``-``: ASCII digits, canonical (no leading zero) so that each seq has
+    exactly one id, at most 18 digits. The stream must not be empty.
+    """
+    stream, dash, tail = message_id.rpartition("-")
+    if (not dash or not stream or not tail or len(tail) > _SEQ_MAX_DIGITS or not tail.isascii()
+            or not tail.isdigit() or (tail[0] == "0" and len(tail) > 1)):
+        return None
+    return stream, int(tail)
+
+
+@dataclass(slots=True)
+class StreamState:
+    """What a stream's seen item says: ``hw`` (all seqs <= hw applied) and the applied ``runs`` above it."""
+
+    hw: int = -1
+    runs: tuple[Run, ...] = ()
+    version: int = 0
+    """The stored item's version, 0 when there is none (the next write creates it)."""
+    expires: int = 0
+
+    def __contains__(self, seq: object) -> bool:
+        if not isinstance(seq, int):
+            return False
+        if seq <= self.hw:
+            return True
+        at = bisect.bisect_right(self.runs, seq, key=lambda run: run[0]) - 1
+        return at >= 0 and self.runs[at][0] <= seq <= self.runs[at][1]
+
+
+def encode_runs(hw: int, runs: Sequence[Run]) -> str:
+    """``above`` as text: ``<gap>[:<length>]`` per run, gaps counted from the previous run's end (or ``hw``)."""
+    return ",".join(_run_tokens(hw, runs))
+
+
+def _run_tokens(hw: int, runs: Sequence[Run]) -> list[str]:
+    tokens: list[str] = []
+    previous = hw
+    for first, last in runs:
+        gap, length = first - previous - 1, last - first + 1
+        tokens.append(str(gap) if length == 1 else f"{gap}:{length}")
+        previous = last
+    return tokens
+
+
+def decode_runs(hw: int, text: str) -> tuple[Run, ...]:
+    """The inverse of ``encode_runs``. Text this module did not write reads as no runs (nothing above ``hw``
+    seen: at worst a message is applied again, which the processor tolerates)."""
+    runs: list[Run] = []
+    previous = hw
+    try:
+        for token in filter(None, text.split(",")):
+            gap, _, length = token.partition(":")
+            first = previous + 1 + int(gap)
+            last = first + (int(length) if length else 1) - 1
+            if first <= previous + 1 or last < first:
+                return ()
+            runs.append((first, last))
+            previous = last
+    except ValueError:
+        return ()
+    return tuple(runs)
+
+
+def merge_seqs(hw: int, runs: Sequence[Run], seqs: Iterable[int], max_chars: int = SEEN_ABOVE_MAX_CHARS
+               ) -> tuple[int, tuple[Run, ...]]:
+    """Add applied seqs: new runs merged in, ``hw`` advanced over a run that now starts right after it, then
+    the oldest runs given up (``hw`` moved to their end) while the encoded runs exceed ``max_chars``."""
+    fresh = sorted({s for s in seqs if s > hw})
+    if not fresh:
+        return hw, tuple(runs)
+    merged: list[list[int]] = []
+    for first, last in sorted([*runs, *((s, s) for s in fresh)]):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    if merged and merged[0][0] <= hw + 1:
+        hw = max(hw, merged.pop(0)[1])
+    out: list[Run] = [(first, last) for first, last in merged]
+    # A run's token depends only on the run before it, so dropping runs from the front changes no other token.
+    tokens = _run_tokens(hw, out)
+    size = sum(map(len, tokens)) + max(0, len(tokens) - 1)
+    drop = 0
+    while size > max_chars and drop < len(out):
+        size -= len(tokens[drop]) + (1 if drop < len(out) - 1 else 0)
+        hw = out[drop][1]
+        drop += 1
+    return hw, tuple(out[drop:])
+
+
+def _stream_state(item: RawItem | None, now: int) -> StreamState:
+    """A stream item as state; an expired one (TTL deletion lags) keeps only its version."""
+    if not item:
+        return StreamState()
+    version = int(item.get("version", {}).get("N", 0))
+    expires = int(item.get("ttl", {}).get("N", 0))
+    if expires and expires <= now:
+        return StreamState(version=version)
+    hw = int(item.get("hw", {}).get("N", -1))
+    return StreamState(hw, decode_runs(hw, item.get("above", {}).get("S", "")), version, expires)
+
+
+def _split_ids(message_ids: Iterable[str]) -> tuple[list[str], dict[str, dict[int, str]]]:
+    """Plain ids (deduplicated, in order) and, per stream, seq → message id."""
+    plain: dict[str, None] = {}
+    streams: dict[str, dict[int, str]] = {}
+    for message_id in message_ids:
+        parsed = split_message_id(message_id)
+        if parsed is None:
+            plain[message_id] = None
+        else:
+            streams.setdefault(parsed[0], {})[parsed[1]] = message_id
+    return list(plain), streams
+
+
 class DynamoDBRepository:
     """``Repository`` on one DynamoDB table. ``host`` is an endpoint URL (DynamoDB Local), ``None`` for AWS.
 
@@ -240,8 +389,10 @@ class DynamoDBRepository:
             item["tree"] = {"S": entity_id.partition(".")[0]}
         return item
 
-    def _batch_get(self, keys: Iterable[str], attributes: list[str]) -> list[RawItem]:
+    def _batch_get(self, keys: Iterable[str], attributes: list[str], consistent: bool | None = None
+                   ) -> list[RawItem]:
         """BatchGetItem in pages of 100, retrying unprocessed keys with backoff."""
+        consistent = self._consistent if consistent is None else consistent
         unique = list(dict.fromkeys(keys))  # DynamoDB refuses duplicate keys in one batch
         found: list[RawItem] = []
         for chunk in _chunks(unique, BATCH_GET_MAX):
@@ -249,7 +400,7 @@ class DynamoDBRepository:
             attempt = 0
             while pending:
                 data = self._call("batch_get", False, self._conn.batch_get_item, pending,
-                                  consistent_read=self._consistent, attributes_to_get=attributes)
+                                  consistent_read=consistent, attributes_to_get=attributes)
                 found.extend(data.get("Responses", {}).get(self.table_name, []))
                 pending = data.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
                 if pending:
@@ -326,13 +477,23 @@ class DynamoDBRepository:
         return sorted(self._docs(keys).values(), key=lambda r: str(r.get("id")))
 
     def seen(self, message_ids: Sequence[str]) -> set[str]:
-        """BatchGetItem of the ``SEEN#`` items; an expired one counts as forgotten even before TTL removes it."""
+        """One BatchGetItem (per 100 keys) of the streams' items and the plain ids' ``SEEN#`` items; an expired
+        item counts as forgotten even before TTL removes it."""
+        plain, streams = _split_ids(message_ids)
+        keys = [STREAM_PREFIX + stream for stream in streams] + [SEEN_PREFIX + m for m in plain]
+        if not keys:
+            return set()
         now = int(time.time())
         found: set[str] = set()
-        for item in self._batch_get((SEEN_PREFIX + m for m in message_ids), ["pk", "ttl"]):
-            expires = item.get("ttl", {}).get("N")
-            if expires is None or int(expires) > now:  # TTL deletion lags; expired means forgotten
-                found.add(item["pk"]["S"][len(SEEN_PREFIX):])
+        for item in self._batch_get(keys, ["pk", "ttl", "hw", "above"]):
+            key = item["pk"]["S"]
+            if key.startswith(STREAM_PREFIX):
+                state = _stream_state(item, now)
+                found.update(m for seq, m in streams[key[len(STREAM_PREFIX):]].items() if seq in state)
+            else:
+                expires = item.get("ttl", {}).get("N")
+                if expires is None or int(expires) > now:  # TTL deletion lags; expired means forgotten
+                    found.add(key[len(SEEN_PREFIX):])
         return found
 
     # ----------------------------------------------------------------------------------------- writes
@@ -396,7 +557,7 @@ class DynamoDBRepository:
         self._count("items_written")
         return True
 
-    def _map(self, fn: Callable[[RawItem], bool], items: list[RawItem]) -> list[bool]:
+    def _map(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
         if len(items) == 1 or self._write_concurrency == 1:
             return [fn(item) for item in items]
         with self._pool_lock:
@@ -434,11 +595,57 @@ class DynamoDBRepository:
         return deleted
 
     def mark_seen(self, message_ids: Sequence[str]) -> None:
-        """One small item per message id (1 write unit each), expiring after ``SEEN_TTL_S``."""
-        expires = str(int(time.time()) + SEEN_TTL_S)
-        items: list[RawItem] = [{"pk": {"S": SEEN_PREFIX + m}, "ttl": {"N": expires}}
-                                for m in dict.fromkeys(message_ids)]
-        self._batch_write(puts=items)
+        """Streams: one BatchGetItem for their items, then one conditional PutItem per stream whose state
+        changes (in parallel). Plain ids: one small item each (BatchWriteItem), expiring after ``SEEN_TTL_S``."""
+        plain, streams = _split_ids(message_ids)
+        if plain:
+            expires = str(int(time.time()) + SEEN_TTL_S)
+            self._batch_write(puts=[{"pk": {"S": SEEN_PREFIX + m}, "ttl": {"N": expires}} for m in plain])
+        if not streams:
+            return
+        now = int(time.time())
+        stored = {item["pk"]["S"][len(STREAM_PREFIX):]: item
+                  for item in self._batch_get((STREAM_PREFIX + s for s in streams),
+                                              ["pk", "ttl", "hw", "above", "version"], consistent=True)}
+        work = [(stream, list(seqs), _stream_state(stored.get(stream), now)) for stream, seqs in streams.items()]
+        self._map(self._mark_stream, work)
+
+    def _mark_stream(self, work: tuple[str, list[int], StreamState]) -> bool:
+        """Merge seqs into one stream's state and write it if it changed, conditional on the version read; on
+        a lost race re-read (GetItem) and merge again. Returns whether a write happened."""
+        stream, seqs, state = work
+        key = STREAM_PREFIX + stream
+        attempt = 0
+        while True:
+            now = int(time.time())
+            hw, runs = merge_seqs(state.hw, state.runs, seqs)
+            if (hw, runs) == (state.hw, state.runs) and state.version and state.expires > now + STREAM_TTL_S // 2:
+                return False  # nothing new, and the TTL is recent enough
+            attributes: RawItem = {
+                "hw": {"N": str(hw)},
+                "version": {"N": str(state.version + 1)},
+                "ttl": {"N": str(now + STREAM_TTL_S)},
+            }
+            if runs:
+                attributes["above"] = {"S": encode_runs(hw, runs)}
+            condition: Condition = (self._model.version == state.version if state.version
+                                    else self._model.pk.does_not_exist())
+            self._count("write_units", _units({"pk": {"S": key}, **attributes}))  # a failed condition is billed
+            try:
+                self._call("put", True, self._conn.put_item, key, attributes=attributes, condition=condition)
+            except PutError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                self._count("seen_conflicts")
+                attempt += 1
+                if attempt > 1:  # the first conflict re-reads at once; repeated ones back off (and give up)
+                    self._backoff(attempt, f"seen stream {stream!r}", 1)
+                data = self._call("get", False, self._conn.get_item, key, consistent_read=True,
+                                  attributes_to_get=["pk", "ttl", "hw", "above", "version"])
+                state = _stream_state(data.get("Item"), int(time.time()))
+                continue
+            self._count("items_written")
+            return True
 
     def close(self) -> None:
         """Stop the write threads and the HTTP client. Idempotent."""

@@ -354,6 +354,15 @@ def test_seen_and_mark_seen(repository: Repository) -> None:
     assert repository.seen([]) == set()
 
 
+def test_seen_edge_stream_ids(repository: Repository) -> None:
+    """Edge ids ``<stream>-<seq>``: out of order, with gaps, and ids that only look alike stay distinct."""
+    stream = "2b9c7e4e-5f0a-4d8e-9a43-0c1d2e3f4a5b-gw1"
+    repository.mark_seen([f"{stream}-{s}" for s in (5, 2, 0, 9, 3)])
+    repository.mark_seen([f"{stream}-1", "s-7", f"{stream}-2"])
+    assert repository.seen([f"{stream}-{s}" for s in range(11)]) == {f"{stream}-{s}" for s in (0, 1, 2, 3, 5, 9)}
+    assert repository.seen(["s-7", "s-07", "s-6", "s", f"{stream}-03", "gw1-3"]) == {"s-7"}
+
+
 def test_seen_ids_are_not_records(repository: Repository) -> None:
     repository.mark_seen(["gw1"])
     assert repository.get(Kind.GATEWAY, "gw1") is None
