@@ -30,7 +30,7 @@ test: $(STAMP) services
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in ingest api edge automation; do \
+	@for b in ingest cost api edge automation; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 
