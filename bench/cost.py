@@ -26,16 +26,16 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
 os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
 
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
+import boto3
+from moto import mock_aws
 
-from bench.ingest import PUBLISHES_PER_BATCH, pack, presentation_lines, traffic_lines  # noqa: E402
-from chalicelib.adapters.bus_eventbridge import EventBridgeBus  # noqa: E402
-from chalicelib.adapters.downlink_iotdata import IotDataDownlink  # noqa: E402
-from chalicelib.adapters.metrics_none import NoMetricStore  # noqa: E402
-from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table  # noqa: E402
-from chalicelib.core.processor import Processor  # noqa: E402
-from chalicelib.ingest import Ingest  # noqa: E402
+from bench.ingest import PUBLISHES_PER_BATCH, pack, presentation_lines, traffic_lines
+from chalicelib.adapters.bus_eventbridge import EventBridgeBus
+from chalicelib.adapters.downlink_iotdata import IotDataDownlink
+from chalicelib.adapters.metrics_none import NoMetricStore
+from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
+from chalicelib.core.processor import Processor
+from chalicelib.ingest import Ingest
 
 
 def sqs_event(bodies: list[str], batch: int) -> dict[str, object]:
