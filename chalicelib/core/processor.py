@@ -560,16 +560,20 @@ class _Batch:
             acc.p_ts, acc.p_seq, acc.p_value = p_ts, p_seq, p_value
             acc.ncs_ms = ncs
 
-    def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
-        acc = self._node(gw, op.node_id, ts)
+    @staticmethod
+    def _name_and_labels(acc: _EntityAcc, name: str | None, new_labels: dict[str, str]) -> None:
+        """A device's name and labels for a node or source, except what the user pinned with ``ignore_*``."""
         record = acc.record
         labels = record.get("labels") or {}
-        if op.name is not None and record.get("name") != op.name and not ignored(labels, "name"):
-            acc.update(name=op.name)
-        if op.labels:
-            new_labels = {k: v for k, v in op.labels.items() if labels.get(k) != v and not ignored(labels, k)}
-            if new_labels:
-                acc.update(labels={**labels, **new_labels})
+        if name is not None and record.get("name") != name and not ignored(labels, "name"):
+            acc.update(name=name)
+        changed = {k: v for k, v in new_labels.items() if labels.get(k) != v and not ignored(labels, k)}
+        if changed:
+            acc.update(labels={**labels, **changed})
+
+    def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
+        acc = self._node(gw, op.node_id, ts)
+        self._name_and_labels(acc, op.name, op.labels)
         if op.others:
             others = acc.record.get("others") or {}
             new_others = {k: v for k, v in op.others.items() if others.get(k) != v}
@@ -577,19 +581,12 @@ class _Batch:
                 acc.update(others={**others, **new_others})
         if op.metric is not None:
             key, metric_type, number = op.metric
-            self.points.append(MetricPoint(f"{record['id']}.{key}", gw, op.node_id, "", key, metric_type, number, ts))
+            self.points.append(MetricPoint(f"{acc.record['id']}.{key}", gw, op.node_id, "", key, metric_type,
+                                           number, ts))
 
     def _source_info(self, gw: str, op: SourceInfo, ts: int) -> None:
         self._node(gw, op.node_id, ts)
-        acc = self._source(gw, op.node_id, op.source_id, ts)
-        record = acc.record
-        labels = record.get("labels") or {}
-        if op.name is not None and record.get("name") != op.name and not ignored(labels, "name"):
-            acc.update(name=op.name)
-        if op.labels:
-            new_labels = {k: v for k, v in op.labels.items() if labels.get(k) != v and not ignored(labels, k)}
-            if new_labels:
-                acc.update(labels={**labels, **new_labels})
+        self._name_and_labels(self._source(gw, op.node_id, op.source_id, ts), op.name, op.labels)
 
     def _field_request(self, gw: str, op: FieldRequest, ts: int) -> None:
         self._node(gw, op.node_id, ts)
