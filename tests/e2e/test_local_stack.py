@@ -7,6 +7,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
@@ -48,12 +49,12 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str) -> Any:
 
 
 class Stack:
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *make_args: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**os.environ, "MC_PORT": str(self.port), "DATA_DIR": str(data_dir)}
         self.log = (data_dir.parent / f"stack-{self.port}.log").open("wb")
-        self.process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env,
+        self.process = subprocess.Popen(["make", "--no-print-directory", "run", *make_args], cwd=ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
         wait_for(lambda: request(self.base, "/api/status")["status"] == "ok", 120, "/api/status")
 
@@ -110,3 +111,61 @@ def test_make_run_serves_the_simulator_obeys_actions_and_keeps_state(tmp_path: P
         assert {"Living room", "Kitchen", "Bedroom"} <= names
     finally:
         again.stop()
+
+
+class EthernetGateway:
+    """A MySensors ethernet gateway on a TCP socket: a node presents itself; what the controller writes is kept."""
+
+    LINES = ("0;255;3;0;14;Gateway startup complete.", "5;255;0;0;17;2.3.2", "5;255;3;0;11;Garage",
+             "5;1;0;0;3;Door light", "5;1;1;0;2;0", "5;2;0;0;6;Temperature", "5;2;1;0;0;12.5")
+
+    def __init__(self) -> None:
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.port = self.server.getsockname()[1]
+        self.received: list[str] = []
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        self.server.settimeout(120)
+        conn, _ = self.server.accept()
+        with conn:
+            for line in self.LINES:
+                conn.sendall((line + "\n").encode())
+            conn.settimeout(60)
+            buffer = b""
+            while True:
+                try:
+                    data = conn.recv(1024)
+                except OSError:
+                    return
+                if not data:
+                    return
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                self.received.extend(line.decode() for line in lines)
+
+
+def test_make_run_with_an_edge_config_drives_a_mysensors_ethernet_gateway(tmp_path: Path) -> None:
+    gateway = EthernetGateway()
+    config = tmp_path / "edge.yaml"
+    config.write_text(
+        "gateways:\n"
+        "  - id: house\n"
+        "    provider:\n"
+        "      type: mysensors_v2\n"
+        f"      protocol: {{type: ethernet, server: \"tcp://127.0.0.1:{gateway.port}\"}}\n")
+    stack = Stack(tmp_path / "data", f"EDGE_CONFIG={config}")
+    try:
+        node = wait_for(lambda: [n for n in request(stack.base, "/api/node?limit=0")["data"] if n["id"] == "house.5"],
+                        30, "the gateway's node")[0]
+        assert node["name"] == "Garage"
+        field = wait_for(lambda: request(stack.base, "/api/field/house.5.2.V_TEMP"), 30, "the temperature")
+        assert field["current"]["value"] == 12.5
+        assert request(stack.base, "/api/gateway/house")["state"]["status"] == "up"
+        answer = request(stack.base, "/api/action", [{"id": "field:house.5.1.V_STATUS", "payload": "on"}])
+        assert answer["sent"] == 1
+        wait_for(lambda: "5;1;1;0;2;1" in gateway.received, 20, "the set line at the gateway")
+        assert "5;1;1;0;2;0" not in gateway.received
+    finally:
+        stack.stop()
