@@ -2,7 +2,7 @@
 repository (moto, a table per test), the embedded metric store in a temp dir, a synchronous local bus whose
 events are recorded, and the local downlink whose messages the tests read.
 
-Test modules import ``api_fixture`` and ``aws_mock_fixture``; pytest then offers them as ``api``/``aws_mock``."""
+Test modules import ``api_fixture``; pytest then offers it as ``api`` (``aws_mock`` is in tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -21,29 +21,6 @@ from chalicelib.core.ports import BusEvent
 
 MAX_BODY_BYTES = 512 * 1024
 _tables = itertools.count(1)
-
-
-@pytest.fixture(scope="module", name="aws_mock")
-def aws_mock_fixture() -> Iterator[None]:
-    """moto for one test module, with fake credentials and one shared botocore session (see the contract
-    tests' fixture: loading service models per repository is the slow part)."""
-    from botocore.session import Session
-    from moto import mock_aws
-
-    shared = Session()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        patch.setattr("pynamodb.connection.base.get_session", lambda: shared)
-        with mock_aws():
-            yield
 
 
 @dataclass

@@ -18,7 +18,7 @@ import pytest
 from chalicelib.config import ConfigError, Settings
 from chalicelib.core.model import iso_from_ms, now_ms
 from chalicelib.core.ports import MetricPoint
-from tests.integration.api_conftest import MAX_BODY_BYTES, Api, api_fixture, aws_mock_fixture  # noqa: F401
+from tests.integration.api_conftest import MAX_BODY_BYTES, Api, api_fixture  # noqa: F401
 
 pytestmark = pytest.mark.integration
 

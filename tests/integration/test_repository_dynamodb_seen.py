@@ -35,28 +35,6 @@ def ids(*seqs: int, stream: str = STREAM) -> list[str]:
     return [f"{stream}-{s}" for s in seqs]
 
 
-@pytest.fixture(scope="module")
-def aws_mock() -> Iterator[None]:
-    """moto for this module with fake credentials and one shared botocore session (see tests/contract)."""
-    from botocore.session import Session
-    from moto import mock_aws
-
-    shared = Session()
-    with pytest.MonkeyPatch.context() as patch:
-        for name, value in {
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_SESSION_TOKEN": "testing",
-        }.items():
-            patch.setenv(name, value)
-        patch.delenv("AWS_PROFILE", raising=False)
-        patch.setattr("pynamodb.connection.base.get_session", lambda: shared)
-        with mock_aws():
-            yield
-
-
 @pytest.fixture
 def repo(aws_mock: None) -> Iterator[DynamoDBRepository]:
     repository = DynamoDBRepository(f"mc-seen-{uuid.uuid4().hex[:8]}", write_concurrency=4)
