@@ -30,16 +30,19 @@ from chalicelib.core.automation.models import Task
 from chalicelib.core.automation.tasks import TaskIndex, evaluate_task
 from chalicelib.core.model import DomainEvent, FieldModel, Kind, Record, event
 
-SENSORS = [  # field id, metric type, value generator, sensible threshold range
-    ("V_TEMP", "gauge_float", lambda r: round(r.uniform(-10, 35), 1), (15, 30)),
-    ("V_HUM", "gauge_float", lambda r: float(r.randint(20, 90)), (40, 80)),
-    ("V_LIGHT_LEVEL", "gauge", lambda r: r.randint(0, 1000), (100, 900)),
-    ("V_STATUS", "binary", lambda r: r.random() < 0.5, None),
-    ("V_WATT", "gauge_float", lambda r: round(r.uniform(0, 2500), 1), (500, 2000)),
+SENSORS: list[tuple[str, str, tuple[float, float] | None, float]] = [  # field id, metric type, range, step
+    ("V_TEMP", "gauge_float", (-10, 35), 0.5),
+    ("V_HUM", "gauge_float", (20, 90), 2.0),
+    ("V_LIGHT_LEVEL", "gauge", (0, 1000), 40.0),
+    ("V_STATUS", "binary", None, 0.1),
+    ("V_WATT", "gauge_float", (0, 2500), 150.0),
 ]
+"""Values follow a random walk within the range (a switch flips with the step's probability): sensors drift,
+so thresholds are crossed now and then, not on every message."""
 ROOMS = ("kitchen", "hall", "bedroom", "office", "garage")
-WEBHOOK = {"alert": {"type": "webhook", "body": {"text": "{{ entity.fieldId }} on node {{ entity.nodeId }} is "
-                                                         "{{ entity.current.value }}", "at": "{{ now().isoformat() }}"}}}
+WEBHOOK = {"alert": {"type": "webhook", "body": {
+    "text": "{{ entity.fieldId }} on node {{ entity.nodeId }} is {{ entity.current.value }}",
+    "at": "{{ now().isoformat() }}"}}}
 
 
 class NoLookup:
@@ -55,7 +58,9 @@ def make_tasks(count: int, nodes: int, rng: random.Random) -> list[Task]:
     for number in range(count):
         node = rng.randint(1, nodes)
         child = rng.randint(1, len(SENSORS))
-        field_id, _, _, bounds = SENSORS[child - 1]
+        field_id, _, value_range, _ = SENSORS[child - 1]
+        bounds = (value_range[0] + (value_range[1] - value_range[0]) * 0.2,
+                  value_range[1] - (value_range[1] - value_range[0]) * 0.2) if value_range else None
         roll = rng.random()
         task: dict[str, Any] = {"id": f"task-{number}", "handlers": ["hook"], "handlerParameters": WEBHOOK,
                                 "modifiedOn": "2026-01-01T00:00:00.000Z"}
@@ -73,7 +78,7 @@ def make_tasks(count: int, nodes: int, rng: random.Random) -> list[Task]:
                          {"variable": "entity.current.value", "operator": "range_not_in", "value": [16, 26]}]}}}
         elif roll < 0.85:  # any sensor of a room above a level: not indexable, checked on every event
             task |= {"eventFilter": {"entityTypes": ["field"], "filters": {
-                         "labels.room": rng.choice(ROOMS), "current.value": {"operator": "gt", "value": 2400}}},
+                         "labels.room": rng.choice(ROOMS), "current.value": {"operator": "gt", "value": 2300}}},
                      "evaluationConfig": {"rule": {"matchAll": True, "conditions": [
                          {"variable": "entity.current.value", "operator": "lt", "value": 2450},
                          {"variable": "entity.labels.room", "operator": "regex", "value": "^[a-z]+$"}]}}}
@@ -93,14 +98,26 @@ def make_tasks(count: int, nodes: int, rng: random.Random) -> list[Task]:
 
 def make_events(count: int, nodes: int, rng: random.Random) -> list[DomainEvent]:
     events: list[DomainEvent] = []
+    values: dict[tuple[int, int], Any] = {}
     for sequence in range(count):
         node = rng.randint(1, nodes)
         child = rng.randint(1, len(SENSORS))
-        field_id, metric_type, value, _ = SENSORS[child - 1]
+        field_id, metric_type, value_range, step = SENSORS[child - 1]
+        previous = values.get((node, child))
+        if value_range is None:
+            value: Any = (rng.random() < 0.5) if previous is None else (not previous if rng.random() < step
+                                                                         else previous)
+        else:
+            low, high = value_range
+            start = rng.uniform(low, high) if previous is None else previous + rng.gauss(0, step)
+            value = round(min(high, max(low, start)), 1)
+            if metric_type == "gauge":
+                value = int(value)
+        values[(node, child)] = value
         record = FieldModel.model_validate({
             "gatewayId": "gw", "nodeId": str(node), "sourceId": str(child), "fieldId": field_id,
             "metricType": metric_type, "labels": {"room": ROOMS[node % len(ROOMS)]},
-            "current": {"value": value(rng), "timestamp": "2026-01-01T00:00:00.000Z", "sequence": sequence}}).record()
+            "current": {"value": value, "timestamp": "2026-01-01T00:00:00.000Z", "sequence": sequence}}).record()
         events.append(event("updated", Kind.FIELD, record))
     return events
 
