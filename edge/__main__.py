@@ -1,0 +1,187 @@
+"""``python -m edge``: run the agent, show its status, or check a config.
+
+    python -m edge --config edge.yaml                  run (SIGTERM/SIGINT stop it cleanly)
+    python -m edge status --config edge.yaml [--json]  what the running agent last reported
+    python -m edge check --config edge.yaml            validate the config, print it with secrets masked
+
+Logs are JSON, one line per event on stderr (journald keeps them), never with a secret in them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import json
+import logging
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from .config import ConfigError, EdgeConfig, load_config, redact
+
+EXIT_CONFIG = 2
+EXIT_NO_STATUS = 3
+
+_RECORD_FIELDS = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message and the record's ``extra`` fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _RECORD_FIELDS and not key.startswith("_"):
+                entry[key] = value
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(redact(entry), default=str, separators=(",", ":"))
+
+
+def setup_logging(level: str = "INFO") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edge", description="MyController edge agent")
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "status", "check"])
+    parser.add_argument("--config", "-c", default="edge.yaml", help="the agent's YAML config (default edge.yaml)")
+    parser.add_argument("--json", action="store_true", help="status: print the raw JSON")
+    parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                        help="import MODULE before starting, so that the gateway plugins it registers are known")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.command == "status":
+        return show_status(config, as_json=args.json)
+    if args.command == "check":
+        print(json.dumps(config.redacted(), indent=2))
+        return 0
+    setup_logging(config.edge.log_level)
+    return run(config, args.plugin)
+
+
+def run(config: EdgeConfig, plugins: list[str]) -> int:
+    import edge.gateways  # noqa: F401 - registers the built-in plugins
+
+    from .agent import EdgeAgent
+    from .gateways.base import GatewayConfigError
+    from .uplink import UplinkError
+
+    log = logging.getLogger("edge")
+    for module in plugins:
+        importlib.import_module(module)
+    try:
+        agent = EdgeAgent(config)
+    except (GatewayConfigError, ValueError) as error:
+        log.error("cannot start", extra={"error": str(error)})
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError):
+                loop.add_signal_handler(signum, stop.set)
+        await agent.run(stop)
+
+    try:
+        asyncio.run(main_loop())
+    except UplinkError as error:  # cannot even begin to connect (a certificate file missing…)
+        log.error("cannot start", extra={"error": str(error)})
+        print(f"edge: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    return 0
+
+
+def show_status(config: EdgeConfig, as_json: bool = False) -> int:
+    path = config.status_path
+    try:
+        status = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        print(f"edge: no status at {path}: the agent has not run with this config yet", file=sys.stderr)
+        return EXIT_NO_STATUS
+    except (OSError, ValueError) as error:
+        print(f"edge: cannot read {path}: {error}", file=sys.stderr)
+        return EXIT_NO_STATUS
+    if as_json:
+        print(json.dumps(status, indent=2))
+    else:
+        print(format_status(status, path))
+    return 0
+
+
+def _age(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 120:
+        return f"{seconds:.0f}s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m"
+    return f"{seconds / 3600:.1f}h"
+
+
+def format_status(status: dict[str, Any], path: Path | None = None) -> str:
+    """The status file as a person reads it: is it running, is it connected, is anything piling up or lost."""
+    age = time.time() - float(status.get("updated_epoch") or 0)
+    interval = float(status.get("status_interval_s") or 5)
+    if status.get("stopped_at"):
+        running = f"stopped at {status['stopped_at']}"
+    else:
+        running = "running" if age <= 3 * interval + 2 else f"NOT RUNNING? (last update {_age(age)} ago)"
+    uplink = status.get("uplink", {})
+    spool = status.get("spool", {})
+    sender = status.get("sender", {})
+    where = f"{uplink.get('host')}:{uplink.get('port')}" if uplink.get("host") else uplink.get("up_topic", "")
+    lines = [
+        f"edge {status.get('edge_id')}  pid {status.get('pid')}  {running}  started {status.get('started_at')}",
+        f"uplink   {uplink.get('type')} {where}  {'connected' if uplink.get('connected') else 'DISCONNECTED'}"
+        + (f"  last error: {uplink.get('last_error')}" if uplink.get("last_error") else ""),
+        f"sender   {sender.get('publishes', 0)} publishes, {sender.get('envelopes', 0)} envelopes "
+        f"({sender.get('recent_envelopes_per_publish') or '-'} per publish recently), "
+        f"{sender.get('in_flight', 0)} in flight, {sender.get('retries', 0)} retries",
+        f"spool    {spool.get('depth', 0)} waiting ({spool.get('bytes', 0) / 1e6:.1f} MB of "
+        f"{spool.get('max_bytes', 0) / 1e6:.0f} MB, {spool.get('commands', 0)} commands), "
+        f"oldest {_age(spool.get('oldest_age_s'))}",
+        f"         dropped: {spool.get('dropped_evicted_telemetry', 0)} evicted telemetry, "
+        f"{spool.get('dropped_refused_telemetry', 0)} refused telemetry, "
+        f"{spool.get('rejected_oversize', 0)} oversize; {spool.get('commands_over_bound', 0)} commands over bound",
+        "gateways",
+    ]
+    for gateway_id, gateway in (status.get("gateways") or {}).items():
+        state = gateway.get("state") or {}
+        if not gateway.get("enabled", True):
+            lines.append(f"  {gateway_id:<20} {gateway.get('type', ''):<24} disabled")
+            continue
+        detail = state.get("message") or gateway.get("error") or ""
+        lines.append(f"  {gateway_id:<20} {gateway.get('type', ''):<24} {state.get('status', '?'):<11} "
+                     f"emitted {gateway.get('emitted', 0)}, dropped {gateway.get('dropped', 0)}, "
+                     f"downlinks {gateway.get('downlinks', 0)}" + (f"  ({detail})" if detail else ""))
+    if path is not None:
+        lines.append(f"(from {path})")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,491 @@
+"""The edge agent: gateways feed the spool, one sender drains it into the uplink, downlinks go back to devices.
+
+Everything runs on one asyncio loop. Gateways call ``ctx.emit`` (synchronous, thread-safe), which makes the
+message durable in the spool before returning; the sender packs the oldest envelopes into publishes bounded
+by ``max_publish_bytes`` and ``linger_ms``, paces them under ``max_publishes_per_s``, keeps up to
+``max_in_flight`` of them awaiting their PUBACK, and deletes envelopes from the spool only once their publish
+is acknowledged, in spool order. A failed publish is retried from the spool with backoff, so an outage of
+the network, of the broker or of the agent itself (SIGKILL) costs nothing but duplicates on the wire, which
+the cloud drops by message id.
+
+Order: publishes in flight share one MQTT connection, which delivers them in order and, on a disconnect,
+re-sends the unacknowledged ones first, in order. Only a broker that refuses one publish (a PUBACK error
+code) and accepts the next could make a retried envelope arrive after a newer one; the cloud applies a field
+update only if its edge timestamp (then sequence) is newer, so that costs nothing either. Uplinks that cannot
+promise this (in-process) get one publish at a time.
+
+Every ``status_interval_s`` the agent writes ``<data_dir>/status.json`` (atomically): what
+``python -m edge status`` shows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, encode_publish
+
+from .config import EdgeConfig, GatewaySection, redact
+from .gateways.base import Gateway, GatewayConfigError, build_gateway
+from .spool import Spool, SpoolRow
+from .uplink import Uplink, UplinkError, build_uplink
+from .uplink.inprocess import PublishHandler
+
+log = logging.getLogger("edge.agent")
+
+STATE_PROVIDER = "edge"
+"""The provider of the envelopes that report a gateway's state (decoded by the cloud's edge-state provider)."""
+_MIN_ENVELOPE_BYTES = 40
+_RETRY_FIRST_S = 0.25
+_RETRY_CAP_S = 30.0
+_IDLE_WAKE_S = 0.25
+_DRAIN_TIMEOUT_S = 5.0
+_FLUSH_TIMEOUT_S = 2.0
+_GATEWAY_RESTART_FIRST_S = 0.5
+_GATEWAY_RESTART_CAP_S = 60.0
+_PUBLISH_OVERHEAD = len(encode_publish([]))
+"""The bytes of an empty publish (``{"v":1,"e":[]}``); each further envelope adds its size and a comma."""
+
+
+class _Context:
+    """What one gateway sees of the agent (``edge.gateways.base.GatewayContext``)."""
+
+    def __init__(self, agent: EdgeAgent, gateway_id: str, provider: str, data_dir: Path) -> None:
+        self.agent = agent
+        self.gateway_id = gateway_id
+        self.provider = provider
+        self.data_dir = data_dir
+        self.state: dict[str, Any] = {"status": "unavailable", "message": "", "since": None}
+        self.emitted = 0
+        self.dropped = 0
+        self.downlinks = 0
+        self.downlink_errors = 0
+        self._logger = logging.getLogger(f"edge.gateway.{gateway_id}")
+
+    @property
+    def logger(self) -> logging.Logger:
+        return self._logger
+
+    def emit(self, raw: str, topic: str | None = None, *, command: bool = False) -> None:
+        if self.agent.spool.append(self.gateway_id, self.provider, raw, topic, command) is None:
+            self.dropped += 1
+        else:
+            self.emitted += 1
+            self.agent.wake()
+
+    def set_state(self, status: str, message: str = "") -> None:
+        if self.state["status"] == status and self.state["message"] == message:
+            return
+        self.state = {"status": status, "message": message, "since": _iso_now()}
+        raw = json.dumps({"type": "gateway_state", "status": status, "message": message}, separators=(",", ":"))
+        self.agent.spool.append(self.gateway_id, STATE_PROVIDER, raw, None, command=True)
+        self.agent.wake()
+        self._logger.info("gateway state", extra={"gateway": self.gateway_id, "status": status,
+                                                  "detail": message})
+
+
+@dataclass
+class _Flight:
+    """One publish awaiting its acknowledgement, with the spool rows it carries."""
+
+    task: asyncio.Task[None]
+    rows: list[SpoolRow]
+
+
+@dataclass
+class SenderStats:
+    publishes: int = 0
+    envelopes: int = 0
+    bytes: int = 0
+    retries: int = 0
+    last_error: str = ""
+    last_publish_at: str | None = None
+    batch_sizes: collections.deque[int] = field(default_factory=lambda: collections.deque(maxlen=200))
+
+    def as_dict(self, in_flight: int) -> dict[str, Any]:
+        recent = list(self.batch_sizes)
+        return {
+            "publishes": self.publishes,
+            "envelopes": self.envelopes,
+            "bytes": self.bytes,
+            "envelopes_per_publish": round(self.envelopes / self.publishes, 1) if self.publishes else None,
+            "recent_envelopes_per_publish": round(sum(recent) / len(recent), 1) if recent else None,
+            "in_flight": in_flight,
+            "retries": self.retries,
+            "last_error": self.last_error,
+            "last_publish_at": self.last_publish_at,
+        }
+
+
+def _iso_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class EdgeAgent:
+    """One agent process: its spool, its uplink, its gateways, the sender and the status file."""
+
+    def __init__(self, config: EdgeConfig, uplink: Uplink | None = None,
+                 publish_handler: PublishHandler | None = None) -> None:
+        self.config = config
+        config.edge.data_dir.mkdir(parents=True, exist_ok=True)
+        self.spool = Spool(config.spool_path, config.spool.max_bytes, config.spool.max_messages,
+                           config.spool.synchronous)
+        try:
+            self.uplink = uplink or build_uplink(config, publish_handler, logging.getLogger("edge.uplink"))
+        except BaseException:
+            self.spool.close()
+            raise
+        self.contexts: dict[str, _Context] = {}
+        self.gateways: dict[str, Gateway] = {}
+        self.gateway_errors: dict[str, str] = {}
+        self.sender = SenderStats()
+        self.started_at = _iso_now()
+        self.stopped_at: str | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._wake: asyncio.Event | None = None
+        self._sender_waiting = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._gateway_tasks: dict[str, asyncio.Task[None]] = {}
+        self._downlink_queues: dict[str, asyncio.Queue[Downlink]] = {}
+        self._in_flight: collections.deque[_Flight] = collections.deque()
+        self._retry_delay = _RETRY_FIRST_S
+        self._stopping = False
+        try:
+            self._build_gateways()
+        except BaseException:
+            self.spool.close()
+            raise
+
+    # ------------------------------------------------------------------------------------------- building
+
+    def _build_gateways(self) -> None:
+        """Build every enabled gateway's plugin; an unknown type stops the agent before it starts."""
+        base = self.config.edge.data_dir / "gateways"
+        for section in self.config.enabled_gateways():
+            provider = _provider_of(section)
+            ctx = _Context(self, section.id, provider, base)
+            self.contexts[section.id] = ctx
+            try:
+                gateway = build_gateway(section.id, section.plugin_config(), ctx)
+            except GatewayConfigError:
+                raise
+            except Exception as error:  # a plugin that cannot be built must not take the others down
+                self.gateway_errors[section.id] = f"{type(error).__name__}: {error}"
+                ctx.set_state("error", f"cannot start: {error}")
+                log.error("gateway not started", extra={"gateway": section.id, "error": str(error)})
+                continue
+            ctx.provider = getattr(gateway, "provider", provider) or provider
+            self.gateways[section.id] = gateway
+
+    # ------------------------------------------------------------------------------------------- running
+
+    async def run(self, stop: asyncio.Event | None = None) -> None:
+        """Run until ``stop`` is set (or the task is cancelled), then shut down cleanly."""
+        try:
+            await self.start()
+            if stop is None:
+                await asyncio.Event().wait()
+            else:
+                await stop.wait()
+        finally:
+            await self.stop()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._wake = asyncio.Event()
+        self.uplink.on_downlink(self._on_downlink)
+        await self.uplink.start()
+        log.info("agent started", extra={"edge": self.config.edge.id, "gateways": sorted(self.gateways),
+                                         "spool_depth": self.spool.depth, "uplink": self.uplink.kind})
+        for gateway_id, gateway in self.gateways.items():
+            self._gateway_tasks[gateway_id] = asyncio.create_task(self._run_gateway(gateway),
+                                                                  name=f"gateway-{gateway_id}")
+            queue: asyncio.Queue[Downlink] = asyncio.Queue()
+            self._downlink_queues[gateway_id] = queue
+            self._tasks.append(asyncio.create_task(self._downlink_worker(gateway, queue),
+                                                   name=f"downlink-{gateway_id}"))
+        self._tasks.append(asyncio.create_task(self._sender_loop(), name="sender"))
+        self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+
+    async def stop(self) -> None:
+        """Stop gateways, let in-flight publishes finish (bounded), disconnect, write the last status."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in self._gateway_tasks.values():
+            task.cancel()
+        await _settle(list(self._gateway_tasks.values()), _DRAIN_TIMEOUT_S)
+        await self._flush(_FLUSH_TIMEOUT_S)
+        for task in self._tasks:
+            task.cancel()
+        await _settle(self._tasks, _DRAIN_TIMEOUT_S)
+        if self._in_flight:
+            await _settle([flight.task for flight in self._in_flight], _DRAIN_TIMEOUT_S)
+            self._complete_flights()
+        await self.uplink.stop()
+        for flight in self._in_flight:  # failed by the disconnect; their envelopes are still in the spool
+            if flight.task.done() and not flight.task.cancelled():
+                flight.task.exception()
+        self.stopped_at = _iso_now()
+        self.write_status()
+        self.spool.close()
+        log.info("agent stopped", extra={"edge": self.config.edge.id})
+
+    async def _flush(self, timeout: float) -> None:
+        """Give the sender a moment to send what the gateways said last (their "down" state, say)."""
+        deadline = time.monotonic() + timeout
+        while self.uplink.connected and (self.spool.depth or self._in_flight) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+
+    async def _run_gateway(self, gateway: Gateway) -> None:
+        """Run one plugin; if it crashes (a bug: plugins reconnect by themselves), restart it with backoff."""
+        ctx = self.contexts[gateway.gateway_id]
+        delay = _GATEWAY_RESTART_FIRST_S
+        while True:
+            started = time.monotonic()
+            try:
+                await gateway.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                log.exception("gateway crashed", extra={"gateway": gateway.gateway_id, "error": str(error)})
+                ctx.set_state("error", f"crashed: {type(error).__name__}: {error}")
+            if time.monotonic() - started > _GATEWAY_RESTART_CAP_S:
+                delay = _GATEWAY_RESTART_FIRST_S
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _GATEWAY_RESTART_CAP_S)
+
+    def wake(self) -> None:
+        """Tell the sender there is something new (from any thread; cheap when it is busy anyway)."""
+        if not self._sender_waiting or self._loop is None or self._wake is None:
+            return
+        self._sender_waiting = False
+        if threading.get_ident() == self._loop_thread:
+            self._wake.set()
+        else:
+            with contextlib.suppress(RuntimeError):  # loop closed: the agent is stopping
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ------------------------------------------------------------------------------------------- sender
+
+    async def _sender_loop(self) -> None:
+        uplink_config = self.config.uplink
+        budget = uplink_config.max_publish_bytes
+        max_envelopes = max(1, budget // _MIN_ENVELOPE_BYTES)
+        linger_s = uplink_config.linger_ms / 1000
+        spacing_s = 1.0 / uplink_config.max_publishes_per_s
+        window = uplink_config.max_in_flight if self.uplink.pipelined else 1
+        pace = 0.0
+        after = 0
+        loop = asyncio.get_running_loop()
+        while True:
+            failed = self._complete_flights()
+            if failed:
+                # Wait for the whole window, keep what it got acknowledged, resend the rest in order.
+                await _settle([flight.task for flight in self._in_flight], None)
+                self._complete_flights(after_failure=True)
+                self.sender.retries += 1
+                log.warning("publish failed; retrying", extra={"error": self.sender.last_error,
+                                                                "retry_in_s": self._retry_delay})
+                await asyncio.sleep(self._retry_delay)
+                self._retry_delay = min(self._retry_delay * 2, _RETRY_CAP_S)
+                after = 0
+                continue
+            if not self._in_flight:
+                after = 0
+            room = len(self._in_flight) < window
+            if room and self.uplink.connected:
+                rows, full = self.spool.peek_batch(max_envelopes, budget - _PUBLISH_OVERHEAD, after)
+                if rows:
+                    wait = 0.0 if full else linger_s - (time.time() - rows[0].envelope.timestamp / 1000)
+                    wait = max(wait, pace - spacing_s - loop.time())
+                    if wait <= 0:
+                        rows, body = _pack(rows, budget)
+                        await asyncio.to_thread(self.spool.sync)
+                        # Pacing by "theoretical arrival time": a publish that went out late does not delay
+                        # the next one, so the rate holds at max_publishes_per_s (bursts of two at most).
+                        pace = max(pace, loop.time()) + spacing_s
+                        task = asyncio.create_task(self._publish(body, rows))
+                        task.add_done_callback(self._flight_done)
+                        self._in_flight.append(_Flight(task, rows))
+                        after = rows[-1].rowid
+                        continue
+                    # Linger or pacing: a plain sleep. Waking for every new message would re-read the batch
+                    # from the spool hundreds of times a second for nothing.
+                    await asyncio.sleep(min(wait, _IDLE_WAKE_S))
+                    continue
+            # Idle (nothing to send): new data wakes us. Window full or offline: only a finished publish does.
+            await self._wait(_IDLE_WAKE_S, on_data=room and self.uplink.connected)
+
+    async def _publish(self, body: bytes, rows: list[SpoolRow]) -> None:
+        await self.uplink.publish(body)
+        self.sender.publishes += 1
+        self.sender.envelopes += len(rows)
+        self.sender.bytes += len(body)
+        self.sender.batch_sizes.append(len(rows))
+        self.sender.last_publish_at = _iso_now()
+
+    def _complete_flights(self, after_failure: bool = False) -> bool:
+        """Ack, in order, the publishes at the head of the window that succeeded; True if one failed.
+
+        After a failure every finished flight is looked at: those acknowledged are acked in the spool (they
+        arrived), the failed ones are dropped from the window and will be read again from the spool.
+        """
+        failed = False
+        while self._in_flight and self._in_flight[0].task.done():
+            flight = self._in_flight.popleft()
+            error = None if flight.task.cancelled() else flight.task.exception()
+            if flight.task.cancelled() or error is not None:
+                failed = True
+                if error is not None:
+                    self.sender.last_error = str(error) if isinstance(error, UplinkError) else repr(error)
+                if not after_failure:
+                    self._in_flight.appendleft(flight)
+                    return True
+                continue
+            self.spool.ack(flight.rows)
+            self._retry_delay = _RETRY_FIRST_S
+        return failed
+
+    async def _wait(self, timeout: float, on_data: bool) -> None:
+        """Sleep until a publish finishes, the timeout, or (``on_data``) a gateway emits something."""
+        assert self._wake is not None
+        self._wake.clear()
+        if self._in_flight and self._in_flight[0].task.done():
+            return
+        self._sender_waiting = on_data
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
+        finally:
+            self._sender_waiting = False
+
+    def _flight_done(self, _task: asyncio.Task[None]) -> None:
+        if self._wake is not None:
+            self._wake.set()
+
+    # ------------------------------------------------------------------------------------------- downlink
+
+    def _on_downlink(self, topic: str, payload: bytes) -> None:
+        try:
+            downlinks = decode_downlinks(payload)
+        except EnvelopeError as error:
+            log.warning("downlink rejected", extra={"topic": topic, "error": str(error)})
+            return
+        for downlink in downlinks:
+            queue = self._downlink_queues.get(downlink.gateway_id)
+            if queue is None:
+                log.warning("downlink for an unknown gateway", extra={"topic": topic,
+                                                                      "gateway": downlink.gateway_id})
+                continue
+            queue.put_nowait(downlink)
+
+    async def _downlink_worker(self, gateway: Gateway, queue: asyncio.Queue[Downlink]) -> None:
+        """Write one gateway's downlinks in arrival order (a slow device does not hold up the others)."""
+        ctx = self.contexts[gateway.gateway_id]
+        while True:
+            downlink = await queue.get()
+            if downlink.expires_ms is not None and downlink.expires_ms < time.time() * 1000:
+                log.info("downlink expired", extra={"gateway": gateway.gateway_id, "key": downlink.key})
+                continue
+            try:
+                await gateway.send(downlink)
+                ctx.downlinks += 1
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                ctx.downlink_errors += 1
+                log.warning("downlink not written", extra={"gateway": gateway.gateway_id, "error": str(error)})
+
+    # ------------------------------------------------------------------------------------------- status
+
+    async def _status_loop(self) -> None:
+        while True:
+            try:
+                status = self.status()
+                await asyncio.to_thread(self._write_status, status)
+            except Exception as error:  # a full disk must not stop the agent
+                log.warning("status not written", extra={"error": str(error)})
+            await asyncio.sleep(self.config.edge.status_interval_s)
+
+    def status(self) -> dict[str, Any]:
+        gateways: dict[str, Any] = {}
+        for section in self.config.gateways:
+            ctx = self.contexts.get(section.id)
+            entry: dict[str, Any] = {"type": _gateway_type(section), "enabled": section.enabled}
+            if ctx is not None:
+                entry.update(provider=ctx.provider, state=ctx.state, emitted=ctx.emitted, dropped=ctx.dropped,
+                             downlinks=ctx.downlinks, downlink_errors=ctx.downlink_errors,
+                             sequence=self.spool.sequence(section.id))
+            gateway = self.gateways.get(section.id)
+            if gateway is not None:
+                try:
+                    entry["plugin"] = redact(gateway.status())
+                except Exception as error:
+                    entry["plugin"] = {"error": str(error)}
+            if section.id in self.gateway_errors:
+                entry["error"] = self.gateway_errors[section.id]
+            gateways[section.id] = entry
+        return {
+            "edge_id": self.config.edge.id,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "stopped_at": self.stopped_at,
+            "updated_at": _iso_now(),
+            "updated_epoch": time.time(),
+            "status_interval_s": self.config.edge.status_interval_s,
+            "uplink": redact(self.uplink.status()),
+            "sender": self.sender.as_dict(len(self._in_flight)),
+            "spool": self.spool.stats(),
+            "gateways": gateways,
+        }
+
+    def write_status(self) -> None:
+        self._write_status(self.status())
+
+    def _write_status(self, status: dict[str, Any]) -> None:
+        """Replace ``status.json`` atomically: a reader never sees half a file."""
+        path = self.config.status_path
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(status, indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def _pack(rows: list[SpoolRow], budget: int) -> tuple[list[SpoolRow], bytes]:
+    """The publish body for the longest prefix of ``rows`` that fits ``budget`` (the first row always goes)."""
+    body = encode_publish([row.envelope for row in rows]).encode()
+    while len(body) > budget and len(rows) > 1:
+        rows = rows[:-1]
+        body = encode_publish([row.envelope for row in rows]).encode()
+    return rows, body
+
+
+async def _settle(tasks: list[asyncio.Task[Any]], timeout: float | None) -> None:
+    """Wait for tasks to finish (bounded), swallowing their outcome: the caller reads it if it cares."""
+    pending = [task for task in tasks if not task.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=timeout)
+
+
+def _gateway_type(section: GatewaySection) -> str:
+    protocol = section.provider.protocol
+    return f"{section.provider.type}/{protocol.type}" if protocol is not None and protocol.type else \
+        section.provider.type
+
+
+def _provider_of(section: GatewaySection) -> str:
+    """The envelope provider before the plugin says otherwise (its class attribute wins)."""
+    return {"generic": "mc_json", "system_monitor": "mc_json", "system_monitoring": "mc_json"}.get(
+        section.provider.type, section.provider.type)
