@@ -1,182 +1,83 @@
-"""Edge gateway plugins hosted inside the local stack: the in-process uplink and downlink.
+"""The edge agent inside the local stack, with the in-process uplink and downlink.
 
-The very plugins the edge agent runs (the simulator, MySensors serial/ethernet/MQTT, Tasmota, generic MQTT,
-system monitor) run here on one asyncio loop in a thread. What they emit is wrapped in envelopes exactly as
-the edge does (gateway, provider, edge timestamp, per-gateway sequence, unique message id), packed into
-publishes by size and a short linger, and handed to the in-process ingest queue. Downlinks from the API and
-the processor come back through ``LocalDownlink`` to the plugin's ``send``.
+``make run`` runs the very agent a Raspberry Pi runs (``edge.agent.EdgeAgent``: its gateway plugins, its
+spool under ``DATA_DIR/edge/``, its packing of envelopes into publishes), on an asyncio loop in a thread. Its
+uplink hands publishes to the in-process ingest queue; downlinks from the API and the processor come back
+through ``LocalDownlink`` to the agent, which writes them to the right gateway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import json
 import logging
 import threading
-import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
-from ..core.envelope import Downlink, Envelope, encode_publish
+from ..core.envelope import Downlink, down_topic, encode_downlinks
 
 log = logging.getLogger("mycontroller.local.gateways")
 
-MAX_PUBLISH_ENVELOPES = 200
-LINGER_S = 0.05
-
-
-def _report_send(gateway_id: str, raw: str, future: Future[None]) -> None:
-    error = future.exception()
-    if error is not None:
-        log.error("gateway %s could not send %r: %s", gateway_id, raw, error)
-
-
-class _Context:
-    """What one gateway plugin sees of its host (``edge.gateways.base.GatewayContext``)."""
-
-    def __init__(self, host: LocalGatewayHost, gateway_id: str, provider: str) -> None:
-        self.host = host
-        self.gateway_id = gateway_id
-        self.provider = provider
-        self._sequence = 0
-        self._lock = threading.Lock()
-        self.state: dict[str, str] = {"status": "unavailable", "message": ""}
-        self._logger = logging.getLogger(f"mycontroller.gateway.{gateway_id}")
-
-    @property
-    def logger(self) -> logging.Logger:
-        return self._logger
-
-    def _envelope(self, provider: str, raw: str, topic: str | None) -> Envelope:
-        with self._lock:
-            self._sequence += 1
-            sequence = self._sequence
-        return Envelope(self.gateway_id, provider, time.time_ns() // 1_000_000, sequence,
-                        f"{self.host.boot_id}-{self.gateway_id}-{sequence}", raw, topic)
-
-    def emit(self, raw: str, topic: str | None = None, *, command: bool = False) -> None:
-        self.host.enqueue(self._envelope(self.provider, raw, topic))
-
-    def set_state(self, status: str, message: str = "") -> None:
-        self.state = {"status": status, "message": message}
-        raw = json.dumps({"type": "gateway_state", "status": status, "message": message})
-        self.host.enqueue(self._envelope("edge", raw, None))
-
 
 class LocalGatewayHost:
-    def __init__(self, gateways: list[dict[str, Any]], publish: Callable[[str], None], downlink: Any) -> None:
-        self.configs = [g for g in gateways if g.get("enabled", True)]
-        self.publish = publish
-        self.downlink = downlink
-        self.boot_id = uuid.uuid4().hex[:12]
-        self.gateways: dict[str, Any] = {}
-        self.contexts: dict[str, _Context] = {}
-        self._pending: list[Envelope] = []
-        self._pending_lock = threading.Lock()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._run_loop, name="local-gateways", daemon=True)
-        self._tasks: list[asyncio.Task[None]] = []
-        self._flusher: threading.Thread | None = None
-        self._stop = threading.Event()
+    def __init__(self, gateways: list[dict[str, Any]], publish: Callable[[bytes], None], downlink: Any,
+                 data_dir: Path) -> None:
+        from edge.agent import EdgeAgent  # the edge's runtime, imported only when the local stack runs it
+        from edge.config import parse_config
 
-    # ----------------------------------------------------------------------------------------- lifecycle
+        config = parse_config({
+            "edge": {"id": "local", "data_dir": str(data_dir / "edge")},
+            "uplink": {"type": "inprocess"},
+            "gateways": gateways,
+        }, base_dir=data_dir, source="local stack gateways")
+        self.agent = EdgeAgent(config, publish_handler=publish)
+        self.downlink = downlink
+        self.gateway_ids = list(self.agent.gateways)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="local-edge-agent", daemon=True)
 
     def start(self) -> None:
-        from edge.gateways import build_gateway  # the edge's plugins, imported only when gateways run here
-
-        for config in self.configs:
-            gateway_id = str(config["id"])
-            provider = str((config.get("provider") or {}).get("type", ""))
-            ctx = _Context(self, gateway_id, provider)
-            gateway = build_gateway(gateway_id, config, ctx)
-            ctx.provider = gateway.provider
-            self.gateways[gateway_id] = gateway
-            self.contexts[gateway_id] = ctx
         self._thread.start()
-        for gateway_id, gateway in self.gateways.items():
-            future = asyncio.run_coroutine_threadsafe(self._start_gateway(gateway), self._loop)
-            future.result(timeout=10)
-            self.downlink.register(gateway_id, self._downlink_callback(gateway_id))
-        self._flusher = threading.Thread(target=self._flush_loop, name="local-uplink", daemon=True)
-        self._flusher.start()
-        log.info("gateways running: %s", ", ".join(self.gateways) or "none")
+        if not self._started.wait(timeout=30):
+            raise RuntimeError("the local edge agent did not start")
+        for gateway_id in self.gateway_ids:
+            self.downlink.register(gateway_id, self._to_agent(gateway_id))
+        log.info("gateways running: %s", ", ".join(self.gateway_ids) or "none")
 
-    async def _start_gateway(self, gateway: Any) -> None:
-        self._tasks.append(asyncio.create_task(self._supervise(gateway)))
-
-    async def _supervise(self, gateway: Any) -> None:
-        """A plugin's ``run`` reconnects by itself; if it ever crashes, log it and start it again."""
-        while True:
-            try:
-                await gateway.run()
-                return
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("gateway %s stopped with an error; restarting in 5 s", gateway.gateway_id)
-                await asyncio.sleep(5)
-
-    def _run_loop(self) -> None:
+    def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_forever()
+        self._loop.run_until_complete(self._main())
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        await self.agent.start()
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.agent.stop()
 
     def stop(self) -> None:
-        for gateway_id in self.gateways:
+        for gateway_id in self.gateway_ids:
             self.downlink.unregister(gateway_id)
+        if self._thread.is_alive() and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(timeout=30)
 
-        async def cancel_all() -> None:
-            for task in self._tasks:
-                task.cancel()
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+    def _to_agent(self, gateway_id: str) -> Callable[[list[Downlink]], None]:
+        from edge.uplink.inprocess import InProcessUplink
 
-        if self._thread.is_alive():
-            try:
-                asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=10)
-            except Exception:
-                log.exception("stopping gateways")
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(timeout=10)
-        self._stop.set()
-        if self._flusher is not None:
-            self._flusher.join(timeout=5)
-        self.flush()
+        uplink = self.agent.uplink
+        if not isinstance(uplink, InProcessUplink):
+            raise TypeError("the local stack runs the edge agent with the in-process uplink")
 
-    # ----------------------------------------------------------------------------------------- uplink
-
-    def enqueue(self, envelope: Envelope) -> None:
-        with self._pending_lock:
-            self._pending.append(envelope)
-            full = len(self._pending) >= MAX_PUBLISH_ENVELOPES
-        if full:
-            self.flush()
-
-    def flush(self) -> None:
-        with self._pending_lock:
-            batch, self._pending = self._pending, []
-        for start in range(0, len(batch), MAX_PUBLISH_ENVELOPES):
-            self.publish(encode_publish(batch[start:start + MAX_PUBLISH_ENVELOPES]))
-
-    def _flush_loop(self) -> None:
-        while not self._stop.wait(LINGER_S):
-            try:
-                self.flush()
-            except Exception:
-                log.exception("handing envelopes to the ingest queue failed")
-
-    # ----------------------------------------------------------------------------------------- downlink
-
-    def _downlink_callback(self, gateway_id: str) -> Callable[[list[Downlink]], None]:
         def deliver(group: list[Downlink]) -> None:
-            gateway = self.gateways[gateway_id]
-            for downlink in group:
-                future = asyncio.run_coroutine_threadsafe(gateway.send(downlink), self._loop)
-                future.add_done_callback(functools.partial(_report_send, gateway_id, downlink.raw))
+            uplink.deliver_downlink(encode_downlinks(group), topic=down_topic(gateway_id))
 
         return deliver
 
     def status(self) -> dict[str, Any]:
-        return {gateway_id: {"state": ctx.state, **self.gateways[gateway_id].status()}
-                for gateway_id, ctx in self.contexts.items()}
+        return self.agent.status()

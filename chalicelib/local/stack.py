@@ -99,7 +99,7 @@ class LocalStack:
         config.set_services(self.services)
         self.queue = LocalIngestQueue(ingest, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
         _register_gateways(self.services.repository, gateways)
-        self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink)
+        self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir)
         self.services.extras.update(ingest_queue=self.queue, gateways=self.gateways)
         self.server = create_local_server(app, Config.create(app_name="mycontroller", chalice_stage="local"),
                                           host, port)
