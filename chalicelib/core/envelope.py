@@ -18,6 +18,20 @@ MAX_RAW_BYTES = 4096
 PUBLISH_VERSION = 1
 
 
+_GOOD_GATEWAY_IDS: set[str] = set()
+
+
+def _good_gateway_id(gateway_id: str) -> bool:
+    """A gateway id is one id segment (no dots, no MQTT wildcards); the ones seen are remembered."""
+    from .model import ID_PATTERN
+
+    if ID_PATTERN.match(gateway_id) is None:
+        return False
+    if len(_GOOD_GATEWAY_IDS) < 100_000:
+        _GOOD_GATEWAY_IDS.add(gateway_id)
+    return True
+
+
 class EnvelopeError(ValueError):
     """A publish or envelope that cannot be read; the message says what is wrong."""
 
@@ -63,7 +77,7 @@ class Envelope:
                         and type(sequence) is int and type(message_id) is str and type(raw) is str
                         and (topic is None or type(topic) is str) and gateway_id and provider and message_id
                         and timestamp >= 0 and sequence >= 0 and len(raw) <= MAX_RAW_BYTES
-                        and "." not in gateway_id):
+                        and (gateway_id in _GOOD_GATEWAY_IDS or _good_gateway_id(gateway_id))):
                     return cls(gateway_id, provider, timestamp, sequence, message_id, raw, topic)
         return cls._checked(wire)
 
@@ -77,8 +91,9 @@ class Envelope:
             sequence, message_id, raw = wire["s"], wire["i"], wire["r"]
         except KeyError as missing:
             raise EnvelopeError(f"envelope is missing key {missing.args[0]!r}") from None
-        if not isinstance(gateway_id, str) or not gateway_id or "." in gateway_id:
-            raise EnvelopeError(f"envelope gateway id 'g' must be a non-empty string without dots: {gateway_id!r}")
+        if not isinstance(gateway_id, str) or not _good_gateway_id(gateway_id):
+            raise EnvelopeError(f"envelope gateway id 'g' must be 1-128 id characters (letters, digits, _ - : @ ~): "
+                                f"{gateway_id!r}")
         if not isinstance(provider, str) or not provider:
             raise EnvelopeError(f"envelope provider 'p' must be a non-empty string: {provider!r}")
         if not isinstance(timestamp, int) or isinstance(timestamp, bool) or timestamp < 0:

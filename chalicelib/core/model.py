@@ -132,6 +132,8 @@ def ms_from_iso(value: str) -> int:
 
 # --------------------------------------------------------------------------------------------- values
 
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
 _TRUE: Final = frozenset({"1", "true", "on", "yes", "high", "open", "t", "y"})
 _FALSE: Final = frozenset({"0", "false", "off", "no", "low", "closed", "f", "n", ""})
 
@@ -173,6 +175,8 @@ def convert_value(value: Any, metric_type: str) -> Any:
         if isinstance(value, bool):
             return int(value)
         if isinstance(value, int):
+            if not _INT64_MIN <= value <= _INT64_MAX:
+                raise ValueError_(f"{metric_type} value {value} is out of the 64-bit range")
             return value
         try:
             number = float(value)
@@ -180,7 +184,11 @@ def convert_value(value: Any, metric_type: str) -> Any:
             raise ValueError_(f"not a number for {metric_type}: {value!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
             raise ValueError_(f"not a finite number for {metric_type}: {value!r}")
-        return int(number) if number.is_integer() else number
+        if number.is_integer():
+            if not _INT64_MIN <= number <= _INT64_MAX:
+                raise ValueError_(f"{metric_type} value {value!r} is out of the 64-bit range")
+            return int(number)
+        return number
     if metric_type == "binary":
         return to_binary(value)
     if metric_type == "geo":

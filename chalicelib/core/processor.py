@@ -194,6 +194,11 @@ class Processor:
         _Batch(self, batch, result).run()
         return result
 
+    def forget_route(self, field_key: str) -> None:
+        """Drop cached routes to a field whose values could not be applied (let them be interpreted again)."""
+        for route_key in [k for k, (_op, key) in self.routes.items() if key == field_key]:
+            del self.routes[route_key]
+
     def acknowledge(self, result: ProcessResult) -> None:
         """Remember the batch's messages as applied, once its events and downlinks are out."""
         if result.applied_ids:
@@ -252,8 +257,10 @@ class _Batch:
         self.stored_fields: dict[str, Record] = {}
         self.points: list[MetricPoint] = []
         self.requested: list[DomainEvent] = []
-        self.pending_requests: list[tuple[str, FieldRequest, int]] = []
+        self.pending_requests: list[tuple[str, FieldRequest, int, str]] = []
         self.node_ids_by_gateway: dict[str, set[str]] = {}
+        self.batch_node_ids: dict[str, set[str]] = {}
+        """Node ids each gateway's messages in this batch speak for (taken, for id requests)."""
         self.failed: set[str] = set()
 
     # ----------------------------------------------------------------------------------------- run
@@ -264,13 +271,25 @@ class _Batch:
         others = self._interpret()
         self._prefetch(others)
         for envelope, ops in others:
-            error = self._apply(envelope, ops)
+            try:
+                error = self._apply(envelope, ops)
+            except Exception as failure:  # bad data from a provider fails its message, not the batch
+                error = f"{type(failure).__name__}: {failure}"
             if error is not None:
                 self._fail(envelope.message_id, envelope.gateway_id, error)
-        for group in self.groups.values():
-            self._apply_group(group)
-        for gw, request, ts in self.pending_requests:
-            self._field_request(gw, request, ts)
+        for key, group in list(self.groups.items()):
+            try:
+                self._apply_group(group)
+            except Exception as failure:
+                self.fields.pop(key, None)
+                self.p.forget_route(key)
+                for _ts, _seq, _raw, message_id in group.entries:
+                    self._fail(message_id, group.gateway_id, f"field {key}: {type(failure).__name__}: {failure}")
+        for gw, request, ts, provider in self.pending_requests:
+            try:
+                self._field_request(gw, request, ts, provider)
+            except Exception:  # answering a request must not cost the batch; the value itself was applied
+                pass
         failed = self.failed
         result.applied_ids = [e.message_id for e in self.envelopes if e.message_id not in failed]
         self._store()
@@ -284,18 +303,35 @@ class _Batch:
         ids = {e.gateway_id for e in self.envelopes}
         stored = self.repo.get_many(Kind.GATEWAY, ids)
         providers = {e.gateway_id: e.provider for e in self.envelopes if e.provider != "edge"}
+        unusable: dict[str, str] = {}
         for gateway_id in ids:
             record = stored.get(gateway_id)
-            if record is None:
-                now = iso_from_ms(self.p.clock())
+            if record is not None:
+                acc = _EntityAcc(record, created=False)
+                provider = record.get("provider") or {}
+                if gateway_id in providers and provider.get("type") in (None, "", "unknown"):
+                    acc.update(provider={**provider, "type": providers[gateway_id]})  # first seen via edge state
+                self.gateways[gateway_id] = acc
+                continue
+            try:
                 record = Gateway(
                     id=gateway_id,
                     provider={"type": providers.get(gateway_id, "unknown")},
-                    state=State(status=StateStatus.UP, message="first message", since=now),
+                    state=State(status=StateStatus.UP, message="first message", since=iso_from_ms(self.p.clock())),
                 ).record()
-                self.gateways[gateway_id] = _EntityAcc(record, created=True)
-            else:
-                self.gateways[gateway_id] = _EntityAcc(record, created=False)
+            except ValueError as error:
+                unusable[gateway_id] = f"gateway id {gateway_id!r} cannot be used: {error}"
+                continue
+            self.gateways[gateway_id] = _EntityAcc(record, created=True)
+        if unusable:
+            kept = []
+            for envelope in self.envelopes:
+                reason = unusable.get(envelope.gateway_id)
+                if reason is None:
+                    kept.append(envelope)
+                else:
+                    self._fail(envelope.message_id, envelope.gateway_id, reason)
+            self.envelopes = kept
 
     def _group(self, gw: str, op: FieldValue, key: str | None = None) -> _FieldGroup:
         key = key or f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
@@ -357,8 +393,10 @@ class _Batch:
         node_ids: set[str] = set()
         source_ids: set[str] = set()
         field_ids: set[str] = set(self.groups)
+        batch_node_ids = self.batch_node_ids
         for group in self.groups.values():
             node_ids.add(f"{group.gateway_id}.{group.template.node_id}")
+            batch_node_ids.setdefault(group.gateway_id, set()).add(group.template.node_id)
             source_ids.add(group.key.rpartition(".")[0])
         for envelope, ops in others:
             gw = envelope.gateway_id
@@ -376,6 +414,8 @@ class _Batch:
                     source_ids.add(f"{node}.{op.source_id}")  # type: ignore[union-attr]
                 elif kind is NodeInfo or kind is NodeSeen or kind is NodeState:
                     node_ids.add(f"{gw}.{op.node_id}")  # type: ignore[union-attr]
+                if kind is not Reply and kind is not NodeIdRequest and kind is not GatewayState:
+                    batch_node_ids.setdefault(gw, set()).add(op.node_id)  # type: ignore[union-attr]
         if node_ids:
             self.stored_nodes = self.repo.get_many(Kind.NODE, node_ids)
         if source_ids:
@@ -401,11 +441,11 @@ class _Batch:
             elif kind is NodeSeen:
                 self._node(gw, op.node_id, ts)  # type: ignore[union-attr]
             elif kind is FieldRequest:
-                self.pending_requests.append((gw, op, ts))  # type: ignore[arg-type]
+                self.pending_requests.append((gw, op, ts, envelope.provider))  # type: ignore[arg-type]
             elif kind is Reply:
                 self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
             elif kind is NodeIdRequest:
-                error = self._node_id_request(gw) or error
+                error = self._node_id_request(gw, envelope.provider) or error
             elif kind is NodeState:
                 self._node_state(gw, op, ts)  # type: ignore[arg-type]
             elif kind is GatewayState:
@@ -492,11 +532,8 @@ class _Batch:
         gw = group.gateway_id
         op = group.template
         entries = group.entries
-        first_ts = entries[0][0]
         last_ts = max(entry[0] for entry in entries)
-        node = self._node(gw, op.node_id, first_ts)
-        if last_ts > node.seen_ms:
-            node.seen_ms = last_ts
+        node = self._node(gw, op.node_id, last_ts)
         if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"),
                                                                                      "name"):
             node.update(name=op.node_name)
@@ -588,7 +625,7 @@ class _Batch:
         self._node(gw, op.node_id, ts)
         self._name_and_labels(self._source(gw, op.node_id, op.source_id, ts), op.name, op.labels)
 
-    def _field_request(self, gw: str, op: FieldRequest, ts: int) -> None:
+    def _field_request(self, gw: str, op: FieldRequest, ts: int, provider: str) -> None:
         self._node(gw, op.node_id, ts)
         self._source(gw, op.node_id, op.source_id, ts)
         key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
@@ -601,34 +638,37 @@ class _Batch:
         self.requested.append(event(EventType.REQUESTED, Kind.FIELD, record))
         if (record.get("current") or {}).get("value") is None:
             return
-        interpreter = self.p.interpreters.get(self.gateways[gw].record.get("provider", {}).get("type", ""))
+        interpreter = self.p.interpreters.get(provider)
         if interpreter is None:
             return
         reply = interpreter.reply_value(self.gateways[gw].record, record)
         if reply is not None:
             self.result.downlinks.append(reply)
 
-    def _node_id_request(self, gw: str) -> str | None:
+    def _node_id_request(self, gw: str, provider: str) -> str | None:
         taken = self.node_ids_by_gateway.get(gw)
         if taken is None:
             taken = {r["nodeId"] for r in self.repo.children(Kind.GATEWAY, gw)}
-            taken.update(key.rpartition(".")[2] for key in self.nodes if key.startswith(gw + "."))
+            prefix = gw + "."
+            taken.update(key[len(prefix):] for key in self.nodes if key.startswith(prefix))
+            taken.update(key[len(prefix):] for key in self.stored_nodes if key.startswith(prefix))
+            taken.update(self.batch_node_ids.get(gw, ()))
             self.node_ids_by_gateway[gw] = taken
         for candidate in range(FIRST_NODE_ID, LAST_NODE_ID + 1):
             if str(candidate) not in taken:
                 break
         else:
             return f"no free node id in {FIRST_NODE_ID}-{LAST_NODE_ID} on gateway {gw}"
+        interpreter = self.p.interpreters.get(provider)
+        if interpreter is None:
+            return f"provider {provider!r} cannot answer an id request"
+        gateway = self.gateways[gw].record
+        self.result.downlinks.append(interpreter.node_id_response(gateway, candidate))
         node_id = str(candidate)
         taken.add(node_id)
         record = Node(gateway_id=gw, node_id=node_id, name=node_id,
                       state=State(status=StateStatus.UNAVAILABLE, message="id assigned")).record()
         self.nodes[record["id"]] = _EntityAcc(record, created=True)
-        gateway = self.gateways[gw].record
-        interpreter = self.p.interpreters.get(gateway.get("provider", {}).get("type", ""))
-        if interpreter is None:
-            return f"gateway {gw} has no known provider to answer an id request"
-        self.result.downlinks.append(interpreter.node_id_response(gateway, candidate))
         return None
 
     @staticmethod

@@ -81,9 +81,22 @@ class LocalIngestQueue:
         return True
 
     def stop(self, timeout: float = 10.0) -> None:
+        """Deliver what is queued (bounded by ``timeout``), then stop; what is left is dead-lettered, not lost."""
         self.drain(timeout)
         self._stop.set()
         self._thread.join(timeout)
+        left: list[_Message] = []
+        with self._lock:
+            left, self._retry = self._retry, []
+        while True:
+            try:
+                left.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        for message in left:
+            self._dead_letter(message)
+        if left:
+            log.warning("%d publish(es) were still queued at stop and went to the dead-letter file", len(left))
 
     def _take_batch(self) -> list[_Message]:
         batch: list[_Message] = []
@@ -108,9 +121,12 @@ class LocalIngestQueue:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            batch = self._take_batch()
-            if batch:
-                self._deliver(batch)
+            try:
+                batch = self._take_batch()
+                if batch:
+                    self._deliver(batch)
+            except Exception:  # the worker must outlive any one batch
+                log.exception("ingest queue worker error")
 
     def _deliver(self, batch: list[_Message]) -> None:
         records = []
@@ -156,7 +172,10 @@ class LocalIngestQueue:
         log.warning("publish dead-lettered after %d deliveries", message.receive_count)
         if self.dead_letter_path is None:
             return
-        self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-        with self.dead_letter_path.open("a", encoding="utf-8") as out:
-            out.write(json.dumps({"messageId": message.message_id, "receiveCount": message.receive_count,
-                                  "body": message.body}) + "\n")
+        try:
+            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
+            with self.dead_letter_path.open("a", encoding="utf-8") as out:
+                out.write(json.dumps({"messageId": message.message_id, "receiveCount": message.receive_count,
+                                      "body": message.body}) + "\n")
+        except OSError:
+            log.exception("could not write the dead letter of %s to %s", message.message_id, self.dead_letter_path)
