@@ -221,6 +221,12 @@ class Processor:
         return batch
 
 
+def _after_since(state: Record | None, ts: int) -> bool:
+    """Traffic older than the moment a node was marked down (a late redelivery) does not bring it back up."""
+    since = state.get("since") if state else None
+    return not since or ts > ms_from_iso(since)
+
+
 class _FieldGroup:
     """Every value one batch brings for one field, in order, with the op that says what the field is."""
 
@@ -468,7 +474,7 @@ class _Batch:
         if ts > acc.seen_ms:
             acc.seen_ms = ts
         state = acc.record.get("state")
-        if (not state or state.get("status") != "up") and ts > acc.down_ms:
+        if (not state or state.get("status") != "up") and ts > acc.down_ms and _after_since(state, ts):
             acc.update(state={"status": "up", "message": "", "since": iso_from_ms(ts)})
         return acc
 

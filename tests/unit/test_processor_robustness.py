@@ -159,3 +159,25 @@ def test_gateway_first_seen_through_an_edge_state_message_still_answers_its_devi
     result = processor.process([ms("gw1", 1, 2, "id", "255;255;3;0;3;")])
     assert not result.failures, result.failures
     assert any(d.raw.startswith("255;255;3;0;4;") for d in result.downlinks)
+
+
+def test_late_traffic_from_before_a_node_went_down_does_not_bring_it_up() -> None:
+    from chalicelib.adapters.metrics_none import NoMetricStore
+    from chalicelib.adapters.repository_memory import MemoryRepository
+    from chalicelib.core.envelope import Envelope
+    from chalicelib.core.model import Kind, iso_from_ms
+    from chalicelib.core.processor import Processor
+
+    repo = MemoryRepository(None)
+    processor = Processor(repo, NoMetricStore())
+    t0 = 1_767_225_600_000
+    processor.process([Envelope("gw9", "mysensors_v2", t0, 1, "late-1", "4;1;1;0;0;20.0")])
+    node = repo.get(Kind.NODE, "gw9.4")
+    assert node is not None
+    repo.put(Kind.NODE, {**node, "state": {"status": "down", "message": "silent", "since": iso_from_ms(t0 + 60_000)}})
+    processor.process([Envelope("gw9", "mysensors_v2", t0 + 30_000, 2, "late-2", "4;1;1;0;0;21.0")])
+    node = repo.get(Kind.NODE, "gw9.4")
+    assert node is not None and node["state"]["status"] == "down"
+    processor.process([Envelope("gw9", "mysensors_v2", t0 + 90_000, 3, "late-3", "4;1;1;0;0;22.0")])
+    node = repo.get(Kind.NODE, "gw9.4")
+    assert node is not None and node["state"]["status"] == "up"
