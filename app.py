@@ -14,6 +14,7 @@ from chalicelib.api import view_for
 from chalicelib.api.observability import http_middleware
 from chalicelib.api.routes import ROUTES, not_allowed_routes
 from chalicelib.api.web import method_not_allowed
+from chalicelib.automation_functions import get_forward_function
 from chalicelib.config import get_ingest
 
 app = Chalice(app_name="mycontroller")
@@ -36,3 +37,10 @@ for _path, _others, _name, _allowed in not_allowed_routes():
 def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """The SQS-fed ingest function (the event source mapping, with ReportBatchItemFailures, is in infra/)."""
     return get_ingest().handle(event, context)
+
+
+@app.lambda_function(name="forward_payload")
+def forward_payload(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """EventBridge ``field.updated`` events (rule in infra/) → downlinks to the mappings' destination fields."""
+    plan = get_forward_function().handle(event.get("detail") or {})
+    return {"sent": len(plan.downlinks), "failed": [f.mapping_id for f in plan.failures]}

@@ -10,7 +10,8 @@ holds everything (see ``infra/README.md``):
   responses (``ReportBatchItemFailures``), so only failed records are retried,
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
-* the EventBridge bus for domain events,
+* the EventBridge bus for domain events, and the rule that sends ``field.updated`` to the forward payload
+  function (retries, then the dead-letter queue),
 * the IoT policy edge devices get: they connect as their thing name and publish only to their own topics.
 
 moto does not fire IoT rules, so tests check this definition and call the ingest handler the rule would feed.
@@ -23,12 +24,15 @@ import sys
 from typing import Any
 
 from chalicelib.adapters.repository_dynamodb import table_definition
+from chalicelib.automation_functions import FORWARD_PATTERN
 
 TOPIC_PREFIX = "mc"
 MAX_RECEIVE_COUNT = 5
 INGEST_VISIBILITY_TIMEOUT_S = 180
 """Six times the ingest function's timeout (30 s), as AWS advises for SQS event sources."""
 UP_TOPIC_FILTER = f"{TOPIC_PREFIX}/+/up"
+FORWARD_FUNCTION = "ForwardPayload"
+"""The logical id ``chalice package`` gives ``@app.lambda_function(name="forward_payload")``."""
 INGEST_FUNCTION = "Ingest"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="ingest")``."""
 
@@ -134,6 +138,25 @@ def build_resources() -> dict[str, Any]:
                 },
             },
             "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "mycontroller"}},
+            "ForwardPayloadRule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "EventBus"},
+                    "EventPattern": FORWARD_PATTERN,
+                    "Targets": [{"Id": "forward-payload", "Arn": {"Fn::GetAtt": [FORWARD_FUNCTION, "Arn"]},
+                                 "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
+                                 "DeadLetterConfig": {"Arn": dlq_arn}}],
+                },
+            },
+            "ForwardPayloadPermission": {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": {"Ref": FORWARD_FUNCTION},
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": {"Fn::GetAtt": ["ForwardPayloadRule", "Arn"]},
+                },
+            },
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
                            "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(edge_policy_document())}}},
         },

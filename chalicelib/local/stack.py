@@ -97,6 +97,10 @@ class LocalStack:
             downlink=self.downlink,
         )
         config.set_services(self.services)
+        from ..automation_functions import get_forward_function, reset_forward_function
+
+        reset_forward_function()
+        get_forward_function().subscribe(self.services.bus)
         self.queue = LocalIngestQueue(ingest, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
         _register_gateways(self.services.repository, gateways)
         self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir)

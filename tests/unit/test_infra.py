@@ -63,7 +63,8 @@ def test_template_passes_cfn_lint() -> None:
         "Runtime": "python3.12", "Handler": "app.ingest", "Role": "arn:aws:iam::123456789012:role/ingest",
         "Code": {"ZipFile": "placeholder"}}}
     template = {"AWSTemplateFormatVersion": "2010-09-09",
-                "Resources": {**fragment["Resources"], "Ingest": ingest_function}, "Outputs": fragment["Outputs"]}
+                "Resources": {**fragment["Resources"], "Ingest": ingest_function, "ForwardPayload": ingest_function},
+                "Outputs": fragment["Outputs"]}
     matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []
@@ -80,3 +81,20 @@ def test_ingest_function_is_the_one_chalice_packages() -> None:
     from app import app
 
     assert any(function.name == "ingest" for function in app.pure_lambda_functions)
+
+
+def test_field_updates_on_the_bus_reach_the_forward_payload_function() -> None:
+    from chalicelib.core.event_pattern import matches
+    from chalicelib.core.model import FieldModel, Kind, event
+    from chalicelib.core.ports import bus_event
+
+    resources = build_resources()["Resources"]
+    rule = resources["ForwardPayloadRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ForwardPayload", "Arn"]}
+    assert resources["ForwardPayloadPermission"]["Properties"]["Principal"] == "events.amazonaws.com"
+    field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
+    for kind, wanted in (("updated", True), ("created", False)):
+        published = bus_event(event(kind, Kind.FIELD, field))
+        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
+        assert matches(rule["EventPattern"], document) is wanted
