@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice
+from chalice import Chalice, Rate
 
 from chalicelib.api import view_for
 from chalicelib.api.observability import http_middleware
 from chalicelib.api.routes import ROUTES, not_allowed_routes
 from chalicelib.api.web import method_not_allowed
-from chalicelib.automation_functions import get_forward_function
-from chalicelib.config import get_ingest
+from chalicelib.automation_functions import NodeStateJob, get_forward_function
+from chalicelib.config import get_ingest, get_services
 
 app = Chalice(app_name="mycontroller")
 app.register_middleware(http_middleware, "http")
@@ -44,3 +44,10 @@ def forward_payload(event: dict[str, Any], context: Any) -> dict[str, Any]:
     """EventBridge ``field.updated`` events (rule in infra/) → downlinks to the mappings' destination fields."""
     plan = get_forward_function().handle(event.get("detail") or {})
     return {"sent": len(plan.downlinks), "failed": [f.mapping_id for f in plan.failures]}
+
+
+@app.schedule(Rate(5, unit=Rate.MINUTES), name="node_state_job")
+def node_state_job(event: Any) -> dict[str, Any]:
+    """Nodes silent past their inactive duration (label ``inactive_duration``, default 15 min) go down."""
+    services = get_services()
+    return {"down": [record["id"] for record in NodeStateJob(services.repository, services.bus).run()]}

@@ -1,4 +1,4 @@
-"""Automation functions fed by the bus. Today: forward payload (a field's new value to other fields).
+"""Automation functions: forward payload (a field's new value to other fields) and the node state job.
 
 In AWS an EventBridge rule on the custom bus (``infra/template.py``) invokes the ``forward_payload`` Lambda
 with each ``field.updated`` event; locally the in-process bus calls the same ``ForwardPayloadFunction``.
@@ -15,9 +15,10 @@ from aws_lambda_powertools import Logger
 
 from .core.automation.forward import ForwardPlan, index_mappings, plan_forward_report
 from .core.automation.models import ForwardPayload
+from .core.automation.node_state import nodes_gone_silent
 from .core.automation.tasks import RepositoryLookup
-from .core.model import Kind, Record
-from .core.ports import EVENT_SOURCE, BusEvent, DownlinkSender, EventBus, ListQuery, Repository
+from .core.model import Kind, Record, event, now_ms
+from .core.ports import EVENT_SOURCE, BusEvent, DownlinkSender, EventBus, Filter, ListQuery, Repository, bus_event
 
 logger = Logger(service="mycontroller-automation")
 
@@ -83,6 +84,24 @@ class ForwardPayloadFunction:
             self.handle(event.detail)
 
         bus.subscribe("forward-payload", FORWARD_PATTERN, on_event)
+
+
+class NodeStateJob:
+    """Every few minutes: nodes silent past their inactive duration are marked down and announced."""
+
+    def __init__(self, repository: Repository, bus: EventBus, *, clock: Callable[[], int] = now_ms) -> None:
+        self.repository = repository
+        self.bus = bus
+        self.clock = clock
+
+    def run(self) -> list[Record]:
+        up = self.repository.query(Kind.NODE, ListQuery(filters=[Filter("state.status", "eq", "up")], limit=0)).data
+        changed = nodes_gone_silent(up, self.clock())
+        if changed:
+            self.repository.put_many(Kind.NODE, changed)
+            self.bus.publish([bus_event(event("updated", Kind.NODE, record)) for record in changed])
+            logger.info("nodes marked down", extra={"nodes": [r["id"] for r in changed]})
+        return changed
 
 
 _forward: ForwardPayloadFunction | None = None

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 log = logging.getLogger("mycontroller.local")
+SYSTEM_JOB_INTERVAL_S = 60.0
 
 SIMULATOR: list[dict[str, Any]] = [{
     "id": "sim",
@@ -97,10 +98,13 @@ class LocalStack:
             downlink=self.downlink,
         )
         config.set_services(self.services)
-        from ..automation_functions import get_forward_function, reset_forward_function
+        from ..automation_functions import NodeStateJob, get_forward_function, reset_forward_function
 
         reset_forward_function()
         get_forward_function().subscribe(self.services.bus)
+        self.node_state_job = NodeStateJob(self.services.repository, self.services.bus)
+        self._jobs_stop = threading.Event()
+        self._jobs_thread = threading.Thread(target=self._run_jobs, name="system-jobs", daemon=True)
         self.queue = LocalIngestQueue(ingest, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
         _register_gateways(self.services.repository, gateways)
         self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir)
@@ -114,8 +118,18 @@ class LocalStack:
         self.queue.start()
         self._server_thread.start()
         self.gateways.start()
+        self._jobs_thread.start()
+
+    def _run_jobs(self) -> None:
+        """The system jobs Lambda runs on a schedule in AWS (node state: every minute here)."""
+        while not self._jobs_stop.wait(SYSTEM_JOB_INTERVAL_S):
+            try:
+                self.node_state_job.run()
+            except Exception:
+                log.exception("node state job failed")
 
     def stop(self) -> None:
+        self._jobs_stop.set()
         self.gateways.stop()
         self.queue.stop(timeout=15)
         self.server.shutdown()
