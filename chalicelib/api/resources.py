@@ -152,7 +152,7 @@ def upsert_resource(kind: Kind, request: ApiRequest) -> Record:
     return record
 
 
-def _id_list(request: ApiRequest, kind: Kind) -> list[str]:
+def id_list(request: ApiRequest, kind: Kind) -> list[str]:
     body = request.json()
     if isinstance(body, dict) and isinstance(body.get("ids"), list):
         body = body["ids"]
@@ -171,7 +171,7 @@ def _id_list(request: ApiRequest, kind: Kind) -> list[str]:
 def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
     """Delete by id list, with everything beneath; unknown ids are a 404 and nothing is deleted."""
     services = get_services()
-    wanted = _id_list(request, kind)
+    wanted = id_list(request, kind)
     ids = list(dict.fromkeys(resolve_id(kind, text, f"[{i}]") for i, text in enumerate(wanted)))
     too_long = [i for i in ids if len(i) > MAX_ID_CHARS]
     if too_long:

@@ -12,7 +12,7 @@ from typing import Any, Final
 
 from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
 
-from . import actions, metrics, openapi, resources, status
+from . import actions, automation, metrics, openapi, resources, status
 from .web import ApiRequest, Body, Ok, Param, Route
 
 LIST_PARAMS: Final = (
@@ -70,6 +70,46 @@ def _resource_routes(kind: Kind) -> list[Route]:
     ]
 
 
+AUTOMATION_PLURALS: Final = {Kind.TASK: "tasks", Kind.SCHEDULE: "schedules", Kind.HANDLER: "handlers",
+                              Kind.FORWARD_PAYLOAD: "forward payloads"}
+ENABLED_SCHEMA: Final = {
+    "type": "object",
+    "required": ["updated", "unchanged"],
+    "properties": {"updated": {"type": "integer", "description": "Records changed"},
+                   "unchanged": {"type": "integer", "description": "Records already so"}},
+}
+
+
+def _automation_routes(kind: Kind) -> list[Route]:
+    name = automation.PATH_NAMES[kind]
+    words = AUTOMATION_PLURALS[kind]
+    plural = words.replace(" ", "_")
+    singular = name if kind != Kind.FORWARD_PAYLOAD else "forward_payload"
+    label = words[:-1]
+    model = automation.AUTOMATION_MODELS[kind]
+    path = f"/api/{name}"
+    secret = " (secrets redacted)" if kind == Kind.HANDLER else ""
+    routes = [
+        Route("GET", path, f"list_{plural}", partial(automation.list_automation, kind),
+              f"List {words} (filter, sort, page){secret}", name, Ok(f"A page of {words}", model=model, page=True),
+              params=LIST_PARAMS, errors=(400,)),
+        Route("GET", f"{path}/{{id}}", f"get_{singular}", partial(automation.get_automation, kind),
+              f"Get one {label} by id or quick id{secret}", name, Ok(f"The {label}", model=model), errors=(404,)),
+        Route("POST", path, f"upsert_{singular}", partial(automation.upsert_automation, kind),
+              f"Create or replace a {label} (state is kept; modifiedOn set)", name,
+              Ok(f"The {label} as stored{secret}", model=model), body=Body(f"The {label}", model=model)),
+        Route("DELETE", path, f"delete_{plural}", partial(automation.delete_automation, kind),
+              f"Delete {words} by id", name, Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)),
+    ]
+    for action, enabled in (("enable", True), ("disable", False)):
+        routes.append(Route("POST", f"{path}/{action}", f"{action}_{plural}",
+                            partial(automation.set_enabled, kind, enabled), f"{action.capitalize()} {words} by id",
+                            name, Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404),
+                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)))
+    return routes
+
+
 def _openapi(_request: ApiRequest) -> dict[str, Any]:
     return document()
 
@@ -81,6 +121,7 @@ ACTION_PARAMS: Final = (
 
 ROUTES: Final[tuple[Route, ...]] = (
     *(route for kind in DEVICE_KINDS for route in _resource_routes(kind)),
+    *(route for kind in automation.AUTOMATION_KINDS for route in _automation_routes(kind)),
     Route("GET", "/api/quickid", "get_quick_ids", resources.quick_id_lookup,
           "Resources (or values at a key path) by quick id", "quickid",
           Ok("Each quick id's resource or value", schema=QUICK_ID_RESULT_SCHEMA),

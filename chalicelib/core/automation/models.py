@@ -895,16 +895,14 @@ class ForwardPayload(CamelModel):
     @field_validator("src_field_id", "dst_field_id")
     @classmethod
     def _field(cls, value: str, info: ValidationInfo) -> str:
-        return quick_id_of(value, Kind.FIELD, "srcFieldId" if info.field_name == "src_field_id" else "dstFieldId")
+        quick_id = quick_id_of(value, Kind.FIELD, "srcFieldId" if info.field_name == "src_field_id" else "dstFieldId")
+        if info.field_name == "dst_field_id" and quick_id == info.data.get("src_field_id"):
+            # Checked on the field (not the model) so the error names dstFieldId.
+            raise ValueError("dstFieldId must differ from srcFieldId (a field forwarding to itself is a loop)")
+        return quick_id
 
     @field_validator("template")
     @classmethod
     def _template(cls, value: str) -> str:
         check_templates(value, "template")
         return value
-
-    @model_validator(mode="after")
-    def _not_itself(self) -> ForwardPayload:
-        if self.src_field_id == self.dst_field_id:
-            raise ValueError("dstFieldId must differ from srcFieldId (a field forwarding to itself is a loop)")
-        return self

@@ -1,0 +1,164 @@
+"""Automation endpoints: list, get, upsert, delete, enable and disable tasks, schedules, handlers and forward
+payloads, in MyController v2's shape (``/api/task``, ``/api/schedule``, ``/api/handler``, ``/api/forwardpayload``).
+
+Bodies are validated by the automation models (400 naming the field). Unlike device resources an upsert replaces
+the resource (the reference's semantics), except ``state``, which belongs to the workers: whatever a client sends
+there is ignored and the stored state kept. Every upsert sets ``modifiedOn``.
+
+Handlers never leave with their secrets (passwords, tokens, authorization headers): every answer and every bus
+event carries ``handlers.redact``'s copy, a client sending the placeholder back keeps the stored secret
+(``restore_secrets``), and list filters or sorts on secret key paths are refused (they would be an oracle).
+A forward payload that would close a loop among the stored mappings is refused (400 naming ``dstFieldId``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+from chalicelib.config import Services, get_services
+from chalicelib.core.automation.forward import find_loop
+from chalicelib.core.automation.handlers import REDACTED, redact, restore_secrets, secret_paths
+from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
+from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
+from chalicelib.core.ports import ListQuery
+from chalicelib.core.query import QueryError, parse_list_query
+
+from .errors import ApiError, bad_request, not_found
+from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, find_record, id_list, resolve_id
+from .web import ApiRequest, validate
+
+AUTOMATION_MODELS: Final[dict[Kind, type[CamelModel]]] = {
+    Kind.TASK: Task,
+    Kind.SCHEDULE: Schedule,
+    Kind.HANDLER: Handler,
+    Kind.FORWARD_PAYLOAD: ForwardPayload,
+}
+AUTOMATION_KINDS: Final = tuple(AUTOMATION_MODELS)
+PATH_NAMES: Final = {Kind.TASK: "task", Kind.SCHEDULE: "schedule", Kind.HANDLER: "handler",
+                     Kind.FORWARD_PAYLOAD: "forwardpayload"}
+"""The API path segment of each kind (the reference's ``/api/forwardpayload``)."""
+STATEFUL: Final = frozenset({Kind.TASK, Kind.SCHEDULE, Kind.HANDLER})
+"""Kinds whose ``state`` the workers own: an upsert keeps the stored one."""
+SECRET_KEY_PATHS: Final = ("spec.password", "spec.token", "spec.headers")
+"""Handler key paths (and everything beneath) a list may not filter or sort on; ``spec`` itself neither."""
+
+
+def _public(kind: Kind, record: Record) -> Record:
+    """The record as the API may show it (handlers redacted)."""
+    return redact(record) if kind == Kind.HANDLER else record
+
+
+def _announce(services: Services, event_type: EventType, kind: Kind, records: list[Record]) -> None:
+    announce(services, [event(event_type, kind, _public(kind, record)) for record in records])
+
+
+def _secret_key(key: str) -> bool:
+    key = key.strip()
+    return key == "spec" or any(key == path or key.startswith(path + ".") for path in SECRET_KEY_PATHS)
+
+
+# --------------------------------------------------------------------------------------------- handlers
+
+
+def list_automation(kind: Kind, request: ApiRequest) -> dict[str, Any]:
+    query = parse_list_query(request.query)
+    if kind == Kind.HANDLER:
+        for item in query.filters:
+            if _secret_key(item.key):
+                raise QueryError(f"cannot filter handlers on {item.key!r} (it may hold secrets)", "filter")
+        for sort in query.sort_by:
+            if _secret_key(sort.field):
+                raise QueryError(f"cannot sort handlers on {sort.field!r} (it may hold secrets)", "sortBy")
+    page = get_services().repository.query(kind, query).to_dict()
+    page["data"] = [_public(kind, record) for record in page["data"]]
+    return page
+
+
+def get_automation(kind: Kind, request: ApiRequest) -> Record:
+    return _public(kind, find_record(get_services(), kind, request.path_params.get("id", "")))
+
+
+def _restore_handler_secrets(body: dict[str, Any], stored: Record | None) -> dict[str, Any]:
+    """Put stored secrets back where the client sent the placeholder; a placeholder with nothing stored is a 400
+    (saving it would replace a secret by asterisks)."""
+    spec, handler_type = body.get("spec"), str(body.get("type"))
+    if not isinstance(spec, Mapping):
+        return body
+    if stored is not None and isinstance(stored.get("spec"), Mapping) and stored.get("type") == handler_type:
+        spec = restore_secrets(spec, stored["spec"], handler_type)
+    for path in secret_paths(handler_type, spec):
+        head, _, rest = path.partition(".")
+        value = spec.get(head) if not rest else (spec.get(head) or {}).get(rest)
+        if value == REDACTED:
+            raise bad_request(f"spec.{path}: {REDACTED!r} keeps a stored secret only; none is stored here, "
+                              "send the secret itself", f"spec.{path}")
+    return {**body, "spec": dict(spec)}
+
+
+def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
+    body = request.json()
+    if not isinstance(body, dict):
+        raise bad_request(f"body must be a {PATH_NAMES[kind]} object", "body")
+    services = get_services()
+    entity_id = body.get("id")
+    stored = None
+    if isinstance(entity_id, str) and entity_id and len(entity_id) <= MAX_ID_CHARS:
+        stored = services.repository.get(kind, entity_id)
+    body = {k: v for k, v in body.items() if k != "state"}
+    if kind == Kind.HANDLER:
+        body = _restore_handler_secrets(body, stored)
+    model = validate(AUTOMATION_MODELS[kind], body)
+    record = {**model.record(), "modifiedOn": now_iso()}
+    if kind in STATEFUL and stored is not None and isinstance(stored.get("state"), dict):
+        record["state"] = stored["state"]
+    if isinstance(model, ForwardPayload):
+        others = services.repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data
+        loop = find_loop(others, model)
+        if loop is not None:
+            raise bad_request(f"dstFieldId: this mapping would close a forwarding loop: {' -> '.join(loop)}",
+                              "dstFieldId")
+    size = len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > MAX_RECORD_BYTES:
+        raise ApiError(413, f"{PATH_NAMES[kind]} would be {size} bytes stored, more than {MAX_RECORD_BYTES}",
+                       "body")
+    services.repository.put(kind, record)
+    _announce(services, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
+    return _public(kind, record)
+
+
+def _existing(services: Services, kind: Kind, request: ApiRequest) -> dict[str, Record]:
+    """The records a JSON id list names (ids or quick ids), or 404 listing the unknown ones."""
+    wanted = id_list(request, kind)
+    ids = list(dict.fromkeys(resolve_id(kind, text, f"[{i}]") for i, text in enumerate(wanted)))
+    too_long = [i for i in ids if len(i) > MAX_ID_CHARS]
+    if too_long:
+        raise not_found(f"{kind.value} id of {len(too_long[0])} characters not found", "body")
+    found = services.repository.get_many(kind, ids)
+    missing = [i for i in ids if i not in found]
+    if missing:
+        raise not_found(f"{kind.value} not found: {', '.join(repr(m) for m in missing[:10])}", "body")
+    return {i: found[i] for i in ids}
+
+
+def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
+    """Delete by id list; unknown ids are a 404 and nothing is deleted."""
+    services = get_services()
+    found = _existing(services, kind, request)
+    deleted = services.repository.delete(kind, list(found))
+    announce(services, [event(EventType.DELETED, k, _public(k, record)) for k, record in deleted])
+    own = sum(1 for k, _ in deleted if k == kind)
+    return {"deleted": own, "cascaded": len(deleted) - own}
+
+
+def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int]:
+    """Enable or disable by id list; unknown ids are a 404 and nothing changes. Already so: left untouched."""
+    services = get_services()
+    found = _existing(services, kind, request)
+    changed = [{**record, "enabled": enabled, "modifiedOn": now_iso()}
+               for record in found.values() if record.get("enabled", True) is not enabled]
+    if changed:
+        services.repository.put_many(kind, changed)
+        _announce(services, EventType.UPDATED, kind, changed)
+    return {"updated": len(changed), "unchanged": len(found) - len(changed)}
