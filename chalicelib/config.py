@@ -22,6 +22,11 @@ EVENT_BUS_NAME      EventBridge bus (default ``mycontroller``)
 DOWNLINK            ``local`` (default, in-process) or ``iotdata`` (IoT Core publish)
 TOPIC_PREFIX        topic prefix of the gateways' down topics (default ``mc``)
 IOT_DATA_ENDPOINT   iot-data endpoint URL (default: the account's, found by boto3)
+SCHEDULER           ``local`` (default, in-process registry) or ``eventbridge`` (EventBridge Scheduler): where
+                    the triggers of enabled schedules and interval tasks are kept
+SCHEDULER_TARGET_ARN  ``eventbridge``: the function every schedule invokes (required)
+SCHEDULER_ROLE_ARN  ``eventbridge``: the role EventBridge Scheduler assumes to invoke it (required)
+SCHEDULER_GROUP     ``eventbridge``: the schedule group (default ``mycontroller``)
 MAX_BODY_BYTES      largest accepted API request body (default 1048576); larger gets 413
 LOG_LEVEL           DEBUG, INFO (default), WARNING, ERROR
 ==================  ===============================================================================
@@ -36,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .core.ports import DownlinkSender, EventBus, MetricStore, Repository
+from .core.ports import DownlinkSender, EventBus, MetricStore, Repository, ScheduleRegistry
 
 if TYPE_CHECKING:
     from .ingest import Ingest
@@ -45,6 +50,7 @@ STORAGE_CHOICES: Final = ("memory", "dynamodb")
 METRICS_CHOICES: Final = ("embedded", "influxdb", "none")
 BUS_CHOICES: Final = ("local", "eventbridge")
 DOWNLINK_CHOICES: Final = ("local", "iotdata")
+SCHEDULER_CHOICES: Final = ("local", "eventbridge")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
@@ -100,6 +106,10 @@ class Settings:
     iot_data_endpoint: str | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "INFO"
+    scheduler: str = "local"
+    scheduler_target_arn: str | None = None
+    scheduler_role_arn: str | None = None
+    scheduler_group: str = "mycontroller"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -126,7 +136,16 @@ class Settings:
             iot_data_endpoint=_text(env, "IOT_DATA_ENDPOINT"),
             max_body_bytes=int(_number(env, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, minimum=1)),
             log_level=log_level,
+            scheduler=_choice(env, "SCHEDULER", SCHEDULER_CHOICES, "local"),
+            scheduler_target_arn=_text(env, "SCHEDULER_TARGET_ARN"),
+            scheduler_role_arn=_text(env, "SCHEDULER_ROLE_ARN"),
+            scheduler_group=_text(env, "SCHEDULER_GROUP", "mycontroller") or "mycontroller",
         )
+        if settings.scheduler == "eventbridge":
+            missing = [name for name, value in (("SCHEDULER_TARGET_ARN", settings.scheduler_target_arn),
+                                                ("SCHEDULER_ROLE_ARN", settings.scheduler_role_arn)) if not value]
+            if missing:
+                raise ConfigError(f"SCHEDULER=eventbridge needs {', '.join(missing)}")
         if settings.metrics == "influxdb":
             missing = [name for name, value in (("INFLUXDB_URL", settings.influxdb_url),
                                                 ("INFLUXDB_ORG", settings.influxdb_org),
@@ -147,6 +166,8 @@ class Services:
     downlink: DownlinkSender
     extras: dict[str, Any] = field(default_factory=dict)
     """Room for what the local stack wants to carry along (its ingest queue, simulator…)."""
+    schedules: ScheduleRegistry | None = None
+    """Where schedule and interval-task triggers are kept; ``None``: not kept in step (tests, tools)."""
 
     def close(self) -> None:
         """Flush and close what holds state (the memory repository dumps, metric stores flush)."""
@@ -211,12 +232,24 @@ def build_downlink(settings: Settings) -> DownlinkSender:
     return LocalDownlink()
 
 
+def build_schedules(settings: Settings) -> ScheduleRegistry:
+    if settings.scheduler == "eventbridge":
+        from .adapters.schedules_eventbridge import EventBridgeScheduleRegistry
+
+        return EventBridgeScheduleRegistry(settings.scheduler_target_arn or "", settings.scheduler_role_arn or "",
+                                           settings.scheduler_group, region=settings.aws_region)
+    from .adapters.schedules_local import LocalScheduleRegistry
+
+    return LocalScheduleRegistry()
+
+
 def build_services(settings: Settings | None = None) -> Services:
     """Every adapter the settings select (``Settings.from_env()`` when none are given)."""
     settings = settings or Settings.from_env()
     repository = build_repository(settings)
     return Services(settings=settings, repository=repository, metrics=build_metrics(settings),
-                    bus=build_bus(settings), downlink=build_downlink(settings))
+                    bus=build_bus(settings), downlink=build_downlink(settings),
+                    schedules=build_schedules(settings))
 
 
 # --------------------------------------------------------------------------------------------- the cache

@@ -9,18 +9,25 @@ Handlers never leave with their secrets (passwords, tokens, authorization header
 event carries ``handlers.redact``'s copy, a client sending the placeholder back keeps the stored secret
 (``restore_secrets``), and list filters or sorts on secret key paths are refused (they would be an oracle).
 A forward payload that would close a loop among the stored mappings is refused (400 naming ``dstFieldId``).
+
+Schedules and tasks are kept in step with the schedule registry (``services.schedules``, EventBridge Scheduler in
+AWS) after every upsert, delete, enable and disable. The resource change stays when the registry fails; the answer
+is then a 502 naming ``scheduler``. Sun schedules read the location from ``services.extras["location"]`` (a
+``clock.Location``) until the system settings carry it.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from chalicelib.config import Services, get_services
 from chalicelib.core.automation.forward import find_loop
 from chalicelib.core.automation.handlers import REDACTED, redact, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
+from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ListQuery
 from chalicelib.core.query import QueryError, parse_list_query
@@ -43,6 +50,30 @@ STATEFUL: Final = frozenset({Kind.TASK, Kind.SCHEDULE, Kind.HANDLER})
 """Kinds whose ``state`` the workers own: an upsert keeps the stored one."""
 SECRET_KEY_PATHS: Final = ("spec.password", "spec.token", "spec.headers")
 """Handler key paths (and everything beneath) a list may not filter or sort on; ``spec`` itself neither."""
+
+
+log = logging.getLogger(__name__)
+SYNCED: Final[dict[Kind, SyncKind]] = {Kind.SCHEDULE: "schedule", Kind.TASK: "task"}
+
+
+def _sync(services: Services, kind: Kind, records: Iterable[Record], *, deleted: bool = False) -> None:
+    """Bring the registry's triggers of these schedules or tasks in step; 502 naming ``scheduler`` on failure."""
+    registry = services.schedules
+    if registry is None or kind not in SYNCED:
+        return
+    location = services.extras.get("location")
+    try:
+        for record in records:
+            if deleted:
+                remove(registry, SYNCED[kind], str(record["id"]))
+            elif kind == Kind.SCHEDULE:
+                sync_schedule(registry, record, location=location)
+            else:
+                sync_task(registry, record)
+    except Exception as error:  # the registry is another service: any failure of it is a bad gateway
+        log.exception("scheduler sync of %s failed", kind.value)
+        raise ApiError(502, f"scheduler: the {PATH_NAMES[kind]} was saved but its schedule could not be "
+                            f"updated ({type(error).__name__}: {error})", "scheduler") from None
 
 
 def _public(kind: Kind, record: Record) -> Record:
@@ -125,6 +156,7 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
                        "body")
     services.repository.put(kind, record)
     _announce(services, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
+    _sync(services, kind, [record])
     return _public(kind, record)
 
 
@@ -148,6 +180,8 @@ def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
     found = _existing(services, kind, request)
     deleted = services.repository.delete(kind, list(found))
     announce(services, [event(EventType.DELETED, k, _public(k, record)) for k, record in deleted])
+    for deleted_kind in SYNCED:
+        _sync(services, deleted_kind, [record for k, record in deleted if k == deleted_kind], deleted=True)
     own = sum(1 for k, _ in deleted if k == kind)
     return {"deleted": own, "cascaded": len(deleted) - own}
 
@@ -161,4 +195,5 @@ def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int
     if changed:
         services.repository.put_many(kind, changed)
         _announce(services, EventType.UPDATED, kind, changed)
+        _sync(services, kind, changed)
     return {"updated": len(changed), "unchanged": len(found) - len(changed)}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 from .envelope import Downlink
@@ -205,3 +206,23 @@ class DownlinkSender(Protocol):
     def send(self, downlinks: Sequence[Downlink]) -> None:
         """Hand messages to the gateways' edge agents (iot-data publish to the down topic, or in-process)."""
         ...
+
+
+# --------------------------------------------------------------------------------------------- schedule registry
+
+
+class ScheduleRegistry(Protocol):
+    """Timed triggers kept in step with schedules and interval tasks (EventBridge Scheduler in AWS; in-process
+    locally). ``expression`` is an EventBridge Scheduler expression (``cron(...)``, ``rate(...)``, ``at(...)``)
+    read in ``timezone``; ``payload`` is what the target receives when it fires."""
+
+    def put(self, name: str, expression: str, timezone: str, payload: dict[str, Any],
+            start: datetime | None, end: datetime | None) -> None:
+        """Create or replace the named schedule."""
+        ...
+
+    def delete(self, name: str) -> None:
+        """Remove the named schedule; a missing one is not an error."""
+        ...
+
+    def names(self) -> set[str]: ...

@@ -1,0 +1,75 @@
+"""Keep the schedule registry (EventBridge Scheduler in AWS) in step with schedule resources and interval tasks.
+
+Pure: everything goes through the ``ScheduleRegistry`` port. Names are ``schedule-<id>`` and ``task-<id>``; the
+payload the target receives is ``{"kind": "schedule"|"task", "id": <id>}``.
+
+* An enabled schedule is ``put`` with ``to_scheduler_expression`` (one-shot ``at(...)`` cases use ``now`` and
+  the location) and its validity window as start and end. Disabled, deleted, or with no further run (an
+  ``on_date`` in the past, a sun schedule without a location): deleted.
+* An enabled task with an ``executionInterval`` is ``put`` with ``task_scheduler_expression``; any other task
+  (event-triggered, disabled, deleted) is deleted.
+
+Registry errors propagate; the caller decides (the API answers 502).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Final, Literal
+
+from ..model import Record
+from ..ports import ScheduleRegistry
+from .clock import Location
+from .models import Schedule, Task
+from .schedules import ScheduleError, task_scheduler_expression, to_scheduler_expression, validity_bounds
+
+log = logging.getLogger(__name__)
+
+SyncKind = Literal["schedule", "task"]
+KINDS: Final[tuple[SyncKind, ...]] = ("schedule", "task")
+
+
+def registry_name(kind: SyncKind, entity_id: str) -> str:
+    """The registry name of a schedule's or task's trigger (``schedule-<id>``, ``task-<id>``)."""
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return f"{kind}-{entity_id}"
+
+
+def remove(registry: ScheduleRegistry, kind: SyncKind, entity_id: str) -> None:
+    """Drop the trigger of a deleted (or disabled) schedule or task."""
+    registry.delete(registry_name(kind, entity_id))
+
+
+def sync_schedule(registry: ScheduleRegistry, schedule: Schedule | Record, *, now: datetime | None = None,
+                  location: Location | None = None) -> bool:
+    """Put or delete the trigger of one schedule; ``True`` when one is now registered."""
+    model = schedule if isinstance(schedule, Schedule) else Schedule.model_validate(schedule)
+    name = registry_name("schedule", model.id)
+    if not model.enabled:
+        registry.delete(name)
+        return False
+    try:
+        expression = to_scheduler_expression(model, after=now or datetime.now(UTC), location=location)
+        start, end = validity_bounds(model, location)
+    except ScheduleError as error:
+        log.warning("schedule %r has no trigger: %s", model.id, error)
+        registry.delete(name)
+        return False
+    registry.put(name, expression.expression, expression.timezone, {"kind": "schedule", "id": model.id},
+                 start, end)
+    return True
+
+
+def sync_task(registry: ScheduleRegistry, task: Task | Record, *, now: datetime | None = None) -> bool:
+    """Put or delete the trigger of one task; ``True`` when one is now registered (enabled interval tasks)."""
+    model = task if isinstance(task, Task) else Task.model_validate(task)
+    name = registry_name("task", model.id)
+    expression = (task_scheduler_expression(model, after=now or datetime.now(UTC))
+                  if model.enabled and model.execution_interval else None)
+    if expression is None:
+        registry.delete(name)
+        return False
+    registry.put(name, expression.expression, expression.timezone, {"kind": "task", "id": model.id}, None, None)
+    return True
