@@ -32,8 +32,8 @@ from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, no
 from chalicelib.core.ports import ListQuery
 from chalicelib.core.query import QueryError, parse_list_query
 
-from .errors import ApiError, bad_request, not_found
-from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, find_record, id_list, resolve_id
+from .errors import ApiError, bad_request
+from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, existing_records, find_record
 from .web import ApiRequest, validate
 
 AUTOMATION_MODELS: Final[dict[Kind, type[CamelModel]]] = {
@@ -160,24 +160,12 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
     return _public(kind, record)
 
 
-def _existing(services: Services, kind: Kind, request: ApiRequest) -> dict[str, Record]:
-    """The records a JSON id list names (ids or quick ids), or 404 listing the unknown ones."""
-    wanted = id_list(request, kind)
-    ids = list(dict.fromkeys(resolve_id(kind, text, f"[{i}]") for i, text in enumerate(wanted)))
-    too_long = [i for i in ids if len(i) > MAX_ID_CHARS]
-    if too_long:
-        raise not_found(f"{kind.value} id of {len(too_long[0])} characters not found", "body")
-    found = services.repository.get_many(kind, ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise not_found(f"{kind.value} not found: {', '.join(repr(m) for m in missing[:10])}", "body")
-    return {i: found[i] for i in ids}
 
 
 def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
     """Delete by id list; unknown ids are a 404 and nothing is deleted."""
     services = get_services()
-    found = _existing(services, kind, request)
+    found = existing_records(services, kind, request)
     deleted = services.repository.delete(kind, list(found))
     announce(services, [event(EventType.DELETED, k, _public(k, record)) for k, record in deleted])
     for deleted_kind in SYNCED:
@@ -189,7 +177,7 @@ def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
 def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int]:
     """Enable or disable by id list; unknown ids are a 404 and nothing changes. Already so: left untouched."""
     services = get_services()
-    found = _existing(services, kind, request)
+    found = existing_records(services, kind, request)
     changed = [{**record, "enabled": enabled, "modifiedOn": now_iso()}
                for record in found.values() if record.get("enabled", True) is not enabled]
     if changed:

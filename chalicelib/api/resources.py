@@ -168,9 +168,8 @@ def id_list(request: ApiRequest, kind: Kind) -> list[str]:
     return ids
 
 
-def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
-    """Delete by id list, with everything beneath; unknown ids are a 404 and nothing is deleted."""
-    services = get_services()
+def existing_records(services: Services, kind: Kind, request: ApiRequest) -> dict[str, Record]:
+    """The records a JSON id list names (ids or quick ids), or 404 listing the unknown ones."""
     wanted = id_list(request, kind)
     ids = list(dict.fromkeys(resolve_id(kind, text, f"[{i}]") for i, text in enumerate(wanted)))
     too_long = [i for i in ids if len(i) > MAX_ID_CHARS]
@@ -180,6 +179,13 @@ def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
     missing = [i for i in ids if i not in found]
     if missing:
         raise not_found(f"{kind.value} not found: {', '.join(repr(m) for m in missing[:10])}", "body")
+    return {i: found[i] for i in ids}
+
+
+def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
+    """Delete by id list, with everything beneath; unknown ids are a 404 and nothing is deleted."""
+    services = get_services()
+    ids = list(existing_records(services, kind, request))
     deleted = services.repository.delete(kind, ids)
     announce(services, [event(EventType.DELETED, k, record) for k, record in deleted])
     own = sum(1 for k, _ in deleted if k == kind)
