@@ -152,11 +152,15 @@ def get_action(request: ApiRequest) -> dict[str, int]:
     return _execute(services, [_plan_item(services, item, "")])
 
 
-def _node_actions(body: NodeActionBody) -> dict[str, int]:
-    if not body.ids:
+def _check_ids(ids: list[str], what: str) -> None:
+    if not ids:
         raise bad_request("required field(s) missing: ids", "ids")
-    if len(body.ids) > MAX_ACTIONS:
-        raise bad_request(f"at most {MAX_ACTIONS} nodes a request", "ids")
+    if len(ids) > MAX_ACTIONS:
+        raise bad_request(f"at most {MAX_ACTIONS} {what} a request", "ids")
+
+
+def _node_actions(body: NodeActionBody) -> dict[str, int]:
+    _check_ids(body.ids, "nodes")
     services = get_services()
     nodes = [find_record(services, Kind.NODE, text, f"ids[{i}]") for i, text in enumerate(body.ids)]
     return _execute(services, [_node_plan(services, node, body.action, "action", f"ids[{i}]")
@@ -164,10 +168,7 @@ def _node_actions(body: NodeActionBody) -> dict[str, int]:
 
 
 def _gateway_actions(body: GatewayActionBody) -> dict[str, int]:
-    if not body.ids:
-        raise bad_request("required field(s) missing: ids", "ids")
-    if len(body.ids) > MAX_ACTIONS:
-        raise bad_request(f"at most {MAX_ACTIONS} gateways a request", "ids")
+    _check_ids(body.ids, "gateways")
     services = get_services()
     gateways = [find_record(services, Kind.GATEWAY, text, f"ids[{i}]") for i, text in enumerate(body.ids)]
     plans: list[tuple[Downlink | None, Record | None]] = []

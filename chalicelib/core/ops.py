@@ -7,6 +7,7 @@ Slotted dataclasses: one or two are made per device message on the ingest hot pa
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -16,6 +17,17 @@ from .model import Record
 
 class InterpretError(ValueError):
     """A device message the provider cannot make sense of; reported per message, never raised out of a batch."""
+
+
+def json_object(raw: str, what: str) -> dict[str, Any]:
+    """A raw payload that must be one JSON object; ``InterpretError`` naming ``what`` otherwise."""
+    try:
+        data = json.loads(raw)
+    except ValueError as error:
+        raise InterpretError(f"{what} is not JSON: {error}") from None
+    if not isinstance(data, dict):
+        raise InterpretError(f"{what} must be a JSON object, got {type(data).__name__}")
+    return data
 
 
 @dataclass(slots=True)

@@ -524,28 +524,34 @@ def _parse_date(value: str, what: str) -> date:
         raise ValueError(f"{what} must be a date 'YYYY-MM-DD', got {value!r}") from None
 
 
-class DateRange(CamelModel):
+class _Range(CamelModel):
+    """``{from, to}``, each empty or checked by the subclass's parser."""
+
     from_: str = Field(default="", alias="from")
     to: str = ""
 
-    @field_validator("from_", "to")
-    @classmethod
-    def _date(cls, value: str, info: ValidationInfo) -> str:
-        if value:
-            _parse_date(value, "from" if info.field_name == "from_" else "to")
-        return value
-
-
-class TimeRange(CamelModel):
-    from_: str = Field(default="", alias="from")
-    to: str = ""
+    @staticmethod
+    def _check(value: str, what: str) -> None:
+        raise NotImplementedError
 
     @field_validator("from_", "to")
     @classmethod
-    def _time(cls, value: str, info: ValidationInfo) -> str:
+    def _bound(cls, value: str, info: ValidationInfo) -> str:
         if value:
-            parse_time_of_day(value, "from" if info.field_name == "from_" else "to")
+            cls._check(value, "from" if info.field_name == "from_" else "to")
         return value
+
+
+class DateRange(_Range):
+    @staticmethod
+    def _check(value: str, what: str) -> None:
+        _parse_date(value, what)
+
+
+class TimeRange(_Range):
+    @staticmethod
+    def _check(value: str, what: str) -> None:
+        parse_time_of_day(value, what)
 
 
 class Validity(CamelModel):

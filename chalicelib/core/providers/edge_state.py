@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from ..envelope import Downlink, Envelope
 from ..model import Record, StateStatus
-from ..ops import GatewayState, InterpretError, Op
+from ..ops import GatewayState, InterpretError, Op, json_object
 
 _STATUSES = frozenset(s.value for s in StateStatus)
 
@@ -15,11 +13,8 @@ class EdgeStateInterpreter:
     provider = "edge"
 
     def interpret(self, envelope: Envelope, gateway: Record) -> list[Op]:
-        try:
-            data = json.loads(envelope.raw)
-        except ValueError as error:
-            raise InterpretError(f"edge message is not JSON: {error}") from None
-        if not isinstance(data, dict) or data.get("type") != "gateway_state":
+        data = json_object(envelope.raw, "edge message")
+        if data.get("type") != "gateway_state":
             raise InterpretError("edge message must be an object with type 'gateway_state'")
         status = data.get("status")
         if status not in _STATUSES:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ...envelope import Downlink, Envelope
 from ...model import ID_PATTERN, MetricType, Record
-from ...ops import FieldValue, InterpretError, Op
+from ...ops import FieldValue, InterpretError, Op, json_object
 
 _METRIC_TYPES = frozenset(m.value for m in MetricType)
 
@@ -29,12 +29,7 @@ class McJsonInterpreter:
     provider = "mc_json"
 
     def interpret(self, envelope: Envelope, gateway: Record) -> list[Op]:
-        try:
-            data = json.loads(envelope.raw)
-        except ValueError as error:
-            raise InterpretError(f"mc_json message is not JSON: {error}") from None
-        if not isinstance(data, dict):
-            raise InterpretError("mc_json message must be a JSON object")
+        data = json_object(envelope.raw, "mc_json message")
         metric_type = data.get("m", "none")
         if metric_type not in _METRIC_TYPES:
             raise InterpretError(f"mc_json metric type 'm' {metric_type!r} is not one of {sorted(_METRIC_TYPES)}")
