@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .core.ports import DownlinkSender, EventBus, MetricStore, Repository, ScheduleRegistry
+from .core.ports import DownlinkSender, EventBus, HandlerQueue, MetricStore, Repository, ScheduleRegistry
 
 if TYPE_CHECKING:
     from .ingest import Ingest
@@ -168,6 +168,8 @@ class Services:
     """Room for what the local stack wants to carry along (its ingest queue, simulator…)."""
     schedules: ScheduleRegistry | None = None
     """Where schedule and interval-task triggers are kept; ``None``: not kept in step (tests, tools)."""
+    handler_queue: HandlerQueue | None = None
+    """Where tasks and schedules queue handler runs; ``None``: handlers are not run (tests, tools)."""
 
     def close(self) -> None:
         """Flush and close what holds state (the memory repository dumps, metric stores flush)."""

@@ -226,3 +226,17 @@ class ScheduleRegistry(Protocol):
         ...
 
     def names(self) -> set[str]: ...
+
+
+# --------------------------------------------------------------------------------------------- handler queue
+
+
+class HandlerQueue(Protocol):
+    """Where tasks and schedules put handler runs (SQS with a DLQ in AWS; an in-process queue locally).
+
+    Each item is ``HandlerRequest.to_dict()`` (``handlerId``, ``parameters``, ``triggerId``, ``source``); the
+    consumer runs it at least once and, keyed by ``triggerId/handlerId``, effectively once."""
+
+    def send(self, requests: Sequence[dict[str, Any]]) -> None:
+        """Enqueue; raises only when the requests could not be handed over after retries."""
+        ...
