@@ -7,7 +7,13 @@ STAMP := $(VENV)/.installed
 EDGE_CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck setup services clean
+.PHONY: run test bench lint typecheck setup services clean frontend
+
+# The dashboard (frontend/): `npm ci` when the lock file changes, `npm run build` (tsc + vite) when a source does.
+FRONTEND_STAMP := frontend/node_modules/.installed
+FRONTEND_BUILD := frontend/dist/index.html
+FRONTEND_SOURCES := $(wildcard frontend/src/*.ts* frontend/src/*.css frontend/src/*/*.ts*) frontend/index.html \
+  frontend/vite.config.ts frontend/tsconfig.json
 
 $(STAMP): requirements.txt requirements-dev.txt edge/requirements.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
@@ -18,19 +24,34 @@ $(STAMP): requirements.txt requirements-dev.txt edge/requirements.txt
 
 setup: $(STAMP)
 
+$(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(FRONTEND_STAMP)
+
+$(FRONTEND_BUILD): $(FRONTEND_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run --silent build
+
+ifneq ($(shell command -v npm 2>/dev/null),)
+frontend: $(FRONTEND_BUILD)
+else
+frontend:
+	@echo "warning: npm not found: the dashboard is not built (needs Node.js 20.19 or newer)" >&2
+endif
+
 services:
 	@bash scripts/ensure-services.sh
 
-run: $(STAMP)
+run: $(STAMP) frontend
 	$(PY) -m chalicelib.local $(if $(EDGE_CONFIG),--edge-config $(EDGE_CONFIG),)
 
-test: $(STAMP) services
+test: $(STAMP) services frontend
 	$(PY) -m ruff check .
 	$(PY) -m mypy chalicelib edge app.py bench
+	@if command -v npm >/dev/null 2>&1; then cd frontend && npm test --silent; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in ingest cost api edge automation; do \
+	@for b in ingest cost api edge automation ws; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 

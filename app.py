@@ -8,20 +8,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Rate
+from chalice import Chalice, Cron, Rate
 
 from chalicelib.api import view_for
 from chalicelib.api.observability import http_middleware
 from chalicelib.api.routes import ROUTES, not_allowed_routes
 from chalicelib.api.web import method_not_allowed
-from chalicelib.automation_functions import NodeStateJob, get_forward_function
+from chalicelib.automation_functions import get_forward_function, get_functions
 from chalicelib.config import get_ingest, get_services
 
 app = Chalice(app_name="mycontroller")
 app.register_middleware(http_middleware, "http")
 
 AUTHORIZER: Any = None
-"""Issue 6 sets the authorizer here; it then guards every route that is not ``public``."""
+"""No API Gateway authorizer: ``view_for`` authenticates every route that is not ``public`` (Bearer header, the
+``mc_access_token`` cookie or ``?access_token=``), the same in Lambda, ``chalice.test`` and the local stack; an
+authorizer could not read the cookie and query forms alike, and would add a Lambda call per uncached token."""
 CORS = True
 """Any origin, as the reference allows (the dashboard may be served from another origin than the API)."""
 
@@ -46,8 +48,91 @@ def forward_payload(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"sent": len(plan.downlinks), "failed": [f.mapping_id for f in plan.failures]}
 
 
+@app.lambda_function(name="handlers")
+def handlers(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The SQS-fed handler function (queue, DLQ and the event source mapping with ReportBatchItemFailures are in
+    infra/): runs each queued handler request once per trigger."""
+    from chalicelib.handler_function import handle_event
+
+    return handle_event(event, context)
+
+
+@app.lambda_function(name="shadow_reported")
+def shadow_reported(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An edge's shadow ``update/documents`` (IoT rule in infra/ adds ``thing``) → its gateway resources."""
+    from chalicelib.api.shadow_sync import on_documents
+
+    changed = on_documents(get_services(), event.get("thing"), event)
+    return {"updated": [record["id"] for record in changed]}
+
+
 @app.schedule(Rate(5, unit=Rate.MINUTES), name="node_state_job")
 def node_state_job(event: Any) -> dict[str, Any]:
-    """Nodes silent past their inactive duration (label ``inactive_duration``, default 15 min) go down."""
-    services = get_services()
-    return {"down": [record["id"] for record in NodeStateJob(services.repository, services.bus).run()]}
+    """Nodes silent past their inactive duration (label ``inactive_duration``, else the settings' default) go
+    down."""
+    return {"down": get_functions().jobs.run("node_state")}
+
+
+@app.lambda_function(name="tasks")
+def tasks(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Every domain event on the bus (rule in infra/) → the tasks it matches, evaluated."""
+    runs = get_functions().tasks.handle(event.get("detail") or {})
+    return {"evaluated": [run.id for run in runs if run.outcome is not None and run.outcome.evaluated]}
+
+
+@app.lambda_function(name="scheduled")
+def scheduled(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """The target of every EventBridge Scheduler schedule: a schedule, an interval task or a task's timer."""
+    return get_functions().scheduled.handle(event)
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS), name="node_discover_job")
+def node_discover_job(event: Any) -> dict[str, Any]:
+    """The MySensors discover broadcast to every enabled gateway (unless the settings turn it off)."""
+    return {"gateways": get_functions().jobs.run("node_discover")}
+
+
+@app.schedule(Cron(5, 0, "*", "*", "?", "*"), name="sun_job")
+def sun_job(event: Any) -> dict[str, Any]:
+    """Daily: sunrise and sunset schedules re-armed from the configured location."""
+    return {"rearmed": get_functions().jobs.run("sun")}
+
+
+# --------------------------------------------------------------------------------------------- websocket API
+
+app.experimental_feature_flags.update(["WEBSOCKETS"])
+
+
+@app.on_ws_connect(name="websocket_connect")
+def websocket_connect(event: Any) -> dict[str, Any]:
+    """``$connect``: the token (``?access_token=``, cookie or header) must name a principal; 401 refuses."""
+    from chalicelib.config import get_websocket
+    from chalicelib.websocket import handle_connect_event
+
+    return handle_connect_event(get_websocket(), event.to_dict())
+
+
+@app.on_ws_message(name="websocket_message")
+def websocket_message(event: Any) -> dict[str, Any]:
+    """subscribe / unsubscribe / ping; answers go back through ``post_to_connection``."""
+    from chalicelib.config import get_websocket
+    from chalicelib.websocket import handle_message_event
+
+    return handle_message_event(get_websocket(), event.to_dict())
+
+
+@app.on_ws_disconnect(name="websocket_disconnect")
+def websocket_disconnect(event: Any) -> dict[str, Any]:
+    from chalicelib.config import get_websocket
+    from chalicelib.websocket import handle_disconnect_event
+
+    return handle_disconnect_event(get_websocket(), event.to_dict())
+
+
+@app.lambda_function(name="websocket_notify")
+def websocket_notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Every domain event on the bus (rule in infra/) → the websocket clients subscribed to it; gone ones removed."""
+    from chalicelib.config import get_websocket
+
+    result = get_websocket().notify([event.get("detail") or {}])
+    return {"posted": result.posted, "gone": result.gone, "failed": result.failed}

@@ -13,6 +13,7 @@ Prints, as its last lines:
 from __future__ import annotations
 
 import json
+import os
 import socket
 import statistics
 import sys
@@ -38,9 +39,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+HEADERS: dict[str, str] = {}
+"""Sent with every GET: the login token once ``login`` ran (every API route but status and login needs one)."""
+BENCH_PASSWORD = "bench-admin-password"
+
+
 def get(url: str) -> Any:
-    with urllib.request.urlopen(url, timeout=10) as response:
+    with urllib.request.urlopen(urllib.request.Request(url, headers=HEADERS), timeout=10) as response:
         return json.loads(response.read())
+
+
+def login(url: str) -> None:
+    body = json.dumps({"username": "admin", "password": os.environ["MC_ADMIN_PASSWORD"]}).encode()
+    request = urllib.request.Request(f"{url}/api/user/login", data=body, method="POST",
+                                     headers={"content-type": "application/json"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        HEADERS["Authorization"] = f"Bearer {json.loads(response.read())['token']}"
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -105,9 +119,11 @@ def ingest_latency(stack: LocalStack, rounds: int = 100) -> list[float]:
 
 def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ.setdefault("MC_ADMIN_PASSWORD", BENCH_PASSWORD)  # a fresh data dir: admin gets this one
         stack = LocalStack("127.0.0.1", free_port(), Path(tmp), gateways=[])
         stack.start()
         try:
+            login(stack.url)
             seed_fields(stack.services.repository, 10_000)
             list_latency(stack.url, 20)  # warm up
             lists = list_latency(stack.url)

@@ -29,6 +29,25 @@ SCHEDULER_ROLE_ARN  ``eventbridge``: the role EventBridge Scheduler assumes to i
 SCHEDULER_GROUP     ``eventbridge``: the schedule group (default ``mycontroller``)
 MAX_BODY_BYTES      largest accepted API request body (default 1048576); larger gets 413
 LOG_LEVEL           DEBUG, INFO (default), WARNING, ERROR
+SIGNING_SECRET      ``local`` (default: ``<DATA_DIR>/jwt-secret``, mode 0600) or ``ssm``: where the JWT signing
+                    key lives (created on first use when missing)
+SIGNING_SECRET_PARAMETER  ``ssm``: the SecureString parameter (default ``/mycontroller/jwt-secret``)
+MC_ADMIN_PASSWORD   the first ``admin`` user's password, when no user exists yet (read at that moment, never
+                    kept in ``Settings``); unset: a generated one is printed once
+SHADOW              ``local`` (default, in-process) or ``iotdata`` (AWS IoT device shadow): where gateway configs
+                    for edge devices (``edgeId``) are written and their reported state read
+SHADOW_NAME         the named shadow (default ``mycontroller``; empty: the classic shadow)
+CONNECTIONS_TABLE   websocket connections table when ``STORAGE=dynamodb`` (default ``mycontroller-connections``;
+                    memory otherwise)
+WEBSOCKET_ENDPOINT  API Gateway websocket management endpoint (``https://<api>.execute-api.<region>.amazonaws.com/
+                    <stage>``) for the bus-fed notify function; the ``on_ws_*`` handlers learn it from their event
+WS_INDEX_TTL_S      seconds notify trusts its subscription index built from the DynamoDB connections (default 1)
+HANDLER_QUEUE       ``local`` (default: the local stack's in-process queue) or ``sqs``: where handler runs queue
+HANDLER_QUEUE_URL   ``sqs``: the handler queue's URL (required)
+SECRETS             ``local`` (default: AES-256-GCM, key ``<DATA_DIR>/secret.key`` 0600) or ``kms``: how handler
+                    secrets are encrypted at rest
+KMS_KEY_ID          ``kms``: the key id, ARN or alias (required)
+(EMAIL, EMAIL_FROM, SMS, TELEGRAM_API_URL, MQTT_BROKER: see ``handler_function.HandlerSettings``)
 ==================  ===============================================================================
 """
 
@@ -41,16 +60,31 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from .core.ports import DownlinkSender, EventBus, HandlerQueue, MetricStore, Repository, ScheduleRegistry
+from .core.ports import (
+    DownlinkSender,
+    EventBus,
+    HandlerQueue,
+    MetricStore,
+    Repository,
+    ScheduleRegistry,
+    SecretBox,
+    ShadowStore,
+)
 
 if TYPE_CHECKING:
+    from .core.auth import SigningSecret
     from .ingest import Ingest
+    from .websocket import WebsocketService
 
 STORAGE_CHOICES: Final = ("memory", "dynamodb")
 METRICS_CHOICES: Final = ("embedded", "influxdb", "none")
 BUS_CHOICES: Final = ("local", "eventbridge")
 DOWNLINK_CHOICES: Final = ("local", "iotdata")
 SCHEDULER_CHOICES: Final = ("local", "eventbridge")
+SHADOW_CHOICES: Final = ("local", "iotdata")
+SIGNING_SECRET_CHOICES: Final = ("local", "ssm")
+HANDLER_QUEUE_CHOICES: Final = ("local", "sqs")
+SECRETS_CHOICES: Final = ("local", "kms")
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
@@ -110,6 +144,17 @@ class Settings:
     scheduler_target_arn: str | None = None
     scheduler_role_arn: str | None = None
     scheduler_group: str = "mycontroller"
+    signing_secret: str = "local"
+    signing_secret_parameter: str = "/mycontroller/jwt-secret"
+    shadow: str = "local"
+    shadow_name: str = "mycontroller"
+    connections_table: str = "mycontroller-connections"
+    websocket_endpoint: str | None = None
+    ws_index_ttl_s: float = 1.0
+    handler_queue: str = "local"
+    handler_queue_url: str | None = None
+    secrets: str = "local"
+    kms_key_id: str | None = None
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -140,7 +185,23 @@ class Settings:
             scheduler_target_arn=_text(env, "SCHEDULER_TARGET_ARN"),
             scheduler_role_arn=_text(env, "SCHEDULER_ROLE_ARN"),
             scheduler_group=_text(env, "SCHEDULER_GROUP", "mycontroller") or "mycontroller",
+            signing_secret=_choice(env, "SIGNING_SECRET", SIGNING_SECRET_CHOICES, "local"),
+            signing_secret_parameter=_text(env, "SIGNING_SECRET_PARAMETER", "/mycontroller/jwt-secret")
+            or "/mycontroller/jwt-secret",
+            shadow=_choice(env, "SHADOW", SHADOW_CHOICES, "local"),
+            shadow_name=(env.get("SHADOW_NAME", "mycontroller") or "").strip(),
+            connections_table=_text(env, "CONNECTIONS_TABLE", "mycontroller-connections") or "mycontroller-connections",
+            websocket_endpoint=_text(env, "WEBSOCKET_ENDPOINT"),
+            ws_index_ttl_s=_number(env, "WS_INDEX_TTL_S", 1.0),
+            handler_queue=_choice(env, "HANDLER_QUEUE", HANDLER_QUEUE_CHOICES, "local"),
+            handler_queue_url=_text(env, "HANDLER_QUEUE_URL"),
+            secrets=_choice(env, "SECRETS", SECRETS_CHOICES, "local"),
+            kms_key_id=_text(env, "KMS_KEY_ID"),
         )
+        if settings.handler_queue == "sqs" and not settings.handler_queue_url:
+            raise ConfigError("HANDLER_QUEUE=sqs needs HANDLER_QUEUE_URL")
+        if settings.secrets == "kms" and not settings.kms_key_id:
+            raise ConfigError("SECRETS=kms needs KMS_KEY_ID")
         if settings.scheduler == "eventbridge":
             missing = [name for name, value in (("SCHEDULER_TARGET_ARN", settings.scheduler_target_arn),
                                                 ("SCHEDULER_ROLE_ARN", settings.scheduler_role_arn)) if not value]
@@ -170,6 +231,12 @@ class Services:
     """Where schedule and interval-task triggers are kept; ``None``: not kept in step (tests, tools)."""
     handler_queue: HandlerQueue | None = None
     """Where tasks and schedules queue handler runs; ``None``: handlers are not run (tests, tools)."""
+    signing_secret: SigningSecret | None = None
+    """The JWT signing key's source; ``None``: built from ``settings`` on first use (``build_signing_secret``)."""
+    shadow: ShadowStore | None = None
+    """Edge devices' shadows (gateway configs from the cloud); ``None``: gateway upserts do not reach edges."""
+    secrets: SecretBox | None = None
+    """Encrypts handler secrets at rest; ``None``: built from ``settings`` on first use (``secret_box``)."""
 
     def close(self) -> None:
         """Flush and close what holds state (the memory repository dumps, metric stores flush)."""
@@ -245,13 +312,63 @@ def build_schedules(settings: Settings) -> ScheduleRegistry:
     return LocalScheduleRegistry()
 
 
+def build_signing_secret(settings: Settings) -> SigningSecret:
+    if settings.signing_secret == "ssm":
+        from .adapters.signing_secret_ssm import SsmSigningSecret
+
+        return SsmSigningSecret(settings.signing_secret_parameter, settings.aws_region)
+    from .adapters.signing_secret_local import FILE_NAME, LocalSigningSecret
+
+    return LocalSigningSecret(settings.data_dir / FILE_NAME)
+
+
+def build_shadow(settings: Settings) -> ShadowStore:
+    if settings.shadow == "iotdata":
+        from .adapters.shadow_iotdata import IotDataShadowStore
+
+        return IotDataShadowStore(shadow_name=settings.shadow_name, region=settings.aws_region,
+                                  endpoint_url=settings.iot_data_endpoint)
+    from .adapters.shadow_local import LocalShadowStore
+
+    return LocalShadowStore(shadow_name=settings.shadow_name)
+
+
+def build_secrets(settings: Settings) -> SecretBox:
+    if settings.secrets == "kms":
+        from .adapters.secrets_kms import KmsSecretBox
+
+        return KmsSecretBox(settings.kms_key_id or "", region=settings.aws_region)
+    from .adapters.secrets_local import LocalSecretBox
+
+    return LocalSecretBox(settings.data_dir / "secret.key")
+
+
+def secret_box(services: Services) -> SecretBox:
+    """The services' secret box, built from their settings on first use (API upserts, the handler function)."""
+    if services.secrets is None:
+        with _lock:
+            if services.secrets is None:
+                services.secrets = build_secrets(services.settings)
+    return services.secrets
+
+
+def build_handler_queue(settings: Settings) -> HandlerQueue | None:
+    """The SQS handler queue; ``None`` for ``local`` (the local stack builds its in-process queue itself)."""
+    if settings.handler_queue == "sqs":
+        from .adapters.handler_queue_sqs import SqsHandlerQueue
+
+        return SqsHandlerQueue(settings.handler_queue_url or "", region=settings.aws_region)
+    return None
+
+
 def build_services(settings: Settings | None = None) -> Services:
     """Every adapter the settings select (``Settings.from_env()`` when none are given)."""
     settings = settings or Settings.from_env()
     repository = build_repository(settings)
     return Services(settings=settings, repository=repository, metrics=build_metrics(settings),
                     bus=build_bus(settings), downlink=build_downlink(settings),
-                    schedules=build_schedules(settings))
+                    schedules=build_schedules(settings), shadow=build_shadow(settings),
+                    handler_queue=build_handler_queue(settings))
 
 
 # --------------------------------------------------------------------------------------------- the cache
@@ -304,3 +421,47 @@ def get_ingest() -> Ingest:
 
             _ingest = Ingest(Processor(services.repository, services.metrics), services.bus, services.downlink)
         return _ingest
+
+
+# --------------------------------------------------------------------------------------------- websocket
+
+_websocket: WebsocketService | None = None
+
+
+def build_websocket(settings: Settings) -> WebsocketService:
+    """Connections in DynamoDB and pushes through API Gateway when ``STORAGE=dynamodb`` (AWS), else in memory with
+    the local notifier (the local stack registers its connections with it)."""
+    from .websocket import WebsocketService
+
+    if settings.storage == "dynamodb":
+        from .adapters.connections_dynamodb import DynamoDBConnectionStore
+        from .adapters.notifier_apigw import ApiGatewayNotifier
+
+        return WebsocketService(
+            DynamoDBConnectionStore(settings.connections_table, settings.aws_region, settings.dynamodb_endpoint),
+            ApiGatewayNotifier(settings.websocket_endpoint, settings.aws_region),
+            index_ttl_s=settings.ws_index_ttl_s)
+    from .adapters.connections_memory import MemoryConnectionStore
+    from .adapters.notifier_local import LocalNotifier
+
+    return WebsocketService(MemoryConnectionStore(), LocalNotifier())
+
+
+def get_websocket() -> WebsocketService:
+    """The process's websocket service, built on first use from the current services' settings."""
+    global _websocket
+    websocket = _websocket
+    if websocket is not None:
+        return websocket
+    settings = get_services().settings
+    with _lock:
+        if _websocket is None:
+            _websocket = build_websocket(settings)
+        return _websocket
+
+
+def set_websocket(websocket: WebsocketService | None) -> None:
+    """Use this websocket service from now on (tests, the local stack); ``None``: build anew on next use."""
+    global _websocket
+    with _lock:
+        _websocket = websocket

@@ -167,8 +167,17 @@ def format_status(status: dict[str, Any], path: Path | None = None) -> str:
         f"         dropped: {spool.get('dropped_evicted_telemetry', 0)} evicted telemetry, "
         f"{spool.get('dropped_refused_telemetry', 0)} refused telemetry, "
         f"{spool.get('rejected_oversize', 0)} oversize; {spool.get('commands_over_bound', 0)} commands over bound",
-        "gateways",
     ]
+    cloud = status.get("cloud_config")
+    if isinstance(cloud, dict):
+        rejected = [gw for gw, outcome in (cloud.get("applied") or {}).items()
+                    if isinstance(outcome, dict) and outcome.get("status") == "rejected"]
+        lines.append(f"cloud    shadow {cloud.get('shadow')} of {cloud.get('thing')}: config version "
+                     f"{cloud.get('config_version') or '-'} applied {cloud.get('applied_at') or 'never'}"
+                     + ("  (report pending)" if cloud.get("report_pending") else "")
+                     + (f"  rejected: {', '.join(rejected)}" if rejected else "")
+                     + (f"  last error: {cloud['last_error']}" if cloud.get("last_error") else ""))
+    lines.append("gateways")
     for gateway_id, gateway in (status.get("gateways") or {}).items():
         state = gateway.get("state") or {}
         if not gateway.get("enabled", True):

@@ -28,14 +28,19 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, encode_publish
+from pydantic import ValidationError
 
-from .config import EdgeConfig, GatewaySection, redact
+from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
+from chalicelib.core.shadow import config_hash
+
+from .config import EdgeConfig, GatewaySection, format_errors, redact
 from .gateways.base import Gateway, GatewayConfigError, build_gateway
+from .shadow import Decision, ShadowClient
 from .spool import Spool, SpoolRow
 from .uplink import Uplink, UplinkError, build_uplink
 from .uplink.inprocess import PublishHandler
@@ -52,6 +57,7 @@ _DRAIN_TIMEOUT_S = 5.0
 _FLUSH_TIMEOUT_S = 2.0
 _GATEWAY_RESTART_FIRST_S = 0.5
 _GATEWAY_RESTART_CAP_S = 60.0
+_SHADOW_POLL_S = 0.25
 _PUBLISH_OVERHEAD = len(encode_publish([]))
 """The bytes of an empty publish (``{"v":1,"e":[]}``); each further envelope adds its size and a comma."""
 
@@ -81,6 +87,13 @@ class _Context:
         else:
             self.emitted += 1
             self.agent.wake()
+
+    def announce_state(self) -> None:
+        """Send the current state again (after the cloud showed something else for this gateway)."""
+        status, message = self.state["status"], self.state["message"]
+        if status in ("up", "down", "error"):
+            self.state = {**self.state, "status": ""}
+            self.set_state(status, message)
 
     def set_state(self, status: str, message: str = "") -> None:
         if self.state["status"] == status and self.state["message"] == message:
@@ -156,7 +169,18 @@ class EdgeAgent:
         self._sender_waiting = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._gateway_tasks: dict[str, asyncio.Task[None]] = {}
+        self._downlink_tasks: dict[str, asyncio.Task[None]] = {}
         self._downlink_queues: dict[str, asyncio.Queue[Downlink]] = {}
+        self.cloud_sections: dict[str, GatewaySection] = {}
+        """Gateways the cloud assigned (running or disabled), by id, from the device shadow."""
+        self._cloud_raw: dict[str, dict[str, Any]] = {}
+        self._applied: dict[str, dict[str, Any]] = {}
+        self._apply_lock = asyncio.Lock()
+        self._side_tasks: set[asyncio.Task[Any]] = set()
+        self.shadow = ShadowClient(config.edge.id, config.edge.shadow_name, config.edge.data_dir) \
+            if config.edge.cloud_config else None
+        if self.shadow is not None:
+            self.uplink.set_down_topics([*self.uplink.down_topics, *self.shadow.subscriptions])
         self._in_flight: collections.deque[_Flight] = collections.deque()
         self._retry_delay = _RETRY_FIRST_S
         self._stopping = False
@@ -208,21 +232,49 @@ class EdgeAgent:
         await self.uplink.start()
         log.info("agent started", extra={"edge": self.config.edge.id, "gateways": sorted(self.gateways),
                                          "spool_depth": self.spool.depth, "uplink": self.uplink.kind})
-        for gateway_id, gateway in self.gateways.items():
-            self._gateway_tasks[gateway_id] = asyncio.create_task(self._run_gateway(gateway),
-                                                                  name=f"gateway-{gateway_id}")
-            queue: asyncio.Queue[Downlink] = asyncio.Queue()
-            self._downlink_queues[gateway_id] = queue
-            self._tasks.append(asyncio.create_task(self._downlink_worker(gateway, queue),
-                                                   name=f"downlink-{gateway_id}"))
+        for gateway_id in list(self.gateways):
+            self._launch(gateway_id)
+        if self.shadow is not None:
+            saved = self.shadow.load()
+            if saved is not None:  # start with what ran last time; the shadow may say otherwise once online
+                await self.apply_cloud_config(Decision("apply", saved[0], saved[1]), report=False)
+            self._tasks.append(asyncio.create_task(self._shadow_loop(), name="shadow"))
         self._tasks.append(asyncio.create_task(self._sender_loop(), name="sender"))
         self._tasks.append(asyncio.create_task(self._status_loop(), name="status"))
+
+    def _launch(self, gateway_id: str) -> None:
+        """Run a built gateway: its plugin task and its downlink worker."""
+        gateway = self.gateways[gateway_id]
+        self._gateway_tasks[gateway_id] = asyncio.create_task(self._run_gateway(gateway),
+                                                              name=f"gateway-{gateway_id}")
+        queue: asyncio.Queue[Downlink] = asyncio.Queue()
+        self._downlink_queues[gateway_id] = queue
+        worker = asyncio.create_task(self._downlink_worker(gateway, queue), name=f"downlink-{gateway_id}")
+        self._downlink_tasks[gateway_id] = worker
+        self._tasks.append(worker)
+
+    async def _retire(self, gateway_id: str) -> None:
+        """Stop one gateway (its plugin and downlink worker) and forget it."""
+        tasks = [task for task in (self._gateway_tasks.pop(gateway_id, None),
+                                   self._downlink_tasks.pop(gateway_id, None)) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await _settle(tasks, _DRAIN_TIMEOUT_S)
+        self._tasks = [task for task in self._tasks if task not in tasks]
+        self._downlink_queues.pop(gateway_id, None)
+        self.gateways.pop(gateway_id, None)
+        self.contexts.pop(gateway_id, None)
+        self.gateway_errors.pop(gateway_id, None)
 
     async def stop(self) -> None:
         """Stop gateways, let in-flight publishes finish (bounded), disconnect, write the last status."""
         if self._stopping:
             return
         self._stopping = True
+        side = list(self._side_tasks)  # a config being applied would start gateways behind our back
+        for task in side:
+            task.cancel()
+        await _settle(side, _DRAIN_TIMEOUT_S)
         for task in self._gateway_tasks.values():
             task.cancel()
         await _settle(list(self._gateway_tasks.values()), _DRAIN_TIMEOUT_S)
@@ -277,6 +329,136 @@ class EdgeAgent:
         else:
             with contextlib.suppress(RuntimeError):  # loop closed: the agent is stopping
                 self._loop.call_soon_threadsafe(self._wake.set)
+
+    # ------------------------------------------------------------------------------------------- cloud config
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._side_tasks.add(task)
+        task.add_done_callback(self._side_tasks.discard)
+
+    async def apply_cloud_config(self, decision: Decision, *, report: bool = True) -> dict[str, dict[str, Any]]:
+        """Make the cloud's gateways those of ``decision``; returns (and reports) what each one's outcome is.
+
+        Only gateways whose config changed are touched. A config that does not validate, or whose plugin cannot
+        be built, is rejected and the gateway keeps running as it was; a gateway of the YAML file wins over a
+        cloud one with the same id.
+        """
+        assert self.shadow is not None
+        async with self._apply_lock:
+            wanted = decision.gateways
+            for gateway_id in [g for g in self.cloud_sections if g not in wanted]:
+                await self._retire(gateway_id)
+                del self.cloud_sections[gateway_id]
+                self._cloud_raw.pop(gateway_id, None)
+                log.info("cloud gateway removed", extra={"gateway": gateway_id})
+            applied: dict[str, dict[str, Any]] = {}
+            for gateway_id, raw in sorted(wanted.items()):
+                applied[gateway_id] = await self._apply_one(gateway_id, raw)
+            self._applied = applied
+            self.shadow.config_version = decision.config_version
+            self.shadow.applied_at = _iso_now()
+            self.uplink.set_down_topics(self._wanted_topics())
+            try:
+                await asyncio.to_thread(self.shadow.save, dict(self._cloud_raw), decision.config_version)
+            except OSError as error:  # a full disk must not stop the gateways; the shadow still has it
+                log.warning("cloud config not saved", extra={"error": str(error)})
+            log.info("cloud config applied", extra={"config_version": decision.config_version,
+                                                    "gateways": {k: v["status"] for k, v in applied.items()}})
+            if report:
+                body = self.shadow.prepare_report(decision.config_version, applied, decision.reported)
+                if body is not None:
+                    await self._send_report(body)
+            return applied
+
+    async def _apply_one(self, gateway_id: str, raw: dict[str, Any]) -> dict[str, Any]:
+        digest = config_hash(raw)
+        if any(section.id == gateway_id for section in self.config.gateways):
+            return {"status": "file", "hash": digest,
+                    "message": "defined in the edge's own config file, which wins; the cloud's config is ignored"}
+        running = self._cloud_raw.get(gateway_id)
+        if running is not None and config_hash(running) == digest:  # unchanged (or back to what runs): leave it
+            ctx = self.contexts.get(gateway_id)
+            if self.gateway_errors.pop(gateway_id, None) is not None and ctx is not None:
+                ctx.announce_state()  # the cloud showed the rejection as the gateway's state: say it again
+            enabled = self.cloud_sections[gateway_id].enabled
+            return {"status": "running" if enabled else "disabled", "message": "", "hash": digest}
+        try:
+            section = GatewaySection.model_validate({**raw, "id": gateway_id})
+        except ValidationError as error:
+            lines = format_errors(error, {**raw, "id": gateway_id}).splitlines()[1:]
+            return self._rejected(gateway_id, digest, "; ".join(line.strip() for line in lines))
+        old_ctx = self.contexts.get(gateway_id)
+        if not section.enabled:
+            if old_ctx is not None and gateway_id in self.gateways:
+                old_ctx.set_state("down", "disabled")
+            await self._retire(gateway_id)
+            self.cloud_sections[gateway_id] = section
+            self._cloud_raw[gateway_id] = raw
+            return {"status": "disabled", "message": "", "hash": digest}
+        provider = _provider_of(section)
+        ctx = _Context(self, gateway_id, provider, self.config.edge.data_dir / "gateways")
+        try:
+            gateway = build_gateway(gateway_id, section.plugin_config(), ctx)
+        except Exception as error:  # an unknown type or a plugin refusing its options: keep what runs
+            return self._rejected(gateway_id, digest, f"{type(error).__name__}: {error}")
+        ctx.provider = getattr(gateway, "provider", provider) or provider
+        restarted = gateway_id in self.gateways
+        await self._retire(gateway_id)
+        self.contexts[gateway_id] = ctx
+        self.gateways[gateway_id] = gateway
+        self.cloud_sections[gateway_id] = section
+        self._cloud_raw[gateway_id] = raw
+        self._launch(gateway_id)
+        log.info("cloud gateway restarted" if restarted else "cloud gateway started", extra={"gateway": gateway_id})
+        return {"status": "running", "message": "", "hash": digest}
+
+    def _rejected(self, gateway_id: str, digest: str, message: str) -> dict[str, Any]:
+        message = message[:500]
+        log.warning("cloud gateway config rejected", extra={"gateway": gateway_id, "error": message})
+        if gateway_id in self.gateways:
+            message += " (the previous config keeps running)"
+        self.gateway_errors[gateway_id] = f"cloud config rejected: {message}"
+        return {"status": "rejected", "message": message, "hash": digest}
+
+    def _wanted_topics(self) -> list[str]:
+        prefix = self.config.uplink.topic_prefix
+        file_ids = [section.id for section in self.config.enabled_gateways()]
+        topics = [down_topic(g, prefix) for g in [*file_ids, *sorted(self.gateways)]]
+        return [*dict.fromkeys(topics), *(self.shadow.subscriptions if self.shadow is not None else [])]
+
+    async def _request_shadow(self) -> bool:
+        assert self.shadow is not None
+        try:
+            await self.uplink.publish_to(self.shadow.topic("get"), self.shadow.get_request())
+            return True
+        except UplinkError as error:
+            self.shadow.last_error = str(error)
+            log.warning("shadow get not sent", extra={"error": str(error)})
+            return False
+
+    async def _send_report(self, body: dict[str, Any]) -> None:
+        assert self.shadow is not None
+        try:
+            await self.uplink.publish_to(self.shadow.topic("update"), json.dumps(body).encode())
+        except UplinkError as error:  # sent again by the shadow loop once the uplink is back
+            self.shadow.last_error = str(error)
+            log.warning("shadow report not sent; will retry", extra={"error": str(error)})
+            return
+        self.shadow.report_sent(body)
+
+    async def _shadow_loop(self) -> None:
+        """Ask for the whole shadow on every (re)subscription; send a report that failed again."""
+        assert self.shadow is not None
+        ready_before = False
+        while True:
+            ready = self.uplink.subscribed
+            if ready and not ready_before:
+                ready = await self._request_shadow()
+            elif ready and self.shadow.pending_report is not None:
+                await self._send_report(self.shadow.pending_report)
+            ready_before = ready
+            await asyncio.sleep(_SHADOW_POLL_S)
 
     # ------------------------------------------------------------------------------------------- sender
 
@@ -379,6 +561,13 @@ class EdgeAgent:
     # ------------------------------------------------------------------------------------------- downlink
 
     def _on_downlink(self, topic: str, payload: bytes) -> None:
+        if self.shadow is not None and self.shadow.owns(topic):
+            decision = self.shadow.interpret(topic, payload)
+            if decision.action == "apply":
+                self._spawn(self.apply_cloud_config(decision), "shadow-apply")
+            elif decision.action == "get":
+                self._spawn(self._request_shadow(), "shadow-get")
+            return
         try:
             downlinks = decode_downlinks(payload)
         except EnvelopeError as error:
@@ -422,9 +611,13 @@ class EdgeAgent:
 
     def status(self) -> dict[str, Any]:
         gateways: dict[str, Any] = {}
-        for section in self.config.gateways:
+        file_ids = {section.id for section in self.config.gateways}
+        cloud = [section for gateway_id, section in self.cloud_sections.items() if gateway_id not in file_ids]
+        for section in [*self.config.gateways, *cloud]:
             ctx = self.contexts.get(section.id)
             entry: dict[str, Any] = {"type": _gateway_type(section), "enabled": section.enabled}
+            if section.id in self.cloud_sections and section.id not in file_ids:
+                entry["source"] = "cloud"
             if ctx is not None:
                 entry.update(provider=ctx.provider, state=ctx.state, emitted=ctx.emitted, dropped=ctx.dropped,
                              downlinks=ctx.downlinks, downlink_errors=ctx.downlink_errors,
@@ -450,6 +643,7 @@ class EdgeAgent:
             "sender": self.sender.as_dict(len(self._in_flight)),
             "spool": self.spool.stats(),
             "gateways": gateways,
+            **({"cloud_config": {**self.shadow.status(), "applied": self._applied}} if self.shadow is not None else {}),
         }
 
     def write_status(self) -> None:

@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from chalicelib.core.model import ID_PATTERN
+from chalicelib.core.shadow import DEFAULT_SHADOW_NAME
 
 IOT_CORE_MAX_PUBLISH_BYTES = 128 * 1024
 """AWS IoT Core rejects a publish larger than this; no broker we target wants more from one batch."""
@@ -62,11 +63,21 @@ class EdgeSection(_Strict):
     """Spool, status file and the gateways' own state (sleep queues) live here."""
     status_interval_s: float = Field(default=5.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    cloud_config: bool = False
+    """Also run the gateways the cloud assigns to this device (``edgeId``), from its device shadow
+    (``edge/shadow.py``); the file's own ``gateways`` keep running beside them."""
+    shadow_name: str = DEFAULT_SHADOW_NAME
+    """The named shadow holding the cloud's config; ``""``: the classic shadow."""
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_id(value, "edge id")
+
+    @field_validator("shadow_name")
+    @classmethod
+    def _shadow_name(cls, value: str) -> str:
+        return value if value == "" else _check_id(value, "shadow name")
 
 
 class TlsSection(_Strict):

@@ -12,7 +12,12 @@ holds everything (see ``infra/README.md``):
   action to the DLQ, and its role,
 * the EventBridge bus for domain events, and the rule that sends ``field.updated`` to the forward payload
   function (retries, then the dead-letter queue),
-* the IoT policy edge devices get: they connect as their thing name and publish only to their own topics.
+* the IoT policy edge devices get: they connect as their thing name and publish only to their own topics,
+* the rule that sends every domain event to the tasks function, the EventBridge Scheduler schedule group, the
+  role Scheduler assumes to invoke the ``scheduled`` function, and the ``SCHEDULER_*`` settings of the functions
+  that keep schedules in step (the API, tasks and scheduled functions; merged into Chalice's definitions),
+* the websocket connections table and the rule that sends every domain event to the ``websocket_notify``
+  function, with its management endpoint (Chalice itself makes the websocket API and its three handlers).
 
 moto does not fire IoT rules, so tests check this definition and call the ingest handler the rule would feed.
 """
@@ -23,10 +28,14 @@ import json
 import sys
 from typing import Any
 
+from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
-from chalicelib.automation_functions import FORWARD_PATTERN
+from chalicelib.automation_functions import FORWARD_PATTERN, TASKS_PATTERN
+from chalicelib.websocket import NOTIFY_PATTERN
 
 TOPIC_PREFIX = "mc"
+CONNECTIONS_TABLE = "mycontroller-connections"
+"""The websocket connections table (``CONNECTIONS_TABLE``'s default, so the handlers need no setting)."""
 MAX_RECEIVE_COUNT = 5
 INGEST_VISIBILITY_TIMEOUT_S = 180
 """Six times the ingest function's timeout (30 s), as AWS advises for SQS event sources."""
@@ -35,6 +44,38 @@ FORWARD_FUNCTION = "ForwardPayload"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="forward_payload")``."""
 INGEST_FUNCTION = "Ingest"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="ingest")``."""
+HANDLERS_FUNCTION = "Handlers"
+"""The logical id ``chalice package`` gives ``@app.lambda_function(name="handlers")``."""
+HANDLER_VISIBILITY_TIMEOUT_S = 360
+"""Six times the handler function's timeout (60 s: a few webhook calls with their 10 s timeouts)."""
+
+
+def handler_environment() -> dict[str, Any]:
+    """What the functions that queue handler runs (and the handler function) need: the queue and the key that
+    encrypts handler secrets at rest."""
+    return {"HANDLER_QUEUE": "sqs", "HANDLER_QUEUE_URL": {"Ref": "HandlerQueue"},
+            "SECRETS": "kms", "KMS_KEY_ID": {"Ref": "SecretsKey"}}
+TASKS_FUNCTION = "Tasks"
+SCHEDULED_FUNCTION = "Scheduled"
+API_FUNCTION = "APIHandler"
+SCHEDULE_GROUP = "mycontroller"
+SCHEDULER_FUNCTIONS = (API_FUNCTION, TASKS_FUNCTION, SCHEDULED_FUNCTION)
+"""The functions that put or delete EventBridge Scheduler schedules (they get the ``SCHEDULER_*`` settings)."""
+
+
+SCHEDULED_FUNCTION_NAME: dict[str, Any] = {"Fn::Sub": "${AWS::StackName}-scheduled"}
+SCHEDULED_FUNCTION_ARN: dict[str, Any] = {
+    "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-scheduled"}
+"""The scheduled function is named, not looked up (``Fn::GetAtt``): it needs its own ARN in its environment (it
+re-arms one-shot schedules), and the Scheduler role names it, which would otherwise be circular."""
+
+
+def scheduler_environment() -> dict[str, Any]:
+    """The ``SCHEDULER_*`` variables, merged into the Chalice functions' ``Environment``."""
+    return {"SCHEDULER": "eventbridge",
+            "SCHEDULER_TARGET_ARN": SCHEDULED_FUNCTION_ARN,
+            "SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
+            "SCHEDULER_GROUP": {"Ref": "ScheduleGroup"}}
 
 
 def ingest_rule_sql() -> str:
@@ -71,6 +112,86 @@ def edge_policy_document() -> dict[str, Any]:
                 f"{arn}:topic/$aws/things/{thing}/shadow/*",
             ]},
         ],
+    }
+
+
+WEBSOCKET_NOTIFY_FUNCTION = "WebsocketNotify"
+"""The logical id ``chalice package`` gives ``@app.lambda_function(name="websocket_notify")``."""
+WEBSOCKET_MANAGEMENT_ENDPOINT: dict[str, Any] = {
+    "Fn::Sub": "https://${WebsocketAPI}.execute-api.${AWS::Region}.${AWS::URLSuffix}/${WebsocketAPIStage}"}
+"""Where the notify function posts (``WebsocketAPI`` and its stage are Chalice's websocket API resources)."""
+
+
+def websocket_resources(dlq_arn: dict[str, Any]) -> dict[str, Any]:
+    """The connections table (TTL on ``expiresAt``), the rule sending every domain event to the notify function,
+    and that function's ``WEBSOCKET_ENDPOINT`` (merged into Chalice's definition)."""
+    return {
+        "ConnectionsTable": {"Type": "AWS::DynamoDB::Table",
+                             "Properties": connections_table_definition(CONNECTIONS_TABLE)},
+        "WebsocketNotifyRule": {
+            "Type": "AWS::Events::Rule",
+            "Properties": {
+                "EventBusName": {"Ref": "EventBus"},
+                "EventPattern": NOTIFY_PATTERN,
+                "Targets": [{"Id": "websocket-notify", "Arn": {"Fn::GetAtt": [WEBSOCKET_NOTIFY_FUNCTION, "Arn"]},
+                             # a push is worth little late: few retries, short age, then the DLQ
+                             "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60},
+                             "DeadLetterConfig": {"Arn": dlq_arn}}],
+            },
+        },
+        "WebsocketNotifyPermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": WEBSOCKET_NOTIFY_FUNCTION},
+                "Principal": "events.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": ["WebsocketNotifyRule", "Arn"]},
+            },
+        },
+        WEBSOCKET_NOTIFY_FUNCTION: {"Properties": {"Environment": {"Variables": {
+            "WEBSOCKET_ENDPOINT": WEBSOCKET_MANAGEMENT_ENDPOINT, "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"}}}}},
+    }
+
+
+SHADOW_NAME = "mycontroller"
+"""The edge devices' named shadow holding their gateway configs (``SHADOW_NAME``'s default on both sides)."""
+SHADOW_REPORTED_FUNCTION = "ShadowReported"
+"""The logical id ``chalice package`` gives ``@app.lambda_function(name="shadow_reported")``."""
+SHADOW_DOCUMENTS_FILTER = f"$aws/things/+/shadow/name/{SHADOW_NAME}/update/documents"
+
+
+def shadow_rule_sql() -> str:
+    """Every accepted update of an edge's shadow that holds a reported section, with the thing name added (the
+    function skips documents whose reported section did not change: the cloud's own desired updates)."""
+    return (f"SELECT *, topic(3) AS thing FROM '{SHADOW_DOCUMENTS_FILTER}' "
+            "WHERE NOT isUndefined(current.state.reported)")
+
+
+def shadow_resources() -> dict[str, Any]:
+    """The IoT rule feeding the edges' reported state to the ``shadow_reported`` function (errors to the DLQ
+    through the ingest rule's role), and the permission for IoT to invoke it."""
+    role = {"Fn::GetAtt": ["IngestRuleRole", "Arn"]}
+    return {
+        "ShadowReportedTopicRule": {
+            "Type": "AWS::IoT::TopicRule",
+            "Properties": {"TopicRulePayload": {
+                "Sql": shadow_rule_sql(),
+                "AwsIotSqlVersion": "2016-03-23",
+                "RuleDisabled": False,
+                "Actions": [{"Lambda": {"FunctionArn": {"Fn::GetAtt": [SHADOW_REPORTED_FUNCTION, "Arn"]}}}],
+                "ErrorAction": {"Sqs": {"QueueUrl": {"Ref": "IngestDeadLetterQueue"}, "RoleArn": role,
+                                        "UseBase64": False}},
+            }},
+        },
+        "ShadowReportedPermission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {
+                "Action": "lambda:InvokeFunction",
+                "FunctionName": {"Ref": SHADOW_REPORTED_FUNCTION},
+                "Principal": "iot.amazonaws.com",
+                "SourceArn": {"Fn::GetAtt": ["ShadowReportedTopicRule", "Arn"]},
+            },
+        },
     }
 
 
@@ -157,6 +278,88 @@ def build_resources() -> dict[str, Any]:
                     "SourceArn": {"Fn::GetAtt": ["ForwardPayloadRule", "Arn"]},
                 },
             },
+            "TasksRule": {
+                "Type": "AWS::Events::Rule",
+                "Properties": {
+                    "EventBusName": {"Ref": "EventBus"},
+                    "EventPattern": TASKS_PATTERN,
+                    "Targets": [{"Id": "tasks", "Arn": {"Fn::GetAtt": [TASKS_FUNCTION, "Arn"]},
+                                 "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
+                                 "DeadLetterConfig": {"Arn": dlq_arn}}],
+                },
+            },
+            "TasksPermission": {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {
+                    "Action": "lambda:InvokeFunction",
+                    "FunctionName": {"Ref": TASKS_FUNCTION},
+                    "Principal": "events.amazonaws.com",
+                    "SourceArn": {"Fn::GetAtt": ["TasksRule", "Arn"]},
+                },
+            },
+            "ScheduleGroup": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": SCHEDULE_GROUP}},
+            "SchedulerRole": {
+                "Type": "AWS::IAM::Role",
+                "Properties": {
+                    "AssumeRolePolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [{"Effect": "Allow", "Principal": {"Service": "scheduler.amazonaws.com"},
+                                       "Action": "sts:AssumeRole",
+                                       "Condition": {"StringEquals": {
+                                           "aws:SourceAccount": {"Ref": "AWS::AccountId"}}}}],
+                    },
+                    "Policies": [{
+                        "PolicyName": "invoke-scheduled-function",
+                        "PolicyDocument": {
+                            "Version": "2012-10-17",
+                            "Statement": [{"Effect": "Allow", "Action": "lambda:InvokeFunction",
+                                           "Resource": [SCHEDULED_FUNCTION_ARN]}],
+                        },
+                    }],
+                },
+            },
+            **{name: {"Properties": {"Environment": {"Variables": {**scheduler_environment(),
+                                                                   **handler_environment()}},
+                                     **({"FunctionName": SCHEDULED_FUNCTION_NAME}
+                                        if name == SCHEDULED_FUNCTION else {})}}
+               for name in SCHEDULER_FUNCTIONS},
+            "HandlerDeadLetterQueue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
+            },
+            "HandlerQueue": {
+                "Type": "AWS::SQS::Queue",
+                "Properties": {
+                    "VisibilityTimeout": HANDLER_VISIBILITY_TIMEOUT_S,
+                    "SqsManagedSseEnabled": True,
+                    "RedrivePolicy": {"deadLetterTargetArn": {"Fn::GetAtt": ["HandlerDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": MAX_RECEIVE_COUNT},
+                },
+            },
+            "HandlerEventSource": {
+                "Type": "AWS::Lambda::EventSourceMapping",
+                "Properties": {
+                    "EventSourceArn": {"Fn::GetAtt": ["HandlerQueue", "Arn"]},
+                    "FunctionName": {"Ref": HANDLERS_FUNCTION},
+                    "BatchSize": 10,
+                    "MaximumBatchingWindowInSeconds": 1,
+                    "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                },
+            },
+            "SecretsKey": {
+                "Type": "AWS::KMS::Key",
+                "Properties": {
+                    "Description": "MyController: handler secrets at rest",
+                    "EnableKeyRotation": True,
+                    "KeyPolicy": {"Version": "2012-10-17", "Statement": [{
+                        "Sid": "account", "Effect": "Allow", "Action": "kms:*", "Resource": "*",
+                        "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}}]},
+                },
+            },
+            HANDLERS_FUNCTION: {"Properties": {"Timeout": 60, "Environment": {"Variables": {
+                **scheduler_environment(), **handler_environment(), "EMAIL": "ses", "SMS": "sns"}}}},
+            **websocket_resources(dlq_arn),
+            **shadow_resources(),
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
                            "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(edge_policy_document())}}},
         },
@@ -166,6 +369,10 @@ def build_resources() -> dict[str, Any]:
             "IngestDeadLetterQueueUrl": {"Value": {"Ref": "IngestDeadLetterQueue"}},
             "EventBusName": {"Value": {"Ref": "EventBus"}},
             "EdgePolicyName": {"Value": {"Ref": "EdgePolicy"}},
+            "ConnectionsTableName": {"Value": {"Ref": "ConnectionsTable"}},
+            "ScheduleGroupName": {"Value": {"Ref": "ScheduleGroup"}},
+            "HandlerQueueUrl": {"Value": {"Ref": "HandlerQueue"}},
+            "HandlerDeadLetterQueueUrl": {"Value": {"Ref": "HandlerDeadLetterQueue"}},
         },
     }
 

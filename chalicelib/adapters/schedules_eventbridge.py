@@ -1,5 +1,6 @@
 """``ScheduleRegistry`` on EventBridge Scheduler: one schedule per enabled schedule resource or interval task, in
-one schedule group, all targeting the same function with the ``{"kind", "id"}`` payload as input.
+one schedule group, all targeting the same function with the ``{"kind", "id"}`` payload plus ``scheduledTime``
+(``<aws.scheduler.scheduled-time>``) as input.
 
 ``put`` updates the schedule and creates it when the update finds none (``update_schedule`` replaces every
 setting, as ``put`` means to); ``delete`` ignores a schedule that is already gone; ``names`` pages through
@@ -15,6 +16,10 @@ from typing import Any
 
 import boto3
 from botocore.exceptions import ClientError
+
+SCHEDULED_TIME = "<aws.scheduler.scheduled-time>"
+"""A context attribute EventBridge Scheduler replaces with the run's scheduled time: the target's trigger id
+derives from it, so a retried invocation is recognised as the same run."""
 
 
 def _code(error: ClientError) -> str:
@@ -47,7 +52,8 @@ class EventBridgeScheduleRegistry:
             "FlexibleTimeWindow": {"Mode": "OFF"},
             "State": "ENABLED",
             "Target": {"Arn": self.target_arn, "RoleArn": self.role_arn,
-                       "Input": json.dumps(payload, separators=(",", ":"), sort_keys=True)},
+                       "Input": json.dumps({**payload, "scheduledTime": SCHEDULED_TIME}, separators=(",", ":"),
+                                           sort_keys=True)},
         }
         if start is not None:
             request["StartDate"] = start

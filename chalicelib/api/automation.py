@@ -12,8 +12,12 @@ A forward payload that would close a loop among the stored mappings is refused (
 
 Schedules and tasks are kept in step with the schedule registry (``services.schedules``, EventBridge Scheduler in
 AWS) after every upsert, delete, enable and disable. The resource change stays when the registry fails; the answer
-is then a 502 naming ``scheduler``. Sun schedules read the location from ``services.extras["location"]`` (a
-``clock.Location``) until the system settings carry it.
+is then a 502 naming ``scheduler``. Sun schedules read the location from the system settings (``geoLocation``;
+``services.extras["location"]``, a ``clock.Location``, is the fallback when the settings have none).
+
+``POST /api/task/run`` and ``/api/schedule/run`` (id lists) evaluate tasks or run schedules now, disabled ones
+included, and answer what each queued; ``POST /api/task/reload`` and ``/api/schedule/reload`` put every enabled
+schedule's and interval task's trigger again and drop entries nothing owns (an id list limits it to those).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from chalicelib.config import Services, get_services
+from chalicelib.core.automation.clock import Location
 from chalicelib.core.automation.forward import find_loop
 from chalicelib.core.automation.handlers import REDACTED, redact, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
@@ -31,6 +36,7 @@ from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_sch
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ListQuery
 from chalicelib.core.query import QueryError, parse_list_query
+from chalicelib.core.settings import load_settings
 
 from .errors import ApiError, bad_request
 from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, existing_records, find_record
@@ -61,7 +67,7 @@ def _sync(services: Services, kind: Kind, records: Iterable[Record], *, deleted:
     registry = services.schedules
     if registry is None or kind not in SYNCED:
         return
-    location = services.extras.get("location")
+    location = _location(services)
     try:
         for record in records:
             if deleted:
@@ -74,6 +80,19 @@ def _sync(services: Services, kind: Kind, records: Iterable[Record], *, deleted:
         log.exception("scheduler sync of %s failed", kind.value)
         raise ApiError(502, f"scheduler: the {PATH_NAMES[kind]} was saved but its schedule could not be "
                             f"updated ({type(error).__name__}: {error})", "scheduler") from None
+
+
+def _location(services: Services) -> Location | None:
+    """The settings' location, else the fallback in ``extras`` (tests, tools)."""
+    return load_settings(services.repository).location() or services.extras.get("location")
+
+
+def _tasks_changed(kind: Kind) -> None:
+    """Task changes apply at once in this process (the local stack); other processes within their TTL."""
+    if kind == Kind.TASK:
+        from chalicelib.automation_functions import get_functions
+
+        get_functions().tasks.invalidate()
 
 
 def _public(kind: Kind, record: Record) -> Record:
@@ -128,6 +147,30 @@ def _restore_handler_secrets(body: dict[str, Any], stored: Record | None) -> dic
     return {**body, "spec": dict(spec)}
 
 
+def _encrypt_handler_secrets(services: Services, record: Record, stored: Record | None) -> dict[str, Any]:
+    """The handler's spec with its secrets encrypted at rest (``enc:v1:``; only the handler function decrypts).
+    An encrypted value is accepted only where it is the stored one (kept with the placeholder); 502 naming
+    ``secrets`` when the key service fails."""
+    from chalicelib.config import secret_box
+    from chalicelib.core.automation.handler_secrets import encrypt_spec, is_encrypted
+    from chalicelib.core.ports import SecretError
+
+    spec, handler_type = dict(record.get("spec") or {}), str(record.get("type"))
+    old = stored.get("spec") if stored is not None and stored.get("type") == handler_type else None
+    for path in secret_paths(handler_type, spec):
+        head, _, rest = path.partition(".")
+        value = spec.get(head) if not rest else (spec.get(head) or {}).get(rest)
+        kept = (old or {}).get(head) if not rest else ((old or {}).get(head) or {}).get(rest)
+        if is_encrypted(value) and value != kept:
+            raise bad_request(f"spec.{path}: send the secret itself, not an encrypted value", f"spec.{path}")
+    try:
+        return encrypt_spec(str(record["id"]), handler_type, spec, secret_box(services))
+    except SecretError as error:
+        log.error("handler secrets could not be encrypted: %s", error)
+        raise ApiError(502, "secrets: the handler's secrets could not be encrypted; nothing was saved",
+                       "secrets") from None
+
+
 def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
     body = request.json()
     if not isinstance(body, dict):
@@ -142,6 +185,8 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
         body = _restore_handler_secrets(body, stored)
     model = validate(AUTOMATION_MODELS[kind], body)
     record = {**model.record(), "modifiedOn": now_iso()}
+    if kind == Kind.HANDLER:
+        record["spec"] = _encrypt_handler_secrets(services, record, stored)
     if kind in STATEFUL and stored is not None and isinstance(stored.get("state"), dict):
         record["state"] = stored["state"]
     if isinstance(model, ForwardPayload):
@@ -156,6 +201,7 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
                        "body")
     services.repository.put(kind, record)
     _announce(services, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
+    _tasks_changed(kind)
     _sync(services, kind, [record])
     return _public(kind, record)
 
@@ -168,6 +214,7 @@ def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
     found = existing_records(services, kind, request)
     deleted = services.repository.delete(kind, list(found))
     announce(services, [event(EventType.DELETED, k, _public(k, record)) for k, record in deleted])
+    _tasks_changed(kind)
     for deleted_kind in SYNCED:
         _sync(services, deleted_kind, [record for k, record in deleted if k == deleted_kind], deleted=True)
     own = sum(1 for k, _ in deleted if k == kind)
@@ -183,5 +230,43 @@ def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int
     if changed:
         services.repository.put_many(kind, changed)
         _announce(services, EventType.UPDATED, kind, changed)
+        _tasks_changed(kind)
         _sync(services, kind, changed)
     return {"updated": len(changed), "unchanged": len(found) - len(changed)}
+
+
+def run_now(kind: Kind, request: ApiRequest) -> dict[str, Any]:
+    """Evaluate tasks or run schedules now (id list; unknown ids are a 404 and nothing runs)."""
+    from chalicelib.automation_functions import get_functions
+
+    services = get_services()
+    ids = list(existing_records(services, kind, request))
+    functions = get_functions()
+    runs = [r.to_dict() for r in (functions.tasks.run_now(ids) if kind == Kind.TASK
+                                  else functions.schedules.run_now(ids))]
+    return {"queued": sum(len(r["queued"]) for r in runs), "data": runs}
+
+
+def reload(kind: Kind, request: ApiRequest) -> dict[str, int]:
+    """Put the triggers again: all (no body, or an empty list) or those of an id list."""
+    from chalicelib.automation_functions import get_functions, reload_registry
+
+    services = get_services()
+    if services.schedules is None:
+        return {"schedules": 0, "tasks": 0, "removed": 0}
+    _tasks_changed(kind)
+    body = request.json() if request.raw_body.strip() else None
+    try:
+        if body in (None, []):
+            return reload_registry(get_functions().automation)
+        records = list(existing_records(services, kind, request).values())
+        _sync(services, kind, records)
+    except ApiError:
+        raise
+    except Exception as error:
+        log.exception("reload of %s failed", kind.value)
+        raise ApiError(502, f"scheduler: the {PATH_NAMES[kind]} triggers could not be reloaded "
+                            f"({type(error).__name__}: {error})", "scheduler") from None
+    enabled = sum(1 for r in records if r.get("enabled", True))
+    return {"schedules": enabled if kind == Kind.SCHEDULE else 0, "tasks": enabled if kind == Kind.TASK else 0,
+            "removed": 0}

@@ -119,7 +119,7 @@ def _query(quick_text: str, params: dict[str, Any], now: int) -> list[dict[str, 
     metric_type = str(field.get("metricType") or MetricType.NONE)
     window_ms = None
     functions: list[str] = []
-    if params.get("window"):
+    if params.get("window") and str(params["window"]).strip().lower() != "none":  # ``none``: raw points
         window_ms = _duration_ms(str(params["window"]), "window")
         if window_ms <= 0:
             raise bad_request("window must be longer than 0", "window")

@@ -20,6 +20,13 @@ from .web import Route
 
 REF_TEMPLATE: Final = "#/components/schemas/{model}"
 _PATH_PARAM: Final = re.compile(r"{([^}]+)}")
+SECURITY_SCHEMES: Final[dict[str, Any]] = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or service token <tokenId>_<secret>",
+                   "description": "From POST /api/user/login, or a service token"},
+    "cookieAuth": {"type": "apiKey", "in": "cookie", "name": "mc_access_token"},
+    "queryAuth": {"type": "apiKey", "in": "query", "name": "access_token"},
+}
+"""The three ways a token is accepted (any one); public operations say ``security: []``."""
 SCHEMA_NAMES: Final = {"FieldModel": "Field"}
 """Component names that differ from the class name (``FieldModel`` avoids shadowing pydantic's ``Field``)."""
 
@@ -114,6 +121,8 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
             JSON: {"schema": components.schema(route.ok.model, route.ok.schema, route.ok.page)}}},
     }
     codes = set(route.errors) | {500}
+    if not route.public:
+        codes.add(401)
     if route.body is not None:
         codes |= {400, 413, 415}
     for code in sorted(codes):
@@ -155,7 +164,8 @@ def build_document(routes: Iterable[Route], *, title: str = "MyController Server
                            "serverless functions. Errors are {status, message, field}.",
         },
         "paths": paths,
-        "components": {"schemas": components.schemas},
+        "components": {"schemas": components.schemas, "securitySchemes": SECURITY_SCHEMES},
+        "security": [{name: []} for name in SECURITY_SCHEMES],
     }
 
 

@@ -11,8 +11,9 @@ from functools import cache, partial
 from typing import Any, Final
 
 from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
+from chalicelib.core.settings import SystemSettings
 
-from . import actions, automation, metrics, openapi, resources, status
+from . import actions, auth, automation, dashboards, metrics, openapi, resources, settings, status
 from .web import ApiRequest, Body, Ok, Param, Route
 
 LIST_PARAMS: Final = (
@@ -80,6 +81,21 @@ ENABLED_SCHEMA: Final = {
 }
 
 
+RUN_SCHEMA: Final = {
+    "type": "object",
+    "required": ["queued", "data"],
+    "properties": {"queued": {"type": "integer", "description": "Handler requests queued in all"},
+                   "data": {"type": "array", "items": {"type": "object", "additionalProperties": True}}},
+}
+RELOAD_SCHEMA: Final = {
+    "type": "object",
+    "required": ["schedules", "tasks", "removed"],
+    "properties": {"schedules": {"type": "integer"}, "tasks": {"type": "integer"},
+                   "removed": {"type": "integer", "description": "Entries nothing owned any more"}},
+}
+RELOAD_IDS_SCHEMA: Final = {"type": "array", "items": {"type": "string", "minLength": 1}}
+
+
 def _automation_routes(kind: Kind) -> list[Route]:
     name = automation.PATH_NAMES[kind]
     words = AUTOMATION_PLURALS[kind]
@@ -107,7 +123,76 @@ def _automation_routes(kind: Kind) -> list[Route]:
                             partial(automation.set_enabled, kind, enabled), f"{action.capitalize()} {words} by id",
                             name, Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404),
                             body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)))
+    if kind in (Kind.TASK, Kind.SCHEDULE):
+        what = "Evaluate" if kind == Kind.TASK else "Run"
+        routes.append(Route("POST", f"{path}/run", f"run_{plural}", partial(automation.run_now, kind),
+                            f"{what} {words} now (disabled ones too); answers what each queued", name,
+                            Ok("What each run queued", schema=RUN_SCHEMA), errors=(400, 404),
+                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)))
+        routes.append(Route("POST", f"{path}/reload", f"reload_{plural}", partial(automation.reload, kind),
+                            "Put the scheduler entries of enabled schedules and interval tasks again (all when the "
+                            "list is empty)", name, Ok("What was registered", schema=RELOAD_SCHEMA),
+                            errors=(400, 404, 502),
+                            body=Body(f"{label.capitalize()} ids or quick ids (empty: all)", schema=RELOAD_IDS_SCHEMA)))
     return routes
+
+
+def _auth_routes() -> list[Route]:
+    """Login and logout, the caller's profile, users and service tokens (the reference's paths)."""
+    user, token = auth.UserView, auth.ServiceTokenView
+    return [
+        Route("POST", "/api/user/login", "login", auth.login,
+              "Log in: a JWT (also set as the mc_access_token cookie)", "auth",
+              Ok("The token", model=auth.LoginReply), errors=(400, 401), public=True,
+              body=Body("Credentials", model=auth.LoginRequest,
+                        example={"username": "admin", "password": "…", "expiresIn": "24h"})),
+        Route("POST", "/api/user/logout", "logout", auth.logout,
+              "Log out: the calling token is revoked and the cookie cleared", "auth",
+              Ok("Logged out", schema=auth.LOGOUT_SCHEMA), errors=()),
+        Route("GET", "/api/user/profile", "get_profile", auth.get_profile, "The calling user", "auth",
+              Ok("The user", model=user), errors=()),
+        Route("POST", "/api/user/profile", "update_profile", auth.update_profile,
+              "Update the calling user (a new password needs currentPassword)", "auth",
+              Ok("The user", model=user), body=Body("Changes", model=auth.ProfileUpdate)),
+        Route("GET", "/api/user", "list_users", auth.list_users, "List users (filter, sort, page)", "user",
+              Ok("A page of users", model=user, page=True), params=LIST_PARAMS, errors=(400,)),
+        Route("GET", "/api/user/{id}", "get_user", auth.get_user, "Get one user", "user",
+              Ok("The user", model=user), errors=(404,)),
+        Route("POST", "/api/user", "upsert_user", auth.upsert_user,
+              "Create or update a user (password write-only, stored as a bcrypt hash)", "user",
+              Ok("The user as stored", model=user), body=Body("The user", model=auth.core.User)),
+        Route("DELETE", "/api/user", "delete_users", auth.delete_users,
+              "Delete users by id (with their service tokens; not oneself)", "user",
+              Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=Body("User ids", schema=ID_LIST_SCHEMA)),
+        Route("GET", "/api/servicetoken", "list_service_tokens", auth.list_service_tokens,
+              "List service tokens (never their secrets)", "servicetoken",
+              Ok("A page of service tokens", model=token, page=True), params=LIST_PARAMS, errors=(400,)),
+        Route("POST", "/api/servicetoken", "create_service_token", auth.create_service_token,
+              "Create a service token: its token (<tokenId>_<secret>) is in this answer only", "servicetoken",
+              Ok("The service token with its secret", model=token),
+              body=Body("Name and expiry", model=auth.core.ServiceTokenRequest), errors=(400, 404)),
+        Route("DELETE", "/api/servicetoken", "delete_service_tokens", auth.delete_service_tokens,
+              "Delete service tokens by id", "servicetoken", Ok("How many were deleted", schema=DELETED_SCHEMA),
+              errors=(400, 404), body=Body("Service token ids", schema=ID_LIST_SCHEMA)),
+    ]
+
+
+def _dashboard_routes() -> list[Route]:
+    model = dashboards.Dashboard
+    return [
+        Route("GET", "/api/dashboard", "list_dashboards", dashboards.list_dashboards,
+              "List dashboards (filter, sort, page)", "dashboard", Ok("A page of dashboards", model=model, page=True),
+              params=LIST_PARAMS, errors=(400,)),
+        Route("GET", "/api/dashboard/{id}", "get_dashboard", dashboards.get_dashboard, "Get one dashboard",
+              "dashboard", Ok("The dashboard", model=model), errors=(404,)),
+        Route("POST", "/api/dashboard", "upsert_dashboard", dashboards.upsert_dashboard,
+              "Create or replace a dashboard (a new id when none is given)", "dashboard",
+              Ok("The dashboard as stored", model=model), body=Body("The dashboard", model=model)),
+        Route("DELETE", "/api/dashboard", "delete_dashboards", dashboards.delete_dashboards,
+              "Delete dashboards by id", "dashboard", Ok("How many were deleted", schema=DELETED_SCHEMA),
+              errors=(400, 404), body=Body("Dashboard ids", schema=ID_LIST_SCHEMA)),
+    ]
 
 
 def _openapi(_request: ApiRequest) -> dict[str, Any]:
@@ -122,6 +207,13 @@ ACTION_PARAMS: Final = (
 ROUTES: Final[tuple[Route, ...]] = (
     *(route for kind in DEVICE_KINDS for route in _resource_routes(kind)),
     *(route for kind in automation.AUTOMATION_KINDS for route in _automation_routes(kind)),
+    Route("GET", "/api/settings/system", "get_system_settings", settings.get_system_settings,
+          "System settings: location, login message, language, system jobs", "settings",
+          Ok("The settings", model=SystemSettings), errors=()),
+    Route("POST", "/api/settings/system", "update_system_settings", settings.post_system_settings,
+          "Update system settings (top-level keys merge over the stored ones)", "settings",
+          Ok("The settings as stored", model=SystemSettings), errors=(400, 502),
+          body=Body("Settings", model=SystemSettings)),
     Route("GET", "/api/quickid", "get_quick_ids", resources.quick_id_lookup,
           "Resources (or values at a key path) by quick id", "quickid",
           Ok("Each quick id's resource or value", schema=QUICK_ID_RESULT_SCHEMA),
@@ -162,7 +254,9 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/api/status", "get_status", status.status, "Service status (no credentials needed)", "status",
           Ok("Status", schema=OBJECT_SCHEMA), errors=(), public=True),
     Route("GET", "/api/version", "get_version", status.version, "Version", "status",
-          Ok("Version", schema=OBJECT_SCHEMA), errors=(), public=True),
+          Ok("Version", schema=OBJECT_SCHEMA), errors=()),
+    *_auth_routes(),
+    *_dashboard_routes(),
     Route("GET", "/api/openapi.json", "get_openapi", _openapi, "This document", "status",
           Ok("OpenAPI 3.0 document", schema=OBJECT_SCHEMA), errors=(), public=True),
 )

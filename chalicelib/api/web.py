@@ -38,6 +38,10 @@ class ApiRequest:
     query: dict[str, list[str]] = field(default_factory=dict)
     raw_body: bytes = b""
     request_id: str = ""
+    principal: dict[str, Any] | None = None
+    """Who is calling (``core.auth.principal``), set by ``view_for`` on every route that is not public."""
+    forwarded_proto: str = ""
+    """``X-Forwarded-Proto`` (``https`` behind API Gateway): cookies are marked ``Secure`` then."""
 
     def param(self, *names: str) -> str | None:
         """The last value of the first query parameter present among ``names`` (aliases), or None."""
@@ -181,15 +185,17 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
         query=query,
         raw_body=raw_body.encode() if isinstance(raw_body, str) else raw_body,
         request_id=str(context.get("requestId") or ""),
+        forwarded_proto=str(request.headers.get("x-forwarded-proto") or "").lower() if request.headers else "",
     )
 
 
 def dispatch(route: Route, request: Request | None, path_params: Mapping[str, str],
-             max_body_bytes: Callable[[], int]) -> Response:
+             max_body_bytes: Callable[[], int], principal: dict[str, Any] | None = None) -> Response:
     """Run one route's handler and answer in JSON, whatever happens."""
     started = time.perf_counter()
     try:
         api_request = to_api_request(request, path_params)
+        api_request.principal = principal
         limit = max_body_bytes()
         if len(api_request.raw_body) > limit:
             raise ApiError(413, f"request body is {len(api_request.raw_body)} bytes, more than {limit}", "body")

@@ -43,6 +43,10 @@ class Kind(StrEnum):
     DATA_REPOSITORY = "data_repository"
     FORWARD_PAYLOAD = "forward_payload"
     DASHBOARD = "dashboard"
+    USER = "user"
+    SERVICE_TOKEN = "service_token"
+    REVOKED_TOKEN = "revoked_token"
+    SETTINGS = "settings"
 
 
 DEVICE_KINDS: Final = (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)
@@ -50,6 +54,8 @@ ID_DEPTH: Final = {Kind.GATEWAY: 1, Kind.NODE: 2, Kind.SOURCE: 3, Kind.FIELD: 4}
 """How many dotted segments a device resource's id has (``gw``, ``gw.node``, ``gw.node.src``, ...)."""
 PARENT_KIND: Final = {Kind.NODE: Kind.GATEWAY, Kind.SOURCE: Kind.NODE, Kind.FIELD: Kind.SOURCE}
 CHILD_KIND: Final = {Kind.GATEWAY: Kind.NODE, Kind.NODE: Kind.SOURCE, Kind.SOURCE: Kind.FIELD}
+PRIVATE_KINDS: Final = frozenset({Kind.USER, Kind.SERVICE_TOKEN, Kind.REVOKED_TOKEN})
+"""Kinds holding credentials: no quick id reaches them (``/api/quickid?id=user:admin.password`` would leak)."""
 
 
 class MetricType(StrEnum):
@@ -292,6 +298,8 @@ def parse_quick_id(text: str) -> QuickId:
         kind = QUICK_ID_ALIASES.get(prefix) or Kind(prefix)
     except ValueError:
         raise QuickIdError(f"unknown quick id kind {prefix!r}") from None
+    if kind in PRIVATE_KINDS:
+        raise QuickIdError(f"unknown quick id kind {prefix!r}")
     parts = rest.split(".")
     depth = ID_DEPTH.get(kind, 1)
     if len(parts) < depth or any(not p for p in parts[:depth]):
@@ -379,11 +387,19 @@ class Gateway(_Labelled):
     message_logger: dict[str, Any] = PydField(default_factory=dict)
     state: State = PydField(default_factory=State)
     last_transaction: str | None = None
+    edge_id: str | None = None
+    """The edge device (IoT thing) that runs this gateway; its config reaches it through the device shadow
+    (``core/shadow.py``). ``None``: not managed from the cloud (e.g. a gateway of the edge's own YAML file)."""
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return _check_segment(value, "gateway id")
+
+    @field_validator("edge_id")
+    @classmethod
+    def _edge_id(cls, value: str | None) -> str | None:
+        return None if value in (None, "") else _check_segment(value, "edgeId")
 
 
 class Node(_Labelled):

@@ -182,8 +182,18 @@ EVENT_SOURCE = "mycontroller"
 
 
 def bus_event(domain_event: DomainEvent) -> BusEvent:
-    """Domain events travel with detail-type ``<entityType>.<type>`` (``field.updated``)."""
-    return BusEvent(EVENT_SOURCE, f"{domain_event.entity_type}.{domain_event.type}", domain_event.to_dict())
+    """Domain events travel with detail-type ``<entityType>.<type>`` (``field.updated``).
+
+    A gateway's secrets (its broker password…) never travel: the bus feeds the websocket and other consumers.
+    """
+    detail = domain_event.to_dict()
+    entity = detail["entity"]
+    if domain_event.entity_type == "gateway" and isinstance(entity, dict) and isinstance(entity.get("provider"),
+                                                                                             dict):
+        from .shadow import redact_secrets
+
+        detail["entity"] = {**entity, "provider": redact_secrets(entity["provider"])}
+    return BusEvent(EVENT_SOURCE, f"{domain_event.entity_type}.{domain_event.type}", detail)
 
 
 class EventBus(Protocol):
@@ -206,6 +216,46 @@ class DownlinkSender(Protocol):
     def send(self, downlinks: Sequence[Downlink]) -> None:
         """Hand messages to the gateways' edge agents (iot-data publish to the down topic, or in-process)."""
         ...
+
+
+# --------------------------------------------------------------------------------------------- websocket
+
+
+class Gone(Exception):
+    """The websocket connection no longer exists (API Gateway's 410); its record should be removed."""
+
+
+class Notifier(Protocol):
+    """Pushes one message to one websocket client (API Gateway ``post_to_connection``; the local server)."""
+
+    def post(self, connection_id: str, data: bytes) -> None:
+        """Send; raises ``Gone`` when the connection is gone (or was dropped for falling behind)."""
+        ...
+
+
+class ConnectionStore(Protocol):
+    """Open websocket connections and their subscriptions (a DynamoDB table in AWS; in memory locally).
+
+    A connection is ``{"connectionId", "principal": {...}, "connectedAt": ms, "expiresAt": s,
+    "subscriptions": {subscription id: filter dict}}``."""
+
+    def put(self, connection: dict[str, Any]) -> None: ...
+
+    def get(self, connection_id: str) -> dict[str, Any] | None: ...
+
+    def delete(self, connection_id: str) -> None:
+        """Remove; a missing connection is not an error."""
+        ...
+
+    def list_all(self) -> list[dict[str, Any]]:
+        """Every connection (notify builds its subscription index from them)."""
+        ...
+
+    def set_subscription(self, connection_id: str, subscription_id: str, filter_data: dict[str, Any]) -> bool:
+        """Add or replace one subscription; False when the connection does not exist (it is not recreated)."""
+        ...
+
+    def remove_subscription(self, connection_id: str, subscription_id: str) -> None: ...
 
 
 # --------------------------------------------------------------------------------------------- schedule registry
@@ -239,4 +289,70 @@ class HandlerQueue(Protocol):
 
     def send(self, requests: Sequence[dict[str, Any]]) -> None:
         """Enqueue; raises only when the requests could not be handed over after retries."""
+        ...
+
+
+class DelayedHandlerQueue(HandlerQueue, Protocol):
+    """A handler queue that can hold requests back (SQS ``DelaySeconds``, at most 900 s; a timer locally): the
+    resource handler's ``delay``."""
+
+    def send_delayed(self, requests: Sequence[dict[str, Any]], delay_seconds: float) -> None: ...
+
+
+# --------------------------------------------------------------------------------------------- handler executors
+
+
+class HandlerCallError(Exception):
+    """A handler call that did not succeed. ``retryable``: the queue should deliver the request again (network,
+    5xx, unexpected status); otherwise it can never succeed as configured (bad token, unknown chat, missing field)
+    and is recorded in the handler's state without a retry."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class HandlerExecutor(Protocol):
+    """Makes one handler call of one type (HTTP, SMTP/SES, telegram, SNS, MQTT, the resource service).
+
+    ``spec`` is the handler's spec with its secrets decrypted; ``params`` the call's validated parameters
+    (``handlers.prepare_calls``). Returns a small JSON-shaped summary (never secrets); raises
+    ``HandlerCallError``."""
+
+    def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]: ...
+
+
+# --------------------------------------------------------------------------------------------- secrets
+
+
+class SecretError(Exception):
+    """A secret could not be encrypted or decrypted (wrong key, tampered text, key service down)."""
+
+
+class SecretBox(Protocol):
+    """Encrypts secrets at rest (KMS in AWS, AES-256-GCM with a local key file otherwise). ``context`` binds a
+    ciphertext to where it belongs (handler id, key path): moved elsewhere it no longer decrypts."""
+
+    def encrypt(self, plaintext: str, context: dict[str, str]) -> str:
+        """Opaque printable ciphertext."""
+        ...
+
+    def decrypt(self, ciphertext: str, context: dict[str, str]) -> str:
+        """The plaintext; ``SecretError`` when it cannot be recovered."""
+        ...
+
+
+# --------------------------------------------------------------------------------------------- device shadow
+
+
+class ShadowStore(Protocol):
+    """Edge devices' shadows (AWS IoT device shadow via iot-data; in-process locally): the desired gateway
+    configs the cloud writes, the reported state the edge writes (``core/shadow.py`` has the documents)."""
+
+    def update_desired(self, thing: str, desired: dict[str, Any]) -> None:
+        """Make the thing's desired section ``desired`` (keys it no longer has are removed)."""
+        ...
+
+    def get(self, thing: str) -> dict[str, Any] | None:
+        """``{"desired": {...}, "reported": {...}}`` (either may be missing), or ``None`` if there is no shadow."""
         ...

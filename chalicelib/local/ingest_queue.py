@@ -1,9 +1,10 @@
-"""The local stack's ingest queue: SQS semantics in-process, feeding the very same ingest function.
+"""The local stack's queues: SQS semantics in-process, feeding the very same functions Lambda runs.
 
-Edge publishes are queued (bounded: a full queue makes the edge wait, nothing is dropped), handed to the
-ingest function ten records at a time in SQS's event shape, and the records it reports as failed are
-retried with backoff; after ``max_receive_count`` deliveries they go to a dead-letter file, as SQS would
-move them to the DLQ.
+``LocalSqsQueue`` (``LocalIngestQueue`` for edge publishes; the handler queue in
+``adapters/handler_queue_local.py``) queues message bodies (bounded: a full queue makes the sender wait, nothing
+is dropped), hands them to its function ten records at a time in SQS's event shape, and retries the records it
+reports as failed with backoff; after ``max_receive_count`` deliveries they go to a dead-letter file, as SQS
+would move them to the DLQ. ``send(body, delay_s)`` holds a message back like SQS ``DelaySeconds``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("mycontroller.local.ingest")
+log = logging.getLogger("mycontroller.local.queue")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -32,7 +33,7 @@ class _Message:
     not_before: float = 0.0
 
 
-class LocalIngestQueue:
+class LocalSqsQueue:
     def __init__(
         self,
         handler: Handler,
@@ -42,19 +43,24 @@ class LocalIngestQueue:
         linger_s: float = 0.02,
         max_receive_count: int = 3,
         max_depth: int = 10_000,
+        name: str = "mycontroller-ingest",
+        backoff_s: float = 0.2,
     ) -> None:
+        self.name = name
         self.handler = handler
         self.dead_letter_path = dead_letter_path
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.max_receive_count = max_receive_count
+        self.backoff_s = backoff_s
+        """First retry delay; it doubles with each delivery (SQS: the visibility timeout)."""
         self._queue: queue.Queue[_Message] = queue.Queue(maxsize=max_depth)
         self._retry: list[_Message] = []
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
         self._in_flight = 0
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="local-ingest", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"local-{name}", daemon=True)
         self.delivered = 0
         self.failed_deliveries = 0
         self.dead_lettered = 0
@@ -62,11 +68,15 @@ class LocalIngestQueue:
     def start(self) -> None:
         self._thread.start()
 
-    def send(self, body: str | bytes) -> None:
-        """Queue one edge publish; blocks when the queue is full rather than dropping it."""
+    def send(self, body: str | bytes, delay_s: float = 0.0) -> None:
+        """Queue one message; blocks when the queue is full rather than dropping it. With ``delay_s`` the message
+        is first delivered after that many seconds."""
         text = body.decode() if isinstance(body, bytes) else body
         with self._lock:
             self._in_flight += 1
+            if delay_s > 0:
+                self._retry.append(_Message(text, not_before=time.monotonic() + delay_s))
+                return
         self._queue.put(_Message(text))
 
     def drain(self, timeout: float = 10.0) -> bool:
@@ -96,7 +106,8 @@ class LocalIngestQueue:
         for message in left:
             self._dead_letter(message)
         if left:
-            log.warning("%d publish(es) were still queued at stop and went to the dead-letter file", len(left))
+            log.warning("%s: %d message(s) were still queued at stop and went to the dead-letter file", self.name,
+                        len(left))
 
     def _take_batch(self) -> list[_Message]:
         batch: list[_Message] = []
@@ -126,7 +137,7 @@ class LocalIngestQueue:
                 if batch:
                     self._deliver(batch)
             except Exception:  # the worker must outlive any one batch
-                log.exception("ingest queue worker error")
+                log.exception("%s queue worker error", self.name)
 
     def _deliver(self, batch: list[_Message]) -> None:
         records = []
@@ -139,14 +150,14 @@ class LocalIngestQueue:
                 "attributes": {"ApproximateReceiveCount": str(message.receive_count)},
                 "messageAttributes": {},
                 "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:local:000000000000:mycontroller-ingest",
+                "eventSourceARN": f"arn:aws:sqs:local:000000000000:{self.name}",
                 "awsRegion": "local",
             })
         try:
             response = self.handler({"Records": records}, None)
             failed_ids = {item["itemIdentifier"] for item in response.get("batchItemFailures", [])}
         except Exception:
-            log.exception("ingest function failed on a whole batch; retrying it")
+            log.exception("%s: the function failed on a whole batch; retrying it", self.name)
             failed_ids = {m.message_id for m in batch}
         done = 0
         for message in batch:
@@ -159,7 +170,7 @@ class LocalIngestQueue:
                 self._dead_letter(message)
                 done += 1
             else:
-                message.not_before = time.monotonic() + 0.2 * 2 ** (message.receive_count - 1)
+                message.not_before = time.monotonic() + self.backoff_s * 2 ** (message.receive_count - 1)
                 with self._lock:
                     self._retry.append(message)
         if done:
@@ -169,7 +180,8 @@ class LocalIngestQueue:
 
     def _dead_letter(self, message: _Message) -> None:
         self.dead_lettered += 1
-        log.warning("publish dead-lettered after %d deliveries", message.receive_count)
+        log.warning("%s: message %s dead-lettered after %d deliveries", self.name, message.message_id,
+                    message.receive_count)
         if self.dead_letter_path is None:
             return
         try:
@@ -179,3 +191,7 @@ class LocalIngestQueue:
                                       "body": message.body}) + "\n")
         except OSError:
             log.exception("could not write the dead letter of %s to %s", message.message_id, self.dead_letter_path)
+
+
+class LocalIngestQueue(LocalSqsQueue):
+    """The ingest queue: edge publishes to the ingest function."""

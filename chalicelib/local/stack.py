@@ -1,10 +1,13 @@
 """The local stack: the cloud functions on one machine, with embedded defaults. ``make run`` starts it.
 
-* REST API on http://127.0.0.1:8000: the Chalice app's own routes, served by Chalice's local server.
+* One HTTP front on http://127.0.0.1:8000 (``front.py``): the Chalice app's routes at ``/api/*``, the websocket
+  at ``/api/ws`` (fed by the bus), the dashboard (``frontend/dist``) everywhere else.
 * Ingest: an in-process queue with SQS semantics feeding the very same ingest function Lambda runs.
 * Memory repository dumped under ``./.mycontroller/``, embedded (SQLite) metrics, in-process bus, in-process
   downlinks to the gateways.
 * Gateways: a simulated MySensors gateway, or those of ``--edge-config edge.yaml`` (the edge agent's plugins).
+* Users: on the first start (no user stored) ``admin`` is created with ``MC_ADMIN_PASSWORD``, or with a generated
+  password printed once to the console; the JWT signing key is ``<DATA_DIR>/jwt-secret``.
 
 Ctrl-C (or SIGTERM) stops it cleanly: gateways stop, the queue drains, state is dumped. The next start loads it.
 """
@@ -21,6 +24,7 @@ from typing import Any
 
 log = logging.getLogger("mycontroller.local")
 SYSTEM_JOB_INTERVAL_S = 60.0
+SYSTEM_JOB_TICK_S = 5.0
 
 SIMULATOR: list[dict[str, Any]] = [{
     "id": "sim",
@@ -77,61 +81,104 @@ class LocalStack:
         data_dir.mkdir(parents=True, exist_ok=True)
         _local_environment(data_dir)
         from chalice.config import Config
-        from chalice.local import create_local_server
 
         from app import app, ingest
 
         from .. import config
         from ..adapters.bus_local import LocalEventBus
         from ..adapters.downlink_local import LocalDownlink
-        from .gateways import LocalGatewayHost
+        from .front import LocalFront
+        from .gateways import LocalGatewayHost, local_shadow
         from .ingest_queue import LocalIngestQueue
 
         self.config = config
         settings = config.Settings.from_env()
         self.downlink = LocalDownlink()
+        from ..adapters.handler_queue_local import LocalHandlerQueue
+        from ..handler_function import handle_event
+
+        # handler runs: the in-process queue feeding the same handler function Lambda runs (or SQS if so set)
+        self.handler_queue = config.build_handler_queue(settings) or LocalHandlerQueue(
+            handle_event, dead_letter_path=data_dir / "handler-dead-letters.jsonl")
         self.services = config.Services(
             settings=settings,
             repository=config.build_repository(settings),
             metrics=config.build_metrics(settings),
             bus=LocalEventBus("thread"),
             downlink=self.downlink,
+            schedules=config.build_schedules(settings),
+            handler_queue=self.handler_queue,
         )
         config.set_services(self.services)
-        from ..automation_functions import NodeStateJob, get_forward_function, reset_forward_function
+        from ..automation_functions import get_forward_function, get_functions, reset_forward_function, reset_functions
 
         reset_forward_function()
         get_forward_function().subscribe(self.services.bus)
-        self.node_state_job = NodeStateJob(self.services.repository, self.services.bus)
+        reset_functions()
+        self.automation = get_functions()  # tasks, schedules, the timer's target and the system jobs
+        self.automation.tasks.subscribe(self.services.bus)
+        self.node_state_job = self.automation.jobs.node_state
         self._jobs_stop = threading.Event()
         self._jobs_thread = threading.Thread(target=self._run_jobs, name="system-jobs", daemon=True)
         self.queue = LocalIngestQueue(ingest, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
         _register_gateways(self.services.repository, gateways)
-        self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir)
+        from ..api.auth import ensure_admin
+
+        ensure_admin(self.services)  # no user yet: admin, with MC_ADMIN_PASSWORD or a password printed once
+        shadow = local_shadow(self.services)  # gateway resources with edgeId "local" run in the agent below
+        self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir, shadow=shadow)
         self.services.extras.update(ingest_queue=self.queue, gateways=self.gateways)
-        self.server = create_local_server(app, Config.create(app_name="mycontroller", chalice_stage="local"),
-                                          host, port)
+        # one HTTP front: /api/ws (websocket fed by the bus), /api/* (the Chalice app), the dashboard elsewhere
+        self.server = LocalFront(app, Config.create(app_name="mycontroller", chalice_stage="local"), host, port,
+                                 bus=self.services.bus)
+        self.services.extras.update(websocket=self.server.websocket)
+        config.set_websocket(self.server.websocket)
         self.url = f"http://{host}:{port}"
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
 
     def start(self) -> None:
+        from ..adapters.handler_queue_local import LocalHandlerQueue
+
+        if isinstance(self.handler_queue, LocalHandlerQueue):
+            self.handler_queue.start()
         self.queue.start()
         self._server_thread.start()
         self.gateways.start()
+        self._start_timer()
         self._jobs_thread.start()
 
+    def _start_timer(self) -> None:
+        """The local registry is in memory: put every enabled schedule and interval task again, then fire them."""
+        from ..adapters.schedules_local import LocalScheduleRegistry
+        from ..automation_functions import reload_registry
+
+        try:
+            log.info("schedule registry reloaded: %s", reload_registry(self.automation.automation))
+        except Exception:
+            log.exception("schedule registry reload failed")
+        if isinstance(self.services.schedules, LocalScheduleRegistry):
+            self.services.schedules.start(self.automation.scheduled.handle)
+
     def _run_jobs(self) -> None:
-        """The system jobs Lambda runs on a schedule in AWS (node state: every minute here)."""
-        while not self._jobs_stop.wait(SYSTEM_JOB_INTERVAL_S):
+        """The system jobs Lambda runs on a schedule in AWS: node state, node discovery and the daily sun re-arm,
+        each when due by the system settings (``SystemJobs.tick``)."""
+        while not self._jobs_stop.wait(SYSTEM_JOB_TICK_S):
             try:
-                self.node_state_job.run()
+                self.automation.jobs.tick()
             except Exception:
-                log.exception("node state job failed")
+                log.exception("system jobs failed")
 
     def stop(self) -> None:
         self._jobs_stop.set()
+        stop_timer = getattr(self.services.schedules, "stop", None)
+        if callable(stop_timer):
+            stop_timer()
         self.gateways.stop()
         self.queue.stop(timeout=15)
+        from ..adapters.handler_queue_local import LocalHandlerQueue
+
+        if isinstance(self.handler_queue, LocalHandlerQueue):
+            self.handler_queue.stop(timeout=15)  # after ingest: the tasks it triggered have queued their runs
         self.server.shutdown()
         self.services.close()
         self.config.reset_services()

@@ -47,6 +47,11 @@ class Uplink(ABC):
     def connected(self) -> bool:
         """Whether a publish now would go out at once (the sender waits rather than queue blindly)."""
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether every down topic is confirmed on the current connection (the MQTT uplink checks SUBACKs)."""
+        return self.connected
+
     @abstractmethod
     async def start(self) -> None:
         """Begin connecting; returns without waiting for the connection (the agent works offline)."""
@@ -58,6 +63,15 @@ class Uplink(ABC):
     @abstractmethod
     async def stop(self) -> None:
         """Disconnect cleanly; pending publishes fail (their envelopes are still in the spool)."""
+
+    async def publish_to(self, topic: str, body: bytes) -> None:
+        """Publish one body to another topic than the up topic (the device shadow's ``update`` and ``get``);
+        returns when it is acknowledged, raises ``UplinkError`` otherwise."""
+        raise UplinkError(f"the {self.kind} uplink cannot publish to {topic}")
+
+    def set_down_topics(self, topics: list[str]) -> None:
+        """Receive from these topics from now on (gateways added or removed by the cloud's config)."""
+        self.down_topics = list(dict.fromkeys(topics))
 
     def on_downlink(self, callback: DownlinkCallback) -> None:
         """Receive the publishes that arrive on the down topics (called on the agent's event loop)."""

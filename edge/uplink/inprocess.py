@@ -24,6 +24,10 @@ class InProcessUplink(Uplink):
                  logger: logging.Logger | None = None) -> None:
         super().__init__(up_topic, down_topics or [], logger)
         self.handler = handler
+        self.topic_handler: Callable[[str, bytes], None] | None = None
+        """Where publishes to other topics go (the local stack's shadow service)."""
+        self.topics_changed: Callable[[list[str]], None] | None = None
+        """Told the new down topics when the agent's gateways change (the local stack routes downlinks by them)."""
         self._started = False
 
     @property
@@ -46,6 +50,19 @@ class InProcessUplink(Uplink):
             self.last_error = f"{type(error).__name__}: {error}"
             raise UplinkError(f"ingest handler refused the publish: {self.last_error}") from error
         self.published += 1
+
+    def set_down_topics(self, topics: list[str]) -> None:
+        super().set_down_topics(topics)
+        if self.topics_changed is not None:
+            self.topics_changed(self.down_topics)
+
+    async def publish_to(self, topic: str, body: bytes) -> None:
+        if not self._started or self.topic_handler is None:
+            raise UplinkError(f"in-process uplink: nothing takes publishes to {topic}")
+        try:
+            self.topic_handler(topic, body)
+        except Exception as error:
+            raise UplinkError(f"in-process publish to {topic} failed: {type(error).__name__}: {error}") from error
 
     def deliver_downlink(self, body: bytes | str, topic: str = "") -> None:
         """Called by the local stack's downlink adapter, from any thread: one downlink publish body."""

@@ -169,13 +169,14 @@ class MqttUplink(Uplink):
         payload = packet.payload
         self._deliver(packet.topic, payload if isinstance(payload, bytes) else str(payload or "").encode())
 
-    def _subscribe(self) -> None:
+    def _subscribe(self, only: list[str] | None = None) -> None:
         """Subscribe to the gateways' down topics on every connection (cheap when the session kept them)."""
         client = self._client
-        if client is None or not self.down_topics:
+        wanted = list(self.down_topics) if only is None else only
+        if client is None or not wanted:
             return
-        for start in range(0, len(self.down_topics), _SUBSCRIPTIONS_PER_PACKET):
-            topics = self.down_topics[start:start + _SUBSCRIPTIONS_PER_PACKET]
+        for start in range(0, len(wanted), _SUBSCRIPTIONS_PER_PACKET):
+            topics = wanted[start:start + _SUBSCRIPTIONS_PER_PACKET]
             packet = mqtt5.SubscribePacket(subscriptions=[
                 mqtt5.Subscription(topic_filter=topic, qos=mqtt5.QoS.AT_LEAST_ONCE) for topic in topics])
             future = client.subscribe(packet)
@@ -193,6 +194,27 @@ class MqttUplink(Uplink):
         else:
             self._confirmed |= set(topics)
             self.logger.info("uplink subscribed", extra={"topics": topics})
+
+    def set_down_topics(self, topics: list[str]) -> None:
+        """Subscribe to the new topics and unsubscribe from the dropped ones now; reconnects use the new list."""
+        old = set(self.down_topics)
+        super().set_down_topics(topics)
+        added = [topic for topic in self.down_topics if topic not in old]
+        removed = sorted(old - set(self.down_topics))
+        client = self._client
+        if client is None or not self.connected:
+            return
+        if added:
+            self._subscribe(added)
+        if removed:
+            self._confirmed -= set(removed)
+            future = client.unsubscribe(mqtt5.UnsubscribePacket(topic_filters=removed))
+            future.add_done_callback(lambda f: self._unsubscribed(f, removed))
+
+    def _unsubscribed(self, future: Any, topics: list[str]) -> None:
+        error = future.exception()
+        if error is not None:
+            self.logger.warning("uplink unsubscribe failed", extra={"topics": topics, "error": str(error)})
 
     @property
     def subscribed(self) -> bool:
@@ -223,6 +245,23 @@ class MqttUplink(Uplink):
             self.last_error = f"publish refused by the broker: {reason} {getattr(puback, 'reason_string', '') or ''}"
             raise UplinkError(self.last_error.strip())
         self.published += 1
+
+    async def publish_to(self, topic: str, body: bytes) -> None:
+        """QoS 1 to ``topic`` (the device shadow's ``update``/``get``); raises ``UplinkError`` unless acknowledged."""
+        client = self._client
+        if client is None:
+            raise UplinkError("uplink is not started")
+        try:
+            future = client.publish(mqtt5.PublishPacket(topic=topic, payload=body, qos=mqtt5.QoS.AT_LEAST_ONCE))
+            # shielded: cancelling the caller must not cancel the CRT's future, which the CRT completes later
+            result: mqtt5.PublishCompletionData = await asyncio.shield(asyncio.wrap_future(future))
+        except asyncio.CancelledError:
+            raise
+        except Exception as error:
+            raise UplinkError(f"publish to {topic} failed: {error}") from error
+        code = result.puback.reason_code if result.puback is not None else None
+        if code not in _OK_PUBACK:
+            raise UplinkError(f"publish to {topic} refused by the broker: {getattr(code, 'name', code)}")
 
     def status(self) -> dict[str, Any]:
         host, port = self.config.address

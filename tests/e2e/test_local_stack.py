@@ -9,6 +9,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -26,10 +27,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def request(base: str, path: str, body: Any = None) -> Any:
+ADMIN_PASSWORD = "e2e-admin-password"
+"""What ``make run`` gets as ``MC_ADMIN_PASSWORD``: the first admin's password."""
+TOKENS: dict[str, str] = {}
+
+
+def token(base: str) -> str:
+    """A login token for the stack at ``base`` (logged in once per stack)."""
+    if base not in TOKENS:
+        TOKENS[base] = request(base, "/api/user/login", {"username": "admin", "password": ADMIN_PASSWORD},
+                               auth=False)["token"]
+    return TOKENS[base]
+
+
+def request(base: str, path: str, body: Any = None, *, auth: bool = True) -> Any:
     data = None if body is None else json.dumps(body).encode()
+    headers = {"content-type": "application/json"}
+    if auth:
+        headers["Authorization"] = f"Bearer {token(base)}"
     req = urllib.request.Request(base + path, data=data, method="POST" if body is not None else "GET",
-                                 headers={"content-type": "application/json"})
+                                 headers=headers)
     with urllib.request.urlopen(req, timeout=5) as response:
         return json.loads(response.read())
 
@@ -52,11 +69,11 @@ class Stack:
     def __init__(self, data_dir: Path, *make_args: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**os.environ, "MC_PORT": str(self.port), "DATA_DIR": str(data_dir)}
+        env = {**os.environ, "MC_PORT": str(self.port), "DATA_DIR": str(data_dir), "MC_ADMIN_PASSWORD": ADMIN_PASSWORD}
         self.log = (data_dir.parent / f"stack-{self.port}.log").open("wb")
         self.process = subprocess.Popen(["make", "--no-print-directory", "run", *make_args], cwd=ROOT, env=env,
                                         stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
-        wait_for(lambda: request(self.base, "/api/status")["status"] == "ok", 120, "/api/status")
+        wait_for(lambda: request(self.base, "/api/status", auth=False)["status"] == "ok", 120, "/api/status")
 
     def stop(self) -> int:
         os.killpg(self.process.pid, signal.SIGINT)
@@ -76,6 +93,9 @@ def test_make_run_serves_the_simulator_obeys_actions_and_keeps_state(tmp_path: P
     data_dir = tmp_path / "data"
     stack = Stack(data_dir)
     try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            request(stack.base, "/api/node", auth=False)
+        assert refused.value.code == 401
         nodes = wait_for(lambda: [n for n in request(stack.base, "/api/node?limit=0")["data"]
                                   if n["name"] == "Living room"], 30, "the simulated nodes")
         node = nodes[0]

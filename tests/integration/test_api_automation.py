@@ -136,10 +136,27 @@ def test_state_sent_by_a_client_is_ignored(api: Api, name: str, kind: Kind, body
     assert api.ok("GET", f"/api/{name}/{body['id']}")["state"]["message"] == "from the worker"
 
 
+def _stored_spec(api: Api, handler_id: str) -> dict[str, Any]:
+    """The stored spec, secrets decrypted (they are at rest as ``enc:v1:...``)."""
+    from chalicelib.config import secret_box
+    from chalicelib.core.automation.handler_secrets import decrypt_spec, is_encrypted
+
+    stored = api.services.repository.get(Kind.HANDLER, handler_id)
+    assert stored is not None
+    spec, clear = decrypt_spec(handler_id, stored["type"], stored["spec"], secret_box(api.services))
+    assert clear and not any(value in json.dumps(stored) for value in clear)
+    assert all(is_encrypted(stored["spec"].get(key)) for key in ("password", "token") if stored["spec"].get(key))
+    return spec
+
+
 def test_handler_secrets_never_answered_and_kept_with_the_placeholder(api: Api) -> None:
     answers = [api.ok("POST", "/api/handler", HANDLER), api.ok("POST", "/api/handler", WEBHOOK)]
     answers += [api.ok("GET", "/api/handler"), api.ok("GET", "/api/handler/h1"), api.ok("GET", "/api/handler/h2"),
                 api.ok("GET", "/api/handler/handler:h2")]
+    quick = api.ok("GET", "/api/quickid", id=["handler:h2", "handler:h2.spec.password", "handler:h1.spec"])
+    assert quick["handler:h2.spec.password"] == REDACTED and quick["handler:h1.spec"]["token"] == REDACTED
+    assert "enc:v1:" not in json.dumps(quick), "not even the ciphertext leaves"
+    answers.append(quick)
     for answer in answers:
         no_secrets(answer)
     webhook = api.ok("GET", "/api/handler/h2")
@@ -150,17 +167,17 @@ def test_handler_secrets_never_answered_and_kept_with_the_placeholder(api: Api) 
     edited = api.ok("POST", "/api/handler", {**webhook, "description": "edited"})
     no_secrets(edited)
     assert edited["description"] == "edited" and edited["spec"]["password"] == REDACTED
-    stored = api.services.repository.get(Kind.HANDLER, "h2")
-    assert stored is not None and stored["spec"]["password"] == "hook-secret-pw"
-    assert stored["spec"]["headers"]["Authorization"] == "Bearer hook-secret-bearer"
+    stored = _stored_spec(api, "h2")  # secrets are stored encrypted; decrypted here as the handler function does
+    assert stored["password"] == "hook-secret-pw"
+    assert stored["headers"]["Authorization"] == "Bearer hook-secret-bearer"
     telegram = api.ok("GET", "/api/handler/h1")
     api.ok("POST", "/api/handler", telegram)
-    assert api.services.repository.get(Kind.HANDLER, "h1")["spec"]["token"] == "tg-secret-token"  # type: ignore[index]
+    assert _stored_spec(api, "h1")["token"] == "tg-secret-token"
 
     # A new secret replaces the old one (and is not answered either).
     replaced = api.ok("POST", "/api/handler", {**telegram, "spec": {**telegram["spec"], "token": "new-token"}})
     assert "new-token" not in json.dumps(replaced)
-    assert api.services.repository.get(Kind.HANDLER, "h1")["spec"]["token"] == "new-token"  # type: ignore[index]
+    assert _stored_spec(api, "h1")["token"] == "new-token"
 
     # Enable/disable and delete answers and every bus event are redacted too.
     api.ok("POST", "/api/handler/disable", ["h2"])

@@ -16,7 +16,7 @@ import pytest
 from chalicelib.adapters.schedules_eventbridge import EventBridgeScheduleRegistry
 from chalicelib.config import reset_services, set_services
 from chalicelib.core.automation.clock import Location
-from tests.integration.api_conftest import Api, make_services
+from tests.integration.api_conftest import Api, fast_auth, make_services
 
 pytestmark = pytest.mark.integration
 
@@ -27,10 +27,13 @@ CRON: dict[str, Any] = {"id": "s1", "type": "cron", "spec": {"cronExpression": "
 
 
 @pytest.fixture(name="api")
-def api_fixture(aws_mock: None, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Api]:
+def api_fixture(aws_mock: None, tmp_path: Path, request: pytest.FixtureRequest,
+                monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from chalice.test import Client
 
     from app import app
+
+    fast_auth(monkeypatch)
 
     client = boto3.client("scheduler", region_name="us-east-1")
     group = f"mc-{request.node.name}"[:64].replace("[", "-").replace("]", "")
@@ -42,7 +45,9 @@ def api_fixture(aws_mock: None, tmp_path: Path, request: pytest.FixtureRequest) 
     set_services(services)
     with Client(app) as http:
         try:
-            yield Api(services, http.http)
+            harness = Api(services, http.http)
+            harness.login()
+            yield harness
         finally:
             reset_services(close=True)
 
@@ -66,7 +71,8 @@ def test_schedule_follows_the_resource(api: Api) -> None:
     assert found["ScheduleExpressionTimezone"] == "Europe/Paris"
     assert found["FlexibleTimeWindow"] == {"Mode": "OFF"}
     assert found["Target"]["Arn"] == TARGET and found["Target"]["RoleArn"] == ROLE
-    assert json.loads(found["Target"]["Input"]) == {"kind": "schedule", "id": "s1"}
+    assert json.loads(found["Target"]["Input"]) == {"kind": "schedule", "id": "s1",
+                                                    "scheduledTime": "<aws.scheduler.scheduled-time>"}
 
     api.ok("POST", "/api/schedule", {**CRON, "spec": {"cronExpression": "0 0 8 * * MON-FRI"}})
     found = scheduled(api, "schedule-s1")
@@ -102,7 +108,8 @@ def test_interval_task_gets_a_rate_schedule(api: Api) -> None:
     found = scheduled(api, "task-t1")
     assert found is not None
     assert found["ScheduleExpression"] == "rate(5 minutes)"
-    assert json.loads(found["Target"]["Input"]) == {"kind": "task", "id": "t1"}
+    assert json.loads(found["Target"]["Input"]) == {"kind": "task", "id": "t1",
+                                                    "scheduledTime": "<aws.scheduler.scheduled-time>"}
     api.ok("POST", "/api/task/disable", ["t1"])
     assert scheduled(api, "task-t1") is None
     api.ok("POST", "/api/task/enable", ["t1"])

@@ -139,3 +139,15 @@ def test_status_text_says_what_an_operator_needs() -> None:
     assert "DISCONNECTED" in text and "connect failed" in text
     assert "1200 waiting" in text and "oldest 10m" in text and "7 evicted telemetry" in text
     assert "down" in text and "port gone" in text and "disabled" in text
+
+
+def test_status_shows_the_cloud_config_and_rejected_gateways() -> None:
+    status = {"edge_id": "pi", "updated_epoch": 0, "stopped_at": "2026-11-27T00:00:00Z", "uplink": {}, "spool": {},
+              "sender": {}, "gateways": {},
+              "cloud_config": {"thing": "pi", "shadow": "mycontroller", "config_version": "v7",
+                               "applied_at": "2026-11-27T00:00:00Z", "report_pending": True,
+                               "last_error": None,
+                               "applied": {"gw1": {"status": "running"}, "gw2": {"status": "rejected"}}}}
+    text = format_status(status)
+    assert "shadow mycontroller of pi" in text and "config version v7" in text
+    assert "rejected: gw2" in text and "report pending" in text and "gw1" not in text.split("rejected:")[1]

@@ -11,7 +11,15 @@ from cfnlint.api import ManualArgs, lint
 
 from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.core.envelope import up_topic
-from infra.template import MAX_RECEIVE_COUNT, build_resources, edge_policy_document, ingest_rule_sql
+from infra.template import (
+    HANDLERS_FUNCTION,
+    MAX_RECEIVE_COUNT,
+    SCHEDULED_FUNCTION_ARN,
+    SCHEDULER_FUNCTIONS,
+    build_resources,
+    edge_policy_document,
+    ingest_rule_sql,
+)
 
 
 def _topic_matches(topic_filter: str, topic: str) -> bool:
@@ -62,9 +70,16 @@ def test_template_passes_cfn_lint() -> None:
     ingest_function = {"Type": "AWS::Lambda::Function", "Properties": {
         "Runtime": "python3.12", "Handler": "app.ingest", "Role": "arn:aws:iam::123456789012:role/ingest",
         "Code": {"ZipFile": "placeholder"}}}
-    template = {"AWSTemplateFormatVersion": "2010-09-09",
-                "Resources": {**fragment["Resources"], "Ingest": ingest_function, "ForwardPayload": ingest_function},
-                "Outputs": fragment["Outputs"]}
+    resources = {**fragment["Resources"], "Ingest": ingest_function, "ForwardPayload": ingest_function,
+                 "ShadowReported": ingest_function}
+    for name in (*SCHEDULER_FUNCTIONS, HANDLERS_FUNCTION, "WebsocketNotify"):  # `--merge-template` merges these
+        resources[name] = {**ingest_function, "Properties": {**ingest_function["Properties"],
+                                                             **fragment["Resources"][name]["Properties"]}}
+    resources["WebsocketAPI"] = {"Type": "AWS::ApiGatewayV2::Api", "Properties": {  # Chalice's websocket API
+        "Name": "ws", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}}
+    resources["WebsocketAPIStage"] = {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
+        "ApiId": {"Ref": "WebsocketAPI"}, "StageName": "api"}}
+    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources, "Outputs": fragment["Outputs"]}
     matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
     errors = [str(m) for m in matches if m.rule.id.startswith("E")]
     assert errors == []
@@ -98,3 +113,122 @@ def test_field_updates_on_the_bus_reach_the_forward_payload_function() -> None:
         published = bus_event(event(kind, Kind.FIELD, field))
         document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
         assert matches(rule["EventPattern"], document) is wanted
+
+
+def test_every_domain_event_reaches_the_tasks_function() -> None:
+    from chalicelib.core.event_pattern import matches
+    from chalicelib.core.model import FieldModel, Kind, event
+    from chalicelib.core.ports import bus_event
+
+    resources = build_resources()["Resources"]
+    rule = resources["TasksRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Tasks", "Arn"]}
+    assert resources["TasksPermission"]["Properties"]["FunctionName"] == {"Ref": "Tasks"}
+    field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
+    for kind in ("updated", "created", "deleted"):
+        published = bus_event(event(kind, Kind.FIELD, field))
+        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
+        assert matches(rule["EventPattern"], document)
+
+
+def test_scheduler_invokes_only_the_scheduled_function_and_the_functions_know_where() -> None:
+    from app import app
+
+    resources = build_resources()["Resources"]
+    role = resources["SchedulerRole"]["Properties"]
+    assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
+    statement = role["Policies"][0]["PolicyDocument"]["Statement"][0]
+    assert statement["Action"] == "lambda:InvokeFunction"
+    assert statement["Resource"] == [SCHEDULED_FUNCTION_ARN]
+    assert resources["Scheduled"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-scheduled"}
+    assert SCHEDULED_FUNCTION_ARN["Fn::Sub"].endswith(":function:${AWS::StackName}-scheduled")
+    assert resources["ScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
+    for name in SCHEDULER_FUNCTIONS:
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["SCHEDULER"] == "eventbridge"
+        assert variables["SCHEDULER_TARGET_ARN"] == SCHEDULED_FUNCTION_ARN
+        assert variables["SCHEDULER_ROLE_ARN"] == {"Fn::GetAtt": ["SchedulerRole", "Arn"]}
+        assert variables["SCHEDULER_GROUP"] == {"Ref": "ScheduleGroup"}
+    names = {function.name for function in app.pure_lambda_functions}
+    assert {"tasks", "scheduled"} <= names
+
+
+def test_handler_queue_feeds_the_handler_function_with_partial_failures_and_a_dlq() -> None:
+    from app import app
+
+    resources = build_resources()["Resources"]
+    queue = resources["HandlerQueue"]["Properties"]
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["HandlerDeadLetterQueue", "Arn"]},
+                                      "maxReceiveCount": MAX_RECEIVE_COUNT}
+    timeout = resources[HANDLERS_FUNCTION]["Properties"]["Timeout"]
+    assert queue["VisibilityTimeout"] >= 6 * timeout
+    mapping = resources["HandlerEventSource"]["Properties"]
+    assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["HandlerQueue", "Arn"]}
+    assert mapping["FunctionName"] == {"Ref": HANDLERS_FUNCTION}
+    assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"] and mapping["BatchSize"] == 10
+    assert any(function.name == "handlers" for function in app.pure_lambda_functions)
+    # Whoever queues handler runs (API run-now, tasks, schedules) and the handler function itself (delayed
+    # resource calls) knows the queue; secrets are encrypted with the stack's KMS key.
+    for name in (*SCHEDULER_FUNCTIONS, HANDLERS_FUNCTION):
+        variables = resources[name]["Properties"]["Environment"]["Variables"]
+        assert variables["HANDLER_QUEUE"] == "sqs" and variables["HANDLER_QUEUE_URL"] == {"Ref": "HandlerQueue"}
+        assert variables["SECRETS"] == "kms" and variables["KMS_KEY_ID"] == {"Ref": "SecretsKey"}
+    assert resources["SecretsKey"]["Type"] == "AWS::KMS::Key"
+    assert resources["SecretsKey"]["Properties"]["EnableKeyRotation"] is True
+
+
+def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
+    from app import app
+    from chalicelib.adapters.connections_dynamodb import connections_table_definition
+    from chalicelib.core.event_pattern import matches
+    from chalicelib.core.model import FieldModel, Kind, event
+    from chalicelib.core.ports import bus_event
+
+    resources = build_resources()["Resources"]
+    rule = resources["WebsocketNotifyRule"]["Properties"]
+    assert rule["EventBusName"] == {"Ref": "EventBus"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotify", "Arn"]}
+    assert resources["WebsocketNotifyPermission"]["Properties"]["SourceArn"] == {
+        "Fn::GetAtt": ["WebsocketNotifyRule", "Arn"]}
+    field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
+    for kind in ("updated", "created", "deleted"):
+        published = bus_event(event(kind, Kind.FIELD, field))
+        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
+        assert matches(rule["EventPattern"], document)
+    variables = resources["WebsocketNotify"]["Properties"]["Environment"]["Variables"]
+    assert variables["WEBSOCKET_ENDPOINT"]["Fn::Sub"].startswith("https://${WebsocketAPI}.execute-api.")
+    table = resources["ConnectionsTable"]["Properties"]
+    assert table == connections_table_definition("mycontroller-connections")
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert "websocket_notify" in {function.name for function in app.pure_lambda_functions}
+    assert {"$connect", "$disconnect", "$default"} <= set(app.websocket_handlers)
+
+
+def test_edges_reported_shadow_state_reaches_the_shadow_reported_function() -> None:
+    from app import app
+    from chalicelib.core.shadow import shadow_topic
+    from infra.template import SHADOW_NAME, shadow_rule_sql
+
+    sql = shadow_rule_sql()
+    topic_filter = re.search(r"FROM '([^']+)'", sql)
+    assert topic_filter is not None and "topic(3) AS thing" in sql and "current.state.reported" in sql
+    assert _topic_matches(topic_filter.group(1), shadow_topic("pi-garage", "update/documents", SHADOW_NAME))
+    assert shadow_topic("pi-garage", "update/documents", SHADOW_NAME).split("/")[2] == "pi-garage"  # topic(3)
+    assert not _topic_matches(topic_filter.group(1), shadow_topic("pi-garage", "update/delta", SHADOW_NAME))
+    assert not _topic_matches(topic_filter.group(1), shadow_topic("pi-garage", "update/documents", ""))
+    resources = build_resources()["Resources"]
+    rule = resources["ShadowReportedTopicRule"]["Properties"]["TopicRulePayload"]
+    assert rule["Actions"] == [{"Lambda": {"FunctionArn": {"Fn::GetAtt": ["ShadowReported", "Arn"]}}}]
+    permission = resources["ShadowReportedPermission"]["Properties"]
+    assert permission["Principal"] == "iot.amazonaws.com"
+    assert permission["SourceArn"] == {"Fn::GetAtt": ["ShadowReportedTopicRule", "Arn"]}
+    assert any(function.name == "shadow_reported" for function in app.pure_lambda_functions)
+
+
+def test_edge_devices_reach_only_their_own_shadow() -> None:
+    statements = edge_policy_document()["Statement"]
+    for action in ("iot:Publish", "iot:Subscribe", "iot:Receive"):
+        resources = next(s for s in statements if s["Action"] == action)["Resource"]
+        shadow = [r for r in resources if "$aws/things/" in r]
+        assert shadow and all("$aws/things/${!iot:Connection.Thing.ThingName}/shadow/" in r for r in shadow)

@@ -81,3 +81,14 @@ def test_remove_and_names() -> None:
     assert registry.names() == {"task-t1"}
     with pytest.raises(ValueError):
         registry_name("handler", "h1")  # type: ignore[arg-type]
+
+
+def test_registry_names_are_valid_eventbridge_scheduler_names_and_distinct() -> None:
+    import re
+
+    ids = ["plain", "with:colon", "with.dot", "with@at+plus~tilde", "x" * 128, "x" * 127 + "y", "with_colon"]
+    names = [registry_name("schedule", i) for i in ids]
+    assert names[0] == "schedule-plain"
+    assert len(set(names)) == len(names)
+    for name in names:
+        assert re.fullmatch(r"[0-9A-Za-z_-]{1,55}", name), name  # room for a ``.reenable`` suffix within 64

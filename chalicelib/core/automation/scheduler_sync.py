@@ -14,7 +14,9 @@ Registry errors propagate; the caller decides (the API answers 502).
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Final, Literal
 
@@ -30,11 +32,24 @@ SyncKind = Literal["schedule", "task"]
 KINDS: Final[tuple[SyncKind, ...]] = ("schedule", "task")
 
 
+NAME_SAFE: Final = re.compile(r"[A-Za-z0-9_-]{1,40}")
+"""Ids kept as they are in names; EventBridge Scheduler allows ``[0-9A-Za-z-_.]{1,64}`` (the dot we keep for
+suffixes such as ``.recheck``)."""
+
+
 def registry_name(kind: SyncKind, entity_id: str) -> str:
-    """The registry name of a schedule's or task's trigger (``schedule-<id>``, ``task-<id>``)."""
+    """The registry name of a schedule's or task's trigger (``schedule-<id>``, ``task-<id>``).
+
+    An id with other characters (``:``, ``@``, ``.``…) or over 40 characters is written as its safe characters
+    (up to 32) and a hash of the whole id, so every name is valid for EventBridge Scheduler, with room for a
+    ``.reenable`` suffix, and distinct ids never share a name."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {', '.join(KINDS)}, got {kind!r}")
-    return f"{kind}-{entity_id}"
+    if NAME_SAFE.fullmatch(entity_id):
+        return f"{kind}-{entity_id}"
+    digest = hashlib.sha256(entity_id.encode()).hexdigest()[:12]
+    safe = re.sub(r"[^A-Za-z0-9_-]", "_", entity_id)[:32]
+    return f"{kind}-{safe}-h{digest}"
 
 
 def remove(registry: ScheduleRegistry, kind: SyncKind, entity_id: str) -> None:

@@ -1,0 +1,105 @@
+"""Resource handler calls: set a field (a downlink, as ``POST /api/action`` sends it), a node or gateway action,
+or enable, disable or reload a task, schedule, handler, forward payload or gateway.
+
+Field values and node/gateway actions go through ``core.actions`` and the downlink port, exactly the API's path;
+the stored value changes when the device reports back. Enable/disable store the resource (``modifiedOn``), announce
+it on the bus (handlers redacted) and bring the schedule registry in step for tasks and schedules; ``reload``
+re-syncs their registry entry. Applying the same call twice leaves the same state (at-least-once safe). A missing
+resource or an action its provider cannot take is not retried; a failing downlink or registry is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.core import actions as core_actions
+from chalicelib.core.automation.clock import Location
+from chalicelib.core.automation.handlers import redact
+from chalicelib.core.automation.scheduler_sync import sync_schedule, sync_task
+from chalicelib.core.model import EventType, Kind, Record, event, now_iso, parse_quick_id
+from chalicelib.core.ports import (
+    DownlinkSender,
+    EventBus,
+    HandlerCallError,
+    Repository,
+    ScheduleRegistry,
+    bus_event,
+)
+
+
+class ResourceExecutor:
+    def __init__(self, repository: Repository, downlink: DownlinkSender, bus: EventBus | None = None,
+                 schedules: ScheduleRegistry | None = None,
+                 location: Callable[[], Location | None] = lambda: None) -> None:
+        self.repository = repository
+        self.downlink = downlink
+        self.bus = bus
+        self.schedules = schedules
+        self.location = location
+
+    def _find(self, kind: Kind, entity_id: str) -> Record:
+        record = self.repository.get(kind, entity_id)
+        if record is None:
+            raise HandlerCallError(f"resource: {kind.value} {entity_id!r} does not exist", retryable=False)
+        return record
+
+    def _gateway(self, record: Record) -> Record:
+        return self._find(Kind.GATEWAY, str(record.get("gatewayId") or record.get("id")))
+
+    def _send(self, make: Callable[[], Any]) -> None:
+        try:
+            downlink = make()
+        except core_actions.ActionError as error:
+            raise HandlerCallError(f"resource: {error}", retryable=False) from None
+        try:
+            self.downlink.send([downlink])
+        except Exception as error:  # the downlink port's errors vary by adapter; all are worth a retry
+            raise HandlerCallError(f"resource: downlink failed: {type(error).__name__}: {error}") from None
+
+    def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        quick = parse_quick_id(str(params["quickId"]))
+        payload = params.get("payload")
+        command = str(payload).strip().lower() if payload is not None else ""
+        if quick.kind == Kind.FIELD:
+            field = self._find(Kind.FIELD, quick.id)
+            gateway = self._gateway(field)
+            self._send(lambda: core_actions.set_field(gateway, field, payload))
+            return {"action": "set", "quickId": str(quick)}
+        if quick.kind == Kind.NODE:
+            node = self._find(Kind.NODE, quick.id)
+            gateway = self._gateway(node)
+            if command == "reset":
+                self.repository.put(Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
+            self._send(lambda: core_actions.node_action(gateway, node, command))
+            return {"action": command, "quickId": str(quick)}
+        if quick.kind == Kind.GATEWAY and command in core_actions.GATEWAY_ACTIONS:
+            gateway = self._find(Kind.GATEWAY, quick.id)
+            if gateway.get("enabled", True):
+                self._send(lambda: core_actions.gateway_action(gateway, command))
+            return {"action": command, "quickId": str(quick)}
+        if command not in ("enable", "disable", "reload"):
+            raise HandlerCallError(f"resource: {command!r} is not an action for a {quick.kind.value}",
+                                   retryable=False)
+        record = self._find(quick.kind, quick.id)
+        if command != "reload":
+            enabled = command == "enable"
+            if record.get("enabled", True) is not enabled:
+                record = {**record, "enabled": enabled, "modifiedOn": now_iso()}
+                self.repository.put(quick.kind, record)
+                if self.bus is not None:
+                    public = redact(record) if quick.kind == Kind.HANDLER else record
+                    self.bus.publish([bus_event(event(EventType.UPDATED, quick.kind, public))])
+        self._sync(quick.kind, record)
+        return {"action": command, "quickId": str(quick)}
+
+    def _sync(self, kind: Kind, record: Record) -> None:
+        if self.schedules is None or kind not in (Kind.TASK, Kind.SCHEDULE):
+            return
+        try:
+            if kind == Kind.SCHEDULE:
+                sync_schedule(self.schedules, record, location=self.location())
+            else:
+                sync_task(self.schedules, record)
+        except Exception as error:  # another service: retry
+            raise HandlerCallError(f"resource: schedule registry: {type(error).__name__}: {error}") from None

@@ -1,0 +1,131 @@
+"""Gateway resources and edge devices' shadows kept in step, and gateway secrets kept out of the API.
+
+* After an upsert or delete of a gateway with ``edgeId``, the desired state of the edge(s) concerned is
+  computed again from the repository (all of that edge's gateways) and written to its shadow. Computing it
+  whole, rather than patching one gateway, makes the write idempotent and lets a retry repair anything.
+* The edge's reported state arrives as the shadow's ``update/documents`` message (an IoT rule feeds it to the
+  ``shadow_reported`` function in AWS; the local shadow calls ``on_documents`` directly) and is written into
+  the gateway resources (``others.edge``), with ``updated`` events like any other change.
+* Gateway configs may hold secrets (an MQTT broker's password). They are stored, and sent to the edge in its
+  shadow, but every API answer and bus event carries ``REDACTED`` instead; an upsert that sends the
+  placeholder back keeps the stored secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from chalicelib.config import Services
+from chalicelib.core.model import EventType, Kind, Record, event
+from chalicelib.core.ports import BusEvent, Filter, ListQuery, bus_event
+from chalicelib.core.query import QueryError
+from chalicelib.core.shadow import (
+    ShadowError,
+    config_hash,
+    desired_document,
+    gateway_config,
+    redact_secrets,
+    reported_of_documents,
+    reported_update,
+    restore_secrets,
+    secret_key_path,
+)
+
+from .errors import ApiError, bad_request
+
+log = logging.getLogger(__name__)
+
+
+def public(kind: Kind, record: Record) -> Record:
+    """The record as the API and the bus may show it: a gateway's secrets replaced by the placeholder."""
+    if kind != Kind.GATEWAY or not isinstance(record.get("provider"), Mapping):
+        return record
+    return {**record, "provider": redact_secrets(record["provider"])}
+
+
+def check_query(kind: Kind, query: ListQuery) -> None:
+    """Refuse filters and sorts on secret key paths of gateways (their answers would reveal the secret)."""
+    if kind != Kind.GATEWAY:
+        return
+    for item in query.filters:
+        if secret_key_path(item.key):
+            raise QueryError(f"cannot filter gateways on {item.key!r} (it may hold secrets)", "filter")
+    for sort in query.sort_by:
+        if secret_key_path(sort.field):
+            raise QueryError(f"cannot sort gateways on {sort.field!r} (it may hold secrets)", "sortBy")
+
+
+def restore(kind: Kind, body: dict[str, Any], stored: Record | None) -> dict[str, Any]:
+    """The upsert body with placeholders replaced by the stored secrets; 400 naming the key if none is stored."""
+    if kind != Kind.GATEWAY or not isinstance(body.get("provider"), Mapping):
+        return body
+    try:
+        provider = restore_secrets(body["provider"], (stored or {}).get("provider"))
+    except ShadowError as error:
+        raise bad_request(str(error), str(error).split(":", 1)[0]) from None
+    return {**body, "provider": provider}
+
+
+# --------------------------------------------------------------------------------------------- desired
+
+
+def edge_gateways(services: Services, thing: str) -> list[Record]:
+    query = ListQuery(filters=[Filter("edgeId", "eq", thing)], limit=0)
+    return services.repository.query(Kind.GATEWAY, query).data
+
+
+def sync_things(services: Services, things: Iterable[str | None]) -> None:
+    """Write the desired state of these edges from the repository; 502 naming ``shadow`` if it failed (the
+    resources are saved: the same call again, or any later change of that edge's gateways, repairs it)."""
+    store = services.shadow
+    if store is None:
+        return
+    failures: list[str] = []
+    for thing in sorted({t for t in things if t}):  # every edge is tried: one failing does not hold back another
+        try:
+            store.update_desired(thing, desired_document(edge_gateways(services, thing)))
+        except ShadowError as error:
+            failures.append(f"edge {thing!r}: {error}")
+        except Exception as error:  # the shadow service is another service: a failure of it is a bad gateway
+            log.exception("shadow update of %s failed", thing)
+            failures.append(f"edge {thing!r} could not be updated ({type(error).__name__}: {error})")
+    if failures:
+        raise ApiError(502, "shadow: the gateway was saved but not sent to its edge device: " + "; ".join(failures),
+                       "shadow")
+
+
+def after_upsert(services: Services, kind: Kind, record: Record, stored: Record | None) -> None:
+    if kind == Kind.GATEWAY:
+        sync_things(services, {record.get("edgeId"), (stored or {}).get("edgeId")})
+
+
+def after_delete(services: Services, deleted: Iterable[tuple[Kind, Record]]) -> None:
+    sync_things(services, {record.get("edgeId") for kind, record in deleted if kind == Kind.GATEWAY})
+
+
+# --------------------------------------------------------------------------------------------- reported
+
+
+def on_documents(services: Services, thing: str | None, message: Mapping[str, Any]) -> list[Record]:
+    """Write what an edge reported into its gateway resources; the records changed (announced as ``updated``).
+
+    Messages whose reported section did not change (the cloud's own desired updates) cost one comparison.
+    """
+    if not thing or not isinstance(message, Mapping):
+        return []
+    reported = reported_of_documents(message)
+    if reported is None:
+        return []
+    changed: list[Record] = []
+    for record in edge_gateways(services, thing):
+        updated = reported_update(record, reported, thing, config_hash(gateway_config(record)))
+        if updated is not None:
+            services.repository.put(Kind.GATEWAY, updated)
+            changed.append(updated)
+    if changed:
+        events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, public(Kind.GATEWAY, r)))
+                                  for r in changed]
+        services.bus.publish(events)
+    return changed

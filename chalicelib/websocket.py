@@ -1,0 +1,365 @@
+"""The websocket API: one code path for API Gateway (``app.py``'s ``on_ws_*`` handlers and the bus-fed notify
+function) and the local server (``chalicelib/local/front.py``).
+
+* connect: the client's token (``?access_token=``, cookie ``mc_access_token`` or ``Authorization: Bearer``)
+  must name a principal (``chalicelib.api.auth.principal_from_token``), or the connection is refused.
+* messages (JSON): ``subscribe`` ``{"type", "id", "filter"}`` (``core.subscriptions``), ``unsubscribe``
+  ``{"type", "id"}``, ``ping``. Answers: ``subscribed``, ``unsubscribed``, ``pong``, and ``error`` for bad
+  JSON, unknown types, bad filters and limits; the connection stays open.
+* notify: domain events (the bus's ``detail``) → ``{"type": "event", "subscriptions": [ids], "data": event}``
+  to each connection with a matching subscription, ``data`` in the reference's shape. Gone connections (410,
+  or dropped locally for falling behind) are removed.
+
+Every answer goes out through the ``Notifier`` port (API Gateway cannot answer on the route itself without a
+route response), so AWS and the local server behave the same.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from http.cookies import CookieError, SimpleCookie
+from typing import Any, Final
+
+from aws_lambda_powertools import Logger
+
+from .core.model import DEVICE_KINDS
+from .core.ports import EVENT_SOURCE, ConnectionStore, Gone, Notifier
+from .core.subscriptions import (
+    MAX_SUBSCRIPTIONS,
+    SubscriptionError,
+    SubscriptionIndex,
+    check_subscription_id,
+    parse_filter,
+)
+
+logger = Logger(service="mycontroller-websocket")
+
+MAX_MESSAGE_BYTES: Final = 64 * 1024
+"""Largest client message accepted (API Gateway's own limit is 128 KB)."""
+CONNECTION_TTL_S: Final = 2 * 3600 + 600
+"""API Gateway closes a websocket after two hours; a record older than that (plus margin) is stale."""
+NOTIFY_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE]}
+"""Every domain event goes to notify (the EventBridge rule in infra/, the local bus subscription)."""
+COOKIE_NAME: Final = "mc_access_token"
+QUERY_PARAMETER: Final = "access_token"
+PRINCIPAL_KEYS: Final = ("type", "userId", "username", "tokenId", "sub", "roles", "exp")
+"""What of a principal a connection keeps (never the token)."""
+_DEVICE_TYPES: Final = frozenset(kind.value for kind in DEVICE_KINDS)
+_SECRET_KEY: Final = re.compile(r"password|secret|hash|token|credential", re.IGNORECASE)
+
+Authenticator = Callable[[str], "dict[str, Any] | None"]
+
+
+def token_from(query: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> str | None:
+    """The access token of a connect request: ``Authorization: Bearer``, ``?access_token=``, then the cookie."""
+    lowered = {str(k).lower(): v for k, v in (headers or {}).items()}
+    authorization = lowered.get("authorization")
+    if isinstance(authorization, str) and authorization[:7].lower() == "bearer " and authorization[7:].strip():
+        return authorization[7:].strip()
+    value = (query or {}).get(QUERY_PARAMETER)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    if isinstance(value, str) and value:
+        return value
+    cookie_header = lowered.get("cookie")
+    if isinstance(cookie_header, str) and COOKIE_NAME in cookie_header:
+        try:
+            cookie: SimpleCookie = SimpleCookie(cookie_header)
+        except CookieError:
+            return None
+        morsel = cookie.get(COOKIE_NAME)
+        if morsel is not None and morsel.value:
+            return morsel.value
+    return None
+
+
+def default_authenticate(token: str) -> dict[str, Any] | None:
+    """``chalicelib.api.auth.principal_from_token``; refuses everyone (fails closed) if it cannot be loaded."""
+    try:
+        principal_from_token = importlib.import_module("chalicelib.api.auth").principal_from_token
+    except (ImportError, AttributeError):
+        logger.error("websocket: chalicelib.api.auth.principal_from_token is missing; connection refused")
+        return None
+    try:
+        principal = principal_from_token(token)
+    except Exception as error:  # the store failed: refuse (the client retries), never take down the handler
+        logger.warning("websocket: token check failed", extra={"reason": type(error).__name__})
+        return None
+    return principal if isinstance(principal, dict) else None
+
+
+def scrub(event: Mapping[str, Any]) -> dict[str, Any]:
+    """The event as clients may see it: non-device entities lose keys that look like secrets (a second fence:
+    the API already publishes redacted records)."""
+    entity = event.get("entity")
+    if event.get("entityType") in _DEVICE_TYPES or not isinstance(entity, dict):
+        return dict(event)
+    return {**event, "entity": {k: v for k, v in entity.items() if not _SECRET_KEY.search(k)}}
+
+
+@dataclass(slots=True)
+class NotifyResult:
+    events: int = 0
+    posted: int = 0
+    gone: list[str] = field(default_factory=list)
+    failed: int = 0
+
+
+def _live(connection: Mapping[str, Any], now: int) -> bool:
+    """Not past API Gateway's lifetime, and its token not expired (a connection outliving its token gets no more
+    events; the dashboard reconnects with a fresh one)."""
+    if int(connection.get("expiresAt") or now + 1) <= now:
+        return False
+    exp = (connection.get("principal") or {}).get("exp")
+    return not (isinstance(exp, int | float) and exp <= now)
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+class WebsocketService:
+    """Connect, message, disconnect and notify over a ``ConnectionStore`` and a ``Notifier``.
+
+    Notify matches events against a ``SubscriptionIndex`` built from the store. Changes made through this
+    service rebuild it on the next notify; ``index_ttl_s`` also bounds how long it is trusted, for when other
+    processes change the store (Lambda: connect and notify run in different containers). ``None``: only this
+    service changes the store (the local stack).
+    """
+
+    def __init__(self, store: ConnectionStore, notifier: Notifier, *, authenticate: Authenticator | None = None,
+                 index_ttl_s: float | None = None, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.notifier = notifier
+        self.authenticate = authenticate
+        """``None``: ``default_authenticate`` (looked up at each connect)."""
+        self.index_ttl_s = index_ttl_s
+        self.clock = clock
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._generation = 0
+        self._index: SubscriptionIndex | None = None
+        self._index_generation = -1
+        self._index_at = 0.0
+
+    # ----------------------------------------------------------------------------------------- connections
+
+    def connect(self, connection_id: str, *, query: Mapping[str, Any] | None = None,
+                headers: Mapping[str, Any] | None = None) -> dict[str, Any] | None:
+        """The stored connection, or ``None`` when refused (no token, or one that names nobody)."""
+        token = token_from(query, headers)
+        if not token:
+            logger.info("websocket connect refused: no token", extra={"connection_id": connection_id})
+            return None
+        principal = (self.authenticate or default_authenticate)(token)
+        if not principal:
+            logger.info("websocket connect refused: bad token", extra={"connection_id": connection_id})
+            return None
+        now = self.clock()
+        record = {
+            "connectionId": connection_id,
+            "principal": {k: principal[k] for k in PRINCIPAL_KEYS if k in principal},
+            "connectedAt": int(now * 1000),
+            "expiresAt": int(now) + CONNECTION_TTL_S,
+            "subscriptions": {},
+        }
+        self.store.put(record)
+        self._invalidate()
+        return record
+
+    def disconnect(self, connection_id: str) -> None:
+        self.store.delete(connection_id)
+        self._invalidate()
+
+    # ----------------------------------------------------------------------------------------- messages
+
+    def message(self, connection_id: str, body: str | bytes | None) -> dict[str, Any]:
+        """Handle one client message; the answer is sent to the client and returned."""
+        reply = self._answer(connection_id, body)
+        self.send(connection_id, reply)
+        return reply
+
+    def _answer(self, connection_id: str, body: str | bytes | None) -> dict[str, Any]:
+        if body is None:
+            return {"type": "error", "message": "empty message"}
+        size = len(body) if isinstance(body, bytes) else len(body.encode("utf-8", "surrogatepass"))
+        if size > MAX_MESSAGE_BYTES:
+            return {"type": "error", "message": f"message larger than {MAX_MESSAGE_BYTES} bytes"}
+        try:
+            message = json.loads(body)
+        except (ValueError, UnicodeDecodeError):
+            return {"type": "error", "message": "not JSON"}
+        if not isinstance(message, dict):
+            return {"type": "error", "message": "a message is a JSON object with a type"}
+        kind = message.get("type")
+        if kind == "ping":
+            return {"type": "pong"}
+        if kind not in ("subscribe", "unsubscribe"):
+            return {"type": "error", "message": f"unknown message type {str(kind)[:40]!r}; "
+                                                "one of subscribe, unsubscribe, ping"}
+        raw_id = message.get("id")
+        try:
+            subscription_id = check_subscription_id(raw_id)
+            if kind == "unsubscribe":
+                self.store.remove_subscription(connection_id, subscription_id)
+                self._invalidate()
+                return {"type": "unsubscribed", "id": subscription_id}
+            parsed = parse_filter(message.get("filter"))
+            connection = self.store.get(connection_id)
+            if connection is None:
+                raise SubscriptionError("unknown connection; reconnect")
+            held = connection.get("subscriptions") or {}
+            if subscription_id not in held and len(held) >= MAX_SUBSCRIPTIONS:
+                raise SubscriptionError(f"at most {MAX_SUBSCRIPTIONS} subscriptions a connection")
+            data = parsed.model_dump(mode="json", exclude_none=True)
+            if not self.store.set_subscription(connection_id, subscription_id, data):
+                raise SubscriptionError("unknown connection; reconnect")
+        except SubscriptionError as error:
+            reply: dict[str, Any] = {"type": "error", "message": str(error)}
+            if isinstance(raw_id, str) and len(raw_id) <= 64:
+                reply["id"] = raw_id
+            return reply
+        self._invalidate()
+        return {"type": "subscribed", "id": subscription_id}
+
+    def send(self, connection_id: str, message: Mapping[str, Any]) -> bool:
+        """Post one message; a gone connection is removed (False)."""
+        try:
+            self.notifier.post(connection_id, _dumps(message).encode())
+        except Gone:
+            self.disconnect(connection_id)
+            return False
+        return True
+
+    # ----------------------------------------------------------------------------------------- notify
+
+    def notify(self, events: Iterable[Mapping[str, Any]]) -> NotifyResult:
+        """Push each event to the connections that subscribed to it. Never raises for one client's failure."""
+        index = self.index()
+        result = NotifyResult()
+        gone: set[str] = set()
+        for event in events:
+            result.events += 1
+            if not isinstance(event, Mapping):
+                continue
+            targets = index.match(event)
+            if not targets:
+                continue
+            data = _dumps(scrub(event))
+            for connection_id, subscription_ids in targets.items():
+                if connection_id in gone:
+                    continue
+                payload = f'{{"type":"event","subscriptions":{_dumps(subscription_ids)},"data":{data}}}'.encode()
+                try:
+                    self.notifier.post(connection_id, payload)
+                    result.posted += 1
+                except Gone:
+                    gone.add(connection_id)
+                except Exception as error:  # one client's trouble is not the others'
+                    result.failed += 1
+                    logger.warning("websocket post failed", extra={"connection_id": connection_id,
+                                                                   "reason": f"{type(error).__name__}: {error}"})
+        for connection_id in gone:
+            try:
+                self.store.delete(connection_id)
+            except Exception:
+                logger.exception("websocket: could not remove a gone connection",
+                                 extra={"connection_id": connection_id})
+        if gone:
+            result.gone = sorted(gone)
+            self._invalidate()
+        return result
+
+    def index(self) -> SubscriptionIndex:
+        """The subscription index, rebuilt when this service changed the store or the TTL ran out."""
+        with self._lock:
+            generation = self._generation
+            index = self._index
+            fresh = (index is not None and self._index_generation == generation
+                     and (self.index_ttl_s is None or self.monotonic() - self._index_at < self.index_ttl_s))
+        if fresh and index is not None:
+            return index
+        now = int(self.clock())
+        connections = [c for c in self.store.list_all() if _live(c, now)]
+        index = SubscriptionIndex.build((str(c["connectionId"]), c.get("subscriptions") or {}) for c in connections)
+        with self._lock:
+            if self._generation == generation:
+                self._index, self._index_generation, self._index_at = index, generation, self.monotonic()
+        return index
+
+    def _invalidate(self) -> None:
+        with self._lock:
+            self._generation += 1
+
+
+# --------------------------------------------------------------------------------------------- API Gateway events
+
+
+def endpoint_from_event(event: Mapping[str, Any], region: str) -> str | None:
+    """The management endpoint (``post_to_connection``) of the API a websocket event came through."""
+    context = event.get("requestContext") or {}
+    api_id, stage = context.get("apiId"), context.get("stage")
+    if not api_id or not stage:
+        return None
+    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
+    return f"https://{api_id}.execute-api.{region}{suffix}/{stage}"
+
+
+def _configure(service: WebsocketService, event: Mapping[str, Any]) -> None:
+    """Point an API Gateway notifier at the API this event came from (unless ``WEBSOCKET_ENDPOINT`` did)."""
+    configure = getattr(service.notifier, "configure", None)
+    if configure is None:
+        return
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    endpoint = endpoint_from_event(event, region)
+    if endpoint:
+        configure(endpoint)
+
+
+def _headers(event: Mapping[str, Any]) -> dict[str, Any]:
+    headers = dict(event.get("headers") or {})
+    for name, values in (event.get("multiValueHeaders") or {}).items():
+        if name not in headers and values:
+            headers[name] = values[0]
+    return headers
+
+
+def handle_connect_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
+    """``$connect``: 200 lets API Gateway open the socket; 401 refuses it."""
+    _configure(service, event)
+    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
+    if not connection_id:
+        return {"statusCode": 400}
+    record = service.connect(connection_id, query=event.get("queryStringParameters") or {}, headers=_headers(event))
+    return {"statusCode": 200} if record is not None else {"statusCode": 401}
+
+
+def handle_message_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
+    _configure(service, event)
+    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
+    body = event.get("body")
+    if isinstance(body, str) and event.get("isBase64Encoded"):
+        import base64
+
+        try:
+            body = base64.b64decode(body).decode("utf-8")
+        except ValueError:
+            body = "\x00"
+    service.message(connection_id, body if isinstance(body, str | bytes) else None)
+    return {"statusCode": 200}
+
+
+def handle_disconnect_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
+    _configure(service, event)
+    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
+    if connection_id:
+        service.disconnect(connection_id)
+    return {"statusCode": 200}

@@ -1,0 +1,154 @@
+// The shell: routes, the navigation (a drawer on phones), the live-connection dot, and the login guard.
+
+import { type ComponentType, lazy, type ReactNode, Suspense, useEffect, useState } from "react";
+import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
+
+import { api, ApiError, getToken, getUsername, list, logout, onAuthChange } from "./api/client";
+import { live, useConnectionState } from "./live/hooks";
+import { LoginPage } from "./pages/Login";
+
+// Pages load on first use: the login page and the shell come first, the chart library with the first chart.
+const named = <K extends string>(load: () => Promise<Record<K, ComponentType>>, name: K) =>
+  lazy(() => load().then((module) => ({ default: module[name] })));
+const devices = () => import("./pages/Devices");
+const dashboards = () => import("./pages/Dashboards");
+const automation = () => import("./pages/Automation");
+const GatewaysPage = named(devices, "GatewaysPage");
+const GatewayPage = named(devices, "GatewayPage");
+const NodesPage = named(devices, "NodesPage");
+const NodePage = named(devices, "NodePage");
+const SourcesPage = named(devices, "SourcesPage");
+const FieldsPage = named(devices, "FieldsPage");
+const FieldPage = named(devices, "FieldPage");
+const DashboardsPage = named(dashboards, "DashboardsPage");
+const DashboardPage = named(dashboards, "DashboardPage");
+const AutomationListPage = named(automation, "AutomationListPage");
+const AutomationEditorPage = named(automation, "AutomationEditorPage");
+const BackupPage = named(() => import("./pages/Backup"), "BackupPage");
+
+const NAV: Array<[string, string]> = [
+  ["/dashboards", "Dashboards"],
+  ["/gateways", "Gateways"],
+  ["/nodes", "Nodes"],
+  ["/sources", "Sources"],
+  ["/fields", "Fields"],
+  ["/automation/task", "Tasks"],
+  ["/automation/schedule", "Schedules"],
+  ["/automation/handler", "Handlers"],
+  ["/automation/forwardpayload", "Forward payloads"],
+  ["/backup", "Backup"],
+];
+
+type AuthState = "checking" | "in" | "out";
+
+/** Logged in when a token is held, or when the API answers without one (a stack without auth). */
+function useAuth(): AuthState {
+  const [state, setState] = useState<AuthState>(getToken() ? "in" : "checking");
+  useEffect(() => {
+    if (!getToken()) {
+      api("/api/gateway?limit=1").then(
+        () => setState("in"),
+        (err: unknown) => setState(err instanceof ApiError && err.status === 401 ? "out" : "in"),
+      );
+    }
+    return onAuthChange((loggedIn) => setState(loggedIn ? "in" : "out"));
+  }, []);
+  useEffect(() => {
+    if (state === "in") live.restart();
+    if (state === "out") live.stop();
+  }, [state]);
+  return state;
+}
+
+function Shell({ children }: { children: ReactNode }) {
+  const [open, setOpen] = useState(false);
+  const location = useLocation();
+  const navigate = useNavigate();
+  const connection = useConnectionState();
+  useEffect(() => setOpen(false), [location.pathname]);
+  return (
+    <div className={`shell ${open ? "nav-open" : ""}`}>
+      <header className="topbar">
+        <button type="button" className="menu-button" aria-label="menu" aria-expanded={open} onClick={() => setOpen(!open)}>
+          ☰
+        </button>
+        <span className="brand">MyController</span>
+        <span className={`live live-${connection}`} title={`live updates: ${connection}`} data-state={connection}>
+          ● {connection === "open" ? "live" : connection}
+        </span>
+        <span className="user">{getUsername() ?? ""}</span>
+        {getToken() && (
+          <button type="button" className="logout" onClick={async () => {
+            await logout();
+            navigate("/login");
+          }}>
+            Log out
+          </button>
+        )}
+      </header>
+      <nav className="sidebar" aria-label="main">
+        {NAV.map(([to, label]) => (
+          <NavLink key={to} to={to}>
+            {label}
+          </NavLink>
+        ))}
+      </nav>
+      <div className="nav-scrim" onClick={() => setOpen(false)} />
+      <main className="content">
+        <Suspense fallback={<p className="muted">loading…</p>}>{children}</Suspense>
+      </main>
+    </div>
+  );
+}
+
+function Guarded({ auth, children }: { auth: AuthState; children: ReactNode }) {
+  const location = useLocation();
+  if (auth === "checking") return <div className="content muted">loading…</div>;
+  if (auth === "out") return <Navigate to={`/login?next=${encodeURIComponent(location.pathname + location.search)}`} replace />;
+  return <Shell>{children}</Shell>;
+}
+
+/** The start page: the first favourite dashboard, else the list of dashboards. */
+function Home() {
+  const [target, setTarget] = useState<string | null>(null);
+  useEffect(() => {
+    list<{ id: string }>("dashboard", { limit: 1, filter: [{ k: "favorite", o: "eq", v: true }],
+      sortBy: [{ f: "title", o: "asc" }] }).then(
+      (page) => setTarget(page.data[0] ? `/dashboards/${encodeURIComponent(page.data[0].id)}` : "/dashboards"),
+      () => setTarget("/dashboards"),
+    );
+  }, []);
+  return target ? <Navigate to={target} replace /> : <p className="muted">loading…</p>;
+}
+
+function AppRoutes() {
+  const auth = useAuth();
+  const page = (element: ReactNode) => <Guarded auth={auth}>{element}</Guarded>;
+  return (
+    <Routes>
+      <Route path="/login" element={<LoginPage />} />
+      <Route path="/" element={page(<Home />)} />
+      <Route path="/dashboards" element={page(<DashboardsPage />)} />
+      <Route path="/dashboards/:id" element={page(<DashboardPage />)} />
+      <Route path="/gateways" element={page(<GatewaysPage />)} />
+      <Route path="/gateways/:id" element={page(<GatewayPage />)} />
+      <Route path="/nodes" element={page(<NodesPage />)} />
+      <Route path="/nodes/:id" element={page(<NodePage />)} />
+      <Route path="/sources" element={page(<SourcesPage />)} />
+      <Route path="/fields" element={page(<FieldsPage />)} />
+      <Route path="/fields/:id" element={page(<FieldPage />)} />
+      <Route path="/automation/:kind" element={page(<AutomationListPage />)} />
+      <Route path="/automation/:kind/:id" element={page(<AutomationEditorPage />)} />
+      <Route path="/backup" element={page(<BackupPage />)} />
+      <Route path="*" element={page(<p>Page not found.</p>)} />
+    </Routes>
+  );
+}
+
+export function App() {
+  return (
+    <BrowserRouter>
+      <AppRoutes />
+    </BrowserRouter>
+  );
+}

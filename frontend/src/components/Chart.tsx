@@ -1,0 +1,85 @@
+// A time-series line chart (uPlot: small and fast). Series share the time axis; live points are appended by the
+// owner. `data-points` on the wrapper tells tests and curious users how many points are drawn.
+
+import "uplot/dist/uPlot.min.css";
+
+import { useEffect, useMemo, useRef } from "react";
+import uPlot from "uplot";
+
+export interface Series {
+  name: string;
+  points: Array<{ time: number; value: number | null }>;
+}
+
+const COLORS = ["#2b7bb9", "#e4572e", "#29a36a", "#9c6ade", "#f0a202", "#4d5360"];
+
+/** Aligns several series on one sorted time axis (uPlot's data shape); times in seconds. */
+export function alignSeries(series: Series[]): uPlot.AlignedData {
+  const times = [...new Set(series.flatMap((s) => s.points.map((p) => p.time)))].sort((a, b) => a - b);
+  const index = new Map(times.map((t, i) => [t, i]));
+  const columns = series.map((s) => {
+    const column: Array<number | null> = new Array(times.length).fill(null);
+    for (const p of s.points) column[index.get(p.time)!] = p.value;
+    return column;
+  });
+  return [times.map((t) => t / 1000), ...columns] as uPlot.AlignedData;
+}
+
+export function Chart({ series, height = 240, unit }: { series: Series[]; height?: number; unit?: string }) {
+  const box = useRef<HTMLDivElement>(null);
+  const plot = useRef<uPlot | null>(null);
+  const names = series.map((s) => s.name).join("|");
+  const data = useMemo(() => alignSeries(series), [series]);
+  const points = series.reduce((n, s) => n + s.points.filter((p) => p.value !== null).length, 0);
+
+  useEffect(() => {
+    const element = box.current;
+    if (!element) return undefined;
+    const options: uPlot.Options = {
+      width: Math.max(200, element.clientWidth),
+      height,
+      legend: { show: series.length > 1 },
+      cursor: { drag: { x: true, y: false } },
+      scales: { x: { time: true } },
+      axes: [
+        { stroke: "#667", grid: { stroke: "#eef0f3" } },
+        { stroke: "#667", grid: { stroke: "#eef0f3" }, size: 64,
+          values: (_u, ticks) => ticks.map((t) => `${t}${unit ?? ""}`) },
+      ],
+      series: [
+        {},
+        ...series.map((s, i) => ({
+          label: s.name,
+          stroke: COLORS[i % COLORS.length],
+          width: 2,
+          spanGaps: true,
+          // dots while the points are few enough to tell apart, a plain line after that
+          points: { show: (u: uPlot) => u.data[0].length <= 150, size: 4 },
+        })),
+      ],
+    };
+    const instance = new uPlot(options, data, element);
+    plot.current = instance;
+    const observer = new ResizeObserver(() => {
+      instance.setSize({ width: Math.max(200, element.clientWidth), height });
+    });
+    observer.observe(element);
+    return () => {
+      observer.disconnect();
+      instance.destroy();
+      plot.current = null;
+    };
+    // The plot is rebuilt only when the series set changes; data updates go through setData below.
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [names, height, unit]);
+
+  useEffect(() => {
+    plot.current?.setData(data);
+  }, [data]);
+
+  return (
+    <div className="chart" ref={box} data-points={points}>
+      {points === 0 && <div className="chart-empty">no data in this range yet</div>}
+    </div>
+  );
+}

@@ -1,0 +1,146 @@
+// Small shared pieces: async loading, error box, progress bar, value formatting, labels editing.
+
+import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
+
+import { ApiError } from "../api/client";
+
+export interface Async<T> {
+  data: T | undefined;
+  error: string | null;
+  loading: boolean;
+  reload: () => void;
+  setData: (update: T | ((current: T | undefined) => T | undefined)) => void;
+}
+
+/** Loads with `load` when `deps` change; keeps the last data while reloading so pages do not flicker. */
+export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): Async<T> {
+  const [data, setDataState] = useState<T | undefined>(undefined);
+  const [error, setError] = useState<string | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const loadRef = useRef(load);
+  loadRef.current = load;
+  useEffect(() => {
+    const controller = new AbortController();
+    setLoading(true);
+    loadRef.current(controller.signal).then(
+      (value) => {
+        if (controller.signal.aborted) return;
+        setDataState(value);
+        setError(null);
+        setLoading(false);
+      },
+      (err: unknown) => {
+        if (controller.signal.aborted) return;
+        setError(errorText(err));
+        setLoading(false);
+      },
+    );
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [...deps, tick]);
+  const reload = useCallback(() => setTick((t) => t + 1), []);
+  const setData = useCallback((update: T | ((current: T | undefined) => T | undefined)) => {
+    setDataState((current) =>
+      typeof update === "function" ? (update as (c: T | undefined) => T | undefined)(current) : update);
+  }, []);
+  return { data, error, loading, reload, setData };
+}
+
+export function errorText(error: unknown): string {
+  if (error instanceof ApiError) return error.field ? `${error.message} (${error.field})` : error.message;
+  if (error instanceof Error) return error.message;
+  return String(error);
+}
+
+export function ErrorBox({ error }: { error: string | null | undefined }) {
+  if (!error) return null;
+  return (
+    <div className="error" role="alert">
+      {error}
+    </div>
+  );
+}
+
+export function ProgressBar({ done, total, label }: { done: number; total: number; label?: string }) {
+  const percent = total > 0 ? Math.round((100 * done) / total) : 0;
+  return (
+    <div className="progress" role="progressbar" aria-valuenow={percent} aria-valuemin={0} aria-valuemax={100}>
+      <div className="progress-bar" style={{ width: `${percent}%` }} />
+      <span className="progress-label">
+        {label ?? ""} {done}/{total} ({percent}%)
+      </span>
+    </div>
+  );
+}
+
+export function formatValue(value: unknown, unit?: string): string {
+  if (value === null || value === undefined) return "—";
+  if (typeof value === "boolean") return value ? "on" : "off";
+  if (typeof value === "number") {
+    const text = Number.isInteger(value) ? String(value) : value.toFixed(2).replace(/0+$/, "").replace(/\.$/, "");
+    return unit ? `${text} ${unit}` : text;
+  }
+  if (typeof value === "object") return JSON.stringify(value);
+  return unit ? `${String(value)} ${unit}` : String(value);
+}
+
+export function formatTime(value: unknown): string {
+  if (!value || typeof value !== "string") return "—";
+  const date = new Date(value);
+  if (Number.isNaN(date.getTime())) return String(value);
+  const seconds = Math.round((Date.now() - date.getTime()) / 1000);
+  if (seconds < 60 && seconds > -5) return `${Math.max(0, seconds)} s ago`;
+  if (seconds < 3600 && seconds > 0) return `${Math.round(seconds / 60)} min ago`;
+  return date.toLocaleString();
+}
+
+export function StatusBadge({ status }: { status?: string }) {
+  const text = status || "unknown";
+  return <span className={`badge badge-${text}`}>{text}</span>;
+}
+
+export function Labels({ labels }: { labels?: Record<string, unknown> }) {
+  const entries = Object.entries(labels ?? {});
+  if (entries.length === 0) return null;
+  return (
+    <span className="labels">
+      {entries.map(([k, v]) => (
+        <span key={k} className="label">
+          {k}={String(v)}
+        </span>
+      ))}
+    </span>
+  );
+}
+
+export function labelsToText(labels: Record<string, string> | undefined): string {
+  return Object.entries(labels ?? {})
+    .map(([k, v]) => `${k}=${v}`)
+    .join("\n");
+}
+
+export function textToLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const line of text.split(/[\n,]/)) {
+    const index = line.indexOf("=");
+    if (index <= 0) continue;
+    const key = line.slice(0, index).trim();
+    if (key) labels[key] = line.slice(index + 1).trim();
+  }
+  return labels;
+}
+
+export function Card({ title, actions, children }: { title?: ReactNode; actions?: ReactNode; children: ReactNode }) {
+  return (
+    <section className="card">
+      {(title || actions) && (
+        <header className="card-header">
+          <h2>{title}</h2>
+          <div className="card-actions">{actions}</div>
+        </header>
+      )}
+      <div className="card-body">{children}</div>
+    </section>
+  );
+}

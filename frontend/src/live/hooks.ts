@@ -1,0 +1,55 @@
+// React glue for the live socket: one LiveSocket per tab, `useLive` to subscribe while a component is mounted.
+
+import { useEffect, useRef, useState } from "react";
+
+import { api, getToken } from "../api/client";
+import { type ConnectionState, LiveSocket } from "./socket";
+import type { LiveEvent, LiveFilter } from "./subscriptions";
+
+/** The websocket: /api/ws on this host (the local stack), or VITE_WS_URL at build time (API Gateway's wss URL). */
+function socketUrl(): string | null {
+  if (typeof location === "undefined") return null;
+  const scheme = location.protocol === "https:" ? "wss" : "ws";
+  const configured = import.meta.env?.VITE_WS_URL as string | undefined;
+  const base = configured || `${scheme}://${location.host}/api/ws`;
+  const token = getToken();
+  if (!token) return base;
+  return `${base}${base.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}`;
+}
+
+// A refused websocket means the token is bad or gone: one REST call finds out, and its 401 ends the session.
+export const live = new LiveSocket({
+  url: socketUrl,
+  onUnauthorized: () => {
+    api("/api/user/profile").catch(() => undefined);
+  },
+});
+
+/** Calls `listener` for every event under `filter` while mounted; a null filter subscribes to nothing. */
+export function useLive(filter: LiveFilter | null, listener: (event: LiveEvent) => void): void {
+  const ref = useRef(listener);
+  ref.current = listener;
+  const key = filter ? JSON.stringify(filter) : "";
+  useEffect(() => {
+    if (!key) return undefined;
+    return live.subscribe(JSON.parse(key) as LiveFilter, (event) => ref.current(event));
+  }, [key]);
+}
+
+export function useConnectionState(): ConnectionState {
+  const [state, setState] = useState<ConnectionState>(live.state);
+  useEffect(() => live.onState(setState), []);
+  return state;
+}
+
+/** Runs `poll` every `ms` while the socket is not open: pages stay current (slower) without a websocket. */
+export function usePollWhileOffline(poll: () => void, ms = 5000): void {
+  const state = useConnectionState();
+  const ref = useRef(poll);
+  ref.current = poll;
+  useEffect(() => {
+    if (state === "open") return undefined;
+    const handle = setInterval(() => ref.current(), ms);
+    return () => clearInterval(handle);
+  }, [state, ms]);
+}

@@ -1,0 +1,453 @@
+"""The web console in a real browser (Debian's headless Chromium driven by Playwright) against `make run`.
+
+One local stack (own port, temporary data directory, auth on with MC_ADMIN_PASSWORD) serves the built console at
+``/``. The tests log in, watch a simulated temperature reach a dashboard chart without a reload, toggle a switch
+and see the simulated device echo it, build, save and reopen a dashboard, and create a task in the editor.
+Screenshots of the main pages go to ``tests/e2e/screenshots/`` (paths printed; run with ``-s`` to see them).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .test_local_stack import ROOT, free_port, wait_for
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+PASSWORD = "browser-test-Pa55!"
+SCREENSHOTS = Path(__file__).resolve().parent / "screenshots"
+LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+               "--disable-background-networking", "--disable-component-update", "--disable-sync",
+               "--disable-dev-shm-usage"]
+TIMEOUT_MS = 20_000
+
+if not Path(CHROMIUM).exists():
+    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+
+class Api:
+    """The REST API with a bearer token, for setting up and checking what the browser did."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.token = ""
+
+    def call(self, path: str, body: Any = None, method: str | None = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        headers = {"content-type": "application/json"}
+        if self.token:
+            headers["authorization"] = f"Bearer {self.token}"
+        req = urllib.request.Request(self.base + path, data=data, headers=headers,
+                                     method=method or ("POST" if body is not None else "GET"))
+        with urllib.request.urlopen(req, timeout=10) as response:
+            return json.loads(response.read() or b"null")
+
+    def login(self) -> None:
+        self.token = self.call("/api/user/login", {"username": "admin", "password": PASSWORD})["token"]
+
+    def field_value(self, field_id: str) -> Any:
+        return self.call(f"/api/field/{field_id}")["current"]["value"]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
+    if shutil.which("npm") is None:
+        pytest.fail("npm is needed to build the console (frontend/)")
+    built = subprocess.run(["make", "--no-print-directory", "frontend"], cwd=ROOT, capture_output=True, text=True,
+                           timeout=900)
+    assert built.returncode == 0, built.stdout + built.stderr
+    assert (ROOT / "frontend" / "dist" / "index.html").exists()
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    data_dir.mkdir()
+    port = free_port()
+    env = {**os.environ, "MC_PORT": str(port), "DATA_DIR": str(data_dir), "MC_ADMIN_PASSWORD": PASSWORD}
+    log = (data_dir.parent / "stack.log").open("wb")
+    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    api = Api(f"http://127.0.0.1:{port}")
+    try:
+        wait_for(lambda: api.call("/api/status")["status"] == "ok", 180, "/api/status")
+        api.login()
+        wait_for(lambda: {"sim.1.1.V_TEMP", "sim.1.3.V_STATUS"} <= {
+            f["id"] for f in api.call("/api/field?limit=0")["data"]}, 60, "the simulated fields")
+        yield api
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Api) -> Iterator[Any]:
+    # Playwright gives a non-persistent launch a fresh temporary profile (it refuses --user-data-dir here).
+    with sync_api.sync_playwright() as playwright:
+        instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+SCRIPT_ERRORS: list[str] = []
+"""Uncaught errors in the shared tab's pages (checked by the last test)."""
+
+
+@pytest.fixture(scope="module")
+def page(browser: Any, stack: Api) -> Iterator[Any]:
+    """One logged-in tab for the tests after the login test (the token lives in this tab's sessionStorage)."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{tab.url}: {error}"))
+    log_in(tab, stack.base)
+    yield tab
+    context.close()
+
+
+def shot(tab: Any, name: str) -> Path:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    tab.evaluate("window.scrollTo(0, 0)")  # a scrolled page draws the sticky top bar mid-way in a full-page shot
+    tab.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def log_in(tab: Any, base: str) -> None:
+    tab.goto(base + "/")
+    tab.wait_for_url("**/login**")
+    tab.get_by_label("Username").fill("admin")
+    tab.get_by_label("Password").fill(PASSWORD)
+    tab.get_by_role("button", name="Sign in").click()
+    tab.wait_for_url("**/dashboards")
+
+
+def test_login_refuses_a_wrong_password_then_lets_the_admin_in(browser: Any, stack: Api) -> None:
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(stack.base + "/gateways")
+        tab.wait_for_url("**/login?next=%2Fgateways")
+        shot(tab, "01-login")
+        tab.get_by_label("Password").fill("not-the-password")
+        tab.get_by_role("button", name="Sign in").click()
+        assert tab.get_by_role("alert").inner_text(timeout=TIMEOUT_MS)
+        assert "/login" in tab.url
+        tab.get_by_label("Password").fill(PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url("**/gateways")  # back where the user wanted to go
+        tab.locator("tr[data-id='sim']").wait_for()
+        token = tab.evaluate("sessionStorage.getItem('mc.token')")
+        assert token and token.count(".") == 2
+        tab.get_by_role("button", name="Log out").click()
+        tab.wait_for_url("**/login**")
+        assert tab.evaluate("sessionStorage.getItem('mc.token')") is None
+    finally:
+        context.close()
+
+
+def test_device_lists_filter_sort_and_page(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/gateways")
+    row = page.locator("tr[data-id='sim']")
+    row.wait_for()
+    assert "mysensors_v2" in row.inner_text()
+    page.locator(".live[data-state='open']").wait_for()  # the websocket is up
+    shot(page, "02-gateways")
+
+    page.goto(stack.base + "/nodes")
+    page.locator("tr[data-id='sim.1']").wait_for()
+    page.get_by_label("filter").fill("kitchen")
+    page.get_by_role("button", name="Filter").click()
+    page.wait_for_function("document.querySelectorAll('tbody tr[data-id]').length === 1")
+    assert "Kitchen" in page.locator("tbody tr[data-id]").inner_text()
+
+    page.goto(stack.base + "/fields?sort=-id&limit=10")
+    page.locator("tbody tr[data-id]").first.wait_for()
+    ids = page.locator("tbody tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert ids == sorted(ids, reverse=True) and len(ids) == 10
+    assert "page 1 of" in page.locator(".pager").inner_text()
+    page.get_by_role("button", name="Next").click()
+    page.wait_for_url("**offset=10**")
+    page.locator("tbody tr[data-id]").first.wait_for()
+    assert page.locator("tbody tr[data-id]").first.get_attribute("data-id") not in ids
+
+
+def test_node_and_field_pages_show_live_values_and_a_metrics_chart(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/nodes/sim.1/")
+    page.locator("tr[data-id='sim.1.1.V_TEMP']").wait_for()
+    page.get_by_role("button", name="Heartbeat").click()
+    page.get_by_text("Heartbeat: sent").wait_for()
+    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    shot(page, "03-node")
+
+    page.goto(stack.base + "/fields/sim.1.1.V_TEMP/")
+    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    page.get_by_label("range").select_option("-15m")
+    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    assert page.locator(".chart canvas").count() == 1
+    shot(page, "04-field-chart")
+
+
+def test_a_dashboard_chart_gets_new_temperature_points_without_a_reload(page: Any, stack: Api) -> None:
+    stack.call("/api/dashboard", {
+        "id": "live", "title": "Live", "widgets": [
+            {"id": "t", "title": "Temperature", "type": "line_chart", "layout": {"x": 0, "y": 0, "w": 8, "h": 4},
+             "config": {"resources": ["field:sim.1.1.V_TEMP"], "duration": "-15m", "window": "none"}},
+            {"id": "g", "title": "Now", "type": "gauge", "layout": {"x": 8, "y": 0, "w": 4, "h": 4},
+             "config": {"resource": "field:sim.1.1.V_TEMP", "min": 0, "max": 40}},
+        ]})
+    page.goto(stack.base + "/dashboards/live")
+    chart = page.locator("[data-widget-id='t'] .chart")
+    page.wait_for_function("Number(document.querySelector(\"[data-widget-id='t'] .chart\")?.dataset.points) > 0")
+    page.evaluate("window.__notReloaded = true")
+    before = int(chart.get_attribute("data-points") or 0)
+    page.wait_for_function(
+        f"Number(document.querySelector(\"[data-widget-id='t'] .chart\").dataset.points) > {before}",
+        timeout=30_000)
+    assert page.evaluate("window.__notReloaded") is True
+    assert page.locator(".live").get_attribute("data-state") == "open"
+    shot(page, "05-dashboard-live")
+
+
+def test_a_switch_widget_drives_the_simulated_device(page: Any, stack: Api) -> None:
+    stack.call("/api/dashboard", {
+        "id": "switches", "title": "Switches", "widgets": [
+            {"id": "s", "title": "Living room switch", "type": "switch", "layout": {"x": 0, "y": 0, "w": 3, "h": 2},
+             "config": {"resource": "field:sim.1.3.V_STATUS"}}]})
+    before = bool(stack.field_value("sim.1.3.V_STATUS"))
+    page.goto(stack.base + "/dashboards/switches")
+    widget = page.locator("[data-widget-id='s'] .widget-switch")
+    widget.wait_for()
+    assert widget.get_attribute("data-value") == str(before).lower()
+    page.get_by_role("switch", name="switch").click()
+    # The stored value (and so the widget) only changes when the simulated node echoes the set.
+    page.wait_for_function(
+        "document.querySelector(\"[data-widget-id='s'] .widget-switch\").dataset.value === "
+        f"'{str(not before).lower()}'", timeout=20_000)
+    assert stack.field_value("sim.1.3.V_STATUS") is (not before)
+    page.get_by_role("switch", name="switch").click()
+    page.wait_for_function(
+        "document.querySelector(\"[data-widget-id='s'] .widget-switch\").dataset.value === "
+        f"'{str(before).lower()}'", timeout=20_000)
+    assert stack.field_value("sim.1.3.V_STATUS") is before
+
+
+def configure(page: Any, widget_type: str, fill: dict[str, str]) -> None:
+    page.get_by_label("widget type").select_option(widget_type)
+    page.get_by_role("button", name="Add widget").click()
+    dialog = page.get_by_role("dialog", name="widget settings")
+    for label, value in fill.items():
+        dialog.get_by_label(label, exact=True).fill(value)
+    dialog.get_by_role("button", name="Done").click()
+
+
+def test_build_save_reload_and_reopen_a_dashboard(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/dashboards/new")
+    page.get_by_label("dashboard id").fill("built")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_text("a title is required").wait_for()  # checked before anything is sent
+    page.get_by_label("dashboard title").fill("Built in the browser")
+    configure(page, "switch", {"widget title": "Lamp", "Field": "sim.2.3.V_STATUS"})
+    configure(page, "line_chart", {"widget title": "Bedroom", "Fields (comma-separated)": "sim.3.1.V_TEMP"})
+    configure(page, "gauge", {"widget title": "Humidity", "Field": "sim.1.2.V_HUM"})
+    configure(page, "light", {"widget title": "Dimmer", "Power field (on/off)": "sim.1.4.V_STATUS",
+                              "Brightness field": "sim.1.4.V_PERCENTAGE"})
+    page.get_by_label("widget type").select_option("key_value_table")
+    page.get_by_role("button", name="Add widget").click()
+    dialog = page.get_by_role("dialog", name="widget settings")
+    dialog.get_by_label("widget title").fill("Kitchen")
+    dialog.get_by_role("button", name="Add row").click()
+    dialog.get_by_label("row 1 label").fill("Temperature")
+    dialog.get_by_label("row 1 field").fill("sim.2.1.V_TEMP")
+    dialog.get_by_role("button", name="Done").click()
+    # drag the gauge's title bar one row down
+    title = page.locator("[data-widget-type='gauge'] .widget-title")
+    box = title.bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 20, box["y"] + 10)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 20, box["y"] + 90, steps=5)
+    page.mouse.up()
+    shot(page, "06-dashboard-editor")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/dashboards/built")
+    page.get_by_role("button", name="Edit").wait_for()
+
+    stored = stack.call("/api/dashboard/built")
+    assert stored["title"] == "Built in the browser"
+    by_type = {w["type"]: w for w in stored["widgets"]}
+    assert set(by_type) == {"switch", "line_chart", "gauge", "light", "key_value_table"}
+    assert by_type["switch"]["config"]["resource"] == "field:sim.2.3.V_STATUS"
+    assert by_type["light"]["config"]["brightness"] == "field:sim.1.4.V_PERCENTAGE"
+    assert by_type["key_value_table"]["config"]["items"][0]["resource"] == "field:sim.2.1.V_TEMP"
+    assert by_type["gauge"]["layout"]["y"] >= 1
+
+    page.reload()
+    page.goto(stack.base + "/dashboards")
+    page.get_by_role("link", name="Built in the browser").click()
+    page.wait_for_url("**/dashboards/built")
+    page.locator("[data-widget-type='gauge'] svg.gauge").wait_for()
+    assert page.locator("[data-widget-id]").count() == 5
+    page.locator("[data-widget-type='key_value_table'] td").filter(has_text="°C").wait_for()
+    page.wait_for_function(
+        "Number(document.querySelector(\"[data-widget-type='line_chart'] .chart\")?.dataset.points) > 0")
+    shot(page, "07-dashboard-saved")
+
+
+def test_create_a_task_in_the_editor(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/automation/task")
+    page.get_by_role("link", name="New task").click()
+    page.wait_for_url("**/automation/task/new")
+    page.get_by_label("Id", exact=True).fill("hot-living-room")
+    page.get_by_label("Description").fill("Too warm in the living room")
+    page.get_by_label("Event filters").fill('{"entity.id": "sim.1.1.V_TEMP"}')
+    page.get_by_role("button", name="Add condition").click()
+    page.get_by_label("condition 1 variable").fill("entity.current.value")
+    page.get_by_label("condition 1 operator").select_option("gt")
+    page.get_by_label("condition 1 value").fill("26")
+    page.get_by_label("Labels").fill("room=living")
+    shot(page, "08-task-editor")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/automation/task/hot-living-room")
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+
+    task = stack.call("/api/task/hot-living-room")
+    assert task["description"] == "Too warm in the living room"
+    assert task["eventFilter"]["entityTypes"] == ["field"]
+    assert task["eventFilter"]["filters"] == {"entity.id": "sim.1.1.V_TEMP"}
+    condition = task["evaluationConfig"]["rule"]["conditions"][0]
+    assert (condition["variable"], condition["operator"], str(condition["value"])) == (
+        "entity.current.value", "gt", "26")
+    assert task["labels"] == {"room": "living"}
+
+    page.goto(stack.base + "/automation/task")
+    page.locator("tr[data-id='hot-living-room']").wait_for()
+    page.get_by_role("button", name="Disable").click()
+    wait_for(lambda: stack.call("/api/task/hot-living-room")["enabled"] is False, 10, "the task to be disabled")
+
+
+def test_the_console_fits_a_phone(browser: Any, stack: Api) -> None:
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        log_in(tab, stack.base)
+        tab.goto(stack.base + "/dashboards/live")
+        tab.locator("[data-widget-id='t'] .chart canvas").wait_for()
+        nav = tab.get_by_role("navigation", name="main")
+        nav_box = nav.bounding_box()
+        assert nav_box is not None and nav_box["x"] + nav_box["width"] <= 0  # the drawer is closed
+        width = tab.evaluate("document.documentElement.scrollWidth")
+        assert width <= 390, f"the page is {width}px wide on a 390px screen"
+        chart_box = tab.locator("[data-widget-id='t']").bounding_box()
+        assert chart_box is not None and chart_box["width"] > 300  # one column: the chart takes the width
+        shot(tab, "09-phone-dashboard")
+        tab.get_by_role("button", name="menu").click()
+        nav.get_by_role("link", name="Gateways").click()
+        tab.wait_for_url("**/gateways")
+        tab.locator("tr[data-id='sim']").wait_for()
+        tab.wait_for_function("document.querySelector('nav.sidebar').getBoundingClientRect().right <= 0")
+        shot(tab, "10-phone-gateways")
+    finally:
+        context.close()
+
+
+def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/automation/handler/new")
+    page.get_by_label("Id", exact=True).fill("hook")
+    page.get_by_label("Type").select_option("webhook")
+    page.get_by_label("Spec").fill('{"url": "http://127.0.0.1:9/hook", "method": "POST", "password": "s3cret-pw"}')
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/automation/handler/hook")
+    handler = stack.call("/api/handler/hook")
+    assert handler["spec"]["url"] == "http://127.0.0.1:9/hook"
+    assert "s3cret-pw" not in json.dumps(handler)
+    spec = page.get_by_label("Spec")
+    page.wait_for_function("document.querySelector('textarea[aria-label=Spec]').value.includes('********')")
+    assert "s3cret-pw" not in spec.input_value()  # the editor shows what the API returns: never the secret
+
+    page.goto(stack.base + "/automation/schedule/new")
+    page.get_by_label("Id", exact=True).fill("every-minute")
+    page.get_by_label("Type").select_option("repeat")
+    page.get_by_label("Spec").fill('{"interval": "1m"}')
+    page.get_by_label("Run handlers hook").check()
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/automation/schedule/every-minute")
+    schedule = stack.call("/api/schedule/every-minute")
+    assert schedule["spec"]["interval"] == "1m" and schedule["handlers"] == ["hook"]
+
+    page.goto(stack.base + "/automation/forwardpayload/new")
+    page.get_by_label("Id", exact=True).fill("mirror")
+    page.get_by_label("Source field").fill("field:sim.1.3.V_STATUS")
+    page.get_by_label("Destination field").fill("field:sim.1.3.V_STATUS")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").wait_for()  # a payload forwarded to its own field would loop: refused, and said so
+    assert "/new" in page.url
+    page.get_by_label("Destination field").fill("field:sim.2.3.V_STATUS")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/automation/forwardpayload/mirror")
+    assert stack.call("/api/forwardpayload/mirror")["dstFieldId"] == "field:sim.2.3.V_STATUS"
+    stack.call("/api/forwardpayload/disable", ["mirror"])
+
+
+def test_backup_export_and_restore_show_progress(page: Any, stack: Api, tmp_path: Path) -> None:
+    page.goto(stack.base + "/backup")
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Export").click()
+    exported = json.loads(Path(download.value.path()).read_text())
+    assert any(f["id"] == "sim.1.1.V_TEMP" for f in exported["resources"]["field"])
+    assert {d["id"] for d in exported["resources"]["dashboard"]} >= {"live", "switches"}
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    page.get_by_role("status").filter(has_text="exported").wait_for()
+
+    stack.call("/api/dashboard", ["live"], method="DELETE")
+    backup = tmp_path / "backup.json"
+    backup.write_text(json.dumps({"version": 1, "resources": {"dashboard": exported["resources"]["dashboard"],
+                                                              "task": exported["resources"]["task"]}}))
+    page.locator("input[type=file]").set_input_files(str(backup))
+    page.get_by_role("status").filter(has_text="restored").wait_for()
+    total = len(exported["resources"]["dashboard"]) + len(exported["resources"]["task"])
+    assert page.get_by_role("status").inner_text() == f"restored {total} of {total} records"
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    assert stack.call("/api/dashboard/live")["widgets"][0]["id"] == "t"
+
+
+def test_an_expired_session_goes_back_to_the_login_page(browser: Any, stack: Api) -> None:
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(stack.base + "/login")
+        tab.evaluate("sessionStorage.setItem('mc.token', 'forged.token.value')")
+        tab.goto(stack.base + "/nodes")
+        tab.wait_for_url("**/login?next=%2Fnodes")
+    finally:
+        context.close()
+
+
+def test_the_api_refuses_the_console_without_a_token(stack: Api) -> None:
+    with pytest.raises(urllib.error.HTTPError) as error:
+        Api(stack.base).call("/api/dashboard")
+    assert error.value.code == 401
+
+
+def test_no_page_threw_a_script_error(page: Any) -> None:
+    assert SCRIPT_ERRORS == []
