@@ -181,6 +181,11 @@ def ensure_admin(services: Services, show: Callable[[str], None] | None = None) 
             return False
         password = os.environ.get(ADMIN_PASSWORD_ENV) or ""
         generated = not password
+        if generated and os.environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+            # In Lambda "shown once" would mean written to CloudWatch Logs: no admin until the operator sets one.
+            log.error("no user exists and %s is not set: set it on the API function to create %r",
+                      ADMIN_PASSWORD_ENV, ADMIN_USERNAME)
+            return False
         if generated:
             password = core.generate_password()
         record = {**core.User(username=ADMIN_USERNAME, full_name="Administrator").record(),

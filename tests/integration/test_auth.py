@@ -252,6 +252,24 @@ def test_first_admin_gets_a_generated_password_shown_once(api: Api, monkeypatch:
     api.login("admin", password)
 
 
+@memory_only
+def test_in_lambda_no_password_is_generated_without_mc_admin_password(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.delenv("MC_ADMIN_PASSWORD")
+    monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mycontroller-dev")
+    services = api.services
+    services.repository.delete(Kind.USER, ["admin"])
+    services.extras.pop("auth.admin_checked", None)
+    shown: list[str] = []
+    with caplog.at_level(logging.DEBUG):
+        assert api_auth.ensure_admin(services, shown.append) is False
+    assert shown == [] and services.repository.get(Kind.USER, "admin") is None
+    assert "MC_ADMIN_PASSWORD is not set" in caplog.text
+    monkeypatch.setenv("MC_ADMIN_PASSWORD", "operator-chosen-1")
+    assert api_auth.ensure_admin(services, shown.append) is True and shown == []
+    api.login("admin", "operator-chosen-1")
+
+
 # --------------------------------------------------------------------------------------------- no leaks
 
 
