@@ -43,9 +43,11 @@ def ingest(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="forward_payload")
 def forward_payload(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """EventBridge ``field.updated`` events (rule in infra/) → downlinks to the mappings' destination fields."""
-    plan = get_forward_function().handle(event.get("detail") or {})
-    return {"sent": len(plan.downlinks), "failed": [f.mapping_id for f in plan.failures]}
+    """``field.updated`` events (rule → SQS queue in infra/, batches with partial failures; or one EventBridge
+    event) → downlinks to the mappings' destination fields."""
+    from chalicelib import bus_consumers
+
+    return bus_consumers.forward_payload(get_forward_function(), event, context)
 
 
 @app.lambda_function(name="handlers")
@@ -75,9 +77,11 @@ def node_state_job(event: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="tasks")
 def tasks(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every domain event on the bus (rule in infra/) → the tasks it matches, evaluated."""
-    runs = get_functions().tasks.handle(event.get("detail") or {})
-    return {"evaluated": [run.id for run in runs if run.outcome is not None and run.outcome.evaluated]}
+    """Every domain event on the bus (rule → SQS queue in infra/, batches in order with partial failures; or one
+    EventBridge event) → the tasks it matches, evaluated."""
+    from chalicelib import bus_consumers
+
+    return bus_consumers.tasks(get_functions().tasks, event, context)
 
 
 @app.lambda_function(name="scheduled")
@@ -131,8 +135,9 @@ def websocket_disconnect(event: Any) -> dict[str, Any]:
 
 @app.lambda_function(name="websocket_notify")
 def websocket_notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    """Every domain event on the bus (rule in infra/) → the websocket clients subscribed to it; gone ones removed."""
+    """Every domain event on the bus (rule → SQS queue in infra/, one notify a batch; or one EventBridge event) →
+    the websocket clients subscribed to it; gone ones removed."""
+    from chalicelib import bus_consumers
     from chalicelib.config import get_websocket
 
-    result = get_websocket().notify([event.get("detail") or {}])
-    return {"posted": result.posted, "gone": result.gone, "failed": result.failed}
+    return bus_consumers.websocket_notify(get_websocket(), event, context)

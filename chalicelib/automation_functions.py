@@ -1,7 +1,8 @@
 """Automation functions: forward payload, tasks, the scheduler's target, and the system jobs.
 
-In AWS EventBridge rules on the custom bus (``infra/template.py``) invoke the ``forward_payload`` Lambda with
-each ``field.updated`` event and the ``tasks`` Lambda with every domain event; EventBridge Scheduler invokes the
+In AWS EventBridge rules on the custom bus (``infra/template.py``) send each ``field.updated`` event to the
+``forward_payload`` Lambda and every domain event to the ``tasks`` Lambda, through SQS queues that hand them over
+in batches (``bus_consumers.py``); EventBridge Scheduler invokes the
 ``scheduled`` Lambda for every schedule, interval task and one-shot re-check. Locally the in-process bus and the
 local schedule timer call the very same classes.
 

@@ -10,14 +10,16 @@ holds everything (see ``infra/README.md``):
   responses (``ReportBatchItemFailures``), so only failed records are retried,
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
-* the EventBridge bus for domain events, and the rule that sends ``field.updated`` to the forward payload
-  function (retries, then the dead-letter queue),
+* the EventBridge bus for domain events, and its three consumers (``bus_consumer_resources``): each rule
+  (``field.updated`` → forward payload, every event → tasks, every event → websocket notify) targets its own SQS
+  queue (with a DLQ, and a queue policy that lets only that rule send), which feeds the function in batches with
+  partial batch responses: one invocation per batch, not per event (``chalicelib/bus_consumers.py``),
 * the IoT policy edge devices get: they connect as their thing name and publish only to their own topics,
-* the rule that sends every domain event to the tasks function, the EventBridge Scheduler schedule group, the
-  role Scheduler assumes to invoke the ``scheduled`` function, and the ``SCHEDULER_*`` settings of the functions
-  that keep schedules in step (the API, tasks and scheduled functions; merged into Chalice's definitions),
-* the websocket connections table and the rule that sends every domain event to the ``websocket_notify``
-  function, with its management endpoint (Chalice itself makes the websocket API and its three handlers).
+* the EventBridge Scheduler schedule group, the role Scheduler assumes to invoke the ``scheduled`` function, and
+  the ``SCHEDULER_*`` settings of the functions that keep schedules in step (the API, tasks and scheduled
+  functions; merged into Chalice's definitions),
+* the websocket connections table and the ``websocket_notify`` function's management endpoint (Chalice itself
+  makes the websocket API and its three handlers).
 
 moto does not fire IoT rules, so tests check this definition and call the ingest handler the rule would feed.
 """
@@ -48,6 +50,16 @@ HANDLERS_FUNCTION = "Handlers"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="handlers")``."""
 HANDLER_VISIBILITY_TIMEOUT_S = 360
 """Six times the handler function's timeout (60 s: a few webhook calls with their 10 s timeouts)."""
+CONSUMER_TIMEOUT_S = 60
+"""The bus consumers' function timeout: Chalice's default, as ``.chalice/config.json`` sets none for them."""
+CONSUMER_BATCH_SIZE = 100
+"""Events a tasks or forward payload invocation takes at most (SQS allows more than 10 only with a batching
+window of at least one second)."""
+CONSUMER_BATCHING_WINDOW_S = 1
+NOTIFY_BATCH_SIZE = 10
+"""Websocket notify waits for no batching window (a push is worth little late), and without one SQS allows at
+most 10 records a batch; the long poll still hands over up to 10 events that are waiting."""
+NOTIFY_BATCHING_WINDOW_S = 0
 
 
 def handler_environment() -> dict[str, Any]:
@@ -122,32 +134,86 @@ WEBSOCKET_MANAGEMENT_ENDPOINT: dict[str, Any] = {
 """Where the notify function posts (``WebsocketAPI`` and its stage are Chalice's websocket API resources)."""
 
 
-def websocket_resources(dlq_arn: dict[str, Any]) -> dict[str, Any]:
-    """The connections table (TTL on ``expiresAt``), the rule sending every domain event to the notify function,
-    and that function's ``WEBSOCKET_ENDPOINT`` (merged into Chalice's definition)."""
+def bus_consumer_resources(name: str, function: str, pattern: dict[str, Any], *, batch_size: int,
+                           window_s: int, retry_policy: dict[str, int]) -> dict[str, Any]:
+    """One consumer of the bus: ``<name>Rule`` (the pattern) → ``<name>Queue`` (DLQ ``<name>DeadLetterQueue``
+    after ``MAX_RECEIVE_COUNT`` deliveries; also where EventBridge puts what it could not deliver) → the function,
+    through ``<name>EventSource`` in batches with partial batch responses. ``<name>QueuePolicy`` lets
+    EventBridge send to the two queues for this rule only (``aws:SourceArn``)."""
+    queue_arn = {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
+    dlq_arn = {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}
     return {
-        "ConnectionsTable": {"Type": "AWS::DynamoDB::Table",
-                             "Properties": connections_table_definition(CONNECTIONS_TABLE)},
-        "WebsocketNotifyRule": {
+        f"{name}DeadLetterQueue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
+        },
+        f"{name}Queue": {
+            "Type": "AWS::SQS::Queue",
+            "Properties": {
+                # AWS: at least six times the function's timeout, plus the batching window
+                "VisibilityTimeout": 6 * CONSUMER_TIMEOUT_S + window_s,
+                "SqsManagedSseEnabled": True,
+                "RedrivePolicy": {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT},
+            },
+        },
+        f"{name}QueuePolicy": {
+            "Type": "AWS::SQS::QueuePolicy",
+            "Properties": {
+                "Queues": [{"Ref": f"{name}Queue"}, {"Ref": f"{name}DeadLetterQueue"}],
+                "PolicyDocument": {
+                    "Version": "2012-10-17",
+                    "Statement": [{"Sid": "bus-rule", "Effect": "Allow",
+                                   "Principal": {"Service": "events.amazonaws.com"},
+                                   "Action": "sqs:SendMessage", "Resource": [queue_arn, dlq_arn],
+                                   "Condition": {"ArnEquals": {
+                                       "aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}}],
+                },
+            },
+        },
+        f"{name}Rule": {
             "Type": "AWS::Events::Rule",
             "Properties": {
                 "EventBusName": {"Ref": "EventBus"},
-                "EventPattern": NOTIFY_PATTERN,
-                "Targets": [{"Id": "websocket-notify", "Arn": {"Fn::GetAtt": [WEBSOCKET_NOTIFY_FUNCTION, "Arn"]},
-                             # a push is worth little late: few retries, short age, then the DLQ
-                             "RetryPolicy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60},
+                "EventPattern": pattern,
+                "Targets": [{"Id": f"{name}Queue", "Arn": queue_arn, "RetryPolicy": retry_policy,
                              "DeadLetterConfig": {"Arn": dlq_arn}}],
             },
         },
-        "WebsocketNotifyPermission": {
-            "Type": "AWS::Lambda::Permission",
+        f"{name}EventSource": {
+            "Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {
-                "Action": "lambda:InvokeFunction",
-                "FunctionName": {"Ref": WEBSOCKET_NOTIFY_FUNCTION},
-                "Principal": "events.amazonaws.com",
-                "SourceArn": {"Fn::GetAtt": ["WebsocketNotifyRule", "Arn"]},
+                "EventSourceArn": queue_arn,
+                "FunctionName": {"Ref": function},
+                "BatchSize": batch_size,
+                "MaximumBatchingWindowInSeconds": window_s,
+                "FunctionResponseTypes": ["ReportBatchItemFailures"],
             },
         },
+    }
+
+
+BUS_CONSUMERS: dict[str, dict[str, Any]] = {
+    "ForwardPayload": {"function": FORWARD_FUNCTION, "pattern": FORWARD_PATTERN, "batch_size": CONSUMER_BATCH_SIZE,
+                       "window_s": CONSUMER_BATCHING_WINDOW_S,
+                       "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
+    "Tasks": {"function": TASKS_FUNCTION, "pattern": TASKS_PATTERN, "batch_size": CONSUMER_BATCH_SIZE,
+              "window_s": CONSUMER_BATCHING_WINDOW_S,
+              "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
+    # a push is worth little late: few delivery retries, short age
+    "WebsocketNotify": {"function": WEBSOCKET_NOTIFY_FUNCTION, "pattern": NOTIFY_PATTERN,
+                        "batch_size": NOTIFY_BATCH_SIZE, "window_s": NOTIFY_BATCHING_WINDOW_S,
+                        "retry_policy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}},
+}
+"""The bus's consumers by resource name prefix: their function, rule pattern (the same the local bus uses),
+batching and EventBridge delivery retries. ``bench/cost.py`` counts invocations from this table."""
+
+
+def websocket_resources() -> dict[str, Any]:
+    """The connections table (TTL on ``expiresAt``) and the notify function's ``WEBSOCKET_ENDPOINT`` (merged into
+    Chalice's definition); its rule and queue are in ``BUS_CONSUMERS``."""
+    return {
+        "ConnectionsTable": {"Type": "AWS::DynamoDB::Table",
+                             "Properties": connections_table_definition(CONNECTIONS_TABLE)},
         WEBSOCKET_NOTIFY_FUNCTION: {"Properties": {"Environment": {"Variables": {
             "WEBSOCKET_ENDPOINT": WEBSOCKET_MANAGEMENT_ENDPOINT, "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"}}}}},
     }
@@ -259,44 +325,8 @@ def build_resources() -> dict[str, Any]:
                 },
             },
             "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "mycontroller"}},
-            "ForwardPayloadRule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "EventBus"},
-                    "EventPattern": FORWARD_PATTERN,
-                    "Targets": [{"Id": "forward-payload", "Arn": {"Fn::GetAtt": [FORWARD_FUNCTION, "Arn"]},
-                                 "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
-                                 "DeadLetterConfig": {"Arn": dlq_arn}}],
-                },
-            },
-            "ForwardPayloadPermission": {
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {
-                    "Action": "lambda:InvokeFunction",
-                    "FunctionName": {"Ref": FORWARD_FUNCTION},
-                    "Principal": "events.amazonaws.com",
-                    "SourceArn": {"Fn::GetAtt": ["ForwardPayloadRule", "Arn"]},
-                },
-            },
-            "TasksRule": {
-                "Type": "AWS::Events::Rule",
-                "Properties": {
-                    "EventBusName": {"Ref": "EventBus"},
-                    "EventPattern": TASKS_PATTERN,
-                    "Targets": [{"Id": "tasks", "Arn": {"Fn::GetAtt": [TASKS_FUNCTION, "Arn"]},
-                                 "RetryPolicy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600},
-                                 "DeadLetterConfig": {"Arn": dlq_arn}}],
-                },
-            },
-            "TasksPermission": {
-                "Type": "AWS::Lambda::Permission",
-                "Properties": {
-                    "Action": "lambda:InvokeFunction",
-                    "FunctionName": {"Ref": TASKS_FUNCTION},
-                    "Principal": "events.amazonaws.com",
-                    "SourceArn": {"Fn::GetAtt": ["TasksRule", "Arn"]},
-                },
-            },
+            **{resource: definition for name, consumer in BUS_CONSUMERS.items()
+               for resource, definition in bus_consumer_resources(name, **consumer).items()},
             "ScheduleGroup": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": SCHEDULE_GROUP}},
             "SchedulerRole": {
                 "Type": "AWS::IAM::Role",
@@ -358,7 +388,7 @@ def build_resources() -> dict[str, Any]:
             },
             HANDLERS_FUNCTION: {"Properties": {"Timeout": 60, "Environment": {"Variables": {
                 **scheduler_environment(), **handler_environment(), "EMAIL": "ses", "SMS": "sns"}}}},
-            **websocket_resources(dlq_arn),
+            **websocket_resources(),
             **shadow_resources(),
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
                            "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(edge_policy_document())}}},
@@ -373,6 +403,7 @@ def build_resources() -> dict[str, Any]:
             "ScheduleGroupName": {"Value": {"Ref": "ScheduleGroup"}},
             "HandlerQueueUrl": {"Value": {"Ref": "HandlerQueue"}},
             "HandlerDeadLetterQueueUrl": {"Value": {"Ref": "HandlerDeadLetterQueue"}},
+            **{f"{name}DeadLetterQueueUrl": {"Value": {"Ref": f"{name}DeadLetterQueue"}} for name in BUS_CONSUMERS},
         },
     }
 

@@ -106,8 +106,8 @@ def test_field_updates_on_the_bus_reach_the_forward_payload_function() -> None:
     resources = build_resources()["Resources"]
     rule = resources["ForwardPayloadRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ForwardPayload", "Arn"]}
-    assert resources["ForwardPayloadPermission"]["Properties"]["Principal"] == "events.amazonaws.com"
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ForwardPayloadQueue", "Arn"]}
+    assert resources["ForwardPayloadEventSource"]["Properties"]["FunctionName"] == {"Ref": "ForwardPayload"}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
     for kind, wanted in (("updated", True), ("created", False)):
         published = bus_event(event(kind, Kind.FIELD, field))
@@ -123,8 +123,8 @@ def test_every_domain_event_reaches_the_tasks_function() -> None:
     resources = build_resources()["Resources"]
     rule = resources["TasksRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Tasks", "Arn"]}
-    assert resources["TasksPermission"]["Properties"]["FunctionName"] == {"Ref": "Tasks"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["TasksQueue", "Arn"]}
+    assert resources["TasksEventSource"]["Properties"]["FunctionName"] == {"Ref": "Tasks"}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
     for kind in ("updated", "created", "deleted"):
         published = bus_event(event(kind, Kind.FIELD, field))
@@ -188,9 +188,8 @@ def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
     resources = build_resources()["Resources"]
     rule = resources["WebsocketNotifyRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotify", "Arn"]}
-    assert resources["WebsocketNotifyPermission"]["Properties"]["SourceArn"] == {
-        "Fn::GetAtt": ["WebsocketNotifyRule", "Arn"]}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotifyQueue", "Arn"]}
+    assert resources["WebsocketNotifyEventSource"]["Properties"]["FunctionName"] == {"Ref": "WebsocketNotify"}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
     for kind in ("updated", "created", "deleted"):
         published = bus_event(event(kind, Kind.FIELD, field))
@@ -232,3 +231,58 @@ def test_edge_devices_reach_only_their_own_shadow() -> None:
         resources = next(s for s in statements if s["Action"] == action)["Resource"]
         shadow = [r for r in resources if "$aws/things/" in r]
         assert shadow and all("$aws/things/${!iot:Connection.Thing.ThingName}/shadow/" in r for r in shadow)
+
+
+CONSUMERS = {"ForwardPayload": "forward_payload", "Tasks": "tasks", "WebsocketNotify": "websocket_notify"}
+"""The bus consumers: resource name prefix → the Chalice function (its logical id is the prefix)."""
+
+
+def test_bus_rules_target_their_own_queue_and_no_function_directly() -> None:
+    from app import app
+
+    resources = build_resources()["Resources"]
+    for name in CONSUMERS:
+        targets = resources[f"{name}Rule"]["Properties"]["Targets"]
+        assert [t["Arn"] for t in targets] == [{"Fn::GetAtt": [f"{name}Queue", "Arn"]}]
+        assert targets[0]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}}
+        queue = resources[f"{name}Queue"]["Properties"]
+        assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]},
+                                          "maxReceiveCount": MAX_RECEIVE_COUNT}
+        assert resources[f"{name}DeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
+        assert f"{name}Permission" not in resources  # EventBridge no longer invokes the function
+    permissions = [r for r in resources.values() if r.get("Type") == "AWS::Lambda::Permission"]
+    assert all(p["Properties"]["Principal"] != "events.amazonaws.com" for p in permissions)
+    assert set(CONSUMERS.values()) <= {function.name for function in app.pure_lambda_functions}
+
+
+def test_queue_policies_let_only_their_rule_send() -> None:
+    resources = build_resources()["Resources"]
+    for name in CONSUMERS:
+        policy = resources[f"{name}QueuePolicy"]
+        assert policy["Type"] == "AWS::SQS::QueuePolicy"
+        assert policy["Properties"]["Queues"] == [{"Ref": f"{name}Queue"}, {"Ref": f"{name}DeadLetterQueue"}]
+        [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
+        assert statement["Effect"] == "Allow" and statement["Action"] == "sqs:SendMessage"
+        assert statement["Principal"] == {"Service": "events.amazonaws.com"}
+        assert statement["Resource"] == [{"Fn::GetAtt": [f"{name}Queue", "Arn"]},
+                                         {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}]
+        assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}
+
+
+def test_every_queue_feeds_its_function_in_batches_with_partial_failures() -> None:
+    resources = build_resources()["Resources"]
+    expected = {"ForwardPayload": (100, 1), "Tasks": (100, 1), "WebsocketNotify": (10, 0)}
+    for name, (batch_size, window) in expected.items():
+        mapping = resources[f"{name}EventSource"]
+        assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
+        properties = mapping["Properties"]
+        assert properties["EventSourceArn"] == {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
+        assert properties["FunctionName"] == {"Ref": name}
+        assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+        assert (properties["BatchSize"], properties["MaximumBatchingWindowInSeconds"]) == (batch_size, window)
+        # AWS: six times the function's timeout (Chalice's default 60 s) plus the batching window
+        assert resources[f"{name}Queue"]["Properties"]["VisibilityTimeout"] >= 6 * 60 + window
+    for resource in resources.values():  # SQS refuses a batch above 10 without a batching window
+        if resource.get("Type") == "AWS::Lambda::EventSourceMapping":
+            properties = resource["Properties"]
+            assert properties["BatchSize"] <= 10 or properties["MaximumBatchingWindowInSeconds"] >= 1
