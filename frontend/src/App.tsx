@@ -25,6 +25,12 @@ const DashboardPage = named(dashboards, "DashboardPage");
 const AutomationListPage = named(automation, "AutomationListPage");
 const AutomationEditorPage = named(automation, "AutomationEditorPage");
 const BackupPage = named(() => import("./pages/Backup"), "BackupPage");
+const users = () => import("./pages/Users");
+const UsersPage = named(users, "UsersPage");
+const UserEditorPage = named(users, "UserEditorPage");
+const ProfilePage = named(users, "ProfilePage");
+const ServiceTokensPage = named(() => import("./pages/Tokens"), "ServiceTokensPage");
+const SettingsPage = named(() => import("./pages/Settings"), "SettingsPage");
 
 const NAV: Array<[string, string]> = [
   ["/dashboards", "Dashboards"],
@@ -37,6 +43,9 @@ const NAV: Array<[string, string]> = [
   ["/automation/handler", "Handlers"],
   ["/automation/forwardpayload", "Forward payloads"],
   ["/backup", "Backup"],
+  ["/users", "Users"],
+  ["/tokens", "Service tokens"],
+  ["/settings", "Settings"],
 ];
 
 type AuthState = "checking" | "in" | "out";
@@ -76,7 +85,9 @@ function Shell({ children }: { children: ReactNode }) {
         <span className={`live live-${connection}`} title={`live updates: ${connection}`} data-state={connection}>
           ● {connection === "open" ? "live" : connection}
         </span>
-        <span className="user">{getUsername() ?? ""}</span>
+        <span className="user">
+          {getUsername() ? <NavLink to="/profile" title="my profile">{getUsername()}</NavLink> : ""}
+        </span>
         {getToken() && (
           <button type="button" className="logout" onClick={async () => {
             await logout();
@@ -87,11 +98,13 @@ function Shell({ children }: { children: ReactNode }) {
         )}
       </header>
       <nav className="sidebar" aria-label="main">
-        {NAV.map(([to, label]) => (
-          <NavLink key={to} to={to}>
-            {label}
-          </NavLink>
-        ))}
+        <div className="sidebar-links">
+          {NAV.map(([to, label]) => (
+            <NavLink key={to} to={to}>
+              {label}
+            </NavLink>
+          ))}
+        </div>
       </nav>
       <div className="nav-scrim" onClick={() => setOpen(false)} />
       <main className="content">
@@ -140,6 +153,11 @@ function AppRoutes() {
       <Route path="/automation/:kind" element={page(<AutomationListPage />)} />
       <Route path="/automation/:kind/:id" element={page(<AutomationEditorPage />)} />
       <Route path="/backup" element={page(<BackupPage />)} />
+      <Route path="/users" element={page(<UsersPage />)} />
+      <Route path="/users/:id" element={page(<UserEditorPage />)} />
+      <Route path="/profile" element={page(<ProfilePage />)} />
+      <Route path="/tokens" element={page(<ServiceTokensPage />)} />
+      <Route path="/settings" element={page(<SettingsPage />)} />
       <Route path="*" element={page(<p>Page not found.</p>)} />
     </Routes>
   );

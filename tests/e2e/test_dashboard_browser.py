@@ -197,6 +197,10 @@ def test_node_and_field_pages_show_live_values_and_a_metrics_chart(page: Any, st
     page.get_by_text("Heartbeat: sent").wait_for()
     page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
     shot(page, "03-node")
+    # the white nav column reaches the bottom of a page longer than the window (it used to stop at 100vh)
+    nav, main, window = page.evaluate("""[document.querySelector('nav.sidebar').getBoundingClientRect().bottom,
+        document.querySelector('main.content').getBoundingClientRect().bottom, window.innerHeight]""")
+    assert main > window and nav >= main
 
     page.goto(stack.base + "/fields/sim.1.1.V_TEMP/")
     page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
@@ -428,6 +432,127 @@ def test_backup_export_and_restore_show_progress(page: Any, stack: Api, tmp_path
     assert page.get_by_role("status").inner_text() == f"restored {total} of {total} records"
     assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
     assert stack.call("/api/dashboard/live")["widgets"][0]["id"] == "t"
+
+
+def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/settings")
+    page.get_by_label("Location name").fill("Browser Test Town")
+    page.get_by_label("Latitude").fill("123")
+    page.get_by_label("Longitude").fill("-9.14")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").filter(has_text="geoLocation.latitude").wait_for()
+    assert page.get_by_label("Latitude").get_attribute("aria-invalid") == "true"
+    assert page.get_by_label("Longitude").get_attribute("aria-invalid") is None
+    assert stack.call("/api/settings/system")["geoLocation"]["locationName"] != "Browser Test Town"
+
+    page.get_by_label("Latitude").fill("38.72")
+    page.get_by_label("Inactive after").fill("20m")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+    assert page.get_by_role("alert").count() == 0
+    settings = stack.call("/api/settings/system")
+    assert settings["geoLocation"]["locationName"] == "Browser Test Town"
+    assert (settings["geoLocation"]["latitude"], settings["geoLocation"]["longitude"]) == (38.72, -9.14)
+    assert settings["nodeStateJob"]["inactiveDuration"] == "20m"
+    assert settings["nodeDiscoverJob"]["executionInterval"]  # the parts not touched are sent back as they were
+    page.reload()
+    assert page.get_by_label("Location name").input_value() == "Browser Test Town"
+    shot(page, "11-settings")
+
+
+OPERATOR_PASSWORD = "operator-Pa55-one"
+
+
+def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
+        page: Any, stack: Api, browser: Any) -> None:
+    page.goto(stack.base + "/users")
+    page.locator("tr[data-id='admin']").wait_for()
+    page.get_by_role("link", name="New user").click()
+    page.wait_for_url("**/users/new")
+    page.get_by_label("Username").fill("operator")
+    page.get_by_label("Full name").fill("Olga Operator")
+    page.get_by_label("E-mail").fill("olga@example.org")
+    page.get_by_label("New password", exact=True).fill(OPERATOR_PASSWORD)
+    page.get_by_label("Repeat new password").fill("something-else")
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").filter(has_text="differ").wait_for()  # checked before anything is sent
+    page.get_by_label("Repeat new password").fill(OPERATOR_PASSWORD)
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/users/operator/")
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+    assert page.get_by_label("New password", exact=True).input_value() == ""  # never shown, not even our own
+
+    stored = stack.call("/api/user/operator")
+    assert (stored["fullName"], stored["email"]) == ("Olga Operator", "olga@example.org")
+    assert "password" not in stored
+    operator = Api(stack.base)
+    operator.token = operator.call("/api/user/login", {"username": "operator", "password": OPERATOR_PASSWORD})["token"]
+    assert operator.call("/api/user/profile")["username"] == "operator"
+
+    page.goto(stack.base + "/users")
+    page.locator("tr[data-id='operator']").wait_for()
+    shot(page, "12-users")
+
+    # my profile, as the new user: the current password is needed to set a new one
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    tab.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{tab.url}: {error}"))
+    try:
+        tab.goto(stack.base + "/login?next=%2Fprofile")
+        tab.get_by_label("Username").fill("operator")
+        tab.get_by_label("Password").fill(OPERATOR_PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url("**/profile")
+        tab.get_by_label("Current password").fill("not-my-password")
+        tab.get_by_label("New password", exact=True).fill("operator-Pa55-two")
+        tab.get_by_label("Repeat new password").fill("operator-Pa55-two")
+        tab.get_by_role("button", name="Save").click()
+        tab.get_by_role("alert").filter(has_text="currentPassword").wait_for()
+        assert tab.get_by_label("Current password").get_attribute("aria-invalid") == "true"
+        tab.get_by_label("Current password").fill(OPERATOR_PASSWORD)
+        tab.get_by_role("button", name="Save").click()
+        tab.get_by_role("status").filter(has_text="new password").wait_for()
+        tab.goto(stack.base + "/nodes")  # the tab signed in again: the old token ended with the old password
+        tab.locator("tr[data-id='sim.1']").wait_for()
+        assert "/login" not in tab.url
+    finally:
+        context.close()
+    with pytest.raises(urllib.error.HTTPError) as error:
+        operator.call("/api/user/profile")
+    assert error.value.code == 401
+    with pytest.raises(urllib.error.HTTPError):
+        operator.call("/api/user/login", {"username": "operator", "password": OPERATOR_PASSWORD})
+    assert operator.call("/api/user/login", {"username": "operator", "password": "operator-Pa55-two"})["token"]
+
+
+def test_a_service_token_is_shown_once_works_as_bearer_and_stops_when_deleted(page: Any, stack: Api) -> None:
+    page.goto(stack.base + "/tokens")
+    page.get_by_label("Name", exact=True).fill("browser-script")
+    page.get_by_label("Never expire").check()
+    page.get_by_role("button", name="Create token").click()
+    secret = page.get_by_label("token secret").input_value()
+    token_id, _, part = secret.partition("_")
+    assert token_id and part, secret
+    assert "shown this once" in page.get_by_role("region", name="new service token").inner_text()
+    page.locator(f"tr[data-id='{token_id}']").wait_for()
+    shot(page, "13-tokens")
+
+    script = Api(stack.base)
+    script.token = secret
+    assert "data" in script.call("/api/node")  # 200 with the token as the bearer
+    listed = stack.call("/api/servicetoken?limit=0")["data"]
+    assert [t["neverExpire"] for t in listed if t["id"] == token_id] == [True]
+    assert part not in json.dumps(listed)  # the list never carries the secret
+    page.get_by_role("button", name="I have copied it").click()
+    assert page.get_by_label("token secret").count() == 0  # gone for good
+
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"tr[data-id='{token_id}']").get_by_role("button", name="Delete").click()
+    page.locator(f"tr[data-id='{token_id}']").wait_for(state="detached")
+    with pytest.raises(urllib.error.HTTPError) as error:
+        script.call("/api/node")
+    assert error.value.code == 401
 
 
 def test_an_expired_session_goes_back_to_the_login_page(browser: Any, stack: Api) -> None:

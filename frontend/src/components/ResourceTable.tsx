@@ -28,12 +28,14 @@ export interface ResourceTableProps<T extends { id: string }> {
   actions?: (row: T) => ReactNode;
   /** Keeps the query out of the URL (tables embedded in another page). */
   embedded?: boolean;
+  /** The key plain search text matches (default "name"; users have "username"). */
+  nameKey?: string;
 }
 
 const PAGE_SIZES = [10, 25, 50, 100];
 
 export function ResourceTable<T extends { id: string }>(props: ResourceTableProps<T>) {
-  const { resource, entityType, columns, link, defaultSort, searchHint, baseFilter, actions, embedded } = props;
+  const { resource, entityType, columns, link, defaultSort, searchHint, baseFilter, actions, embedded, nameKey } = props;
   const [params, setParams] = useSearchParams();
   const prefix = embedded ? `${resource}.` : "";
   const q = params.get(`${prefix}q`) ?? "";
@@ -43,7 +45,7 @@ export function ResourceTable<T extends { id: string }>(props: ResourceTableProp
   const sort: Sort | undefined = sortParam
     ? { f: sortParam.replace(/^-/, ""), o: sortParam.startsWith("-") ? "desc" : "asc" }
     : defaultSort;
-  const filter = useMemo(() => [...(baseFilter ?? []), ...parseSearch(q)], [q, baseFilter]);
+  const filter = useMemo(() => [...(baseFilter ?? []), ...parseSearch(q, nameKey)], [q, baseFilter, nameKey]);
   const filterKey = JSON.stringify(filter);
 
   const update = (changes: Record<string, string | null>) => {

@@ -1,0 +1,141 @@
+// Service tokens (`/api/servicetoken`) for scripts and other systems: list, create, delete. The secret exists in
+// the answer to create only (the server keeps a digest), so it is shown once, in a box to copy it from.
+
+import { type FormEvent, useMemo, useRef, useState } from "react";
+
+import { dateToLocalInput, serviceTokenBody, type ServiceTokenRecord, tokenExpiry, type UserRecord } from "../api/admin";
+import { api, list, remove } from "../api/client";
+import { Card, ErrorBox, errorText, formatTime, useAsync } from "../components/common";
+import { FormCheck, FormInput, type Problem, problemOf } from "../components/Form";
+import { type Column, ResourceTable } from "../components/ResourceTable";
+
+const DEFAULT_DAYS = 90;
+
+function NewSecret({ token, onDone }: { token: ServiceTokenRecord; onDone: () => void }) {
+  const input = useRef<HTMLInputElement>(null);
+  const [copied, setCopied] = useState<string | null>(null);
+  const secret = token.token ?? "";
+  const copy = async () => {
+    try {
+      await navigator.clipboard.writeText(secret); // needs a secure context (https or localhost)
+      setCopied("copied");
+    } catch {
+      input.current?.select(); // elsewhere: selected, for Ctrl+C
+      setCopied(document.execCommand?.("copy") ? "copied" : "selected: press Ctrl+C");
+    }
+  };
+  return (
+    <div className="secret-box" role="region" aria-label="new service token">
+      <strong>Service token "{token.name}" created.</strong>
+      <p>
+        Copy it now: <b>it is shown this once</b> and cannot be read again (the server keeps only a digest). Send it
+        as <code>Authorization: Bearer &lt;token&gt;</code>. If it is lost, delete this token and create another.
+      </p>
+      <div className="secret-row">
+        <input ref={input} readOnly aria-label="token secret" value={secret} spellCheck={false}
+          onFocus={(e) => e.target.select()} />
+        <button type="button" className="primary" onClick={copy}>Copy</button>
+        {copied && <span className="muted" role="status">{copied}</span>}
+      </div>
+      <button type="button" onClick={onDone}>I have copied it</button>
+    </div>
+  );
+}
+
+function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => void }) {
+  const users = useAsync(() => list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }), []);
+  const [name, setName] = useState("");
+  const [description, setDescription] = useState("");
+  const [userId, setUserId] = useState("");
+  const [neverExpire, setNeverExpire] = useState(false);
+  const [expiresOn, setExpiresOn] = useState(() => dateToLocalInput(new Date(Date.now() + DEFAULT_DAYS * 86_400_000)));
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [busy, setBusy] = useState(false);
+  const min = useMemo(() => dateToLocalInput(new Date()), []);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    setBusy(true);
+    try {
+      const body = serviceTokenBody({ name, description, userId, neverExpire, expiresOn });
+      const created = await api<ServiceTokenRecord>("/api/servicetoken", { method: "POST", body });
+      setName("");
+      setDescription("");
+      onCreated(created);
+    } catch (err) {
+      setProblem(problemOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <form className="editor" onSubmit={submit} noValidate>
+      <div className="row">
+        <FormInput label="Name" name="name" value={name} onChange={setName} problem={problem} placeholder="backup script" />
+        <FormInput label="Description" name="description" value={description} onChange={setDescription}
+          problem={problem} />
+        <label>
+          Acts as user
+          <select aria-label="Acts as user" value={userId} onChange={(e) => setUserId(e.target.value)}
+            className={problem?.field === "userId" ? "invalid" : ""}>
+            <option value="">me</option>
+            {(users.data?.data ?? []).map((u) => <option key={u.id} value={u.id}>{u.username}</option>)}
+          </select>
+        </label>
+      </div>
+      <div className="row">
+        <FormCheck label="Never expire" name="neverExpire" checked={neverExpire} onChange={setNeverExpire} />
+        <FormInput label="Expires on" name="expiresOn" type="datetime-local" value={expiresOn} onChange={setExpiresOn}
+          problem={problem} disabled={neverExpire} min={min} />
+      </div>
+      <ErrorBox error={problem?.message} />
+      <div className="actions">
+        <button type="submit" className="primary" disabled={busy}>Create token</button>
+      </div>
+    </form>
+  );
+}
+
+export function ServiceTokensPage() {
+  const [created, setCreated] = useState<ServiceTokenRecord | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [version, setVersion] = useState(0); // tokens send no live events: the table is fetched again after a change
+  const columns: Column<ServiceTokenRecord>[] = [
+    { key: "name", label: "Name", render: (t) => t.name },
+    { key: "userId", label: "User", render: (t) => t.userId },
+    { key: "description", label: "Description", render: (t) => t.description || "" },
+    { key: "expiresOn", label: "Expires", render: (t) => tokenExpiry(t) },
+    { key: "createdOn", label: "Created", render: (t) => formatTime(t.createdOn) },
+    { key: "id", label: "Token id", render: (t) => <code className="muted">{t.id.slice(0, 8)}…</code> },
+  ];
+  const onDelete = async (token: ServiceTokenRecord) => {
+    if (!window.confirm(`Delete service token ${token.name}? Whatever uses it is refused from then on.`)) return;
+    setError(null);
+    try {
+      await remove("servicetoken", [token.id]);
+      if (created?.id === token.id) setCreated(null);
+      setVersion((v) => v + 1);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <>
+      <Card title="New service token">
+        {created ? <NewSecret token={created} onDone={() => setCreated(null)} />
+          : <CreateToken onCreated={(token) => {
+            setCreated(token);
+            setVersion((v) => v + 1);
+          }} />}
+      </Card>
+      <Card title="Service tokens">
+        <ErrorBox error={error} />
+        <ResourceTable<ServiceTokenRecord> key={version} resource="servicetoken" columns={columns}
+          defaultSort={{ f: "name", o: "asc" }} searchHint="name, or key=value"
+          actions={(t) => <button type="button" onClick={() => onDelete(t)}>Delete</button>} />
+      </Card>
+    </>
+  );
+}

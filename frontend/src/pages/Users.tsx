@@ -1,0 +1,247 @@
+// Users (`/api/user`): list, create, edit, delete; and "my profile" (`/api/user/profile`). A password is never
+// shown: the API does not return one, and the password inputs only ever set a new one. A changed password ends
+// the tokens issued before it, so changing one's own signs in again with the new password.
+
+import { type FormEvent, useEffect, useState } from "react";
+import { Link, useNavigate, useParams } from "react-router-dom";
+
+import { newPasswordProblem, userBody, type UserRecord, FormError } from "../api/admin";
+import { api, ApiError, getOne, getUsername, login, remove, save } from "../api/client";
+import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels, useAsync } from "../components/common";
+import { FormInput, type Problem, problemOf } from "../components/Form";
+import { type Column, ResourceTable } from "../components/ResourceTable";
+
+const enc = encodeURIComponent;
+/** Usernames may hold dots; the trailing slash keeps a reload from looking like a file request. */
+export const userPath = (id: string) => `/users/${enc(id)}/`;
+
+export function UsersPage() {
+  const [error, setError] = useState<string | null>(null);
+  const [version, setVersion] = useState(0); // users send no live events: the table is fetched again after a change
+  const me = getUsername();
+  const columns: Column<UserRecord>[] = [
+    { key: "username", label: "Username", render: (u) => u.username },
+    { key: "fullName", label: "Name", render: (u) => u.fullName || "" },
+    { key: "email", label: "E-mail", render: (u) => u.email || "" },
+    { key: "labels", label: "Labels", sortable: false, render: (u) => <Labels labels={u.labels} /> },
+    { key: "modifiedOn", label: "Changed", render: (u) => formatTime(u.modifiedOn) },
+  ];
+  const onDelete = async (user: UserRecord) => {
+    if (!window.confirm(`Delete user ${user.username} and their service tokens?`)) return;
+    setError(null);
+    try {
+      await remove("user", [user.id]);
+      setVersion((v) => v + 1);
+    } catch (err) {
+      setError(errorText(err));
+    }
+  };
+  return (
+    <Card title="Users" actions={
+      <>
+        <Link to="/profile">My profile</Link>
+        <Link className="button primary" to="/users/new">New user</Link>
+      </>
+    }>
+      <ErrorBox error={error} />
+      <ResourceTable<UserRecord> key={version} resource="user" columns={columns} link={(u) => userPath(u.id)}
+        defaultSort={{ f: "username", o: "asc" }} nameKey="username" searchHint="username, or key=value"
+        actions={(u) => (
+          <>
+            <Link className="button" to={userPath(u.id)}>Edit</Link>
+            <button type="button" disabled={u.username === me} title={u.username === me ? "you cannot delete yourself" : ""}
+              onClick={() => onDelete(u)}>
+              Delete
+            </button>
+          </>
+        )} />
+    </Card>
+  );
+}
+
+const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", labels: {} };
+
+export function UserEditorPage() {
+  const { id = "new" } = useParams();
+  const isNew = id === "new";
+  const navigate = useNavigate();
+  const loaded = useAsync<UserRecord | null>(async () => (isNew ? null : getOne<UserRecord>("user", id)), [id]);
+  const [user, setUser] = useState<UserRecord | null>(null);
+  const [labelsText, setLabelsText] = useState("");
+  const [password, setPassword] = useState("");
+  const [confirm, setConfirm] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [saved, setSaved] = useState(false);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    const base = isNew ? BLANK : loaded.data;
+    if (base) {
+      setUser(base);
+      setLabelsText(labelsToText(base.labels));
+    }
+  }, [isNew, loaded.data]);
+
+  if (!user) return <Card title="User"><ErrorBox error={loaded.error} />{loaded.loading && "loading…"}</Card>;
+  const u = user;
+  const set = (changes: Partial<UserRecord>) => {
+    setSaved(false);
+    setUser({ ...u, ...changes });
+  };
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    setSaved(false);
+    setBusy(true);
+    try {
+      if (isNew || password || confirm) {
+        const bad = newPasswordProblem(password, confirm);
+        if (bad) throw bad;
+      }
+      const body = userBody(u, password, textToLabels(labelsText));
+      if (isNew) {
+        // POST /api/user is an upsert: a new user must not silently replace one with the same id.
+        const taken = await getOne<UserRecord>("user", String(body.id)).then(() => true, (err: unknown) => {
+          if (err instanceof ApiError && err.status === 404) return false;
+          throw err;
+        });
+        if (taken) throw new FormError(`username: ${String(body.id)} is taken`, "username");
+      }
+      const wasMe = !isNew && loaded.data?.username === getUsername();
+      const stored = await save<UserRecord>("user", body);
+      if (wasMe && password) await login(stored.username, password); // the old token ended with the old password
+      setPassword("");
+      setConfirm("");
+      setUser(stored);
+      setSaved(true);
+      if (isNew) navigate(userPath(stored.id), { replace: true });
+    } catch (err) {
+      setProblem(problemOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Card title={isNew ? "New user" : `User ${u.username}`} actions={<Link to="/users">all users</Link>}>
+      <form className="editor" onSubmit={submit} noValidate>
+        <div className="row">
+          <FormInput label="Username" name="username" value={u.username} onChange={(v) => set({ username: v })}
+            problem={problem} autoComplete="off" required />
+          <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} onChange={(v) => set({ fullName: v })}
+            problem={problem} />
+          <FormInput label="E-mail" name="email" type="email" value={u.email ?? ""} onChange={(v) => set({ email: v })}
+            problem={problem} />
+        </div>
+        <fieldset className="section">
+          <legend>{isNew ? "Password" : "Set a new password"}</legend>
+          {!isNew && <p className="muted">Leave empty to keep the current password (it is never shown).</p>}
+          <div className="row">
+            <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
+              problem={problem} autoComplete="new-password" hint="at least 8 characters" />
+            <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
+              onChange={setConfirm} problem={problem} autoComplete="new-password" />
+          </div>
+        </fieldset>
+        <label>
+          Labels <small className="muted">key=value, one a line</small>
+          <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => setLabelsText(e.target.value)} />
+        </label>
+        <ErrorBox error={problem?.message} />
+        {saved && <div className="ok" role="status">Saved.</div>}
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>Save</button>
+          <button type="button" onClick={() => navigate("/users")}>Back</button>
+        </div>
+      </form>
+    </Card>
+  );
+}
+
+export function ProfilePage() {
+  const loaded = useAsync<UserRecord>((signal) => api<UserRecord>("/api/user/profile", { signal }), []);
+  const [user, setUser] = useState<UserRecord | null>(null);
+  const [labelsText, setLabelsText] = useState("");
+  const [current, setCurrent] = useState("");
+  const [password, setPassword] = useState("");
+  const [confirm, setConfirm] = useState("");
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const [saved, setSaved] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  useEffect(() => {
+    if (loaded.data) {
+      setUser(loaded.data);
+      setLabelsText(labelsToText(loaded.data.labels));
+    }
+  }, [loaded.data]);
+
+  if (!user) return <Card title="My profile"><ErrorBox error={loaded.error} />{loaded.loading && "loading…"}</Card>;
+  const u = user;
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setProblem(null);
+    setSaved(null);
+    setBusy(true);
+    try {
+      const body: Record<string, unknown> = { email: (u.email ?? "").trim(), fullName: (u.fullName ?? "").trim(),
+        labels: textToLabels(labelsText) };
+      const changing = Boolean(current || password || confirm);
+      if (changing) {
+        if (!current) throw new FormError("currentPassword: type your current password to set a new one",
+          "currentPassword");
+        const bad = newPasswordProblem(password, confirm);
+        if (bad) throw bad;
+        body.currentPassword = current;
+        body.password = password;
+      }
+      const stored = await api<UserRecord>("/api/user/profile", { method: "POST", body });
+      if (changing) await login(stored.username, password); // the old token ended with the old password
+      setCurrent("");
+      setPassword("");
+      setConfirm("");
+      setUser(stored);
+      setSaved(changing ? "Saved; the new password is in use." : "Saved.");
+    } catch (err) {
+      setProblem(problemOf(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Card title={`My profile (${u.username})`}>
+      <form className="editor" onSubmit={submit} noValidate>
+        <div className="row">
+          <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} problem={problem}
+            onChange={(v) => setUser({ ...u, fullName: v })} />
+          <FormInput label="E-mail" name="email" type="email" value={u.email ?? ""} problem={problem}
+            onChange={(v) => setUser({ ...u, email: v })} />
+        </div>
+        <label>
+          Labels <small className="muted">key=value, one a line</small>
+          <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => setLabelsText(e.target.value)} />
+        </label>
+        <fieldset className="section">
+          <legend>Change password</legend>
+          <p className="muted">Other sessions and logins with the old password end.</p>
+          <div className="row">
+            <FormInput label="Current password" name="currentPassword" type="password" value={current}
+              onChange={setCurrent} problem={problem} autoComplete="current-password" />
+            <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
+              problem={problem} autoComplete="new-password" hint="at least 8 characters" />
+            <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
+              onChange={setConfirm} problem={problem} autoComplete="new-password" />
+          </div>
+        </fieldset>
+        <ErrorBox error={problem?.message} />
+        {saved && <div className="ok" role="status">{saved}</div>}
+        <div className="actions">
+          <button type="submit" className="primary" disabled={busy}>Save</button>
+        </div>
+      </form>
+    </Card>
+  );
+}
