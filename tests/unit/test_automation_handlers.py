@@ -187,3 +187,15 @@ def test_handler_specs_are_checked_per_type(kind: str, spec: dict[str, Any], loc
         handler(kind, spec)
     [error] = caught.value.errors()
     assert error["loc"] == ("spec",) and location in error["msg"]
+
+
+def test_webhook_spec_in_the_reference_shape_server_and_api_becomes_url() -> None:
+    from chalicelib.core.automation.models import Handler
+
+    handler = Handler.model_validate({"id": "h", "type": "webhook",
+                                      "spec": {"server": "http://127.0.0.1:9000/", "api": "/hooks/temp",
+                                               "method": "put", "queryParameters": {"a": "1"}}})
+    assert handler.spec["url"] == "http://127.0.0.1:9000/hooks/temp" and handler.spec["method"] == "PUT"
+    assert "server" not in handler.spec and "api" not in handler.spec
+    only_server = Handler.model_validate({"id": "h", "type": "webhook", "spec": {"server": "https://example.com"}})
+    assert only_server.spec["url"] == "https://example.com"

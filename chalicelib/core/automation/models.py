@@ -780,6 +780,16 @@ class WebhookHandlerSpec(CamelModel):
     username: str = ""
     password: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_server_and_api(cls, data: Any) -> Any:
+        """The reference's webhook handler names ``server`` and ``api``: joined, they are our ``url``."""
+        if isinstance(data, dict) and not data.get("url") and isinstance(data.get("server"), str):
+            api = data.get("api") if isinstance(data.get("api"), str) else ""
+            url = data["server"].rstrip("/") + ("/" + api.lstrip("/") if api else "")
+            data = {k: v for k, v in data.items() if k not in ("server", "api")} | {"url": url}
+        return data
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
