@@ -13,12 +13,13 @@ from chalice import Chalice, Cron, Rate
 from chalicelib.api import view_for
 from chalicelib.api.observability import http_middleware
 from chalicelib.api.routes import ROUTES, not_allowed_routes
-from chalicelib.api.web import method_not_allowed
+from chalicelib.api.web import DEFAULT_CONTENT_TYPES, method_not_allowed
 from chalicelib.automation_functions import get_forward_function, get_functions
 from chalicelib.config import get_ingest, get_services
 
 app = Chalice(app_name="mycontroller")
 app.register_middleware(http_middleware, "http")
+app.api.binary_types.append("multipart/form-data")  # firmware and backup uploads reach Lambda as bytes
 
 AUTHORIZER: Any = None
 """No API Gateway authorizer: ``view_for`` authenticates every route that is not ``public`` (Bearer header, the
@@ -29,6 +30,7 @@ CORS = True
 
 for _route in ROUTES:
     app.route(_route.path, methods=[_route.method], name=_route.name, cors=CORS,
+              content_types=list(_route.content_types) if _route.content_types == DEFAULT_CONTENT_TYPES else ["*/*"],
               authorizer=None if _route.public else AUTHORIZER)(view_for(_route, app))
 
 for _path, _others, _name, _allowed in not_allowed_routes():

@@ -47,6 +47,11 @@ HANDLER_QUEUE_URL   ``sqs``: the handler queue's URL (required)
 SECRETS             ``local`` (default: AES-256-GCM, key ``<DATA_DIR>/secret.key`` 0600) or ``kms``: how handler
                     secrets are encrypted at rest
 KMS_KEY_ID          ``kms``: the key id, ARN or alias (required)
+BLOBS               ``local`` (default: files under ``<DATA_DIR>/blobs``) or ``s3``: where firmware files and
+                    backups are kept
+BLOB_BUCKET         ``s3``: the bucket (required)
+BACKUP_MAX_BYTES    largest backup archive made, uploaded or restored (default 52428800); also the firmware
+                    upload limit (FIRMWARE_MAX_BYTES, default 16777216) in place of MAX_BODY_BYTES on that route
 (EMAIL, EMAIL_FROM, SMS, TELEGRAM_API_URL, MQTT_BROKER: see ``handler_function.HandlerSettings``)
 ==================  ===============================================================================
 """
@@ -61,6 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from .core.ports import (
+    BlobStore,
     DownlinkSender,
     EventBus,
     HandlerQueue,
@@ -85,6 +91,9 @@ SHADOW_CHOICES: Final = ("local", "iotdata")
 SIGNING_SECRET_CHOICES: Final = ("local", "ssm")
 HANDLER_QUEUE_CHOICES: Final = ("local", "sqs")
 SECRETS_CHOICES: Final = ("local", "kms")
+BLOBS_CHOICES: Final = ("local", "s3")
+DEFAULT_BACKUP_MAX_BYTES: Final = 50 * 1024 * 1024
+DEFAULT_FIRMWARE_MAX_BYTES: Final = 16 * 1024 * 1024
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 
@@ -155,6 +164,10 @@ class Settings:
     handler_queue_url: str | None = None
     secrets: str = "local"
     kms_key_id: str | None = None
+    blobs: str = "local"
+    blob_bucket: str | None = None
+    backup_max_bytes: int = DEFAULT_BACKUP_MAX_BYTES
+    firmware_max_bytes: int = DEFAULT_FIRMWARE_MAX_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -197,7 +210,13 @@ class Settings:
             handler_queue_url=_text(env, "HANDLER_QUEUE_URL"),
             secrets=_choice(env, "SECRETS", SECRETS_CHOICES, "local"),
             kms_key_id=_text(env, "KMS_KEY_ID"),
+            blobs=_choice(env, "BLOBS", BLOBS_CHOICES, "local"),
+            blob_bucket=_text(env, "BLOB_BUCKET"),
+            backup_max_bytes=int(_number(env, "BACKUP_MAX_BYTES", DEFAULT_BACKUP_MAX_BYTES, minimum=1)),
+            firmware_max_bytes=int(_number(env, "FIRMWARE_MAX_BYTES", DEFAULT_FIRMWARE_MAX_BYTES, minimum=1)),
         )
+        if settings.blobs == "s3" and not settings.blob_bucket:
+            raise ConfigError("BLOBS=s3 needs BLOB_BUCKET")
         if settings.handler_queue == "sqs" and not settings.handler_queue_url:
             raise ConfigError("HANDLER_QUEUE=sqs needs HANDLER_QUEUE_URL")
         if settings.secrets == "kms" and not settings.kms_key_id:
@@ -236,6 +255,8 @@ class Services:
     shadow: ShadowStore | None = None
     """Edge devices' shadows (gateway configs from the cloud); ``None``: gateway upserts do not reach edges."""
     secrets: SecretBox | None = None
+    blobs: BlobStore | None = None
+    """Firmware files and backups; ``None``: built from ``settings`` on first use (``blob_store``)."""
     """Encrypts handler secrets at rest; ``None``: built from ``settings`` on first use (``secret_box``)."""
 
     def close(self) -> None:
@@ -350,6 +371,25 @@ def secret_box(services: Services) -> SecretBox:
             if services.secrets is None:
                 services.secrets = build_secrets(services.settings)
     return services.secrets
+
+
+def build_blobs(settings: Settings) -> BlobStore:
+    if settings.blobs == "s3":
+        from .adapters.blob_s3 import S3BlobStore
+
+        return S3BlobStore(settings.blob_bucket or "", region=settings.aws_region)
+    from .adapters.blob_local import LocalBlobStore
+
+    return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def blob_store(services: Services) -> BlobStore:
+    """The services' blob store, built from their settings on first use (firmware and backup routes)."""
+    if services.blobs is None:
+        with _lock:
+            if services.blobs is None:
+                services.blobs = build_blobs(services.settings)
+    return services.blobs
 
 
 def build_handler_queue(settings: Settings) -> HandlerQueue | None:

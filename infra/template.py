@@ -90,6 +90,51 @@ def scheduler_environment() -> dict[str, Any]:
             "SCHEDULER_GROUP": {"Ref": "ScheduleGroup"}}
 
 
+BLOB_BUCKET = "BlobBucket"
+"""Firmware files and backups (the API function's ``BLOBS=s3``). CloudFormation names it
+``<stack>-blobbucket-<random>``, which ``.chalice/policy-dev.json`` grants as ``*-blobbucket-*``."""
+
+
+def blob_environment() -> dict[str, Any]:
+    """The API function's blob store: the bucket, and archives up to 5 MB (Lambda's request and response payloads
+    are 6 MB, base64 included: 4 MB is 5.3 MB encoded); larger ones only locally."""
+    return {"BLOBS": "s3", "BLOB_BUCKET": {"Ref": BLOB_BUCKET}, "BACKUP_MAX_BYTES": "4000000",
+            "FIRMWARE_MAX_BYTES": "4000000"}
+
+
+def blob_bucket() -> dict[str, Any]:
+    """Private (every public access blocked, owner-enforced objects), encrypted, TLS only, versioned with old versions
+    expiring (a deleted backup can be recovered for 30 days)."""
+    bucket_arn = {"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}
+    return {
+        BLOB_BUCKET: {
+            "Type": "AWS::S3::Bucket",
+            "DeletionPolicy": "Retain",
+            "UpdateReplacePolicy": "Retain",
+            "Properties": {
+                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
+                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
+                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
+                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
+                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
+                "VersioningConfiguration": {"Status": "Enabled"},
+                "LifecycleConfiguration": {"Rules": [{
+                    "Id": "expire-old-versions", "Status": "Enabled",
+                    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
+            },
+        },
+        f"{BLOB_BUCKET}Policy": {
+            "Type": "AWS::S3::BucketPolicy",
+            "Properties": {"Bucket": {"Ref": BLOB_BUCKET}, "PolicyDocument": {
+                "Version": "2012-10-17",
+                "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+                               "Resource": [bucket_arn, {"Fn::Sub": "${BlobBucket.Arn}/*"}],
+                               "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}},
+        },
+    }
+
+
 def ingest_rule_sql() -> str:
     """The rule passes the publish through untouched: the body is the envelope batch the ingest function reads."""
     return f"SELECT * FROM '{UP_TOPIC_FILTER}'"
@@ -349,7 +394,9 @@ def build_resources() -> dict[str, Any]:
                 },
             },
             **{name: {"Properties": {"Environment": {"Variables": {**scheduler_environment(),
-                                                                   **handler_environment()}},
+                                                                   **handler_environment(),
+                                                                   **(blob_environment()
+                                                                      if name == API_FUNCTION else {})}},
                                      **({"FunctionName": SCHEDULED_FUNCTION_NAME}
                                         if name == SCHEDULED_FUNCTION else {})}}
                for name in SCHEDULER_FUNCTIONS},
@@ -390,6 +437,7 @@ def build_resources() -> dict[str, Any]:
                 **scheduler_environment(), **handler_environment(), "EMAIL": "ses", "SMS": "sns"}}}},
             **websocket_resources(),
             **shadow_resources(),
+            **blob_bucket(),
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
                            "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(edge_policy_document())}}},
         },
@@ -402,6 +450,7 @@ def build_resources() -> dict[str, Any]:
             "ConnectionsTableName": {"Value": {"Ref": "ConnectionsTable"}},
             "ScheduleGroupName": {"Value": {"Ref": "ScheduleGroup"}},
             "HandlerQueueUrl": {"Value": {"Ref": "HandlerQueue"}},
+            "BlobBucketName": {"Value": {"Ref": BLOB_BUCKET}},
             "HandlerDeadLetterQueueUrl": {"Value": {"Ref": "HandlerDeadLetterQueue"}},
             **{f"{name}DeadLetterQueueUrl": {"Value": {"Ref": f"{name}DeadLetterQueue"}} for name in BUS_CONSUMERS},
         },

@@ -118,7 +118,7 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
                            "description": param.description, "schema": dict(param.schema)})
     responses: dict[str, Any] = {
         str(route.ok.status): {"description": route.ok.description, "content": {
-            JSON: {"schema": components.schema(route.ok.model, route.ok.schema, route.ok.page)}}},
+            route.ok.content_type: {"schema": components.schema(route.ok.model, route.ok.schema, route.ok.page)}}},
     }
     codes = set(route.errors) | {500}
     if not route.public:
@@ -142,8 +142,10 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         media: dict[str, Any] = {"schema": body_schema}
         if route.body.example is not None:
             media["example"] = route.body.example
-        operation["requestBody"] = {"required": True, "description": route.body.description,
-                                    "content": {JSON: media}}
+        content = {JSON: media} if JSON in route.content_types else {}
+        content.update({kind: {"schema": {"type": "string", "format": "binary"}}
+                        for kind in route.content_types if kind != JSON})  # file uploads
+        operation["requestBody"] = {"required": True, "description": route.body.description, "content": content}
     if route.public:
         operation["security"] = []
     return operation

@@ -14,6 +14,8 @@ from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
 from chalicelib.core.settings import SystemSettings
 
 from . import actions, auth, automation, dashboards, metrics, openapi, resources, settings, status
+from . import backup as backup_api
+from . import firmware as firmware_api
 from .web import ApiRequest, Body, Ok, Param, Route
 
 LIST_PARAMS: Final = (
@@ -195,6 +197,78 @@ def _dashboard_routes() -> list[Route]:
     ]
 
 
+JOB_SCHEMA: Final = {
+    "type": "object",
+    "required": ["id", "state", "done", "total", "message"],
+    "properties": {"id": {"type": "string"}, "type": {"type": "string", "enum": ["backup", "restore"]},
+                   "state": {"type": "string", "enum": ["running", "done", "failed"]},
+                   "done": {"type": "integer"}, "total": {"type": "integer"}, "message": {"type": "string"},
+                   "result": {"type": "object", "additionalProperties": True}},
+}
+JOB_STARTED_SCHEMA: Final = {
+    "type": "object", "required": ["jobId", "job"],
+    "properties": {"jobId": {"type": "string"}, "name": {"type": "string"}, "job": JOB_SCHEMA},
+}
+BACKUP_LIST_SCHEMA: Final = {
+    "type": "object", "required": ["count", "data"],
+    "properties": {"count": {"type": "integer"}, "data": {"type": "array", "items": {
+        "type": "object", "required": ["name", "size", "createdOn"],
+        "properties": {"name": {"type": "string"}, "size": {"type": "integer"}, "createdOn": {"type": "string"}}}}},
+}
+BINARY_SCHEMA: Final = {"type": "string", "format": "binary"}
+
+
+def _firmware_routes() -> list[Route]:
+    model = firmware_api.Firmware
+    return [
+        Route("GET", "/api/firmware", "list_firmware", firmware_api.list_firmware,
+              "List firmware (filter, sort, page)", "firmware", Ok("A page of firmware", model=model, page=True),
+              params=LIST_PARAMS, errors=(400,)),
+        Route("GET", "/api/firmware/{id}", "get_firmware", firmware_api.get_firmware, "Get one firmware",
+              "firmware", Ok("The firmware", model=model), errors=(404,)),
+        Route("POST", "/api/firmware", "upsert_firmware", firmware_api.upsert_firmware,
+              "Create or update a firmware's description and labels (its file is uploaded separately)", "firmware",
+              Ok("The firmware as stored", model=model), body=Body("The firmware", model=model)),
+        Route("DELETE", "/api/firmware", "delete_firmware", firmware_api.delete_firmware,
+              "Delete firmware by id, with their files", "firmware",
+              Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=Body("Firmware ids or quick ids", schema=ID_LIST_SCHEMA)),
+        Route("POST", "/api/firmware/upload/{id}", "upload_firmware", firmware_api.upload_firmware,
+              "Upload a firmware file: raw application/octet-stream (?name=) or multipart/form-data with a 'file' "
+              "part; the checksum is computed here; the firmware is created when missing", "firmware",
+              Ok("The firmware with its file", model=model), errors=(400,),
+              params=(Param("name", "File name (raw uploads)"),),
+              body=Body("The file", schema=BINARY_SCHEMA), content_types=firmware_api.UPLOAD_TYPES,
+              body_limit=firmware_api.max_upload_bytes),
+    ]
+
+
+def _backup_routes() -> list[Route]:
+    return [
+        Route("GET", "/api/backup", "list_backups", backup_api.list_backups, "List stored backups, newest first",
+              "backup", Ok("The backups", schema=BACKUP_LIST_SCHEMA), errors=()),
+        Route("POST", "/api/backup/run", "run_backup", backup_api.run_backup,
+              "Make a backup (a job; poll /api/backup/job/{id}); keeps the newest retentionCount", "backup",
+              Ok("The job", schema=JOB_STARTED_SCHEMA), errors=(400, 409),
+              body=Body("Options (optional)", model=backup_api.RunRequest, example={"retentionCount": 5})),
+        Route("DELETE", "/api/backup", "delete_backups", backup_api.delete_backups, "Delete backups by name",
+              "backup", Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=Body("Backup names", schema=ID_LIST_SCHEMA)),
+        Route("GET", "/api/backup/download/{name}", "download_backup", backup_api.download_backup,
+              "Download a backup (application/zip)", "backup",
+              Ok("The zip archive", schema=BINARY_SCHEMA, content_type="application/zip"), errors=(400, 404)),
+        Route("POST", "/api/backup/restore", "restore_backup", backup_api.restore_backup,
+              'Restore from a stored backup ({"name"}) or an uploaded zip (raw or multipart "file"): replaces the '
+              "stored resources kind by kind (a job)", "backup", Ok("The job", schema=JOB_STARTED_SCHEMA),
+              errors=(400, 404, 409),
+              body=Body("A backup name, or the archive", schema={"type": "object", "required": ["name"],
+                                                                 "properties": {"name": {"type": "string"}}}),
+              content_types=backup_api.RESTORE_TYPES, body_limit=backup_api.max_archive_bytes),
+        Route("GET", "/api/backup/job/{id}", "get_backup_job", backup_api.get_job,
+              "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,)),
+    ]
+
+
 def _openapi(_request: ApiRequest) -> dict[str, Any]:
     return document()
 
@@ -257,6 +331,8 @@ ROUTES: Final[tuple[Route, ...]] = (
           Ok("Version", schema=OBJECT_SCHEMA), errors=()),
     *_auth_routes(),
     *_dashboard_routes(),
+    *_firmware_routes(),
+    *_backup_routes(),
     Route("GET", "/api/openapi.json", "get_openapi", _openapi, "This document", "status",
           Ok("OpenAPI 3.0 document", schema=OBJECT_SCHEMA), errors=(), public=True),
 )

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import unquote
 
 from chalice.app import Request, Response
@@ -42,6 +42,8 @@ class ApiRequest:
     """Who is calling (``core.auth.principal``), set by ``view_for`` on every route that is not public."""
     forwarded_proto: str = ""
     """``X-Forwarded-Proto`` (``https`` behind API Gateway): cookies are marked ``Secure`` then."""
+    content_type: str = ""
+    """The ``Content-Type`` header as sent (routes taking files read the multipart boundary from it)."""
 
     def param(self, *names: str) -> str | None:
         """The last value of the first query parameter present among ``names`` (aliases), or None."""
@@ -120,6 +122,11 @@ class Ok:
     schema: Mapping[str, Any] | None = None
     page: bool = False
     status: int = 200
+    content_type: str = "application/json"
+    """What the answer is (a download: ``application/zip``)."""
+
+
+DEFAULT_CONTENT_TYPES: Final = ("application/json",)
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +145,11 @@ class Route:
     errors: tuple[int, ...] = (400, 404)
     public: bool = False
     """Open without credentials even once an authorizer exists (status, version, the OpenAPI document)."""
+    content_types: tuple[str, ...] = ("application/json",)
+    """Request content types accepted (others get 415). Chalice checks the JSON-only default before the view; a
+    route with others is registered for any type and checked in ``dispatch``, after authentication."""
+    body_limit: Callable[[], int] | None = None
+    """This route's largest body in bytes, in place of ``MAX_BODY_BYTES`` (file uploads)."""
 
 
 # --------------------------------------------------------------------------------------------- dispatch
@@ -186,6 +198,7 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
         raw_body=raw_body.encode() if isinstance(raw_body, str) else raw_body,
         request_id=str(context.get("requestId") or ""),
         forwarded_proto=str(request.headers.get("x-forwarded-proto") or "").lower() if request.headers else "",
+        content_type=str(request.headers.get("content-type") or "") if request.headers else "",
     )
 
 
@@ -196,9 +209,14 @@ def dispatch(route: Route, request: Request | None, path_params: Mapping[str, st
     try:
         api_request = to_api_request(request, path_params)
         api_request.principal = principal
-        limit = max_body_bytes()
+        limit = route.body_limit() if route.body_limit is not None else max_body_bytes()
         if len(api_request.raw_body) > limit:
             raise ApiError(413, f"request body is {len(api_request.raw_body)} bytes, more than {limit}", "body")
+        if route.content_types != DEFAULT_CONTENT_TYPES:
+            media_type = api_request.content_type.partition(";")[0].strip().lower() or "application/json"
+            if media_type not in route.content_types:
+                raise ApiError(415, f"unsupported media type {media_type!r}; send {', '.join(route.content_types)}",
+                               "Content-Type")
         result = route.handler(api_request)
         reply = result if isinstance(result, Reply) else Reply(200, result)
         return json_response(reply.status, reply.body, reply.headers)

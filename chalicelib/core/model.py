@@ -525,3 +525,48 @@ def event(event_type: EventType | Literal["created", "updated", "deleted", "requ
     """A domain event for a record."""
     kind_value = kind.value if isinstance(kind, Kind) else kind
     return DomainEvent(str(event_type), kind_value, record["id"], f"{kind_value}:{record['id']}", record)
+
+
+# --------------------------------------------------------------------------------------------- firmware
+
+FIRMWARE_UINT16_LABELS: Final = ("ms_type_id", "ms_version_id")
+"""MySensors OTA labels: the firmware type and version a node's bootloader asks for, each 0-65535."""
+
+
+class FirmwareFile(CamelModel):
+    """What the server computed from the uploaded bytes (never taken from the client)."""
+
+    name: str = ""
+    checksum: str = ""
+    """``sha256:<hex>`` of the stored bytes."""
+    size: int = 0
+
+
+class Firmware(CamelModel):
+    """``{id, description, file{name, checksum, size}, labels}``: the bytes live in the blob store under
+    ``firmware/<id>``, uploaded separately."""
+
+    id: str
+    description: str = PydField(default="", max_length=2048)
+    file: FirmwareFile = PydField(default_factory=FirmwareFile)
+    labels: dict[str, str] = PydField(default_factory=dict)
+    modified_on: str | None = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        return _check_segment(value, "firmware id")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels(cls, value: Any) -> Any:
+        value = _Labelled._labels_as_strings(value)
+        if isinstance(value, dict):
+            for key in FIRMWARE_UINT16_LABELS:
+                text = label(value, key)
+                if text is None:
+                    continue
+                stripped = text.strip()
+                if not stripped.isdigit() or not 0 <= int(stripped) <= 65535:
+                    raise ValueError(f"{key} must be an integer 0-65535, got {text!r}")
+        return value

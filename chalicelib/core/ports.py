@@ -356,3 +356,57 @@ class ShadowStore(Protocol):
     def get(self, thing: str) -> dict[str, Any] | None:
         """``{"desired": {...}, "reported": {...}}`` (either may be missing), or ``None`` if there is no shadow."""
         ...
+
+
+# --------------------------------------------------------------------------------------------- blob store
+
+
+class BlobNotFound(KeyError):
+    """No blob is stored under the key."""
+
+
+@dataclass(slots=True, frozen=True)
+class BlobInfo:
+    """One stored blob: its key, size in bytes and last modification (epoch milliseconds)."""
+
+    key: str
+    size: int
+    modified_ms: int
+
+
+class BlobStore(Protocol):
+    """Files by key (firmware images, backup archives): S3 in AWS, a local directory otherwise.
+
+    Keys are ``/``-separated relative names (``firmware/<id>``, ``backups/<name>.zip``); the adapters refuse keys
+    that could leave their root (``..``, absolute, empty segments). Whole values in memory: sizes are bounded by
+    the API (tens of MB), and Lambda's request and response limits are smaller still."""
+
+    def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
+        """Store or replace atomically: a reader sees the old value or the new one, never a part."""
+        ...
+
+    def get(self, key: str) -> bytes:
+        """The value; ``BlobNotFound`` when there is none."""
+        ...
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Remove; missing keys are not an error."""
+        ...
+
+    def list(self, prefix: str) -> list[BlobInfo]:
+        """Blobs whose key starts with ``prefix``, in key order."""
+        ...
+
+
+_BLOB_KEY_SEGMENT = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-:@~")
+
+
+def check_blob_key(key: str) -> str:
+    """``key`` if it is a safe relative blob key (segments of letters, digits, ``._-:@~``, no ``.``/``..``
+    segment), else ``ValueError``: one rule for every adapter, so a key never escapes a directory or prefix."""
+    if not isinstance(key, str) or not key or len(key) > 512:
+        raise ValueError("blob key must be 1-512 characters")
+    for segment in key.split("/"):
+        if segment in ("", ".", "..") or not set(segment) <= _BLOB_KEY_SEGMENT:
+            raise ValueError(f"bad blob key {key!r}")
+    return key

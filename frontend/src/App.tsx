@@ -25,6 +25,7 @@ const DashboardPage = named(dashboards, "DashboardPage");
 const AutomationListPage = named(automation, "AutomationListPage");
 const AutomationEditorPage = named(automation, "AutomationEditorPage");
 const BackupPage = named(() => import("./pages/Backup"), "BackupPage");
+const FirmwarePage = named(() => import("./pages/Firmware"), "FirmwarePage");
 const users = () => import("./pages/Users");
 const UsersPage = named(users, "UsersPage");
 const UserEditorPage = named(users, "UserEditorPage");
@@ -42,6 +43,7 @@ const NAV: Array<[string, string]> = [
   ["/automation/schedule", "Schedules"],
   ["/automation/handler", "Handlers"],
   ["/automation/forwardpayload", "Forward payloads"],
+  ["/firmware", "Firmware"],
   ["/backup", "Backup"],
   ["/users", "Users"],
   ["/tokens", "Service tokens"],
@@ -152,6 +154,7 @@ function AppRoutes() {
       <Route path="/fields/:id" element={page(<FieldPage />)} />
       <Route path="/automation/:kind" element={page(<AutomationListPage />)} />
       <Route path="/automation/:kind/:id" element={page(<AutomationEditorPage />)} />
+      <Route path="/firmware" element={page(<FirmwarePage />)} />
       <Route path="/backup" element={page(<BackupPage />)} />
       <Route path="/users" element={page(<UsersPage />)} />
       <Route path="/users/:id" element={page(<UserEditorPage />)} />

@@ -412,26 +412,42 @@ def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api) -> 
     stack.call("/api/forwardpayload/disable", ["mirror"])
 
 
-def test_backup_export_and_restore_show_progress(page: Any, stack: Api, tmp_path: Path) -> None:
-    page.goto(stack.base + "/backup")
-    with page.expect_download() as download:
-        page.get_by_role("button", name="Export").click()
-    exported = json.loads(Path(download.value.path()).read_text())
-    assert any(f["id"] == "sim.1.1.V_TEMP" for f in exported["resources"]["field"])
-    assert {d["id"] for d in exported["resources"]["dashboard"]} >= {"live", "switches"}
-    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
-    page.get_by_role("status").filter(has_text="exported").wait_for()
+def test_firmware_upload_and_server_backup_show_progress(page: Any, stack: Api, tmp_path: Path) -> None:
+    import hashlib
 
-    stack.call("/api/dashboard", ["live"], method="DELETE")
-    backup = tmp_path / "backup.json"
-    backup.write_text(json.dumps({"version": 1, "resources": {"dashboard": exported["resources"]["dashboard"],
-                                                              "task": exported["resources"]["task"]}}))
-    page.locator("input[type=file]").set_input_files(str(backup))
-    page.get_by_role("status").filter(has_text="restored").wait_for()
-    total = len(exported["resources"]["dashboard"]) + len(exported["resources"]["task"])
-    assert page.get_by_role("status").inner_text() == f"restored {total} of {total} records"
+    firmware = tmp_path / "door.hex"
+    firmware.write_bytes(b":100000000C945C000C946E000C946E000C946E00CA\n" * 20_000)  # ~900 KB
+    checksum = "sha256:" + hashlib.sha256(firmware.read_bytes()).hexdigest()
+    page.goto(stack.base + "/firmware")
+    page.get_by_label("Firmware id").fill("door")
+    page.get_by_label("ms_type_id").fill("10")
+    page.get_by_label("ms_version_id").fill("3")
+    page.get_by_label("Firmware file").set_input_files(str(firmware))
+    page.get_by_role("button", name="Upload").click()
+    page.get_by_role("status").filter(has_text="uploaded door.hex").wait_for()
     assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
-    assert stack.call("/api/dashboard/live")["widgets"][0]["id"] == "t"
+    page.locator("code.checksum", has_text=checksum).wait_for()  # listed with the server's checksum
+    stored = stack.call("/api/firmware/door")
+    assert stored["file"] == {"name": "door.hex", "checksum": checksum, "size": firmware.stat().st_size}
+    assert stored["labels"] == {"ms_type_id": "10", "ms_version_id": "3"}
+    shot(page, "firmware")
+
+    stack.call("/api/dashboard", {"id": "restore-me", "title": "Made before the backup"})
+    page.goto(stack.base + "/backup")
+    page.get_by_role("button", name="Run backup").click()
+    page.get_by_role("status").filter(has_text="made").wait_for()
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    name = stack.call("/api/backup")["data"][0]["name"]
+    page.locator(f"tr[data-backup='{name}']").wait_for()
+    shot(page, "backup")
+
+    stack.call("/api/dashboard", ["restore-me"], method="DELETE")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.locator(f"tr[data-backup='{name}']").get_by_role("button", name="Restore").click()
+    page.get_by_role("status").filter(has_text="restored").wait_for()
+    assert page.get_by_role("progressbar").get_attribute("aria-valuenow") == "100"
+    assert stack.call("/api/dashboard/restore-me")["title"] == "Made before the backup"
+    assert stack.call("/api/firmware/door")["file"]["checksum"] == checksum
 
 
 def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses(page: Any, stack: Api) -> None:

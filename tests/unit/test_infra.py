@@ -286,3 +286,32 @@ def test_every_queue_feeds_its_function_in_batches_with_partial_failures() -> No
         if resource.get("Type") == "AWS::Lambda::EventSourceMapping":
             properties = resource["Properties"]
             assert properties["BatchSize"] <= 10 or properties["MaximumBatchingWindowInSeconds"] >= 1
+
+
+def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() -> None:
+    from fnmatch import fnmatch
+
+    from infra.template import API_FUNCTION, BLOB_BUCKET
+
+    resources = build_resources()["Resources"]
+    bucket = resources[BLOB_BUCKET]
+    assert bucket["Type"] == "AWS::S3::Bucket"
+    properties = bucket["Properties"]
+    assert all(properties["PublicAccessBlockConfiguration"][key] for key in
+               ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    rule = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in ("AES256", "aws:kms")
+    statement = resources[f"{BLOB_BUCKET}Policy"]["Properties"]["PolicyDocument"]["Statement"][0]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    variables = resources[API_FUNCTION]["Properties"]["Environment"]["Variables"]
+    assert variables["BLOBS"] == "s3" and variables["BLOB_BUCKET"] == {"Ref": BLOB_BUCKET}
+    assert int(variables["BACKUP_MAX_BYTES"]) * 4 / 3 < 6 * 1024 * 1024  # a download fits Lambda's payload
+    assert "BLOBS" not in resources[HANDLERS_FUNCTION]["Properties"]["Environment"]["Variables"]
+    # the function role (the static Chalice policy) reaches the bucket CloudFormation names <stack>-blobbucket-<id>
+    with open(".chalice/policy-dev.json", encoding="utf-8") as handle:
+        policy = json.load(handle)
+    grant = next(s for s in policy["Statement"] if s.get("Sid") == "BlobBucket")
+    assert set(grant["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+    generated = "mycontroller-blobbucket-1a2b3c4d5e6f"
+    assert any(fnmatch(f"arn:aws:s3:::{generated}", pattern) for pattern in grant["Resource"])
+    assert any(fnmatch(f"arn:aws:s3:::{generated}/backups/a.zip", pattern) for pattern in grant["Resource"])

@@ -1,13 +1,25 @@
-// Export and restore of the configuration as one JSON file, done in the browser over the REST API. Both are long
-// work on a big installation, so each shows its progress record by record.
+// Server backups (`/api/backup`): run one and follow its job to 100 %, list, download, delete, and restore from a
+// listed backup or from a zip file uploaded with its own progress bar (bytes sent), then the restore job's.
+// A restore replaces the stored configuration: whoever is logged in stays so only if the backup has their user
+// with the same password; otherwise the next call asks to log in again.
 
 import { useState } from "react";
 
-import { list, save } from "../api/client";
-import { Card, ErrorBox, errorText, ProgressBar } from "../components/common";
+import { api } from "../api/client";
+import { downloadFile, followJob, formatBytes, type Job, uploadWithProgress } from "../api/upload";
+import { Card, ErrorBox, errorText, formatTime, ProgressBar, useAsync } from "../components/common";
 
-const KINDS = ["gateway", "node", "source", "field", "task", "schedule", "handler", "forwardpayload", "dashboard"];
-const PAGE = 200;
+interface BackupItem {
+  name: string;
+  size: number;
+  createdOn: string;
+}
+
+interface Started {
+  jobId: string;
+  name?: string;
+  job: Job;
+}
 
 interface Progress {
   done: number;
@@ -16,100 +28,138 @@ interface Progress {
 }
 
 export function BackupPage() {
+  const backups = useAsync(() => api<{ data: BackupItem[] }>("/api/backup"), []);
+  const [retention, setRetention] = useState("5");
   const [progress, setProgress] = useState<Progress | null>(null);
-  const [error, setError] = useState<string | null>(null);
   const [report, setReport] = useState<string | null>(null);
+  const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const exportAll = async () => {
+  const work = async (action: () => Promise<string>) => {
     setBusy(true);
     setError(null);
     setReport(null);
     try {
-      const counts = await Promise.all(KINDS.map((kind) => list(kind, { limit: 1 }).then((p) => p.count, () => 0)));
-      const total = counts.reduce((a, b) => a + b, 0);
-      const result: Record<string, unknown[]> = {};
-      let done = 0;
-      for (const [index, kind] of KINDS.entries()) {
-        result[kind] = [];
-        for (let offset = 0; offset < counts[index]; offset += PAGE) {
-          const page = await list<unknown>(kind, { limit: PAGE, offset });
-          result[kind].push(...page.data);
-          done += page.data.length;
-          setProgress({ done, total, label: `exporting ${kind}` });
-          if (page.data.length === 0) break;
-        }
-      }
-      const blob = new Blob([JSON.stringify({ version: 1, exportedAt: new Date().toISOString(), resources: result },
-        null, 1)], { type: "application/json" });
-      const link = document.createElement("a");
-      link.href = URL.createObjectURL(blob);
-      link.download = `mycontroller-${new Date().toISOString().slice(0, 19).replace(/:/g, "")}.json`;
-      link.click();
-      setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
-      setReport(`exported ${done} records`);
+      setReport(await action());
     } catch (err) {
       setError(errorText(err));
     } finally {
       setBusy(false);
+      backups.reload();
     }
   };
 
-  const restore = async (file: File) => {
-    setBusy(true);
-    setError(null);
-    setReport(null);
-    try {
-      const text = await readWithProgress(file, (done, total) => setProgress({ done, total, label: "reading file" }));
-      const data = JSON.parse(text) as { resources?: Record<string, unknown[]> };
-      if (!data || typeof data !== "object" || !data.resources) throw new Error("not a MyController export");
-      const items = KINDS.flatMap((kind) => (data.resources?.[kind] ?? []).map((record) => ({ kind, record })));
-      const failures: string[] = [];
-      for (const [index, { kind, record }] of items.entries()) {
-        try {
-          await save(kind, record);
-        } catch (err) {
-          const id = (record as { id?: string }).id ?? "?";
-          failures.push(`${kind} ${id}: ${errorText(err)}`);
-        }
-        setProgress({ done: index + 1, total: items.length, label: "restoring" });
-      }
-      setReport(`restored ${items.length - failures.length} of ${items.length} records`);
-      if (failures.length) setError(failures.slice(0, 20).join("\n"));
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
+  const follow = async (started: Started, verb: string): Promise<Job> => {
+    const show = (job: Job) => setProgress({ done: job.done, total: job.total, label: `${verb}: ${job.message}` });
+    show(started.job);
+    return started.job.state === "running" ? followJob(started.jobId, show) : checkDone(started.job);
   };
 
+  const run = () => work(async () => {
+    const count = Number(retention);
+    const started = await api<Started>("/api/backup/run", { method: "POST",
+      body: Number.isInteger(count) && count > 0 ? { retentionCount: count } : {} });
+    await follow(started, "backup");
+    return `backup ${started.name ?? ""} made`;
+  });
+
+  const restoreNamed = (name: string) => {
+    if (!window.confirm(`Restore ${name}? Everything stored now is replaced by the backup's content.`)) return;
+    void work(async () => {
+      const started = await api<Started>("/api/backup/restore", { method: "POST", body: { name } });
+      const job = await follow(started, "restore");
+      return restoredText(job);
+    });
+  };
+
+  const restoreFile = (file: File) => {
+    if (!window.confirm(`Restore from ${file.name}? Everything stored now is replaced by the backup's content.`)) return;
+    void work(async () => {
+      setProgress({ done: 0, total: file.size, label: "uploading" });
+      const started = await uploadWithProgress<Started>("/api/backup/restore", file,
+        (t) => setProgress({ done: t.loaded, total: t.total || file.size, label: "uploading" }), "application/zip");
+      const job = await follow(started, "restore");
+      return restoredText(job);
+    });
+  };
+
+  const onDelete = (name: string) => {
+    if (!window.confirm(`Delete backup ${name}?`)) return;
+    void work(async () => {
+      await api("/api/backup", { method: "DELETE", body: [name] });
+      return `deleted ${name}`;
+    });
+  };
+
+  const onDownload = (name: string) => void work(async () => {
+    const size = await downloadFile(`/api/backup/download/${encodeURIComponent(name)}`, `${name}.zip`);
+    return `downloaded ${name}.zip (${formatBytes(size)})`;
+  });
+
+  const items = backups.data?.data ?? [];
   return (
-    <Card title="Backup and restore">
-      <p className="muted">
-        Exports gateways, nodes, sources, fields, automation and dashboards as one JSON file. Handler secrets are not
-        exported (the API never returns them). Metrics are not included.
-      </p>
-      <div className="actions">
-        <button type="button" className="primary" disabled={busy} onClick={exportAll}>Export</button>
-        <label className="button">
-          Restore from file…
-          <input type="file" accept="application/json,.json" hidden disabled={busy}
-            onChange={(e) => e.target.files?.[0] && restore(e.target.files[0])} />
-        </label>
-      </div>
-      {progress && <ProgressBar done={progress.done} total={progress.total} label={progress.label} />}
-      {report && <div className="ok" role="status">{report}</div>}
-      <ErrorBox error={error} />
-    </Card>
+    <>
+      <Card title="Backup and restore">
+        <p className="muted">
+          A backup is a zip kept by the server: every resource (users and tokens as stored hashes, handler secrets still
+          encrypted) and the firmware files. Metrics are not included. Only the newest backups are kept.
+        </p>
+        <div className="actions">
+          <label>
+            <span>Keep newest</span>
+            <input aria-label="Keep newest" type="number" min={1} max={1000} value={retention}
+              onChange={(e) => setRetention(e.target.value)} style={{ width: "6em" }} />
+          </label>
+          <button type="button" className="primary" disabled={busy} onClick={run}>Run backup</button>
+          <label className="button">
+            Restore from file…
+            <input type="file" aria-label="Restore from file" accept="application/zip,.zip" hidden disabled={busy}
+              onChange={(e) => {
+                const file = e.target.files?.[0];
+                e.target.value = "";
+                if (file) restoreFile(file);
+              }} />
+          </label>
+        </div>
+        {progress && <ProgressBar done={progress.done} total={progress.total} label={progress.label} />}
+        {report && <div className="ok" role="status">{report}</div>}
+        <ErrorBox error={error} />
+      </Card>
+      <Card title="Stored backups">
+        <ErrorBox error={backups.error} />
+        {items.length === 0 ? <p className="muted">{backups.loading ? "loading…" : "No backup yet."}</p> : (
+          <table className="table" aria-label="backups">
+            <thead>
+              <tr><th>Name</th><th>Created</th><th>Size</th><th /></tr>
+            </thead>
+            <tbody>
+              {items.map((item) => (
+                <tr key={item.name} data-backup={item.name}>
+                  <td>{item.name}</td>
+                  <td>{formatTime(item.createdOn)}</td>
+                  <td>{formatBytes(item.size)}</td>
+                  <td className="actions">
+                    <button type="button" disabled={busy} onClick={() => onDownload(item.name)}>Download</button>
+                    <button type="button" disabled={busy} onClick={() => restoreNamed(item.name)}>Restore</button>
+                    <button type="button" disabled={busy} onClick={() => onDelete(item.name)}>Delete</button>
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        )}
+      </Card>
+    </>
   );
 }
 
-function readWithProgress(file: File, onProgress: (done: number, total: number) => void): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const reader = new FileReader();
-    reader.onprogress = (e) => onProgress(e.loaded, e.total || file.size);
-    reader.onload = () => resolve(String(reader.result));
-    reader.onerror = () => reject(reader.error ?? new Error("could not read the file"));
-    reader.readAsText(file);
-  });
+function checkDone(job: Job): Job {
+  if (job.state === "failed") throw new Error(job.message || "the job failed");
+  return job;
+}
+
+function restoredText(job: Job): string {
+  const written = (job.result?.written ?? {}) as Record<string, number>;
+  const records = Object.entries(written).filter(([k]) => k !== "firmwareFiles").reduce((a, [, n]) => a + n, 0);
+  return `restored ${records} records and ${written.firmwareFiles ?? 0} firmware files`;
 }
