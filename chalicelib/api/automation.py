@@ -32,7 +32,7 @@ from chalicelib.core.automation.clock import Location
 from chalicelib.core.automation.forward import find_loop
 from chalicelib.core.automation.handlers import REDACTED, redact, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
-from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task
+from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task, trigger_problem
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ListQuery
 from chalicelib.core.query import QueryError, parse_list_query
@@ -59,6 +59,8 @@ SECRET_KEY_PATHS: Final = ("spec.password", "spec.token", "spec.headers")
 
 
 log = logging.getLogger(__name__)
+NO_TRIGGER: Final = "will not run: "
+"""The state message of an enabled schedule that gets no trigger (the reason follows)."""
 SYNCED: Final[dict[Kind, SyncKind]] = {Kind.SCHEDULE: "schedule", Kind.TASK: "task"}
 
 
@@ -189,6 +191,13 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
         record["spec"] = _encrypt_handler_secrets(services, record, stored)
     if kind in STATEFUL and stored is not None and isinstance(stored.get("state"), dict):
         record["state"] = stored["state"]
+    if isinstance(model, Schedule):
+        problem = trigger_problem(model, location=_location(services))
+        state = dict(record.get("state") or {})
+        if problem:
+            record["state"] = {**state, "lastStatus": False, "message": f"{NO_TRIGGER}{problem}"}
+        elif str(state.get("message") or "").startswith(NO_TRIGGER):
+            record["state"] = {**state, "message": ""}
     if isinstance(model, ForwardPayload):
         others = services.repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data
         loop = find_loop(others, model)

@@ -227,3 +227,13 @@ def test_routes_are_in_the_openapi_document(api: Api) -> None:
         assert set(paths[f"/api/{name}"]) == {"get", "post", "delete"}
         assert set(paths[f"/api/{name}/{{id}}"]) == {"get"}
         assert set(paths[f"/api/{name}/enable"]) == set(paths[f"/api/{name}/disable"]) == {"post"}
+
+
+def test_a_sun_schedule_without_a_location_says_why_it_will_not_run(api: Api) -> None:
+    sun = {"id": "dawn", "type": "sunrise", "spec": {"offset": "-10m"}}
+    saved = api.ok("POST", "/api/schedule", sun)
+    assert saved["state"]["message"].startswith("will not run: ") and saved["state"]["lastStatus"] is False
+    api.ok("POST", "/api/settings/system", {"geoLocation": {"latitude": 48.85, "longitude": 2.35,
+                                                            "locationName": "Paris"}})
+    again = api.ok("POST", "/api/schedule", sun)
+    assert again["state"]["message"] == "", "with a location it runs, and the old reason is gone"

@@ -77,6 +77,20 @@ def sync_schedule(registry: ScheduleRegistry, schedule: Schedule | Record, *, no
     return True
 
 
+def trigger_problem(schedule: Schedule | Record, *, now: datetime | None = None,
+                    location: Location | None = None) -> str | None:
+    """Why an enabled schedule would get no trigger (a sun schedule without a location, a date in the past…);
+    ``None`` when it gets one. Shown to the user in the schedule's state rather than failing silently."""
+    model = schedule if isinstance(schedule, Schedule) else Schedule.model_validate(schedule)
+    if not model.enabled:
+        return None
+    try:
+        to_scheduler_expression(model, after=now or datetime.now(UTC), location=location)
+    except ScheduleError as error:
+        return str(error)
+    return None
+
+
 def sync_task(registry: ScheduleRegistry, task: Task | Record, *, now: datetime | None = None) -> bool:
     """Put or delete the trigger of one task; ``True`` when one is now registered (enabled interval tasks)."""
     model = task if isinstance(task, Task) else Task.model_validate(task)
