@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
@@ -25,6 +26,23 @@ pytestmark = pytest.mark.integration
 
 FRONT_END_METHODS = frozenset({"HEAD", "OPTIONS", "TRACE", "QUERY", "CONNECT"})
 
+
+
+def _zip_bytes(members: dict[str, bytes]) -> bytes:
+    import io
+    import zipfile
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+# Restore bodies: an empty zip, one with a bad manifest, one escaping its folder, and arbitrary bytes.
+schemathesis.openapi.media_type("application/zip", st.one_of(
+    st.sampled_from([_zip_bytes({}), _zip_bytes({"manifest.json": b"{}"}), _zip_bytes({"../evil": b"x"})]),
+    st.binary(max_size=256)))
 schema = schemathesis.openapi.from_dict(document())
 schema.config.generation.update(max_examples=12)
 
