@@ -46,7 +46,7 @@ run: $(STAMP) frontend
 
 test: $(STAMP) services frontend
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib edge app.py bench
+	$(PY) -m mypy chalicelib edge app.py bench infra
 	@if command -v npm >/dev/null 2>&1; then cd frontend && npm test --silent; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -59,7 +59,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy chalicelib edge app.py bench
+	$(PY) -m mypy chalicelib edge app.py bench infra
 
 clean:
 	rm -rf $(VENV) .mycontroller .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,401 @@
+"""``python -m infra.provision``: make an edge device's AWS IoT identity and write its ``edge.yaml``, in one command.
+
+    python -m infra.provision --thing pi-garage --stack mycontroller [--out-dir ./pi-garage]
+    python -m infra.provision --thing pi-garage --policy <EdgePolicyName> --gateway-config gateways.yaml
+    python -m infra.provision --thing pi-garage --revoke
+
+Provisioning creates (or reuses) the thing, a new active certificate with its key, attaches the edge policy
+(``--policy``, or the ``EdgePolicyName`` output of ``--stack``) to the certificate and the certificate to the
+thing, and writes ``certificate.pem.crt``, ``private.pem.key`` (mode 0600), ``AmazonRootCA1.pem`` (when this
+machine has it) and ``edge.yaml`` into ``--out-dir``: copy that directory to the device and start the agent.
+``--revoke`` detaches, deactivates and deletes every certificate of the thing and deletes the thing.
+
+An operator tool run on a workstation with AWS credentials, so it talks to boto3 directly. The private key
+exists only in the API response and the key file: it is never printed, logged or put in an exception message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from botocore.exceptions import BotoCoreError, ClientError
+from pydantic import ValidationError
+
+from edge.config import EdgeConfig, format_errors
+
+log = logging.getLogger("infra.provision")
+
+CERT_FILE = "certificate.pem.crt"
+KEY_FILE = "private.pem.key"
+CA_FILE = "AmazonRootCA1.pem"
+CONFIG_FILE = "edge.yaml"
+SYSTEM_AMAZON_ROOT_CA = Path("/etc/ssl/certs/Amazon_Root_CA_1.pem")
+"""Debian's ca-certificates ships Amazon Root CA 1 here; without it the agent uses the system trust store."""
+STACK_POLICY_OUTPUT = "EdgePolicyName"
+IOT_PORT = 8883
+THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
+"""AWS IoT's thing-name alphabet, which is also inside the edge id's (``edge.config``)."""
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class ProvisionError(Exception):
+    """Provisioning cannot go on; the message says what to fix (never contains key material)."""
+
+
+@dataclass
+class Provisioned:
+    """What one provisioning run made: printed as the summary, returned to tests."""
+
+    thing: str
+    thing_created: bool
+    certificate_id: str
+    certificate_arn: str
+    endpoint: str
+    files: list[Path] = field(default_factory=list)
+    ca_used: bool = False
+
+
+def _client_error_text(error: Exception) -> str:
+    """The AWS error code and message (never the request or response, which may hold a key)."""
+    response = getattr(error, "response", None)
+    if isinstance(response, dict):
+        detail = response.get("Error", {})
+        return f"{detail.get('Code', type(error).__name__)}: {detail.get('Message', '')}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _error_code(error: Exception) -> str:
+    response = getattr(error, "response", None)
+    return str(response.get("Error", {}).get("Code", "")) if isinstance(response, dict) else ""
+
+
+def load_gateways(path: Path | None) -> list[dict[str, Any]]:
+    """The ``gateways:`` for edge.yaml from a YAML file: a list, or a mapping with ``gateways``; checked as the
+    agent checks them, so a typo stops provisioning instead of the agent on the device."""
+    if path is None:
+        return []
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or error
+        raise ProvisionError(f"cannot read gateway config {path}: {reason}") from None
+    except yaml.YAMLError as error:
+        raise ProvisionError(f"{path}: not valid YAML: {error}") from None
+    if isinstance(data, dict) and "gateways" in data:
+        data = data["gateways"]
+    if data is None:
+        data = []
+    if not isinstance(data, list):
+        raise ProvisionError(f"{path}: must be a list of gateways, or a mapping with a 'gateways' list")
+    whole = {"edge": {"id": "check"}, "gateways": data}
+    try:  # not parse_config: ``${NAME}`` references stay unexpanded, the device's environment fills them
+        EdgeConfig.model_validate(whole)
+    except ValidationError as error:
+        raise ProvisionError(format_errors(error, whole, str(path))) from None
+    return data
+
+
+def edge_config(thing: str, endpoint: str, *, ca: bool, cloud_config: bool, data_dir: str,
+                gateways: list[dict[str, Any]]) -> dict[str, Any]:
+    """The agent's config; TLS paths are relative, so the directory can be copied to the device as a whole."""
+    tls: dict[str, str] = {"cert": CERT_FILE, "key": KEY_FILE}
+    if ca:
+        tls = {"ca": CA_FILE, **tls}
+    return {
+        "edge": {"id": thing, "cloud_config": cloud_config, "data_dir": data_dir},
+        "uplink": {"type": "aws_iot", "endpoint": endpoint, "port": IOT_PORT, "client_id": thing, "tls": tls},
+        "gateways": gateways,
+    }
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Written to a 0600 temporary file and renamed over the target: the key is never readable by others."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.fchmod(fd, 0o600)  # the mode of O_CREAT does not apply to a leftover temporary file
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            fd = -1
+            handle.write(text)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    os.replace(tmp, path)
+
+
+def _write_public(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def resolve_policy(session: Any, policy: str | None, stack: str | None) -> str:
+    """The policy name given, or the ``EdgePolicyName`` output of the stack ``infra/`` deployed."""
+    if policy:
+        return policy
+    if not stack:
+        raise ProvisionError("give --policy <EdgePolicyName> or --stack <stack name>")
+    cloudformation = session.client("cloudformation")
+    try:
+        stacks = cloudformation.describe_stacks(StackName=stack)["Stacks"]
+    except Exception as error:  # botocore ClientError: a missing stack is a ValidationError
+        raise ProvisionError(f"cannot read stack {stack!r}: {_client_error_text(error)}") from None
+    for output in (stacks[0].get("Outputs") or []) if stacks else []:
+        if output.get("OutputKey") == STACK_POLICY_OUTPUT:
+            return str(output["OutputValue"])
+    raise ProvisionError(f"stack {stack!r} has no {STACK_POLICY_OUTPUT!r} output (is it the stack infra/ deployed?)")
+
+
+def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways: list[dict[str, Any]],
+              cloud_config: bool = True, data_dir: str = "data", force: bool = False,
+              ca_source: Path | None = SYSTEM_AMAZON_ROOT_CA) -> Provisioned:
+    """Create (or reuse) the thing and a new certificate, attach them, write the device's directory.
+
+    Everything that can be checked is checked before AWS is touched (thing name, files in the way, the policy
+    exists), and a certificate made by a run that then fails is deleted again, so a failed run leaves no
+    orphaned active certificate behind.
+    """
+    if not THING_NAME.match(thing):
+        raise ProvisionError(f"thing name {thing!r} must be 1-128 letters, digits, ':', '_' or '-'")
+    ca = ca_source is not None and ca_source.is_file()
+    targets = [out_dir / CERT_FILE, out_dir / KEY_FILE, out_dir / CONFIG_FILE] + ([out_dir / CA_FILE] if ca else [])
+    existing = [str(path) for path in targets if path.exists()]
+    if existing and not force:
+        raise ProvisionError(f"refusing to overwrite {', '.join(existing)} (use --force to replace them)")
+    iot = session.client("iot")
+    try:
+        iot.get_policy(policyName=policy)
+    except Exception as error:
+        raise ProvisionError(f"IoT policy {policy!r}: {_client_error_text(error)}") from None
+    try:
+        endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    except Exception as error:
+        raise ProvisionError(f"cannot read the IoT data endpoint: {_client_error_text(error)}") from None
+
+    created = False
+    try:
+        iot.describe_thing(thingName=thing)
+        log.info("reusing thing %s", thing)
+    except Exception as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise ProvisionError(f"cannot read thing {thing!r}: {_client_error_text(error)}") from None
+        try:
+            iot.create_thing(thingName=thing)
+        except Exception as create_error:
+            raise ProvisionError(f"cannot create thing {thing!r}: {_client_error_text(create_error)}") from None
+        created = True
+        log.info("created thing %s", thing)
+
+    try:
+        response = iot.create_keys_and_certificate(setAsActive=True)
+    except Exception as error:
+        raise ProvisionError(f"cannot create a certificate: {_client_error_text(error)}") from None
+    cert_arn: str = response["certificateArn"]
+    cert_id: str = response["certificateId"]
+    cert_pem: str = response["certificatePem"]
+    private_key: str = response["keyPair"]["PrivateKey"]
+    del response  # holds the key; keep it out of any traceback's locals from here on
+    log.info("created certificate %s", cert_id)
+    try:
+        iot.attach_policy(policyName=policy, target=cert_arn)
+        iot.attach_thing_principal(thingName=thing, principal=cert_arn)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        files = [out_dir / CERT_FILE, out_dir / KEY_FILE]
+        _write_public(out_dir / CERT_FILE, cert_pem)
+        _write_private(out_dir / KEY_FILE, private_key)
+        if ca:
+            assert ca_source is not None
+            shutil.copyfile(ca_source, out_dir / CA_FILE)
+            files.append(out_dir / CA_FILE)
+        config = edge_config(thing, endpoint, ca=ca, cloud_config=cloud_config, data_dir=data_dir, gateways=gateways)
+        EdgeConfig.model_validate(config)  # the agent's schema; ``${NAME}`` stays for the device's environment
+        header = (f"# Edge agent config for thing {thing}, written by `python -m infra.provision`.\n"
+                  f"# Run: python -m edge --config {CONFIG_FILE}   (paths are relative to this file)\n")
+        _write_public(out_dir / CONFIG_FILE, header + yaml.safe_dump(config, sort_keys=False))
+        files.append(out_dir / CONFIG_FILE)
+    except Exception as error:
+        private_key = ""
+        _delete_certificate(iot, cert_arn, cert_id, [thing])
+        message = _client_error_text(error) if getattr(error, "response", None) else f"{type(error).__name__}: {error}"
+        raise ProvisionError(f"provisioning failed, certificate {cert_id} deleted again: {message}") from None
+    private_key = ""
+    log.info("wrote %s", ", ".join(str(path) for path in files))
+    return Provisioned(thing=thing, thing_created=created, certificate_id=cert_id, certificate_arn=cert_arn,
+                       endpoint=endpoint, files=files, ca_used=ca)
+
+
+def _retry(call: Any, attempts: int = 5, delay_s: float = 1.0) -> Any:
+    """IoT detaches are eventually consistent: a delete right after one may still see the attachment."""
+    for attempt in range(attempts):
+        try:
+            return call()
+        except Exception as error:
+            if attempt == attempts - 1 or _error_code(error) not in ("DeleteConflictException",
+                                                                     "CertificateStateException"):
+                raise
+            time.sleep(delay_s * (attempt + 1))
+    return None
+
+
+def _delete_certificate(iot: Any, cert_arn: str, cert_id: str, things: list[str]) -> None:
+    """Detach from the things and every policy, deactivate, delete. Best effort: each step is logged."""
+    for thing in things:
+        try:
+            iot.detach_thing_principal(thingName=thing, principal=cert_arn)
+        except Exception as error:
+            log.warning("cannot detach certificate %s from %s: %s", cert_id, thing, _client_error_text(error))
+    try:
+        for page in iot.get_paginator("list_attached_policies").paginate(target=cert_arn):
+            for item in page.get("policies", []):
+                iot.detach_policy(policyName=item["policyName"], target=cert_arn)
+        iot.update_certificate(certificateId=cert_id, newStatus="INACTIVE")
+        _retry(lambda: iot.delete_certificate(certificateId=cert_id))
+    except Exception as error:
+        log.warning("cannot delete certificate %s: %s", cert_id, _client_error_text(error))
+        raise ProvisionError(f"cannot delete certificate {cert_id}: {_client_error_text(error)}") from None
+
+
+def revoke(session: Any, thing: str) -> list[str]:
+    """Detach, deactivate and delete every certificate of the thing, then delete the thing; the certificate ids.
+
+    A certificate also attached to another thing is only detached from this one (deleting it would cut the
+    other device off)."""
+    iot = session.client("iot")
+    try:
+        principals = [p for page in iot.get_paginator("list_thing_principals").paginate(thingName=thing)
+                      for p in page.get("principals", [])]
+    except Exception as error:
+        raise ProvisionError(f"cannot read thing {thing!r}: {_client_error_text(error)}") from None
+    revoked: list[str] = []
+    for arn in principals:
+        if ":cert/" not in arn:
+            iot.detach_thing_principal(thingName=thing, principal=arn)
+            continue
+        cert_id = arn.rsplit("/", 1)[1]
+        others = [t for page in iot.get_paginator("list_principal_things").paginate(principal=arn)
+                  for t in page.get("things", []) if t != thing]
+        if others:
+            iot.detach_thing_principal(thingName=thing, principal=arn)
+            log.warning("certificate %s is also attached to %s: detached only", cert_id, ", ".join(others))
+            continue
+        _delete_certificate(iot, arn, cert_id, [thing])
+        revoked.append(cert_id)
+        log.info("deleted certificate %s", cert_id)
+    try:
+        _retry(lambda: iot.delete_thing(thingName=thing))
+    except Exception as error:
+        raise ProvisionError(f"cannot delete thing {thing!r}: {_client_error_text(error)}") from None
+    log.info("deleted thing %s", thing)
+    return revoked
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.provision",
+        description="Provision an edge device on AWS IoT Core and write its edge.yaml (or --revoke it).")
+    parser.add_argument("--thing", required=True, help="thing name = edge.id = MQTT client id")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--policy", help="the edge IoT policy's name (the stack's EdgePolicyName output)")
+    source.add_argument("--stack", help="read the policy name from this CloudFormation stack's EdgePolicyName output")
+    parser.add_argument("--region", help="AWS region (default: the profile's or AWS_REGION)")
+    parser.add_argument("--profile", help="AWS credentials profile")
+    parser.add_argument("--out-dir", type=Path, help="where the files go (default ./<thing>)")
+    parser.add_argument("--gateway-config", type=Path,
+                        help="YAML with the device's gateways (a list, or {gateways: [...]})")
+    parser.add_argument("--cloud-config", action=argparse.BooleanOptionalAction, default=True,
+                        help="let the agent also run the gateways the cloud assigns to it (default: on)")
+    parser.add_argument("--data-dir", default="data",
+                        help="edge.data_dir on the device (default 'data', beside edge.yaml; the systemd unit "
+                             "wants /var/lib/mycontroller-edge)")
+    parser.add_argument("--force", action="store_true", help="overwrite files already in --out-dir")
+    parser.add_argument("--revoke", action="store_true",
+                        help="delete the thing's certificates and the thing instead of provisioning")
+    return parser
+
+
+def _session(region: str | None, profile: str | None) -> Any:
+    import boto3
+
+    return boto3.session.Session(region_name=region, profile_name=profile)
+
+
+SDK_LOGGERS = ("botocore", "boto3", "urllib3")
+"""At DEBUG botocore logs response bodies, and create_keys_and_certificate's body holds the private key."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    levels = {name: logging.getLogger(name).level for name in SDK_LOGGERS}
+    for name in SDK_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        return _run(args)
+    finally:
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        session = _session(args.region, args.profile)
+        if args.revoke:
+            revoked = revoke(session, args.thing)
+            print(f"revoked thing {args.thing}: deleted {len(revoked)} certificate(s)"
+                  + (f" ({', '.join(revoked)})" if revoked else ""))
+            print("the device's local files (certificate, key, edge.yaml) are unchanged; delete them there")
+            return 0
+        if not (args.policy or args.stack):
+            print("provision: give --policy <EdgePolicyName> or --stack <stack name>", file=sys.stderr)
+            return EXIT_USAGE
+        out_dir: Path = args.out_dir or Path(args.thing)
+        gateways = load_gateways(args.gateway_config)
+        policy = resolve_policy(session, args.policy, args.stack)
+        result = provision(session, args.thing, policy=policy, out_dir=out_dir, gateways=gateways,
+                           cloud_config=args.cloud_config, data_dir=args.data_dir, force=args.force)
+    except ProvisionError as error:
+        print(f"provision: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except (BotoCoreError, ClientError) as error:  # no credentials or region, a profile missing, access denied…
+        print(f"provision: {_client_error_text(error)}", file=sys.stderr)
+        return EXIT_ERROR
+    print(format_summary(result, policy))
+    return 0
+
+
+def format_summary(result: Provisioned, policy: str) -> str:
+    config = result.files[-1]
+    lines = [
+        f"thing        {result.thing} ({'created' if result.thing_created else 'existing, reused'})",
+        f"certificate  {result.certificate_id} (active, policy {policy})",
+        f"endpoint     {result.endpoint}:{IOT_PORT}",
+        "files        " + "\n             ".join(str(path) for path in result.files),
+    ]
+    if not result.ca_used:
+        lines.append(f"CA           none written ({SYSTEM_AMAZON_ROOT_CA} not here): "
+                     "the agent uses the system trust store")
+    if not result.thing_created:
+        lines.append("note         earlier certificates of this thing stay active; --revoke removes them all")
+    lines += [
+        "next         copy the directory to the device (keep private.pem.key readable only by the agent's user), then",
+        f"             python -m edge check --config {config}",
+        f"             python -m edge --config {config}",
+        "             or as a service: edge/mycontroller-edge.service (edge/README.md, 'Run it as a service')",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
