@@ -19,9 +19,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .model import iso_from_ms, ms_from_iso, to_binary
+
+if TYPE_CHECKING:
+    from .ports import MetricPoint
+
+Series = tuple["MetricPoint", Sequence[int], Sequence[Any]]
+"""A field's values at once: a point naming the field, its tags and metric type (its value and time unused),
+the timestamps, and the converted values."""
+
+
+class SeriesWriter(Protocol):
+    """What a metric store may offer beside ``write``: the processor's values a field at a time, without a
+    ``MetricPoint`` per value. Stores without it get points."""
+
+    def write_series(self, series: Sequence[Series]) -> None: ...
 
 Row = dict[str, Any]
 
@@ -250,3 +264,26 @@ def raw_rows(points: Iterable[tuple[int, Any]], metric_type: str) -> list[Row]:
     """``{"time", "value"}`` rows from time-ordered ``(timestamp_ms, value)`` points, values typed."""
     return [{"time": iso_from_ms(ts), "value": typed_value(value, metric_type)}
             for ts, value in points if value is not None]
+
+
+def aggregate_sorted(points: Sequence[tuple[int, Any]], window_ms: int, functions: Sequence[str],
+                     metric_type: str = "gauge_float") -> list[Row]:
+    """``aggregate`` for points a store has already filtered: inside the range, in time order, one per
+    timestamp, stored values (numbers for numeric types, text for text types). One pass, no re-sorting.
+
+    ``functions`` must come from ``validate_functions``."""
+    if window_ms <= 0:
+        raise MetricQueryError(f"window must be longer than 0 ms, got {window_ms}")
+    rows: list[Row] = []
+    current = 0
+    values: list[Any] = []
+    for ts, value in points:
+        start = ts - ts % window_ms
+        if start != current or not values:
+            if values:
+                rows.append({"time": iso_from_ms(current), **_summary(values, functions, metric_type)})
+            current, values = start, []
+        values.append(value)
+    if values:
+        rows.append({"time": iso_from_ms(current), **_summary(values, functions, metric_type)})
+    return rows

@@ -14,17 +14,23 @@ values, answer requests, keep nodes up), with three properties the reference lac
 * Per-message failures. A message that cannot be read or applied is reported with its reason; the rest of
   the batch completes.
 
-Hot path: no pydantic on the way through (records are dicts), one ``get_many`` per kind per batch.
+Hot path: no pydantic on the way through (records are dicts), one ``get_many`` per kind per batch. Set messages
+of a known sensor skip the interpreter (route cache); a field this processor stored last (the repository hands
+back that very record) whose values in the batch are all newer is folded in one step (``_Batch._fast_field``)
+and its values go to a metric store with ``write_series`` as one series. Anything else takes the general path;
+``Processor(fast_path=False)`` takes it always, and tests hold both to the same results.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from math import isfinite
 from operator import attrgetter
-from typing import Any
+from typing import Any, Final
 
 from .envelope import Downlink, Envelope
+from .metrics import Series, SeriesWriter
 from .model import (
     DomainEvent,
     EventType,
@@ -61,8 +67,28 @@ from .ops import (
 from .ports import MetricPoint, MetricStore, Repository
 
 ROUTE_CACHE_LIMIT = 100_000
+RECORD_CACHE_LIMIT = 20_000
+"""Records the fast path remembers (by object identity). With the memory repository they are the stored records
+themselves; with a repository that hands out fresh copies (DynamoDB) they never match and only cost memory, so
+they are bounded lower."""
 FIRST_NODE_ID = 1
 LAST_NODE_ID = 254
+
+_ISO_PREFIXES: dict[int, str] = {}
+_ISO_MILLIS: Final = tuple(f".{millis:03d}Z" for millis in range(1000))
+_BINARY_TEXT: Final = {"0": False, "1": True}
+"""What MySensors binary sets carry; any other text takes ``convert_value``."""
+
+
+def _iso(ms: int) -> str:
+    """``iso_from_ms`` for the hot path: the per-second prefix and the millisecond suffix both looked up."""
+    secs, millis = divmod(ms, 1000)
+    prefix = _ISO_PREFIXES.get(secs)
+    if prefix is None:
+        if len(_ISO_PREFIXES) >= ROUTE_CACHE_LIMIT:
+            _ISO_PREFIXES.clear()
+        prefix = _ISO_PREFIXES[secs] = iso_from_ms(secs * 1000)[:-5]
+    return prefix + _ISO_MILLIS[millis]
 
 
 @dataclass(slots=True)
@@ -125,16 +151,39 @@ class _FieldAcc:
         record = self.record
         if not self.applied:
             return record
-        current = {"value": self.value, "isReceived": True, "timestamp": iso_from_ms(self.ts), "sequence": self.seq}
+        stamp = _iso(self.ts)
+        current = {"value": self.value, "isReceived": True, "timestamp": stamp, "sequence": self.seq}
         if self.applied > 1:
-            previous: Any = {"value": self.p_value, "isReceived": True, "timestamp": iso_from_ms(self.p_ts),
+            previous: Any = {"value": self.p_value, "isReceived": True, "timestamp": _iso(self.p_ts),
                              "sequence": self.p_seq}
         else:
             previous = record.get("current")
-        new = {**record, "current": current, "previous": previous, "lastSeen": current["timestamp"]}
+        new = {**record, "current": current, "previous": previous, "lastSeen": stamp}
         if self.ncs_ms is not None:
-            new["noChangeSince"] = iso_from_ms(self.ncs_ms)
+            new["noChangeSince"] = stamp if self.ncs_ms == self.ts else _iso(self.ncs_ms)
         return new
+
+
+class _Folded:
+    """A field the fast path (``_Batch._fast_field``) has folded: its new record is made already. Answers what
+    ``_store`` and requests ask of a ``_FieldAcc``."""
+
+    __slots__ = ("applied", "new", "seq", "ts")
+    created = False
+    replayed = False
+
+    def __init__(self, new: Record, ts: int, seq: int, applied: int) -> None:
+        self.new = new
+        self.ts = ts
+        self.seq = seq
+        self.applied = applied
+
+    @property
+    def record(self) -> Record:
+        return self.new
+
+    def materialize(self) -> Record:
+        return self.new
 
 
 class _EntityAcc:
@@ -165,6 +214,7 @@ class Processor:
         *,
         last_seen_resolution_ms: int = 60_000,
         clock: Callable[[], int] = now_ms,
+        fast_path: bool = True,
     ) -> None:
         if interpreters is None:
             from .providers import default_interpreters
@@ -175,12 +225,23 @@ class Processor:
         self.interpreters = dict(interpreters)
         self.last_seen_resolution_ms = last_seen_resolution_ms
         self.clock = clock
+        self.fast_path = fast_path
+        """Off: every value takes the general path (the reference the fast path is tested against)."""
         self.routers: dict[str, Callable[[str], tuple[str, str] | None]] = {
             name: router for name, interpreter in self.interpreters.items()
             if (router := getattr(interpreter, "route_key", None)) is not None
         }
-        self.routes: dict[tuple[str, str, str], tuple[FieldValue, str]] = {}
-        """(gateway, provider, route key) → the field value op it always yields and the field's id."""
+        self.routes: dict[tuple[str, str], dict[str, tuple[FieldValue, str]]] = {}
+        """(gateway, provider) → route key → the field value op it always yields and the field's id."""
+        self.route_count = 0
+        self.field_keys: dict[str, tuple[Record, int, int]] = {}
+        """Field id → (the record this processor last stored, its value's timestamp and sequence). Valid only
+        while the repository hands back that very object (records are never mutated): then its order key
+        needs no parsing of the stored timestamp."""
+        self.templates: dict[str, MetricPoint] = {}
+        """Field id → the point naming it in metric series (its tags follow from the id)."""
+        self.seen_ms: dict[str, tuple[Record, int]] = {}
+        """Entity id → (a gateway, node or source record, its last seen/transaction time parsed)."""
 
     # ----------------------------------------------------------------------------------------- entry points
 
@@ -196,8 +257,10 @@ class Processor:
 
     def forget_route(self, field_key: str) -> None:
         """Drop cached routes to a field whose values could not be applied (let them be interpreted again)."""
-        for route_key in [k for k, (_op, key) in self.routes.items() if key == field_key]:
-            del self.routes[route_key]
+        for table in self.routes.values():
+            for route_key in [k for k, (_op, key) in table.items() if key == field_key]:
+                del table[route_key]
+                self.route_count -= 1
 
     def acknowledge(self, result: ProcessResult) -> None:
         """Remember the batch's messages as applied, once its events and downlinks are out."""
@@ -205,12 +268,14 @@ class Processor:
             self.repository.mark_seen(result.applied_ids)
 
     def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
-        unique: dict[str, Envelope] = {}
-        for envelope in envelopes:
-            if envelope.message_id in unique:
-                result.duplicates += 1
-            else:
-                unique[envelope.message_id] = envelope
+        unique = {envelope.message_id: envelope for envelope in envelopes}
+        if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
+            unique = {}
+            for envelope in envelopes:
+                if envelope.message_id in unique:
+                    result.duplicates += 1
+                else:
+                    unique[envelope.message_id] = envelope
         seen = self.repository.seen(list(unique)) if unique else set()
         if seen:
             result.duplicates += len(seen)
@@ -230,12 +295,14 @@ def _after_since(state: Record | None, ts: int) -> bool:
 class _FieldGroup:
     """Every value one batch brings for one field, in order, with the op that says what the field is."""
 
-    __slots__ = ("entries", "gateway_id", "key", "template")
+    __slots__ = ("entries", "gateway_id", "key", "node_key", "source_key", "template")
 
     def __init__(self, gateway_id: str, key: str, template: FieldValue) -> None:
         self.gateway_id = gateway_id
         self.key = key
         self.template = template
+        self.source_key = key.rpartition(".")[0]  # ids hold no dots: gw.node.source.field
+        self.node_key = self.source_key.rpartition(".")[0]
         self.entries: list[tuple[int, int, Any, str]] = []
         """(edge timestamp, sequence, raw value, message id)"""
 
@@ -256,12 +323,14 @@ class _Batch:
         self.gateways: dict[str, _EntityAcc] = {}
         self.nodes: dict[str, _EntityAcc] = {}
         self.sources: dict[str, _EntityAcc] = {}
-        self.fields: dict[str, _FieldAcc] = {}
+        self.fields: dict[str, _FieldAcc | _Folded] = {}
         self.groups: dict[str, _FieldGroup] = {}
         self.stored_nodes: dict[str, Record] = {}
         self.stored_sources: dict[str, Record] = {}
         self.stored_fields: dict[str, Record] = {}
         self.points: list[MetricPoint] = []
+        self.series: list[Series] = []
+        """Values of fields folded by ``_fold_newer``: a series per field, not a point per value."""
         self.requested: list[DomainEvent] = []
         self.pending_requests: list[tuple[str, FieldRequest, int, str]] = []
         self.node_ids_by_gateway: dict[str, set[str]] = {}
@@ -297,7 +366,8 @@ class _Batch:
             except Exception:  # answering a request must not cost the batch; the value itself was applied
                 pass
         failed = self.failed
-        result.applied_ids = [e.message_id for e in self.envelopes if e.message_id not in failed]
+        result.applied_ids = ([e.message_id for e in self.envelopes if e.message_id not in failed] if failed
+                              else [e.message_id for e in self.envelopes])
         self._store()
 
     def _fail(self, message_id: str, gateway_id: str, reason: str) -> None:
@@ -308,7 +378,11 @@ class _Batch:
     def _load_gateways(self) -> None:
         ids = {e.gateway_id for e in self.envelopes}
         stored = self.repo.get_many(Kind.GATEWAY, ids)
-        providers = {e.gateway_id: e.provider for e in self.envelopes if e.provider != "edge"}
+        if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
+                                           for record in stored.values()):
+            providers: dict[str, str] = {}  # every gateway known with its provider: nothing to take from envelopes
+        else:
+            providers = {e.gateway_id: e.provider for e in self.envelopes if e.provider != "edge"}
         unusable: dict[str, str] = {}
         for gateway_id in ids:
             record = stored.get(gateway_id)
@@ -349,18 +423,24 @@ class _Batch:
     def _interpret(self) -> list[tuple[Envelope, list[Op]]]:
         interpreters = self.p.interpreters
         routers = self.p.routers
-        routes = self.p.routes
+        tables = self.p.routes
         groups = self.groups
         others: list[tuple[Envelope, list[Op]]] = []
+        last: tuple[str, str] | None = None
+        router: Callable[[str], tuple[str, str] | None] | None = None
+        table: dict[str, tuple[FieldValue, str]] = {}
         for envelope in self.envelopes:
             provider = envelope.provider
-            router = routers.get(provider)
-            route_key: tuple[str, str, str] | None = None
+            if last is None or envelope.gateway_id != last[0] or provider != last[1]:  # batches hold few streams
+                last = (envelope.gateway_id, provider)
+                router = routers.get(provider)
+                table = tables.get(last) or {}
+            route_key: str | None = None
             if router is not None:
                 routed = router(envelope.raw)
                 if routed is not None:
-                    route_key = (envelope.gateway_id, provider, routed[0])
-                    route = routes.get(route_key)
+                    route_key = routed[0]
+                    route = table.get(route_key)
                     if route is not None:
                         group = groups.get(route[1])
                         if group is None:
@@ -386,14 +466,23 @@ class _Batch:
                     group = self._group(envelope.gateway_id, op)
                     group.entries.append((envelope.timestamp, envelope.sequence, op.value, envelope.message_id))
                     if route_key is not None and len(ops) == 1:
-                        if len(routes) >= ROUTE_CACHE_LIMIT:
-                            routes.clear()
-                        routes[route_key] = (op, group.key)
+                        self._remember_route(envelope.gateway_id, provider, route_key, op, group.key)
+                        last = None  # the stream's table may be new
                 else:
                     rest.append(op)
             if rest:
                 others.append((envelope, rest))
         return others
+
+    def _remember_route(self, gw: str, provider: str, route_key: str, op: FieldValue, field_key: str) -> None:
+        p = self.p
+        if p.route_count >= ROUTE_CACHE_LIMIT:
+            p.routes.clear()
+            p.route_count = 0
+        table = p.routes.setdefault((gw, provider), {})
+        if route_key not in table:
+            p.route_count += 1
+        table[route_key] = (op, field_key)
 
     def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
         node_ids: set[str] = set()
@@ -401,9 +490,9 @@ class _Batch:
         field_ids: set[str] = set(self.groups)
         batch_node_ids = self.batch_node_ids
         for group in self.groups.values():
-            node_ids.add(f"{group.gateway_id}.{group.template.node_id}")
+            node_ids.add(group.node_key)
             batch_node_ids.setdefault(group.gateway_id, set()).add(group.template.node_id)
-            source_ids.add(group.key.rpartition(".")[0])
+            source_ids.add(group.source_key)
         for envelope, ops in others:
             gw = envelope.gateway_id
             for op in ops:
@@ -458,9 +547,9 @@ class _Batch:
                 self._gateway_state(gateway, op, ts)  # type: ignore[arg-type]
         return error
 
-    def _node(self, gw: str, node_id: str, ts: int) -> _EntityAcc:
+    def _node(self, gw: str, node_id: str, ts: int, key: str = "") -> _EntityAcc:
         """The node's accumulator, created on first sight; marks it seen and up."""
-        key = f"{gw}.{node_id}"
+        key = key or f"{gw}.{node_id}"
         acc = self.nodes.get(key)
         if acc is None:
             stored = self.stored_nodes.get(key)
@@ -486,8 +575,8 @@ class _Batch:
         if op.status != "up":
             acc.down_ms = ts
 
-    def _source(self, gw: str, node_id: str, source_id: str, ts: int) -> _EntityAcc:
-        key = f"{gw}.{node_id}.{source_id}"
+    def _source(self, gw: str, node_id: str, source_id: str, ts: int, key: str = "") -> _EntityAcc:
+        key = key or f"{gw}.{node_id}.{source_id}"
         acc = self.sources.get(key)
         if acc is None:
             stored = self.stored_sources.get(key)
@@ -502,8 +591,10 @@ class _Batch:
         return acc
 
     def _field(self, gw: str, key: str, op: FieldValue) -> _FieldAcc:
-        acc = self.fields.get(key)
-        if acc is None:
+        found = self.fields.get(key)
+        if isinstance(found, _FieldAcc):
+            return found
+        if found is None:  # (a field is folded by the fast path or here, once a batch: never both)
             stored = self.stored_fields.get(key)
             if stored is None:
                 record = FieldModel(
@@ -513,9 +604,13 @@ class _Batch:
                 acc = _FieldAcc(record, created=True)
             else:
                 acc = _FieldAcc(stored, created=False)
+                known = self.p.field_keys.get(key) if self.p.fast_path else None
+                if known is not None and known[0] is stored:
+                    acc.stored_key = (known[1], known[2])
                 self._field_metadata(acc, op)
             self.fields[key] = acc
-        return acc
+            return acc
+        raise RuntimeError(f"field {key} was folded by the fast path already")
 
     @staticmethod
     def _field_metadata(acc: _FieldAcc, op: FieldValue) -> None:
@@ -538,18 +633,20 @@ class _Batch:
         gw = group.gateway_id
         op = group.template
         entries = group.entries
-        last_ts = max(entry[0] for entry in entries)
-        node = self._node(gw, op.node_id, last_ts)
+        last_ts = entries[-1][0]  # entries follow the batch order: edge timestamp, then sequence
+        node = self._node(gw, op.node_id, last_ts, group.node_key)
         if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"),
                                                                                      "name"):
             node.update(name=op.node_name)
-        source = self._source(gw, op.node_id, op.source_id, last_ts)
+        source = self._source(gw, op.node_id, op.source_id, last_ts, group.source_key)
         if op.source_name and source.record.get("name") != op.source_name and not ignored(
                 source.record.get("labels"), "name"):
             source.update(name=op.source_name)
         gateway = self.gateways[gw]
         if last_ts > gateway.seen_ms:
             gateway.seen_ms = last_ts
+        if self.p.fast_path and self._fast_field(group, op, gw):
+            return
         acc = self._field(gw, group.key, op)
         record = acc.record
         metric_type = record["metricType"]
@@ -564,6 +661,10 @@ class _Batch:
         p_ts, p_seq, p_value = acc.p_ts, acc.p_seq, acc.p_value
         ncs = acc.ncs_ms
         created = acc.created
+        if not applied and not created and self.p.fast_path and self._fold_newer(
+                acc, entries, metric_type, cur_ts, cur_seq, value_now,
+                (field_id, gw, node_id, source_id, field_key) if write_metric else None):
+            return
         stale = 0
         numeric = metric_type == "gauge_float"
         for ts, seq, raw, message_id in entries:
@@ -602,6 +703,117 @@ class _Batch:
             acc.ts, acc.seq, acc.value = ts_now, seq_now, value_now
             acc.p_ts, acc.p_seq, acc.p_value = p_ts, p_seq, p_value
             acc.ncs_ms = ncs
+
+    def _fast_field(self, group: _FieldGroup, op: FieldValue, gw: str) -> bool:
+        """The dominant case in one go: a stored field this processor wrote last (so its order key is known without
+        parsing), metadata unchanged, every value newer than the stored one at distinct sequences and convertible
+        without ``convert_value`` (gauge_float, or binary sent as 0/1). Makes the record ``_FieldAcc`` would
+        make, or does nothing and returns False (then the general path does it all)."""
+        key = group.key
+        stored = self.stored_fields.get(key)
+        if stored is None:
+            return False
+        known = self.p.field_keys.get(key)
+        if known is None or known[0] is not stored or key in self.fields:
+            return False
+        metric_type = stored["metricType"]
+        if ((op.metric_type and op.metric_type != metric_type) or (op.unit and op.unit != stored.get("unit"))
+                or (op.name and op.name != stored.get("name"))):
+            return False  # metadata to follow (or to keep, by an ignore_* label): the general path
+        entries = group.entries
+        first = entries[0]
+        if first[0] < known[1] or (first[0] == known[1] and first[1] <= known[2]):
+            return False
+        n = len(entries)
+        try:
+            if metric_type == "gauge_float":
+                if n == 1:  # most fields get one value a batch
+                    number = float(first[2])
+                    if number - number != 0:  # not finite
+                        return False
+                    values: list[Any] = [number]
+                else:
+                    values = [float(entry[2]) for entry in entries]
+                    if not all(map(isfinite, values)):
+                        return False
+            elif metric_type == "binary":
+                values = [_BINARY_TEXT[first[2]]] if n == 1 else [_BINARY_TEXT[entry[2]] for entry in entries]
+            else:
+                return False
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return False
+        if n > 1 and len({entry[1] for entry in entries}) != n:
+            return False  # equal (timestamp, sequence) twice: the general path tells a replay from an update
+        last = entries[-1]
+        ts = last[0]
+        stamp = _iso(ts)
+        stored_current = stored["current"]
+        current = {"value": values[-1], "isReceived": True, "timestamp": stamp, "sequence": last[1]}
+        if n > 1:
+            before = entries[-2]
+            previous: Any = {"value": values[-2], "isReceived": True, "timestamp": _iso(before[0]),
+                             "sequence": before[1]}
+        else:
+            previous = stored_current
+        new = {**stored, "current": current, "previous": previous, "lastSeen": stamp}
+        # no change since the last value that differs from the one before it (the stored value before the first)
+        i = n - 1
+        stored_value = stored_current.get("value") if stored_current else None
+        while i >= 0:
+            if values[i] != (values[i - 1] if i else stored_value):
+                ncs = entries[i][0]
+                new["noChangeSince"] = stamp if ncs == ts else _iso(ncs)
+                break
+            i -= 1
+        self.fields[key] = _Folded(new, ts, last[1], n)
+        templates = self.p.templates
+        template = templates.get(key)
+        if template is None or template[5] != metric_type:
+            if len(templates) >= ROUTE_CACHE_LIMIT:
+                templates.clear()
+            template = templates[key] = MetricPoint(stored["id"], gw, op.node_id, op.source_id, op.field_id,
+                                                    metric_type, None, 0)
+        self.series.append((template, [ts] if n == 1 else [entry[0] for entry in entries], values))
+        return True
+
+    def _fold_newer(self, acc: _FieldAcc, entries: list[tuple[int, int, Any, str]], metric_type: str, cur_ts: int,
+                    cur_seq: int, stored_value: Any, tags: tuple[str, str, str, str, str] | None) -> bool:
+        """The common case folded without a loop per value: every value is newer than the stored one, at distinct
+        sequences, and converts (gauge_float, or binary sent as 0/1). Does exactly what the loop in
+        ``_apply_group`` would do, or nothing and returns False (then the loop does it)."""
+        first = entries[0]
+        if first[0] < cur_ts or (first[0] == cur_ts and first[1] <= cur_seq):
+            return False
+        n = len(entries)
+        try:
+            if metric_type == "gauge_float":
+                values: list[Any] = [float(entry[2]) for entry in entries]
+                if not all(map(isfinite, values)):
+                    return False
+            elif metric_type == "binary":
+                values = [_BINARY_TEXT[entry[2]] for entry in entries]
+            else:
+                return False
+        except (KeyError, TypeError, ValueError, OverflowError):
+            return False
+        if n > 1 and len({entry[1] for entry in entries}) != n:
+            return False  # equal (timestamp, sequence) twice: the loop tells a replay from an update
+        last = entries[-1]
+        acc.applied = n
+        acc.ts, acc.seq, acc.value = last[0], last[1], values[-1]
+        if n > 1:
+            before = entries[-2]
+            acc.p_ts, acc.p_seq, acc.p_value = before[0], before[1], values[-2]
+        # no change since the last value that differs from the one before it (the stored value before the first)
+        i = n - 1
+        while i >= 0:
+            if values[i] != (values[i - 1] if i else stored_value):
+                acc.ncs_ms = entries[i][0]
+                break
+            i -= 1
+        if tags is not None:
+            self.series.append((MetricPoint(*tags, metric_type, None, 0), [entry[0] for entry in entries], values))
+        return True
 
     @staticmethod
     def _name_and_labels(acc: _EntityAcc, name: str | None, new_labels: dict[str, str]) -> None:
@@ -690,12 +902,26 @@ class _Batch:
         record = acc.record
         if acc.seen_ms:
             if acc.stored_seen_ms is None:
-                stored = record.get(field_name)
-                acc.stored_seen_ms = ms_from_iso(stored) if stored else 0
+                acc.stored_seen_ms = self._stored_ms(record, field_name)
             advanced = acc.seen_ms - acc.stored_seen_ms
             if advanced > 0 and (acc.dirty or advanced >= self.p.last_seen_resolution_ms):
-                return {**record, field_name: iso_from_ms(acc.seen_ms)}
+                return {**record, field_name: _iso(acc.seen_ms)}
         return record if acc.dirty else None
+
+    def _stored_ms(self, record: Record, field_name: str) -> int:
+        """A record's ``lastSeen``/``lastTransaction`` in ms, parsed once per record object (records are never
+        mutated, so the object stands for its content)."""
+        cache = self.p.seen_ms
+        entity_id = record["id"]
+        known = cache.get(entity_id)
+        if known is not None and known[0] is record:
+            return known[1]
+        stored = record.get(field_name)
+        parsed = ms_from_iso(stored) if stored else 0
+        if len(cache) >= RECORD_CACHE_LIMIT:
+            cache.clear()
+        cache[entity_id] = (record, parsed)
+        return parsed
 
     def _store(self) -> None:
         result = self.result
@@ -718,23 +944,43 @@ class _Batch:
                 result.repo_writes += len(records)
         field_records: list[Record] = []
         field_events: list[DomainEvent] = []
+        created, updated = EventType.CREATED.value, EventType.UPDATED.value
+        applied: list[tuple[Record, int, int]] = []
         for field_acc in self.fields.values():
             if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
                 record = field_acc.materialize()
                 field_records.append(record)
-                field_events.append(
-                    event(EventType.CREATED if field_acc.created else EventType.UPDATED, Kind.FIELD, record))
+                if field_acc.applied:
+                    applied.append((record, field_acc.ts, field_acc.seq))
+                field_id = record["id"]
+                field_events.append(DomainEvent(created if field_acc.created else updated, "field", field_id,
+                                                "field:" + field_id, record))
             elif field_acc.replayed:
                 field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
         if field_records:
             rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
             result.repo_writes += len(field_records)
+            known = self.p.field_keys
+            if len(known) >= RECORD_CACHE_LIMIT:
+                known.clear()
+            for entry in applied:
+                known[entry[0]["id"]] = entry
             if rejected:
                 lost = set(rejected)
                 result.stale += len(lost)
                 field_events = [e for e in field_events if e.entity_id not in lost]
+                for entity_id in lost:
+                    known.pop(entity_id, None)
         events.extend(field_events)
         events.extend(self.requested)
-        if self.points:
-            self.p.metrics.write(self.points)
-            result.metric_points = len(self.points)
+        metrics = self.p.metrics
+        points, series = self.points, self.series
+        store: SeriesWriter | None = metrics if series and hasattr(metrics, "write_series") else None  # type: ignore[assignment]
+        if series and store is None:
+            points.extend([template._replace(value=value, timestamp_ms=ts) for template, stamps, values in series
+                           for ts, value in zip(stamps, values, strict=True)])
+        if points:
+            metrics.write(points)
+        if store is not None:
+            store.write_series(series)
+        result.metric_points = len(points) + (sum(len(stamps) for _t, stamps, _v in series) if store else 0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import random
+import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -364,7 +365,9 @@ def test_embedded_store_uses_wal_and_a_compact_schema(tmp_path: Path) -> None:
     db = sqlite3.connect(tmp_path / "m.sqlite3")
     try:
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
-        assert db.execute("SELECT series, ts, num, txt FROM points").fetchall() == [(1, T0, 1.0, None)]
+        [(sid, t0, t1, n, ts, vals)] = db.execute("SELECT series, t0, t1, n, ts, vals FROM chunks").fetchall()
+        assert (sid, t0, t1, n) == (1, T0, T0, 1)
+        assert struct.unpack("<q", ts) == (T0,) and struct.unpack("<d", vals) == (1.0,)  # little-endian arrays
         assert db.execute("SELECT id, field_id FROM series").fetchall() == [(1, TEMP)]
     finally:
         db.close()

@@ -100,14 +100,15 @@ class MySensorsInterpreter:
     @staticmethod
     def route_key(raw: str) -> tuple[str, str] | None:
         """For a set message: (``node;child;1;ack;type``, payload). The processor caches what a key means, so
-        a known sensor's values skip decoding. Anything else, or anything odd, takes the full path."""
-        parts = raw.split(";", 5)
-        if len(parts) != 6 or parts[2] != "1":
+        a known sensor's values skip decoding. Anything else, or anything odd (a payload holding ';' too),
+        takes the full path. Runs for every message: one ``rpartition``, no list."""
+        head, _sep, payload = raw.rpartition(";")
+        if head.count(";") != 4 or len(payload) > MAX_PAYLOAD or not payload.isprintable():
             return None
-        payload = parts[5]
-        if len(payload) > MAX_PAYLOAD or not payload.isprintable():
+        second = head.find(";", head.find(";") + 1)
+        if head[second + 1:second + 3] != "1;":
             return None
-        return raw[: len(raw) - len(payload)], payload
+        return head, payload
 
     def interpret(self, envelope: Envelope, gateway: Record) -> list[Op]:
         try:
