@@ -35,10 +35,9 @@ from pydantic import ValidationError, ValidationInfo, field_validator, model_val
 from chalicelib.config import get_services
 from chalicelib.core.model import ID_PATTERN, CamelModel, EventType, Kind, QuickIdError, Record, event, now_iso
 from chalicelib.core.model import parse_quick_id as _parse_quick_id
-from chalicelib.core.query import parse_list_query
 
 from .errors import ApiError, bad_request
-from .resources import MAX_RECORD_BYTES, announce, existing_records, find_record
+from .resources import MAX_RECORD_BYTES, announce
 from .web import ApiRequest, validate
 
 GRID_COLUMNS: Final = 48
@@ -224,14 +223,6 @@ class Dashboard(CamelModel):
 # --------------------------------------------------------------------------------------------- handlers
 
 
-def list_dashboards(request: ApiRequest) -> dict[str, Any]:
-    return get_services().repository.query(Kind.DASHBOARD, parse_list_query(request.query)).to_dict()
-
-
-def get_dashboard(request: ApiRequest) -> Record:
-    return find_record(get_services(), Kind.DASHBOARD, request.path_params.get("id", ""))
-
-
 def upsert_dashboard(request: ApiRequest) -> Record:
     body = request.json()
     if not isinstance(body, dict):
@@ -247,11 +238,3 @@ def upsert_dashboard(request: ApiRequest) -> Record:
     announce(services, [event(EventType.UPDATED if stored is not None else EventType.CREATED, Kind.DASHBOARD,
                               record)])
     return record
-
-
-def delete_dashboards(request: ApiRequest) -> dict[str, int]:
-    services = get_services()
-    found = existing_records(services, Kind.DASHBOARD, request)
-    deleted = services.repository.delete(Kind.DASHBOARD, list(found))
-    announce(services, [event(EventType.DELETED, kind, record) for kind, record in deleted])
-    return {"deleted": len(deleted), "cascaded": 0}

@@ -19,10 +19,9 @@ from typing import Any, Final
 
 from chalicelib.config import blob_store, get_services
 from chalicelib.core.model import EventType, Firmware, Kind, Record, event, now_iso
-from chalicelib.core.query import parse_list_query
 
 from .errors import bad_request
-from .resources import announce, existing_records, find_record
+from .resources import announce, existing_records
 from .web import ApiRequest, validate
 
 PREFIX: Final = "firmware/"
@@ -94,14 +93,6 @@ def _validated(body: Any) -> Record:
     if not isinstance(body, dict):
         raise bad_request("body must be a firmware object", "body")
     return validate(Firmware, body).record()
-
-
-def list_firmware(request: ApiRequest) -> dict[str, Any]:
-    return get_services().repository.query(Kind.FIRMWARE, parse_list_query(request.query)).to_dict()
-
-
-def get_firmware(request: ApiRequest) -> Record:
-    return find_record(get_services(), Kind.FIRMWARE, request.path_params.get("id", ""))
 
 
 def upsert_firmware(request: ApiRequest) -> Record:

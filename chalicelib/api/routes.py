@@ -54,8 +54,9 @@ NAMES: Final = {Kind.GATEWAY: "gateway", Kind.NODE: "node", Kind.SOURCE: "source
 PLURALS: Final = {Kind.GATEWAY: "gateways", Kind.NODE: "nodes", Kind.SOURCE: "sources", Kind.FIELD: "fields"}
 
 
-def _resource_routes(kind: Kind) -> list[Route]:
-    name, plural, model = NAMES[kind], PLURALS[kind], DEVICE_MODELS[kind]
+def _crud_routes(kind: Kind, name: str, plural: str, model: Any, *, upsert: Any, upsert_summary: str,
+                 delete: Any, delete_summary: str, delete_body: str) -> list[Route]:
+    """List, get, upsert and delete of one kind under ``/api/<kind>``; list and get are the shared ones."""
     path = f"/api/{kind.value}"
     return [
         Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
@@ -63,14 +64,21 @@ def _resource_routes(kind: Kind) -> list[Route]:
               params=LIST_PARAMS, errors=(400,)),
         Route("GET", f"{path}/{{id}}", f"get_{name}", partial(resources.get_resource, kind),
               f"Get one {name} by id or quick id", name, Ok(f"The {name}", model=model), errors=(404,)),
-        Route("POST", path, f"upsert_{name}", partial(resources.upsert_resource, kind),
-              f"Create or update a {name}", name, Ok(f"The {name} as stored", model=model),
+        Route("POST", path, f"upsert_{name}", upsert, upsert_summary, name, Ok(f"The {name} as stored", model=model),
               body=Body(f"The {name}", model=model)),
-        Route("DELETE", path, f"delete_{plural}", partial(resources.delete_resources, kind),
-              f"Delete {plural} by id, with everything beneath them", name,
+        Route("DELETE", path, f"delete_{plural}", delete, delete_summary, name,
               Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body(f"{name.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)),
+              body=Body(delete_body, schema=ID_LIST_SCHEMA)),
     ]
+
+
+def _resource_routes(kind: Kind) -> list[Route]:
+    name, plural = NAMES[kind], PLURALS[kind]
+    return _crud_routes(kind, name, plural, DEVICE_MODELS[kind],
+                        upsert=partial(resources.upsert_resource, kind), upsert_summary=f"Create or update a {name}",
+                        delete=partial(resources.delete_resources, kind),
+                        delete_summary=f"Delete {plural} by id, with everything beneath them",
+                        delete_body=f"{name.capitalize()} ids or quick ids")
 
 
 AUTOMATION_PLURALS: Final = {Kind.TASK: "tasks", Kind.SCHEDULE: "schedules", Kind.HANDLER: "handlers",
@@ -181,20 +189,11 @@ def _auth_routes() -> list[Route]:
 
 
 def _dashboard_routes() -> list[Route]:
-    model = dashboards.Dashboard
-    return [
-        Route("GET", "/api/dashboard", "list_dashboards", dashboards.list_dashboards,
-              "List dashboards (filter, sort, page)", "dashboard", Ok("A page of dashboards", model=model, page=True),
-              params=LIST_PARAMS, errors=(400,)),
-        Route("GET", "/api/dashboard/{id}", "get_dashboard", dashboards.get_dashboard, "Get one dashboard",
-              "dashboard", Ok("The dashboard", model=model), errors=(404,)),
-        Route("POST", "/api/dashboard", "upsert_dashboard", dashboards.upsert_dashboard,
-              "Create or replace a dashboard (a new id when none is given)", "dashboard",
-              Ok("The dashboard as stored", model=model), body=Body("The dashboard", model=model)),
-        Route("DELETE", "/api/dashboard", "delete_dashboards", dashboards.delete_dashboards,
-              "Delete dashboards by id", "dashboard", Ok("How many were deleted", schema=DELETED_SCHEMA),
-              errors=(400, 404), body=Body("Dashboard ids", schema=ID_LIST_SCHEMA)),
-    ]
+    return _crud_routes(Kind.DASHBOARD, "dashboard", "dashboards", dashboards.Dashboard,
+                        upsert=dashboards.upsert_dashboard,
+                        upsert_summary="Create or replace a dashboard (a new id when none is given)",
+                        delete=partial(resources.delete_resources, Kind.DASHBOARD),
+                        delete_summary="Delete dashboards by id", delete_body="Dashboard ids")
 
 
 JOB_SCHEMA: Final = {
@@ -221,18 +220,11 @@ BINARY_SCHEMA: Final = {"type": "string", "format": "binary"}
 def _firmware_routes() -> list[Route]:
     model = firmware_api.Firmware
     return [
-        Route("GET", "/api/firmware", "list_firmware", firmware_api.list_firmware,
-              "List firmware (filter, sort, page)", "firmware", Ok("A page of firmware", model=model, page=True),
-              params=LIST_PARAMS, errors=(400,)),
-        Route("GET", "/api/firmware/{id}", "get_firmware", firmware_api.get_firmware, "Get one firmware",
-              "firmware", Ok("The firmware", model=model), errors=(404,)),
-        Route("POST", "/api/firmware", "upsert_firmware", firmware_api.upsert_firmware,
-              "Create or update a firmware's description and labels (its file is uploaded separately)", "firmware",
-              Ok("The firmware as stored", model=model), body=Body("The firmware", model=model)),
-        Route("DELETE", "/api/firmware", "delete_firmware", firmware_api.delete_firmware,
-              "Delete firmware by id, with their files", "firmware",
-              Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body("Firmware ids or quick ids", schema=ID_LIST_SCHEMA)),
+        *_crud_routes(Kind.FIRMWARE, "firmware", "firmware", model, upsert=firmware_api.upsert_firmware,
+                      upsert_summary="Create or update a firmware's description and labels (its file is uploaded "
+                                     "separately)",
+                      delete=firmware_api.delete_firmware, delete_summary="Delete firmware by id, with their files",
+                      delete_body="Firmware ids or quick ids"),
         Route("POST", "/api/firmware/upload/{id}", "upload_firmware", firmware_api.upload_firmware,
               "Upload a firmware file: raw application/octet-stream (?name=) or multipart/form-data with a 'file' "
               "part; the checksum is computed here; the firmware is created when missing", "firmware",
