@@ -60,7 +60,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -364,13 +364,19 @@ def build_secrets(settings: Settings) -> SecretBox:
     return LocalSecretBox(settings.data_dir / "secret.key")
 
 
-def secret_box(services: Services) -> SecretBox:
-    """The services' secret box, built from their settings on first use (API upserts, the handler function)."""
-    if services.secrets is None:
+def _built_once(services: Services, attribute: str, build: Callable[[Settings], Any]) -> Any:
+    """``services.<attribute>``, built from the services' settings on first use (adapters few requests need)."""
+    if getattr(services, attribute) is None:
         with _lock:
-            if services.secrets is None:
-                services.secrets = build_secrets(services.settings)
-    return services.secrets
+            if getattr(services, attribute) is None:
+                setattr(services, attribute, build(services.settings))
+    return getattr(services, attribute)
+
+
+def secret_box(services: Services) -> SecretBox:
+    """The services' secret box, built on first use (API upserts, the handler function)."""
+    box: SecretBox = _built_once(services, "secrets", build_secrets)
+    return box
 
 
 def build_blobs(settings: Settings) -> BlobStore:
@@ -384,12 +390,9 @@ def build_blobs(settings: Settings) -> BlobStore:
 
 
 def blob_store(services: Services) -> BlobStore:
-    """The services' blob store, built from their settings on first use (firmware and backup routes)."""
-    if services.blobs is None:
-        with _lock:
-            if services.blobs is None:
-                services.blobs = build_blobs(services.settings)
-    return services.blobs
+    """The services' blob store, built on first use (firmware and backup routes)."""
+    blobs: BlobStore = _built_once(services, "blobs", build_blobs)
+    return blobs
 
 
 def build_handler_queue(settings: Settings) -> HandlerQueue | None:
