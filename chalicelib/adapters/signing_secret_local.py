@@ -8,31 +8,25 @@ from __future__ import annotations
 
 import os
 import secrets
-import threading
 import time
 from pathlib import Path
 from typing import Final
+
+from ..core.auth import LoadedOnceSecret
 
 KEY_BYTES: Final = 64
 FILE_NAME: Final = "jwt-secret"
 
 
-class LocalSigningSecret:
+class LocalSigningSecret(LoadedOnceSecret):
     """``SigningSecret`` over a file; the key is read once and kept in memory."""
 
     def __init__(self, path: str | Path) -> None:
+        super().__init__()
         self.path = Path(path)
-        self._key: bytes | None = None
-        self._lock = threading.Lock()
 
-    def get(self) -> bytes:
-        key = self._key
-        if key is not None:
-            return key
-        with self._lock:
-            if self._key is None:
-                self._key = self._read_or_create()
-            return self._key
+    def _load(self) -> bytes:
+        return self._read_or_create()
 
     def _read_or_create(self) -> bytes:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -9,13 +9,14 @@ and ``kms:Decrypt``/``kms:Encrypt`` on its key.
 from __future__ import annotations
 
 import secrets
-import threading
 from typing import Any, Final
+
+from ..core.auth import LoadedOnceSecret
 
 KEY_BYTES: Final = 64
 
 
-class SsmSigningSecret:
+class SsmSigningSecret(LoadedOnceSecret):
     """``SigningSecret`` over one SSM parameter."""
 
     def __init__(self, parameter: str, region: str | None = None, *, client: Any = None,
@@ -24,20 +25,10 @@ class SsmSigningSecret:
             import boto3
 
             client = boto3.client("ssm", region_name=region)
+        super().__init__()
         self.parameter = parameter
         self.create = create
         self._client = client
-        self._key: bytes | None = None
-        self._lock = threading.Lock()
-
-    def get(self) -> bytes:
-        key = self._key
-        if key is not None:
-            return key
-        with self._lock:
-            if self._key is None:
-                self._key = self._load()
-            return self._key
 
     def _read(self) -> bytes | None:
         client = self._client

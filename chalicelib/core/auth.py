@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import threading
 import time
 import uuid
 from typing import Any, Final, Protocol
@@ -57,6 +58,27 @@ class SigningSecret(Protocol):
     def get(self) -> bytes:
         """The key (at least 32 bytes), created on first use when there is none."""
         ...
+
+
+class LoadedOnceSecret:
+    """A ``SigningSecret`` whose key is loaded (or created) once, on first use, and then kept in memory; the
+    adapters say how in ``_load``."""
+
+    def __init__(self) -> None:
+        self._key: bytes | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> bytes:
+        key = self._key
+        if key is not None:
+            return key
+        with self._lock:
+            if self._key is None:
+                self._key = self._load()
+            return self._key
+
+    def _load(self) -> bytes:
+        raise NotImplementedError
 
 
 # --------------------------------------------------------------------------------------------- passwords
