@@ -32,8 +32,8 @@ from chalicelib.config import Services, build_signing_secret, get_services
 from chalicelib.core import auth as core
 from chalicelib.core.model import CamelModel, Kind, Record, ms_from_iso, now_iso, now_ms
 from chalicelib.core.ports import Filter, ListQuery
-from chalicelib.core.query import QueryError, parse_list_query
 
+from . import secrecy
 from .errors import ApiError, bad_request, error_body, not_found
 from .resources import existing_records, find_record
 from .web import ApiRequest, Reply, validate
@@ -320,25 +320,12 @@ def _hashed(password: str) -> str:
     return core.hash_password(password)
 
 
-def _no_secret_keys(request: ApiRequest, secret_keys: tuple[str, ...]) -> ListQuery:
-    query = parse_list_query(request.query)
-    for item in query.filters:
-        if item.key.strip().split(".")[0] in secret_keys:
-            raise QueryError(f"cannot filter on {item.key!r}", "filter")
-    for sort in query.sort_by:
-        if sort.field.strip().split(".")[0] in secret_keys:
-            raise QueryError(f"cannot sort on {sort.field!r}", "sortBy")
-    return query
-
-
 def list_users(request: ApiRequest) -> dict[str, Any]:
-    page = get_services().repository.query(Kind.USER, _no_secret_keys(request, core.USER_SECRET_KEYS)).to_dict()
-    page["data"] = [core.public_user(record) for record in page["data"]]
-    return page
+    return secrecy.list_public(Kind.USER, request)
 
 
 def get_user(request: ApiRequest) -> Record:
-    return core.public_user(find_record(get_services(), Kind.USER, request.path_params.get("id", "")))
+    return secrecy.public(Kind.USER, find_record(get_services(), Kind.USER, request.path_params.get("id", "")))
 
 
 def upsert_user(request: ApiRequest) -> Record:
@@ -385,10 +372,7 @@ def delete_users(request: ApiRequest) -> dict[str, int]:
 
 
 def list_service_tokens(request: ApiRequest) -> dict[str, Any]:
-    query = _no_secret_keys(request, core.TOKEN_SECRET_KEYS)
-    page = get_services().repository.query(Kind.SERVICE_TOKEN, query).to_dict()
-    page["data"] = [core.public_service_token(record) for record in page["data"]]
-    return page
+    return secrecy.list_public(Kind.SERVICE_TOKEN, request)
 
 
 def create_service_token(request: ApiRequest) -> Record:

@@ -30,16 +30,16 @@ from typing import Any, Final
 from chalicelib.config import Services, get_services
 from chalicelib.core.automation.clock import Location
 from chalicelib.core.automation.forward import find_loop
-from chalicelib.core.automation.handlers import REDACTED, redact, restore_secrets, secret_paths
+from chalicelib.core.automation.handlers import REDACTED, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
 from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task, trigger_problem
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ListQuery
-from chalicelib.core.query import QueryError, parse_list_query
 from chalicelib.core.settings import load_settings
 
+from . import secrecy
 from .errors import ApiError, bad_request
-from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, existing_records, find_record
+from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, existing_records
 from .web import ApiRequest, validate
 
 AUTOMATION_MODELS: Final[dict[Kind, type[CamelModel]]] = {
@@ -54,8 +54,6 @@ PATH_NAMES: Final = {Kind.TASK: "task", Kind.SCHEDULE: "schedule", Kind.HANDLER:
 """The API path segment of each kind (the reference's ``/api/forwardpayload``)."""
 STATEFUL: Final = frozenset({Kind.TASK, Kind.SCHEDULE, Kind.HANDLER})
 """Kinds whose ``state`` the workers own: an upsert keeps the stored one."""
-SECRET_KEY_PATHS: Final = ("spec.password", "spec.token", "spec.headers")
-"""Handler key paths (and everything beneath) a list may not filter or sort on; ``spec`` itself neither."""
 
 
 log = logging.getLogger(__name__)
@@ -97,39 +95,11 @@ def _tasks_changed(kind: Kind) -> None:
         get_functions().tasks.invalidate()
 
 
-def _public(kind: Kind, record: Record) -> Record:
-    """The record as the API may show it (handlers redacted)."""
-    return redact(record) if kind == Kind.HANDLER else record
-
-
 def _announce(services: Services, event_type: EventType, kind: Kind, records: list[Record]) -> None:
-    announce(services, [event(event_type, kind, _public(kind, record)) for record in records])
-
-
-def _secret_key(key: str) -> bool:
-    key = key.strip()
-    return key == "spec" or any(key == path or key.startswith(path + ".") for path in SECRET_KEY_PATHS)
+    announce(services, [event(event_type, kind, secrecy.public(kind, record)) for record in records])
 
 
 # --------------------------------------------------------------------------------------------- handlers
-
-
-def list_automation(kind: Kind, request: ApiRequest) -> dict[str, Any]:
-    query = parse_list_query(request.query)
-    if kind == Kind.HANDLER:
-        for item in query.filters:
-            if _secret_key(item.key):
-                raise QueryError(f"cannot filter handlers on {item.key!r} (it may hold secrets)", "filter")
-        for sort in query.sort_by:
-            if _secret_key(sort.field):
-                raise QueryError(f"cannot sort handlers on {sort.field!r} (it may hold secrets)", "sortBy")
-    page = get_services().repository.query(kind, query).to_dict()
-    page["data"] = [_public(kind, record) for record in page["data"]]
-    return page
-
-
-def get_automation(kind: Kind, request: ApiRequest) -> Record:
-    return _public(kind, find_record(get_services(), kind, request.path_params.get("id", "")))
 
 
 def _restore_handler_secrets(body: dict[str, Any], stored: Record | None) -> dict[str, Any]:
@@ -212,7 +182,7 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
     _announce(services, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
     _tasks_changed(kind)
     _sync(services, kind, [record])
-    return _public(kind, record)
+    return secrecy.public(kind, record)
 
 
 
@@ -222,7 +192,7 @@ def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
     services = get_services()
     found = existing_records(services, kind, request)
     deleted = services.repository.delete(kind, list(found))
-    announce(services, [event(EventType.DELETED, k, _public(k, record)) for k, record in deleted])
+    announce(services, [event(EventType.DELETED, k, secrecy.public(k, record)) for k, record in deleted])
     _tasks_changed(kind)
     for deleted_kind in SYNCED:
         _sync(services, deleted_kind, [record for k, record in deleted if k == deleted_kind], deleted=True)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from chalicelib.config import Services, get_services
-from chalicelib.core.automation.handlers import redact
 from chalicelib.core.model import (
     DEVICE_MODELS,
     ID_DEPTH,
@@ -34,9 +33,9 @@ from chalicelib.core.model import (
     parse_quick_id,
 )
 from chalicelib.core.ports import bus_event
-from chalicelib.core.query import get_path, parse_list_query
+from chalicelib.core.query import get_path
 
-from . import shadow_sync
+from . import secrecy, shadow_sync
 from .errors import ApiError, bad_request, not_found
 from .web import ApiRequest, validate
 
@@ -99,15 +98,11 @@ def find_record(services: Services, kind: Kind, text: str, field: str = "id") ->
 
 
 def list_resources(kind: Kind, request: ApiRequest) -> dict[str, Any]:
-    query = parse_list_query(request.query)
-    shadow_sync.check_query(kind, query)
-    page = get_services().repository.query(kind, query).to_dict()
-    page["data"] = [shadow_sync.public(kind, record) for record in page["data"]]
-    return page
+    return secrecy.list_public(kind, request)
 
 
 def get_resource(kind: Kind, request: ApiRequest) -> Record:
-    return shadow_sync.public(kind, find_record(get_services(), kind, request.path_params.get("id", "")))
+    return secrecy.public(kind, find_record(get_services(), kind, request.path_params.get("id", "")))
 
 
 def _id_parts_from_body(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
@@ -155,9 +150,9 @@ def upsert_resource(kind: Kind, request: ApiRequest) -> Record:
         raise ApiError(413, f"{kind.value} would be {size} bytes stored, more than {MAX_RECORD_BYTES}", "body")
     services.repository.put(kind, record)
     announce(services, [event(EventType.UPDATED if stored is not None else EventType.CREATED, kind,
-                              shadow_sync.public(kind, record))])
+                              secrecy.public(kind, record))])
     shadow_sync.after_upsert(services, kind, record, stored)
-    return shadow_sync.public(kind, record)
+    return secrecy.public(kind, record)
 
 
 def id_list(request: ApiRequest, kind: Kind) -> list[str]:
@@ -195,7 +190,7 @@ def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
     services = get_services()
     ids = list(existing_records(services, kind, request))
     deleted = services.repository.delete(kind, ids)
-    announce(services, [event(EventType.DELETED, k, shadow_sync.public(k, record)) for k, record in deleted])
+    announce(services, [event(EventType.DELETED, k, secrecy.public(k, record)) for k, record in deleted])
     shadow_sync.after_delete(services, deleted)
     own = sum(1 for k, _ in deleted if k == kind)
     return {"deleted": own, "cascaded": len(deleted) - own}
@@ -216,7 +211,7 @@ def quick_id_lookup(request: ApiRequest) -> dict[str, Any]:
         record = services.repository.get(quick.kind, quick.id) if len(quick.id) <= MAX_ID_CHARS else None
         if record is None:
             raise not_found(f"{quick.kind.value} {quick.id!r} not found", "id")
-        record = redact(record) if quick.kind == Kind.HANDLER else shadow_sync.public(quick.kind, record)
+        record = secrecy.public(quick.kind, record)
         if quick.key_path:
             missing = object()
             value = get_path(record, quick.key_path, missing)

@@ -116,10 +116,10 @@ def _automation_routes(kind: Kind) -> list[Route]:
     path = f"/api/{name}"
     secret = " (secrets redacted)" if kind == Kind.HANDLER else ""
     routes = [
-        Route("GET", path, f"list_{plural}", partial(automation.list_automation, kind),
+        Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
               f"List {words} (filter, sort, page){secret}", name, Ok(f"A page of {words}", model=model, page=True),
               params=LIST_PARAMS, errors=(400,)),
-        Route("GET", f"{path}/{{id}}", f"get_{singular}", partial(automation.get_automation, kind),
+        Route("GET", f"{path}/{{id}}", f"get_{singular}", partial(resources.get_resource, kind),
               f"Get one {label} by id or quick id{secret}", name, Ok(f"The {label}", model=model), errors=(404,)),
         Route("POST", path, f"upsert_{singular}", partial(automation.upsert_automation, kind),
               f"Create or replace a {label} (state is kept; modifiedOn set)", name,

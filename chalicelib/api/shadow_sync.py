@@ -20,41 +20,20 @@ from typing import Any
 from chalicelib.config import Services
 from chalicelib.core.model import EventType, Kind, Record, event
 from chalicelib.core.ports import BusEvent, Filter, ListQuery, bus_event
-from chalicelib.core.query import QueryError
 from chalicelib.core.shadow import (
     ShadowError,
     config_hash,
     desired_document,
     gateway_config,
-    redact_secrets,
     reported_of_documents,
     reported_update,
     restore_secrets,
-    secret_key_path,
 )
 
+from . import secrecy
 from .errors import ApiError, bad_request
 
 log = logging.getLogger(__name__)
-
-
-def public(kind: Kind, record: Record) -> Record:
-    """The record as the API and the bus may show it: a gateway's secrets replaced by the placeholder."""
-    if kind != Kind.GATEWAY or not isinstance(record.get("provider"), Mapping):
-        return record
-    return {**record, "provider": redact_secrets(record["provider"])}
-
-
-def check_query(kind: Kind, query: ListQuery) -> None:
-    """Refuse filters and sorts on secret key paths of gateways (their answers would reveal the secret)."""
-    if kind != Kind.GATEWAY:
-        return
-    for item in query.filters:
-        if secret_key_path(item.key):
-            raise QueryError(f"cannot filter gateways on {item.key!r} (it may hold secrets)", "filter")
-    for sort in query.sort_by:
-        if secret_key_path(sort.field):
-            raise QueryError(f"cannot sort gateways on {sort.field!r} (it may hold secrets)", "sortBy")
 
 
 def restore(kind: Kind, body: dict[str, Any], stored: Record | None) -> dict[str, Any]:
@@ -125,7 +104,7 @@ def on_documents(services: Services, thing: str | None, message: Mapping[str, An
             services.repository.put(Kind.GATEWAY, updated)
             changed.append(updated)
     if changed:
-        events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, public(Kind.GATEWAY, r)))
+        events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, secrecy.public(Kind.GATEWAY, r)))
                                   for r in changed]
         services.bus.publish(events)
     return changed
