@@ -11,9 +11,11 @@ import contextlib
 import shutil
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 START_TIMEOUT_S = 15.0
@@ -114,3 +116,15 @@ def start_mosquitto(tmp_path: Path) -> tuple[str, int, Callable[[], None]]:
         process = subprocess.Popen([binary, "-c", str(config)], stdout=out, stderr=out, stdin=subprocess.DEVNULL)
     _wait(process, lambda: _listening(host, port), "mosquitto", log)
     return host, port, _stopper(process)
+
+
+def start_http_server(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingHTTPServer, str]:
+    """A threaded HTTP server on a free loopback port (webhook receivers, fake bot APIs); its base URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, name="test-http", daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def stop_http_server(server: ThreadingHTTPServer) -> None:
+    server.shutdown()
+    server.server_close()

@@ -5,10 +5,9 @@ with the rendered body (the in-process handler queue feeding the handler functio
 from __future__ import annotations
 
 import json
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +19,7 @@ from chalicelib.config import reset_services, set_services
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import bus_event
 from tests.integration.api_conftest import Api, fast_auth, make_services
+from tests.integration.services import start_http_server, stop_http_server
 
 pytestmark = pytest.mark.integration
 
@@ -145,8 +145,7 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
     from chalicelib.adapters.handler_queue_local import LocalHandlerQueue
     from chalicelib.handler_function import handle_event, reset_handler_function
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server, url = start_http_server(Receiver)
     Receiver.bodies = []
     fast_auth(monkeypatch)
     services = make_services("memory", tmp_path, request)
@@ -161,7 +160,7 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
             api = Api(services, http.http)
             api.login()
             api.ok("POST", "/api/handler", {"id": "hook", "type": "webhook",
-                                            "spec": {"url": f"http://127.0.0.1:{server.server_port}/alert"}})
+                                            "spec": {"url": f"{url}/alert"}})
             api.ok("POST", "/api/task", {
                 "id": "too-hot", "handlers": ["hook"],
                 "eventFilter": {"eventTypes": ["updated"], "entityTypes": ["field"],
@@ -187,7 +186,7 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
             assert api.ok("GET", "/api/task/too-hot")["state"]["executedCount"] == 2
     finally:
         queue.stop(5)
-        server.shutdown()
+        stop_http_server(server)
         reset_functions()
         reset_handler_function()
         reset_services(close=True)

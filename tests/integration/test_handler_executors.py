@@ -8,7 +8,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType
 from chalicelib.core.ports import BusEvent
 from chalicelib.handler_function import HandlerFunction, HandlerSettings, build_executors, build_handler_function
-from tests.integration.services import ServiceUnavailable, start_mosquitto
+from tests.integration.services import ServiceUnavailable, start_http_server, start_mosquitto, stop_http_server
 
 
 @pytest.fixture
@@ -78,17 +78,14 @@ class FakeBotApi:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.http, self.url = start_http_server(Handler)
 
 
 @pytest.fixture
 def bot_api() -> Iterator[FakeBotApi]:
     api = FakeBotApi()
     yield api
-    api.http.shutdown()
-    api.http.server_close()
+    stop_http_server(api.http)
 
 
 def test_telegram_sends_to_each_chat_through_the_bot_api(services: Services, bot_api: FakeBotApi) -> None:

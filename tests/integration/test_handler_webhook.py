@@ -4,10 +4,9 @@ headers and query; a redelivered trigger reaches it once; an unexpected status i
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -24,6 +23,7 @@ from chalicelib.core.automation.handlers import render_parameters
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
 from chalicelib.handler_function import HandlerFunction
+from tests.integration.services import start_http_server, stop_http_server
 
 
 class Server:
@@ -48,17 +48,14 @@ class Server:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.http.server_address[1]}"
-        threading.Thread(target=self.http.serve_forever, daemon=True).start()
+        self.http, self.url = start_http_server(Handler)
 
 
 @pytest.fixture
 def server() -> Iterator[Server]:
     running = Server()
     yield running
-    running.http.shutdown()
-    running.http.server_close()
+    stop_http_server(running.http)
 
 
 @pytest.fixture
