@@ -29,6 +29,7 @@ from math import isfinite
 from operator import attrgetter
 from typing import Any, Final
 
+from . import speedups
 from .envelope import Downlink, Envelope
 from .metrics import Series, SeriesWriter
 from .model import (
@@ -76,6 +77,8 @@ LAST_NODE_ID = 254
 
 _ISO_PREFIXES: dict[int, str] = {}
 _ISO_MILLIS: Final = tuple(f".{millis:03d}Z" for millis in range(1000))
+_CREATED: Final = EventType.CREATED.value
+_UPDATED: Final = EventType.UPDATED.value
 _BINARY_TEXT: Final = {"0": False, "1": True}
 """What MySensors binary sets carry; any other text takes ``convert_value``."""
 
@@ -205,6 +208,12 @@ class _EntityAcc:
         self.dirty = True
 
 
+if speedups.native is not None:  # the classes whose instances C makes, and their slots in the order it sets them
+    speedups.native.bind_slots(0, _Folded, ("applied", "new", "seq", "ts"))
+    speedups.native.bind_slots(2, DomainEvent, ("type", "entity_type", "entity_id", "entity_quick_id", "entity"))
+    speedups.native.bind_slots(1, _EntityAcc, ("record", "created", "dirty", "seen_ms", "down_ms", "stored_seen_ms"))
+
+
 class Processor:
     def __init__(
         self,
@@ -234,6 +243,12 @@ class Processor:
         self.routes: dict[tuple[str, str], dict[str, tuple[FieldValue, str]]] = {}
         """(gateway, provider) → route key → the field value op it always yields and the field's id."""
         self.route_count = 0
+        self.native_routes: dict[str, int] = {
+            name: spec[1] for name, interpreter in self.interpreters.items()
+            if (spec := getattr(interpreter, "native_route_key", None)) and spec[0] == "mysensors"
+            and self.routers.get(name) is not None
+        } if fast_path and speedups.native is not None else {}
+        """Providers whose routed messages C groups (``_speedups.route_known``): name → longest payload."""
         self.field_keys: dict[str, tuple[Record, int, int]] = {}
         """Field id → (the record this processor last stored, its value's timestamp and sequence). Valid only
         while the repository hands back that very object (records are never mutated): then its order key
@@ -352,10 +367,21 @@ class _Batch:
                 error = f"{type(failure).__name__}: {failure}"
             if error is not None:
                 self._fail(envelope.message_id, envelope.gateway_id, error)
-        for key, group in list(self.groups.items()):
+        groups = list(self.groups.values())
+        fold = self._native_fold()
+        count = len(groups)
+        i = 0
+        while i < count:
+            if fold is not None:  # plain groups at C speed; it stops at the first other one
+                i = fold(groups, i)
+                if i >= count:
+                    break
+            group = groups[i]
+            i += 1
             try:
                 self._apply_group(group)
             except Exception as failure:
+                key = group.key
                 self.fields.pop(key, None)
                 self.p.forget_route(key)
                 for _ts, _seq, _raw, message_id in group.entries:
@@ -369,6 +395,20 @@ class _Batch:
         result.applied_ids = ([e.message_id for e in self.envelopes if e.message_id not in failed] if failed
                               else [e.message_id for e in self.envelopes])
         self._store()
+
+    def _native_fold(self) -> Callable[[list[_FieldGroup], int], int] | None:
+        """``_speedups.fold_groups`` bound to this batch: ``_apply_group`` of the fast path for plain groups (known
+        field this processor wrote last, its node up and stored, no names to follow, newer values that convert)."""
+        native = speedups.native
+        if native is None or not self.p.fast_path:
+            return None
+        context = (self.nodes, self.sources, self.stored_nodes, self.stored_sources, self.stored_fields, self.fields,
+                   self.gateways, self.p.field_keys, self.p.templates, self.series, MetricPoint)
+
+        def fold(groups: list[_FieldGroup], start: int) -> int:
+            return int(native.fold_groups(groups, start, context, ROUTE_CACHE_LIMIT))
+
+        return fold
 
     def _fail(self, message_id: str, gateway_id: str, reason: str) -> None:
         if message_id not in self.failed:
@@ -429,7 +469,21 @@ class _Batch:
         last: tuple[str, str] | None = None
         router: Callable[[str], tuple[str, str] | None] | None = None
         table: dict[str, tuple[FieldValue, str]] = {}
-        for envelope in self.envelopes:
+        envelopes = self.envelopes
+        native_routes = self.p.native_routes
+        route_known = speedups.native.route_known if native_routes and speedups.native is not None else None
+        count = len(envelopes)
+        i = 0
+        while i < count:
+            envelope = envelopes[i]
+            if route_known is not None:
+                max_payload = native_routes.get(envelope.provider)
+                if max_payload is not None:  # known set messages from here on, at C speed; it stops at any other
+                    i = route_known(envelopes, i, envelope.provider, tables, groups, _FieldGroup, max_payload)
+                    if i >= count:
+                        break
+                    envelope = envelopes[i]
+            i += 1
             provider = envelope.provider
             if last is None or envelope.gateway_id != last[0] or provider != last[1]:  # batches hold few streams
                 last = (envelope.gateway_id, provider)
@@ -923,7 +977,24 @@ class _Batch:
         cache[entity_id] = (record, parsed)
         return parsed
 
+    @staticmethod
+    def _store_field(field_acc: _FieldAcc | _Folded, field_records: list[Record], field_events: list[DomainEvent],
+                     applied: list[tuple[Record, int, int]]) -> None:
+        """One field's record to write, its event and its order key (``_speedups.store_fields`` does this for
+        folded fields)."""
+        if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
+            record = field_acc.materialize()
+            field_records.append(record)
+            if field_acc.applied:
+                applied.append((record, field_acc.ts, field_acc.seq))
+            field_id = record["id"]
+            field_events.append(DomainEvent(_CREATED if field_acc.created else _UPDATED, "field", field_id,
+                                            "field:" + field_id, record))
+        elif field_acc.replayed:
+            field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
+
     def _store(self) -> None:
+        native = speedups.native if self.p.fast_path else None
         result = self.result
         events = result.events
         repo = self.repo
@@ -933,30 +1004,32 @@ class _Batch:
             (Kind.SOURCE, self.sources, "lastSeen"),
         ):
             records: list[Record] = []
-            for acc in accs.values():
-                record = self._touch(acc, seen_field)
-                if record is None:
-                    continue
-                records.append(record)
-                events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
+            if native is not None:
+                for acc, record in native.touched(list(accs.values()), seen_field, self.p.last_seen_resolution_ms,
+                                                  self._stored_ms, _iso):
+                    records.append(record)
+                    events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
+            else:
+                for acc in accs.values():
+                    record = self._touch(acc, seen_field)
+                    if record is None:
+                        continue
+                    records.append(record)
+                    events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
             if records:
                 repo.put_many(kind, records)
                 result.repo_writes += len(records)
-        field_records: list[Record] = []
-        field_events: list[DomainEvent] = []
-        created, updated = EventType.CREATED.value, EventType.UPDATED.value
-        applied: list[tuple[Record, int, int]] = []
-        for field_acc in self.fields.values():
-            if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
-                record = field_acc.materialize()
-                field_records.append(record)
-                if field_acc.applied:
-                    applied.append((record, field_acc.ts, field_acc.seq))
-                field_id = record["id"]
-                field_events.append(DomainEvent(created if field_acc.created else updated, "field", field_id,
-                                                "field:" + field_id, record))
-            elif field_acc.replayed:
-                field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
+        field_records: list[Record]
+        field_events: list[DomainEvent]
+        applied: list[tuple[Record, int, int]]
+        if native is not None:  # folded fields in C, the others through _store_field
+            field_records, field_events, applied = native.store_fields(
+                list(self.fields.values()), self._store_field, EventType.CREATED.value, EventType.UPDATED.value,
+                Kind.FIELD.value)
+        else:
+            field_records, field_events, applied = [], [], []
+            for field_acc in self.fields.values():
+                self._store_field(field_acc, field_records, field_events, applied)
         if field_records:
             rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
             result.repo_writes += len(field_records)

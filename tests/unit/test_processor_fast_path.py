@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
+from chalicelib.core import speedups
 from chalicelib.core.envelope import Envelope
 from chalicelib.core.metrics import Series
 from chalicelib.core.model import Kind
@@ -61,9 +62,10 @@ class SeriesStore(PointStore):
 
 
 class Lane:
-    """One processor, its repository and its metric stores."""
+    """One processor, its repository and its metric stores; ``native=False`` runs without the C speed-ups."""
 
-    def __init__(self, fast: bool, store: PointStore) -> None:
+    def __init__(self, fast: bool, store: PointStore, native: bool = True) -> None:
+        self.native = native and speedups.native is not None
         self.repo = MemoryRepository(None)
         self.store = store
         self.embedded = EmbeddedMetricStore(":memory:", retention_days=0)
@@ -73,7 +75,12 @@ class Lane:
 
     def run(self, envelopes: list[Envelope]) -> tuple[Any, ...]:
         before = len(self.store.points)
-        result = self.processor.process(list(envelopes))
+        saved = speedups.native
+        speedups.native = saved if self.native else None
+        try:
+            result = self.processor.process(list(envelopes))
+        finally:
+            speedups.native = saved
         self.processor.acknowledge(result)
         points = sorted(self.store.points[before:], key=_point_key)
         return _outcome(result), points
@@ -130,7 +137,10 @@ def _outcome(result: ProcessResult) -> tuple[Any, ...]:
 
 
 def lanes() -> list[Lane]:
-    return [Lane(False, PointStore()), Lane(True, SeriesStore()), Lane(True, PointStore())]
+    """The general path (the reference), the fast path with and without C, and the fast path into a store that
+    takes points only."""
+    return [Lane(False, PointStore(), native=False), Lane(True, SeriesStore()), Lane(True, SeriesStore(), native=False),
+            Lane(True, PointStore())]
 
 
 def assert_same(all_lanes: list[Lane], batches: list[list[Envelope]]) -> None:

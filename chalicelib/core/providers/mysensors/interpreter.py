@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ...envelope import Downlink, Envelope
@@ -93,6 +93,8 @@ def _line(node: int | str, child: int | str, command: int, type_id: int, payload
 
 class MySensorsInterpreter:
     provider = PROVIDER
+    native_route_key: Final = ("mysensors", MAX_PAYLOAD)
+    """``route_key`` is also in C (``core/_speedups.c``), for payloads up to this length."""
 
     def __init__(self, clock: Any = time.time) -> None:
         self.clock = clock

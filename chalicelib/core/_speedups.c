@@ -1,0 +1,1121 @@
+/* Optional C speed-ups for the ingest hot path (chalicelib.core.speedups loads them; pure Python does the same
+ * work when they are not built). Each function here mirrors one Python function line for line and declines
+ * (returns None or stops early) whenever the input is not the plain, common case, so that the Python code
+ * decides everything unusual. tests/unit/test_speedups.py holds them to their Python twins. */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+#include <math.h>
+#include <time.h>
+
+static PyObject *str_g, *str_p, *str_t, *str_s, *str_i, *str_r, *str_o;
+static PyObject *str_gateway_id, *str_provider, *str_timestamp, *str_sequence, *str_message_id, *str_raw;
+static PyObject *str_entries, *str_current, *str_previous, *str_last_seen, *str_no_change_since, *str_value;
+static PyObject *str_is_received, *str_metric_type, *str_unit, *str_name, *str_id, *str_gauge_float;
+static PyObject *str_binary, *str_seen_ms, *str_record, *str_state, *str_status, *str_template, *str_key;
+static PyObject *str_node_key, *str_source_key, *str_node_name, *str_source_name, *str_metric_type_attr;
+static PyObject *str_field_prefix, *str_dirty, *str_stored_seen_ms;
+static PyObject *str_timestamp_key, *str_sequence_key, *str_node_id, *str_source_id, *str_field_id;
+
+/* ------------------------------------------------------------------------------------------ envelopes */
+
+/* The slot descriptors of the Envelope dataclass, in constructor order (gateway_id … topic). */
+static PyMemberDef *envelope_members[7];
+static PyTypeObject *envelope_type = NULL;
+
+static int
+bind_envelope(PyObject *type)
+{
+    static const char *names[7] = {"gateway_id", "provider", "timestamp", "sequence", "message_id", "raw", "topic"};
+    if (envelope_type == (PyTypeObject *)type)
+        return 0;
+    if (!PyType_Check(type)) {
+        PyErr_SetString(PyExc_TypeError, "envelope type expected");
+        return -1;
+    }
+    for (int k = 0; k < 7; k++) {
+        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, names[k]);
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
+            PyErr_Format(PyExc_TypeError, "envelope type has no slot %s", names[k]);
+            return -1;
+        }
+        envelope_members[k] = ((PyMemberDescrObject *)descr)->d_member;
+    }
+    Py_INCREF(type);
+    Py_XDECREF((PyObject *)envelope_type);
+    envelope_type = (PyTypeObject *)type;
+    return 0;
+}
+
+static int
+nonneg_int(PyObject *value)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow = 0;
+    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (number == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return number >= 0;
+}
+
+/* envelopes_from_wire(items, Envelope, good_gateway_ids, max_raw) -> list[Envelope] | None
+ * Envelope.from_wire's fast path for a whole list; None as soon as one item needs the careful path. */
+static PyObject *
+envelopes_from_wire(PyObject *self, PyObject *args)
+{
+    PyObject *items, *type, *good_ids;
+    Py_ssize_t max_raw;
+    if (!PyArg_ParseTuple(args, "O!OO!n", &PyList_Type, &items, &type, &PySet_Type, &good_ids, &max_raw))
+        return NULL;
+    if (bind_envelope(type) < 0)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *wire = PyList_GET_ITEM(items, i);
+        if (!PyDict_CheckExact(wire))
+            goto decline;
+        PyObject *values[7];
+        values[0] = PyDict_GetItemWithError(wire, str_g);
+        values[1] = PyDict_GetItemWithError(wire, str_p);
+        values[2] = PyDict_GetItemWithError(wire, str_t);
+        values[3] = PyDict_GetItemWithError(wire, str_s);
+        values[4] = PyDict_GetItemWithError(wire, str_i);
+        values[5] = PyDict_GetItemWithError(wire, str_r);
+        values[6] = PyDict_GetItemWithError(wire, str_o);
+        if (PyErr_Occurred())
+            goto error;
+        for (int k = 0; k < 6; k++)
+            if (values[k] == NULL)
+                goto decline;
+        if (!PyUnicode_CheckExact(values[0]) || !PyUnicode_CheckExact(values[1]) || !PyUnicode_CheckExact(values[4])
+            || !PyUnicode_CheckExact(values[5]))
+            goto decline;
+        if (values[6] == Py_None)
+            values[6] = NULL;
+        if (values[6] != NULL && !PyUnicode_CheckExact(values[6]))
+            goto decline;
+        if (PyUnicode_GET_LENGTH(values[0]) == 0 || PyUnicode_GET_LENGTH(values[1]) == 0
+            || PyUnicode_GET_LENGTH(values[4]) == 0 || PyUnicode_GET_LENGTH(values[5]) > max_raw)
+            goto decline;
+        if (!nonneg_int(values[2]) || !nonneg_int(values[3]))
+            goto decline;
+        int known = PySet_Contains(good_ids, values[0]);
+        if (known < 0)
+            goto error;
+        if (!known)
+            goto decline;
+        PyObject *envelope = envelope_type->tp_alloc(envelope_type, 0);
+        if (envelope == NULL)
+            goto error;
+        for (int k = 0; k < 7; k++) {
+            if (PyMember_SetOne((char *)envelope, envelope_members[k], values[k] ? values[k] : Py_None) < 0) {
+                Py_DECREF(envelope);
+                goto error;
+            }
+        }
+        PyList_SET_ITEM(out, i, envelope);
+    }
+    return out;
+decline:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* bind_envelope(Envelope): say which class the envelopes are (their slots are read and written directly). */
+static PyObject *
+bind_envelope_type(PyObject *self, PyObject *type)
+{
+    if (bind_envelope(type) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static inline PyObject *
+member(PyObject *obj, int k)
+{
+    /* A borrowed reference to an Envelope slot (bound by bind_envelope). */
+    return *(PyObject **)((char *)obj + envelope_members[k]->offset);
+}
+
+/* ------------------------------------------------------------------------------------------ routing */
+
+/* MySensorsInterpreter.route_key: for ``node;child;1;ack;type;payload`` the key ``node;child;1;ack;type`` and the
+ * payload; 0 for anything else. New references in *head / *payload. */
+static int
+mysensors_route_key(PyObject *raw, Py_ssize_t max_payload, PyObject **head, PyObject **payload)
+{
+    Py_ssize_t length = PyUnicode_GET_LENGTH(raw);
+    int kind = PyUnicode_KIND(raw);
+    const void *data = PyUnicode_DATA(raw);
+    Py_ssize_t last = -1;
+    Py_ssize_t semis[5];
+    int count = 0;
+    for (Py_ssize_t i = length - 1; i >= 0; i--) {
+        if (PyUnicode_READ(kind, data, i) == ';') {
+            last = i;
+            break;
+        }
+    }
+    if (last < 0)
+        return 0;
+    for (Py_ssize_t i = 0; i < last; i++) {
+        if (PyUnicode_READ(kind, data, i) == ';') {
+            if (count == 4)
+                return 0;
+            semis[count++] = i;
+        }
+    }
+    if (count != 4 || length - last - 1 > max_payload)
+        return 0;
+    for (Py_ssize_t i = last + 1; i < length; i++)
+        if (!Py_UNICODE_ISPRINTABLE(PyUnicode_READ(kind, data, i)))
+            return 0;
+    /* head[second + 1:second + 3] == "1;" where second is the second ';' of the head */
+    Py_ssize_t at = semis[1] + 1;
+    if (at + 1 >= last || PyUnicode_READ(kind, data, at) != '1' || PyUnicode_READ(kind, data, at + 1) != ';')
+        return 0;
+    *head = PyUnicode_Substring(raw, 0, last);
+    if (*head == NULL)
+        return -1;
+    *payload = PyUnicode_Substring(raw, last + 1, length);
+    if (*payload == NULL) {
+        Py_CLEAR(*head);
+        return -1;
+    }
+    return 1;
+}
+
+/* route_known(envelopes, start, provider, tables, groups, group_type, max_payload) -> int
+ * _Batch._interpret's routed case: from ``start``, every MySensors set message whose route key the stream's
+ * table knows goes onto its field group. Returns the index of the first envelope it did not take (or the
+ * length): Python handles that one, then calls again from the next. */
+static PyObject *
+route_known(PyObject *self, PyObject *args)
+{
+    PyObject *envelopes, *provider, *tables, *groups, *group_type;
+    Py_ssize_t start, max_payload;
+    if (!PyArg_ParseTuple(args, "O!nUO!O!On", &PyList_Type, &envelopes, &start, &provider, &PyDict_Type, &tables,
+                          &PyDict_Type, &groups, &group_type, &max_payload))
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(envelopes);
+    PyObject *stream_gw = NULL, *table = NULL; /* borrowed */
+    Py_ssize_t i = start;
+    for (; i < n; i++) {
+        PyObject *envelope = PyList_GET_ITEM(envelopes, i);
+        if (Py_TYPE(envelope) != envelope_type)
+            break;
+        PyObject *gw = member(envelope, 0), *prov = member(envelope, 1);
+        if (prov != provider && PyUnicode_Compare(prov, provider) != 0)
+            break;
+        if (gw != stream_gw) {
+            PyObject *key = PyTuple_Pack(2, gw, provider);
+            if (key == NULL)
+                return NULL;
+            table = PyDict_GetItemWithError(tables, key);
+            Py_DECREF(key);
+            if (table == NULL) {
+                if (PyErr_Occurred())
+                    return NULL;
+                break;
+            }
+            if (!PyDict_Check(table))
+                break;
+            stream_gw = gw;
+        }
+        PyObject *head = NULL, *payload = NULL;
+        int routed = mysensors_route_key(member(envelope, 5), max_payload, &head, &payload);
+        if (routed < 0)
+            return NULL;
+        if (routed == 0)
+            break;
+        PyObject *route = PyDict_GetItemWithError(table, head);
+        Py_DECREF(head);
+        if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 2) {
+            Py_DECREF(payload);
+            if (PyErr_Occurred())
+                return NULL;
+            break;
+        }
+        PyObject *field_key = PyTuple_GET_ITEM(route, 1);
+        PyObject *group = PyDict_GetItemWithError(groups, field_key); /* borrowed */
+        if (group == NULL) {
+            if (PyErr_Occurred()) {
+                Py_DECREF(payload);
+                return NULL;
+            }
+            group = PyObject_CallFunctionObjArgs(group_type, gw, field_key, PyTuple_GET_ITEM(route, 0), NULL);
+            if (group == NULL || PyDict_SetItem(groups, field_key, group) < 0) {
+                Py_XDECREF(group);
+                Py_DECREF(payload);
+                return NULL;
+            }
+            Py_DECREF(group); /* the dict holds it */
+        }
+        PyObject *entries = PyObject_GetAttr(group, str_entries);
+        if (entries == NULL) {
+            Py_DECREF(payload);
+            return NULL;
+        }
+        PyObject *entry = PyTuple_New(4);
+        if (entry == NULL) {
+            Py_DECREF(entries);
+            Py_DECREF(payload);
+            return NULL;
+        }
+        PyObject *ts = member(envelope, 2), *seq = member(envelope, 3), *mid = member(envelope, 4);
+        Py_INCREF(ts);
+        Py_INCREF(seq);
+        Py_INCREF(mid);
+        PyTuple_SET_ITEM(entry, 0, ts);
+        PyTuple_SET_ITEM(entry, 1, seq);
+        PyTuple_SET_ITEM(entry, 2, payload);
+        PyTuple_SET_ITEM(entry, 3, mid);
+        int appended = PyList_Append(entries, entry);
+        Py_DECREF(entry);
+        Py_DECREF(entries);
+        if (appended < 0)
+            return NULL;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* ------------------------------------------------------------------------------------------ slotted classes */
+
+/* Classes whose instances C makes without running __init__: their slots, in the order Python bound them. */
+enum { SLOTS_FOLDED, SLOTS_ENTITY, SLOTS_EVENT, SLOTS_KINDS };
+#define MAX_SLOTS 8
+static PyTypeObject *slot_types[SLOTS_KINDS];
+static PyMemberDef *slot_members[SLOTS_KINDS][MAX_SLOTS];
+static int slot_counts[SLOTS_KINDS];
+
+/* bind_slots(kind, type, names): instances of ``type`` get made with these slots set, in this order. */
+static PyObject *
+bind_slots(PyObject *self, PyObject *args)
+{
+    int kind;
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "iO!O!", &kind, &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    if (kind < 0 || kind >= SLOTS_KINDS || PyTuple_GET_SIZE(names) > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+        PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
+            return NULL;
+        }
+        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
+    slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
+    Py_RETURN_NONE;
+}
+
+/* A new instance of a bound class with its slots set to these values (borrowed; NULL stands for None). */
+static PyObject *
+make_slotted(int kind, PyObject **values)
+{
+    PyTypeObject *type = slot_types[kind];
+    if (type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "slotted class not bound");
+        return NULL;
+    }
+    PyObject *obj = type->tp_alloc(type, 0);
+    if (obj == NULL)
+        return NULL;
+    for (int k = 0; k < slot_counts[kind]; k++) {
+        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* ------------------------------------------------------------------------------------------ folding */
+
+/* processor._iso / model.iso_from_ms: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); NULL with no error set when the
+ * time is out of the plain range (the caller declines). */
+static PyObject *
+iso_from_ms(long long ms)
+{
+    if (ms < 0 || ms > 253402300799999LL)
+        return NULL;
+    long long secs = ms / 1000, days = secs / 86400, rest = secs % 86400;
+    /* civil_from_days (H. Hinnant): days since 1970-01-01 to year, month, day */
+    long long z = days + 719468, era = z / 146097;
+    long long doe = z - era * 146097;
+    long long yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    long long doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    long long mp = (5 * doy + 2) / 153;
+    long long day = doy - (153 * mp + 2) / 5 + 1, month = mp < 10 ? mp + 3 : mp - 9;
+    long long year = yoe + era * 400 + (month <= 2);
+    PyObject *text = PyUnicode_New(24, 127);
+    if (text == NULL)
+        return NULL;
+    Py_UCS1 *out = PyUnicode_1BYTE_DATA(text);
+    long long parts[7] = {year, month, day, rest / 3600, rest / 60 % 60, rest % 60, ms % 1000};
+    static const int widths[7] = {4, 2, 2, 2, 2, 2, 3};
+    static const char after[7] = {'-', '-', 'T', ':', ':', '.', 'Z'};
+    int at = 0;
+    for (int k = 0; k < 7; k++) {
+        long long part = parts[k];
+        for (int d = widths[k] - 1; d >= 0; d--) {
+            out[at + d] = (Py_UCS1)('0' + part % 10);
+            part /= 10;
+        }
+        at += widths[k];
+        out[at++] = (Py_UCS1)after[k];
+    }
+    return text;
+}
+
+/* iso_from_ms(ms) -> str | None: the formatter above, for tests against model.iso_from_ms. */
+static PyObject *
+iso_from_ms_py(PyObject *self, PyObject *arg)
+{
+    long long ms = PyLong_AsLongLong(arg);
+    if (ms == -1 && PyErr_Occurred())
+        return NULL;
+    PyObject *text = iso_from_ms(ms);
+    if (text == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return text;
+}
+
+static int
+as_ms(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
+/* An attribute of a slotted object, borrowed from a new reference (slots hold a reference anyway). */
+static PyObject *
+attr(PyObject *obj, PyObject *name)
+{
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return NULL;
+    Py_DECREF(value);
+    return value;
+}
+
+static int
+truthy_text(PyObject *value)
+{
+    return value != Py_None && (!PyUnicode_Check(value) || PyUnicode_GET_LENGTH(value) > 0);
+}
+
+/* Raise ``acc.seen_ms`` to ts. */
+static int
+see(PyObject *acc, PyObject *ts_obj, long long ts)
+{
+    PyObject *seen = attr(acc, str_seen_ms);
+    long long seen_ms;
+    if (seen == NULL)
+        return -1;
+    if (!as_ms(seen, &seen_ms))
+        return 0;
+    if (ts > seen_ms && PyObject_SetAttr(acc, str_seen_ms, ts_obj) < 0)
+        return -1;
+    return 1;
+}
+
+/* The node or source accumulator for a key: the batch's, or a new one over the stored record. For a node, only
+ * one that is up (else _Batch._node has a state to change). NULL with no error set: decline. */
+static PyObject *
+entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, int *created)
+{
+    *created = 0;
+    PyObject *acc = PyDict_GetItemWithError(accs, key);
+    PyObject *record;
+    if (acc != NULL) {
+        record = attr(acc, str_record);
+        if (record == NULL)
+            return NULL;
+    }
+    else {
+        if (PyErr_Occurred())
+            return NULL;
+        record = PyDict_GetItemWithError(stored_records, key);
+        if (record == NULL)
+            return NULL;
+    }
+    if (must_be_up) {
+        if (!PyDict_CheckExact(record))
+            return NULL;
+        PyObject *state = PyDict_GetItemWithError(record, str_state);
+        if (state == NULL || !PyDict_CheckExact(state))
+            return NULL;
+        PyObject *status = PyDict_GetItemWithError(state, str_status);
+        if (status == NULL || !PyUnicode_CheckExact(status) || PyUnicode_CompareWithASCIIString(status, "up") != 0)
+            return NULL;
+    }
+    if (acc == NULL)
+        *created = 1;
+    return acc != NULL ? acc : record;
+}
+
+static PyObject *
+new_entity_acc(PyObject *record, PyObject *ts)
+{
+    /* _EntityAcc(record, created=False) seen at ts: record, created, dirty, seen_ms, down_ms, stored_seen_ms */
+    PyObject *minus_one = PyLong_FromLong(-1);
+    if (minus_one == NULL)
+        return NULL;
+    PyObject *values[6] = {record, Py_False, Py_False, ts, minus_one, NULL};
+    PyObject *acc = make_slotted(SLOTS_ENTITY, values);
+    Py_DECREF(minus_one);
+    return acc;
+}
+
+static PyObject *
+value_dict(PyObject *value, PyObject *stamp, PyObject *seq)
+{
+    PyObject *dict = PyDict_New();
+    if (dict == NULL)
+        return NULL;
+    if (PyDict_SetItem(dict, str_value, value) < 0 || PyDict_SetItem(dict, str_is_received, Py_True) < 0
+        || PyDict_SetItem(dict, str_timestamp_key, stamp) < 0 || PyDict_SetItem(dict, str_sequence_key, seq) < 0) {
+        Py_DECREF(dict);
+        return NULL;
+    }
+    return dict;
+}
+
+/* One field group folded as _Batch._apply_group + _fast_field would: 1 done, 0 declined (nothing changed), -1
+ * error. ctx: see fold_groups. */
+static int
+fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit)
+{
+    PyObject *nodes = ctx[0], *sources = ctx[1], *stored_nodes = ctx[2], *stored_sources = ctx[3];
+    PyObject *stored_fields = ctx[4], *fields = ctx[5], *gateways = ctx[6], *field_keys = ctx[7];
+    PyObject *templates = ctx[8], *series = ctx[9], *point_type = ctx[10];
+    int result = -1;
+    PyObject *values = NULL, *stamps = NULL, *stamp = NULL, *current = NULL, *previous = NULL, *new = NULL;
+    PyObject *node_acc = NULL, *source_acc = NULL;
+
+    PyObject *entries = attr(group, str_entries), *op = attr(group, str_template), *key = attr(group, str_key);
+    if (entries == NULL || op == NULL || key == NULL)
+        return -1;
+    PyObject *gw = attr(group, str_gateway_id), *node_key = attr(group, str_node_key);
+    PyObject *source_key = attr(group, str_source_key);
+    if (gw == NULL || node_key == NULL || source_key == NULL)
+        return -1;
+    if (!PyList_CheckExact(entries) || PyList_GET_SIZE(entries) == 0)
+        return 0;
+    Py_ssize_t n = PyList_GET_SIZE(entries);
+    PyObject *op_node_name = attr(op, str_node_name), *op_source_name = attr(op, str_source_name);
+    PyObject *op_metric_type = attr(op, str_metric_type_attr), *op_unit = attr(op, str_unit);
+    PyObject *op_name = attr(op, str_name);
+    if (!op_node_name || !op_source_name || !op_metric_type || !op_unit || !op_name)
+        return -1;
+    if (truthy_text(op_node_name) || truthy_text(op_source_name))
+        return 0; /* names to follow: the general path */
+
+    /* --- every check first: nothing changes until the group is known to be plain */
+    PyObject *last = PyList_GET_ITEM(entries, n - 1);
+    if (!PyTuple_CheckExact(last) || PyTuple_GET_SIZE(last) != 4)
+        return 0;
+    PyObject *last_ts_obj = PyTuple_GET_ITEM(last, 0), *last_seq = PyTuple_GET_ITEM(last, 1);
+    long long last_ts;
+    if (!as_ms(last_ts_obj, &last_ts))
+        return 0;
+    int node_new, source_new;
+    PyObject *node = entity(nodes, stored_nodes, node_key, 1, &node_new);
+    if (node == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *source = entity(sources, stored_sources, source_key, 0, &source_new);
+    if (source == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *gateway = PyDict_GetItemWithError(gateways, gw);
+    if (gateway == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *stored = PyDict_GetItemWithError(stored_fields, key);
+    if (stored == NULL || !PyDict_CheckExact(stored))
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *known = PyDict_GetItemWithError(field_keys, key);
+    if (known == NULL || !PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 3
+        || PyTuple_GET_ITEM(known, 0) != stored)
+        return PyErr_Occurred() ? -1 : 0;
+    int folded = PyDict_Contains(fields, key);
+    if (folded != 0)
+        return folded;  /* -1 or already folded: decline */
+    PyObject *metric_type = PyDict_GetItemWithError(stored, str_metric_type);
+    if (metric_type == NULL || !PyUnicode_CheckExact(metric_type))
+        return PyErr_Occurred() ? -1 : 0;
+    int is_float = PyUnicode_Compare(metric_type, str_gauge_float) == 0;
+    int is_binary = !is_float && PyUnicode_Compare(metric_type, str_binary) == 0;
+    if (!is_float && !is_binary)
+        return 0;
+    if (truthy_text(op_metric_type) && PyObject_RichCompareBool(op_metric_type, metric_type, Py_NE) != 0)
+        return PyErr_Occurred() ? -1 : 0;
+    if (truthy_text(op_unit)) {
+        PyObject *unit = PyDict_GetItemWithError(stored, str_unit);
+        if (unit == NULL || PyObject_RichCompareBool(op_unit, unit, Py_NE) != 0)
+            return PyErr_Occurred() ? -1 : 0;
+    }
+    if (truthy_text(op_name)) {
+        PyObject *name = PyDict_GetItemWithError(stored, str_name);
+        if (name == NULL || PyObject_RichCompareBool(op_name, name, Py_NE) != 0)
+            return PyErr_Occurred() ? -1 : 0;
+    }
+    long long known_ts, known_seq, first_ts, first_seq;
+    PyObject *first = PyList_GET_ITEM(entries, 0);
+    if (!PyTuple_CheckExact(first) || PyTuple_GET_SIZE(first) != 4 || !as_ms(PyTuple_GET_ITEM(known, 1), &known_ts)
+        || !as_ms(PyTuple_GET_ITEM(known, 2), &known_seq) || !as_ms(PyTuple_GET_ITEM(first, 0), &first_ts)
+        || !as_ms(PyTuple_GET_ITEM(first, 1), &first_seq))
+        return 0;
+    if (first_ts < known_ts || (first_ts == known_ts && first_seq <= known_seq))
+        return 0;
+    PyObject *stored_current = PyDict_GetItemWithError(stored, str_current);
+    if (stored_current == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *stored_value = Py_None;
+    if (PyDict_CheckExact(stored_current)) {
+        if (PyDict_GET_SIZE(stored_current)) {
+            stored_value = PyDict_GetItemWithError(stored_current, str_value);
+            if (stored_value == NULL) {
+                if (PyErr_Occurred())
+                    return -1;
+                stored_value = Py_None;
+            }
+        }
+    }
+    else if (stored_current != Py_None)
+        return 0;
+    PyObject *field_id = PyDict_GetItemWithError(stored, str_id);
+    if (field_id == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+
+    values = PyList_New(n);
+    stamps = PyList_New(n);
+    if (values == NULL || stamps == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PyList_GET_ITEM(entries, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 4 || !PyLong_CheckExact(PyTuple_GET_ITEM(entry, 0)))
+            goto decline;
+        PyObject *raw = PyTuple_GET_ITEM(entry, 2), *value;
+        if (!PyUnicode_CheckExact(raw))
+            goto decline;
+        if (is_float) {
+            value = PyFloat_FromString(raw);
+            if (value == NULL) {
+                if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_OverflowError))
+                    goto done;
+                PyErr_Clear();
+                goto decline;
+            }
+            if (!isfinite(PyFloat_AS_DOUBLE(value))) {
+                Py_DECREF(value);
+                goto decline;
+            }
+        }
+        else {
+            if (PyUnicode_GET_LENGTH(raw) != 1)
+                goto decline;
+            Py_UCS4 c = PyUnicode_READ_CHAR(raw, 0);
+            if (c != '0' && c != '1')
+                goto decline;
+            value = c == '1' ? Py_True : Py_False;
+            Py_INCREF(value);
+        }
+        PyList_SET_ITEM(values, i, value);
+        Py_INCREF(PyTuple_GET_ITEM(entry, 0));
+        PyList_SET_ITEM(stamps, i, PyTuple_GET_ITEM(entry, 0));
+    }
+    if (n > 1) { /* distinct sequences, else the general path tells a replay from an update */
+        for (Py_ssize_t i = 0; i < n; i++)
+            for (Py_ssize_t j = i + 1; j < n; j++) {
+                int equal = PyObject_RichCompareBool(PyTuple_GET_ITEM(PyList_GET_ITEM(entries, i), 1),
+                                                     PyTuple_GET_ITEM(PyList_GET_ITEM(entries, j), 1), Py_EQ);
+                if (equal < 0)
+                    goto done;
+                if (equal)
+                    goto decline;
+            }
+    }
+    stamp = iso_from_ms(last_ts);
+    if (stamp == NULL)
+        goto maybe_decline;
+    PyObject *ncs_stamp = NULL; /* borrowed from stamp or owned below */
+    int ncs_owned = 0;
+    for (Py_ssize_t i = n - 1; i >= 0; i--) {
+        PyObject *before = i ? PyList_GET_ITEM(values, i - 1) : stored_value;
+        int differs = PyObject_RichCompareBool(PyList_GET_ITEM(values, i), before, Py_NE);
+        if (differs < 0)
+            goto done;
+        if (differs) {
+            long long ncs;
+            as_ms(PyTuple_GET_ITEM(PyList_GET_ITEM(entries, i), 0), &ncs);
+            if (ncs == last_ts)
+                ncs_stamp = stamp;
+            else {
+                ncs_stamp = iso_from_ms(ncs);
+                if (ncs_stamp == NULL)
+                    goto maybe_decline;
+                ncs_owned = 1;
+            }
+            break;
+        }
+    }
+    PyObject *previous_entry = n > 1 ? PyList_GET_ITEM(entries, n - 2) : NULL;
+    PyObject *previous_stamp = NULL;
+    if (previous_entry != NULL) {
+        long long previous_ts;
+        as_ms(PyTuple_GET_ITEM(previous_entry, 0), &previous_ts);
+        previous_stamp = iso_from_ms(previous_ts);
+        if (previous_stamp == NULL) {
+            if (ncs_owned)
+                Py_DECREF(ncs_stamp);
+            goto maybe_decline;
+        }
+    }
+
+    /* --- the effects: _node, _source, the gateway's seen time, then the folded field */
+    if (node_new) {
+        node_acc = new_entity_acc(node, last_ts_obj);
+        if (node_acc == NULL || PyDict_SetItem(nodes, node_key, node_acc) < 0)
+            goto effects_failed;
+    }
+    else if (see(node, last_ts_obj, last_ts) < 0)
+        goto effects_failed;
+    if (source_new) {
+        source_acc = new_entity_acc(source, last_ts_obj);
+        if (source_acc == NULL || PyDict_SetItem(sources, source_key, source_acc) < 0)
+            goto effects_failed;
+    }
+    else if (see(source, last_ts_obj, last_ts) < 0)
+        goto effects_failed;
+    if (see(gateway, last_ts_obj, last_ts) < 0)
+        goto effects_failed;
+    current = value_dict(PyList_GET_ITEM(values, n - 1), stamp, last_seq);
+    if (current == NULL)
+        goto effects_failed;
+    if (previous_entry != NULL) {
+        previous = value_dict(PyList_GET_ITEM(values, n - 2), previous_stamp, PyTuple_GET_ITEM(previous_entry, 1));
+        if (previous == NULL)
+            goto effects_failed;
+    }
+    else {
+        previous = stored_current;
+        Py_INCREF(previous);
+    }
+    new = PyDict_Copy(stored);
+    if (new == NULL || PyDict_SetItem(new, str_current, current) < 0 || PyDict_SetItem(new, str_previous, previous) < 0
+        || PyDict_SetItem(new, str_last_seen, stamp) < 0
+        || (ncs_stamp != NULL && PyDict_SetItem(new, str_no_change_since, ncs_stamp) < 0))
+        goto effects_failed;
+    {
+        PyObject *applied = PyLong_FromSsize_t(n);
+        if (applied == NULL)
+            goto effects_failed;
+        PyObject *slots[4] = {applied, new, last_seq, last_ts_obj}; /* _Folded: applied, new, seq, ts */
+        PyObject *folded_acc = make_slotted(SLOTS_FOLDED, slots);
+        Py_DECREF(applied);
+        if (folded_acc == NULL)
+            goto effects_failed;
+        int set = PyDict_SetItem(fields, key, folded_acc);
+        Py_DECREF(folded_acc);
+        if (set < 0)
+            goto effects_failed;
+    }
+    {
+        PyObject *template = PyDict_GetItemWithError(templates, key); /* borrowed */
+        int fresh = template == NULL || !PyTuple_Check(template) || PyTuple_GET_SIZE(template) < 6;
+        if (template == NULL && PyErr_Occurred())
+            goto effects_failed;
+        if (!fresh) {
+            int differs = PyObject_RichCompareBool(PyTuple_GET_ITEM(template, 5), metric_type, Py_NE);
+            if (differs < 0)
+                goto effects_failed;
+            fresh = differs;
+        }
+        if (fresh) {
+            if (PyDict_GET_SIZE(templates) >= template_limit)
+                PyDict_Clear(templates);
+            PyObject *node_id = attr(op, str_node_id), *source_id = attr(op, str_source_id);
+            PyObject *field_key = attr(op, str_field_id);
+            if (!node_id || !source_id || !field_key)
+                goto effects_failed;
+            PyObject *zero = PyLong_FromLong(0);
+            if (zero == NULL)
+                goto effects_failed;
+            template = PyObject_CallFunctionObjArgs(point_type, field_id, gw, node_id, source_id, field_key,
+                                                    metric_type, Py_None, zero, NULL);
+            Py_DECREF(zero);
+            if (template == NULL)
+                goto effects_failed;
+            int set = PyDict_SetItem(templates, key, template);
+            Py_DECREF(template); /* the dict holds it */
+            if (set < 0)
+                goto effects_failed;
+        }
+        PyObject *item = PyTuple_Pack(3, template, stamps, values);
+        if (item == NULL)
+            goto effects_failed;
+        int appended = PyList_Append(series, item);
+        Py_DECREF(item);
+        if (appended < 0)
+            goto effects_failed;
+    }
+    result = 1;
+effects_failed:
+    if (ncs_owned)
+        Py_DECREF(ncs_stamp);
+    Py_XDECREF(previous_stamp);
+    goto done;
+maybe_decline:
+    if (PyErr_Occurred())
+        goto done;
+decline:
+    result = 0;
+done:
+    Py_XDECREF(node_acc);
+    Py_XDECREF(source_acc);
+    Py_XDECREF(values);
+    Py_XDECREF(stamps);
+    Py_XDECREF(stamp);
+    Py_XDECREF(current);
+    Py_XDECREF(previous);
+    Py_XDECREF(new);
+    return result;
+}
+
+/* fold_groups(groups, start, ctx, template_limit) -> int
+ * _Batch._apply_group for the plain case, group after group from ``start`` (a list of _FieldGroup), until one
+ * is not plain: returns its index (or the length); Python applies that one and calls again from the next.
+ * ctx = (nodes, sources, stored_nodes, stored_sources, stored_fields, fields, gateways, field_keys, templates,
+ *        series, MetricPoint) */
+static PyObject *
+fold_groups(PyObject *self, PyObject *args)
+{
+    PyObject *groups, *ctx;
+    Py_ssize_t start, template_limit;
+    if (!PyArg_ParseTuple(args, "O!nO!n", &PyList_Type, &groups, &start, &PyTuple_Type, &ctx, &template_limit))
+        return NULL;
+    if (PyTuple_GET_SIZE(ctx) != 11) {
+        PyErr_SetString(PyExc_ValueError, "fold_groups: ctx must hold 11 items");
+        return NULL;
+    }
+    PyObject *items[11];
+    for (int k = 0; k < 11; k++) {
+        items[k] = PyTuple_GET_ITEM(ctx, k);
+        if (k < 10 && !(k == 9 ? PyList_CheckExact(items[k]) : PyDict_CheckExact(items[k]))) {
+            PyErr_Format(PyExc_TypeError, "fold_groups: ctx item %d has the wrong type", k);
+            return NULL;
+        }
+    }
+    Py_ssize_t n = PyList_GET_SIZE(groups), i = start;
+    for (; i < n; i++) {
+        int done = fold_group(PyList_GET_ITEM(groups, i), items, template_limit);
+        if (done < 0)
+            return NULL;
+        if (done == 0)
+            break;
+    }
+    return PyLong_FromSsize_t(i);
+}
+
+/* ------------------------------------------------------------------------------------------ storing */
+
+/* store_fields(accs, general, created, updated, field_kind) -> (records, events, applied)
+ * The field part of _Batch._store: for a field the fast path folded (a _Folded), its record, its ``updated``
+ * event and (record, ts, seq) for the order-key cache; any other accumulator goes to ``general(acc, records,
+ * events, applied)``, which does the same in Python. In the order of ``accs``. */
+static PyObject *
+store_fields(PyObject *self, PyObject *args)
+{
+    PyObject *accs, *general, *created, *updated, *field_kind;
+    if (!PyArg_ParseTuple(args, "O!OUUU", &PyList_Type, &accs, &general, &created, &updated, &field_kind))
+        return NULL;
+    PyTypeObject *folded_type = slot_types[SLOTS_FOLDED];
+    if (folded_type == NULL || slot_types[SLOTS_EVENT] == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "store_fields: classes not bound");
+        return NULL;
+    }
+    PyObject *records = PyList_New(0), *events = PyList_New(0), *applied = PyList_New(0);
+    if (records == NULL || events == NULL || applied == NULL)
+        goto error;
+    Py_ssize_t n = PyList_GET_SIZE(accs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *acc = PyList_GET_ITEM(accs, i);
+        if (Py_TYPE(acc) != folded_type) {
+            PyObject *done = PyObject_CallFunctionObjArgs(general, acc, records, events, applied, NULL);
+            if (done == NULL)
+                goto error;
+            Py_DECREF(done);
+            continue;
+        }
+        /* _Folded slots: applied, new, seq, ts */
+        PyObject *record = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][1]->offset);
+        PyObject *seq = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][2]->offset);
+        PyObject *ts = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][3]->offset);
+        if (record == NULL || seq == NULL || ts == NULL || !PyDict_Check(record)) {
+            PyErr_SetString(PyExc_TypeError, "store_fields: a folded field without its record");
+            goto error;
+        }
+        PyObject *field_id = PyDict_GetItemWithError(record, str_id);
+        if (field_id == NULL) {
+            if (!PyErr_Occurred())
+                PyErr_SetObject(PyExc_KeyError, str_id);
+            goto error;
+        }
+        if (PyList_Append(records, record) < 0)
+            goto error;
+        PyObject *key = PyTuple_Pack(3, record, ts, seq);
+        if (key == NULL || PyList_Append(applied, key) < 0) {
+            Py_XDECREF(key);
+            goto error;
+        }
+        Py_DECREF(key);
+        PyObject *quick_id = PyUnicode_Concat(str_field_prefix, field_id);
+        if (quick_id == NULL)
+            goto error;
+        PyObject *values[5] = {updated, field_kind, field_id, quick_id, record};
+        PyObject *event = make_slotted(SLOTS_EVENT, values);
+        Py_DECREF(quick_id);
+        if (event == NULL || PyList_Append(events, event) < 0) {
+            Py_XDECREF(event);
+            goto error;
+        }
+        Py_DECREF(event);
+    }
+    PyObject *out = PyTuple_Pack(3, records, events, applied);
+    Py_DECREF(records);
+    Py_DECREF(events);
+    Py_DECREF(applied);
+    return out;
+error:
+    Py_XDECREF(records);
+    Py_XDECREF(events);
+    Py_XDECREF(applied);
+    return NULL;
+}
+
+/* touched(accs, field_name, resolution_ms, stored_ms, iso) -> list[(acc, record)]
+ * _Batch._touch over a list of accumulators: those worth a write, with the record to write. ``stored_ms(record,
+ * field_name)`` parses a stored last-seen time (cached in Python). */
+static PyObject *
+touched(PyObject *self, PyObject *args)
+{
+    PyObject *accs, *field_name, *stored_ms, *iso;
+    long long resolution;
+    if (!PyArg_ParseTuple(args, "O!ULOO", &PyList_Type, &accs, &field_name, &resolution, &stored_ms, &iso))
+        return NULL;
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(accs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *acc = PyList_GET_ITEM(accs, i);
+        PyObject *record = attr(acc, str_record), *seen_obj = attr(acc, str_seen_ms), *dirty_obj = attr(acc, str_dirty);
+        if (record == NULL || seen_obj == NULL || dirty_obj == NULL)
+            goto error;
+        int dirty = PyObject_IsTrue(dirty_obj);
+        if (dirty < 0)
+            goto error;
+        PyObject *write = dirty ? record : NULL; /* borrowed, or owned when made below */
+        int owned = 0;
+        long long seen;
+        int truthy = PyObject_IsTrue(seen_obj);
+        if (truthy < 0)
+            goto error;
+        if (truthy) {
+            if (!as_ms(seen_obj, &seen)) {
+                PyErr_SetString(PyExc_TypeError, "touched: seen_ms must be an int");
+                goto error;
+            }
+            PyObject *stored_obj = attr(acc, str_stored_seen_ms);
+            if (stored_obj == NULL)
+                goto error;
+            if (stored_obj == Py_None) {
+                stored_obj = PyObject_CallFunctionObjArgs(stored_ms, record, field_name, NULL);
+                if (stored_obj == NULL)
+                    goto error;
+                int set = PyObject_SetAttr(acc, str_stored_seen_ms, stored_obj);
+                Py_DECREF(stored_obj); /* the slot holds it */
+                if (set < 0)
+                    goto error;
+            }
+            long long stored;
+            if (!as_ms(stored_obj, &stored)) {
+                PyErr_SetString(PyExc_TypeError, "touched: stored_seen_ms must be an int");
+                goto error;
+            }
+            long long advanced = seen - stored;
+            if (advanced > 0 && (dirty || advanced >= resolution)) {
+                PyObject *stamp = iso_from_ms(seen);
+                if (stamp == NULL && !PyErr_Occurred()) /* out of the plain range: Python formats it */
+                    stamp = PyObject_CallOneArg(iso, seen_obj);
+                if (stamp == NULL)
+                    goto error;
+                write = PyDict_Copy(record);
+                if (write == NULL || PyDict_SetItem(write, field_name, stamp) < 0) {
+                    Py_DECREF(stamp);
+                    Py_XDECREF(write);
+                    goto error;
+                }
+                Py_DECREF(stamp);
+                owned = 1;
+            }
+        }
+        if (write != NULL) {
+            PyObject *pair = PyTuple_Pack(2, acc, write);
+            if (owned)
+                Py_DECREF(write);
+            if (pair == NULL || PyList_Append(out, pair) < 0) {
+                Py_XDECREF(pair);
+                goto error;
+            }
+            Py_DECREF(pair);
+        }
+    }
+    return out;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* buffer_series(buffer, series, plain_numbers) -> (held, rest)
+ * EmbeddedMetricStore.write_series's plain case: a series of finite floats (metric types in plain_numbers) or of
+ * bools (binary) is appended to ``buffer[field_id] = (stamps, values)``; any other series goes to ``rest`` for
+ * the Python loop. Returns how many points it held. */
+static PyObject *
+buffer_series(PyObject *self, PyObject *args)
+{
+    PyObject *buffer, *series, *plain_numbers;
+    if (!PyArg_ParseTuple(args, "O!O!O", &PyDict_Type, &buffer, &PyList_Type, &series, &plain_numbers))
+        return NULL;
+    PyObject *rest = PyList_New(0);
+    if (rest == NULL)
+        return NULL;
+    Py_ssize_t held = 0, n = PyList_GET_SIZE(series);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(series, i);
+        int plain = 0;
+        PyObject *point = NULL, *stamps = NULL, *values = NULL;
+        if (PyTuple_CheckExact(item) && PyTuple_GET_SIZE(item) == 3) {
+            point = PyTuple_GET_ITEM(item, 0);
+            stamps = PyTuple_GET_ITEM(item, 1);
+            values = PyTuple_GET_ITEM(item, 2);
+            if (PyTuple_Check(point) && PyTuple_GET_SIZE(point) >= 6 && PyList_CheckExact(stamps)
+                && PyList_CheckExact(values) && PyList_GET_SIZE(stamps) == PyList_GET_SIZE(values)) {
+                PyObject *metric_type = PyTuple_GET_ITEM(point, 5);
+                int numbers = PySequence_Contains(plain_numbers, metric_type);
+                if (numbers < 0)
+                    goto error;
+                int binary = !numbers && PyUnicode_Check(metric_type) && PyUnicode_Compare(metric_type, str_binary) == 0;
+                if (numbers || binary) {
+                    plain = 1;
+                    for (Py_ssize_t k = 0; k < PyList_GET_SIZE(values) && plain; k++) {
+                        PyObject *value = PyList_GET_ITEM(values, k);
+                        plain = numbers ? PyFloat_CheckExact(value) && isfinite(PyFloat_AS_DOUBLE(value))
+                                        : PyBool_Check(value);
+                    }
+                }
+            }
+        }
+        if (!plain) {
+            if (PyList_Append(rest, item) < 0)
+                goto error;
+            continue;
+        }
+        PyObject *field_id = PyTuple_GET_ITEM(point, 0);
+        PyObject *known = PyDict_GetItemWithError(buffer, field_id);
+        if (known == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            PyObject *stamps_copy = PyList_GetSlice(stamps, 0, PyList_GET_SIZE(stamps));
+            PyObject *values_copy = PyList_GetSlice(values, 0, PyList_GET_SIZE(values));
+            PyObject *pair = stamps_copy && values_copy ? PyTuple_Pack(2, stamps_copy, values_copy) : NULL;
+            Py_XDECREF(stamps_copy);
+            Py_XDECREF(values_copy);
+            if (pair == NULL || PyDict_SetItem(buffer, field_id, pair) < 0) {
+                Py_XDECREF(pair);
+                goto error;
+            }
+            Py_DECREF(pair);
+        }
+        else {
+            if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2 || !PyList_Check(PyTuple_GET_ITEM(known, 0))
+                || !PyList_Check(PyTuple_GET_ITEM(known, 1))) {
+                PyErr_SetString(PyExc_TypeError, "buffer_series: a held series is not (stamps, values)");
+                goto error;
+            }
+            PyObject *stamps_held = PyTuple_GET_ITEM(known, 0), *values_held = PyTuple_GET_ITEM(known, 1);
+            Py_ssize_t at = PyList_GET_SIZE(stamps_held), at_values = PyList_GET_SIZE(values_held);
+            if (PyList_SetSlice(stamps_held, at, at, stamps) < 0 || PyList_SetSlice(values_held, at_values, at_values, values) < 0)
+                goto error;
+        }
+        held += PyList_GET_SIZE(stamps);
+    }
+    PyObject *out = Py_BuildValue("(nN)", held, rest);
+    return out;
+error:
+    Py_DECREF(rest);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ module */
+
+static PyMethodDef methods[] = {
+    {"bind_envelope", bind_envelope_type, METH_O, "Say which class envelopes are."},
+    {"envelopes_from_wire", envelopes_from_wire, METH_VARARGS, "Envelope.from_wire for a list, or None."},
+    {"bind_slots", bind_slots, METH_VARARGS, "Say which slotted classes C makes instances of."},
+    {"iso_from_ms", iso_from_ms_py, METH_O, "model.iso_from_ms in C (None out of range)."},
+    {"store_fields", store_fields, METH_VARARGS, "The field part of _Batch._store."},
+    {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
+    {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
+    {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
+    {"route_known", route_known, METH_VARARGS, "Put known MySensors set messages onto their field groups."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1, methods};
+
+#define INTERN(var, text)                                                                                          \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                                          \
+        return NULL;
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    INTERN(str_g, "g") INTERN(str_p, "p") INTERN(str_t, "t") INTERN(str_s, "s") INTERN(str_i, "i")
+    INTERN(str_r, "r") INTERN(str_o, "o") INTERN(str_gateway_id, "gateway_id") INTERN(str_provider, "provider")
+    INTERN(str_timestamp, "timestamp") INTERN(str_sequence, "sequence") INTERN(str_message_id, "message_id")
+    INTERN(str_raw, "raw") INTERN(str_entries, "entries") INTERN(str_current, "current")
+    INTERN(str_previous, "previous") INTERN(str_last_seen, "lastSeen") INTERN(str_no_change_since, "noChangeSince")
+    INTERN(str_value, "value") INTERN(str_is_received, "isReceived") INTERN(str_metric_type, "metricType")
+    INTERN(str_unit, "unit") INTERN(str_name, "name") INTERN(str_id, "id") INTERN(str_gauge_float, "gauge_float")
+    INTERN(str_binary, "binary") INTERN(str_seen_ms, "seen_ms") INTERN(str_record, "record")
+    INTERN(str_state, "state") INTERN(str_status, "status") INTERN(str_template, "template") INTERN(str_key, "key")
+    INTERN(str_node_key, "node_key") INTERN(str_source_key, "source_key") INTERN(str_node_name, "node_name")
+    INTERN(str_source_name, "source_name") INTERN(str_metric_type_attr, "metric_type")
+    INTERN(str_timestamp_key, "timestamp") INTERN(str_sequence_key, "sequence") INTERN(str_node_id, "node_id")
+    INTERN(str_field_prefix, "field:") INTERN(str_dirty, "dirty") INTERN(str_stored_seen_ms, "stored_seen_ms")
+    INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id")
+    return PyModule_Create(&module);
+}

@@ -1,0 +1,214 @@
+"""The C speed-ups (chalicelib/core/_speedups.c) against their Python twins, function by function. The processor
+as a whole is held to its general path, with and without them, in test_processor_fast_path.py."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+from chalicelib.adapters.repository_memory import MemoryRepository
+from chalicelib.core import processor as processor_module
+from chalicelib.core import speedups
+from chalicelib.core.envelope import _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, Envelope, EnvelopeError, decode_publish
+from chalicelib.core.model import iso_from_ms
+from chalicelib.core.ports import MetricPoint
+from chalicelib.core.processor import Processor, _FieldGroup
+from chalicelib.core.providers.mysensors.codec import MAX_PAYLOAD
+from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
+
+native = speedups.native
+pytestmark = pytest.mark.skipif(native is None, reason="the C speed-ups are not built (make builds them)")
+
+
+@pytest.fixture
+def pure_python() -> Iterator[None]:
+    saved = speedups.native
+    speedups.native = None
+    try:
+        yield
+    finally:
+        speedups.native = saved
+
+
+def test_the_speedups_are_what_the_build_made() -> None:
+    assert speedups.describe() == "C speed-ups"
+
+
+@settings(max_examples=300)
+@given(ms=st.one_of(st.integers(0, 253_402_300_799_999), st.sampled_from([0, 999, 1000, 951_782_400_000])))
+def test_timestamps_format_as_model_iso_from_ms(ms: int) -> None:
+    assert native.iso_from_ms(ms) == iso_from_ms(ms)
+
+
+def test_timestamps_out_of_the_plain_range_are_declined() -> None:
+    assert native.iso_from_ms(-1) is None
+    assert native.iso_from_ms(253_402_300_800_000) is None
+
+
+# ------------------------------------------------------------------------------------------ envelopes
+
+WIRE_VALUES = st.one_of(st.text(max_size=6), st.integers(-3, 2**70), st.booleans(), st.none(), st.floats(0, 9),
+                        st.just("x" * (MAX_RAW_BYTES + 1)))
+WIRE = st.one_of(
+    st.fixed_dictionaries({"g": st.sampled_from(["gw", "gw2", "bad id", ""]), "p": WIRE_VALUES,
+                           "t": WIRE_VALUES, "s": WIRE_VALUES, "i": WIRE_VALUES, "r": WIRE_VALUES},
+                          optional={"o": WIRE_VALUES}),
+    st.fixed_dictionaries({"g": st.just("gw"), "p": st.just("mysensors_v2"), "t": st.integers(0, 2**40),
+                           "s": st.integers(0, 2**40), "i": st.text(min_size=1, max_size=5),
+                           "r": st.text(max_size=20)}, optional={"o": st.one_of(st.none(), st.text(max_size=5))}),
+    st.dictionaries(st.sampled_from("gptsiro"), WIRE_VALUES, max_size=7),
+    WIRE_VALUES,
+)
+
+
+@settings(max_examples=400)
+@given(items=st.lists(WIRE, max_size=6))
+def test_envelopes_from_wire_make_what_from_wire_makes_or_decline(items: list[Any]) -> None:
+    _GOOD_GATEWAY_IDS.add("gw")
+    made = native.envelopes_from_wire(items, Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES)
+    expected: list[Envelope] = []
+    for item in items:
+        try:
+            expected.append(Envelope.from_wire(item))
+        except EnvelopeError:
+            assert made is None, f"C took {item!r}, which Python rejects"
+            return
+    if made is not None:
+        assert made == expected
+        assert all(type(e) is Envelope for e in made)
+
+
+def test_a_plain_publish_takes_the_c_path_and_decodes_as_python_does(pure_python: None) -> None:
+    body = ('{"v":1,"e":[{"g":"gw","p":"mysensors_v2","t":5,"s":1,"i":"a","r":"1;1;1;0;0;20.5"},'
+            '{"g":"gw","p":"mysensors_v2","t":6,"s":2,"i":"b","r":"1;1;1;0;0;21","o":"x/y"}]}')
+    python = decode_publish(body)
+    speedups.native = native
+    _GOOD_GATEWAY_IDS.add("gw")
+    import json
+    assert native.envelopes_from_wire(json.loads(body)["e"], Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES) is not None
+    assert decode_publish(body) == python
+    assert python[0][1].topic == "x/y" and python[0][0].topic is None
+
+
+# ------------------------------------------------------------------------------------------ routing
+
+RAW = st.one_of(
+    st.builds(lambda n, c, cmd, ack, t, p: f"{n};{c};{cmd};{ack};{t};{p}", st.integers(0, 255), st.integers(0, 255),
+              st.sampled_from(["1", "2", "0", "11", " 1"]), st.sampled_from(["0", "1"]), st.integers(0, 60),
+              st.one_of(st.text(max_size=8), st.just("x" * (MAX_PAYLOAD + 1)), st.just("a;b"))),
+    st.text(alphabet="0123456789;.\t\n\x00é", max_size=20),
+)
+
+
+@settings(max_examples=400)
+@given(raws=st.lists(RAW, min_size=1, max_size=8), known=st.lists(st.booleans(), min_size=8, max_size=8))
+def test_route_known_takes_exactly_the_messages_route_key_routes_to_a_known_field(raws: list[str],
+                                                                                  known: list[bool]) -> None:
+    route_key = MySensorsInterpreter.route_key
+    table: dict[str, tuple[Any, str]] = {}
+    for index, raw in enumerate(raws):
+        routed = route_key(raw)
+        if routed is not None and known[index]:
+            table[routed[0]] = (object(), f"gw.{index}.1.V_TEMP")
+    envelopes = [Envelope("gw", "mysensors_v2", 10 + i, i, f"m{i}", raw) for i, raw in enumerate(raws)]
+    groups: dict[str, _FieldGroup] = {}
+    stop = native.route_known(envelopes, 0, "mysensors_v2", {("gw", "mysensors_v2"): table}, groups, _FieldGroup,
+                              MAX_PAYLOAD)
+    expected_stop = next((i for i, raw in enumerate(raws)
+                          if (routed := route_key(raw)) is None or routed[0] not in table), len(raws))
+    assert stop == expected_stop
+    expected: dict[str, list[tuple[int, int, str, str]]] = {}
+    for i, raw in enumerate(raws[:stop]):
+        head, payload = route_key(raw)  # type: ignore[misc]
+        expected.setdefault(table[head][1], []).append((10 + i, i, payload, f"m{i}"))
+    assert {key: group.entries for key, group in groups.items()} == expected
+    for key, group in groups.items():
+        assert (group.key, group.gateway_id, group.source_key, group.node_key) == (
+            key, "gw", key.rpartition(".")[0], key.rpartition(".")[0].rpartition(".")[0])
+
+
+def test_route_known_stops_at_another_provider_or_an_unknown_stream() -> None:
+    table = {"1;1;1;0;0": (object(), "gw.1.1.V_TEMP")}
+    envelopes = [Envelope("gw", "mysensors_v2", 1, 1, "a", "1;1;1;0;0;1"),
+                 Envelope("gw", "tasmota", 2, 2, "b", "1;1;1;0;0;1"),
+                 Envelope("other", "mysensors_v2", 3, 3, "c", "1;1;1;0;0;1")]
+    tables = {("gw", "mysensors_v2"): table}
+    groups: dict[str, _FieldGroup] = {}
+    assert native.route_known(envelopes, 0, "mysensors_v2", tables, groups, _FieldGroup, MAX_PAYLOAD) == 1
+    assert native.route_known(envelopes, 2, "mysensors_v2", tables, groups, _FieldGroup, MAX_PAYLOAD) == 2
+    assert [e[3] for e in groups["gw.1.1.V_TEMP"].entries] == ["a"]
+
+
+# ------------------------------------------------------------------------------------------ metric series
+
+
+def _series(rng: random.Random) -> list[tuple[MetricPoint, list[int], list[Any]]]:
+    kinds = {"gauge_float": lambda: rng.choice([rng.uniform(-5, 5), float("nan"), 3, "text"]),
+             "binary": lambda: rng.choice([True, False, 1]), "gauge": lambda: rng.choice([2, 2.5, float("inf")]),
+             "string": lambda: rng.choice(["on", "off"])}
+    out = []
+    for number in range(rng.randint(1, 6)):
+        metric_type = rng.choice(list(kinds))
+        point = MetricPoint(f"gw.1.{number % 3}.F", "gw", "1", str(number % 3), "F", metric_type, None, 0)
+        count = rng.randint(0, 4)
+        out.append((point, [1000 * number + i for i in range(count)], [kinds[metric_type]() for _ in range(count)]))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_buffered_series_are_what_the_python_loop_buffers(seed: int) -> None:
+    rng = random.Random(seed)
+    batches = [_series(rng) for _ in range(3)]
+    stores = {}
+    for use_native in (True, False):
+        store = EmbeddedMetricStore(":memory:", retention_days=0, max_buffered=10**9, flush_interval_s=10**9)
+        saved = speedups.native
+        speedups.native = native if use_native else None
+        try:
+            for series in batches:
+                store.write_series([(p, list(s), list(v)) for p, s, v in series])
+            stores[use_native] = ({k: (list(a), [repr(x) for x in b]) for k, (a, b) in store._buffer.items()},
+                                  store._buffered)
+        finally:
+            speedups.native = saved
+            store.close()
+    assert stores[True] == stores[False]
+
+
+# ------------------------------------------------------------------------------------------ the processor
+
+
+def test_known_fields_are_folded_in_c_after_the_first_batch() -> None:
+    repo = MemoryRepository(None)
+    processor = Processor(repo, EmbeddedMetricStore(":memory:", retention_days=0))
+    setup = [Envelope("gw", "mysensors_v2", i, i + 1, f"p{i}", line)
+             for i, line in enumerate(["1;255;0;0;17;2.3.2", "1;1;0;0;6;temp", "1;2;0;0;3;switch"])]
+    processor.acknowledge(processor.process(setup))
+    calls = []
+    original = processor_module._Batch._apply_group
+
+    def counted(batch: Any, group: _FieldGroup) -> None:
+        calls.append(group.key)
+        original(batch, group)
+
+    processor_module._Batch._apply_group = counted  # type: ignore[method-assign]
+    try:
+        for round_ in range(4):
+            batch = [Envelope("gw", "mysensors_v2", 1000 * round_ + i, 100 * round_ + i, f"m{round_}-{i}",
+                              f"1;{1 + i % 2};1;0;{0 if i % 2 == 0 else 2};{i % 2 if i % 2 else 20 + i}")
+                     for i in range(6)]
+            result = processor.process(batch)
+            processor.acknowledge(result)
+            assert not result.failures
+    finally:
+        processor_module._Batch._apply_group = original  # type: ignore[method-assign]
+    assert calls == ["gw.1.1.V_TEMP", "gw.1.2.V_STATUS"], "only the first batch took the Python path"
+    record = repo.get(processor_module.Kind.FIELD, "gw.1.1.V_TEMP")
+    assert record is not None and record["current"]["value"] == 24.0
+    assert record["current"]["timestamp"] == iso_from_ms(3004)
