@@ -61,6 +61,20 @@ nonneg_int(PyObject *value)
     return number >= 0;
 }
 
+static int
+as_ms(PyObject *value, long long *out)
+{
+    if (!PyLong_CheckExact(value))
+        return 0;
+    int overflow = 0;
+    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
+    if (overflow || (*out == -1 && PyErr_Occurred())) {
+        PyErr_Clear();
+        return 0;
+    }
+    return 1;
+}
+
 /* envelopes_from_wire(items, Envelope, good_gateway_ids, max_raw) -> list[Envelope] | None
  * Envelope.from_wire's fast path for a whole list; None as soon as one item needs the careful path. */
 static PyObject *
@@ -146,6 +160,382 @@ member(PyObject *obj, int k)
     return *(PyObject **)((char *)obj + envelope_members[k]->offset);
 }
 
+/* ------------------------------------------------------------------------------------------ publishes */
+
+/* A reader over one publish body (UTF-8). Every function returns 0 when the text is not the plain form; then
+ * the whole publish is declined and json.loads reads it (and says what is wrong, if anything is). */
+typedef struct {
+    const unsigned char *at, *end;
+    PyObject *last_gw, *last_provider; /* reused while they repeat (borrowed from the envelopes made) */
+} Reader;
+
+static inline void
+skip_space(Reader *r)
+{
+    while (r->at < r->end && (*r->at == ' ' || *r->at == '\t' || *r->at == '\n' || *r->at == '\r'))
+        r->at++;
+}
+
+static inline int
+expect(Reader *r, unsigned char c)
+{
+    skip_space(r);
+    if (r->at < r->end && *r->at == c) {
+        r->at++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes or control characters: its bytes (between the quotes). */
+static int
+read_span(Reader *r, const unsigned char **start, Py_ssize_t *length)
+{
+    if (!expect(r, '"'))
+        return 0;
+    const unsigned char *p = r->at;
+    while (p < r->end && *p != '"') {
+        if (*p == '\\' || *p < 0x20)
+            return 0;
+        p++;
+    }
+    if (p >= r->end)
+        return 0;
+    *start = r->at;
+    *length = p - r->at;
+    r->at = p + 1;
+    return 1;
+}
+
+/* A non-negative integer without sign, fraction or exponent, up to 18 digits. */
+static int
+read_count(Reader *r, long long *out)
+{
+    skip_space(r);
+    const unsigned char *p = r->at;
+    long long value = 0;
+    int digits = 0;
+    while (p < r->end && *p >= '0' && *p <= '9') {
+        value = value * 10 + (*p - '0');
+        p++;
+        if (++digits > 18)
+            return 0;
+    }
+    if (digits == 0 || (digits > 1 && *r->at == '0'))
+        return 0;
+    if (p < r->end && (*p == '.' || *p == 'e' || *p == 'E'))
+        return 0;
+    r->at = p;
+    *out = value;
+    return 1;
+}
+
+/* One key: its single letter, or 0 for anything else. */
+static int
+read_key(Reader *r)
+{
+    const unsigned char *start;
+    Py_ssize_t length;
+    if (!read_span(r, &start, &length) || length != 1 || !expect(r, ':'))
+        return 0;
+    return *start;
+}
+
+/* A str for a span; the one made last time when the bytes are the same (gateway ids and providers repeat). */
+static PyObject *
+span_text(const unsigned char *start, Py_ssize_t length, PyObject *last)
+{
+    if (last != NULL && PyUnicode_IS_COMPACT_ASCII(last) && PyUnicode_GET_LENGTH(last) == length
+        && memcmp(PyUnicode_DATA(last), start, (size_t)length) == 0) {
+        Py_INCREF(last);
+        return last;
+    }
+    PyObject *text = PyUnicode_DecodeUTF8((const char *)start, length, NULL);
+    if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
+        PyErr_Clear(); /* declined: json.loads reports it */
+    return text;
+}
+
+/* One envelope object; NULL with no error set: declined. */
+static PyObject *
+read_envelope(Reader *r, PyObject *good_ids, Py_ssize_t max_raw)
+{
+    const unsigned char *spans[7] = {0};
+    Py_ssize_t lengths[7] = {0};
+    long long numbers[2] = {0, 0};
+    int seen[7] = {0}, topic_null = 0;
+    static const char letters[7] = {'g', 'p', 't', 's', 'i', 'r', 'o'};
+    if (!expect(r, '{'))
+        return NULL;
+    for (int first = 1;; first = 0) {
+        if (first && expect(r, '}'))
+            return NULL; /* {}: missing keys */
+        int key = read_key(r), k = 0;
+        while (k < 7 && letters[k] != key)
+            k++;
+        if (k == 7 || seen[k])
+            return NULL;
+        seen[k] = 1;
+        if (k == 2 || k == 3) {
+            if (!read_count(r, &numbers[k - 2]))
+                return NULL;
+        }
+        else if (k == 6) {
+            skip_space(r);
+            if (r->end - r->at >= 4 && memcmp(r->at, "null", 4) == 0) {
+                r->at += 4;
+                topic_null = 1;
+            }
+            else if (!read_span(r, &spans[k], &lengths[k]))
+                return NULL;
+        }
+        else if (!read_span(r, &spans[k], &lengths[k]))
+            return NULL;
+        if (expect(r, '}'))
+            break;
+        if (!expect(r, ','))
+            return NULL;
+    }
+    for (int k = 0; k < 6; k++)
+        if (!seen[k])
+            return NULL;
+    if (lengths[0] == 0 || lengths[1] == 0 || lengths[4] == 0 || lengths[5] > max_raw * 4)
+        return NULL;
+    PyObject *values[7] = {0};
+    PyObject *envelope = NULL;
+    values[0] = span_text(spans[0], lengths[0], r->last_gw);
+    values[1] = values[0] ? span_text(spans[1], lengths[1], r->last_provider) : NULL;
+    values[2] = values[1] ? PyLong_FromLongLong(numbers[0]) : NULL;
+    values[3] = values[2] ? PyLong_FromLongLong(numbers[1]) : NULL;
+    values[4] = values[3] ? span_text(spans[4], lengths[4], NULL) : NULL;
+    values[5] = values[4] ? span_text(spans[5], lengths[5], NULL) : NULL;
+    if (values[5] != NULL && seen[6] && !topic_null)
+        values[6] = span_text(spans[6], lengths[6], NULL);
+    if (values[5] == NULL || (seen[6] && !topic_null && values[6] == NULL))
+        goto done;
+    if (PyUnicode_GET_LENGTH(values[5]) > max_raw)
+        goto done;
+    int known = PySet_Contains(good_ids, values[0]);
+    if (known <= 0)
+        goto done;
+    envelope = envelope_type->tp_alloc(envelope_type, 0);
+    if (envelope == NULL)
+        goto done;
+    for (int k = 0; k < 7; k++) {
+        if (PyMember_SetOne((char *)envelope, envelope_members[k], values[k] ? values[k] : Py_None) < 0) {
+            Py_CLEAR(envelope);
+            goto done;
+        }
+    }
+    r->last_gw = values[0];
+    r->last_provider = values[1];
+done:
+    for (int k = 0; k < 7; k++)
+        Py_XDECREF(values[k]);
+    return envelope;
+}
+
+/* parse_publish(body, Envelope, good_gateway_ids, max_raw, version) -> list[Envelope] | None
+ * decode_publish for the plain form the edge sends ({"v":1,"e":[{"g":…,"p":…,"t":…,"s":…,"i":…,"r":…}, …]}, no
+ * escapes in strings, every envelope good and of a known gateway): the envelopes without making dicts first.
+ * None for anything else; then json.loads and the careful path read it. */
+static PyObject *
+parse_publish(PyObject *self, PyObject *args)
+{
+    PyObject *body, *type, *good_ids;
+    Py_ssize_t max_raw;
+    long long version;
+    if (!PyArg_ParseTuple(args, "OOO!nL", &body, &type, &PySet_Type, &good_ids, &max_raw, &version))
+        return NULL;
+    if (bind_envelope(type) < 0)
+        return NULL;
+    const char *data;
+    Py_ssize_t size;
+    if (PyUnicode_Check(body)) {
+        data = PyUnicode_AsUTF8AndSize(body, &size);
+        if (data == NULL) {
+            PyErr_Clear();
+            Py_RETURN_NONE;
+        }
+    }
+    else if (PyBytes_Check(body)) {
+        data = PyBytes_AS_STRING(body);
+        size = PyBytes_GET_SIZE(body);
+    }
+    else
+        Py_RETURN_NONE;
+    Reader r = {(const unsigned char *)data, (const unsigned char *)data + size, NULL, NULL};
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    int seen_v = 0, seen_e = 0;
+    if (!expect(&r, '{'))
+        goto decline;
+    for (;;) {
+        int key = read_key(&r);
+        if (key == 'v' && !seen_v) {
+            long long v;
+            if (!read_count(&r, &v) || v != version)
+                goto decline;
+            seen_v = 1;
+        }
+        else if (key == 'e' && !seen_e) {
+            seen_e = 1;
+            if (!expect(&r, '['))
+                goto decline;
+            if (!expect(&r, ']')) {
+                for (;;) {
+                    PyObject *envelope = read_envelope(&r, good_ids, max_raw);
+                    if (envelope == NULL) {
+                        if (PyErr_Occurred())
+                            goto error;
+                        goto decline;
+                    }
+                    int appended = PyList_Append(out, envelope);
+                    Py_DECREF(envelope);
+                    if (appended < 0)
+                        goto error;
+                    if (expect(&r, ']'))
+                        break;
+                    if (!expect(&r, ','))
+                        goto decline;
+                }
+            }
+        }
+        else
+            goto decline;
+        if (expect(&r, '}'))
+            break;
+        if (!expect(&r, ','))
+            goto decline;
+    }
+    skip_space(&r);
+    if (!seen_e || r.at != r.end)
+        goto decline;
+    return out;
+decline:
+    Py_DECREF(out);
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(out);
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------------------------ slotted classes */
+
+/* Classes whose instances C makes without running __init__: their slots, in the order Python bound them. */
+enum { SLOTS_FOLDED, SLOTS_ENTITY, SLOTS_EVENT, SLOTS_GROUP, SLOTS_OP, SLOTS_KINDS };
+#define MAX_SLOTS 10
+static PyTypeObject *slot_types[SLOTS_KINDS];
+static PyMemberDef *slot_members[SLOTS_KINDS][MAX_SLOTS];
+static int slot_counts[SLOTS_KINDS];
+
+/* bind_slots(kind, type, names): instances of ``type`` get made with these slots set, in this order. */
+static PyObject *
+bind_slots(PyObject *self, PyObject *args)
+{
+    int kind;
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "iO!O!", &kind, &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    if (kind < 0 || kind >= SLOTS_KINDS || PyTuple_GET_SIZE(names) > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+        PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
+        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
+            return NULL;
+        }
+        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
+    }
+    Py_INCREF(type);
+    Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
+    slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
+    Py_RETURN_NONE;
+}
+
+/* Slot ``index`` of an instance of bound class ``kind`` (borrowed), read directly; any other object (or an unset
+ * slot) through getattr with ``name``. */
+static PyObject *
+slot_or_attr(int kind, int index, PyObject *obj, PyObject *name)
+{
+    if (Py_TYPE(obj) == slot_types[kind]) {
+        PyObject *value = *(PyObject **)((char *)obj + slot_members[kind][index]->offset);
+        if (value != NULL)
+            return value;
+    }
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return NULL;
+    Py_DECREF(value); /* the object holds it */
+    return value;
+}
+
+/* A new instance of a bound class with its slots set to these values (borrowed; NULL stands for None). */
+static PyObject *
+make_slotted(int kind, PyObject **values)
+{
+    PyTypeObject *type = slot_types[kind];
+    if (type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "slotted class not bound");
+        return NULL;
+    }
+    PyObject *obj = type->tp_alloc(type, 0);
+    if (obj == NULL)
+        return NULL;
+    for (int k = 0; k < slot_counts[kind]; k++) {
+        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
+}
+
+/* in_order(envelopes) -> bool: whether the list is sorted by (gateway_id, timestamp, sequence) already, as the
+ * processor sorts it (then the sort can be skipped: it is stable). False when unsure. */
+static PyObject *
+in_order(PyObject *self, PyObject *envelopes)
+{
+    if (!PyList_CheckExact(envelopes) || envelope_type == NULL)
+        Py_RETURN_FALSE;
+    Py_ssize_t n = PyList_GET_SIZE(envelopes);
+    PyObject *before = NULL;
+    long long before_ts = 0, before_seq = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *envelope = PyList_GET_ITEM(envelopes, i);
+        if (Py_TYPE(envelope) != envelope_type)
+            Py_RETURN_FALSE;
+        PyObject *gw = member(envelope, 0);
+        long long ts, seq;
+        if (gw == NULL || !PyUnicode_CheckExact(gw) || !as_ms(member(envelope, 2), &ts)
+            || !as_ms(member(envelope, 3), &seq))
+            Py_RETURN_FALSE;
+        if (before != NULL) {
+            PyObject *before_gw = member(before, 0);
+            if (before_gw != gw) {
+                int cmp = PyUnicode_Compare(before_gw, gw);
+                if (cmp == -1 && PyErr_Occurred())
+                    return NULL;
+                if (cmp > 0)
+                    Py_RETURN_FALSE;
+                if (cmp < 0)
+                    goto next;
+            }
+            if (before_ts > ts || (before_ts == ts && before_seq > seq))
+                Py_RETURN_FALSE;
+        }
+    next:
+        before = envelope;
+        before_ts = ts;
+        before_seq = seq;
+    }
+    Py_RETURN_TRUE;
+}
+
 /* ------------------------------------------------------------------------------------------ routing */
 
 /* MySensorsInterpreter.route_key: for ``node;child;1;ack;type;payload`` the key ``node;child;1;ack;type`` and the
@@ -192,6 +582,36 @@ mysensors_route_key(PyObject *raw, Py_ssize_t max_payload, PyObject **head, PyOb
         return -1;
     }
     return 1;
+}
+
+/* The text before the last '.' ("" when there is none), as str.rpartition(".")[0]. */
+static PyObject *
+before_last_dot(PyObject *text)
+{
+    Py_ssize_t at = PyUnicode_FindChar(text, '.', 0, PyUnicode_GET_LENGTH(text), -1);
+    if (at == -2)
+        return NULL;
+    return PyUnicode_Substring(text, 0, at < 0 ? 0 : at);
+}
+
+/* _FieldGroup(gateway_id, key, template): slots entries, gateway_id, key, node_key, source_key, template. */
+static PyObject *
+new_group(PyObject *group_type, PyObject *gw, PyObject *key, PyObject *op)
+{
+    if ((PyObject *)slot_types[SLOTS_GROUP] != group_type || !PyUnicode_Check(key))
+        return PyObject_CallFunctionObjArgs(group_type, gw, key, op, NULL);
+    PyObject *source_key = before_last_dot(key);
+    PyObject *node_key = source_key ? before_last_dot(source_key) : NULL;
+    PyObject *entries = PyList_New(0);
+    PyObject *group = NULL;
+    if (source_key && node_key && entries) {
+        PyObject *values[6] = {entries, gw, key, node_key, source_key, op};
+        group = make_slotted(SLOTS_GROUP, values);
+    }
+    Py_XDECREF(source_key);
+    Py_XDECREF(node_key);
+    Py_XDECREF(entries);
+    return group;
 }
 
 /* route_known(envelopes, start, provider, tables, groups, group_type, max_payload) -> int
@@ -252,7 +672,7 @@ route_known(PyObject *self, PyObject *args)
                 Py_DECREF(payload);
                 return NULL;
             }
-            group = PyObject_CallFunctionObjArgs(group_type, gw, field_key, PyTuple_GET_ITEM(route, 0), NULL);
+            group = new_group(group_type, gw, field_key, PyTuple_GET_ITEM(route, 0));
             if (group == NULL || PyDict_SetItem(groups, field_key, group) < 0) {
                 Py_XDECREF(group);
                 Py_DECREF(payload);
@@ -260,11 +680,12 @@ route_known(PyObject *self, PyObject *args)
             }
             Py_DECREF(group); /* the dict holds it */
         }
-        PyObject *entries = PyObject_GetAttr(group, str_entries);
+        PyObject *entries = slot_or_attr(SLOTS_GROUP, 0, group, str_entries);
         if (entries == NULL) {
             Py_DECREF(payload);
             return NULL;
         }
+        Py_INCREF(entries);
         PyObject *entry = PyTuple_New(4);
         if (entry == NULL) {
             Py_DECREF(entries);
@@ -286,63 +707,6 @@ route_known(PyObject *self, PyObject *args)
             return NULL;
     }
     return PyLong_FromSsize_t(i);
-}
-
-/* ------------------------------------------------------------------------------------------ slotted classes */
-
-/* Classes whose instances C makes without running __init__: their slots, in the order Python bound them. */
-enum { SLOTS_FOLDED, SLOTS_ENTITY, SLOTS_EVENT, SLOTS_KINDS };
-#define MAX_SLOTS 8
-static PyTypeObject *slot_types[SLOTS_KINDS];
-static PyMemberDef *slot_members[SLOTS_KINDS][MAX_SLOTS];
-static int slot_counts[SLOTS_KINDS];
-
-/* bind_slots(kind, type, names): instances of ``type`` get made with these slots set, in this order. */
-static PyObject *
-bind_slots(PyObject *self, PyObject *args)
-{
-    int kind;
-    PyObject *type, *names;
-    if (!PyArg_ParseTuple(args, "iO!O!", &kind, &PyType_Type, &type, &PyTuple_Type, &names))
-        return NULL;
-    if (kind < 0 || kind >= SLOTS_KINDS || PyTuple_GET_SIZE(names) > MAX_SLOTS) {
-        PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
-        return NULL;
-    }
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
-        PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
-        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
-            return NULL;
-        }
-        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
-    }
-    Py_INCREF(type);
-    Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
-    slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
-    Py_RETURN_NONE;
-}
-
-/* A new instance of a bound class with its slots set to these values (borrowed; NULL stands for None). */
-static PyObject *
-make_slotted(int kind, PyObject **values)
-{
-    PyTypeObject *type = slot_types[kind];
-    if (type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "slotted class not bound");
-        return NULL;
-    }
-    PyObject *obj = type->tp_alloc(type, 0);
-    if (obj == NULL)
-        return NULL;
-    for (int k = 0; k < slot_counts[kind]; k++) {
-        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    }
-    return obj;
 }
 
 /* ------------------------------------------------------------------------------------------ folding */
@@ -396,30 +760,6 @@ iso_from_ms_py(PyObject *self, PyObject *arg)
     return text;
 }
 
-static int
-as_ms(PyObject *value, long long *out)
-{
-    if (!PyLong_CheckExact(value))
-        return 0;
-    int overflow = 0;
-    *out = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || (*out == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
-    }
-    return 1;
-}
-
-/* An attribute of a slotted object, borrowed from a new reference (slots hold a reference anyway). */
-static PyObject *
-attr(PyObject *obj, PyObject *name)
-{
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return NULL;
-    Py_DECREF(value);
-    return value;
-}
 
 static int
 truthy_text(PyObject *value)
@@ -431,14 +771,18 @@ truthy_text(PyObject *value)
 static int
 see(PyObject *acc, PyObject *ts_obj, long long ts)
 {
-    PyObject *seen = attr(acc, str_seen_ms);
+    PyObject *seen = slot_or_attr(SLOTS_ENTITY, 3, acc, str_seen_ms);
     long long seen_ms;
     if (seen == NULL)
         return -1;
     if (!as_ms(seen, &seen_ms))
         return 0;
-    if (ts > seen_ms && PyObject_SetAttr(acc, str_seen_ms, ts_obj) < 0)
-        return -1;
+    if (ts > seen_ms) {
+        if (Py_TYPE(acc) == slot_types[SLOTS_ENTITY])
+            return PyMember_SetOne((char *)acc, slot_members[SLOTS_ENTITY][3], ts_obj) < 0 ? -1 : 1;
+        if (PyObject_SetAttr(acc, str_seen_ms, ts_obj) < 0)
+            return -1;
+    }
     return 1;
 }
 
@@ -451,7 +795,7 @@ entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, 
     PyObject *acc = PyDict_GetItemWithError(accs, key);
     PyObject *record;
     if (acc != NULL) {
-        record = attr(acc, str_record);
+        record = slot_or_attr(SLOTS_ENTITY, 0, acc, str_record);
         if (record == NULL)
             return NULL;
     }
@@ -516,19 +860,24 @@ fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit)
     PyObject *values = NULL, *stamps = NULL, *stamp = NULL, *current = NULL, *previous = NULL, *new = NULL;
     PyObject *node_acc = NULL, *source_acc = NULL;
 
-    PyObject *entries = attr(group, str_entries), *op = attr(group, str_template), *key = attr(group, str_key);
+    PyObject *entries = slot_or_attr(SLOTS_GROUP, 0, group, str_entries);
+    PyObject *op = slot_or_attr(SLOTS_GROUP, 5, group, str_template);
+    PyObject *key = slot_or_attr(SLOTS_GROUP, 2, group, str_key);
     if (entries == NULL || op == NULL || key == NULL)
         return -1;
-    PyObject *gw = attr(group, str_gateway_id), *node_key = attr(group, str_node_key);
-    PyObject *source_key = attr(group, str_source_key);
+    PyObject *gw = slot_or_attr(SLOTS_GROUP, 1, group, str_gateway_id);
+    PyObject *node_key = slot_or_attr(SLOTS_GROUP, 3, group, str_node_key);
+    PyObject *source_key = slot_or_attr(SLOTS_GROUP, 4, group, str_source_key);
     if (gw == NULL || node_key == NULL || source_key == NULL)
         return -1;
     if (!PyList_CheckExact(entries) || PyList_GET_SIZE(entries) == 0)
         return 0;
     Py_ssize_t n = PyList_GET_SIZE(entries);
-    PyObject *op_node_name = attr(op, str_node_name), *op_source_name = attr(op, str_source_name);
-    PyObject *op_metric_type = attr(op, str_metric_type_attr), *op_unit = attr(op, str_unit);
-    PyObject *op_name = attr(op, str_name);
+    PyObject *op_node_name = slot_or_attr(SLOTS_OP, 8, op, str_node_name);
+    PyObject *op_source_name = slot_or_attr(SLOTS_OP, 7, op, str_source_name);
+    PyObject *op_metric_type = slot_or_attr(SLOTS_OP, 4, op, str_metric_type_attr);
+    PyObject *op_unit = slot_or_attr(SLOTS_OP, 5, op, str_unit);
+    PyObject *op_name = slot_or_attr(SLOTS_OP, 6, op, str_name);
     if (!op_node_name || !op_source_name || !op_metric_type || !op_unit || !op_name)
         return -1;
     if (truthy_text(op_node_name) || truthy_text(op_source_name))
@@ -756,8 +1105,9 @@ fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit)
         if (fresh) {
             if (PyDict_GET_SIZE(templates) >= template_limit)
                 PyDict_Clear(templates);
-            PyObject *node_id = attr(op, str_node_id), *source_id = attr(op, str_source_id);
-            PyObject *field_key = attr(op, str_field_id);
+            PyObject *node_id = slot_or_attr(SLOTS_OP, 0, op, str_node_id);
+            PyObject *source_id = slot_or_attr(SLOTS_OP, 1, op, str_source_id);
+            PyObject *field_key = slot_or_attr(SLOTS_OP, 2, op, str_field_id);
             if (!node_id || !source_id || !field_key)
                 goto effects_failed;
             PyObject *zero = PyLong_FromLong(0);
@@ -915,15 +1265,16 @@ error:
     return NULL;
 }
 
-/* touched(accs, field_name, resolution_ms, stored_ms, iso) -> list[(acc, record)]
+/* touched(accs, field_name, resolution_ms, stored_ms, iso, cache) -> list[(acc, record)]
  * _Batch._touch over a list of accumulators: those worth a write, with the record to write. ``stored_ms(record,
  * field_name)`` parses a stored last-seen time (cached in Python). */
 static PyObject *
 touched(PyObject *self, PyObject *args)
 {
-    PyObject *accs, *field_name, *stored_ms, *iso;
+    PyObject *accs, *field_name, *stored_ms, *iso, *cache;
     long long resolution;
-    if (!PyArg_ParseTuple(args, "O!ULOO", &PyList_Type, &accs, &field_name, &resolution, &stored_ms, &iso))
+    if (!PyArg_ParseTuple(args, "O!ULOOO!", &PyList_Type, &accs, &field_name, &resolution, &stored_ms, &iso,
+                          &PyDict_Type, &cache))
         return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL)
@@ -931,7 +1282,9 @@ touched(PyObject *self, PyObject *args)
     Py_ssize_t n = PyList_GET_SIZE(accs);
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *acc = PyList_GET_ITEM(accs, i);
-        PyObject *record = attr(acc, str_record), *seen_obj = attr(acc, str_seen_ms), *dirty_obj = attr(acc, str_dirty);
+        PyObject *record = slot_or_attr(SLOTS_ENTITY, 0, acc, str_record);
+        PyObject *seen_obj = slot_or_attr(SLOTS_ENTITY, 3, acc, str_seen_ms);
+        PyObject *dirty_obj = slot_or_attr(SLOTS_ENTITY, 2, acc, str_dirty);
         if (record == NULL || seen_obj == NULL || dirty_obj == NULL)
             goto error;
         int dirty = PyObject_IsTrue(dirty_obj);
@@ -948,9 +1301,21 @@ touched(PyObject *self, PyObject *args)
                 PyErr_SetString(PyExc_TypeError, "touched: seen_ms must be an int");
                 goto error;
             }
-            PyObject *stored_obj = attr(acc, str_stored_seen_ms);
+            PyObject *stored_obj = slot_or_attr(SLOTS_ENTITY, 5, acc, str_stored_seen_ms);
             if (stored_obj == NULL)
                 goto error;
+            if (stored_obj == Py_None && PyDict_CheckExact(record)) { /* the processor's parse cache, by identity */
+                PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
+                PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
+                if (PyErr_Occurred())
+                    goto error;
+                if (known != NULL && PyTuple_CheckExact(known) && PyTuple_GET_SIZE(known) == 2
+                    && PyTuple_GET_ITEM(known, 0) == record) {
+                    stored_obj = PyTuple_GET_ITEM(known, 1);
+                    if (PyObject_SetAttr(acc, str_stored_seen_ms, stored_obj) < 0)
+                        goto error;
+                }
+            }
             if (stored_obj == Py_None) {
                 stored_obj = PyObject_CallFunctionObjArgs(stored_ms, record, field_name, NULL);
                 if (stored_obj == NULL)
@@ -1083,6 +1448,7 @@ error:
 
 static PyMethodDef methods[] = {
     {"bind_envelope", bind_envelope_type, METH_O, "Say which class envelopes are."},
+    {"parse_publish", parse_publish, METH_VARARGS, "decode_publish for the plain form, or None."},
     {"envelopes_from_wire", envelopes_from_wire, METH_VARARGS, "Envelope.from_wire for a list, or None."},
     {"bind_slots", bind_slots, METH_VARARGS, "Say which slotted classes C makes instances of."},
     {"iso_from_ms", iso_from_ms_py, METH_O, "model.iso_from_ms in C (None out of range)."},
@@ -1090,6 +1456,7 @@ static PyMethodDef methods[] = {
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
+    {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},
     {"route_known", route_known, METH_VARARGS, "Put known MySensors set messages onto their field groups."},
     {NULL, NULL, 0, NULL},
 };

@@ -129,6 +129,11 @@ def decode_publish(body: str | bytes) -> tuple[list[Envelope], list[tuple[int, s
     Returns the good envelopes and, for each bad one, its index and what is wrong with it: one bad envelope
     does not cost the others. A body that is not a publish at all raises ``EnvelopeError``.
     """
+    native = speedups.native
+    if native is not None:  # the plain form the edge sends, every envelope good: read at C speed
+        envelopes = native.parse_publish(body, Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, PUBLISH_VERSION)
+        if envelopes is not None:
+            return envelopes, []
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:
@@ -137,8 +142,8 @@ def decode_publish(body: str | bytes) -> tuple[list[Envelope], list[tuple[int, s
         raise EnvelopeError("publish must be an object with an envelope list 'e'")
     if data.get("v", PUBLISH_VERSION) != PUBLISH_VERSION:
         raise EnvelopeError(f"publish version {data.get('v')!r} is not supported (expected {PUBLISH_VERSION})")
-    if speedups.native is not None:  # every envelope plain and of a known gateway: all at C speed
-        fast = speedups.native.envelopes_from_wire(data["e"], Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES)
+    if native is not None:  # every envelope plain and of a known gateway: all at C speed
+        fast = native.envelopes_from_wire(data["e"], Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES)
         if fast is not None:
             return fast, []
     good: list[Envelope] = []

@@ -208,12 +208,6 @@ class _EntityAcc:
         self.dirty = True
 
 
-if speedups.native is not None:  # the classes whose instances C makes, and their slots in the order it sets them
-    speedups.native.bind_slots(0, _Folded, ("applied", "new", "seq", "ts"))
-    speedups.native.bind_slots(2, DomainEvent, ("type", "entity_type", "entity_id", "entity_quick_id", "entity"))
-    speedups.native.bind_slots(1, _EntityAcc, ("record", "created", "dirty", "seen_ms", "down_ms", "stored_seen_ms"))
-
-
 class Processor:
     def __init__(
         self,
@@ -297,7 +291,9 @@ class Processor:
             batch = [e for mid, e in unique.items() if mid not in seen]
         else:
             batch = list(unique.values())
-        batch.sort(key=_by_order)
+        native = speedups.native
+        if native is None or not self.fast_path or not native.in_order(batch):  # edges send them in order
+            batch.sort(key=_by_order)
         return batch
 
 
@@ -1006,7 +1002,7 @@ class _Batch:
             records: list[Record] = []
             if native is not None:
                 for acc, record in native.touched(list(accs.values()), seen_field, self.p.last_seen_resolution_ms,
-                                                  self._stored_ms, _iso):
+                                                  self._stored_ms, _iso, self.p.seen_ms):
                     records.append(record)
                     events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
             else:
@@ -1057,3 +1053,12 @@ class _Batch:
         if store is not None:
             store.write_series(series)
         result.metric_points = len(points) + (sum(len(stamps) for _t, stamps, _v in series) if store else 0)
+
+
+if speedups.native is not None:  # the classes whose instances C makes, and their slots in the order it sets them
+    speedups.native.bind_slots(0, _Folded, ("applied", "new", "seq", "ts"))
+    speedups.native.bind_slots(2, DomainEvent, ("type", "entity_type", "entity_id", "entity_quick_id", "entity"))
+    speedups.native.bind_slots(3, _FieldGroup, ("entries", "gateway_id", "key", "node_key", "source_key", "template"))
+    speedups.native.bind_slots(4, FieldValue, ("node_id", "source_id", "field_id", "value", "metric_type", "unit",
+                                               "name", "source_name", "node_name"))
+    speedups.native.bind_slots(1, _EntityAcc, ("record", "created", "dirty", "seen_ms", "down_ms", "stored_seen_ms"))

@@ -212,3 +212,75 @@ def test_known_fields_are_folded_in_c_after_the_first_batch() -> None:
     record = repo.get(processor_module.Kind.FIELD, "gw.1.1.V_TEMP")
     assert record is not None and record["current"]["value"] == 24.0
     assert record["current"]["timestamp"] == iso_from_ms(3004)
+
+
+# ------------------------------------------------------------------------------------------ publishes
+
+PLAIN_ENVELOPE = st.fixed_dictionaries(
+    {"g": st.sampled_from(["gw", "gw2", "g w", ""]), "p": st.sampled_from(["mysensors_v2", "", "tasmota"]),
+     "t": st.one_of(st.integers(0, 2**62), st.integers(-5, -1), st.just(10**19), st.floats(0, 5)),
+     "s": st.integers(0, 2**40), "i": st.text(max_size=4),
+     "r": st.one_of(st.text(max_size=12), st.just("é" * (MAX_RAW_BYTES + 1)), st.just("a" * MAX_RAW_BYTES))},
+    optional={"o": st.one_of(st.none(), st.text(max_size=5), st.integers(0, 3)), "x": st.integers(0, 3)})
+
+
+@st.composite
+def publish_bodies(draw: st.DrawFn) -> str | bytes:
+    import json
+    envelopes = draw(st.lists(PLAIN_ENVELOPE, max_size=5))
+    publish: dict[str, Any] = {"e": envelopes}
+    if draw(st.booleans()):
+        publish["v"] = draw(st.sampled_from([1, 1, 2, 1.0, "1"]))
+    if draw(st.booleans()):
+        publish = dict(reversed(list(publish.items())))
+    text = json.dumps(publish, separators=draw(st.sampled_from([(",", ":"), (", ", ": ")])),
+                      ensure_ascii=draw(st.booleans()))
+    text = draw(st.sampled_from(["", " ", "\n"])) + text + draw(st.sampled_from(["", " \r\n", "x", "}"]))
+    if draw(st.booleans()):  # a damaged body
+        cut = draw(st.integers(0, len(text)))
+        text = text[:cut] + draw(st.sampled_from(["", "\\", "\x01", '"', "01", "-"])) + text[cut + 1:]
+    return text.encode() if draw(st.booleans()) else text
+
+
+def _decoded(body: str | bytes) -> Any:
+    try:
+        return decode_publish(body)
+    except EnvelopeError as error:
+        return ("error", str(error))
+
+
+@settings(max_examples=500)
+@given(body=publish_bodies())
+def test_a_publish_parsed_in_c_is_what_the_python_path_reads(body: str | bytes) -> None:
+    _GOOD_GATEWAY_IDS.add("gw")
+    parsed = native.parse_publish(body, Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
+    saved = speedups.native
+    speedups.native = None
+    try:
+        expected = _decoded(body)
+    finally:
+        speedups.native = saved
+    if parsed is not None:
+        assert (parsed, []) == expected
+        assert all(type(e) is Envelope for e in parsed)
+    assert _decoded(body) == expected
+
+
+def test_the_edge_form_is_parsed_in_c() -> None:
+    from chalicelib.core.envelope import encode_publish
+    _GOOD_GATEWAY_IDS.add("gw")
+    envelopes = [Envelope("gw", "mysensors_v2", 5 + i, i, f"m{i}", f"1;1;1;0;0;2{i}.5", "t/x" if i else None)
+                 for i in range(3)]
+    parsed = native.parse_publish(encode_publish(envelopes), Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
+    assert parsed == envelopes
+    assert parsed[0].gateway_id is parsed[2].gateway_id, "repeated gateway ids share one str"
+
+
+@settings(max_examples=200)
+@given(keys=st.lists(st.tuples(st.sampled_from(["gw", "a", "b"]), st.integers(0, 3), st.integers(0, 3)),
+                     max_size=8))
+def test_in_order_is_true_only_for_what_the_sort_would_leave_alone(keys: list[tuple[str, int, int]]) -> None:
+    envelopes = [Envelope(g, "mysensors_v2", t, s, f"m{i}", "") for i, (g, t, s) in enumerate(keys)]
+    ordered = sorted(envelopes, key=lambda e: (e.gateway_id, e.timestamp, e.sequence))
+    assert native.in_order(envelopes) == (ordered == envelopes)
+    assert native.in_order(ordered)
