@@ -16,6 +16,7 @@ from chalicelib.api.routes import ROUTES, not_allowed_routes
 from chalicelib.api.web import DEFAULT_CONTENT_TYPES, method_not_allowed
 from chalicelib.automation_functions import get_forward_function, get_functions
 from chalicelib.config import get_ingest, get_services
+from chalicelib.runtime import tune_gc
 
 app = Chalice(app_name="mycontroller")
 app.register_middleware(http_middleware, "http")
@@ -143,3 +144,6 @@ def websocket_notify(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from chalicelib.config import get_websocket
 
     return bus_consumers.websocket_notify(get_websocket(), event, context)
+
+
+tune_gc()  # a warm Lambda keeps this process: start-up's objects out of the collector's way

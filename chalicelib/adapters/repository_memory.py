@@ -22,6 +22,7 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
@@ -94,8 +95,10 @@ class MemoryRepository:
         # child kind -> parent id -> child ids (a dict as an ordered set): children without a scan
         self._index: dict[Kind, dict[str, dict[str, None]]] = {kind: {} for kind in PARENT_KIND}
         self._seen: set[str] = set()
-        self._seen_order: deque[str] = deque()
         self._seen_capacity = max(1, int(seen_capacity))
+        self._seen_order: deque[str] = deque(maxlen=self._seen_capacity)
+        """The remembered ids, oldest first; appending to a full one drops the oldest (take it out of the set
+        first)."""
         self._lock = threading.Lock()
         self._dump_lock = threading.Lock()
         self._dirty: set[Kind] = set()
@@ -241,13 +244,21 @@ class MemoryRepository:
         with self._lock:
             if self._closed:
                 raise RepositoryClosedError("repository is closed; seen ids would be lost")
-            known, order = self._seen, self._seen_order
-            for message_id in message_ids:
-                if message_id not in known:
-                    known.add(message_id)
-                    order.append(message_id)
-            while len(order) > self._seen_capacity:
-                known.discard(order.popleft())
+            known, order, capacity = self._seen, self._seen_order, self._seen_capacity
+            fresh = set(message_ids)
+            if len(fresh) == len(message_ids) <= capacity and known.isdisjoint(fresh):  # the usual batch, in bulk
+                excess = len(order) + len(fresh) - capacity
+                if excess > 0:
+                    known.difference_update(islice(order, excess))
+                known.update(fresh)
+                order.extend(message_ids)  # drops the ``excess`` oldest
+            else:
+                for message_id in message_ids:
+                    if message_id not in known:
+                        if len(order) == capacity:
+                            known.discard(order.popleft())
+                        known.add(message_id)
+                        order.append(message_id)
             self._seen_dirty = True
 
     # ----------------------------------------------------------------------------------------- persistence

@@ -1265,7 +1265,7 @@ error:
     return NULL;
 }
 
-/* touched(accs, field_name, resolution_ms, stored_ms, iso, cache) -> list[(acc, record)]
+/* touched(accs, field_name, resolution_ms, stored_ms, iso, cache, cache_limit) -> list[(acc, record)]
  * _Batch._touch over a list of accumulators: those worth a write, with the record to write. ``stored_ms(record,
  * field_name)`` parses a stored last-seen time (cached in Python). */
 static PyObject *
@@ -1273,8 +1273,9 @@ touched(PyObject *self, PyObject *args)
 {
     PyObject *accs, *field_name, *stored_ms, *iso, *cache;
     long long resolution;
-    if (!PyArg_ParseTuple(args, "O!ULOOO!", &PyList_Type, &accs, &field_name, &resolution, &stored_ms, &iso,
-                          &PyDict_Type, &cache))
+    Py_ssize_t cache_limit;
+    if (!PyArg_ParseTuple(args, "O!ULOOO!n", &PyList_Type, &accs, &field_name, &resolution, &stored_ms, &iso,
+                          &PyDict_Type, &cache, &cache_limit))
         return NULL;
     PyObject *out = PyList_New(0);
     if (out == NULL)
@@ -1345,6 +1346,23 @@ touched(PyObject *self, PyObject *args)
                 }
                 Py_DECREF(stamp);
                 owned = 1;
+                /* what _stored_ms would parse from the record written: remember it, by identity */
+                PyObject *entity_id = PyDict_GetItemWithError(write, str_id);
+                if (entity_id != NULL) {
+                    if (PyDict_GET_SIZE(cache) >= cache_limit)
+                        PyDict_Clear(cache);
+                    PyObject *known = PyTuple_Pack(2, write, seen_obj);
+                    if (known == NULL || PyDict_SetItem(cache, entity_id, known) < 0) {
+                        Py_XDECREF(known);
+                        Py_DECREF(write);
+                        goto error;
+                    }
+                    Py_DECREF(known);
+                }
+                else if (PyErr_Occurred()) {
+                    Py_DECREF(write);
+                    goto error;
+                }
             }
         }
         if (write != NULL) {

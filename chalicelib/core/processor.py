@@ -26,7 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from math import isfinite
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any, Final
 
 from . import speedups
@@ -535,14 +535,11 @@ class _Batch:
         table[route_key] = (op, field_key)
 
     def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
-        node_ids: set[str] = set()
-        source_ids: set[str] = set()
+        groups = self.groups.values()
+        node_ids: set[str] = {group.node_key for group in groups}
+        source_ids: set[str] = {group.source_key for group in groups}
         field_ids: set[str] = set(self.groups)
-        batch_node_ids = self.batch_node_ids
-        for group in self.groups.values():
-            node_ids.add(group.node_key)
-            batch_node_ids.setdefault(group.gateway_id, set()).add(group.template.node_id)
-            source_ids.add(group.source_key)
+        batch_node_ids = self.batch_node_ids  # (the groups' node ids join it when an id request needs it)
         for envelope, ops in others:
             gw = envelope.gateway_id
             for op in ops:
@@ -921,6 +918,7 @@ class _Batch:
             taken.update(key[len(prefix):] for key in self.nodes if key.startswith(prefix))
             taken.update(key[len(prefix):] for key in self.stored_nodes if key.startswith(prefix))
             taken.update(self.batch_node_ids.get(gw, ()))
+            taken.update(group.template.node_id for group in self.groups.values() if group.gateway_id == gw)
             self.node_ids_by_gateway[gw] = taken
         for candidate in range(FIRST_NODE_ID, LAST_NODE_ID + 1):
             if str(candidate) not in taken:
@@ -1002,7 +1000,8 @@ class _Batch:
             records: list[Record] = []
             if native is not None:
                 for acc, record in native.touched(list(accs.values()), seen_field, self.p.last_seen_resolution_ms,
-                                                  self._stored_ms, _iso, self.p.seen_ms):
+                                                  self._stored_ms, _iso, self.p.seen_ms,
+                                                  RECORD_CACHE_LIMIT):
                     records.append(record)
                     events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
             else:
@@ -1052,7 +1051,7 @@ class _Batch:
             metrics.write(points)
         if store is not None:
             store.write_series(series)
-        result.metric_points = len(points) + (sum(len(stamps) for _t, stamps, _v in series) if store else 0)
+        result.metric_points = len(points) + (sum(map(len, map(itemgetter(1), series))) if store else 0)
 
 
 if speedups.native is not None:  # the classes whose instances C makes, and their slots in the order it sets them

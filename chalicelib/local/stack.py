@@ -199,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     gateways = [] if args.no_gateways else load_gateways(args.edge_config)
     stack = LocalStack(args.host, args.port, args.data_dir, gateways)
     stack.start()
+    from chalicelib.runtime import tune_gc
+
+    tune_gc()
     log.info("MyController local stack on %s (data in %s)", stack.url, args.data_dir)
 
     stopping = threading.Event()
