@@ -67,15 +67,17 @@ _INSERT: Final = "INSERT INTO chunks (series, t0, t1, n, ts, vals) VALUES (?, ?,
 _OVERLAP: Final = "SELECT t0, t1, ts, vals FROM chunks WHERE series = ? AND t1 >= ? AND t0 <= ? ORDER BY t1"
 _json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _SWAP: Final = sys.byteorder != "little"
-Packed = bytes | str
-ChunkRow = tuple[int, int, int, int, bytes, Packed]
+Packed = bytes | bytearray | str
+ChunkRow = tuple[int, int, int, int, bytes | bytearray, Packed]
 
 
-def _pack_ts(ts: list[int]) -> bytes:
+def _pack_ts(ts: list[int]) -> bytearray:
+    """Little-endian int64s. A bytearray, not bytes: sqlite3 binds a bytearray as a blob as it is, while bytes go
+    through its adapter lookup first (a few thousand instructions a parameter)."""
     packed = array("q", ts)
     if _SWAP:  # pragma: no cover - big-endian hosts
         packed.byteswap()
-    return packed.tobytes()
+    return bytearray(packed)
 
 
 def _pack_values(values: list[Any]) -> Packed:
@@ -86,7 +88,7 @@ def _pack_values(values: list[Any]) -> Packed:
         return _json(values)
     if _SWAP:  # pragma: no cover - big-endian hosts
         packed.byteswap()
-    return packed.tobytes()
+    return bytearray(packed)
 
 
 def _unpack(ts: bytes, values: Packed) -> tuple[Sequence[int], Sequence[Any]]:

@@ -149,8 +149,7 @@ class MemoryRepository:
             return [store[i] for i in sorted(ids)]
 
     def seen(self, message_ids: Sequence[str]) -> set[str]:
-        known = self._seen
-        return {m for m in message_ids if m in known}
+        return self._seen.intersection(message_ids)
 
     # ----------------------------------------------------------------------------------------- writes
 

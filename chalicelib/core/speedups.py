@@ -10,6 +10,10 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
+FUNCTIONS = ("bind_envelope", "bind_slots", "buffer_series", "envelopes_from_wire", "fold_groups", "in_order",
+             "iso_from_ms", "parse_publish", "route_known", "store_fields", "touched")
+"""What the Python code calls; a module without one of them is not used."""
+
 native: ModuleType | None
 if os.environ.get("MC_PURE_PYTHON", "").lower() in ("1", "true", "yes"):
     native = None
@@ -18,6 +22,8 @@ else:
         from . import _speedups as native  # type: ignore[attr-defined,no-redef]
     except ImportError:
         native = None
+    if native is not None and not all(hasattr(native, name) for name in FUNCTIONS):
+        native = None  # built from an older _speedups.c: not used until rebuilt (make rebuilds it)
 
 
 def describe() -> str:
