@@ -281,7 +281,7 @@ class Processor:
             self.repository.mark_seen(result.applied_ids)
 
     def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
-        unique = dict(zip(map(_message_id, envelopes), envelopes))  # (C speed; the loop below counts repeats)
+        unique = dict(zip(map(_message_id, envelopes), envelopes, strict=True))  # C speed; repeats counted below
         if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
             unique = {}
             for envelope in envelopes:
@@ -1035,7 +1035,7 @@ class _Batch:
             known = self.p.field_keys
             if len(known) >= RECORD_CACHE_LIMIT:
                 known.clear()
-            known.update(zip(map(_record_id, map(_first, applied)), applied))
+            known.update(zip(map(_record_id, map(_first, applied)), applied, strict=True))
             if rejected:
                 lost = set(rejected)
                 result.stale += len(lost)
