@@ -1462,6 +1462,93 @@ error:
     return NULL;
 }
 
+/* ------------------------------------------------------------------------------------------ memory repository */
+
+/* Whether ``stored`` is at least as new as ``record`` (current timestamp, then sequence), as
+ * MemoryRepository.put_many's inline check; -2 when that check would raise (the caller asks Python). */
+static int
+stale_plain(PyObject *stored, PyObject *record)
+{
+    if (!PyDict_CheckExact(stored) || !PyDict_CheckExact(record))
+        return -2;
+    PyObject *old = PyDict_GetItemWithError(stored, str_current), *new = PyDict_GetItemWithError(record, str_current);
+    if (old == NULL || new == NULL || !PyDict_CheckExact(old) || !PyDict_CheckExact(new))
+        return PyErr_Occurred() ? -1 : -2;
+    PyObject *old_ts = PyDict_GetItemWithError(old, str_timestamp_key);
+    PyObject *new_ts = PyDict_GetItemWithError(new, str_timestamp_key);
+    if (old_ts == NULL || new_ts == NULL || !PyUnicode_CheckExact(old_ts) || !PyUnicode_CheckExact(new_ts))
+        return PyErr_Occurred() ? -1 : -2;
+    int cmp = PyUnicode_Compare(old_ts, new_ts);
+    if (cmp == -1 && PyErr_Occurred())
+        return -1;
+    if (cmp != 0)
+        return cmp > 0;
+    PyObject *old_seq = PyDict_GetItemWithError(old, str_sequence_key);
+    PyObject *new_seq = PyDict_GetItemWithError(new, str_sequence_key);
+    if (old_seq == NULL || new_seq == NULL || !PyLong_CheckExact(old_seq) || !PyLong_CheckExact(new_seq))
+        return PyErr_Occurred() ? -1 : -2;
+    return PyObject_RichCompareBool(old_seq, new_seq, Py_GE);
+}
+
+/* put_newer(store, records, index_child, stale) -> list[str]
+ * MemoryRepository.put_many(if_newer=True) under its lock: each record stored unless the stored one is at least
+ * as new (its id is returned then); ``index_child(id)`` for a new id (None: no index); ``stale(stored, record)`` is
+ * the Python check for records of another shape. */
+static PyObject *
+put_newer(PyObject *self, PyObject *args)
+{
+    PyObject *store, *records, *index_child, *stale_py;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyDict_Type, &store, &PyList_Type, &records, &index_child, &stale_py))
+        return NULL;
+    PyObject *rejected = PyList_New(0), *entity_id = NULL;
+    if (rejected == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(records); i++) {
+        PyObject *record = PyList_GET_ITEM(records, i);
+        entity_id = PyObject_GetItem(record, str_id);
+        if (entity_id == NULL)
+            goto error;
+        PyObject *stored = PyDict_GetItemWithError(store, entity_id);
+        if (stored == NULL) {
+            if (PyErr_Occurred())
+                goto error_id;
+            if (index_child != Py_None) {
+                PyObject *done = PyObject_CallOneArg(index_child, entity_id);
+                if (done == NULL)
+                    goto error_id;
+                Py_DECREF(done);
+            }
+        }
+        else {
+            int stale = stale_plain(stored, record);
+            if (stale == -2) {
+                PyObject *answer = PyObject_CallFunctionObjArgs(stale_py, stored, record, NULL);
+                stale = answer == NULL ? -1 : PyObject_IsTrue(answer);
+                Py_XDECREF(answer);
+            }
+            if (stale < 0)
+                goto error_id;
+            if (stale) {
+                int appended = PyList_Append(rejected, entity_id);
+                Py_CLEAR(entity_id);
+                if (appended < 0)
+                    goto error;
+                continue;
+            }
+        }
+        int set = PyDict_SetItem(store, entity_id, record);
+        Py_CLEAR(entity_id);
+        if (set < 0)
+            goto error;
+    }
+    return rejected;
+error_id:
+error:
+    Py_XDECREF(entity_id);
+    Py_DECREF(rejected);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
@@ -1473,6 +1560,7 @@ static PyMethodDef methods[] = {
     {"store_fields", store_fields, METH_VARARGS, "The field part of _Batch._store."},
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
+    {"put_newer", put_newer, METH_VARARGS, "MemoryRepository.put_many(if_newer=True) in C."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
     {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},
     {"route_known", route_known, METH_VARARGS, "Put known MySensors set messages onto their field groups."},

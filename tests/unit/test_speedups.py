@@ -17,7 +17,7 @@ from chalicelib.core import processor as processor_module
 from chalicelib.core import speedups
 from chalicelib.core.envelope import _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, Envelope, EnvelopeError, decode_publish
 from chalicelib.core.model import iso_from_ms
-from chalicelib.core.ports import MetricPoint
+from chalicelib.core.ports import ListQuery, MetricPoint
 from chalicelib.core.processor import Processor, _FieldGroup
 from chalicelib.core.providers.mysensors.codec import MAX_PAYLOAD
 from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
@@ -284,3 +284,41 @@ def test_in_order_is_true_only_for_what_the_sort_would_leave_alone(keys: list[tu
     ordered = sorted(envelopes, key=lambda e: (e.gateway_id, e.timestamp, e.sequence))
     assert native.in_order(envelopes) == (ordered == envelopes)
     assert native.in_order(ordered)
+
+
+# ------------------------------------------------------------------------------------------ memory repository
+
+CURRENT = st.one_of(
+    st.none(), st.just("text"),
+    st.fixed_dictionaries({}, optional={"timestamp": st.one_of(st.none(), st.sampled_from(["", "2026-01-01T00:00:0"
+                                                                                            "1.000Z", "2026-01-0"
+                                                                                            "1T00:00:02.000Z"])),
+                                        "sequence": st.one_of(st.none(), st.integers(0, 3), st.just("2"))}))
+
+
+@settings(max_examples=300)
+@given(pairs=st.lists(st.tuples(st.sampled_from(["gw.1.1.a", "gw.1.1.b", "gw.1.2.c"]), CURRENT), min_size=1,
+                      max_size=6))
+def test_put_newer_keeps_and_rejects_what_put_many_does(pairs: list[tuple[str, Any]]) -> None:
+    from chalicelib.core.model import Kind
+    outcomes = []
+    for use_native in (True, False):
+        repo = MemoryRepository(None)
+        saved = speedups.native
+        speedups.native = native if use_native else None
+        try:
+            rejected: list[Any] = []
+            for field_id, current in pairs:  # one at a time and all at once
+                try:
+                    rejected.append(repo.put_many(Kind.FIELD, [{"id": field_id, "current": current}], if_newer=True))
+                except Exception as error:
+                    rejected.append(type(error).__name__)
+            try:
+                rejected.append(repo.put_many(Kind.FIELD, [{"id": f, "current": c} for f, c in pairs], if_newer=True))
+            except Exception as error:
+                rejected.append(type(error).__name__)
+            stored = {r["id"]: r for r in repo.query(Kind.FIELD, ListQuery(limit=0)).data}
+            outcomes.append((rejected, stored, sorted(repo.children(Kind.SOURCE, "gw.1.1"), key=repr)))
+        finally:
+            speedups.native = saved
+    assert outcomes[0] == outcomes[1]
