@@ -90,7 +90,7 @@ def run(nodes: int, messages: int, seed: int, repeat: int) -> None:
     publishes = pack(traffic_lines(nodes, messages, rng), "bench", t0 + 1_000_000, 1_000_000)
     batches = [publishes[i:i + PUBLISHES_PER_BATCH] for i in range(0, len(publishes), PUBLISHES_PER_BATCH)]
     rates: list[float] = []
-    for attempt in range(1, repeat + 1):  # each run on fresh storage; the best run is the figure (as timeit does)
+    for attempt in range(1, repeat + 1):  # each on fresh storage; the best run is the figure (timeit does the same)
         with tempfile.TemporaryDirectory() as tmp:
             repo = MemoryRepository(Path(tmp) / "storage", dump_interval_s=3600)
             metrics = EmbeddedMetricStore(Path(tmp) / "metrics.sqlite")
@@ -133,7 +133,7 @@ def main() -> None:
     parser.add_argument("--nodes", type=int, default=100)
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--repeat", type=int, default=3, help="runs of the same traffic; the best one is printed")
+    parser.add_argument("--repeat", type=int, default=5, help="runs of the same traffic; the best one is printed")
     args = parser.parse_args()
     run(args.nodes, args.messages, args.seed, max(1, args.repeat))
 
