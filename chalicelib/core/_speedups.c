@@ -250,6 +250,15 @@ span_text(const unsigned char *start, Py_ssize_t length, PyObject *last)
         Py_INCREF(last);
         return last;
     }
+    Py_ssize_t i = 0;
+    while (i < length && start[i] < 0x80)
+        i++;
+    if (i == length) { /* ASCII, the usual case: no decoder needed */
+        PyObject *ascii = PyUnicode_New(length, 127);
+        if (ascii != NULL)
+            memcpy(PyUnicode_1BYTE_DATA(ascii), start, (size_t)length);
+        return ascii;
+    }
     PyObject *text = PyUnicode_DecodeUTF8((const char *)start, length, NULL);
     if (text == NULL && PyErr_ExceptionMatches(PyExc_UnicodeDecodeError))
         PyErr_Clear(); /* declined: json.loads reports it */
@@ -315,7 +324,7 @@ read_envelope(Reader *r, PyObject *good_ids, Py_ssize_t max_raw)
         goto done;
     if (PyUnicode_GET_LENGTH(values[5]) > max_raw)
         goto done;
-    int known = PySet_Contains(good_ids, values[0]);
+    int known = values[0] == r->last_gw || PySet_Contains(good_ids, values[0]); /* the last one was checked */
     if (known <= 0)
         goto done;
     envelope = envelope_type->tp_alloc(envelope_type, 0);
