@@ -139,6 +139,9 @@ class MemoryRepository:
 
     def get_many(self, kind: Kind, ids: Iterable[str]) -> dict[str, Record]:
         # Reads take no lock: single dict lookups are atomic under the GIL and records are never mutated.
+        native = speedups.native
+        if native is not None:
+            return native.pick(self._data[kind], ids)
         get = self._data[kind].get
         found: dict[str, Record] = {}
         for entity_id in ids:

@@ -1499,6 +1499,36 @@ stale_plain(PyObject *stored, PyObject *record)
     return PyObject_RichCompareBool(old_seq, new_seq, Py_GE);
 }
 
+/* pick(store, ids) -> dict: MemoryRepository.get_many: the records of ``store`` the ids name, in the ids' order. */
+static PyObject *
+pick(PyObject *self, PyObject *args)
+{
+    PyObject *store, *ids;
+    if (!PyArg_ParseTuple(args, "O!O", &PyDict_Type, &store, &ids))
+        return NULL;
+    PyObject *iterator = PyObject_GetIter(ids);
+    if (iterator == NULL)
+        return NULL;
+    PyObject *found = PyDict_New(), *entity_id;
+    if (found == NULL) {
+        Py_DECREF(iterator);
+        return NULL;
+    }
+    while ((entity_id = PyIter_Next(iterator)) != NULL) {
+        PyObject *record = PyDict_GetItemWithError(store, entity_id);
+        int failed = (record == NULL && PyErr_Occurred()) || (record != NULL && PyDict_SetItem(found, entity_id, record) < 0);
+        Py_DECREF(entity_id);
+        if (failed)
+            break;
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    return found;
+}
+
 /* put_newer(store, records, index_child, stale) -> list[str]
  * MemoryRepository.put_many(if_newer=True) under its lock: each record stored unless the stored one is at least
  * as new (its id is returned then); ``index_child(id)`` for a new id (None: no index); ``stale(stored, record)`` is
@@ -1569,6 +1599,7 @@ static PyMethodDef methods[] = {
     {"store_fields", store_fields, METH_VARARGS, "The field part of _Batch._store."},
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
+    {"pick", pick, METH_VARARGS, "MemoryRepository.get_many in C."},
     {"put_newer", put_newer, METH_VARARGS, "MemoryRepository.put_many(if_newer=True) in C."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
     {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},

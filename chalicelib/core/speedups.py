@@ -11,7 +11,7 @@ import os
 from types import ModuleType
 
 FUNCTIONS = ("bind_envelope", "bind_slots", "buffer_series", "envelopes_from_wire", "fold_groups", "in_order",
-             "iso_from_ms", "parse_publish", "put_newer", "route_known", "store_fields", "touched")
+             "iso_from_ms", "parse_publish", "pick", "put_newer", "route_known", "store_fields", "touched")
 """What the Python code calls; a module without one of them is not used."""
 
 native: ModuleType | None

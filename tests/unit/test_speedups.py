@@ -322,3 +322,11 @@ def test_put_newer_keeps_and_rejects_what_put_many_does(pairs: list[tuple[str, A
         finally:
             speedups.native = saved
     assert outcomes[0] == outcomes[1]
+
+
+@given(ids=st.lists(st.sampled_from(["a", "b", "c", "x", "y"]), max_size=8), as_generator=st.booleans())
+def test_pick_is_get_many(ids: list[str], as_generator: bool) -> None:
+    store = {"a": {"id": "a"}, "b": {"id": "b"}, "c": {}}
+    expected = {i: store[i] for i in ids if i in store}
+    got = native.pick(store, (i for i in ids) if as_generator else ids)
+    assert got == expected and list(got) == list(expected)
