@@ -8,8 +8,7 @@
 #include <math.h>
 #include <time.h>
 
-static PyObject *str_g, *str_p, *str_t, *str_s, *str_i, *str_r, *str_o;
-static PyObject *str_gateway_id, *str_provider, *str_timestamp, *str_sequence, *str_message_id, *str_raw;
+static PyObject *str_gateway_id;
 static PyObject *str_entries, *str_current, *str_previous, *str_last_seen, *str_no_change_since, *str_value;
 static PyObject *str_is_received, *str_metric_type, *str_unit, *str_name, *str_id, *str_gauge_float;
 static PyObject *str_binary, *str_seen_ms, *str_record, *str_state, *str_status, *str_template, *str_key;
@@ -17,48 +16,80 @@ static PyObject *str_node_key, *str_source_key, *str_node_name, *str_source_name
 static PyObject *str_field_prefix, *str_dirty, *str_stored_seen_ms;
 static PyObject *str_timestamp_key, *str_sequence_key, *str_node_id, *str_source_id, *str_field_id;
 
-/* ------------------------------------------------------------------------------------------ envelopes */
+/* ------------------------------------------------------------------------------------------ slotted classes */
 
-/* The slot descriptors of the Envelope dataclass, in constructor order (gateway_id … topic). */
-static PyMemberDef *envelope_members[7];
-static PyTypeObject *envelope_type = NULL;
+/* Slotted classes whose instances C reads and makes without running __init__: their slots, in the order Python
+ * bound them (``bind_slots(_speedups.ENVELOPE, Envelope, (...))``; the kinds are module constants). */
+enum { SLOTS_ENVELOPE, SLOTS_FOLDED, SLOTS_ENTITY, SLOTS_EVENT, SLOTS_GROUP, SLOTS_OP, SLOTS_KINDS };
+static const char *slot_kind_names[SLOTS_KINDS] = {"ENVELOPE", "FOLDED", "ENTITY", "EVENT", "GROUP", "OP"};
+#define MAX_SLOTS 10
+static PyTypeObject *slot_types[SLOTS_KINDS];
+static PyMemberDef *slot_members[SLOTS_KINDS][MAX_SLOTS];
+static int slot_counts[SLOTS_KINDS];
 
-static int
-bind_envelope(PyObject *type)
+/* bind_slots(kind, type, names): instances of ``type`` get made with these slots set, in this order. */
+static PyObject *
+bind_slots(PyObject *self, PyObject *args)
 {
-    static const char *names[7] = {"gateway_id", "provider", "timestamp", "sequence", "message_id", "raw", "topic"};
-    if (envelope_type == (PyTypeObject *)type)
-        return 0;
-    if (!PyType_Check(type)) {
-        PyErr_SetString(PyExc_TypeError, "envelope type expected");
-        return -1;
+    int kind;
+    PyObject *type, *names;
+    if (!PyArg_ParseTuple(args, "iO!O!", &kind, &PyType_Type, &type, &PyTuple_Type, &names))
+        return NULL;
+    if (kind < 0 || kind >= SLOTS_KINDS || PyTuple_GET_SIZE(names) > MAX_SLOTS) {
+        PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
+        return NULL;
     }
-    for (int k = 0; k < 7; k++) {
-        PyObject *descr = PyDict_GetItemString(((PyTypeObject *)type)->tp_dict, names[k]);
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
+        PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
         if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
-            PyErr_Format(PyExc_TypeError, "envelope type has no slot %s", names[k]);
-            return -1;
+            if (!PyErr_Occurred())
+                PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
+            return NULL;
         }
-        envelope_members[k] = ((PyMemberDescrObject *)descr)->d_member;
+        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
     }
     Py_INCREF(type);
-    Py_XDECREF((PyObject *)envelope_type);
-    envelope_type = (PyTypeObject *)type;
-    return 0;
+    Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
+    slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
+    Py_RETURN_NONE;
 }
 
-static int
-nonneg_int(PyObject *value)
+/* Slot ``index`` of an instance of bound class ``kind`` (borrowed), read directly; any other object (or an unset
+ * slot) through getattr with ``name``. */
+static PyObject *
+slot_or_attr(int kind, int index, PyObject *obj, PyObject *name)
 {
-    if (!PyLong_CheckExact(value))
-        return 0;
-    int overflow = 0;
-    long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
-    if (overflow || (number == -1 && PyErr_Occurred())) {
-        PyErr_Clear();
-        return 0;
+    if (Py_TYPE(obj) == slot_types[kind]) {
+        PyObject *value = *(PyObject **)((char *)obj + slot_members[kind][index]->offset);
+        if (value != NULL)
+            return value;
     }
-    return number >= 0;
+    PyObject *value = PyObject_GetAttr(obj, name);
+    if (value == NULL)
+        return NULL;
+    Py_DECREF(value); /* the object holds it */
+    return value;
+}
+
+/* A new instance of a bound class with its slots set to these values (borrowed; NULL stands for None). */
+static PyObject *
+make_slotted(int kind, PyObject **values)
+{
+    PyTypeObject *type = slot_types[kind];
+    if (type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "slotted class not bound");
+        return NULL;
+    }
+    PyObject *obj = type->tp_alloc(type, 0);
+    if (obj == NULL)
+        return NULL;
+    for (int k = 0; k < slot_counts[kind]; k++) {
+        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
+            Py_DECREF(obj);
+            return NULL;
+        }
+    }
+    return obj;
 }
 
 static int
@@ -75,89 +106,11 @@ as_ms(PyObject *value, long long *out)
     return 1;
 }
 
-/* envelopes_from_wire(items, Envelope, good_gateway_ids, max_raw) -> list[Envelope] | None
- * Envelope.from_wire's fast path for a whole list; None as soon as one item needs the careful path. */
-static PyObject *
-envelopes_from_wire(PyObject *self, PyObject *args)
-{
-    PyObject *items, *type, *good_ids;
-    Py_ssize_t max_raw;
-    if (!PyArg_ParseTuple(args, "O!OO!n", &PyList_Type, &items, &type, &PySet_Type, &good_ids, &max_raw))
-        return NULL;
-    if (bind_envelope(type) < 0)
-        return NULL;
-    Py_ssize_t n = PyList_GET_SIZE(items);
-    PyObject *out = PyList_New(n);
-    if (out == NULL)
-        return NULL;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *wire = PyList_GET_ITEM(items, i);
-        if (!PyDict_CheckExact(wire))
-            goto decline;
-        PyObject *values[7];
-        values[0] = PyDict_GetItemWithError(wire, str_g);
-        values[1] = PyDict_GetItemWithError(wire, str_p);
-        values[2] = PyDict_GetItemWithError(wire, str_t);
-        values[3] = PyDict_GetItemWithError(wire, str_s);
-        values[4] = PyDict_GetItemWithError(wire, str_i);
-        values[5] = PyDict_GetItemWithError(wire, str_r);
-        values[6] = PyDict_GetItemWithError(wire, str_o);
-        if (PyErr_Occurred())
-            goto error;
-        for (int k = 0; k < 6; k++)
-            if (values[k] == NULL)
-                goto decline;
-        if (!PyUnicode_CheckExact(values[0]) || !PyUnicode_CheckExact(values[1]) || !PyUnicode_CheckExact(values[4])
-            || !PyUnicode_CheckExact(values[5]))
-            goto decline;
-        if (values[6] == Py_None)
-            values[6] = NULL;
-        if (values[6] != NULL && !PyUnicode_CheckExact(values[6]))
-            goto decline;
-        if (PyUnicode_GET_LENGTH(values[0]) == 0 || PyUnicode_GET_LENGTH(values[1]) == 0
-            || PyUnicode_GET_LENGTH(values[4]) == 0 || PyUnicode_GET_LENGTH(values[5]) > max_raw)
-            goto decline;
-        if (!nonneg_int(values[2]) || !nonneg_int(values[3]))
-            goto decline;
-        int known = PySet_Contains(good_ids, values[0]);
-        if (known < 0)
-            goto error;
-        if (!known)
-            goto decline;
-        PyObject *envelope = envelope_type->tp_alloc(envelope_type, 0);
-        if (envelope == NULL)
-            goto error;
-        for (int k = 0; k < 7; k++) {
-            if (PyMember_SetOne((char *)envelope, envelope_members[k], values[k] ? values[k] : Py_None) < 0) {
-                Py_DECREF(envelope);
-                goto error;
-            }
-        }
-        PyList_SET_ITEM(out, i, envelope);
-    }
-    return out;
-decline:
-    Py_DECREF(out);
-    Py_RETURN_NONE;
-error:
-    Py_DECREF(out);
-    return NULL;
-}
-
-/* bind_envelope(Envelope): say which class the envelopes are (their slots are read and written directly). */
-static PyObject *
-bind_envelope_type(PyObject *self, PyObject *type)
-{
-    if (bind_envelope(type) < 0)
-        return NULL;
-    Py_RETURN_NONE;
-}
-
+/* Slot ``k`` of an Envelope (borrowed): gateway_id, provider, timestamp, sequence, message_id, raw, topic. */
 static inline PyObject *
 member(PyObject *obj, int k)
 {
-    /* A borrowed reference to an Envelope slot (bound by bind_envelope). */
-    return *(PyObject **)((char *)obj + envelope_members[k]->offset);
+    return *(PyObject **)((char *)obj + slot_members[SLOTS_ENVELOPE][k]->offset);
 }
 
 /* ------------------------------------------------------------------------------------------ publishes */
@@ -327,15 +280,9 @@ read_envelope(Reader *r, PyObject *good_ids, Py_ssize_t max_raw)
     int known = values[0] == r->last_gw || PySet_Contains(good_ids, values[0]); /* the last one was checked */
     if (known <= 0)
         goto done;
-    envelope = envelope_type->tp_alloc(envelope_type, 0);
+    envelope = make_slotted(SLOTS_ENVELOPE, values);
     if (envelope == NULL)
         goto done;
-    for (int k = 0; k < 7; k++) {
-        if (PyMember_SetOne((char *)envelope, envelope_members[k], values[k] ? values[k] : Py_None) < 0) {
-            Py_CLEAR(envelope);
-            goto done;
-        }
-    }
     r->last_gw = values[0];
     r->last_provider = values[1];
 done:
@@ -344,20 +291,22 @@ done:
     return envelope;
 }
 
-/* parse_publish(body, Envelope, good_gateway_ids, max_raw, version) -> list[Envelope] | None
+/* parse_publish(body, good_gateway_ids, max_raw, version) -> list[Envelope] | None
  * decode_publish for the plain form the edge sends ({"v":1,"e":[{"g":…,"p":…,"t":…,"s":…,"i":…,"r":…}, …]}, no
  * escapes in strings, every envelope good and of a known gateway): the envelopes without making dicts first.
  * None for anything else; then json.loads and the careful path read it. */
 static PyObject *
 parse_publish(PyObject *self, PyObject *args)
 {
-    PyObject *body, *type, *good_ids;
+    PyObject *body, *good_ids;
     Py_ssize_t max_raw;
     long long version;
-    if (!PyArg_ParseTuple(args, "OOO!nL", &body, &type, &PySet_Type, &good_ids, &max_raw, &version))
+    if (!PyArg_ParseTuple(args, "OO!nL", &body, &PySet_Type, &good_ids, &max_raw, &version))
         return NULL;
-    if (bind_envelope(type) < 0)
+    if (slot_counts[SLOTS_ENVELOPE] != 7) {
+        PyErr_SetString(PyExc_RuntimeError, "parse_publish: Envelope is not bound");
         return NULL;
+    }
     const char *data;
     Py_ssize_t size;
     if (PyUnicode_Check(body)) {
@@ -430,93 +379,19 @@ error:
     return NULL;
 }
 
-/* ------------------------------------------------------------------------------------------ slotted classes */
-
-/* Classes whose instances C makes without running __init__: their slots, in the order Python bound them. */
-enum { SLOTS_FOLDED, SLOTS_ENTITY, SLOTS_EVENT, SLOTS_GROUP, SLOTS_OP, SLOTS_KINDS };
-#define MAX_SLOTS 10
-static PyTypeObject *slot_types[SLOTS_KINDS];
-static PyMemberDef *slot_members[SLOTS_KINDS][MAX_SLOTS];
-static int slot_counts[SLOTS_KINDS];
-
-/* bind_slots(kind, type, names): instances of ``type`` get made with these slots set, in this order. */
-static PyObject *
-bind_slots(PyObject *self, PyObject *args)
-{
-    int kind;
-    PyObject *type, *names;
-    if (!PyArg_ParseTuple(args, "iO!O!", &kind, &PyType_Type, &type, &PyTuple_Type, &names))
-        return NULL;
-    if (kind < 0 || kind >= SLOTS_KINDS || PyTuple_GET_SIZE(names) > MAX_SLOTS) {
-        PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
-        return NULL;
-    }
-    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
-        PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
-        if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
-            if (!PyErr_Occurred())
-                PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
-            return NULL;
-        }
-        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
-    }
-    Py_INCREF(type);
-    Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
-    slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
-    Py_RETURN_NONE;
-}
-
-/* Slot ``index`` of an instance of bound class ``kind`` (borrowed), read directly; any other object (or an unset
- * slot) through getattr with ``name``. */
-static PyObject *
-slot_or_attr(int kind, int index, PyObject *obj, PyObject *name)
-{
-    if (Py_TYPE(obj) == slot_types[kind]) {
-        PyObject *value = *(PyObject **)((char *)obj + slot_members[kind][index]->offset);
-        if (value != NULL)
-            return value;
-    }
-    PyObject *value = PyObject_GetAttr(obj, name);
-    if (value == NULL)
-        return NULL;
-    Py_DECREF(value); /* the object holds it */
-    return value;
-}
-
-/* A new instance of a bound class with its slots set to these values (borrowed; NULL stands for None). */
-static PyObject *
-make_slotted(int kind, PyObject **values)
-{
-    PyTypeObject *type = slot_types[kind];
-    if (type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "slotted class not bound");
-        return NULL;
-    }
-    PyObject *obj = type->tp_alloc(type, 0);
-    if (obj == NULL)
-        return NULL;
-    for (int k = 0; k < slot_counts[kind]; k++) {
-        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
-    }
-    return obj;
-}
-
 /* in_order(envelopes) -> bool: whether the list is sorted by (gateway_id, timestamp, sequence) already, as the
  * processor sorts it (then the sort can be skipped: it is stable). False when unsure. */
 static PyObject *
 in_order(PyObject *self, PyObject *envelopes)
 {
-    if (!PyList_CheckExact(envelopes) || envelope_type == NULL)
+    if (!PyList_CheckExact(envelopes) || slot_types[SLOTS_ENVELOPE] == NULL)
         Py_RETURN_FALSE;
     Py_ssize_t n = PyList_GET_SIZE(envelopes);
     PyObject *before = NULL;
     long long before_ts = 0, before_seq = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *envelope = PyList_GET_ITEM(envelopes, i);
-        if (Py_TYPE(envelope) != envelope_type)
+        if (Py_TYPE(envelope) != slot_types[SLOTS_ENVELOPE])
             Py_RETURN_FALSE;
         PyObject *gw = member(envelope, 0);
         long long ts, seq;
@@ -640,7 +515,7 @@ route_known(PyObject *self, PyObject *args)
     Py_ssize_t i = start;
     for (; i < n; i++) {
         PyObject *envelope = PyList_GET_ITEM(envelopes, i);
-        if (Py_TYPE(envelope) != envelope_type)
+        if (Py_TYPE(envelope) != slot_types[SLOTS_ENVELOPE])
             break;
         PyObject *gw = member(envelope, 0), *prov = member(envelope, 1);
         if (prov != provider && PyUnicode_Compare(prov, provider) != 0)
@@ -1591,9 +1466,7 @@ error:
 /* ------------------------------------------------------------------------------------------ module */
 
 static PyMethodDef methods[] = {
-    {"bind_envelope", bind_envelope_type, METH_O, "Say which class envelopes are."},
     {"parse_publish", parse_publish, METH_VARARGS, "decode_publish for the plain form, or None."},
-    {"envelopes_from_wire", envelopes_from_wire, METH_VARARGS, "Envelope.from_wire for a list, or None."},
     {"bind_slots", bind_slots, METH_VARARGS, "Say which slotted classes C makes instances of."},
     {"iso_from_ms", iso_from_ms_py, METH_O, "model.iso_from_ms in C (None out of range)."},
     {"store_fields", store_fields, METH_VARARGS, "The field part of _Batch._store."},
@@ -1616,10 +1489,7 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_speedups", NULL, -1
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    INTERN(str_g, "g") INTERN(str_p, "p") INTERN(str_t, "t") INTERN(str_s, "s") INTERN(str_i, "i")
-    INTERN(str_r, "r") INTERN(str_o, "o") INTERN(str_gateway_id, "gateway_id") INTERN(str_provider, "provider")
-    INTERN(str_timestamp, "timestamp") INTERN(str_sequence, "sequence") INTERN(str_message_id, "message_id")
-    INTERN(str_raw, "raw") INTERN(str_entries, "entries") INTERN(str_current, "current")
+    INTERN(str_gateway_id, "gateway_id") INTERN(str_entries, "entries") INTERN(str_current, "current")
     INTERN(str_previous, "previous") INTERN(str_last_seen, "lastSeen") INTERN(str_no_change_since, "noChangeSince")
     INTERN(str_value, "value") INTERN(str_is_received, "isReceived") INTERN(str_metric_type, "metricType")
     INTERN(str_unit, "unit") INTERN(str_name, "name") INTERN(str_id, "id") INTERN(str_gauge_float, "gauge_float")
@@ -1630,5 +1500,9 @@ PyInit__speedups(void)
     INTERN(str_timestamp_key, "timestamp") INTERN(str_sequence_key, "sequence") INTERN(str_node_id, "node_id")
     INTERN(str_field_prefix, "field:") INTERN(str_dirty, "dirty") INTERN(str_stored_seen_ms, "stored_seen_ms")
     INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id")
-    return PyModule_Create(&module);
+    PyObject *mod = PyModule_Create(&module);
+    for (int kind = 0; mod != NULL && kind < SLOTS_KINDS; kind++)
+        if (PyModule_AddIntConstant(mod, slot_kind_names[kind], kind) < 0)
+            Py_CLEAR(mod);
+    return mod;
 }

@@ -1057,10 +1057,13 @@ class _Batch:
         result.metric_points = len(points) + (sum(map(len, map(itemgetter(1), series))) if store else 0)
 
 
-if speedups.native is not None:  # the classes whose instances C makes, and their slots in the order it sets them
-    speedups.native.bind_slots(0, _Folded, ("applied", "new", "seq", "ts"))
-    speedups.native.bind_slots(2, DomainEvent, ("type", "entity_type", "entity_id", "entity_quick_id", "entity"))
-    speedups.native.bind_slots(3, _FieldGroup, ("entries", "gateway_id", "key", "node_key", "source_key", "template"))
-    speedups.native.bind_slots(4, FieldValue, ("node_id", "source_id", "field_id", "value", "metric_type", "unit",
-                                               "name", "source_name", "node_name"))
-    speedups.native.bind_slots(1, _EntityAcc, ("record", "created", "dirty", "seen_ms", "down_ms", "stored_seen_ms"))
+if speedups.native is not None:  # the classes C reads and makes, and their slots in the order it uses them
+    _native = speedups.native
+    _native.bind_slots(_native.FOLDED, _Folded, ("applied", "new", "seq", "ts"))
+    _native.bind_slots(_native.ENTITY, _EntityAcc, ("record", "created", "dirty", "seen_ms", "down_ms",
+                                                    "stored_seen_ms"))
+    _native.bind_slots(_native.EVENT, DomainEvent, ("type", "entity_type", "entity_id", "entity_quick_id", "entity"))
+    _native.bind_slots(_native.GROUP, _FieldGroup, ("entries", "gateway_id", "key", "node_key", "source_key",
+                                                    "template"))
+    _native.bind_slots(_native.OP, FieldValue, ("node_id", "source_id", "field_id", "value", "metric_type", "unit",
+                                                "name", "source_name", "node_name"))

@@ -53,45 +53,13 @@ def test_timestamps_out_of_the_plain_range_are_declined() -> None:
 
 # ------------------------------------------------------------------------------------------ envelopes
 
-WIRE_VALUES = st.one_of(st.text(max_size=6), st.integers(-3, 2**70), st.booleans(), st.none(), st.floats(0, 9),
-                        st.just("x" * (MAX_RAW_BYTES + 1)))
-WIRE = st.one_of(
-    st.fixed_dictionaries({"g": st.sampled_from(["gw", "gw2", "bad id", ""]), "p": WIRE_VALUES,
-                           "t": WIRE_VALUES, "s": WIRE_VALUES, "i": WIRE_VALUES, "r": WIRE_VALUES},
-                          optional={"o": WIRE_VALUES}),
-    st.fixed_dictionaries({"g": st.just("gw"), "p": st.just("mysensors_v2"), "t": st.integers(0, 2**40),
-                           "s": st.integers(0, 2**40), "i": st.text(min_size=1, max_size=5),
-                           "r": st.text(max_size=20)}, optional={"o": st.one_of(st.none(), st.text(max_size=5))}),
-    st.dictionaries(st.sampled_from("gptsiro"), WIRE_VALUES, max_size=7),
-    WIRE_VALUES,
-)
-
-
-@settings(max_examples=400)
-@given(items=st.lists(WIRE, max_size=6))
-def test_envelopes_from_wire_make_what_from_wire_makes_or_decline(items: list[Any]) -> None:
-    _GOOD_GATEWAY_IDS.add("gw")
-    made = native.envelopes_from_wire(items, Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES)
-    expected: list[Envelope] = []
-    for item in items:
-        try:
-            expected.append(Envelope.from_wire(item))
-        except EnvelopeError:
-            assert made is None, f"C took {item!r}, which Python rejects"
-            return
-    if made is not None:
-        assert made == expected
-        assert all(type(e) is Envelope for e in made)
-
-
 def test_a_plain_publish_takes_the_c_path_and_decodes_as_python_does(pure_python: None) -> None:
     body = ('{"v":1,"e":[{"g":"gw","p":"mysensors_v2","t":5,"s":1,"i":"a","r":"1;1;1;0;0;20.5"},'
             '{"g":"gw","p":"mysensors_v2","t":6,"s":2,"i":"b","r":"1;1;1;0;0;21","o":"x/y"}]}')
     python = decode_publish(body)
     speedups.native = native
     _GOOD_GATEWAY_IDS.add("gw")
-    import json
-    assert native.envelopes_from_wire(json.loads(body)["e"], Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES) is not None
+    assert native.parse_publish(body, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1) is not None
     assert decode_publish(body) == python
     assert python[0][1].topic == "x/y" and python[0][0].topic is None
 
@@ -253,7 +221,7 @@ def _decoded(body: str | bytes) -> Any:
 @given(body=publish_bodies())
 def test_a_publish_parsed_in_c_is_what_the_python_path_reads(body: str | bytes) -> None:
     _GOOD_GATEWAY_IDS.add("gw")
-    parsed = native.parse_publish(body, Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
+    parsed = native.parse_publish(body, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
     saved = speedups.native
     speedups.native = None
     try:
@@ -271,7 +239,7 @@ def test_the_edge_form_is_parsed_in_c() -> None:
     _GOOD_GATEWAY_IDS.add("gw")
     envelopes = [Envelope("gw", "mysensors_v2", 5 + i, i, f"m{i}", f"1;1;1;0;0;2{i}.5", "t/x" if i else None)
                  for i in range(3)]
-    parsed = native.parse_publish(encode_publish(envelopes), Envelope, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
+    parsed = native.parse_publish(encode_publish(envelopes), _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
     assert parsed == envelopes
     assert parsed[0].gateway_id is parsed[2].gateway_id, "repeated gateway ids share one str"
 
