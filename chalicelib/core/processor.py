@@ -245,7 +245,7 @@ class Processor:
             name: spec[1] for name, interpreter in self.interpreters.items()
             if (spec := getattr(interpreter, "native_route_key", None)) and spec[0] == "mysensors"
             and self.routers.get(name) is not None
-        } if fast_path and speedups.native is not None else {}
+        }
         """Providers whose routed messages C groups (``_speedups.route_known``): name → longest payload."""
         self.field_keys: dict[str, tuple[Record, int, int]] = {}
         """Field id → (the record this processor last stored, its value's timestamp and sequence). Valid only
@@ -280,6 +280,12 @@ class Processor:
         if result.applied_ids:
             self.repository.mark_seen(result.applied_ids)
 
+    @property
+    def native(self) -> Any:
+        """The C speed-ups, when built and this processor takes the fast path (the general path is the reference
+        both are tested against); else None."""
+        return speedups.native if self.fast_path else None
+
     def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
         unique = dict(zip(map(_message_id, envelopes), envelopes, strict=True))  # C speed; repeats counted below
         if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
@@ -295,8 +301,8 @@ class Processor:
             batch = [e for mid, e in unique.items() if mid not in seen]
         else:
             batch = list(unique.values())
-        native = speedups.native
-        if native is None or not self.fast_path or not native.in_order(batch):  # edges send them in order
+        native = self.native
+        if native is None or not native.in_order(batch):  # edges send them in order: the sort is often not needed
             batch.sort(key=_by_order)
         return batch
 
@@ -399,8 +405,8 @@ class _Batch:
     def _native_fold(self) -> Callable[[list[_FieldGroup], int], int] | None:
         """``_speedups.fold_groups`` bound to this batch: ``_apply_group`` of the fast path for plain groups (known
         field this processor wrote last, its node up and stored, no names to follow, newer values that convert)."""
-        native = speedups.native
-        if native is None or not self.p.fast_path:
+        native = self.p.native
+        if native is None:
             return None
         context = (self.nodes, self.sources, self.stored_nodes, self.stored_sources, self.stored_fields, self.fields,
                    self.gateways, self.p.field_keys, self.p.templates, self.series, MetricPoint)
@@ -470,8 +476,9 @@ class _Batch:
         router: Callable[[str], tuple[str, str] | None] | None = None
         table: dict[str, tuple[FieldValue, str]] = {}
         envelopes = self.envelopes
+        native = self.p.native
         native_routes = self.p.native_routes
-        route_known = speedups.native.route_known if native_routes and speedups.native is not None else None
+        route_known = native.route_known if native is not None and native_routes else None
         count = len(envelopes)
         i = 0
         while i < count:
@@ -992,7 +999,7 @@ class _Batch:
             field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
 
     def _store(self) -> None:
-        native = speedups.native if self.p.fast_path else None
+        native = self.p.native
         result = self.result
         events = result.events
         repo = self.repo
@@ -1001,20 +1008,14 @@ class _Batch:
             (Kind.NODE, self.nodes, "lastSeen"),
             (Kind.SOURCE, self.sources, "lastSeen"),
         ):
+            touched = (native.touched(list(accs.values()), seen_field, self.p.last_seen_resolution_ms,
+                                      self._stored_ms, _iso, self.p.seen_ms, RECORD_CACHE_LIMIT)
+                       if native is not None else
+                       [(acc, record) for acc in accs.values() if (record := self._touch(acc, seen_field)) is not None])
             records: list[Record] = []
-            if native is not None:
-                for acc, record in native.touched(list(accs.values()), seen_field, self.p.last_seen_resolution_ms,
-                                                  self._stored_ms, _iso, self.p.seen_ms,
-                                                  RECORD_CACHE_LIMIT):
-                    records.append(record)
-                    events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
-            else:
-                for acc in accs.values():
-                    record = self._touch(acc, seen_field)
-                    if record is None:
-                        continue
-                    records.append(record)
-                    events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
+            for acc, record in touched:
+                records.append(record)
+                events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
             if records:
                 repo.put_many(kind, records)
                 result.repo_writes += len(records)
@@ -1023,8 +1024,7 @@ class _Batch:
         applied: list[tuple[Record, int, int]]
         if native is not None:  # folded fields in C, the others through _store_field
             field_records, field_events, applied = native.store_fields(
-                list(self.fields.values()), self._store_field, EventType.CREATED.value, EventType.UPDATED.value,
-                Kind.FIELD.value)
+                list(self.fields.values()), self._store_field, _CREATED, _UPDATED, Kind.FIELD.value)
         else:
             field_records, field_events, applied = [], [], []
             for field_acc in self.fields.values():
