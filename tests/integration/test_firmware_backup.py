@@ -303,24 +303,14 @@ def _patch_declared_size(data: bytes, name: str, size: int) -> bytes:
 
     out = bytearray(data)
     encoded = name.encode()
-    position = 0
-    while True:
-        position = out.find(b"PK\x03\x04", position)
-        if position < 0:
-            break
-        name_len = struct.unpack_from("<H", out, position + 26)[0]
-        if bytes(out[position + 30:position + 30 + name_len]) == encoded:
-            struct.pack_into("<I", out, position + 22, size)
-        position += 4
-    position = 0
-    while True:
-        position = out.find(b"PK\x01\x02", position)
-        if position < 0:
-            break
-        name_len = struct.unpack_from("<H", out, position + 28)[0]
-        if bytes(out[position + 46:position + 46 + name_len]) == encoded:
-            struct.pack_into("<I", out, position + 24, size)
-        position += 4
+    # (signature, offset of the name length, of the name, of the uncompressed size): local header, central record
+    for signature, name_len_at, name_at, size_at in ((b"PK\x03\x04", 26, 30, 22), (b"PK\x01\x02", 28, 46, 24)):
+        position = 0
+        while (position := out.find(signature, position)) >= 0:
+            name_len = struct.unpack_from("<H", out, position + name_len_at)[0]
+            if bytes(out[position + name_at:position + name_at + name_len]) == encoded:
+                struct.pack_into("<I", out, position + size_at, size)
+            position += 4
     return bytes(out)
 
 
