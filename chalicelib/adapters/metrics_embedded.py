@@ -301,6 +301,7 @@ class EmbeddedMetricStore:
         self._buffer, self._buffered = {}, 0
         last_t1 = self._last_t1
         updates: dict[int, int] = {}
+        native = speedups.native
         db.execute("BEGIN")
         try:
             rows: list[ChunkRow] = []
@@ -308,8 +309,14 @@ class EmbeddedMetricStore:
                 sid = self._series.get(field_id)
                 if sid is None:
                     sid = self._series_id(db, field_id)
-                keys, vals = _last_wins(ts, values)
                 stored = last_t1.get(sid)
+                if native is not None and len(ts) <= MAX_CHUNK and (stored is None or ts[0] > stored):
+                    packed = native.pack_chunk(ts, values)  # ascending numbers, packed at C speed; else None
+                    if packed is not None:
+                        rows.append((sid, ts[0], ts[-1], len(ts), *packed))
+                        updates[sid] = ts[-1]
+                        continue
+                keys, vals = _last_wins(ts, values)
                 if stored is not None and keys[0] <= stored:
                     keys, vals = self._merge(db, sid, keys, vals)
                 rows.extend(_pieces(sid, keys, vals))

@@ -478,14 +478,25 @@ before_last_dot(PyObject *text)
     return PyUnicode_Substring(text, 0, at < 0 ? 0 : at);
 }
 
-/* _FieldGroup(gateway_id, key, template): slots entries, gateway_id, key, node_key, source_key, template. */
+/* _FieldGroup(gateway_id, key, template) for a route (op, key) or (op, key, node_key, source_key): slots entries,
+ * gateway_id, key, node_key, source_key, template. */
 static PyObject *
-new_group(PyObject *group_type, PyObject *gw, PyObject *key, PyObject *op)
+new_group(PyObject *group_type, PyObject *gw, PyObject *route)
 {
+    PyObject *op = PyTuple_GET_ITEM(route, 0), *key = PyTuple_GET_ITEM(route, 1);
     if ((PyObject *)slot_types[SLOTS_GROUP] != group_type || !PyUnicode_Check(key))
         return PyObject_CallFunctionObjArgs(group_type, gw, key, op, NULL);
-    PyObject *source_key = before_last_dot(key);
-    PyObject *node_key = source_key ? before_last_dot(source_key) : NULL;
+    PyObject *source_key, *node_key;
+    if (PyTuple_GET_SIZE(route) == 4) { /* the keys made once with the route */
+        node_key = PyTuple_GET_ITEM(route, 2);
+        source_key = PyTuple_GET_ITEM(route, 3);
+        Py_INCREF(node_key);
+        Py_INCREF(source_key);
+    }
+    else {
+        source_key = before_last_dot(key);
+        node_key = source_key ? before_last_dot(source_key) : NULL;
+    }
     PyObject *entries = PyList_New(0);
     PyObject *group = NULL;
     if (source_key && node_key && entries) {
@@ -543,7 +554,7 @@ route_known(PyObject *self, PyObject *args)
             break;
         PyObject *route = PyDict_GetItemWithError(table, head);
         Py_DECREF(head);
-        if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 2) {
+        if (route == NULL || !PyTuple_CheckExact(route) || (PyTuple_GET_SIZE(route) != 2 && PyTuple_GET_SIZE(route) != 4)) {
             Py_DECREF(payload);
             if (PyErr_Occurred())
                 return NULL;
@@ -556,7 +567,7 @@ route_known(PyObject *self, PyObject *args)
                 Py_DECREF(payload);
                 return NULL;
             }
-            group = new_group(group_type, gw, field_key, PyTuple_GET_ITEM(route, 0));
+            group = new_group(group_type, gw, route);
             if (group == NULL || PyDict_SetItem(groups, field_key, group) < 0) {
                 Py_XDECREF(group);
                 Py_DECREF(payload);
@@ -705,6 +716,30 @@ entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, 
     return acc != NULL ? acc : record;
 }
 
+/* Whether a node or source without a batch accumulator may stay without one: seen at ts within the last-seen
+ * resolution of its stored time (the processor's parse cache knows this very record), so that _Batch._touch
+ * would not write it. Then ``skipped[key]`` keeps the newest such ts, for an accumulator Python makes later in
+ * the batch. 1 skipped, 0 not, -1 error. */
+static int
+skip_seen(PyObject *record, PyObject *key, PyObject *ts_obj, long long ts, PyObject **ctx, long long resolution)
+{
+    PyObject *cache = ctx[11], *skipped = ctx[12];
+    PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
+    PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
+    long long stored, before;
+    if (known == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2 || PyTuple_GET_ITEM(known, 0) != record
+        || !as_ms(PyTuple_GET_ITEM(known, 1), &stored) || ts - stored >= resolution)
+        return 0;
+    PyObject *noted = PyDict_GetItemWithError(skipped, key);
+    if (noted == NULL && PyErr_Occurred())
+        return -1;
+    if (noted != NULL && as_ms(noted, &before) && before >= ts)
+        return 1;
+    return PyDict_SetItem(skipped, key, ts_obj) < 0 ? -1 : 1;
+}
+
 static PyObject *
 new_entity_acc(PyObject *record, PyObject *ts)
 {
@@ -735,7 +770,7 @@ value_dict(PyObject *value, PyObject *stamp, PyObject *seq)
 /* One field group folded as _Batch._apply_group + _fast_field would: 1 done, 0 declined (nothing changed), -1
  * error. ctx: see fold_groups. */
 static int
-fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit)
+fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit, long long resolution)
 {
     PyObject *nodes = ctx[0], *sources = ctx[1], *stored_nodes = ctx[2], *stored_sources = ctx[3];
     PyObject *stored_fields = ctx[4], *fields = ctx[5], *gateways = ctx[6], *field_keys = ctx[7];
@@ -929,16 +964,26 @@ fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit)
 
     /* --- the effects: _node, _source, the gateway's seen time, then the folded field */
     if (node_new) {
-        node_acc = new_entity_acc(node, last_ts_obj);
-        if (node_acc == NULL || PyDict_SetItem(nodes, node_key, node_acc) < 0)
+        int skip = skip_seen(node, node_key, last_ts_obj, last_ts, ctx, resolution);
+        if (skip < 0)
             goto effects_failed;
+        if (!skip) {
+            node_acc = new_entity_acc(node, last_ts_obj);
+            if (node_acc == NULL || PyDict_SetItem(nodes, node_key, node_acc) < 0)
+                goto effects_failed;
+        }
     }
     else if (see(node, last_ts_obj, last_ts) < 0)
         goto effects_failed;
     if (source_new) {
-        source_acc = new_entity_acc(source, last_ts_obj);
-        if (source_acc == NULL || PyDict_SetItem(sources, source_key, source_acc) < 0)
+        int skip = skip_seen(source, source_key, last_ts_obj, last_ts, ctx, resolution);
+        if (skip < 0)
             goto effects_failed;
+        if (!skip) {
+            source_acc = new_entity_acc(source, last_ts_obj);
+            if (source_acc == NULL || PyDict_SetItem(sources, source_key, source_acc) < 0)
+                goto effects_failed;
+        }
     }
     else if (see(source, last_ts_obj, last_ts) < 0)
         goto effects_failed;
@@ -1038,33 +1083,35 @@ done:
     return result;
 }
 
-/* fold_groups(groups, start, ctx, template_limit) -> int
+/* fold_groups(groups, start, ctx, template_limit, resolution_ms) -> int
  * _Batch._apply_group for the plain case, group after group from ``start`` (a list of _FieldGroup), until one
  * is not plain: returns its index (or the length); Python applies that one and calls again from the next.
  * ctx = (nodes, sources, stored_nodes, stored_sources, stored_fields, fields, gateways, field_keys, templates,
- *        series, MetricPoint) */
+ *        series, MetricPoint, seen-time parse cache, skipped) */
 static PyObject *
 fold_groups(PyObject *self, PyObject *args)
 {
     PyObject *groups, *ctx;
     Py_ssize_t start, template_limit;
-    if (!PyArg_ParseTuple(args, "O!nO!n", &PyList_Type, &groups, &start, &PyTuple_Type, &ctx, &template_limit))
+    long long resolution;
+    if (!PyArg_ParseTuple(args, "O!nO!nL", &PyList_Type, &groups, &start, &PyTuple_Type, &ctx, &template_limit,
+                          &resolution))
         return NULL;
-    if (PyTuple_GET_SIZE(ctx) != 11) {
-        PyErr_SetString(PyExc_ValueError, "fold_groups: ctx must hold 11 items");
+    if (PyTuple_GET_SIZE(ctx) != 13) {
+        PyErr_SetString(PyExc_ValueError, "fold_groups: ctx must hold 13 items");
         return NULL;
     }
-    PyObject *items[11];
-    for (int k = 0; k < 11; k++) {
+    PyObject *items[13];
+    for (int k = 0; k < 13; k++) {
         items[k] = PyTuple_GET_ITEM(ctx, k);
-        if (k < 10 && !(k == 9 ? PyList_CheckExact(items[k]) : PyDict_CheckExact(items[k]))) {
+        if (k != 10 && !(k == 9 ? PyList_CheckExact(items[k]) : PyDict_CheckExact(items[k]))) {
             PyErr_Format(PyExc_TypeError, "fold_groups: ctx item %d has the wrong type", k);
             return NULL;
         }
     }
     Py_ssize_t n = PyList_GET_SIZE(groups), i = start;
     for (; i < n; i++) {
-        int done = fold_group(PyList_GET_ITEM(groups, i), items, template_limit);
+        int done = fold_group(PyList_GET_ITEM(groups, i), items, template_limit, resolution);
         if (done < 0)
             return NULL;
         if (done == 0)
@@ -1346,6 +1393,57 @@ error:
     return NULL;
 }
 
+/* pack_chunk(stamps, values) -> (ts, vals) | None
+ * EmbeddedMetricStore's chunk packing (_last_wins + _pack_ts + _pack_values) for the plain case: timestamps
+ * exact ints strictly ascending (then _last_wins has nothing to do), values exact floats or bools; both packed
+ * as little-endian int64s / float64s into bytearrays. None for anything else (Python packs it). */
+static PyObject *
+pack_chunk(PyObject *self, PyObject *args)
+{
+    PyObject *stamps, *values;
+    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &stamps, &PyList_Type, &values))
+        return NULL;
+    const union { uint16_t word; uint8_t first; } probe = {1};
+    Py_ssize_t n = PyList_GET_SIZE(stamps);
+    if (!probe.first || n == 0 || PyList_GET_SIZE(values) != n)
+        Py_RETURN_NONE;
+    PyObject *ts = PyByteArray_FromStringAndSize(NULL, n * 8);
+    PyObject *vals = PyByteArray_FromStringAndSize(NULL, n * 8);
+    if (ts == NULL || vals == NULL)
+        goto error;
+    char *ts_out = PyByteArray_AS_STRING(ts), *vals_out = PyByteArray_AS_STRING(vals);
+    long long before = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *stamp = PyList_GET_ITEM(stamps, i), *value = PyList_GET_ITEM(values, i);
+        int overflow = 0;
+        if (!PyLong_CheckExact(stamp))
+            goto decline;
+        long long t = PyLong_AsLongLongAndOverflow(stamp, &overflow);
+        if (overflow || (t == -1 && PyErr_Occurred()) || (i > 0 && t <= before))
+            goto decline;
+        double number;
+        if (PyFloat_CheckExact(value))
+            number = PyFloat_AS_DOUBLE(value);
+        else if (PyBool_Check(value))
+            number = value == Py_True ? 1.0 : 0.0;
+        else
+            goto decline;
+        memcpy(ts_out + i * 8, &t, 8);
+        memcpy(vals_out + i * 8, &number, 8);
+        before = t;
+    }
+    return Py_BuildValue("(NN)", ts, vals);
+decline:
+    PyErr_Clear();
+    Py_DECREF(ts);
+    Py_DECREF(vals);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(ts);
+    Py_XDECREF(vals);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ memory repository */
 
 /* Whether ``stored`` is at least as new as ``record`` (current timestamp, then sequence), as
@@ -1473,6 +1571,7 @@ static PyMethodDef methods[] = {
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
     {"pick", pick, METH_VARARGS, "MemoryRepository.get_many in C."},
+    {"pack_chunk", pack_chunk, METH_VARARGS, "The embedded metric store's chunk packing, plain case."},
     {"put_newer", put_newer, METH_VARARGS, "MemoryRepository.put_many(if_newer=True) in C."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
     {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},

@@ -68,6 +68,8 @@ from .ops import (
 from .ports import MetricPoint, MetricStore, Repository
 
 ROUTE_CACHE_LIMIT = 100_000
+Route = tuple[FieldValue, str, str, str]
+"""What a route key always means: (the field value op, the field's id, its node's id, its source's id)."""
 RECORD_CACHE_LIMIT = 20_000
 """Records the fast path remembers (by object identity). With the memory repository they are the stored records
 themselves; with a repository that hands out fresh copies (DynamoDB) they never match and only cost memory, so
@@ -119,6 +121,10 @@ _message_id = attrgetter("message_id")
 _gateway_id = attrgetter("gateway_id")
 _record_id = itemgetter("id")
 _first = itemgetter(0)
+
+
+def _touched_id(pair: tuple[_EntityAcc, Record]) -> str:
+    return str(pair[1]["id"])
 
 
 class _FieldAcc:
@@ -238,8 +244,9 @@ class Processor:
             name: router for name, interpreter in self.interpreters.items()
             if (router := getattr(interpreter, "route_key", None)) is not None
         }
-        self.routes: dict[tuple[str, str], dict[str, tuple[FieldValue, str]]] = {}
-        """(gateway, provider) → route key → the field value op it always yields and the field's id."""
+        self.routes: dict[tuple[str, str], dict[str, Route]] = {}
+        """(gateway, provider) → route key → the field value op it always yields, the field's id and its node's
+        and source's ids (made once, not per batch)."""
         self.route_count = 0
         self.native_routes: dict[str, int] = {
             name: spec[1] for name, interpreter in self.interpreters.items()
@@ -271,7 +278,7 @@ class Processor:
     def forget_route(self, field_key: str) -> None:
         """Drop cached routes to a field whose values could not be applied (let them be interpreted again)."""
         for table in self.routes.values():
-            for route_key in [k for k, (_op, key) in table.items() if key == field_key]:
+            for route_key in [k for k, route in table.items() if route[1] == field_key]:
                 del table[route_key]
                 self.route_count -= 1
 
@@ -358,6 +365,9 @@ class _Batch:
         self.batch_node_ids: dict[str, set[str]] = {}
         """Node ids each gateway's messages in this batch speak for (taken, for id requests)."""
         self.failed: set[str] = set()
+        self.skipped_seen: dict[str, int] = {}
+        """Node/source key → newest time the C fold saw it without making an accumulator (within the last-seen
+        resolution of its stored time, so no write was due); an accumulator made later in the batch starts there."""
 
     # ----------------------------------------------------------------------------------------- run
 
@@ -409,10 +419,12 @@ class _Batch:
         if native is None:
             return None
         context = (self.nodes, self.sources, self.stored_nodes, self.stored_sources, self.stored_fields, self.fields,
-                   self.gateways, self.p.field_keys, self.p.templates, self.series, MetricPoint)
+                   self.gateways, self.p.field_keys, self.p.templates, self.series, MetricPoint, self.p.seen_ms,
+                   self.skipped_seen)
+        resolution = self.p.last_seen_resolution_ms
 
         def fold(groups: list[_FieldGroup], start: int) -> int:
-            return int(native.fold_groups(groups, start, context, ROUTE_CACHE_LIMIT))
+            return int(native.fold_groups(groups, start, context, ROUTE_CACHE_LIMIT, resolution))
 
         return fold
 
@@ -474,7 +486,7 @@ class _Batch:
         others: list[tuple[Envelope, list[Op]]] = []
         last: tuple[str, str] | None = None
         router: Callable[[str], tuple[str, str] | None] | None = None
-        table: dict[str, tuple[FieldValue, str]] = {}
+        table: dict[str, Route] = {}
         envelopes = self.envelopes
         native = self.p.native
         native_routes = self.p.native_routes
@@ -527,7 +539,7 @@ class _Batch:
                     group = self._group(envelope.gateway_id, op)
                     group.entries.append((envelope.timestamp, envelope.sequence, op.value, envelope.message_id))
                     if route_key is not None and len(ops) == 1:
-                        self._remember_route(envelope.gateway_id, provider, route_key, op, group.key)
+                        self._remember_route(envelope.gateway_id, provider, route_key, op, group)
                         last = None  # the stream's table may be new
                 else:
                     rest.append(op)
@@ -535,7 +547,7 @@ class _Batch:
                 others.append((envelope, rest))
         return others
 
-    def _remember_route(self, gw: str, provider: str, route_key: str, op: FieldValue, field_key: str) -> None:
+    def _remember_route(self, gw: str, provider: str, route_key: str, op: FieldValue, group: _FieldGroup) -> None:
         p = self.p
         if p.route_count >= ROUTE_CACHE_LIMIT:
             p.routes.clear()
@@ -543,7 +555,7 @@ class _Batch:
         table = p.routes.setdefault((gw, provider), {})
         if route_key not in table:
             p.route_count += 1
-        table[route_key] = (op, field_key)
+        table[route_key] = (op, group.key, group.node_key, group.source_key)
 
     def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
         groups = self.groups.values()
@@ -617,6 +629,7 @@ class _Batch:
                 self.node_ids_by_gateway.get(gw, set()).add(node_id)
             else:
                 acc = _EntityAcc(stored, created=False)
+                acc.seen_ms = self.skipped_seen.get(key, 0)
             self.nodes[key] = acc
         if ts > acc.seen_ms:
             acc.seen_ms = ts
@@ -643,6 +656,7 @@ class _Batch:
                 acc = _EntityAcc(record, created=True)
             else:
                 acc = _EntityAcc(stored, created=False)
+                acc.seen_ms = self.skipped_seen.get(key, 0)
             self.sources[key] = acc
         if ts > acc.seen_ms:
             acc.seen_ms = ts
@@ -1012,6 +1026,8 @@ class _Batch:
                                       self._stored_ms, _iso, self.p.seen_ms, RECORD_CACHE_LIMIT)
                        if native is not None else
                        [(acc, record) for acc in accs.values() if (record := self._touch(acc, seen_field)) is not None])
+            if len(touched) > 1:  # by id: the order does not hang on which message of the batch touched one first
+                touched.sort(key=_touched_id)
             records: list[Record] = []
             for acc, record in touched:
                 records.append(record)

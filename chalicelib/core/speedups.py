@@ -10,8 +10,8 @@ from __future__ import annotations
 import os
 from types import ModuleType
 
-FUNCTIONS = ("bind_slots", "buffer_series", "fold_groups", "in_order",
-             "iso_from_ms", "parse_publish", "pick", "put_newer", "route_known", "store_fields", "touched")
+FUNCTIONS = ("bind_slots", "buffer_series", "fold_groups", "in_order", "iso_from_ms", "pack_chunk",
+             "parse_publish", "pick", "put_newer", "route_known", "store_fields", "touched")
 """What the Python code calls; a module without one of them is not used."""
 
 native: ModuleType | None

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore, _last_wins, _pack_ts, _pack_values
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core import processor as processor_module
 from chalicelib.core import speedups
@@ -79,11 +80,12 @@ RAW = st.one_of(
 def test_route_known_takes_exactly_the_messages_route_key_routes_to_a_known_field(raws: list[str],
                                                                                   known: list[bool]) -> None:
     route_key = MySensorsInterpreter.route_key
-    table: dict[str, tuple[Any, str]] = {}
+    table: dict[str, tuple[Any, ...]] = {}
     for index, raw in enumerate(raws):
         routed = route_key(raw)
-        if routed is not None and known[index]:
-            table[routed[0]] = (object(), f"gw.{index}.1.V_TEMP")
+        if routed is not None and known[index]:  # routes as the processor keeps them, or with the keys left out
+            table[routed[0]] = ((object(), f"gw.{index}.1.V_TEMP", f"gw.{index}", f"gw.{index}.1") if index % 2
+                                else (object(), f"gw.{index}.1.V_TEMP"))
     envelopes = [Envelope("gw", "mysensors_v2", 10 + i, i, f"m{i}", raw) for i, raw in enumerate(raws)]
     groups: dict[str, _FieldGroup] = {}
     stop = native.route_known(envelopes, 0, "mysensors_v2", {("gw", "mysensors_v2"): table}, groups, _FieldGroup,
@@ -147,6 +149,48 @@ def test_buffered_series_are_what_the_python_loop_buffers(seed: int) -> None:
             speedups.native = saved
             store.close()
     assert stores[True] == stores[False]
+
+
+@settings(max_examples=400)
+@given(stamps=st.lists(st.one_of(st.integers(-2**63, 2**63 - 1), st.integers(-2**70, 2**70), st.just(True)),
+                       max_size=6),
+       values=st.lists(st.one_of(st.floats(), st.booleans(), st.integers(-3, 3), st.just("on")), max_size=6),
+       ascending=st.booleans())
+def test_pack_chunk_packs_what_python_packs_or_declines(stamps: list[Any], values: list[Any],
+                                                        ascending: bool) -> None:
+    if ascending:
+        stamps = sorted({s for s in stamps if type(s) is int})
+    values = values[:len(stamps)]
+    packed = native.pack_chunk(stamps, values)
+    plain = (len(stamps) == len(values) > 0 and all(type(s) is int and -2**63 <= s < 2**63 for s in stamps)
+             and all(a < b for a, b in pairwise(stamps))
+             and all(type(v) in (float, bool) for v in values))
+    if not plain:
+        assert packed is None
+        return
+    assert _last_wins(stamps, values) == (stamps, values)  # nothing for it to do
+    assert packed == (_pack_ts(stamps), _pack_values(values))
+    assert all(type(part) is bytearray for part in packed)
+
+
+def test_a_commit_of_plain_and_other_series_stores_what_python_stores() -> None:
+    stored = {}
+    for use_native in (True, False):
+        store = EmbeddedMetricStore(":memory:", retention_days=0, max_buffered=10**9, flush_interval_s=10**9)
+        saved = speedups.native
+        speedups.native = native if use_native else None
+        try:
+            for start in (100, 50, 200):  # the second commit reaches back into the first: merged, not packed in C
+                store.write([MetricPoint("gw.1.1.T", "gw", "1", "1", "T", "gauge_float", start + i / 2, start + i)
+                             for i in (0, 2, 1, 3)])
+                store.write([MetricPoint("gw.1.2.S", "gw", "1", "2", "S", "binary", i % 2 == 0, start + i)
+                             for i in range(3)])
+                store.flush()
+            stored[use_native] = store._conn().execute("SELECT * FROM chunks ORDER BY series, t1").fetchall()
+        finally:
+            speedups.native = saved
+            store.close()
+    assert stored[True] == stored[False] and len(stored[True]) >= 3
 
 
 # ------------------------------------------------------------------------------------------ the processor
