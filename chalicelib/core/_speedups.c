@@ -15,6 +15,7 @@ static PyObject *str_binary, *str_seen_ms, *str_record, *str_state, *str_status,
 static PyObject *str_node_key, *str_source_key, *str_node_name, *str_source_name, *str_metric_type_attr;
 static PyObject *str_field_prefix, *str_dirty, *str_stored_seen_ms;
 static PyObject *str_timestamp_key, *str_sequence_key, *str_node_id, *str_source_id, *str_field_id;
+static PyObject *value_template; /* {"value": None, "isReceived": True, "timestamp": None, "sequence": None} */
 
 /* ------------------------------------------------------------------------------------------ slotted classes */
 
@@ -140,19 +141,19 @@ expect(Reader *r, unsigned char c)
     return 0;
 }
 
+/* Bytes that end a plain string's span: the quote, a backslash (an escape) and control characters. */
+static unsigned char span_stops[256];
+
 /* A string without escapes or control characters: its bytes (between the quotes). */
 static int
 read_span(Reader *r, const unsigned char **start, Py_ssize_t *length)
 {
     if (!expect(r, '"'))
         return 0;
-    const unsigned char *p = r->at;
-    while (p < r->end && *p != '"') {
-        if (*p == '\\' || *p < 0x20)
-            return 0;
+    const unsigned char *p = r->at, *end = r->end;
+    while (p < end && !span_stops[*p])
         p++;
-    }
-    if (p >= r->end)
+    if (p >= end || *p != '"')
         return 0;
     *start = r->at;
     *length = p - r->at;
@@ -187,6 +188,11 @@ read_count(Reader *r, long long *out)
 static int
 read_key(Reader *r)
 {
+    const unsigned char *at = r->at;
+    if (r->end - at >= 4 && at[0] == '"' && at[2] == '"' && at[3] == ':' && !span_stops[at[1]]) {
+        r->at = at + 4; /* "k": as the edge writes it */
+        return at[1];
+    }
     const unsigned char *start;
     Py_ssize_t length;
     if (!read_span(r, &start, &length) || length != 1 || !expect(r, ':'))
@@ -450,9 +456,16 @@ mysensors_route_key(PyObject *raw, Py_ssize_t max_payload, PyObject **head, PyOb
     }
     if (count != 4 || length - last - 1 > max_payload)
         return 0;
-    for (Py_ssize_t i = last + 1; i < length; i++)
-        if (!Py_UNICODE_ISPRINTABLE(PyUnicode_READ(kind, data, i)))
-            return 0;
+    if (kind == PyUnicode_1BYTE_KIND && PyUnicode_IS_ASCII(raw)) { /* ASCII: printable is ' ' to '~' */
+        const Py_UCS1 *bytes = data;
+        for (Py_ssize_t i = last + 1; i < length; i++)
+            if (bytes[i] < 0x20 || bytes[i] == 0x7f)
+                return 0;
+    }
+    else
+        for (Py_ssize_t i = last + 1; i < length; i++)
+            if (!Py_UNICODE_ISPRINTABLE(PyUnicode_READ(kind, data, i)))
+                return 0;
     /* head[second + 1:second + 3] == "1;" where second is the second ';' of the head */
     Py_ssize_t at = semis[1] + 1;
     if (at + 1 >= last || PyUnicode_READ(kind, data, at) != '1' || PyUnicode_READ(kind, data, at + 1) != ';')
@@ -753,14 +766,71 @@ new_entity_acc(PyObject *record, PyObject *ts)
     return acc;
 }
 
+/* float(text) for the plain decimal form ``[-]digits[.digits]`` with at most 15 significant digits, by the exact
+ * fast path (the mantissa and 10**k are exact doubles, k <= 22, and one division rounds correctly; zeros before
+ * the first other digit do not count): the same
+ * double as float(). NULL with no error set for anything else (float() reads it). */
+static PyObject *
+plain_float(PyObject *text)
+{
+    static const double powers[23] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13,
+                                      1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+    if (!PyUnicode_IS_COMPACT_ASCII(text))
+        return NULL;
+    Py_ssize_t length = PyUnicode_GET_LENGTH(text), i = 0;
+    const Py_UCS1 *c = PyUnicode_1BYTE_DATA(text);
+    int negative = 0, digits = 0, significant = 0, fraction = -1;
+    long long mantissa = 0;
+    if (i < length && c[i] == '-') {
+        negative = 1;
+        i++;
+    }
+    Py_ssize_t first = i;
+    for (; i < length; i++) {
+        if (c[i] >= '0' && c[i] <= '9') {
+            if ((mantissa > 0 || c[i] != '0') && ++significant > 15)
+                return NULL;
+            mantissa = mantissa * 10 + (c[i] - '0');
+            digits++;
+            if (fraction >= 0 && ++fraction > 22)
+                return NULL;
+        }
+        else if (c[i] == '.' && fraction < 0 && i > first)
+            fraction = 0;
+        else
+            return NULL;
+    }
+    if (digits == 0 || fraction == 0) /* "", "-", "1." : float() decides */
+        return NULL;
+    double value = (double)mantissa;
+    if (fraction > 0)
+        value /= powers[fraction];
+    return PyFloat_FromDouble(negative ? -value : value);
+}
+
+/* plain_float(text) -> float | None: the reader above, for tests against float(). */
+static PyObject *
+plain_float_py(PyObject *self, PyObject *arg)
+{
+    if (!PyUnicode_Check(arg)) {
+        PyErr_SetString(PyExc_TypeError, "plain_float: a str is needed");
+        return NULL;
+    }
+    PyObject *value = plain_float(arg);
+    if (value == NULL && !PyErr_Occurred())
+        Py_RETURN_NONE;
+    return value;
+}
+
 static PyObject *
 value_dict(PyObject *value, PyObject *stamp, PyObject *seq)
 {
-    PyObject *dict = PyDict_New();
+    /* a copy of one made once clones its key table; then only values change (no table grows key by key) */
+    PyObject *dict = PyDict_Copy(value_template);
     if (dict == NULL)
         return NULL;
-    if (PyDict_SetItem(dict, str_value, value) < 0 || PyDict_SetItem(dict, str_is_received, Py_True) < 0
-        || PyDict_SetItem(dict, str_timestamp_key, stamp) < 0 || PyDict_SetItem(dict, str_sequence_key, seq) < 0) {
+    if (PyDict_SetItem(dict, str_value, value) < 0 || PyDict_SetItem(dict, str_timestamp_key, stamp) < 0
+        || PyDict_SetItem(dict, str_sequence_key, seq) < 0) {
         Py_DECREF(dict);
         return NULL;
     }
@@ -889,7 +959,9 @@ fold_group(PyObject *group, PyObject **ctx, Py_ssize_t template_limit, long long
         if (!PyUnicode_CheckExact(raw))
             goto decline;
         if (is_float) {
-            value = PyFloat_FromString(raw);
+            value = plain_float(raw);
+            if (value == NULL && !PyErr_Occurred())
+                value = PyFloat_FromString(raw);
             if (value == NULL) {
                 if (!PyErr_ExceptionMatches(PyExc_ValueError) && !PyErr_ExceptionMatches(PyExc_OverflowError))
                     goto done;
@@ -1567,6 +1639,7 @@ static PyMethodDef methods[] = {
     {"parse_publish", parse_publish, METH_VARARGS, "decode_publish for the plain form, or None."},
     {"bind_slots", bind_slots, METH_VARARGS, "Say which slotted classes C makes instances of."},
     {"iso_from_ms", iso_from_ms_py, METH_O, "model.iso_from_ms in C (None out of range)."},
+    {"plain_float", plain_float_py, METH_O, "float() of a plain decimal in C (None for other text)."},
     {"store_fields", store_fields, METH_VARARGS, "The field part of _Batch._store."},
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
@@ -1599,6 +1672,15 @@ PyInit__speedups(void)
     INTERN(str_timestamp_key, "timestamp") INTERN(str_sequence_key, "sequence") INTERN(str_node_id, "node_id")
     INTERN(str_field_prefix, "field:") INTERN(str_dirty, "dirty") INTERN(str_stored_seen_ms, "stored_seen_ms")
     INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id")
+    for (int c = 0; c < 0x20; c++)
+        span_stops[c] = 1;
+    span_stops['"'] = span_stops['\\'] = 1;
+    value_template = PyDict_New();
+    if (value_template == NULL || PyDict_SetItem(value_template, str_value, Py_None) < 0
+        || PyDict_SetItem(value_template, str_is_received, Py_True) < 0
+        || PyDict_SetItem(value_template, str_timestamp_key, Py_None) < 0
+        || PyDict_SetItem(value_template, str_sequence_key, Py_None) < 0)
+        return NULL;
     PyObject *mod = PyModule_Create(&module);
     for (int kind = 0; mod != NULL && kind < SLOTS_KINDS; kind++)
         if (PyModule_AddIntConstant(mod, slot_kind_names[kind], kind) < 0)

@@ -47,6 +47,27 @@ def test_timestamps_format_as_model_iso_from_ms(ms: int) -> None:
     assert native.iso_from_ms(ms) == iso_from_ms(ms)
 
 
+@settings(max_examples=2000)
+@given(text=st.one_of(st.floats(allow_nan=False, allow_infinity=False).map(repr),
+                      st.integers(0, 17).flatmap(lambda places: st.decimals(allow_nan=False, allow_infinity=False,
+                                                                            places=places)).map(str),
+                      st.from_regex(r"-?[0-9]{0,17}(\.[0-9]{0,17})?", fullmatch=True),
+                      st.text(alphabet="0123456789.-+e_ ", max_size=20)))
+def test_plain_decimals_read_as_float_reads_them(text: str) -> None:
+    value = native.plain_float(text)
+    if value is None:
+        return  # declined: float() reads it
+    assert repr(value) == repr(float(text))
+
+
+def test_plain_float_takes_the_forms_devices_send() -> None:
+    for text in ("21.5", "-0.0", "0", "007.25", "123456789012345", "0.000000000000001", "-12.125"):
+        assert repr(native.plain_float(text)) == repr(float(text))
+    for text in ("", "-", "1.", ".5", "1e3", "+1", " 1", "1_0", "1234567890123456", "0.12345678901234567890123",
+                 "nan", "١٢"):
+        assert native.plain_float(text) is None
+
+
 def test_timestamps_out_of_the_plain_range_are_declined() -> None:
     assert native.iso_from_ms(-1) is None
     assert native.iso_from_ms(253_402_300_800_000) is None
