@@ -42,7 +42,6 @@ benchmarks, and in ``consumed`` the read/write capacity units DynamoDB reports.
 
 from __future__ import annotations
 
-import bisect
 import collections
 import json
 import math
@@ -66,6 +65,7 @@ from pynamodb.models import Model
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, Kind, Record
 from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
+from chalicelib.core.seen import Run, decode_runs, encode_runs, merge_seqs, runs_contain, split_message_id
 
 SEEN_PREFIX: Final = "SEEN#"
 SEEN_TTL_S: Final = 7 * 24 * 3600
@@ -75,7 +75,6 @@ SEEN_ABOVE_MAX_CHARS: Final = 768
 """Bound of a stream item's encoded ``above``: with a stream name up to ~100 characters the item stays within
 1 KB, one write unit. Typical runs take 2-6 characters, so a stream tolerates ~100-300 gaps before the
 oldest is given up (``hw`` advanced over it)."""
-_SEQ_MAX_DIGITS: Final = 18
 BATCH_GET_MAX: Final = 100
 BATCH_WRITE_MAX: Final = 25
 MAX_ATTEMPTS: Final = 8
@@ -84,8 +83,6 @@ KIND_SHARDS: Final[dict[Kind, int]] = {Kind.FIELD: 8, Kind.SOURCE: 4, Kind.NODE:
 _DEPTH_ORDER: Final = {kind: depth for depth, kind in enumerate(DEVICE_KINDS)}
 
 RawItem = dict[str, dict[str, Any]]
-Run = tuple[int, int]
-"""Inclusive range ``(first, last)`` of applied sequence numbers."""
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 
@@ -203,19 +200,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 # --------------------------------------------------------------------------------------------- seen streams
 
 
-def split_message_id(message_id: str) -> tuple[str, int] | None:
-    """``(stream, seq)`` of an edge id ``<stream>-<seq>``; ``None`` for a plain id.
-
-    The seq is the part after the last ``-``: ASCII digits, canonical (no leading zero) so that each seq has
-    exactly one id, at most 18 digits. The stream must not be empty.
-    """
-    stream, dash, tail = message_id.rpartition("-")
-    if (not dash or not stream or not tail or len(tail) > _SEQ_MAX_DIGITS or not tail.isascii()
-            or not tail.isdigit() or (tail[0] == "0" and len(tail) > 1)):
-        return None
-    return stream, int(tail)
-
-
 @dataclass(slots=True)
 class StreamState:
     """What a stream's seen item says: ``hw`` (all seqs <= hw applied) and the applied ``runs`` above it."""
@@ -227,73 +211,7 @@ class StreamState:
     expires: int = 0
 
     def __contains__(self, seq: object) -> bool:
-        if not isinstance(seq, int):
-            return False
-        if seq <= self.hw:
-            return True
-        at = bisect.bisect_right(self.runs, seq, key=lambda run: run[0]) - 1
-        return at >= 0 and self.runs[at][0] <= seq <= self.runs[at][1]
-
-
-def encode_runs(hw: int, runs: Sequence[Run]) -> str:
-    """``above`` as text: ``<gap>[:<length>]`` per run, gaps counted from the previous run's end (or ``hw``)."""
-    return ",".join(_run_tokens(hw, runs))
-
-
-def _run_tokens(hw: int, runs: Sequence[Run]) -> list[str]:
-    tokens: list[str] = []
-    previous = hw
-    for first, last in runs:
-        gap, length = first - previous - 1, last - first + 1
-        tokens.append(str(gap) if length == 1 else f"{gap}:{length}")
-        previous = last
-    return tokens
-
-
-def decode_runs(hw: int, text: str) -> tuple[Run, ...]:
-    """The inverse of ``encode_runs``. Text this module did not write reads as no runs (nothing above ``hw``
-    seen: at worst a message is applied again, which the processor tolerates)."""
-    runs: list[Run] = []
-    previous = hw
-    try:
-        for token in filter(None, text.split(",")):
-            gap, _, length = token.partition(":")
-            first = previous + 1 + int(gap)
-            last = first + (int(length) if length else 1) - 1
-            if first <= previous + 1 or last < first:
-                return ()
-            runs.append((first, last))
-            previous = last
-    except ValueError:
-        return ()
-    return tuple(runs)
-
-
-def merge_seqs(hw: int, runs: Sequence[Run], seqs: Iterable[int], max_chars: int = SEEN_ABOVE_MAX_CHARS
-               ) -> tuple[int, tuple[Run, ...]]:
-    """Add applied seqs: new runs merged in, ``hw`` advanced over a run that now starts right after it, then
-    the oldest runs given up (``hw`` moved to their end) while the encoded runs exceed ``max_chars``."""
-    fresh = sorted({s for s in seqs if s > hw})
-    if not fresh:
-        return hw, tuple(runs)
-    merged: list[list[int]] = []
-    for first, last in sorted([*runs, *((s, s) for s in fresh)]):
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], last)
-        else:
-            merged.append([first, last])
-    if merged and merged[0][0] <= hw + 1:
-        hw = max(hw, merged.pop(0)[1])
-    out: list[Run] = [(first, last) for first, last in merged]
-    # A run's token depends only on the run before it, so dropping runs from the front changes no other token.
-    tokens = _run_tokens(hw, out)
-    size = sum(map(len, tokens)) + max(0, len(tokens) - 1)
-    drop = 0
-    while size > max_chars and drop < len(out):
-        size -= len(tokens[drop]) + (1 if drop < len(out) - 1 else 0)
-        hw = out[drop][1]
-        drop += 1
-    return hw, tuple(out[drop:])
+        return isinstance(seq, int) and runs_contain(self.hw, self.runs, seq)
 
 
 def _stream_state(item: RawItem | None, now: int) -> StreamState:
@@ -618,7 +536,7 @@ class DynamoDBRepository:
         attempt = 0
         while True:
             now = int(time.time())
-            hw, runs = merge_seqs(state.hw, state.runs, seqs)
+            hw, runs = merge_seqs(state.hw, state.runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
             if (hw, runs) == (state.hw, state.runs) and state.version and state.expires > now + STREAM_TTL_S // 2:
                 return False  # nothing new, and the TTL is recent enough
             attributes: RawItem = {

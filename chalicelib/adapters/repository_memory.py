@@ -4,6 +4,10 @@ This is the reference's in-memory storage plugin, made crash-safe. The ingest pr
 ``put_many`` for every batch, so those stay a handful of dict operations per record: no copies, no pydantic.
 Records are stored and handed out as they are (shared): callers must never mutate one (see ``model``).
 
+Seen message ids (idempotence): the edge's ``<stream>-<seq>`` ids as a high-water mark and runs per stream
+(``core/seen.py``, as the DynamoDB adapter keeps them: a few numbers per stream, not a string per message), the
+most recently used ``seen_streams`` streams kept; other ("plain") ids one by one, the newest ``seen_capacity``.
+
 On disk (``data_dir``): one JSON file per kind and one for the seen message ids, each named with the dump
 generation that wrote it (``field.000042.json``), and ``manifest.json`` naming the files of the current state.
 A dump writes the files of the kinds that changed (temp file, flush, fsync, rename, fsync of the directory),
@@ -31,6 +35,7 @@ from chalicelib.core import speedups
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
+from chalicelib.core.seen import Run, decode_runs, encode_runs, merge_seqs, runs_contain, split_message_id
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +44,9 @@ VERSION: Final = 1
 MANIFEST: Final = "manifest.json"
 SEEN: Final = "seen"
 DEFAULT_SEEN_CAPACITY: Final = 1_000_000
+DEFAULT_SEEN_STREAMS: Final = 10_000
+SEEN_ABOVE_MAX_CHARS: Final = 4096
+"""Encoded runs kept per stream (hundreds of gaps) before the oldest gaps count as seen (see ``core/seen.py``)."""
 _DATA_FILE: Final = re.compile(r"^[a-z_]+\.\d{6,}\.json$")
 _TEMP_FILE: Final = re.compile(r"^\.(manifest|[a-z_]+\.\d{6,})\.json\..+\.tmp$")
 
@@ -95,15 +103,38 @@ def _newer_or_equal(stored: Record, record: Record) -> bool:
     return bool(old_seq >= new_seq)
 
 
+def _consecutive(message_ids: Sequence[str]) -> tuple[str, int, int] | None:
+    """(stream, first seq, last seq) when the ids are one stream's consecutive seqs in order, as an edge's batch
+    usually is; None otherwise. Comparing with the ids made from the numbers checks every id in one go."""
+    if not message_ids or type(message_ids) is not list:
+        return None
+    native = speedups.native
+    if native is not None and message_ids[0].isascii():  # C speed (it declines what is not ASCII)
+        run: tuple[str, int, int] | None = native.consecutive_ids(message_ids)
+        return run
+    head = split_message_id(message_ids[0])
+    if head is None:
+        return None
+    stream, first = head
+    last = first + len(message_ids) - 1
+    prefix = stream + "-"
+    if message_ids[-1] != prefix + str(last):
+        return None
+    if message_ids != [prefix + seq for seq in map(str, range(first, last + 1))]:
+        return None
+    return stream, first, last
+
+
 class MemoryRepository:
     """Dict-backed ``Repository``; ``data_dir=None`` keeps everything in memory only.
 
     ``dump_interval_s`` <= 0 disables the timer (dumps then happen on ``dump()`` and ``close()`` only).
-    ``seen_capacity`` bounds the remembered message ids (oldest forgotten first).
+    ``seen_capacity`` bounds the remembered plain message ids (oldest forgotten first), ``seen_streams`` the
+    edge streams whose applied sequence numbers are kept (least recently marked forgotten first).
     """
 
     def __init__(self, data_dir: str | Path | None, dump_interval_s: float = 60.0, *,
-                 seen_capacity: int = DEFAULT_SEEN_CAPACITY) -> None:
+                 seen_capacity: int = DEFAULT_SEEN_CAPACITY, seen_streams: int = DEFAULT_SEEN_STREAMS) -> None:
         self._data: dict[Kind, dict[str, Record]] = {kind: {} for kind in Kind}
         # child kind -> parent id -> child ids (a dict as an ordered set): children without a scan
         self._index: dict[Kind, dict[str, dict[str, None]]] = {kind: {} for kind in PARENT_KIND}
@@ -112,6 +143,9 @@ class MemoryRepository:
         self._seen_order: deque[str] = deque(maxlen=self._seen_capacity)
         """The remembered ids, oldest first; appending to a full one drops the oldest (take it out of the set
         first)."""
+        self._streams: dict[str, tuple[int, tuple[Run, ...]]] = {}
+        """Edge stream → (hw, runs above it); least recently marked first."""
+        self._stream_capacity = max(1, int(seen_streams))
         self._lock = threading.Lock()
         self._dump_lock = threading.Lock()
         self._dirty: set[Kind] = set()
@@ -165,7 +199,30 @@ class MemoryRepository:
             return [store[i] for i in sorted(ids)]
 
     def seen(self, message_ids: Sequence[str]) -> set[str]:
-        return self._seen.intersection(message_ids)
+        with self._lock:  # (mark_seen takes a stream out and puts it back)
+            return self._seen_of(message_ids)
+
+    def _seen_of(self, message_ids: Sequence[str]) -> set[str]:
+        streams = self._streams
+        run = _consecutive(message_ids)
+        if run is not None:  # the usual batch: one stream's next seqs, in order
+            stream, first, last = run
+            state = streams.get(stream)
+            if state is None:
+                return set()
+            hw, runs = state
+            if first > hw and not any(start <= last and end >= first for start, end in runs):
+                return set()
+            return {message_id for seq, message_id in enumerate(message_ids, first) if runs_contain(hw, runs, seq)}
+        found: set[str] = set()
+        for message_id in message_ids:
+            parsed = split_message_id(message_id)
+            if parsed is None:
+                if message_id in self._seen:
+                    found.add(message_id)
+            elif (state := streams.get(parsed[0])) is not None and runs_contain(state[0], state[1], parsed[1]):
+                found.add(message_id)
+        return found
 
     # ----------------------------------------------------------------------------------------- writes
 
@@ -256,26 +313,63 @@ class MemoryRepository:
         return record
 
     def mark_seen(self, message_ids: Sequence[str]) -> None:
-        """Remembers the newest ``seen_capacity`` ids (a set for lookups, a deque for the FIFO eviction)."""
+        """Stream ids into their stream's high-water mark and runs; plain ids into a bounded set (a deque for the
+        FIFO eviction)."""
         with self._lock:
             if self._closed:
                 raise RepositoryClosedError("repository is closed; seen ids would be lost")
-            known, order, capacity = self._seen, self._seen_order, self._seen_capacity
-            fresh = set(message_ids)
-            if len(fresh) == len(message_ids) <= capacity and known.isdisjoint(fresh):  # the usual batch, in bulk
-                excess = len(order) + len(fresh) - capacity
-                if excess > 0:
-                    known.difference_update(islice(order, excess))
-                known.update(fresh)
-                order.extend(message_ids)  # drops the ``excess`` oldest
+            run = _consecutive(message_ids)
+            if run is not None:  # the usual batch: one stream's next seqs, in order
+                self._mark_stream(run[0], range(run[1], run[2] + 1))
             else:
+                plain: list[str] = []
+                by_stream: dict[str, list[int]] = {}
                 for message_id in message_ids:
-                    if message_id not in known:
-                        if len(order) == capacity:
-                            known.discard(order.popleft())
-                        known.add(message_id)
-                        order.append(message_id)
+                    parsed = split_message_id(message_id)
+                    if parsed is None:
+                        plain.append(message_id)
+                    else:
+                        by_stream.setdefault(parsed[0], []).append(parsed[1])
+                for stream, seqs in by_stream.items():
+                    self._mark_stream(stream, seqs)
+                if plain:
+                    self._mark_plain(plain)
             self._seen_dirty = True
+
+    def _mark_stream(self, stream: str, seqs: Sequence[int]) -> None:
+        """Add applied seqs to a stream, which becomes the most recently used one (held: ``_lock``)."""
+        streams = self._streams
+        hw, runs = streams.pop(stream, (-1, ()))
+        if type(seqs) is range and seqs:
+            first, last = seqs[0], seqs[-1]
+            if first == hw + 1 and not runs:  # in order: the mark moves, nothing else
+                hw, runs = last, ()
+            elif runs and runs[-1][1] + 1 == first:  # in order after a gap: the last run grows
+                runs = (*runs[:-1], (runs[-1][0], last))
+            else:
+                hw, runs = merge_seqs(hw, runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
+        else:
+            hw, runs = merge_seqs(hw, runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
+        streams[stream] = (hw, runs)
+        if len(streams) > self._stream_capacity:
+            del streams[next(iter(streams))]
+
+    def _mark_plain(self, message_ids: Sequence[str]) -> None:
+        known, order, capacity = self._seen, self._seen_order, self._seen_capacity
+        fresh = set(message_ids)
+        if len(fresh) == len(message_ids) <= capacity and known.isdisjoint(fresh):  # in bulk
+            excess = len(order) + len(fresh) - capacity
+            if excess > 0:
+                known.difference_update(islice(order, excess))
+            known.update(fresh)
+            order.extend(message_ids)  # drops the ``excess`` oldest
+        else:
+            for message_id in message_ids:
+                if message_id not in known:
+                    if len(order) == capacity:
+                        known.discard(order.popleft())
+                    known.add(message_id)
+                    order.append(message_id)
 
     # ----------------------------------------------------------------------------------------- persistence
 
@@ -297,6 +391,7 @@ class MemoryRepository:
                 self._dirty, self._seen_dirty = set(), False
                 snapshot = {kind: list(self._data[kind].values()) for kind in dirty}
                 seen = list(self._seen_order) if seen_dirty else None
+                streams = dict(self._streams) if seen_dirty else {}
             try:
                 generation = self._generation + 1
                 files = dict(self._files)
@@ -308,7 +403,8 @@ class MemoryRepository:
                 if seen is not None:
                     name = f"{SEEN}.{generation:06d}.json"
                     self._write(directory, name, _encode(
-                        {"format": FORMAT, "version": VERSION, "kind": SEEN, "ids": seen}))
+                        {"format": FORMAT, "version": VERSION, "kind": SEEN, "ids": seen,
+                         "streams": {stream: [hw, encode_runs(hw, runs)] for stream, (hw, runs) in streams.items()}}))
                     files[SEEN] = name
                 _fsync_dir(directory)  # the data files are durable before the manifest points at them
                 self._write(directory, MANIFEST, _encode(
@@ -409,7 +505,26 @@ class MemoryRepository:
         ids = document.get("ids")
         if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
             raise RepositoryLoadError(f"{path}: 'ids' must be a list of strings")
-        for message_id in ids[-self._seen_capacity:]:
+        streams = document.get("streams", {})
+        if not isinstance(streams, dict) or not all(
+                isinstance(state, list) and len(state) == 2 and type(state[0]) is int and isinstance(state[1], str)
+                for state in streams.values()):
+            raise RepositoryLoadError(f"{path}: 'streams' must map each stream to [hw, runs]")
+        for stream, (hw, text) in streams.items():
+            self._streams[stream] = (hw, decode_runs(hw, text))
+        while len(self._streams) > self._stream_capacity:
+            del self._streams[next(iter(self._streams))]
+        plain: list[str] = []
+        by_stream: dict[str, list[int]] = {}
+        for message_id in ids:  # (a dump written before streams holds stream ids here too)
+            parsed = split_message_id(message_id)
+            if parsed is None:
+                plain.append(message_id)
+            else:
+                by_stream.setdefault(parsed[0], []).append(parsed[1])
+        for stream, seqs in by_stream.items():
+            self._mark_stream(stream, seqs)
+        for message_id in plain[-self._seen_capacity:]:
             if message_id not in self._seen:
                 self._seen.add(message_id)
                 self._seen_order.append(message_id)

@@ -1516,6 +1516,58 @@ error:
     return NULL;
 }
 
+/* consecutive_ids(ids) -> (stream, first, last) | None
+ * repository_memory._consecutive for ASCII ids: whether a list of message ids is one edge stream's consecutive
+ * seqs in order (``<stream>-<seq>``, seq canonical decimal of at most 18 digits). None otherwise. */
+static PyObject *
+consecutive_ids(PyObject *self, PyObject *ids)
+{
+    if (!PyList_CheckExact(ids) || PyList_GET_SIZE(ids) == 0)
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(ids);
+    PyObject *head = PyList_GET_ITEM(ids, 0);
+    if (!PyUnicode_CheckExact(head) || !PyUnicode_IS_COMPACT_ASCII(head))
+        Py_RETURN_NONE;
+    const char *text = (const char *)PyUnicode_1BYTE_DATA(head);
+    Py_ssize_t length = PyUnicode_GET_LENGTH(head), dash = length - 1;
+    while (dash >= 0 && text[dash] != '-')
+        dash--;
+    Py_ssize_t digits = length - dash - 1;
+    if (dash <= 0 || digits < 1 || digits > 18 || (text[dash + 1] == '0' && digits > 1))
+        Py_RETURN_NONE;
+    long long first = 0;
+    for (Py_ssize_t i = dash + 1; i < length; i++) {
+        if (text[i] < '0' || text[i] > '9')
+            Py_RETURN_NONE;
+        first = first * 10 + (text[i] - '0');
+    }
+    char decimal[20]; /* the expected seq's digits, counted up in place */
+    Py_ssize_t width = digits;
+    memcpy(decimal, text + dash + 1, (size_t)digits);
+    for (Py_ssize_t k = 1; k < n; k++) {
+        PyObject *item = PyList_GET_ITEM(ids, k);
+        Py_ssize_t at = width - 1;
+        while (at >= 0 && decimal[at] == '9')
+            decimal[at--] = '0';
+        if (at >= 0)
+            decimal[at]++;
+        else { /* 999 + 1: one digit more */
+            memmove(decimal + 1, decimal, (size_t)width++);
+            decimal[0] = '1';
+        }
+        if (width > 18 || !PyUnicode_CheckExact(item) || !PyUnicode_IS_COMPACT_ASCII(item)
+            || PyUnicode_GET_LENGTH(item) != dash + 1 + width)
+            Py_RETURN_NONE;
+        const char *other = (const char *)PyUnicode_1BYTE_DATA(item);
+        if (memcmp(other, text, (size_t)dash + 1) != 0 || memcmp(other + dash + 1, decimal, (size_t)width) != 0)
+            Py_RETURN_NONE;
+    }
+    PyObject *stream = PyUnicode_Substring(head, 0, dash);
+    if (stream == NULL)
+        return NULL;
+    return Py_BuildValue("(NLL)", stream, first, first + n - 1);
+}
+
 /* ------------------------------------------------------------------------------------------ memory repository */
 
 /* Whether ``stored`` is at least as new as ``record`` (current timestamp, then sequence), as
@@ -1644,6 +1696,7 @@ static PyMethodDef methods[] = {
     {"touched", touched, METH_VARARGS, "_Batch._touch over a list of accumulators."},
     {"buffer_series", buffer_series, METH_VARARGS, "EmbeddedMetricStore.write_series's plain case."},
     {"pick", pick, METH_VARARGS, "MemoryRepository.get_many in C."},
+    {"consecutive_ids", consecutive_ids, METH_O, "Whether message ids are one stream's consecutive seqs."},
     {"pack_chunk", pack_chunk, METH_VARARGS, "The embedded metric store's chunk packing, plain case."},
     {"put_newer", put_newer, METH_VARARGS, "MemoryRepository.put_many(if_newer=True) in C."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},

@@ -145,6 +145,74 @@ def test_seen_ids_are_bounded_oldest_first_and_persisted(tmp_path: Path) -> None
     again.close()
 
 
+def test_edge_stream_ids_are_kept_as_a_mark_and_runs_per_stream(tmp_path: Path) -> None:
+    repo = MemoryRepository(tmp_path, dump_interval_s=0)
+    repo.mark_seen([f"s-{i}" for i in range(5, 10)])  # a batch in order
+    repo.mark_seen(["s-12", "s-11", "t-1", "plain"])  # out of order, another stream, a plain id
+    repo.mark_seen([f"s-{i}" for i in range(13, 20)])  # in order after a gap
+    asked = [f"s-{i}" for i in range(0, 22)] + ["t-0", "t-1", "t-2", "plain", "other", "s-010", "s-"]
+    expected = {f"s-{i}" for i in (*range(5, 10), *range(11, 20))} | {"t-1", "plain"}
+    assert repo.seen(asked) == expected
+    assert repo.seen([f"s-{i}" for i in range(13, 20)]) == {f"s-{i}" for i in range(13, 20)}  # a batch again
+    assert repo.seen([f"s-{i}" for i in range(20, 30)]) == set()
+    assert repo.seen([f"s-{i}" for i in range(8, 12)]) == {"s-8", "s-9", "s-11"}
+    assert repo._streams["s"] == (-1, ((5, 9), (11, 19)))  # a few numbers, not an id per message
+    repo.mark_seen(["s-10"])
+    assert repo._streams["s"] == (-1, ((5, 19),))
+    repo.close()
+    again = MemoryRepository(tmp_path, dump_interval_s=0)
+    assert again.seen(asked) == expected | {"s-10"}
+    again.close()
+
+
+def test_the_least_recently_marked_streams_are_forgotten_first() -> None:
+    repo = MemoryRepository(None, seen_streams=2)
+    repo.mark_seen(["a-1"])
+    repo.mark_seen(["b-1"])
+    repo.mark_seen(["a-2"])  # a is used again: b is now the oldest
+    repo.mark_seen(["c-1"])
+    assert repo.seen(["a-1", "a-2", "b-1", "c-1"]) == {"a-1", "a-2", "c-1"}
+
+
+def test_a_stream_stuck_behind_a_failed_message_stays_small() -> None:
+    repo = MemoryRepository(None)
+    repo.mark_seen([f"s-{i}" for i in range(0, 10)])
+    for start in range(11, 50_011, 500):  # s-10 never applied; everything after it is
+        repo.mark_seen([f"s-{i}" for i in range(start, start + 500)])
+    assert repo._streams["s"] == (9, ((11, 50_010),))
+    assert repo.seen(["s-10", "s-9", "s-50010"]) == {"s-9", "s-50010"}
+
+
+def test_a_dump_that_lists_stream_ids_one_by_one_loads_into_streams(tmp_path: Path) -> None:
+    repo = MemoryRepository(tmp_path, dump_interval_s=0)
+    repo.mark_seen(["x"])
+    repo.close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    seen_file = tmp_path / manifest["files"]["seen"]
+    document = json.loads(seen_file.read_text())
+    document["ids"] = ["x", "e-3", "e-1", "e-2", "e-7", "f-01"]  # as an older version wrote them
+    del document["streams"]
+    seen_file.write_text(json.dumps(document))
+    loaded = MemoryRepository(tmp_path, dump_interval_s=0)
+    assert loaded.seen(["x", "e-1", "e-2", "e-3", "e-4", "e-7", "f-01", "f-1"]) == {"x", "e-1", "e-2", "e-3", "e-7",
+                                                                                     "f-01"}
+    loaded.close()
+
+
+@pytest.mark.parametrize("streams", [[1, 2], {"s": [1]}, {"s": ["1", ""]}, {"s": [1, 2]}])
+def test_a_seen_file_with_bad_streams_is_named(tmp_path: Path, streams: Any) -> None:
+    repo = MemoryRepository(tmp_path, dump_interval_s=0)
+    repo.mark_seen(["s-1"])
+    repo.close()
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    seen_file = tmp_path / manifest["files"]["seen"]
+    document = json.loads(seen_file.read_text())
+    document["streams"] = streams
+    seen_file.write_text(json.dumps(document))
+    with pytest.raises(RepositoryLoadError, match="streams"):
+        MemoryRepository(tmp_path, dump_interval_s=0)
+
+
 # --------------------------------------------------------------------------------------------- failures
 
 

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chalicelib.adapters import repository_memory
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore, _last_wins, _pack_ts, _pack_values
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core import processor as processor_module
@@ -212,6 +213,25 @@ def test_a_commit_of_plain_and_other_series_stores_what_python_stores() -> None:
             speedups.native = saved
             store.close()
     assert stored[True] == stored[False] and len(stored[True]) >= 3
+
+
+@settings(max_examples=500)
+@given(stream=st.text(alphabet="ab-0é", min_size=0, max_size=4), first=st.one_of(st.integers(0, 120),
+       st.integers(10**17 - 5, 10**18 + 5)), count=st.integers(1, 30), damage=st.integers(-1, 40),
+       replacement=st.sampled_from(["x", "", "0", "-1", "s-01"]))
+def test_consecutive_ids_are_what_the_python_check_finds(stream: str, first: int, count: int, damage: int,
+                                                         replacement: str) -> None:
+    ids = [f"{stream}-{seq}" for seq in range(first, first + count)]
+    if 0 <= damage < count:
+        ids[damage] = replacement if damage % 2 else f"{stream}-{first + damage + 1}"
+    saved = speedups.native
+    speedups.native = None
+    try:
+        expected = repository_memory._consecutive(ids)
+    finally:
+        speedups.native = saved
+    assert native.consecutive_ids(ids) == (expected if ids[0].isascii() else None)  # C declines other text
+    assert repository_memory._consecutive(ids) == expected
 
 
 # ------------------------------------------------------------------------------------------ the processor

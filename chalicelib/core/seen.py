@@ -1,0 +1,104 @@
+"""Which edge messages were applied already, tracked per edge stream instead of per id (pure; the repository
+adapters keep the state).
+
+The edge names messages ``<stream>-<seq>``: a stream (spool uuid and gateway id) and a decimal sequence that
+increases per stream. So "seen" is, per stream, ``hw`` (every seq <= hw was applied) and the applied seqs above
+it as runs ``(first, last)``: in-order traffic keeps one number, a message that failed leaves one gap and
+everything after it one run. Storage is bounded per stream (``max_chars`` of encoded runs): beyond it ``hw``
+advances over the oldest gaps, and a message whose seq is in such a gap then counts as seen.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+SEQ_MAX_DIGITS: Final = 18
+Run = tuple[int, int]
+"""Inclusive range ``(first, last)`` of applied sequence numbers."""
+
+
+def split_message_id(message_id: str) -> tuple[str, int] | None:
+    """``(stream, seq)`` of an edge id ``<stream>-<seq>``; ``None`` for a plain id.
+
+    The seq is the part after the last ``-``: ASCII digits, canonical (no leading zero) so that each seq has
+    exactly one id, at most 18 digits. The stream must not be empty.
+    """
+    stream, dash, tail = message_id.rpartition("-")
+    if (not dash or not stream or not tail or len(tail) > SEQ_MAX_DIGITS or not tail.isascii()
+            or not tail.isdigit() or (tail[0] == "0" and len(tail) > 1)):
+        return None
+    return stream, int(tail)
+
+
+def runs_contain(hw: int, runs: Sequence[Run], seq: int) -> bool:
+    """Whether ``seq`` counts as applied: at or below ``hw``, or inside one of the runs above it."""
+    if seq <= hw:
+        return True
+    at = bisect.bisect_right(runs, seq, key=_first) - 1
+    return at >= 0 and runs[at][0] <= seq <= runs[at][1]
+
+
+def _first(run: Run) -> int:
+    return run[0]
+
+
+def encode_runs(hw: int, runs: Sequence[Run]) -> str:
+    """``above`` as text: ``<gap>[:<length>]`` per run, gaps counted from the previous run's end (or ``hw``)."""
+    return ",".join(_run_tokens(hw, runs))
+
+
+def _run_tokens(hw: int, runs: Sequence[Run]) -> list[str]:
+    tokens: list[str] = []
+    previous = hw
+    for first, last in runs:
+        gap, length = first - previous - 1, last - first + 1
+        tokens.append(str(gap) if length == 1 else f"{gap}:{length}")
+        previous = last
+    return tokens
+
+
+def decode_runs(hw: int, text: str) -> tuple[Run, ...]:
+    """The inverse of ``encode_runs``. Text this module did not write reads as no runs (nothing above ``hw``
+    seen: at worst a message is applied again, which the processor tolerates)."""
+    runs: list[Run] = []
+    previous = hw
+    try:
+        for token in filter(None, text.split(",")):
+            gap, _, length = token.partition(":")
+            first = previous + 1 + int(gap)
+            last = first + (int(length) if length else 1) - 1
+            if first <= previous + 1 or last < first:
+                return ()
+            runs.append((first, last))
+            previous = last
+    except ValueError:
+        return ()
+    return tuple(runs)
+
+
+def merge_seqs(hw: int, runs: Sequence[Run], seqs: Iterable[int], *, max_chars: int) -> tuple[int, tuple[Run, ...]]:
+    """Add applied seqs: new runs merged in, ``hw`` advanced over a run that now starts right after it, then
+    the oldest runs given up (``hw`` moved to their end) while the encoded runs exceed ``max_chars``."""
+    fresh = sorted({s for s in seqs if s > hw})
+    if not fresh:
+        return hw, tuple(runs)
+    merged: list[list[int]] = []
+    for first, last in sorted([*runs, *((s, s) for s in fresh)]):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1][1] = max(merged[-1][1], last)
+        else:
+            merged.append([first, last])
+    if merged and merged[0][0] <= hw + 1:
+        hw = max(hw, merged.pop(0)[1])
+    out: list[Run] = [(first, last) for first, last in merged]
+    # A run's token depends only on the run before it, so dropping runs from the front changes no other token.
+    tokens = _run_tokens(hw, out)
+    size = sum(map(len, tokens)) + max(0, len(tokens) - 1)
+    drop = 0
+    while size > max_chars and drop < len(out):
+        size -= len(tokens[drop]) + (1 if drop < len(out) - 1 else 0)
+        hw = out[drop][1]
+        drop += 1
+    return hw, tuple(out[drop:])
