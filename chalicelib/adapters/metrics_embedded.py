@@ -16,8 +16,10 @@ Layout, chosen for the ingest hot path (batches of hundreds of points, 100k+ poi
 
 Points are held in memory per series and committed at most every ``flush_interval_s`` or ``max_buffered``
 points (and on ``flush``/``close``/any query: read your writes), one transaction a commit. ``synchronous=NORMAL``
-keeps commits cheap and safe against a process crash; a passive WAL checkpoint at most every
-``flush_interval_s`` bounds what a power cut may take. Retention drops (or trims) old chunks at most once a
+keeps commits cheap and safe against a process crash; a passive WAL checkpoint every ``flush_interval_s`` bounds
+what a power cut may take. Those checkpoints run on a thread of their own with its own connection (SQLite lets a
+passive checkpoint run beside the writer), so the write path never waits for their fsync; ``flush`` and
+``close`` still checkpoint before they return. Retention drops (or trims) old chunks at most once a
 minute, from ``write`` (and on open). A file with the older one-row-per-point ``points`` table is converted
 on open.
 
@@ -27,6 +29,7 @@ Queries read the chunks overlapping the range and answer raw rows or windows wit
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import sys
 import threading
@@ -49,6 +52,8 @@ from chalicelib.core.metrics import (
 from chalicelib.core.metrics import MetricQueryError as MetricQueryError  # re-exported for callers
 from chalicelib.core.model import now_ms
 from chalicelib.core.ports import MetricPoint, MetricQuery
+
+log = logging.getLogger(__name__)
 
 DAY_MS: Final = 86_400_000
 PRUNE_EVERY_MS: Final = 60_000
@@ -165,7 +170,35 @@ class EmbeddedMetricStore:
         """Newest stored timestamp per series: a commit past it cannot overlap a stored chunk."""
         self._last_prune = -PRUNE_EVERY_MS
         self._last_checkpoint = clock()
+        self._commits = 0
+        """Commits so far: the checkpoint thread skips an interval without any."""
+        self._stop = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if self.path != ":memory:" and self.flush_interval_ms > 0:
+            self._checkpointer = threading.Thread(target=self._checkpoint_every_interval, daemon=True,
+                                                  name=f"wal-checkpoint {Path(self.path).name}")
+            self._checkpointer.start()
         self.prune()
+
+    def _checkpoint_every_interval(self) -> None:
+        """Passive checkpoints on a connection of this thread: the WAL reaches the database file (and the disk)
+        without the writer waiting for it."""
+        checkpointed = 0
+        db: sqlite3.Connection | None = None
+        try:
+            while not self._stop.wait(self.flush_interval_ms / 1000):
+                if self._commits == checkpointed:
+                    continue
+                checkpointed = self._commits
+                try:
+                    if db is None:
+                        db = sqlite3.connect(self.path, isolation_level=None)
+                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                except sqlite3.Error as error:  # the next interval tries again; flush and close checkpoint too
+                    log.warning("WAL checkpoint of %s failed: %s", self.path, error)
+        finally:
+            if db is not None:
+                db.close()
 
     @staticmethod
     def _convert_point_rows(db: sqlite3.Connection) -> None:
@@ -253,7 +286,7 @@ class EmbeddedMetricStore:
             self._buffered += len(points)
             if self._buffered >= self.max_buffered or now - self._buffer_since >= self.flush_interval_ms:
                 self._commit(db)
-            if now - self._last_checkpoint >= self.flush_interval_ms:
+            if self._checkpointer is None and now - self._last_checkpoint >= self.flush_interval_ms:
                 self._checkpoint(db, now)
 
     def write_series(self, series: Sequence[tuple[MetricPoint, Sequence[int], Sequence[Any]]]) -> None:
@@ -324,6 +357,7 @@ class EmbeddedMetricStore:
                     updates[sid] = keys[-1]
             db.executemany(_INSERT, rows)
             db.execute("COMMIT")
+            self._commits += 1
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
@@ -397,6 +431,9 @@ class EmbeddedMetricStore:
         return removed
 
     def close(self) -> None:
+        self._stop.set()
+        if self._checkpointer is not None and self._checkpointer is not threading.current_thread():
+            self._checkpointer.join()
         with self._lock:
             db, self._db = self._db, None
             if db is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -167,4 +168,42 @@ def test_retention_trims_a_chunk_that_straddles_the_cutoff(tmp_path: Path) -> No
         assert store.prune() == 1
         assert [v for _t, v in raw(store)] == [3.0]
     finally:
+        store.close()
+
+
+def _checkpointed_rows(path: Path) -> int:
+    """Chunk rows in the database file itself: ``immutable=1`` reads it without the WAL."""
+    db = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True)
+    try:
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks'").fetchone() is None:
+            return 0  # not even the schema has reached the file yet
+        return int(db.execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+    finally:
+        db.close()
+
+
+def test_wal_checkpoints_run_beside_the_writer_not_in_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "m.sqlite"
+    store = EmbeddedMetricStore(path, retention_days=0, flush_interval_s=0.05, max_buffered=1)
+    in_writer: list[str] = []
+    original = EmbeddedMetricStore._checkpoint
+    monkeypatch.setattr(EmbeddedMetricStore, "_checkpoint",
+                        lambda self, db, now, mode="PASSIVE": (in_writer.append(mode), original(self, db, now, mode)))
+    try:
+        for ts in range(1, 6):
+            store.write([point(TEMP, float(ts), ts)])  # a commit each (max_buffered=1)
+        assert in_writer == []  # the write path itself never checkpoints
+        deadline = time.monotonic() + 10
+        while _checkpointed_rows(path) < 5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert _checkpointed_rows(path) == 5  # the thread moved the WAL into the file
+    finally:
+        store.close()
+    assert in_writer == ["TRUNCATE"]  # close checkpoints before it returns
+    assert store._checkpointer is not None and not store._checkpointer.is_alive()
+
+
+def test_a_store_in_memory_or_without_an_interval_checkpoints_in_the_writer(tmp_path: Path) -> None:
+    for store in (EmbeddedMetricStore(":memory:"), EmbeddedMetricStore(tmp_path / "m.sqlite", flush_interval_s=0)):
+        assert store._checkpointer is None
         store.close()
