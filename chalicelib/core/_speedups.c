@@ -426,6 +426,36 @@ in_order(PyObject *self, PyObject *envelopes)
     Py_RETURN_TRUE;
 }
 
+/* distinct_gateways(envelopes) -> set[str]: {e.gateway_id for e in envelopes} (a run of one gateway costs no
+ * set lookups: the ids parse_publish makes repeat as one object). None unless every item is an Envelope. */
+static PyObject *
+distinct_gateways(PyObject *self, PyObject *envelopes)
+{
+    if (!PyList_CheckExact(envelopes) || slot_types[SLOTS_ENVELOPE] == NULL)
+        Py_RETURN_NONE;
+    PyObject *out = PySet_New(NULL), *last = NULL;
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(envelopes); i++) {
+        PyObject *envelope = PyList_GET_ITEM(envelopes, i);
+        if (Py_TYPE(envelope) != slot_types[SLOTS_ENVELOPE]) {
+            Py_DECREF(out);
+            Py_RETURN_NONE;
+        }
+        PyObject *gw = member(envelope, 0);
+        if (gw == last)
+            continue;
+        if (gw == NULL || PySet_Add(out, gw) < 0) {
+            if (gw == NULL)
+                PyErr_SetString(PyExc_AttributeError, "gateway_id");
+            Py_DECREF(out);
+            return NULL;
+        }
+        last = gw;
+    }
+    return out;
+}
+
 /* ------------------------------------------------------------------------------------------ routing */
 
 /* MySensorsInterpreter.route_key: for ``node;child;1;ack;type;payload`` the key ``node;child;1;ack;type`` and the
@@ -617,6 +647,45 @@ route_known(PyObject *self, PyObject *args)
     return PyLong_FromSsize_t(i);
 }
 
+/* group_keys(groups) -> (node ids, source ids, field ids) | None: the ids _Batch._prefetch reads for a dict of
+ * _FieldGroup (key → group), as three sets. None unless every value is a _FieldGroup. */
+static PyObject *
+group_keys(PyObject *self, PyObject *groups)
+{
+    if (!PyDict_CheckExact(groups) || slot_types[SLOTS_GROUP] == NULL)
+        Py_RETURN_NONE;
+    PyObject *nodes = PySet_New(NULL), *sources = PySet_New(NULL), *fields = PySet_New(NULL);
+    PyObject *key, *group, *last_node = NULL, *last_source = NULL;
+    Py_ssize_t at = 0;
+    if (nodes == NULL || sources == NULL || fields == NULL)
+        goto error;
+    while (PyDict_Next(groups, &at, &key, &group)) {
+        if (Py_TYPE(group) != slot_types[SLOTS_GROUP]) {
+            Py_DECREF(nodes);
+            Py_DECREF(sources);
+            Py_DECREF(fields);
+            Py_RETURN_NONE;
+        }
+        PyObject *node_key = *(PyObject **)((char *)group + slot_members[SLOTS_GROUP][3]->offset);
+        PyObject *source_key = *(PyObject **)((char *)group + slot_members[SLOTS_GROUP][4]->offset);
+        if (node_key == NULL || source_key == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "a _FieldGroup without its node_key or source_key");
+            goto error;
+        }
+        if ((node_key != last_node && PySet_Add(nodes, node_key) < 0)
+            || (source_key != last_source && PySet_Add(sources, source_key) < 0) || PySet_Add(fields, key) < 0)
+            goto error;
+        last_node = node_key;
+        last_source = source_key;
+    }
+    return Py_BuildValue("(NNN)", nodes, sources, fields);
+error:
+    Py_XDECREF(nodes);
+    Py_XDECREF(sources);
+    Py_XDECREF(fields);
+    return NULL;
+}
+
 /* ------------------------------------------------------------------------------------------ folding */
 
 /* processor._iso / model.iso_from_ms: ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (UTC); NULL with no error set when the
@@ -730,7 +799,7 @@ entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, 
 }
 
 /* Whether a node or source without a batch accumulator may stay without one: seen at ts within the last-seen
- * resolution of its stored time (the processor's parse cache knows this very record), so that _Batch._touch
+ * resolution of its stored time (the processor's parse cache knows its last-seen text), so that _Batch._touch
  * would not write it. Then ``skipped[key]`` keeps the newest such ts, for an accumulator Python makes later in
  * the batch. 1 skipped, 0 not, -1 error. */
 static int
@@ -742,8 +811,12 @@ skip_seen(PyObject *record, PyObject *key, PyObject *ts_obj, long long ts, PyObj
     long long stored, before;
     if (known == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2 || PyTuple_GET_ITEM(known, 0) != record
-        || !as_ms(PyTuple_GET_ITEM(known, 1), &stored) || ts - stored >= resolution)
+    PyObject *stamp = PyDict_GetItemWithError(record, str_last_seen);
+    if (stamp == NULL && PyErr_Occurred())
+        return -1;
+    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2
+        || PyTuple_GET_ITEM(known, 0) != (stamp ? stamp : Py_None) || !as_ms(PyTuple_GET_ITEM(known, 1), &stored)
+        || ts - stored >= resolution)
         return 0;
     PyObject *noted = PyDict_GetItemWithError(skipped, key);
     if (noted == NULL && PyErr_Occurred())
@@ -1308,13 +1381,14 @@ touched(PyObject *self, PyObject *args)
             PyObject *stored_obj = slot_or_attr(SLOTS_ENTITY, 5, acc, str_stored_seen_ms);
             if (stored_obj == NULL)
                 goto error;
-            if (stored_obj == Py_None && PyDict_CheckExact(record)) { /* the processor's parse cache, by identity */
+            if (stored_obj == Py_None && PyDict_CheckExact(record)) { /* the processor's parse cache: same text */
                 PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
                 PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
+                PyObject *stamp = known ? PyDict_GetItemWithError(record, field_name) : NULL;
                 if (PyErr_Occurred())
                     goto error;
                 if (known != NULL && PyTuple_CheckExact(known) && PyTuple_GET_SIZE(known) == 2
-                    && PyTuple_GET_ITEM(known, 0) == record) {
+                    && PyTuple_GET_ITEM(known, 0) == (stamp ? stamp : Py_None)) {
                     stored_obj = PyTuple_GET_ITEM(known, 1);
                     if (PyObject_SetAttr(acc, str_stored_seen_ms, stored_obj) < 0)
                         goto error;
@@ -1347,14 +1421,14 @@ touched(PyObject *self, PyObject *args)
                     Py_XDECREF(write);
                     goto error;
                 }
-                Py_DECREF(stamp);
+                Py_DECREF(stamp); /* the record written holds it */
                 owned = 1;
-                /* what _stored_ms would parse from the record written: remember it, by identity */
+                /* what _stored_ms would parse from the record written: remember it, by the text's identity */
                 PyObject *entity_id = PyDict_GetItemWithError(write, str_id);
                 if (entity_id != NULL) {
                     if (PyDict_GET_SIZE(cache) >= cache_limit)
                         PyDict_Clear(cache);
-                    PyObject *known = PyTuple_Pack(2, write, seen_obj);
+                    PyObject *known = PyTuple_Pack(2, stamp, seen_obj);
                     if (known == NULL || PyDict_SetItem(cache, entity_id, known) < 0) {
                         Py_XDECREF(known);
                         Py_DECREF(write);
@@ -1701,6 +1775,8 @@ static PyMethodDef methods[] = {
     {"put_newer", put_newer, METH_VARARGS, "MemoryRepository.put_many(if_newer=True) in C."},
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
     {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},
+    {"distinct_gateways", distinct_gateways, METH_O, "The gateway ids of a list of envelopes, as a set."},
+    {"group_keys", group_keys, METH_O, "The node, source and field ids of a batch's field groups."},
     {"route_known", route_known, METH_VARARGS, "Put known MySensors set messages onto their field groups."},
     {NULL, NULL, 0, NULL},
 };

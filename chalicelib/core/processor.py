@@ -260,8 +260,9 @@ class Processor:
         needs no parsing of the stored timestamp."""
         self.templates: dict[str, MetricPoint] = {}
         """Field id → the point naming it in metric series (its tags follow from the id)."""
-        self.seen_ms: dict[str, tuple[Record, int]] = {}
-        """Entity id → (a gateway, node or source record, its last seen/transaction time parsed)."""
+        self.seen_ms: dict[str, tuple[str | None, int]] = {}
+        """Entity id → (a gateway's, node's or source's last seen/transaction text, that time parsed): valid while
+        its record holds that very str."""
 
     # ----------------------------------------------------------------------------------------- entry points
 
@@ -294,21 +295,27 @@ class Processor:
         return speedups.native if self.fast_path else None
 
     def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
-        unique = dict(zip(map(_message_id, envelopes), envelopes, strict=True))  # C speed; repeats counted below
-        if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
-            unique = {}
-            for envelope in envelopes:
-                if envelope.message_id in unique:
-                    result.duplicates += 1
-                else:
-                    unique[envelope.message_id] = envelope
-        seen = self.repository.seen(list(unique)) if unique else set()
-        if seen:
-            result.duplicates += len(seen)
-            batch = [e for mid, e in unique.items() if mid not in seen]
-        else:
-            batch = list(unique.values())
         native = self.native
+        ids = list(map(_message_id, envelopes))
+        if native is not None and native.consecutive_ids(ids) is not None:  # one stream's next seqs: all distinct
+            seen = self.repository.seen(ids)
+            batch = [e for e in envelopes if e.message_id not in seen] if seen else list(envelopes)
+            result.duplicates += len(seen)
+        else:
+            unique = dict(zip(ids, envelopes, strict=True))  # C speed; repeats counted below
+            if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
+                unique = {}
+                for envelope in envelopes:
+                    if envelope.message_id in unique:
+                        result.duplicates += 1
+                    else:
+                        unique[envelope.message_id] = envelope
+            seen = self.repository.seen(list(unique)) if unique else set()
+            if seen:
+                result.duplicates += len(seen)
+                batch = [e for mid, e in unique.items() if mid not in seen]
+            else:
+                batch = list(unique.values())
         if native is None or not native.in_order(batch):  # edges send them in order: the sort is often not needed
             batch.sort(key=_by_order)
         return batch
@@ -434,7 +441,9 @@ class _Batch:
             self.result.failures.append(MessageFailure(message_id, gateway_id, reason))
 
     def _load_gateways(self) -> None:
-        ids = set(map(_gateway_id, self.envelopes))
+        native = self.p.native
+        found = native.distinct_gateways(self.envelopes) if native is not None else None
+        ids: set[str] = found if found is not None else set(map(_gateway_id, self.envelopes))
         stored = self.repo.get_many(Kind.GATEWAY, ids)
         if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
                                            for record in stored.values()):
@@ -558,10 +567,18 @@ class _Batch:
         table[route_key] = (op, group.key, group.node_key, group.source_key)
 
     def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
-        groups = self.groups.values()
-        node_ids: set[str] = {group.node_key for group in groups}
-        source_ids: set[str] = {group.source_key for group in groups}
-        field_ids: set[str] = set(self.groups)
+        native = self.p.native
+        keys = native.group_keys(self.groups) if native is not None else None
+        node_ids: set[str]
+        source_ids: set[str]
+        field_ids: set[str]
+        if keys is not None:
+            node_ids, source_ids, field_ids = keys
+        else:
+            groups = self.groups.values()
+            node_ids = {group.node_key for group in groups}
+            source_ids = {group.source_key for group in groups}
+            field_ids = set(self.groups)
         batch_node_ids = self.batch_node_ids  # (the groups' node ids join it when an id request needs it)
         for envelope, ops in others:
             gw = envelope.gateway_id
@@ -982,18 +999,18 @@ class _Batch:
         return record if acc.dirty else None
 
     def _stored_ms(self, record: Record, field_name: str) -> int:
-        """A record's ``lastSeen``/``lastTransaction`` in ms, parsed once per record object (records are never
-        mutated, so the object stands for its content)."""
+        """A record's ``lastSeen``/``lastTransaction`` in ms, parsed once per text object: a record copied with
+        other changes keeps that very str, so its time is known without parsing it again."""
         cache = self.p.seen_ms
         entity_id = record["id"]
         known = cache.get(entity_id)
-        if known is not None and known[0] is record:
-            return known[1]
         stored = record.get(field_name)
+        if known is not None and known[0] is stored:
+            return known[1]
         parsed = ms_from_iso(stored) if stored else 0
         if len(cache) >= RECORD_CACHE_LIMIT:
             cache.clear()
-        cache[entity_id] = (record, parsed)
+        cache[entity_id] = (stored, parsed)
         return parsed
 
     @staticmethod

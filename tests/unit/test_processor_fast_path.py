@@ -285,3 +285,40 @@ def test_no_change_since_follows_the_last_change_in_a_batch(values: list[str]) -
                                         f"{2 if v in ('0', '1') and len(values) == 4 else 0};{v}")
              for i, v in enumerate(values)]
     assert_same(lanes(), [setup, first, batch])
+
+
+@pytest.mark.skipif(speedups.native is None, reason="the C speed-ups are not built")
+def test_a_last_seen_time_is_parsed_once_even_when_the_record_is_copied(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.core import processor as processor_module
+
+    repo = MemoryRepository(None)
+    processor = Processor(repo, EmbeddedMetricStore(":memory:", retention_days=0))
+    lines = ["1;255;0;0;17;2.3.2", "1;1;0;0;6;temp", "1;1;1;0;0;20.5"]
+    processor.acknowledge(processor.process([envelope(i, i + 1, line) for i, line in enumerate(lines)]))
+    parsed: list[str] = []
+    real = processor_module.ms_from_iso
+    monkeypatch.setattr(processor_module, "ms_from_iso", lambda text: (parsed.append(text), real(text))[1])
+    seq = 100
+    for batch in range(6):  # battery levels change the node record (a copy) every batch; lastSeen stays
+        seq += 2
+        processor.acknowledge(processor.process([envelope(seq * 10, seq, f"1;255;3;0;0;{50 + batch}"),
+                                                 envelope(seq * 10 + 1, seq + 1, f"1;1;1;0;0;{21 + batch}")]))
+    node = repo.get(Kind.NODE, "gw.1")
+    assert node is not None and node["others"]["battery_level"] == 55.0
+    assert len(parsed) <= 2, parsed  # the node's and the source's time once, not once per copy
+
+
+def test_the_last_seen_parse_cache_follows_the_text_not_the_record() -> None:
+    from chalicelib.core import processor as processor_module
+
+    processor = Processor(MemoryRepository(None), EmbeddedMetricStore(":memory:", retention_days=0))
+    batch = processor_module._Batch(processor, [], ProcessResult())
+    record = {"id": "gw.1", "lastSeen": "2026-01-01T00:00:01.000Z"}
+    assert batch._stored_ms(record, "lastSeen") == T0 + 1000
+    copy = {**record, "others": {"battery_level": 50}}
+    assert processor.seen_ms["gw.1"][0] is copy["lastSeen"]  # the same str: known without parsing it again
+    assert batch._stored_ms(copy, "lastSeen") == T0 + 1000
+    moved = {**record, "lastSeen": "2026-01-01T00:00:02.000Z"}
+    assert batch._stored_ms(moved, "lastSeen") == T0 + 2000
+    assert processor.seen_ms["gw.1"] == (moved["lastSeen"], T0 + 2000)
+    assert batch._stored_ms({"id": "gw.2"}, "lastSeen") == 0

@@ -234,6 +234,25 @@ def test_consecutive_ids_are_what_the_python_check_finds(stream: str, first: int
     assert repository_memory._consecutive(ids) == expected
 
 
+@settings(max_examples=200)
+@given(gateways=st.lists(st.sampled_from(["ga", "gb", "gc"]), max_size=12), shared=st.booleans())
+def test_distinct_gateways_is_the_set_of_gateway_ids(gateways: list[str], shared: bool) -> None:
+    envelopes = [Envelope(gw if shared else (gw + "!")[:-1], "mysensors_v2", i, i, f"m{i}", "1;1;1;0;0;1")
+                 for i, gw in enumerate(gateways)]
+    assert native.distinct_gateways(envelopes) == {e.gateway_id for e in envelopes}
+    assert native.distinct_gateways([*envelopes, object()]) is None  # not all envelopes: Python does it
+
+
+@settings(max_examples=200)
+@given(keys=st.lists(st.tuples(st.sampled_from(["g", "h"]), st.integers(1, 3), st.integers(1, 3),
+                               st.sampled_from(["V_TEMP", "V_HUM"])), unique=True, max_size=10))
+def test_group_keys_are_the_ids_prefetch_reads(keys: list[tuple[str, int, int, str]]) -> None:
+    groups = {f"{g}.{n}.{s}.{f}": _FieldGroup(g, f"{g}.{n}.{s}.{f}", None) for g, n, s, f in keys}  # type: ignore[arg-type]
+    assert native.group_keys(groups) == ({g.node_key for g in groups.values()},
+                                         {g.source_key for g in groups.values()}, set(groups))
+    assert native.group_keys({"x": object()}) is None
+
+
 # ------------------------------------------------------------------------------------------ the processor
 
 
