@@ -40,6 +40,7 @@ bind_slots(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "unknown slotted class or too many slots");
         return NULL;
     }
+    PyMemberDef *members[MAX_SLOTS]; /* the binding changes only when every name is good */
     for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++) {
         PyObject *descr = PyDict_GetItemWithError(((PyTypeObject *)type)->tp_dict, PyTuple_GET_ITEM(names, k));
         if (descr == NULL || Py_TYPE(descr) != &PyMemberDescr_Type) {
@@ -47,8 +48,15 @@ bind_slots(PyObject *self, PyObject *args)
                 PyErr_Format(PyExc_TypeError, "%R has no slot %R", type, PyTuple_GET_ITEM(names, k));
             return NULL;
         }
-        slot_members[kind][k] = ((PyMemberDescrObject *)descr)->d_member;
+        PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+        if (member->type != T_OBJECT_EX || (member->flags & READONLY)) { /* what __slots__ makes: written directly */
+            PyErr_Format(PyExc_TypeError, "%R slot %R is not a plain writable slot", type, PyTuple_GET_ITEM(names, k));
+            return NULL;
+        }
+        members[k] = member;
     }
+    for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(names); k++)
+        slot_members[kind][k] = members[k];
     Py_INCREF(type);
     Py_XSETREF(slot_types[kind], (PyTypeObject *)type);
     slot_counts[kind] = (int)PyTuple_GET_SIZE(names);
@@ -84,11 +92,10 @@ make_slotted(int kind, PyObject **values)
     PyObject *obj = type->tp_alloc(type, 0);
     if (obj == NULL)
         return NULL;
-    for (int k = 0; k < slot_counts[kind]; k++) {
-        if (PyMember_SetOne((char *)obj, slot_members[kind][k], values[k] ? values[k] : Py_None) < 0) {
-            Py_DECREF(obj);
-            return NULL;
-        }
+    for (int k = 0; k < slot_counts[kind]; k++) { /* a new object's slots are empty: set, nothing to release */
+        PyObject *value = values[k] ? values[k] : Py_None;
+        Py_INCREF(value);
+        *(PyObject **)((char *)obj + slot_members[kind][k]->offset) = value;
     }
     return obj;
 }
@@ -755,8 +762,11 @@ see(PyObject *acc, PyObject *ts_obj, long long ts)
     if (!as_ms(seen, &seen_ms))
         return 0;
     if (ts > seen_ms) {
-        if (Py_TYPE(acc) == slot_types[SLOTS_ENTITY])
-            return PyMember_SetOne((char *)acc, slot_members[SLOTS_ENTITY][3], ts_obj) < 0 ? -1 : 1;
+        if (Py_TYPE(acc) == slot_types[SLOTS_ENTITY]) {
+            Py_INCREF(ts_obj);
+            Py_XSETREF(*(PyObject **)((char *)acc + slot_members[SLOTS_ENTITY][3]->offset), ts_obj);
+            return 1;
+        }
         if (PyObject_SetAttr(acc, str_seen_ms, ts_obj) < 0)
             return -1;
     }

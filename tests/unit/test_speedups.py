@@ -38,6 +38,18 @@ def pure_python() -> Iterator[None]:
         speedups.native = saved
 
 
+def test_only_plain_slots_are_bound_and_a_refused_binding_changes_nothing() -> None:
+    class Odd:
+        __slots__ = ("a",)
+        b = property(lambda self: 1)
+
+    for names in (("a", "b"), ("a", "c")):
+        with pytest.raises(TypeError):
+            native.bind_slots(native.GROUP, Odd, names)
+    group = _FieldGroup("gw", "gw.1.1.V_TEMP", None)  # type: ignore[arg-type]
+    assert native.group_keys({group.key: group}) == ({"gw.1"}, {"gw.1.1"}, {"gw.1.1.V_TEMP"})  # still bound
+
+
 def test_the_speedups_are_what_the_build_made() -> None:
     assert speedups.describe() == "C speed-ups"
 
