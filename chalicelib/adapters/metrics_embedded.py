@@ -73,6 +73,17 @@ _OVERLAP: Final = "SELECT t0, t1, ts, vals FROM chunks WHERE series = ? AND t1 >
 _json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _SWAP: Final = sys.byteorder != "little"
 Packed = bytes | bytearray | str
+Held = tuple["array[int]", "array[float] | list[Any]"]
+
+
+def _new_held() -> Held:
+    return array("q"), array("d")
+
+
+def _joined(first: Held, then: Held) -> Held:
+    values = (first[1] + then[1] if type(first[1]) is type(then[1])  # type: ignore[operator]
+              else [*first[1], *then[1]])
+    return first[0] + then[0], values
 ChunkRow = tuple[int, int, int, int, bytes | bytearray, Packed]
 
 
@@ -144,8 +155,9 @@ class EmbeddedMetricStore:
         ``flush_interval_s`` or ``max_buffered`` points first makes chunks of many points (a row costs SQLite
         about as much for 40 points as for 200: ~0.75 vs ~0.37 us a point here). 100,000 points are a few MB and
         at most one interval of data at 100k points/s."""
-        self._buffer: dict[str, tuple[list[int], list[Any]]] = {}
-        """field id → (timestamps, values) in the order written."""
+        self._buffer: dict[str, Held] = {}
+        """field id → (timestamps, values) in the order written: int64s, and float64s while every value is a
+        number (bools as 0/1), so that a held point costs 16 bytes and no objects; a list once text arrives."""
         self._buffered = 0
         self._buffer_since = 0
         self.retention_ms = int(retention_days * DAY_MS) if retention_days > 0 else 0
@@ -281,10 +293,12 @@ class EmbeddedMetricStore:
                     continue
                 held = buffer.get(field_id)
                 if held is None:
-                    buffer[field_id] = ([ts], [number])
-                else:
-                    held[0].append(ts)
+                    buffer[field_id] = held = (array("q"), array("d"))
+                held[0].append(ts)
+                try:
                     held[1].append(number)
+                except (TypeError, OverflowError):  # text (or a number no float64 holds): a list from now on
+                    buffer[field_id] = (held[0], [*held[1], number])
             self._buffered += len(points)
             if self._buffered >= self.max_buffered or now - self._buffer_since >= self.flush_interval_ms:
                 self._commit(db)
@@ -305,8 +319,8 @@ class EmbeddedMetricStore:
                 self._buffer_since = self._clock()
             native = speedups.native
             if native is not None and type(series) is list:  # the plain series at C speed, the rest below
-                held, series = native.buffer_series(buffer, series, _PLAIN_NUMBERS)
-                self._buffered += held
+                count, series = native.buffer_series(buffer, series, _PLAIN_NUMBERS, _new_held)
+                self._buffered += count
             for point, stamps, values in series:
                 field_id, metric_type = point[0], point[5]
                 if metric_type in _PLAIN_NUMBERS:
@@ -321,10 +335,9 @@ class EmbeddedMetricStore:
                     continue
                 held = buffer.get(field_id)
                 if held is None:
-                    buffer[field_id] = (list(stamps), list(values))
-                else:
-                    held[0].extend(stamps)
-                    held[1].extend(values)
+                    buffer[field_id] = held = _new_held()
+                held[0].extend(stamps)
+                held[1].extend(values)  # (a list already, or an array of float64s: these are numbers or bools)
                 self._buffered += len(stamps)
         self.write(other)  # the rest, and the commit and checkpoint timing
 
@@ -351,7 +364,7 @@ class EmbeddedMetricStore:
                         rows.append((sid, ts[0], ts[-1], len(ts), *packed))
                         updates[sid] = ts[-1]
                         continue
-                keys, vals = _last_wins(ts, values)
+                keys, vals = _last_wins(ts.tolist(), values if isinstance(values, list) else values.tolist())
                 if stored is not None and keys[0] <= stored:
                     keys, vals = self._merge(db, sid, keys, vals)
                 rows.extend(_pieces(sid, keys, vals))
@@ -363,10 +376,12 @@ class EmbeddedMetricStore:
         except BaseException:
             if db.in_transaction:
                 db.execute("ROLLBACK")
-            for field_id, (ts, values) in buffer.items():  # keep them, in order, for the next attempt
-                held = self._buffer.setdefault(field_id, ([], []))
-                held[0][:0], held[1][:0] = ts, values
-                self._buffered += len(ts)
+                # series ids made in this transaction are gone with it: forget them, or two fields would share one
+                self._series = dict(db.execute("SELECT field_id, id FROM series").fetchall())
+            for field_id, held in buffer.items():  # keep them, in order, for the next attempt
+                newer = self._buffer.get(field_id)
+                self._buffer[field_id] = held if newer is None else _joined(held, newer)
+                self._buffered += len(held[0])
             raise
         last_t1.update(updates)
 

@@ -16,6 +16,7 @@ static PyObject *str_node_key, *str_source_key, *str_node_name, *str_source_name
 static PyObject *str_field_prefix, *str_dirty, *str_stored_seen_ms;
 static PyObject *str_timestamp_key, *str_sequence_key, *str_node_id, *str_source_id, *str_field_id;
 static PyObject *value_template; /* {"value": None, "isReceived": True, "timestamp": None, "sequence": None} */
+static PyObject *str_extend;
 
 /* ------------------------------------------------------------------------------------------ slotted classes */
 
@@ -1469,15 +1470,15 @@ error:
     return NULL;
 }
 
-/* buffer_series(buffer, series, plain_numbers) -> (held, rest)
+/* buffer_series(buffer, series, plain_numbers, new_held) -> (held, rest)
  * EmbeddedMetricStore.write_series's plain case: a series of finite floats (metric types in plain_numbers) or of
- * bools (binary) is appended to ``buffer[field_id] = (stamps, values)``; any other series goes to ``rest`` for
- * the Python loop. Returns how many points it held. */
+ * bools (binary) is appended to ``buffer[field_id] = (stamps, values)`` (made by ``new_held()`` when missing);
+ * any other series goes to ``rest`` for the Python loop. Returns how many points it held. */
 static PyObject *
 buffer_series(PyObject *self, PyObject *args)
 {
-    PyObject *buffer, *series, *plain_numbers;
-    if (!PyArg_ParseTuple(args, "O!O!O", &PyDict_Type, &buffer, &PyList_Type, &series, &plain_numbers))
+    PyObject *buffer, *series, *plain_numbers, *new_held;
+    if (!PyArg_ParseTuple(args, "O!O!OO", &PyDict_Type, &buffer, &PyList_Type, &series, &plain_numbers, &new_held))
         return NULL;
     PyObject *rest = PyList_New(0);
     if (rest == NULL)
@@ -1514,32 +1515,29 @@ buffer_series(PyObject *self, PyObject *args)
             continue;
         }
         PyObject *field_id = PyTuple_GET_ITEM(point, 0);
-        PyObject *known = PyDict_GetItemWithError(buffer, field_id);
+        PyObject *known = PyDict_GetItemWithError(buffer, field_id); /* borrowed */
         if (known == NULL) {
             if (PyErr_Occurred())
                 goto error;
-            PyObject *stamps_copy = PyList_GetSlice(stamps, 0, PyList_GET_SIZE(stamps));
-            PyObject *values_copy = PyList_GetSlice(values, 0, PyList_GET_SIZE(values));
-            PyObject *pair = stamps_copy && values_copy ? PyTuple_Pack(2, stamps_copy, values_copy) : NULL;
-            Py_XDECREF(stamps_copy);
-            Py_XDECREF(values_copy);
-            if (pair == NULL || PyDict_SetItem(buffer, field_id, pair) < 0) {
-                Py_XDECREF(pair);
-                goto error;
-            }
-            Py_DECREF(pair);
-        }
-        else {
-            if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2 || !PyList_Check(PyTuple_GET_ITEM(known, 0))
-                || !PyList_Check(PyTuple_GET_ITEM(known, 1))) {
-                PyErr_SetString(PyExc_TypeError, "buffer_series: a held series is not (stamps, values)");
-                goto error;
-            }
-            PyObject *stamps_held = PyTuple_GET_ITEM(known, 0), *values_held = PyTuple_GET_ITEM(known, 1);
-            Py_ssize_t at = PyList_GET_SIZE(stamps_held), at_values = PyList_GET_SIZE(values_held);
-            if (PyList_SetSlice(stamps_held, at, at, stamps) < 0 || PyList_SetSlice(values_held, at_values, at_values, values) < 0)
+            known = PyObject_CallNoArgs(new_held);
+            int set = known == NULL ? -1 : PyDict_SetItem(buffer, field_id, known);
+            Py_XDECREF(known); /* the dict holds it */
+            if (set < 0)
                 goto error;
         }
+        if (!PyTuple_Check(known) || PyTuple_GET_SIZE(known) != 2) {
+            PyErr_SetString(PyExc_TypeError, "buffer_series: a held series is not (stamps, values)");
+            goto error;
+        }
+        /* held.extend: int64s and float64s from the lists (or a list of values, once text came) */
+        PyObject *done = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(known, 0), str_extend, stamps);
+        Py_XDECREF(done);
+        if (done == NULL)
+            goto error;
+        done = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(known, 1), str_extend, values);
+        Py_XDECREF(done);
+        if (done == NULL)
+            goto error;
         held += PyList_GET_SIZE(stamps);
     }
     PyObject *out = Py_BuildValue("(nN)", held, rest);
@@ -1550,54 +1548,44 @@ error:
 }
 
 /* pack_chunk(stamps, values) -> (ts, vals) | None
- * EmbeddedMetricStore's chunk packing (_last_wins + _pack_ts + _pack_values) for the plain case: timestamps
- * exact ints strictly ascending (then _last_wins has nothing to do), values exact floats or bools; both packed
- * as little-endian int64s / float64s into bytearrays. None for anything else (Python packs it). */
+ * EmbeddedMetricStore's chunk packing (_last_wins + _pack_ts + _pack_values) for the plain case: a held series
+ * of int64 timestamps strictly ascending (then _last_wins has nothing to do) and float64 values (arrays 'q' and
+ * 'd'), as little-endian bytes in bytearrays. None for anything else (Python packs it). */
 static PyObject *
 pack_chunk(PyObject *self, PyObject *args)
 {
-    PyObject *stamps, *values;
-    if (!PyArg_ParseTuple(args, "O!O!", &PyList_Type, &stamps, &PyList_Type, &values))
+    PyObject *stamps, *values, *out = NULL;
+    if (!PyArg_ParseTuple(args, "OO", &stamps, &values))
         return NULL;
     const union { uint16_t word; uint8_t first; } probe = {1};
-    Py_ssize_t n = PyList_GET_SIZE(stamps);
-    if (!probe.first || n == 0 || PyList_GET_SIZE(values) != n)
+    if (!probe.first || !PyObject_CheckBuffer(stamps) || !PyObject_CheckBuffer(values))
         Py_RETURN_NONE;
-    PyObject *ts = PyByteArray_FromStringAndSize(NULL, n * 8);
-    PyObject *vals = PyByteArray_FromStringAndSize(NULL, n * 8);
-    if (ts == NULL || vals == NULL)
-        goto error;
-    char *ts_out = PyByteArray_AS_STRING(ts), *vals_out = PyByteArray_AS_STRING(vals);
-    long long before = 0;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *stamp = PyList_GET_ITEM(stamps, i), *value = PyList_GET_ITEM(values, i);
-        int overflow = 0;
-        if (!PyLong_CheckExact(stamp))
-            goto decline;
-        long long t = PyLong_AsLongLongAndOverflow(stamp, &overflow);
-        if (overflow || (t == -1 && PyErr_Occurred()) || (i > 0 && t <= before))
-            goto decline;
-        double number;
-        if (PyFloat_CheckExact(value))
-            number = PyFloat_AS_DOUBLE(value);
-        else if (PyBool_Check(value))
-            number = value == Py_True ? 1.0 : 0.0;
-        else
-            goto decline;
-        memcpy(ts_out + i * 8, &t, 8);
-        memcpy(vals_out + i * 8, &number, 8);
-        before = t;
+    Py_buffer ts_view, vals_view;
+    if (PyObject_GetBuffer(stamps, &ts_view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(values, &vals_view, PyBUF_FORMAT | PyBUF_C_CONTIGUOUS) < 0) {
+        PyBuffer_Release(&ts_view);
+        return NULL;
     }
-    return Py_BuildValue("(NN)", ts, vals);
-decline:
-    PyErr_Clear();
-    Py_DECREF(ts);
-    Py_DECREF(vals);
-    Py_RETURN_NONE;
-error:
-    Py_XDECREF(ts);
-    Py_XDECREF(vals);
-    return NULL;
+    Py_ssize_t n = ts_view.len / 8;
+    int plain = ts_view.itemsize == 8 && vals_view.itemsize == 8 && ts_view.format && vals_view.format
+                && strcmp(ts_view.format, "q") == 0 && strcmp(vals_view.format, "d") == 0 && n > 0
+                && vals_view.len == ts_view.len;
+    const long long *ts = ts_view.buf;
+    for (Py_ssize_t i = 1; plain && i < n; i++)
+        plain = ts[i] > ts[i - 1];
+    if (plain) {
+        PyObject *ts_bytes = PyByteArray_FromStringAndSize(ts_view.buf, ts_view.len);
+        PyObject *vals_bytes = ts_bytes ? PyByteArray_FromStringAndSize(vals_view.buf, vals_view.len) : NULL;
+        out = vals_bytes ? PyTuple_Pack(2, ts_bytes, vals_bytes) : NULL;
+        Py_XDECREF(ts_bytes);
+        Py_XDECREF(vals_bytes);
+    }
+    PyBuffer_Release(&ts_view);
+    PyBuffer_Release(&vals_view);
+    if (!plain)
+        Py_RETURN_NONE;
+    return out; /* NULL with the error set when memory ran out */
 }
 
 /* consecutive_ids(ids) -> (stream, first, last) | None
@@ -1810,7 +1798,7 @@ PyInit__speedups(void)
     INTERN(str_source_name, "source_name") INTERN(str_metric_type_attr, "metric_type")
     INTERN(str_timestamp_key, "timestamp") INTERN(str_sequence_key, "sequence") INTERN(str_node_id, "node_id")
     INTERN(str_field_prefix, "field:") INTERN(str_dirty, "dirty") INTERN(str_stored_seen_ms, "stored_seen_ms")
-    INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id")
+    INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id") INTERN(str_extend, "extend")
     for (int c = 0; c < 0x20; c++)
         span_stops[c] = 1;
     span_stops['"'] = span_stops['\\'] = 1;

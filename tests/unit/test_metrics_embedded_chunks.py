@@ -207,3 +207,33 @@ def test_a_store_in_memory_or_without_an_interval_checkpoints_in_the_writer(tmp_
     for store in (EmbeddedMetricStore(":memory:"), EmbeddedMetricStore(tmp_path / "m.sqlite", flush_interval_s=0)):
         assert store._checkpointer is None
         store.close()
+
+
+def test_a_series_that_turns_to_text_while_held_keeps_every_point(tmp_path: Path) -> None:
+    store = EmbeddedMetricStore(tmp_path / "m.sqlite", retention_days=0, flush_interval_s=3600)
+    store.write_series([(point(TEMP, None, 0), [T0 + 1, T0 + 2], [1.5, 2.5])])  # held as float64s
+    store.write([point(TEMP, "on", T0 + 3, "string"), point(TEMP, 4.5, T0 + 4)])  # text: held as a list now
+    store.write_series([(point(TEMP, None, 0), [T0 + 5], [5.5])])
+    assert isinstance(store._buffer[TEMP][1], list) and len(store._buffer[TEMP][0]) == 5
+    assert [v for _t, v in raw(store)] == [1.5, 2.5, 4.5, 5.5]
+    assert [v for _t, v in raw(store, metric_type="string")] == ["on"]
+    store.close()
+
+
+def test_a_failed_commit_keeps_the_held_points_for_the_next(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = EmbeddedMetricStore(tmp_path / "m.sqlite", retention_days=0, flush_interval_s=3600)
+    store.write([point(TEMP, 1.0, T0 + 1), point(TEMP, "x", T0 + 2, "string")])
+    humidity = "gw.1.2.V_HUM"
+    store.write([point(humidity, 50.0, T0 + 1)])
+
+    def broken(sid: int, keys: list[int], values: list[object]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(metrics_embedded, "_pieces", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        store.flush()
+    monkeypatch.undo()
+    assert store._buffered == 3
+    store.flush()
+    assert [v for _t, v in raw(store)] == [1.0] and [v for _t, v in raw(store, humidity)] == [50.0]
+    store.close()
