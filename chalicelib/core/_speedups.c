@@ -16,7 +16,7 @@ static PyObject *str_node_key, *str_source_key, *str_node_name, *str_source_name
 static PyObject *str_field_prefix, *str_dirty, *str_stored_seen_ms;
 static PyObject *str_timestamp_key, *str_sequence_key, *str_node_id, *str_source_id, *str_field_id;
 static PyObject *value_template; /* {"value": None, "isReceived": True, "timestamp": None, "sequence": None} */
-static PyObject *str_extend;
+static PyObject *str_frombytes;
 
 /* ------------------------------------------------------------------------------------------ slotted classes */
 
@@ -1470,6 +1470,37 @@ error:
     return NULL;
 }
 
+/* ``array.frombytes`` of a list's items packed as int64s ('q': exact ints) or float64s ('d': floats, bools): what
+ * ``array.extend(items)`` does for these, without converting item by item in the array module. */
+static int
+append_packed(PyObject *held, PyObject *items, char code)
+{
+    Py_ssize_t n = PyList_GET_SIZE(items);
+    PyObject *bytes = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (bytes == NULL)
+        return -1;
+    char *out = PyBytes_AS_STRING(bytes);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *item = PyList_GET_ITEM(items, i);
+        if (code == 'q') {
+            long long number = PyLong_AsLongLong(item);
+            if (number == -1 && PyErr_Occurred()) {
+                Py_DECREF(bytes);
+                return -1;
+            }
+            memcpy(out + i * 8, &number, 8);
+        }
+        else {
+            double number = PyFloat_CheckExact(item) ? PyFloat_AS_DOUBLE(item) : (item == Py_True ? 1.0 : 0.0);
+            memcpy(out + i * 8, &number, 8);
+        }
+    }
+    PyObject *done = PyObject_CallMethodOneArg(held, str_frombytes, bytes);
+    Py_DECREF(bytes);
+    Py_XDECREF(done);
+    return done == NULL ? -1 : 0;
+}
+
 /* buffer_series(buffer, series, plain_numbers, new_held) -> (held, rest)
  * EmbeddedMetricStore.write_series's plain case: a series of finite floats (metric types in plain_numbers) or of
  * bools (binary) is appended to ``buffer[field_id] = (stamps, values)`` (made by ``new_held()`` when missing);
@@ -1529,14 +1560,14 @@ buffer_series(PyObject *self, PyObject *args)
             PyErr_SetString(PyExc_TypeError, "buffer_series: a held series is not (stamps, values)");
             goto error;
         }
-        /* held.extend: int64s and float64s from the lists (or a list of values, once text came) */
-        PyObject *done = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(known, 0), str_extend, stamps);
-        Py_XDECREF(done);
-        if (done == NULL)
+        /* the int64s and float64s packed here, then one frombytes each (array.extend would convert item by
+         * item); a list of values (text came) is extended as a list */
+        PyObject *stamps_held = PyTuple_GET_ITEM(known, 0), *values_held = PyTuple_GET_ITEM(known, 1);
+        if (append_packed(stamps_held, stamps, 'q') < 0)
             goto error;
-        done = PyObject_CallMethodOneArg(PyTuple_GET_ITEM(known, 1), str_extend, values);
-        Py_XDECREF(done);
-        if (done == NULL)
+        if (PyList_Check(values_held) ? PyList_SetSlice(values_held, PyList_GET_SIZE(values_held),
+                                                        PyList_GET_SIZE(values_held), values) < 0
+                                      : append_packed(values_held, values, 'd') < 0)
             goto error;
         held += PyList_GET_SIZE(stamps);
     }
@@ -1798,7 +1829,7 @@ PyInit__speedups(void)
     INTERN(str_source_name, "source_name") INTERN(str_metric_type_attr, "metric_type")
     INTERN(str_timestamp_key, "timestamp") INTERN(str_sequence_key, "sequence") INTERN(str_node_id, "node_id")
     INTERN(str_field_prefix, "field:") INTERN(str_dirty, "dirty") INTERN(str_stored_seen_ms, "stored_seen_ms")
-    INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id") INTERN(str_extend, "extend")
+    INTERN(str_source_id, "source_id") INTERN(str_field_id, "field_id") INTERN(str_frombytes, "frombytes")
     for (int c = 0; c < 0x20; c++)
         span_stops[c] = 1;
     span_stops['"'] = span_stops['\\'] = 1;
