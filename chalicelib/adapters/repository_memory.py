@@ -35,7 +35,15 @@ from chalicelib.core import speedups
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
-from chalicelib.core.seen import Run, decode_runs, encode_runs, merge_seqs, runs_contain, split_message_id
+from chalicelib.core.seen import (
+    Run,
+    decode_runs,
+    encode_runs,
+    group_by_stream,
+    merge_seqs,
+    runs_contain,
+    split_message_id,
+)
 
 log = logging.getLogger(__name__)
 
@@ -322,19 +330,16 @@ class MemoryRepository:
             if run is not None:  # the usual batch: one stream's next seqs, in order
                 self._mark_stream(run[0], range(run[1], run[2] + 1))
             else:
-                plain: list[str] = []
-                by_stream: dict[str, list[int]] = {}
-                for message_id in message_ids:
-                    parsed = split_message_id(message_id)
-                    if parsed is None:
-                        plain.append(message_id)
-                    else:
-                        by_stream.setdefault(parsed[0], []).append(parsed[1])
-                for stream, seqs in by_stream.items():
-                    self._mark_stream(stream, seqs)
-                if plain:
-                    self._mark_plain(plain)
+                self._mark_ids(message_ids)
             self._seen_dirty = True
+
+    def _mark_ids(self, message_ids: Iterable[str]) -> None:
+        """Any mix of stream and plain ids (held: ``_lock``)."""
+        plain, streams = group_by_stream(message_ids)
+        for stream, seqs in streams.items():
+            self._mark_stream(stream, seqs)
+        if plain:
+            self._mark_plain(plain)
 
     def _mark_stream(self, stream: str, seqs: Sequence[int]) -> None:
         """Add applied seqs to a stream, which becomes the most recently used one (held: ``_lock``)."""
@@ -514,20 +519,7 @@ class MemoryRepository:
             self._streams[stream] = (hw, decode_runs(hw, text))
         while len(self._streams) > self._stream_capacity:
             del self._streams[next(iter(self._streams))]
-        plain: list[str] = []
-        by_stream: dict[str, list[int]] = {}
-        for message_id in ids:  # (a dump written before streams holds stream ids here too)
-            parsed = split_message_id(message_id)
-            if parsed is None:
-                plain.append(message_id)
-            else:
-                by_stream.setdefault(parsed[0], []).append(parsed[1])
-        for stream, seqs in by_stream.items():
-            self._mark_stream(stream, seqs)
-        for message_id in plain[-self._seen_capacity:]:
-            if message_id not in self._seen:
-                self._seen.add(message_id)
-                self._seen_order.append(message_id)
+        self._mark_ids(ids)  # (a dump written before streams holds stream ids here too)
 
     def _run_timer(self, interval: float) -> None:
         while not self._stop.wait(interval):

@@ -32,6 +32,19 @@ def split_message_id(message_id: str) -> tuple[str, int] | None:
     return stream, int(tail)
 
 
+def group_by_stream(message_ids: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
+    """The plain ids, in order, and each stream's seqs, in order."""
+    plain: list[str] = []
+    streams: dict[str, list[int]] = {}
+    for message_id in message_ids:
+        parsed = split_message_id(message_id)
+        if parsed is None:
+            plain.append(message_id)
+        else:
+            streams.setdefault(parsed[0], []).append(parsed[1])
+    return plain, streams
+
+
 def runs_contain(hw: int, runs: Sequence[Run], seq: int) -> bool:
     """Whether ``seq`` counts as applied: at or below ``hw``, or inside one of the runs above it."""
     if seq <= hw:

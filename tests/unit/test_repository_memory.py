@@ -183,16 +183,23 @@ def test_a_stream_stuck_behind_a_failed_message_stays_small() -> None:
     assert repo.seen(["s-10", "s-9", "s-50010"]) == {"s-9", "s-50010"}
 
 
-def test_a_dump_that_lists_stream_ids_one_by_one_loads_into_streams(tmp_path: Path) -> None:
+def _dump_and_edit_seen_file(tmp_path: Path, ids: list[str], edit: Callable[[dict[str, Any]], None]) -> None:
     repo = MemoryRepository(tmp_path, dump_interval_s=0)
-    repo.mark_seen(["x"])
+    repo.mark_seen(ids)
     repo.close()
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     seen_file = tmp_path / manifest["files"]["seen"]
     document = json.loads(seen_file.read_text())
-    document["ids"] = ["x", "e-3", "e-1", "e-2", "e-7", "f-01"]  # as an older version wrote them
-    del document["streams"]
+    edit(document)
     seen_file.write_text(json.dumps(document))
+
+
+def test_a_dump_that_lists_stream_ids_one_by_one_loads_into_streams(tmp_path: Path) -> None:
+    def as_an_older_version_wrote_it(document: dict[str, Any]) -> None:
+        document["ids"] = ["x", "e-3", "e-1", "e-2", "e-7", "f-01"]
+        del document["streams"]
+
+    _dump_and_edit_seen_file(tmp_path, ["x"], as_an_older_version_wrote_it)
     loaded = MemoryRepository(tmp_path, dump_interval_s=0)
     assert loaded.seen(["x", "e-1", "e-2", "e-3", "e-4", "e-7", "f-01", "f-1"]) == {"x", "e-1", "e-2", "e-3", "e-7",
                                                                                      "f-01"}
@@ -201,14 +208,7 @@ def test_a_dump_that_lists_stream_ids_one_by_one_loads_into_streams(tmp_path: Pa
 
 @pytest.mark.parametrize("streams", [[1, 2], {"s": [1]}, {"s": ["1", ""]}, {"s": [1, 2]}])
 def test_a_seen_file_with_bad_streams_is_named(tmp_path: Path, streams: Any) -> None:
-    repo = MemoryRepository(tmp_path, dump_interval_s=0)
-    repo.mark_seen(["s-1"])
-    repo.close()
-    manifest = json.loads((tmp_path / "manifest.json").read_text())
-    seen_file = tmp_path / manifest["files"]["seen"]
-    document = json.loads(seen_file.read_text())
-    document["streams"] = streams
-    seen_file.write_text(json.dumps(document))
+    _dump_and_edit_seen_file(tmp_path, ["s-1"], lambda document: document.update(streams=streams))
     with pytest.raises(RepositoryLoadError, match="streams"):
         MemoryRepository(tmp_path, dump_interval_s=0)
 

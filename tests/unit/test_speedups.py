@@ -6,6 +6,7 @@ from __future__ import annotations
 import random
 from array import array
 from collections.abc import Iterator
+from contextlib import contextmanager
 from itertools import pairwise
 from typing import Any
 
@@ -29,14 +30,21 @@ native = speedups.native
 pytestmark = pytest.mark.skipif(native is None, reason="the C speed-ups are not built (make builds them)")
 
 
-@pytest.fixture
-def pure_python() -> Iterator[None]:
+@contextmanager
+def speedups_on(on: bool) -> Iterator[None]:
+    """The C speed-ups in use (``on``) or not, for the code inside."""
     saved = speedups.native
-    speedups.native = None
+    speedups.native = native if on else None
     try:
         yield
     finally:
         speedups.native = saved
+
+
+@pytest.fixture
+def pure_python() -> Iterator[None]:
+    with speedups_on(False):
+        yield
 
 
 def test_only_plain_slots_are_bound_and_a_refused_binding_changes_nothing() -> None:
@@ -173,16 +181,14 @@ def test_buffered_series_are_what_the_python_loop_buffers(seed: int) -> None:
     stores = {}
     for use_native in (True, False):
         store = EmbeddedMetricStore(":memory:", retention_days=0, max_buffered=10**9, flush_interval_s=10**9)
-        saved = speedups.native
-        speedups.native = native if use_native else None
-        try:
-            for series in batches:
-                store.write_series([(p, list(s), list(v)) for p, s, v in series])
-            stores[use_native] = ({k: (list(a), [repr(x) for x in b]) for k, (a, b) in store._buffer.items()},
-                                  store._buffered)
-        finally:
-            speedups.native = saved
-            store.close()
+        with speedups_on(use_native):
+            try:
+                for series in batches:
+                    store.write_series([(p, list(s), list(v)) for p, s, v in series])
+                stores[use_native] = ({k: (list(a), [repr(x) for x in b]) for k, (a, b) in store._buffer.items()},
+                                      store._buffered)
+            finally:
+                store.close()
     assert stores[True] == stores[False]
 
 
@@ -211,19 +217,17 @@ def test_a_commit_of_plain_and_other_series_stores_what_python_stores() -> None:
     stored = {}
     for use_native in (True, False):
         store = EmbeddedMetricStore(":memory:", retention_days=0, max_buffered=10**9, flush_interval_s=10**9)
-        saved = speedups.native
-        speedups.native = native if use_native else None
-        try:
-            for start in (100, 50, 200):  # the second commit reaches back into the first: merged, not packed in C
-                store.write([MetricPoint("gw.1.1.T", "gw", "1", "1", "T", "gauge_float", start + i / 2, start + i)
-                             for i in (0, 2, 1, 3)])
-                store.write([MetricPoint("gw.1.2.S", "gw", "1", "2", "S", "binary", i % 2 == 0, start + i)
-                             for i in range(3)])
-                store.flush()
-            stored[use_native] = store._conn().execute("SELECT * FROM chunks ORDER BY series, t1").fetchall()
-        finally:
-            speedups.native = saved
-            store.close()
+        with speedups_on(use_native):
+            try:
+                for start in (100, 50, 200):  # the second commit reaches back into the first: merged, not packed in C
+                    store.write([MetricPoint("gw.1.1.T", "gw", "1", "1", "T", "gauge_float", start + i / 2, start + i)
+                                 for i in (0, 2, 1, 3)])
+                    store.write([MetricPoint("gw.1.2.S", "gw", "1", "2", "S", "binary", i % 2 == 0, start + i)
+                                 for i in range(3)])
+                    store.flush()
+                stored[use_native] = store._conn().execute("SELECT * FROM chunks ORDER BY series, t1").fetchall()
+            finally:
+                store.close()
     assert stored[True] == stored[False] and len(stored[True]) >= 3
 
 
@@ -236,12 +240,8 @@ def test_consecutive_ids_are_what_the_python_check_finds(stream: str, first: int
     ids = [f"{stream}-{seq}" for seq in range(first, first + count)]
     if 0 <= damage < count:
         ids[damage] = replacement if damage % 2 else f"{stream}-{first + damage + 1}"
-    saved = speedups.native
-    speedups.native = None
-    try:
+    with speedups_on(False):
         expected = repository_memory._consecutive(ids)
-    finally:
-        speedups.native = saved
     assert native.consecutive_ids(ids) == (expected if ids[0].isascii() else None)  # C declines other text
     assert repository_memory._consecutive(ids) == expected
 
@@ -338,12 +338,8 @@ def _decoded(body: str | bytes) -> Any:
 def test_a_publish_parsed_in_c_is_what_the_python_path_reads(body: str | bytes) -> None:
     _GOOD_GATEWAY_IDS.add("gw")
     parsed = native.parse_publish(body, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, 1)
-    saved = speedups.native
-    speedups.native = None
-    try:
+    with speedups_on(False):
         expected = _decoded(body)
-    finally:
-        speedups.native = saved
     if parsed is not None:
         assert (parsed, []) == expected
         assert all(type(e) is Envelope for e in parsed)
@@ -388,9 +384,7 @@ def test_put_newer_keeps_and_rejects_what_put_many_does(pairs: list[tuple[str, A
     outcomes = []
     for use_native in (True, False):
         repo = MemoryRepository(None)
-        saved = speedups.native
-        speedups.native = native if use_native else None
-        try:
+        with speedups_on(use_native):
             rejected: list[Any] = []
             for field_id, current in pairs:  # one at a time and all at once
                 try:
@@ -403,8 +397,6 @@ def test_put_newer_keeps_and_rejects_what_put_many_does(pairs: list[tuple[str, A
                 rejected.append(type(error).__name__)
             stored = {r["id"]: r for r in repo.query(Kind.FIELD, ListQuery(limit=0)).data}
             outcomes.append((rejected, stored, sorted(repo.children(Kind.SOURCE, "gw.1.1"), key=repr)))
-        finally:
-            speedups.native = saved
     assert outcomes[0] == outcomes[1]
 
 
