@@ -33,6 +33,7 @@ import logging
 import sqlite3
 import sys
 import threading
+import weakref
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from math import isfinite
@@ -144,6 +145,33 @@ def _last_wins(ts: list[int], values: list[Any]) -> tuple[list[int], list[Any]]:
     return keys, [latest[k] for k in keys]
 
 
+def _checkpoint_every_interval(store_ref: weakref.ref[EmbeddedMetricStore], stop: threading.Event, path: str,
+                               interval_s: float) -> None:
+    """Passive checkpoints on a connection of this thread: the WAL reaches the database file (and the disk)
+    without the writer waiting for it. Holds the store only weakly, so that a store nobody closed can go."""
+    checkpointed = 0
+    db: sqlite3.Connection | None = None
+    try:
+        while not stop.wait(interval_s):
+            store = store_ref()
+            if store is None:
+                return
+            commits = store._commits
+            del store
+            if commits == checkpointed:
+                continue
+            checkpointed = commits
+            try:
+                if db is None:
+                    db = sqlite3.connect(path, isolation_level=None)
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as error:  # the next interval tries again; flush and close checkpoint too
+                log.warning("WAL checkpoint of %s failed: %s", path, error)
+    finally:
+        if db is not None:
+            db.close()
+
+
 class EmbeddedMetricStore:
     """``MetricStore`` on a SQLite file; ``":memory:"`` for tests. Thread-safe: one connection, one lock."""
 
@@ -189,30 +217,13 @@ class EmbeddedMetricStore:
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
         if self.path != ":memory:" and self.flush_interval_ms > 0:
-            self._checkpointer = threading.Thread(target=self._checkpoint_every_interval, daemon=True,
-                                                  name=f"wal-checkpoint {Path(self.path).name}")
+            self._checkpointer = threading.Thread(
+                target=_checkpoint_every_interval, args=(weakref.ref(self), self._stop, self.path,
+                                                         self.flush_interval_ms / 1000),
+                daemon=True, name=f"wal-checkpoint {Path(self.path).name}")
             self._checkpointer.start()
+            weakref.finalize(self, self._stop.set)  # a store dropped without close() stops its thread too
         self.prune()
-
-    def _checkpoint_every_interval(self) -> None:
-        """Passive checkpoints on a connection of this thread: the WAL reaches the database file (and the disk)
-        without the writer waiting for it."""
-        checkpointed = 0
-        db: sqlite3.Connection | None = None
-        try:
-            while not self._stop.wait(self.flush_interval_ms / 1000):
-                if self._commits == checkpointed:
-                    continue
-                checkpointed = self._commits
-                try:
-                    if db is None:
-                        db = sqlite3.connect(self.path, isolation_level=None)
-                    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-                except sqlite3.Error as error:  # the next interval tries again; flush and close checkpoint too
-                    log.warning("WAL checkpoint of %s failed: %s", self.path, error)
-        finally:
-            if db is not None:
-                db.close()
 
     @staticmethod
     def _convert_point_rows(db: sqlite3.Connection) -> None:

@@ -237,3 +237,15 @@ def test_a_failed_commit_keeps_the_held_points_for_the_next(tmp_path: Path, monk
     store.flush()
     assert [v for _t, v in raw(store)] == [1.0] and [v for _t, v in raw(store, humidity)] == [50.0]
     store.close()
+
+
+def test_a_store_dropped_without_close_stops_its_checkpoint_thread(tmp_path: Path) -> None:
+    import gc
+
+    store = EmbeddedMetricStore(tmp_path / "m.sqlite", retention_days=0, flush_interval_s=0.05)
+    thread = store._checkpointer
+    assert thread is not None and thread.is_alive()
+    del store
+    gc.collect()
+    thread.join(timeout=10)
+    assert not thread.is_alive()  # the thread held the store only weakly
