@@ -77,15 +77,11 @@ Packed = bytes | bytearray | str
 Held = tuple["array[int]", "array[float] | list[Any]"]
 
 
+ChunkRow = tuple[int, int, int, int, bytes | bytearray, Packed]
+
+
 def _new_held() -> Held:
     return array("q"), array("d")
-
-
-def _joined(first: Held, then: Held) -> Held:
-    values = (first[1] + then[1] if type(first[1]) is type(then[1])  # type: ignore[operator]
-              else [*first[1], *then[1]])
-    return first[0] + then[0], values
-ChunkRow = tuple[int, int, int, int, bytes | bytearray, Packed]
 
 
 def _pack_ts(ts: list[int]) -> bytearray:
@@ -304,7 +300,7 @@ class EmbeddedMetricStore:
                     continue
                 held = buffer.get(field_id)
                 if held is None:
-                    buffer[field_id] = held = (array("q"), array("d"))
+                    buffer[field_id] = held = _new_held()
                 held[0].append(ts)
                 try:
                     held[1].append(number)
@@ -353,8 +349,9 @@ class EmbeddedMetricStore:
         self.write(other)  # the rest, and the commit and checkpoint timing
 
     def _commit(self, db: sqlite3.Connection) -> None:
-        """Write the held points in one transaction: a new chunk per series, merged where it overlaps."""
-        buffer = self._buffer
+        """Write the held points in one transaction: a new chunk per series, merged where it overlaps. Callers
+        hold ``_lock``, so nothing is held anew while it runs."""
+        buffer, buffered = self._buffer, self._buffered
         if not buffer:
             return
         self._buffer, self._buffered = {}, 0
@@ -389,10 +386,7 @@ class EmbeddedMetricStore:
                 db.execute("ROLLBACK")
                 # series ids made in this transaction are gone with it: forget them, or two fields would share one
                 self._series = dict(db.execute("SELECT field_id, id FROM series").fetchall())
-            for field_id, held in buffer.items():  # keep them, in order, for the next attempt
-                newer = self._buffer.get(field_id)
-                self._buffer[field_id] = held if newer is None else _joined(held, newer)
-                self._buffered += len(held[0])
+            self._buffer, self._buffered = buffer, buffered  # kept for the next attempt
             raise
         last_t1.update(updates)
 
