@@ -345,17 +345,7 @@ class MemoryRepository:
         """Add applied seqs to a stream, which becomes the most recently used one (held: ``_lock``)."""
         streams = self._streams
         hw, runs = streams.pop(stream, (-1, ()))
-        if type(seqs) is range and seqs:
-            first, last = seqs[0], seqs[-1]
-            if first == hw + 1 and not runs:  # in order: the mark moves, nothing else
-                hw, runs = last, ()
-            elif runs and runs[-1][1] + 1 == first:  # in order after a gap: the last run grows
-                runs = (*runs[:-1], (runs[-1][0], last))
-            else:
-                hw, runs = merge_seqs(hw, runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
-        else:
-            hw, runs = merge_seqs(hw, runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
-        streams[stream] = (hw, runs)
+        streams[stream] = merge_seqs(hw, runs, seqs, max_chars=SEEN_ABOVE_MAX_CHARS)
         if len(streams) > self._stream_capacity:
             del streams[next(iter(streams))]
 

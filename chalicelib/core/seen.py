@@ -93,16 +93,26 @@ def decode_runs(hw: int, text: str) -> tuple[Run, ...]:
 
 def merge_seqs(hw: int, runs: Sequence[Run], seqs: Iterable[int], *, max_chars: int) -> tuple[int, tuple[Run, ...]]:
     """Add applied seqs: new runs merged in, ``hw`` advanced over a run that now starts right after it, then
-    the oldest runs given up (``hw`` moved to their end) while the encoded runs exceed ``max_chars``."""
-    fresh = sorted({s for s in seqs if s > hw})
-    if not fresh:
-        return hw, tuple(runs)
-    merged: list[list[int]] = []
-    for first, last in sorted([*runs, *((s, s) for s in fresh)]):
-        if merged and first <= merged[-1][1] + 1:
-            merged[-1][1] = max(merged[-1][1], last)
+    the oldest runs given up (``hw`` moved to their end) while the encoded runs exceed ``max_chars``. A ``range``
+    past everything known (an edge's batch in order) goes on the end without sorting its seqs."""
+    merged: list[list[int]]
+    if (type(seqs) is range and seqs.step == 1 and seqs and seqs[0] > hw
+            and (not runs or seqs[0] > runs[-1][1])):
+        merged = [[first, last] for first, last in runs]
+        if merged and seqs[0] == merged[-1][1] + 1:
+            merged[-1][1] = seqs[-1]
         else:
-            merged.append([first, last])
+            merged.append([seqs[0], seqs[-1]])
+    else:
+        fresh = sorted({s for s in seqs if s > hw})
+        if not fresh:
+            return hw, tuple(runs)
+        merged = []
+        for first, last in sorted([*runs, *((s, s) for s in fresh)]):
+            if merged and first <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], last)
+            else:
+                merged.append([first, last])
     if merged and merged[0][0] <= hw + 1:
         hw = max(hw, merged.pop(0)[1])
     out: list[Run] = [(first, last) for first, last in merged]
