@@ -809,6 +809,20 @@ entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, 
     return acc != NULL ? acc : record;
 }
 
+/* _Batch._stored_ms's cache hit: the parsed time (borrowed) when ``cache[record["id"]]`` holds the very str the
+ * record has under ``field_name`` (or None for none); NULL (error set or not) otherwise. */
+static PyObject *
+cached_seen_ms(PyObject *cache, PyObject *record, PyObject *field_name)
+{
+    PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
+    PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
+    PyObject *stamp = known ? PyDict_GetItemWithError(record, field_name) : NULL;
+    if (known == NULL || PyErr_Occurred() || !PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2
+        || PyTuple_GET_ITEM(known, 0) != (stamp ? stamp : Py_None))
+        return NULL;
+    return PyTuple_GET_ITEM(known, 1);
+}
+
 /* Whether a node or source without a batch accumulator may stay without one: seen at ts within the last-seen
  * resolution of its stored time (the processor's parse cache knows its last-seen text), so that _Batch._touch
  * would not write it. Then ``skipped[key]`` keeps the newest such ts, for an accumulator Python makes later in
@@ -816,18 +830,12 @@ entity(PyObject *accs, PyObject *stored_records, PyObject *key, int must_be_up, 
 static int
 skip_seen(PyObject *record, PyObject *key, PyObject *ts_obj, long long ts, PyObject **ctx, long long resolution)
 {
-    PyObject *cache = ctx[11], *skipped = ctx[12];
-    PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
-    PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
+    PyObject *skipped = ctx[12];
     long long stored, before;
-    if (known == NULL)
+    PyObject *cached = cached_seen_ms(ctx[11], record, str_last_seen);
+    if (cached == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *stamp = PyDict_GetItemWithError(record, str_last_seen);
-    if (stamp == NULL && PyErr_Occurred())
-        return -1;
-    if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2
-        || PyTuple_GET_ITEM(known, 0) != (stamp ? stamp : Py_None) || !as_ms(PyTuple_GET_ITEM(known, 1), &stored)
-        || ts - stored >= resolution)
+    if (!as_ms(cached, &stored) || ts - stored >= resolution)
         return 0;
     PyObject *noted = PyDict_GetItemWithError(skipped, key);
     if (noted == NULL && PyErr_Occurred())
@@ -1393,14 +1401,11 @@ touched(PyObject *self, PyObject *args)
             if (stored_obj == NULL)
                 goto error;
             if (stored_obj == Py_None && PyDict_CheckExact(record)) { /* the processor's parse cache: same text */
-                PyObject *entity_id = PyDict_GetItemWithError(record, str_id);
-                PyObject *known = entity_id ? PyDict_GetItemWithError(cache, entity_id) : NULL;
-                PyObject *stamp = known ? PyDict_GetItemWithError(record, field_name) : NULL;
+                PyObject *cached = cached_seen_ms(cache, record, field_name);
                 if (PyErr_Occurred())
                     goto error;
-                if (known != NULL && PyTuple_CheckExact(known) && PyTuple_GET_SIZE(known) == 2
-                    && PyTuple_GET_ITEM(known, 0) == (stamp ? stamp : Py_None)) {
-                    stored_obj = PyTuple_GET_ITEM(known, 1);
+                if (cached != NULL) {
+                    stored_obj = cached;
                     if (PyObject_SetAttr(acc, str_stored_seen_ms, stored_obj) < 0)
                         goto error;
                 }
