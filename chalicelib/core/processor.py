@@ -297,11 +297,8 @@ class Processor:
     def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
         native = self.native
         ids = list(map(_message_id, envelopes))
-        if native is not None and native.consecutive_ids(ids) is not None:  # one stream's next seqs: all distinct
-            seen = self.repository.seen(ids)
-            batch = [e for e in envelopes if e.message_id not in seen] if seen else list(envelopes)
-            result.duplicates += len(seen)
-        else:
+        candidates = list(envelopes)  # (sorted below: the caller's list stays as it was)
+        if native is None or native.consecutive_ids(ids) is None:  # (one stream's next seqs are all distinct)
             unique = dict(zip(ids, envelopes, strict=True))  # C speed; repeats counted below
             if len(unique) != len(envelopes):  # a message twice in the batch: the first one counts
                 unique = {}
@@ -310,12 +307,11 @@ class Processor:
                         result.duplicates += 1
                     else:
                         unique[envelope.message_id] = envelope
-            seen = self.repository.seen(list(unique)) if unique else set()
-            if seen:
-                result.duplicates += len(seen)
-                batch = [e for mid, e in unique.items() if mid not in seen]
-            else:
-                batch = list(unique.values())
+                ids = list(unique)
+            candidates = list(unique.values())
+        seen = self.repository.seen(ids) if ids else set()
+        result.duplicates += len(seen)
+        batch = [e for e in candidates if e.message_id not in seen] if seen else candidates
         if native is None or not native.in_order(batch):  # edges send them in order: the sort is often not needed
             batch.sort(key=_by_order)
         return batch
