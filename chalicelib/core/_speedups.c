@@ -519,44 +519,20 @@ mysensors_route_key(PyObject *raw, Py_ssize_t max_payload, PyObject **head, PyOb
     return 1;
 }
 
-/* The text before the last '.' ("" when there is none), as str.rpartition(".")[0]. */
-static PyObject *
-before_last_dot(PyObject *text)
-{
-    Py_ssize_t at = PyUnicode_FindChar(text, '.', 0, PyUnicode_GET_LENGTH(text), -1);
-    if (at == -2)
-        return NULL;
-    return PyUnicode_Substring(text, 0, at < 0 ? 0 : at);
-}
-
-/* _FieldGroup(gateway_id, key, template) for a route (op, key) or (op, key, node_key, source_key): slots entries,
- * gateway_id, key, node_key, source_key, template. */
+/* _FieldGroup(gateway_id, key, template) for a route (op, key, node_key, source_key), the keys made once with the
+ * route: slots entries, gateway_id, key, node_key, source_key, template. */
 static PyObject *
 new_group(PyObject *group_type, PyObject *gw, PyObject *route)
 {
     PyObject *op = PyTuple_GET_ITEM(route, 0), *key = PyTuple_GET_ITEM(route, 1);
-    if ((PyObject *)slot_types[SLOTS_GROUP] != group_type || !PyUnicode_Check(key))
+    if ((PyObject *)slot_types[SLOTS_GROUP] != group_type)
         return PyObject_CallFunctionObjArgs(group_type, gw, key, op, NULL);
-    PyObject *source_key, *node_key;
-    if (PyTuple_GET_SIZE(route) == 4) { /* the keys made once with the route */
-        node_key = PyTuple_GET_ITEM(route, 2);
-        source_key = PyTuple_GET_ITEM(route, 3);
-        Py_INCREF(node_key);
-        Py_INCREF(source_key);
-    }
-    else {
-        source_key = before_last_dot(key);
-        node_key = source_key ? before_last_dot(source_key) : NULL;
-    }
     PyObject *entries = PyList_New(0);
-    PyObject *group = NULL;
-    if (source_key && node_key && entries) {
-        PyObject *values[6] = {entries, gw, key, node_key, source_key, op};
-        group = make_slotted(SLOTS_GROUP, values);
-    }
-    Py_XDECREF(source_key);
-    Py_XDECREF(node_key);
-    Py_XDECREF(entries);
+    if (entries == NULL)
+        return NULL;
+    PyObject *values[6] = {entries, gw, key, PyTuple_GET_ITEM(route, 2), PyTuple_GET_ITEM(route, 3), op};
+    PyObject *group = make_slotted(SLOTS_GROUP, values);
+    Py_DECREF(entries);
     return group;
 }
 
@@ -605,7 +581,7 @@ route_known(PyObject *self, PyObject *args)
             break;
         PyObject *route = PyDict_GetItemWithError(table, head);
         Py_DECREF(head);
-        if (route == NULL || !PyTuple_CheckExact(route) || (PyTuple_GET_SIZE(route) != 2 && PyTuple_GET_SIZE(route) != 4)) {
+        if (route == NULL || !PyTuple_CheckExact(route) || PyTuple_GET_SIZE(route) != 4) {
             Py_DECREF(payload);
             if (PyErr_Occurred())
                 return NULL;

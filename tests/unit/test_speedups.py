@@ -126,9 +126,8 @@ def test_route_known_takes_exactly_the_messages_route_key_routes_to_a_known_fiel
     table: dict[str, tuple[Any, ...]] = {}
     for index, raw in enumerate(raws):
         routed = route_key(raw)
-        if routed is not None and known[index]:  # routes as the processor keeps them, or with the keys left out
-            table[routed[0]] = ((object(), f"gw.{index}.1.V_TEMP", f"gw.{index}", f"gw.{index}.1") if index % 2
-                                else (object(), f"gw.{index}.1.V_TEMP"))
+        if routed is not None and known[index]:  # routes as the processor keeps them
+            table[routed[0]] = (object(), f"gw.{index}.1.V_TEMP", f"gw.{index}", f"gw.{index}.1")
     envelopes = [Envelope("gw", "mysensors_v2", 10 + i, i, f"m{i}", raw) for i, raw in enumerate(raws)]
     groups: dict[str, _FieldGroup] = {}
     stop = native.route_known(envelopes, 0, "mysensors_v2", {("gw", "mysensors_v2"): table}, groups, _FieldGroup,
@@ -147,7 +146,7 @@ def test_route_known_takes_exactly_the_messages_route_key_routes_to_a_known_fiel
 
 
 def test_route_known_stops_at_another_provider_or_an_unknown_stream() -> None:
-    table = {"1;1;1;0;0": (object(), "gw.1.1.V_TEMP")}
+    table = {"1;1;1;0;0": (object(), "gw.1.1.V_TEMP", "gw.1", "gw.1.1")}
     envelopes = [Envelope("gw", "mysensors_v2", 1, 1, "a", "1;1;1;0;0;1"),
                  Envelope("gw", "tasmota", 2, 2, "b", "1;1;1;0;0;1"),
                  Envelope("other", "mysensors_v2", 3, 3, "c", "1;1;1;0;0;1")]
