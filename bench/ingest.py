@@ -2,8 +2,9 @@
 
 100 nodes x 5 sensors present themselves, then at least 200,000 set messages with random values and a
 realistic share of internal messages (battery, heartbeat, time requests) follow. The edge packs envelopes
-into publishes of at most 5 KB; SQS hands the ingest function 10 publishes a batch. Each batch is decoded
-and processed with the memory repository and the embedded (SQLite file) metric store, end to end.
+into publishes of at most 5 KB; SQS hands the ingest function ``INGEST_BATCH_PUBLISHES`` (100) publishes a
+batch, as its event source is set up to (``--publishes-per-batch`` for others). Each batch is decoded and
+processed with the memory repository and the embedded (SQLite file) metric store, end to end.
 
 Prints, as its last line:
 ``ingest: <N> msg/s, <W> repo writes/1000 msgs, <E> events/1000 msgs, peak RSS <M> MB``
@@ -23,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope, decode_publish, encode_publish
+from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, Envelope, decode_publish, encode_publish
 from chalicelib.core.processor import Processor
 from chalicelib.core.speedups import describe
 from chalicelib.runtime import tune_gc
@@ -36,7 +37,7 @@ SENSORS = [  # child id, S_ type, V_ type, value generator
     (5, 13, 17, lambda r: f"{r.uniform(0, 2500):.1f}"),  # S_POWER / V_WATT
 ]
 MAX_PUBLISH_BYTES = 5_000
-PUBLISHES_PER_BATCH = 10
+PUBLISHES_PER_BATCH = INGEST_BATCH_PUBLISHES
 
 
 def presentation_lines(nodes: int) -> list[str]:
@@ -83,12 +84,12 @@ def pack(lines: list[str], gateway: str, t0: int, seq0: int) -> list[str]:
     return publishes
 
 
-def run(nodes: int, messages: int, seed: int, repeat: int) -> None:
+def run(nodes: int, messages: int, seed: int, repeat: int, per_batch: int = PUBLISHES_PER_BATCH) -> None:
     rng = random.Random(seed)
     t0 = int(time.time() * 1000)
     setup = pack(presentation_lines(nodes), "bench", t0, 1)
     publishes = pack(traffic_lines(nodes, messages, rng), "bench", t0 + 1_000_000, 1_000_000)
-    batches = [publishes[i:i + PUBLISHES_PER_BATCH] for i in range(0, len(publishes), PUBLISHES_PER_BATCH)]
+    batches = [publishes[i:i + per_batch] for i in range(0, len(publishes), per_batch)]
     rates: list[float] = []
     for attempt in range(1, repeat + 1):  # each on fresh storage; the best run is the figure (timeit does the same)
         with tempfile.TemporaryDirectory() as tmp:
@@ -118,10 +119,10 @@ def run(nodes: int, messages: int, seed: int, repeat: int) -> None:
             repo.close()
             metrics.close()
         rates.append(processed / elapsed)
-        per_batch = processed / max(1, len(batches))
+        msgs_per_batch = processed / max(1, len(batches))
         print(f"run {attempt}: nodes {nodes}, fields {nodes * len(SENSORS)}, messages {processed}, batches "
-              f"{len(batches)} (~{per_batch:.0f} msgs each), failures {failures}, downlinks {downlinks}, "
-              f"{elapsed:.2f} s, {rates[-1]:,.0f} msg/s")
+              f"{len(batches)} of {per_batch} publishes (~{msgs_per_batch:.0f} msgs each), failures {failures}, "
+              f"downlinks {downlinks}, {elapsed:.2f} s, {rates[-1]:,.0f} msg/s")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"{describe()}; best of {repeat} runs")
     print(f"ingest: {max(rates):,.0f} msg/s, {writes * 1000 / processed:.0f} repo writes/1000 msgs, "
@@ -134,8 +135,10 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--repeat", type=int, default=5, help="runs of the same traffic; the best one is printed")
+    parser.add_argument("--publishes-per-batch", type=int, default=PUBLISHES_PER_BATCH,
+                        help="publishes a batch (the ingest queue's batch size)")
     args = parser.parse_args()
-    run(args.nodes, args.messages, args.seed, max(1, args.repeat))
+    run(args.nodes, args.messages, args.seed, max(1, args.repeat), max(1, args.publishes_per_batch))
 
 
 if __name__ == "__main__":

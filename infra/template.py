@@ -33,6 +33,7 @@ from typing import Any
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.automation_functions import FORWARD_PATTERN, TASKS_PATTERN
+from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
 from chalicelib.websocket import NOTIFY_PATTERN
 
 TOPIC_PREFIX = "mc"
@@ -364,7 +365,7 @@ def build_resources() -> dict[str, Any]:
                 "Properties": {
                     "EventSourceArn": queue_arn,
                     "FunctionName": {"Ref": INGEST_FUNCTION},
-                    "BatchSize": 10,
+                    "BatchSize": INGEST_BATCH_PUBLISHES,  # (more than 10 needs a batching window of 1 s or more)
                     "MaximumBatchingWindowInSeconds": 1,
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
                 },

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..core.envelope import INGEST_BATCH_PUBLISHES
+
 log = logging.getLogger("mycontroller.local.queue")
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
@@ -122,6 +124,11 @@ class LocalSqsQueue:
                 batch.append(self._queue.get(timeout=0.05))
             deadline = time.monotonic() + self.linger_s
             while len(batch) < self.batch_size:
+                try:  # what is already waiting goes at once, however long the batch has lingered
+                    batch.append(self._queue.get_nowait())
+                    continue
+                except queue.Empty:
+                    pass
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
@@ -194,4 +201,9 @@ class LocalSqsQueue:
 
 
 class LocalIngestQueue(LocalSqsQueue):
-    """The ingest queue: edge publishes to the ingest function."""
+    """The ingest queue: edge publishes to the ingest function, up to ``INGEST_BATCH_PUBLISHES`` at once as the
+    SQS event source hands them over."""
+
+    def __init__(self, handler: Handler, **options: Any) -> None:
+        options.setdefault("batch_size", INGEST_BATCH_PUBLISHES)
+        super().__init__(handler, **options)

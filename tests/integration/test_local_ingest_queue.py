@@ -35,3 +35,34 @@ def test_a_dead_letter_write_error_does_not_kill_the_ingest_worker(tmp_path: Pat
         assert handled == ["good"]
     finally:
         queue._stop.set()
+
+
+def test_publishes_waiting_go_to_the_ingest_function_a_full_batch_at_a_time() -> None:
+    """As the SQS event source does: up to INGEST_BATCH_PUBLISHES publishes an invocation, so a burst costs one
+    processor batch (one write per field) per hundred publishes, not per ten."""
+    import threading
+
+    from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
+
+    release = threading.Event()
+    sizes: list[int] = []
+
+    def handler(event: dict[str, Any], _context: Any) -> dict[str, Any]:
+        sizes.append(len(event["Records"]))
+        release.wait(5.0)  # the first batch holds the worker while the burst queues up behind it
+        return {"batchItemFailures": []}
+
+    queue = LocalIngestQueue(handler, linger_s=0.0)
+    queue.start()
+    try:
+        queue.send("first")
+        deadline = threading.Event()
+        while not sizes and not deadline.wait(0.01):
+            pass
+        for i in range(INGEST_BATCH_PUBLISHES + 50):
+            queue.send(f"burst {i}")
+        release.set()
+        assert queue.drain(timeout=5.0)
+        assert sizes == [1, INGEST_BATCH_PUBLISHES, 50]
+    finally:
+        queue.stop()

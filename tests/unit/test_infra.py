@@ -10,7 +10,7 @@ import re
 from cfnlint.api import ManualArgs, lint
 
 from chalicelib.adapters.repository_dynamodb import table_definition
-from chalicelib.core.envelope import up_topic
+from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, up_topic
 from infra.template import (
     HANDLERS_FUNCTION,
     MAX_RECEIVE_COUNT,
@@ -89,7 +89,9 @@ def test_ingest_function_reports_partial_batch_failures() -> None:
     mapping = build_resources()["Resources"]["IngestEventSource"]["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    assert mapping["BatchSize"] == 10
+    # the batch the processor coalesces over; AWS takes more than 10 only with a batching window of 1 s or more
+    assert mapping["BatchSize"] == INGEST_BATCH_PUBLISHES == 100
+    assert mapping["MaximumBatchingWindowInSeconds"] == 1
 
 
 def test_ingest_function_is_the_one_chalice_packages() -> None:
