@@ -4,15 +4,17 @@ The ingest path makes and drops tens of thousands of short-lived containers a se
 first-generation threshold (700) the collector runs every few hundred messages and walks what is young; most
 of that work finds nothing, because the processor's objects are not cyclic. ``tune_gc`` moves what start-up
 made (modules, tables, caches) out of the collector's sight (``gc.freeze``) and lets the first generation grow
-to a few thousand objects before a collection. Cycles are still collected, only less often; the memory that may
-wait for a collection is a few thousand small objects.
+to 50,000 objects before a collection: a batch of 100 publishes holds some 5,000 envelopes and their field groups
+alive while it runs, and with a threshold of a few thousand every collection walked them (and promoted them, so
+older generations walked them again): 9 % of the ingest path's instructions, against 0.1 % now. Cycles are still
+collected, only less often; what may wait for a collection is at most 50,000 small objects (a few MB).
 """
 
 from __future__ import annotations
 
 import gc
 
-GC_THRESHOLDS = (5_000, 10, 10)
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def tune_gc() -> None:

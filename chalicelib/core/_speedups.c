@@ -434,6 +434,33 @@ in_order(PyObject *self, PyObject *envelopes)
     Py_RETURN_TRUE;
 }
 
+/* message_ids(envelopes) -> list[str] | None: [e.message_id for e in envelopes], read from the slot (no attribute
+ * lookup per envelope). None unless every item is an Envelope. */
+static PyObject *
+message_ids(PyObject *self, PyObject *envelopes)
+{
+    if (!PyList_CheckExact(envelopes) || slot_types[SLOTS_ENVELOPE] == NULL)
+        Py_RETURN_NONE;
+    Py_ssize_t n = PyList_GET_SIZE(envelopes);
+    for (Py_ssize_t i = 0; i < n; i++)
+        if (Py_TYPE(PyList_GET_ITEM(envelopes, i)) != slot_types[SLOTS_ENVELOPE])
+            Py_RETURN_NONE;
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *id = member(PyList_GET_ITEM(envelopes, i), 4);
+        if (id == NULL) {
+            Py_DECREF(out);
+            PyErr_SetString(PyExc_AttributeError, "message_id");
+            return NULL;
+        }
+        Py_INCREF(id);
+        PyList_SET_ITEM(out, i, id);
+    }
+    return out;
+}
+
 /* distinct_gateways(envelopes) -> set[str]: {e.gateway_id for e in envelopes} (a run of one gateway costs no
  * set lookups: the ids parse_publish makes repeat as one object). None unless every item is an Envelope. */
 static PyObject *
@@ -1786,6 +1813,7 @@ static PyMethodDef methods[] = {
     {"fold_groups", fold_groups, METH_VARARGS, "Fold plain field groups as _Batch._apply_group does."},
     {"in_order", in_order, METH_O, "Whether envelopes are sorted by (gateway, timestamp, sequence) already."},
     {"distinct_gateways", distinct_gateways, METH_O, "The gateway ids of a list of envelopes, as a set."},
+    {"message_ids", message_ids, METH_O, "The message ids of a list of envelopes, in order."},
     {"group_keys", group_keys, METH_O, "The node, source and field ids of a batch's field groups."},
     {"route_known", route_known, METH_VARARGS, "Put known MySensors set messages onto their field groups."},
     {NULL, NULL, 0, NULL},

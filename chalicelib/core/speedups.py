@@ -11,8 +11,8 @@ import os
 from types import ModuleType
 
 FUNCTIONS = ("bind_slots", "buffer_series", "consecutive_ids", "distinct_gateways", "fold_groups", "group_keys",
-             "in_order", "iso_from_ms", "pack_chunk", "parse_publish", "pick", "put_newer", "route_known",
-             "store_fields", "touched")
+             "in_order", "iso_from_ms", "message_ids", "pack_chunk", "parse_publish", "pick", "put_newer",
+             "route_known", "store_fields", "touched")
 """What the Python code calls; a module without one of them is not used."""
 
 native: ModuleType | None

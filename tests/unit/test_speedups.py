@@ -405,3 +405,12 @@ def test_pick_is_get_many(ids: list[str], as_generator: bool) -> None:
     expected = {i: store[i] for i in ids if i in store}
     got = native.pick(store, (i for i in ids) if as_generator else ids)
     assert got == expected and list(got) == list(expected)
+
+
+@settings(max_examples=100)
+@given(ids=st.lists(st.text(min_size=1, max_size=8), max_size=12))
+def test_message_ids_are_the_envelopes_ids_in_order(ids: list[str]) -> None:
+    envelopes = [Envelope("gw", "mysensors_v2", i, i, message_id, "1;1;1;0;0;1") for i, message_id in enumerate(ids)]
+    assert native.message_ids(envelopes) == [e.message_id for e in envelopes]
+    assert native.message_ids([*envelopes, object()]) is None  # not all envelopes: Python does it
+    assert native.message_ids(tuple(envelopes)) is None
