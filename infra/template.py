@@ -2,12 +2,13 @@
 
 ``python -m infra.template > build/resources.json`` writes it; ``chalice package --merge-template
 build/resources.json build/`` merges it with the functions Chalice generates, so that one CloudFormation stack
-holds everything (see ``infra/README.md``):
+holds everything (see "Deploying to AWS" in the README):
 
 * the single DynamoDB table (its schema comes from the DynamoDB repository adapter, so they cannot drift),
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
-* the event source mapping that feeds the ingest function ten records at a time with partial batch
-  responses (``ReportBatchItemFailures``), so only failed records are retried,
+* the event source mapping that feeds the ingest function up to ``INGEST_BATCH_PUBLISHES`` (100) records at a
+  time, gathered for at most a second, with partial batch responses (``ReportBatchItemFailures``), so only
+  failed records are retried,
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
 * the EventBridge bus for domain events, and its three consumers (``bus_consumer_resources``): each rule

@@ -2,7 +2,8 @@
 
 ``LocalSqsQueue`` (``LocalIngestQueue`` for edge publishes; the handler queue in
 ``adapters/handler_queue_local.py``) queues message bodies (bounded: a full queue makes the sender wait, nothing
-is dropped), hands them to its function ten records at a time in SQS's event shape, and retries the records it
+is dropped), hands them to its function in batches in SQS's event shape (up to ten records; the ingest queue up
+to ``INGEST_BATCH_PUBLISHES``, as its event source in AWS), and retries the records it
 reports as failed with backoff; after ``max_receive_count`` deliveries they go to a dead-letter file, as SQS
 would move them to the DLQ. ``send(body, delay_s)`` holds a message back like SQS ``DelaySeconds``.
 """
