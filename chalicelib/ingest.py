@@ -3,8 +3,8 @@
 An IoT rule puts every edge publish (many envelopes) on the ingest queue; Lambda hands this function up to
 ``INGEST_BATCH_PUBLISHES`` (100) of them at once, gathered for at most a second. All their envelopes go through
 the processor as one batch, so that many updates to one field across the whole SQS batch cost one write and one
-event. Then metrics are flushed, domain events
-go to the bus and replies to the gateways' down topics, and only then are the messages marked as seen.
+event. Then metrics are flushed, domain events go to the bus and replies to the gateways' down topics, and only
+then are the messages marked as seen.
 
 A record whose body is not a publish, or that holds a message that failed, is reported in
 ``batchItemFailures`` (powertools ``process_partial_response``): SQS retries just that record and, after

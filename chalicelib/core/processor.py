@@ -118,15 +118,15 @@ class ProcessResult:
 
 _by_order = attrgetter("gateway_id", "timestamp", "sequence")
 _message_id = attrgetter("message_id")
+_gateway_id = attrgetter("gateway_id")
+_record_id = itemgetter("id")
+_first = itemgetter(0)
 
 
 def _message_ids(native: Any, envelopes: Sequence[Envelope]) -> list[str]:
     """The envelopes' message ids, in order (read from the slots in C when it can)."""
     found = native.message_ids(envelopes) if native is not None else None
     return found if found is not None else list(map(_message_id, envelopes))
-_gateway_id = attrgetter("gateway_id")
-_record_id = itemgetter("id")
-_first = itemgetter(0)
 
 
 def _touched_id(pair: tuple[_EntityAcc, Record]) -> str:
