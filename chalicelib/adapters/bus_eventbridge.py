@@ -4,7 +4,9 @@ EventBridge bills per entry and takes at most 10 entries and 256 KB per ``PutEve
 as few requests as those limits allow. ``PutEvents`` can succeed as a call while failing some entries
 (``FailedEntryCount``, a per-entry ``ErrorCode``): those entries, and only those, are sent again with
 exponential backoff and jitter; what still fails after the last attempt is raised as ``BusPublishError``, after
-everything else was delivered. An event too big for one entry keeps its ids only (``entity`` trimmed, detail
+everything else was delivered. The requests of one attempt go out on up to ``put_concurrency`` threads: a batch
+of a hundred publishes brings hundreds of events, and one request after another would hold the ingest function
+(and the dashboard's updates) for seconds. An event too big for one entry keeps its ids only (``entity`` trimmed, detail
 flag ``truncated: true``): consumers read the rest from the repository rather than the batch failing.
 
 Subscriptions are EventBridge rules declared in ``infra/``, not code: ``subscribe`` refuses.
@@ -19,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -91,9 +94,13 @@ class EventBridgeBus:
     """``EventBus`` adapter for one EventBridge bus. ``calls`` counts requests and entries (cost model)."""
 
     def __init__(self, bus_name: str, client: Any = None, *, max_attempts: int = 5, base_delay_s: float = 0.05,
-                 max_delay_s: float = 2.0, sleep: Callable[[float], None] = time.sleep) -> None:
+                 max_delay_s: float = 2.0, sleep: Callable[[float], None] = time.sleep,
+                 put_concurrency: int = 8) -> None:
         self.bus_name = bus_name
         self._client = client if client is not None else boto3.client("events")
+        self.put_concurrency = max(1, put_concurrency)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
@@ -124,10 +131,10 @@ class EventBridgeBus:
                 self._count("retried_entries", len(pending))
             retry: list[tuple[BusEvent, dict[str, Any], int]] = []
             last_error: dict[int, tuple[str, str]] = {}
-            for chunk in self._chunks(pending):
-                try:
-                    response = self._put(chunk)
-                except Exception as error:
+            chunks = self._chunks(pending)
+            for chunk, outcome in zip(chunks, self._send(chunks), strict=True):
+                if isinstance(outcome, Exception):
+                    error = outcome
                     code, message, cause = _error_code(error), str(error), error
                     if _retryable(error):
                         for item in chunk:
@@ -136,7 +143,7 @@ class EventBridgeBus:
                     else:
                         failed.extend(FailedEntry(event, code, message) for event, _, _ in chunk)
                     continue
-                results = response.get("Entries") or []
+                results = outcome.get("Entries") or []
                 for index, item in enumerate(chunk):
                     result = results[index] if index < len(results) else {"ErrorCode": "MissingResult",
                                                                           "ErrorMessage": "no result for entry"}
@@ -165,7 +172,11 @@ class EventBridgeBus:
             "declared in infra/ (rule + target), not code; use LocalEventBus for in-process handlers")
 
     def close(self) -> None:
-        """Nothing to release: the client may be shared."""
+        """Stop the request threads (the client may be shared: it stays open). Idempotent."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
 
     # ----------------------------------------------------------------------------------------- internals
 
@@ -215,6 +226,23 @@ class EventBridgeBus:
         if current:
             chunks.append(current)
         return chunks
+
+    def _send(self, chunks: list[list[tuple[BusEvent, dict[str, Any], int]]]) -> list[dict[str, Any] | Exception]:
+        """Each chunk's ``PutEvents`` response, or the exception its request raised, in the chunks' order."""
+
+        def put(chunk: list[tuple[BusEvent, dict[str, Any], int]]) -> dict[str, Any] | Exception:
+            try:
+                return self._put(chunk)
+            except Exception as error:  # sorted out by publish: retried or failed, with the others sent
+                return error
+
+        if len(chunks) == 1 or self.put_concurrency == 1:
+            return [put(chunk) for chunk in chunks]
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.put_concurrency, thread_name_prefix="eventbridge-put")
+            pool = self._pool
+        return list(pool.map(put, chunks))
 
     def _put(self, chunk: list[tuple[BusEvent, dict[str, Any], int]]) -> dict[str, Any]:
         self._count("put_events")
