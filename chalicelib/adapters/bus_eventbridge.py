@@ -6,8 +6,9 @@ as few requests as those limits allow. ``PutEvents`` can succeed as a call while
 exponential backoff and jitter; what still fails after the last attempt is raised as ``BusPublishError``, after
 everything else was delivered. The requests of one attempt go out on up to ``put_concurrency`` threads: a batch
 of a hundred publishes brings hundreds of events, and one request after another would hold the ingest function
-(and the dashboard's updates) for seconds. An event too big for one entry keeps its ids only (``entity`` trimmed, detail
-flag ``truncated: true``): consumers read the rest from the repository rather than the batch failing.
+(and the dashboard's updates) for seconds. An event too big for one entry keeps its ids only (``entity``
+trimmed, detail flag ``truncated: true``): consumers read the rest from the repository rather than the batch
+failing.
 
 Subscriptions are EventBridge rules declared in ``infra/``, not code: ``subscribe`` refuses.
 """
