@@ -22,7 +22,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -30,6 +29,8 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.core.ports import BusEvent
+
+from .request_threads import RequestThreads
 
 log = logging.getLogger(__name__)
 
@@ -99,9 +100,7 @@ class EventBridgeBus:
                  put_concurrency: int = 8) -> None:
         self.bus_name = bus_name
         self._client = client if client is not None else boto3.client("events")
-        self.put_concurrency = max(1, put_concurrency)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._threads = RequestThreads(put_concurrency, "eventbridge-put")
         self.max_attempts = max(1, max_attempts)
         self.base_delay_s = base_delay_s
         self.max_delay_s = max_delay_s
@@ -174,10 +173,7 @@ class EventBridgeBus:
 
     def close(self) -> None:
         """Stop the request threads (the client may be shared: it stays open). Idempotent."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._threads.close()
 
     # ----------------------------------------------------------------------------------------- internals
 
@@ -237,13 +233,7 @@ class EventBridgeBus:
             except Exception as error:  # sorted out by publish: retried or failed, with the others sent
                 return error
 
-        if len(chunks) == 1 or self.put_concurrency == 1:
-            return [put(chunk) for chunk in chunks]
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.put_concurrency, thread_name_prefix="eventbridge-put")
-            pool = self._pool
-        return list(pool.map(put, chunks))
+        return self._threads.map(put, chunks)
 
     def _put(self, chunk: list[tuple[BusEvent, dict[str, Any], int]]) -> dict[str, Any]:
         self._count("put_events")

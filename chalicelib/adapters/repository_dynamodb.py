@@ -51,7 +51,6 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
@@ -66,6 +65,8 @@ from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, Kind, Reco
 from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
 from chalicelib.core.seen import Run, decode_runs, encode_runs, merge_seqs, runs_contain, split_message_id
+
+from .request_threads import RequestThreads
 
 SEEN_PREFIX: Final = "SEEN#"
 SEEN_TTL_S: Final = 7 * 24 * 3600
@@ -253,9 +254,7 @@ class DynamoDBRepository:
         self._conn: TableConnection = self._model._get_connection()
         _ = self._conn.connection.client  # create the botocore client now, once (its creation is not thread-safe)
         self._consistent = consistent_reads
-        self._write_concurrency = max(1, write_concurrency)
-        self._pool: ThreadPoolExecutor | None = None
-        self._pool_lock = threading.Lock()
+        self._threads = RequestThreads(write_concurrency, "dynamodb-put")
         self._calls_lock = threading.Lock()
         self.calls: collections.Counter[str] = collections.Counter()
         self.consumed: dict[str, float] = {"read": 0.0, "write": 0.0}
@@ -476,13 +475,7 @@ class DynamoDBRepository:
         return True
 
     def _map(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
-        if len(items) == 1 or self._write_concurrency == 1:
-            return [fn(item) for item in items]
-        with self._pool_lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self._write_concurrency, thread_name_prefix="dynamodb-put")
-            pool = self._pool
-        return list(pool.map(fn, items))
+        return self._threads.map(fn, items)
 
     def delete(self, kind: Kind, ids: Sequence[str]) -> list[tuple[Kind, Record]]:
         """Finds the subtree with ``by_tree`` prefix queries, reads it (to return it) and batch-deletes it.
@@ -567,10 +560,7 @@ class DynamoDBRepository:
 
     def close(self) -> None:
         """Stop the write threads and the HTTP client. Idempotent."""
-        with self._pool_lock:
-            pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        self._threads.close()
         client = getattr(self._conn.connection, "_client", None)
         if client is not None and hasattr(client, "close"):
             client.close()
