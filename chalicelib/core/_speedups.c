@@ -64,13 +64,21 @@ bind_slots(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* Where slot ``index`` of an instance of bound class ``kind`` lives in the object (bind_slots admits only plain
+ * writable object slots, so it can be read and written there directly). */
+static inline PyObject **
+slot_ref(int kind, PyObject *obj, int index)
+{
+    return (PyObject **)((char *)obj + slot_members[kind][index]->offset);
+}
+
 /* Slot ``index`` of an instance of bound class ``kind`` (borrowed), read directly; any other object (or an unset
  * slot) through getattr with ``name``. */
 static PyObject *
 slot_or_attr(int kind, int index, PyObject *obj, PyObject *name)
 {
     if (Py_TYPE(obj) == slot_types[kind]) {
-        PyObject *value = *(PyObject **)((char *)obj + slot_members[kind][index]->offset);
+        PyObject *value = *slot_ref(kind, obj, index);
         if (value != NULL)
             return value;
     }
@@ -96,7 +104,7 @@ make_slotted(int kind, PyObject **values)
     for (int k = 0; k < slot_counts[kind]; k++) { /* a new object's slots are empty: set, nothing to release */
         PyObject *value = values[k] ? values[k] : Py_None;
         Py_INCREF(value);
-        *(PyObject **)((char *)obj + slot_members[kind][k]->offset) = value;
+        *slot_ref(kind, obj, k) = value;
     }
     return obj;
 }
@@ -119,7 +127,7 @@ as_ms(PyObject *value, long long *out)
 static inline PyObject *
 member(PyObject *obj, int k)
 {
-    return *(PyObject **)((char *)obj + slot_members[SLOTS_ENVELOPE][k]->offset);
+    return *slot_ref(SLOTS_ENVELOPE, obj, k);
 }
 
 /* ------------------------------------------------------------------------------------------ publishes */
@@ -677,8 +685,7 @@ group_keys(PyObject *self, PyObject *groups)
             Py_DECREF(fields);
             Py_RETURN_NONE;
         }
-        PyObject *node_key = *(PyObject **)((char *)group + slot_members[SLOTS_GROUP][3]->offset);
-        PyObject *source_key = *(PyObject **)((char *)group + slot_members[SLOTS_GROUP][4]->offset);
+        PyObject *node_key = *slot_ref(SLOTS_GROUP, group, 3), *source_key = *slot_ref(SLOTS_GROUP, group, 4);
         if (node_key == NULL || source_key == NULL) {
             PyErr_SetString(PyExc_AttributeError, "a _FieldGroup without its node_key or source_key");
             goto error;
@@ -768,7 +775,7 @@ see(PyObject *acc, PyObject *ts_obj, long long ts)
     if (ts > seen_ms) {
         if (Py_TYPE(acc) == slot_types[SLOTS_ENTITY]) {
             Py_INCREF(ts_obj);
-            Py_XSETREF(*(PyObject **)((char *)acc + slot_members[SLOTS_ENTITY][3]->offset), ts_obj);
+            Py_XSETREF(*slot_ref(SLOTS_ENTITY, acc, 3), ts_obj);
             return 1;
         }
         if (PyObject_SetAttr(acc, str_seen_ms, ts_obj) < 0)
@@ -1318,9 +1325,8 @@ store_fields(PyObject *self, PyObject *args)
             continue;
         }
         /* _Folded slots: applied, new, seq, ts */
-        PyObject *record = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][1]->offset);
-        PyObject *seq = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][2]->offset);
-        PyObject *ts = *(PyObject **)((char *)acc + slot_members[SLOTS_FOLDED][3]->offset);
+        PyObject *record = *slot_ref(SLOTS_FOLDED, acc, 1), *seq = *slot_ref(SLOTS_FOLDED, acc, 2);
+        PyObject *ts = *slot_ref(SLOTS_FOLDED, acc, 3);
         if (record == NULL || seq == NULL || ts == NULL || !PyDict_Check(record)) {
             PyErr_SetString(PyExc_TypeError, "store_fields: a folded field without its record");
             goto error;
