@@ -37,6 +37,7 @@ from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
 from chalicelib.core.seen import (
     Run,
+    consecutive_run,
     decode_runs,
     encode_runs,
     group_by_stream,
@@ -109,28 +110,6 @@ def _newer_or_equal(stored: Record, record: Record) -> bool:
     old_seq = (old.get("sequence") or 0) if isinstance(old, dict) else 0
     new_seq = (new.get("sequence") or 0) if isinstance(new, dict) else 0
     return bool(old_seq >= new_seq)
-
-
-def _consecutive(message_ids: Sequence[str]) -> tuple[str, int, int] | None:
-    """(stream, first seq, last seq) when the ids are one stream's consecutive seqs in order, as an edge's batch
-    usually is; None otherwise. Comparing with the ids made from the numbers checks every id in one go."""
-    if not message_ids or type(message_ids) is not list:
-        return None
-    native = speedups.native
-    if native is not None and message_ids[0].isascii():  # C speed (it declines what is not ASCII)
-        run: tuple[str, int, int] | None = native.consecutive_ids(message_ids)
-        return run
-    head = split_message_id(message_ids[0])
-    if head is None:
-        return None
-    stream, first = head
-    last = first + len(message_ids) - 1
-    prefix = stream + "-"
-    if message_ids[-1] != prefix + str(last):
-        return None
-    if message_ids != [prefix + seq for seq in map(str, range(first, last + 1))]:
-        return None
-    return stream, first, last
 
 
 class MemoryRepository:
@@ -212,7 +191,7 @@ class MemoryRepository:
 
     def _seen_of(self, message_ids: Sequence[str]) -> set[str]:
         streams = self._streams
-        run = _consecutive(message_ids)
+        run = consecutive_run(message_ids)
         if run is not None:  # the usual batch: one stream's next seqs, in order
             stream, first, last = run
             state = streams.get(stream)
@@ -326,7 +305,7 @@ class MemoryRepository:
         with self._lock:
             if self._closed:
                 raise RepositoryClosedError("repository is closed; seen ids would be lost")
-            run = _consecutive(message_ids)
+            run = consecutive_run(message_ids)
             if run is not None:  # the usual batch: one stream's next seqs, in order
                 self._mark_stream(run[0], range(run[1], run[2] + 1))
             else:

@@ -14,11 +14,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.adapters import repository_memory
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore, _last_wins, _pack_ts, _pack_values
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core import processor as processor_module
-from chalicelib.core import speedups
+from chalicelib.core import seen, speedups
 from chalicelib.core.envelope import _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, Envelope, EnvelopeError, decode_publish
 from chalicelib.core.model import iso_from_ms
 from chalicelib.core.ports import ListQuery, MetricPoint
@@ -240,9 +239,9 @@ def test_consecutive_ids_are_what_the_python_check_finds(stream: str, first: int
     if 0 <= damage < count:
         ids[damage] = replacement if damage % 2 else f"{stream}-{first + damage + 1}"
     with speedups_on(False):
-        expected = repository_memory._consecutive(ids)
+        expected = seen.consecutive_run(ids)
     assert native.consecutive_ids(ids) == (expected if ids[0].isascii() else None)  # C declines other text
-    assert repository_memory._consecutive(ids) == expected
+    assert seen.consecutive_run(ids) == expected
 
 
 @settings(max_examples=200)
