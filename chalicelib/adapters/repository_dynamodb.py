@@ -52,7 +52,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 
 from pynamodb.attributes import NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.connection import TableConnection
@@ -84,8 +84,6 @@ KIND_SHARDS: Final[dict[Kind, int]] = {Kind.FIELD: 8, Kind.SOURCE: 4, Kind.NODE:
 _DEPTH_ORDER: Final = {kind: depth for depth, kind in enumerate(DEVICE_KINDS)}
 
 RawItem = dict[str, dict[str, Any]]
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 class RepositoryError(RuntimeError):
@@ -452,7 +450,7 @@ class DynamoDBRepository:
             rounds[n].append((position, item))
         rejected: list[tuple[int, str]] = []
         for batch in rounds:
-            outcomes = self._map(self._put_if_newer, [item for _, item in batch])
+            outcomes = self._threads.map(self._put_if_newer, [item for _, item in batch])
             rejected.extend((position, records[position]["id"])
                             for (position, _), written in zip(batch, outcomes, strict=True) if not written)
         return [entity_id for _, entity_id in sorted(rejected)]
@@ -473,9 +471,6 @@ class DynamoDBRepository:
             raise
         self._count("items_written")
         return True
-
-    def _map(self, fn: Callable[[_T], _R], items: list[_T]) -> list[_R]:
-        return self._threads.map(fn, items)
 
     def delete(self, kind: Kind, ids: Sequence[str]) -> list[tuple[Kind, Record]]:
         """Finds the subtree with ``by_tree`` prefix queries, reads it (to return it) and batch-deletes it.
@@ -519,7 +514,7 @@ class DynamoDBRepository:
                   for item in self._batch_get((STREAM_PREFIX + s for s in streams),
                                               ["pk", "ttl", "hw", "above", "version"], consistent=True)}
         work = [(stream, list(seqs), _stream_state(stored.get(stream), now)) for stream, seqs in streams.items()]
-        self._map(self._mark_stream, work)
+        self._threads.map(self._mark_stream, work)
 
     def _mark_stream(self, work: tuple[str, list[int], StreamState]) -> bool:
         """Merge seqs into one stream's state and write it if it changed, conditional on the version read; on
