@@ -16,7 +16,6 @@ import contextlib
 import json
 import os
 import pwd
-import shutil
 import signal
 import socket
 import subprocess
@@ -31,15 +30,10 @@ import yaml
 
 from chalicelib.core.envelope import Downlink, Envelope, decode_publish
 from edge.gateways.base import Gateway, GatewayContext, register_gateway
+from tests.integration.services import find_binary, free_port
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(condition: Callable[[], Any], timeout: float, what: str, interval: float = 0.02) -> Any:
@@ -66,9 +60,7 @@ class Broker:
 
     def __init__(self, workdir: Path, persistent: bool = True, acl: str | None = None,
                  listener: list[str] | None = None) -> None:
-        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        if not Path(self.binary).exists():
-            raise FileNotFoundError("mosquitto is not installed (apt-get install mosquitto)")
+        self.binary = find_binary("mosquitto", "/usr/sbin/mosquitto")  # ServiceUnavailable if it is not installed
         self.host = "127.0.0.1"
         self.port = free_port()
         self.workdir = workdir
@@ -88,6 +80,11 @@ class Broker:
         self.config.write_text("\n".join(lines) + "\n")
         self.process: subprocess.Popen[bytes] | None = None
         self.starts = 0
+
+    @property
+    def url(self) -> str:
+        """``tcp://127.0.0.1:<port>``, as a gateway's ``protocol.broker`` names it."""
+        return f"tcp://{self.host}:{self.port}"
 
     def start(self, timeout: float = 15.0) -> None:
         with open(self.workdir / "mosquitto.log", "ab") as log:
@@ -118,9 +115,7 @@ class Broker:
 def make_certificates(directory: Path) -> dict[str, Path]:
     """A throw-away CA, a server certificate for localhost/127.0.0.1 and a client certificate (openssl CLI)."""
     directory.mkdir(parents=True, exist_ok=True)
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        raise FileNotFoundError("openssl is not installed")
+    openssl = find_binary("openssl")  # ServiceUnavailable if it is not installed
 
     def run(*args: str) -> None:
         subprocess.run([openssl, *args], cwd=directory, check=True, capture_output=True)

@@ -1,4 +1,6 @@
-"""Test helpers for the edge gateway plugins: a recording GatewayContext, bounded waits, a mosquitto broker."""
+"""Test helpers for the edge gateway plugins: a recording GatewayContext, bounded waits, an MQTT probe, the far
+ends of a serial line (a pty) and of an ethernet gateway (a TCP server). The broker is ``edge_helpers.Broker``
+(fixtures ``broker`` / ``volatile_broker`` in conftest.py)."""
 
 from __future__ import annotations
 
@@ -7,15 +9,14 @@ import contextlib
 import logging
 import os
 import select
-import shutil
-import socket
-import subprocess
 import threading
 import time
 import tty
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
+
+from tests.integration.services import free_port
 
 
 class FakeContext:
@@ -86,51 +87,6 @@ async def running(gateway: Any) -> AsyncIterator[asyncio.Task[None]]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.wait_for(task, 10)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Mosquitto:
-    """A private mosquitto on 127.0.0.1 that a test can stop and start again on the same port."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.binary = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-        self.host = "127.0.0.1"
-        self.port = port or free_port()
-        self.workdir = workdir
-        self.config = workdir / "mosquitto.conf"
-        self.config.write_text(f"listener {self.port} 127.0.0.1\nallow_anonymous true\npersistence false\n")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> None:
-        log = open(self.workdir / "mosquitto.log", "ab")  # noqa: SIM115 - handed to the child process
-        self.process = subprocess.Popen([self.binary, "-c", str(self.config)], stdout=log, stderr=log)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.process.returncode}; see {self.workdir}")
-            with contextlib.suppress(OSError), socket.create_connection((self.host, self.port), 0.2):
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"mosquitto did not listen on {self.port} within {timeout}s")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is not None and process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(5)
 
 
 class MqttProbe:
@@ -223,3 +179,45 @@ class Received:
 
     def having(self, predicate: Any) -> Any:
         return lambda: [line for line in self() if predicate(line)]
+
+
+class FakeEthernetGateway:
+    """A TCP server on 127.0.0.1 that records lines from the edge and lets the test talk back."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.received: list[str] = []
+        self.writers: list[asyncio.StreamWriter] = []
+        self.connections = 0
+        self.on_line: Any = None
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        self.drop_clients()
+
+    def drop_clients(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        self.writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.writers.append(writer)
+        with contextlib.suppress(ConnectionError):
+            while line := await reader.readline():
+                text = line.decode().rstrip("\n")
+                self.received.append(text)
+                if self.on_line is not None:
+                    self.on_line(text, writer)
+
+    async def say(self, *lines: str) -> None:
+        writer = self.writers[-1]
+        writer.write("".join(line + "\n" for line in lines).encode())
+        await writer.drain()

@@ -1,13 +1,16 @@
 """Real services for integration tests, each a private process on 127.0.0.1 with its data under a tmp dir.
 
 ``start_victoria_metrics(tmp_path) -> (url, stop)`` and ``start_mosquitto(tmp_path) -> (host, port, stop)``.
-Both raise ``ServiceUnavailable`` when the binary is not installed, so a fixture can turn that into a skip with
-the reason (``pytest.skip(str(error))``); any other start failure is an error naming the log file.
+Both raise ``ServiceUnavailable`` when the binary is not installed; the fixtures (``tests/integration/conftest.py``)
+hand that to ``unavailable``, which skips with the reason on a developer's machine and FAILS under CI (``CI=true``,
+set by ``.ci/run``), where every service must be installed: a test that needs one cannot pass by being skipped.
+Any other start failure is an error naming the log file.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import socket
 import subprocess
@@ -17,13 +20,36 @@ import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import NoReturn
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
 
 
 class ServiceUnavailable(RuntimeError):
-    """The service's binary is not installed on this machine (tests needing it should skip)."""
+    """The service's binary is not installed on this machine (``unavailable`` says what a test does about it)."""
+
+
+def in_ci() -> bool:
+    """Whether this is a CI run (``CI`` set to anything but empty, 0, false or no; GitHub and ``.ci/run`` say true)."""
+    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+
+
+def unavailable(reason: str) -> NoReturn:
+    """A test cannot run because something it needs is missing: skip with the reason, or fail under CI."""
+    import pytest  # here: the bench imports this module's services without the test tools
+
+    if in_ci():
+        pytest.fail(f"{reason} (CI=true: a missing service fails the test; .ci/run installs it)", pytrace=False)
+    pytest.skip(reason)
+
+
+def require_binary(name: str, *fallbacks: str) -> str:
+    """The path of an installed program, else ``unavailable`` (skip, or fail under CI)."""
+    try:
+        return find_binary(name, *fallbacks)
+    except ServiceUnavailable as error:
+        unavailable(str(error))
 
 
 def free_port() -> int:
@@ -33,7 +59,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _binary(name: str, *fallbacks: str) -> str:
+def find_binary(name: str, *fallbacks: str) -> str:
     found = shutil.which(name)
     if found:
         return found
@@ -82,7 +108,7 @@ def start_victoria_metrics(tmp_path: Path) -> tuple[str, Callable[[], None]]:
     It takes InfluxDB line protocol on ``/api/v2/write`` and exports on ``/api/v1/export``; retention is 100
     years so that tests may write fixed timestamps in the past.
     """
-    binary = _binary("victoria-metrics", "/usr/bin/victoria-metrics")
+    binary = find_binary("victoria-metrics", "/usr/bin/victoria-metrics")
     workdir = tmp_path / "victoria-metrics"
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -105,7 +131,7 @@ def start_victoria_metrics(tmp_path: Path) -> tuple[str, Callable[[], None]]:
 
 def start_mosquitto(tmp_path: Path) -> tuple[str, int, Callable[[], None]]:
     """A private anonymous mosquitto on 127.0.0.1; returns host, port and a stop function."""
-    binary = _binary("mosquitto", "/usr/sbin/mosquitto")
+    binary = find_binary("mosquitto", "/usr/sbin/mosquitto")
     workdir = tmp_path / "mosquitto"
     workdir.mkdir(parents=True, exist_ok=True)
     host, port = "127.0.0.1", free_port()

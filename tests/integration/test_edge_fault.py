@@ -35,14 +35,8 @@ GATEWAYS = ("gw-a", "gw-b")
 POLL = 0.1
 
 
-@pytest.mark.integration
 @pytest.mark.timeout(180)
-def test_ten_thousand_messages_survive_broker_restarts_and_agent_sigkills(tmp_path: Path) -> None:
-    try:
-        broker = Broker(tmp_path / "mosquitto")
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    broker.start()
+def test_ten_thousand_messages_survive_broker_restarts_and_agent_sigkills(broker: Broker, tmp_path: Path) -> None:
     collector = Collector(broker.host, broker.port, ["mc/edge-fault/up"], client_id="fault-collector").start()
     config = write_config(tmp_path / "edge.yaml", port=broker.port, edge_id="edge-fault",
                           gateways=[counter_gateway("gw-a", PER_GATEWAY, RATE),

@@ -3,59 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
-from tests.integration.gateway_helpers import FakeContext, free_port, running, wait_for
-
-pytestmark = pytest.mark.integration
-
-
-class FakeEthernetGateway:
-    """A TCP server on 127.0.0.1 that records lines from the edge and lets the test talk back."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[str] = []
-        self.writers: list[asyncio.StreamWriter] = []
-        self.connections = 0
-        self.on_line: Any = None
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        self.drop_clients()
-
-    def drop_clients(self) -> None:
-        for writer in self.writers:
-            writer.close()
-        self.writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        self.writers.append(writer)
-        with contextlib.suppress(ConnectionError):
-            while line := await reader.readline():
-                text = line.decode().rstrip("\n")
-                self.received.append(text)
-                if self.on_line is not None:
-                    self.on_line(text, writer)
-
-    async def say(self, *lines: str) -> None:
-        writer = self.writers[-1]
-        writer.write("".join(line + "\n" for line in lines).encode())
-        await writer.drain()
+from tests.integration.gateway_helpers import FakeContext, FakeEthernetGateway, free_port, running, wait_for
 
 
 def _config(port: int, tmp_path: Path, **provider: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,19 +12,8 @@ import pytest
 
 from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
-from tests.integration.gateway_helpers import FakeContext, Mosquitto, MqttProbe, running, wait_for
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Mosquitto]:
-    mosquitto = Mosquitto(tmp_path)
-    mosquitto.start()
-    try:
-        yield mosquitto
-    finally:
-        mosquitto.stop()
+from tests.integration.edge_helpers import Broker
+from tests.integration.gateway_helpers import FakeContext, MqttProbe, running, wait_for
 
 
 def _gateway(gateway_id: str, provider: dict[str, Any], tmp_path: Path) -> tuple[Any, FakeContext]:
@@ -35,14 +23,14 @@ def _gateway(gateway_id: str, provider: dict[str, Any], tmp_path: Path) -> tuple
 
 
 def test_mysensors_mqtt_gateway_speaks_lines_to_the_cloud_and_topics_to_the_broker(
-        broker: Mosquitto, tmp_path: Path) -> None:
+        volatile_broker: Broker, tmp_path: Path) -> None:
     gateway, ctx = _gateway("msmqtt", {
         "type": "mysensors_v2", "unitSystem": "metric",
-        "protocol": {"type": "mqtt", "broker": broker.url, "subscribe": "mygateway1-out/#",
+        "protocol": {"type": "mqtt", "broker": volatile_broker.url, "subscribe": "mygateway1-out/#",
                      "publish": "mygateway1-in", "qos": 0}}, tmp_path)
 
     async def scenario() -> None:
-        async with MqttProbe(broker.url, ["mygateway1-in/#"]) as device, running(gateway):
+        async with MqttProbe(volatile_broker.url, ["mygateway1-in/#"]) as device, running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
             await device.publish("mygateway1-out/0/255/3/0/14", "Gateway startup complete.")
             await device.publish("mygateway1-out/4/1/1/0/0", "21.5")
@@ -63,12 +51,13 @@ def test_mysensors_mqtt_gateway_speaks_lines_to_the_cloud_and_topics_to_the_brok
 
 
 def test_tasmota_payloads_go_up_with_their_topic_and_commands_go_out_as_given(
-        broker: Mosquitto, tmp_path: Path) -> None:
-    gateway, ctx = _gateway("tas", {"type": "tasmota", "protocol": {"type": "mqtt", "broker": broker.url}}, tmp_path)
+        volatile_broker: Broker, tmp_path: Path) -> None:
+    gateway, ctx = _gateway("tas", {"type": "tasmota", "protocol": {"type": "mqtt", "broker": volatile_broker.url}},
+                            tmp_path)
     sensor = '{"Time":"2026-07-01T10:00:00","AM2301":{"Temperature":22.4,"Humidity":48.1},"TempUnit":"C"}'
 
     async def scenario() -> None:
-        async with MqttProbe(broker.url, ["cmnd/#"]) as device, running(gateway):
+        async with MqttProbe(volatile_broker.url, ["cmnd/#"]) as device, running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
             await device.publish("tele/tasmota_ABC/LWT", "Online")
             await device.publish("cmnd/tasmota_ABC/POWER", "ON")  # someone else's command: not ours to report
@@ -87,10 +76,10 @@ def test_tasmota_payloads_go_up_with_their_topic_and_commands_go_out_as_given(
     asyncio.run(scenario())
 
 
-def test_generic_mqtt_maps_json_to_fields_and_survives_bad_json(broker: Mosquitto, tmp_path: Path) -> None:
+def test_generic_mqtt_maps_json_to_fields_and_survives_bad_json(volatile_broker: Broker, tmp_path: Path) -> None:
     gateway, ctx = _gateway("home", {
         "type": "generic",
-        "protocol": {"type": "mqtt", "broker": broker.url, "subscribe": "home/+/sensors",
+        "protocol": {"type": "mqtt", "broker": volatile_broker.url, "subscribe": "home/+/sensors",
                      "publish": "home/{node}/set/{field}"},
         "mappings": [{"topic": "home/+/sensors", "node": "{1}", "source": "climate", "nodeName": "$.room",
                       "fields": [
@@ -102,7 +91,7 @@ def test_generic_mqtt_maps_json_to_fields_and_survives_bad_json(broker: Mosquitt
                       ]}]}, tmp_path)
 
     async def scenario() -> None:
-        async with MqttProbe(broker.url, ["home/+/set/#"]) as device, running(gateway):
+        async with MqttProbe(volatile_broker.url, ["home/+/set/#"]) as device, running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
             await device.publish("home/kitchen/sensors", "{not json")
             await device.publish("home/kitchen/sensors", json.dumps(
@@ -125,19 +114,20 @@ def test_generic_mqtt_maps_json_to_fields_and_survives_bad_json(broker: Mosquitt
     asyncio.run(scenario())
 
 
-def test_gateways_recover_when_the_broker_restarts(broker: Mosquitto, tmp_path: Path) -> None:
-    gateway, ctx = _gateway("tas", {"type": "tasmota", "protocol": {"type": "mqtt", "broker": broker.url}}, tmp_path)
+def test_gateways_recover_when_the_broker_restarts(volatile_broker: Broker, tmp_path: Path) -> None:
+    gateway, ctx = _gateway("tas", {"type": "tasmota", "protocol": {"type": "mqtt", "broker": volatile_broker.url}},
+                            tmp_path)
 
     async def scenario() -> None:
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
-            broker.stop()
+            volatile_broker.stop()
             await wait_for(lambda: ctx.status == "down", what="down while the broker is away")
             with pytest.raises(ConnectionError):
                 await gateway.send(Downlink("tas", "tasmota", "ON", topic="cmnd/plug/POWER"))
-            broker.start()
+            volatile_broker.start()
             await wait_for(lambda: ctx.status == "up", timeout=20, what="up again")
-            async with MqttProbe(broker.url, ["cmnd/#"]) as device:
+            async with MqttProbe(volatile_broker.url, ["cmnd/#"]) as device:
                 await device.publish("tele/plug/STATE", '{"POWER":"ON"}')  # subscriptions were renewed
                 await wait_for(lambda: ("{\"POWER\":\"ON\"}", "tele/plug/STATE") in
                                [(raw, topic) for raw, topic, _ in ctx.emits], what="message after the restart")

@@ -12,13 +12,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
 from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
-
-pytestmark = pytest.mark.integration
 
 
 def _config(link: Path, tmp_path: Path, **provider: Any) -> dict[str, Any]:
@@ -80,7 +76,15 @@ def test_lines_flow_garbage_is_dropped_and_time_and_config_are_answered_at_the_e
 def test_unplugged_device_goes_down_and_comes_back_at_the_same_path(tmp_path: Path) -> None:
     device = PtyDevice(tmp_path / "ttyMySensors")
     ctx = FakeContext("serial1")
-    gateway = build_gateway("serial1", _config(device.link, tmp_path), ctx)
+    gateway: Any = build_gateway("serial1", _config(device.link, tmp_path), ctx)
+    opens: list[float] = []  # every attempt to open the port (the gateway makes a new transport for each)
+    make_transport = gateway.make_transport
+
+    def counted() -> Any:
+        opens.append(time.monotonic())
+        return make_transport()
+
+    gateway.make_transport = counted
 
     async def scenario() -> None:
         async with running(gateway):
@@ -91,8 +95,10 @@ def test_unplugged_device_goes_down_and_comes_back_at_the_same_path(tmp_path: Pa
             device.unplug()
             await wait_for(lambda: ctx.status == "down", what="state down after unplug")
             assert not gateway.status()["connected"]
-            await asyncio.sleep(0.3)  # a few failed re-opens while nothing is at the path
-            assert ctx.status == "down"
+            attempts = len(opens)
+            await wait_for(lambda: len(opens) >= attempts + 2, what="two re-opens while nothing is at the path")
+            assert ctx.status == "down" and not gateway.status()["connected"]
+            assert [status for status, _ in ctx.states] == ["up", "down"], "a failed re-open is no new state"
 
             device.plug()
             await wait_for(lambda: ctx.status == "up", timeout=15, what="state up after replug")

@@ -7,34 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from chalicelib.core.envelope import decode_publish
 from chalicelib.core.shadow import config_hash
 from edge.agent import EdgeAgent
 from edge.config import parse_config
 from tests.integration.edge_helpers import Broker, Collector, free_port
-from tests.integration.test_edge_gateway_ethernet import FakeEthernetGateway
-
-pytestmark = pytest.mark.integration
+from tests.integration.gateway_helpers import FakeEthernetGateway
 
 THING = "pi-shadow"
 SHADOW = f"$aws/things/{THING}/shadow"  # the classic shadow (edge.shadow_name: "")
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    try:
-        broker = Broker(tmp_path / "mosquitto", persistent=False)
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    broker.start()
-    yield broker
-    broker.stop()
 
 
 async def until(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
@@ -62,8 +47,9 @@ def reports(collector: Collector) -> list[dict[str, Any]]:
             if topic == f"{SHADOW}/update"]
 
 
-def test_a_delta_starts_a_gateway_a_bad_one_is_rejected_and_a_removal_stops_it(broker: Broker,
+def test_a_delta_starts_a_gateway_a_bad_one_is_rejected_and_a_removal_stops_it(volatile_broker: Broker,
                                                                                 tmp_path: Path) -> None:
+    broker = volatile_broker
     cloud = Collector(broker.host, broker.port, [f"{SHADOW}/get", f"{SHADOW}/update", "mc/+/up"],
                       client_id="shadow-service").start()
     port = free_port()
@@ -105,14 +91,21 @@ def test_a_delta_starts_a_gateway_a_bad_one_is_rejected_and_a_removal_stops_it(b
             await device.say("12;1;1;0;0;21.7")
             await until(lambda: ("eth", "12;1;1;0;0;21.7") in readings(cloud), "still running")
 
+            shadow = agent.shadow
+            assert shadow is not None
+            interpreted = shadow.messages
             delta(1, {}, "stale")  # an old message redelivered: ignored
-            await asyncio.sleep(0.3)
+            await until(lambda: shadow.messages > interpreted, "the agent to read the stale delta")
+            assert shadow.version_seen == 3 and shadow.config_version == "v2"
             assert "eth" in agent.gateways
 
             delta(4, {}, "v3")  # the cloud removed the gateway
             await until(lambda: "eth" not in agent.gateways, "the gateway stopped")
             await until(lambda: any(r["configVersion"] == "v3" for r in reports(cloud)), "the report of v3")
             assert next(r for r in reports(cloud) if r["configVersion"] == "v3")["applied"] == {"eth": None}
+            # applies run one at a time in arrival order: had the stale delta been applied, its report would be
+            # here before v3's (None: the report of "no shadow", nothing assigned)
+            assert [r["configVersion"] for r in reports(cloud)] == [None, "v1", "v2", "v3"]
         finally:
             await agent.stop()
             await device.stop()
@@ -125,8 +118,9 @@ def test_a_delta_starts_a_gateway_a_bad_one_is_rejected_and_a_removal_stops_it(b
     assert saved["gateways"] == {} and saved["configVersion"] == "v3"
 
 
-def test_a_config_changed_while_offline_arrives_with_get_on_connect(broker: Broker, tmp_path: Path) -> None:
+def test_a_config_changed_while_offline_arrives_with_get_on_connect(volatile_broker: Broker, tmp_path: Path) -> None:
     """The shadow service answers ``get`` with the whole document; the agent applies it and reports."""
+    broker = volatile_broker
     port = free_port()
     device = FakeEthernetGateway(port)
     wanted = {"eth": ethernet(port)}

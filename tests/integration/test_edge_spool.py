@@ -8,8 +8,6 @@ import sys
 import threading
 from pathlib import Path
 
-import pytest
-
 from edge.spool import Spool
 from tests.integration.edge_helpers import REPO, wait_until
 
@@ -28,7 +26,6 @@ def _at_least(lines: list[str], count: int) -> bool:
     return len(lines) >= count
 
 
-@pytest.mark.integration
 def test_every_append_survives_sigkill_and_sequences_continue(tmp_path: Path) -> None:
     path = tmp_path / "spool.sqlite"
     gateways = ["gw-a", "gw-b", "gw-c"]
@@ -62,7 +59,6 @@ def test_every_append_survives_sigkill_and_sequences_continue(tmp_path: Path) ->
     assert spool.depth == spool.stats()["depth"] == len(rows) + len(gateways)
 
 
-@pytest.mark.integration
 def test_sequences_continue_after_everything_was_acked_and_the_spool_reopened(tmp_path: Path) -> None:
     path = tmp_path / "spool.sqlite"
     spool = Spool(path)
@@ -78,7 +74,6 @@ def test_sequences_continue_after_everything_was_acked_and_the_spool_reopened(tm
     assert reopened.uuid == spool.uuid, "the spool's uuid is made once and kept"
 
 
-@pytest.mark.integration
 def test_full_spool_evicts_the_oldest_telemetry_and_never_a_command(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.sqlite", max_messages=100)
     for i in range(100):
@@ -99,7 +94,6 @@ def test_full_spool_evicts_the_oldest_telemetry_and_never_a_command(tmp_path: Pa
     assert stats["dropped_refused_telemetry"] == 0 and stats["commands"] == 10
 
 
-@pytest.mark.integration
 def test_only_commands_left_refuses_telemetry_and_still_takes_commands(tmp_path: Path) -> None:
     path = tmp_path / "spool.sqlite"
     spool = Spool(path, max_messages=100)
@@ -115,7 +109,6 @@ def test_only_commands_left_refuses_telemetry_and_still_takes_commands(tmp_path:
     assert Spool(path, max_messages=100).stats()["dropped_refused_telemetry"] == 1, "loss counters survive restart"
 
 
-@pytest.mark.integration
 def test_byte_bound_and_oversize_payloads(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.sqlite", max_bytes=64 * 1024)
     for i in range(1000):
@@ -127,7 +120,6 @@ def test_byte_bound_and_oversize_payloads(tmp_path: Path) -> None:
     assert spool.stats()["rejected_oversize"] == 1
 
 
-@pytest.mark.integration
 def test_late_ack_of_an_evicted_row_does_not_remove_the_row_that_reused_its_id(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.sqlite", max_messages=2)
     spool.append("gw", "test", "a")
@@ -139,7 +131,6 @@ def test_late_ack_of_an_evicted_row_does_not_remove_the_row_that_reused_its_id(t
     assert [row.envelope.raw for row in spool.peek(10)] == ["c"]
 
 
-@pytest.mark.integration
 def test_peek_is_oldest_first_bounded_by_bytes_and_can_start_after_a_row(tmp_path: Path) -> None:
     spool = Spool(tmp_path / "spool.sqlite")
     for i in range(50):
@@ -152,4 +143,4 @@ def test_peek_is_oldest_first_bounded_by_bytes_and_can_start_after_a_row(tmp_pat
     assert len(spool.peek(1, max_bytes=1)) == 1, "one envelope larger than the budget still goes out alone"
     rest, more = spool.peek_batch(1000)
     assert len(rest) == 50 and not more
-    assert spool.stats()["oldest_age_s"] is not None
+    assert 0 <= spool.stats()["oldest_age_s"] < 60, "the oldest row was appended just now"

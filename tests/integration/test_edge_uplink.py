@@ -7,7 +7,7 @@ import json
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -19,28 +19,7 @@ from edge.config import UplinkSection, load_config
 from edge.gateways.base import Gateway, register_gateway
 from edge.uplink import InProcessUplink, UplinkError
 from edge.uplink.mqtt import MqttUplink
-from tests.integration.edge_helpers import (
-    REPO,
-    Broker,
-    Collector,
-    counter_gateway,
-    make_certificates,
-    wait_until,
-    write_config,
-)
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def broker(tmp_path: Path) -> Iterator[Broker]:
-    try:
-        broker = Broker(tmp_path / "mosquitto")
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    broker.start()
-    yield broker
-    broker.stop()
+from tests.integration.edge_helpers import REPO, Broker, Collector, counter_gateway, wait_until, write_config
 
 
 async def until(condition: object, timeout: float, what: str) -> None:
@@ -88,8 +67,11 @@ def test_a_publish_made_while_the_broker_is_down_completes_after_it_returns(brok
         broker.stop()
         await until(lambda: not uplink.connected, 10, "the uplink to notice the broker is gone")
         publish = asyncio.ensure_future(uplink.publish(b"during the outage"))
-        await asyncio.sleep(0.3)
+        uplink.last_error = ""
+        await until(lambda: uplink.last_error.startswith("connect failed"), 10,
+                    "a reconnect attempt to fail while the publish waits")
         assert not publish.done(), "a publish cannot be acknowledged while the broker is down"
+        assert uplink.published == 0 and uplink.failed == 0, "the publish waits: neither sent nor given up"
         broker.start()
         await asyncio.wait_for(publish, 20)
         assert uplink.connects >= 2 and uplink.disconnects >= 1
@@ -103,9 +85,8 @@ def test_a_publish_made_while_the_broker_is_down_completes_after_it_returns(brok
         collector.stop()
 
 
-def test_downlinks_arrive_and_subscriptions_are_renewed_after_the_broker_forgot_them(tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "volatile", persistent=False)
-    broker.start()
+def test_downlinks_arrive_and_subscriptions_are_renewed_after_the_broker_forgot_them(volatile_broker: Broker) -> None:
+    broker = volatile_broker  # no persistence: a restart forgets every session and subscription
     received: list[tuple[str, bytes]] = []
 
     async def scenario() -> None:
@@ -126,10 +107,7 @@ def test_downlinks_arrive_and_subscriptions_are_renewed_after_the_broker_forgot_
             probe.stop()
             await uplink.stop()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        broker.stop()
+    asyncio.run(scenario())
     assert ("mc/gw2/down", b"first") in received and ("mc/gw1/down", b"second") in received
 
 
@@ -141,9 +119,8 @@ def _delivered(probe: Collector, topic: str, payload: bytes, received: list[tupl
     return False
 
 
-def test_a_publish_the_broker_refuses_raises(tmp_path: Path) -> None:
-    broker = Broker(tmp_path / "acl", persistent=False, acl="topic write mc/allowed/#\n")
-    broker.start()
+def test_a_publish_the_broker_refuses_raises(make_broker: Callable[..., Broker]) -> None:
+    broker = make_broker("acl", persistent=False, acl="topic write mc/allowed/#\n")
 
     async def scenario() -> None:
         uplink = _uplink(broker, "denied")
@@ -154,10 +131,7 @@ def test_a_publish_the_broker_refuses_raises(tmp_path: Path) -> None:
         assert uplink.failed == 1 and "NOT_AUTHORIZED" in uplink.status()["last_error"]
         await uplink.stop()
 
-    try:
-        asyncio.run(scenario())
-    finally:
-        broker.stop()
+    asyncio.run(scenario())
 
 
 def test_agent_packs_messages_into_bounded_publishes_acks_them_and_routes_downlinks(
@@ -330,16 +304,13 @@ def test_a_crashing_plugin_is_restarted_and_its_errors_are_reported(tmp_path: Pa
 
 
 @pytest.mark.parametrize("uplink_type", ["mqtt", "aws_iot"])
-def test_mutual_tls_to_a_broker_that_requires_a_client_certificate(tmp_path: Path, uplink_type: str) -> None:
+def test_mutual_tls_to_a_broker_that_requires_a_client_certificate(
+        make_broker: Callable[..., Broker], certificates: dict[str, Path], uplink_type: str) -> None:
     """The TLS paths: our own TLS context (``mqtt`` + ``tls``) and the awsiot builder (``aws_iot``)."""
-    try:
-        certs = make_certificates(tmp_path / "certs")
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    broker = Broker(tmp_path / "tls", persistent=False, listener=[
+    certs = certificates
+    broker = make_broker("tls", persistent=False, listener=[
         f"cafile {certs['ca.pem']}", f"certfile {certs['server.pem']}", f"keyfile {certs['server.key']}",
         "require_certificate true"])
-    broker.start()
     tls = {"ca": str(certs["ca.pem"]), "cert": str(certs["client.pem"]), "key": str(certs["client.key"])}
 
     async def scenario(config: UplinkSection) -> MqttUplink:
@@ -353,23 +324,20 @@ def test_mutual_tls_to_a_broker_that_requires_a_client_certificate(tmp_path: Pat
             await uplink.stop()
         return uplink
 
-    try:
-        config = UplinkSection(type=uplink_type, host="localhost", port=broker.port, tls=tls)  # type: ignore[arg-type]
-        uplink = asyncio.run(scenario(config))
-        assert uplink.published == 1
-        without_cert = UplinkSection(type="mqtt", host="localhost", port=broker.port,
-                                     tls={"ca": str(certs["ca.pem"])},  # type: ignore[arg-type]
-                                     min_reconnect_delay_ms=100, max_reconnect_delay_ms=200)
+    config = UplinkSection(type=uplink_type, host="localhost", port=broker.port, tls=tls)  # type: ignore[arg-type]
+    uplink = asyncio.run(scenario(config))
+    assert uplink.published == 1
+    without_cert = UplinkSection(type="mqtt", host="localhost", port=broker.port,
+                                 tls={"ca": str(certs["ca.pem"])},  # type: ignore[arg-type]
+                                 min_reconnect_delay_ms=100, max_reconnect_delay_ms=200)
 
-        async def refused() -> str:
-            uplink = MqttUplink(without_cert, "no-cert", "mc/x/up", [])
-            await uplink.start()
-            try:
-                await until(lambda: uplink.last_error, 10, "the refused handshake")
-                return uplink.last_error if not uplink.connected else "connected"
-            finally:
-                await uplink.stop()
+    async def refused() -> str:
+        uplink = MqttUplink(without_cert, "no-cert", "mc/x/up", [])
+        await uplink.start()
+        try:
+            await until(lambda: uplink.last_error, 10, "the refused handshake")
+            return uplink.last_error if not uplink.connected else "connected"
+        finally:
+            await uplink.stop()
 
-        assert asyncio.run(refused()).startswith("connect failed"), "a broker requiring certificates let us in"
-    finally:
-        broker.stop()
+    assert asyncio.run(refused()).startswith("connect failed"), "a broker requiring certificates let us in"

@@ -4,6 +4,7 @@ the composed handler function, with secrets encrypted at rest."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -20,33 +21,35 @@ from chalicelib.adapters.idempotency_sqlite import SqlitePersistenceLayer
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.adapters.schedules_local import LocalScheduleRegistry
-from chalicelib.config import Services, Settings, secret_box
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.handler_secrets import encrypt_spec
 from chalicelib.core.automation.models import Task
 from chalicelib.core.automation.scheduler_sync import sync_task
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType
 from chalicelib.core.ports import BusEvent
-from chalicelib.handler_function import HandlerFunction, HandlerSettings, build_executors, build_handler_function
-from tests.integration.services import ServiceUnavailable, start_http_server, start_mosquitto, stop_http_server
+from chalicelib.functions.handlers import HandlerFunction
+from chalicelib.settings import Settings
+from tests.integration.services import free_port, start_http_server, stop_http_server
 
 
 @pytest.fixture
-def services(tmp_path: Path) -> Services:
-    return Services(settings=Settings(data_dir=tmp_path), repository=MemoryRepository(None, dump_interval_s=0),
-                    metrics=NoMetricStore(), bus=LocalEventBus("sync"), downlink=LocalDownlink(),
-                    schedules=LocalScheduleRegistry())
+def services(tmp_path: Path) -> Container:
+    return Container(Settings(data_dir=tmp_path), repository=MemoryRepository(None, dump_interval_s=0),
+                     metrics=NoMetricStore(), bus=LocalEventBus("sync"), downlink=LocalDownlink(),
+                     schedules=LocalScheduleRegistry(), handler_queue=None)
 
 
-def function_for(services: Services, **options: Any) -> HandlerFunction:
-    executors = build_executors(services, HandlerSettings(**options))
-    return build_handler_function(services, persistence=SqlitePersistenceLayer(":memory:"), executors=executors)
+def function_for(services: Container, **options: Any) -> HandlerFunction:
+    """The handler function of a process with these handler settings (``EMAIL``, ``TELEGRAM_API_URL``…)."""
+    settings = dataclasses.replace(services.settings, **options)
+    return services.with_parts(settings, idempotency=SqlitePersistenceLayer(":memory:")).handler_function
 
 
-def add(services: Services, handler_id: str, handler_type: str, spec: dict[str, Any]) -> None:
+def add(services: Container, handler_id: str, handler_type: str, spec: dict[str, Any]) -> None:
     services.repository.put(Kind.HANDLER, {"id": handler_id, "type": handler_type, "enabled": True, "labels": {},
                                            "spec": encrypt_spec(handler_id, handler_type, spec,
-                                                                secret_box(services))})
+                                                                services.secrets)})
 
 
 def run(function: HandlerFunction, handler_id: str, parameters: dict[str, Any], trigger: str = "t1") -> Any:
@@ -88,7 +91,7 @@ def bot_api() -> Iterator[FakeBotApi]:
     stop_http_server(api.http)
 
 
-def test_telegram_sends_to_each_chat_through_the_bot_api(services: Services, bot_api: FakeBotApi) -> None:
+def test_telegram_sends_to_each_chat_through_the_bot_api(services: Container, bot_api: FakeBotApi) -> None:
     function = function_for(services, telegram_api_url=bot_api.url)
     add(services, "tg", "telegram", {"token": "123:bot-secret", "chatIds": ["11", "22"], "parseMode": "HTML"})
     assert "bot-secret" not in json.dumps(services.repository.get(Kind.HANDLER, "tg"))
@@ -106,7 +109,7 @@ def test_telegram_sends_to_each_chat_through_the_bot_api(services: Services, bot
 # --------------------------------------------------------------------------------------------- SMTP
 
 
-def test_email_goes_through_an_smtp_server(services: Services) -> None:
+def test_email_goes_through_an_smtp_server(services: Container) -> None:
     from aiosmtpd.controller import Controller
     from aiosmtpd.handlers import Message as MessageHandler
 
@@ -115,8 +118,6 @@ def test_email_goes_through_an_smtp_server(services: Services) -> None:
     class Collect(MessageHandler):
         def handle_message(self, message: Any) -> None:
             received.append(message)
-
-    from tests.integration.services import free_port
 
     port = free_port()
     controller = Controller(Collect(), hostname="127.0.0.1", port=port)
@@ -134,7 +135,7 @@ def test_email_goes_through_an_smtp_server(services: Services) -> None:
     assert "The kitchen is at 31.5 °C" in message.get_payload(decode=True).decode()
 
 
-def test_email_without_host_or_ses_is_a_clear_error(services: Services) -> None:
+def test_email_without_host_or_ses_is_a_clear_error(services: Container) -> None:
     function = function_for(services)
     add(services, "mail", "email", {"from": "mc@example.org", "to": ["ops@example.org"]})
     outcome = run(function, "mail", {"hot": "x"})
@@ -144,13 +145,10 @@ def test_email_without_host_or_ses_is_a_clear_error(services: Services) -> None:
 # --------------------------------------------------------------------------------------------- MQTT
 
 
-def test_mqtt_publishes_to_the_handlers_broker(services: Services, tmp_path: Path) -> None:
+def test_mqtt_publishes_to_the_handlers_broker(services: Container, mosquitto: tuple[str, int]) -> None:
     import paho.mqtt.client as mqtt
 
-    try:
-        host, port, stop = start_mosquitto(tmp_path)
-    except ServiceUnavailable as error:
-        pytest.skip(str(error))
+    host, port = mosquitto
     got: list[tuple[str, bytes, bool]] = []
     subscribed = threading.Event()
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)
@@ -171,13 +169,11 @@ def test_mqtt_publishes_to_the_handlers_broker(services: Services, tmp_path: Pat
     finally:
         client.loop_stop()
         client.disconnect()
-        stop()
     assert sorted(got) == [("house/alerts", b"hot", False), ("house/json", b'{"t":31.5}', False)]
 
 
-def test_mqtt_to_a_dead_broker_is_retryable(services: Services) -> None:
-    from chalicelib.handler_function import RetryLater
-    from tests.integration.services import free_port
+def test_mqtt_to_a_dead_broker_is_retryable(services: Container) -> None:
+    from chalicelib.functions.handlers import RetryLater
 
     function = function_for(services)
     add(services, "pub", "mqtt", {"broker": f"mqtt://127.0.0.1:{free_port()}", "topic": "x"})
@@ -188,7 +184,7 @@ def test_mqtt_to_a_dead_broker_is_retryable(services: Services) -> None:
 # --------------------------------------------------------------------------------------------- resource
 
 
-def test_resource_handler_sets_a_field_and_disables_a_task(services: Services) -> None:
+def test_resource_handler_sets_a_field_and_disables_a_task(services: Container) -> None:
     repository = services.repository
     repository.put(Kind.GATEWAY, Gateway(id="g", provider={"type": "mysensors_v2"}).record())
     repository.put(Kind.FIELD, FieldModel(gateway_id="g", node_id="1", source_id="3", field_id="V_STATUS",

@@ -12,8 +12,6 @@ import json
 import time
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,20 +19,6 @@ import pytest
 from chalicelib.adapters.metrics_influxdb import InfluxDBMetricStore
 from chalicelib.core.ports import MetricPoint
 from tests.contract.metric_fixtures import T0, point
-from tests.integration.services import ServiceUnavailable, start_victoria_metrics
-
-pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def victoria(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        url, stop = start_victoria_metrics(Path(tmp_path_factory.mktemp("vm")))
-    except ServiceUnavailable as error:
-        pytest.skip(str(error))
-    yield url
-    stop()
-
 
 _gateways = iter(range(1, 1_000_000))
 
@@ -65,8 +49,8 @@ def store_for(url: str, **options: Any) -> InfluxDBMetricStore:
     return InfluxDBMetricStore(url, token="not-checked", org="mycontroller", bucket="metrics", **options)
 
 
-def test_points_land_in_the_reference_layout(victoria: str, gateway: str) -> None:
-    store = store_for(victoria, batch_size=1000, flush_interval_ms=60_000)
+def test_points_land_in_the_reference_layout(victoria_metrics: str, gateway: str) -> None:
+    store = store_for(victoria_metrics, batch_size=1000, flush_interval_ms=60_000)
     try:
         store.write([
             point(f"{gateway}.1.1.temp", "gauge_float", 21.5, T0 + 1),
@@ -82,7 +66,7 @@ def test_points_land_in_the_reference_layout(victoria: str, gateway: str) -> Non
         ])
         store.flush()
 
-        series = export(victoria, gateway)
+        series = export(victoria_metrics, gateway)
     finally:
         store.close()
 
@@ -114,8 +98,8 @@ def test_points_land_in_the_reference_layout(victoria: str, gateway: str) -> Non
     assert [ts for ts, _ in series[f"mc_geo_data_value {gateway}.1.6.where"]["points"]] == [T0 + 8]
 
 
-def test_many_batches_arrive_whole_on_flush(victoria: str, gateway: str) -> None:
-    store = store_for(victoria, batch_size=7, flush_interval_ms=60_000)
+def test_many_batches_arrive_whole_on_flush(victoria_metrics: str, gateway: str) -> None:
+    store = store_for(victoria_metrics, batch_size=7, flush_interval_ms=60_000)
     field_id = f"{gateway}.2.1.v"
     try:
         for chunk in range(5):
@@ -125,32 +109,34 @@ def test_many_batches_arrive_whole_on_flush(victoria: str, gateway: str) -> None
         store.write([point(field_id, "gauge_float", 99.0, T0 + 99)])  # the writer still works after a flush
         store.flush()
 
-        [only] = export(victoria, gateway).values()
+        [only] = export(victoria_metrics, gateway).values()
     finally:
         store.close()
 
     assert only["points"] == [*((T0 + n, float(n)) for n in range(50)), (T0 + 99, 99.0)]
 
 
-def test_the_batch_thread_sends_on_its_interval_without_flush(victoria: str, gateway: str) -> None:
-    store = store_for(victoria, batch_size=1000, flush_interval_ms=50)
+def test_the_batch_thread_sends_on_its_interval_without_flush(victoria_metrics: str, gateway: str) -> None:
+    store = store_for(victoria_metrics, batch_size=1000, flush_interval_ms=50)
     field_id = f"{gateway}.3.1.v"
     try:
         store.write([point(field_id, "gauge_float", 1.5, T0), point(field_id, "gauge_float", 2.5, T0 + 1)])
+        wanted = [[(T0, 1.5), (T0 + 1, 2.5)]]
+        # no flush and no close: only the batch thread can have sent them (the interval may split them in two)
         deadline = time.monotonic() + 15
-        series: dict[str, dict[str, Any]] = {}
-        while not series and time.monotonic() < deadline:
+        points: list[Any] = []
+        while points != wanted and time.monotonic() < deadline:
             time.sleep(0.05)
-            series = export(victoria, gateway)
+            points = [entry["points"] for entry in export(victoria_metrics, gateway).values()]
     finally:
         store.close()
 
-    assert [entry["points"] for entry in series.values()] == [[(T0, 1.5), (T0 + 1, 2.5)]]
+    assert points == wanted
 
 
-def test_close_sends_what_is_batched(victoria: str, gateway: str) -> None:
-    store = store_for(victoria, batch_size=1000, flush_interval_ms=60_000)
+def test_close_sends_what_is_batched(victoria_metrics: str, gateway: str) -> None:
+    store = store_for(victoria_metrics, batch_size=1000, flush_interval_ms=60_000)
     store.write([point(f"{gateway}.4.1.v", "counter", 5, T0)])
     store.close()
 
-    assert [entry["points"] for entry in export(victoria, gateway).values()] == [[(T0, 5)]]
+    assert [entry["points"] for entry in export(victoria_metrics, gateway).values()] == [[(T0, 5)]]
