@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
 from .envelope import Downlink
 from .model import DomainEvent, Kind, Record
@@ -18,9 +18,7 @@ from .model import DomainEvent, Kind, Record
 FilterOperator = Literal[
     "eq", "ne", "in", "nin", "range_in", "range_not_in", "gt", "lt", "gte", "lte", "exists", "regex"
 ]
-FILTER_OPERATORS: tuple[str, ...] = (
-    "eq", "ne", "in", "nin", "range_in", "range_not_in", "gt", "lt", "gte", "lte", "exists", "regex"
-)
+FILTER_OPERATORS: tuple[str, ...] = get_args(FilterOperator)
 
 
 @dataclass(slots=True, frozen=True)

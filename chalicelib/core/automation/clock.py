@@ -1,4 +1,5 @@
-"""Time helpers the automation modules share: durations, time zones, instants as text, the location and its sun.
+"""Time helpers the automation modules share: durations, times of day and dates as text, time zones, instants as
+text, the location and its sun.
 
 Durations are written as the reference writes them (Go's ``time.ParseDuration``: ``90s``, ``1h30m``, ``500ms``,
 ``-30m``), plus ``d`` for days and a bare number for seconds, so that configurations exported from MyController
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from typing import Final, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -72,6 +73,32 @@ def format_duration(value: timedelta) -> str:
     minutes, seconds = divmod(rest, 60)
     text = (f"{hours}h" if hours else "") + (f"{minutes}m" if minutes else "") + (f"{seconds}s" if seconds else "")
     return sign + (text or "0s")
+
+
+# --------------------------------------------------------------------------------------------- times of day and dates
+
+
+_TIME_OF_DAY: Final = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?$")
+
+
+def parse_time_of_day(value: str, what: str = "time") -> time:
+    """``H:MM``, ``HH:MM`` or ``HH:MM:SS[.ffffff]`` as a time of day (ValueError naming ``what``)."""
+    match = _TIME_OF_DAY.match(value.strip())
+    try:
+        if match is None:
+            raise ValueError
+        hour, minute, second, fraction = match.groups()
+        return time(int(hour), int(minute), int(second or 0), int((fraction or "0").ljust(6, "0")))
+    except ValueError:
+        raise ValueError(f"{what} must be a time of day 'HH:MM[:SS]', got {value!r}") from None
+
+
+def parse_date(value: str, what: str = "date") -> date:
+    """``YYYY-MM-DD`` as a date (ValueError naming ``what``)."""
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError:
+        raise ValueError(f"{what} must be a date 'YYYY-MM-DD', got {value!r}") from None
 
 
 # --------------------------------------------------------------------------------------------- instants

@@ -41,7 +41,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 from ..actions import GATEWAY_ACTIONS, NODE_ACTIONS
 from ..model import CamelModel, Kind, QuickIdError, Record, parse_quick_id
 from .clock import Location, parse_duration
-from .models import HANDLER_TYPES, HTTP_METHODS, Handler, check_duration
+from .models import HANDLER_TYPES, Handler, check_duration, check_method, validation_message
 from .templates import ENGINE, TemplateEngine, TemplateError, to_json
 
 REDACTED: Final = "********"
@@ -155,10 +155,7 @@ class WebhookParams(_Params):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        method = value.strip().upper()
-        if method and method not in HTTP_METHODS:
-            raise ValueError(f"method must be one of {', '.join(HTTP_METHODS)}, got {value!r}")
-        return method
+        return check_method(value, allow_empty=True)
 
 
 class EmailParams(_Params):
@@ -288,7 +285,7 @@ def _typed(model: type[_Params], name: str, value: Mapping[str, Any]) -> Any:
     except ValidationError as error:
         first = error.errors()[0]
         where = ".".join([name, *(str(p) for p in first["loc"])])
-        message = str(first["msg"]).removeprefix("Value error, ")
+        message = validation_message(first)
         raise HandlerParameterError(f"handler parameter {where}: {message}", where) from None
 
 

@@ -50,18 +50,20 @@ from typing import Final, NamedTuple
 from croniter import croniter
 
 from ..model import Record
-from .clock import Location, SunEvent, aware, from_iso, iso, parse_duration, sun_event, zone, zone_name
-from .handlers import HandlerParameterError, render_parameters
-from .models import (
-    CronSpec,
-    RepeatSpec,
-    Schedule,
-    SimpleSpec,
-    Task,
-    day_of_week_field,
-    normalize_cron,
+from .clock import (
+    Location,
+    SunEvent,
+    aware,
+    from_iso,
+    iso,
+    parse_duration,
     parse_time_of_day,
+    sun_event,
+    zone,
+    zone_name,
 )
+from .handlers import HandlerParameterError, render_parameters
+from .models import CronSpec, RepeatSpec, Schedule, SimpleSpec, Task, day_of_week_field, normalize_cron
 from .tasks import HandlerRequest, ResourceLookup, VariableError, WebhookResolver, resolve_variables
 from .templates import ENGINE, TemplateEngine
 
