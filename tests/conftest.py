@@ -1,10 +1,39 @@
-"""Fixtures every test folder shares."""
+"""Fixtures every test folder shares, and the rule that a CI run skips nothing.
+
+Under CI (``CI=true``; ``.ci/run`` sets it) every installed service is there and every test must run: a skip, from
+whatever cause (a missing binary, a ``skipif``, an ``importorskip``, a module-level skip), is turned into a failure
+that carries the skip's reason. Outside CI a skip stays a skip, with its reason in the ``-ra`` summary.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from typing import Any
 
 import pytest
+
+from tests.integration.services import in_ci
+
+
+def _no_skip_under_ci(report: Any) -> None:
+    if report.skipped and not hasattr(report, "wasxfail") and in_ci():
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        report.outcome = "failed"
+        report.longrepr = f"skipped under CI, where every test must run: {reason}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    _no_skip_under_ci(report)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector) -> Generator[None, Any, Any]:
+    report = yield
+    _no_skip_under_ci(report)
+    return report
 
 
 @pytest.fixture(scope="module")

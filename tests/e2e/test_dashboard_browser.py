@@ -8,6 +8,7 @@ Screenshots of the main pages go to ``tests/e2e/screenshots/`` (paths printed; r
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -21,9 +22,9 @@ from typing import Any
 
 import pytest
 
-from .test_local_stack import ROOT, free_port, wait_for
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.script_errors import ScriptErrors
+from tests.e2e.stack import ROOT, free_port, wait_for
+from tests.integration.services import unavailable
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 PASSWORD = "browser-test-Pa55!"
@@ -33,10 +34,27 @@ LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", 
                "--disable-dev-shm-usage"]
 TIMEOUT_MS = 20_000
 
-if not Path(CHROMIUM).exists():
-    pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api", reason="the playwright package is not installed")
+
+def refused(path: str, status: int) -> str:
+    """The console error Chromium logs when a request to ``path`` (a regex) is answered with ``status``."""
+    return f"{path}: Failed to load resource: the server responded with a status of {status} "
+
+
+AUTH_PROBE = refused(r"/api/gateway\?limit=1", 401)
+"""The console opened without a token asks the API whether it needs one (App.tsx useAuth): 401 means log in."""
+
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sync_api() -> Any:
+    """Playwright's sync API, and Debian's Chromium for it to drive; checked before the stack is built. Either
+    missing: the tests skip with the reason, or fail under CI."""
+    if not Path(CHROMIUM).exists():
+        unavailable(f"{CHROMIUM} is missing (apt-get install chromium); the browser tests need it")
+    try:
+        return importlib.import_module("playwright.sync_api")
+    except ImportError:
+        unavailable("the playwright package is not installed (requirements-dev.txt)")
 
 
 class Api:
@@ -94,28 +112,35 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         log.close()
 
 
+class WatchedBrowser:
+    """The launched Chromium, whose every new context (and so every tab) reports its script errors."""
+
+    def __init__(self, browser: Any, script_errors: ScriptErrors) -> None:
+        self.browser = browser
+        self.script_errors = script_errors
+
+    def new_context(self, **options: Any) -> Any:
+        return self.script_errors.watch(self.browser.new_context(**options))
+
+
 @pytest.fixture(scope="module")
-def browser(stack: Api) -> Iterator[Any]:
+def browser(sync_api: Any, stack: Api, script_errors: ScriptErrors) -> Iterator[WatchedBrowser]:
     # Playwright gives a non-persistent launch a fresh temporary profile (it refuses --user-data-dir here).
     with sync_api.sync_playwright() as playwright:
         instance = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
+        script_errors.allow(AUTH_PROBE, always=True)
         try:
-            yield instance
+            yield WatchedBrowser(instance, script_errors)
         finally:
             instance.close()
 
 
-SCRIPT_ERRORS: list[str] = []
-"""Uncaught errors in the shared tab's pages (checked by the last test)."""
-
-
 @pytest.fixture(scope="module")
-def page(browser: Any, stack: Api) -> Iterator[Any]:
+def page(browser: WatchedBrowser, stack: Api) -> Iterator[Any]:
     """One logged-in tab for the tests after the login test (the token lives in this tab's sessionStorage)."""
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
-    tab.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{tab.url}: {error}"))
     log_in(tab, stack.base)
     yield tab
     context.close()
@@ -139,7 +164,9 @@ def log_in(tab: Any, base: str) -> None:
     tab.wait_for_url("**/dashboards")
 
 
-def test_login_refuses_a_wrong_password_then_lets_the_admin_in(browser: Any, stack: Api) -> None:
+def test_login_refuses_a_wrong_password_then_lets_the_admin_in(browser: WatchedBrowser, stack: Api,
+                                                               script_errors: ScriptErrors) -> None:
+    script_errors.allow(refused("/api/user/login", 401))  # the wrong password, on purpose
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
@@ -348,7 +375,7 @@ def test_create_a_task_in_the_editor(page: Any, stack: Api) -> None:
     wait_for(lambda: stack.call("/api/task/hot-living-room")["enabled"] is False, 10, "the task to be disabled")
 
 
-def test_the_console_fits_a_phone(browser: Any, stack: Api) -> None:
+def test_the_console_fits_a_phone(browser: WatchedBrowser, stack: Api) -> None:
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
@@ -374,7 +401,8 @@ def test_the_console_fits_a_phone(browser: Any, stack: Api) -> None:
         context.close()
 
 
-def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api) -> None:
+def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api, script_errors: ScriptErrors) -> None:
+    script_errors.allow(refused("/api/forwardpayload", 400))  # the looping payload, on purpose
     page.goto(stack.base + "/automation/handler/new")
     page.get_by_label("Id", exact=True).fill("hook")
     page.get_by_label("Type").select_option("webhook")
@@ -450,7 +478,9 @@ def test_firmware_upload_and_server_backup_show_progress(page: Any, stack: Api, 
     assert stack.call("/api/firmware/door")["file"]["checksum"] == checksum
 
 
-def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses(page: Any, stack: Api) -> None:
+def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses(
+        page: Any, stack: Api, script_errors: ScriptErrors) -> None:
+    script_errors.allow(refused("/api/settings/system", 400))  # latitude 123, on purpose
     page.goto(stack.base + "/settings")
     page.get_by_label("Location name").fill("Browser Test Town")
     page.get_by_label("Latitude").fill("123")
@@ -480,7 +510,9 @@ OPERATOR_PASSWORD = "operator-Pa55-one"
 
 
 def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
-        page: Any, stack: Api, browser: Any) -> None:
+        page: Any, stack: Api, browser: WatchedBrowser, script_errors: ScriptErrors) -> None:
+    script_errors.allow(refused("/api/user/operator", 404))  # the editor checks the username is free
+    script_errors.allow(refused("/api/user/profile", 400))  # the wrong current password, on purpose
     page.goto(stack.base + "/users")
     page.locator("tr[data-id='admin']").wait_for()
     page.get_by_role("link", name="New user").click()
@@ -513,7 +545,6 @@ def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
-    tab.on("pageerror", lambda error: SCRIPT_ERRORS.append(f"{tab.url}: {error}"))
     try:
         tab.goto(stack.base + "/login?next=%2Fprofile")
         tab.get_by_label("Username").fill("operator")
@@ -571,7 +602,9 @@ def test_a_service_token_is_shown_once_works_as_bearer_and_stops_when_deleted(pa
     assert error.value.code == 401
 
 
-def test_an_expired_session_goes_back_to_the_login_page(browser: Any, stack: Api) -> None:
+def test_an_expired_session_goes_back_to_the_login_page(browser: WatchedBrowser, stack: Api,
+                                                         script_errors: ScriptErrors) -> None:
+    script_errors.allow(refused(r"/api/[a-z/]+(\?\S*)?", 401))  # the forged token
     context = browser.new_context()
     tab = context.new_page()
     tab.set_default_timeout(TIMEOUT_MS)
@@ -580,15 +613,37 @@ def test_an_expired_session_goes_back_to_the_login_page(browser: Any, stack: Api
         tab.evaluate("sessionStorage.setItem('mc.token', 'forged.token.value')")
         tab.goto(stack.base + "/nodes")
         tab.wait_for_url("**/login?next=%2Fnodes")
+        tab.get_by_role("button", name="Sign in").wait_for()
+        assert tab.evaluate("sessionStorage.getItem('mc.token')") is None, "the refused token is forgotten"
     finally:
         context.close()
+
+
+def test_the_script_error_watch_sees_every_tab(browser: WatchedBrowser, stack: Api,
+                                              script_errors: ScriptErrors) -> None:
+    """The watch itself: an uncaught exception and a console.error in a second tab of a new context are recorded
+    (and taken here, so that this test passes only if they were)."""
+    context = browser.new_context()
+    try:
+        context.new_page().goto(stack.base + "/login")
+        tab = context.new_page()
+        tab.goto(stack.base + "/login")
+        tab.evaluate("console.error('probe: console.error'); setTimeout(() => { throw new Error('probe: uncaught'); })")
+        found: list[str] = []
+
+        def both() -> bool:
+            found.extend(script_errors.take())
+            return len(found) >= 2
+
+        wait_for(both, 10, "the two probe errors")
+    finally:
+        context.close()
+    assert len(found) == 2, found
+    assert found[0].startswith("console.error at ") and found[0].endswith(": probe: console.error"), found
+    assert found[1].startswith("uncaught exception at ") and "probe: uncaught" in found[1], found
 
 
 def test_the_api_refuses_the_console_without_a_token(stack: Api) -> None:
     with pytest.raises(urllib.error.HTTPError) as error:
         Api(stack.base).call("/api/dashboard")
     assert error.value.code == 401
-
-
-def test_no_page_threw_a_script_error(page: Any) -> None:
-    assert SCRIPT_ERRORS == []

@@ -14,9 +14,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.test_local_stack import Stack, request, token, wait_for
-
-pytestmark = pytest.mark.e2e
+from tests.e2e.stack import Stack, request, token, wait_for
 
 
 def get(base: str, path: str) -> tuple[int, bytes]:
