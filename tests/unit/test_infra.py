@@ -1,15 +1,18 @@
 """The deployment definition: the IoT rule feeds the ingest queue, poison records end in the DLQ, devices publish
-only to their own topics, and the table is the one the DynamoDB adapter uses. moto does not fire IoT rules, so the
-rule is checked here and the ingest handler is called directly elsewhere."""
+only to their own topics, and the tables are the ones written out below, in the template and as the DynamoDB
+adapters create them. moto does not fire IoT rules, so the rule is checked here and the ingest handler is called
+directly elsewhere."""
 
 from __future__ import annotations
 
 import json
 import re
+from typing import Any, Final
 
+import boto3
+import pytest
 from cfnlint.api import ManualArgs, lint
 
-from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, up_topic
 from infra.template import (
     HANDLERS_FUNCTION,
@@ -60,8 +63,85 @@ def test_edge_devices_publish_only_to_their_own_topics() -> None:
     assert connect["Resource"].endswith("client/${!iot:Connection.Thing.ThingName}")
 
 
-def test_table_is_the_adapters_table() -> None:
-    assert build_resources()["Resources"]["ResourceTable"]["Properties"] == table_definition()
+RESOURCE_TABLE: Final[dict[str, Any]] = {
+    "BillingMode": "PAY_PER_REQUEST",
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "kk", "AttributeType": "S"},
+        {"AttributeName": "tree", "AttributeType": "S"},
+    ],
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+    "GlobalSecondaryIndexes": [
+        {"IndexName": "by_kind",
+         "KeySchema": [{"AttributeName": "kk", "KeyType": "HASH"}, {"AttributeName": "pk", "KeyType": "RANGE"}],
+         "Projection": {"ProjectionType": "KEYS_ONLY"}},
+        {"IndexName": "by_tree",
+         "KeySchema": [{"AttributeName": "tree", "KeyType": "HASH"}, {"AttributeName": "pk", "KeyType": "RANGE"}],
+         "Projection": {"ProjectionType": "KEYS_ONLY"}},
+    ],
+    "TimeToLiveSpecification": {"AttributeName": "ttl", "Enabled": True},
+}
+"""The resource table, written out: items by ``pk`` (``<kind>#<id>``); a kind's ids through ``by_kind`` (``kk``,
+``<kind>#<shard>``) and a gateway tree's through ``by_tree``, keys only (reads then get the items by key);
+on demand; seen-id items expire through ``ttl``. A change here is a change of the deployed table."""
+
+CONNECTIONS_TABLE: Final[dict[str, Any]] = {
+    "TableName": "mycontroller-connections",
+    "AttributeDefinitions": [{"AttributeName": "connectionId", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
+    "BillingMode": "PAY_PER_REQUEST",
+    "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
+}
+"""The websocket connections table, written out: one item per connection id, expired through ``expiresAt``."""
+
+
+def _canonical(table: dict[str, Any]) -> dict[str, Any]:
+    """A table's definition with its unordered lists (attributes, indexes) in name order; key schemas keep theirs."""
+    return {**table,
+            "AttributeDefinitions": sorted(table["AttributeDefinitions"], key=lambda a: a["AttributeName"]),
+            **({"GlobalSecondaryIndexes": sorted(table["GlobalSecondaryIndexes"], key=lambda i: i["IndexName"])}
+               if "GlobalSecondaryIndexes" in table else {})}
+
+
+def _described(name: str) -> dict[str, Any]:
+    """What DynamoDB (moto) says of a table, in the shape of its CloudFormation properties."""
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    table = client.describe_table(TableName=name)["Table"]
+    ttl = client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+    described: dict[str, Any] = {
+        "BillingMode": table["BillingModeSummary"]["BillingMode"],
+        "AttributeDefinitions": table["AttributeDefinitions"],
+        "KeySchema": table["KeySchema"],
+        "TimeToLiveSpecification": {"AttributeName": ttl.get("AttributeName"),
+                                    "Enabled": ttl["TimeToLiveStatus"] in ("ENABLED", "ENABLING")},
+    }
+    if table.get("GlobalSecondaryIndexes"):
+        described["GlobalSecondaryIndexes"] = [
+            {"IndexName": index["IndexName"], "KeySchema": index["KeySchema"], "Projection": index["Projection"]}
+            for index in table["GlobalSecondaryIndexes"]]
+    return described
+
+
+def test_the_templates_tables_are_the_written_out_ones() -> None:
+    resources = build_resources()["Resources"]
+    assert resources["ResourceTable"]["Type"] == resources["ConnectionsTable"]["Type"] == "AWS::DynamoDB::Table"
+    assert _canonical(resources["ResourceTable"]["Properties"]) == _canonical(RESOURCE_TABLE)
+    assert _canonical(resources["ConnectionsTable"]["Properties"]) == _canonical(CONNECTIONS_TABLE)
+
+
+@pytest.mark.usefixtures("aws_mock")
+def test_the_adapters_create_the_written_out_tables() -> None:
+    """The tables the adapters make for tests and DynamoDB Local are the deployed ones (what their queries use)."""
+    from chalicelib.adapters.connections_dynamodb import DynamoDBConnectionStore
+    from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
+
+    repository = DynamoDBRepository("infra-resources")
+    repository.create_table()
+    repository.close()
+    DynamoDBConnectionStore("infra-connections", region="us-east-1").create_table()
+    assert _canonical(_described("infra-resources")) == _canonical(RESOURCE_TABLE)
+    expected = {key: value for key, value in CONNECTIONS_TABLE.items() if key != "TableName"}
+    assert _canonical(_described("infra-connections")) == _canonical(expected)
 
 
 def test_template_passes_cfn_lint() -> None:
@@ -182,7 +262,6 @@ def test_handler_queue_feeds_the_handler_function_with_partial_failures_and_a_dl
 
 def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
     from app import app
-    from chalicelib.adapters.connections_dynamodb import connections_table_definition
     from chalicelib.core.event_pattern import matches
     from chalicelib.core.model import FieldModel, Kind, event
     from chalicelib.core.ports import bus_event
@@ -199,9 +278,7 @@ def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
         assert matches(rule["EventPattern"], document)
     variables = resources["WebsocketNotify"]["Properties"]["Environment"]["Variables"]
     assert variables["WEBSOCKET_ENDPOINT"]["Fn::Sub"].startswith("https://${WebsocketAPI}.execute-api.")
-    table = resources["ConnectionsTable"]["Properties"]
-    assert table == connections_table_definition("mycontroller-connections")
-    assert table["TimeToLiveSpecification"] == {"AttributeName": "expiresAt", "Enabled": True}
+    assert resources["ConnectionsTable"]["Properties"] == CONNECTIONS_TABLE
     assert "websocket_notify" in {function.name for function in app.pure_lambda_functions}
     assert {"$connect", "$disconnect", "$default"} <= set(app.websocket_handlers)
 
