@@ -22,14 +22,7 @@ $(STAMP): requirements.txt requirements-dev.txt edge/requirements.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
 	@touch $(STAMP)
 
-# The optional C speed-ups of the ingest path (chalicelib/core/_speedups.c); without a compiler pure Python runs.
-SPEEDUPS_STAMP := build/speedups/.built
-
-$(SPEEDUPS_STAMP): chalicelib/core/_speedups.c scripts/build_speedups.py $(STAMP)
-	$(PY) scripts/build_speedups.py
-	@mkdir -p $(dir $@) && touch $@
-
-setup: $(STAMP) $(SPEEDUPS_STAMP)
+setup: $(STAMP)
 
 $(FRONTEND_STAMP): frontend/package.json frontend/package-lock.json
 	cd frontend && npm ci --no-audit --no-fund --loglevel=error
@@ -48,16 +41,16 @@ endif
 services:
 	@bash scripts/ensure-services.sh
 
-run: $(STAMP) $(SPEEDUPS_STAMP) frontend
+run: $(STAMP) frontend
 	$(PY) -m chalicelib.local $(if $(EDGE_CONFIG),--edge-config $(EDGE_CONFIG),)
 
-test: $(STAMP) $(SPEEDUPS_STAMP) services frontend
+test: $(STAMP) services frontend
 	$(PY) -m ruff check .
 	$(PY) -m mypy chalicelib edge app.py bench infra
 	@if command -v npm >/dev/null 2>&1; then cd frontend && npm test --silent; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: $(STAMP) $(SPEEDUPS_STAMP)
+bench: $(STAMP)
 	@for b in ingest cost api edge automation ws; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
@@ -69,4 +62,4 @@ typecheck: $(STAMP)
 	$(PY) -m mypy chalicelib edge app.py bench infra
 
 clean:
-	rm -rf $(VENV) .mycontroller .pytest_cache .mypy_cache .ruff_cache build/speedups chalicelib/core/_speedups*.so
+	rm -rf $(VENV) .mycontroller .pytest_cache .mypy_cache .ruff_cache

@@ -26,7 +26,6 @@ from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, Envelope, decode_publish, encode_publish
 from chalicelib.core.processor import Processor
-from chalicelib.core.speedups import describe
 from chalicelib.runtime import tune_gc
 
 SENSORS = [  # child id, S_ type, V_ type, value generator
@@ -124,7 +123,7 @@ def run(nodes: int, messages: int, seed: int, repeat: int, per_batch: int = PUBL
               f"{len(batches)} of {per_batch} publishes (~{msgs_per_batch:.0f} msgs each), failures {failures}, "
               f"downlinks {downlinks}, {elapsed:.2f} s, {rates[-1]:,.0f} msg/s")
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"{describe()}; best of {repeat} runs")
+    print(f"best of {repeat} runs")
     print(f"ingest: {max(rates):,.0f} msg/s, {writes * 1000 / processed:.0f} repo writes/1000 msgs, "
           f"{events * 1000 / processed:.0f} events/1000 msgs, peak RSS {peak_mb:.0f} MB")
 

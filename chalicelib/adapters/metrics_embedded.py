@@ -40,7 +40,6 @@ from math import isfinite
 from pathlib import Path
 from typing import Any, Final
 
-from chalicelib.core import speedups
 from chalicelib.core.metrics import (
     NUMERIC_TYPES,
     TEXT_TYPES,
@@ -324,10 +323,6 @@ class EmbeddedMetricStore:
             buffer = self._buffer
             if not buffer:
                 self._buffer_since = self._clock()
-            native = speedups.native
-            if native is not None and type(series) is list:  # the plain series at C speed, the rest below
-                count, series = native.buffer_series(buffer, series, _PLAIN_NUMBERS, _new_held)
-                self._buffered += count
             for point, stamps, values in series:
                 field_id, metric_type = point[0], point[5]
                 if metric_type in _PLAIN_NUMBERS:
@@ -357,7 +352,6 @@ class EmbeddedMetricStore:
         self._buffer, self._buffered = {}, 0
         last_t1 = self._last_t1
         updates: dict[int, int] = {}
-        native = speedups.native
         db.execute("BEGIN")
         try:
             rows: list[ChunkRow] = []
@@ -366,12 +360,6 @@ class EmbeddedMetricStore:
                 if sid is None:
                     sid = self._series_id(db, field_id)
                 stored = last_t1.get(sid)
-                if native is not None and len(ts) <= MAX_CHUNK and (stored is None or ts[0] > stored):
-                    packed = native.pack_chunk(ts, values)  # ascending numbers, packed at C speed; else None
-                    if packed is not None:
-                        rows.append((sid, ts[0], ts[-1], len(ts), *packed))
-                        updates[sid] = ts[-1]
-                        continue
                 keys, vals = _last_wins(ts.tolist(), values if isinstance(values, list) else values.tolist())
                 if stored is not None and keys[0] <= stored:
                     keys, vals = self._merge(db, sid, keys, vals)

@@ -26,12 +26,10 @@ import tempfile
 import threading
 from collections import deque
 from collections.abc import Iterable, Sequence
-from functools import partial
 from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
-from chalicelib.core import speedups
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ListQuery, ListResult
 from chalicelib.core.query import apply_query
@@ -87,8 +85,7 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _stale(stored: Record, record: Record) -> bool:
-    """Whether ``record`` must not replace ``stored`` (``put_many(if_newer=True)``); the usual shape inlined
-    (``_speedups.put_newer`` does this one in C)."""
+    """Whether ``record`` must not replace ``stored`` (``put_many(if_newer=True)``); the usual shape inlined."""
     try:
         old, new = stored["current"], record["current"]
         old_ts, new_ts = old["timestamp"] or "", new["timestamp"] or ""
@@ -160,9 +157,6 @@ class MemoryRepository:
 
     def get_many(self, kind: Kind, ids: Iterable[str]) -> dict[str, Record]:
         # Reads take no lock: single dict lookups are atomic under the GIL and records are never mutated.
-        native = speedups.native
-        if native is not None:
-            return native.pick(self._data[kind], ids)
         get = self._data[kind].get
         found: dict[str, Record] = {}
         for entity_id in ids:
@@ -230,14 +224,6 @@ class MemoryRepository:
                 raise RepositoryClosedError("repository is closed; the write would be lost")
             store = self._data[kind]
             index = self._index.get(kind)
-            native = speedups.native
-            if if_newer and native is not None and type(records) is list:  # the processor's field writes, in C
-                try:
-                    rejected = native.put_newer(store, records, None if index is None else partial(
-                        self._index_child, index), _stale)
-                finally:
-                    self._dirty.add(kind)
-                return rejected
             for record in records:
                 entity_id = record["id"]
                 stored = store.get(entity_id)

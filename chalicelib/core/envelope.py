@@ -12,8 +12,6 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from . import speedups
-
 MAX_RAW_BYTES = 4096
 """A device message longer than this is rejected: no MySensors, Tasmota or generic payload needs more."""
 
@@ -120,11 +118,6 @@ class Envelope:
         return cls(gateway_id, provider, timestamp, sequence, message_id, raw, topic)
 
 
-if speedups.native is not None:  # C reads envelopes' slots and makes envelopes, in this order
-    speedups.native.bind_slots(speedups.native.ENVELOPE, Envelope, (
-        "gateway_id", "provider", "timestamp", "sequence", "message_id", "raw", "topic"))
-
-
 def encode_publish(envelopes: list[Envelope]) -> str:
     """One uplink publish body carrying many envelopes."""
     return json.dumps({"v": PUBLISH_VERSION, "e": [e.to_wire() for e in envelopes]}, separators=(",", ":"))
@@ -136,11 +129,6 @@ def decode_publish(body: str | bytes) -> tuple[list[Envelope], list[tuple[int, s
     Returns the good envelopes and, for each bad one, its index and what is wrong with it: one bad envelope
     does not cost the others. A body that is not a publish at all raises ``EnvelopeError``.
     """
-    native = speedups.native
-    if native is not None:  # the plain form the edge sends, every envelope good: read at C speed
-        envelopes = native.parse_publish(body, _GOOD_GATEWAY_IDS, MAX_RAW_BYTES, PUBLISH_VERSION)
-        if envelopes is not None:
-            return envelopes, []
     try:
         data = json.loads(body)
     except (ValueError, UnicodeDecodeError) as error:

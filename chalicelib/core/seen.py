@@ -14,8 +14,6 @@ import bisect
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from . import speedups
-
 SEQ_MAX_DIGITS: Final = 18
 Run = tuple[int, int]
 """Inclusive range ``(first, last)`` of applied sequence numbers."""
@@ -36,14 +34,9 @@ def split_message_id(message_id: str) -> tuple[str, int] | None:
 
 def consecutive_run(message_ids: Sequence[str]) -> tuple[str, int, int] | None:
     """(stream, first seq, last seq) when the ids are one stream's consecutive seqs in order, as an edge's batch
-    usually is; None otherwise. Comparing with the ids made from the numbers checks every id in one go (C's
-    ``consecutive_ids`` does the same for ASCII ids)."""
+    usually is; None otherwise. Comparing with the ids made from the numbers checks every id in one go."""
     if not message_ids or type(message_ids) is not list:
         return None
-    native = speedups.native
-    if native is not None and message_ids[0].isascii():  # C speed (it declines what is not ASCII)
-        run: tuple[str, int, int] | None = native.consecutive_ids(message_ids)
-        return run
     head = split_message_id(message_ids[0])
     if head is None:
         return None

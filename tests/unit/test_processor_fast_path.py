@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core import speedups
 from chalicelib.core.envelope import Envelope
 from chalicelib.core.metrics import Series
-from chalicelib.core.model import Kind
+from chalicelib.core.model import Kind, ms_from_iso
 from chalicelib.core.ports import ListQuery, MetricPoint, MetricQuery
 from chalicelib.core.processor import Processor, ProcessResult
+from chalicelib.core.processor import batch as processor_batch
+from chalicelib.core.processor import caches as processor_caches
+from chalicelib.core.processor import state as processor_state
 from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -62,10 +64,9 @@ class SeriesStore(PointStore):
 
 
 class Lane:
-    """One processor, its repository and its metric stores; ``native=False`` runs without the C speed-ups."""
+    """One processor, its repository and its metric stores."""
 
-    def __init__(self, fast: bool, store: PointStore, native: bool = True) -> None:
-        self.native = native and speedups.native is not None
+    def __init__(self, fast: bool, store: PointStore) -> None:
         self.repo = MemoryRepository(None)
         self.store = store
         self.embedded = EmbeddedMetricStore(":memory:", retention_days=0)
@@ -75,12 +76,7 @@ class Lane:
 
     def run(self, envelopes: list[Envelope]) -> tuple[Any, ...]:
         before = len(self.store.points)
-        saved = speedups.native
-        speedups.native = saved if self.native else None
-        try:
-            result = self.processor.process(list(envelopes))
-        finally:
-            speedups.native = saved
+        result = self.processor.process(list(envelopes))
         self.processor.acknowledge(result)
         points = sorted(self.store.points[before:], key=_point_key)
         return _outcome(result), points
@@ -137,10 +133,8 @@ def _outcome(result: ProcessResult) -> tuple[Any, ...]:
 
 
 def lanes() -> list[Lane]:
-    """The general path (the reference), the fast path with and without C, and the fast path into a store that
-    takes points only."""
-    return [Lane(False, PointStore(), native=False), Lane(True, SeriesStore()), Lane(True, SeriesStore(), native=False),
-            Lane(True, PointStore())]
+    """The general path (the reference), the fast path, and the fast path into a store that takes points only."""
+    return [Lane(False, PointStore()), Lane(True, SeriesStore()), Lane(True, PointStore())]
 
 
 def assert_same(all_lanes: list[Lane], batches: list[list[Envelope]]) -> None:
@@ -287,17 +281,15 @@ def test_no_change_since_follows_the_last_change_in_a_batch(values: list[str]) -
     assert_same(lanes(), [setup, first, batch])
 
 
-@pytest.mark.skipif(speedups.native is None, reason="the C speed-ups are not built")
 def test_a_last_seen_time_is_parsed_once_even_when_the_record_is_copied(monkeypatch: pytest.MonkeyPatch) -> None:
-    from chalicelib.core import processor as processor_module
-
     repo = MemoryRepository(None)
     processor = Processor(repo, EmbeddedMetricStore(":memory:", retention_days=0))
     lines = ["1;255;0;0;17;2.3.2", "1;1;0;0;6;temp", "1;1;1;0;0;20.5"]
     processor.acknowledge(processor.process([envelope(i, i + 1, line) for i, line in enumerate(lines)]))
     parsed: list[str] = []
-    real = processor_module.ms_from_iso
-    monkeypatch.setattr(processor_module, "ms_from_iso", lambda text: (parsed.append(text), real(text))[1])
+    real = ms_from_iso
+    for module in (processor_batch, processor_caches, processor_state):  # every parse the processor makes
+        monkeypatch.setattr(module, "ms_from_iso", lambda text: (parsed.append(text), real(text))[1])
     seq = 100
     for batch in range(6):  # battery levels change the node record (a copy) every batch; lastSeen stays
         seq += 2
@@ -309,16 +301,14 @@ def test_a_last_seen_time_is_parsed_once_even_when_the_record_is_copied(monkeypa
 
 
 def test_the_last_seen_parse_cache_follows_the_text_not_the_record() -> None:
-    from chalicelib.core import processor as processor_module
-
     processor = Processor(MemoryRepository(None), EmbeddedMetricStore(":memory:", retention_days=0))
-    batch = processor_module._Batch(processor, [], ProcessResult())
+    caches = processor.caches
     record = {"id": "gw.1", "lastSeen": "2026-01-01T00:00:01.000Z"}
-    assert batch._stored_ms(record, "lastSeen") == T0 + 1000
+    assert caches.stored_ms(record, "lastSeen") == T0 + 1000
     copy = {**record, "others": {"battery_level": 50}}
-    assert processor.seen_ms["gw.1"][0] is copy["lastSeen"]  # the same str: known without parsing it again
-    assert batch._stored_ms(copy, "lastSeen") == T0 + 1000
+    assert caches.seen_ms["gw.1"][0] is copy["lastSeen"]  # the same str: known without parsing it again
+    assert caches.stored_ms(copy, "lastSeen") == T0 + 1000
     moved = {**record, "lastSeen": "2026-01-01T00:00:02.000Z"}
-    assert batch._stored_ms(moved, "lastSeen") == T0 + 2000
-    assert processor.seen_ms["gw.1"] == (moved["lastSeen"], T0 + 2000)
-    assert batch._stored_ms({"id": "gw.2"}, "lastSeen") == 0
+    assert caches.stored_ms(moved, "lastSeen") == T0 + 2000
+    assert caches.seen_ms["gw.1"] == (moved["lastSeen"], T0 + 2000)
+    assert caches.stored_ms({"id": "gw.2"}, "lastSeen") == 0

@@ -93,8 +93,9 @@ def _line(node: int | str, child: int | str, command: int, type_id: int, payload
 
 class MySensorsInterpreter:
     provider = PROVIDER
-    native_route_key: Final = ("mysensors", MAX_PAYLOAD)
-    """``route_key`` is also in C (``core/_speedups.c``), for payloads up to this length."""
+    route_key_tail: Final = (";", MAX_PAYLOAD)
+    """Route keys end at the last ';' and the value after it is printable and at most this long: the processor
+    finds a known key by splitting the message (``core/processor/batch.py``)."""
 
     def __init__(self, clock: Any = time.time) -> None:
         self.clock = clock

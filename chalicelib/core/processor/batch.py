@@ -1,0 +1,619 @@
+"""One run of the processor over one batch: read the messages, apply them, store the outcome.
+
+Field values are grouped by field before they are applied: a field's node, source and record are looked up once
+per batch, and its values are folded in one step (``fold``) or, when they are not the usual ones, one at a time
+(``Batch._apply_group``, the general path). Set messages whose meaning apart from the value is fixed by a key
+(MySensors ``node;child;1;ack;type``) skip the interpreter after the first time (``caches``); a stream's known keys
+are looked up once per batch, then each such message costs a split and a dict lookup. Everything else (node and
+source facts, requests, states) is interpreted and applied message by message, before the field values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from operator import attrgetter, itemgetter
+from typing import TYPE_CHECKING, Any, Final
+
+from ..envelope import Envelope
+from ..metrics import Series, SeriesWriter
+from ..model import (
+    DomainEvent,
+    EventType,
+    FieldModel,
+    Gateway,
+    Kind,
+    MetricType,
+    Node,
+    Record,
+    Source,
+    State,
+    StateStatus,
+    ValueError_,
+    convert_value,
+    event,
+    ignored,
+    iso_from_ms,
+    ms_from_iso,
+)
+from ..ops import (
+    FieldRequest,
+    FieldValue,
+    GatewayState,
+    NodeIdRequest,
+    NodeInfo,
+    NodeSeen,
+    NodeState,
+    Op,
+    Reply,
+    SourceInfo,
+)
+from ..ports import MetricPoint
+from .caches import FieldKey, Route, iso
+from .fold import fold_known, fold_newer
+from .requests import answer_field_request, assign_node_id
+from .results import MessageFailure, ProcessResult
+from .state import EntityAcc, FieldAcc, FieldGroup, Folded
+
+if TYPE_CHECKING:
+    from .engine import Processor
+
+_CREATED: Final = EventType.CREATED.value
+_UPDATED: Final = EventType.UPDATED.value
+_gateway_id = attrgetter("gateway_id")
+_message_id = attrgetter("message_id")
+_stamps = itemgetter(1)
+
+
+def _touched_id(pair: tuple[EntityAcc, Record]) -> str:
+    return str(pair[1]["id"])
+
+
+def _after_since(state: Record | None, ts: int) -> bool:
+    """Traffic older than the moment a node was marked down (a late redelivery) does not bring it back up."""
+    since = state.get("since") if state else None
+    return not since or ts > ms_from_iso(since)
+
+
+class Batch:
+    """The working state of one batch (kept out of the long-lived ``Processor``)."""
+
+    def __init__(self, processor: Processor, envelopes: list[Envelope], result: ProcessResult) -> None:
+        self.p = processor
+        self.repo = processor.repository
+        self.caches = processor.caches
+        self.envelopes = envelopes
+        self.result = result
+        self.gateways: dict[str, EntityAcc] = {}
+        self.nodes: dict[str, EntityAcc] = {}
+        self.sources: dict[str, EntityAcc] = {}
+        self.fields: dict[str, FieldAcc | Folded] = {}
+        self.groups: dict[str, FieldGroup] = {}
+        self.stored_nodes: dict[str, Record] = {}
+        self.stored_sources: dict[str, Record] = {}
+        self.stored_fields: dict[str, Record] = {}
+        self.points: list[MetricPoint] = []
+        self.series: list[Series] = []
+        """Values of folded fields: a series per field, not a point per value."""
+        self.requested: list[DomainEvent] = []
+        self.pending_requests: list[tuple[str, FieldRequest, int, str]] = []
+        self.node_ids_by_gateway: dict[str, set[str]] = {}
+        self.batch_node_ids: dict[str, set[str]] = {}
+        """Node ids each gateway's messages in this batch speak for (taken, for id requests)."""
+        self.failed: set[str] = set()
+
+    # ----------------------------------------------------------------------------------------- run
+
+    def run(self) -> None:
+        result = self.result
+        self._load_gateways()
+        others = self._interpret()
+        self._prefetch(others)
+        for envelope, ops in others:
+            try:
+                error = self._apply(envelope, ops)
+            except Exception as failure:  # bad data from a provider fails its message, not the batch
+                error = f"{type(failure).__name__}: {failure}"
+            if error is not None:
+                self._fail(envelope.message_id, envelope.gateway_id, error)
+        for group in list(self.groups.values()):
+            try:
+                self._apply_group(group)
+            except Exception as failure:
+                key = group.key
+                self.fields.pop(key, None)
+                self.caches.forget_route(key)
+                for envelope in group.envelopes:
+                    self._fail(envelope.message_id, group.gateway_id,
+                               f"field {key}: {type(failure).__name__}: {failure}")
+        for gw, request, ts, provider in self.pending_requests:
+            try:
+                answer_field_request(self, gw, request, ts, provider)
+            except Exception:  # answering a request must not cost the batch; the value itself was applied
+                pass
+        failed = self.failed
+        result.applied_ids = ([e.message_id for e in self.envelopes if e.message_id not in failed] if failed
+                              else list(map(_message_id, self.envelopes)))
+        self._store()
+
+    def _fail(self, message_id: str, gateway_id: str, reason: str) -> None:
+        if message_id not in self.failed:
+            self.failed.add(message_id)
+            self.result.failures.append(MessageFailure(message_id, gateway_id, reason))
+
+    def _load_gateways(self) -> None:
+        ids = set(map(_gateway_id, self.envelopes))
+        stored = self.repo.get_many(Kind.GATEWAY, ids)
+        if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
+                                           for record in stored.values()):
+            providers: dict[str, str] = {}  # every gateway known with its provider: nothing to take from envelopes
+        else:
+            providers = {e.gateway_id: e.provider for e in self.envelopes if e.provider != "edge"}
+        unusable: dict[str, str] = {}
+        for gateway_id in ids:
+            record = stored.get(gateway_id)
+            if record is not None:
+                acc = EntityAcc(record, created=False)
+                provider = record.get("provider") or {}
+                if gateway_id in providers and provider.get("type") in (None, "", "unknown"):
+                    acc.update(provider={**provider, "type": providers[gateway_id]})  # first seen via edge state
+                self.gateways[gateway_id] = acc
+                continue
+            try:
+                record = Gateway(
+                    id=gateway_id,
+                    provider={"type": providers.get(gateway_id, "unknown")},
+                    state=State(status=StateStatus.UP, message="first message", since=iso_from_ms(self.p.clock())),
+                ).record()
+            except ValueError as error:
+                unusable[gateway_id] = f"gateway id {gateway_id!r} cannot be used: {error}"
+                continue
+            self.gateways[gateway_id] = EntityAcc(record, created=True)
+        if unusable:
+            kept = []
+            for envelope in self.envelopes:
+                reason = unusable.get(envelope.gateway_id)
+                if reason is None:
+                    kept.append(envelope)
+                else:
+                    self._fail(envelope.message_id, envelope.gateway_id, reason)
+            self.envelopes = kept
+
+    # ----------------------------------------------------------------------------------------- read
+
+    def _interpret(self) -> list[tuple[Envelope, list[Op]]]:
+        """Field values into their fields' groups; every other op returned with its message, in batch order.
+
+        A provider that declares ``route_key_tail`` (the separator its route keys end at, and the longest value
+        after it) has its known keys looked up straight from the split message: a key this batch has routed
+        already names its group, and the value only needs the checks ``route_key`` makes of it."""
+        p = self.p
+        interpreters = p.interpreters
+        caches = self.caches
+        groups = self.groups
+        others: list[tuple[Envelope, list[Op]]] = []
+        stream_heads: dict[tuple[str, str], dict[str, FieldGroup]] = {}
+        gw = provider = ""
+        router: Callable[[str], tuple[str, str] | None] | None = None
+        table: dict[str, Route] = {}
+        heads: dict[str, FieldGroup] = {}
+        separator = ""
+        max_value = 0
+        for envelope in self.envelopes:
+            if envelope.gateway_id != gw or envelope.provider != provider:  # batches hold few streams
+                gw, provider = envelope.gateway_id, envelope.provider
+                router = p.routers.get(provider)
+                table = caches.route_table(gw, provider)
+                separator, max_value = p.route_key_tails.get(provider, ("", 0))
+                heads = stream_heads.setdefault((gw, provider), {})
+            if separator:  # a key this batch has routed: its group, if the value is what route_key takes
+                head, _sep, value = envelope.raw.rpartition(separator)
+                group = heads.get(head)
+                if group is not None and len(value) <= max_value and value.isprintable():
+                    group.envelopes.append(envelope)
+                    group.values.append(value)
+                    continue
+            route_key: str | None = None
+            if router is not None:
+                routed = router(envelope.raw)
+                if routed is not None:
+                    route_key = routed[0]
+                    route = table.get(route_key)
+                    if route is not None:
+                        group = groups.get(route[1])
+                        if group is None:
+                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0])
+                        group.envelopes.append(envelope)
+                        group.values.append(routed[1])
+                        if separator:
+                            heads[route_key] = group
+                        continue
+            interpreter = interpreters.get(provider)
+            if interpreter is None:
+                self._fail(envelope.message_id, gw, f"unknown provider {provider!r}")
+                continue
+            try:
+                ops = interpreter.interpret(envelope, self.gateways[gw].record)
+            except ValueError as error:
+                self._fail(envelope.message_id, gw, str(error))
+                continue
+            except Exception as error:  # a provider bug must not cost the batch
+                self._fail(envelope.message_id, gw, f"{type(error).__name__}: {error}")
+                continue
+            rest: list[Op] = []
+            for op in ops:
+                if type(op) is FieldValue:
+                    group = self._group(gw, op)
+                    group.envelopes.append(envelope)
+                    group.values.append(op.value)
+                    if route_key is not None and len(ops) == 1:
+                        caches.remember_route(gw, provider, route_key,
+                                              (op, group.key, group.node_key, group.source_key))
+                        table = caches.route_table(gw, provider)  # (the stream's table may be new)
+                else:
+                    rest.append(op)
+            if rest:
+                others.append((envelope, rest))
+        return others
+
+    def _group(self, gw: str, op: FieldValue) -> FieldGroup:
+        key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = FieldGroup(gw, key, op)
+        return group
+
+    def _prefetch(self, others: list[tuple[Envelope, list[Op]]]) -> None:
+        """One ``get_many`` per kind for every node, source and field the batch speaks of."""
+        groups = self.groups.values()
+        node_ids = {group.node_key for group in groups}
+        source_ids = {group.source_key for group in groups}
+        field_ids = set(self.groups)
+        batch_node_ids = self.batch_node_ids  # (the groups' node ids join it when an id request needs it)
+        for envelope, ops in others:
+            gw = envelope.gateway_id
+            for op in ops:
+                kind = type(op)
+                if kind is FieldRequest:
+                    node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
+                    source = f"{node}.{op.source_id}"  # type: ignore[union-attr]
+                    node_ids.add(node)
+                    source_ids.add(source)
+                    field_ids.add(f"{source}.{op.field_id}")  # type: ignore[union-attr]
+                elif kind is SourceInfo:
+                    node = f"{gw}.{op.node_id}"  # type: ignore[union-attr]
+                    node_ids.add(node)
+                    source_ids.add(f"{node}.{op.source_id}")  # type: ignore[union-attr]
+                elif kind is NodeInfo or kind is NodeSeen or kind is NodeState:
+                    node_ids.add(f"{gw}.{op.node_id}")  # type: ignore[union-attr]
+                if kind is not Reply and kind is not NodeIdRequest and kind is not GatewayState:
+                    batch_node_ids.setdefault(gw, set()).add(op.node_id)  # type: ignore[union-attr]
+        if node_ids:
+            self.stored_nodes = self.repo.get_many(Kind.NODE, node_ids)
+        if source_ids:
+            self.stored_sources = self.repo.get_many(Kind.SOURCE, source_ids)
+        if field_ids:
+            self.stored_fields = self.repo.get_many(Kind.FIELD, field_ids)
+
+    # ----------------------------------------------------------------------------------------- apply
+
+    def _apply(self, envelope: Envelope, ops: list[Op]) -> str | None:
+        gw = envelope.gateway_id
+        ts = envelope.timestamp
+        gateway = self.gateways[gw]
+        if ts > gateway.seen_ms:
+            gateway.seen_ms = ts
+        error: str | None = None
+        for op in ops:
+            kind = type(op)
+            if kind is NodeInfo:
+                self._node_info(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is SourceInfo:
+                self._source_info(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is NodeSeen:
+                self.node(gw, op.node_id, ts)  # type: ignore[union-attr]
+            elif kind is FieldRequest:
+                self.pending_requests.append((gw, op, ts, envelope.provider))  # type: ignore[arg-type]
+            elif kind is Reply:
+                self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
+            elif kind is NodeIdRequest:
+                error = assign_node_id(self, gw, envelope.provider) or error
+            elif kind is NodeState:
+                self._node_state(gw, op, ts)  # type: ignore[arg-type]
+            elif kind is GatewayState:
+                self._gateway_state(gateway, op, ts)  # type: ignore[arg-type]
+        return error
+
+    def node(self, gw: str, node_id: str, ts: int, key: str = "") -> EntityAcc:
+        """The node's accumulator, created on first sight; marks it seen and up."""
+        key = key or f"{gw}.{node_id}"
+        acc = self.nodes.get(key)
+        if acc is None:
+            stored = self.stored_nodes.get(key)
+            if stored is None:
+                record = Node(gateway_id=gw, node_id=node_id, name=node_id).record()
+                acc = EntityAcc(record, created=True)
+                self.node_ids_by_gateway.get(gw, set()).add(node_id)
+            else:
+                acc = EntityAcc(stored, created=False)
+            self.nodes[key] = acc
+        if ts > acc.seen_ms:
+            acc.seen_ms = ts
+        state = acc.record.get("state")
+        if (not state or state.get("status") != "up") and ts > acc.down_ms and _after_since(state, ts):
+            acc.update(state={"status": "up", "message": "", "since": iso_from_ms(ts)})
+        return acc
+
+    def _node_state(self, gw: str, op: NodeState, ts: int) -> None:
+        acc = self.node(gw, op.node_id, ts)
+        state = acc.record.get("state") or {}
+        if state.get("status") != op.status or state.get("message") != op.message:
+            acc.update(state={"status": op.status, "message": op.message, "since": iso_from_ms(ts)})
+        if op.status != "up":
+            acc.down_ms = ts
+
+    def source(self, gw: str, node_id: str, source_id: str, ts: int, key: str = "") -> EntityAcc:
+        """The source's accumulator, created on first sight; marks it seen."""
+        key = key or f"{gw}.{node_id}.{source_id}"
+        acc = self.sources.get(key)
+        if acc is None:
+            stored = self.stored_sources.get(key)
+            if stored is None:
+                record = Source(gateway_id=gw, node_id=node_id, source_id=source_id, name=source_id).record()
+                acc = EntityAcc(record, created=True)
+            else:
+                acc = EntityAcc(stored, created=False)
+            self.sources[key] = acc
+        if ts > acc.seen_ms:
+            acc.seen_ms = ts
+        return acc
+
+    @staticmethod
+    def _name_and_labels(acc: EntityAcc, name: str | None, new_labels: dict[str, str]) -> None:
+        """A device's name and labels for a node or source, except what the user pinned with ``ignore_*``."""
+        record = acc.record
+        labels = record.get("labels") or {}
+        if name is not None and record.get("name") != name and not ignored(labels, "name"):
+            acc.update(name=name)
+        changed = {k: v for k, v in new_labels.items() if labels.get(k) != v and not ignored(labels, k)}
+        if changed:
+            acc.update(labels={**labels, **changed})
+
+    def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
+        acc = self.node(gw, op.node_id, ts)
+        self._name_and_labels(acc, op.name, op.labels)
+        if op.others:
+            others = acc.record.get("others") or {}
+            new_others = {k: v for k, v in op.others.items() if others.get(k) != v}
+            if new_others:
+                acc.update(others={**others, **new_others})
+        if op.metric is not None:
+            key, metric_type, number = op.metric
+            self.points.append(MetricPoint(f"{acc.record['id']}.{key}", gw, op.node_id, "", key, metric_type,
+                                           number, ts))
+
+    def _source_info(self, gw: str, op: SourceInfo, ts: int) -> None:
+        self.node(gw, op.node_id, ts)
+        self._name_and_labels(self.source(gw, op.node_id, op.source_id, ts), op.name, op.labels)
+
+    @staticmethod
+    def _gateway_state(gateway: EntityAcc, op: GatewayState, ts: int) -> None:
+        state = gateway.record.get("state") or {}
+        if state.get("status") != op.status or state.get("message") != op.message:
+            gateway.update(state={"status": op.status, "message": op.message, "since": iso_from_ms(ts)})
+
+    # ----------------------------------------------------------------------------------------- field values
+
+    def _apply_group(self, group: FieldGroup) -> None:
+        """Fold every value of one field: metrics for all, the newest (if newer than stored) into the record."""
+        gw = group.gateway_id
+        op = group.template
+        envelopes = group.envelopes
+        last_ts = envelopes[-1].timestamp  # values follow the batch order: edge timestamp, then sequence
+        node = self.node(gw, op.node_id, last_ts, group.node_key)
+        if op.node_name and node.record.get("name") != op.node_name and not ignored(node.record.get("labels"),
+                                                                                     "name"):
+            node.update(name=op.node_name)
+        source = self.source(gw, op.node_id, op.source_id, last_ts, group.source_key)
+        if op.source_name and source.record.get("name") != op.source_name and not ignored(
+                source.record.get("labels"), "name"):
+            source.update(name=op.source_name)
+        gateway = self.gateways[gw]
+        if last_ts > gateway.seen_ms:
+            gateway.seen_ms = last_ts
+        fast = self.p.fast_path
+        key = group.key
+        if fast and key not in self.fields:  # a field this processor wrote last: folded in one step
+            stored = self.stored_fields.get(key)
+            known = self.caches.field_keys.get(key) if stored is not None else None
+            if known is not None and known[0] is stored:
+                folded = fold_known(group, stored, known[1], known[2])
+                if folded is not None:
+                    self.fields[key] = folded[0]
+                    self.series.append((self.caches.template(key, gw, op, stored["metricType"]), folded[1], folded[2]))
+                    return
+        acc = self._field(gw, key, op)
+        record = acc.record
+        metric_type = record["metricType"]
+        field_id = record["id"]
+        cur_ts, cur_seq = acc.key()
+        applied = acc.applied
+        value_now = acc.current_value()
+        created = acc.created
+        if fast and not applied and not created:
+            newer = fold_newer(acc, group, metric_type, cur_ts, cur_seq, value_now)
+            if newer is not None:
+                if metric_type != "none":
+                    self.series.append((self.caches.template(field_id, gw, op, metric_type), *newer))
+                return
+        self._apply_values(acc, group, field_id, metric_type, cur_ts, cur_seq, value_now)
+
+    def _apply_values(self, acc: FieldAcc, group: FieldGroup, field_id: str, metric_type: str, cur_ts: int,
+                      cur_seq: int, value_now: Any) -> None:
+        """The general path, a value at a time: convert (or fail the message), a metric point, then newer than
+        the stored value (applied), older (stale) or the very same (a replay: announced again, not written)."""
+        gw = group.gateway_id
+        op = group.template
+        write_metric = metric_type != "none"
+        points = self.points
+        node_id, source_id, field_key = op.node_id, op.source_id, op.field_id
+        applied = acc.applied
+        created = acc.created
+        ts_now, seq_now = acc.ts, acc.seq
+        p_ts, p_seq, p_value = acc.p_ts, acc.p_seq, acc.p_value
+        ncs = acc.ncs_ms
+        stale = 0
+        numeric = metric_type == "gauge_float"
+        for envelope, raw in zip(group.envelopes, group.values, strict=True):
+            ts = envelope.timestamp
+            seq = envelope.sequence
+            if numeric:  # the common case, inlined: float() and a finiteness check
+                try:
+                    value = float(raw)
+                except (TypeError, ValueError, OverflowError):
+                    value = None
+                if value is None or value - value != 0:
+                    self._fail(envelope.message_id, gw,
+                               f"field {field_id}: not a finite number for gauge_float: {raw!r}")
+                    continue
+            else:
+                try:
+                    value = convert_value(raw, metric_type)
+                except ValueError_ as error:
+                    self._fail(envelope.message_id, gw, f"field {field_id}: {error}")
+                    continue
+            if write_metric:
+                points.append(MetricPoint(field_id, gw, node_id, source_id, field_key, metric_type, value, ts))
+            if ts < cur_ts or (ts == cur_ts and seq < cur_seq):
+                stale += 1
+                continue
+            if ts == cur_ts and seq == cur_seq:
+                acc.replayed = True  # the very update already stored: announce again, write nothing
+                continue
+            if applied:
+                p_ts, p_seq, p_value = ts_now, seq_now, value_now
+            if value != value_now or (created and not applied):
+                ncs = ts
+            applied += 1
+            ts_now, seq_now, value_now = ts, seq, value
+            cur_ts, cur_seq = ts, seq
+        self.result.stale += stale
+        if applied:
+            acc.applied = applied
+            acc.ts, acc.seq, acc.value = ts_now, seq_now, value_now
+            acc.p_ts, acc.p_seq, acc.p_value = p_ts, p_seq, p_value
+            acc.ncs_ms = ncs
+
+    def _field(self, gw: str, key: str, op: FieldValue) -> FieldAcc:
+        found = self.fields.get(key)
+        if isinstance(found, FieldAcc):
+            return found
+        if found is None:  # (a field is folded by the fast path or here, once a batch: never both)
+            stored = self.stored_fields.get(key)
+            if stored is None:
+                record = FieldModel(
+                    gateway_id=gw, node_id=op.node_id, source_id=op.source_id, field_id=op.field_id,
+                    name=op.name or op.field_id, metric_type=MetricType(op.metric_type), unit=op.unit,
+                ).record()
+                acc = FieldAcc(record, created=True)
+            else:
+                acc = FieldAcc(stored, created=False)
+                known = self.caches.field_keys.get(key) if self.p.fast_path else None
+                if known is not None and known[0] is stored:
+                    acc.stored_key = (known[1], known[2])
+                self._field_metadata(acc, op)
+            self.fields[key] = acc
+            return acc
+        raise RuntimeError(f"field {key} was folded by the fast path already")
+
+    @staticmethod
+    def _field_metadata(acc: FieldAcc, op: FieldValue) -> None:
+        """Name, metric type and unit follow the device unless the field says ``ignore_<key>``."""
+        record = acc.record
+        labels = record.get("labels")
+        changes: dict[str, Any] = {}
+        if op.metric_type and record.get("metricType") != op.metric_type and not ignored(labels, "metric_type"):
+            changes["metricType"] = op.metric_type
+        if op.unit and record.get("unit") != op.unit and not ignored(labels, "unit"):
+            changes["unit"] = op.unit
+        if op.name and record.get("name") != op.name and not ignored(labels, "name"):
+            changes["name"] = op.name
+        if changes:
+            acc.record = {**record, **changes}
+            acc.meta = True
+
+    # ----------------------------------------------------------------------------------------- store
+
+    def _touch(self, acc: EntityAcc, field_name: str) -> Record | None:
+        """The record to write for a gateway/node/source, or None when nothing worth a write changed."""
+        record = acc.record
+        if acc.seen_ms:
+            if acc.stored_seen_ms is None:
+                acc.stored_seen_ms = self.caches.stored_ms(record, field_name)
+            advanced = acc.seen_ms - acc.stored_seen_ms
+            if advanced > 0 and (acc.dirty or advanced >= self.p.last_seen_resolution_ms):
+                stamp = iso(acc.seen_ms)
+                self.caches.remember_seen(record["id"], stamp, acc.seen_ms)  # the next batch reads it unparsed
+                return {**record, field_name: stamp}
+        return record if acc.dirty else None
+
+    @staticmethod
+    def _store_field(field_acc: FieldAcc | Folded, field_records: list[Record], field_events: list[DomainEvent],
+                     applied: list[FieldKey]) -> None:
+        """One field's record to write, its event and its order key."""
+        if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
+            record = field_acc.materialize()
+            field_records.append(record)
+            if field_acc.applied:
+                applied.append((record, field_acc.ts, field_acc.seq))
+            field_id = record["id"]
+            field_events.append(DomainEvent(_CREATED if field_acc.created else _UPDATED, "field", field_id,
+                                            "field:" + field_id, record))
+        elif field_acc.replayed:
+            field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
+
+    def _store(self) -> None:
+        result = self.result
+        events = result.events
+        repo = self.repo
+        for kind, accs, seen_field in (
+            (Kind.GATEWAY, self.gateways, "lastTransaction"),
+            (Kind.NODE, self.nodes, "lastSeen"),
+            (Kind.SOURCE, self.sources, "lastSeen"),
+        ):
+            touched = [(acc, record) for acc in accs.values() if (record := self._touch(acc, seen_field)) is not None]
+            if len(touched) > 1:  # by id: the order does not hang on which message of the batch touched one first
+                touched.sort(key=_touched_id)
+            records: list[Record] = []
+            for acc, record in touched:
+                records.append(record)
+                events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
+            if records:
+                repo.put_many(kind, records)
+                result.repo_writes += len(records)
+        field_records: list[Record] = []
+        field_events: list[DomainEvent] = []
+        applied: list[FieldKey] = []
+        for field_acc in self.fields.values():
+            self._store_field(field_acc, field_records, field_events, applied)
+        if field_records:
+            rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
+            result.repo_writes += len(field_records)
+            self.caches.remember_fields(applied)
+            if rejected:
+                lost = set(rejected)
+                result.stale += len(lost)
+                field_events = [e for e in field_events if e.entity_id not in lost]
+                self.caches.forget_fields(lost)
+        events.extend(field_events)
+        events.extend(self.requested)
+        metrics = self.p.metrics
+        points, series = self.points, self.series
+        store: SeriesWriter | None = metrics if series and hasattr(metrics, "write_series") else None  # type: ignore[assignment]
+        if series and store is None:
+            points.extend([template._replace(value=value, timestamp_ms=ts) for template, stamps, values in series
+                           for ts, value in zip(stamps, values, strict=True)])
+        if points:
+            metrics.write(points)
+        if store is not None:
+            store.write_series(series)
+        result.metric_points = len(points) + (sum(map(len, map(_stamps, series))) if store else 0)
