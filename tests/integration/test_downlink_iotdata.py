@@ -19,8 +19,6 @@ from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.core.envelope import Downlink, decode_downlinks, down_topic, encode_downlinks
 from chalicelib.core.ports import DownlinkSender
 
-pytestmark = pytest.mark.integration
-
 REGION = "us-east-1"
 
 

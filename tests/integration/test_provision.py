@@ -22,8 +22,6 @@ import pytest
 from edge.config import load_config
 from infra import provision as prov
 
-pytestmark = pytest.mark.integration
-
 REGION = "us-east-1"
 POLICY = "mc-edge-policy"
 STACK = "mycontroller-test"

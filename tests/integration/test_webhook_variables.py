@@ -13,8 +13,6 @@ from chalicelib.adapters.webhook_urllib import UrllibWebhookResolver, WebhookErr
 from chalicelib.core.automation.models import WebhookCall
 from tests.integration.services import start_http_server, stop_http_server
 
-pytestmark = pytest.mark.integration
-
 
 class Echo(BaseHTTPRequestHandler):
     seen: list[dict[str, Any]] = []
