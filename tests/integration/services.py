@@ -66,7 +66,7 @@ def find_binary(name: str, *fallbacks: str) -> str:
     for candidate in fallbacks:
         if Path(candidate).is_file():
             return candidate
-    raise ServiceUnavailable(f"{name} is not installed (apt-get install {name}; .ci/run installs it)")
+    raise ServiceUnavailable(f"{name} is not installed (apt-get install {name})")
 
 
 def _stopper(process: subprocess.Popen[bytes]) -> Callable[[], None]:

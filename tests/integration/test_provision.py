@@ -160,7 +160,11 @@ def test_refuses_to_overwrite_then_force_reuses_thing_with_new_certificate(
     assert second_arn.rsplit("/", 1)[1] in captured.out
     assert (out / prov.KEY_FILE).read_text() != first_key
     assert stat.S_IMODE((out / prov.KEY_FILE).stat().st_mode) == 0o600
-    assert load_config(out / prov.CONFIG_FILE).uplink.tls is not None
+    tls = load_config(out / prov.CONFIG_FILE).uplink.tls
+    assert tls is not None
+    assert (tls.cert, tls.key) == ((out / prov.CERT_FILE).resolve(), (out / prov.KEY_FILE).resolve())
+    assert (out / prov.CERT_FILE).read_text() == iot.describe_certificate(
+        certificateId=second_arn.rsplit("/", 1)[1])["certificateDescription"]["certificatePem"], "the new certificate"
     _assert_no_key(out, captured.out, captured.err)
 
 
