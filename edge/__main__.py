@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import ConfigError, EdgeConfig, load_config, redact
+from .config import EdgeConfig, EdgeConfigError, load_config, redact
 
 EXIT_CONFIG = 2
 EXIT_NO_STATUS = 3
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         config = load_config(args.config)
-    except ConfigError as error:
+    except EdgeConfigError as error:
         print(f"edge: {error}", file=sys.stderr)
         return EXIT_CONFIG
     if args.command == "status":

@@ -24,6 +24,8 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from chalicelib.core.model import ID_PATTERN
 from chalicelib.core.shadow import DEFAULT_SHADOW_NAME
 
+from .errors import EdgeError
+
 IOT_CORE_MAX_PUBLISH_BYTES = 128 * 1024
 """AWS IoT Core rejects a publish larger than this; no broker we target wants more from one batch."""
 
@@ -33,7 +35,7 @@ SECRET_KEYS = frozenset({"password", "secret", "token", "passphrase", "apikey", 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
-class ConfigError(ValueError):
+class EdgeConfigError(EdgeError, ValueError):
     """The configuration cannot be used; the message names the file and every bad key."""
 
 
@@ -266,7 +268,7 @@ def _expand_env(value: Any) -> Any:
         def substitute(match: re.Match[str]) -> str:
             name = match.group(1)
             if name not in os.environ:
-                raise ConfigError(f"environment variable {name!r} is referenced by the config but not set")
+                raise EdgeConfigError(f"environment variable {name!r} is referenced by the config but not set")
             return os.environ[name]
 
         return _ENV_REFERENCE.sub(substitute, value)
@@ -308,12 +310,12 @@ def format_errors(error: ValidationError, data: Any, source: str = "config") -> 
 def parse_config(data: Any, base_dir: Path | None = None, source: str = "config") -> EdgeConfig:
     """Validate an already-loaded config (a dict); relative paths are taken from ``base_dir``."""
     if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the top level must be a mapping with 'edge', 'uplink', 'spool', 'gateways'")
+        raise EdgeConfigError(f"{source}: the top level must be a mapping with 'edge', 'uplink', 'spool', 'gateways'")
     data = _expand_env(data)
     try:
         config = EdgeConfig.model_validate(data)
     except ValidationError as error:
-        raise ConfigError(format_errors(error, data, source)) from None
+        raise EdgeConfigError(format_errors(error, data, source)) from None
     if base_dir is not None:
         _resolve_paths(config, base_dir)
     return config
@@ -335,17 +337,17 @@ def _resolve_paths(config: EdgeConfig, base: Path) -> None:
 
 
 def load_config(path: str | Path) -> EdgeConfig:
-    """Read and check ``edge.yaml``; raises ``ConfigError`` saying what is wrong and where."""
+    """Read and check ``edge.yaml``; raises ``EdgeConfigError`` saying what is wrong and where."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as error:
-        raise ConfigError(f"cannot read config {path}: {error.strerror or error}") from None
+        raise EdgeConfigError(f"cannot read config {path}: {error.strerror or error}") from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(error, "problem", None) or str(error)
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise EdgeConfigError(f"{path}: not valid YAML{where}: {problem}") from None
     return parse_config(data, path.parent.resolve(), str(path))

@@ -33,6 +33,8 @@ from pydantic import ValidationError
 
 from edge.config import EdgeConfig, format_errors
 
+from .errors import InfraError
+
 log = logging.getLogger("infra.provision")
 
 CERT_FILE = "certificate.pem.crt"
@@ -49,7 +51,7 @@ EXIT_ERROR = 1
 EXIT_USAGE = 2
 
 
-class ProvisionError(Exception):
+class ProvisionError(InfraError):
     """Provisioning cannot go on; the message says what to fix (never contains key material)."""
 
 

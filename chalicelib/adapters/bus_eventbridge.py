@@ -30,6 +30,7 @@ from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
 from chalicelib.core.ports import BusEvent
 
+from .errors import AdapterError
 from .request_threads import RequestThreads
 
 log = logging.getLogger(__name__)
@@ -57,7 +58,7 @@ class FailedEntry:
     message: str
 
 
-class BusPublishError(Exception):
+class BusPublishError(AdapterError):
     """Some events could not be put on the bus after every attempt; ``failed`` says which and why."""
 
     def __init__(self, failed: list[FailedEntry]) -> None:

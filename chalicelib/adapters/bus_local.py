@@ -28,6 +28,8 @@ from typing import Any, Final, Literal
 from chalicelib.core.event_pattern import EventMatcher, compile_pattern
 from chalicelib.core.ports import BusEvent
 
+from .errors import AdapterError
+
 log = logging.getLogger(__name__)
 
 Handler = Callable[[BusEvent], None]
@@ -52,7 +54,7 @@ class DeadLetter:
     attempts: int
 
 
-class BusClosedError(RuntimeError):
+class BusClosedError(AdapterError, RuntimeError):
     """``publish`` after ``close``: the events were not accepted."""
 
 

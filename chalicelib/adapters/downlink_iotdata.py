@@ -21,6 +21,8 @@ import boto3
 
 from chalicelib.core.envelope import Downlink, down_topic, encode_downlinks
 
+from .errors import AdapterError
+
 log = logging.getLogger(__name__)
 
 MAX_PUBLISH_BYTES: Final = 128 * 1024
@@ -29,7 +31,7 @@ MAX_PUBLISH_BYTES: Final = 128 * 1024
 _EMPTY_BODY_BYTES: Final = len(encode_downlinks([]).encode())
 
 
-class DownlinkError(Exception):
+class DownlinkError(AdapterError):
     """Some downlinks were not published; ``failed`` holds ``(downlink, reason)`` pairs."""
 
     def __init__(self, failed: list[tuple[Downlink, str]]) -> None:

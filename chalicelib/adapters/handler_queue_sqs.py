@@ -15,12 +15,14 @@ from typing import Any, Final
 
 import boto3
 
+from .errors import AdapterError
+
 MAX_BATCH: Final = 10
 MAX_DELAY_S: Final = 900
 MAX_BODY_BYTES: Final = 256 * 1024
 
 
-class HandlerQueueError(Exception):
+class HandlerQueueError(AdapterError):
     """Requests that could not be queued after retries."""
 
 

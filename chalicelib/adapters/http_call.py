@@ -17,10 +17,12 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any, Final
 
+from .errors import AdapterError
+
 BODYLESS: Final = frozenset({"GET", "HEAD", "DELETE"})
 
 
-class HttpCallFailed(RuntimeError):
+class HttpCallFailed(AdapterError, RuntimeError):
     """The call got no HTTP answer (refused, timed out, bad TLS…)."""
 
 

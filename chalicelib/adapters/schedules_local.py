@@ -30,6 +30,7 @@ from typing import Any, Final
 
 from ..core.automation.clock import iso, zone
 from ..core.automation.schedules import cron_next
+from .errors import AdapterError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,7 @@ MAX_WAIT_S: Final = 30.0
 """The thread re-reads the clock at least this often (a laptop's sleep, a changed system clock)."""
 
 
-class ExpressionError(ValueError):
+class ExpressionError(AdapterError, ValueError):
     """An expression the local timer cannot read; the message quotes it."""
 
 

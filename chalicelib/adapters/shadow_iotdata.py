@@ -17,12 +17,14 @@ import boto3
 
 from chalicelib.core.shadow import DEFAULT_SHADOW_NAME, desired_patch
 
+from .errors import AdapterError
+
 log = logging.getLogger(__name__)
 
 CONFLICT_RETRIES: Final = 5
 
 
-class ShadowConflict(RuntimeError):
+class ShadowConflict(AdapterError, RuntimeError):
     """The shadow kept changing under us; nothing was written."""
 
 

@@ -15,13 +15,14 @@ from typing import Any, Final
 from ..core.automation.clock import parse_duration
 from ..core.automation.models import WebhookCall
 from . import http_call
+from .errors import AdapterError
 
 MAX_TIMEOUT_S: Final = 30.0
 MAX_BODY_BYTES: Final = 1024 * 1024
 _BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
 
-class WebhookError(RuntimeError):
+class WebhookError(AdapterError, RuntimeError):
     """A webhook call that did not answer as expected; the message says how (never the headers)."""
 
 

@@ -27,7 +27,8 @@ import json
 from typing import Any, Final
 
 from .envelope import Downlink
-from .model import MetricType, Record, ValueError_, convert_value, to_binary
+from .errors import DomainError
+from .model import ConversionError, MetricType, Record, convert_value, to_binary
 
 MYSENSORS: Final = "mysensors_v2"
 TASMOTA: Final = "tasmota"
@@ -75,7 +76,7 @@ _TASMOTA_NODE_ACTIONS: Final[dict[str, tuple[str, str]]] = {
 }
 
 
-class ActionError(ValueError):
+class ActionError(DomainError, ValueError):
     """An action that cannot be turned into a device message; ``field`` names the input at fault."""
 
     def __init__(self, message: str, field: str | None = None) -> None:
@@ -108,13 +109,13 @@ def resolve_payload(field: Record, payload: Any) -> Any:
         value = current.get("value") if isinstance(current, dict) else None
         try:
             return not to_binary(value) if value is not None else True
-        except ValueError_:
+        except ConversionError:
             return True  # an unreadable stored value counts as off: toggling turns it on
     if payload is None or isinstance(payload, dict | list):
         raise ActionError(f"payload must be a string, number or boolean, got {json.dumps(payload)}", "payload")
     try:
         value = convert_value(payload, metric_type)
-    except ValueError_ as error:
+    except ConversionError as error:
         raise ActionError(f"payload {payload!r} does not fit field {field.get('id')!r}: {error}", "payload") from None
     if value is None:
         raise ActionError("payload must not be empty", "payload")

@@ -29,6 +29,7 @@ import jwt
 from pydantic import Field as PydField
 from pydantic import field_validator
 
+from .errors import DomainError
 from .model import CamelModel, Record, iso_from_ms, ms_from_iso
 
 ALGORITHM: Final = "HS256"
@@ -48,7 +49,7 @@ _DURATION: Final = re.compile(r"^\s*(\d{1,9})\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class AuthError(Exception):
+class AuthError(DomainError):
     """A credential that cannot be accepted; the message is for logs and never names the secret."""
 
 

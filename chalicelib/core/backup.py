@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from .errors import DomainError
 from .model import ID_DEPTH, ID_PATTERN, Kind, Record, now_iso
 from .ports import BlobStore, ListQuery, Repository, Sort
 
@@ -53,7 +54,7 @@ Progress = Callable[[int, int, str], None]
 """``(done, total, message)``: called as work advances."""
 
 
-class BackupError(ValueError):
+class BackupError(DomainError, ValueError):
     """An archive that cannot be restored (bad layout, too big, unknown kind…); nothing was changed."""
 
 

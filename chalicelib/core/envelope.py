@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from .errors import DomainError
+
 MAX_RAW_BYTES = 4096
 """A device message longer than this is rejected: no MySensors, Tasmota or generic payload needs more."""
 
@@ -38,7 +40,7 @@ def _good_gateway_id(gateway_id: str) -> bool:
     return True
 
 
-class EnvelopeError(ValueError):
+class EnvelopeError(DomainError, ValueError):
     """A publish or envelope that cannot be read; the message says what is wrong."""
 
 

@@ -36,6 +36,8 @@ import re
 from collections.abc import Callable, Iterator
 from typing import Any, Final
 
+from .errors import DomainError
+
 __all__ = ["EventMatcher", "PatternError", "compile_pattern", "matches", "validate_pattern"]
 
 EventMatcher = Callable[[dict[str, Any]], bool]
@@ -53,7 +55,7 @@ _OPERATORS: Final = frozenset(
 )
 
 
-class PatternError(ValueError):
+class PatternError(DomainError, ValueError):
     """A pattern EventBridge would refuse; the message names the path of the bad part (``detail.state[0]``)."""
 
 

@@ -21,6 +21,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from .errors import DomainError
 from .model import iso_from_ms, ms_from_iso, to_binary
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ class SeriesWriter(Protocol):
 Row = dict[str, Any]
 
 
-class MetricQueryError(ValueError):
+class MetricQueryError(DomainError, ValueError):
     """A metric query that cannot be answered; the message names the bad function, duration or time."""
 
 

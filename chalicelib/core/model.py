@@ -23,6 +23,8 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
 from pydantic.alias_generators import to_camel
 
+from .errors import DomainError
+
 Record = dict[str, Any]
 
 ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@~]{1,128}$")
@@ -144,8 +146,12 @@ _TRUE: Final = frozenset({"1", "true", "on", "yes", "high", "open", "t", "y"})
 _FALSE: Final = frozenset({"0", "false", "off", "no", "low", "closed", "f", "n", ""})
 
 
-class ValueError_(ValueError):
+class ConversionError(DomainError, ValueError):
     """A value that cannot be converted to the field's metric type."""
+
+
+ValueError_ = ConversionError
+"""The old name, kept until ``core/processor`` imports ``ConversionError`` (then removed)."""
 
 
 def to_binary(value: Any) -> bool:
@@ -161,38 +167,38 @@ def to_binary(value: Any) -> bool:
     try:
         return float(text) != 0
     except ValueError:
-        raise ValueError_(f"not a binary value: {value!r}") from None
+        raise ConversionError(f"not a binary value: {value!r}") from None
 
 
 def convert_value(value: Any, metric_type: str) -> Any:
     """Convert a raw device value to the field's metric type (the reference's conversion rules).
 
-    Raises ``ValueError_`` with a message naming the value and type when it does not fit.
+    Raises ``ConversionError`` with a message naming the value and type when it does not fit.
     """
     if metric_type == "gauge_float":
         try:
             result = float(value)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError_(f"not a number for gauge_float: {value!r}") from None
+            raise ConversionError(f"not a number for gauge_float: {value!r}") from None
         if result != result or result in (float("inf"), float("-inf")):
-            raise ValueError_(f"not a finite number for gauge_float: {value!r}")
+            raise ConversionError(f"not a finite number for gauge_float: {value!r}")
         return result
     if metric_type == "gauge" or metric_type == "counter":
         if isinstance(value, bool):
             return int(value)
         if isinstance(value, int):
             if not _INT64_MIN <= value <= _INT64_MAX:
-                raise ValueError_(f"{metric_type} value {value} is out of the 64-bit range")
+                raise ConversionError(f"{metric_type} value {value} is out of the 64-bit range")
             return value
         try:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
-            raise ValueError_(f"not a number for {metric_type}: {value!r}") from None
+            raise ConversionError(f"not a number for {metric_type}: {value!r}") from None
         if number != number or number in (float("inf"), float("-inf")):
-            raise ValueError_(f"not a finite number for {metric_type}: {value!r}")
+            raise ConversionError(f"not a finite number for {metric_type}: {value!r}")
         if number.is_integer():
             if not _INT64_MIN <= number <= _INT64_MAX:
-                raise ValueError_(f"{metric_type} value {value!r} is out of the 64-bit range")
+                raise ConversionError(f"{metric_type} value {value!r} is out of the 64-bit range")
             return int(number)
         return number
     if metric_type == "binary":
@@ -201,21 +207,21 @@ def convert_value(value: Any, metric_type: str) -> Any:
         text = str(value).strip()
         parts = text.split(";")
         if len(parts) < 2 or len(parts) > 3:
-            raise ValueError_(f"not a geo value 'lat;lon[;alt]': {value!r}")
+            raise ConversionError(f"not a geo value 'lat;lon[;alt]': {value!r}")
         try:
             lat, lon = float(parts[0]), float(parts[1])
             if len(parts) == 3 and parts[2] != "":
                 float(parts[2])
         except ValueError:
-            raise ValueError_(f"not a geo value 'lat;lon[;alt]': {value!r}") from None
+            raise ConversionError(f"not a geo value 'lat;lon[;alt]': {value!r}") from None
         if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-            raise ValueError_(f"geo value out of range: {value!r}")
+            raise ConversionError(f"geo value out of range: {value!r}")
         return text
     if metric_type == "string" or metric_type == "none":
         if value is None:
             return None
         return value if isinstance(value, str) else str(value)
-    raise ValueError_(f"unknown metric type: {metric_type!r}")
+    raise ConversionError(f"unknown metric type: {metric_type!r}")
 
 
 def metric_number(value: Any, metric_type: str) -> float | None:
@@ -256,8 +262,8 @@ def ignored(labels: dict[str, str] | None, key: str) -> bool:
 # --------------------------------------------------------------------------------------------- quick ids
 
 
-class QuickIdError(ValueError):
-    pass
+class QuickIdError(DomainError, ValueError):
+    """A quick id (``field:gw.1.1.V_TEMP``) that cannot be read; the message says which part is wrong."""
 
 
 class QuickId(BaseModel):

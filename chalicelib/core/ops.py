@@ -12,10 +12,11 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .envelope import Downlink, Envelope
+from .errors import DomainError
 from .model import Record
 
 
-class InterpretError(ValueError):
+class InterpretError(DomainError, ValueError):
     """A device message the provider cannot make sense of; reported per message, never raised out of a batch."""
 
 

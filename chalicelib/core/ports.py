@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
 from .envelope import Downlink
+from .errors import DomainError
 from .model import DomainEvent, Kind, Record
 
 # --------------------------------------------------------------------------------------------- lists
@@ -62,7 +63,7 @@ class ListResult:
 # --------------------------------------------------------------------------------------------- repository
 
 
-class ConditionFailed(Exception):
+class ConditionFailed(DomainError):
     """A conditional write found newer state stored; the write was not applied."""
 
 
@@ -219,7 +220,7 @@ class DownlinkSender(Protocol):
 # --------------------------------------------------------------------------------------------- websocket
 
 
-class Gone(Exception):
+class Gone(DomainError):
     """The websocket connection no longer exists (API Gateway's 410); its record should be removed."""
 
 
@@ -300,7 +301,7 @@ class DelayedHandlerQueue(HandlerQueue, Protocol):
 # --------------------------------------------------------------------------------------------- handler executors
 
 
-class HandlerCallError(Exception):
+class HandlerCallError(DomainError):
     """A handler call that did not succeed. ``retryable``: the queue should deliver the request again (network,
     5xx, unexpected status); otherwise it can never succeed as configured (bad token, unknown chat, missing field)
     and is recorded in the handler's state without a retry."""
@@ -323,7 +324,7 @@ class HandlerExecutor(Protocol):
 # --------------------------------------------------------------------------------------------- secrets
 
 
-class SecretError(Exception):
+class SecretError(DomainError):
     """A secret could not be encrypted or decrypted (wrong key, tampered text, key service down)."""
 
 
@@ -359,7 +360,7 @@ class ShadowStore(Protocol):
 # --------------------------------------------------------------------------------------------- blob store
 
 
-class BlobNotFound(KeyError):
+class BlobNotFound(DomainError, KeyError):
     """No blob is stored under the key."""
 
 

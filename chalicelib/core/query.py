@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import lru_cache
 from typing import Any, Final
 
+from .errors import DomainError
 from .model import Record
 from .ports import FILTER_OPERATORS, Filter, ListQuery, ListResult, Sort
 
@@ -40,7 +41,7 @@ and a larger limit is lowered to it (the response's ``limit`` says which limit w
 SORT_ORDERS: Final = ("asc", "desc")
 
 
-class QueryError(ValueError):
+class QueryError(DomainError, ValueError):
     """A list query that cannot be run; ``parameter`` names the HTTP parameter at fault, when known."""
 
     def __init__(self, message: str, parameter: str | None = None) -> None:

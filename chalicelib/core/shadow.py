@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
+from .errors import DomainError
 from .model import ID_PATTERN, Record, StateStatus
 
 DEFAULT_SHADOW_NAME: Final = "mycontroller"
@@ -45,7 +46,7 @@ CONFIG_KEYS: Final = ("description", "enabled", "reconnectDelay", "provider", "l
 APPLIED_STATUSES: Final = frozenset({"running", "disabled", "rejected", "file"})
 
 
-class ShadowError(ValueError):
+class ShadowError(DomainError, ValueError):
     """A shadow document or topic that cannot be used; the message says why."""
 
 

@@ -26,6 +26,7 @@ from typing import Any, Final
 from pydantic import Field as PydField
 from pydantic import ValidationError, field_validator
 
+from .errors import DomainError
 from .model import ID_DEPTH, PRIVATE_KINDS, CamelModel, Kind
 
 MAX_SUBSCRIPTIONS: Final = 200
@@ -40,7 +41,7 @@ _DEVICE_KINDS: Final = {kind.value: depth for kind, depth in ID_DEPTH.items()}
 _PRIVATE: Final = frozenset(kind.value for kind in PRIVATE_KINDS)
 
 
-class SubscriptionError(ValueError):
+class SubscriptionError(DomainError, ValueError):
     """A subscription request that cannot be accepted; the message is safe to send to the client."""
 
 

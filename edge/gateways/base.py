@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 
 from chalicelib.core.envelope import Downlink
 
+from ..errors import EdgeError
+
 
 class GatewayContext(Protocol):
     gateway_id: str
@@ -56,7 +58,7 @@ class Gateway(ABC):
         return {}
 
 
-class GatewayConfigError(ValueError):
+class GatewayConfigError(EdgeError, ValueError):
     """A gateway configuration that names no known plugin or lacks what the plugin needs."""
 
 

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 from chalicelib.core.envelope import Downlink
 
+from ..errors import EdgeError
 from .mqtt_base import MqttGateway
 from .transport import split_topics, topic_matches
 from .util import clean_id
@@ -42,7 +43,7 @@ _TOPIC_LEVEL = re.compile(r"\{(\d+)\}")
 _MISSING = object()
 
 
-class MappingError(ValueError):
+class MappingError(EdgeError, ValueError):
     """A mapping in the gateway config that cannot work; raised at start so the user sees it at once."""
 
 

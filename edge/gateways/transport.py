@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from ..errors import EdgeError
+
 MAX_LINE = 4096
 """A line longer than this is junk (a MySensors line is under 60 bytes); it is dropped, not buffered forever."""
 
 
-class TransportClosed(ConnectionError):
+class TransportClosed(EdgeError, ConnectionError):
     """The device or server went away; the gateway reconnects."""
 
 

@@ -14,11 +14,13 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any
 
+from ..errors import EdgeError
+
 DownlinkCallback = Callable[[str, bytes], None]
 """Called on the agent's event loop with the topic and the body of one downlink publish."""
 
 
-class UplinkError(RuntimeError):
+class UplinkError(EdgeError, RuntimeError):
     """A publish that was not acknowledged; the envelopes stay in the spool and are sent again."""
 
 

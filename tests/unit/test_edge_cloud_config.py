@@ -16,7 +16,7 @@ from chalicelib.adapters.shadow_local import LocalShadowStore
 from chalicelib.core.envelope import Downlink, decode_publish
 from chalicelib.core.shadow import config_hash
 from edge.agent import EdgeAgent
-from edge.config import ConfigError, parse_config
+from edge.config import EdgeConfigError, parse_config
 from edge.gateways.base import Gateway, GatewayContext, register_gateway
 from edge.uplink.inprocess import InProcessUplink
 
@@ -214,7 +214,7 @@ def test_cloud_config_settings_are_checked(tmp_path: Path) -> None:
     config = parse_config({"edge": {"id": THING, "cloud_config": True, "shadow_name": ""}}, base_dir=tmp_path)
     assert config.edge.cloud_config and config.edge.shadow_name == ""
     assert parse_config({"edge": {"id": THING}}).edge.shadow_name == "mycontroller"
-    with pytest.raises(ConfigError, match=r"edge\.shadow_name"):
+    with pytest.raises(EdgeConfigError, match=r"edge\.shadow_name"):
         parse_config({"edge": {"id": THING, "shadow_name": "a/b"}})
     agent = make_agent(tmp_path, None)
     try:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from edge.__main__ import EXIT_CONFIG, EXIT_NO_STATUS, JsonFormatter, format_status, main
-from edge.config import ConfigError, load_config, parse_config
+from edge.config import EdgeConfigError, load_config, parse_config
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edge"
 
@@ -47,7 +47,7 @@ def test_aws_iot_defaults_to_8883_and_resolves_certificate_paths() -> None:
 
 
 def test_every_mistake_is_reported_with_the_key_that_holds_it() -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(EdgeConfigError) as caught:
         load_config(FIXTURES / "bad.yaml")
     message = str(caught.value)
     assert "3 problem(s)" in message
@@ -74,7 +74,7 @@ def test_every_mistake_is_reported_with_the_key_that_holds_it() -> None:
     ([], "the top level must be a mapping"),
 ])
 def test_invalid_configs_name_what_is_wrong(data: Any, expected: str) -> None:
-    with pytest.raises(ConfigError) as caught:
+    with pytest.raises(EdgeConfigError) as caught:
         parse_config(data)
     assert expected in str(caught.value)
 
@@ -82,9 +82,9 @@ def test_invalid_configs_name_what_is_wrong(data: Any, expected: str) -> None:
 def test_yaml_syntax_errors_give_the_line(tmp_path: Path) -> None:
     path = tmp_path / "edge.yaml"
     path.write_text("edge:\n  id: pi\nuplink: [unclosed\n")
-    with pytest.raises(ConfigError, match=r"not valid YAML at line \d+"):
+    with pytest.raises(EdgeConfigError, match=r"not valid YAML at line \d+"):
         load_config(path)
-    with pytest.raises(ConfigError, match="cannot read config"):
+    with pytest.raises(EdgeConfigError, match="cannot read config"):
         load_config(tmp_path / "missing.yaml")
 
 
@@ -93,7 +93,7 @@ def test_environment_references_are_expanded_and_a_missing_one_is_an_error(monke
     config = parse_config(_minimal(uplink={"type": "mqtt", "host": "h", "password": "${EDGE_TEST_PASSWORD}"}))
     assert config.uplink.password is not None and config.uplink.password.get_secret_value() == "from-env"
     monkeypatch.delenv("EDGE_TEST_PASSWORD")
-    with pytest.raises(ConfigError, match="EDGE_TEST_PASSWORD"):
+    with pytest.raises(EdgeConfigError, match="EDGE_TEST_PASSWORD"):
         parse_config(_minimal(uplink={"type": "mqtt", "host": "h", "password": "${EDGE_TEST_PASSWORD}"}))
 
 

@@ -20,6 +20,7 @@ from astral import Observer
 from astral.sun import sunrise as _astral_sunrise
 from astral.sun import sunset as _astral_sunset
 
+from ..errors import DomainError
 from ..model import iso_from_ms, ms_from_iso
 
 _UNITS: Final[dict[str, float]] = {
@@ -31,7 +32,7 @@ MAX_DURATION: Final = timedelta(days=3660)
 """Longest duration accepted (ten years): longer ones are typos, and huge ones overflow datetime arithmetic."""
 
 
-class DurationError(ValueError):
+class DurationError(DomainError, ValueError):
     """A duration that cannot be read; the message quotes it."""
 
 

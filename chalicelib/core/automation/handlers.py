@@ -39,6 +39,7 @@ from typing import Any, Final, Literal
 from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 
 from ..actions import GATEWAY_ACTIONS, NODE_ACTIONS
+from ..errors import DomainError
 from ..model import CamelModel, Kind, QuickIdError, Record, parse_quick_id
 from .clock import Location, parse_duration
 from .models import HANDLER_TYPES, Handler, check_duration, check_method, validation_message
@@ -62,7 +63,7 @@ _COMMAND_KINDS: Final = (Kind.TASK, Kind.SCHEDULE, Kind.HANDLER, Kind.FORWARD_PA
 _TRUE_TEXT: Final = frozenset({"true", "1", "yes", "on", "y", "t"})
 
 
-class HandlerParameterError(ValueError):
+class HandlerParameterError(DomainError, ValueError):
     """Parameters a handler cannot use; ``field`` names the parameter (``alert.url``)."""
 
     def __init__(self, message: str, field: str | None = None) -> None:

@@ -49,6 +49,7 @@ from typing import Final, NamedTuple
 
 from croniter import croniter
 
+from ..errors import DomainError
 from ..model import Record
 from .clock import (
     Location,
@@ -74,7 +75,7 @@ _TINY: Final = timedelta(microseconds=1)
 _AWS_DAYS: Final = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 
 
-class ScheduleError(ValueError):
+class ScheduleError(DomainError, ValueError):
     """A schedule that cannot be computed (no location for a sun schedule, no ``after`` for a one-shot)."""
 
 

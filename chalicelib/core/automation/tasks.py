@@ -45,6 +45,7 @@ from typing import Any, Final, NamedTuple, Protocol, cast
 
 from pydantic import ValidationError
 
+from ..errors import DomainError
 from ..model import QUICK_ID_ALIASES, DomainEvent, Kind, QuickIdError, Record, parse_quick_id
 from ..ports import BusEvent, Filter, ListQuery, Repository, Sort
 from ..query import Predicate, QueryError, compile_filter, get_path, sort_key
@@ -347,7 +348,7 @@ class TaskIndex:
 # --------------------------------------------------------------------------------------------- variables
 
 
-class VariableError(ValueError):
+class VariableError(DomainError, ValueError):
     """A variable that could not be loaded; the message names it."""
 
 

@@ -51,6 +51,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
+from ..errors import DomainError
 from ..query import get_path
 from .clock import Location, sun_event
 
@@ -80,7 +81,7 @@ MAX_INT_BITS: Final = 10_000
 """Largest integer a template may build (about 3,000 digits)."""
 
 
-class TemplateError(ValueError):
+class TemplateError(DomainError, ValueError):
     """A template or expression that does not compile or fails while rendering."""
 
 

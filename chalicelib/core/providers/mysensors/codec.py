@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
+from ...errors import DomainError
 from .protocol import Command, Internal, Sensor, Stream
 
 MAX_PAYLOAD: Final = 256
@@ -48,7 +49,7 @@ _TYPE_FAMILY: Final[dict[int, str]] = {
 }
 
 
-class CodecError(ValueError):
+class CodecError(DomainError, ValueError):
     """A MySensors message that cannot be read or written; ``reason`` says what is wrong, ``raw`` what it was."""
 
     def __init__(self, reason: str, raw: Any = "") -> None:

@@ -14,7 +14,8 @@ import re
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
-from ...model import ID_PATTERN, ValueError_, to_binary
+from ...errors import DomainError
+from ...model import ID_PATTERN, ConversionError, to_binary
 
 PREFIXES: Final = frozenset({"tele", "stat", "cmnd"})
 DEFAULT_FULL_TOPIC: Final = "%prefix%/%topic%/"
@@ -31,7 +32,7 @@ _POWER_KEY: Final = re.compile(r"^POWER\d*$", re.IGNORECASE)
 _MQTT_FORBIDDEN: Final = frozenset("+#/\x00")
 
 
-class TopicError(ValueError):
+class TopicError(DomainError, ValueError):
     """A topic that is not a Tasmota topic."""
 
 
@@ -177,7 +178,7 @@ def command_payload(field_id: str, value: Any, metric_type: str) -> str:
     if metric_type == "binary" or _POWER_KEY.match(field_id):
         try:
             return "ON" if to_binary(value) else "OFF"
-        except ValueError_ as error:
+        except ConversionError as error:
             raise ValueError(f"Tasmota {field_id}: {error}") from None
     if isinstance(value, bool):
         return "1" if value else "0"
