@@ -43,7 +43,7 @@ from ..errors import DomainError
 from ..model import CamelModel, Kind, QuickIdError, Record, parse_quick_id
 from .clock import Location, parse_duration
 from .models import HANDLER_TYPES, Handler, check_duration, check_method, validation_message
-from .templates import ENGINE, TemplateEngine, TemplateError, to_json
+from .templates import ENGINE, TemplateEngine, TemplateError, to_json, truthy
 
 REDACTED: Final = "********"
 SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "x-api-key", "api-key", "x-auth-token",
@@ -60,7 +60,6 @@ _SECRET_KEYS: Final[dict[str, tuple[str, ...]]] = {
 }
 RESOURCE_COMMANDS: Final = ("enable", "disable", "reload")
 _COMMAND_KINDS: Final = (Kind.TASK, Kind.SCHEDULE, Kind.HANDLER, Kind.FORWARD_PAYLOAD, Kind.GATEWAY)
-_TRUE_TEXT: Final = frozenset({"true", "1", "yes", "on", "y", "t"})
 
 
 class HandlerParameterError(DomainError, ValueError):
@@ -241,12 +240,6 @@ PARAMETER_MODELS: Final[dict[str, type[_Params]]] = {
 # --------------------------------------------------------------------------------------------- rendering
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE_TEXT
-    return bool(value)
-
-
 def render_parameters(parameters: Mapping[str, Any], variables: Mapping[str, Any], *, now: datetime,
                       location: Location | None = None, engine: TemplateEngine = ENGINE) -> dict[str, Any]:
     """Every template inside the parameters rendered against the variables; parameters whose ``disabled`` renders
@@ -257,7 +250,7 @@ def render_parameters(parameters: Mapping[str, Any], variables: Mapping[str, Any
             result = engine.render_value(value, variables, now=now, location=location)
         except TemplateError as error:
             raise HandlerParameterError(f"handler parameter {name!r}: {error}", name) from None
-        if isinstance(result, dict) and "disabled" in result and _truthy(result.pop("disabled")):
+        if isinstance(result, dict) and "disabled" in result and truthy(result.pop("disabled")):
             continue
         rendered[name] = result
     return rendered

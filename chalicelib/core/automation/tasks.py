@@ -62,12 +62,11 @@ from .models import (
     condition_value,
     filter_of,
 )
-from .templates import ENGINE, TemplateEngine, TemplateError, is_template
+from .templates import ENGINE, TemplateEngine, TemplateError, is_template, truthy
 
 RECENT_TRIGGERS: Final = 16
 """Trigger ids a task remembers, to ignore redeliveries of events it already evaluated."""
 _MISSING: Final[Any] = object()
-_TRUE_TEXT: Final = frozenset({"true", "1", "yes", "on", "y", "t"})
 
 
 # --------------------------------------------------------------------------------------------- ports
@@ -455,12 +454,6 @@ class TaskOutcome:
     error: str | None = None
 
 
-def _truthy(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE_TEXT
-    return bool(value)
-
-
 def _state_record(task: Task) -> Record:
     return task.state.model_dump(mode="json", by_alias=True)
 
@@ -512,8 +505,8 @@ def _evaluate(task: Task, compiled: CompiledTask, variables: dict[str, Any], now
                                engine)
     if isinstance(result, Mapping):
         variables.update({k: v for k, v in result.items() if k != "isTriggered" and isinstance(k, str)})
-        return _truthy(result.get("isTriggered"))
-    return _truthy(result)
+        return truthy(result.get("isTriggered"))
+    return truthy(result)
 
 
 def _dampen(task: Task, history: Sequence[Record], triggered: bool, active_since: datetime | None,

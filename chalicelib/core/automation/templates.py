@@ -292,6 +292,17 @@ def key_path(value: Any, path: str, default: Any = None) -> Any:
     return get_path({"v": value}, "v." + path, default)
 
 
+_TRUE_TEXT: Final = frozenset({"true", "1", "yes", "on", "y", "t"})
+
+
+def truthy(value: Any) -> bool:
+    """A rendered value read as a yes or no: text says so (``"true"``, ``"on"``, ``"1"``…; anything else is no,
+    ``"false"`` included), other values by Python's truth."""
+    if isinstance(value, str):
+        return value.strip().lower() in _TRUE_TEXT
+    return bool(value)
+
+
 def ternary(condition: Any, when_true: Any, when_false: Any) -> Any:
     """``ternary(cond, a, b)``: ``a`` when ``cond`` is truthy, else ``b``."""
     return when_true if condition else when_false
