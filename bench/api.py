@@ -124,7 +124,7 @@ def main() -> None:
         stack.start()
         try:
             login(stack.url)
-            seed_fields(stack.services.repository, 10_000)
+            seed_fields(stack.container.repository, 10_000)
             list_latency(stack.url, 20)  # warm up
             lists = list_latency(stack.url)
             ingests = ingest_latency(stack)

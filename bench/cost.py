@@ -46,7 +46,7 @@ from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_t
 from chalicelib.core.event_pattern import compile_pattern
 from chalicelib.core.ports import BusEvent
 from chalicelib.core.processor import Processor
-from chalicelib.ingest import Ingest
+from chalicelib.functions.ingest import Ingest
 from infra.template import BUS_CONSUMERS
 
 CONSUMER_LABELS = {"Tasks": "tasks", "ForwardPayload": "forward", "WebsocketNotify": "websocket"}

@@ -173,9 +173,9 @@ def main() -> None:
                 return started
 
             def bus_change(i: int, value: float) -> float:
-                record = stack.services.repository.get(Kind.FIELD, FIELD) or {}
+                record = stack.container.repository.get(Kind.FIELD, FIELD) or {}
                 started = time.perf_counter()
-                stack.services.bus.publish([bus_event(event("updated", Kind.FIELD, {
+                stack.container.bus.publish([bus_event(event("updated", Kind.FIELD, {
                     **record, "current": {**record.get("current", {}), "value": value}}))])
                 return started
 

@@ -33,9 +33,10 @@ from typing import Any
 
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
-from chalicelib.automation_functions import FORWARD_PATTERN, TASKS_PATTERN
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
-from chalicelib.websocket import NOTIFY_PATTERN
+from chalicelib.functions.automation import TASKS_PATTERN
+from chalicelib.functions.forward import FORWARD_PATTERN
+from chalicelib.services.websocket import NOTIFY_PATTERN
 
 TOPIC_PREFIX = "mc"
 CONNECTIONS_TABLE = "mycontroller-connections"

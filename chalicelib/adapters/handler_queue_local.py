@@ -1,4 +1,4 @@
-"""``HandlerQueue`` for the local stack: the in-process SQS-like queue (``local/ingest_queue.LocalSqsQueue``)
+"""``HandlerQueue`` for the local stack: the in-process SQS-like queue (``adapters/queue_local.LocalSqsQueue``)
 feeding the same ``handlers`` function Lambda runs, with retries and backoff (5, 10, 20, 40 s: a webhook
 that is down for a minute still gets its call), a dead-letter file
 (``<DATA_DIR>/handler-dead-letters.jsonl``) after ``max_receive_count`` deliveries, and delays by timer.
@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from chalicelib.local.ingest_queue import LocalSqsQueue
+from .queue_local import LocalSqsQueue
 
 Consumer = Callable[[dict[str, Any], Any], dict[str, Any]]
 

@@ -1,6 +1,6 @@
-"""The local stack's queues: SQS semantics in-process, feeding the very same functions Lambda runs.
+"""SQS semantics in-process: the local stack's queues, feeding the very same functions Lambda runs.
 
-``LocalSqsQueue`` (``LocalIngestQueue`` for edge publishes; the handler queue in
+``LocalSqsQueue`` (the ingest queue of ``local/ingest_queue.py`` for edge publishes; the handler queue in
 ``adapters/handler_queue_local.py``) queues message bodies (bounded: a full queue makes the sender wait, nothing
 is dropped), hands them to its function in batches in SQS's event shape (up to ten records; the ingest queue up
 to ``INGEST_BATCH_PUBLISHES``, as its event source in AWS), and retries the records it
@@ -21,9 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..core.envelope import INGEST_BATCH_PUBLISHES
-
-log = logging.getLogger("mycontroller.local.queue")
+log = logging.getLogger(__name__)
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -199,12 +197,3 @@ class LocalSqsQueue:
                                       "body": message.body}) + "\n")
         except OSError:
             log.exception("could not write the dead letter of %s to %s", message.message_id, self.dead_letter_path)
-
-
-class LocalIngestQueue(LocalSqsQueue):
-    """The ingest queue: edge publishes to the ingest function, up to ``INGEST_BATCH_PUBLISHES`` at once as the
-    SQS event source hands them over."""
-
-    def __init__(self, handler: Handler, **options: Any) -> None:
-        options.setdefault("batch_size", INGEST_BATCH_PUBLISHES)
-        super().__init__(handler, **options)

@@ -10,10 +10,10 @@ event carries ``handlers.redact``'s copy, a client sending the placeholder back 
 (``restore_secrets``), and list filters or sorts on secret key paths are refused (they would be an oracle).
 A forward payload that would close a loop among the stored mappings is refused (400 naming ``dstFieldId``).
 
-Schedules and tasks are kept in step with the schedule registry (``services.schedules``, EventBridge Scheduler in
-AWS) after every upsert, delete, enable and disable. The resource change stays when the registry fails; the answer
-is then a 502 naming ``scheduler``. Sun schedules read the location from the system settings (``geoLocation``;
-``services.extras["location"]``, a ``clock.Location``, is the fallback when the settings have none).
+Schedules and tasks are kept in step with the schedule registry (``container.schedules``, EventBridge Scheduler
+in AWS) after every upsert, delete, enable and disable. The resource change stays when the registry fails; the
+answer is then a 502 naming ``scheduler``. Sun schedules read the location from the system settings
+(``geoLocation``; ``Container(fallback_location=...)`` when the settings have none).
 
 ``POST /api/task/run`` and ``/api/schedule/run`` (id lists) evaluate tasks or run schedules now, disabled ones
 included, and answer what each queued; ``POST /api/task/reload`` and ``/api/schedule/reload`` put every enabled
@@ -22,24 +22,24 @@ schedule's and interval task's trigger again and drop entries nothing owns (an i
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from chalicelib.config import Services, get_services
-from chalicelib.core.automation.clock import Location
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.forward import find_loop
 from chalicelib.core.automation.handlers import REDACTED, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
 from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task, trigger_problem
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ListQuery
-from chalicelib.core.settings import load_settings
+from chalicelib.core.secrecy import public
+from chalicelib.functions.schedules import reload_registry
+from chalicelib.services.errors import ServiceError
+from chalicelib.services.records import MAX_ID_CHARS, check_size
 
-from . import secrecy
 from .errors import ApiError, bad_request
-from .resources import MAX_ID_CHARS, MAX_RECORD_BYTES, announce, existing_records
+from .resources import id_list
 from .web import ApiRequest, validate
 
 AUTOMATION_MODELS: Final[dict[Kind, type[CamelModel]]] = {
@@ -62,12 +62,12 @@ NO_TRIGGER: Final = "will not run: "
 SYNCED: Final[dict[Kind, SyncKind]] = {Kind.SCHEDULE: "schedule", Kind.TASK: "task"}
 
 
-def _sync(services: Services, kind: Kind, records: Iterable[Record], *, deleted: bool = False) -> None:
+def _sync(container: Container, kind: Kind, records: Iterable[Record], *, deleted: bool = False) -> None:
     """Bring the registry's triggers of these schedules or tasks in step; 502 naming ``scheduler`` on failure."""
-    registry = services.schedules
+    registry = container.schedules
     if registry is None or kind not in SYNCED:
         return
-    location = _location(services)
+    location = container.location()
     try:
         for record in records:
             if deleted:
@@ -82,21 +82,14 @@ def _sync(services: Services, kind: Kind, records: Iterable[Record], *, deleted:
                             f"updated ({type(error).__name__}: {error})", "scheduler") from None
 
 
-def _location(services: Services) -> Location | None:
-    """The settings' location, else the fallback in ``extras`` (tests, tools)."""
-    return load_settings(services.repository).location() or services.extras.get("location")
-
-
-def _tasks_changed(kind: Kind) -> None:
+def _tasks_changed(container: Container, kind: Kind) -> None:
     """Task changes apply at once in this process (the local stack); other processes within their TTL."""
     if kind == Kind.TASK:
-        from chalicelib.automation_functions import get_functions
-
-        get_functions().tasks.invalidate()
+        container.tasks.invalidate()
 
 
-def _announce(services: Services, event_type: EventType, kind: Kind, records: list[Record]) -> None:
-    announce(services, [event(event_type, kind, secrecy.public(kind, record)) for record in records])
+def _announce(container: Container, event_type: EventType, kind: Kind, records: list[Record]) -> None:
+    container.records.announce([event(event_type, kind, public(kind, record)) for record in records])
 
 
 # --------------------------------------------------------------------------------------------- handlers
@@ -119,11 +112,10 @@ def _restore_handler_secrets(body: dict[str, Any], stored: Record | None) -> dic
     return {**body, "spec": dict(spec)}
 
 
-def _encrypt_handler_secrets(services: Services, record: Record, stored: Record | None) -> dict[str, Any]:
+def _encrypt_handler_secrets(container: Container, record: Record, stored: Record | None) -> dict[str, Any]:
     """The handler's spec with its secrets encrypted at rest (``enc:v1:``; only the handler function decrypts).
     An encrypted value is accepted only where it is the stored one (kept with the placeholder); 502 naming
     ``secrets`` when the key service fails."""
-    from chalicelib.config import secret_box
     from chalicelib.core.automation.handler_secrets import encrypt_spec, is_encrypted
     from chalicelib.core.ports import SecretError
 
@@ -136,7 +128,7 @@ def _encrypt_handler_secrets(services: Services, record: Record, stored: Record 
         if is_encrypted(value) and value != kept:
             raise bad_request(f"spec.{path}: send the secret itself, not an encrypted value", f"spec.{path}")
     try:
-        return encrypt_spec(str(record["id"]), handler_type, spec, secret_box(services))
+        return encrypt_spec(str(record["id"]), handler_type, spec, container.secrets)
     except SecretError as error:
         log.error("handler secrets could not be encrypted: %s", error)
         raise ApiError(502, "secrets: the handler's secrets could not be encrypted; nothing was saved",
@@ -147,100 +139,91 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
     body = request.json()
     if not isinstance(body, dict):
         raise bad_request(f"body must be a {PATH_NAMES[kind]} object", "body")
-    services = get_services()
+    container = request.container
     entity_id = body.get("id")
     stored = None
     if isinstance(entity_id, str) and entity_id and len(entity_id) <= MAX_ID_CHARS:
-        stored = services.repository.get(kind, entity_id)
+        stored = container.repository.get(kind, entity_id)
     body = {k: v for k, v in body.items() if k != "state"}
     if kind == Kind.HANDLER:
         body = _restore_handler_secrets(body, stored)
     model = validate(AUTOMATION_MODELS[kind], body)
     record = {**model.record(), "modifiedOn": now_iso()}
     if kind == Kind.HANDLER:
-        record["spec"] = _encrypt_handler_secrets(services, record, stored)
+        record["spec"] = _encrypt_handler_secrets(container, record, stored)
     if kind in STATEFUL and stored is not None and isinstance(stored.get("state"), dict):
         record["state"] = stored["state"]
     if isinstance(model, Schedule):
-        problem = trigger_problem(model, location=_location(services))
+        problem = trigger_problem(model, location=container.location())
         state = dict(record.get("state") or {})
         if problem:
             record["state"] = {**state, "lastStatus": False, "message": f"{NO_TRIGGER}{problem}"}
         elif str(state.get("message") or "").startswith(NO_TRIGGER):
             record["state"] = {**state, "message": ""}
     if isinstance(model, ForwardPayload):
-        others = services.repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data
+        others = container.repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data
         loop = find_loop(others, model)
         if loop is not None:
             raise bad_request(f"dstFieldId: this mapping would close a forwarding loop: {' -> '.join(loop)}",
                               "dstFieldId")
-    size = len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_RECORD_BYTES:
-        raise ApiError(413, f"{PATH_NAMES[kind]} would be {size} bytes stored, more than {MAX_RECORD_BYTES}",
-                       "body")
-    services.repository.put(kind, record)
-    _announce(services, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
-    _tasks_changed(kind)
-    _sync(services, kind, [record])
-    return secrecy.public(kind, record)
+    check_size(PATH_NAMES[kind], record)
+    container.repository.put(kind, record)
+    _announce(container, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
+    _tasks_changed(container, kind)
+    _sync(container, kind, [record])
+    return public(kind, record)
 
 
 
 
 def delete_automation(kind: Kind, request: ApiRequest) -> dict[str, int]:
     """Delete by id list; unknown ids are a 404 and nothing is deleted."""
-    services = get_services()
-    found = existing_records(services, kind, request)
-    deleted = services.repository.delete(kind, list(found))
-    announce(services, [event(EventType.DELETED, k, secrecy.public(k, record)) for k, record in deleted])
-    _tasks_changed(kind)
+    container = request.container
+    found = container.records.find_all(kind, id_list(request, kind))
+    deleted = container.records.delete(kind, found)
+    _tasks_changed(container, kind)
     for deleted_kind in SYNCED:
-        _sync(services, deleted_kind, [record for k, record in deleted if k == deleted_kind], deleted=True)
+        _sync(container, deleted_kind, [record for k, record in deleted if k == deleted_kind], deleted=True)
     own = sum(1 for k, _ in deleted if k == kind)
     return {"deleted": own, "cascaded": len(deleted) - own}
 
 
 def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int]:
     """Enable or disable by id list; unknown ids are a 404 and nothing changes. Already so: left untouched."""
-    services = get_services()
-    found = existing_records(services, kind, request)
+    container = request.container
+    found = container.records.find_all(kind, id_list(request, kind))
     changed = [{**record, "enabled": enabled, "modifiedOn": now_iso()}
                for record in found.values() if record.get("enabled", True) is not enabled]
     if changed:
-        services.repository.put_many(kind, changed)
-        _announce(services, EventType.UPDATED, kind, changed)
-        _tasks_changed(kind)
-        _sync(services, kind, changed)
+        container.repository.put_many(kind, changed)
+        _announce(container, EventType.UPDATED, kind, changed)
+        _tasks_changed(container, kind)
+        _sync(container, kind, changed)
     return {"updated": len(changed), "unchanged": len(found) - len(changed)}
 
 
 def run_now(kind: Kind, request: ApiRequest) -> dict[str, Any]:
     """Evaluate tasks or run schedules now (id list; unknown ids are a 404 and nothing runs)."""
-    from chalicelib.automation_functions import get_functions
-
-    services = get_services()
-    ids = list(existing_records(services, kind, request))
-    functions = get_functions()
-    runs = [r.to_dict() for r in (functions.tasks.run_now(ids) if kind == Kind.TASK
-                                  else functions.schedules.run_now(ids))]
+    container = request.container
+    ids = list(container.records.find_all(kind, id_list(request, kind)))
+    runs = [r.to_dict() for r in (container.tasks.run_now(ids) if kind == Kind.TASK
+                                  else container.schedule_runs.run_now(ids))]
     return {"queued": sum(len(r["queued"]) for r in runs), "data": runs}
 
 
 def reload(kind: Kind, request: ApiRequest) -> dict[str, int]:
     """Put the triggers again: all (no body, or an empty list) or those of an id list."""
-    from chalicelib.automation_functions import get_functions, reload_registry
-
-    services = get_services()
-    if services.schedules is None:
+    container = request.container
+    if container.schedules is None:
         return {"schedules": 0, "tasks": 0, "removed": 0}
-    _tasks_changed(kind)
+    _tasks_changed(container, kind)
     body = request.json() if request.raw_body.strip() else None
     try:
         if body in (None, []):
-            return reload_registry(get_functions().automation)
-        records = list(existing_records(services, kind, request).values())
-        _sync(services, kind, records)
-    except ApiError:
+            return reload_registry(container.automation)
+        records = list(container.records.find_all(kind, id_list(request, kind)).values())
+        _sync(container, kind, records)
+    except (ApiError, ServiceError):
         raise
     except Exception as error:
         log.exception("reload of %s failed", kind.value)

@@ -25,19 +25,17 @@ one. Changes are announced on the bus like every resource's.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, Final, Literal
 
 from pydantic import Field as PydField
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
-from chalicelib.config import get_services
 from chalicelib.core.model import ID_PATTERN, CamelModel, EventType, Kind, QuickIdError, Record, event, now_iso
 from chalicelib.core.model import parse_quick_id as _parse_quick_id
+from chalicelib.services.records import check_size
 
-from .errors import ApiError, bad_request
-from .resources import MAX_RECORD_BYTES, announce
+from .errors import bad_request
 from .web import ApiRequest, validate
 
 GRID_COLUMNS: Final = 48
@@ -229,12 +227,10 @@ def upsert_dashboard(request: ApiRequest) -> Record:
         raise bad_request("body must be a dashboard object", "body")
     model = validate(Dashboard, body)
     record = {**model.record(), "id": model.id or uuid.uuid4().hex, "modifiedOn": now_iso()}
-    size = len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_RECORD_BYTES:
-        raise ApiError(413, f"dashboard would be {size} bytes stored, more than {MAX_RECORD_BYTES}", "body")
-    services = get_services()
-    stored = services.repository.get(Kind.DASHBOARD, record["id"])
-    services.repository.put(Kind.DASHBOARD, record)
-    announce(services, [event(EventType.UPDATED if stored is not None else EventType.CREATED, Kind.DASHBOARD,
-                              record)])
+    check_size("dashboard", record)
+    container = request.container
+    stored = container.repository.get(Kind.DASHBOARD, record["id"])
+    container.repository.put(Kind.DASHBOARD, record)
+    container.records.announce([event(EventType.UPDATED if stored is not None else EventType.CREATED,
+                                      Kind.DASHBOARD, record)])
     return record

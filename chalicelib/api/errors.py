@@ -8,13 +8,16 @@ wrapper turns it into a response, and ``normalize_error_response`` rewrites the 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import ValidationError
 
+from chalicelib.services.errors import invalid_input
+
 JSON: Final = "application/json"
 JSON_HEADERS: Final = {"Content-Type": JSON}
+WWW_AUTHENTICATE: Final = {"WWW-Authenticate": 'Bearer realm="mycontroller"'}
 
 ERROR_SCHEMA: Final[dict[str, Any]] = {
     "type": "object",
@@ -37,15 +40,21 @@ class ApiError(Exception):
     """An error answer: HTTP status, message and the field or parameter at fault."""
 
     def __init__(self, status: int, message: str, field: str | None = None,
-                 headers: dict[str, str] | None = None) -> None:
+                 headers: dict[str, str] | None = None, extra: dict[str, Any] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.field = field
         self.headers = headers or {}
+        self.extra = extra or {}
+        """More keys of the body (a 401's ``error``, the login contract's name for the message)."""
 
     def body(self) -> dict[str, Any]:
-        return error_body(self.status, self.message, self.field)
+        return {**error_body(self.status, self.message, self.field), **self.extra}
+
+
+def json_headers(headers: Mapping[str, str] | None = None) -> dict[str, str | list[str]]:
+    return {**JSON_HEADERS, **(headers or {})}
 
 
 def error_body(status: int, message: str, field: str | None = None) -> dict[str, Any]:
@@ -60,25 +69,10 @@ def not_found(message: str, field: str | None = None) -> ApiError:
     return ApiError(404, message, field)
 
 
-def loc_name(loc: Sequence[int | str], prefix: str = "") -> str:
-    """``("labels", "room")`` → ``labels.room``; list indexes as ``[0]`` (``[0].payload``)."""
-    name = prefix
-    for part in loc:
-        if isinstance(part, int):
-            name += f"[{part}]"
-        else:
-            name += f".{part}" if name else str(part)
-    return name
-
-
 def from_validation_error(error: ValidationError, prefix: str = "") -> ApiError:
     """A pydantic error as 400 naming the first bad field by its JSON (camelCase) name."""
-    first = error.errors(include_url=False)[0]
-    name = loc_name(first.get("loc", ()), prefix) or prefix or "body"
-    message = str(first.get("msg", "invalid value"))
-    if message.startswith("Value error, "):
-        message = message[len("Value error, "):]
-    return ApiError(400, f"{name}: {message}", name)
+    invalid = invalid_input(error, prefix)
+    return ApiError(400, invalid.message, invalid.field)
 
 
 def from_json_error(error: json.JSONDecodeError) -> ApiError:

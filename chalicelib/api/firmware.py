@@ -17,11 +17,11 @@ import re
 from email.message import Message
 from typing import Any, Final
 
-from chalicelib.config import blob_store, get_services
+from chalicelib.bootstrap import Container
 from chalicelib.core.model import EventType, Firmware, Kind, Record, event, now_iso
 
 from .errors import bad_request
-from .resources import announce, existing_records
+from .resources import id_list
 from .web import ApiRequest, validate
 
 PREFIX: Final = "firmware/"
@@ -29,8 +29,8 @@ UPLOAD_TYPES: Final = ("application/octet-stream", "multipart/form-data")
 MAX_NAME_CHARS: Final = 255
 
 
-def max_upload_bytes() -> int:
-    return get_services().settings.firmware_max_bytes
+def max_upload_bytes(container: Container) -> int:
+    return container.settings.firmware_max_bytes
 
 
 # --------------------------------------------------------------------------------------------- multipart
@@ -97,21 +97,21 @@ def _validated(body: Any) -> Record:
 
 def upsert_firmware(request: ApiRequest) -> Record:
     record = _validated(request.json())
-    services = get_services()
-    stored = services.repository.get(Kind.FIRMWARE, record["id"])
+    container = request.container
+    stored = container.repository.get(Kind.FIRMWARE, record["id"])
     record = {**record, "file": (stored or {}).get("file") or {"name": "", "checksum": "", "size": 0},
               "modifiedOn": now_iso()}
-    services.repository.put(Kind.FIRMWARE, record)
-    announce(services, [event(EventType.UPDATED if stored else EventType.CREATED, Kind.FIRMWARE, record)])
+    container.repository.put(Kind.FIRMWARE, record)
+    container.records.announce([event(EventType.UPDATED if stored else EventType.CREATED, Kind.FIRMWARE, record)])
     return record
 
 
 def delete_firmware(request: ApiRequest) -> dict[str, int]:
-    services = get_services()
-    found = existing_records(services, Kind.FIRMWARE, request)
-    deleted = services.repository.delete(Kind.FIRMWARE, list(found))
-    blob_store(services).delete([PREFIX + str(record["id"]) for _, record in deleted])
-    announce(services, [event(EventType.DELETED, kind, record) for kind, record in deleted])
+    container = request.container
+    found = container.records.find_all(Kind.FIRMWARE, id_list(request, Kind.FIRMWARE))
+    deleted = container.repository.delete(Kind.FIRMWARE, list(found))
+    container.blobs.delete([PREFIX + str(record["id"]) for _, record in deleted])
+    container.records.announce([event(EventType.DELETED, kind, record) for kind, record in deleted])
     return {"deleted": len(deleted), "cascaded": 0}
 
 
@@ -140,16 +140,16 @@ def upload_firmware(request: ApiRequest) -> Record:
         name = request.param("name") or ""
     if not data:
         raise bad_request("the firmware file is empty", "file")
-    services = get_services()
-    stored = services.repository.get(Kind.FIRMWARE, firmware_id) or {}
+    container = request.container
+    stored = container.repository.get(Kind.FIRMWARE, firmware_id) or {}
     merged = {**stored, "id": firmware_id, **extra}
     merged.pop("file", None)
     record = _validated(merged)
     record["file"] = {"name": _clean_name(name, firmware_id),
                       "checksum": "sha256:" + hashlib.sha256(data).hexdigest(), "size": len(data)}
     record["modifiedOn"] = now_iso()
-    blob_store(services).put(PREFIX + firmware_id, data)
-    services.repository.put(Kind.FIRMWARE, record)
-    announce(services, [event(EventType.UPDATED if stored else EventType.CREATED, Kind.FIRMWARE, record)])
+    container.blobs.put(PREFIX + firmware_id, data)
+    container.repository.put(Kind.FIRMWARE, record)
+    container.records.announce([event(EventType.UPDATED if stored else EventType.CREATED, Kind.FIRMWARE, record)])
     return record
 

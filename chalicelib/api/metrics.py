@@ -19,13 +19,12 @@ from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydField
 from pydantic.alias_generators import to_camel
 
-from chalicelib.config import get_services
+from chalicelib.bootstrap import Container
 from chalicelib.core.metrics import MetricQueryError, parse_duration, parse_time, validate_functions
 from chalicelib.core.model import Kind, MetricType, QuickIdError, iso_from_ms, now_ms, parse_quick_id
 from chalicelib.core.ports import MetricQuery
 
 from .errors import bad_request
-from .resources import find_record
 from .web import ApiRequest
 
 DEFAULT_SPAN_MS: Final = 3_600_000
@@ -102,15 +101,14 @@ def _merged(*layers: MetricParams | None) -> dict[str, Any]:
     return merged
 
 
-def _query(quick_text: str, params: dict[str, Any], now: int) -> list[dict[str, Any]]:
-    services = get_services()
+def _query(container: Container, quick_text: str, params: dict[str, Any], now: int) -> list[dict[str, Any]]:
     try:
         quick = parse_quick_id(quick_text)
     except QuickIdError as error:
         raise bad_request(str(error), "quickId") from None
     if quick.kind != Kind.FIELD:
         raise bad_request(f"metrics are kept for fields; {quick_text!r} is a {quick.kind.value}", "quickId")
-    field = find_record(services, Kind.FIELD, quick.id, "quickId")
+    field = container.records.find(Kind.FIELD, quick.id, "quickId")
     start = _time_ms(params.get("start"), "start", now, max(0, now - DEFAULT_SPAN_MS))
     stop = _time_ms(params.get("stop"), "stop", now, now)
     if start >= stop:
@@ -134,7 +132,7 @@ def _query(quick_text: str, params: dict[str, Any], now: int) -> list[dict[str, 
             raise bad_request(str(error), "functions") from None
     if metric_type == MetricType.NONE:
         return []
-    return services.metrics.query(MetricQuery(field_id=str(field["id"]), metric_type=metric_type,
+    return container.metrics.query(MetricQuery(field_id=str(field["id"]), metric_type=metric_type,
                                               start_ms=start, stop_ms=stop, window_ms=window_ms,
                                               functions=functions))
 
@@ -155,7 +153,7 @@ def get_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]]:
         "functions": request.params("functions") or None,
     }
     now = now_ms()
-    return {quick_id: _query(quick_id, params, now) for quick_id in quick_ids}
+    return {quick_id: _query(request.container, quick_id, params, now) for quick_id in quick_ids}
 
 
 def post_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]]:
@@ -173,4 +171,4 @@ def post_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]]:
     if len(queries) > MAX_QUERIES:
         raise bad_request(f"at most {MAX_QUERIES} queries a request", "quickIds")
     now = now_ms()
-    return {name: _query(quick_id, params, now) for name, quick_id, params in queries}
+    return {name: _query(request.container, quick_id, params, now) for name, quick_id, params in queries}

@@ -12,17 +12,12 @@ and deletes announce ``created``/``updated``/``deleted`` events on the bus.
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
 from typing import Any, Final
 
-from chalicelib.config import Services, get_services
 from chalicelib.core.model import (
     DEVICE_MODELS,
     ID_DEPTH,
     PARENT_KIND,
-    QUICK_ID_ALIASES,
-    DomainEvent,
     EventType,
     Kind,
     QuickIdError,
@@ -32,11 +27,12 @@ from chalicelib.core.model import (
     parent_id,
     parse_quick_id,
 )
-from chalicelib.core.ports import bus_event
-from chalicelib.core.query import get_path
+from chalicelib.core.query import get_path, parse_list_query
+from chalicelib.core.secrecy import public
+from chalicelib.services.gateway_sync import restore
+from chalicelib.services.records import MAX_ID_CHARS, check_size, resolve_id
 
-from . import secrecy, shadow_sync
-from .errors import ApiError, bad_request, not_found
+from .errors import bad_request, not_found
 from .web import ApiRequest, validate
 
 ID_KEYS: Final[dict[Kind, tuple[str, ...]]] = {
@@ -50,59 +46,21 @@ ID_KEYS: Final[dict[Kind, tuple[str, ...]]] = {
 RETAINED: Final[dict[Kind, tuple[str, ...]]] = {Kind.FIELD: ("current", "previous", "noChangeSince")}
 """Keys an upsert never takes from the body when the record exists (device-reported values)."""
 
-_QUICK_PREFIXES: Final = frozenset({k.value for k in Kind} | set(QUICK_ID_ALIASES))
-MAX_ID_CHARS: Final = 600
-"""Longer than any valid id or quick id (four 128-character segments and a prefix): answered 404 unread, so a
-stray megabyte-long id never reaches a store with key-size limits."""
-MAX_RECORD_BYTES: Final = 200_000
-"""Largest resource we store: DynamoDB items stop at 400 KB and EventBridge events (which carry the record) at
-256 KB, so a bigger one is refused with 413 rather than failing half-way."""
 
-
-def announce(services: Services, events: Sequence[DomainEvent]) -> None:
-    if events:
-        services.bus.publish([bus_event(e) for e in events])
-
-
-def _looks_like_quick_id(text: str) -> bool:
-    prefix, colon, _ = text.partition(":")
-    return bool(colon) and prefix.strip().lower() in _QUICK_PREFIXES
-
-
-def resolve_id(kind: Kind, text: str, field: str = "id") -> str:
-    """A plain id, or the id a quick id of the same kind names (``node:gw.1`` → ``gw.1``)."""
-    if not _looks_like_quick_id(text):
-        return text
-    try:
-        quick = parse_quick_id(text)
-    except QuickIdError as error:
-        raise bad_request(str(error), field) from None
-    if quick.kind != kind:
-        raise bad_request(f"{text!r} is a {quick.kind.value} quick id, not a {kind.value} one", field)
-    return quick.id
-
-
-def find_record(services: Services, kind: Kind, text: str, field: str = "id") -> Record:
-    """A record by id or quick id of its kind, or 404 naming ``field``."""
-    if len(text) > MAX_ID_CHARS:
-        raise not_found(f"{kind.value} id of {len(text)} characters not found", field)
-    record = services.repository.get(kind, text)
-    if record is None and _looks_like_quick_id(text):
-        record = services.repository.get(kind, resolve_id(kind, text, field))
-    if record is None:
-        raise not_found(f"{kind.value} {text!r} not found", field)
-    return record
+def list_public(kind: Kind, request: ApiRequest) -> dict[str, Any]:
+    """A page of the kind as the API may show it."""
+    return request.container.records.page(kind, parse_list_query(request.query))
 
 
 # --------------------------------------------------------------------------------------------- handlers
 
 
 def list_resources(kind: Kind, request: ApiRequest) -> dict[str, Any]:
-    return secrecy.list_public(kind, request)
+    return list_public(kind, request)
 
 
 def get_resource(kind: Kind, request: ApiRequest) -> Record:
-    return secrecy.public(kind, find_record(get_services(), kind, request.path_params.get("id", "")))
+    return public(kind, request.container.records.find(kind, request.path_params.get("id", "")))
 
 
 def _id_parts_from_body(kind: Kind, body: dict[str, Any]) -> dict[str, Any]:
@@ -132,27 +90,26 @@ def upsert_resource(kind: Kind, request: ApiRequest) -> Record:
     model = DEVICE_MODELS[kind]
     body = _id_parts_from_body(kind, body)
     entity_id = str(validate(model, body).record()["id"])
-    services = get_services()
+    container = request.container
+    repository = container.repository
     parent_kind = PARENT_KIND.get(kind)
     if parent_kind is not None:
         parent = parent_id(kind, entity_id)
-        if parent is None or services.repository.get(parent_kind, parent) is None:
+        if parent is None or repository.get(parent_kind, parent) is None:
             key = ID_KEYS[kind][-2]
             raise bad_request(f"{key}: {parent_kind.value} {parent!r} does not exist; create it first", key)
-    stored = services.repository.get(kind, entity_id)
+    stored = repository.get(kind, entity_id)
     if stored is not None:
         incoming = {k: v for k, v in body.items() if k not in RETAINED.get(kind, ())}
         body = {**stored, **incoming}
-    body = shadow_sync.restore(kind, body, stored)
+    body = restore(kind, body, stored)
     record = {**validate(model, body).record(), "modifiedOn": now_iso()}
-    size = len(json.dumps(record, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > MAX_RECORD_BYTES:
-        raise ApiError(413, f"{kind.value} would be {size} bytes stored, more than {MAX_RECORD_BYTES}", "body")
-    services.repository.put(kind, record)
-    announce(services, [event(EventType.UPDATED if stored is not None else EventType.CREATED, kind,
-                              secrecy.public(kind, record))])
-    shadow_sync.after_upsert(services, kind, record, stored)
-    return secrecy.public(kind, record)
+    check_size(kind.value, record)
+    repository.put(kind, record)
+    container.records.announce([event(EventType.UPDATED if stored is not None else EventType.CREATED, kind,
+                                      public(kind, record))])
+    container.gateway_sync.after_upsert(kind, record, stored)
+    return public(kind, record)
 
 
 def id_list(request: ApiRequest, kind: Kind) -> list[str]:
@@ -171,27 +128,12 @@ def id_list(request: ApiRequest, kind: Kind) -> list[str]:
     return ids
 
 
-def existing_records(services: Services, kind: Kind, request: ApiRequest) -> dict[str, Record]:
-    """The records a JSON id list names (ids or quick ids), or 404 listing the unknown ones."""
-    wanted = id_list(request, kind)
-    ids = list(dict.fromkeys(resolve_id(kind, text, f"[{i}]") for i, text in enumerate(wanted)))
-    too_long = [i for i in ids if len(i) > MAX_ID_CHARS]
-    if too_long:
-        raise not_found(f"{kind.value} id of {len(too_long[0])} characters not found", "body")
-    found = services.repository.get_many(kind, ids)
-    missing = [i for i in ids if i not in found]
-    if missing:
-        raise not_found(f"{kind.value} not found: {', '.join(repr(m) for m in missing[:10])}", "body")
-    return {i: found[i] for i in ids}
-
-
 def delete_resources(kind: Kind, request: ApiRequest) -> dict[str, int]:
     """Delete by id list, with everything beneath; unknown ids are a 404 and nothing is deleted."""
-    services = get_services()
-    ids = list(existing_records(services, kind, request))
-    deleted = services.repository.delete(kind, ids)
-    announce(services, [event(EventType.DELETED, k, secrecy.public(k, record)) for k, record in deleted])
-    shadow_sync.after_delete(services, deleted)
+    container = request.container
+    ids = list(container.records.find_all(kind, id_list(request, kind)))
+    deleted = container.records.delete(kind, ids)
+    container.gateway_sync.after_delete(deleted)
     own = sum(1 for k, _ in deleted if k == kind)
     return {"deleted": own, "cascaded": len(deleted) - own}
 
@@ -201,17 +143,17 @@ def quick_id_lookup(request: ApiRequest) -> dict[str, Any]:
     texts = request.params("id")
     if not texts:
         raise bad_request("there is no id supplied", "id")
-    services = get_services()
+    repository = request.container.repository
     result: dict[str, Any] = {}
     for text in texts:
         try:
             quick = parse_quick_id(text)
         except QuickIdError as error:
             raise bad_request(str(error), "id") from None
-        record = services.repository.get(quick.kind, quick.id) if len(quick.id) <= MAX_ID_CHARS else None
+        record = repository.get(quick.kind, quick.id) if len(quick.id) <= MAX_ID_CHARS else None
         if record is None:
             raise not_found(f"{quick.kind.value} {quick.id!r} not found", "id")
-        record = secrecy.public(quick.kind, record)
+        record = public(quick.kind, record)
         if quick.key_path:
             missing = object()
             value = get_path(record, quick.key_path, missing)

@@ -12,6 +12,7 @@ from typing import Any, Final
 
 from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
 from chalicelib.core.settings import SystemSettings
+from chalicelib.services.actions import MAX_ACTIONS
 
 from . import actions, auth, automation, dashboards, metrics, openapi, resources, settings, status
 from . import backup as backup_api
@@ -288,7 +289,7 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("POST", "/api/action", "post_actions", actions.post_action,
           "Set fields (payload or toggle), run node or gateway actions, by quick id", "action",
           Ok("Messages sent", schema=SENT_SCHEMA),
-          body=Body("Actions", model=actions.ActionItem, many=actions.MAX_ACTIONS,
+          body=Body("Actions", model=actions.ActionItem, many=MAX_ACTIONS,
                     example=[{"resource": "field:gw.1.1.V_STATUS", "payload": "toggle"}])),
     Route("GET", "/api/action", "get_action", actions.get_action, "One action by query parameters", "action",
           Ok("Messages sent", schema=SENT_SCHEMA),

@@ -12,12 +12,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from chalicelib.config import get_services
 from chalicelib.core.model import Kind, Record, event, now_iso
 from chalicelib.core.settings import SETTINGS_ID, SystemSettings, load_settings
+from chalicelib.functions.schedules import resync_schedules
 
 from .errors import ApiError, bad_request
-from .resources import announce
 from .web import ApiRequest, validate
 
 log = logging.getLogger(__name__)
@@ -28,32 +27,30 @@ def _public(settings: SystemSettings) -> Record:
 
 
 def get_system_settings(request: ApiRequest) -> Record:
-    return _public(load_settings(get_services().repository))
+    return _public(load_settings(request.container.repository))
 
 
 def post_system_settings(request: ApiRequest) -> Record:
     body = request.json()
     if not isinstance(body, dict):
         raise bad_request("body must be a settings object", "body")
-    services = get_services()
-    stored = services.repository.get(Kind.SETTINGS, SETTINGS_ID) or {}
-    before = load_settings(services.repository)
+    container = request.container
+    stored = container.repository.get(Kind.SETTINGS, SETTINGS_ID) or {}
+    before = load_settings(container.repository)
     merged: dict[str, Any] = {k: v for k, v in stored.items() if k not in ("id", "modifiedOn")}
     merged.update({k: v for k, v in body.items() if k not in ("id", "modifiedOn")})
     settings = validate(SystemSettings, merged)
     settings = settings.model_copy(update={"modified_on": now_iso()})
     record = settings.record()
-    services.repository.put(Kind.SETTINGS, record)
-    announce(services, [event("updated", Kind.SETTINGS, record)])
-    from chalicelib.automation_functions import get_functions, resync_schedules
-
-    functions = get_functions()
-    if functions.automation.settings is not None:
-        functions.automation.settings.invalidate()
-    if before.geo_location != settings.geo_location and services.schedules is not None:
-        location = settings.location() or services.extras.get("location")
+    container.repository.put(Kind.SETTINGS, record)
+    container.records.announce([event("updated", Kind.SETTINGS, record)])
+    automation = container.automation
+    if automation.settings is not None:
+        automation.settings.invalidate()
+    if before.geo_location != settings.geo_location and container.schedules is not None:
+        location = settings.location() or container.fallback_location
         try:
-            resync_schedules(services.schedules, services.repository, location, functions.automation.now())
+            resync_schedules(container.schedules, container.repository, location, automation.now())
         except Exception as error:
             log.exception("schedule re-sync after a location change failed")
             raise ApiError(502, f"scheduler: the settings were saved but the schedules could not be re-armed "

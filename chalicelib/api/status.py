@@ -11,19 +11,18 @@ import platform
 import time
 from typing import Any, Final
 
-from chalicelib.config import get_services
 from chalicelib.core.model import iso_from_ms, now_ms
+from chalicelib.version import VERSION
 
 from .web import ApiRequest
 
-VERSION: Final = "0.1.0"
 DOCUMENTATION_URL: Final = "https://v2.mycontroller.org"
 _STARTED_MS: Final = now_ms()
 _STARTED_MONO: Final = time.monotonic()
 
 
-def status(_request: ApiRequest) -> dict[str, Any]:
-    settings = get_services().settings
+def status(request: ApiRequest) -> dict[str, Any]:
+    settings = request.container.settings
     return {
         "status": "ok",
         "version": VERSION,

@@ -11,7 +11,7 @@ import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 from urllib.parse import unquote
 
 from chalice.app import Request, Response
@@ -21,9 +21,21 @@ from chalicelib.core.actions import ActionError
 from chalicelib.core.metrics import MetricQueryError
 from chalicelib.core.model import QuickIdError
 from chalicelib.core.query import QueryError
+from chalicelib.services.errors import (
+    Conflict,
+    DependencyFailed,
+    InvalidInput,
+    NotFound,
+    ServiceError,
+    TooLarge,
+    Unauthenticated,
+)
 
-from .errors import JSON_HEADERS, ApiError, error_body, from_json_error, from_validation_error
+from .errors import WWW_AUTHENTICATE, ApiError, error_body, from_json_error, from_validation_error, json_headers
 from .observability import logger
+
+if TYPE_CHECKING:
+    from chalicelib.bootstrap import Container
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -44,6 +56,8 @@ class ApiRequest:
     """``X-Forwarded-Proto`` (``https`` behind API Gateway): cookies are marked ``Secure`` then."""
     content_type: str = ""
     """The ``Content-Type`` header as sent (routes taking files read the multipart boundary from it)."""
+    container: Container = field(default=None)  # type: ignore[assignment]
+    """The process's parts (``bootstrap.Container``): the services a handler calls, set by ``dispatch``."""
 
     def param(self, *names: str) -> str | None:
         """The last value of the first query parameter present among ``names`` (aliases), or None."""
@@ -148,17 +162,29 @@ class Route:
     content_types: tuple[str, ...] = ("application/json",)
     """Request content types accepted (others get 415). Chalice checks the JSON-only default before the view; a
     route with others is registered for any type and checked in ``dispatch``, after authentication."""
-    body_limit: Callable[[], int] | None = None
+    body_limit: Callable[[Container], int] | None = None
     """This route's largest body in bytes, in place of ``MAX_BODY_BYTES`` (file uploads)."""
 
 
 # --------------------------------------------------------------------------------------------- dispatch
 
 
+SERVICE_STATUS: Final[dict[type[ServiceError], int]] = {
+    InvalidInput: 400, Unauthenticated: 401, NotFound: 404, Conflict: 409, TooLarge: 413, DependencyFailed: 502,
+}
+"""The HTTP status of each kind of use-case error."""
+
+
 def to_api_error(error: Exception) -> ApiError | None:
-    """Core errors that name their input become 400s; anything else is not the client's fault."""
+    """Use-case errors by their kind, core errors that name their input as 400s; anything else is not the
+    client's fault."""
     if isinstance(error, ApiError):
         return error
+    if isinstance(error, ServiceError):
+        status = next((code for kind, code in SERVICE_STATUS.items() if isinstance(error, kind)), 400)
+        if status == 401:
+            return ApiError(401, error.message, error.field, dict(WWW_AUTHENTICATE), extra={"error": error.message})
+        return ApiError(status, error.message, error.field)
     if isinstance(error, QueryError):
         return ApiError(400, str(error), error.parameter)
     if isinstance(error, ActionError):
@@ -173,8 +199,7 @@ def to_api_error(error: Exception) -> ApiError | None:
 
 
 def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
-    all_headers: dict[str, str | list[str]] = {**JSON_HEADERS, **(headers or {})}
-    return Response(body=body, status_code=status, headers=all_headers)
+    return Response(body=body, status_code=status, headers=json_headers(headers))
 
 
 def error_response(error: ApiError) -> Response:
@@ -202,14 +227,15 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
     )
 
 
-def dispatch(route: Route, request: Request | None, path_params: Mapping[str, str],
-             max_body_bytes: Callable[[], int], principal: dict[str, Any] | None = None) -> Response:
+def dispatch(route: Route, request: Request | None, path_params: Mapping[str, str], container: Container,
+             principal: dict[str, Any] | None = None) -> Response:
     """Run one route's handler and answer in JSON, whatever happens."""
     started = time.perf_counter()
     try:
         api_request = to_api_request(request, path_params)
         api_request.principal = principal
-        limit = route.body_limit() if route.body_limit is not None else max_body_bytes()
+        api_request.container = container
+        limit = route.body_limit(container) if route.body_limit is not None else container.settings.max_body_bytes
         if len(api_request.raw_body) > limit:
             raise ApiError(413, f"request body is {len(api_request.raw_body)} bytes, more than {limit}", "body")
         if route.content_types != DEFAULT_CONTENT_TYPES:

@@ -31,8 +31,9 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 if TYPE_CHECKING:
-    from .automation_functions import ForwardPayloadFunction, TaskFunction
-    from .websocket import WebsocketService
+    from ..services.websocket import WebsocketService
+    from .forward import ForwardPayloadFunction
+    from .tasks import TaskFunction
 
 logger = Logger(service="mycontroller-bus")
 

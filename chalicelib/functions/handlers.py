@@ -14,12 +14,13 @@ request (``HandlerRequest.to_dict()``):
    logged, not retried: the calls have been made.
 
 Idempotency (Powertools ``idempotent_function``; DynamoDB in the resource table when ``STORAGE=dynamodb``, SQLite
-in the data directory otherwise): a request is claimed under ``triggerId/handlerId``, so a redelivered trigger runs
-a handler once (a completed key answers with the stored result for ``IDEMPOTENCY_TTL_S``). Handlers with more than
-one call also claim each call (``triggerId/handlerId/<parameter>``): when one call fails with a retryable error the
-request is retried and only the calls that did not complete run again. Retryable failures (network, 5xx, an
-unexpected webhook status) make the SQS record fail, so the queue retries it and finally dead-letters it; a request
-that is not JSON or has no ids fails the same way (poison, kept in the DLQ for inspection).
+in the data directory otherwise; ``bootstrap`` builds either): a request is claimed under ``triggerId/handlerId``,
+so a redelivered trigger runs a handler once (a completed key answers with the stored result for
+``IDEMPOTENCY_TTL_S``). Handlers with more than one call also claim each call
+(``triggerId/handlerId/<parameter>``): when one call fails with a retryable error the request is retried and only
+the calls that did not complete run again. Retryable failures (network, 5xx, an unexpected webhook status) make the
+SQS record fail, so the queue retries it and finally dead-letters it; a request that is not JSON or has no ids
+fails the same way (poison, kept in the DLQ for inspection).
 
 Secrets are decrypted only here, only in memory, and scrubbed from every message that is logged or stored.
 """
@@ -27,7 +28,6 @@ Secrets are decrypted only here, only in memory, and scrubbed from every message
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
 from collections.abc import Mapping
@@ -42,13 +42,12 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAl
 from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer, DataRecord
 from pydantic import ValidationError
 
-from .config import Services, Settings
-from .core.automation.handler_secrets import decrypt_spec, scrub
-from .core.automation.handlers import HandlerCall, HandlerParameterError, prepare_calls
-from .core.automation.models import Handler
-from .core.automation.tasks import HandlerRequest
-from .core.model import Kind, now_iso
-from .core.ports import (
+from ..core.automation.handler_secrets import decrypt_spec, scrub
+from ..core.automation.handlers import HandlerCall, HandlerParameterError, prepare_calls
+from ..core.automation.models import Handler
+from ..core.automation.tasks import HandlerRequest
+from ..core.model import Kind, now_iso
+from ..core.ports import (
     DelayedHandlerQueue,
     HandlerCallError,
     HandlerExecutor,
@@ -278,44 +277,7 @@ class HandlerFunction:
             logger.exception("handler state not recorded", extra={"handler": handler_id})
 
 
-# --------------------------------------------------------------------------------------------- composition
-
-
-@dataclass(frozen=True, slots=True)
-class HandlerSettings:
-    """Settings only the handler function reads (the rest are in ``config.Settings``):
-
-    ==================  ==========================================================================
-    EMAIL               ``smtp`` (default: handlers need a ``host``) or ``ses`` (handlers without a
-                        ``host`` send through SES; with one, through SMTP)
-    EMAIL_FROM          default sender when a handler has no ``from``
-    SMS                 ``none`` (default: SMS handlers fail with a clear message) or ``sns``
-    TELEGRAM_API_URL    bot API base URL (default ``https://api.telegram.org``)
-    MQTT_BROKER         the platform broker for MQTT handlers without a ``broker`` when not on IoT Core
-                        (``mqtt://host:1883``); with ``DOWNLINK=iotdata`` they publish through iot-data
-    ==================  ==========================================================================
-    """
-
-    email: str = "smtp"
-    email_from: str = ""
-    sms: str = "none"
-    telegram_api_url: str = "https://api.telegram.org"
-    mqtt_broker: str = ""
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> HandlerSettings:
-        from .config import ConfigError
-
-        env = os.environ if env is None else env
-        email = (env.get("EMAIL") or "smtp").strip().lower()
-        sms = (env.get("SMS") or "none").strip().lower()
-        if email not in ("smtp", "ses"):
-            raise ConfigError(f"EMAIL={email!r} is not one of smtp, ses")
-        if sms not in ("none", "sns"):
-            raise ConfigError(f"SMS={sms!r} is not one of none, sns")
-        return cls(email=email, email_from=(env.get("EMAIL_FROM") or "").strip(), sms=sms,
-                   telegram_api_url=(env.get("TELEGRAM_API_URL") or "").strip() or "https://api.telegram.org",
-                   mqtt_broker=(env.get("MQTT_BROKER") or "").strip())
+# --------------------------------------------------------------------------------------------- executors
 
 
 class EmailExecutor:
@@ -331,110 +293,11 @@ class EmailExecutor:
         return self.ses.execute(spec, params)
 
 
-class _Unavailable:
+class Unavailable:
+    """A handler type this deployment cannot serve: its calls fail at once, not retried."""
+
     def __init__(self, message: str) -> None:
         self.message = message
 
     def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         raise HandlerCallError(self.message, retryable=False)
-
-
-def build_executors(services: Services, handler_settings: HandlerSettings | None = None) -> dict[str, HandlerExecutor]:
-    """One executor per handler type, from the settings (AWS clients only when selected)."""
-    from .adapters.handler_email_smtp import SmtpEmailExecutor
-    from .adapters.handler_mqtt import IotDataPublisher, MqttExecutor, PahoPublisher, Publisher
-    from .adapters.handler_resource import ResourceExecutor
-    from .adapters.handler_telegram import TelegramExecutor
-    from .adapters.handler_webhook import WebhookExecutor
-
-    settings = services.settings
-    options = handler_settings or HandlerSettings.from_env()
-    ses: HandlerExecutor | None = None
-    if options.email == "ses":
-        from .adapters.handler_email_ses import SesEmailExecutor
-
-        ses = SesEmailExecutor(region=settings.aws_region, default_sender=options.email_from)
-    sms: HandlerExecutor = _Unavailable("sms: SMS handlers need SMS=sns (Amazon SNS)")
-    if options.sms == "sns":
-        from .adapters.handler_sms_sns import SnsSmsExecutor
-
-        sms = SnsSmsExecutor(region=settings.aws_region)
-    platform: Publisher | None = None
-    if settings.downlink == "iotdata":
-        import boto3
-
-        platform = IotDataPublisher(boto3.client("iot-data", region_name=settings.aws_region,
-                                                 endpoint_url=settings.iot_data_endpoint))
-    elif options.mqtt_broker:
-        platform = PahoPublisher(options.mqtt_broker)
-    return {
-        "webhook": WebhookExecutor(),
-        "email": EmailExecutor(SmtpEmailExecutor(default_sender=options.email_from), ses),
-        "telegram": TelegramExecutor(options.telegram_api_url),
-        "sms": sms,
-        "mqtt": MqttExecutor(platform),
-        "resource": ResourceExecutor(services.repository, services.downlink, services.bus, services.schedules,
-                                     lambda: _location(services)),
-        "noop": NoopExecutor(),
-    }
-
-
-def _location(services: Services) -> Any:
-    """Where sun schedules are computed (as the API does): the system settings, else ``extras["location"]``."""
-    from .core.settings import load_settings
-
-    return load_settings(services.repository).location() or services.extras.get("location")
-
-
-def build_persistence(settings: Settings) -> BasePersistenceLayer:
-    """Idempotency records beside the resources: the DynamoDB table (its ``pk`` and ``ttl``), or SQLite."""
-    if settings.storage == "dynamodb":
-        import boto3
-        from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
-
-        client = boto3.client("dynamodb", region_name=settings.aws_region, endpoint_url=settings.dynamodb_endpoint)
-        return DynamoDBPersistenceLayer(table_name=settings.table_name, key_attr="pk", expiry_attr="ttl",
-                                        boto3_client=client)
-    from .adapters.idempotency_sqlite import SqlitePersistenceLayer
-
-    layer = SqlitePersistenceLayer(settings.data_dir / "handler-runs.sqlite3")
-    layer.purge_expired()  # what DynamoDB's TTL does in AWS, here once per start
-    return layer
-
-
-def build_handler_function(services: Services, *, persistence: BasePersistenceLayer | None = None,
-                           executors: Mapping[str, HandlerExecutor] | None = None) -> HandlerFunction:
-    from .config import secret_box
-
-    queue = services.handler_queue
-    return HandlerFunction(services.repository, executors if executors is not None else build_executors(services),
-                           persistence or build_persistence(services.settings), secrets=secret_box(services),
-                           queue=queue if hasattr(queue, "send_delayed") else None)  # type: ignore[arg-type]
-
-
-_cache_lock = threading.Lock()
-_cached: tuple[Services, HandlerFunction] | None = None
-
-
-def get_handler_function() -> HandlerFunction:
-    """The handler function over the current services, built once per services (a cold start, a test)."""
-    global _cached
-    from .config import get_services
-
-    services = get_services()
-    with _cache_lock:
-        if _cached is None or _cached[0] is not services:
-            _cached = (services, build_handler_function(services))
-        return _cached[1]
-
-
-def reset_handler_function() -> None:
-    global _cached
-    with _cache_lock:
-        _cached = None
-
-
-def handle_event(event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-    """What ``app.handlers`` and the local handler queue call."""
-    return get_handler_function().handle(event, context)
-

@@ -24,9 +24,9 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from .core.envelope import Envelope, EnvelopeError, decode_publish
-from .core.ports import DownlinkSender, EventBus, bus_event
-from .core.processor import Processor, ProcessResult
+from ..core.envelope import Envelope, EnvelopeError, decode_publish
+from ..core.ports import DownlinkSender, EventBus, bus_event
+from ..core.processor import Processor, ProcessResult
 
 IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
 """EMF metrics are for CloudWatch: emitted (and flushed per invocation) only when running in Lambda."""

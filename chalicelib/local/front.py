@@ -1,7 +1,7 @@
 """The local stack's one HTTP front on ``MC_HOST:MC_PORT``: websocket at ``/api/ws``, the Chalice app at
 ``/api/*``, the dashboard (``frontend/dist``) everywhere else.
 
-* ``/api/ws`` upgrades to an RFC 6455 websocket (wsproto) served by ``chalicelib.websocket`` — the same code the
+* ``/api/ws`` upgrades to an RFC 6455 websocket (wsproto) served by ``services/websocket.py`` — the same code the
   API Gateway handlers run — with the in-memory connection store and the local notifier. A connect without a
   valid token is accepted and at once closed with code 4401 (browsers cannot read an HTTP 401 on a websocket).
 * ``/api/*`` goes to Chalice's local gateway exactly as ``chalice local`` does.
@@ -46,10 +46,8 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from ..adapters.connections_memory import MemoryConnectionStore
 from ..adapters.notifier_local import LocalNotifier
-from ..core.ports import BusEvent, EventBus
-from ..websocket import MAX_MESSAGE_BYTES, NOTIFY_PATTERN, WebsocketService
+from ..services.websocket import MAX_MESSAGE_BYTES, WebsocketService
 
 log = logging.getLogger("mycontroller.local.front")
 
@@ -449,19 +447,17 @@ class FrontServer(ThreadedHTTPServer):
 
 
 class LocalFront:
-    """The front server plus the websocket service it feeds from the bus. ``serve_forever``/``shutdown`` as
-    ``chalice local``'s server."""
+    """The front server: the API app, the websocket service over the local notifier (whose sockets it registers),
+    the dashboard. ``serve_forever``/``shutdown`` as ``chalice local``'s server."""
 
-    def __init__(self, app: Chalice, config: Config, host: str, port: int, *, bus: EventBus | None = None,
-                 static_dir: Path = STATIC_DIR, send_queue_size: int = SEND_QUEUE_SIZE) -> None:
+    def __init__(self, app: Chalice, config: Config, host: str, port: int, *, websocket: WebsocketService,
+                 notifier: LocalNotifier, static_dir: Path = STATIC_DIR,
+                 send_queue_size: int = SEND_QUEUE_SIZE) -> None:
         if not isinstance(app, LocalChalice):  # what ``chalice.local.create_local_server`` does, once
             CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
             app.__class__ = CustomLocalChalice
-        self.notifier = LocalNotifier()
-        # the index is rebuilt on every change made here, and at least every 30 s (tokens that expired meanwhile)
-        self.websocket = WebsocketService(MemoryConnectionStore(), self.notifier, index_ttl_s=30.0)
-        if bus is not None:
-            bus.subscribe("websocket-notify", NOTIFY_PATTERN, self._on_event)
+        self.notifier = notifier
+        self.websocket = websocket
 
         def handler(request: Any, client_address: Any, server: Any) -> FrontRequestHandler:
             return FrontRequestHandler(request, client_address, server, app_object=app, config=config)
@@ -469,9 +465,6 @@ class LocalFront:
         self.server = FrontServer((host, port), handler, websocket=self.websocket, notifier=self.notifier,
                                   static_dir=static_dir, send_queue_size=send_queue_size)
         self.host, self.port = host, int(self.server.server_address[1])
-
-    def _on_event(self, event: BusEvent) -> None:
-        self.websocket.notify([event.detail])
 
     def serve_forever(self) -> None:
         self.server.serve_forever(poll_interval=0.2)

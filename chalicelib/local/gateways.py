@@ -17,9 +17,13 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..core.envelope import Downlink, down_topic, encode_downlinks
+
+if TYPE_CHECKING:
+    from ..adapters.shadow_local import LocalShadowStore
+    from ..bootstrap import Container
 
 log = logging.getLogger("mycontroller.local.gateways")
 
@@ -115,14 +119,13 @@ class LocalGatewayHost:
         return self.agent.status()
 
 
-def local_shadow(services: Any) -> Any:
-    """The local shadow service: edge ``local``'s desired state computed from the repository now, reported
-    documents written back into the gateway resources as the ``shadow_reported`` function does in AWS."""
+def local_shadow(container: Container) -> LocalShadowStore:
+    """The local shadow service: edge ``local``'s desired state written from the repository now; reported documents
+    go back into the gateway resources (the container wires that, as the ``shadow_reported`` function in AWS)."""
     from ..adapters.shadow_local import LocalShadowStore
-    from ..api.shadow_sync import on_documents, sync_things
 
-    shadow = LocalShadowStore(services.settings.shadow_name)
-    shadow.on_documents(lambda thing, message: on_documents(services, thing, message))
-    services.shadow = shadow
-    sync_things(services, {EDGE_ID})
+    shadow = container.shadow
+    if not isinstance(shadow, LocalShadowStore):
+        raise TypeError("the local stack's agent needs the local shadow service (SHADOW=local)")
+    container.gateway_sync.sync_things({EDGE_ID})
     return shadow

@@ -75,64 +75,43 @@ def _register_gateways(repository: Any, gateways: list[dict[str, Any]]) -> None:
 
 
 class LocalStack:
-    """The whole local stack in this process: services, ingest queue, gateways and the HTTP server."""
+    """The whole local stack in this process: the container, the ingest queue, the gateways and the HTTP front.
+
+    What EventBridge rules, event source mappings and schedules do in AWS is wired here: the bus's subscribers
+    (forward payload, tasks, websocket notify), the ingest queue feeding the ingest function, the handler queue and
+    the schedule timer started, the system jobs ticking."""
 
     def __init__(self, host: str, port: int, data_dir: Path, gateways: list[dict[str, Any]]) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         _local_environment(data_dir)
         from chalice.config import Config
 
-        from app import app, ingest
-
-        from .. import config
         from ..adapters.bus_local import LocalEventBus
-        from ..adapters.downlink_local import LocalDownlink
+        from ..api import APP_NAME, build_api
+        from ..bootstrap import Container
+        from ..services.websocket import NOTIFY_PATTERN
+        from ..settings import Settings
         from .front import LocalFront
         from .gateways import LocalGatewayHost, local_shadow
         from .ingest_queue import LocalIngestQueue
 
-        self.config = config
-        settings = config.Settings.from_env()
-        self.downlink = LocalDownlink()
-        from ..adapters.handler_queue_local import LocalHandlerQueue
-        from ..handler_function import handle_event
-
-        # handler runs: the in-process queue feeding the same handler function Lambda runs (or SQS if so set)
-        self.handler_queue = config.build_handler_queue(settings) or LocalHandlerQueue(
-            handle_event, dead_letter_path=data_dir / "handler-dead-letters.jsonl")
-        self.services = config.Services(
-            settings=settings,
-            repository=config.build_repository(settings),
-            metrics=config.build_metrics(settings),
-            bus=LocalEventBus("thread"),
-            downlink=self.downlink,
-            schedules=config.build_schedules(settings),
-            handler_queue=self.handler_queue,
-        )
-        config.set_services(self.services)
-        from ..automation_functions import get_forward_function, get_functions, reset_forward_function, reset_functions
-
-        reset_forward_function()
-        get_forward_function().subscribe(self.services.bus)
-        reset_functions()
-        self.automation = get_functions()  # tasks, schedules, the timer's target and the system jobs
-        self.automation.tasks.subscribe(self.services.bus)
-        self.node_state_job = self.automation.jobs.node_state
+        # the one composition root: every adapter, service and function of this process
+        self.container = container = Container(Settings.from_env(), bus=LocalEventBus("thread"))
+        bus = container.bus
+        container.forward.subscribe(bus)
+        container.tasks.subscribe(bus)
+        bus.subscribe("websocket-notify", NOTIFY_PATTERN, container.websocket.on_event)
+        self.handler_queue = container.handler_queue
         self._jobs_stop = threading.Event()
         self._jobs_thread = threading.Thread(target=self._run_jobs, name="system-jobs", daemon=True)
-        self.queue = LocalIngestQueue(ingest, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
-        _register_gateways(self.services.repository, gateways)
-        from ..api.auth import ensure_admin
-
-        ensure_admin(self.services)  # no user yet: admin, with MC_ADMIN_PASSWORD or a password printed once
-        shadow = local_shadow(self.services)  # gateway resources with edgeId "local" run in the agent below
-        self.gateways = LocalGatewayHost(gateways, self.queue.send, self.downlink, data_dir, shadow=shadow)
-        self.services.extras.update(ingest_queue=self.queue, gateways=self.gateways)
+        self.queue = LocalIngestQueue(container.ingest.handle, dead_letter_path=data_dir / "ingest-dead-letters.jsonl")
+        _register_gateways(container.repository, gateways)
+        container.auth.ensure_admin()  # no user yet: admin, with MC_ADMIN_PASSWORD or a password printed once
+        shadow = local_shadow(container)  # gateway resources with edgeId "local" run in the agent below
+        self.gateways = LocalGatewayHost(gateways, self.queue.send, container.downlink, data_dir, shadow=shadow)
         # one HTTP front: /api/ws (websocket fed by the bus), /api/* (the Chalice app), the dashboard elsewhere
-        self.server = LocalFront(app, Config.create(app_name="mycontroller", chalice_stage="local"), host, port,
-                                 bus=self.services.bus)
-        self.services.extras.update(websocket=self.server.websocket)
-        config.set_websocket(self.server.websocket)
+        self.server = LocalFront(build_api(container), Config.create(app_name=APP_NAME, chalice_stage="local"),
+                                 host, port, websocket=container.websocket, notifier=container.local_notifier())
         self.url = f"http://{host}:{port}"
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
 
@@ -150,27 +129,28 @@ class LocalStack:
     def _start_timer(self) -> None:
         """The local registry is in memory: put every enabled schedule and interval task again, then fire them."""
         from ..adapters.schedules_local import LocalScheduleRegistry
-        from ..automation_functions import reload_registry
+        from ..functions.schedules import reload_registry
 
+        container = self.container
         try:
-            log.info("schedule registry reloaded: %s", reload_registry(self.automation.automation))
+            log.info("schedule registry reloaded: %s", reload_registry(container.automation))
         except Exception:
             log.exception("schedule registry reload failed")
-        if isinstance(self.services.schedules, LocalScheduleRegistry):
-            self.services.schedules.start(self.automation.scheduled.handle)
+        if isinstance(container.schedules, LocalScheduleRegistry):
+            container.schedules.start(container.scheduled.handle)
 
     def _run_jobs(self) -> None:
         """The system jobs Lambda runs on a schedule in AWS: node state, node discovery and the daily sun re-arm,
         each when due by the system settings (``SystemJobs.tick``)."""
         while not self._jobs_stop.wait(SYSTEM_JOB_TICK_S):
             try:
-                self.automation.jobs.tick()
+                self.container.jobs.tick()
             except Exception:
                 log.exception("system jobs failed")
 
     def stop(self) -> None:
         self._jobs_stop.set()
-        stop_timer = getattr(self.services.schedules, "stop", None)
+        stop_timer = getattr(self.container.schedules, "stop", None)
         if callable(stop_timer):
             stop_timer()
         self.gateways.stop()
@@ -180,8 +160,7 @@ class LocalStack:
         if isinstance(self.handler_queue, LocalHandlerQueue):
             self.handler_queue.stop(timeout=15)  # after ingest: the tasks it triggered have queued their runs
         self.server.shutdown()
-        self.services.close()
-        self.config.reset_services()
+        self.container.close()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Gateway resources and edge devices' shadows kept in step, and gateway secrets kept out of the API.
+"""Gateway resources and edge devices' shadows kept in step, and gateway secrets kept out of what is shown.
 
 * After an upsert or delete of a gateway with ``edgeId``, the desired state of the edge(s) concerned is
   computed again from the repository (all of that edge's gateways) and written to its shadow. Computing it
@@ -14,13 +14,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from chalicelib.config import Services
-from chalicelib.core.model import EventType, Kind, Record, event
-from chalicelib.core.ports import BusEvent, Filter, ListQuery, bus_event
-from chalicelib.core.shadow import (
+from ..core.model import EventType, Kind, Record, event
+from ..core.ports import BusEvent, EventBus, Filter, ListQuery, Repository, ShadowStore, bus_event
+from ..core.secrecy import public
+from ..core.shadow import (
     ShadowError,
     config_hash,
     desired_document,
@@ -29,82 +29,80 @@ from chalicelib.core.shadow import (
     reported_update,
     restore_secrets,
 )
-
-from . import secrecy
-from .errors import ApiError, bad_request
+from .errors import DependencyFailed, InvalidInput
 
 log = logging.getLogger(__name__)
 
 
 def restore(kind: Kind, body: dict[str, Any], stored: Record | None) -> dict[str, Any]:
-    """The upsert body with placeholders replaced by the stored secrets; 400 naming the key if none is stored."""
+    """The upsert body with placeholders replaced by the stored secrets; ``InvalidInput`` naming the key if none
+    is stored."""
     if kind != Kind.GATEWAY or not isinstance(body.get("provider"), Mapping):
         return body
     try:
         provider = restore_secrets(body["provider"], (stored or {}).get("provider"))
     except ShadowError as error:
-        raise bad_request(str(error), str(error).split(":", 1)[0]) from None
+        raise InvalidInput(str(error), str(error).split(":", 1)[0]) from None
     return {**body, "provider": provider}
 
 
-# --------------------------------------------------------------------------------------------- desired
+class GatewaySync:
+    """Gateways ⇄ their edges' shadows. ``shadow`` is looked up at each sync (``None``: edges are not reached)."""
 
+    def __init__(self, repository: Repository, bus: EventBus, shadow: Callable[[], ShadowStore | None]) -> None:
+        self.repository = repository
+        self.bus = bus
+        self.shadow = shadow
 
-def edge_gateways(services: Services, thing: str) -> list[Record]:
-    query = ListQuery(filters=[Filter("edgeId", "eq", thing)], limit=0)
-    return services.repository.query(Kind.GATEWAY, query).data
+    def edge_gateways(self, thing: str) -> list[Record]:
+        query = ListQuery(filters=[Filter("edgeId", "eq", thing)], limit=0)
+        return self.repository.query(Kind.GATEWAY, query).data
 
+    def sync_things(self, things: Iterable[str | None]) -> None:
+        """Write the desired state of these edges from the repository; ``DependencyFailed`` naming ``shadow`` if it
+        failed (the resources are saved: the same call again, or any later change of that edge's gateways,
+        repairs it)."""
+        store = self.shadow()
+        if store is None:
+            return
+        failures: list[str] = []
+        for thing in sorted({t for t in things if t}):  # every edge is tried: one failing does not hold back another
+            try:
+                store.update_desired(thing, desired_document(self.edge_gateways(thing)))
+            except ShadowError as error:
+                failures.append(f"edge {thing!r}: {error}")
+            except Exception as error:  # the shadow service is another service: a failure of it is its failure
+                log.exception("shadow update of %s failed", thing)
+                failures.append(f"edge {thing!r} could not be updated ({type(error).__name__}: {error})")
+        if failures:
+            raise DependencyFailed("shadow: the gateway was saved but not sent to its edge device: "
+                                   + "; ".join(failures), "shadow")
 
-def sync_things(services: Services, things: Iterable[str | None]) -> None:
-    """Write the desired state of these edges from the repository; 502 naming ``shadow`` if it failed (the
-    resources are saved: the same call again, or any later change of that edge's gateways, repairs it)."""
-    store = services.shadow
-    if store is None:
-        return
-    failures: list[str] = []
-    for thing in sorted({t for t in things if t}):  # every edge is tried: one failing does not hold back another
-        try:
-            store.update_desired(thing, desired_document(edge_gateways(services, thing)))
-        except ShadowError as error:
-            failures.append(f"edge {thing!r}: {error}")
-        except Exception as error:  # the shadow service is another service: a failure of it is a bad gateway
-            log.exception("shadow update of %s failed", thing)
-            failures.append(f"edge {thing!r} could not be updated ({type(error).__name__}: {error})")
-    if failures:
-        raise ApiError(502, "shadow: the gateway was saved but not sent to its edge device: " + "; ".join(failures),
-                       "shadow")
+    def after_upsert(self, kind: Kind, record: Record, stored: Record | None) -> None:
+        if kind == Kind.GATEWAY:
+            self.sync_things({record.get("edgeId"), (stored or {}).get("edgeId")})
 
+    def after_delete(self, deleted: Iterable[tuple[Kind, Record]]) -> None:
+        self.sync_things({record.get("edgeId") for kind, record in deleted if kind == Kind.GATEWAY})
 
-def after_upsert(services: Services, kind: Kind, record: Record, stored: Record | None) -> None:
-    if kind == Kind.GATEWAY:
-        sync_things(services, {record.get("edgeId"), (stored or {}).get("edgeId")})
+    def on_documents(self, thing: str | None, message: Mapping[str, Any]) -> list[Record]:
+        """Write what an edge reported into its gateway resources; the records changed (announced as ``updated``).
 
-
-def after_delete(services: Services, deleted: Iterable[tuple[Kind, Record]]) -> None:
-    sync_things(services, {record.get("edgeId") for kind, record in deleted if kind == Kind.GATEWAY})
-
-
-# --------------------------------------------------------------------------------------------- reported
-
-
-def on_documents(services: Services, thing: str | None, message: Mapping[str, Any]) -> list[Record]:
-    """Write what an edge reported into its gateway resources; the records changed (announced as ``updated``).
-
-    Messages whose reported section did not change (the cloud's own desired updates) cost one comparison.
-    """
-    if not thing or not isinstance(message, Mapping):
-        return []
-    reported = reported_of_documents(message)
-    if reported is None:
-        return []
-    changed: list[Record] = []
-    for record in edge_gateways(services, thing):
-        updated = reported_update(record, reported, thing, config_hash(gateway_config(record)))
-        if updated is not None:
-            services.repository.put(Kind.GATEWAY, updated)
-            changed.append(updated)
-    if changed:
-        events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, secrecy.public(Kind.GATEWAY, r)))
-                                  for r in changed]
-        services.bus.publish(events)
-    return changed
+        Messages whose reported section did not change (the cloud's own desired updates) cost one comparison.
+        """
+        if not thing or not isinstance(message, Mapping):
+            return []
+        reported = reported_of_documents(message)
+        if reported is None:
+            return []
+        changed: list[Record] = []
+        for record in self.edge_gateways(thing):
+            updated = reported_update(record, reported, thing, config_hash(gateway_config(record)))
+            if updated is not None:
+                self.repository.put(Kind.GATEWAY, updated)
+                changed.append(updated)
+        if changed:
+            events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, public(Kind.GATEWAY, r)))
+                                      for r in changed]
+            self.bus.publish(events)
+        return changed

@@ -1,8 +1,8 @@
-"""The websocket API: one code path for API Gateway (``app.py``'s ``on_ws_*`` handlers and the bus-fed notify
-function) and the local server (``chalicelib/local/front.py``).
+"""The websocket service: one code path for API Gateway (``functions/websocket.py`` behind ``app.py``'s ``on_ws_*``
+handlers, and the bus-fed notify function) and the local server (``chalicelib/local/front.py``).
 
 * connect: the client's token (``?access_token=``, cookie ``mc_access_token`` or ``Authorization: Bearer``)
-  must name a principal (``chalicelib.api.auth.principal_from_token``), or the connection is refused.
+  must name a principal (``services.auth.AuthService``), or the connection is refused.
 * messages (JSON): ``subscribe`` ``{"type", "id", "filter"}`` (``core.subscriptions``), ``unsubscribe``
   ``{"type", "id"}``, ``ping``. Answers: ``subscribed``, ``unsubscribed``, ``pong``, and ``error`` for bad
   JSON, unknown types, bad filters and limits; the connection stays open.
@@ -16,9 +16,7 @@ route response), so AWS and the local server behave the same.
 
 from __future__ import annotations
 
-import importlib
 import json
-import os
 import re
 import threading
 import time
@@ -29,9 +27,9 @@ from typing import Any, Final
 
 from aws_lambda_powertools import Logger
 
-from .core.model import DEVICE_KINDS
-from .core.ports import EVENT_SOURCE, ConnectionStore, Gone, Notifier
-from .core.subscriptions import (
+from ..core.model import DEVICE_KINDS
+from ..core.ports import EVENT_SOURCE, BusEvent, ConnectionStore, Gone, Notifier
+from ..core.subscriptions import (
     MAX_SUBSCRIPTIONS,
     SubscriptionError,
     SubscriptionIndex,
@@ -80,21 +78,6 @@ def token_from(query: Mapping[str, Any] | None, headers: Mapping[str, Any] | Non
     return None
 
 
-def default_authenticate(token: str) -> dict[str, Any] | None:
-    """``chalicelib.api.auth.principal_from_token``; refuses everyone (fails closed) if it cannot be loaded."""
-    try:
-        principal_from_token = importlib.import_module("chalicelib.api.auth").principal_from_token
-    except (ImportError, AttributeError):
-        logger.error("websocket: chalicelib.api.auth.principal_from_token is missing; connection refused")
-        return None
-    try:
-        principal = principal_from_token(token)
-    except Exception as error:  # the store failed: refuse (the client retries), never take down the handler
-        logger.warning("websocket: token check failed", extra={"reason": type(error).__name__})
-        return None
-    return principal if isinstance(principal, dict) else None
-
-
 def scrub(event: Mapping[str, Any]) -> dict[str, Any]:
     """The event as clients may see it: non-device entities lose keys that look like secrets (a second fence:
     the API already publishes redacted records)."""
@@ -134,13 +117,13 @@ class WebsocketService:
     service changes the store (the local stack).
     """
 
-    def __init__(self, store: ConnectionStore, notifier: Notifier, *, authenticate: Authenticator | None = None,
+    def __init__(self, store: ConnectionStore, notifier: Notifier, *, authenticate: Authenticator,
                  index_ttl_s: float | None = None, clock: Callable[[], float] = time.time,
                  monotonic: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.notifier = notifier
         self.authenticate = authenticate
-        """``None``: ``default_authenticate`` (looked up at each connect)."""
+        """Who a token stands for (``AuthService.principal_or_none``), or ``None``: refused."""
         self.index_ttl_s = index_ttl_s
         self.clock = clock
         self.monotonic = monotonic
@@ -159,7 +142,7 @@ class WebsocketService:
         if not token:
             logger.info("websocket connect refused: no token", extra={"connection_id": connection_id})
             return None
-        principal = (self.authenticate or default_authenticate)(token)
+        principal = self.authenticate(token)
         if not principal:
             logger.info("websocket connect refused: bad token", extra={"connection_id": connection_id})
             return None
@@ -278,6 +261,10 @@ class WebsocketService:
             self._invalidate()
         return result
 
+    def on_event(self, event: BusEvent) -> None:
+        """A bus subscriber (the local stack): one event, notified at once."""
+        self.notify([event.detail])
+
     def index(self) -> SubscriptionIndex:
         """The subscription index, rebuilt when this service changed the store or the TTL ran out."""
         with self._lock:
@@ -298,68 +285,3 @@ class WebsocketService:
     def _invalidate(self) -> None:
         with self._lock:
             self._generation += 1
-
-
-# --------------------------------------------------------------------------------------------- API Gateway events
-
-
-def endpoint_from_event(event: Mapping[str, Any], region: str) -> str | None:
-    """The management endpoint (``post_to_connection``) of the API a websocket event came through."""
-    context = event.get("requestContext") or {}
-    api_id, stage = context.get("apiId"), context.get("stage")
-    if not api_id or not stage:
-        return None
-    suffix = ".amazonaws.com.cn" if region.startswith("cn-") else ".amazonaws.com"
-    return f"https://{api_id}.execute-api.{region}{suffix}/{stage}"
-
-
-def _configure(service: WebsocketService, event: Mapping[str, Any]) -> None:
-    """Point an API Gateway notifier at the API this event came from (unless ``WEBSOCKET_ENDPOINT`` did)."""
-    configure = getattr(service.notifier, "configure", None)
-    if configure is None:
-        return
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-    endpoint = endpoint_from_event(event, region)
-    if endpoint:
-        configure(endpoint)
-
-
-def _headers(event: Mapping[str, Any]) -> dict[str, Any]:
-    headers = dict(event.get("headers") or {})
-    for name, values in (event.get("multiValueHeaders") or {}).items():
-        if name not in headers and values:
-            headers[name] = values[0]
-    return headers
-
-
-def handle_connect_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
-    """``$connect``: 200 lets API Gateway open the socket; 401 refuses it."""
-    _configure(service, event)
-    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
-    if not connection_id:
-        return {"statusCode": 400}
-    record = service.connect(connection_id, query=event.get("queryStringParameters") or {}, headers=_headers(event))
-    return {"statusCode": 200} if record is not None else {"statusCode": 401}
-
-
-def handle_message_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
-    _configure(service, event)
-    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
-    body = event.get("body")
-    if isinstance(body, str) and event.get("isBase64Encoded"):
-        import base64
-
-        try:
-            body = base64.b64decode(body).decode("utf-8")
-        except ValueError:
-            body = "\x00"
-    service.message(connection_id, body if isinstance(body, str | bytes) else None)
-    return {"statusCode": 200}
-
-
-def handle_disconnect_event(service: WebsocketService, event: Mapping[str, Any]) -> dict[str, Any]:
-    _configure(service, event)
-    connection_id = str((event.get("requestContext") or {}).get("connectionId") or "")
-    if connection_id:
-        service.disconnect(connection_id)
-    return {"statusCode": 200}

@@ -1,4 +1,4 @@
-"""Fixtures for the API suite: the Chalice app over injected services, with the memory or the DynamoDB
+"""Fixtures for the API suite: the API's Chalice app over a container of its own, with the memory or the DynamoDB
 repository (moto, a table per test), the embedded metric store in a temp dir, a synchronous local bus whose
 events are recorded, and the local downlink whose messages the tests read.
 
@@ -20,8 +20,10 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib.config import Services, Settings, reset_services, set_services
+from chalicelib.bootstrap import Container
+from chalicelib.core.automation.clock import Location
 from chalicelib.core.ports import BusEvent
+from chalicelib.settings import Settings
 
 MAX_BODY_BYTES = 512 * 1024
 ADMIN_PASSWORD = "admin-test-password"
@@ -32,7 +34,7 @@ _tables = itertools.count(1)
 class Api:
     """The app under test plus what it sent: bus events and downlinks."""
 
-    services: Services
+    container: Container
     http: Any
     events: list[BusEvent] = field(default_factory=list)
     token: str | None = None
@@ -40,7 +42,17 @@ class Api:
 
     @property
     def sent(self) -> list[Any]:
-        return list(self.services.downlink.sent)  # type: ignore[attr-defined]
+        return list(self.container.downlink.sent)  # type: ignore[attr-defined]
+
+    def use(self, settings: Settings | None = None, *, rebuilt: tuple[str, ...] = (), **parts: Any) -> None:
+        """Carry on with a container that has these settings and parts in place of the current ones, and the parts
+        named in ``rebuilt`` built as a process builds them (the other adapters, the data and the login are kept)."""
+        from chalice.test import Client
+
+        from chalicelib.api import build_api
+
+        self.container = self.container.with_parts(settings, rebuilt=rebuilt, **parts)
+        self.http = Client(build_api(self.container)).http
 
     def call(self, method: str, path: str, body: Any = None, *, raw: bytes | None = None,
              headers: dict[str, str] | None = None, auth: bool | str = True,
@@ -71,7 +83,11 @@ class Api:
         return token
 
 
-def make_services(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Services:
+def make_container(kind: str, tmp_path: Path, request: pytest.FixtureRequest, *,
+                   fallback_location: Location | None = None, built: tuple[str, ...] = (), **parts: Any) -> Container:
+    """A container over the memory or a DynamoDB (moto) repository, embedded metrics, a synchronous local bus and
+    the local downlink; no schedule registry, handler queue or shadow unless given in ``parts`` or named in
+    ``built`` (the container builds those from the settings, as a process does)."""
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
@@ -88,9 +104,10 @@ def make_services(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> 
         repository = DynamoDBRepository(f"mc-api-{next(_tables)}", write_concurrency=2)
         repository.create_table()
     settings = Settings(storage=kind, data_dir=tmp_path, max_body_bytes=MAX_BODY_BYTES, metrics="embedded")
-    return Services(settings=settings, repository=repository,
-                    metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite3"),
-                    bus=LocalEventBus("sync"), downlink=LocalDownlink())
+    defaults: dict[str, Any] = {name: None for name in ("schedules", "handler_queue", "shadow") if name not in built}
+    return Container(settings, fallback_location=fallback_location, repository=repository,
+                     metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite3"),
+                     bus=LocalEventBus("sync"), downlink=LocalDownlink(), **{**defaults, **parts})
 
 
 def fast_auth(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -106,16 +123,15 @@ def fast_auth(monkeypatch: pytest.MonkeyPatch) -> None:
 def api_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from chalice.test import Client
 
-    from app import app
+    from chalicelib.api import build_api
 
     fast_auth(monkeypatch)
-    services = make_services(request.param, tmp_path, request)
-    set_services(services)
-    with Client(app) as client:
-        harness = Api(services, client.http)
+    container = make_container(request.param, tmp_path, request)
+    with Client(build_api(container)) as client:
+        harness = Api(container, client.http)
         harness.login()
-        services.bus.subscribe("api-tests", {"source": ["mycontroller"]}, harness.events.append)
+        container.bus.subscribe("api-tests", {"source": ["mycontroller"]}, harness.events.append)
         try:
             yield harness
         finally:
-            reset_services(close=True)
+            container.close()

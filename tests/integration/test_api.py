@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import ConfigError, Settings
 from chalicelib.core.model import iso_from_ms, now_ms
 from chalicelib.core.ports import MetricPoint
+from chalicelib.settings import Settings, SettingsError
 from tests.integration.api_conftest import MAX_BODY_BYTES, Api, api_fixture  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -206,7 +206,7 @@ def test_unexpected_failures_are_500s_in_our_shape(api: Api, monkeypatch: pytest
     def broken(*_args: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(api.services.repository, "query", broken)
+    monkeypatch.setattr(api.container.repository, "query", broken)
     status, data = error_of(api, "GET", "/api/gateway")
     assert status == 500 and "disk" not in data["message"]
 
@@ -318,11 +318,11 @@ def test_tasmota_set_field_goes_to_the_command_topic(api: Api) -> None:
 
 
 def _points(api: Api, now: int) -> None:
-    api.services.metrics.write([
+    api.container.metrics.write([
         MetricPoint("gw.1.1.V_TEMP", "gw", "1", "1", "V_TEMP", "gauge_float", value, now - age_min * 60_000)
         for age_min, value in ((50, 20.0), (40, 22.0), (10, 24.0), (5, 26.0))
     ])
-    api.services.metrics.flush()
+    api.container.metrics.flush()
 
 
 def test_metrics_get_raw_and_windowed(api: Api) -> None:
@@ -401,19 +401,20 @@ def test_settings_come_from_the_environment_and_errors_name_the_variable() -> No
     for env, variable in [({"STORAGE": "mongodb"}, "STORAGE"), ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES"),
                           ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES"), ({"METRICS": "influxdb"}, "INFLUXDB_URL"),
                           ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"), ({"DOWNLINK": "carrier-pigeon"}, "DOWNLINK")]:
-        with pytest.raises(ConfigError, match=variable):
+        with pytest.raises(SettingsError, match=variable):
             Settings.from_env(env)
 
 
 def test_a_memory_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys
-        from chalicelib.config import get_services, reset_services
-        first = get_services()
-        assert get_services() is first
-        print(type(first.repository).__name__, type(first.metrics).__name__, type(first.bus).__name__,
-              type(first.downlink).__name__, *(m in sys.modules for m in ("boto3", "pynamodb", "influxdb_client")))
-        reset_services(close=True)
+        from chalicelib.bootstrap import Container
+        container = Container.from_env()
+        first = container.repository
+        assert container.repository is first
+        print(type(first).__name__, type(container.metrics).__name__, type(container.bus).__name__,
+              type(container.downlink).__name__, *(m in sys.modules for m in ("boto3", "pynamodb", "influxdb_client")))
+        container.close()
     """)
     env = {**os.environ, "DATA_DIR": str(tmp_path), "DUMP_INTERVAL_S": "0"}
     for name in ("STORAGE", "METRICS", "BUS", "DOWNLINK"):
@@ -452,10 +453,11 @@ def test_status_and_version(api: Api) -> None:
 def test_openapi_document_matches_the_routes(api: Api) -> None:
     from openapi_spec_validator import validate
 
-    from app import app
+    from chalicelib.api import build_api
     from chalicelib.api.openapi import operations
     from chalicelib.api.routes import NOT_ALLOWED_PREFIX, document
 
+    app = build_api(api.container)
     served = api.ok("GET", "/api/openapi.json")
     assert served == json.loads(json.dumps(document()))
     validate(served)

@@ -128,9 +128,9 @@ def test_unknown_ids_are_404s(api: Api, name: str, body: dict[str, Any]) -> None
 def test_state_sent_by_a_client_is_ignored(api: Api, name: str, kind: Kind, body: dict[str, Any]) -> None:
     created = api.ok("POST", f"/api/{name}", {**body, "state": {"message": "forged"}})
     assert created["state"]["message"] == ""
-    stored = api.services.repository.get(kind, body["id"])
+    stored = api.container.repository.get(kind, body["id"])
     assert stored is not None
-    api.services.repository.put(kind, {**stored, "state": {**stored["state"], "message": "from the worker"}})
+    api.container.repository.put(kind, {**stored, "state": {**stored["state"], "message": "from the worker"}})
     updated = api.ok("POST", f"/api/{name}", {**body, "state": {"message": "forged again"}})
     assert updated["state"]["message"] == "from the worker"
     assert api.ok("GET", f"/api/{name}/{body['id']}")["state"]["message"] == "from the worker"
@@ -138,12 +138,11 @@ def test_state_sent_by_a_client_is_ignored(api: Api, name: str, kind: Kind, body
 
 def _stored_spec(api: Api, handler_id: str) -> dict[str, Any]:
     """The stored spec, secrets decrypted (they are at rest as ``enc:v1:...``)."""
-    from chalicelib.config import secret_box
     from chalicelib.core.automation.handler_secrets import decrypt_spec, is_encrypted
 
-    stored = api.services.repository.get(Kind.HANDLER, handler_id)
+    stored = api.container.repository.get(Kind.HANDLER, handler_id)
     assert stored is not None
-    spec, clear = decrypt_spec(handler_id, stored["type"], stored["spec"], secret_box(api.services))
+    spec, clear = decrypt_spec(handler_id, stored["type"], stored["spec"], api.container.secrets)
     assert clear and not any(value in json.dumps(stored) for value in clear)
     assert all(is_encrypted(stored["spec"].get(key)) for key in ("password", "token") if stored["spec"].get(key))
     return spec

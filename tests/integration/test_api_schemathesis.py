@@ -19,8 +19,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
 
 from chalicelib.api.routes import document
-from chalicelib.config import reset_services, set_services
-from tests.integration.api_conftest import make_services
+from chalicelib.bootstrap import Container
+from tests.integration.api_conftest import make_container
 
 pytestmark = pytest.mark.integration
 
@@ -48,16 +48,23 @@ schema.config.generation.update(max_examples=12)
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[str]:
+def container(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Container]:
+    tmp: Path = tmp_path_factory.mktemp("schemathesis")
+    built = make_container("memory", tmp, request)
+    try:
+        yield built
+    finally:
+        built.close()
+
+
+@pytest.fixture(scope="module")
+def base_url(container: Container) -> Iterator[str]:
     from chalice.config import Config
     from chalice.local import create_local_server
 
-    from app import app
+    from chalicelib.api import build_api
 
-    tmp: Path = tmp_path_factory.mktemp("schemathesis")
-    services = make_services("memory", tmp, request)
-    set_services(services)
-    repo = services.repository
+    repo = container.repository
     from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Source
 
     repo.put(Kind.GATEWAY, Gateway(id="gw", provider={"type": "mysensors_v2"}).record())
@@ -65,7 +72,8 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
     repo.put(Kind.SOURCE, Source(gateway_id="gw", node_id="1", source_id="1").record())
     repo.put(Kind.FIELD, FieldModel.model_validate({"gatewayId": "gw", "nodeId": "1", "sourceId": "1",
                                                     "fieldId": "V_STATUS", "metricType": "binary"}).record())
-    server = create_local_server(app, Config.create(chalice_stage="dev", app_name="mycontroller"), "127.0.0.1", 0)
+    server = create_local_server(build_api(container), Config.create(chalice_stage="dev", app_name="mycontroller"),
+                                 "127.0.0.1", 0)
     thread = threading.Thread(target=server.server.serve_forever, name="schemathesis-api", daemon=True)
     thread.start()
     try:
@@ -74,17 +82,15 @@ def base_url(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRe
         server.shutdown()
         server.server.server_close()
         thread.join(timeout=5)
-        reset_services(close=True)
 
 
 @pytest.fixture(scope="module")
-def auth_headers(base_url: str) -> dict[str, str]:
+def auth_headers(container: Container, base_url: str) -> dict[str, str]:
     """A user and a service token of theirs, stored directly (no login needed)."""
-    from chalicelib.config import get_services
     from chalicelib.core import auth
     from chalicelib.core.model import Kind
 
-    repo = get_services().repository
+    repo = container.repository
     repo.put(Kind.USER, {**auth.User(username="schemathesis").record(), "password": "$2b$04$" + "x" * 53})
     token_id, secret = auth.new_service_token()
     repo.put(Kind.SERVICE_TOKEN, auth.ServiceToken(id=token_id, user_id="schemathesis", name="schemathesis",

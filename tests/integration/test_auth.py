@@ -21,6 +21,7 @@ from chalicelib.api import auth as api_auth
 from chalicelib.api.routes import ROUTES, document
 from chalicelib.core import auth
 from chalicelib.core.model import Kind
+from chalicelib.services.auth import AuthService
 from tests.integration.api_conftest import ADMIN_PASSWORD, Api, api_fixture  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -38,7 +39,13 @@ def b64(data: dict[str, Any]) -> str:
 
 
 def key_of(api: Api) -> bytes:
-    return api_auth.signing_key(api.services)
+    return api.container.auth.signing_key()
+
+
+def first_admin(api: Api, shown: list[str]) -> AuthService:
+    """The auth service as a process starts it (nothing checked yet), showing a generated password to ``shown``."""
+    return AuthService(api.container.repository, api.container.signing_secret,
+                       admin_password=lambda: os.environ.get("MC_ADMIN_PASSWORD"), show_password=shown.append)
 
 
 def claims_for(user: str = "admin", **extra: Any) -> dict[str, Any]:
@@ -67,7 +74,7 @@ def test_every_route_of_the_table_without_a_token_is_401(api: Api) -> None:
 @memory_only
 def test_forged_expired_and_malformed_tokens_are_refused(api: Api) -> None:
     key = key_of(api)
-    stamp = auth.password_stamp(key, api.services.repository.get(Kind.USER, "admin") or {})
+    stamp = auth.password_stamp(key, api.container.repository.get(Kind.USER, "admin") or {})
 
     def mine(user: str = "admin", **extra: Any) -> dict[str, Any]:
         return claims_for(user, **{"pst": stamp, **extra})
@@ -120,7 +127,7 @@ def test_login_logout_and_revocation(api: Api) -> None:
     assert headers["Set-Cookie"].startswith("mc_access_token=;") and "Max-Age=0" in headers["Set-Cookie"]
     assert api.call("GET", "/api/user/profile", auth=token)[0] == 401
     assert api.call("POST", "/api/user/logout", auth=token)[0] == 401
-    assert api.services.repository.get(Kind.REVOKED_TOKEN, claims["jti"])["exp"] == claims["exp"]
+    assert api.container.repository.get(Kind.REVOKED_TOKEN, claims["jti"])["exp"] == claims["exp"]
     assert api.ok("GET", "/api/user/profile")["username"] == "admin"  # other sessions live on
 
 
@@ -154,7 +161,7 @@ def test_service_token_works_until_deleted(api: Api) -> None:
     assert api.ok("GET", "/api/gateway", auth=created["token"])["count"] == 0
     assert api.call("GET", "/api/gateway", auth=False, access_token=created["token"])[0] == 200
     assert api.call("GET", "/api/gateway", auth=f"{token_id}_{secret}x")[0] == 401
-    stored = api.services.repository.get(Kind.SERVICE_TOKEN, token_id)
+    stored = api.container.repository.get(Kind.SERVICE_TOKEN, token_id)
     assert stored["token"] == auth.hash_secret(secret) and secret not in json.dumps(stored)
     listed = api.ok("GET", "/api/servicetoken")["data"]
     assert [t["id"] for t in listed] == [token_id] and "token" not in listed[0]
@@ -173,8 +180,8 @@ def test_service_token_expiry(api: Api) -> None:
     assert status == 400 and body["field"] == "expiresOn"
     created = api.ok("POST", "/api/servicetoken", {"name": "x", "expiresOn": "2099-01-01T00:00:00Z"})
     assert api.call("GET", "/api/node", auth=created["token"])[0] == 200
-    stored = api.services.repository.get(Kind.SERVICE_TOKEN, created["id"])
-    api.services.repository.put(Kind.SERVICE_TOKEN, {**stored, "expiresOn": "2020-01-01T00:00:00.000Z"})
+    stored = api.container.repository.get(Kind.SERVICE_TOKEN, created["id"])
+    api.container.repository.put(Kind.SERVICE_TOKEN, {**stored, "expiresOn": "2020-01-01T00:00:00.000Z"})
     assert api.call("GET", "/api/node", auth=created["token"])[0] == 401
 
 
@@ -185,14 +192,14 @@ def test_users_crud_hashes_passwords_and_never_returns_them(api: Api) -> None:
     created = api.ok("POST", "/api/user", {"username": "alice", "email": "alice@example.com",
                                            "fullName": "Alice", "password": "alice-secret-1"})
     assert created["id"] == "alice" and "password" not in created
-    stored = api.services.repository.get(Kind.USER, "alice")
+    stored = api.container.repository.get(Kind.USER, "alice")
     assert stored["password"].startswith("$2b$") and auth.verify_password("alice-secret-1", stored["password"])
     alice = api.login("alice", "alice-secret-1")
     assert api.ok("GET", "/api/user/profile", auth=alice)["email"] == "alice@example.com"
 
     updated = api.ok("POST", "/api/user", {"id": "alice", "username": "alice", "fullName": "Alice B."})
     assert updated["fullName"] == "Alice B." and "password" not in updated
-    assert api.services.repository.get(Kind.USER, "alice")["password"] == stored["password"]  # kept
+    assert api.container.repository.get(Kind.USER, "alice")["password"] == stored["password"]  # kept
     status, body, _ = api.call("POST", "/api/user", {"username": "bob"})
     assert status == 400 and body["field"] == "password"
     status, body, _ = api.call("POST", "/api/user", {"username": "bob", "password": "short"})
@@ -237,15 +244,14 @@ def test_profile_password_change_needs_the_current_one(api: Api) -> None:
 def test_first_admin_gets_a_generated_password_shown_once(api: Api, monkeypatch: pytest.MonkeyPatch,
                                                           caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("MC_ADMIN_PASSWORD")
-    services = api.services
-    services.repository.delete(Kind.USER, ["admin"])
-    services.extras.pop("auth.admin_checked", None)
+    api.container.repository.delete(Kind.USER, ["admin"])
     shown: list[str] = []
+    service = first_admin(api, shown)
     with caplog.at_level(logging.DEBUG):
-        assert api_auth.ensure_admin(services, shown.append) is True
-        assert api_auth.ensure_admin(services, shown.append) is False
-        services.extras.pop("auth.admin_checked")
-        assert api_auth.ensure_admin(services, shown.append) is False  # a user exists now
+        assert service.ensure_admin() is True
+        assert service.ensure_admin() is False
+        service.forget_admin_check()
+        assert service.ensure_admin() is False  # a user exists now
     [password] = shown
     assert len(password) >= 16 and password != "admin"
     assert password not in caplog.text
@@ -257,16 +263,15 @@ def test_in_lambda_no_password_is_generated_without_mc_admin_password(api: Api, 
                                                                        caplog: pytest.LogCaptureFixture) -> None:
     monkeypatch.delenv("MC_ADMIN_PASSWORD")
     monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", "mycontroller-dev")
-    services = api.services
-    services.repository.delete(Kind.USER, ["admin"])
-    services.extras.pop("auth.admin_checked", None)
+    api.container.repository.delete(Kind.USER, ["admin"])
     shown: list[str] = []
+    service = first_admin(api, shown)
     with caplog.at_level(logging.DEBUG):
-        assert api_auth.ensure_admin(services, shown.append) is False
-    assert shown == [] and services.repository.get(Kind.USER, "admin") is None
+        assert service.ensure_admin() is False
+    assert shown == [] and api.container.repository.get(Kind.USER, "admin") is None
     assert "MC_ADMIN_PASSWORD is not set" in caplog.text
     monkeypatch.setenv("MC_ADMIN_PASSWORD", "operator-chosen-1")
-    assert api_auth.ensure_admin(services, shown.append) is True and shown == []
+    assert service.ensure_admin() is True and shown == []
     api.login("admin", "operator-chosen-1")
 
 
@@ -395,17 +400,17 @@ def test_password_and_token_core() -> None:
 
 @memory_only
 def test_principal_from_token_for_the_websocket(api: Api) -> None:
-    principal = api_auth.principal_from_token(str(api.token))
+    principal = api.container.auth.principal_from_token(str(api.token))
     assert principal is not None
     assert (principal["type"], principal["userId"], principal["username"]) == ("user", "admin", "admin")
     assert principal["exp"] > time.time() and principal["expiresAt"].endswith("Z") and len(principal["tokenId"]) == 32
     service = api.ok("POST", "/api/servicetoken", {"name": "ws", "neverExpire": True})
-    assert api_auth.principal_from_token(service["token"]) == {
+    assert api.container.auth.principal_from_token(service["token"]) == {
         "type": "service_token", "userId": "admin", "username": "admin", "tokenId": service["id"], "exp": None,
         "expiresAt": None}
     for bad in ("", "x", "a.b.c", service["token"] + "x", "y" * 5000):
-        assert api_auth.principal_from_token(bad) is None
-    assert api_auth.authenticate({"cookie": f"mc_access_token={api.token}"}, None) == principal
+        assert api.container.auth.principal_from_token(bad) is None
+    assert api_auth.authenticate(api.container.auth, {"cookie": f"mc_access_token={api.token}"}, None) == principal
 
 
 @memory_only

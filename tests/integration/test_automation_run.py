@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.schedules_local import LocalScheduleRegistry
-from chalicelib.automation_functions import get_functions, reset_functions
-from chalicelib.config import reset_services, set_services
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import bus_event
-from tests.integration.api_conftest import Api, fast_auth, make_services
+from tests.integration.api_conftest import Api, fast_auth, make_container
 from tests.integration.services import start_http_server, stop_http_server
 
 pytestmark = pytest.mark.integration
@@ -36,27 +34,23 @@ class ListQueue:
 def api_fixture(tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from chalice.test import Client
 
-    from app import app
+    from chalicelib.api import build_api
 
     fast_auth(monkeypatch)
-    services = make_services("memory", tmp_path, request)
-    services.schedules = LocalScheduleRegistry()
-    services.handler_queue = ListQueue()
-    set_services(services)
-    reset_functions()
-    with Client(app) as http:
+    container = make_container("memory", tmp_path, request, schedules=LocalScheduleRegistry(),
+                               handler_queue=ListQueue())
+    with Client(build_api(container)) as http:
         try:
-            harness = Api(services, http.http)
+            harness = Api(container, http.http)
             harness.login()
             yield harness
         finally:
-            reset_functions()
-            reset_services(close=True)
+            container.close()
 
 
 def registry(api: Api) -> LocalScheduleRegistry:
-    assert isinstance(api.services.schedules, LocalScheduleRegistry)
-    return api.services.schedules
+    assert isinstance(api.container.schedules, LocalScheduleRegistry)
+    return api.container.schedules
 
 
 def test_system_settings_round_trip_and_name_the_bad_field(api: Api) -> None:
@@ -95,7 +89,7 @@ def test_task_run_now_answers_what_was_queued_and_state_is_readable(api: Api) ->
     result = api.ok("POST", "/api/task/run", ["t1"])
     assert result["queued"] == 2
     assert result["data"][0]["queued"] == ["h1", "h2"] and result["data"][0]["fired"] is True
-    queue = api.services.handler_queue
+    queue = api.container.handler_queue
     assert isinstance(queue, ListQueue)
     assert [r["parameters"] for r in queue.sent] == [{"message": "ran t1"}] * 2
     task = api.ok("GET", "/api/task/t1")
@@ -141,22 +135,18 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     from chalice.test import Client
 
-    from app import app
     from chalicelib.adapters.handler_queue_local import LocalHandlerQueue
-    from chalicelib.handler_function import handle_event, reset_handler_function
+    from chalicelib.api import build_api
 
     server, url = start_http_server(Receiver)
     Receiver.bodies = []
     fast_auth(monkeypatch)
-    services = make_services("memory", tmp_path, request)
-    queue = LocalHandlerQueue(handle_event, dead_letter_path=tmp_path / "dead.jsonl")
-    services.handler_queue = queue
-    set_services(services)
-    reset_functions()
-    reset_handler_function()
+    services = make_container("memory", tmp_path, request, built=("handler_queue",))
+    queue = services.handler_queue  # the handler function Lambda runs, fed by the local queue
+    assert isinstance(queue, LocalHandlerQueue)
     queue.start()
     try:
-        with Client(app) as http:
+        with Client(build_api(services)) as http:
             api = Api(services, http.http)
             api.login()
             api.ok("POST", "/api/handler", {"id": "hook", "type": "webhook",
@@ -169,7 +159,7 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
                     {"variable": "entity.current.value", "operator": "gt", "value": 25}]}},
                 "handlerParameters": {"alert": {"type": "webhook", "body": {
                     "text": "{{ entity.fieldId }} is {{ entity.current.value }}"}}}})
-            get_functions().tasks.subscribe(services.bus)
+            services.tasks.subscribe(services.bus)
             for sequence, value in enumerate((21.0, 26.5), start=1):
                 record = FieldModel.model_validate({
                     "gatewayId": "gw", "nodeId": "1", "sourceId": "1", "fieldId": "V_TEMP",
@@ -187,6 +177,4 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
     finally:
         queue.stop(5)
         stop_http_server(server)
-        reset_functions()
-        reset_handler_function()
-        reset_services(close=True)
+        services.close()

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 
 from chalicelib.adapters.blob_local import LocalBlobStore
-from chalicelib.config import ConfigError, Settings, build_blobs
+from chalicelib.bootstrap import Container
 from chalicelib.core.ports import BlobNotFound, BlobStore
-
-pytestmark = pytest.mark.integration
+from chalicelib.settings import Settings, SettingsError
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -69,9 +68,9 @@ def test_settings_choose_the_adapter(tmp_path: Path) -> None:
     env: dict[str, Any] = {"DATA_DIR": str(tmp_path)}
     settings = Settings.from_env(env)
     assert settings.blobs == "local"
-    assert isinstance(build_blobs(settings), LocalBlobStore)
-    with pytest.raises(ConfigError, match="BLOB_BUCKET"):
+    assert isinstance(Container(settings).blobs, LocalBlobStore)
+    with pytest.raises(SettingsError, match="BLOB_BUCKET"):
         Settings.from_env({**env, "BLOBS": "s3"})
     assert Settings.from_env({**env, "BLOBS": "s3", "BLOB_BUCKET": "b"}).blob_bucket == "b"
-    with pytest.raises(ConfigError, match="BLOBS"):
+    with pytest.raises(SettingsError, match="BLOBS"):
         Settings.from_env({**env, "BLOBS": "ftp"})

@@ -1,6 +1,6 @@
 """The bus fan-out as deployed, under moto: the ingest side's EventBridge adapter puts domain events on the bus, the
 rules of ``infra/template.py`` (same patterns) deliver them to their SQS queues, and the messages Lambda would
-receive are handed to ``app.forward_payload``, ``app.tasks`` and ``app.websocket_notify`` as event source batches.
+receive are handed to the ``forward_payload``, ``tasks`` and ``websocket_notify`` entries as event source batches.
 This checks the record bodies EventBridge really writes are what the consumers read."""
 
 from __future__ import annotations
@@ -11,20 +11,20 @@ from typing import Any
 
 import boto3
 import pytest
-from chalice.test import Client
 
-from chalicelib import config
 from chalicelib.adapters.bus_eventbridge import EventBridgeBus
 from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.connections_memory import MemoryConnectionStore
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.automation_functions import reset_forward_function, reset_functions
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, Record, event
 from chalicelib.core.ports import bus_event
-from chalicelib.websocket import WebsocketService
+from chalicelib.functions.entries import LambdaEntries
+from chalicelib.services.websocket import WebsocketService
+from chalicelib.settings import Settings
 from infra.template import BUS_CONSUMERS
 
 REGION = "us-east-1"
@@ -105,12 +105,9 @@ def test_events_reach_each_consumer_through_its_queue(fanout: dict[str, str]) ->
             {"variable": "entity.current.value", "operator": "eq", "value": True}]}},
         "handlers": ["hook"]})
     queue, posts, downlink = Queue(), Posts(), LocalDownlink()
-    config.set_services(config.Services(settings=config.Settings(), repository=repository, metrics=NoMetricStore(),
-                                        bus=LocalEventBus("sync"), downlink=downlink, handler_queue=queue))
     service = WebsocketService(MemoryConnectionStore(), posts, authenticate=lambda token: {"sub": token})
-    config.set_websocket(service)
-    reset_forward_function()
-    reset_functions()
+    container = Container(Settings(), repository=repository, metrics=NoMetricStore(), bus=LocalEventBus("sync"),
+                          downlink=downlink, handler_queue=queue, schedules=None, websocket=service)
     assert service.connect("c1", query={"access_token": "t"}) is not None
     service.message("c1", json.dumps({"type": "subscribe", "id": "porch", "filter": {"quickIds": ["node:porch.1"]}}))
     posts.posted.clear()
@@ -123,16 +120,10 @@ def test_events_reach_each_consumer_through_its_queue(fanout: dict[str, str]) ->
         batches = {name: receive(url) for name, url in fanout.items()}
         assert {name: len(batch["Records"]) for name, batch in batches.items()} == {
             "ForwardPayload": 2, "Tasks": 3, "WebsocketNotify": 3}  # forward: field.updated only
-        from app import app
-
-        with Client(app) as client:
-            answers = {name: client.lambda_.invoke(FUNCTIONS[name], batch).payload
-                       for name, batch in batches.items()}
+        entries = LambdaEntries(container)
+        answers = {name: getattr(entries, FUNCTIONS[name])(batch) for name, batch in batches.items()}
     finally:
-        reset_forward_function()
-        reset_functions()
-        config.set_websocket(None)
-        config.reset_services()
+        container.close()
     assert answers == {name: {"batchItemFailures": []} for name in FUNCTIONS}
     assert [(d.gateway_id, d.raw) for d in downlink.sent] == [("hall", "2;3;1;0;2;1")]
     assert [request["triggerId"].split("#")[0] for request in queue.sent] == ["porch-on"]

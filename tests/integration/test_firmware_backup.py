@@ -15,10 +15,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib.api import backup as backup_api
-from chalicelib.config import blob_store
 from chalicelib.core.backup import BACKUP_KINDS, all_records
 from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Source
+from chalicelib.services import backup as backup_service
 from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
 
 pytestmark = pytest.mark.integration
@@ -28,9 +27,9 @@ BOUNDARY = "----mcTestBoundary7MA4YWxk"
 
 
 @pytest.fixture(autouse=True)
-def synchronous_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+def synchronous_jobs(api: Api) -> None:
     """Jobs run within the request (as in Lambda) unless a test wants the thread."""
-    monkeypatch.setattr(backup_api, "RUN_IN_THREAD", False)
+    api.container.backups.in_thread = False
 
 
 def multipart(fields: dict[str, tuple[str | None, bytes]]) -> tuple[bytes, str]:
@@ -51,7 +50,7 @@ def upload_raw(api: Api, firmware_id: str, data: bytes, name: str = "node.hex") 
 
 
 def seed(api: Api) -> None:
-    repo = api.services.repository
+    repo = api.container.repository
     repo.put(Kind.GATEWAY, Gateway(id="gw", provider={"type": "mysensors_v2"}).record())
     repo.put(Kind.NODE, Node(gateway_id="gw", node_id="1", labels={"room": "hall"}).record())
     repo.put(Kind.SOURCE, Source(gateway_id="gw", node_id="1", source_id="1").record())
@@ -65,7 +64,7 @@ def seed(api: Api) -> None:
 
 
 def snapshot(api: Api) -> dict[Kind, list[dict[str, Any]]]:
-    return {kind: all_records(api.services.repository, kind) for kind in BACKUP_KINDS}
+    return {kind: all_records(api.container.repository, kind) for kind in BACKUP_KINDS}
 
 
 def run_backup(api: Api, **body: Any) -> dict[str, Any]:
@@ -107,7 +106,7 @@ def test_upload_raw_computes_checksum_and_size(api: Api) -> None:
     assert body["file"] == {"name": "passwd", "checksum": "sha256:" + hashlib.sha256(FIRMWARE).hexdigest(),
                             "size": len(FIRMWARE)}
     assert api.ok("GET", "/api/firmware/firmware:fw1")["file"]["size"] == len(FIRMWARE)
-    assert blob_store(api.services).get("firmware/fw1") == FIRMWARE
+    assert api.container.blobs.get("firmware/fw1") == FIRMWARE
     assert [e.detail_type for e in api.events if e.detail_type.startswith("firmware.")] == ["firmware.created"]
     page = api.ok("GET", "/api/firmware")
     assert page["count"] == 1 and page["data"][0]["id"] == "fw1"
@@ -130,7 +129,7 @@ def test_upload_multipart_with_labels_and_upsert_keeps_file(api: Api) -> None:
 
 
 def test_upload_limits_and_bad_input(api: Api) -> None:
-    api.services.settings = dataclasses.replace(api.services.settings, firmware_max_bytes=1000)
+    api.use(dataclasses.replace(api.container.settings, firmware_max_bytes=1000))
     status, body = upload_raw(api, "big", b"x" * 1001)
     assert status == 413, body
     assert upload_raw(api, "small", b"x" * 1000)[0] == 200
@@ -153,13 +152,13 @@ def test_upload_limits_and_bad_input(api: Api) -> None:
     assert status == 400, body
     status, body, _ = api.call("POST", "/api/firmware/upload/fw", raw=b"data", headers={"Content-Type": "text/plain"})
     assert status == 415, body
-    assert api.services.repository.get(Kind.FIRMWARE, "fw") is None
+    assert api.container.repository.get(Kind.FIRMWARE, "fw") is None
 
 
 def test_delete_firmware_deletes_file(api: Api) -> None:
     upload_raw(api, "fw1", FIRMWARE)
     assert api.ok("DELETE", "/api/firmware", ["fw1"]) == {"deleted": 1, "cascaded": 0}
-    assert blob_store(api.services).list("firmware/") == []
+    assert api.container.blobs.list("firmware/") == []
     assert api.call("GET", "/api/firmware/fw1")[0] == 404
     assert api.call("POST", "/api/firmware/upload/fw1", raw=b"x", auth=False,
                     headers={"Content-Type": "application/octet-stream"})[0] == 401
@@ -189,12 +188,12 @@ def test_backup_run_list_download_and_restore_into_emptied_repository(api: Api) 
     assert b"jwt" not in archive.read("manifest.json").lower()
 
     # empty everything but the users (the caller must stay logged in to restore), and add what must go away
-    repo = api.services.repository
+    repo = api.container.repository
     for kind in BACKUP_KINDS:
         if kind != Kind.USER:
             repo.delete(kind, [r["id"] for r in all_records(repo, kind)])
     api.ok("POST", "/api/dashboard", {"id": "new", "title": "made after the backup"})
-    blob_store(api.services).delete(["firmware/fw1"])
+    api.container.blobs.delete(["firmware/fw1"])
     api.events.clear()
 
     started = api.ok("POST", "/api/backup/restore", {"name": name})
@@ -202,7 +201,7 @@ def test_backup_run_list_download_and_restore_into_emptied_repository(api: Api) 
     assert job["state"] == "done" and job["done"] == job["total"], job
     assert job["result"]["written"]["field"] == 120
     assert snapshot(api) == before
-    assert blob_store(api.services).get("firmware/fw1") == FIRMWARE
+    assert api.container.blobs.get("firmware/fw1") == FIRMWARE
     assert [e.detail_type for e in api.events] == ["backup.restored"]
     assert api.ok("GET", "/api/dashboard/home")["title"] == "Home"  # the caller's token still works
 
@@ -235,7 +234,7 @@ def test_retention_keeps_the_newest(api: Api) -> None:
 
 
 def test_job_runs_in_a_thread_with_progress(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(backup_api, "RUN_IN_THREAD", True)
+    api.container.backups.in_thread = True
     seed(api)
     started = api.ok("POST", "/api/backup/run")
     deadline = time.monotonic() + 30
@@ -281,7 +280,8 @@ def test_malicious_or_broken_archives_are_refused_and_change_nothing(api: Api, e
 def test_zip_bomb_and_garbage_are_refused(api: Api) -> None:
     seed(api)
     before = snapshot(api)
-    api.services.settings = dataclasses.replace(api.services.settings, backup_max_bytes=2_000_000)
+    api.use(dataclasses.replace(api.container.settings, backup_max_bytes=2_000_000))
+    api.container.backups.in_thread = False
     bomb = zip_of({**GOOD_ENTRIES, "firmware/bomb": b"\0" * 3_000_000})
     assert len(bomb) < 100_000
     status, body, _ = api.call("POST", "/api/backup/restore", raw=bomb, headers={"Content-Type": "application/zip"})
@@ -317,36 +317,37 @@ def _patch_declared_size(data: bytes, name: str, size: int) -> bytes:
 def test_secrets_stay_encrypted_and_restored_schedules_are_rearmed(api: Api) -> None:
     from chalicelib.adapters.schedules_local import LocalScheduleRegistry
 
-    api.services.schedules = LocalScheduleRegistry()
+    api.use(schedules=LocalScheduleRegistry())
+    api.container.backups.in_thread = False
     api.ok("POST", "/api/handler", {"id": "h1", "type": "telegram",
                                     "spec": {"token": "tg-secret-token", "chatIds": ["42"]}})
     api.ok("POST", "/api/schedule", {"id": "s1", "type": "cron", "spec": {"cronExpression": "0 30 7 * * *"},
                                      "timezone": "Europe/Paris"})
-    assert any("s1" in name for name in api.services.schedules.names())
+    assert any("s1" in name for name in api.container.schedules.names())
     archive = zipfile.ZipFile(io.BytesIO(download(api, run_backup(api)["name"])))
     text = b"".join(archive.read(name) for name in archive.namelist())
     assert b"tg-secret-token" not in text  # encrypted as stored
     assert b'"token"' in archive.read("storage/handler/0001.json")
     api.ok("DELETE", "/api/schedule", ["s1"])
     api.ok("DELETE", "/api/handler", ["h1"])
-    assert not any("s1" in name for name in api.services.schedules.names())
+    assert not any("s1" in name for name in api.container.schedules.names())
     name = api.ok("GET", "/api/backup")["data"][0]["name"]
     job = api.ok("POST", "/api/backup/restore", {"name": name})["job"]
     assert job["state"] == "done", job
     assert job["result"]["scheduler"]["schedules"] == 1
-    assert any("s1" in n for n in api.services.schedules.names())
-    handler = api.services.repository.get(Kind.HANDLER, "h1")
+    assert any("s1" in n for n in api.container.schedules.names())
+    handler = api.container.repository.get(Kind.HANDLER, "h1")
     assert handler is not None and "tg-secret-token" not in json.dumps(handler)
 
 
 def test_job_state_outlives_the_process_memory_and_old_states_go(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another Lambda container answers the poll from the blob store; states older than a day are removed."""
-    blobs = blob_store(api.services)
+    blobs = api.container.blobs
     blobs.put("jobs/0123abcd.json", b'{"id": "0123abcd", "state": "done"}')
-    monkeypatch.setattr(backup_api, "JOB_STATE_TTL_MS", -60_000)  # everything saved so far counts as old
+    monkeypatch.setattr(backup_service, "JOB_STATE_TTL_MS", -60_000)  # everything saved so far counts as old
     started = run_backup(api)
     assert all(info.key != "jobs/0123abcd.json" for info in blobs.list("jobs/"))
-    monkeypatch.setattr(backup_api, "_jobs", {})
+    monkeypatch.setattr(api.container.backups, "_jobs", {})  # as another process
     job = api.ok("GET", f"/api/backup/job/{started['jobId']}")
     assert job["state"] == "done" and job["done"] == job["total"] > 0
     assert api.call("GET", "/api/backup/job/..%2F..%2Fx")[0] == 404

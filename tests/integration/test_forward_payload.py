@@ -10,20 +10,21 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from chalicelib import config
 from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.automation_functions import ForwardPayloadFunction, reset_forward_function
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
 from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, event
 from chalicelib.core.ports import bus_event
 from chalicelib.core.processor import Processor
-from chalicelib.ingest import Ingest
+from chalicelib.functions.entries import LambdaEntries
+from chalicelib.functions.forward import ForwardPayloadFunction
+from chalicelib.functions.ingest import Ingest
+from chalicelib.settings import Settings
 
 T0 = 1_767_225_600_000
 
@@ -43,18 +44,15 @@ def seed(repository: MemoryRepository) -> None:
 
 
 @pytest.fixture
-def services() -> Iterator[config.Services]:
+def services() -> Iterator[Container]:
     repository = MemoryRepository(None)
     seed(repository)
-    services = config.Services(settings=config.Settings(), repository=repository, metrics=NoMetricStore(),
-                               bus=LocalEventBus("sync"), downlink=LocalDownlink())
-    config.set_services(services)
-    reset_forward_function()
+    container = Container(Settings(), repository=repository, metrics=NoMetricStore(), bus=LocalEventBus("sync"),
+                          downlink=LocalDownlink())
     try:
-        yield services
+        yield container
     finally:
-        reset_forward_function()
-        config.reset_services()
+        container.close()
 
 
 def switched_on_event() -> dict[str, Any]:
@@ -65,25 +63,22 @@ def switched_on_event() -> dict[str, Any]:
     return {"source": domain_event.source, "detail-type": domain_event.detail_type, "detail": domain_event.detail}
 
 
-def test_lambda_forwards_a_field_update_to_the_destination_gateway(services: config.Services) -> None:
-    from app import app
-
-    with Client(app) as client:
-        response = client.lambda_.invoke("forward_payload", switched_on_event())
-    assert response.payload == {"sent": 1, "failed": []}
+def test_lambda_forwards_a_field_update_to_the_destination_gateway(services: Container) -> None:
+    response = LambdaEntries(services).forward_payload(switched_on_event())
+    assert response == {"sent": 1, "failed": []}
     downlink = services.downlink
     assert isinstance(downlink, LocalDownlink)
     assert [(d.gateway_id, d.raw) for d in downlink.sent] == [("hall", "2;3;1;0;2;1")]
 
 
-def test_other_events_forward_nothing(services: config.Services) -> None:
+def test_other_events_forward_nothing(services: Container) -> None:
     function = ForwardPayloadFunction(services.repository, services.downlink)
     detail = switched_on_event()["detail"]
     assert function.handle({**detail, "entityId": "porch.9.9.V_TEMP"}).downlinks == []
     assert function.handle({**detail, "type": "created"}).downlinks == []
 
 
-def test_local_stack_path_from_device_message_to_downlink(services: config.Services) -> None:
+def test_local_stack_path_from_device_message_to_downlink(services: Container) -> None:
     ForwardPayloadFunction(services.repository, services.downlink).subscribe(services.bus)
     ingest = Ingest(Processor(services.repository, services.metrics), services.bus, services.downlink)
     body = encode_publish([

@@ -12,7 +12,6 @@ import pytest
 from chalicelib.adapters.idempotency_sqlite import SqlitePersistenceLayer
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
-from chalicelib.handler_function import build_handler_function
 from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
 
 TOKEN = "987654:telegram-bot-secret"
@@ -33,20 +32,20 @@ def test_secrets_are_encrypted_at_rest_and_only_the_handler_function_sees_them(
     caplog.set_level(logging.DEBUG)
     answers = [api.ok("POST", "/api/handler", TELEGRAM), api.ok("GET", "/api/handler/tg"),
                api.ok("GET", "/api/handler")]
-    stored = api.services.repository.get(Kind.HANDLER, "tg")
+    stored = api.container.repository.get(Kind.HANDLER, "tg")
     assert stored is not None and stored["spec"]["token"].startswith("enc:v1:")
     # the placeholder keeps the stored ciphertext as it is (not encrypted twice)
     api.ok("POST", "/api/handler", {**answers[1], "description": "edited"})
-    assert api.services.repository.get(Kind.HANDLER, "tg")["spec"]["token"] == stored["spec"]["token"]  # type: ignore[index]
+    assert api.container.repository.get(Kind.HANDLER, "tg")["spec"]["token"] == stored["spec"]["token"]  # type: ignore[index]
     # a ciphertext from elsewhere is refused, naming the field
     status, data, _ = api.call("POST", "/api/handler", {**TELEGRAM, "spec": {"token": "enc:v1:AAAA", "chatIds": []}})
     assert (status, data["field"]) == (400, "spec.token")
     recorder = Recorder()
-    function = build_handler_function(api.services, persistence=SqlitePersistenceLayer(":memory:"),
-                                      executors={"telegram": recorder})
+    function = api.container.with_parts(idempotency=SqlitePersistenceLayer(":memory:"),
+                                        executors={"telegram": recorder}).handler_function
     assert function.run(HandlerRequest("tg", {"m": "hello"}, "t1").to_dict()).status == "ok"
     assert recorder.specs[0]["token"] == TOKEN
     everything = json.dumps(answers) + json.dumps([e.detail for e in api.events]) + caplog.text + json.dumps(
-        [r.__dict__ for r in caplog.records], default=str) + json.dumps(api.services.repository.get(Kind.HANDLER,
+        [r.__dict__ for r in caplog.records], default=str) + json.dumps(api.container.repository.get(Kind.HANDLER,
                                                                                                    "tg"))
     assert "telegram-bot-secret" not in everything

@@ -20,12 +20,13 @@ from chalicelib.adapters.handler_sms_sns import SnsSmsExecutor
 from chalicelib.adapters.handler_webhook import WebhookExecutor
 from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
 from chalicelib.adapters.secrets_kms import KmsSecretBox
-from chalicelib.config import Settings
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.handler_secrets import encrypt_spec
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
 from chalicelib.core.ports import HandlerCallError, SecretError
-from chalicelib.handler_function import HandlerFunction, NoopExecutor, build_persistence
+from chalicelib.functions.handlers import HandlerFunction, NoopExecutor
+from chalicelib.settings import Settings
 from tests.integration.services import free_port
 
 pytestmark = pytest.mark.usefixtures("aws_mock")
@@ -57,7 +58,7 @@ def world(aws_mock: None) -> Iterator[dict[str, Any]]:
     box = KmsSecretBox(kms.create_key()["KeyMetadata"]["KeyId"], client=kms)
     queue = SqsHandlerQueue(queue_url, client=sqs)
     noop = CountingNoop()
-    persistence = build_persistence(Settings(storage="dynamodb", table_name=table))
+    persistence = Container(Settings(storage="dynamodb", table_name=table)).idempotency
     function = HandlerFunction(repository, {"noop": noop, "webhook": WebhookExecutor()}, persistence, secrets=box,
                                queue=queue)
     yield {"repository": repository, "sqs": sqs, "queue_url": queue_url, "dlq_url": dlq_url, "box": box,

@@ -1,4 +1,4 @@
-"""The local stack wires the handler queue: a request queued through ``services.handler_queue`` runs the webhook
+"""The local stack wires the handler queue: a request queued through ``container.handler_queue`` runs the webhook
 handler (secret decrypted from the stack's key file) and its state shows in the repository."""
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
                         "POWERTOOLS_SERVICE_NAME": "mycontroller-local", "AWS_DEFAULT_REGION": "us-east-1",
                         "HANDLER_QUEUE": "local", "SECRETS": "local"}.items():
         monkeypatch.setenv(name, value)
-    from chalicelib.config import secret_box
     from chalicelib.core.automation.handler_secrets import encrypt_spec
     from chalicelib.core.automation.tasks import HandlerRequest
     from chalicelib.core.model import Kind
@@ -29,9 +28,9 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
     stack = LocalStack("127.0.0.1", free_port(), tmp_path / "data", [])
     stack.start()
     try:
-        services = stack.services
+        services = stack.container
         spec = encrypt_spec("hook", "webhook", {"url": f"{server.url}/in", "headers": {"X-Api-Key": "k-secret"}},
-                            secret_box(services))
+                            services.secrets)
         services.repository.put(Kind.HANDLER, {"id": "hook", "type": "webhook", "enabled": True, "spec": spec})
         assert services.handler_queue is not None
         services.handler_queue.send([HandlerRequest("hook", {"a": "hello"}, "t1", "task:x").to_dict()])
@@ -66,7 +65,7 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
     stack = LocalStack("127.0.0.1", free_port(), tmp_path / "data", [])
     stack.start()
     try:
-        repository = stack.services.repository
+        repository = stack.container.repository
         repository.put(Kind.HANDLER, {"id": "hook", "type": "webhook", "enabled": True,
                                       "spec": {"url": f"{server.url}/alert"}})
         repository.put(Kind.TASK, {
@@ -79,7 +78,7 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
         for value in (21.0, 31.5):
             field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP",
                                metric_type=MetricType.GAUGE_FLOAT, current={"value": value}).record()
-            stack.services.bus.publish([bus_event(event("updated", Kind.FIELD, field))])
+            stack.container.bus.publish([bus_event(event("updated", Kind.FIELD, field))])
         deadline = time.monotonic() + 15
         while not server.requests and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -22,7 +22,7 @@ from chalicelib.core.automation.handler_secrets import encrypt_spec
 from chalicelib.core.automation.handlers import render_parameters
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
-from chalicelib.handler_function import HandlerFunction
+from chalicelib.functions.handlers import HandlerFunction
 from tests.integration.services import start_http_server, stop_http_server
 
 

@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from chalice import Chalice
 from chalice.test import Client
 from moto import mock_aws
 from moto.core import DEFAULT_ACCOUNT_ID
@@ -31,7 +32,7 @@ T0 = 1_767_225_600_000
 
 @dataclass
 class Stack:
-    client: Client
+    entries: Any
     services: Any
     sent_downlinks: Any
     bus_events: Any
@@ -47,15 +48,16 @@ def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0)
 def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
-    from chalicelib.config import Services, Settings
+    from chalicelib.bootstrap import Container
+    from chalicelib.settings import Settings
 
     bus = LocalEventBus(mode="sync")
     received: list[Any] = []
     bus.subscribe("test", {"source": ["mycontroller"]}, lambda e: received.append(
         {"source": e.source, "detail-type": e.detail_type, "detail": e.detail}))
     downlink = LocalDownlink()
-    services = Services(
-        settings=Settings(),
+    services = Container(
+        Settings(),
         repository=MemoryRepository(None),
         metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
         bus=bus,
@@ -72,7 +74,8 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     from chalicelib.adapters.bus_eventbridge import EventBridgeBus
     from chalicelib.adapters.downlink_iotdata import IotDataDownlink
     from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
-    from chalicelib.config import Services, Settings
+    from chalicelib.bootstrap import Container
+    from chalicelib.settings import Settings
 
     create_table("mycontroller-test", REGION)
     events = boto3.client("events", region_name=REGION)
@@ -82,8 +85,8 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="tap", EventBusName="mycontroller", EventPattern=json.dumps({"source": ["mycontroller"]}))
     events.put_targets(Rule="tap", EventBusName="mycontroller", Targets=[{"Id": "q", "Arn": queue_arn}])
-    services = Services(
-        settings=Settings(),
+    services = Container(
+        Settings(),
         repository=DynamoDBRepository("mycontroller-test", REGION),
         metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
         bus=EventBridgeBus("mycontroller", client=events),
@@ -124,30 +127,26 @@ def stack(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.Mon
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
     monkeypatch.setenv("POWERTOOLS_METRICS_NAMESPACE", "MyController")
     monkeypatch.setenv("POWERTOOLS_TRACE_DISABLED", "true")
-    from app import app
-    from chalicelib import config
+    from chalicelib.functions.entries import LambdaEntries
 
     with mock_aws():
         if request.param == "memory":
             services, sent, received = _memory_services(tmp_path)
         else:
             services, sent, received = _aws_services(tmp_path)
-        config.set_services(services)
         try:
-            with Client(app) as client:
-                yield Stack(client, services, sent, received)
+            yield Stack(LambdaEntries(services), services, sent, received)
         finally:
-            config.reset_services()
+            services.close()
     os.environ.pop("AWS_ENDPOINT_URL", None)
 
 
 def invoke(stack: Stack, bodies: list[str]) -> tuple[dict[str, Any], list[str]]:
-    event = stack.client.events.generate_sqs_event(message_bodies=bodies, queue_name="mycontroller-ingest")
+    event = Client(Chalice("events")).events.generate_sqs_event(message_bodies=bodies, queue_name="mycontroller-ingest")
     for index, record in enumerate(event["Records"]):  # Chalice gives every generated record the same id
         record["messageId"] = record["receiptHandle"] = f"sqs-{index}-{time.monotonic_ns()}"
     ids = [record["messageId"] for record in event["Records"]]
-    response = stack.client.lambda_.invoke("ingest", event)
-    return response.payload, ids
+    return stack.entries.ingest(event), ids
 
 
 def everything(stack: Stack) -> dict[str, list[dict[str, Any]]]:

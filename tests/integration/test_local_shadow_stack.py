@@ -77,8 +77,9 @@ def wait(condition: Callable[[], Any], what: str, timeout: float = 15.0) -> Any:
 
 @pytest.fixture
 def host(api: Api, tmp_path: Path) -> Iterator[LocalGatewayHost]:
-    shadow = local_shadow(api.services)
-    gateways = LocalGatewayHost([], lambda body: None, api.services.downlink, tmp_path / "stack", shadow=shadow)
+    api.use(rebuilt=("shadow",))  # the local shadow service, as the local stack has it
+    shadow = local_shadow(api.container)
+    gateways = LocalGatewayHost([], lambda body: None, api.container.downlink, tmp_path / "stack", shadow=shadow)
     gateways.start()
     yield gateways
     gateways.stop()

@@ -14,9 +14,8 @@ import boto3
 import pytest
 
 from chalicelib.adapters.schedules_eventbridge import EventBridgeScheduleRegistry
-from chalicelib.config import reset_services, set_services
 from chalicelib.core.automation.clock import Location
-from tests.integration.api_conftest import Api, fast_auth, make_services
+from tests.integration.api_conftest import Api, fast_auth, make_container
 
 pytestmark = pytest.mark.integration
 
@@ -31,7 +30,7 @@ def api_fixture(aws_mock: None, tmp_path: Path, request: pytest.FixtureRequest,
                 monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     from chalice.test import Client
 
-    from app import app
+    from chalicelib.api import build_api
 
     fast_auth(monkeypatch)
 
@@ -39,21 +38,19 @@ def api_fixture(aws_mock: None, tmp_path: Path, request: pytest.FixtureRequest,
     group = f"mc-{request.node.name}"[:64].replace("[", "-").replace("]", "")
     registry = EventBridgeScheduleRegistry(TARGET, ROLE, group=group, client=client)
     registry.create_group()
-    services = make_services("memory", tmp_path, request)
-    services.schedules = registry
-    services.extras["location"] = Location(48.8566, 2.3522, "Paris", "Europe/Paris")
-    set_services(services)
-    with Client(app) as http:
+    container = make_container("memory", tmp_path, request, schedules=registry,
+                               fallback_location=Location(48.8566, 2.3522, "Paris", "Europe/Paris"))
+    with Client(build_api(container)) as http:
         try:
-            harness = Api(services, http.http)
+            harness = Api(container, http.http)
             harness.login()
             yield harness
         finally:
-            reset_services(close=True)
+            container.close()
 
 
 def scheduled(api: Api, name: str) -> dict[str, Any] | None:
-    registry = api.services.schedules
+    registry = api.container.schedules
     assert isinstance(registry, EventBridgeScheduleRegistry)
     try:
         return dict(boto3.client("scheduler", region_name="us-east-1").get_schedule(Name=name,
@@ -82,11 +79,11 @@ def test_schedule_follows_the_resource(api: Api) -> None:
     assert scheduled(api, "schedule-s1") is None
     api.ok("POST", "/api/schedule/enable", ["s1"])
     assert scheduled(api, "schedule-s1") is not None
-    assert api.services.schedules is not None and api.services.schedules.names() == {"schedule-s1"}
+    assert api.container.schedules is not None and api.container.schedules.names() == {"schedule-s1"}
 
     api.ok("DELETE", "/api/schedule", ["s1"])
     assert scheduled(api, "schedule-s1") is None
-    assert api.services.schedules.names() == set()
+    assert api.container.schedules.names() == set()
 
 
 def test_disabled_schedule_is_not_scheduled(api: Api) -> None:
@@ -134,8 +131,8 @@ def test_registry_failure_is_a_502_and_the_change_stays(api: Api, monkeypatch: p
     def broken(*args: Any, **kwargs: Any) -> None:
         raise RuntimeError("scheduler down")
 
-    assert api.services.schedules is not None
-    monkeypatch.setattr(api.services.schedules, "put", broken)
+    assert api.container.schedules is not None
+    monkeypatch.setattr(api.container.schedules, "put", broken)
     status, data, _ = api.call("POST", "/api/schedule", CRON)
     assert status == 502, data
     assert data["field"] == "scheduler" and "scheduler" in data["message"]

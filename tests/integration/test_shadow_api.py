@@ -11,7 +11,6 @@ from typing import Any
 
 import boto3
 import pytest
-from chalice.test import Client
 
 from chalicelib.adapters.shadow_iotdata import IotDataShadowStore
 from chalicelib.core.shadow import REDACTED, config_hash, gateway_config
@@ -25,12 +24,12 @@ _things = itertools.count(1)
 
 @pytest.fixture
 def things(api: Api, aws_mock: None) -> Iterator[list[str]]:
-    """Two registered things (moto's shadows need them) and the API's services on the iot-data shadow."""
+    """Two registered things (moto's shadows need them) and the API's container on the iot-data shadow."""
     iot = boto3.client("iot", region_name=REGION)
     names = [f"pi-{next(_things)}", f"pi-{next(_things)}"]
     for name in names:
         iot.create_thing(thingName=name)
-    api.services.shadow = IotDataShadowStore(boto3.client("iot-data", region_name=REGION))
+    api.use(shadow=IotDataShadowStore(boto3.client("iot-data", region_name=REGION)))
     yield names
 
 
@@ -98,12 +97,12 @@ def test_moving_disabling_and_deleting_gateways_follow_in_the_shadows(api: Api, 
 
 
 def test_the_shadow_reported_function_shows_what_the_edge_runs(api: Api, things: list[str]) -> None:
-    from app import app
+    from chalicelib.functions.entries import LambdaEntries
 
     pi = things[0]
     api.ok("POST", "/api/gateway", tasmota("hall", pi))
     api.ok("POST", "/api/gateway", tasmota("porch", pi))
-    record = api.services.repository.get(*_gateway("hall"))
+    record = api.container.repository.get(*_gateway("hall"))
     assert record is not None
     digest = config_hash(gateway_config(record))
     reported = {"configVersion": desired(pi)["configVersion"], "reportedAt": "2026-11-27T03:10:00Z",
@@ -113,11 +112,11 @@ def test_the_shadow_reported_function_shows_what_the_edge_runs(api: Api, things:
     documents = {"thing": pi, "previous": {"state": {"desired": desired(pi)}},
                  "current": {"state": {"desired": desired(pi), "reported": reported}}}
     api.events.clear()
-    with Client(app) as client:
-        response = client.lambda_.invoke("shadow_reported", documents)
-        assert sorted(response.payload["updated"]) == ["hall", "porch"]
-        again = client.lambda_.invoke("shadow_reported", {**documents, "previous": documents["current"]})
-        assert again.payload == {"updated": []}  # the cloud's own desired updates cost nothing
+    entries = LambdaEntries(api.container)
+    response = entries.shadow_reported(documents)
+    assert sorted(response["updated"]) == ["hall", "porch"]
+    again = entries.shadow_reported({**documents, "previous": documents["current"]})
+    assert again == {"updated": []}  # the cloud's own desired updates cost nothing
 
     hall = api.ok("GET", "/api/gateway/hall")
     assert hall["others"]["edge"] == {"thing": pi, "status": "running", "message": "",

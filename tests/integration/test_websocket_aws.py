@@ -1,4 +1,4 @@
-"""The websocket API as API Gateway runs it: the Chalice handlers invoked through ``chalice.test.Client`` with
+"""The websocket API as API Gateway runs it: the Lambda entries (``LambdaEntries``, what ``app.py`` hands over) with
 API Gateway's websocket events, connections in DynamoDB and pushes through the management API (both moto).
 
 moto's management API never answers 410 (posting to an unknown connection creates it), so the gone-connection
@@ -14,14 +14,15 @@ from typing import Any
 
 import pytest
 from botocore.stub import Stubber
-from chalice.test import Client
 
-from chalicelib import config
 from chalicelib.adapters.connections_dynamodb import DynamoDBConnectionStore
 from chalicelib.adapters.notifier_apigw import ApiGatewayNotifier
+from chalicelib.bootstrap import Container
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import Gone, bus_event
-from chalicelib.websocket import WebsocketService
+from chalicelib.functions.entries import LambdaEntries
+from chalicelib.services.websocket import WebsocketService
+from chalicelib.settings import Settings
 
 API_ID, STAGE, REGION = "abc123", "api", "us-east-1"
 ENDPOINT = f"https://{API_ID}.execute-api.{REGION}.amazonaws.com/{STAGE}"
@@ -46,9 +47,9 @@ class Notifier:
 
 
 class Aws:
-    def __init__(self, client: Client, service: WebsocketService, notifier: Notifier,
+    def __init__(self, entries: LambdaEntries, service: WebsocketService, notifier: Notifier,
                  store: DynamoDBConnectionStore) -> None:
-        self.client = client
+        self.entries = entries
         self.service = service
         self.notifier = notifier
         self.store = store
@@ -57,8 +58,8 @@ class Aws:
         request = {"routeKey": route, "connectionId": connection_id, "apiId": API_ID, "stage": STAGE,
                    "domainName": f"{API_ID}.execute-api.{REGION}.amazonaws.com",
                    "eventType": {"$connect": "CONNECT", "$disconnect": "DISCONNECT"}.get(route, "MESSAGE")}
-        return self.client.lambda_.invoke(name, {"requestContext": request, "isBase64Encoded": False,
-                                                 **extra}).payload
+        entry = getattr(self.entries, name)
+        return entry({"requestContext": request, "isBase64Encoded": False, **extra})
 
     def connect(self, connection_id: str, token: str | None = "good-token", headers: dict[str, str] | None = None
                 ) -> Any:
@@ -77,7 +78,7 @@ class Aws:
         published = bus_event(event("updated", Kind.FIELD, record))
         rule_event = {"version": "0", "id": str(uuid.uuid4()), "source": published.source,
                       "detail-type": published.detail_type, "detail": published.detail}
-        return self.client.lambda_.invoke("websocket_notify", rule_event).payload
+        return self.entries.websocket_notify(rule_event)
 
 
 def received(connection_id: str) -> list[dict[str, Any]]:
@@ -102,14 +103,7 @@ def aws(aws_mock: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
     store.create_table()
     notifier = Notifier(ApiGatewayNotifier(None, REGION))
     service = WebsocketService(store, notifier, authenticate=TOKENS.get, index_ttl_s=1.0)
-    config.set_websocket(service)
-    from app import app
-
-    try:
-        with Client(app) as client:
-            yield Aws(client, service, notifier, store)
-    finally:
-        config.set_websocket(None)
+    yield Aws(LambdaEntries(Container(Settings(), websocket=service)), service, notifier, store)
 
 
 def test_connect_needs_a_token_that_names_someone(aws: Aws) -> None:
@@ -186,8 +180,8 @@ def test_a_subscription_never_recreates_a_connection_gone_meanwhile(aws: Aws) ->
 
 
 def test_the_notify_function_survives_a_bad_event(aws: Aws) -> None:
-    assert aws.client.lambda_.invoke("websocket_notify", {"detail": "not an object"}).payload["posted"] == 0
-    assert aws.client.lambda_.invoke("websocket_notify", {}).payload["failed"] == 0
+    assert aws.entries.websocket_notify({"detail": "not an object"})["posted"] == 0
+    assert aws.entries.websocket_notify({})["failed"] == 0
 
 
 def test_the_adapter_turns_410_into_gone(aws_mock: None) -> None:

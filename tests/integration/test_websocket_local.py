@@ -18,7 +18,6 @@ from chalice.config import Config
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from chalicelib import config
 from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
@@ -27,6 +26,8 @@ from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import bus_event
 from chalicelib.core.subscriptions import MAX_SUBSCRIPTIONS
 from chalicelib.local.front import LocalFront
+from chalicelib.services.websocket import NOTIFY_PATTERN, WebsocketService
+from chalicelib.settings import Settings
 
 TOKENS = {"good-token": {"sub": "u1", "username": "admin"}}
 
@@ -51,19 +52,25 @@ class Front:
 
 @pytest.fixture
 def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
-    monkeypatch.setattr("chalicelib.websocket.default_authenticate", lambda token: TOKENS.get(token))
+    from chalicelib.adapters.connections_memory import MemoryConnectionStore
+    from chalicelib.adapters.notifier_local import LocalNotifier
+    from chalicelib.api import build_api
+    from chalicelib.bootstrap import Container
+
     bus = LocalEventBus("thread")
-    services = config.Services(settings=config.Settings(data_dir=tmp_path), repository=MemoryRepository(
-        tmp_path / "repository", 0), metrics=NoMetricStore(), bus=bus, downlink=LocalDownlink())
-    config.set_services(services)
+    notifier = LocalNotifier()
+    websocket = WebsocketService(MemoryConnectionStore(), notifier, authenticate=TOKENS.get, index_ttl_s=30.0)
+    container = Container(Settings(data_dir=tmp_path), repository=MemoryRepository(tmp_path / "repository", 0),
+                          metrics=NoMetricStore(), bus=bus, downlink=LocalDownlink(), notifier=notifier,
+                          websocket=websocket)
+    bus.subscribe("websocket-notify", NOTIFY_PATTERN, websocket.on_event)
     static = tmp_path / "dist"
     (static / "assets").mkdir(parents=True)
     (static / "index.html").write_text("<html>dashboard</html>")
     (static / "assets" / "app.js").write_text("console.log(1)")
-    from app import app
-
-    local = LocalFront(app, Config.create(app_name="mycontroller", chalice_stage="local"), "127.0.0.1", 0,
-                       bus=bus, static_dir=static, send_queue_size=8)
+    local = LocalFront(build_api(container), Config.create(app_name="mycontroller", chalice_stage="local"),
+                       "127.0.0.1", 0, websocket=websocket, notifier=notifier, static_dir=static,
+                       send_queue_size=8)
     thread = threading.Thread(target=local.serve_forever, daemon=True)
     thread.start()
     try:
@@ -71,7 +78,7 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
     finally:
         local.shutdown()
         bus.close(timeout=5)
-        config.reset_services()
+        container.close()
 
 
 def receive(client: ClientConnection, timeout: float = 5.0) -> dict[str, Any]:

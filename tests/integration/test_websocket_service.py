@@ -4,13 +4,17 @@ connection keeps, who gets which event, and what never goes out."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from chalicelib.adapters.connections_memory import MemoryConnectionStore
+from chalicelib.bootstrap import Container
 from chalicelib.core.ports import Gone
-from chalicelib.websocket import WebsocketService, endpoint_from_event, scrub, token_from
+from chalicelib.functions.websocket import endpoint_from_event
+from chalicelib.services.websocket import WebsocketService, scrub, token_from
+from chalicelib.settings import Settings
 
 
 class Recorder:
@@ -64,7 +68,7 @@ def test_a_connection_keeps_who_it_is_but_never_the_token_or_secrets() -> None:
     assert '"t"' not in json.dumps(ws.store.list_all()) and "never-kept" not in json.dumps(ws.store.list_all())
 
 
-def test_the_default_authenticator_is_the_auth_modules(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_containers_websocket_asks_the_auth_service(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     calls: list[str] = []
 
     def principal_from_token(token: str) -> dict[str, Any] | None:
@@ -73,8 +77,9 @@ def test_the_default_authenticator_is_the_auth_modules(monkeypatch: pytest.Monke
             raise RuntimeError("store down")
         return {"type": "user", "userId": "u9"} if token == "ok" else None
 
-    monkeypatch.setattr("chalicelib.api.auth.principal_from_token", principal_from_token)
-    ws = WebsocketService(MemoryConnectionStore(), Recorder())
+    container = Container(Settings(data_dir=tmp_path), notifier=Recorder())
+    monkeypatch.setattr(container.auth, "principal_from_token", principal_from_token)
+    ws = container.websocket
     assert ws.connect("a", query={"access_token": "ok"}) is not None
     assert ws.connect("b", query={"access_token": "bad"}) is None
     assert ws.connect("c", query={"access_token": "boom"}) is None  # refused, not crashed

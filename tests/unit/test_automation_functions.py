@@ -17,20 +17,16 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.adapters.schedules_local import LocalScheduleRegistry, croniter_of
-from chalicelib.automation_functions import (
-    Automation,
-    ScheduledFunction,
-    ScheduleFunction,
-    SettingsCache,
-    SystemJobs,
-    TaskFunction,
-    reload_registry,
-)
 from chalicelib.core.automation.clock import Location
 from chalicelib.core.automation.scheduler_sync import sync_schedule
 from chalicelib.core.model import FieldModel, Gateway, Kind, Record, event
 from chalicelib.core.ports import BusEvent, bus_event
 from chalicelib.core.settings import SETTINGS_ID
+from chalicelib.functions.automation import Automation, SettingsCache
+from chalicelib.functions.jobs import SystemJobs
+from chalicelib.functions.scheduled import ScheduledFunction
+from chalicelib.functions.schedules import ScheduleFunction, reload_registry
+from chalicelib.functions.tasks import TaskFunction
 
 T0 = datetime(2026, 3, 27, 12, 0, tzinfo=UTC)
 TEMP_ID = "gw.1.1.V_TEMP"

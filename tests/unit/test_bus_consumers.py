@@ -1,7 +1,7 @@
-"""The bus consumers as Lambda runs them behind their SQS queues: ``app.forward_payload``, ``app.tasks`` and
-``app.websocket_notify`` invoked through ``chalice.test.Client`` with SQS batches whose record bodies are the
-EventBridge events the rules deliver, over real in-memory adapters. A malformed record fails alone; the direct
-EventBridge form still answers as before."""
+"""The bus consumers as Lambda runs them behind their SQS queues: the ``forward_payload``, ``tasks`` and
+``websocket_notify`` entries (``LambdaEntries``, what ``app.py`` hands each trigger to) invoked with SQS batches
+whose record bodies are the EventBridge events the rules deliver, over real in-memory adapters. A malformed record
+fails alone; the direct EventBridge form still answers as before."""
 
 from __future__ import annotations
 
@@ -13,20 +13,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from chalice.test import Client
 
-from chalicelib import config
 from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.connections_memory import MemoryConnectionStore
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.automation_functions import get_functions, reset_forward_function, reset_functions
+from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
 from chalicelib.core.envelope import Downlink
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, Record, event
 from chalicelib.core.ports import bus_event
-from chalicelib.websocket import WebsocketService
+from chalicelib.functions.entries import LambdaEntries
+from chalicelib.services.websocket import WebsocketService
+from chalicelib.settings import Settings
 
 TEMP_ID = "gw.1.1.V_TEMP"
 
@@ -70,16 +70,15 @@ class Posts:
 
 
 class Stack:
-    def __init__(self, client: Client, services: config.Services, queue: ListQueue, store: CountingStore,
-                 posts: Posts) -> None:
-        self.client = client
+    def __init__(self, services: Container, queue: ListQueue, store: CountingStore, posts: Posts) -> None:
+        self.entries = LambdaEntries(services)
         self.services = services
         self.queue = queue
         self.store = store
         self.posts = posts
 
     def invoke(self, name: str, payload: Any) -> Any:
-        return self.client.lambda_.invoke(name, payload).payload
+        return getattr(self.entries, name)(payload)
 
     @property
     def downlinks(self) -> list[Downlink]:
@@ -99,23 +98,14 @@ def stack() -> Iterator[Stack]:
                                                         dst_field_id="field:hall.2.3.V_STATUS").record())
     repository.put(Kind.TASK, threshold_task())
     queue = ListQueue()
-    services = config.Services(settings=config.Settings(), repository=repository, metrics=NoMetricStore(),
-                               bus=LocalEventBus("sync"), downlink=LocalDownlink(), handler_queue=queue)
     store, posts = CountingStore(), Posts()
-    config.set_services(services)
-    config.set_websocket(WebsocketService(store, posts, authenticate=lambda token: {"sub": token}))
-    reset_forward_function()
-    reset_functions()
-    from app import app
-
+    services = Container(Settings(), repository=repository, metrics=NoMetricStore(), bus=LocalEventBus("sync"),
+                         downlink=LocalDownlink(), handler_queue=queue, schedules=None,
+                         websocket=WebsocketService(store, posts, authenticate=lambda token: {"sub": token}))
     try:
-        with Client(app) as client:
-            yield Stack(client, services, queue, store, posts)
+        yield Stack(services, queue, store, posts)
     finally:
-        reset_forward_function()
-        reset_functions()
-        config.set_websocket(None)
-        config.reset_services()
+        services.close()
 
 
 def threshold_task() -> Record:
@@ -220,7 +210,7 @@ def test_tasks_retry_a_record_whose_evaluation_failed(stack: Stack) -> None:
     hot = field_event(TEMP_ID, 30.0)
     response = stack.invoke("tasks", sqs_batch(field_event(TEMP_ID, 20.0), hot))
     assert failed(response) == ["m1"]  # 20.0 queues nothing; 30.0 could not queue its handler
-    assert get_functions().automation.handler_queue is stack.queue and stack.queue.sent == []
+    assert stack.services.automation.handler_queue is stack.queue and stack.queue.sent == []
     stack.queue.fail = False
     assert failed(stack.invoke("tasks", sqs_batch(hot))) == []  # the retry
     assert [request["parameters"]["alert"]["body"] for request in stack.queue.sent] == [{"text": "30.0"}]
@@ -236,7 +226,7 @@ def test_tasks_still_take_a_single_eventbridge_event(stack: Stack) -> None:
 
 
 def subscribe(stack: Stack, connection_id: str, quick_id: str) -> None:
-    service = config.get_websocket()
+    service = stack.services.websocket
     assert service.connect(connection_id, query={"access_token": connection_id}) is not None
     assert service.message(connection_id, json.dumps({"type": "subscribe", "id": "s",
                                                       "filter": {"quickIds": [quick_id]}}))["type"] == "subscribed"

@@ -17,7 +17,7 @@ from chalicelib.core.automation.handler_secrets import encrypt_spec
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
 from chalicelib.core.ports import HandlerCallError
-from chalicelib.handler_function import BadRequest, HandlerFunction, RetryLater
+from chalicelib.functions.handlers import BadRequest, HandlerFunction, RetryLater
 
 SECRET = "tg-very-secret-token"
 

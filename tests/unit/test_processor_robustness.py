@@ -14,7 +14,7 @@ from chalicelib.core.model import Kind
 from chalicelib.core.ops import FieldValue, NodeState, Op
 from chalicelib.core.processor import Processor
 from chalicelib.core.providers import default_interpreters
-from chalicelib.ingest import Ingest
+from chalicelib.functions.ingest import Ingest
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
