@@ -341,11 +341,11 @@ def _backups(c: Container) -> BackupService:
         c.tasks.invalidate()
         return reload_registry(c.automation)
 
+    from .observability import IN_LAMBDA
     from .version import VERSION
 
-    in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not os.environ.get("AWS_CHALICE_CLI_MODE")
     return BackupService(c.repository, c.blobs, c.records, max_bytes=c.settings.backup_max_bytes,
-                         app_version=VERSION, rearm=rearm, in_thread=not in_lambda)
+                         app_version=VERSION, rearm=rearm, in_thread=not IN_LAMBDA)
 
 
 def _websocket(c: Container) -> WebsocketService:

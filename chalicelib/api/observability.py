@@ -1,61 +1,31 @@
-"""Powertools on the API function: JSON logs with a correlation id, EMF metrics, X-Ray tracing.
+"""Powertools on the API function (``chalicelib.observability``): JSON logs with a correlation id, EMF metrics.
 
 The correlation id is API Gateway's request id (``requestContext.requestId``), set per request by the HTTP
 middleware; with Chalice the app object is the Lambda handler, so this takes the place of
 ``inject_lambda_context(correlation_id_path=API_GATEWAY_REST)``. Logs carry method, route, status and
-duration, never bodies or headers (they may hold credentials and device secrets). Metrics (namespace
-``MyController``) are flushed per request inside Lambda only; tracing is off outside Lambda
-(``POWERTOOLS_TRACE_DISABLED``, and no Tracer is even built). Every response
-carries the correlation id in ``X-Request-Id``.
+duration, never bodies or headers (they may hold credentials and device secrets). Metrics are flushed per request
+inside Lambda only. Every response carries the correlation id in ``X-Request-Id``.
 """
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, Final, Protocol
+from typing import Final
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Request, Response
 
+from chalicelib.observability import IN_LAMBDA, Logger, metrics, tracer
+
 from .errors import JSON_HEADERS, error_body, normalize_error_body
 
-SERVICE: Final = "mycontroller-api"
+__all__ = ["IN_LAMBDA", "http_middleware", "logger", "tracer"]
+
 REQUEST_ID_HEADER: Final = "X-Request-Id"
-IN_LAMBDA: Final = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME")) and not os.environ.get("AWS_CHALICE_CLI_MODE")
 
-if not IN_LAMBDA:
-    os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "true")
-
-
-
-class TracerLike(Protocol):
-    """What the API uses of Powertools' ``Tracer``."""
-
-    @property
-    def capture_method(self) -> Callable[..., Any]: ...
-
-    @property
-    def put_annotation(self) -> Callable[..., None]: ...
-
-
-class NoTracer:
-    """Outside Lambda there is no X-Ray daemon: skip building a Tracer (the X-Ray SDK costs ~0.8 s to load)."""
-
-    def capture_method(self, method: Any = None, capture_response: bool | None = None,
-                       capture_error: bool | None = None) -> Any:
-        return method if method is not None else (lambda function: function)
-
-    def put_annotation(self, key: str, value: str | float | bool) -> None:
-        return None
-
-
-logger = Logger(service=SERVICE, level=(os.environ.get("LOG_LEVEL") or "INFO").upper())
-metrics = Metrics(namespace="MyController", service=SERVICE)
-tracer: TracerLike = Tracer(service=SERVICE) if IN_LAMBDA else NoTracer()
+logger = Logger(child=True)
 
 
 def correlation_id_of(request: Request) -> str:

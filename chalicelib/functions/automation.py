@@ -39,8 +39,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
-
 from ..core.automation.clock import Location
 from ..core.automation.scheduler_sync import registry_name
 from ..core.automation.tasks import (
@@ -57,8 +55,9 @@ from ..core.ports import (
     bus_event,
 )
 from ..core.settings import SystemSettings, load_settings
+from ..observability import Logger
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 AUTOMATION_ENTITY_TYPES: Final = frozenset({Kind.TASK.value, Kind.SCHEDULE.value, Kind.HANDLER.value,
                                             Kind.FORWARD_PAYLOAD.value, Kind.SETTINGS.value})

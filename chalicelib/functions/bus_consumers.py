@@ -26,16 +26,17 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from ..observability import Logger
 
 if TYPE_CHECKING:
     from ..services.websocket import WebsocketService
     from .forward import ForwardPayloadFunction
     from .tasks import TaskFunction
 
-logger = Logger(service="mycontroller-bus")
+logger = Logger(child=True)
 
 NOTIFY_MAX_AGE_S: Final = 60.0
 """Websocket pushes older than this are dropped, not sent late (as the rule's target allowed before the queue)."""

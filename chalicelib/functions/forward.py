@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
-
 from ..core.automation.forward import ForwardPlan, index_mappings, plan_forward_report
 from ..core.automation.models import ForwardPayload
 from ..core.automation.tasks import (
@@ -27,8 +25,9 @@ from ..core.ports import (
     ListQuery,
     Repository,
 )
+from ..observability import Logger
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 FORWARD_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE], "detail-type": ["field.updated"]}
 """The events forward payload reacts to (the same pattern the EventBridge rule in infra/ uses)."""

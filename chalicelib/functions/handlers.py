@@ -34,7 +34,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.idempotency import IdempotencyConfig, idempotent_function
@@ -55,8 +54,9 @@ from ..core.ports import (
     SecretBox,
     SecretError,
 )
+from ..observability import Logger
 
-logger = Logger(service="mycontroller-handlers")
+logger = Logger(child=True)
 
 IDEMPOTENCY_TTL_S: Final = 3 * 24 * 3600
 """How long a completed run is remembered (longer than SQS keeps a message by default)."""

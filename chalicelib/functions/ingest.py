@@ -14,12 +14,10 @@ costs nothing for them and the state is the same however often a batch is delive
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -27,13 +25,9 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from ..core.envelope import Envelope, EnvelopeError, decode_publish
 from ..core.ports import DownlinkSender, EventBus, bus_event
 from ..core.processor import Processor, ProcessResult
+from ..observability import IN_LAMBDA, Logger, metrics, tracer
 
-IN_LAMBDA = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
-"""EMF metrics are for CloudWatch: emitted (and flushed per invocation) only when running in Lambda."""
-
-logger = Logger(service="mycontroller-ingest")
-tracer = Tracer(service="mycontroller-ingest")
-metrics = Metrics(namespace="MyController", service="mycontroller-ingest")
+logger = Logger(child=True)
 
 
 class RecordFailed(Exception):

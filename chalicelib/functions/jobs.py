@@ -7,8 +7,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
-
 from ..core.actions import ActionError, gateway_action
 from ..core.automation.clock import parse_duration
 from ..core.automation.node_state import nodes_gone_silent
@@ -23,10 +21,11 @@ from ..core.ports import (
     bus_event,
 )
 from ..core.settings import SystemSettings
+from ..observability import Logger
 from .automation import Automation, SettingsCache
 from .schedules import resync_schedules
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 # --------------------------------------------------------------------------------------------- system jobs
 

@@ -6,15 +6,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
 from ..core.model import Record
+from ..observability import Logger
 from .automation import Automation, parse_instant
 from .jobs import SystemJobs
 from .schedules import ScheduleFunction
 from .tasks import TaskFunction
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 class ScheduledFunction:
     """The single target of every registry entry (EventBridge Scheduler, the local timer)."""

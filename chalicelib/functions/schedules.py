@@ -7,8 +7,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aws_lambda_powertools import Logger
-
 from ..core.automation.clock import Location, from_iso, iso
 from ..core.automation.models import Schedule, Validity
 from ..core.automation.scheduler_sync import registry_name, sync_schedule, sync_task
@@ -25,9 +23,10 @@ from ..core.ports import (
     Repository,
     ScheduleRegistry,
 )
+from ..observability import Logger
 from .automation import AT_PRECISION, MAX_ATTEMPTS, RE_ENABLE, Automation, timer_name
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 # --------------------------------------------------------------------------------------------- schedules
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from aws_lambda_powertools import Logger
-
 from ..core.automation.clock import iso
 from ..core.automation.models import EVENT_TYPES, Task
 from ..core.automation.scheduler_sync import sync_task
@@ -31,6 +29,7 @@ from ..core.ports import (
     EventBus,
     ListQuery,
 )
+from ..observability import Logger
 from .automation import (
     AUTOMATION_ENTITY_TYPES,
     MAX_ATTEMPTS,
@@ -42,7 +41,7 @@ from .automation import (
     timer_name,
 )
 
-logger = Logger(service="mycontroller-automation")
+logger = Logger(child=True)
 
 # --------------------------------------------------------------------------------------------- tasks
 

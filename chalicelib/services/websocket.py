@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 from http.cookies import CookieError, SimpleCookie
 from typing import Any, Final
 
-from aws_lambda_powertools import Logger
-
 from ..core.model import DEVICE_KINDS
 from ..core.ports import EVENT_SOURCE, BusEvent, ConnectionStore, Gone, Notifier
 from ..core.subscriptions import (
@@ -36,8 +34,9 @@ from ..core.subscriptions import (
     check_subscription_id,
     parse_filter,
 )
+from ..observability import Logger
 
-logger = Logger(service="mycontroller-websocket")
+logger = Logger(child=True)
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest client message accepted (API Gateway's own limit is 128 KB)."""

@@ -431,6 +431,7 @@ def test_a_memory_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_path
 
 def test_logs_carry_the_correlation_id_and_never_bodies(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.api.observability import logger
+    from chalicelib.observability import SERVICE
 
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)
@@ -441,7 +442,7 @@ def test_logs_carry_the_correlation_id_and_never_bodies(api: Api, monkeypatch: p
     lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
     [line] = [entry for entry in lines if entry.get("message") == "request"]
     assert (line["correlation_id"], line["route"], line["status"]) == ("req-42", "/api/gateway", 200)
-    assert line["service"] == "mycontroller-api" and "hunter2" not in out
+    assert line["service"] == SERVICE and "hunter2" not in out
 
 
 def test_status_and_version(api: Api) -> None:
