@@ -30,6 +30,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..observability import Logger
+from .errors import FunctionError
 
 if TYPE_CHECKING:
     from ..services.websocket import WebsocketService
@@ -46,11 +47,11 @@ EVALUATION_FAILED: Final = "evaluation failed"
 Detail = dict[str, Any]
 
 
-class BadRecord(Exception):
+class BadRecord(FunctionError):
     """A record whose body is not an EventBridge event: poison, retried by SQS and then dead-lettered."""
 
 
-class RetryRecord(Exception):
+class RetryRecord(FunctionError):
     """A record whose event was not fully handled: SQS delivers it again."""
 
 

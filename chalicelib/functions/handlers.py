@@ -55,6 +55,7 @@ from ..core.ports import (
     SecretError,
 )
 from ..observability import Logger
+from .errors import FunctionError
 
 logger = Logger(child=True)
 
@@ -67,11 +68,11 @@ LOCAL_RUN_TIMEOUT_S: Final = 60.0
 MAX_MESSAGE_CHARS: Final = 500
 
 
-class BadRequest(Exception):
+class BadRequest(FunctionError):
     """A queued item that is not a handler request (poison): fails its record, ends in the DLQ."""
 
 
-class RetryLater(Exception):
+class RetryLater(FunctionError):
     """A run with retryable failures: the record fails so the queue delivers it again."""
 
 

@@ -26,11 +26,12 @@ from ..core.envelope import Envelope, EnvelopeError, decode_publish
 from ..core.ports import DownlinkSender, EventBus, bus_event
 from ..core.processor import Processor, ProcessResult
 from ..observability import IN_LAMBDA, Logger, metrics, tracer
+from .errors import FunctionError
 
 logger = Logger(child=True)
 
 
-class RecordFailed(Exception):
+class RecordFailed(FunctionError):
     """Raised for a record that must be retried (and, in the end, dead-lettered)."""
 
 
