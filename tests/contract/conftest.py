@@ -24,8 +24,9 @@ from typing import Any, Final
 import pytest
 
 from chalicelib.core.envelope import Downlink, decode_downlinks, down_topic
-from chalicelib.core.ports import BlobStore, ConnectionStore, Repository, ShadowStore
+from chalicelib.core.ports import BlobStore, ConnectionStore, MetricStore, Repository, ShadowStore
 from chalicelib.core.shadow import shadow_topic
+from tests.contract.fake_influxdb import FakeInfluxDB
 from tests.contract.harnesses import (
     IDEMPOTENCY_PREFIX,
     BusHarness,
@@ -38,6 +39,7 @@ from tests.contract.harnesses import (
     ShadowHarness,
     SigningHarness,
 )
+from tests.contract.metric_fixtures import INFLUXDB_STORE, STORE_FACTORIES, influxdb_store
 
 REGION: Final = "us-east-1"
 AWS: Final = pytest.mark.integration
@@ -106,6 +108,28 @@ class AwsClients:
         return self._client("dynamodb")
 
 
+class AtomicCalls:
+    """A boto3 client whose ``names`` calls run one at a time. moto checks a write's condition and then writes
+    without a lock, so racing threads could both pass it; the real services' conditional writes (DynamoDB's
+    ``ConditionExpression``, SSM's ``Overwrite=False``) are atomic, and this restores that for the races tested."""
+
+    def __init__(self, client: Any, *names: str) -> None:
+        self._client = client
+        self._names = frozenset(names)
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name: str) -> Any:
+        attribute = getattr(self._client, name)
+        if name not in self._names:
+            return attribute
+
+        def atomic(*args: Any, **kwargs: Any) -> Any:
+            with self._lock:
+                return attribute(*args, **kwargs)
+
+        return atomic
+
+
 @pytest.fixture(scope="module")
 def aws(aws_mock: None) -> AwsClients:
     """Clients shared by a module's AWS parameters (inside its moto mock)."""
@@ -155,6 +179,34 @@ def repository(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repos
     dynamo.create_table()
     yield dynamo
     dynamo.close()
+
+
+# --------------------------------------------------------------------------------------------- metric store
+
+
+@pytest.fixture(scope="module")
+def fake_influxdb() -> Iterator[FakeInfluxDB]:
+    """An InfluxDB 2 API on a loopback port for the module (``fake_influxdb.FakeInfluxDB``)."""
+    server = FakeInfluxDB()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=[*sorted(STORE_FACTORIES), INFLUXDB_STORE])
+def store(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MetricStore]:
+    """A fresh, empty store of each adapter under contract (for InfluxDB: a bucket of its own, provisioned)."""
+    if request.param == INFLUXDB_STORE:
+        # influxdb-client's writer polls every 100 ms until its last batch is sent when closed (the adapter's
+        # flush closes it): poll every 2 ms instead, so that a flush costs what the sending costs
+        monkeypatch.setattr("influxdb_client.client.write_api.sleep", lambda _seconds: time.sleep(0.002))
+        server: FakeInfluxDB = request.getfixturevalue("fake_influxdb")
+        bucket = unique("metrics")
+        server.create_bucket(bucket)
+        instance = influxdb_store(server.url, bucket)
+    else:
+        instance = STORE_FACTORIES[request.param](tmp_path)
+    yield instance
+    instance.close()
 
 
 # --------------------------------------------------------------------------------------------- event bus
@@ -459,7 +511,7 @@ def signing(request: pytest.FixtureRequest, tmp_path: Path) -> SigningHarness:
 
     from chalicelib.adapters.signing_secret_ssm import SsmSigningSecret
 
-    ssm = _aws(request).ssm
+    ssm = AtomicCalls(_aws(request).ssm, "put_parameter")
     parameter = f"/{unique('mc-contract')}/jwt-secret"
 
     def stored() -> bytes | None:
@@ -511,7 +563,7 @@ def idempotency(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Idem
 
         from chalicelib.adapters.repository_dynamodb import table_definition
 
-        client = _aws(request).dynamodb
+        client = AtomicCalls(_aws(request).dynamodb, "put_item")
         definition = table_definition(unique("mc-contract-runs"))  # the resource table, which holds the runs
         ttl = definition.pop("TimeToLiveSpecification")
         client.create_table(**definition)

@@ -2,16 +2,23 @@
 
 Raw ranges are ``[start, stop)`` and time-ordered; windows are epoch-aligned, labelled by their start and
 omitted when empty; rewriting a point replaces it; values keep their metric type.
+
+Expected values are worked out by hand here (the arithmetic in comments), or, for the generated cases, by a
+plain restatement of the definitions over the standard library's ``statistics``: never by ``core.metrics``,
+whose summary code the embedded store shares. The stores under contract are the embedded one (file and memory)
+and the InfluxDB adapter against a stand-in InfluxDB 2 server (``metric_fixtures.INFLUXDB_STORE``).
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import random
+import statistics
 import struct
 import threading
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,13 +26,13 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.metrics_none import NoMetricStore
-from chalicelib.core.metrics import MetricQueryError, aggregate
+from chalicelib.core.metrics import MetricQueryError
 from chalicelib.core.ports import MetricStore
 from tests.contract.metric_fixtures import (
     HOUR,
+    INFLUXDB_STORE,
     MINUTE,
     SECOND,
-    STORE_FACTORIES,
     T0,
     at,
     point,
@@ -39,14 +46,6 @@ TEMP_VALUES = {T0: 10.0, T0 + 10 * SECOND: 20.0, T0 + 20 * SECOND: 30.0, T0 + 50
                T0 + 60 * SECOND: 5.0, T0 + 90 * SECOND: 7.0, T0 + 3 * MINUTE + SECOND: 100.0}
 """Minute 0: 10 20 30 40; minute 1: 5 7; minute 2: nothing; minute 3: 100."""
 ALL_FUNCTIONS = ("mean", "min", "max", "sum", "count", "first", "last", "median", "percentile_90")
-
-
-@pytest.fixture(params=sorted(STORE_FACTORIES))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MetricStore]:
-    """A fresh, empty store of each adapter under contract."""
-    instance = STORE_FACTORIES[request.param](tmp_path)
-    yield instance
-    instance.close()
 
 
 @pytest.fixture
@@ -271,7 +270,11 @@ def test_metric_type_none_and_missing_values_are_not_stored(store: MetricStore) 
 
 
 
-def test_unconverted_values_are_converted_or_skipped(store: MetricStore) -> None:
+def test_unconverted_values_are_converted_or_skipped(store: MetricStore, request: pytest.FixtureRequest) -> None:
+    if request.node.callspec.params["store"] == INFLUXDB_STORE:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "metrics_influxdb.field_text writes a binary value it cannot convert (stored_number gives None, "
+            "here 'maybe') as value=false instead of skipping it: a 0 the device never sent")))
     store.write([point("gw1.1.6.door", "binary", "off", T0), point("gw1.1.6.door", "binary", "open", T0 + 1),
                  point("gw1.1.6.door", "binary", "maybe", T0 + 2), point("gw1.1.6.t", "gauge_float", "21.5", T0),
                  point("gw1.1.6.t", "gauge_float", float("inf"), T0 + 1),
@@ -281,9 +284,74 @@ def test_unconverted_values_are_converted_or_skipped(store: MetricStore) -> None
         {"time": at(T0), "value": 0}, {"time": at(T0 + 1), "value": 1}]
     assert store.query(raw("gw1.1.6.t", "gauge_float", T0, T0 + 4)) == [{"time": at(T0), "value": 21.5}]
 
+# --------------------------------------------------------------------------------------------- worked by hand
+
+SEVEN_S = 7 * SECOND
+UNALIGNED = {T0: 4.0, T0 + 1000: 8.0, T0 + 3999: 1.0, T0 + 4000: 10.0, T0 + 10_999: 2.0, T0 + 11_000: 6.0,
+             T0 + 12_000: 3.0, T0 + 13_000: 9.0, T0 + 14_000: 12.0, T0 + 20_999: 5.0, T0 + 21_000: 100.0}
+"""Seven-second windows are aligned to the epoch, not to T0 nor to the range: T0 = 1_704_067_200_000 ms and
+1_704_067_200_000 mod 7_000 = 3_000 (243_438_171 * 7_000 = 1_704_067_197_000), so the windows near T0 are
+[T0-3 s, T0+4 s), [T0+4 s, T0+11 s), [T0+11 s, T0+18 s), [T0+18 s, T0+25 s)."""
+
+
+def test_unaligned_windows_worked_by_hand(store: MetricStore) -> None:
+    store.write(series(TEMP, "gauge_float", UNALIGNED))
+
+    # the range [T0+1 s, T0+21 s) leaves out T0 (4.0, before the start) and T0+21 s (100.0, the stop is open)
+    rows = store.query(windowed(TEMP, "gauge_float", T0 + SECOND, T0 + 21 * SECOND, SEVEN_S, *ALL_FUNCTIONS,
+                                "percentile_25"))
+
+    assert rows == [
+        # [T0-3 s, T0+4 s), cut by the range start but labelled by its own start: 8, 1 (time order)
+        # sorted 1, 8; p90 rank 0.9 * (2-1) = 0.9 → 1 + 0.9 * 7 = 7.3; p25 rank 0.25 → 1 + 0.25 * 7 = 2.75
+        {"time": at(T0 - 3 * SECOND), "mean": 4.5, "min": 1.0, "max": 8.0, "sum": 9.0, "count": 2, "first": 8.0,
+         "last": 1.0, "median": 4.5, "percentile_90": pytest.approx(7.3), "percentile_25": pytest.approx(2.75)},
+        # [T0+4 s, T0+11 s): 10, 2; sorted 2, 10; p90 2 + 0.9 * 8 = 9.2; p25 2 + 0.25 * 8 = 4
+        {"time": at(T0 + 4 * SECOND), "mean": 6.0, "min": 2.0, "max": 10.0, "sum": 12.0, "count": 2, "first": 10.0,
+         "last": 2.0, "median": 6.0, "percentile_90": pytest.approx(9.2), "percentile_25": pytest.approx(4.0)},
+        # [T0+11 s, T0+18 s): 6, 3, 9, 12; sum 30, mean 7.5; sorted 3, 6, 9, 12: median (6 + 9) / 2 = 7.5;
+        # p90 rank 0.9 * 3 = 2.7 → 9 + 0.7 * 3 = 11.1; p25 rank 0.75 → 3 + 0.75 * 3 = 5.25
+        {"time": at(T0 + 11 * SECOND), "mean": 7.5, "min": 3.0, "max": 12.0, "sum": 30.0, "count": 4, "first": 6.0,
+         "last": 12.0, "median": 7.5, "percentile_90": pytest.approx(11.1), "percentile_25": pytest.approx(5.25)},
+        # [T0+18 s, T0+25 s), cut by the range stop: 5 alone
+        {"time": at(T0 + 18 * SECOND), "mean": 5.0, "min": 5.0, "max": 5.0, "sum": 5.0, "count": 1, "first": 5.0,
+         "last": 5.0, "median": 5.0, "percentile_90": 5.0, "percentile_25": 5.0},
+    ]
+    assert rows[0]["time"] == "2023-12-31T23:59:57.000Z"
+
+
+def test_a_window_of_one_millisecond_holds_single_points(store: MetricStore) -> None:
+    store.write(series(TEMP, "gauge_float", {T0 + 1: 1.5, T0 + 2: 2.5, T0 + 4: -3.0}))
+
+    # every point is its own window; the empty millisecond T0+3 has no row
+    assert store.query(windowed(TEMP, "gauge_float", T0, T0 + 5, 1, "count", "sum", "first")) == [
+        {"time": at(T0 + 1), "count": 1, "sum": 1.5, "first": 1.5},
+        {"time": at(T0 + 2), "count": 1, "sum": 2.5, "first": 2.5},
+        {"time": at(T0 + 4), "count": 1, "sum": -3.0, "first": -3.0}]
+
+
 # --------------------------------------------------------------------------------------------- properties
 
 _fields = itertools.count()
+
+
+def percentile(values: list[float], q: int) -> float:
+    """The q-th percentile with linear interpolation between closest ranks, as the standard library states it
+    (``statistics.quantiles(..., method="inclusive")``); one value is its own percentile."""
+    return values[0] if len(values) == 1 else statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def expected_windows(points: dict[int, float], start: int, stop: int, window: int) -> list[dict[str, Any]]:
+    """The port's definition written out plainly: the points of ``[start, stop)`` in time order, grouped into
+    epoch-aligned windows labelled by their start, empty windows left out."""
+    windows: dict[int, list[float]] = {}
+    for ts in sorted(points):
+        if start <= ts < stop:
+            windows.setdefault(ts - ts % window, []).append(points[ts])
+    return [{"time": at(label), "mean": statistics.fmean(values), "min": min(values), "max": max(values),
+             "sum": math.fsum(values), "count": len(values), "first": values[0], "last": values[-1],
+             "median": statistics.median(values), "percentile_90": percentile(values, 90)}
+            for label, values in sorted(windows.items())]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -293,14 +361,14 @@ _fields = itertools.count()
        start=st.integers(min_value=0, max_value=5 * MINUTE),
        span=st.integers(min_value=1, max_value=10 * MINUTE),
        window=st.sampled_from([1, 7 * SECOND, MINUTE, 90 * SECOND, HOUR]))
-def test_windows_agree_with_the_reference_aggregation(store: MetricStore, values: dict[int, float], start: int,
-                                                      span: int, window: int) -> None:
+def test_windows_agree_with_the_definitions(store: MetricStore, values: dict[int, float], start: int, span: int,
+                                            window: int) -> None:
     field_id = f"gw1.9.9.f{next(_fields)}"
-    store.write(series(field_id, "gauge_float", {T0 + ts: value for ts, value in values.items()}))
+    points = {T0 + ts: value for ts, value in values.items()}
+    store.write(series(field_id, "gauge_float", points))
 
     query = windowed(field_id, "gauge_float", T0 + start, T0 + start + span, window, *ALL_FUNCTIONS)
-    expected = aggregate([(T0 + ts, v) for ts, v in values.items()], query.start_ms, query.stop_ms, window,
-                         ALL_FUNCTIONS)
+    expected = expected_windows(points, query.start_ms, query.stop_ms, window)
     rows = store.query(query)
     assert [row["time"] for row in rows] == [row["time"] for row in expected]
     for got, want in zip(rows, expected, strict=True):
