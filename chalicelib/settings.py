@@ -19,6 +19,18 @@ DEFAULT_MAX_BODY_BYTES: Final = 1024 * 1024
 DEFAULT_BACKUP_MAX_BYTES: Final = 50 * 1024 * 1024
 DEFAULT_FIRMWARE_MAX_BYTES: Final = 16 * 1024 * 1024
 LOG_LEVELS: Final = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+OTHER_VARIABLES: Final = (
+    ("MC_HOST", "text", "`127.0.0.1`", "where `make run` listens (API, websocket and console on one port)"),
+    ("MC_PORT", "integer", "`8000`", "the port of `make run`"),
+    ("POWERTOOLS_SERVICE_NAME", "text", "`mycontroller`", "the service named in every log line (each Lambda "
+     "function has its own; `make run`: `mycontroller-local`)"),
+    ("LOGIN_MESSAGE", "text", "(empty)", "the message `/api/status` gives the console's login page"),
+    ("DOCUMENTATION_URL", "text", "`https://v2.mycontroller.org`", "the documentation link `/api/status` gives"),
+    ("GIT_COMMIT", "text", "`none`", "the build's commit, shown by `/api/version` (set by the deployment)"),
+    ("BUILD_DATE", "text", "`none`", "the build's date, shown by `/api/version` (set by the deployment)"),
+)
+"""Read by the local stack, the logging set-up or the status routes rather than by ``Settings``; in the reference
+all the same."""
 ADMIN_PASSWORD_ENV: Final = "MC_ADMIN_PASSWORD"
 """Read when the first user is created, never kept in ``Settings`` (a password does not belong in a repr)."""
 
@@ -197,6 +209,8 @@ def reference(write: Callable[[str], Any] = sys.stdout.write) -> None:
         write(f"| `{meta['env']}` | {values} | {_default_text(item)} | {meta['doc']} |\n")
     write(f"| `{ADMIN_PASSWORD_ENV}` | text | (empty) | the first `admin` user's password when no user exists yet "
           "(read at that moment, never stored in the settings); empty: a generated one is printed once |\n")
+    for env, values, default, doc in OTHER_VARIABLES:
+        write(f"| `{env}` | {values} | {default} | {doc} |\n")
 
 
 if __name__ == "__main__":

@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.integration.edge_helpers import Broker, make_certificates
 from tests.integration.services import require_binary, start_mosquitto, start_victoria_metrics
+
+if TYPE_CHECKING:  # imported by the fixtures that use them: a conftest every integration test loads stays light
+    from tests.integration.api_helpers import Api
+    from tests.integration.edge_helpers import Broker
 
 HERE = Path(__file__).resolve().parent
 
@@ -41,6 +45,8 @@ def mosquitto(tmp_path: Path) -> Iterator[tuple[str, int]]:
 def make_broker(tmp_path: Path) -> Iterator[Callable[..., Broker]]:
     """Makes (and starts, unless ``start=False``) restartable mosquittos under ``tmp_path / name``; all of them are
     stopped after the test. Arguments as ``edge_helpers.Broker``."""
+    from tests.integration.edge_helpers import Broker
+
     require_binary("mosquitto", "/usr/sbin/mosquitto")
     brokers: list[Broker] = []
 
@@ -74,6 +80,8 @@ def volatile_broker(make_broker: Callable[..., Broker]) -> Broker:
 @pytest.fixture
 def certificates(tmp_path: Path) -> dict[str, Path]:
     """A throw-away CA with a server (localhost/127.0.0.1) and a client certificate, made by the openssl CLI."""
+    from tests.integration.edge_helpers import make_certificates
+
     require_binary("openssl")
     return make_certificates(tmp_path / "certs")
 
@@ -87,3 +95,24 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield url
     finally:
         stop()
+
+
+@pytest.fixture(params=["memory", "dynamodb"], name="api")
+def api_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
+    """The API over a container of its own, logged in as ``admin``; once with the memory repository, once with
+    DynamoDB (moto). Bus events and downlinks are recorded (``api.events``, ``api.sent``)."""
+    from chalice.test import Client
+
+    from chalicelib.api import build_api
+    from tests.integration.api_helpers import Api, fast_auth, make_container
+
+    fast_auth(monkeypatch)
+    container = make_container(request.param, tmp_path, request)
+    with Client(build_api(container)) as client:
+        harness = Api(container, client.http)
+        harness.login()
+        container.bus.subscribe("api-tests", {"source": ["mycontroller"]}, harness.events.append)
+        try:
+            yield harness
+        finally:
+            container.close()

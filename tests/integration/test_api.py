@@ -18,7 +18,7 @@ import pytest
 from chalicelib.core.model import iso_from_ms, now_ms
 from chalicelib.core.ports import MetricPoint
 from chalicelib.settings import Settings, SettingsError
-from tests.integration.api_conftest import MAX_BODY_BYTES, Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import MAX_BODY_BYTES, Api
 
 pytestmark = pytest.mark.integration
 

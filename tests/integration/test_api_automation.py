@@ -11,7 +11,7 @@ import pytest
 
 from chalicelib.core.automation.handlers import REDACTED
 from chalicelib.core.model import Kind
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, status_c
 
 from chalicelib.api.routes import document
 from chalicelib.bootstrap import Container
-from tests.integration.api_conftest import make_container
+from tests.integration.api_helpers import make_container
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from chalicelib.api.routes import ROUTES, document
 from chalicelib.core import auth
 from chalicelib.core.model import Kind
 from chalicelib.services.auth import AuthService
-from tests.integration.api_conftest import ADMIN_PASSWORD, Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import ADMIN_PASSWORD, Api
 
 pytestmark = pytest.mark.integration
 memory_only = pytest.mark.parametrize("api", ["memory"], indirect=True)

@@ -16,7 +16,7 @@ import pytest
 from chalicelib.adapters.schedules_local import LocalScheduleRegistry
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import bus_event
-from tests.integration.api_conftest import Api, fast_auth, make_container
+from tests.integration.api_helpers import Api, fast_auth, make_container
 from tests.integration.services import start_http_server, stop_http_server
 
 pytestmark = pytest.mark.integration

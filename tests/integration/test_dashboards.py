@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 
 pytestmark = pytest.mark.integration
 

@@ -18,7 +18,7 @@ import pytest
 from chalicelib.core.backup import BACKUP_KINDS, all_records
 from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Source
 from chalicelib.services import backup as backup_service
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 
 pytestmark = pytest.mark.integration
 

@@ -12,7 +12,7 @@ import pytest
 from chalicelib.adapters.idempotency_sqlite import SqlitePersistenceLayer
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 
 TOKEN = "987654:telegram-bot-secret"
 TELEGRAM = {"id": "tg", "type": "telegram", "spec": {"token": TOKEN, "chatIds": ["5"]}}

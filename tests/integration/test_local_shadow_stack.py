@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.local.gateways import EDGE_ID, LocalGatewayHost, local_shadow
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 from tests.integration.edge_helpers import free_port
 
 pytestmark = pytest.mark.integration

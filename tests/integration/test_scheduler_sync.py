@@ -15,7 +15,7 @@ import pytest
 
 from chalicelib.adapters.schedules_eventbridge import EventBridgeScheduleRegistry
 from chalicelib.core.automation.clock import Location
-from tests.integration.api_conftest import Api, fast_auth, make_container
+from tests.integration.api_helpers import Api, fast_auth, make_container
 
 pytestmark = pytest.mark.integration
 

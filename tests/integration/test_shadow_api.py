@@ -14,7 +14,7 @@ import pytest
 
 from chalicelib.adapters.shadow_iotdata import IotDataShadowStore
 from chalicelib.core.shadow import REDACTED, config_hash, gateway_config
-from tests.integration.api_conftest import Api, api_fixture  # noqa: F401
+from tests.integration.api_helpers import Api
 
 pytestmark = pytest.mark.integration
 

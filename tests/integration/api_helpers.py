@@ -1,8 +1,9 @@
-"""Fixtures for the API suite: the API's Chalice app over a container of its own, with the memory or the DynamoDB
+"""Helpers of the API suite: the API's Chalice app over a container of its own, with the memory or the DynamoDB
 repository (moto, a table per test), the embedded metric store in a temp dir, a synchronous local bus whose
 events are recorded, and the local downlink whose messages the tests read.
 
-Test modules import ``api_fixture``; pytest then offers it as ``api`` (``aws_mock`` is in tests/conftest.py).
+The ``api`` fixture (``tests/integration/conftest.py``) builds one for each repository (``aws_mock`` is in
+tests/conftest.py).
 
 Every call carries the token of a login as ``admin`` (whose password the fixture sets through
 ``MC_ADMIN_PASSWORD``) unless it says ``auth=False``, or ``auth="<token>"`` for another token. bcrypt runs at its
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,21 +117,3 @@ def fast_auth(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MC_ADMIN_PASSWORD", ADMIN_PASSWORD)
     monkeypatch.setattr(core_auth, "BCRYPT_ROUNDS", 4)
     monkeypatch.setattr(core_auth, "_dummy_hash", None)
-
-
-@pytest.fixture(params=["memory", "dynamodb"], name="api")
-def api_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
-    from chalice.test import Client
-
-    from chalicelib.api import build_api
-
-    fast_auth(monkeypatch)
-    container = make_container(request.param, tmp_path, request)
-    with Client(build_api(container)) as client:
-        harness = Api(container, client.http)
-        harness.login()
-        container.bus.subscribe("api-tests", {"source": ["mycontroller"]}, harness.events.append)
-        try:
-            yield harness
-        finally:
-            container.close()
