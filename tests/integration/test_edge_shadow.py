@@ -104,8 +104,10 @@ def test_a_delta_starts_a_gateway_a_bad_one_is_rejected_and_a_removal_stops_it(v
             await until(lambda: any(r["configVersion"] == "v3" for r in reports(cloud)), "the report of v3")
             assert next(r for r in reports(cloud) if r["configVersion"] == "v3")["applied"] == {"eth": None}
             # applies run one at a time in arrival order: had the stale delta been applied, its report would be
-            # here before v3's (None: the report of "no shadow", nothing assigned)
-            assert [r["configVersion"] for r in reports(cloud)] == [None, "v1", "v2", "v3"]
+            # here before v3's (None: the report of "no shadow", nothing assigned; a version may be reported
+            # again when a gateway's state changes)
+            versions = [r["configVersion"] for r in reports(cloud)]
+            assert list(dict.fromkeys(versions)) == [None, "v1", "v2", "v3"], reports(cloud)
         finally:
             await agent.stop()
             await device.stop()
