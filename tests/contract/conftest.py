@@ -11,6 +11,7 @@ only talk to the port and to the harness, never to an adapter's internals.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import itertools
 import json
 import threading
@@ -267,21 +268,40 @@ def bus(request: pytest.FixtureRequest) -> Iterator[BusHarness]:
 # --------------------------------------------------------------------------------------------- downlink
 
 
+EDGES: Final = {"gw1": "edge-a", "gw2": "edge-a", "plug": "edge-b"}
+"""Which edge device (IoT thing) owns which gateway in the downlink contract; ``orphan`` is owned by none."""
+
+
+def _edge_resolver(adapter: type) -> tuple[dict[str, Any], Callable[[str], str | None]]:
+    """The ``edges`` argument for a downlink adapter that routes by owning edge, and the owner of a gateway.
+
+    Adapters from before edge ownership (``core/identity.py``) route by gateway: each gateway is then its own
+    addressee and every gateway is reachable."""
+    if "edges" not in inspect.signature(adapter).parameters:
+        return {}, lambda gateway: gateway
+
+    def edges(gateway_ids: Any) -> dict[str, str]:
+        return {gateway: EDGES[gateway] for gateway in gateway_ids if gateway in EDGES}
+
+    return {"edges": edges}, EDGES.get
+
+
 @pytest.fixture(params=["local", pytest.param("iotdata", marks=AWS)])
 def downlink(request: pytest.FixtureRequest) -> Iterator[DownlinkHarness]:
     if request.param == "local":
         from chalicelib.adapters.downlink_local import LocalDownlink
 
-        local = LocalDownlink()
+        options, owner = _edge_resolver(LocalDownlink)
+        local = LocalDownlink(**options)
         inboxes: dict[str, list[Downlink]] = {}
 
-        def edge(gateway: str) -> list[Downlink]:
-            if gateway not in inboxes:  # the edge connects: what waited for it arrives first, in order
-                inbox = inboxes[gateway] = []
-                local.register(gateway, inbox.extend)
-            return list(inboxes[gateway])
+        def edge(addressee: str) -> list[Downlink]:
+            if addressee not in inboxes:  # the edge connects: what waited for it arrives first, in order
+                inbox = inboxes[addressee] = []
+                local.register(addressee, inbox.extend)
+            return list(inboxes[addressee])
 
-        yield DownlinkHarness(local, edge)
+        yield DownlinkHarness(local, edge, owner)
         local.close()
         return
 
@@ -294,11 +314,12 @@ def downlink(request: pytest.FixtureRequest) -> Iterator[DownlinkHarness]:
     published: list[tuple[str, bytes]] = get_backend("iot-data")[DEFAULT_ACCOUNT_ID][REGION].published_payloads
     published.clear()
 
-    def subscriber(gateway: str) -> list[Downlink]:
-        topic = down_topic(gateway)
+    def subscriber(addressee: str) -> list[Downlink]:
+        topic = down_topic(addressee)
         return [d for got, payload in published if got == topic for d in decode_downlinks(payload)]
 
-    yield DownlinkHarness(IotDataDownlink(clients.iot_data), subscriber)
+    options, owner = _edge_resolver(IotDataDownlink)
+    yield DownlinkHarness(IotDataDownlink(clients.iot_data, **options), subscriber, owner)
     published.clear()
 
 

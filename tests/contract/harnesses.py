@@ -35,11 +35,13 @@ class BusHarness:
 
 @dataclass
 class DownlinkHarness:
-    """The sender and ``received(gateway)``: what that gateway's edge agent got, in order (its registered
-    callback locally; the payloads moto recorded on the gateway's down topic in AWS)."""
+    """The sender, ``received(addressee)``: what that edge agent got, in order (its registered callback locally;
+    the payloads moto recorded on its down topic in AWS), and ``owner(gateway)``: the edge a gateway's downlinks
+    go to, or None when no edge owns it."""
 
     sender: DownlinkSender
     received: Callable[[str], list[Downlink]]
+    owner: Callable[[str], str | None]
 
 
 @dataclass(frozen=True)

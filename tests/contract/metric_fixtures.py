@@ -102,8 +102,11 @@ class ReadAfterFlush:
 
 
 def influxdb_store(url: str, bucket: str) -> MetricStore:
-    """The InfluxDB adapter on ``url`` with the reference's measurement prefix, reads after a flush."""
+    """The InfluxDB adapter on ``url`` with the reference's measurement prefix, reads after a flush.
+
+    A short flush interval: every writer the adapter closes (each ``flush``) leaves influxdb-client's batching
+    timer pending on a non-daemon worker thread until the interval is over, which holds the process at exit."""
     from chalicelib.adapters.metrics_influxdb import InfluxDBMetricStore
 
     return ReadAfterFlush(InfluxDBMetricStore(url, token="contract-token", org="mycontroller", bucket=bucket,
-                                              batch_size=1000, flush_interval_ms=60_000))
+                                              batch_size=1000, flush_interval_ms=50))
