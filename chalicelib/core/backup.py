@@ -45,6 +45,7 @@ MAX_ENTRIES: Final = 200_000
 MAX_RATIO: Final = 200
 """Largest compression ratio an entry may declare (JSON compresses ~10x; a bomb declares thousands)."""
 BACKUP_KINDS: Final = tuple(Kind)
+_KNOWN_KINDS: Final = frozenset(kind.value for kind in BACKUP_KINDS)
 MERGE_ONLY_KINDS: Final = frozenset({Kind.REVOKED_TOKEN})
 FIRMWARE_PREFIX: Final = "firmware/"
 _STORAGE_NAME: Final = re.compile(r"^storage/([a-z_]+)/(\d{4,6})\.json$")
@@ -159,6 +160,84 @@ def _check_record(kind: Kind, record: Any, where: str) -> Record:
     return record
 
 
+def _check_entry_names(infos: list[zipfile.ZipInfo], max_bytes: int) -> set[str]:
+    """Every entry once, inside the archive, not encrypted, part of a backup, and inflating within bounds."""
+    if len(infos) > MAX_ENTRIES:
+        raise BackupError(f"archive has {len(infos)} entries, more than {MAX_ENTRIES}")
+    declared = 0
+    names: set[str] = set()
+    for info in infos:
+        name = info.filename
+        if name in names:
+            raise BackupError(f"entry {name!r} appears twice")
+        names.add(name)
+        if (not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name
+                or any(part in ("", ".", "..") for part in name.split("/")) or re.match(r"^[A-Za-z]:", name)):
+            raise BackupError(f"entry name {name!r} is not allowed (absolute or leaves the archive)")
+        if info.flag_bits & 0x1:
+            raise BackupError(f"entry {name!r} is encrypted")
+        if name != "manifest.json" and not _STORAGE_NAME.match(name) and not _FIRMWARE_NAME.match(name):
+            raise BackupError(f"entry {name!r} is not part of a backup")
+        declared += info.file_size
+        if info.file_size > max_bytes or declared > max_bytes:
+            raise BackupError(f"archive would inflate to more than {max_bytes} bytes")
+        if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_000_000:
+            raise BackupError(f"entry {name!r} compresses {info.file_size // info.compress_size}:1, "
+                              "too much to be a backup")
+    if "manifest.json" not in names:
+        raise BackupError("manifest.json is missing")
+    return names
+
+
+def _read_manifest(archive: zipfile.ZipFile, budget: int) -> dict[str, Any]:
+    """The manifest: this format, a supported version, counts of known kinds."""
+    try:
+        manifest = json.loads(_read_bounded(archive, archive.getinfo("manifest.json"), budget))
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise BackupError("manifest.json is not JSON") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise BackupError(f"manifest.json is not a {FORMAT} manifest")
+    version = manifest.get("version")
+    if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
+        raise BackupError(f"backup format version {version!r} is not supported (1..{FORMAT_VERSION})")
+    counts = manifest.get("counts")
+    if not isinstance(counts, dict) or not all(isinstance(v, int) and v >= 0 for v in counts.values()):
+        raise BackupError("manifest.json: counts must map kinds to record numbers")
+    unknown = sorted(set(counts) - _KNOWN_KINDS)
+    if unknown:
+        raise BackupError(f"manifest.json: unknown kind {unknown[0]!r}")
+    return manifest
+
+
+def _read_storage_entry(archive: zipfile.ZipFile, info: zipfile.ZipInfo, kind_name: str,
+                        budget: int) -> tuple[Kind, list[Record], int]:
+    """One ``storage/<kind>/NNNN.json`` entry: its kind, its checked records, and the bytes it took."""
+    if kind_name not in _KNOWN_KINDS:
+        raise BackupError(f"entry {info.filename!r}: unknown kind {kind_name!r}")
+    kind = Kind(kind_name)
+    raw = _read_bounded(archive, info, budget)
+    try:
+        chunk = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        raise BackupError(f"entry {info.filename!r} is not JSON") from None
+    if not isinstance(chunk, list) or len(chunk) > RECORDS_PER_FILE:
+        raise BackupError(f"entry {info.filename!r} must be a list of at most {RECORDS_PER_FILE} records")
+    return kind, [_check_record(kind, record, info.filename) for record in chunk], len(raw)
+
+
+def _check_counts(result: Archive) -> None:
+    """What the manifest promised is what the archive holds, each id once a kind."""
+    counts = result.manifest.get("counts") or {}
+    for kind in BACKUP_KINDS:
+        expected = counts.get(kind.value, 0)
+        found = len(result.records[kind])
+        if expected != found:
+            raise BackupError(f"manifest says {expected} {kind.value} record(s), the archive holds {found}")
+        ids = [record["id"] for record in result.records[kind]]
+        if len(set(ids)) != len(ids):
+            raise BackupError(f"{kind.value}: an id appears twice")
+
+
 def read_archive(data: bytes, *, max_bytes: int) -> Archive:
     """Check and read a whole archive, or raise ``BackupError`` saying what is wrong."""
     if len(data) > max_bytes:
@@ -169,76 +248,21 @@ def read_archive(data: bytes, *, max_bytes: int) -> Archive:
         raise BackupError(f"not a zip archive: {error}") from None
     with archive:
         infos = archive.infolist()
-        if len(infos) > MAX_ENTRIES:
-            raise BackupError(f"archive has {len(infos)} entries, more than {MAX_ENTRIES}")
-        declared = 0
-        names: set[str] = set()
-        for info in infos:
-            name = info.filename
-            if name in names:
-                raise BackupError(f"entry {name!r} appears twice")
-            names.add(name)
-            if (not name or name.startswith(("/", "\\")) or "\\" in name or "\x00" in name
-                    or any(part in ("", ".", "..") for part in name.split("/")) or re.match(r"^[A-Za-z]:", name)):
-                raise BackupError(f"entry name {name!r} is not allowed (absolute or leaves the archive)")
-            if info.flag_bits & 0x1:
-                raise BackupError(f"entry {name!r} is encrypted")
-            if name != "manifest.json" and not _STORAGE_NAME.match(name) and not _FIRMWARE_NAME.match(name):
-                raise BackupError(f"entry {name!r} is not part of a backup")
-            declared += info.file_size
-            if info.file_size > max_bytes or declared > max_bytes:
-                raise BackupError(f"archive would inflate to more than {max_bytes} bytes")
-            if info.compress_size and info.file_size / info.compress_size > MAX_RATIO and info.file_size > 1_000_000:
-                raise BackupError(f"entry {name!r} compresses {info.file_size // info.compress_size}:1, "
-                                  "too much to be a backup")
-        if "manifest.json" not in names:
-            raise BackupError("manifest.json is missing")
+        _check_entry_names(infos, max_bytes)
         budget = max_bytes
-        try:
-            manifest = json.loads(_read_bounded(archive, archive.getinfo("manifest.json"), budget))
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            raise BackupError("manifest.json is not JSON") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise BackupError(f"manifest.json is not a {FORMAT} manifest")
-        version = manifest.get("version")
-        if not isinstance(version, int) or not 1 <= version <= FORMAT_VERSION:
-            raise BackupError(f"backup format version {version!r} is not supported (1..{FORMAT_VERSION})")
-        counts = manifest.get("counts")
-        if not isinstance(counts, dict) or not all(isinstance(v, int) and v >= 0 for v in counts.values()):
-            raise BackupError("manifest.json: counts must map kinds to record numbers")
-        known = {kind.value for kind in BACKUP_KINDS}
-        unknown = sorted(set(counts) - known)
-        if unknown:
-            raise BackupError(f"manifest.json: unknown kind {unknown[0]!r}")
-        result = Archive(manifest, {kind: [] for kind in BACKUP_KINDS})
+        result = Archive(_read_manifest(archive, budget), {kind: [] for kind in BACKUP_KINDS})
         for info in sorted(infos, key=lambda i: i.filename):
             storage = _STORAGE_NAME.match(info.filename)
             firmware = _FIRMWARE_NAME.match(info.filename)
             if storage:
-                if storage.group(1) not in known:
-                    raise BackupError(f"entry {info.filename!r}: unknown kind {storage.group(1)!r}")
-                kind = Kind(storage.group(1))
-                raw = _read_bounded(archive, info, budget)
-                budget -= len(raw)
-                try:
-                    chunk = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-                    raise BackupError(f"entry {info.filename!r} is not JSON") from None
-                if not isinstance(chunk, list) or len(chunk) > RECORDS_PER_FILE:
-                    raise BackupError(f"entry {info.filename!r} must be a list of at most {RECORDS_PER_FILE} records")
-                result.records[kind].extend(_check_record(kind, record, info.filename) for record in chunk)
+                kind, records, size = _read_storage_entry(archive, info, storage.group(1), budget)
+                result.records[kind].extend(records)
+                budget -= size
             elif firmware:
                 raw = _read_bounded(archive, info, budget)
                 budget -= len(raw)
                 result.firmware[firmware.group(1)] = raw
-        for kind in BACKUP_KINDS:
-            expected = counts.get(kind.value, 0)
-            found = len(result.records[kind])
-            if expected != found:
-                raise BackupError(f"manifest says {expected} {kind.value} record(s), the archive holds {found}")
-            ids = [record["id"] for record in result.records[kind]]
-            if len(set(ids)) != len(ids):
-                raise BackupError(f"{kind.value}: an id appears twice")
+        _check_counts(result)
     return result
 
 

@@ -207,6 +207,92 @@ def _present(value: Any) -> bool:
     return value is not _MISSING and value is not None
 
 
+def _exists_predicate(key: str, parts: tuple[str, ...], value: Any, operator: str) -> Predicate:
+    wanted = _exists_flag(value)
+
+    def exists(record: Record) -> bool:
+        found = _lookup(record, parts)
+        return (_present(found) and found != "") is wanted
+
+    return exists
+
+
+def _regex_predicate(key: str, parts: tuple[str, ...], value: Any, operator: str) -> Predicate:
+    if value is None or isinstance(value, dict | list | tuple):
+        raise QueryError(f"regex for key {key!r} must be a string, got {value!r}")
+    pattern = compile_regex(value if isinstance(value, str) else _text(value))
+
+    def regex(record: Record) -> bool:
+        found = _lookup(record, parts)
+        return _present(found) and pattern.search(_text(found)) is not None
+
+    return regex
+
+
+def _member_predicate(key: str, parts: tuple[str, ...], value: Any, operator: str) -> Predicate:
+    """``in``/``nin``: equal to some item exactly as ``eq`` decides, without comparing against every item."""
+    numbers: set[int | float] = set()
+    number_texts: set[str] = set()
+    other_texts: set[str] = set()
+    for item in _as_list(value):
+        number = _number(item)
+        if number is not None:
+            numbers.add(number)
+            number_texts.add(_text(item))
+        else:
+            other_texts.add(_text(item))
+    negate = operator == "nin"
+
+    def member(record: Record) -> bool:
+        found = _lookup(record, parts)
+        if not _present(found):
+            return False
+        number = _number(found)
+        text = _text(found)
+        if number is not None:
+            hit = number in numbers or text in other_texts
+        else:
+            hit = text in other_texts or text in number_texts
+        return hit is not negate
+
+    return member
+
+
+def _range_predicate(key: str, parts: tuple[str, ...], value: Any, operator: str) -> Predicate:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise QueryError(f"{operator} for key {key!r} takes [low, high], got {value!r}")
+    low, high = _Operand(value[0]), _Operand(value[1])
+    inside = operator == "range_in"
+
+    def in_range(record: Record) -> bool:
+        found = _lookup(record, parts)
+        if not _present(found):
+            return False
+        if inside:
+            return _compare(found, low) > 0 and _compare(found, high) < 0
+        return _compare(found, low) < 0 or _compare(found, high) > 0
+
+    return in_range
+
+
+def _comparison_predicate(key: str, parts: tuple[str, ...], value: Any, operator: str) -> Predicate:
+    operand = _Operand(value)
+    accept = _ACCEPT[operator]
+
+    def comparison(record: Record) -> bool:
+        found = _lookup(record, parts)
+        return _present(found) and _compare(found, operand) in accept
+
+    return comparison
+
+
+_PREDICATES: Final[dict[str, Callable[[str, tuple[str, ...], Any, str], Predicate]]] = {
+    "exists": _exists_predicate, "regex": _regex_predicate, "in": _member_predicate, "nin": _member_predicate,
+    "range_in": _range_predicate, "range_not_in": _range_predicate,
+}
+"""The operators with a predicate of their own; the others compare (``_ACCEPT``)."""
+
+
 def compile_filter(flt: Filter) -> Predicate:
     """A predicate for one filter, its value checked and prepared once."""
     key = flt.key
@@ -216,81 +302,8 @@ def compile_filter(flt: Filter) -> Predicate:
     if operator not in FILTER_OPERATORS:
         raise QueryError(f"unknown filter operator {flt.operator!r} for key {key!r}; "
                          f"expected one of {', '.join(FILTER_OPERATORS)}")
-    parts = _split(key.strip())
-    value = flt.value
-
-    if operator == "exists":
-        wanted = _exists_flag(value)
-
-        def exists(record: Record) -> bool:
-            found = _lookup(record, parts)
-            return (_present(found) and found != "") is wanted
-
-        return exists
-
-    if operator == "regex":
-        if value is None or isinstance(value, dict | list | tuple):
-            raise QueryError(f"regex for key {key!r} must be a string, got {value!r}")
-        pattern = compile_regex(value if isinstance(value, str) else _text(value))
-
-        def regex(record: Record) -> bool:
-            found = _lookup(record, parts)
-            return _present(found) and pattern.search(_text(found)) is not None
-
-        return regex
-
-    if operator in ("in", "nin"):
-        # Equal to some item exactly as ``eq`` decides, without comparing against every item.
-        numbers: set[int | float] = set()
-        number_texts: set[str] = set()
-        other_texts: set[str] = set()
-        for item in _as_list(value):
-            number = _number(item)
-            if number is not None:
-                numbers.add(number)
-                number_texts.add(_text(item))
-            else:
-                other_texts.add(_text(item))
-        negate = operator == "nin"
-
-        def member(record: Record) -> bool:
-            found = _lookup(record, parts)
-            if not _present(found):
-                return False
-            number = _number(found)
-            text = _text(found)
-            if number is not None:
-                hit = number in numbers or text in other_texts
-            else:
-                hit = text in other_texts or text in number_texts
-            return hit is not negate
-
-        return member
-
-    if operator in ("range_in", "range_not_in"):
-        if not isinstance(value, list | tuple) or len(value) != 2:
-            raise QueryError(f"{operator} for key {key!r} takes [low, high], got {value!r}")
-        low, high = _Operand(value[0]), _Operand(value[1])
-        inside = operator == "range_in"
-
-        def in_range(record: Record) -> bool:
-            found = _lookup(record, parts)
-            if not _present(found):
-                return False
-            if inside:
-                return _compare(found, low) > 0 and _compare(found, high) < 0
-            return _compare(found, low) < 0 or _compare(found, high) > 0
-
-        return in_range
-
-    operand = _Operand(value)
-    accept = _ACCEPT[operator]
-
-    def comparison(record: Record) -> bool:
-        found = _lookup(record, parts)
-        return _present(found) and _compare(found, operand) in accept
-
-    return comparison
+    build = _PREDICATES.get(operator, _comparison_predicate)
+    return build(key, _split(key.strip()), flt.value, operator)
 
 
 _ACCEPT: Final[dict[str, frozenset[int]]] = {
