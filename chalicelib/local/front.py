@@ -276,10 +276,7 @@ class LocalWebsocket:
         self.sender.kick(self)
 
     def _read_loop(self) -> None:
-        text: list[str] = []
-        size = 0
-        too_big = False
-        binary = False
+        message = _Message()
         last_heard = time.monotonic()
         pinged = False
         poller = select.poll()
@@ -308,36 +305,66 @@ class LocalWebsocket:
                 self.ws.receive_data(data)
                 events = list(self.ws.events())  # a framing error comes out as a CloseConnection (1002)
             for event in events:
-                if isinstance(event, CloseConnection):
-                    with self._lock:
-                        answer = self._closing is None
-                        if answer:
-                            self._closing = (event.code, "closed by the client")
-                            self._shutdown_when_sent = True
-                    if answer:
-                        self._control(event.response())
+                if not self._handle(event, message):
                     return
-                if isinstance(event, Ping):
-                    self._control(event.response())
-                elif isinstance(event, TextMessage | BytesMessage):
-                    binary = binary or isinstance(event, BytesMessage)
-                    if not too_big and not binary:
-                        chunk = event.data if isinstance(event.data, str) else ""
-                        size += len(chunk)
-                        if size > MAX_MESSAGE_BYTES:
-                            too_big, text = True, []
-                        else:
-                            text.append(chunk)
-                    if event.message_finished:
-                        if binary:
-                            self.service.send(self.connection_id, {"type": "error",
-                                                                   "message": "binary messages are not supported"})
-                        elif too_big:
-                            self.service.send(self.connection_id, {
-                                "type": "error", "message": f"message larger than {MAX_MESSAGE_BYTES} bytes"})
-                        else:
-                            self.service.message(self.connection_id, "".join(text))
-                        text, size, too_big, binary = [], 0, False, False
+
+    def _handle(self, event: Any, message: _Message) -> bool:
+        """One wsproto event; False once the client closed."""
+        if isinstance(event, CloseConnection):
+            with self._lock:
+                answer = self._closing is None
+                if answer:
+                    self._closing = (event.code, "closed by the client")
+                    self._shutdown_when_sent = True
+            if answer:
+                self._control(event.response())
+            return False
+        if isinstance(event, Ping):
+            self._control(event.response())
+        elif isinstance(event, TextMessage | BytesMessage):
+            message.add(event)
+            if event.message_finished:
+                error = message.error()
+                if error is not None:
+                    self.service.send(self.connection_id, {"type": "error", "message": error})
+                else:
+                    self.service.message(self.connection_id, message.text())
+                message.clear()
+        return True
+
+
+class _Message:
+    """A client message arriving in frames: its text, unless it grows past ``MAX_MESSAGE_BYTES`` or is binary."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.parts: list[str] = []
+        self.size = 0
+        self.too_big = False
+        self.binary = False
+
+    def add(self, event: TextMessage | BytesMessage) -> None:
+        self.binary = self.binary or isinstance(event, BytesMessage)
+        if self.too_big or self.binary:
+            return
+        chunk = event.data if isinstance(event.data, str) else ""
+        self.size += len(chunk)
+        if self.size > MAX_MESSAGE_BYTES:
+            self.too_big, self.parts = True, []
+        else:
+            self.parts.append(chunk)
+
+    def error(self) -> str | None:
+        if self.binary:
+            return "binary messages are not supported"
+        if self.too_big:
+            return f"message larger than {MAX_MESSAGE_BYTES} bytes"
+        return None
+
+    def text(self) -> str:
+        return "".join(self.parts)
 
 
 class FrontRequestHandler(ChaliceRequestHandler):
