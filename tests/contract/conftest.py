@@ -70,7 +70,7 @@ class AwsClients:
     def _client(self, service: str) -> Any:
         import boto3
 
-        return boto3.client(service, region_name=REGION)  # type: ignore[call-overload]
+        return boto3.client(service, region_name=REGION)
 
     @cached_property
     def events(self) -> Any:

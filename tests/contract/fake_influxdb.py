@@ -574,7 +574,7 @@ class Evaluator:
 
     # ----------------------------------------------------------------------------------------- sources and shaping
 
-    def fn_from(self, bucket: str) -> Tables:
+    def fn_from(self, bucket: str) -> Unbounded:
         if bucket not in self.buckets:
             raise FluxError(f'could not find bucket "{bucket}"', status=404)
         tables = Unbounded()
@@ -583,7 +583,7 @@ class Evaluator:
             tables.append(Series(("_measurement", *(tag for tag, _ in tags), "_field"), base, points))
         return tables
 
-    def fn_range(self, tables: Tables, start: Any, stop: Any = None) -> Tables:
+    def fn_range(self, tables: Any, start: Any, stop: Any = None) -> Tables:
         if not isinstance(tables, Unbounded):
             raise FluxError("range must follow from")
         if not isinstance(start, Time) or not isinstance(stop, Time):
@@ -657,7 +657,8 @@ class Evaluator:
         columns = columns or ["_value"]
 
         def order(row: dict[str, Any]) -> tuple[Any, ...]:
-            return tuple((row.get(c).ns if isinstance(row.get(c), Time) else row.get(c)) for c in columns)
+            values = [row.get(c) for c in columns]
+            return tuple(value.ns if isinstance(value, Time) else value for value in values)
 
         return [Table(t.key, sorted(t.rows, key=order, reverse=desc)) for t in self._bounded(tables, "sort")]
 

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from influxdb_client import InfluxDBClient
+from influxdb_client import InfluxDBClient, WritePrecision
 from influxdb_client.client.write_api import SYNCHRONOUS
 from influxdb_client.rest import ApiException
 
@@ -30,9 +30,10 @@ def influx(fake_influxdb: FakeInfluxDB) -> Iterator[tuple[FakeInfluxDB, InfluxDB
     client.close()
 
 
-def write(client: InfluxDBClient, bucket: str, *lines: str, precision: str = "s") -> None:
+def write(client: InfluxDBClient, bucket: str, *lines: str) -> None:
+    """Lines with times in seconds."""
     client.write_api(write_options=SYNCHRONOUS).write(bucket=bucket, record="\n".join(lines),
-                                                      write_precision=precision)
+                                                      write_precision=WritePrecision.S)  # type: ignore[arg-type]
 
 
 def rows(client: InfluxDBClient, flux: str) -> list[dict[str, Any]]:

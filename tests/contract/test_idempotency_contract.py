@@ -41,7 +41,7 @@ class LambdaContext:
 def handler_config() -> IdempotencyConfig:
     config = IdempotencyConfig(event_key_jmespath="key", expires_after_seconds=3600,
                                raise_on_no_idempotency_key=True)
-    config.register_lambda_context(LambdaContext())
+    config.register_lambda_context(LambdaContext())  # type: ignore[arg-type]
     return config
 
 
