@@ -9,6 +9,7 @@ answers I_TIME (gateway time zone), I_CONFIG (metric or imperial) and I_ID_REQUE
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
@@ -146,11 +147,20 @@ class MySensorsInterpreter:
                           labels={"ms_type_string": type_name, "ms_type_id": str(type_id)})
 
     def _internal(self, gateway: Record, node: str, type_id: int, payload: str) -> list[Op]:
+        answered = self._answer(gateway, node, type_id)
+        if answered is not None:
+            return answered
+        report = _NODE_REPORTS.get(type_id)
+        if report is not None:
+            return report(node, payload)
+        if type_id in _CHATTER:
+            return []  # the gateway's own chatter, or our own commands echoed: nothing to store
+        return [NodeSeen(node)]
+
+    def _answer(self, gateway: Record, node: str, type_id: int) -> list[Op] | None:
+        """Requests the controller answers (time, unit system, registration); None for other messages."""
         provider = gateway.get("provider") or {}
         gateway_id = gateway["id"]
-        if type_id == Internal.I_BATTERY_LEVEL:
-            level = _number(payload, "I_BATTERY_LEVEL")
-            return [NodeInfo(node, others={"battery_level": level}, metric=("battery_level", "gauge_float", level))]
         if (type_id == Internal.I_TIME or type_id == Internal.I_CONFIG) and _answered_at_edge(provider):
             return [NodeSeen(node)]
         if type_id == Internal.I_TIME:
@@ -161,33 +171,10 @@ class MySensorsInterpreter:
             answer = "I" if system in ("imperial", "i") else "M"
             return [NodeSeen(node),
                     Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 6, answer)))]
-        if type_id == Internal.I_VERSION:
-            return [NodeInfo(node, labels={"library_version": payload})]
-        if type_id == Internal.I_SKETCH_NAME:
-            return [NodeInfo(node, name=payload, others={"name": payload})]
-        if type_id == Internal.I_SKETCH_VERSION:
-            return [NodeInfo(node, labels={"version": payload})]
-        if type_id == Internal.I_HEARTBEAT_RESPONSE:
-            return [NodeInfo(node, others={"heartbeat": _number(payload, "I_HEARTBEAT_RESPONSE") if payload else 0})]
-        if type_id == Internal.I_SIGNAL_REPORT_RESPONSE:
-            return [NodeInfo(node, others={"signal_strength": _number(payload, "I_SIGNAL_REPORT_RESPONSE")})]
-        if type_id == Internal.I_DISCOVER_RESPONSE:
-            return [NodeInfo(node, others={"parent_id": payload})]
-        if type_id == Internal.I_LOCKED:
-            return [NodeInfo(node, others={"locked": payload})]
-        if type_id == Internal.I_PRE_SLEEP_NOTIFICATION or type_id == Internal.I_POST_SLEEP_NOTIFICATION:
-            notice = "pre_sleep" if type_id == Internal.I_PRE_SLEEP_NOTIFICATION else "post_sleep"
-            return [NodeInfo(node, labels={"sleep_node": "true"}, others={"sleep_notification": notice})]
-        if type_id == Internal.I_GATEWAY_READY:
-            return [GatewayState("up", payload or "gateway ready")]
         if type_id == Internal.I_REGISTRATION_REQUEST:
             return [NodeSeen(node),
                     Reply(self._downlink(gateway_id, node, _line(node, 255, _INTERNAL, 27, 1)))]
-        if type_id in (Internal.I_LOG_MESSAGE, Internal.I_DEBUG, Internal.I_ID_RESPONSE, Internal.I_INCLUSION_MODE,
-                       Internal.I_REBOOT, Internal.I_HEARTBEAT_REQUEST, Internal.I_PRESENTATION,
-                       Internal.I_DISCOVER_REQUEST, Internal.I_REGISTRATION_RESPONSE):
-            return []  # the gateway's own chatter, or our own commands echoed: nothing to store
-        return [NodeSeen(node)]
+        return None
 
     @staticmethod
     def _downlink(gateway_id: str, node: str, raw: str, key: str = "") -> Downlink:
@@ -208,3 +195,33 @@ class MySensorsInterpreter:
 
     def node_id_response(self, gateway: Record, node_id: int) -> Downlink:
         return self._downlink(gateway["id"], "255", _line(255, 255, _INTERNAL, int(Internal.I_ID_RESPONSE), node_id))
+
+
+def _battery(node: str, payload: str) -> list[Op]:
+    level = _number(payload, "I_BATTERY_LEVEL")
+    return [NodeInfo(node, others={"battery_level": level}, metric=("battery_level", "gauge_float", level))]
+
+
+def _sleep_notice(notice: str) -> Callable[[str, str], list[Op]]:
+    return lambda node, _payload: [NodeInfo(node, labels={"sleep_node": "true"}, others={"sleep_notification": notice})]
+
+
+_NODE_REPORTS: Final[dict[int, Callable[[str, str], list[Op]]]] = {
+    Internal.I_BATTERY_LEVEL: _battery,
+    Internal.I_VERSION: lambda node, payload: [NodeInfo(node, labels={"library_version": payload})],
+    Internal.I_SKETCH_NAME: lambda node, payload: [NodeInfo(node, name=payload, others={"name": payload})],
+    Internal.I_SKETCH_VERSION: lambda node, payload: [NodeInfo(node, labels={"version": payload})],
+    Internal.I_HEARTBEAT_RESPONSE: lambda node, payload: [NodeInfo(node, others={
+        "heartbeat": _number(payload, "I_HEARTBEAT_RESPONSE") if payload else 0})],
+    Internal.I_SIGNAL_REPORT_RESPONSE: lambda node, payload: [NodeInfo(node, others={
+        "signal_strength": _number(payload, "I_SIGNAL_REPORT_RESPONSE")})],
+    Internal.I_DISCOVER_RESPONSE: lambda node, payload: [NodeInfo(node, others={"parent_id": payload})],
+    Internal.I_LOCKED: lambda node, payload: [NodeInfo(node, others={"locked": payload})],
+    Internal.I_PRE_SLEEP_NOTIFICATION: _sleep_notice("pre_sleep"),
+    Internal.I_POST_SLEEP_NOTIFICATION: _sleep_notice("post_sleep"),
+    Internal.I_GATEWAY_READY: lambda _node, payload: [GatewayState("up", payload or "gateway ready")],
+}
+"""Internal messages that report something about the node (or the gateway): what each becomes."""
+_CHATTER: Final = frozenset({Internal.I_LOG_MESSAGE, Internal.I_DEBUG, Internal.I_ID_RESPONSE,
+                             Internal.I_INCLUSION_MODE, Internal.I_REBOOT, Internal.I_HEARTBEAT_REQUEST,
+                             Internal.I_PRESENTATION, Internal.I_DISCOVER_REQUEST, Internal.I_REGISTRATION_RESPONSE})
