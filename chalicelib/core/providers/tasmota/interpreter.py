@@ -300,44 +300,35 @@ class TasmotaInterpreter:
 
     def _state(self, msg: _Message, data: dict[str, Any]) -> None:
         """STATE, StatusSTS and RESULT: control state, WiFi, memory and time, by key."""
-        node = msg.node
-        ops = msg.ops
         for key, value in data.items():
             if value is None or key in _STATE_SKIP:
                 continue
             spec = _STATE_FIELDS.get(key)
             if spec is not None:
                 _scalar(msg, key, value)
-                ops.append(FieldValue(node, spec[0], key, value, spec[1], spec[2]))
+                msg.ops.append(FieldValue(msg.node, spec[0], key, value, spec[1], spec[2]))
                 if key == "HSBColor":
                     self._hsb_parts(msg, value)
-                continue
-            if key.startswith("POWER") and (key == "POWER" or _POWER_KEY.match(key)):
-                _scalar(msg, key, value)
-                ops.append(FieldValue(node, CONTROL, key, value, "binary"))
-            elif key[-1:].isdigit() and _LEVEL_KEY.match(key):
-                _scalar(msg, key, value)
-                ops.append(FieldValue(node, CONTROL, key, value, "gauge", "%"))
-            elif key == "Channel" and isinstance(value, list):
-                for index, level in enumerate(value, 1):  # Channel<n> is also the command that sets it
-                    if level is not None:
-                        _scalar(msg, key, level)
-                        ops.append(FieldValue(node, CONTROL, f"Channel{index}", level, "gauge", "%"))
-            elif key == "Wifi" and isinstance(value, dict):
-                self._wifi(msg, value)
-            elif key == "Ethernet" and isinstance(value, dict):
-                self._facts(msg, value, fill_only=True)
-            elif key in _STATE_OTHERS:
-                _scalar(msg, key, value)
-                msg.others[_STATE_OTHERS[key]] = value
-            elif isinstance(value, dict):
-                source = sanitize_id(key)
-                if source:
-                    _flatten(msg, source, "", value, 1, source, _DEFAULT_UNITS)
-            else:
-                field = sanitize_id(key)
-                if field:
-                    _flatten(msg, CONTROL, field, value, 1, key, _DEFAULT_UNITS)
+            elif not _control(msg, key, value):
+                self._state_other(msg, key, value)
+
+    def _state_other(self, msg: _Message, key: str, value: Any) -> None:
+        """A state key that is not a control: network, known facts, or anything else flattened into fields."""
+        if key == "Wifi" and isinstance(value, dict):
+            self._wifi(msg, value)
+        elif key == "Ethernet" and isinstance(value, dict):
+            self._facts(msg, value, fill_only=True)
+        elif key in _STATE_OTHERS:
+            _scalar(msg, key, value)
+            msg.others[_STATE_OTHERS[key]] = value
+        elif isinstance(value, dict):
+            source = sanitize_id(key)
+            if source:
+                _flatten(msg, source, "", value, 1, source, _DEFAULT_UNITS)
+        else:
+            field = sanitize_id(key)
+            if field:
+                _flatten(msg, CONTROL, field, value, 1, key, _DEFAULT_UNITS)
 
     @staticmethod
     def _hsb_parts(msg: _Message, value: Any) -> None:
@@ -572,3 +563,21 @@ def _typing(group: str, name: str, value_kind: str) -> tuple[str, str]:
     if is_number:
         return "gauge_float", ""  # one type whether a reading comes as 20 or 20.5: no flapping metric type
     return "string", ""
+
+
+def _control(msg: _Message, key: str, value: Any) -> bool:
+    """``POWER<n>``, dimmer levels and ``Channel`` lists as control fields; False for any other key."""
+    if key.startswith("POWER") and (key == "POWER" or _POWER_KEY.match(key)):
+        _scalar(msg, key, value)
+        msg.ops.append(FieldValue(msg.node, CONTROL, key, value, "binary"))
+    elif key[-1:].isdigit() and _LEVEL_KEY.match(key):
+        _scalar(msg, key, value)
+        msg.ops.append(FieldValue(msg.node, CONTROL, key, value, "gauge", "%"))
+    elif key == "Channel" and isinstance(value, list):
+        for index, level in enumerate(value, 1):  # Channel<n> is also the command that sets it
+            if level is not None:
+                _scalar(msg, key, level)
+                msg.ops.append(FieldValue(msg.node, CONTROL, f"Channel{index}", level, "gauge", "%"))
+    else:
+        return False
+    return True
