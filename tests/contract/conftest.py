@@ -5,7 +5,9 @@ AWS parameters, which are marked ``integration``). Where a port's effect is not 
 a downlink, a schedule's target input, a queued handler request, a device's shadow report), the fixture hands
 out a small harness that observes it the way each side really delivers it: a subscriber's handler or an
 EventBridge rule's SQS target, the edge's callback or moto's record of iot-data publishes, and so on. The tests
-only talk to the port and to the harness, never to an adapter's internals.
+talk only to the port and to the harness; the two places a harness reaches past the port say so (the local
+timer's public ``entries``, fired one at a time; the moment a shadow update computes its patch, where a racing
+writer is slipped in).
 """
 
 from __future__ import annotations
