@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .adapters.notifier_local import LocalNotifier
     from .core.auth import SigningSecret
     from .core.automation.clock import Location
+    from .core.identity import GatewayOwners
     from .core.ports import (
         BlobStore,
         ConnectionStore,
@@ -143,13 +144,15 @@ def _iot_data_client(c: Container) -> Any:
 
 
 def _downlink(c: Container) -> DownlinkSender:
+    """Downlinks go to the edge device that owns their gateway (its ``edgeId``), looked up by ``gateway_owners``."""
     if c.settings.downlink == "iotdata":
         from .adapters.downlink_iotdata import IotDataDownlink
 
-        return IotDataDownlink(client=_iot_data_client(c), topic_prefix=c.settings.topic_prefix)
+        return IotDataDownlink(client=_iot_data_client(c), topic_prefix=c.settings.topic_prefix,
+                               edges=c.gateway_owners.edges_of)
     from .adapters.downlink_local import LocalDownlink
 
-    return LocalDownlink()
+    return LocalDownlink(edges=c.gateway_owners.edges_of)
 
 
 def _schedules(c: Container) -> ScheduleRegistry | None:
@@ -304,6 +307,12 @@ def _idempotency(c: Container) -> BasePersistenceLayer:
 # --------------------------------------------------------------------------------------------- services
 
 
+def _gateway_owners(c: Container) -> GatewayOwners:
+    from .core.identity import GatewayOwners
+
+    return GatewayOwners(c.repository)
+
+
 def _records(c: Container) -> Records:
     from .services.records import Records
 
@@ -363,7 +372,7 @@ def _ingest(c: Container) -> Ingest:
     from .core.processor import Processor
     from .functions.ingest import Ingest
 
-    return Ingest(Processor(c.repository, c.metrics), c.bus, c.downlink)
+    return Ingest(Processor(c.repository, c.metrics), c.bus, c.downlink, c.gateway_owners)
 
 
 def _automation(c: Container) -> Automation:
@@ -448,6 +457,8 @@ class Container:
     notifier = Part(_notifier)
     executors = Part(_executors)
     idempotency = Part(_idempotency)
+    gateway_owners = Part(_gateway_owners)
+    """Which edge device owns each gateway: the ingest function's check, the downlinks' address book."""
     records = Part(_records)
     auth = Part(_auth)
     actions = Part(_actions)

@@ -421,11 +421,14 @@ class EdgeAgent:
         self.gateway_errors[gateway_id] = f"cloud config rejected: {message}"
         return {"status": "rejected", "message": message, "hash": digest}
 
+    @property
+    def down_topic(self) -> str:
+        """``mc/<edge id>/down``: every downlink for this device's gateways, whichever runs them (the IoT policy
+        lets the thing subscribe to this one only)."""
+        return down_topic(self.config.edge.id, self.config.uplink.topic_prefix)
+
     def _wanted_topics(self) -> list[str]:
-        prefix = self.config.uplink.topic_prefix
-        file_ids = [section.id for section in self.config.enabled_gateways()]
-        topics = [down_topic(g, prefix) for g in [*file_ids, *sorted(self.gateways)]]
-        return [*dict.fromkeys(topics), *(self.shadow.subscriptions if self.shadow is not None else [])]
+        return [self.down_topic, *(self.shadow.subscriptions if self.shadow is not None else [])]
 
     async def _request_shadow(self) -> bool:
         assert self.shadow is not None
@@ -568,16 +571,19 @@ class EdgeAgent:
             elif decision.action == "get":
                 self._spawn(self._request_shadow(), "shadow-get")
             return
+        if topic and topic != self.down_topic:  # a broker without the IoT policy might deliver others' topics
+            log.warning("downlink on another device's topic ignored", extra={"topic": topic})
+            return
         try:
             downlinks = decode_downlinks(payload)
         except EnvelopeError as error:
             log.warning("downlink rejected", extra={"topic": topic, "error": str(error)})
             return
-        for downlink in downlinks:
+        for downlink in downlinks:  # each names its gateway: the one topic carries them all
             queue = self._downlink_queues.get(downlink.gateway_id)
             if queue is None:
-                log.warning("downlink for an unknown gateway", extra={"topic": topic,
-                                                                      "gateway": downlink.gateway_id})
+                log.warning("downlink for a gateway this device does not run", extra={
+                    "topic": topic, "gateway": downlink.gateway_id})
                 continue
             queue.put_nowait(downlink)
 

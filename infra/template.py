@@ -37,6 +37,7 @@ from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
 from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
 from chalicelib.services.websocket import NOTIFY_PATTERN
+from infra import identity
 
 TOPIC_PREFIX = "mc"
 CONNECTIONS_TABLE = "mycontroller-connections"
@@ -350,7 +351,7 @@ def build_resources() -> dict[str, Any]:
                 "Type": "AWS::IoT::TopicRule",
                 "Properties": {
                     "TopicRulePayload": {
-                        "Sql": ingest_rule_sql(),
+                        "Sql": identity.ingest_rule_sql(),
                         "AwsIotSqlVersion": "2016-03-23",
                         "RuleDisabled": False,
                         "Actions": [{"Sqs": {"QueueUrl": {"Ref": "IngestQueue"},
@@ -442,7 +443,7 @@ def build_resources() -> dict[str, Any]:
             **shadow_resources(),
             **blob_bucket(),
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
-                           "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(edge_policy_document())}}},
+                           "Properties": {"PolicyDocument": {"Fn::Sub": json.dumps(identity.edge_policy_document())}}},
         },
         "Outputs": {
             "TableName": {"Value": {"Ref": "ResourceTable"}},

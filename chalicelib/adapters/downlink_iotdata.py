@@ -1,10 +1,16 @@
-"""``DownlinkSender`` over AWS IoT Core: one iot-data ``publish`` per gateway, to the gateway's down topic.
+"""``DownlinkSender`` over AWS IoT Core: one iot-data ``publish`` per edge device, to its down topic.
+
+A downlink goes to the edge device (IoT thing) that owns its gateway (the gateway's ``edgeId``, looked up by the
+``edges`` resolver, ``core/identity.py``), on ``mc/<thing>/down``: the only down topic that thing may subscribe
+to, so two sites with a gateway of the same id can never execute each other's commands. Each downlink names its
+gateway; the agent routes it there. A downlink whose gateway no edge owns is not published (logged and counted
+in ``calls["unrouted"]``): no edge runs that gateway, and a retry would not find one either.
 
 IoT Core bills per publish (in 5 KB steps) and caps a message at 128 KB, so the downlinks of one ``send`` are
-grouped by gateway and each group goes as one publish (``envelope.encode_downlinks``), split only when the body
+grouped by edge and each group goes as one publish (``envelope.encode_downlinks``), split only when the body
 would pass 128 KB. QoS 1: the edge agent's persistent session receives it even across a short disconnect.
 
-One gateway's failure does not hold back the others: every group is attempted, then ``DownlinkError`` lists
+One edge's failure does not hold back the others: every group is attempted, then ``DownlinkError`` lists
 what was not published (the caller's batch fails and is redelivered: at-least-once, as everywhere).
 """
 
@@ -20,6 +26,7 @@ from typing import Any, Final
 import boto3
 
 from chalicelib.core.envelope import Downlink, down_topic, encode_downlinks
+from chalicelib.core.identity import EdgeResolver, route
 
 from .errors import AdapterError
 
@@ -69,25 +76,32 @@ def split_bodies(downlinks: list[Downlink], limit: int = MAX_PUBLISH_BYTES
 
 
 class IotDataDownlink:
-    """``DownlinkSender`` adapter. ``calls`` counts ``publish`` requests, ``downlinks`` and payload ``bytes``."""
+    """``DownlinkSender`` adapter. ``calls`` counts ``publish`` requests, ``downlinks``, payload ``bytes`` and the
+    ``unrouted`` downlinks (no edge owns their gateway)."""
 
-    def __init__(self, client: Any = None, topic_prefix: str = "mc", *,
+    def __init__(self, client: Any = None, topic_prefix: str = "mc", *, edges: EdgeResolver,
                  max_publish_bytes: int = MAX_PUBLISH_BYTES) -> None:
         self._client = client if client is not None else boto3.client("iot-data")
         self.topic_prefix = topic_prefix
+        self.edges = edges
         self.max_publish_bytes = max_publish_bytes
         self._calls_lock = threading.Lock()
         self.calls: collections.Counter[str] = collections.Counter()
 
     def send(self, downlinks: Sequence[Downlink]) -> None:
-        """Publish each gateway's downlinks together; raises ``DownlinkError`` after trying every gateway."""
-        groups: dict[str, list[Downlink]] = {}
-        for downlink in downlinks:
-            groups.setdefault(downlink.gateway_id, []).append(downlink)
+        """Publish each edge's downlinks together; raises ``DownlinkError`` after trying every edge."""
+        if not downlinks:
+            return
+        groups, unrouted = route(downlinks, self.edges)
+        if unrouted:
+            with self._calls_lock:
+                self.calls["unrouted"] += len(unrouted)
+            log.warning("downlink: no edge device owns gateway(s) %s; %d message(s) not sent",
+                        ", ".join(sorted({d.gateway_id for d in unrouted})), len(unrouted))
         failed: list[tuple[Downlink, str]] = []
         cause: Exception | None = None
-        for gateway_id, group in groups.items():
-            topic = down_topic(gateway_id, self.topic_prefix)
+        for thing, group in groups.items():
+            topic = down_topic(thing, self.topic_prefix)
             for part, body in split_bodies(group, self.max_publish_bytes):
                 if body is None:
                     failed.append((part[0], f"larger than the {self.max_publish_bytes} byte publish limit"))

@@ -394,8 +394,12 @@ class Gateway(_Labelled):
     state: State = PydField(default_factory=State)
     last_transaction: str | None = None
     edge_id: str | None = None
-    """The edge device (IoT thing) that runs this gateway; its config reaches it through the device shadow
-    (``core/shadow.py``). ``None``: not managed from the cloud (e.g. a gateway of the edge's own YAML file)."""
+    """The edge device (IoT thing) that owns this gateway: only that thing's publishes may speak for it, and its
+    downlinks go to that thing's down topic (``core/identity.py``). Set from the API, or by the gateway's first
+    message (then ``cloud_config`` is false). ``None``: no edge yet; the first thing to send for it claims it."""
+    cloud_config: bool = True
+    """Whether the cloud sends this gateway's config to its edge through the device shadow (``core/shadow.py``).
+    False for a gateway the edge runs from its own YAML file (bound to the edge by its first message)."""
 
     @field_validator("id")
     @classmethod

@@ -58,19 +58,29 @@ def _local_environment(data_dir: Path) -> None:
 
 
 def _register_gateways(repository: Any, gateways: list[dict[str, Any]]) -> None:
-    """Gateways from the configuration become gateway resources (unless the user already has them)."""
+    """Gateways from the configuration become gateway resources of the local edge (``edgeId: local``, run from
+    its file: ``cloudConfig: false``), unless the user already has them; one without an edge is claimed for it,
+    one another edge owns is left alone (its messages from here are refused: ``core/identity.py``)."""
+    from ..core.identity import LOCAL_EDGE, claimed, owner_of
     from ..core.model import Gateway, Kind
 
     secret_keys = {"password", "token", "secret", "key"}
     for config in gateways:
-        if repository.get(Kind.GATEWAY, str(config["id"])) is not None:
+        stored = repository.get(Kind.GATEWAY, str(config["id"]))
+        if stored is not None:
+            owner = owner_of(stored)
+            if owner is None:
+                repository.put(Kind.GATEWAY, claimed(stored, LOCAL_EDGE))
+            elif owner != LOCAL_EDGE:
+                log.warning("gateway %s belongs to edge %s: this stack's messages for it will be refused; give it "
+                            "another id or set its edgeId to %s", config["id"], owner, LOCAL_EDGE)
             continue
         provider = dict(config.get("provider") or {})
         protocol = {k: ("***" if k.lower() in secret_keys else v)
                     for k, v in dict(provider.get("protocol") or {}).items()}
         record = Gateway(id=str(config["id"]), description=str(config.get("description", "")),
-                         provider={**provider, "protocol": protocol},
-                         labels=config.get("labels") or {}).record()
+                         provider={**provider, "protocol": protocol}, labels=config.get("labels") or {},
+                         edge_id=LOCAL_EDGE, cloud_config=False).record()
         repository.put(Kind.GATEWAY, record)
 
 

@@ -1,7 +1,8 @@
 """Gateway resources and edge devices' shadows kept in step, and gateway secrets kept out of what is shown.
 
 * After an upsert or delete of a gateway with ``edgeId``, the desired state of the edge(s) concerned is
-  computed again from the repository (all of that edge's gateways) and written to its shadow. Computing it
+  computed again from the repository (all of that edge's gateways but those it runs from its own file,
+  ``cloudConfig: false``) and written to its shadow. Computing it
   whole, rather than patching one gateway, makes the write idempotent and lets a retry repair anything.
 * The edge's reported state arrives as the shadow's ``update/documents`` message (an IoT rule feeds it to the
   ``shadow_reported`` function in AWS; the local shadow calls ``on_documents`` directly) and is written into
@@ -55,8 +56,11 @@ class GatewaySync:
         self.shadow = shadow
 
     def edge_gateways(self, thing: str) -> list[Record]:
+        """The gateways whose config the cloud sends to this edge: its own, except those it runs from its file
+        (``cloudConfig: false``, bound to it by their first message), which the shadow must not start elsewhere."""
         query = ListQuery(filters=[Filter("edgeId", "eq", thing)], limit=0)
-        return self.repository.query(Kind.GATEWAY, query).data
+        return [record for record in self.repository.query(Kind.GATEWAY, query).data
+                if record.get("cloudConfig", True) is not False]
 
     def sync_things(self, things: Iterable[str | None]) -> None:
         """Write the desired state of these edges from the repository; ``DependencyFailed`` naming ``shadow`` if it

@@ -18,7 +18,7 @@ def build_uplink(config: EdgeConfig, handler: PublishHandler | None = None,
     """The uplink the config asks for; ``inprocess`` needs the local stack's ``handler``."""
     prefix = config.uplink.topic_prefix
     topic_up = up_topic(config.edge.id, prefix)
-    topics_down = [down_topic(g.id, prefix) for g in config.enabled_gateways()]
+    topics_down = [down_topic(config.edge.id, prefix)]  # one topic for all its gateways; downlinks name theirs
     if config.uplink.type == "inprocess":
         if handler is None:
             raise ValueError("uplink type 'inprocess' runs only inside the local stack (make run), which provides "

@@ -1,7 +1,8 @@
 """The in-process uplink: the local stack (``make run``) runs the agent in its own process.
 
-Publishes go straight to a Python callable (the local stack gives it its ingest queue), downlinks come back
-through ``deliver_downlink``. There is no broker, so "acknowledged" means the callable returned.
+Publishes go straight to a Python callable (the local stack gives it its ingest queue, as the ingest rule
+would: naming the thing, ``local``), downlinks for all its gateways come back through ``deliver_downlink``.
+There is no broker, so "acknowledged" means the callable returned.
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ class InProcessUplink(Uplink):
         self.handler = handler
         self.topic_handler: Callable[[str, bytes], None] | None = None
         """Where publishes to other topics go (the local stack's shadow service)."""
-        self.topics_changed: Callable[[list[str]], None] | None = None
-        """Told the new down topics when the agent's gateways change (the local stack routes downlinks by them)."""
         self._started = False
 
     @property
@@ -50,11 +49,6 @@ class InProcessUplink(Uplink):
             self.last_error = f"{type(error).__name__}: {error}"
             raise UplinkError(f"ingest handler refused the publish: {self.last_error}") from error
         self.published += 1
-
-    def set_down_topics(self, topics: list[str]) -> None:
-        super().set_down_topics(topics)
-        if self.topics_changed is not None:
-            self.topics_changed(self.down_topics)
 
     async def publish_to(self, topic: str, body: bytes) -> None:
         if not self._started or self.topic_handler is None:

@@ -18,6 +18,7 @@ from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
 from chalicelib.core.envelope import Envelope, encode_publish
+from chalicelib.core.identity import ingest_body
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, event
 from chalicelib.core.ports import bus_event
 from chalicelib.core.processor import Processor
@@ -81,12 +82,13 @@ def test_other_events_forward_nothing(services: Container) -> None:
 def test_local_stack_path_from_device_message_to_downlink(services: Container) -> None:
     ForwardPayloadFunction(services.repository, services.downlink).subscribe(services.bus)
     ingest = Ingest(Processor(services.repository, services.metrics), services.bus, services.downlink)
-    body = encode_publish([
+    body = ingest_body("local", encode_publish([
         Envelope("porch", "mysensors_v2", T0, 1, "porch-1", "1;1;0;0;3;Porch light"),
         Envelope("porch", "mysensors_v2", T0 + 1, 2, "porch-2", "1;1;1;0;2;0"),
-    ])
+    ]))
     ingest.handle({"Records": [{"messageId": "m1", "body": body}]})  # created: nothing forwarded yet
-    body = encode_publish([Envelope("porch", "mysensors_v2", T0 + 1000, 3, "porch-3", "1;1;1;0;2;1")])
+    body = ingest_body("local", encode_publish([Envelope("porch", "mysensors_v2", T0 + 1000, 3, "porch-3",
+                                                         "1;1;1;0;2;1")]))
     response = ingest.handle({"Records": [{"messageId": "m2", "body": body}]})
     assert response == {"batchItemFailures": []}
     downlink = services.downlink

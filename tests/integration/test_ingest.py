@@ -23,6 +23,7 @@ from moto.core import DEFAULT_ACCOUNT_ID
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.envelope import Envelope, decode_downlinks, down_topic, encode_publish
+from chalicelib.core.identity import GatewayOwners, ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.core.ports import ListQuery
 
@@ -38,11 +39,12 @@ class Stack:
     bus_events: Any
 
 
-def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0) -> str:
-    return encode_publish([
-        Envelope(gateway, "mysensors_v2", t0 + i, seq0 + i, f"edge1-{gateway}-{seq0 + i}", line)
+def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0, thing: str = "edge1") -> str:
+    """The ingest record of one publish of ``thing`` (as the IoT rule writes it)."""
+    return ingest_body(thing, encode_publish([
+        Envelope(gateway, "mysensors_v2", t0 + i, seq0 + i, f"{thing}-{gateway}-{seq0 + i}", line)
         for i, line in enumerate(lines)
-    ])
+    ]))
 
 
 def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
@@ -55,13 +57,16 @@ def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     received: list[Any] = []
     bus.subscribe("test", {"source": ["mycontroller"]}, lambda e: received.append(
         {"source": e.source, "detail-type": e.detail_type, "detail": e.detail}))
-    downlink = LocalDownlink()
+    repository = MemoryRepository(None)
+    owners = GatewayOwners(repository)
+    downlink = LocalDownlink(edges=owners.edges_of)
     services = Container(
         Settings(),
-        repository=MemoryRepository(None),
+        repository=repository,
         metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
         bus=bus,
         downlink=downlink,
+        gateway_owners=owners,
     )
 
     def sent() -> list[tuple[str, str]]:
@@ -85,12 +90,15 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="tap", EventBusName="mycontroller", EventPattern=json.dumps({"source": ["mycontroller"]}))
     events.put_targets(Rule="tap", EventBusName="mycontroller", Targets=[{"Id": "q", "Arn": queue_arn}])
+    repository = DynamoDBRepository("mycontroller-test", REGION)
+    owners = GatewayOwners(repository)
     services = Container(
         Settings(),
-        repository=DynamoDBRepository("mycontroller-test", REGION),
+        repository=repository,
         metrics=EmbeddedMetricStore(tmp_path / "metrics.sqlite"),
         bus=EventBridgeBus("mycontroller", client=events),
-        downlink=IotDataDownlink(client=boto3.client("iot-data", region_name=REGION)),
+        downlink=IotDataDownlink(client=boto3.client("iot-data", region_name=REGION), edges=owners.edges_of),
+        gateway_owners=owners,
     )
 
     def sent() -> list[tuple[str, str]]:
@@ -101,7 +109,7 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
         for topic, payload in backend.published_payloads:
             body = payload.decode() if isinstance(payload, bytes) else payload
             for downlink in decode_downlinks(body):
-                assert topic == down_topic(downlink.gateway_id)
+                assert topic == down_topic("edge1")  # the edge owning the gateway, which the downlink names
                 out.append((downlink.gateway_id, downlink.raw))
         return out
 
@@ -187,7 +195,7 @@ def test_redelivered_batch_leaves_the_same_state(stack: Stack) -> None:
     assert len(stack.bus_events()) == events_before  # seen message ids are no-ops: nothing announced again
 
 
-def test_events_reach_the_bus_and_replies_the_gateway_down_topic(stack: Stack) -> None:
+def test_events_reach_the_bus_and_replies_the_down_topic_of_the_gateways_edge(stack: Stack) -> None:
     payload, _ = invoke(stack, [publish([*GOOD, "12;255;3;0;6;0", "255;255;3;0;3;"])])
     assert payload == {"batchItemFailures": []}
     sent = stack.sent_downlinks()
@@ -195,3 +203,21 @@ def test_events_reach_the_bus_and_replies_the_gateway_down_topic(stack: Stack) -
     assert ("gw1", "255;255;3;0;4;1") in sent
     detail_types = {e["detail-type"] for e in stack.bus_events()}
     assert {"field.created", "node.created", "source.created", "gateway.created"} <= detail_types
+
+
+def test_a_second_edge_cannot_speak_for_a_gateway_the_first_one_owns(stack: Stack) -> None:
+    payload, _ = invoke(stack, [publish(GOOD, thing="site-a")])
+    assert payload == {"batchItemFailures": []}
+    gateway = stack.services.repository.get(Kind.GATEWAY, "gw1")
+    assert gateway is not None and (gateway["edgeId"], gateway["cloudConfig"]) == ("site-a", False)
+
+    forged = publish(["12;1;1;0;0;99.9"], seq0=50, t0=T0 + 1000, thing="site-b")
+    theirs = publish(["12;1;1;0;0;23.5"], seq0=60, t0=T0 + 2000, thing="site-a")
+    payload, _ = invoke(stack, [forged, theirs])
+
+    assert payload == {"batchItemFailures": []}, "refused, not retried"
+    field = stack.services.repository.get(Kind.FIELD, "gw1.12.1.V_TEMP")
+    assert field is not None and field["current"]["value"] == 23.5
+    assert (stack.services.repository.get(Kind.GATEWAY, "gw1") or {})["edgeId"] == "site-a"
+    outcome = stack.services.ingest.run([{"messageId": "again", "body": forged}])
+    assert outcome.refused_messages == 1 and outcome.refused[0].owner == "site-a" and not outcome.failed_records

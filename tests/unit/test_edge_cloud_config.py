@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 import pytest
 
 from chalicelib.adapters.shadow_local import LocalShadowStore
-from chalicelib.core.envelope import Downlink, decode_publish
+from chalicelib.core.envelope import Downlink, decode_publish, encode_downlinks
 from chalicelib.core.shadow import config_hash
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfigError, parse_config
@@ -34,6 +34,7 @@ class ProbeGateway(Gateway):
         if config["provider"].get("refuse"):
             raise ValueError("this plugin refuses the option 'refuse'")
         self.gateway_id, self.config, self.ctx = gateway_id, config, ctx
+        self.received: list[Downlink] = []
 
     async def run(self) -> None:
         ProbeGateway.started.append(self)
@@ -44,7 +45,7 @@ class ProbeGateway(Gateway):
             ProbeGateway.stopped.append(self)
 
     async def send(self, downlink: Downlink) -> None:
-        return None
+        self.received.append(downlink)
 
     def status(self) -> dict[str, Any]:
         return {}
@@ -132,11 +133,22 @@ def test_gateways_follow_the_shadow_and_only_changed_ones_restart(tmp_path: Path
         shadow.update_desired(THING, desired({"a": probe(1), "b": probe(4)}, "v3"))
         await until(lambda: running(agent) == {"a": 1, "b": 4}, "gateway b restarted with its new config")
         assert any(g.config["provider"]["port"] == 3 for g in ProbeGateway.stopped)
-        assert "mc/b/down" in agent.uplink.down_topics
+        assert agent.uplink.down_topics[0] == "mc/pi-1/down"  # one topic for all of the device's gateways
+        assert isinstance(agent.uplink, InProcessUplink)
+        agent.uplink.deliver_downlink(encode_downlinks([Downlink("b", "test_probe", "to b")]), "mc/pi-1/down")
+        agent.uplink.deliver_downlink(encode_downlinks([Downlink("b", "test_probe", "not ours")]), "mc/pi-2/down")
+        b = agent.gateways["b"]
+        assert isinstance(b, ProbeGateway)
+        await until(lambda: [d.raw for d in b.received] == ["to b"], "b's downlink, routed by the gateway it names")
 
         shadow.update_desired(THING, desired({"b": probe(4)}, "v4"))
         await until(lambda: running(agent) == {"b": 4}, "gateway a removed")
-        assert first_a in ProbeGateway.stopped and "mc/a/down" not in agent.uplink.down_topics
+        assert first_a in ProbeGateway.stopped and agent.uplink.down_topics[0] == "mc/pi-1/down"
+        assert isinstance(agent.uplink, InProcessUplink)
+        agent.uplink.deliver_downlink(encode_downlinks([Downlink("a", "test_probe", "to a"),
+                                                        Downlink("b", "test_probe", "b again")]), "mc/pi-1/down")
+        await until(lambda: [d.raw for d in b.received] == ["to b", "b again"], "b's second downlink")
+        assert first_a.received == []  # a runs no more: its downlink is dropped, not held
         await until(lambda: reported(shadow).get("configVersion") == "v4", "the report of v4")
         assert set(reported(shadow)["applied"]) == {"b"}  # a deleted from reported, not left behind
         status = agent.status()

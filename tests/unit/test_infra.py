@@ -14,14 +14,13 @@ import pytest
 from cfnlint.api import ManualArgs, lint
 
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, up_topic
+from infra.identity import edge_policy_document, ingest_rule_sql
 from infra.template import (
     HANDLERS_FUNCTION,
     MAX_RECEIVE_COUNT,
     SCHEDULED_FUNCTION_ARN,
     SCHEDULER_FUNCTIONS,
     build_resources,
-    edge_policy_document,
-    ingest_rule_sql,
 )
 
 
@@ -33,7 +32,10 @@ def _topic_matches(topic_filter: str, topic: str) -> bool:
 def test_rule_selects_every_edge_uplink_and_nothing_else() -> None:
     sql = ingest_rule_sql()
     topic_filter = re.search(r"FROM '([^']+)'", sql)
-    assert topic_filter is not None and sql.startswith("SELECT * FROM")
+    assert topic_filter is not None and sql.startswith("SELECT topic(2) AS thing, encode(*, 'base64') AS publish FROM")
+    resources = build_resources()["Resources"]
+    assert resources["IngestTopicRule"]["Properties"]["TopicRulePayload"]["Sql"] == sql
+    assert resources["EdgePolicy"]["Properties"]["PolicyDocument"] == {"Fn::Sub": json.dumps(edge_policy_document())}
     assert _topic_matches(topic_filter.group(1), up_topic("pi-livingroom"))
     assert not _topic_matches(topic_filter.group(1), "mc/gw1/down")
     assert not _topic_matches(topic_filter.group(1), "mc/a/b/up")

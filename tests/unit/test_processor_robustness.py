@@ -10,6 +10,7 @@ from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.envelope import Envelope, encode_publish
+from chalicelib.core.identity import ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.core.ops import FieldValue, NodeState, Op
 from chalicelib.core.processor import Processor
@@ -17,6 +18,11 @@ from chalicelib.core.providers import default_interpreters
 from chalicelib.functions.ingest import Ingest
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
+
+
+def record(envelopes: list[Envelope]) -> str:
+    """An ingest record as the IoT rule makes it, from edge ``edge-1``."""
+    return ingest_body("edge-1", encode_publish(envelopes))
 
 
 def ms(gateway: str, t: int, seq: int, mid: str, raw: str, provider: str = "mysensors_v2") -> Envelope:
@@ -62,8 +68,8 @@ def test_huge_gauge_number_fails_only_its_record_not_the_whole_ingest_batch() ->
     raises OverflowError out of Ingest.run: the whole SQS batch fails and the good record's points are lost."""
     repo, ingest = make_ingest()
     records = [
-        {"messageId": "bad", "body": encode_publish([ms("gw1", 0, 1, "m-bad", "1;1;1;0;3;1e30")])},
-        {"messageId": "good", "body": encode_publish([ms("gw1", 1, 2, "m-good", "1;2;1;0;0;21.5")])},
+        {"messageId": "bad", "body": record([ms("gw1", 0, 1, "m-bad", "1;1;1;0;3;1e30")])},
+        {"messageId": "good", "body": record([ms("gw1", 1, 2, "m-good", "1;2;1;0;0;21.5")])},
     ]
     outcome = ingest.run(records)  # must not raise
     assert set(outcome.failed_records) <= {"bad"}
@@ -74,8 +80,8 @@ def test_huge_integer_from_mc_json_does_not_fail_the_batch() -> None:
     _repo, ingest = make_ingest()
     bad = json.dumps({"n": "a", "s": "b", "f": "c", "v": 10**30, "m": "counter"})
     records = [
-        {"messageId": "bad", "body": encode_publish([ms("gw1", 0, 1, "m-bad", bad, provider="mc_json")])},
-        {"messageId": "good", "body": encode_publish([ms("gw1", 1, 2, "m-good", "1;2;1;0;0;21.5")])},
+        {"messageId": "bad", "body": record([ms("gw1", 0, 1, "m-bad", bad, provider="mc_json")])},
+        {"messageId": "good", "body": record([ms("gw1", 1, 2, "m-good", "1;2;1;0;0;21.5")])},
     ]
     outcome = ingest.run(records)
     assert set(outcome.failed_records) <= {"bad"}
