@@ -49,11 +49,13 @@ class IotDataShadowStore:
         return document if isinstance(document, dict) else None
 
     def get(self, thing: str) -> dict[str, Any] | None:
+        """The port's ``{desired, reported}``; AWS's ``delta`` is left out (it is derived from the two, the local
+        store has none in its answer and no caller reads it: the edge gets its deltas over MQTT)."""
         document = self._document(thing)
         if document is None:
             return None
         state = document.get("state") or {}
-        return {key: state[key] for key in ("desired", "reported", "delta") if isinstance(state.get(key), dict)}
+        return {key: state[key] for key in ("desired", "reported") if isinstance(state.get(key), dict)}
 
     def update_desired(self, thing: str, desired: dict[str, Any]) -> None:
         for _attempt in range(CONFLICT_RETRIES):

@@ -9,6 +9,10 @@ which is what the IoT rule feeds to the ``shadow_reported`` function in AWS.
 Semantics kept from AWS: an update merges (``null`` deletes a key), every accepted update bumps ``version``,
 the delta holds the desired leaves that differ from reported and is sent to the device when an update touched
 desired and a difference remains.
+
+``update_desired`` is versioned as the iot-data adapter's is: the patch is computed from the desired section of
+one version and merged only if the shadow is still at that version; otherwise it is computed again. A writer that
+lands in between therefore cannot leave keys the last writer's document no longer has.
 """
 
 from __future__ import annotations
@@ -91,9 +95,14 @@ class LocalShadowStore:
         return state
 
     def update_desired(self, thing: str, desired: dict[str, Any]) -> None:
-        with self._lock:
-            current = (self._shadows.get(thing) or {}).get("desired")
-        self._update(thing, {"desired": desired_patch(current, desired)})
+        while True:
+            with self._lock:
+                shadow = self._shadows.get(thing)
+                current, version = (shadow["desired"], shadow["version"]) if shadow is not None else (None, 0)
+            # computed outside the lock; merged only if no other writer landed meanwhile, else computed again
+            if self._update(thing, {"desired": desired_patch(current, desired)}, expected_version=version):
+                return
+            log.debug("shadow of %s changed meanwhile; computing the update again", thing)
 
     # ------------------------------------------------------------------------------------------- device side
 
@@ -139,9 +148,14 @@ class LocalShadowStore:
         return json.loads(json.dumps({"state": state, "version": shadow["version"],
                                       "timestamp": int(time.time())}))
 
-    def _update(self, thing: str, state: Mapping[str, Any], reply: bool = False) -> None:
+    def _update(self, thing: str, state: Mapping[str, Any], reply: bool = False,
+                expected_version: int | None = None) -> bool:
+        """Merge ``state`` into the shadow; with ``expected_version``, only if the shadow is still at that version
+        (0: no shadow yet). False when it was not (nothing written, nothing sent)."""
         with self._lock:
             previous = self._shadows.get(thing) or {"desired": {}, "reported": {}, "version": 0}
+            if expected_version is not None and previous["version"] != expected_version:
+                return False
             shadow = {
                 "desired": merge(previous["desired"], state.get("desired") or {}),
                 "reported": merge(previous["reported"], state.get("reported") or {}),
@@ -161,6 +175,7 @@ class LocalShadowStore:
                 listener(thing, documents)
             except Exception:  # a failing listener must not fail the device's update
                 log.exception("shadow documents listener failed for %s", thing)
+        return True
 
     def _reply(self, thing: str, operation: str, body: dict[str, Any], name: str | None = None) -> None:
         deliver = self._devices.get(thing)

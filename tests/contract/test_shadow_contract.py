@@ -12,8 +12,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.contract.harnesses import ShadowHarness
 
 GW1 = {"provider": {"type": "mysensors_v2", "protocol": {"type": "serial", "portname": "/dev/ttyUSB0",
@@ -86,13 +84,7 @@ def test_things_do_not_share_a_shadow(shadows: ShadowHarness) -> None:
     assert (shadows.store.get(second) or {}).get("desired") == desired(gw2=GW2)
 
 
-def test_the_last_of_two_racing_writers_leaves_exactly_its_document(shadows: ShadowHarness,
-                                                                    request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["shadows"] == "local":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "LocalShadowStore.update_desired reads desired under its lock, computes the patch outside it and "
-            "merges it without a version check: a writer that lands in between keeps its keys (here gw2) in "
-            "the shadow although the last writer's document no longer has them")))
+def test_the_last_of_two_racing_writers_leaves_exactly_its_document(shadows: ShadowHarness) -> None:
     thing = shadows.new_thing()
     shadows.store.update_desired(thing, desired(gw1=GW1))
 
@@ -103,12 +95,7 @@ def test_the_last_of_two_racing_writers_leaves_exactly_its_document(shadows: Sha
     assert state is not None and state.get("desired") == desired(gw3=GW2)
 
 
-def test_get_answers_the_desired_and_reported_sections_only(shadows: ShadowHarness,
-                                                            request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["shadows"] == "iotdata":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "IotDataShadowStore.get also returns AWS's 'delta' section; the port (and LocalShadowStore) "
-            "answer {'desired', 'reported'} only, so the two adapters give different shapes")))
+def test_get_answers_the_desired_and_reported_sections_only(shadows: ShadowHarness) -> None:
     thing = shadows.new_thing()
     shadows.store.update_desired(thing, desired(gw1=GW1))
     shadows.report(thing, {"agent": "1.2.0"})
