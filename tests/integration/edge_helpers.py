@@ -137,7 +137,8 @@ def make_certificates(directory: Path) -> dict[str, Path]:
 class Collector:
     """An MQTT 5 subscriber (awscrt) with a persistent session: records every publish on its topic filters."""
 
-    def __init__(self, host: str, port: int, topics: list[str], client_id: str = "collector") -> None:
+    def __init__(self, host: str, port: int, topics: list[str], client_id: str = "collector",
+                 username: str | None = None) -> None:
         from awscrt import mqtt5
 
         self.mqtt5 = mqtt5
@@ -151,7 +152,7 @@ class Collector:
         self.client = mqtt5.Client(mqtt5.ClientOptions(
             host_name=host, port=port,
             connect_options=mqtt5.ConnectPacket(client_id=client_id, keep_alive_interval_sec=30,
-                                                session_expiry_interval_sec=3600),
+                                                session_expiry_interval_sec=3600, username=username),
             session_behavior=mqtt5.ClientSessionBehaviorType.REJOIN_ALWAYS,
             min_reconnect_delay_ms=100, max_reconnect_delay_ms=500, disable_metrics=True,
             on_publish_callback_fn=self._on_publish,

@@ -153,7 +153,8 @@ def test_agent_packs_messages_into_bounded_publishes_acks_them_and_routes_downli
             await until(lambda: agent.uplink.connected, 10, "the uplink")
             down = encode_downlinks([Downlink("gw-b", "test_counter", "1;2;1;0;2;1"),
                                      Downlink("gw-a", "test_counter", "to a")])
-            collector.publish("mc/gw-b/down", down)
+            collector.publish("mc/gw-b/down", encode_downlinks([Downlink("gw-b", "test_counter", "not for us")]))
+            collector.publish("mc/edge-test/down", down)  # the device's one down topic, for all its gateways
             downlinks = tmp_path / "data" / "gateways"
             await until(lambda: (downlinks / "gw-b" / "downlinks.txt").exists()
                         and (downlinks / "gw-a" / "downlinks.txt").exists(), 10, "the downlinks at the gateways")
