@@ -86,6 +86,8 @@ def field_text(value: Any, metric_type: str) -> str | None:
         return None
     if metric_type == "binary":
         number = stored_number(value, metric_type)
+        if number is None:  # not a binary value ("maybe"): skipped as the embedded store skips it, never a 0
+            return None
         return "value=true" if number else "value=false"
     if metric_type in NUMERIC_TYPES:
         number = stored_number(value, metric_type)

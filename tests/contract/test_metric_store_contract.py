@@ -30,7 +30,6 @@ from chalicelib.core.metrics import MetricQueryError
 from chalicelib.core.ports import MetricStore
 from tests.contract.metric_fixtures import (
     HOUR,
-    INFLUXDB_STORE,
     MINUTE,
     SECOND,
     T0,
@@ -269,12 +268,7 @@ def test_metric_type_none_and_missing_values_are_not_stored(store: MetricStore) 
     assert store.query(raw("gw1.1.5.z", "gauge_float", T0, T0 + 1)) == []
 
 
-
-def test_unconverted_values_are_converted_or_skipped(store: MetricStore, request: pytest.FixtureRequest) -> None:
-    if request.node.callspec.params["store"] == INFLUXDB_STORE:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "metrics_influxdb.field_text writes a binary value it cannot convert (stored_number gives None, "
-            "here 'maybe') as value=false instead of skipping it: a 0 the device never sent")))
+def test_unconverted_values_are_converted_or_skipped(store: MetricStore) -> None:
     store.write([point("gw1.1.6.door", "binary", "off", T0), point("gw1.1.6.door", "binary", "open", T0 + 1),
                  point("gw1.1.6.door", "binary", "maybe", T0 + 2), point("gw1.1.6.t", "gauge_float", "21.5", T0),
                  point("gw1.1.6.t", "gauge_float", float("inf"), T0 + 1),
