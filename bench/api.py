@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chalicelib.core.envelope import Envelope, encode_publish
+from chalicelib.core.identity import LOCAL_EDGE, ingest_body
 from chalicelib.core.model import FieldModel, Kind, MetricType, Node, Source, iso_from_ms
 from chalicelib.local.stack import LocalStack
 
@@ -104,7 +105,7 @@ def ingest_latency(stack: LocalStack, rounds: int = 100) -> list[float]:
         value = 10 + i / 10
         envelope = Envelope("bench", "mysensors_v2", t0 + i, 10_000 + i, f"bench-api-{t0}-{i}", f"7;1;1;0;0;{value}")
         started = time.perf_counter()
-        stack.queue.send(encode_publish([envelope]))
+        stack.queue.send(ingest_body(LOCAL_EDGE, encode_publish([envelope])))
         while True:
             try:
                 field = get(f"{stack.url}/api/field/bench.7.1.V_TEMP")

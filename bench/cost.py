@@ -44,6 +44,7 @@ from chalicelib.adapters.downlink_iotdata import IotDataDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
 from chalicelib.core.event_pattern import compile_pattern
+from chalicelib.core.identity import GatewayOwners, ingest_body
 from chalicelib.core.ports import BusEvent
 from chalicelib.core.processor import Processor
 from chalicelib.functions.ingest import Ingest
@@ -93,7 +94,9 @@ def fanout(published: Sequence[BusEvent]) -> dict[str, Fanout]:
 
 
 def sqs_event(bodies: list[str], batch: int) -> dict[str, object]:
-    return {"Records": [{"messageId": f"b{batch}-{i}", "receiptHandle": f"b{batch}-{i}", "body": body,
+    """The ingest queue's records of these publishes of edge ``bench-edge``, as the IoT rule writes them."""
+    return {"Records": [{"messageId": f"b{batch}-{i}", "receiptHandle": f"b{batch}-{i}",
+                         "body": ingest_body("bench-edge", body),
                          "attributes": {"ApproximateReceiveCount": "1"}, "messageAttributes": {},
                          "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:ingest",
                          "awsRegion": "us-east-1"} for i, body in enumerate(bodies)]}
@@ -110,8 +113,9 @@ def main() -> None:
         events.create_event_bus(Name="mycontroller")
         repository = DynamoDBRepository("mycontroller-bench")
         bus = RecordingBus("mycontroller", client=events)
-        downlink = IotDataDownlink(client=boto3.client("iot-data"))
-        ingest = Ingest(Processor(repository, NoMetricStore()), bus, downlink)
+        owners = GatewayOwners(repository)
+        downlink = IotDataDownlink(client=boto3.client("iot-data"), edges=owners.edges_of)
+        ingest = Ingest(Processor(repository, NoMetricStore()), bus, downlink, owners)
         t0 = int(time.time() * 1000)
         setup = pack(presentation_lines(args.nodes), "bench", t0, 1)
         for index in range(0, len(setup), PUBLISHES_PER_BATCH):

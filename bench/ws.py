@@ -27,6 +27,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from chalicelib.core.envelope import Envelope, encode_publish
+from chalicelib.core.identity import LOCAL_EDGE, ingest_body
 from chalicelib.core.model import Kind, event
 from chalicelib.core.ports import bus_event
 
@@ -169,7 +170,7 @@ def main() -> None:
                 envelope = Envelope("bench", "mysensors_v2", t0 + i, 10_000 + i, f"bench-ws-{t0}-{i}",
                                     f"7;1;1;0;0;{value}")
                 started = time.perf_counter()
-                stack.queue.send(encode_publish([envelope]))
+                stack.queue.send(ingest_body(LOCAL_EDGE, encode_publish([envelope])))
                 return started
 
             def bus_change(i: int, value: float) -> float:
