@@ -194,14 +194,16 @@ class Downlink:
             raise EnvelopeError(f"downlink is missing key {missing.args[0]!r}") from None
 
 
-def down_topic(gateway_id: str, prefix: str = "mc") -> str:
-    """The MQTT/IoT Core topic the edge subscribes to for one gateway's downlinks."""
-    return f"{prefix}/{gateway_id}/down"
+def down_topic(thing: str, prefix: str = "mc") -> str:
+    """The topic an edge device (IoT thing) gets the downlinks of all its gateways on, each naming its gateway; the
+    edge policy lets only that thing subscribe to it (``core/identity.py``)."""
+    return f"{prefix}/{thing}/down"
 
 
-def up_topic(edge_id: str, prefix: str = "mc") -> str:
-    """The topic an edge device publishes its envelope batches to (an IoT rule forwards it to SQS)."""
-    return f"{prefix}/{edge_id}/up"
+def up_topic(thing: str, prefix: str = "mc") -> str:
+    """The topic an edge device (IoT thing) publishes its envelope batches to; the ingest rule forwards each, with
+    the thing of the topic, to the ingest queue (``core/identity.py``)."""
+    return f"{prefix}/{thing}/up"
 
 
 def encode_downlinks(downlinks: list[Downlink]) -> str:
