@@ -101,9 +101,12 @@ def function_specs(template: Template) -> dict[str, FunctionSpec]:
         environment: dict[str, str] = {}
         for key, value in ((raw.get("Environment") or {}).get("Variables") or {}).items():
             try:
-                environment[key] = str(template.resolve(value))
+                resolved = template.resolve({key: value})  # AWS::NoValue drops the variable
             except Unresolved as error:
                 problems.append(f"environment {key}: {error}")
+                continue
+            if key in resolved:
+                environment[key] = str(resolved[key])
         role = raw.get("Role")
         role_logical = None
         if isinstance(role, dict):

@@ -70,7 +70,9 @@ class Creator:
                 self.outcome.skipped[logical] = f"{kind}: condition {resource['Condition']} is false"
                 continue
             if kind in KEPT_BY_TWIN:
-                template.physical[logical] = f"{logical}-{hashlib.sha256(logical.encode()).hexdigest()[:8]}"
+                stage = (resource.get("Properties") or {}).get("StageName")
+                template.physical[logical] = str(template.resolve(stage)) if kind.endswith("::Stage") and stage \
+                    else f"{logical}-{hashlib.sha256(logical.encode()).hexdigest()[:8]}"
                 template.attributes[logical] = {}
                 self.outcome.kept[logical] = f"{kind}: {KEPT_BY_TWIN[kind]}"
                 continue

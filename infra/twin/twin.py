@@ -60,12 +60,11 @@ class Options:
     static_dir: Path = ROOT / "frontend" / "dist"
 
 
-def admin_password_parameter(template: Template) -> str | None:
-    """The template's admin password parameter: a NoEcho parameter named like one."""
-    for name, spec in (template.body.get("Parameters") or {}).items():
+def admin_password_parameter(body: dict[str, Any]) -> str | None:
+    """The template's admin password parameter: the one named like it."""
+    for name in body.get("Parameters") or {}:
         if re.search(r"admin", name, re.I) and re.search(r"password", name, re.I):
             return str(name)
-        del spec
     return None
 
 
@@ -79,13 +78,22 @@ class Twin:
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke-async")
         self.mappings: list[QueueMapping] = []
         self.info: dict[str, Any] = {}
+        self._session = boto3.session.Session()
+        self._clients: dict[str, Any] = {}
 
     # ------------------------------------------------------------------------------------------- clients
 
-    def client(self, service: str) -> Any:
-        return boto3.client(service, region_name=self.options.region, endpoint_url=self.aws_endpoint,
-                            aws_access_key_id="twin", aws_secret_access_key="twin",
-                            config=Config(retries={"max_attempts": 2}, read_timeout=30))
+    def client(self, service: str, *, shared: bool = True) -> Any:
+        """A boto3 client on the twin's own endpoint (one per service unless ``shared=False``: a poller's own)."""
+        if shared and service in self._clients:
+            return self._clients[service]
+        client = self._session.client(service, region_name=self.options.region, endpoint_url=self.aws_endpoint,
+                                      aws_access_key_id="twin", aws_secret_access_key="twin",
+                                      config=Config(retries={"max_attempts": 2}, read_timeout=30,
+                                                    max_pool_connections=32))
+        if shared:
+            self._clients[service] = client
+        return client
 
     # ------------------------------------------------------------------------------------------- start
 
@@ -98,8 +106,7 @@ class Twin:
         self._refusal_log = (options.state_dir / "refusals.jsonl").open("a", buffering=1)
         self._calls_log = (options.state_dir / "calls.jsonl").open("a", buffering=1)
         overrides = dict(options.parameters)
-        template = Template.load(options.template, options.stack, options.region)
-        password_parameter = admin_password_parameter(template)
+        password_parameter = admin_password_parameter(json.loads(options.template.read_text(encoding="utf-8")))
         if options.admin_password is not None:
             if password_parameter:
                 overrides.setdefault(password_parameter, options.admin_password)
@@ -147,11 +154,12 @@ class Twin:
         specs_, problems = mapping_specs(template, self.functions)
         for problem in problems:
             self.problem(problem)
-        self.mappings = [QueueMapping(spec, self.client("sqs"), self.functions.invoke, options.region,
+        self.mappings = [QueueMapping(spec, self.client("sqs", shared=False), self.functions.invoke, options.region,
                                       options.retry_after_s) for spec in specs_]
         self.event_rules = EventRules(template, self.functions, self.invoke_async, self.lambda_allowed, self.refuse)
         self.hooks.put_events = self.event_rules.put_events
-        self.schedules = Schedules(self.client("scheduler"), self.invoke_async, self._role_policies.get, self.refuse)
+        self.schedules = Schedules(self.client("scheduler", shared=False), self.invoke_async,
+                                   self._role_policies.get, self.refuse)
         self.hooks.schedules_changed = self.schedules.changed
         self.hooks.control = self.control
 
