@@ -320,6 +320,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", default="data",
                         help="edge.data_dir on the device (default 'data', beside edge.yaml; the systemd unit "
                              "wants /var/lib/mycontroller-edge)")
+    parser.add_argument("--ca", type=Path, default=os.environ.get("MC_IOT_ROOT_CA") or None,
+                        help="the root CA the device trusts for the endpoint (default: Amazon Root CA 1; "
+                             "MC_IOT_ROOT_CA, which the cloud twin's ready line prints)")
     parser.add_argument("--force", action="store_true", help="overwrite files already in --out-dir")
     parser.add_argument("--revoke", action="store_true",
                         help="delete the thing's certificates and the thing instead of provisioning")
@@ -366,7 +369,8 @@ def _run(args: argparse.Namespace) -> int:
         gateways = load_gateways(args.gateway_config)
         policy = resolve_policy(session, args.policy, args.stack)
         result = provision(session, args.thing, policy=policy, out_dir=out_dir, gateways=gateways,
-                           cloud_config=args.cloud_config, data_dir=args.data_dir, force=args.force)
+                           cloud_config=args.cloud_config, data_dir=args.data_dir, force=args.force,
+                           ca_source=args.ca or SYSTEM_AMAZON_ROOT_CA)
     except ProvisionError as error:
         print(f"provision: {error}", file=sys.stderr)
         return EXIT_ERROR
