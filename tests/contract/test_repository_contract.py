@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -369,14 +370,50 @@ def test_seen_ids_are_not_records(repository: Repository) -> None:
     assert repository.query(Kind.GATEWAY, ListQuery()).count == 0
 
 
-def test_close_is_idempotent(repository: Repository) -> None:
-    repository.put(Kind.TASK, {"id": "t1"})
-    repository.close()
-    repository.close()
+def restarted(repository: Repository, tmp_path: Path) -> Repository:
+    """A new instance of the adapter over the same store, as a restarted process opens it (this reaches past the
+    port: the fixture's memory repository persists to ``tmp_path / "store"``, the DynamoDB one is its table)."""
+    from chalicelib.adapters.repository_memory import MemoryRepository
+
+    if isinstance(repository, MemoryRepository):
+        return MemoryRepository(tmp_path / "store", dump_interval_s=0)
+    from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
+
+    assert isinstance(repository, DynamoDBRepository), f"no restart known for {type(repository).__name__}"
+    return DynamoDBRepository(repository.table_name)
 
 
-def test_adapters_implement_the_port(repository: Repository) -> None:
-    assert isinstance(repository, Repository)
+def what_is_stored(repository: Repository) -> tuple[Any, ...]:
+    """What the close test wrote, as a restarted instance reads it back (closed afterwards)."""
+    try:
+        return (repository.get(Kind.TASK, "t1"), repository.get(Kind.FIELD, "gw1.4.1.V_TEMP"),
+                ids(repository.children(Kind.SOURCE, "gw1.4.1")), repository.seen(["m1", "m2", "s-7", "s-8"]))
+    finally:
+        repository.close()
+
+
+def files_of(directory: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(directory)): path.read_bytes() for path in sorted(directory.rglob("*"))
+            if path.is_file()}
+
+
+def test_close_keeps_what_was_written_and_a_second_close_changes_nothing(repository: Repository,
+                                                                         tmp_path: Path) -> None:
+    """Everything written before ``close`` is there for the next process (memory: on disk, DynamoDB: in the
+    table); closing again neither loses nor rewrites anything."""
+    temperature = field("gw1", "4", "1", "V_TEMP", 21.5, unit="°C")
+    repository.put(Kind.TASK, {"id": "t1", "enabled": True})
+    repository.put_many(Kind.FIELD, [temperature], if_newer=True)
+    repository.mark_seen(["m1", "s-7"])
+    expected = ({"id": "t1", "enabled": True}, temperature, ["gw1.4.1.V_TEMP"], {"m1", "s-7"})
+
+    repository.close()
+    on_disk = files_of(tmp_path)
+    assert what_is_stored(restarted(repository, tmp_path)) == expected
+
+    repository.close()
+    assert files_of(tmp_path) == on_disk, "a second close must not write again"
+    assert what_is_stored(restarted(repository, tmp_path)) == expected
 
 
 # --------------------------------------------------------------------------------------------- DynamoDB specifics
