@@ -35,9 +35,21 @@ def settle(bus: LocalEventBus) -> None:
     assert bus.drain(timeout=5), "the bus did not drain"
 
 
-def test_it_is_an_event_bus() -> None:
+def test_it_works_through_the_event_bus_port_alone() -> None:
+    """Used only through ``EventBus``, as the core uses it: a subscription gets each matching event once (in sync
+    mode before ``publish`` returns), others not; after ``close`` a publish is refused and delivers nothing."""
     port: EventBus = LocalEventBus("sync")
-    assert callable(port.publish)
+    got: list[BusEvent] = []
+    port.subscribe("updates", {"detail-type": ["field.updated"]}, got.append)
+    wanted = field_event()
+
+    port.publish([wanted, node_event(), field_event(kind="deleted")])
+    assert got == [wanted]
+
+    port.close()
+    with pytest.raises(BusClosedError):
+        port.publish([field_event()])
+    assert got == [wanted]
 
 
 def test_events_reach_matching_subscriptions_only(bus: LocalEventBus) -> None:

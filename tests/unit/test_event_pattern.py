@@ -294,11 +294,21 @@ def test_invalid_patterns_name_the_bad_part(pattern: Any, where: str) -> None:
     assert isinstance(raised.value, ValueError)
 
 
-def test_valid_patterns_pass_validation() -> None:
-    for pattern in ({"source": ["a"]}, {"x": [{"numeric": [">", 1, "<=", 1e9]}]}, {"x": [{"numeric": ["=", -3]}]},
-                    {"x": [{"numeric": [">=", 2, "<=", 2]}]}, {"x": [{"anything-but": {"wildcard": ["*a", "b*"]}}]},
-                    {"$or": [{"a": ["1"]}]}, {"x": [{"wildcard": "\\\\*"}]}):
-        validate_pattern(pattern)
+@pytest.mark.parametrize(("pattern", "matching", "other"), [
+    ({"source": ["a"]}, {"source": "a"}, {"source": "b"}),
+    ({"x": [{"numeric": [">", 1, "<=", 1e9]}]}, {"x": 1e9}, {"x": 1}),
+    ({"x": [{"numeric": ["=", -3]}]}, {"x": -3.0}, {"x": 3}),
+    ({"x": [{"numeric": [">=", 2, "<=", 2]}]}, {"x": 2}, {"x": 2.0001}),
+    ({"x": [{"anything-but": {"wildcard": ["*a", "b*"]}}]}, {"x": "cat"}, {"x": "banana"}),
+    ({"$or": [{"a": ["1"]}]}, {"a": "1"}, {"a": "2"}),
+    ({"x": [{"wildcard": "\\\\*"}]}, {"x": "\\share"}, {"x": "share"}),  # an escaped backslash, then any text
+])
+def test_valid_patterns_pass_validation_and_match_what_they_say(pattern: dict[str, Any], matching: dict[str, Any],
+                                                                 other: dict[str, Any]) -> None:
+    validate_pattern(pattern)
+    matcher = compile_pattern(pattern)
+    assert matcher(matching) is True
+    assert matcher(other) is False
 
 
 def test_absurdly_deep_patterns_are_refused_not_a_crash() -> None:
