@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from enum import IntEnum
 from pathlib import Path
 
@@ -68,8 +69,8 @@ def test_enum_numbering_follows_mymessage_h() -> None:
     [(Sensor, sensor_name, sensor_id), (Value, value_name, value_id), (Internal, internal_name, internal_id),
      (Stream, stream_name, stream_id)],
 )
-def test_every_type_round_trips_by_name_and_id(enum: type[IntEnum], to_name: object, to_id: object) -> None:
-    assert callable(to_name) and callable(to_id)
+def test_every_type_round_trips_by_name_and_id(enum: type[IntEnum], to_name: Callable[[int], str],
+                                               to_id: Callable[[str], int]) -> None:
     for member in enum:
         assert to_name(int(member)) == member.name
         assert to_id(member.name) == int(member)
@@ -89,8 +90,7 @@ def test_deprecated_aliases_resolve_by_name() -> None:
 
 @pytest.mark.parametrize("lookup", [value_id, sensor_id, internal_id, stream_id])
 @pytest.mark.parametrize("name", ["V_NOPE", "", "17", "TEMP", "S_", "I_TIMEX"])
-def test_unknown_names_raise_key_error(lookup: object, name: str) -> None:
-    assert callable(lookup)
+def test_unknown_names_raise_key_error(lookup: Callable[[str], int], name: str) -> None:
     with pytest.raises(KeyError, match="unknown MySensors"):
         lookup(name)
 
@@ -147,10 +147,22 @@ def test_value_metric_defaults(name: str, expected: tuple[str, str]) -> None:
 
 
 def test_package_re_exports_the_public_names() -> None:
+    """``__all__`` names each of the codec's and the protocol tables' public objects once, as the very objects
+    (no stale copy, nothing shadowed), ``import *`` gives exactly those, and they work from the package alone."""
+    assert len(set(mysensors.__all__)) == len(mysensors.__all__)
     for name in mysensors.__all__:
-        assert getattr(mysensors, name) is not None
-    assert mysensors.decode_line is decode_line
-    assert mysensors.Value is Value
+        homes = [module for module in (codec, protocol) if name in vars(module)]
+        assert homes, f"{name} is defined neither in codec nor in protocol"
+        assert all(getattr(mysensors, name) is vars(home)[name] for home in homes), name
+    namespace: dict[str, object] = {}
+    exec(f"from {mysensors.__name__} import *", namespace)
+    assert set(namespace) - {"__builtins__"} == set(mysensors.__all__)
+
+    message = mysensors.decode_line("12;1;1;0;0;23.5")
+    assert (message.node_id, message.command, mysensors.value_name(message.type)) == (12, mysensors.Command.SET,
+                                                                                     "V_TEMP")
+    assert mysensors.VALUE_METRIC[message.type] == ("gauge_float", "°C")
+    assert mysensors.encode_line(message) == "12;1;1;0;0;23.5\n"
 
 
 # ------------------------------------------------------------------------------------------- decode_line

@@ -67,12 +67,25 @@ def test_arbitrary_text_only_raises_codec_error(line: str) -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=400))
+@example(b"12;1;1;0;0;23.5\r\n")
+@example(b"0;255;3;0;14;Gateway startup complete.\n")
+@example(b"1;1;1;0;0;\xff")  # U+FFFD once decoded: a printable payload
+@example(b"21.5\n")
+@example(b"\xff")
 def test_arbitrary_bytes_only_raise_codec_error(data: bytes) -> None:
-    _decode_or_codec_error(data.decode("utf-8", errors="replace"))
+    text = data.decode("utf-8", errors="replace")
+    msg = _decode_or_codec_error(text)
+    if msg is not None:  # a line that decodes is a valid message that encodes back to the same line
+        assert encode_line(msg).rstrip("\n") == text.rstrip("\r\n")
     try:
-        decode_mqtt("gw/1/1/1/0/0", data)
+        published = decode_mqtt("gw/1/1/1/0/0", data)
     except CodecError:
-        pass
+        return
+    # a publish that decodes is the topic's message carrying the payload's text, and encodes back to that publish
+    assert (published.node_id, published.child_id, published.command, published.ack, published.type) == (
+        1, 1, int(Command.SET), False, 0)
+    assert published.payload == data.decode("utf-8").rstrip("\r\n")
+    assert encode_mqtt(published, "gw") == ("gw/1/1/1/0/0", published.payload)
 
 
 @st.composite
