@@ -8,6 +8,11 @@ Provisioning creates (or reuses) the thing, a new active certificate with its ke
 (``--policy``, or the ``EdgePolicyName`` output of ``--stack``) to the certificate and the certificate to the
 thing, and writes ``certificate.pem.crt``, ``private.pem.key`` (mode 0600), ``AmazonRootCA1.pem`` (when this
 machine has it) and ``edge.yaml`` into ``--out-dir``: copy that directory to the device and start the agent.
+``edge.id`` and the MQTT client id are the thing name: the policy lets the device use ``mc/<thing>/up``,
+``mc/<thing>/down`` and its own shadow only. With ``--stack``, the gateways of ``--gateway-config`` are bound to
+the thing in the stack's table before anything else (``reserve_gateways``), as their first message would bind
+them (``chalicelib/core/identity.py``): an id another device already owns stops provisioning there, instead of
+its messages being refused once the device runs.
 ``--revoke`` detaches, deactivates and deletes every certificate of the thing and deletes the thing.
 
 An operator tool run on a workstation with AWS credentials, so it talks to boto3 directly. The private key
@@ -17,6 +22,7 @@ exists only in the API response and the key file: it is never printed, logged or
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import re
@@ -44,6 +50,8 @@ CONFIG_FILE = "edge.yaml"
 SYSTEM_AMAZON_ROOT_CA = Path("/etc/ssl/certs/Amazon_Root_CA_1.pem")
 """Debian's ca-certificates ships Amazon Root CA 1 here; without it the agent uses the system trust store."""
 STACK_POLICY_OUTPUT = "EdgePolicyName"
+STACK_TABLE_OUTPUT = "TableName"
+"""The stack output naming the resource table, where gateways are bound to their edge device."""
 IOT_PORT = 8883
 THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 """AWS IoT's thing-name alphabet, which is also inside the edge id's (``edge.config``)."""
@@ -157,6 +165,95 @@ def resolve_policy(session: Any, policy: str | None, stack: str | None) -> str:
         if output.get("OutputKey") == STACK_POLICY_OUTPUT:
             return str(output["OutputValue"])
     raise ProvisionError(f"stack {stack!r} has no {STACK_POLICY_OUTPUT!r} output (is it the stack infra/ deployed?)")
+
+
+def resolve_table(session: Any, stack: str) -> str | None:
+    """The resource table of the stack (its ``TableName`` output), or ``None`` for a stack without one."""
+    try:
+        stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
+    except Exception as error:
+        raise ProvisionError(f"cannot read stack {stack!r}: {_client_error_text(error)}") from None
+    for output in (stacks[0].get("Outputs") or []) if stacks else []:
+        if output.get("OutputKey") == STACK_TABLE_OUTPUT:
+            return str(output["OutputValue"])
+    return None
+
+
+@dataclass
+class Reservation:
+    """Gateway ids of the device's file and their binding to its thing."""
+
+    table: str
+    bound: list[str] = field(default_factory=list)
+    """Bound to the thing by this run (new, or without an edge before)."""
+    kept: list[str] = field(default_factory=list)
+    """The thing's already."""
+
+
+def _stored_gateway(client: Any, table: str, gateway_id: str) -> tuple[dict[str, Any] | None, str]:
+    """The stored gateway record and its document as stored (for a write conditional on it)."""
+    from chalicelib.adapters.repository_dynamodb import record_key
+    from chalicelib.core.model import Kind
+
+    try:
+        item = client.get_item(TableName=table, Key=record_key(Kind.GATEWAY, gateway_id), ConsistentRead=True,
+                               ProjectionExpression="doc").get("Item")
+    except Exception as error:
+        raise ProvisionError(f"cannot read gateway {gateway_id!r} in table {table!r}: {_client_error_text(error)}"
+                             ) from None
+    if not item or "doc" not in item:
+        return None, ""
+    return json.loads(item["doc"]["S"]), str(item["doc"]["S"])
+
+
+def reserve_gateways(session: Any, table: str, thing: str, gateway_ids: list[str]) -> Reservation:
+    """Bind the gateways of the device's file to its thing, as their first message would: a new id is created
+    bound to it (conditionally: a device racing for it wins or loses whole), one without an edge is claimed.
+
+    Ids another thing owns are all named in a ``ProvisionError`` and nothing is written: the cloud would refuse
+    their messages from this device, so the operator renames them (or moves them with ``edgeId``) first."""
+    from chalicelib.adapters.repository_dynamodb import record_item
+    from chalicelib.core.identity import claimed, owner_of
+    from chalicelib.core.model import Gateway, Kind
+
+    client = session.client("dynamodb")
+    found = {gateway_id: _stored_gateway(client, table, gateway_id) for gateway_id in dict.fromkeys(gateway_ids)}
+    stored = {gateway_id: record for gateway_id, (record, _doc) in found.items()}
+
+    def refuse(owners: dict[str, str]) -> ProvisionError:
+        taken = ", ".join(f"{gateway_id} (edge {owner})" for gateway_id, owner in sorted(owners.items()))
+        return ProvisionError(f"gateway id(s) already belong to another edge device: {taken}; give this device's "
+                              "gateways other ids in --gateway-config (ids are unique across all sites), or move "
+                              "them to this thing by setting their edgeId through the API")
+
+    foreign = {g: owner for g, record in stored.items() if (owner := owner_of(record)) not in (None, thing)}
+    if foreign:
+        raise refuse(foreign)
+    reservation = Reservation(table)
+    for gateway_id, record in stored.items():
+        if record is not None and owner_of(record) == thing:
+            reservation.kept.append(gateway_id)
+            continue
+        if record is None:
+            new = Gateway(id=gateway_id, provider={"type": "unknown"}, edge_id=thing, cloud_config=False).record()
+            condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(pk)"}
+        else:
+            new = claimed(record, thing)
+            condition = {"ConditionExpression": "doc = :doc",
+                         "ExpressionAttributeValues": {":doc": {"S": found[gateway_id][1]}}}
+        try:
+            client.put_item(TableName=table, Item=record_item(Kind.GATEWAY, new), **condition)
+        except Exception as error:
+            if _error_code(error) != "ConditionalCheckFailedException":
+                raise ProvisionError(f"cannot bind gateway {gateway_id!r}: {_client_error_text(error)}") from None
+            owner = owner_of(_stored_gateway(client, table, gateway_id)[0])  # changed meanwhile: whose now?
+            if owner != thing:
+                raise refuse({gateway_id: owner or "(changed meanwhile; run again)"}) from None
+            reservation.kept.append(gateway_id)
+            continue
+        reservation.bound.append(gateway_id)
+        log.info("gateway %s bound to %s", gateway_id, thing)
+    return reservation
 
 
 def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways: list[dict[str, Any]],
@@ -368,6 +465,9 @@ def _run(args: argparse.Namespace) -> int:
         out_dir: Path = args.out_dir or Path(args.thing)
         gateways = load_gateways(args.gateway_config)
         policy = resolve_policy(session, args.policy, args.stack)
+        table = resolve_table(session, args.stack) if args.stack else None
+        reservation = reserve_gateways(session, table, args.thing, [str(g["id"]) for g in gateways]) \
+            if table and gateways else None
         result = provision(session, args.thing, policy=policy, out_dir=out_dir, gateways=gateways,
                            cloud_config=args.cloud_config, data_dir=args.data_dir, force=args.force,
                            ca_source=args.ca or SYSTEM_AMAZON_ROOT_CA)
@@ -377,18 +477,22 @@ def _run(args: argparse.Namespace) -> int:
     except (BotoCoreError, ClientError) as error:  # no credentials or region, a profile missing, access denied…
         print(f"provision: {_client_error_text(error)}", file=sys.stderr)
         return EXIT_ERROR
-    print(format_summary(result, policy))
+    print(format_summary(result, policy, reservation))
     return 0
 
 
-def format_summary(result: Provisioned, policy: str) -> str:
+def format_summary(result: Provisioned, policy: str, reservation: Reservation | None = None) -> str:
     config = result.files[-1]
     lines = [
         f"thing        {result.thing} ({'created' if result.thing_created else 'existing, reused'})",
         f"certificate  {result.certificate_id} (active, policy {policy})",
         f"endpoint     {result.endpoint}:{IOT_PORT}",
+        f"topics       mc/{result.thing}/up, mc/{result.thing}/down (and its own shadow)",
         "files        " + "\n             ".join(str(path) for path in result.files),
     ]
+    if reservation is not None:
+        ids = sorted([*reservation.bound, *reservation.kept])
+        lines.append(f"gateways     {', '.join(ids)}: this thing's only (table {reservation.table})")
     if not result.ca_used:
         lines.append(f"CA           none written ({SYSTEM_AMAZON_ROOT_CA} not here): "
                      "the agent uses the system trust store")

@@ -181,6 +181,32 @@ def _kind_key(kind: Kind, entity_id: str) -> str:
     return f"{kind.value}#{shard}"
 
 
+def record_item(kind: Kind, record: Record) -> RawItem:
+    """The table item holding a record, in DynamoDB's attribute-value form: what the repository writes, and what a
+    tool writing with a client of its own (``infra.provision``) must write too."""
+    entity_id = record["id"]
+    current = record.get("current")
+    if isinstance(current, dict):
+        ts, seq = current.get("timestamp") or "", int(current.get("sequence") or 0)
+    else:
+        ts, seq = "", 0
+    item: RawItem = {
+        "pk": {"S": _key(kind, entity_id)},
+        "kk": {"S": _kind_key(kind, entity_id)},
+        "doc": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
+        "ts": {"S": ts},
+        "seq": {"N": str(seq)},
+    }
+    if kind in ID_DEPTH:
+        item["tree"] = {"S": entity_id.partition(".")[0]}
+    return item
+
+
+def record_key(kind: Kind, entity_id: str) -> RawItem:
+    """The table key of a record (``GetItem``'s ``Key``)."""
+    return {"pk": {"S": _key(kind, entity_id)}}
+
+
 def _units(item: RawItem) -> int:
     """Write units of an item: DynamoDB bills ceil(size / 1 KB), size = names + values in bytes."""
     size = 0
@@ -287,22 +313,7 @@ class DynamoDBRepository:
         time.sleep(min(2.0, 0.025 * 2**attempt) * (0.5 + random.random()))
 
     def _item(self, kind: Kind, record: Record) -> RawItem:
-        entity_id = record["id"]
-        current = record.get("current")
-        if isinstance(current, dict):
-            ts, seq = current.get("timestamp") or "", int(current.get("sequence") or 0)
-        else:
-            ts, seq = "", 0
-        item: RawItem = {
-            "pk": {"S": _key(kind, entity_id)},
-            "kk": {"S": _kind_key(kind, entity_id)},
-            "doc": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
-            "ts": {"S": ts},
-            "seq": {"N": str(seq)},
-        }
-        if kind in ID_DEPTH:
-            item["tree"] = {"S": entity_id.partition(".")[0]}
-        return item
+        return record_item(kind, record)
 
     def _batch_get(self, keys: Iterable[str], attributes: list[str], consistent: bool | None = None
                    ) -> list[RawItem]:

@@ -255,3 +255,44 @@ def test_no_region_is_a_clear_error(iot: Any, tmp_path: Path, monkeypatch: pytes
 
     assert "region" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_the_file_gateways_are_bound_to_the_thing_and_an_id_another_device_owns_stops_provisioning(
+        iot: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
+    from chalicelib.core.model import Gateway, Kind
+
+    table, stack = "mc-identity-table", "mc-identity"
+    create_table(table, REGION)
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName=stack, TemplateBody=json.dumps({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"EdgePolicyName": {"Value": POLICY}, "TableName": {"Value": table}}}))
+    repository = DynamoDBRepository(table, REGION)
+    repository.put(Kind.GATEWAY, Gateway(id="old", provider={"type": "mysensors_v2"}, labels={"room": "hall"}).record())
+
+    def gateways(*ids: str) -> str:
+        path = tmp_path / f"{'-'.join(ids)}.yaml"
+        path.write_text("gateways:\n" + "".join(f"  - id: {gateway_id}\n    provider: {{type: system_monitor}}\n"
+                                               for gateway_id in ids))
+        return str(path)
+
+    assert prov.main(["--thing", "pi-north", "--stack", stack, "--out-dir", str(tmp_path / "north"),
+                      "--gateway-config", gateways("house", "old")]) == 0
+    assert "gateways     house, old: this thing's only" in capsys.readouterr().out
+    house, old = repository.get(Kind.GATEWAY, "house"), repository.get(Kind.GATEWAY, "old")
+    assert house is not None and (house["edgeId"], house["cloudConfig"], house["provider"]) == (
+        "pi-north", False, {"type": "unknown"})  # the processor takes the type from the first message
+    assert old is not None and (old["edgeId"], old["labels"]) == ("pi-north", {"room": "hall"})  # claimed
+
+    things, certificates = len(iot.list_things()["things"]), len(iot.list_certificates()["certificates"])
+    assert prov.main(["--thing", "pi-south", "--stack", stack, "--out-dir", str(tmp_path / "south"),
+                      "--gateway-config", gateways("barn", "house")]) == prov.EXIT_ERROR
+    err = capsys.readouterr().err
+    assert "house (edge pi-north)" in err and "other ids" in err
+    assert repository.get(Kind.GATEWAY, "barn") is None, "nothing bound when one id is taken"
+    assert (len(iot.list_things()["things"]), len(iot.list_certificates()["certificates"])) == (things, certificates)
+    assert not (tmp_path / "south").exists()
+
+    assert prov.main(["--thing", "pi-north", "--stack", stack, "--out-dir", str(tmp_path / "north"), "--force",
+                      "--gateway-config", gateways("house", "old")]) == 0  # its own again: nothing to change
+    assert (repository.get(Kind.GATEWAY, "house") or {})["edgeId"] == "pi-north"
