@@ -565,7 +565,18 @@ class ListMetrics:
 
 
 def test_default_interpreters_include_tasmota() -> None:
-    assert isinstance(default_interpreters()["tasmota"], TasmotaInterpreter)
+    """The processor's default set routes ``tasmota`` envelopes to this interpreter: a plug's state is stored."""
+    interpreters = default_interpreters()
+    tasmota = interpreters["tasmota"]
+    assert tasmota.provider == "tasmota"
+    assert tasmota.interpret(envelope(*fixture("state_plug")), GATEWAY) == ops_of("state_plug")
+
+    repo = MemoryRepository(None)
+    result = Processor(repo, ListMetrics(), interpreters, clock=lambda: T0).process([envelope(*fixture("state_plug"))])
+
+    assert result.failures == []
+    power = repo.get(Kind.FIELD, "tas.kitchen_plug.Control.POWER")
+    assert power is not None and (power["metricType"], power["current"]["value"]) == ("binary", True)
 
 
 def test_a_plug_booting_and_reporting_ends_up_stored() -> None:
@@ -601,12 +612,34 @@ def test_a_plug_booting_and_reporting_ends_up_stored() -> None:
     assert [p.value for p in points] == [True, False, True]
 
 
+CONVERTED_TYPES: dict[str, tuple[type, ...]] = {
+    "gauge_float": (float,), "gauge": (int, float), "counter": (int, float), "binary": (bool,), "string": (str,),
+    "geo": (str,), "none": (str, type(None))}
+"""The Python type a converted value of each metric type has (what the repository stores and metrics read)."""
+
+
 def test_every_fixture_converts_to_its_metric_types() -> None:
-    """What the interpreter hands over must pass the processor's conversion: no field fails on real traffic."""
+    """What the interpreter hands over must pass the processor's conversion: no field fails on real traffic, and
+    conversion keeps the value (a number stays that number, a string that string) in its metric type's shape."""
+    converted_fields: dict[str, int] = {}
     for path in sorted(FIXTURES.glob("*.json")):
-        for op in ops_of(path.stem):
-            if isinstance(op, FieldValue):
-                convert_value(op.value, op.metric_type)
+        values = [op for op in ops_of(path.stem) if isinstance(op, FieldValue)]
+        converted_fields[path.stem] = len(values)
+        for op in values:
+            where = f"{path.stem}: {op.source_id}.{op.field_id} = {op.value!r} ({op.metric_type})"
+            assert op.metric_type in CONVERTED_TYPES, where
+            value = convert_value(op.value, op.metric_type)
+            assert isinstance(value, CONVERTED_TYPES[op.metric_type]), where
+            assert convert_value(value, op.metric_type) == value, where  # stored, it reads back as itself
+            if op.metric_type in ("gauge_float", "gauge", "counter"):
+                assert value == float(op.value), where
+            elif op.metric_type == "string":
+                assert value == op.value, where
+    # every fixture of device values gives some; commands, info, last will and status pages without values none
+    carrying = {name for name, count in converted_fields.items() if count}
+    assert {name for name in converted_fields if name.startswith(("sensor_", "state_"))} <= carrying
+    assert {"result_power", "result_light", "status0", "status10", "status11"} <= carrying
+    assert sum(converted_fields.values()) > 150
 
 
 def test_last_will_offline_marks_the_node_down_and_traffic_brings_it_back() -> None:
