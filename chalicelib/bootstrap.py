@@ -336,7 +336,8 @@ def _gateway_sync(c: Container) -> GatewaySync:
     from .services.gateway_sync import GatewaySync
 
     # the shadow store is looked up at each sync: the local one calls back into this service when built
-    return GatewaySync(c.repository, c.bus, lambda: c.shadow)
+    return GatewaySync(c.repository, c.bus, lambda: c.shadow,
+                       forget_owners=lambda ids: c.gateway_owners.forget(ids))  # an edgeId changed in this process
 
 
 def _backups(c: Container) -> BackupService:

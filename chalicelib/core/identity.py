@@ -26,8 +26,9 @@ publish, and the cloud decides per gateway whether that thing may speak for it:
 ``GatewayOwners`` is shared by the ingest function (``admit``) and the downlink adapters (``edges_of``): it keeps
 what it read or decided for ``ttl_s`` seconds, so a busy function does not read a gateway per batch. Only a match
 is served from it: a thing that is not the remembered owner is checked against a fresh (strongly consistent)
-read. A gateway moved to another edge from the API is thus refused to its old edge, and its downlinks reach the
-new one, within ``ttl_s`` in every warm function.
+read, so the new owner of a gateway moved from the API is accepted at once; its old owner may still be accepted,
+and be sent its commands, by a warm function instance for up to ``ttl_s`` (in the process that made the change,
+the API's upsert forgets it at once: the local stack).
 """
 
 from __future__ import annotations

@@ -50,10 +50,13 @@ def restore(kind: Kind, body: dict[str, Any], stored: Record | None) -> dict[str
 class GatewaySync:
     """Gateways ⇄ their edges' shadows. ``shadow`` is looked up at each sync (``None``: edges are not reached)."""
 
-    def __init__(self, repository: Repository, bus: EventBus, shadow: Callable[[], ShadowStore | None]) -> None:
+    def __init__(self, repository: Repository, bus: EventBus, shadow: Callable[[], ShadowStore | None],
+                 forget_owners: Callable[[Iterable[str]], None] | None = None) -> None:
         self.repository = repository
         self.bus = bus
         self.shadow = shadow
+        self.forget_owners = forget_owners
+        """Told the gateways whose owning edge may have changed (this process's ``GatewayOwners`` forgets them)."""
 
     def edge_gateways(self, thing: str) -> list[Record]:
         """The gateways whose config the cloud sends to this edge: its own, except those it runs from its file
@@ -84,10 +87,15 @@ class GatewaySync:
 
     def after_upsert(self, kind: Kind, record: Record, stored: Record | None) -> None:
         if kind == Kind.GATEWAY:
+            if self.forget_owners is not None and record.get("edgeId") != (stored or {}).get("edgeId"):
+                self.forget_owners([str(record["id"])])
             self.sync_things({record.get("edgeId"), (stored or {}).get("edgeId")})
 
     def after_delete(self, deleted: Iterable[tuple[Kind, Record]]) -> None:
-        self.sync_things({record.get("edgeId") for kind, record in deleted if kind == Kind.GATEWAY})
+        gateways = [record for kind, record in deleted if kind == Kind.GATEWAY]
+        if self.forget_owners is not None and gateways:
+            self.forget_owners([str(record["id"]) for record in gateways])
+        self.sync_things({record.get("edgeId") for record in gateways})
 
     def on_documents(self, thing: str | None, message: Mapping[str, Any]) -> list[Record]:
         """Write what an edge reported into its gateway resources; the records changed (announced as ``updated``).

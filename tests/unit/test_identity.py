@@ -294,3 +294,20 @@ def test_ingest_refuses_a_thing_speaking_for_another_things_gateway_counted_not_
     response = ingest.handle({"Records": [{"messageId": "b2", "body": ingest_body("site-b", encode_publish(forged)),
                                            "attributes": {}, "eventSource": "aws:sqs"}]})
     assert response == {"batchItemFailures": []}
+
+
+def test_an_edge_change_made_in_this_process_is_forgotten_at_once() -> None:
+    from chalicelib.services.gateway_sync import GatewaySync
+
+    repo = MemoryRepository(None)
+    owners = GatewayOwners(repo)
+    owners.admit([("site-a", [envelope("house", 1)])])
+    sync = GatewaySync(repo, LocalEventBus(mode="sync"), lambda: None, forget_owners=owners.forget)
+    stored = repo.get(Kind.GATEWAY, "house") or {}
+    moved = {**stored, "edgeId": "site-b"}
+    repo.put(Kind.GATEWAY, moved)  # what the API's upsert does, then it tells the sync
+
+    sync.after_upsert(Kind.GATEWAY, moved, stored)
+
+    assert owners.admit([("site-a", [envelope("house", 2)])]).refused_count == 1  # read afresh: site-b's now
+    assert owners.edges_of(["house"]) == {"house": "site-b"}
