@@ -15,7 +15,9 @@ publish, and the cloud decides per gateway whether that thing may speak for it:
   thing. A gateway the cloud has never seen is created by its first message, bound to the thing that sent it
   (``edgeId`` = thing, ``cloudConfig: false``: the edge runs it from its own file, the shadow does not carry
   it); the creation is conditional, so of two things racing for a new id exactly one wins. A gateway without
-  ``edgeId`` (made before this rule, or from the API without one) is claimed by the first thing that sends for it.
+  ``edgeId`` (made before this rule, or from the API without one) is claimed by the first thing that sends for it
+  (a plain write: two things claiming one such gateway in the same instant both get that one batch applied, and
+  the last write owns it from then on).
 * **Refusal.** Envelopes from a thing for a gateway bound to another thing are refused: not applied, counted and
   logged by the ingest function, and never retried (a retry cannot change who sent them).
 * **Unique ids.** Gateway ids stay global, as in the API and the reference (quick ids ``field:gw.node.src.field``
@@ -248,13 +250,13 @@ class GatewayOwners:
             # a record without ``current`` is written by ``if_newer`` only where none is stored: create-if-absent
             lost = self.repository.put_many(Kind.GATEWAY, list(to_create.values()), if_newer=True)
             for gateway_id in lost:  # another batch made it first: its owner decides
-                del to_create[gateway_id]
+                mine = to_create.pop(gateway_id)
                 record = self.repository.get(Kind.GATEWAY, gateway_id)
                 owner = owner_of(record)
                 if owner is not None:
                     owners[gateway_id] = owner
-                elif record is not None:
-                    to_claim[gateway_id] = claimed(record, owners[gateway_id])
+                else:  # made without an owner (or deleted again) meanwhile: this thing's after all
+                    to_claim[gateway_id] = mine if record is None else claimed(record, owners[gateway_id])
         if to_claim:
             self.repository.put_many(Kind.GATEWAY, list(to_claim.values()))
         admission.created, admission.claimed = to_create, to_claim
