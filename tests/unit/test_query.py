@@ -17,6 +17,7 @@ from chalicelib.core.query import (
     QueryError,
     apply_query,
     compare,
+    compile_filter,
     get_path,
     matches,
     parse_list_query,
@@ -160,12 +161,40 @@ JSONISH = st.recursive(
 )
 def test_random_filters_raise_nothing_but_query_error(key: str, operator: str, value: Any,
                                                      record: dict[str, Any]) -> None:
-    for target in (record, RECORD):
-        try:
-            result = matches(target, [Filter(key, operator, value)])
-        except QueryError:
-            continue
-        assert isinstance(result, bool)
+    """A filter is refused (``QueryError``) or not whatever the records; one that compiles answers a boolean for any
+    record, the same through ``matches`` and ``apply_query``, and never says yes to a record its complement (``eq``
+    and ``ne``, ``gt`` and ``lte``…) also accepts; when the key holds a value, exactly one of the two does."""
+    flt = Filter(key, operator, value)
+    targets = [record, RECORD]
+    try:
+        predicate = compile_filter(flt)
+    except QueryError:
+        for target in targets:
+            with pytest.raises(QueryError):
+                matches(target, [flt])
+        with pytest.raises(QueryError):
+            apply_query([], ListQuery(filters=[flt]))
+        return
+    answers = [predicate(target) for target in targets]
+    assert all(type(answer) is bool for answer in answers)
+    assert [matches(target, [flt]) for target in targets] == answers
+    found = apply_query(targets, ListQuery(filters=[flt], limit=0))
+    assert found.count == sum(answers)
+    assert sorted(map(id, found.data)) == sorted(id(t) for t, answer in zip(targets, answers, strict=True) if answer)
+
+    complement = COMPLEMENTS.get(operator.strip().lower())
+    if complement is None:
+        return
+    other = compile_filter(Filter(key, complement, value))
+    for target, answer in zip(targets, answers, strict=True):
+        if get_path(target, key.strip()) is None:  # nothing there: neither compares
+            assert (answer, other(target)) == (False, False)
+        else:
+            assert other(target) is not answer
+
+
+COMPLEMENTS = {"eq": "ne", "ne": "eq", "in": "nin", "nin": "in", "gt": "lte", "lte": "gt", "lt": "gte", "gte": "lt"}
+"""Operators that accept exactly the present values the other refuses."""
 
 
 @settings(max_examples=60, deadline=None)
