@@ -1,6 +1,7 @@
 """Real services for integration tests, each a private process on 127.0.0.1 with its data under a tmp dir.
 
-``start_victoria_metrics(tmp_path) -> (url, stop)`` and ``start_mosquitto(tmp_path) -> (host, port, stop)``.
+``start_victoria_metrics(tmp_path) -> (url, stop)`` and ``start_mosquitto(tmp_path) -> (host, port, stop)``;
+``RecordingHttpServer`` (an in-process webhook receiver that records what it is sent).
 Both raise ``ServiceUnavailable`` when the binary is not installed; the fixtures (``tests/integration/conftest.py``)
 hand that to ``unavailable``, which skips with the reason on a developer's machine and FAILS under CI (``CI=true``,
 set by ``.ci/run``), where every service must be installed: a test that needs one cannot pass by being skipped.
@@ -20,7 +21,8 @@ import urllib.request
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
+from urllib.parse import parse_qs, urlsplit
 
 START_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 10.0
@@ -154,3 +156,36 @@ def start_http_server(handler: type[BaseHTTPRequestHandler]) -> tuple[ThreadingH
 def stop_http_server(server: ThreadingHTTPServer) -> None:
     server.shutdown()
     server.server_close()
+
+
+class RecordingHttpServer:
+    """A webhook receiver on a free loopback port: every request (``method``, ``path``, ``query`` as lists,
+    ``headers``, ``body`` bytes) is appended to ``requests`` and answered ``status`` with the body ``ok``;
+    ``url`` is its base URL, ``stop()`` shuts it down."""
+
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.status = 200
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def _any(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                parts = urlsplit(self.path)
+                recorder.requests.append({"method": self.command, "path": parts.path,
+                                          "query": parse_qs(parts.query), "headers": dict(self.headers),
+                                          "body": self.rfile.read(length)})
+                self.send_response(recorder.status)
+                self.send_header("Content-Length", "2")
+                self.end_headers()
+                self.wfile.write(b"ok")
+
+            do_POST = do_PUT = do_GET = _any
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.http, self.url = start_http_server(Handler)
+
+    def stop(self) -> None:
+        stop_http_server(self.http)

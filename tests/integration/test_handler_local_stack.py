@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.services import free_port
-from tests.integration.test_handler_webhook import Server
+from tests.integration.services import RecordingHttpServer, free_port
 
 
 def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -24,7 +23,7 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
     from chalicelib.core.model import Kind
     from chalicelib.local.stack import LocalStack
 
-    server = Server()
+    server = RecordingHttpServer()
     stack = LocalStack("127.0.0.1", free_port(), tmp_path / "data", [])
     stack.start()
     try:
@@ -37,8 +36,7 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
         assert stack.handler_queue.drain(10)  # type: ignore[union-attr]
     finally:
         stack.stop()
-        server.http.shutdown()
-        server.http.server_close()
+        server.stop()
     assert [(r["path"], r["body"], r["headers"]["X-Api-Key"]) for r in server.requests] == [("/in", b"hello",
                                                                                             "k-secret")]
     key = tmp_path / "data" / "secret.key"
@@ -57,11 +55,11 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
         monkeypatch.setenv(name, value)
     import time
 
-    from chalicelib.core.model import FieldModel, Kind, MetricType, event
+    from chalicelib.core.model import FieldModel, Kind, MetricType, Payload, event
     from chalicelib.core.ports import bus_event
     from chalicelib.local.stack import LocalStack
 
-    server = Server()
+    server = RecordingHttpServer()
     stack = LocalStack("127.0.0.1", free_port(), tmp_path / "data", [])
     stack.start()
     try:
@@ -75,9 +73,9 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
                 {"variable": "entity.current.value", "operator": "gt", "value": "30"}]}},
             "handlerParameters": {"alert": {"type": "webhook",
                                             "body": {"room": "kitchen", "temperature": "{{ entity.current.value }}"}}}})
-        for value in (21.0, 31.5):
+        for temperature in (21.0, 31.5):
             field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP",
-                               metric_type=MetricType.GAUGE_FLOAT, current={"value": value}).record()
+                               metric_type=MetricType.GAUGE_FLOAT, current=Payload(value=temperature)).record()
             stack.container.bus.publish([bus_event(event("updated", Kind.FIELD, field))])
         deadline = time.monotonic() + 15
         while not server.requests and time.monotonic() < deadline:
@@ -85,6 +83,5 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
         assert stack.handler_queue.drain(10)  # type: ignore[union-attr]
     finally:
         stack.stop()
-        server.http.shutdown()
-        server.http.server_close()
+        server.stop()
     assert [json.loads(r["body"]) for r in server.requests] == [{"room": "kitchen", "temperature": "31.5"}]

@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -23,39 +21,14 @@ from chalicelib.core.automation.handlers import render_parameters
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
 from chalicelib.functions.handlers import HandlerFunction
-from tests.integration.services import start_http_server, stop_http_server
-
-
-class Server:
-    def __init__(self) -> None:
-        self.requests: list[dict[str, Any]] = []
-        self.status = 200
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def _any(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                server.requests.append({"method": self.command, "path": parts.path, "query": parse_qs(parts.query),
-                                        "headers": dict(self.headers), "body": self.rfile.read(length)})
-                self.send_response(server.status)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            do_POST = do_PUT = do_GET = _any
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.http, self.url = start_http_server(Handler)
+from tests.integration.services import RecordingHttpServer
 
 
 @pytest.fixture
-def server() -> Iterator[Server]:
-    running = Server()
+def server() -> Iterator[RecordingHttpServer]:
+    running = RecordingHttpServer()
     yield running
-    stop_http_server(running.http)
+    running.stop()
 
 
 @pytest.fixture
@@ -83,7 +56,8 @@ PARAMETERS = {"alert": {"type": "webhook", "method": "PUT",
                         "query": {"room": "{{ room }}"}, "headers": {"X-Reason": "hot {{ room }}"}}}
 
 
-def test_webhook_reaches_the_server_with_the_rendered_request_once_per_trigger(server: Server, stack: Any) -> None:
+def test_webhook_reaches_the_server_with_the_rendered_request_once_per_trigger(server: RecordingHttpServer,
+                                                                               stack: Any) -> None:
     repository, queue, box = stack
     add_webhook(repository, box, {"url": f"{server.url}/hooks/alert", "queryParameters": {"source": "mc"},
                                   "headers": {"Authorization": "Bearer hook-token"}})
@@ -103,7 +77,8 @@ def test_webhook_reaches_the_server_with_the_rendered_request_once_per_trigger(s
     assert state["status"] == "ok" and state["executedCount"] == 1
 
 
-def test_unexpected_status_is_retried_then_dead_lettered(server: Server, stack: Any, tmp_path: Path) -> None:
+def test_unexpected_status_is_retried_then_dead_lettered(server: RecordingHttpServer, stack: Any,
+                                                         tmp_path: Path) -> None:
     repository, queue, box = stack
     server.status = 500
     add_webhook(repository, box, {"url": f"{server.url}/hooks/alert", "expectedStatus": 200})
