@@ -7,7 +7,13 @@ STAMP := $(VENV)/.installed
 EDGE_CONFIG ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test bench lint typecheck setup services clean frontend
+STACK ?= mycontroller
+REGION ?=
+PURGE ?=
+DEPLOY_VENV := .venv-deploy
+DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
+
+.PHONY: run test bench lint typecheck setup services clean frontend package deploy destroy
 
 # The dashboard (frontend/): `npm ci` when the lock file changes, `npm run build` (tsc + vite) when a source does.
 FRONTEND_STAMP := frontend/node_modules/.installed
@@ -55,6 +61,24 @@ bench: $(STAMP)
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 
+# AWS: `make package` writes build/template.json and build/deployment.zip without touching AWS; `make deploy`
+# and `make destroy` run AWS SAM CLI from its own environment (.venv-deploy: its pins clash with the test tools').
+package: $(STAMP)
+	$(PY) -m infra.package
+
+$(DEPLOY_STAMP): requirements-deploy.txt
+	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
+	@test -x $(DEPLOY_VENV)/bin/python || $(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/python -m pip install -q -r requirements-deploy.txt
+	@touch $(DEPLOY_STAMP)
+
+deploy: package $(DEPLOY_STAMP)
+	$(PY) -m infra.deploy deploy --stack $(STACK) $(if $(REGION),--region $(REGION),) --sam $(DEPLOY_VENV)/bin/sam
+
+destroy: $(STAMP) $(DEPLOY_STAMP)
+	$(PY) -m infra.deploy destroy --stack $(STACK) $(if $(REGION),--region $(REGION),) --sam $(DEPLOY_VENV)/bin/sam \
+	  $(if $(PURGE),--purge,)
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
@@ -62,4 +86,4 @@ typecheck: $(STAMP)
 	$(PY) -m mypy chalicelib edge app.py bench infra
 
 clean:
-	rm -rf $(VENV) .mycontroller .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) build .mycontroller .pytest_cache .mypy_cache .ruff_cache

@@ -1,14 +1,18 @@
-"""The AWS resources beside the Chalice functions, as a CloudFormation fragment for ``chalice package``.
+"""The AWS resources beside the Lambda functions: the data, queues, bus, IoT rules, scheduler, keys and bucket.
 
-``python -m infra.template > build/resources.json`` writes it; ``chalice package --merge-template
-build/resources.json build/`` merges it with the functions Chalice generates, so that one CloudFormation stack
-holds everything (see "Deploying to AWS" in the README):
+``build_resources()`` is the template's fragment of them (``Resources`` and ``Outputs``); ``infra/package.py`` adds
+the parameters, the functions (``infra/functions.py``), the APIs (``infra/apis.py``), the alarms
+(``infra/monitoring.py``) and the contributors' pieces (``infra/contributors.py``), and writes the whole template
+(``make package``; see "Deploying to AWS" in the README and ``docs/deploy.md``):
 
-* the single DynamoDB table (its schema comes from the DynamoDB repository adapter, so they cannot drift),
+* the single DynamoDB table (its schema comes from the DynamoDB repository adapter, so they cannot drift) and the
+  websocket connections table, both kept when the stack goes (``DeletionPolicy: Retain``) and with point-in-time
+  recovery,
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
 * the event source mapping that feeds the ingest function up to ``INGEST_BATCH_PUBLISHES`` (100) records at a
   time, gathered for at most a second, with partial batch responses (``ReportBatchItemFailures``), so only
-  failed records are retried,
+  failed records are retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds
+  the rest back; reserved concurrency would throttle them into the DLQ),
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
 * the EventBridge bus for domain events, and its three consumers (``bus_consumer_resources``): each rule
@@ -16,11 +20,12 @@ holds everything (see "Deploying to AWS" in the README):
   queue (with a DLQ, and a queue policy that lets only that rule send), which feeds the function in batches with
   partial batch responses: one invocation per batch, not per event (``chalicelib/bus_consumers.py``),
 * the IoT policy edge devices get: they connect as their thing name and publish only to their own topics,
-* the EventBridge Scheduler schedule group, the role Scheduler assumes to invoke the ``scheduled`` function, and
-  the ``SCHEDULER_*`` settings of the functions that keep schedules in step (the API, tasks and scheduled
-  functions; merged into Chalice's definitions),
-* the websocket connections table and the ``websocket_notify`` function's management endpoint (Chalice itself
-  makes the websocket API and its three handlers).
+* the EventBridge Scheduler schedule group and the role Scheduler assumes to invoke the ``scheduled`` function,
+* the handler queue (and its DLQ), the KMS key for handler secrets, the blob bucket, and the Secrets Manager secret
+  holding the first admin's password (the ``AdminPassword`` parameter).
+
+Every physical name derives from the stack's name (or is CloudFormation's ``<stack>-<logical id>-<suffix>``), so
+two stacks live side by side in one account and region.
 
 moto does not fire IoT rules, so tests check this definition and call the ingest handler the rule would feed.
 """
@@ -40,8 +45,6 @@ from chalicelib.services.websocket import NOTIFY_PATTERN
 from infra import identity
 
 TOPIC_PREFIX = "mc"
-CONNECTIONS_TABLE = "mycontroller-connections"
-"""The websocket connections table (``CONNECTIONS_TABLE``'s default, so the handlers need no setting)."""
 MAX_RECEIVE_COUNT = 5
 INGEST_VISIBILITY_TIMEOUT_S = 180
 """Six times the ingest function's timeout (30 s), as AWS advises for SQS event sources."""
@@ -74,7 +77,8 @@ def handler_environment() -> dict[str, Any]:
 TASKS_FUNCTION = "Tasks"
 SCHEDULED_FUNCTION = "Scheduled"
 API_FUNCTION = "APIHandler"
-SCHEDULE_GROUP = "mycontroller"
+SCHEDULE_GROUP: dict[str, Any] = {"Fn::Sub": "${AWS::StackName}"}
+"""The schedule group is named after the stack (its schedules are named by the functions, inside it)."""
 SCHEDULER_FUNCTIONS = (API_FUNCTION, TASKS_FUNCTION, SCHEDULED_FUNCTION)
 """The functions that put or delete EventBridge Scheduler schedules (they get the ``SCHEDULER_*`` settings)."""
 
@@ -87,7 +91,7 @@ re-arms one-shot schedules), and the Scheduler role names it, which would otherw
 
 
 def scheduler_environment() -> dict[str, Any]:
-    """The ``SCHEDULER_*`` variables, merged into the Chalice functions' ``Environment``."""
+    """The ``SCHEDULER_*`` variables of the functions (``infra/functions.py``)."""
     return {"SCHEDULER": "eventbridge",
             "SCHEDULER_TARGET_ARN": SCHEDULED_FUNCTION_ARN,
             "SCHEDULER_ROLE_ARN": {"Fn::GetAtt": ["SchedulerRole", "Arn"]},
@@ -96,7 +100,7 @@ def scheduler_environment() -> dict[str, Any]:
 
 BLOB_BUCKET = "BlobBucket"
 """Firmware files and backups (the API function's ``BLOBS=s3``). CloudFormation names it
-``<stack>-blobbucket-<random>``, which ``.chalice/policy-dev.json`` grants as ``*-blobbucket-*``."""
+``<stack>-blobbucket-<random>``; the API function's role names it by ``Fn::GetAtt``."""
 
 
 def blob_environment() -> dict[str, Any]:
@@ -257,15 +261,40 @@ BUS_CONSUMERS: dict[str, dict[str, Any]] = {
 batching and EventBridge delivery retries. ``bench/cost.py`` counts invocations from this table."""
 
 
+RETAINED: dict[str, str] = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
+"""What holds data stays when the stack is deleted or the resource replaced (``make destroy PURGE=1`` removes it)."""
+POINT_IN_TIME_RECOVERY: dict[str, Any] = {"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
+
+
+def table(properties: dict[str, Any]) -> dict[str, Any]:
+    """A DynamoDB table that is kept and can be restored to any second of the last 35 days."""
+    return {"Type": "AWS::DynamoDB::Table", **RETAINED, "Properties": {**properties, **POINT_IN_TIME_RECOVERY}}
+
+
 def websocket_resources() -> dict[str, Any]:
-    """The connections table (TTL on ``expiresAt``) and the notify function's ``WEBSOCKET_ENDPOINT`` (merged into
-    Chalice's definition); its rule and queue are in ``BUS_CONSUMERS``."""
-    return {
-        "ConnectionsTable": {"Type": "AWS::DynamoDB::Table",
-                             "Properties": connections_table_definition(CONNECTIONS_TABLE)},
-        WEBSOCKET_NOTIFY_FUNCTION: {"Properties": {"Environment": {"Variables": {
-            "WEBSOCKET_ENDPOINT": WEBSOCKET_MANAGEMENT_ENDPOINT, "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"}}}}},
-    }
+    """The connections table (TTL on ``expiresAt``); the notify function's rule and queue are in
+    ``BUS_CONSUMERS``, its ``WEBSOCKET_ENDPOINT`` in ``infra/functions.py``."""
+    return {"ConnectionsTable": table(connections_table_definition())}
+
+
+ADMIN_PASSWORD_LENGTH = 24
+
+
+def admin_password_resources() -> dict[str, Any]:
+    """The ``AdminPassword`` parameter (``NoEcho``) kept in Secrets Manager, or a password Secrets Manager
+    generates when it is empty; only the API function's role reads it (``ADMIN_PASSWORD_SECRET``): never an
+    environment value, never an output (the secret's ARN is, for whoever may read it)."""
+    no_value = {"Ref": "AWS::NoValue"}
+    return {"AdminPasswordSecret": {
+        "Type": "AWS::SecretsManager::Secret",
+        "Properties": {
+            "Description": {"Fn::Sub": "${AWS::StackName}: the first admin user's password"},
+            "SecretString": {"Fn::If": ["HasAdminPassword", {"Ref": "AdminPassword"}, no_value]},
+            "GenerateSecretString": {"Fn::If": ["HasAdminPassword", no_value, {
+                "PasswordLength": ADMIN_PASSWORD_LENGTH, "ExcludePunctuation": True}]},
+        },
+    }}
+
 
 
 SHADOW_NAME = "mycontroller"
@@ -310,13 +339,56 @@ def shadow_resources() -> dict[str, Any]:
     }
 
 
+LOG_RETENTION_DAYS: tuple[int, ...] = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827,
+                                      2192, 2557, 2922, 3288, 3653)
+"""What CloudWatch Logs accepts as a retention."""
+DEFAULT_STAGE = "v1"
+"""The API stage: the REST API's URL is ``https://<id>.execute-api.<region>.amazonaws.com/v1`` and its routes keep
+their ``/api/...`` paths under it (``…/v1/api/status``): a stage named ``api`` would make every URL ``/api/api/…``."""
+
+
+def parameters() -> dict[str, Any]:
+    """The stack's parameters (``docs/deploy.md`` explains each) and the conditions on them."""
+    return {
+        "Parameters": {
+            "AdminPassword": {
+                "Type": "String", "NoEcho": True, "Default": "", "AllowedPattern": '^$|^[^\\s"]{8,128}$',
+                "ConstraintDescription": "8 to 128 characters, no spaces or double quotes (or empty)",
+                "Description": "The first admin user's password, kept in Secrets Manager (empty: generated there); "
+                               "read when no user exists yet, so a later change does not change an existing "
+                               "admin's password"},
+            "StageName": {"Type": "String", "Default": DEFAULT_STAGE, "AllowedPattern": "^[A-Za-z0-9_]{1,64}$",
+                          "Description": "The API stage: URLs are https://<api>/<stage>/api/..."},
+            "LogRetentionDays": {"Type": "Number", "Default": 30, "AllowedValues": list(LOG_RETENTION_DAYS),
+                                 "Description": "Days each function's log group keeps its logs"},
+            "LogLevel": {"Type": "String", "Default": "INFO",
+                         "AllowedValues": ["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
+                         "Description": "The functions' log level"},
+            "AlarmEmail": {"Type": "String", "Default": "",
+                           "AllowedPattern": "^$|^[^@\\s]+@[^@\\s]+$",
+                           "Description": "Where alarms are e-mailed (a subscription to confirm); empty: none"},
+            "IotDataEndpoint": {"Type": "String", "Default": "", "AllowedPattern": "^[A-Za-z0-9.-]*$",
+                                "Description": "The account's IoT data endpoint (iot:Data-ATS; make deploy looks it "
+                                               "up); empty: the region's default"},
+            "IngestMaximumConcurrency": {"Type": "Number", "Default": 20, "MinValue": 2, "MaxValue": 1000,
+                                         "Description": "Ingest invocations at most at once (the queue holds the "
+                                                        "rest back)"},
+        },
+        "Conditions": {
+            "HasAdminPassword": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AdminPassword"}, ""]}]},
+            "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
+            "HasIotDataEndpoint": {"Fn::Not": [{"Fn::Equals": [{"Ref": "IotDataEndpoint"}, ""]}]},
+        },
+    }
+
+
 def build_resources() -> dict[str, Any]:
     """The CloudFormation fragment (``Resources`` and ``Outputs``) merged into Chalice's template."""
     queue_arn = {"Fn::GetAtt": ["IngestQueue", "Arn"]}
     dlq_arn = {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
     return {
         "Resources": {
-            "ResourceTable": {"Type": "AWS::DynamoDB::Table", "Properties": table_definition()},
+            "ResourceTable": table(table_definition()),
             "IngestDeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
@@ -371,9 +443,10 @@ def build_resources() -> dict[str, Any]:
                     "BatchSize": INGEST_BATCH_PUBLISHES,  # (more than 10 needs a batching window of 1 s or more)
                     "MaximumBatchingWindowInSeconds": 1,
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
+                    "ScalingConfig": {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}},
                 },
             },
-            "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "mycontroller"}},
+            "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": {"Fn::Sub": "${AWS::StackName}"}}},
             **{resource: definition for name, consumer in BUS_CONSUMERS.items()
                for resource, definition in bus_consumer_resources(name, **consumer).items()},
             "ScheduleGroup": {"Type": "AWS::Scheduler::ScheduleGroup", "Properties": {"Name": SCHEDULE_GROUP}},
@@ -397,13 +470,6 @@ def build_resources() -> dict[str, Any]:
                     }],
                 },
             },
-            **{name: {"Properties": {"Environment": {"Variables": {**scheduler_environment(),
-                                                                   **handler_environment(),
-                                                                   **(blob_environment()
-                                                                      if name == API_FUNCTION else {})}},
-                                     **({"FunctionName": SCHEDULED_FUNCTION_NAME}
-                                        if name == SCHEDULED_FUNCTION else {})}}
-               for name in SCHEDULER_FUNCTIONS},
             "HandlerDeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
@@ -429,6 +495,7 @@ def build_resources() -> dict[str, Any]:
             },
             "SecretsKey": {
                 "Type": "AWS::KMS::Key",
+                **RETAINED,  # handler secrets stored in the table are unreadable without it
                 "Properties": {
                     "Description": "MyController: handler secrets at rest",
                     "EnableKeyRotation": True,
@@ -437,9 +504,8 @@ def build_resources() -> dict[str, Any]:
                         "Principal": {"AWS": {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}}}]},
                 },
             },
-            HANDLERS_FUNCTION: {"Properties": {"Timeout": 60, "Environment": {"Variables": {
-                **scheduler_environment(), **handler_environment(), "EMAIL": "ses", "SMS": "sns"}}}},
             **websocket_resources(),
+            **admin_password_resources(),
             **shadow_resources(),
             **blob_bucket(),
             "EdgePolicy": {"Type": "AWS::IoT::Policy",
@@ -455,6 +521,8 @@ def build_resources() -> dict[str, Any]:
             "ScheduleGroupName": {"Value": {"Ref": "ScheduleGroup"}},
             "HandlerQueueUrl": {"Value": {"Ref": "HandlerQueue"}},
             "BlobBucketName": {"Value": {"Ref": BLOB_BUCKET}},
+            "AdminPasswordSecretArn": {"Description": "The first admin's password (aws secretsmanager "
+                                                      "get-secret-value)", "Value": {"Ref": "AdminPasswordSecret"}},
             "HandlerDeadLetterQueueUrl": {"Value": {"Ref": "HandlerDeadLetterQueue"}},
             **{f"{name}DeadLetterQueueUrl": {"Value": {"Ref": f"{name}DeadLetterQueue"}} for name in BUS_CONSUMERS},
         },
@@ -462,7 +530,10 @@ def build_resources() -> dict[str, Any]:
 
 
 def main() -> None:
-    json.dump(build_resources(), sys.stdout, indent=2)
+    """The whole template on stdout (``make package`` writes it to ``build/template.json``)."""
+    from .package import build_template
+
+    json.dump(build_template(), sys.stdout, indent=2)
     sys.stdout.write("\n")
 
 

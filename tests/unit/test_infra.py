@@ -1,12 +1,15 @@
 """The deployment definition: the IoT rule feeds the ingest queue, poison records end in the DLQ, devices publish
 only to their own topics, and the tables are the ones written out below, in the template and as the DynamoDB
-adapters create them. moto does not fire IoT rules, so the rule is checked here and the ingest handler is called
-directly elsewhere."""
+adapters create them; the whole template (``infra.package.build_template``, what ``make package`` writes) passes
+cfn-lint. moto does not fire IoT rules, so the rule is checked here and the ingest handler is called directly
+elsewhere."""
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from pathlib import Path
 from typing import Any, Final
 
 import boto3
@@ -15,13 +18,24 @@ from cfnlint.api import ManualArgs, lint
 
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, up_topic
 from infra.identity import edge_policy_document, ingest_rule_sql
+from infra.package import build_info, build_template, write_template
 from infra.template import (
     HANDLERS_FUNCTION,
     MAX_RECEIVE_COUNT,
     SCHEDULED_FUNCTION_ARN,
-    SCHEDULER_FUNCTIONS,
     build_resources,
 )
+
+
+@functools.cache
+def _template() -> dict[str, Any]:
+    """The whole template, as ``make package`` writes it (without contributors' pieces of other features)."""
+    return build_template()
+
+
+def _functions() -> dict[str, dict[str, Any]]:
+    return {logical: resource for logical, resource in _template()["Resources"].items()
+            if resource["Type"] == "AWS::Lambda::Function"}
 
 
 def _topic_matches(topic_filter: str, topic: str) -> bool:
@@ -88,13 +102,14 @@ RESOURCE_TABLE: Final[dict[str, Any]] = {
 on demand; seen-id items expire through ``ttl``. A change here is a change of the deployed table."""
 
 CONNECTIONS_TABLE: Final[dict[str, Any]] = {
-    "TableName": "mycontroller-connections",
     "AttributeDefinitions": [{"AttributeName": "connectionId", "AttributeType": "S"}],
     "KeySchema": [{"AttributeName": "connectionId", "KeyType": "HASH"}],
     "BillingMode": "PAY_PER_REQUEST",
     "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
 }
 """The websocket connections table, written out: one item per connection id, expired through ``expiresAt``."""
+DEPLOYMENT_ONLY: Final = ("PointInTimeRecoverySpecification",)
+"""Table properties of the deployed tables that are not their shape (the adapters' tables have none)."""
 
 
 def _canonical(table: dict[str, Any]) -> dict[str, Any]:
@@ -124,11 +139,26 @@ def _described(name: str) -> dict[str, Any]:
     return described
 
 
+def _shape(properties: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in properties.items() if key not in DEPLOYMENT_ONLY}
+
+
 def test_the_templates_tables_are_the_written_out_ones() -> None:
     resources = build_resources()["Resources"]
     assert resources["ResourceTable"]["Type"] == resources["ConnectionsTable"]["Type"] == "AWS::DynamoDB::Table"
-    assert _canonical(resources["ResourceTable"]["Properties"]) == _canonical(RESOURCE_TABLE)
-    assert _canonical(resources["ConnectionsTable"]["Properties"]) == _canonical(CONNECTIONS_TABLE)
+    assert _canonical(_shape(resources["ResourceTable"]["Properties"])) == _canonical(RESOURCE_TABLE)
+    assert _canonical(_shape(resources["ConnectionsTable"]["Properties"])) == _canonical(CONNECTIONS_TABLE)
+
+
+def test_data_outlives_the_stack_and_tables_recover_to_any_second() -> None:
+    resources = _template()["Resources"]
+    for name in ("ResourceTable", "ConnectionsTable", "SecretsKey", "BlobBucket"):
+        assert (resources[name]["DeletionPolicy"], resources[name]["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    for name in ("ResourceTable", "ConnectionsTable"):
+        assert resources[name]["Properties"]["PointInTimeRecoverySpecification"] == {
+            "PointInTimeRecoveryEnabled": True}
+    retained = {name for name, resource in resources.items() if resource.get("DeletionPolicy") == "Retain"}
+    assert retained == {"ResourceTable", "ConnectionsTable", "SecretsKey", "BlobBucket"}
 
 
 @pytest.mark.usefixtures("aws_mock")
@@ -142,29 +172,18 @@ def test_the_adapters_create_the_written_out_tables() -> None:
     repository.close()
     DynamoDBConnectionStore("infra-connections", region="us-east-1").create_table()
     assert _canonical(_described("infra-resources")) == _canonical(RESOURCE_TABLE)
-    expected = {key: value for key, value in CONNECTIONS_TABLE.items() if key != "TableName"}
-    assert _canonical(_described("infra-connections")) == _canonical(expected)
+    assert _canonical(_described("infra-connections")) == _canonical(CONNECTIONS_TABLE)
 
 
-def test_template_passes_cfn_lint() -> None:
-    fragment = build_resources()
-    # What `chalice package` contributes and the fragment refers to: the ingest function.
-    ingest_function = {"Type": "AWS::Lambda::Function", "Properties": {
-        "Runtime": "python3.12", "Handler": "app.ingest", "Role": "arn:aws:iam::123456789012:role/ingest",
-        "Code": {"ZipFile": "placeholder"}}}
-    resources = {**fragment["Resources"], "Ingest": ingest_function, "ForwardPayload": ingest_function,
-                 "ShadowReported": ingest_function}
-    for name in (*SCHEDULER_FUNCTIONS, HANDLERS_FUNCTION, "WebsocketNotify"):  # `--merge-template` merges these
-        resources[name] = {**ingest_function, "Properties": {**ingest_function["Properties"],
-                                                             **fragment["Resources"][name]["Properties"]}}
-    resources["WebsocketAPI"] = {"Type": "AWS::ApiGatewayV2::Api", "Properties": {  # Chalice's websocket API
-        "Name": "ws", "ProtocolType": "WEBSOCKET", "RouteSelectionExpression": "$request.body.action"}}
-    resources["WebsocketAPIStage"] = {"Type": "AWS::ApiGatewayV2::Stage", "Properties": {
-        "ApiId": {"Ref": "WebsocketAPI"}, "StageName": "api"}}
-    template = {"AWSTemplateFormatVersion": "2010-09-09", "Resources": resources, "Outputs": fragment["Outputs"]}
-    matches = lint(json.dumps(template), config=ManualArgs(regions=["us-east-1"]))
-    errors = [str(m) for m in matches if m.rule.id.startswith("E")]
-    assert errors == []
+def test_the_whole_template_passes_cfn_lint(tmp_path: Path) -> None:
+    """``build/template.json`` as ``make package`` writes it: no error, and no warning but the one about the code
+    being a local path (``sam deploy`` uploads it)."""
+    destination = tmp_path / "template.json"
+    write_template(build_template(build=build_info()), destination)
+    template = json.loads(destination.read_text())
+    assert "Transform" not in template
+    matches = lint(destination.read_text(), config=ManualArgs(regions=["us-east-1"]))
+    assert [str(m) for m in matches if m.rule.id != "W3002"] == []
 
 
 def test_ingest_function_reports_partial_batch_failures() -> None:
@@ -174,6 +193,9 @@ def test_ingest_function_reports_partial_batch_failures() -> None:
     # the batch the processor coalesces over; AWS takes more than 10 only with a batching window of 1 s or more
     assert mapping["BatchSize"] == INGEST_BATCH_PUBLISHES == 100
     assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    # a burst waits in the queue instead of being throttled into the DLQ
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}}
+    assert all("ReservedConcurrentExecutions" not in function["Properties"] for function in _functions().values())
 
 
 def test_ingest_function_is_the_one_chalice_packages() -> None:
@@ -219,7 +241,7 @@ def test_every_domain_event_reaches_the_tasks_function() -> None:
 def test_scheduler_invokes_only_the_scheduled_function_and_the_functions_know_where() -> None:
     from app import app
 
-    resources = build_resources()["Resources"]
+    resources = _template()["Resources"]
     role = resources["SchedulerRole"]["Properties"]
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "scheduler.amazonaws.com"}
     statement = role["Policies"][0]["PolicyDocument"]["Statement"][0]
@@ -228,7 +250,7 @@ def test_scheduler_invokes_only_the_scheduled_function_and_the_functions_know_wh
     assert resources["Scheduled"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-scheduled"}
     assert SCHEDULED_FUNCTION_ARN["Fn::Sub"].endswith(":function:${AWS::StackName}-scheduled")
     assert resources["ScheduleGroup"]["Type"] == "AWS::Scheduler::ScheduleGroup"
-    for name in SCHEDULER_FUNCTIONS:
+    for name in ("APIHandler", "Tasks", "Scheduled", "Handlers", "SunJob"):  # those that put schedules
         variables = resources[name]["Properties"]["Environment"]["Variables"]
         assert variables["SCHEDULER"] == "eventbridge"
         assert variables["SCHEDULER_TARGET_ARN"] == SCHEDULED_FUNCTION_ARN
@@ -241,7 +263,7 @@ def test_scheduler_invokes_only_the_scheduled_function_and_the_functions_know_wh
 def test_handler_queue_feeds_the_handler_function_with_partial_failures_and_a_dlq() -> None:
     from app import app
 
-    resources = build_resources()["Resources"]
+    resources = _template()["Resources"]
     queue = resources["HandlerQueue"]["Properties"]
     assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": ["HandlerDeadLetterQueue", "Arn"]},
                                       "maxReceiveCount": MAX_RECEIVE_COUNT}
@@ -254,7 +276,7 @@ def test_handler_queue_feeds_the_handler_function_with_partial_failures_and_a_dl
     assert any(function.name == "handlers" for function in app.pure_lambda_functions)
     # Whoever queues handler runs (API run-now, tasks, schedules) and the handler function itself (delayed
     # resource calls) knows the queue; secrets are encrypted with the stack's KMS key.
-    for name in (*SCHEDULER_FUNCTIONS, HANDLERS_FUNCTION):
+    for name in ("APIHandler", "Tasks", "Scheduled", HANDLERS_FUNCTION):
         variables = resources[name]["Properties"]["Environment"]["Variables"]
         assert variables["HANDLER_QUEUE"] == "sqs" and variables["HANDLER_QUEUE_URL"] == {"Ref": "HandlerQueue"}
         assert variables["SECRETS"] == "kms" and variables["KMS_KEY_ID"] == {"Ref": "SecretsKey"}
@@ -268,7 +290,7 @@ def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
     from chalicelib.core.model import FieldModel, Kind, event
     from chalicelib.core.ports import bus_event
 
-    resources = build_resources()["Resources"]
+    resources = _template()["Resources"]
     rule = resources["WebsocketNotifyRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
     assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotifyQueue", "Arn"]}
@@ -280,7 +302,7 @@ def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
         assert matches(rule["EventPattern"], document)
     variables = resources["WebsocketNotify"]["Properties"]["Environment"]["Variables"]
     assert variables["WEBSOCKET_ENDPOINT"]["Fn::Sub"].startswith("https://${WebsocketAPI}.execute-api.")
-    assert resources["ConnectionsTable"]["Properties"] == CONNECTIONS_TABLE
+    assert variables["CONNECTIONS_TABLE"] == {"Ref": "ConnectionsTable"}
     assert "websocket_notify" in {function.name for function in app.pure_lambda_functions}
     assert {"$connect", "$disconnect", "$default"} <= set(app.websocket_handlers)
 
@@ -370,11 +392,9 @@ def test_every_queue_feeds_its_function_in_batches_with_partial_failures() -> No
 
 
 def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() -> None:
-    from fnmatch import fnmatch
-
     from infra.template import API_FUNCTION, BLOB_BUCKET
 
-    resources = build_resources()["Resources"]
+    resources = _template()["Resources"]
     bucket = resources[BLOB_BUCKET]
     assert bucket["Type"] == "AWS::S3::Bucket"
     properties = bucket["Properties"]
@@ -388,11 +408,15 @@ def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() ->
     assert variables["BLOBS"] == "s3" and variables["BLOB_BUCKET"] == {"Ref": BLOB_BUCKET}
     assert int(variables["BACKUP_MAX_BYTES"]) * 4 / 3 < 6 * 1024 * 1024  # a download fits Lambda's payload
     assert "BLOBS" not in resources[HANDLERS_FUNCTION]["Properties"]["Environment"]["Variables"]
-    # the function role (the static Chalice policy) reaches the bucket CloudFormation names <stack>-blobbucket-<id>
-    with open(".chalice/policy-dev.json", encoding="utf-8") as handle:
-        policy = json.load(handle)
-    grant = next(s for s in policy["Statement"] if s.get("Sid") == "BlobBucket")
-    assert set(grant["Action"]) == {"s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
-    generated = "mycontroller-blobbucket-1a2b3c4d5e6f"
-    assert any(fnmatch(f"arn:aws:s3:::{generated}", pattern) for pattern in grant["Resource"])
-    assert any(fnmatch(f"arn:aws:s3:::{generated}/backups/a.zip", pattern) for pattern in grant["Resource"])
+    # only the API function's role reaches the bucket, by its own ARN
+    for name, function in _functions().items():
+        role = resources[function["Properties"]["Role"]["Fn::GetAtt"][0]]["Properties"]
+        statements = role["Policies"][0]["PolicyDocument"]["Statement"]
+        s3 = [statement for statement in statements if any(a.startswith("s3:") for a in statement["Action"])]
+        if name != API_FUNCTION:
+            assert s3 == [], name
+            continue
+        assert {a for statement in s3 for a in statement["Action"]} == {
+            "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
+        assert {json.dumps(r) for statement in s3 for r in statement["Resource"]} == {
+            json.dumps({"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}), json.dumps({"Fn::Sub": "${BlobBucket.Arn}/*"})}

@@ -1,0 +1,236 @@
+"""The Lambda functions of the stack, from the Chalice app's own description of them.
+
+``app_functions(app)`` reads what ``app.py`` declares (its REST routes → ``APIHandler``, ``app.pure_lambda_functions``,
+``app.event_sources`` (schedules), ``app.websocket_handlers``); ``function_resources`` makes, for each:
+
+* ``<Id>``: the ``AWS::Lambda::Function`` named ``<stack>-<name>``, handler ``app.<name>`` (``app.app`` for the
+  REST API), Python 3.12 on arm64, the code ``deployment.zip`` beside the template (``sam deploy`` uploads it),
+  its timeout, its memory (from the measured cold-start RSS, ``memory_mb``), X-Ray tracing, and its environment:
+  every adapter selected for AWS with the stack's resources by ``Ref``/``Fn::GetAtt``/``Fn::Sub`` (no literal
+  names), plus what that function alone needs;
+* ``<Id>Role``: its own role, with exactly what its code calls (``infra/iam.py``);
+* ``<Id>LogGroup``: ``/aws/lambda/<stack>-<name>`` with the ``LogRetentionDays`` retention (the function logs there:
+  ``LoggingConfig``), so no role may create log groups;
+* for a Chalice schedule, ``<Id>Schedule`` (an EventBridge rule) and ``<Id>SchedulePermission``.
+
+The logical ids are Chalice's (``APIHandler``, ``Ingest``, ``ForwardPayload``…): the rest of the template and the
+tests name the functions by them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from .errors import InfraError
+from .fragments import ALL_FUNCTIONS
+from .iam import JWT_PARAMETER, TOPIC_PREFIX, Statement, function_statements
+from .template import (
+    SHADOW_NAME,
+    WEBSOCKET_MANAGEMENT_ENDPOINT,
+    blob_environment,
+    handler_environment,
+    scheduler_environment,
+)
+
+RUNTIME: Final = "python3.12"
+ARCHITECTURE: Final = "arm64"
+"""Graviton: a fifth cheaper per GB-second than x86_64; every dependency has manylinux aarch64 wheels."""
+CODE: Final = "deployment.zip"
+"""The code package, relative to the template (``build/``): ``sam deploy`` uploads it and puts its S3 location in
+its place, as ``aws cloudformation package`` would."""
+API_FUNCTION_NAME: Final = "api_handler"
+TIMEOUTS_S: Final[dict[str, int]] = {"api_handler": 29, "ingest": 30, "handlers": 60, "websocket_connect": 29,
+                                     "websocket_message": 29, "websocket_disconnect": 29}
+"""API Gateway waits 29 s at most; the ingest queue's visibility timeout is six times 30 s; handlers make a few
+webhook calls of up to 10 s each. The others have 60 s (the bus queues' visibility timeouts assume it)."""
+DEFAULT_TIMEOUT_S: Final = 60
+COLDSTART_FILE: Final = Path(__file__).with_name("coldstart.json")
+"""What ``bench/coldstart.py --write`` measured: each function's peak RSS after its first invocation."""
+MEMORY_HEADROOM: Final = 1.5
+"""Memory over the measured peak RSS: Lambda's runtime adds its own, and a batch or a backup needs more than a
+cold start."""
+MEMORY_FLOORS_MB: Final[dict[str, int]] = {"api_handler": 512, "ingest": 1024}
+"""Memory buys CPU too: the API hashes passwords (bcrypt) and answers people; ingest parses batches of 100
+publishes. Every other function gets what its RSS asks for, at least ``MIN_MEMORY_MB``."""
+MIN_MEMORY_MB: Final = 256
+
+
+@dataclass(frozen=True)
+class LambdaFunction:
+    """One function ``app.py`` declares, as Chalice sees it."""
+
+    name: str
+    handler: str
+    trigger: str
+    """``rest``, ``function`` (a queue, rule or schedule of ``infra/`` invokes it), ``schedule`` or ``websocket``."""
+    schedule: str | None = None
+    route_key: str | None = None
+
+    @property
+    def logical_id(self) -> str:
+        if self.name == API_FUNCTION_NAME:
+            return "APIHandler"
+        return "".join(part[:1].upper() + part[1:] for part in self.name.split("_"))
+
+    @property
+    def physical_name(self) -> dict[str, Any]:
+        return {"Fn::Sub": f"${{AWS::StackName}}-{self.name}"}
+
+
+def _expression(schedule: Any) -> str:
+    return schedule if isinstance(schedule, str) else str(schedule.to_string())
+
+
+def app_functions(app: Any) -> list[LambdaFunction]:
+    """Every function of the Chalice ``app``, in Chalice's order (REST API, functions, schedules, websocket)."""
+    from chalice.app import ScheduledEventConfig
+
+    functions: list[LambdaFunction] = []
+    if app.routes:
+        functions.append(LambdaFunction(API_FUNCTION_NAME, "app.app", "rest"))
+    functions += [LambdaFunction(f.name, f.handler_string, "function") for f in app.pure_lambda_functions]
+    for source in app.event_sources:
+        if not isinstance(source, ScheduledEventConfig):
+            raise InfraError(f"{source.name}: {type(source).__name__} event sources are not in the template yet")
+        functions.append(LambdaFunction(source.name, source.handler_string, "schedule",
+                                        schedule=_expression(source.schedule_expression)))
+    functions += [LambdaFunction(handler.name, handler.handler_string, "websocket", route_key=route_key)
+                  for route_key, handler in app.websocket_handlers.items()]
+    return functions
+
+
+def measured_rss_mb() -> dict[str, float]:
+    """Each function's peak RSS after its first invocation (``bench/coldstart.py --write``)."""
+    try:
+        data = json.loads(COLDSTART_FILE.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return {}
+    return {name: float(entry["peak_rss_mb"]) for name, entry in data.get("functions", {}).items()}
+
+
+def memory_mb(name: str, measured: dict[str, float]) -> int:
+    """``MEMORY_HEADROOM`` times the measured RSS, in 64 MB steps, at least the function's floor."""
+    floor = MEMORY_FLOORS_MB.get(name, MIN_MEMORY_MB)
+    rss = measured.get(name)
+    if rss is None:
+        raise InfraError(f"no measured cold-start RSS for {name!r} in {COLDSTART_FILE.name}: "
+                         "run `.venv/bin/python bench/coldstart.py --write`")
+    return max(floor, 64 * math.ceil(rss * MEMORY_HEADROOM / 64))
+
+
+def base_environment() -> dict[str, Any]:
+    """Every function's settings: the AWS adapters and the stack's resources they use. A function never falls
+    back to a local adapter (Lambda's disk is read-only); what it may call is its role's business."""
+    return {
+        "LOG_LEVEL": {"Ref": "LogLevel"},
+        "POWERTOOLS_METRICS_NAMESPACE": {"Fn::Sub": "MyController/${AWS::StackName}"},
+        "STORAGE": "dynamodb",
+        "TABLE_NAME": {"Ref": "ResourceTable"},
+        "CONNECTIONS_TABLE": {"Ref": "ConnectionsTable"},
+        "METRICS": "none",
+        "BUS": "eventbridge",
+        "EVENT_BUS_NAME": {"Ref": "EventBus"},
+        "DOWNLINK": "iotdata",
+        "TOPIC_PREFIX": TOPIC_PREFIX,
+        "IOT_DATA_ENDPOINT": {"Fn::If": ["HasIotDataEndpoint", {"Fn::Sub": "https://${IotDataEndpoint}"},
+                                         {"Ref": "AWS::NoValue"}]},
+        "SHADOW": "iotdata",
+        "SHADOW_NAME": SHADOW_NAME,
+        "SIGNING_SECRET": "ssm",
+        "SIGNING_SECRET_PARAMETER": JWT_PARAMETER,
+        **scheduler_environment(),
+        **handler_environment(),
+    }
+
+
+def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str, Any]:
+    """What one function needs beside ``base_environment``."""
+    own: dict[str, Any] = {"POWERTOOLS_SERVICE_NAME": f"mycontroller-{function.name}"}
+    if function.name == API_FUNCTION_NAME:
+        own.update(blob_environment())
+        own["ADMIN_PASSWORD_SECRET"] = {"Ref": "AdminPasswordSecret"}
+        own.update(build)  # GIT_COMMIT, BUILD_DATE for /api/version
+    if function.name == "websocket_notify":
+        own["WEBSOCKET_ENDPOINT"] = WEBSOCKET_MANAGEMENT_ENDPOINT
+    if function.name == "handlers":
+        own.update({"EMAIL": "ses", "SMS": "sns"})
+    return own
+
+
+def event_source_queues(resources: dict[str, Any]) -> dict[str, str]:
+    """Function logical id → the queue whose event source mapping feeds it (its role reads that queue only)."""
+    queues: dict[str, str] = {}
+    for resource in resources.values():
+        if resource.get("Type") != "AWS::Lambda::EventSourceMapping":
+            continue
+        properties = resource["Properties"]
+        function, source = properties["FunctionName"], properties["EventSourceArn"]
+        if isinstance(function, dict) and "Ref" in function and "Fn::GetAtt" in source:
+            queues[function["Ref"]] = source["Fn::GetAtt"][0]
+    return queues
+
+
+def function_resources(functions: list[LambdaFunction], *, queues: dict[str, str],
+                       environment: dict[str, dict[str, Any]] | None = None,
+                       policies: dict[str, list[Statement]] | None = None,
+                       build: dict[str, str] | None = None,
+                       measured: dict[str, float] | None = None) -> dict[str, Any]:
+    """Each function with its role, log group and (for schedules) rule. ``environment`` and ``policies`` are the
+    contributors' additions by logical id (or ``*``): their variables win over the base ones (``METRICS``)."""
+    measured = measured_rss_mb() if measured is None else measured
+    environment, policies = environment or {}, policies or {}
+    resources: dict[str, Any] = {}
+    for function in functions:
+        logical = function.logical_id
+        log_group = f"{logical}LogGroup"
+        variables = {**base_environment(), **own_environment(function, build or {}),
+                     **environment.get(ALL_FUNCTIONS, {}), **environment.get(logical, {})}
+        statements = function_statements(function.name, log_group=log_group, queue=queues.get(logical),
+                                         extra=policies, logical_id=logical)
+        resources[log_group] = {
+            "Type": "AWS::Logs::LogGroup",
+            "Properties": {"LogGroupName": {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{function.name}"},
+                           "RetentionInDays": {"Ref": "LogRetentionDays"}},
+        }
+        resources[f"{logical}Role"] = {
+            "Type": "AWS::IAM::Role",
+            "Properties": {
+                "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{
+                    "Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+                "Policies": [{"PolicyName": function.name,
+                              "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}],
+            },
+        }
+        resources[logical] = {
+            "Type": "AWS::Lambda::Function",
+            "Properties": {
+                "FunctionName": function.physical_name,
+                "Handler": function.handler,
+                "Runtime": RUNTIME,
+                "Architectures": [ARCHITECTURE],
+                "Code": CODE,
+                "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
+                "Timeout": TIMEOUTS_S.get(function.name, DEFAULT_TIMEOUT_S),
+                "MemorySize": memory_mb(function.name, measured),
+                "Environment": {"Variables": variables},
+                "TracingConfig": {"Mode": "Active"},
+                "LoggingConfig": {"LogGroup": {"Ref": log_group}},
+            },
+        }
+        if function.trigger == "schedule":
+            resources[f"{logical}Schedule"] = {
+                "Type": "AWS::Events::Rule",
+                "Properties": {"ScheduleExpression": function.schedule, "State": "ENABLED",
+                               "Targets": [{"Id": logical, "Arn": {"Fn::GetAtt": [logical, "Arn"]}}]},
+            }
+            resources[f"{logical}SchedulePermission"] = {
+                "Type": "AWS::Lambda::Permission",
+                "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": logical},
+                               "Principal": "events.amazonaws.com",
+                               "SourceArn": {"Fn::GetAtt": [f"{logical}Schedule", "Arn"]}},
+            }
+    return resources
