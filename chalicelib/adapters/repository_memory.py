@@ -130,6 +130,9 @@ class MemoryRepository:
         self._streams: dict[str, tuple[int, tuple[Run, ...]]] = {}
         """Edge stream → (hw, runs above it); least recently marked first."""
         self._stream_capacity = max(1, int(seen_streams))
+        self._last_run: tuple[list[str], tuple[str, int, int]] | None = None
+        """The ids ``seen`` last found to be one stream's consecutive seqs, and that run: ``mark_seen`` of the same
+        batch (the processor's next call) then needs no second check."""
         self._lock = threading.Lock()
         self._dump_lock = threading.Lock()
         self._dirty: set[Kind] = set()
@@ -185,7 +188,7 @@ class MemoryRepository:
 
     def _seen_of(self, message_ids: Sequence[str]) -> set[str]:
         streams = self._streams
-        run = consecutive_run(message_ids)
+        run = self._run_of(message_ids)
         if run is not None:  # the usual batch: one stream's next seqs, in order
             stream, first, last = run
             state = streams.get(stream)
@@ -291,12 +294,22 @@ class MemoryRepository:
         with self._lock:
             if self._closed:
                 raise RepositoryClosedError("repository is closed; seen ids would be lost")
-            run = consecutive_run(message_ids)
+            run = self._run_of(message_ids)
             if run is not None:  # the usual batch: one stream's next seqs, in order
                 self._mark_stream(run[0], range(run[1], run[2] + 1))
             else:
                 self._mark_ids(message_ids)
             self._seen_dirty = True
+
+    def _run_of(self, message_ids: Sequence[str]) -> tuple[str, int, int] | None:
+        """``consecutive_run`` of the ids, checked once for ``seen`` and ``mark_seen`` of one batch (held: ``_lock``).
+        The ids are kept as a list of their own: comparing it with the same strings again is a pointer check each."""
+        last = self._last_run
+        if last is not None and last[0] == message_ids:
+            return last[1]
+        run = consecutive_run(message_ids)
+        self._last_run = (list(message_ids), run) if run is not None else None
+        return run
 
     def _mark_ids(self, message_ids: Iterable[str]) -> None:
         """Any mix of stream and plain ids (held: ``_lock``)."""

@@ -59,7 +59,6 @@ if TYPE_CHECKING:
 
 _CREATED: Final = EventType.CREATED.value
 _UPDATED: Final = EventType.UPDATED.value
-_gateway_id = attrgetter("gateway_id")
 _message_id = attrgetter("message_id")
 _stamps = itemgetter(1)
 
@@ -77,11 +76,13 @@ def _after_since(state: Record | None, ts: int) -> bool:
 class Batch:
     """The working state of one batch (kept out of the long-lived ``Processor``)."""
 
-    def __init__(self, processor: Processor, envelopes: list[Envelope], result: ProcessResult) -> None:
+    def __init__(self, processor: Processor, envelopes: list[Envelope], gateway_ids: set[str],
+                 result: ProcessResult) -> None:
         self.p = processor
         self.repo = processor.repository
         self.caches = processor.caches
         self.envelopes = envelopes
+        self.gateway_ids = gateway_ids
         self.result = result
         self.gateways: dict[str, EntityAcc] = {}
         self.nodes: dict[str, EntityAcc] = {}
@@ -141,7 +142,7 @@ class Batch:
             self.result.failures.append(MessageFailure(message_id, gateway_id, reason))
 
     def _load_gateways(self) -> None:
-        ids = set(map(_gateway_id, self.envelopes))
+        ids = self.gateway_ids
         stored = self.repo.get_many(Kind.GATEWAY, ids)
         if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
                                            for record in stored.values()):
@@ -184,8 +185,8 @@ class Batch:
         """Field values into their fields' groups; every other op returned with its message, in batch order.
 
         A provider that declares ``route_key_tail`` (the separator its route keys end at, and the longest value
-        after it) has its known keys looked up straight from the split message: a key this batch has routed
-        already names its group, and the value only needs the checks ``route_key`` makes of it."""
+        after it) has its known keys looked up straight from the split message, without ``route_key``: a key in
+        the route table is one, and the value only needs the checks ``route_key`` makes of it."""
         p = self.p
         interpreters = p.interpreters
         caches = self.caches
@@ -205,13 +206,19 @@ class Batch:
                 table = caches.route_table(gw, provider)
                 separator, max_value = p.route_key_tails.get(provider, ("", 0))
                 heads = stream_heads.setdefault((gw, provider), {})
-            if separator:  # a key this batch has routed: its group, if the value is what route_key takes
+            if separator:  # a known key (the table holds route keys only), if the value is what route_key takes
                 head, _sep, value = envelope.raw.rpartition(separator)
-                group = heads.get(head)
-                if group is not None and len(value) <= max_value and value.isprintable():
-                    group.envelopes.append(envelope)
-                    group.values.append(value)
-                    continue
+                if len(value) <= max_value and value.isprintable():
+                    group = heads.get(head)
+                    if group is None and (route := table.get(head)) is not None:
+                        group = groups.get(route[1])
+                        if group is None:
+                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0])
+                        heads[head] = group
+                    if group is not None:
+                        group.envelopes.append(envelope)
+                        group.values.append(value)
+                        continue
             route_key: str | None = None
             if router is not None:
                 routed = router(envelope.raw)
@@ -224,8 +231,6 @@ class Batch:
                             group = groups[route[1]] = FieldGroup(gw, route[1], route[0])
                         group.envelopes.append(envelope)
                         group.values.append(routed[1])
-                        if separator:
-                            heads[route_key] = group
                         continue
             interpreter = interpreters.get(provider)
             if interpreter is None:

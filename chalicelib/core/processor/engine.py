@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from itertools import islice
-from operator import attrgetter, le, lt
-from typing import Final
+from operator import attrgetter
 
 from ..envelope import Envelope
 from ..model import now_ms
@@ -15,28 +13,10 @@ from .batch import Batch
 from .caches import Caches
 from .results import ProcessResult
 
-_by_order = attrgetter("gateway_id", "timestamp", "sequence")
 _message_id = attrgetter("message_id")
 _gateway_id = attrgetter("gateway_id")
 _timestamp = attrgetter("timestamp")
 _sequence = attrgetter("sequence")
-NO_TAIL: Final = ("", 0)
-
-
-def _in_order(batch: list[Envelope]) -> bool:
-    """Whether sorting by (gateway, timestamp, sequence) would leave the batch as it is, in a few passes at C speed
-    for what an edge sends: one gateway, timestamps that never go back, sequences that always go up. Anything
-    else reads as not in order (and is sorted)."""
-    if len(batch) < 2:
-        return True
-    stamps = list(map(_timestamp, batch))
-    if not all(map(le, stamps, islice(stamps, 1, None))):
-        return False
-    sequences = list(map(_sequence, batch))
-    if not all(map(lt, sequences, islice(sequences, 1, None))):
-        return False
-    gateway_id = batch[0].gateway_id
-    return all(map(gateway_id.__eq__, map(_gateway_id, batch)))
 
 
 class Processor:
@@ -79,9 +59,9 @@ class Processor:
         """Apply a batch. Repository and metric store writes happen here; events and downlinks are returned
         for the caller to send, after which it calls ``acknowledge``."""
         result = ProcessResult()
-        batch = self._fresh(envelopes, result)
-        if batch:
-            Batch(self, batch, result).run()
+        fresh = self._fresh(envelopes, result)
+        if fresh is not None:
+            Batch(self, *fresh, result).run()
         return result
 
     def forget_route(self, field_key: str) -> None:
@@ -93,8 +73,9 @@ class Processor:
         if result.applied_ids:
             self.repository.mark_seen(result.applied_ids)
 
-    def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> list[Envelope]:
-        """The batch without repeats (the first one counts) and messages seen before, in order."""
+    def _fresh(self, envelopes: Sequence[Envelope], result: ProcessResult) -> tuple[list[Envelope], set[str]] | None:
+        """The batch without repeats (the first one counts) and messages seen before, in order (gateway, edge
+        timestamp, sequence), and its gateways' ids; None when nothing is left."""
         ids = list(map(_message_id, envelopes))
         unique = dict(zip(ids, envelopes, strict=True))
         if len(unique) == len(envelopes):
@@ -109,6 +90,13 @@ class Processor:
         seen = self.repository.seen(ids) if ids else set()
         result.duplicates += len(seen)
         batch = [e for e in candidates if e.message_id not in seen] if seen else candidates
-        if not _in_order(batch):  # edges send them in order: the sort is often not needed
-            batch.sort(key=_by_order)
-        return batch
+        if not batch:
+            return None
+        # Sorted by (gateway, timestamp, sequence) as stable sorts by each, the last key first: on what edges send
+        # (in order, one gateway a batch) each is a pass without moves and without a key tuple per message.
+        gateway_ids = set(map(_gateway_id, batch))
+        batch.sort(key=_sequence)
+        batch.sort(key=_timestamp)
+        if len(gateway_ids) > 1:
+            batch.sort(key=_gateway_id)
+        return batch, gateway_ids
