@@ -331,6 +331,8 @@ class Schedules:
         self.on_refusal = on_refusal
         self.fired: list[dict[str, Any]] = []
         self._due: dict[tuple[str, str], tuple[datetime.datetime, dict[str, Any]]] = {}
+        self._last: dict[tuple[str, str], tuple[str, datetime.datetime]] = {}
+        """Per schedule, the expression and time it last fired: a time fires once, whatever reloads happen."""
         self._changed = threading.Event()
         self._stop = threading.Event()
 
@@ -356,19 +358,19 @@ class Schedules:
                     continue
                 start = schedule.get("StartDate")
                 after = max(now, start) if start else now
+                after -= datetime.timedelta(seconds=1)
+                expression = str(schedule["ScheduleExpression"])
+                last = self._last.get(key)
+                if last is not None and last[0] == expression:
+                    after = max(after, last[1])
                 try:
-                    when = next_time(schedule["ScheduleExpression"], after - datetime.timedelta(seconds=1),
-                                     schedule.get("ScheduleExpressionTimezone") or "UTC", start)
+                    when = next_time(expression, after, schedule.get("ScheduleExpressionTimezone") or "UTC", start)
                 except ValueError as error:
                     log.error("schedule %s/%s: %s", key[0], key[1], error)
                     continue
                 end = schedule.get("EndDate")
                 if when is None or (end and when > end):
                     continue
-                previous = self._due.get(key)
-                if previous and previous[1].get("ScheduleExpression") == schedule.get("ScheduleExpression") and \
-                        previous[0] > now - datetime.timedelta(seconds=1):
-                    when = previous[0]
                 due[key] = (when, schedule)
         self._due = due
 
@@ -391,6 +393,7 @@ class Schedules:
         target = schedule.get("Target") or {}
         arn, role = str(target.get("Arn", "")), str(target.get("RoleArn", ""))
         self._due.pop(key, None)
+        self._last[key] = (str(schedule.get("ScheduleExpression", "")), when)
         policy = self.role_policy(role)
         decision = policy.decide(Request("lambda:InvokeFunction", arn)) if policy else None
         if decision is None or not decision.allowed:
