@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, overload
 
-from .settings import ADMIN_PASSWORD_ENV, Settings
+from .settings import ADMIN_PASSWORD_ENV, Settings, SettingsError
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         Repository,
         ScheduleRegistry,
         SecretBox,
+        SecretValues,
         ShadowStore,
     )
     from .functions.automation import Automation
@@ -55,8 +56,10 @@ if TYPE_CHECKING:
     from .services.actions import ActionService
     from .services.auth import AuthService
     from .services.backup import BackupService
+    from .services.firmware import FirmwareFiles
     from .services.gateway_sync import GatewaySync
     from .services.records import Records
+    from .services.uploads import Uploads
     from .services.websocket import WebsocketService
 
 log = logging.getLogger(__name__)
@@ -117,9 +120,16 @@ def _metrics(c: Container) -> MetricStore:
 
         return NoMetricStore()
     if settings.metrics == "influxdb":
-        from .adapters.metrics_influxdb import InfluxDBMetricStore
+        from .adapters.metrics_influxdb import InfluxCredentials, InfluxDBMetricStore, influxdb_credentials
 
-        return InfluxDBMetricStore(url=settings.influxdb_url or "", token=settings.influxdb_token or "",
+        credentials = InfluxCredentials(token=settings.influxdb_token or "")
+        if settings.influxdb_token_secret:  # the deployed way: the token never sits in the environment
+            try:
+                credentials = influxdb_credentials(c.secret_values.read(settings.influxdb_token_secret))
+            except ValueError as error:
+                raise SettingsError(f"INFLUXDB_TOKEN_SECRET: {error}") from None
+        return InfluxDBMetricStore(url=settings.influxdb_url or "", token=credentials.token,
+                                   username=credentials.username, password=credentials.password,
                                    org=settings.influxdb_org or "", bucket=settings.influxdb_bucket or "")
     from .adapters.metrics_embedded import EmbeddedMetricStore
 
@@ -217,6 +227,13 @@ def _secrets(c: Container) -> SecretBox:
     return LocalSecretBox(settings.data_dir / "secret.key")
 
 
+def _secret_values(c: Container) -> SecretValues:
+    """Credentials of other services, read from Secrets Manager (only built when a setting names a secret)."""
+    from .adapters.secret_values_secretsmanager import SecretsManagerValues
+
+    return SecretsManagerValues(region=c.settings.aws_region)
+
+
 def _blobs(c: Container) -> BlobStore:
     settings = c.settings
     if settings.blobs == "s3":
@@ -226,6 +243,17 @@ def _blobs(c: Container) -> BlobStore:
     from .adapters.blob_local import LocalBlobStore
 
     return LocalBlobStore(settings.data_dir / "blobs")
+
+
+def _upload_blobs(c: Container) -> BlobStore:
+    """Where clients put files themselves (presigned uploads): a bucket of its own in AWS (CORS for the console, a
+    day's lifecycle, no versions kept), else the blob store itself."""
+    settings = c.settings
+    if settings.blobs == "s3" and settings.upload_bucket and settings.upload_bucket != settings.blob_bucket:
+        from .adapters.blob_s3 import S3BlobStore
+
+        return S3BlobStore(settings.upload_bucket, region=settings.aws_region)
+    return c.blobs
 
 
 def _connections(c: Container) -> ConnectionStore:
@@ -355,7 +383,19 @@ def _backups(c: Container) -> BackupService:
     from .version import VERSION
 
     return BackupService(c.repository, c.blobs, c.records, max_bytes=c.settings.backup_max_bytes,
-                         app_version=VERSION, rearm=rearm, in_thread=not IN_LAMBDA)
+                         app_version=VERSION, rearm=rearm, in_thread=not IN_LAMBDA, uploads=c.uploads)
+
+
+def _uploads(c: Container) -> Uploads:
+    from .services.uploads import Uploads
+
+    return Uploads(c.upload_blobs, c.blobs, expires_s=c.settings.presign_expires_s)
+
+
+def _firmware(c: Container) -> FirmwareFiles:
+    from .services.firmware import FirmwareFiles
+
+    return FirmwareFiles(c.repository, c.blobs, c.records)
 
 
 def _websocket(c: Container) -> WebsocketService:
@@ -434,7 +474,8 @@ def _admin_password_from_env() -> str | None:
 
 
 ADAPTERS: Final = ("repository", "metrics", "bus", "downlink", "schedules", "handler_queue", "signing_secret", "shadow",
-                   "secrets", "blobs", "connections", "notifier", "executors", "idempotency")
+                   "secrets", "secret_values", "blobs", "upload_blobs", "connections", "notifier", "executors",
+                   "idempotency")
 """The parts that hold connections or state; the others are built over them."""
 
 
@@ -453,7 +494,11 @@ class Container:
     shadow = Part(_shadow)
     """Edge devices' shadows (gateway configs from the cloud); ``None``: gateway upserts do not reach edges."""
     secrets = Part(_secrets)
+    secret_values = Part(_secret_values)
+    """Secrets of other services (Secrets Manager), read once each: the InfluxDB credentials."""
     blobs = Part(_blobs)
+    upload_blobs = Part(_upload_blobs)
+    """Where presigned uploads land before the API takes them (the blob store unless ``UPLOAD_BUCKET`` differs)."""
     connections = Part(_connections)
     notifier = Part(_notifier)
     executors = Part(_executors)
@@ -465,6 +510,9 @@ class Container:
     actions = Part(_actions)
     gateway_sync = Part(_gateway_sync)
     backups = Part(_backups)
+    uploads = Part(_uploads)
+    """Files a client sends to the blob store itself (presigned URLs), staged until the API takes them."""
+    firmware = Part(_firmware)
     websocket = Part(_websocket)
     ingest = Part(_ingest)
     automation = Part(_automation)

@@ -94,7 +94,12 @@ class Settings:
     metrics: str = setting("METRICS", "embedded", "the metric store: embedded (SQLite, `DATA_DIR/metrics.sqlite3`), "
                            "InfluxDB 2, or none", choices=("embedded", "influxdb", "none"))
     influxdb_url: str | None = setting("INFLUXDB_URL", None, "InfluxDB 2 URL (`METRICS=influxdb`)")
-    influxdb_token: str | None = setting("INFLUXDB_TOKEN", None, "InfluxDB 2 token", secret=True)
+    influxdb_token: str | None = setting("INFLUXDB_TOKEN", None, "InfluxDB 2 token (locally; in AWS "
+                                         "`INFLUXDB_TOKEN_SECRET`)", secret=True)
+    influxdb_token_secret: str | None = setting("INFLUXDB_TOKEN_SECRET", None, "the Secrets Manager secret (name or "
+                                                "ARN) holding the InfluxDB credentials, in place of `INFLUXDB_TOKEN`: "
+                                                "a token (the text, or JSON with `token`), or JSON with `username` "
+                                                "and `password` (the secret Timestream for InfluxDB keeps)")
     influxdb_org: str | None = setting("INFLUXDB_ORG", None, "InfluxDB 2 organisation")
     influxdb_bucket: str | None = setting("INFLUXDB_BUCKET", None, "InfluxDB 2 bucket")
     bus: str = setting("BUS", "local", "the event bus: in-process (EventBridge-style patterns) or an EventBridge "
@@ -141,10 +146,20 @@ class Settings:
     blobs: str = setting("BLOBS", "local", "where firmware files and backups are kept: `DATA_DIR/blobs` or S3",
                          choices=("local", "s3"))
     blob_bucket: str | None = setting("BLOB_BUCKET", None, "the bucket (`BLOBS=s3`, required)")
+    upload_bucket: str | None = setting("UPLOAD_BUCKET", None, "the bucket clients send files to through presigned "
+                                        "uploads, which the API then takes (`BLOBS=s3`; empty: `BLOB_BUCKET`; the "
+                                        "stack's has CORS for the console and expires what is left after a day)")
     backup_max_bytes: int = setting("BACKUP_MAX_BYTES", DEFAULT_BACKUP_MAX_BYTES, "largest backup archive made, "
                                     "uploaded or restored", kind="int", minimum=1)
     firmware_max_bytes: int = setting("FIRMWARE_MAX_BYTES", DEFAULT_FIRMWARE_MAX_BYTES, "largest firmware upload "
                                       "(in place of `MAX_BODY_BYTES` on that route)", kind="int", minimum=1)
+    direct_upload_max_bytes: int | None = setting("DIRECT_UPLOAD_MAX_BYTES", None, "largest file the API takes in "
+                                                  "a request body itself (firmware uploads, restores); larger ones "
+                                                  "go to presigned URLs when the blob store has them (S3); empty: "
+                                                  "`FIRMWARE_MAX_BYTES`/`BACKUP_MAX_BYTES` alone (in AWS 4000000: "
+                                                  "Lambda's 6 MB payload, base64 included)", kind="int", minimum=1)
+    presign_expires_s: int = setting("PRESIGN_EXPIRES_S", 900, "seconds a presigned upload or download URL "
+                                     "stays valid", kind="int", minimum=1)
     email: str = setting("EMAIL", "smtp", "email handlers: SMTP (handlers need a `host`) or SES for handlers "
                          "without one", choices=("smtp", "ses"))
     email_from: str = setting("EMAIL_FROM", "", "default sender when an email handler has none")

@@ -1,7 +1,8 @@
 """Blob store in a local directory (``DATA_DIR/blobs``): the local stack's firmware files and backups.
 
 Writes go to a temporary file in the same directory, are fsynced and renamed over the target, so a reader (or a
-crash) sees the old file or the new one, never half of one.
+crash) sees the old file or the new one, never half of one. A directory has no URLs of its own: the presign
+operations answer ``None`` and the API carries files itself (the local stack has no payload limit to get around).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..core.ports import BlobInfo, BlobNotFound, check_blob_key
+from ..core.ports import BlobInfo, BlobNotFound, PresignedUpload, check_blob_key
 
 TMP_PREFIX = ".tmp-"
 
@@ -67,3 +68,22 @@ class LocalBlobStore:
                         continue
                     found.append(BlobInfo(key, stat.st_size, stat.st_mtime_ns // 1_000_000))
         return sorted(found, key=lambda info: info.key)
+
+    def info(self, key: str) -> BlobInfo:
+        path = self._path(key)
+        try:
+            stat = path.stat()
+        except (FileNotFoundError, NotADirectoryError):
+            raise BlobNotFound(key) from None
+        if not path.is_file():
+            raise BlobNotFound(key)
+        return BlobInfo(key, stat.st_size, stat.st_mtime_ns // 1_000_000)
+
+    def presign_upload(self, key: str, *, max_bytes: int, expires_s: int) -> PresignedUpload | None:
+        check_blob_key(key)
+        return None
+
+    def presign_download(self, key: str, *, expires_s: int, filename: str,
+                         content_type: str = "application/octet-stream") -> str | None:
+        check_blob_key(key)
+        return None

@@ -17,16 +17,23 @@ every ``flush_interval_ms``, with retries); the lines are built here rather than
 
 Reads are Flux: ``build_flux`` writes the query text, ``rows_from_tables`` turns the answer into the port's rows;
 both are pure so that tests need no Flux server.
+
+Credentials: a token (``Authorization: Token``), or a user's name and password (what Timestream for InfluxDB keeps
+in the secret of an instance it creates): influxdb-client then signs in for a session cookie, which InfluxDB
+expires (60 minutes by default) and the client never renews, so the store drops it every
+``SESSION_RENEW_S`` and the next call signs in again. ``influxdb_credentials`` reads either from a secret's text.
 """
 
 from __future__ import annotations
 
 import calendar
+import json
 import logging
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 from chalicelib.core.metrics import (
     NUMERIC_TYPES,
@@ -210,14 +217,50 @@ def rows_from_tables(tables: Iterable[Any], functions: Sequence[str] | None, *, 
             for ts, row in sorted(by_window.items())]
 
 
+# --------------------------------------------------------------------------------------------- credentials
+
+SESSION_RENEW_S: Final = 30 * 60
+"""Half InfluxDB's default session length: a session cookie older than this is dropped before the next call."""
+
+
+class InfluxCredentials(NamedTuple):
+    """A token, or a user's name and password (session sign-in)."""
+
+    token: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+def influxdb_credentials(text: str) -> InfluxCredentials:
+    """The credentials a secret holds: the token as plain text, JSON with ``token`` (a token secret), or JSON with
+    ``username`` and ``password`` (an instance's admin secret); ``ValueError`` naming what is missing."""
+    stripped = text.strip()
+    if not stripped.startswith("{"):
+        if not stripped:
+            raise ValueError("the InfluxDB secret is empty")
+        return InfluxCredentials(token=stripped)
+    try:
+        data = json.loads(stripped)
+    except json.JSONDecodeError:
+        raise ValueError("the InfluxDB secret is neither a token nor a JSON object") from None
+    token = data.get("token") if isinstance(data, dict) else None
+    if isinstance(token, str) and token:
+        return InfluxCredentials(token=token)
+    username, password = (data.get("username"), data.get("password")) if isinstance(data, dict) else (None, None)
+    if isinstance(username, str) and username and isinstance(password, str) and password:
+        return InfluxCredentials(username=username, password=password)
+    raise ValueError("the InfluxDB secret's JSON needs 'token', or 'username' and 'password'")
+
+
 # --------------------------------------------------------------------------------------------- adapter
 
 
 class InfluxDBMetricStore:
     """``MetricStore`` on InfluxDB 2 (or anything speaking its ``/api/v2/write``, such as VictoriaMetrics)."""
 
-    def __init__(self, url: str, token: str, org: str, bucket: str, measurement_prefix: str = "mc",
-                 batch_size: int = 1000, flush_interval_ms: int = 1000, *, timeout_ms: int = 10_000) -> None:
+    def __init__(self, url: str, token: str | None, org: str, bucket: str, measurement_prefix: str = "mc",
+                 batch_size: int = 1000, flush_interval_ms: int = 1000, *, timeout_ms: int = 10_000,
+                 username: str | None = None, password: str | None = None) -> None:
         from influxdb_client import InfluxDBClient
 
         self.url = url
@@ -226,7 +269,14 @@ class InfluxDBMetricStore:
         self.prefix = measurement_prefix
         self.batch_size = max(1, int(batch_size))
         self.flush_interval_ms = max(1, int(flush_interval_ms))
-        self._client = InfluxDBClient(url=url, token=token, org=org, timeout=timeout_ms)
+        self._session = not token and bool(username and password)
+        """Signed in with a user's name and password: the session cookie is renewed (``SESSION_RENEW_S``)."""
+        self._session_started = time.monotonic()
+        if self._session:
+            self._client = InfluxDBClient(url=url, token="", org=org, timeout=timeout_ms, username=username,
+                                          password=password)
+        else:
+            self._client = InfluxDBClient(url=url, token=token or "", org=org, timeout=timeout_ms)
         self._query_api = self._client.query_api()
         self._lock = threading.Lock()
         self._keys: dict[tuple[str, str, str, str, str, str], str | None] = {}
@@ -239,6 +289,13 @@ class InfluxDBMetricStore:
         options = WriteOptions(batch_size=self.batch_size, flush_interval=self.flush_interval_ms, jitter_interval=0,
                                retry_interval=1000, max_retries=5, max_retry_delay=30_000, exponential_base=2)
         return self._client.write_api(write_options=options, error_callback=self._failed)
+
+    def _renew_session(self) -> None:
+        """Drop a session cookie before InfluxDB expires it: the client signs in again on its next call (the write
+        thread's too, as it shares the client)."""
+        if self._session and time.monotonic() - self._session_started > SESSION_RENEW_S:
+            self._session_started = time.monotonic()
+            self._client.api_client.cookie = None
 
     @staticmethod
     def _failed(conf: tuple[str, str, str], data: Any, error: Exception) -> None:
@@ -269,6 +326,7 @@ class InfluxDBMetricStore:
             return
         from influxdb_client import WritePrecision
 
+        self._renew_session()
         with self._lock:
             if self._closed:
                 raise RuntimeError("metric store is closed")
@@ -291,6 +349,7 @@ class InfluxDBMetricStore:
         if query.window_ms is not None:
             functions = validate_functions(query.functions, query.metric_type)
         flux = build_flux(query, self.bucket, self.prefix)
+        self._renew_session()
         tables = self._query_api.query(flux, org=self.org)
         return rows_from_tables(tables, functions, metric_type=query.metric_type, window_ms=query.window_ms)
 

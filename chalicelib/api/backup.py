@@ -5,9 +5,14 @@ A run or a restore is a job ``{id, type, state (running|done|failed), done, tota
 ``GET /api/backup/job/{id}`` reports progress, so the console shows a real progress bar.
 
 The jobs, archives and restores are ``services.backup.BackupService``'s. After a run only the newest
-``retentionCount`` (default 5) are kept. Restore takes ``{"name": ...}`` (a stored backup) or an uploaded zip (raw
-``application/zip`` / ``application/octet-stream`` body, or multipart with a ``file`` part); a bad archive is 400 and
-nothing changes.
+``retentionCount`` (default 5) are kept. Restore takes ``{"name": ...}`` (a stored backup), ``{"uploadId": ...}``
+(an archive sent through a presigned upload) or the zip itself (raw ``application/zip`` /
+``application/octet-stream`` body, or multipart with a ``file`` part); a bad archive is 400 and nothing changes.
+
+Archives past Lambda's payload limit travel through presigned URLs where the blob store has them (S3):
+``POST /api/backup/upload`` ``{"name", "size"}`` answers where to send an archive (``services/uploads.py``), and a
+download answers the archive's URL (JSON ``{url, expiresIn, filename}`` to a client that accepts JSON, else a 302 to
+it). Where the store has none (the local directory) the API carries the bytes as before.
 """
 
 from __future__ import annotations
@@ -18,17 +23,28 @@ from pydantic import Field as PydField
 
 from chalicelib.bootstrap import Container
 from chalicelib.core.model import CamelModel
-from chalicelib.services.backup import DEFAULT_RETENTION, backup_name
+from chalicelib.services.backup import DEFAULT_RETENTION, UPLOAD_PURPOSE, backup_name
 
 from .errors import bad_request
-from .firmware import _media_type, multipart_parts
+from .firmware import UploadOffer, _media_type, direct_limit, multipart_parts
 from .web import ApiRequest, Reply, validate
 
-RESTORE_TYPES: Final = ("application/json", "application/zip", "application/octet-stream", "multipart/form-data")
+ARCHIVE_TYPES: Final = ("application/zip", "application/octet-stream", "multipart/form-data")
+"""The bodies that carry the archive itself."""
+RESTORE_TYPES: Final = ("application/json", *ARCHIVE_TYPES)
 
 
 def max_archive_bytes(container: Container) -> int:
-    return container.settings.backup_max_bytes
+    return direct_limit(container, container.settings.backup_max_bytes)
+
+
+def offer_upload(request: ApiRequest) -> dict[str, Any]:
+    """Where to send an archive to restore: to the blob store (presigned), or to ``/api/backup/restore``."""
+    offer = validate(UploadOffer, request.json())
+    container = request.container
+    return container.uploads.offer(UPLOAD_PURPOSE, size=offer.size, max_bytes=container.settings.backup_max_bytes,
+                                   direct_max_bytes=max_archive_bytes(container), path="/api/backup/restore",
+                                   direct_types=ARCHIVE_TYPES, done={})
 
 
 def get_job(request: ApiRequest) -> dict[str, Any]:
@@ -59,9 +75,22 @@ def delete_backups(request: ApiRequest) -> dict[str, int]:
     return request.container.backups.delete(names)
 
 
+def wants_json(accept: str) -> bool:
+    """Whether a client takes the archive's URL as JSON (the console sends ``Accept: application/json,
+    application/zip``: the URL where there is one, else the file) rather than only the file (a browser link,
+    ``curl -L``: they get a redirect)."""
+    return "application/json" in [part.split(";")[0].strip().lower() for part in accept.split(",")]
+
+
 def download_backup(request: ApiRequest) -> Reply:
     name = backup_name(request.path_params.get("name", ""))
-    data = request.container.backups.archive(name)
+    backups = request.container.backups
+    link = backups.download_link(name)
+    if link is not None:  # the bytes come from the blob store, not through the function
+        if wants_json(request.accept):
+            return Reply(200, link)
+        return Reply(302, link, {"Location": link["url"], "Cache-Control": "no-store"})
+    data = backups.archive(name)
     return Reply(200, data, {"Content-Type": "application/zip",
                              "Content-Disposition": f'attachment; filename="{name}.zip"'})
 
@@ -71,8 +100,15 @@ def restore_backup(request: ApiRequest) -> Reply:
     media_type, _ = _media_type(request.content_type)
     if media_type == "application/json":
         body = request.json()
+        if isinstance(body, dict) and "uploadId" in body:
+            upload_id = body["uploadId"]
+            if not isinstance(upload_id, str):
+                raise bad_request("uploadId must be the id an upload offer answered", "uploadId")
+            job = backups.restore_upload(upload_id)
+            return Reply(200, {"jobId": job.id, "job": job.to_dict()})
         if not isinstance(body, dict) or "name" not in body:
-            raise bad_request('body must be {"name": "<backup name>"} or a zip archive', "name")
+            raise bad_request('body must be {"name": "<backup name>"}, {"uploadId": "<id>"} or a zip archive',
+                              "name")
         source = backup_name(body["name"])
         data = backups.archive(source)
     elif media_type == "multipart/form-data":

@@ -228,11 +228,16 @@ def _firmware_routes() -> list[Route]:
                       delete_body="Firmware ids or quick ids"),
         Route("POST", "/api/firmware/upload/{id}", "upload_firmware", firmware_api.upload_firmware,
               "Upload a firmware file: raw application/octet-stream (?name=) or multipart/form-data with a 'file' "
-              "part; the checksum is computed here; the firmware is created when missing", "firmware",
-              Ok("The firmware with its file", model=model), errors=(400,),
+              "part; or JSON {name, size} for an upload offer (a presigned URL where the blob store has them), then "
+              "{uploaded: true, uploadId} once sent; the checksum is computed here; the firmware is created when "
+              "missing", "firmware",
+              Ok("The firmware with its file, or an upload offer", schema={"oneOf": [
+                  {"$ref": "#/components/schemas/Firmware"},
+                  firmware_api.offer_schema({"uploaded": {"type": "boolean"}, "name": {"type": "string"}})]}),
+              errors=(400, 404),
               params=(Param("name", "File name (raw uploads)"),),
-              body=Body("The file", schema=BINARY_SCHEMA), content_types=firmware_api.UPLOAD_TYPES,
-              body_limit=firmware_api.max_upload_bytes),
+              body=Body("The file, or an offer request or completion (JSON)", schema=firmware_api.UPLOAD_BODY_SCHEMA),
+              content_types=firmware_api.UPLOAD_TYPES, body_limit=firmware_api.max_upload_bytes),
     ]
 
 
@@ -248,14 +253,22 @@ def _backup_routes() -> list[Route]:
               "backup", Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
               body=Body("Backup names", schema=ID_LIST_SCHEMA)),
         Route("GET", "/api/backup/download/{name}", "download_backup", backup_api.download_backup,
-              "Download a backup (application/zip)", "backup",
+              "Download a backup (application/zip); where the blob store has presigned URLs, its URL instead: "
+              "JSON {url, expiresIn, filename} when the client accepts JSON, else a 302 to it", "backup",
               Ok("The zip archive", schema=BINARY_SCHEMA, content_type="application/zip"), errors=(400, 404)),
+        Route("POST", "/api/backup/upload", "offer_backup_upload", backup_api.offer_upload,
+              "Where to send an archive to restore: a presigned form to the blob store, then POST "
+              '/api/backup/restore {"uploadId"}; or (no presigned URLs) the archive to /api/backup/restore itself',
+              "backup", Ok("An upload offer", schema=firmware_api.offer_schema({})), errors=(400, 413),
+              body=Body("The archive's name and size", model=firmware_api.UploadOffer,
+                        example={"name": "mycontroller-20260101.zip", "size": 123456})),
         Route("POST", "/api/backup/restore", "restore_backup", backup_api.restore_backup,
-              'Restore from a stored backup ({"name"}) or an uploaded zip (raw or multipart "file"): replaces the '
-              "stored resources kind by kind (a job)", "backup", Ok("The job", schema=JOB_STARTED_SCHEMA),
-              errors=(400, 404, 409),
-              body=Body("A backup name, or the archive", schema={"type": "object", "required": ["name"],
-                                                                 "properties": {"name": {"type": "string"}}}),
+              'Restore from a stored backup ({"name"}), an archive sent through an upload offer ({"uploadId"}) or '
+              'an uploaded zip (raw or multipart "file"): replaces the stored resources kind by kind (a job)',
+              "backup", Ok("The job", schema=JOB_STARTED_SCHEMA), errors=(400, 404, 409),
+              body=Body("A backup name, an upload id, or the archive", schema={"oneOf": [
+                  {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
+                  {"type": "object", "required": ["uploadId"], "properties": {"uploadId": {"type": "string"}}}]}),
               content_types=backup_api.RESTORE_TYPES, body_limit=backup_api.max_archive_bytes),
         Route("GET", "/api/backup/job/{id}", "get_backup_job", backup_api.get_job,
               "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,)),

@@ -56,6 +56,8 @@ class ApiRequest:
     """``X-Forwarded-Proto`` (``https`` behind API Gateway): cookies are marked ``Secure`` then."""
     content_type: str = ""
     """The ``Content-Type`` header as sent (routes taking files read the multipart boundary from it)."""
+    accept: str = ""
+    """The ``Accept`` header (a download answers a presigned URL as JSON to a client that asks for JSON)."""
     container: Container = field(default=None)  # type: ignore[assignment]
     """The process's parts (``bootstrap.Container``): the services a handler calls, set by ``dispatch``."""
 
@@ -224,6 +226,7 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
         request_id=str(context.get("requestId") or ""),
         forwarded_proto=str(request.headers.get("x-forwarded-proto") or "").lower() if request.headers else "",
         content_type=str(request.headers.get("content-type") or "") if request.headers else "",
+        accept=str(request.headers.get("accept") or "") if request.headers else "",
     )
 
 

@@ -341,6 +341,15 @@ class SecretBox(Protocol):
         ...
 
 
+class SecretValues(Protocol):
+    """Reads secrets kept by a secret store (Secrets Manager in AWS): credentials of services the functions call
+    (the InfluxDB token), kept out of environment variables, read once per process."""
+
+    def read(self, name: str) -> str:
+        """The secret's current text (a name or an ARN); ``SecretError`` when it is missing or unreadable."""
+        ...
+
+
 # --------------------------------------------------------------------------------------------- device shadow
 
 
@@ -373,12 +382,28 @@ class BlobInfo:
     modified_ms: int
 
 
+@dataclass(slots=True, frozen=True)
+class PresignedUpload:
+    """Where a client sends one file itself, bypassing the API (an HTML form ``POST`` to ``url``: every one of
+    ``fields``, then the file as ``file_field``, at most ``max_bytes``), until ``expires_s`` seconds have passed."""
+
+    url: str
+    fields: dict[str, str]
+    max_bytes: int
+    expires_s: int
+    file_field: str = "file"
+
+
 class BlobStore(Protocol):
     """Files by key (firmware images, backup archives): S3 in AWS, a local directory otherwise.
 
     Keys are ``/``-separated relative names (``firmware/<id>``, ``backups/<name>.zip``); the adapters refuse keys
     that could leave their root (``..``, absolute, empty segments). Whole values in memory: sizes are bounded by
-    the API (tens of MB), and Lambda's request and response limits are smaller still."""
+    the API (tens of MB).
+
+    A store may hand out short-lived presigned URLs (S3), so that files larger than a Lambda payload (6 MB) go
+    between the client and the store directly; a store without URLs of its own (the local directory) answers
+    ``None`` and the API carries the bytes itself."""
 
     def put(self, key: str, data: bytes, content_type: str = "application/octet-stream") -> None:
         """Store or replace atomically: a reader sees the old value or the new one, never a part."""
@@ -394,6 +419,21 @@ class BlobStore(Protocol):
 
     def list(self, prefix: str) -> list[BlobInfo]:
         """Blobs whose key starts with ``prefix``, in key order."""
+        ...
+
+    def info(self, key: str) -> BlobInfo:
+        """Size and modification of one blob without reading it; ``BlobNotFound`` when there is none."""
+        ...
+
+    def presign_upload(self, key: str, *, max_bytes: int, expires_s: int) -> PresignedUpload | None:
+        """A form that lets a client store one file of 1 to ``max_bytes`` bytes under ``key`` (replacing what is
+        there) for ``expires_s`` seconds; ``None`` when this store has no URLs of its own."""
+        ...
+
+    def presign_download(self, key: str, *, expires_s: int, filename: str,
+                         content_type: str = "application/octet-stream") -> str | None:
+        """A URL that answers ``key``'s bytes as a download named ``filename`` for ``expires_s`` seconds (it does
+        not check that the blob exists: call ``info`` first); ``None`` when this store has no URLs of its own."""
         ...
 
 

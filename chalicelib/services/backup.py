@@ -11,6 +11,10 @@ Archives are ``backups/<name>.zip`` in the blob store; after a run only the newe
 archive of a restore is checked completely first (``core.backup.read_archive``): a bad one changes nothing. A
 restore announces one bus event, ``backup.restored``, not one per record; see ``core/backup.py`` for what it means
 for who is logged in.
+
+Archives larger than a Lambda payload travel through presigned URLs where the blob store has them
+(``services/uploads.py``): ``download_link`` instead of ``archive``, ``restore_upload`` for an archive the client
+sent to the store itself.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..core.model import DomainEvent, iso_from_ms, now_iso, now_ms
 from ..core.ports import BlobNotFound, BlobStore, Repository
 from .errors import Conflict, InvalidInput, NotFound
 from .records import Records
+from .uploads import Uploads
 
 BACKUP_PREFIX: Final = "backups/"
 JOB_PREFIX: Final = "jobs/"
@@ -39,6 +44,8 @@ MAX_JOBS_KEPT: Final = 100
 JOB_STATE_TTL_MS: Final = 24 * 3600 * 1000
 """Saved job states older than this are removed when the next job starts."""
 NAME_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,100}$"
+UPLOAD_PURPOSE: Final = "backup"
+"""Archives sent through presigned uploads are staged under ``uploads/backup/<uploadId>``."""
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +80,9 @@ def backup_name(text: Any, field_name: str = "name") -> str:
 class BackupService:
     def __init__(self, repository: Repository, blobs: BlobStore, records: Records, *, max_bytes: int,
                  app_version: str = "", rearm: Callable[[], dict[str, int] | None] | None = None,
-                 in_thread: bool = True) -> None:
+                 in_thread: bool = True, uploads: Uploads | None = None) -> None:
+        self.uploads = uploads
+        """Presigned transfers (``None``: the API carries every archive itself)."""
         self.repository = repository
         self.blobs = blobs
         self.records = records
@@ -204,6 +213,32 @@ class BackupService:
             return self.blobs.get(BACKUP_PREFIX + name + ".zip")
         except BlobNotFound:
             raise NotFound(f"backup {name!r} not found", field_name) from None
+
+    def download_link(self, name: str, field_name: str = "name") -> dict[str, Any] | None:
+        """``{url, expiresIn, filename}`` to fetch a stored backup from the blob store directly, or ``None`` when
+        the store has no URLs (``archive`` then gives the bytes); ``NotFound`` for a backup that is not there."""
+        if self.uploads is None:
+            return None
+        try:
+            return self.uploads.download(BACKUP_PREFIX + name + ".zip", filename=f"{name}.zip",
+                                         content_type="application/zip")
+        except NotFound:
+            raise NotFound(f"backup {name!r} not found", field_name) from None
+
+    def restore_upload(self, upload_id: str) -> Job:
+        """Start restoring the archive a client sent to the blob store through a presigned upload. The staged copy
+        is discarded once the restore started or the archive proved unusable (``InvalidInput``, nothing changed);
+        while another job runs (``Conflict``) it stays, so the same call can be made again."""
+        if self.uploads is None:
+            raise InvalidInput("this server takes archives in the request body, not as uploads", "uploadId")
+        data = self.uploads.take(UPLOAD_PURPOSE, upload_id, max_bytes=self.max_bytes)
+        try:
+            job = self.restore(data, "upload")
+        except InvalidInput:
+            self.uploads.discard(UPLOAD_PURPOSE, upload_id)
+            raise
+        self.uploads.discard(UPLOAD_PURPOSE, upload_id)
+        return job
 
     def restore(self, data: bytes, source: str) -> Job:
         """Start restoring an archive (checked whole first: a bad one is ``InvalidInput`` and changes nothing)."""

@@ -478,6 +478,33 @@ def test_firmware_upload_and_server_backup_show_progress(page: Any, stack: Api, 
     assert stack.call("/api/firmware/door")["file"]["checksum"] == checksum
 
 
+def test_charts_say_metrics_are_off_when_the_server_keeps_none(browser: WatchedBrowser, stack: Api) -> None:
+    """A server without a metric store (``METRICS=none``: a cloud stack without one) says so in ``/api/status``; the
+    console says so where its charts would be instead of drawing empty ones, and asks for no metrics. The status is
+    rewritten in this tab only, so the stack keeps its metrics for the other tests."""
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    metric_queries: list[str] = []
+
+    def metrics_off(route: Any) -> None:
+        answer = route.fetch()
+        route.fulfill(response=answer, json={**answer.json(), "metricsDBDisabled": True})
+
+    context.route("**/api/status", metrics_off)
+    context.on("request", lambda request: metric_queries.append(request.url) if "/api/metric" in request.url else None)
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        log_in(tab, stack.base)
+        tab.goto(stack.base + "/fields/sim.1.1.V_TEMP/")
+        tab.get_by_test_id("field-value").wait_for()
+        tab.get_by_test_id("metrics-off").wait_for()
+        assert "Metrics are off" in tab.get_by_test_id("metrics-off").inner_text()
+        assert tab.locator(".chart").count() == 0 and metric_queries == []
+        shot(tab, "field-metrics-off")
+    finally:
+        context.close()
+
+
 def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses(
         page: Any, stack: Api, script_errors: ScriptErrors) -> None:
     script_errors.allow(refused("/api/settings/system", 400))  # latitude 123, on purpose

@@ -150,6 +150,40 @@ export async function metrics(fieldId: string, start: string, window?: string, f
   });
 }
 
+/** What `GET /api/status` answers (open, no token): the login message, and whether metrics are kept. */
+export interface ServerStatus {
+  status?: string;
+  version?: string;
+  login?: { message?: string };
+  /** True when the server keeps no metric history (METRICS=none): charts have nothing to draw. */
+  metricsDBDisabled?: boolean;
+}
+
+let statusOnce: Promise<ServerStatus> | null = null;
+
+/** The server's status, asked once per page load (a failed ask is asked again next time). */
+export function serverStatus(): Promise<ServerStatus> {
+  statusOnce ??= api<ServerStatus>("/api/status").catch((err: unknown) => {
+    statusOnce = null;
+    throw err;
+  });
+  return statusOnce;
+}
+
+/** Forget the cached status (tests; a server that changed its mind). */
+export function resetServerStatus(): void {
+  statusOnce = null;
+}
+
+/** Whether the server keeps metrics; true when the status cannot be read (the charts then say what failed). */
+export async function metricsEnabled(): Promise<boolean> {
+  try {
+    return !(await serverStatus()).metricsDBDisabled;
+  } catch {
+    return true;
+  }
+}
+
 export interface LoginAnswer {
   token: string;
   expiresAt?: string;

@@ -1,5 +1,10 @@
 // Long transfers with progress: uploads through XMLHttpRequest (fetch reports no upload progress), downloads of
 // binary answers, and polling a server job ({state, done, total, message}) until it ends.
+//
+// Files go the way the server offers (`sendFile`): it answers an upload offer, either `presigned` (in AWS: the file
+// goes straight to S3 with a short-lived form, past Lambda's 6 MB payload limit, then one API call finishes the
+// job) or `direct` (the local stack: the file goes to the API route itself). Downloads likewise: the server answers
+// the file, or (in AWS) a JSON link to it that the browser follows.
 
 import { api, API_BASE, ApiError, getToken, setSession } from "./client";
 
@@ -8,41 +13,103 @@ export interface Transfer {
   total: number;
 }
 
-/** POST a body (FormData, a File or a Blob) and report upload progress; resolves with the JSON answer. */
-export function uploadWithProgress<T>(path: string, body: FormData | Blob, onProgress: (t: Transfer) => void,
-  contentType?: string): Promise<T> {
+/** What `POST /api/firmware/upload/{id}` and `POST /api/backup/upload` answer to `{name, size}`. */
+export interface UploadOffer {
+  mode: "presigned" | "direct";
+  uploadId?: string;
+  maxBytes: number;
+  expiresIn?: number;
+  /** presigned: POST these fields, then the file as `fileField`, to `url` (no token: the form is the permission). */
+  upload?: { method: string; url: string; fields: Record<string, string>; fileField: string };
+  /** presigned: the call that finishes (its body names the upload); direct: where the file itself goes. */
+  then: { method: string; path: string; body?: Record<string, unknown>; contentTypes?: string[] };
+}
+
+function answerOf(xhr: XMLHttpRequest): unknown {
+  try {
+    return xhr.responseText ? JSON.parse(xhr.responseText) : null;
+  } catch {
+    return xhr.responseText;
+  }
+}
+
+/** The message of a failed answer: our JSON error, S3's XML `<Message>`, or the status. */
+function failureOf(xhr: XMLHttpRequest): ApiError {
+  const data = answerOf(xhr);
+  const detail = (data && typeof data === "object" ? data : {}) as { message?: string; field?: string };
+  const s3 = typeof data === "string" ? /<Message>([^<]*)<\/Message>/.exec(data)?.[1] : undefined;
+  return new ApiError(xhr.status, detail.message ?? s3 ?? `${xhr.status} ${xhr.statusText}`, detail.field);
+}
+
+/** POST a body to a URL with upload progress; `token` adds the API's Authorization (never sent to S3). */
+function postWithProgress<T>(url: string, body: FormData | Blob, onProgress: (t: Transfer) => void,
+  { contentType, token }: { contentType?: string; token?: string | null } = {}): Promise<T> {
   return new Promise((resolve, reject) => {
     const xhr = new XMLHttpRequest();
-    xhr.open("POST", API_BASE + path);
+    xhr.open("POST", url);
     xhr.setRequestHeader("accept", "application/json");
-    const token = getToken();
     if (token) xhr.setRequestHeader("authorization", `Bearer ${token}`);
     if (contentType) xhr.setRequestHeader("content-type", contentType); // FormData sets its own boundary
     const size = body instanceof FormData ? 0 : body.size;
     xhr.upload.onprogress = (e) => onProgress({ loaded: e.loaded, total: e.lengthComputable ? e.total : size });
     xhr.onerror = () => reject(new ApiError(0, "network error during the upload"));
     xhr.onload = () => {
-      let data: unknown = null;
-      try {
-        data = xhr.responseText ? JSON.parse(xhr.responseText) : null;
-      } catch {
-        data = xhr.responseText;
-      }
       if (xhr.status >= 200 && xhr.status < 300) {
-        resolve(data as T);
+        resolve(answerOf(xhr) as T);
         return;
       }
-      const detail = (data && typeof data === "object" ? data : {}) as { message?: string; field?: string };
-      if (xhr.status === 401) setSession(null);
-      reject(new ApiError(xhr.status, detail.message ?? `${xhr.status} ${xhr.statusText}`, detail.field));
+      if (xhr.status === 401 && token) setSession(null);
+      reject(failureOf(xhr));
     };
     xhr.send(body);
   });
 }
 
-/** GET a binary answer with the token and hand it to the browser as a file download. */
-export async function downloadFile(path: string, filename: string, accept = "application/zip"): Promise<number> {
-  const headers: Record<string, string> = { accept };
+/** POST a body (FormData, a File or a Blob) to the API and report upload progress; resolves with the JSON answer. */
+export function uploadWithProgress<T>(path: string, body: FormData | Blob, onProgress: (t: Transfer) => void,
+  contentType?: string): Promise<T> {
+  return postWithProgress<T>(API_BASE + path, body, onProgress, { contentType, token: getToken() });
+}
+
+export interface SendOptions {
+  /** What the finishing call adds to the offer's body (presigned; e.g. a firmware's description and labels). */
+  finish?: Record<string, unknown>;
+  /** The body (and its type) to send to the API itself when the server offers a direct upload. */
+  direct: () => { body: FormData | Blob; contentType?: string };
+}
+
+/** Send `file` the way the server offers: ask with `{name, size}` at `offerPath`, then either post it to the blob
+ * store's presigned form and make the finishing call, or post it to the API route. Resolves with the answer of the
+ * call that finished (the firmware record, the restore job…). */
+export async function sendFile<T>(offerPath: string, file: File, onProgress: (t: Transfer) => void,
+  options: SendOptions): Promise<T> {
+  const offer = await api<UploadOffer>(offerPath, { method: "POST", body: { name: file.name, size: file.size } });
+  if (offer.mode === "presigned" && offer.upload) {
+    const form = new FormData();
+    for (const [key, value] of Object.entries(offer.upload.fields)) form.append(key, value);
+    form.append(offer.upload.fileField, file, file.name); // the file last: S3 ignores fields after it
+    await postWithProgress<unknown>(offer.upload.url, form, (t) => onProgress({ loaded: t.loaded, total: file.size }));
+    return api<T>(offer.then.path, { method: offer.then.method, body: { ...offer.then.body, ...options.finish } });
+  }
+  const direct = options.direct();
+  return uploadWithProgress<T>(offer.then.path, direct.body, onProgress, direct.contentType);
+}
+
+function saveAs(href: string, filename: string): void {
+  const link = document.createElement("a");
+  link.href = href;
+  link.download = filename; // ignored across origins: S3 names the file with Content-Disposition instead
+  link.rel = "noopener";
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+}
+
+/** GET a file with the token and hand it to the browser as a download; where the server answers a link (a
+ * presigned URL in AWS) the browser fetches the file from there. Resolves with the bytes received here, or null when
+ * the browser fetches them itself. */
+export async function downloadFile(path: string, filename: string, accept = "application/zip"): Promise<number | null> {
+  const headers: Record<string, string> = { accept: `application/json, ${accept}` };
   const token = getToken();
   if (token) headers.authorization = `Bearer ${token}`;
   const response = await fetch(API_BASE + path, { headers, credentials: "same-origin" });
@@ -56,14 +123,16 @@ export async function downloadFile(path: string, filename: string, accept = "app
     if (response.status === 401) setSession(null);
     throw new ApiError(response.status, message);
   }
+  if ((response.headers.get("content-type") ?? "").startsWith("application/json")) {
+    const link = (await response.json()) as { url?: string; filename?: string };
+    if (!link.url) throw new ApiError(502, "the server answered no file and no link");
+    saveAs(link.url, link.filename ?? filename);
+    return null;
+  }
   const blob = await response.blob();
-  const link = document.createElement("a");
-  link.href = URL.createObjectURL(blob);
-  link.download = filename;
-  document.body.appendChild(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 10_000);
+  const href = URL.createObjectURL(blob);
+  saveAs(href, filename);
+  setTimeout(() => URL.revokeObjectURL(href), 10_000);
   return blob.size;
 }
 

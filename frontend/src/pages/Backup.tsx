@@ -1,12 +1,13 @@
 // Server backups (`/api/backup`): run one and follow its job to 100 %, list, download, delete, and restore from a
 // listed backup or from a zip file uploaded with its own progress bar (bytes sent), then the restore job's.
 // A restore replaces the stored configuration: whoever is logged in stays so only if the backup has their user
-// with the same password; otherwise the next call asks to log in again.
+// with the same password; otherwise the next call asks to log in again. Archives travel the way the server offers:
+// through presigned S3 URLs in AWS (past Lambda's payload limit), through the API locally.
 
 import { useState } from "react";
 
 import { api } from "../api/client";
-import { downloadFile, followJob, formatBytes, type Job, uploadWithProgress } from "../api/upload";
+import { downloadFile, followJob, formatBytes, type Job, sendFile } from "../api/upload";
 import { Card, ErrorBox, errorText, formatTime, ProgressBar, useAsync } from "../components/common";
 
 interface BackupItem {
@@ -76,8 +77,9 @@ export function BackupPage() {
     if (!window.confirm(`Restore from ${file.name}? Everything stored now is replaced by the backup's content.`)) return;
     void work(async () => {
       setProgress({ done: 0, total: file.size, label: "uploading" });
-      const started = await uploadWithProgress<Started>("/api/backup/restore", file,
-        (t) => setProgress({ done: t.loaded, total: t.total || file.size, label: "uploading" }), "application/zip");
+      const started = await sendFile<Started>("/api/backup/upload", file,
+        (t) => setProgress({ done: t.loaded, total: t.total || file.size, label: "uploading" }),
+        { direct: () => ({ body: file, contentType: "application/zip" }) });
       const job = await follow(started, "restore");
       return restoredText(job);
     });
@@ -91,9 +93,9 @@ export function BackupPage() {
     });
   };
 
-  const onDownload = (name: string) => void work(async () => {
-    const size = await downloadFile(`/api/backup/download/${encodeURIComponent(name)}`, `${name}.zip`);
-    return `downloaded ${name}.zip (${formatBytes(size)})`;
+  const onDownload = (item: BackupItem) => void work(async () => {
+    const received = await downloadFile(`/api/backup/download/${encodeURIComponent(item.name)}`, `${item.name}.zip`);
+    return `downloaded ${item.name}.zip (${formatBytes(received ?? item.size)})`;
   });
 
   const items = backups.data?.data ?? [];
@@ -139,7 +141,7 @@ export function BackupPage() {
                   <td>{formatTime(item.createdOn)}</td>
                   <td>{formatBytes(item.size)}</td>
                   <td className="actions">
-                    <button type="button" disabled={busy} onClick={() => onDownload(item.name)}>Download</button>
+                    <button type="button" disabled={busy} onClick={() => onDownload(item)}>Download</button>
                     <button type="button" disabled={busy} onClick={() => restoreNamed(item.name)}>Restore</button>
                     <button type="button" disabled={busy} onClick={() => onDelete(item.name)}>Delete</button>
                   </td>

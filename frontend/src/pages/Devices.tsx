@@ -7,6 +7,7 @@ import { api, gatewayAction, getOne, nodeAction, remove } from "../api/client";
 import { Chart } from "../components/Chart";
 import { Card, ErrorBox, errorText, formatTime, formatValue, Labels, StatusBadge, useAsync } from "../components/common";
 import { FieldControl } from "../components/FieldControl";
+import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { type Column, ResourceTable } from "../components/ResourceTable";
 import { type FieldRecord, useFields, useSeries } from "../live/fields";
 import { useLive } from "../live/hooks";
@@ -262,7 +263,14 @@ export function NodePage() {
   );
 }
 
+/** A field's chart, or the notice that the server keeps no metrics (then nothing is queried). */
 export function FieldChart({ fieldId, unit }: { fieldId: string; unit?: string }) {
+  const enabled = useMetricsEnabled();
+  if (enabled === false) return <MetricsOff />;
+  return enabled ? <FieldHistory fieldId={fieldId} unit={unit} /> : null;
+}
+
+function FieldHistory({ fieldId, unit }: { fieldId: string; unit?: string }) {
   const [range, setRange] = useState("-1h");
   const preset = RANGES.find((r) => r.value === range);
   const [window, setWindow] = useState<string>("auto");

@@ -1,11 +1,12 @@
 // Firmware (`/api/firmware`): upload a file with a real progress bar (XMLHttpRequest upload events), list what is
 // stored with the checksum the server computed, edit labels, delete. MySensors OTA needs the labels ms_type_id and
-// ms_version_id (integers 0-65535); the server checks them too.
+// ms_version_id (integers 0-65535); the server checks them too. The file goes the way the server offers
+// (`sendFile`): straight to S3 in AWS (any size up to the server's limit), to the API itself locally.
 
 import { type FormEvent, useState } from "react";
 
 import { remove } from "../api/client";
-import { formatBytes, uploadWithProgress } from "../api/upload";
+import { formatBytes, sendFile, type SendOptions } from "../api/upload";
 import { Card, ErrorBox, formatTime, Labels, ProgressBar } from "../components/common";
 import { FormInput, type Problem, problemOf } from "../components/Form";
 import { type Column, ResourceTable } from "../components/ResourceTable";
@@ -38,6 +39,21 @@ export function firmwareLabels(typeId: string, versionId: string):
   return { labels, problem: null };
 }
 
+/** How a firmware file travels: with its description and labels in the finishing call (presigned), or in the
+ * multipart form the API takes itself (direct). */
+export function firmwareTransfer(file: File, description: string, labels: Record<string, string>): SendOptions {
+  return {
+    finish: { description, labels },
+    direct: () => {
+      const form = new FormData();
+      form.append("description", description);
+      form.append("labels", JSON.stringify(labels));
+      form.append("file", file, file.name);
+      return { body: form };
+    },
+  };
+}
+
 function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => void }) {
   const [id, setId] = useState("");
   const [description, setDescription] = useState("");
@@ -66,15 +82,11 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
       setProblem(bad);
       return;
     }
-    const form = new FormData();
-    form.append("description", description);
-    form.append("labels", JSON.stringify(labels));
-    form.append("file", file, file.name);
     setBusy(true);
     setProgress({ loaded: 0, total: file.size });
     try {
-      const record = await uploadWithProgress<FirmwareRecord>(`/api/firmware/upload/${encodeURIComponent(id)}`, form,
-        (t) => setProgress({ loaded: t.loaded, total: t.total || file.size }));
+      const record = await sendFile<FirmwareRecord>(`/api/firmware/upload/${encodeURIComponent(id)}`, file,
+        (t) => setProgress({ loaded: t.loaded, total: t.total || file.size }), firmwareTransfer(file, description, labels));
       setProgress((p) => (p ? { loaded: p.total, total: p.total } : p));
       setDone(record);
       onUploaded(record);

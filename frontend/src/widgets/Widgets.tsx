@@ -5,6 +5,7 @@ import { useEffect, useMemo, useRef, useState } from "react";
 import { Chart } from "../components/Chart";
 import { formatValue } from "../components/common";
 import { Toggle, useSetField } from "../components/FieldControl";
+import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { bareFieldId, type FieldRecord, useFields, useSeries } from "../live/fields";
 import { fieldList, fromHex, toHex, type Widget } from "./model";
 
@@ -104,7 +105,14 @@ function SliderWidget({ config }: { config: Config }) {
   );
 }
 
+/** A line chart of fields, or the notice that the server keeps no metrics (then nothing is queried). */
 function LineChartWidget({ config, height }: { config: Config; height: number }) {
+  const enabled = useMetricsEnabled();
+  if (enabled === false) return <MetricsOff height={Math.max(80, height)} />;
+  return enabled ? <LineChartHistory config={config} height={height} /> : null;
+}
+
+function LineChartHistory({ config, height }: { config: Config; height: number }) {
   const ids = useMemo(() => fieldList(config.resources), [config.resources]);
   const { fields } = useFields(ids);
   const window = str(config.window) === "none" ? "" : str(config.window);
