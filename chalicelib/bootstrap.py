@@ -473,6 +473,15 @@ def _admin_password_from_env() -> str | None:
     return os.environ.get(ADMIN_PASSWORD_ENV) or None
 
 
+def _admin_password_source(c: Container) -> Callable[[], str | None]:
+    """Where the first ``admin``'s password is read: the stack's Secrets Manager secret in AWS (never an
+    environment value there; only the API function's role may read it), else ``MC_ADMIN_PASSWORD``."""
+    secret = c.settings.admin_password_secret
+    if secret:
+        return lambda: c.secret_values.read(secret)
+    return _admin_password_from_env
+
+
 ADAPTERS: Final = ("repository", "metrics", "bus", "downlink", "schedules", "handler_queue", "signing_secret", "shadow",
                    "secrets", "secret_values", "blobs", "upload_blobs", "connections", "notifier", "executors",
                    "idempotency")
@@ -525,7 +534,7 @@ class Container:
 
     def __init__(self, settings: Settings | None = None, *, now: Callable[[], datetime] = _utcnow,
                  fallback_location: Location | None = None,
-                 admin_password: Callable[[], str | None] = _admin_password_from_env,
+                 admin_password: Callable[[], str | None] | None = None,
                  show_password: Callable[[str], None] | None = None, **given: Any) -> None:
         unknown = sorted(name for name in given if not isinstance(getattr(type(self), name, None), Part))
         if unknown:
@@ -534,8 +543,9 @@ class Container:
         self.now = now
         self.fallback_location = fallback_location
         """Where sun schedules are computed when the system settings carry no coordinates (tests, tools)."""
-        self.admin_password = admin_password
-        """The first ``admin``'s password, read when no user exists yet (``MC_ADMIN_PASSWORD``)."""
+        self.admin_password = admin_password or _admin_password_source(self)
+        """The first ``admin``'s password, read when no user exists yet (``ADMIN_PASSWORD_SECRET`` or
+        ``MC_ADMIN_PASSWORD``)."""
         self.show_password = show_password
         """Where a generated first password is shown once (stderr when ``None``)."""
         self._parts: dict[str, Any] = dict(given)

@@ -125,6 +125,10 @@ class Settings:
                                   choices=("local", "ssm"))
     signing_secret_parameter: str = setting("SIGNING_SECRET_PARAMETER", "/mycontroller/jwt-secret",
                                             "the SSM parameter (`SIGNING_SECRET=ssm`)")
+    admin_password_secret: str | None = setting("ADMIN_PASSWORD_SECRET", None, "the Secrets Manager secret (name "
+                                                 "or ARN) holding the first `admin` user's password, read when no "
+                                                 "user exists yet (the stack's `AdminPassword`); empty: "
+                                                 "`MC_ADMIN_PASSWORD`")
     shadow: str = setting("SHADOW", "local", "where gateway configs for edge devices (`edgeId`) are written and "
                           "their reported state read: in-process or AWS IoT device shadows",
                           choices=("local", "iotdata"))

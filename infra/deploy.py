@@ -5,8 +5,8 @@ on ``build/template.json``: SAM uploads ``build/deployment.zip`` (and the templa
 inline limit) to the bucket it manages (``--resolve-s3``, one per account and region), then creates or updates
 the stack through a change set with ``CAPABILITY_IAM``. The zip and template are reproducible, so a re-run with
 nothing changed finds an empty change set and changes nothing (``--no-fail-on-empty-changeset``). Parameters not
-given keep their deployed values (SAM passes ``UsePreviousValue``); the admin password is handed to SAM in a
-private configuration file, never on a command line, and shown masked.
+given keep their deployed values (SAM passes ``UsePreviousValue``); the values given reach SAM in a private file
+(``--parameter-overrides file://…``), never on a command line, and SAM shows the admin password masked.
 
 ``destroy``: ``sam delete`` removes the stack and its uploaded artefacts. Tables, the bucket and the KMS key are
 kept (``DeletionPolicy: Retain``); ``--purge`` deletes them too, after the stack is gone (the bucket emptied of
@@ -58,14 +58,16 @@ class DeployError(InfraError, RuntimeError):
 class Target:
     stack: str
     region: str
+    bucket: str | None = None
+    """The artefact bucket; ``None``: the one SAM manages (``--resolve-s3``)."""
 
 
-def check_target(stack: str, region: str | None) -> Target:
+def check_target(stack: str, region: str | None, bucket: str | None = None) -> Target:
     if not STACK_NAME.match(stack):
         raise DeployError(f"stack name {stack!r}: a letter, then letters, digits or '-', 40 characters at most")
     if not region:
         raise DeployError("no region: give REGION=<region> (or set AWS_REGION, or a region in your AWS profile)")
-    return Target(stack, region)
+    return Target(stack, region, bucket or None)
 
 
 def parameter_overrides(environ: dict[str, str], iot_endpoint: str | None) -> dict[str, str]:
@@ -74,25 +76,23 @@ def parameter_overrides(environ: dict[str, str], iot_endpoint: str | None) -> di
                  if environ.get(variable)}
     if iot_endpoint:
         overrides["IotDataEndpoint"] = iot_endpoint
-    for name, value in overrides.items():
-        if any(c.isspace() for c in value) or '"' in value:
-            raise DeployError(f"{name}: SAM takes parameter values without spaces or double quotes")
     return overrides
 
 
-def sam_config(overrides: dict[str, str]) -> str:
-    """A ``samconfig.toml`` holding the parameter overrides (so that no password is on a command line)."""
-    values = " ".join(f'{name}="{value}"' for name, value in sorted(overrides.items()))
-    return f'version = 0.1\n\n[default.deploy.parameters]\nparameter_overrides = {json.dumps(values)}\n'
+def write_overrides(overrides: dict[str, str], path: Path) -> None:
+    """The overrides as a YAML mapping (written as JSON, which YAML reads), readable by this user only."""
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(overrides, sort_keys=True), encoding="utf-8")
 
 
-def deploy_command(sam: str, target: Target, template: Path, config: Path | None) -> list[str]:
+def deploy_command(sam: str, target: Target, template: Path, overrides: Path | None) -> list[str]:
     command = [sam, "deploy", "--template-file", str(template), "--stack-name", target.stack,
-               "--region", target.region, "--capabilities", "CAPABILITY_IAM", "--resolve-s3",
+               "--region", target.region, "--capabilities", "CAPABILITY_IAM",
+               *(["--s3-bucket", target.bucket] if target.bucket else ["--resolve-s3"]),
                "--s3-prefix", target.stack, "--no-confirm-changeset", "--no-fail-on-empty-changeset",
                "--tags", "project=mycontroller", f"stack={target.stack}"]
-    if config is not None:
-        command += ["--config-file", str(config), "--config-env", "default"]
+    if overrides is not None:
+        command += ["--parameter-overrides", f"file://{overrides}"]
     return command
 
 
@@ -152,10 +152,10 @@ def deploy(target: Target, sam: str, *, build_dir: Path = BUILD_DIR, environ: di
               "--output text)", file=sys.stderr)
     print(f"deploying stack {target.stack} to account {account}, region {target.region}", file=sys.stderr)
     with tempfile.TemporaryDirectory(prefix="mc-deploy-") as directory:
-        config = Path(directory) / "samconfig.toml"
-        config.touch(mode=0o600)
-        config.write_text(sam_config(overrides), encoding="utf-8")
-        code = run(deploy_command(sam, target, template, config))
+        path = Path(directory) / "parameters.yaml"
+        if overrides:
+            write_overrides(overrides, path)
+        code = run(deploy_command(sam, target, template, path if overrides else None))
     if code != 0:
         raise DeployError(f"sam deploy failed (exit {code}); the stack's events say why: aws cloudformation "
                           f"describe-stack-events --region {target.region} --stack-name {target.stack}")
@@ -214,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stack", default="mycontroller")
     parser.add_argument("--region", default=None, help="default: AWS_REGION, or your AWS profile's region")
     parser.add_argument("--sam", default="sam", help="the SAM CLI to run")
+    parser.add_argument("--bucket", default=None, help="artefact bucket (default: the one SAM manages)")
     parser.add_argument("--build-dir", type=Path, default=BUILD_DIR)
     parser.add_argument("--purge", action="store_true", help="destroy: delete the tables, bucket and key too")
     args = parser.parse_args(argv)
     try:
         region = args.region or _session(None).region_name
-        target = check_target(args.stack, region)
+        target = check_target(args.stack, region, args.bucket)
         if args.action == "deploy":
             deploy(target, args.sam, build_dir=args.build_dir)
         else:

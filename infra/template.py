@@ -38,6 +38,7 @@ from typing import Any
 
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
+from chalicelib.core.auth import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
 from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
@@ -352,8 +353,9 @@ def parameters() -> dict[str, Any]:
     return {
         "Parameters": {
             "AdminPassword": {
-                "Type": "String", "NoEcho": True, "Default": "", "AllowedPattern": '^$|^[^\\s"]{8,128}$',
-                "ConstraintDescription": "8 to 128 characters, no spaces or double quotes (or empty)",
+                "Type": "String", "NoEcho": True, "Default": "",
+                "AllowedPattern": f"^$|^.{{{MIN_PASSWORD_CHARS},{MAX_PASSWORD_BYTES}}}$",
+                "ConstraintDescription": f"{MIN_PASSWORD_CHARS} to {MAX_PASSWORD_BYTES} characters (or empty)",
                 "Description": "The first admin user's password, kept in Secrets Manager (empty: generated there); "
                                "read when no user exists yet, so a later change does not change an existing "
                                "admin's password"},
