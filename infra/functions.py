@@ -29,6 +29,9 @@ from .errors import InfraError
 from .fragments import ALL_FUNCTIONS
 from .iam import JWT_PARAMETER, TOPIC_PREFIX, Statement, function_statements
 from .template import (
+    CONSUMER_TIMEOUT_S,
+    HANDLER_TIMEOUT_S,
+    INGEST_TIMEOUT_S,
     SHADOW_NAME,
     WEBSOCKET_MANAGEMENT_ENDPOINT,
     blob_environment,
@@ -43,11 +46,13 @@ CODE: Final = "deployment.zip"
 """The code package, relative to the template (``build/``): ``sam deploy`` uploads it and puts its S3 location in
 its place, as ``aws cloudformation package`` would."""
 API_FUNCTION_NAME: Final = "api_handler"
-TIMEOUTS_S: Final[dict[str, int]] = {"api_handler": 29, "ingest": 30, "handlers": 60, "websocket_connect": 29,
-                                     "websocket_message": 29, "websocket_disconnect": 29}
-"""API Gateway waits 29 s at most; the ingest queue's visibility timeout is six times 30 s; handlers make a few
-webhook calls of up to 10 s each. The others have 60 s (the bus queues' visibility timeouts assume it)."""
-DEFAULT_TIMEOUT_S: Final = 60
+API_TIMEOUT_S: Final = 29
+"""API Gateway (REST and websocket) waits 29 s at most for a function."""
+TIMEOUTS_S: Final[dict[str, int]] = {"api_handler": API_TIMEOUT_S, "ingest": INGEST_TIMEOUT_S,
+                                     "handlers": HANDLER_TIMEOUT_S, "websocket_connect": API_TIMEOUT_S,
+                                     "websocket_message": API_TIMEOUT_S, "websocket_disconnect": API_TIMEOUT_S}
+"""The queues' visibility timeouts (``infra/template.py``) are six times their function's timeout."""
+DEFAULT_TIMEOUT_S: Final = CONSUMER_TIMEOUT_S
 COLDSTART_FILE: Final = Path(__file__).with_name("coldstart.json")
 """What ``bench/coldstart.py --write`` measured: each function's peak RSS after its first invocation."""
 MEMORY_HEADROOM: Final = 1.5

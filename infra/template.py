@@ -47,8 +47,12 @@ from infra import identity
 
 TOPIC_PREFIX = "mc"
 MAX_RECEIVE_COUNT = 5
-INGEST_VISIBILITY_TIMEOUT_S = 180
-"""Six times the ingest function's timeout (30 s), as AWS advises for SQS event sources."""
+INGEST_TIMEOUT_S = 30
+"""The ingest function's timeout (``infra/functions.py``): a batch of 100 publishes takes well under a second."""
+BATCHING_WINDOW_S = 1
+"""How long the ingest and handler mappings gather a batch (more than 10 records need at least a second)."""
+INGEST_VISIBILITY_TIMEOUT_S = 6 * INGEST_TIMEOUT_S + BATCHING_WINDOW_S
+"""Six times the function's timeout plus the batching window, as AWS advises for SQS event sources."""
 UP_TOPIC_FILTER = f"{TOPIC_PREFIX}/+/up"
 FORWARD_FUNCTION = "ForwardPayload"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="forward_payload")``."""
@@ -56,10 +60,11 @@ INGEST_FUNCTION = "Ingest"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="ingest")``."""
 HANDLERS_FUNCTION = "Handlers"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="handlers")``."""
-HANDLER_VISIBILITY_TIMEOUT_S = 360
-"""Six times the handler function's timeout (60 s: a few webhook calls with their 10 s timeouts)."""
+HANDLER_TIMEOUT_S = 60
+"""The handler function's timeout: a few webhook calls with their 10 s timeouts."""
+HANDLER_VISIBILITY_TIMEOUT_S = 6 * HANDLER_TIMEOUT_S + BATCHING_WINDOW_S
 CONSUMER_TIMEOUT_S = 60
-"""The bus consumers' function timeout: Chalice's default, as ``.chalice/config.json`` sets none for them."""
+"""The timeout of the bus consumers (and of every function without one of its own, ``infra/functions.py``)."""
 CONSUMER_BATCH_SIZE = 100
 """Events a tasks or forward payload invocation takes at most (SQS allows more than 10 only with a batching
 window of at least one second)."""
@@ -443,7 +448,7 @@ def build_resources() -> dict[str, Any]:
                     "EventSourceArn": queue_arn,
                     "FunctionName": {"Ref": INGEST_FUNCTION},
                     "BatchSize": INGEST_BATCH_PUBLISHES,  # (more than 10 needs a batching window of 1 s or more)
-                    "MaximumBatchingWindowInSeconds": 1,
+                    "MaximumBatchingWindowInSeconds": BATCHING_WINDOW_S,
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
                     "ScalingConfig": {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}},
                 },
@@ -491,7 +496,7 @@ def build_resources() -> dict[str, Any]:
                     "EventSourceArn": {"Fn::GetAtt": ["HandlerQueue", "Arn"]},
                     "FunctionName": {"Ref": HANDLERS_FUNCTION},
                     "BatchSize": 10,
-                    "MaximumBatchingWindowInSeconds": 1,
+                    "MaximumBatchingWindowInSeconds": BATCHING_WINDOW_S,
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
                 },
             },

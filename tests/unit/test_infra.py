@@ -420,3 +420,14 @@ def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() ->
             "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
         assert {json.dumps(r) for statement in s3 for r in statement["Resource"]} == {
             json.dumps({"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}), json.dumps({"Fn::Sub": "${BlobBucket.Arn}/*"})}
+
+
+def test_every_queue_outlasts_six_runs_of_the_function_it_feeds() -> None:
+    """AWS's advice for SQS event sources: a message is not handed out again while its batch may still run."""
+    resources = _template()["Resources"]
+    mappings = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::Lambda::EventSourceMapping"]
+    assert len(mappings) == 5
+    for mapping in mappings:
+        queue = resources[mapping["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
+        function = resources[mapping["FunctionName"]["Ref"]]["Properties"]
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + mapping["MaximumBatchingWindowInSeconds"]
