@@ -93,7 +93,8 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
     "WebsocketDisconnect": {"dynamodb:DeleteItem": [CONNECTIONS]},
 }
 """Function → the calls its code makes → resources it makes them on (examples where the name is chosen at run
-time). Every function also writes its own log streams and X-Ray segments (``EVERY_FUNCTION``)."""
+time). Every function also writes its own log streams and X-Ray segments (``every_function``). A template piece
+that gives a function more (``infra/contributors.py``) adds the calls of its code here."""
 
 NOT_ALLOWED: Final[dict[str, list[tuple[str, str]]]] = {
     "Handlers": [("iot:Publish", arn("iot", "topic/mc/pi-garage/up")),  # an MQTT handler posing as a device
@@ -120,16 +121,21 @@ LOG_STREAMS: Final = re.compile(
     r"^arn:\$\{AWS::Partition\}:logs:\$\{AWS::Region\}:\$\{AWS::AccountId\}:log-group:\$\{(\w+)LogGroup\}:\*$")
 
 
-def symbol(value: Any) -> str:
-    """A resource expression as text: ``Ref`` → ``${X}``, ``Fn::GetAtt`` → ``${X.Attr}``, ``Fn::Sub`` as written."""
+def symbols(value: Any) -> list[str]:
+    """A resource expression as text: ``Ref`` → ``${X}``, ``Fn::GetAtt`` → ``${X.Attr}``, ``Fn::Sub`` as written;
+    ``Fn::If`` → both branches (``AWS::NoValue`` dropped)."""
     if isinstance(value, str):
-        return value
+        return [value]
+    if value == {"Ref": "AWS::NoValue"}:
+        return []
     if "Ref" in value:
-        return f"${{{value['Ref']}}}"
+        return [f"${{{value['Ref']}}}"]
     if "Fn::GetAtt" in value:
-        return "${" + ".".join(value["Fn::GetAtt"]) + "}"
+        return ["${" + ".".join(value["Fn::GetAtt"]) + "}"]
     if "Fn::Sub" in value and isinstance(value["Fn::Sub"], str):
-        return str(value["Fn::Sub"])
+        return [str(value["Fn::Sub"])]
+    if "Fn::If" in value:
+        return [text for branch in value["Fn::If"][1:] for text in symbols(branch)]
     raise AssertionError(f"resource expression the test cannot read: {json.dumps(value)}")
 
 
@@ -152,7 +158,7 @@ def statements(function: str) -> list[dict[str, Any]]:
     for policy in template()["Resources"][role]["Properties"]["Policies"]:
         for statement in policy["PolicyDocument"]["Statement"]:
             found.append({**statement, "Action": _listed(statement["Action"]),
-                          "Resource": [symbol(r) for r in _listed(statement["Resource"])]})
+                          "Resource": [text for r in _listed(statement["Resource"]) for text in symbols(r)]})
     return found
 
 
@@ -246,9 +252,9 @@ def test_the_other_roles_are_narrow_too() -> None:
     resources = template()["Resources"]
     [rule] = resources["IngestRuleRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert rule["Action"] == "sqs:SendMessage"
-    assert [symbol(r) for r in rule["Resource"]] == ["${IngestQueue.Arn}", "${IngestDeadLetterQueue.Arn}"]
+    assert [t for r in rule["Resource"] for t in symbols(r)] == ["${IngestQueue.Arn}", "${IngestDeadLetterQueue.Arn}"]
     [scheduler] = resources["SchedulerRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
     assert scheduler["Action"] == "lambda:InvokeFunction"
-    assert [symbol(r) for r in scheduler["Resource"]] == [
+    assert [t for r in scheduler["Resource"] for t in symbols(r)] == [
         "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-scheduled"]
     assert resources["Scheduled"]["Properties"]["FunctionName"] == {"Fn::Sub": "${AWS::StackName}-scheduled"}
