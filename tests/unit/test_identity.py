@@ -311,3 +311,17 @@ def test_an_edge_change_made_in_this_process_is_forgotten_at_once() -> None:
 
     assert owners.admit([("site-a", [envelope("house", 2)])]).refused_count == 1  # read afresh: site-b's now
     assert owners.edges_of(["house"]) == {"house": "site-b"}
+
+
+def test_a_remembered_owner_expires_however_often_it_is_used() -> None:
+    repo = MemoryRepository(None)
+    clock = [0.0]
+    owners = GatewayOwners(repo, ttl_s=60, clock=lambda: clock[0])
+    owners.admit([("site-a", [envelope("house", 1)])])
+    repo.put(Kind.GATEWAY, {**(repo.get(Kind.GATEWAY, "house") or {}), "edgeId": "site-b"})  # moved elsewhere
+    for second, seq in ((20.0, 2), (40.0, 3), (59.0, 4)):  # site-a keeps sending: served from memory
+        clock[0] = second
+        assert owners.admit([("site-a", [envelope("house", seq)])]).refused_count == 0
+
+    clock[0] = 61.0
+    assert owners.admit([("site-a", [envelope("house", 5)])]).refused_count == 1  # read again: not its any more
