@@ -2,8 +2,9 @@
 
 Each Lambda function's environment names its service (``POWERTOOLS_SERVICE_NAME``, set per function by the
 template); the local stack calls itself ``mycontroller-local`` and anything else (tests, tools) ``mycontroller``.
-Modules log through Powertools child loggers of the one logger built here (``Logger(child=True)``, imported from
-this module so that the parent exists first): every line is JSON with the function's service, the module's name
+Modules log through Powertools child loggers of the one logger built here (``Logger(service=SERVICE, child=True)``,
+both imported from this module, so that the parent exists first and a child never names another service than its
+parent, even if the environment changed since): every line is JSON with the function's service, the module's name
 and the correlation id its entry set. Metrics (namespace ``MyController``) are emitted and flushed inside Lambda
 only; outside it there is no X-Ray daemon, so no Tracer is even built (the X-Ray SDK costs ~0.8 s to load).
 """

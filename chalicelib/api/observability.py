@@ -17,7 +17,7 @@ from typing import Final
 from aws_lambda_powertools.metrics import MetricUnit
 from chalice.app import Request, Response
 
-from chalicelib.observability import IN_LAMBDA, Logger, metrics, tracer
+from chalicelib.observability import IN_LAMBDA, SERVICE, Logger, metrics, tracer
 
 from .errors import JSON_HEADERS, error_body, normalize_error_body
 
@@ -25,7 +25,7 @@ __all__ = ["IN_LAMBDA", "http_middleware", "logger", "tracer"]
 
 REQUEST_ID_HEADER: Final = "X-Request-Id"
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 
 def correlation_id_of(request: Request) -> str:

@@ -55,9 +55,9 @@ from ..core.ports import (
     bus_event,
 )
 from ..core.settings import SystemSettings, load_settings
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 AUTOMATION_ENTITY_TYPES: Final = frozenset({Kind.TASK.value, Kind.SCHEDULE.value, Kind.HANDLER.value,
                                             Kind.FORWARD_PAYLOAD.value, Kind.SETTINGS.value})

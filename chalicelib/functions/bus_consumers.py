@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Final
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .errors import FunctionError
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .forward import ForwardPayloadFunction
     from .tasks import TaskFunction
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 NOTIFY_MAX_AGE_S: Final = 60.0
 """Websocket pushes older than this are dropped, not sent late (as the rule's target allowed before the queue)."""

@@ -25,9 +25,9 @@ from ..core.ports import (
     ListQuery,
     Repository,
 )
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 FORWARD_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE], "detail-type": ["field.updated"]}
 """The events forward payload reacts to (the same pattern the EventBridge rule in infra/ uses)."""

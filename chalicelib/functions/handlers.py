@@ -54,10 +54,10 @@ from ..core.ports import (
     SecretBox,
     SecretError,
 )
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .errors import FunctionError
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 IDEMPOTENCY_TTL_S: Final = 3 * 24 * 3600
 """How long a completed run is remembered (longer than SQS keeps a message by default)."""

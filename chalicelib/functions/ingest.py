@@ -34,10 +34,10 @@ from ..core.model import EventType as EntityEvent
 from ..core.model import Kind, event
 from ..core.ports import DownlinkSender, EventBus, bus_event
 from ..core.processor import Processor, ProcessResult
-from ..observability import IN_LAMBDA, Logger, metrics, tracer
+from ..observability import IN_LAMBDA, SERVICE, Logger, metrics, tracer
 from .errors import FunctionError
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 
 class RecordFailed(FunctionError):

@@ -21,11 +21,11 @@ from ..core.ports import (
     bus_event,
 )
 from ..core.settings import SystemSettings
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .automation import Automation, SettingsCache
 from .schedules import resync_schedules
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 # --------------------------------------------------------------------------------------------- system jobs
 

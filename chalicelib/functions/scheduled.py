@@ -7,13 +7,13 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..core.model import Record
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .automation import Automation, parse_instant
 from .jobs import SystemJobs
 from .schedules import ScheduleFunction
 from .tasks import TaskFunction
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 class ScheduledFunction:
     """The single target of every registry entry (EventBridge Scheduler, the local timer)."""

@@ -23,10 +23,10 @@ from ..core.ports import (
     Repository,
     ScheduleRegistry,
 )
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .automation import AT_PRECISION, MAX_ATTEMPTS, RE_ENABLE, Automation, timer_name
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 # --------------------------------------------------------------------------------------------- schedules
 

@@ -29,7 +29,7 @@ from ..core.ports import (
     EventBus,
     ListQuery,
 )
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 from .automation import (
     AUTOMATION_ENTITY_TYPES,
     MAX_ATTEMPTS,
@@ -41,7 +41,7 @@ from .automation import (
     timer_name,
 )
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 # --------------------------------------------------------------------------------------------- tasks
 

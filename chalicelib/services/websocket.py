@@ -34,9 +34,9 @@ from ..core.subscriptions import (
     check_subscription_id,
     parse_filter,
 )
-from ..observability import Logger
+from ..observability import SERVICE, Logger
 
-logger = Logger(child=True)
+logger = Logger(service=SERVICE, child=True)
 
 MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest client message accepted (API Gateway's own limit is 128 KB)."""
