@@ -48,6 +48,7 @@ class CloudTwin:
 
     def __init__(self, template: Path, workdir: Path, stack: str = "mc-twin-tests") -> None:
         self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
         self.info_path = workdir / "twin.json"
         self.log_path = workdir / "twin.log"
         self.stack = stack

@@ -1,0 +1,125 @@
+"""Cloud twin benchmark: the deployed shape on this machine, device message → websocket, and the chain's throughput.
+
+Starts the twin on the template of this checkout (``infra.package --template-only``; ``--template`` for another),
+provisions a thing with ``infra.provision`` and connects as that device (its certificate, mutual TLS, MQTT 5) to
+the twin's broker. A websocket client (through the twin's API Gateway, token from a login) subscribes to one field.
+
+* Latency: one envelope at a time changes the field; the time from the device's publish to the websocket event
+  (broker → IoT rule → SQS → ingest → DynamoDB → EventBridge → SQS → notify → ``post_to_connection`` → socket),
+  ``ROUNDS`` times, paced so rounds do not queue.
+* Throughput: ``BURST`` messages in publishes of ``PER_PUBLISH`` envelopes (as the agent batches them), as fast as
+  the broker takes them; messages per second until the last value is in DynamoDB (seen through the REST API).
+
+Prints, as its last line:
+``twin device-to-websocket: p50 <a> ms, p99 <b> ms; chain <n> msg/s (<m> messages in <s> s)``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from chalicelib.core.envelope import Envelope, encode_publish
+from tests.cloud.conftest import build_template
+from tests.cloud.helpers import CloudTwin, Device, wait_until
+from tests.cloud.test_twin import MqttDevice
+
+ROUNDS = 60
+PACE_S = 0.3
+BURST = 2000
+PER_PUBLISH = 50
+GATEWAY = "benchgw"
+FIELD = f"{GATEWAY}.1.1.V_TEMP"
+
+
+def _publish(gateway: str, lines: list[str], sequence: int) -> tuple[bytes, int]:
+    now = int(time.time() * 1000)
+    envelopes = []
+    for line in lines:
+        sequence += 1
+        envelopes.append(Envelope(gateway, "mysensors_v2", now, sequence, uuid.uuid4().hex, line))
+    return encode_publish(envelopes).encode(), sequence
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--template", type=Path, help="a template (default: this checkout's, built now)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--burst", type=int, default=BURST)
+    args = parser.parse_args()
+    from websockets.sync.client import connect
+
+    with tempfile.TemporaryDirectory(prefix="bench-twin-") as tmp:
+        work = Path(tmp)
+        template = args.template or build_template(work / "build")
+        started = time.perf_counter()
+        twin = CloudTwin(template, work / "twin", stack="mc-bench")
+        try:
+            print(f"twin started in {time.perf_counter() - started:.1f} s", flush=True)
+            twin.login()
+            thing = Device(twin, "bench-edge", work)
+            device = MqttDevice(twin, thing.dir / "certificate.pem.crt", thing.dir / "private.pem.key", "bench-edge")
+            sequence = 0
+            body, sequence = _publish(GATEWAY, ["1;255;0;0;17;2.3.2", "1;1;0;0;6;temperature", "1;1;1;0;0;20.0"],
+                                      sequence)
+            device.publish("mc/bench-edge/up", body)
+            wait_until(lambda: twin.api("GET", f"/api/field/field:{FIELD}")[0] == 200, 60, "the bench field")
+            samples: list[float] = []
+            with connect(f"{twin.info['ws']}?access_token={twin.token}", open_timeout=30) as socket:
+                socket.send(json.dumps({"type": "subscribe", "id": "b", "filter": {"quickIds": [f"field:{FIELD}"]}}))
+                json.loads(socket.recv(timeout=30))
+                for index in range(args.rounds + 3):  # the first rounds warm the functions up
+                    value = f"{21 + index * 0.01:.2f}"
+                    body, sequence = _publish(GATEWAY, [f"1;1;1;0;0;{value}"], sequence)
+                    sent = time.perf_counter()
+                    device.publish("mc/bench-edge/up", body)
+                    while True:
+                        message = json.loads(socket.recv(timeout=60))
+                        entity = (message.get("data") or {}).get("entity") or {}
+                        current = (entity.get("current") or {}).get("value")
+                        if message.get("type") == "event" and isinstance(current, int | float) and \
+                                abs(current - float(value)) < 1e-9:
+                            break
+                    if index >= 3:
+                        samples.append((time.perf_counter() - sent) * 1000)
+                    time.sleep(PACE_S)
+            samples.sort()
+            p50 = statistics.median(samples)
+            p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
+            print(f"latency over {len(samples)} rounds: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
+
+            started = time.perf_counter()
+            last = "0"
+            sent_messages = 0
+            while sent_messages < args.burst:
+                lines = []
+                for _ in range(min(PER_PUBLISH, args.burst - sent_messages)):
+                    sent_messages += 1
+                    last = f"{30 + sent_messages * 0.001:.3f}"
+                    lines.append(f"1;1;1;0;0;{last}")
+                body, sequence = _publish(GATEWAY, lines, sequence)
+                device.publish("mc/bench-edge/up", body)
+            wait_until(lambda: f"{twin.ok('GET', f'/api/field/field:{FIELD}')['current']['value']:.3f}" == last,
+                       300, "the burst's last value", interval=0.2)
+            elapsed = time.perf_counter() - started
+            rate = sent_messages / elapsed
+            device.close()
+            status = twin.status()
+            print(f"ingest batches {status['mappings']['IngestEventSource']['batches']}, refusals "
+                  f"{len(status['refusals'])}", flush=True)
+        finally:
+            twin.stop()
+    print(f"twin device-to-websocket: p50 {p50:.0f} ms, p99 {p99:.0f} ms; chain {rate:.0f} msg/s "
+          f"({sent_messages} messages in {elapsed:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
