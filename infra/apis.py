@@ -72,17 +72,32 @@ def gateway_responses() -> dict[str, Any]:
     } for response_type, (status, message) in GATEWAY_RESPONSES.items()}
 
 
-def rest_body(app: Any) -> dict[str, Any]:
-    """The REST API's OpenAPI document, as Chalice generates it for its own CloudFormation output."""
+def _by_name(value: Any, api_function: LambdaFunction) -> Any:
+    """``value`` with ``${APIHandler.Arn}`` replaced by the function's ARN built from its name, so that the API does
+    not depend on the function (its role may name resources that name the API: a console's distribution)."""
+    if isinstance(value, dict):
+        return {key: _by_name(item, api_function) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_by_name(item, api_function) for item in value]
+    if isinstance(value, str):
+        return value.replace(f"${{{api_function.logical_id}.Arn}}",
+                             "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:"
+                             f"${{AWS::StackName}}-{api_function.name}")
+    return value
+
+
+def rest_body(app: Any, api_function: LambdaFunction) -> dict[str, Any]:
+    """The REST API's OpenAPI document, as Chalice generates it for its own CloudFormation output, naming the
+    function by its ARN (``_by_name``), with the gateway responses."""
     from chalice.deploy.swagger import CFNSwaggerGenerator
 
-    body: dict[str, Any] = CFNSwaggerGenerator().generate_swagger(app)
+    body: dict[str, Any] = _by_name(CFNSwaggerGenerator().generate_swagger(app), api_function)
     body["x-amazon-apigateway-gateway-responses"] = gateway_responses()
     return body
 
 
 def rest_api_resources(app: Any, api_function: LambdaFunction) -> dict[str, Any]:
-    body = rest_body(app)
+    body = rest_body(app, api_function)
     digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:10]
     deployment = f"RestAPIDeployment{digest}"
     function = api_function.logical_id

@@ -53,7 +53,8 @@ Event sources: ``AWS::Lambda::EventSourceMapping`` (``EventSourceArn`` ``Fn::Get
 ``AWS::Lambda::Permission`` for every service that invokes a function.
 
 APIs: ``RestAPI`` (``AWS::ApiGateway::RestApi`` whose ``Body`` is Chalice's OpenAPI document, ``aws_proxy``
-integrations with ``Fn::Sub`` URIs naming ``${APIHandler.Arn}``), ``RestAPIDeployment<hash>`` (the id changes with
+integrations with ``Fn::Sub`` URIs naming the function ``arn:…:function:${AWS::StackName}-api_handler``, so that
+the API does not depend on the function), ``RestAPIDeployment<hash>`` (the id changes with
 the body), ``RestAPIStage`` (``StageName`` parameter); the body's ``x-amazon-apigateway-gateway-responses`` answer
 what API Gateway answers itself as ``{"status", "message", "field"}`` (an unknown path: 404 "Not found");
 ``WebsocketAPI`` (``AWS::ApiGatewayV2::Api``),
