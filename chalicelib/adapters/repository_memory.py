@@ -54,8 +54,8 @@ DEFAULT_SEEN_CAPACITY: Final = 1_000_000
 DEFAULT_SEEN_STREAMS: Final = 10_000
 SEEN_ABOVE_MAX_CHARS: Final = 4096
 """Encoded runs kept per stream (hundreds of gaps) before the oldest gaps count as seen (see ``core/seen.py``)."""
-_DATA_FILE: Final = re.compile(r"^[a-z_]+\.\d{6,}\.json$")
-_TEMP_FILE: Final = re.compile(r"^\.(manifest|[a-z_]+\.\d{6,})\.json\..+\.tmp$")
+_DATA_FILE: Final = re.compile(r"^[a-z_]+\.\d{6,}\.json\Z")
+_TEMP_FILE: Final = re.compile(r"^\.(manifest|[a-z_]+\.\d{6,})\.json\..+\.tmp\Z")
 
 
 class RepositoryLoadError(RuntimeError):

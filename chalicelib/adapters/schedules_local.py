@@ -35,9 +35,9 @@ from .errors import AdapterError
 log = logging.getLogger(__name__)
 
 Target = Callable[[dict[str, Any]], Any]
-_RATE: Final = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)$")
-_AT: Final = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
-_CRON: Final = re.compile(r"^cron\((.+)\)$")
+_RATE: Final = re.compile(r"^rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)\Z")
+_AT: Final = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)\Z")
+_CRON: Final = re.compile(r"^cron\((.+)\)\Z")
 _UNIT_S: Final = {"minute": 60, "hour": 3600, "day": 86400}
 _DAY_NAMES: Final = ("SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT")
 MAX_WAIT_S: Final = 30.0

@@ -44,8 +44,8 @@ MAX_PASSWORD_BYTES: Final = 72
 MIN_PASSWORD_CHARS: Final = 8
 SERVICE_TOKEN_SEPARATOR: Final = "_"
 SECRET_HASH_PREFIX: Final = "sha256:"
-USERNAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}$")
-_DURATION: Final = re.compile(r"^\s*(\d{1,9})\s*([smhd]?)\s*$", re.IGNORECASE)
+USERNAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}\Z")
+_DURATION: Final = re.compile(r"^\s*(\d{1,9})\s*([smhd]?)\s*\Z", re.IGNORECASE)
 _UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -261,7 +261,7 @@ class User(CamelModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        if value and (len(value) > 254 or not re.match(r"^[^@\s]+@[^@\s]+$", value)):
+        if value and (len(value) > 254 or not re.match(r"^[^@\s]+@[^@\s]+\Z", value)):
             raise ValueError("email is not an e-mail address")
         return value
 

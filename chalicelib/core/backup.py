@@ -48,8 +48,8 @@ BACKUP_KINDS: Final = tuple(Kind)
 _KNOWN_KINDS: Final = frozenset(kind.value for kind in BACKUP_KINDS)
 MERGE_ONLY_KINDS: Final = frozenset({Kind.REVOKED_TOKEN})
 FIRMWARE_PREFIX: Final = "firmware/"
-_STORAGE_NAME: Final = re.compile(r"^storage/([a-z_]+)/(\d{4,6})\.json$")
-_FIRMWARE_NAME: Final = re.compile(r"^firmware/([A-Za-z0-9_\-:@~]{1,128})$")
+_STORAGE_NAME: Final = re.compile(r"^storage/([a-z_]+)/(\d{4,6})\.json\Z")
+_FIRMWARE_NAME: Final = re.compile(r"^firmware/([A-Za-z0-9_\-:@~]{1,128})\Z")
 
 Progress = Callable[[int, int, str], None]
 """``(done, total, message)``: called as work advances."""

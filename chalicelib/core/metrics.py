@@ -149,7 +149,7 @@ def parse_range(start: str | int | None, stop: str | int | None, now_ms: int,
 SIMPLE_FUNCTIONS: Final = ("mean", "min", "max", "sum", "count", "first", "last")
 FUNCTIONS: Final = (*SIMPLE_FUNCTIONS, "median")
 TEXT_FUNCTIONS: Final = frozenset({"count", "first", "last"})
-_PERCENTILE: Final = re.compile(r"^percentile_([1-9][0-9]?)$")
+_PERCENTILE: Final = re.compile(r"^percentile_([1-9][0-9]?)\Z")
 
 
 def percentile_of(function: str) -> float | None:

@@ -27,7 +27,7 @@ from .errors import DomainError
 
 Record = dict[str, Any]
 
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@~]{1,128}$")
+ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@~]{1,128}\Z")
 """One id segment. Dots separate segments of composite ids and quick ids, so a segment has none."""
 
 

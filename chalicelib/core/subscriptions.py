@@ -35,8 +35,8 @@ MAX_LIST_ITEMS: Final = 1000
 """Items in one filter list (quick ids, entity types, event types) and labels in one filter."""
 MAX_SUBSCRIPTION_ID_LENGTH: Final = 64
 EVENT_TYPES: Final = ("created", "updated", "deleted", "requested")
-_QUICK_ID: Final = re.compile(r"^[a-z_]{1,32}:[A-Za-z0-9_\-:@~.]{1,600}$")
-_SUBSCRIPTION_ID: Final = re.compile(r"^[A-Za-z0-9_\-:.@~/]{1,64}$")
+_QUICK_ID: Final = re.compile(r"^[a-z_]{1,32}:[A-Za-z0-9_\-:@~.]{1,600}\Z")
+_SUBSCRIPTION_ID: Final = re.compile(r"^[A-Za-z0-9_\-:.@~/]{1,64}\Z")
 _DEVICE_KINDS: Final = {kind.value: depth for kind, depth in ID_DEPTH.items()}
 _PRIVATE: Final = frozenset(kind.value for kind in PRIVATE_KINDS)
 

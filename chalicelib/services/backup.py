@@ -43,7 +43,7 @@ SAVE_INTERVAL_S: Final = 1.0
 MAX_JOBS_KEPT: Final = 100
 JOB_STATE_TTL_MS: Final = 24 * 3600 * 1000
 """Saved job states older than this are removed when the next job starts."""
-NAME_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,100}$"
+NAME_PATTERN: Final = r"^[A-Za-z0-9_\-]{1,100}\Z"
 UPLOAD_PURPOSE: Final = "backup"
 """Archives sent through presigned uploads are staged under ``uploads/backup/<uploadId>``."""
 

@@ -26,7 +26,7 @@ from ..core.ports import BlobNotFound, BlobStore, check_blob_key
 from .errors import InvalidInput, NotFound, TooLarge
 
 UPLOAD_PREFIX: Final = "uploads/"
-UPLOAD_ID: Final = re.compile(r"^[0-9a-f]{32}$")
+UPLOAD_ID: Final = re.compile(r"^[0-9a-f]{32}\Z")
 
 
 class Uploads:

@@ -27,7 +27,7 @@ _UNITS: Final[dict[str, float]] = {
     "ns": 1e-9, "us": 1e-6, "µs": 1e-6, "μs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0,
 }
 _PART: Final = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|μs|ms|s|m|h|d)")
-_NUMBER: Final = re.compile(r"^\d+(?:\.\d*)?$|^\.\d+$")
+_NUMBER: Final = re.compile(r"^\d+(?:\.\d*)?\Z|^\.\d+\Z")
 MAX_DURATION: Final = timedelta(days=3660)
 """Longest duration accepted (ten years): longer ones are typos, and huge ones overflow datetime arithmetic."""
 
@@ -79,7 +79,7 @@ def format_duration(value: timedelta) -> str:
 # --------------------------------------------------------------------------------------------- times of day and dates
 
 
-_TIME_OF_DAY: Final = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?$")
+_TIME_OF_DAY: Final = re.compile(r"^(\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?\Z")
 
 
 def parse_time_of_day(value: str, what: str = "time") -> time:

@@ -21,7 +21,7 @@ from ..templates import TemplateError, check_template, is_template
 HandlerType = Literal["webhook", "email", "telegram", "sms", "mqtt", "resource", "noop"]
 HANDLER_TYPES: Final[tuple[str, ...]] = get_args(HandlerType)
 HTTP_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
-VARIABLE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+VARIABLE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 """Variable and handler parameter names: identifiers, so that templates can name them."""
 _HTTP_URL: Final = re.compile(r"^https?://[^\s/]+")
 

@@ -28,7 +28,7 @@ FULL_TOPIC_KEY: Final = "tasmota_full_topic"
 
 MAX_ID_LENGTH: Final = 128
 _NOT_ID_CHAR: Final = re.compile(r"[^A-Za-z0-9_\-:@~]")
-_POWER_KEY: Final = re.compile(r"^POWER\d*$", re.IGNORECASE)
+_POWER_KEY: Final = re.compile(r"^POWER\d*\Z", re.IGNORECASE)
 _MQTT_FORBIDDEN: Final = frozenset("+#/\x00")
 
 

@@ -137,11 +137,11 @@ _TEMP_UNITS: Final = {"C": "°C", "F": "°F", "K": "K"}
 
 _COUNTER: Final = "COUNTER"
 _ANALOG: Final = "ANALOG"
-_ANALOG_KEY: Final = re.compile(r"^A\d+$")
-_POWER_KEY: Final = re.compile(r"^POWER\d+$")
-_LEVEL_KEY: Final = re.compile(r"^(?:Dimmer|Channel)\d+$")
+_ANALOG_KEY: Final = re.compile(r"^A\d+\Z")
+_POWER_KEY: Final = re.compile(r"^POWER\d+\Z")
+_LEVEL_KEY: Final = re.compile(r"^(?:Dimmer|Channel)\d+\Z")
 """Dimmer1/Dimmer2 (split lights) and Channel1..n: a level in percent, each also the command that sets it."""
-_INFO_KEY: Final = re.compile(r"^Info\d$")
+_INFO_KEY: Final = re.compile(r"^Info\d\Z")
 
 _FACTS_OTHERS: Final[dict[str, str]] = {
     "Module": "module",
