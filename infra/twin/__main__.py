@@ -63,8 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
         info = twin.start()
-        print(f"twin ready: console {info['console']}  api {info['api']}  ws {info['ws']}  "
-              f"aws {info['aws_endpoint']}  iot {info['iot_endpoint']}:8883  ({args.info})", flush=True)
+        print(f"twin ready ({args.info}): console {info['console']}  api {info['api']}  ws {info['ws']}  "
+              f"iot {info['iot_endpoint']}:8883 -- devices join with: AWS_ENDPOINT_URL={info['aws_endpoint']} "
+              f"MC_IOT_ROOT_CA={info['iot_ca']} python -m infra.provision --thing <name> --stack {info['stack']}",
+              flush=True)
         stop.wait()
     finally:
         twin.stop()

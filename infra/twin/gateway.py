@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from .iam import wildcard_match
 from .template import ACCOUNT_ID
 
 log = logging.getLogger("twin.gateway")
@@ -126,6 +128,15 @@ class WebsocketApi:
         return "$default"
 
 
+@dataclass
+class Behavior:
+    """One CloudFront cache behaviour: a path pattern and the kind of its origin (``s3``, ``rest``, ``websocket``)."""
+
+    pattern: str
+    origin: str
+    origin_path: str = ""
+
+
 class Socket:
     """One websocket connection (API Gateway's connection id)."""
 
@@ -201,7 +212,7 @@ class Gateway:
 
     def __init__(self, *, rest: RestApi | None, websocket: WebsocketApi | None, invoke: Callable[[str, Any], Any],
                  allowed: Callable[[str, str, str], bool], on_refusal: Callable[[str, str], None], region: str,
-                 static_dir: Path) -> None:
+                 static_dir: Path, behaviors: list[Behavior] | None = None) -> None:
         self.rest = rest
         self.websocket = websocket
         self.invoke = invoke
@@ -209,6 +220,8 @@ class Gateway:
         self.on_refusal = on_refusal
         self.region = region
         self.static_dir = static_dir
+        self.behaviors = behaviors or []
+        """The console distribution's behaviours, in order, the default last (``*``)."""
         self.connections = Connections()
         self.server: ThreadingHTTPServer | None = None
         self.port = 0
@@ -248,6 +261,23 @@ class Gateway:
             return
         if self.rest and (path == f"/{self.rest.stage}" or path.startswith(f"/{self.rest.stage}/")):
             self._rest(request, path[len(self.rest.stage) + 1:] or "/", parts.query)
+            return
+        for behavior in self.behaviors:  # the console distribution (CloudFront) on the same port
+            if not wildcard_match(behavior.pattern, path):
+                continue
+            if behavior.origin == "websocket" and upgrade and self.websocket:
+                self._websocket(request, parts.query)
+                return
+            if behavior.origin == "rest" and self.rest:
+                stage = behavior.origin_path.strip("/")
+                if stage == self.rest.stage:
+                    self._rest(request, path, parts.query)
+                    return
+            if behavior.origin == "s3":
+                self._static(request, path)
+                return
+            self._reply(request, 502, b"the twin cannot reach this behaviour's origin\n",
+                        {"Content-Type": "text/plain"})
             return
         self._static(request, path)
 

@@ -34,6 +34,10 @@ KEPT_BY_TWIN = {
     "AWS::ApiGateway::Account": "nothing to emulate (API Gateway's CloudWatch role)",
     "AWS::ApiGateway::GatewayResponse": "served by the twin's API port",
     "AWS::ApiGateway::BasePathMapping": "served by the twin's API port",
+    "AWS::CloudFront::Distribution": "its behaviours served by the twin's API port (S3 origin: frontend/dist)",
+    "AWS::CloudFront::OriginAccessControl": "the twin's API port reads the console files itself",
+    "AWS::CloudFront::Function": "not run (JavaScript): the twin routes the websocket path and the single page's "
+                                 "routes as the distribution's behaviours say",
 }
 """Types the twin plays itself instead of creating them in moto (listed with the reason at start)."""
 
@@ -73,7 +77,7 @@ class Creator:
                 stage = (resource.get("Properties") or {}).get("StageName")
                 template.physical[logical] = str(template.resolve(stage)) if kind.endswith("::Stage") and stage \
                     else f"{logical}-{hashlib.sha256(logical.encode()).hexdigest()[:8]}"
-                template.attributes[logical] = {}
+                template.attributes[logical] = _played_attributes(kind, template.physical[logical])
                 self.outcome.kept[logical] = f"{kind}: {KEPT_BY_TWIN[kind]}"
                 continue
             create = getattr(self, "_" + kind.replace("::", "_").replace("-", "_"), None)
@@ -392,6 +396,17 @@ class Creator:
             "ApiId", "RouteKey", "Target", "AuthorizationType", "OperationName")}
         route = self.client("apigatewayv2").create_route(**args)
         return route["RouteId"], {}
+
+
+def _played_attributes(kind: str, ref: str) -> dict[str, Any]:
+    """The ``Fn::GetAtt`` attributes of a resource the twin plays, shaped as AWS's."""
+    if kind == "AWS::CloudFront::Distribution":
+        return {"DomainName": f"{ref.lower()}.cloudfront.net", "Id": ref}
+    if kind == "AWS::CloudFront::OriginAccessControl":
+        return {"Id": ref}
+    if kind == "AWS::CloudFront::Function":
+        return {"FunctionARN": f"arn:aws:cloudfront::{ACCOUNT_ID}:function/{ref}", "Stage": "LIVE"}
+    return {}
 
 
 def _lower_first(value: dict[str, Any]) -> dict[str, Any]:

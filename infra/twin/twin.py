@@ -28,13 +28,13 @@ from botocore.config import Config
 from .aws import Endpoint, Hooks
 from .broker import Broker, endpoint_address
 from .functions import Functions, FunctionSpec, InvokeError, function_specs, role_documents
-from .gateway import Gateway, RestApi, WebsocketApi, function_of
+from .gateway import Behavior, Gateway, RestApi, WebsocketApi, function_of
 from .iam import Policy, wildcard_match
 from .iot import IotCore, build_rules
 from .pki import Authority, common_name
 from .resources import Creator
 from .sources import EventRules, QueueMapping, Schedules, mapping_specs
-from .template import ACCOUNT_ID, Template
+from .template import ACCOUNT_ID, Template, Unresolved
 
 log = logging.getLogger("twin")
 ROOT = Path(__file__).resolve().parents[2]
@@ -163,9 +163,12 @@ class Twin:
         self.hooks.schedules_changed = self.schedules.changed
         self.hooks.control = self.control
 
-        self.gateway = Gateway(rest=self._rest_api(), websocket=self._websocket_api(), invoke=self.functions.invoke,
+        rest_api, websocket_api = self._rest_api(), self._websocket_api()
+        self.gateway_ids = {"rest": rest_api.api_id if rest_api else "",
+                            "websocket": websocket_api.api_id if websocket_api else ""}
+        self.gateway = Gateway(rest=rest_api, websocket=websocket_api, invoke=self.functions.invoke,
                                allowed=self.lambda_allowed, on_refusal=self.refuse, region=options.region,
-                               static_dir=options.static_dir)
+                               static_dir=options.static_dir, behaviors=self._console_behaviors())
         self.hooks.connections = self.gateway.connections
         port = self.gateway.serve(options.host, options.api_port)
         for mapping in self.mappings:
@@ -181,7 +184,7 @@ class Twin:
             "api": self._local_url(self.outputs, "https", base) or (f"{base}/{rest.stage}" if rest else None),
             "ws": self._local_url(self.outputs, "wss", base.replace("http", "ws", 1))
             or (f"ws://{options.host}:{port}/{websocket.stage}" if websocket else None),
-            "console": f"{base}/",
+            "console": self._local_url(self.outputs, "https", base, cloudfront=True) or f"{base}/",
             "aws_endpoint": self.aws_endpoint,
             "iot_endpoint": self.broker.host,
             "iot_port": self.broker.port,
@@ -200,10 +203,13 @@ class Twin:
         return self.info
 
     @staticmethod
-    def _local_url(outputs: dict[str, str], scheme: str, base: str) -> str | None:
-        """An output URL of API Gateway (``https://<id>.execute-api...``) on the twin's port."""
+    def _local_url(outputs: dict[str, str], scheme: str, base: str, cloudfront: bool = False) -> str | None:
+        """An output URL of API Gateway (``https://<id>.execute-api...``) or CloudFront on the twin's port."""
+        host = r"[^/]+\.cloudfront\.net" if cloudfront else r"[^/]+\.execute-api\.[^/]+\.amazonaws\.com"
         for name, value in sorted(outputs.items()):
-            match = re.fullmatch(rf"{scheme}://[^/]+\.execute-api\.[^/]+\.amazonaws\.com(/.*)?", value)
+            match = re.fullmatch(rf"{scheme}://{host}(/.*)?", value)
+            if match and cloudfront:
+                return base + (match.group(1) or "/")
             if match and ("websocket" in name.lower()) == (scheme == "wss"):
                 return base + (match.group(1) or "/").rstrip("/")
         return None
@@ -273,6 +279,39 @@ class Twin:
             if other_props.get("ApiId") == api_id:
                 stage = other_props.get("StageName")
         return WebsocketApi(api_id, str(stage or "api"), str(props.get("RouteSelectionExpression", "")), routes)
+
+    def _console_behaviors(self) -> list[Behavior]:
+        """The cache behaviours of the template's CloudFront distribution, their origins recognised as the console
+        bucket, the REST API (with its origin path: the stage) or the websocket API."""
+        template = self.template
+        rest_id = self.gateway_ids["rest"]
+        ws_id = self.gateway_ids["websocket"]
+        buckets = set()
+        for bucket, _ in template.of_type("AWS::S3::Bucket"):
+            attributes = template.attributes.get(bucket) or {}
+            buckets |= {str(attributes.get("DomainName")), str(attributes.get("RegionalDomainName"))}
+        for logical, resource in template.of_type("AWS::CloudFront::Distribution"):
+            try:
+                config = template.resolve((resource.get("Properties") or {}).get("DistributionConfig") or {})
+            except Unresolved as error:
+                self.problem(f"distribution {logical}: {error}")
+                continue
+            origins: dict[str, tuple[str, str]] = {}
+            for origin in config.get("Origins") or []:
+                domain = str(origin.get("DomainName", ""))
+                api = domain.split(".execute-api.", 1)[0] if ".execute-api." in domain else None
+                kind = "s3" if domain in buckets else "rest" if api and api == rest_id else \
+                    "websocket" if api and api == ws_id else "other"
+                if kind == "other":
+                    self.problem(f"distribution {logical}: origin {origin.get('Id')} ({domain}) is none of the "
+                                 "stack's buckets or APIs")
+                origins[str(origin.get("Id"))] = (kind, str(origin.get("OriginPath") or ""))
+            behaviors = [Behavior(str(b["PathPattern"]), *origins.get(str(b["TargetOriginId"]), ("other", "")))
+                         for b in config.get("CacheBehaviors") or []]
+            default = config.get("DefaultCacheBehavior") or {}
+            behaviors.append(Behavior("*", *origins.get(str(default.get("TargetOriginId")), ("other", ""))))
+            return behaviors
+        return []
 
     # ------------------------------------------------------------------------------------------- wiring
 

@@ -112,6 +112,7 @@ def test_the_stack_is_in_moto_with_its_outputs_and_what_the_twin_plays_or_lacks_
     assert len(mappings) == len(status["mappings"]) >= 5
     for logical, reason in status["not_created"].items():  # only what a condition leaves out, nothing unknown
         assert "condition" in reason, f"{logical} was not created: {reason}"
+    assert not status["problems"], status["problems"]
     with pytest.raises(Exception) as refused:  # a certificate of another CA is refused by the broker
         import datetime
 
@@ -134,6 +135,32 @@ def test_the_stack_is_in_moto_with_its_outputs_and_what_the_twin_plays_or_lacks_
                                                               serialization.NoEncryption()))
         MqttDevice(twin, directory / "cert.pem", directory / "key.pem", "intruder")
     assert refused.value is not None
+
+
+def test_the_console_the_rest_api_and_the_websocket_share_one_origin_as_the_template_routes_them(
+        twin: CloudTwin) -> None:
+    """The console URL serves the single page (its own routes included) and, where the template routes them
+    there (its CloudFront behaviours), the REST API and the websocket; a gone connection is API Gateway's 410."""
+    import urllib.request
+
+    console = twin.info["console"].rstrip("/")
+    with urllib.request.urlopen(f"{console}/fields/x.1.1.V", timeout=30) as response:
+        assert response.status == 200 and response.headers["Content-Type"].startswith("text/html")
+    status, answer = twin.api("GET", "/api/status", token="")
+    assert status == 200 and answer["status"] == "ok"
+    if twin.status()["played_by_twin"].get("ConsoleDistribution"):
+        with urllib.request.urlopen(f"{console}/api/status", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "ok"
+        with connect(f"{console.replace('http', 'ws', 1)}/api/ws?access_token={twin.token}", open_timeout=30) as ws:
+            ws.send(json.dumps({"type": "ping"}))
+            assert json.loads(ws.recv(timeout=30)) == {"type": "pong"}
+    import boto3
+
+    management = boto3.client(
+        "apigatewaymanagementapi", endpoint_url=f"{twin.info['aws_endpoint']}/{twin.info['ws'].rsplit('/', 1)[1]}",
+        region_name=twin.info["region"], aws_access_key_id="operator", aws_secret_access_key="operator")
+    with pytest.raises(management.exceptions.GoneException):
+        management.post_to_connection(ConnectionId="gone-connection=", Data=b"{}")
 
 
 # --------------------------------------------------------------------------------------------- a device
