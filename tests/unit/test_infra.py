@@ -158,7 +158,11 @@ def test_data_outlives_the_stack_and_tables_recover_to_any_second() -> None:
         assert resources[name]["Properties"]["PointInTimeRecoverySpecification"] == {
             "PointInTimeRecoveryEnabled": True}
     retained = {name for name, resource in resources.items() if resource.get("DeletionPolicy") == "Retain"}
-    assert retained == {"ResourceTable", "ConnectionsTable", "SecretsKey", "BlobBucket"}
+    # the metric store the stack creates when asked (infra/metrics.py): the instance, its admin credentials and
+    # the security group it stays in
+    created_metrics = {"MetricsInfluxDB", "MetricsInfluxDBCredentials", "MetricsInfluxDBSecurityGroup"}
+    assert retained == {"ResourceTable", "ConnectionsTable", "SecretsKey", "BlobBucket", *created_metrics}
+    assert all(resources[name]["Condition"] == "MetricsCreate" for name in created_metrics)
 
 
 @pytest.mark.usefixtures("aws_mock")
@@ -406,7 +410,8 @@ def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() ->
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
     variables = resources[API_FUNCTION]["Properties"]["Environment"]["Variables"]
     assert variables["BLOBS"] == "s3" and variables["BLOB_BUCKET"] == {"Ref": BLOB_BUCKET}
-    assert int(variables["BACKUP_MAX_BYTES"]) * 4 / 3 < 6 * 1024 * 1024  # a download fits Lambda's payload
+    # a body the API takes itself fits Lambda's payload; larger files go through presigned URLs (infra/uploads.py)
+    assert int(variables["DIRECT_UPLOAD_MAX_BYTES"]) * 4 / 3 < 6 * 1024 * 1024
     assert "BLOBS" not in resources[HANDLERS_FUNCTION]["Properties"]["Environment"]["Variables"]
     # only the API function's role reaches the bucket, by its own ARN
     for name, function in _functions().items():
@@ -419,7 +424,10 @@ def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() ->
         assert {a for statement in s3 for a in statement["Action"]} == {
             "s3:GetObject", "s3:PutObject", "s3:DeleteObject", "s3:ListBucket"}
         assert {json.dumps(r) for statement in s3 for r in statement["Resource"]} == {
-            json.dumps({"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}), json.dumps({"Fn::Sub": "${BlobBucket.Arn}/*"})}
+            json.dumps({"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}), json.dumps({"Fn::Sub": "${BlobBucket.Arn}/*"}),
+            # presigned uploads, staged in a bucket of their own (infra/uploads.py)
+            json.dumps({"Fn::GetAtt": ["UploadBucket", "Arn"]}),
+            json.dumps({"Fn::Sub": "${UploadBucket.Arn}/uploads/*"})}
 
 
 def test_every_queue_outlasts_six_runs_of_the_function_it_feeds() -> None:
@@ -431,3 +439,99 @@ def test_every_queue_outlasts_six_runs_of_the_function_it_feeds() -> None:
         queue = resources[mapping["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
         function = resources[mapping["FunctionName"]["Ref"]]["Properties"]
         assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + mapping["MaximumBatchingWindowInSeconds"]
+
+
+NAMED: Final = {"AWS::Lambda::Function": "FunctionName", "AWS::Logs::LogGroup": "LogGroupName",
+                "AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName", "AWS::S3::Bucket": "BucketName",
+                "AWS::IAM::Role": "RoleName", "AWS::SNS::Topic": "TopicName", "AWS::Events::EventBus": "Name",
+                "AWS::Events::Rule": "Name", "AWS::Scheduler::ScheduleGroup": "Name", "AWS::ApiGateway::RestApi": "Name",
+                "AWS::ApiGatewayV2::Api": "Name", "AWS::SecretsManager::Secret": "Name", "AWS::IoT::Policy": "PolicyName",
+                "AWS::IoT::TopicRule": "RuleName", "AWS::KMS::Alias": "AliasName"}
+"""The property that gives a resource of each type its physical name (absent: CloudFormation makes one)."""
+
+
+def test_every_physical_name_derives_from_the_stack_name() -> None:
+    """Two stacks side by side in one account and region: a name is CloudFormation's own or holds the stack's."""
+    for logical, resource in _template()["Resources"].items():
+        value = (resource.get("Properties") or {}).get(NAMED.get(resource["Type"], ""))
+        if value is not None:
+            assert isinstance(value, dict) and "${AWS::StackName}" in value.get("Fn::Sub", ""), logical
+    assert "mycontroller-connections" not in json.dumps(_template()["Resources"])
+
+
+RESOURCE_VARIABLES: Final = re.compile(r"_(TABLE|TABLE_NAME|BUS_NAME|URL|ARN|BUCKET|GROUP|PARAMETER|SECRET|ENDPOINT|"
+                                       r"KEY_ID)$")
+SELECTORS: Final = {"SIGNING_SECRET"}
+"""Variables that choose an adapter rather than name a resource."""
+
+
+def test_the_functions_environment_names_resources_by_reference() -> None:
+    for logical, function in _functions().items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        for name, value in variables.items():
+            if RESOURCE_VARIABLES.search(name) and name not in SELECTORS:
+                assert isinstance(value, dict), f"{logical}: {name} is a literal ({value!r})"
+        assert "MC_ADMIN_PASSWORD" not in variables and "INFLUXDB_TOKEN" not in variables
+    assert _functions()["APIHandler"]["Properties"]["Environment"]["Variables"]["ADMIN_PASSWORD_SECRET"] == {
+        "Ref": "AdminPasswordSecret"}
+    assert [name for name, f in _functions().items()
+            if "ADMIN_PASSWORD_SECRET" in f["Properties"]["Environment"]["Variables"]] == ["APIHandler"]
+
+
+def test_every_function_logs_to_its_own_group_with_the_retention_asked() -> None:
+    resources = _template()["Resources"]
+    for logical, function in _functions().items():
+        properties = function["Properties"]
+        group = resources[properties["LoggingConfig"]["LogGroup"]["Ref"]]
+        assert group["Type"] == "AWS::Logs::LogGroup"
+        assert group["Properties"]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+        name = properties["FunctionName"]["Fn::Sub"]
+        assert group["Properties"]["LogGroupName"] == {"Fn::Sub": f"/aws/lambda/{name}"}
+        assert (properties["Runtime"], properties["Handler"].split(".")[0]) == ("python3.12", "app")
+        assert properties["Code"] == "deployment.zip"
+
+
+def test_alarms_watch_every_dead_letter_queue_and_every_function() -> None:
+    resources = _template()["Resources"]
+    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms)
+    watched = {(a["MetricName"], json.dumps(a["Dimensions"][0]["Value"])) for a in alarms}
+    dead_letter_queues = [name for name, r in resources.items()
+                          if r["Type"] == "AWS::SQS::Queue" and name.endswith("DeadLetterQueue")]
+    assert len(dead_letter_queues) == 5
+    for queue in dead_letter_queues:
+        assert ("ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": [queue, "QueueName"]})) in watched
+    for function in _functions():
+        assert {("Errors", json.dumps({"Ref": function})), ("Throttles", json.dumps({"Ref": function}))} <= watched
+    subscription = resources["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
+
+
+def test_memory_comes_from_the_measured_cold_start() -> None:
+    from infra.functions import MEMORY_HEADROOM, measured_rss_mb
+
+    measured = measured_rss_mb()
+    for logical, function in _functions().items():
+        name = function["Properties"]["FunctionName"]["Fn::Sub"].removeprefix("${AWS::StackName}-")
+        assert function["Properties"]["MemorySize"] >= measured[name] * MEMORY_HEADROOM, logical
+
+
+def test_urls_are_clean_and_gateway_errors_are_the_projects_json() -> None:
+    from app import app
+    from chalicelib.api.errors import ERROR_SCHEMA
+
+    template = _template()
+    assert template["Parameters"]["StageName"]["Default"] != "api"  # <stage>/api/status, never /api/api
+    assert all(path.startswith("/api/") or path == "/api" for path in app.routes)
+    assert template["Outputs"]["RestApiUrl"]["Value"]["Fn::Sub"].endswith("/${RestAPIStage}")
+    body = template["Resources"]["RestAPI"]["Properties"]["Body"]
+    assert set(body["paths"]) == set(app.routes)
+    responses = body["x-amazon-apigateway-gateway-responses"]
+    assert responses["MISSING_AUTHENTICATION_TOKEN"]["statusCode"] == 404  # an unknown path
+    for kind, response in responses.items():
+        rendered = response["responseTemplates"]["application/json"].replace(
+            "$context.error.messageString", '"Forbidden"')
+        error = json.loads(rendered)
+        assert set(error) == set(ERROR_SCHEMA["properties"]) and error["status"] == response["statusCode"], kind
+        assert response["responseParameters"]["gatewayresponse.header.Access-Control-Allow-Origin"] == "'*'"
