@@ -444,8 +444,9 @@ def test_every_queue_outlasts_six_runs_of_the_function_it_feeds() -> None:
 NAMED: Final = {"AWS::Lambda::Function": "FunctionName", "AWS::Logs::LogGroup": "LogGroupName",
                 "AWS::DynamoDB::Table": "TableName", "AWS::SQS::Queue": "QueueName", "AWS::S3::Bucket": "BucketName",
                 "AWS::IAM::Role": "RoleName", "AWS::SNS::Topic": "TopicName", "AWS::Events::EventBus": "Name",
-                "AWS::Events::Rule": "Name", "AWS::Scheduler::ScheduleGroup": "Name", "AWS::ApiGateway::RestApi": "Name",
-                "AWS::ApiGatewayV2::Api": "Name", "AWS::SecretsManager::Secret": "Name", "AWS::IoT::Policy": "PolicyName",
+                "AWS::Events::Rule": "Name", "AWS::Scheduler::ScheduleGroup": "Name",
+                "AWS::ApiGateway::RestApi": "Name", "AWS::ApiGatewayV2::Api": "Name",
+                "AWS::SecretsManager::Secret": "Name", "AWS::IoT::Policy": "PolicyName",
                 "AWS::IoT::TopicRule": "RuleName", "AWS::KMS::Alias": "AliasName"}
 """The property that gives a resource of each type its physical name (absent: CloudFormation makes one)."""
 
