@@ -481,7 +481,7 @@ def test_the_functions_environment_names_resources_by_reference() -> None:
 
 def test_every_function_logs_to_its_own_group_with_the_retention_asked() -> None:
     resources = _template()["Resources"]
-    for logical, function in _functions().items():
+    for function in _functions().values():
         properties = function["Properties"]
         group = resources[properties["LoggingConfig"]["LogGroup"]["Ref"]]
         assert group["Type"] == "AWS::Logs::LogGroup"
