@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .console import console_fragment
 from .fragments import Fragment
+from .metrics import metrics_fragment
+from .uploads import uploads_fragment
 
 Contributor = Callable[[], Fragment]
 
-CONTRIBUTORS: list[Contributor] = []
+CONTRIBUTORS: list[Contributor] = [console_fragment, uploads_fragment, metrics_fragment]
 """In the order they are merged (the order does not change the result: a conflict is an error)."""

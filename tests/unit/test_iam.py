@@ -45,6 +45,11 @@ SCHEDULES: Final = {"scheduler:CreateSchedule": [SCHEDULE], "scheduler:UpdateSch
 """``schedules_eventbridge``: put (update, else create), delete; the target's role is passed to Scheduler."""
 QUEUE_HANDLERS: Final = {"sqs:SendMessage": ["${HandlerQueue.Arn}"]}
 AUTOMATION: Final = {**READ, **WRITE, **EVENTS, **QUEUE_HANDLERS, **SCHEDULES}
+STAGED: Final = "${UploadBucket.Arn}/uploads/firmware/f1/0123456789abcdef0123456789abcdef"
+"""A presigned upload staged in the upload bucket (infra/uploads.py)."""
+METRICS_SECRETS: Final = ["${MetricsInfluxDBCredentials}",
+                          arn("secretsmanager", "secret:${InfluxDBTokenSecret}-AbCdEf")]
+"""The InfluxDB credentials (infra/metrics.py): the instance's the stack created, or an existing one by name."""
 """``functions.automation.Automation``: resources, events, queued handler runs, schedules kept in step."""
 
 
@@ -63,11 +68,16 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
         "ssm:GetParameter": [arn("ssm", "parameter/${AWS::StackName}/jwt-secret")],  # signing_secret_ssm
         "ssm:PutParameter": [arn("ssm", "parameter/${AWS::StackName}/jwt-secret")],  # created at first login
         "kms:Encrypt": ["${SecretsKey.Arn}"],  # handler specs' secrets, encrypted on upsert
-        "s3:GetObject": ["${BlobBucket.Arn}/backups/b.zip"], "s3:PutObject": ["${BlobBucket.Arn}/firmware/f1"],
-        "s3:DeleteObject": ["${BlobBucket.Arn}/firmware/f1"], "s3:ListBucket": ["${BlobBucket.Arn}"],
-        "secretsmanager:GetSecretValue": ["${AdminPasswordSecret}"],  # the first admin's password
+        # blob_s3, and presigned transfers (services/uploads.py): the signer may do what its forms and URLs do;
+        # staged uploads are taken, checked and discarded (a HeadObject is a GetObject)
+        "s3:GetObject": ["${BlobBucket.Arn}/backups/b.zip", STAGED],
+        "s3:PutObject": ["${BlobBucket.Arn}/firmware/f1", STAGED],
+        "s3:DeleteObject": ["${BlobBucket.Arn}/firmware/f1", STAGED],
+        "s3:ListBucket": ["${BlobBucket.Arn}", "${UploadBucket.Arn}"],
+        "secretsmanager:GetSecretValue": ["${AdminPasswordSecret}", *METRICS_SECRETS],  # first admin; InfluxDB
     },
-    "Ingest": {**READ, **WRITE, **EVENTS, **DOWNLINKS, **fed_by("IngestQueue")},
+    "Ingest": {**READ, **WRITE, **EVENTS, **DOWNLINKS, **fed_by("IngestQueue"),
+               "secretsmanager:GetSecretValue": METRICS_SECRETS},  # metrics_influxdb's credentials
     "ForwardPayload": {**READ, **DOWNLINKS, **fed_by("ForwardPayloadQueue")},
     "Handlers": {
         **AUTOMATION, **DOWNLINKS, **fed_by("HandlerQueue"),  # resource handlers; delayed calls re-queued
@@ -115,6 +125,9 @@ WILDCARDS: Final[dict[str, str]] = {
     arn("ses", "identity/*"): "e-mail senders are the account's verified identities, chosen per handler",
     arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/*"): "connection ids are per client",
     "${BlobBucket.Arn}/*": "objects of the stack's bucket",
+    "${UploadBucket.Arn}/uploads/*": "staged uploads are named at run time (uploads/<purpose>/<upload id>)",
+    arn("secretsmanager", "secret:${InfluxDBTokenSecret}-??????"): "a secret named by a parameter: its ARN ends in "
+                                                                 "six random characters",
 }
 """The only resource patterns with a wildcard, and why the resource cannot be named."""
 LOG_STREAMS: Final = re.compile(
