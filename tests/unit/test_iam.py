@@ -45,12 +45,12 @@ SCHEDULES: Final = {"scheduler:CreateSchedule": [SCHEDULE], "scheduler:UpdateSch
 """``schedules_eventbridge``: put (update, else create), delete; the target's role is passed to Scheduler."""
 QUEUE_HANDLERS: Final = {"sqs:SendMessage": ["${HandlerQueue.Arn}"]}
 AUTOMATION: Final = {**READ, **WRITE, **EVENTS, **QUEUE_HANDLERS, **SCHEDULES}
+"""``functions.automation.Automation``: resources, events, queued handler runs, schedules kept in step."""
 STAGED: Final = "${UploadBucket.Arn}/uploads/firmware/f1/0123456789abcdef0123456789abcdef"
 """A presigned upload staged in the upload bucket (infra/uploads.py)."""
 METRICS_SECRETS: Final = ["${MetricsInfluxDBCredentials}",
                           arn("secretsmanager", "secret:${InfluxDBTokenSecret}-AbCdEf")]
 """The InfluxDB credentials (infra/metrics.py): the instance's the stack created, or an existing one by name."""
-"""``functions.automation.Automation``: resources, events, queued handler runs, schedules kept in step."""
 
 
 def fed_by(queue: str) -> dict[str, list[str]]:
