@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+import warnings
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +121,10 @@ class Creator:
                     "Description": "the cloud twin's record of the stack (resources created one by one)",
                     "Resources": {"TwinManifest": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
                     "Outputs": {name: {"Value": value} for name, value in outputs.items()}}
-        self.client("cloudformation").create_stack(StackName=self.template.stack, TemplateBody=json.dumps(manifest))
+        with warnings.catch_warnings():  # moto warns that it does not know WaitConditionHandle: it need not
+            warnings.simplefilter("ignore")
+            self.client("cloudformation").create_stack(StackName=self.template.stack,
+                                                       TemplateBody=json.dumps(manifest))
         return outputs
 
     # ------------------------------------------------------------------------------------------- helpers

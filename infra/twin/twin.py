@@ -73,6 +73,8 @@ class Twin:
         self.options = options
         self.refusals: list[dict[str, Any]] = []
         self.unevaluated: set[str] = set()
+        self.actions: dict[str, set[str]] = {}
+        """Per function, the IAM actions its calls needed (what its role must allow, seen at work)."""
         self.problems: list[str] = []
         self._lock = threading.Lock()
         self._async = ThreadPoolExecutor(max_workers=16, thread_name_prefix="invoke-async")
@@ -385,6 +387,8 @@ class Twin:
     def _on_calls(self, spec: FunctionSpec, calls: list[dict[str, Any]]) -> None:
         for call in calls:
             call["function"] = spec.logical
+            if call.get("action"):
+                self.actions.setdefault(spec.logical, set()).add(call["action"])
             self._calls_log.write(json.dumps(call) + "\n")
             for condition in call.get("unevaluated") or []:
                 if condition not in self.unevaluated:
@@ -410,6 +414,7 @@ class Twin:
             "refusals": self.refusals, "unevaluated_conditions": sorted(self.unevaluated),
             "not_created": self.created.skipped, "played_by_twin": self.created.kept, "problems": self.problems,
             "websocket_posts": self.gateway.connections.posts, "broker_notes": self.broker.notes,
+            "actions_used": {name: sorted(actions) for name, actions in sorted(self.actions.items())},
         }
 
     def control(self, method: str, path: str, body: bytes) -> tuple[int, Any]:

@@ -193,7 +193,8 @@ class Webhook:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                received.append({"path": self.path, "body": self.rfile.read(length).decode(errors="replace")})
+                received.append({"path": self.path, "body": self.rfile.read(length).decode(errors="replace"),
+                                 "authorization": self.headers.get("Authorization")})
                 self.send_response(200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()

@@ -280,8 +280,10 @@ def test_a_poison_message_lands_in_the_dead_letter_queue_alone(twin: CloudTwin, 
 
 
 def test_a_task_with_a_webhook_handler_fires(twin: CloudTwin, first: Device, webhook: Webhook) -> None:
-    twin.ok("POST", "/api/handler", {"id": "twin-hook", "type": "webhook", "enabled": True,
-                                     "spec": {"url": f"{webhook.url}/alert", "method": "POST"}})
+    twin.ok("POST", "/api/handler", {"id": "twin-hook", "type": "webhook", "enabled": True,  # a secret: KMS
+                                     "spec": {"url": f"{webhook.url}/alert", "method": "POST",
+                                              "headers": {"Authorization": "Bearer twin-secret"}}})
+    assert "twin-secret" not in json.dumps(twin.ok("GET", "/api/handler/twin-hook"))
     twin.ok("POST", "/api/task", {
         "id": "twin-hot", "enabled": True, "triggerOnEvent": True, "handlers": ["twin-hook"],
         "eventFilter": {"eventTypes": ["updated"], "entityTypes": ["field"], "filters": {"fieldId": "V_TEMP"}},
@@ -293,6 +295,7 @@ def test_a_task_with_a_webhook_handler_fires(twin: CloudTwin, first: Device, web
         wait_until(lambda: webhook.received, 60, "the webhook call")
         assert webhook.received[0]["path"] == "/alert"
         assert json.loads(webhook.received[0]["body"]) == {"temperature": "31.5"}
+        assert webhook.received[0]["authorization"] == "Bearer twin-secret"
     finally:
         twin.api("DELETE", "/api/task", ["twin-hot"])
 
