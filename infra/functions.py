@@ -27,7 +27,8 @@ from typing import Any, Final
 
 from .errors import InfraError
 from .fragments import ALL_FUNCTIONS
-from .iam import JWT_PARAMETER, TOPIC_PREFIX, Statement, function_statements
+from .iam import JWT_PARAMETER, Statement, function_statements
+from .identity import TOPIC_PREFIX
 from .template import (
     CONSUMER_TIMEOUT_S,
     HANDLER_TIMEOUT_S,

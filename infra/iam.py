@@ -40,10 +40,10 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from .fragments import ALL_FUNCTIONS
+from .identity import TOPIC_PREFIX
 
 Statement = dict[str, Any]
 
-TOPIC_PREFIX: Final = "mc"
 RESOURCE_INDEXES: Final = ("by_kind", "by_tree")
 """The resource table's indexes (``repository_dynamodb``): Query is allowed on these, by name."""
 JWT_PARAMETER: Final[dict[str, Any]] = {"Fn::Sub": "/${AWS::StackName}/jwt-secret"}

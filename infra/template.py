@@ -45,7 +45,6 @@ from chalicelib.functions.forward import FORWARD_PATTERN
 from chalicelib.services.websocket import NOTIFY_PATTERN
 from infra import identity
 
-TOPIC_PREFIX = "mc"
 MAX_RECEIVE_COUNT = 5
 INGEST_TIMEOUT_S = 30
 """The ingest function's timeout (``infra/functions.py``): a batch of 100 publishes takes well under a second."""
@@ -53,7 +52,6 @@ BATCHING_WINDOW_S = 1
 """How long the ingest and handler mappings gather a batch (more than 10 records need at least a second)."""
 INGEST_VISIBILITY_TIMEOUT_S = 6 * INGEST_TIMEOUT_S + BATCHING_WINDOW_S
 """Six times the function's timeout plus the batching window, as AWS advises for SQS event sources."""
-UP_TOPIC_FILTER = f"{TOPIC_PREFIX}/+/up"
 FORWARD_FUNCTION = "ForwardPayload"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="forward_payload")``."""
 INGEST_FUNCTION = "Ingest"
@@ -81,15 +79,11 @@ def handler_environment() -> dict[str, Any]:
     return {"HANDLER_QUEUE": "sqs", "HANDLER_QUEUE_URL": {"Ref": "HandlerQueue"},
             "SECRETS": "kms", "KMS_KEY_ID": {"Ref": "SecretsKey"}}
 TASKS_FUNCTION = "Tasks"
-SCHEDULED_FUNCTION = "Scheduled"
 API_FUNCTION = "APIHandler"
 SCHEDULE_GROUP: dict[str, Any] = {"Fn::Sub": "${AWS::StackName}"}
 """The schedule group is named after the stack (its schedules are named by the functions, inside it)."""
-SCHEDULER_FUNCTIONS = (API_FUNCTION, TASKS_FUNCTION, SCHEDULED_FUNCTION)
-"""The functions that put or delete EventBridge Scheduler schedules (they get the ``SCHEDULER_*`` settings)."""
 
 
-SCHEDULED_FUNCTION_NAME: dict[str, Any] = {"Fn::Sub": "${AWS::StackName}-scheduled"}
 SCHEDULED_FUNCTION_ARN: dict[str, Any] = {
     "Fn::Sub": "arn:${AWS::Partition}:lambda:${AWS::Region}:${AWS::AccountId}:function:${AWS::StackName}-scheduled"}
 """The scheduled function is named, not looked up (``Fn::GetAtt``): it needs its own ARN in its environment (it
@@ -146,43 +140,6 @@ def blob_bucket() -> dict[str, Any]:
                                "Resource": [bucket_arn, {"Fn::Sub": "${BlobBucket.Arn}/*"}],
                                "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}},
         },
-    }
-
-
-def ingest_rule_sql() -> str:
-    """The rule passes the publish through untouched: the body is the envelope batch the ingest function reads."""
-    return f"SELECT * FROM '{UP_TOPIC_FILTER}'"
-
-
-def edge_policy_document() -> dict[str, Any]:
-    """What an edge device may do: connect as its thing, publish its own uplink and shadow, read its downlinks.
-
-    The document is an ``Fn::Sub`` template: ``${!iot:Connection.Thing.ThingName}`` becomes the IoT policy
-    variable ``${iot:Connection.Thing.ThingName}``, which pins every topic to the certificate's thing, so a
-    device can never publish as another one.
-    """
-    arn = "arn:${AWS::Partition}:iot:${AWS::Region}:${AWS::AccountId}"
-    thing = "${!iot:Connection.Thing.ThingName}"  # "${!" keeps the IoT policy variable through Fn::Sub
-    return {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "iot:Connect", "Resource": f"{arn}:client/{thing}",
-             "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
-            {"Effect": "Allow", "Action": "iot:Publish", "Resource": [
-                f"{arn}:topic/{TOPIC_PREFIX}/{thing}/up",
-                f"{arn}:topic/$aws/things/{thing}/shadow/*",
-            ]},
-            {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": [
-                f"{arn}:topicfilter/{TOPIC_PREFIX}/{thing}/*",
-                f"{arn}:topicfilter/{TOPIC_PREFIX}/+/down",
-                f"{arn}:topicfilter/$aws/things/{thing}/shadow/*",
-            ]},
-            {"Effect": "Allow", "Action": "iot:Receive", "Resource": [
-                f"{arn}:topic/{TOPIC_PREFIX}/{thing}/*",
-                f"{arn}:topic/{TOPIC_PREFIX}/*/down",
-                f"{arn}:topic/$aws/things/{thing}/shadow/*",
-            ]},
-        ],
     }
 
 
