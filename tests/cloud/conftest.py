@@ -12,6 +12,7 @@ naming each refusal, unless the test provokes refusals on purpose (it asks for `
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -34,6 +35,7 @@ def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTwin]:
     try:
         running.login()
         yield running
+        (running.workdir / "status.json").write_text(json.dumps(running.status(), indent=1))  # for a look after
     finally:
         running.stop()
 
