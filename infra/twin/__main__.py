@@ -11,6 +11,7 @@ line says so. Devices join as on AWS: ``AWS_ENDPOINT_URL=<aws_endpoint> python -
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import signal
@@ -70,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         stop.wait()
     finally:
         twin.stop()
+        if args.info.is_file() and twin.info and json.loads(args.info.read_text()).get("pid") == os.getpid():
+            args.info.unlink()  # a stopped twin's URLs lead nowhere
     return 0
 
 

@@ -403,7 +403,10 @@ class Twin:
         log.info("stack %s: %d resources created in moto, %d played by the twin, %d not created",
                  self.options.stack, len(created.created), len(created.kept), len(created.skipped))
         for logical, reason in sorted(created.skipped.items()):
-            log.warning("NOT CREATED %s: %s", logical, reason)
+            if "condition" in reason and reason.endswith("is false"):
+                log.info("skipped %s: %s", logical, reason)
+            else:
+                log.warning("NOT CREATED %s: %s", logical, reason)
         for logical, reason in sorted(created.kept.items()):
             log.info("twin plays %s: %s", logical, reason)
 
