@@ -9,6 +9,7 @@ cannot drift from the code. The defaults are the embedded local set-up; the AWS 
 from __future__ import annotations
 
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import Field, dataclass, field, fields
@@ -31,6 +32,7 @@ OTHER_VARIABLES: Final = (
 )
 """Read by the local stack, the logging set-up or the status routes rather than by ``Settings``; in the reference
 all the same."""
+_ORIGIN: Final = re.compile(r"^https?://(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(:\d{1,5})?\Z")
 ADMIN_PASSWORD_ENV: Final = "MC_ADMIN_PASSWORD"
 """Read when the first user is created, never kept in ``Settings`` (a password does not belong in a repr)."""
 
@@ -172,6 +174,23 @@ class Settings:
     telegram_api_url: str = setting("TELEGRAM_API_URL", "https://api.telegram.org", "Telegram bot API base URL")
     mqtt_broker: str = setting("MQTT_BROKER", "", "the platform broker of MQTT handlers without a `broker` "
                                "(`mqtt://host:1883`); with `DOWNLINK=iotdata` they publish through iot-data")
+    outbound_private: str = setting("OUTBOUND_PRIVATE", "auto", "whether webhook handlers and webhook variables may "
+                                    "reach private networks (10/8, 172.16/12, 192.168/16, fc00::/7…): `auto` allows "
+                                    "them except in AWS Lambda; loopback and link-local addresses are refused "
+                                    "always, and hosts or networks listed in the system settings' `outbound.allow` "
+                                    "are allowed always", choices=("auto", "allow", "deny"))
+    cors_origins: str = setting("CORS_ORIGINS", "", "origins (`https://console.example.org`, comma-separated, or "
+                                "`*`) whose pages may call the API from another origin; empty: none, the console "
+                                "and the API share one origin (`make run`, the stack's distribution)")
+    max_connections: int = setting("MAX_CONNECTIONS", 1000, "`make run`: open connections at most (HTTP and "
+                                   "websocket); past it the oldest connection still waiting for a request is "
+                                   "closed", kind="int", minimum=16)
+    request_timeout_s: float = setting("REQUEST_TIMEOUT_S", 10.0, "`make run`: seconds a client has to send a "
+                                       "request's headers, and at most between two parts of its body, before its "
+                                       "connection is closed", kind="number", minimum=0.5)
+    forwarded_allow_ips: str = setting("FORWARDED_ALLOW_IPS", "", "`make run` behind a reverse proxy: the "
+                                       "proxies' addresses (comma-separated, or `*`) whose `X-Forwarded-For` and "
+                                       "`X-Forwarded-Proto` are believed; empty: none, the peer is the client")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -205,6 +224,22 @@ class Settings:
             missing = [name for name, value in required if not value]
             if selected and missing:
                 raise SettingsError(f"{choice} needs {', '.join(missing)}")
+        self.allowed_origins()
+
+    def allowed_origins(self) -> tuple[str, ...]:
+        """``CORS_ORIGINS`` as origins (``scheme://host[:port]``, lower case) or ``("*",)``; () for none."""
+        origins: list[str] = []
+        for item in self.cors_origins.split(","):
+            origin = item.strip().rstrip("/").lower()
+            if not origin:
+                continue
+            if origin != "*" and not _ORIGIN.match(origin):
+                raise SettingsError(f"CORS_ORIGINS: {item.strip()!r} is not an origin (scheme://host[:port], no "
+                                    "path) or *")
+            origins.append(origin)
+        if "*" in origins and len(origins) > 1:
+            raise SettingsError("CORS_ORIGINS: * allows every origin; list origins or give * alone")
+        return tuple(dict.fromkeys(origins))
 
 
 def _default_text(item: Field[Any]) -> str:

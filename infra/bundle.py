@@ -32,10 +32,13 @@ from .errors import InfraError
 ROOT: Final = Path(__file__).resolve().parent.parent
 PLATFORM: Final = "manylinux2014_aarch64"
 """Lambda's arm64 platform (``infra.functions.ARCHITECTURE``)."""
+NEWER_PLATFORMS: Final = ("manylinux_2_28_aarch64",)
+"""Also taken: Lambda's Python 3.12 runs on Amazon Linux 2023 (glibc 2.34); google-re2 has newer wheels only."""
 PYTHON_VERSION: Final = "3.12"
 """Lambda's runtime (``infra.functions.RUNTIME``)."""
-NOT_PACKAGED: Final = ("chalice",)
-"""Requirements the package does without: Chalice's runtime is copied as two files (``chalice_runtime``)."""
+NOT_PACKAGED: Final = ("chalice", "uvicorn")
+"""Requirements the package does without: Chalice's runtime is copied as two files (``chalice_runtime``); uvicorn
+serves the local stack only."""
 APP_EXCLUDED: Final = ("chalicelib/local/",)
 """The local stack never runs in Lambda."""
 SKIPPED_PARTS: Final = ("__pycache__", "bin")
@@ -70,7 +73,8 @@ def installed_versions() -> list[str]:
 
 def install_dependencies(build_dir: Path, requirements: list[str], constraints: list[str]) -> Path:
     """The dependencies installed for Lambda, cached under ``build_dir/lambda-deps/<key>``."""
-    key = hashlib.sha256("\n".join([PLATFORM, PYTHON_VERSION, *requirements, "--", *constraints]).encode())
+    key = hashlib.sha256("\n".join([PLATFORM, *NEWER_PLATFORMS, PYTHON_VERSION, *requirements, "--",
+                                    *constraints]).encode())
     target = build_dir / "lambda-deps" / key.hexdigest()[:16]
     if (target / ".complete").exists():
         return target
@@ -79,7 +83,8 @@ def install_dependencies(build_dir: Path, requirements: list[str], constraints: 
     (target.parent / "requirements.txt").write_text("\n".join(requirements) + "\n", encoding="utf-8")
     (target.parent / "constraints.txt").write_text("\n".join(constraints) + "\n", encoding="utf-8")
     command = [sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-               "--target", str(target), "--platform", PLATFORM, "--implementation", "cp",
+               "--target", str(target), "--platform", PLATFORM,
+               *(flag for platform in NEWER_PLATFORMS for flag in ("--platform", platform)), "--implementation", "cp",
                "--python-version", PYTHON_VERSION, "--only-binary=:all:",
                "-r", str(target.parent / "requirements.txt"), "-c", str(target.parent / "constraints.txt")]
     done = subprocess.run(command, capture_output=True, text=True, check=False)

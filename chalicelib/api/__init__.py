@@ -15,6 +15,7 @@ from chalice.app import Response
 
 from .auth import authenticate, unauthorized_body
 from .errors import WWW_AUTHENTICATE, error_body
+from .headers import cors_config, headers_middleware
 from .observability import http_middleware, logger, tracer
 from .routes import ROUTES, not_allowed_routes
 from .web import DEFAULT_CONTENT_TYPES, Route, dispatch, json_response, method_not_allowed
@@ -27,8 +28,6 @@ AUTHORIZER: Any = None
 """No API Gateway authorizer: ``view_for`` authenticates every route that is not ``public`` (Bearer header, the
 ``mc_access_token`` cookie or ``?access_token=``), the same in Lambda, ``chalice.test`` and the local stack; an
 authorizer could not read the cookie and query forms alike, and would add a Lambda call per uncached token."""
-CORS = True
-"""Any origin, as the reference allows (the dashboard may be served from another origin than the API)."""
 
 
 def view_for(route: Route, app: Chalice, container: Container) -> Callable[..., Response]:
@@ -57,12 +56,15 @@ def view_for(route: Route, app: Chalice, container: Container) -> Callable[..., 
 def build_api(container: Container) -> Chalice:
     """The Chalice app with every REST route bound to ``container``."""
     app = Chalice(app_name=APP_NAME)
+    origins = container.settings.allowed_origins()
+    cors = cors_config(origins) or False  # same origin unless CORS_ORIGINS names others (``headers.py``)
+    app.register_middleware(headers_middleware(origins), "http")  # first: around the log line's middleware too
     app.register_middleware(http_middleware, "http")
     app.api.binary_types.append("multipart/form-data")  # firmware and backup uploads reach Lambda as bytes
     for route in ROUTES:
         content_types = list(route.content_types) if route.content_types == DEFAULT_CONTENT_TYPES else ["*/*"]
-        app.route(route.path, methods=[route.method], name=route.name, cors=CORS, content_types=content_types,
+        app.route(route.path, methods=[route.method], name=route.name, cors=cors, content_types=content_types,
                   authorizer=None if route.public else AUTHORIZER)(view_for(route, app, container))
     for path, others, name, allowed in not_allowed_routes():
-        app.route(path, methods=others, name=name, cors=CORS)(method_not_allowed(path, allowed))
+        app.route(path, methods=others, name=name, cors=cors)(method_not_allowed(path, allowed))
     return app

@@ -8,6 +8,7 @@ be called directly and the same route table drives both Chalice and the OpenAPI 
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -78,7 +79,7 @@ class ApiRequest:
         if not self.raw_body.strip():
             raise ApiError(400, "a JSON body is required", "body")
         try:
-            return json.loads(self.raw_body)
+            return loads_body(self.raw_body)
         except json.JSONDecodeError as error:
             raise from_json_error(error) from None
         except (UnicodeDecodeError, RecursionError):
@@ -87,6 +88,79 @@ class ApiRequest:
     def model(self, model: type[M], *, prefix: str = "") -> M:
         """The body validated by a pydantic model; 400 naming the first bad field."""
         return validate(model, self.json(), prefix=prefix)
+
+
+MAX_INTEGER: Final = 2**63 - 1
+"""The largest integer a body may hold (and ``-MAX_INTEGER - 1`` the smallest): what every store keeps exactly (SQLite
+and DynamoDB numbers) and what fits in 64 bits. Beyond it a body is a 400 naming the field, not a 500 (Python refuses
+to convert integers of more than 4,300 digits)."""
+
+
+class _OutOfRange:
+    """A number of a body no field can hold, left where it was parsed so that the error names its place."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
+def _integer(text: str) -> int | _OutOfRange:
+    if len(text) > 20:  # longer than any 64-bit integer: never converted (huge ones cost quadratic time)
+        return _OutOfRange(text)
+    value = int(text)
+    return value if -MAX_INTEGER - 1 <= value <= MAX_INTEGER else _OutOfRange(text)
+
+
+def _number(text: str) -> float | _OutOfRange:
+    value = float(text)
+    return value if math.isfinite(value) else _OutOfRange(text)
+
+
+def _out_of_range(value: Any, path: str) -> tuple[str, str] | None:
+    """Where the first out-of-range number is (a dotted path, as validation errors name fields) and its text."""
+    if isinstance(value, _OutOfRange):
+        return path or "body", value.text
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = _out_of_range(item, f"{path}.{key}" if path else str(key))
+        if found is not None:
+            return found
+    return None
+
+
+def loads_body(raw: bytes | str) -> Any:
+    """JSON as ``json.loads`` reads it, but a number no field can hold (an integer past 64 bits, a float that
+    overflows, ``NaN``/``Infinity``) is an ``ApiError`` 400 naming where it is."""
+    odd: list[bool] = []
+
+    def integer(text: str) -> int | _OutOfRange:
+        parsed = _integer(text)
+        if isinstance(parsed, _OutOfRange):
+            odd.append(True)
+        return parsed
+
+    def number(text: str) -> float | _OutOfRange:
+        parsed = _number(text)
+        if isinstance(parsed, _OutOfRange):
+            odd.append(True)
+        return parsed
+
+    def constant(text: str) -> _OutOfRange:
+        odd.append(True)
+        return _OutOfRange(text)
+
+    data = json.loads(raw, parse_int=integer, parse_float=number, parse_constant=constant)
+    if odd:
+        try:
+            found = _out_of_range(data, "")
+        except RecursionError:
+            found = None
+        where, text = found or ("body", "")
+        shown = text if len(text) <= 24 else f"{text[:12]}…({len(text)} characters)"
+        raise ApiError(400, f"{where}: {shown} is out of range: integers go from -2^63 to 2^63-1, numbers must be "
+                            "finite", where)
+    return data
 
 
 def validate(model: type[M], data: Any, *, prefix: str = "") -> M:

@@ -1,7 +1,8 @@
 """The local stack: the cloud functions on one machine, with embedded defaults. ``make run`` starts it.
 
-* One HTTP front on http://127.0.0.1:8000 (``front.py``): the Chalice app's routes at ``/api/*``, the websocket
-  at ``/api/ws`` (fed by the bus), the dashboard (``frontend/dist``) everywhere else.
+* One HTTP front on http://127.0.0.1:8000 (``front.py``, uvicorn): the Chalice app's routes at ``/api/*``, the
+  websocket at ``/api/ws`` (fed by the bus), the console (``frontend/dist``) everywhere else; with timeouts, a
+  connection cap and body limits, so that no client can make it hold memory or threads.
 * Ingest: an in-process queue with SQS semantics feeding the very same ingest function Lambda runs.
 * Memory repository dumped under ``./.mycontroller/``, embedded (SQLite) metrics, in-process bus, in-process
   downlinks to the gateways.
@@ -94,10 +95,7 @@ class LocalStack:
     def __init__(self, host: str, port: int, data_dir: Path, gateways: list[dict[str, Any]]) -> None:
         data_dir.mkdir(parents=True, exist_ok=True)
         _local_environment(data_dir)
-        from chalice.config import Config
-
         from ..adapters.bus_local import LocalEventBus
-        from ..api import APP_NAME, build_api
         from ..bootstrap import Container
         from ..services.websocket import NOTIFY_PATTERN
         from ..settings import Settings
@@ -120,9 +118,8 @@ class LocalStack:
         shadow = local_shadow(container)  # gateway resources with edgeId "local" run in the agent below
         self.gateways = LocalGatewayHost(gateways, self.queue.send, container.downlink, data_dir, shadow=shadow)
         # one HTTP front: /api/ws (websocket fed by the bus), /api/* (the Chalice app), the dashboard elsewhere
-        self.server = LocalFront(build_api(container), Config.create(app_name=APP_NAME, chalice_stage="local"),
-                                 host, port, websocket=container.websocket, notifier=container.local_notifier())
-        self.url = f"http://{host}:{port}"
+        self.server = LocalFront(container, host, port)
+        self.url = f"http://{host}:{self.server.port}"
         self._server_thread = threading.Thread(target=self.server.serve_forever, name="api", daemon=True)
 
     def start(self) -> None:

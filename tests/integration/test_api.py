@@ -199,7 +199,23 @@ def test_chalice_errors_come_in_our_shape(api: Api) -> None:
     assert headers.get("Allow") == "DELETE, GET, POST"
     status, data, headers = api.call("POST", "/api/gateway", raw=b"id=gw", headers={"Content-Type": "text/plain"})
     assert (status, data["status"], data["field"]) == (415, 415, "Content-Type") and "Code" not in data
-    assert headers.get("Access-Control-Allow-Origin") == "*"
+    assert headers.get("Access-Control-Allow-Origin") is None  # same origin only, unless CORS_ORIGINS says
+    assert headers.get("X-Content-Type-Options") == "nosniff" and "default-src 'none'" in headers.get(
+        "Content-Security-Policy", "")
+
+
+@pytest.mark.parametrize("raw, field", [
+    (b'{"username": "admin", "password": ' + b"9" * 5000 + b"}", "password"),  # a 500 before: Python's digit limit
+    (b'{"id": "gw", "labels": {"a": 1}, "reconnectDelay": ' + b"1" * 30 + b"}", "reconnectDelay"),
+    (b'[{"resource": "field:g.1.1.V", "payload": -' + b"9" * 20 + b"}]", "0.payload"),
+    (b'{"id": "gw", "x": 1e999}', "x"),
+    (b'{"id": "gw", "x": NaN}', "x"),
+])
+def test_numbers_no_field_can_hold_are_400s_naming_the_field(api: Api, raw: bytes, field: str) -> None:
+    path = "/api/user/login" if field == "password" else "/api/action" if field == "0.payload" else "/api/gateway"
+    status, data = error_of(api, "POST", path, raw=raw)
+    assert (status, data["field"]) == (400, field) and "out of range" in data["message"]
+    assert api.ok("POST", "/api/gateway", {"id": "gw", "x": 2**63 - 1, "y": -(2**63), "z": 1.5e300})["id"] == "gw"
 
 
 def test_unexpected_failures_are_500s_in_our_shape(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:

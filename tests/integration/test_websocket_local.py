@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from chalice.config import Config
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
@@ -25,7 +24,7 @@ from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import bus_event
 from chalicelib.core.subscriptions import MAX_SUBSCRIPTIONS
-from chalicelib.local.front import LocalFront
+from chalicelib.local.front import Limits, LocalFront
 from chalicelib.services.websocket import NOTIFY_PATTERN, WebsocketService
 from chalicelib.settings import Settings
 
@@ -54,7 +53,6 @@ class Front:
 def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
     from chalicelib.adapters.connections_memory import MemoryConnectionStore
     from chalicelib.adapters.notifier_local import LocalNotifier
-    from chalicelib.api import build_api
     from chalicelib.bootstrap import Container
 
     bus = LocalEventBus("thread")
@@ -68,9 +66,7 @@ def front(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Front]:
     (static / "assets").mkdir(parents=True)
     (static / "index.html").write_text("<html>dashboard</html>")
     (static / "assets" / "app.js").write_text("console.log(1)")
-    local = LocalFront(build_api(container), Config.create(app_name="mycontroller", chalice_stage="local"),
-                       "127.0.0.1", 0, websocket=websocket, notifier=notifier, static_dir=static,
-                       send_queue_size=8)
+    local = LocalFront(container, "127.0.0.1", 0, static_dir=static, limits=Limits(send_queue_size=8))
     thread = threading.Thread(target=local.serve_forever, daemon=True)
     thread.start()
     try:
@@ -221,6 +217,6 @@ def test_one_port_serves_the_api_the_dashboard_and_its_routes(front: Front) -> N
 
 
 def test_without_a_built_dashboard_a_page_says_how_to_build_it(front: Front, tmp_path: Path) -> None:
-    front.front.server.static_dir = tmp_path / "nothing-here"
+    front.front.static_dir = tmp_path / "nothing-here"
     status, body, _ = http(front, "/")
     assert status == 200 and b"npm run build" in body

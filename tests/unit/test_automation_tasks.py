@@ -268,6 +268,7 @@ OPERATOR_CASES = [
     ("lt", 25, 24, True), ("lt", 25, 25, False), ("lte", 25, 25, True), ("lte", 25, 26, False),
     ("exists", True, 1, True), ("exists", False, None, True), ("exists", True, None, False),
     ("regex", "^kit", "Kitchen", True), ("regex", "^bed", "Kitchen", False),
+    ("regex", "(a+)+$", "a" * 26 + "!", False),  # linear time (RE2): no backtracking for ever
 ]
 
 
