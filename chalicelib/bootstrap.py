@@ -348,10 +348,19 @@ def _records(c: Container) -> Records:
 
 
 def _auth(c: Container) -> AuthService:
-    from .services.auth import AuthService
+    from .core.ports import BusEvent
+    from .services.auth import REVOCATION_SOURCE, REVOKED_TYPE, AuthService
+    from .services.login_guard import LoginGuard, LoginPolicy
+
+    settings = c.settings
+    policy = LoginPolicy(free_failures=settings.login_free_failures, window_s=settings.login_window_s,
+                         lock_s=settings.login_lock_s, max_lock_s=settings.login_lock_max_s)
+
+    def announce(detail: dict[str, Any]) -> None:  # revocations reach websocket notify through the bus
+        c.bus.publish([BusEvent(REVOCATION_SOURCE, REVOKED_TYPE, detail)])
 
     return AuthService(c.repository, c.signing_secret, admin_password=c.admin_password,
-                       show_password=c.show_password)
+                       show_password=c.show_password, guard=LoginGuard(c.repository, policy), announce=announce)
 
 
 def _actions(c: Container) -> ActionService:
@@ -403,7 +412,9 @@ def _websocket(c: Container) -> WebsocketService:
 
     remote = c.settings.storage == "dynamodb"  # connect and notify run in other Lambda containers
     return WebsocketService(c.connections, c.notifier, authenticate=c.auth.principal_or_none,
-                            index_ttl_s=c.settings.ws_index_ttl_s if remote else 30.0)
+                            index_ttl_s=c.settings.ws_index_ttl_s if remote else 30.0,
+                            check_sessions=c.auth.session_problems, revalidate_s=c.settings.ws_revalidate_s,
+                            sweep=not remote)  # locally the sockets live here: a sweeper re-checks them
 
 
 # --------------------------------------------------------------------------------------------- functions
@@ -588,6 +599,8 @@ class Container:
     def close(self) -> None:
         """Flush and close what holds state and was built (metric stores flush, the memory repository dumps)."""
         closers: list[Callable[[], Any]] = []
+        if self.built("websocket"):
+            closers += [self.websocket.stop]
         if self.built("metrics"):
             closers += [self.metrics.flush]
         if self.built("bus"):

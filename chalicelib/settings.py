@@ -131,6 +131,14 @@ class Settings:
                                                  "or ARN) holding the first `admin` user's password, read when no "
                                                  "user exists yet (the stack's `AdminPassword`); empty: "
                                                  "`MC_ADMIN_PASSWORD`")
+    login_free_failures: int = setting("LOGIN_FREE_FAILURES", 5, "failed logins a username, and a client address, "
+                                       "may make within `LOGIN_WINDOW_S` before logins are answered 429 with "
+                                       "`Retry-After`", kind="int", minimum=1)
+    login_window_s: int = setting("LOGIN_WINDOW_S", 900, "seconds after its last failure that a username's or an "
+                                  "address's failed logins are forgotten", kind="int", minimum=1)
+    login_lock_s: int = setting("LOGIN_LOCK_S", 30, "seconds of the first lock after the free failures; each "
+                                "further failure doubles it", kind="int", minimum=1)
+    login_lock_max_s: int = setting("LOGIN_LOCK_MAX_S", 900, "the longest lock", kind="int", minimum=1)
     shadow: str = setting("SHADOW", "local", "where gateway configs for edge devices (`edgeId`) are written and "
                           "their reported state read: in-process or AWS IoT device shadows",
                           choices=("local", "iotdata"))
@@ -142,6 +150,9 @@ class Settings:
                                              "learn it from their event")
     ws_index_ttl_s: float = setting("WS_INDEX_TTL_S", 1.0, "seconds notify trusts its subscription index built "
                                     "from the DynamoDB connections", kind="number")
+    ws_revalidate_s: float = setting("WS_REVALIDATE_S", 2.0, "seconds between re-checks of open websockets' "
+                                     "sessions (a logged-out, changed or deleted principal's sockets close); a "
+                                     "revocation closes them at once through the bus", kind="number", minimum=0.1)
     handler_queue: str = setting("HANDLER_QUEUE", "local", "where handler runs queue: the in-process queue or "
                                  "SQS", choices=("local", "sqs"))
     handler_queue_url: str | None = setting("HANDLER_QUEUE_URL", None, "the handler queue's URL "

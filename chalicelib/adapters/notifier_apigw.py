@@ -1,4 +1,5 @@
-"""``Notifier`` over API Gateway websockets: ``post_to_connection`` on the management API; 410 → ``Gone``.
+"""``Notifier`` over API Gateway websockets: ``post_to_connection`` on the management API; 410 → ``Gone``;
+``close`` is ``delete_connection`` (API Gateway closes the socket; it cannot carry a code or reason).
 
 The management endpoint is ``https://<api id>.execute-api.<region>.amazonaws.com/<stage>``. The websocket
 handlers learn it from their event (``configure``, see ``websocket.endpoint_from_event``); the EventBridge-fed
@@ -44,3 +45,10 @@ class ApiGatewayNotifier:
             client.post_to_connection(ConnectionId=connection_id, Data=data)
         except client.exceptions.GoneException:
             raise Gone(connection_id) from None
+
+    def close(self, connection_id: str, code: int, reason: str) -> None:
+        client = self.client
+        try:
+            client.delete_connection(ConnectionId=connection_id)
+        except client.exceptions.GoneException:
+            return

@@ -2,7 +2,8 @@
 sink, a bounded send queue drained by its own writer thread, so a slow client never holds up the others.
 
 ``post`` only enqueues. A client whose queue is full has fallen behind: it is closed (1013, "try again later")
-and ``Gone`` is raised, so notify forgets it; the browser reconnects and subscribes afresh.
+and ``Gone`` is raised, so notify forgets it; the browser reconnects and subscribes afresh. ``close`` ends one
+connection whose session ended (the websocket service's re-check): the front only has to register a ``Sink``.
 """
 
 from __future__ import annotations
@@ -49,6 +50,13 @@ class LocalNotifier:
                 self.dropped += 1
             sink.close(CLOSE_TOO_SLOW, "too slow: messages were not read")
             raise Gone(connection_id)
+
+    def close(self, connection_id: str, code: int, reason: str) -> None:
+        """Close one connection (its session ended); unknown ids are ignored. Its reader then disconnects it."""
+        with self._lock:
+            sink = self._sinks.pop(connection_id, None)
+        if sink is not None:
+            sink.close(code, reason)
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection (the server is stopping)."""

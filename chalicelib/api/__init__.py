@@ -1,8 +1,9 @@
 """The REST API: routes as data (``routes.ROUTES``), handlers that know nothing of Chalice, one view wrapper.
 
 ``build_api(container)`` makes the Chalice app of the API function: every route of the table through ``view_for``,
-which authenticates every route that is not ``public`` and hands the handler the process's container (through
-``ApiRequest.container``). ``app.py`` builds it for Lambda, the local stack for its front; tests for theirs.
+which authenticates every route that is not ``public``, refuses (403) a principal whose role is below the route's
+declared ``role``, and hands the handler the process's container (through ``ApiRequest.container``). ``app.py``
+builds it for Lambda, the local stack for its front; tests for theirs.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from chalice import Chalice
 from chalice.app import Response
 
-from .auth import authenticate, unauthorized_body
+from .auth import authenticate, forbidden_body, unauthorized_body
 from .errors import WWW_AUTHENTICATE, error_body
 from .headers import cors_config, headers_middleware
 from .observability import http_middleware, logger, tracer
@@ -46,6 +47,11 @@ def view_for(route: Route, app: Chalice, container: Container) -> Callable[..., 
                 return json_response(500, error_body(500, "internal server error"))
             if principal is None:
                 return json_response(401, unauthorized_body(), WWW_AUTHENTICATE)
+            refused = forbidden_body(route, principal)  # the route's declared role, checked as surely
+            if refused is not None:
+                logger.info("forbidden", extra={"route": route.name, "role": principal.get("role"),
+                                                "user_id": principal.get("userId")})
+                return json_response(403, refused)
         return dispatch(route, request, path_params, container, principal=principal)
 
     view.__name__ = view.__qualname__ = route.name

@@ -15,12 +15,13 @@ from pydantic import Field as PydField
 
 from chalicelib.core import auth as core
 from chalicelib.core.model import CamelModel, Kind, Record
+from chalicelib.core.query import parse_list_query
 from chalicelib.core.secrecy import public
 from chalicelib.services.auth import AuthService
 
 from .errors import ApiError, bad_request, error_body
 from .resources import id_list, list_public
-from .web import ApiRequest, Reply
+from .web import ApiRequest, Reply, Route
 
 COOKIE_NAME: Final = "mc_access_token"
 QUERY_NAME: Final = "access_token"
@@ -83,6 +84,15 @@ def unauthorized_body(message: str = UNAUTHORIZED) -> dict[str, Any]:
     return {**error_body(401, message, "authorization"), "error": message}
 
 
+def forbidden_body(route: Route, principal: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The 403 body when the principal's role is below the route's, else None."""
+    if route.role is None or core.allows(principal.get("role"), route.role):
+        return None
+    message = (f"forbidden: {route.method} {route.path} needs the {route.role.value} role "
+               f"(yours is {principal.get('role') or 'none'})")
+    return {**error_body(403, message, "authorization"), "required": route.role.value}
+
+
 # --------------------------------------------------------------------------------------------- login
 
 
@@ -103,9 +113,10 @@ def login(request: ApiRequest) -> Reply:
         ttl_s = core.parse_duration(body.expires_in)
     except ValueError as error:
         raise bad_request(str(error), "expiresIn") from None
-    token, claims = request.container.auth.login(body.username, body.password, ttl_s)
+    token, claims, role = request.container.auth.login(body.username, body.password, ttl_s,
+                                                       address=request.client_address or None)
     return Reply(200, {"token": token, "expiresAt": core.expires_at(claims["exp"]), "username": claims["username"],
-                       "userId": claims["sub"]},
+                       "userId": claims["sub"], "role": role.value},
                  {"Set-Cookie": _cookie_header(token, ttl_s, request.forwarded_proto == "https")})
 
 
@@ -160,7 +171,7 @@ def upsert_user(request: ApiRequest) -> Record:
     body = request.json()
     if not isinstance(body, dict):
         raise bad_request("body must be a user object", "body")
-    return request.container.auth.upsert_user(body)
+    return request.container.auth.upsert_user(_caller(request), body)
 
 
 def delete_users(request: ApiRequest) -> dict[str, int]:
@@ -173,7 +184,10 @@ def delete_users(request: ApiRequest) -> dict[str, int]:
 
 
 def list_service_tokens(request: ApiRequest) -> dict[str, Any]:
-    return list_public(Kind.SERVICE_TOKEN, request)
+    """An admin sees every service token, anyone else their own."""
+    query = parse_list_query(request.query)
+    return request.container.records.page(Kind.SERVICE_TOKEN,
+                                          request.container.auth.token_query(_caller(request), query))
 
 
 def create_service_token(request: ApiRequest) -> Record:
@@ -184,7 +198,7 @@ def create_service_token(request: ApiRequest) -> Record:
 
 def delete_service_tokens(request: ApiRequest) -> dict[str, int]:
     found = request.container.records.find_all(Kind.SERVICE_TOKEN, id_list(request, Kind.SERVICE_TOKEN))
-    return request.container.auth.delete_service_tokens(found)
+    return request.container.auth.delete_service_tokens(_caller(request), found)
 
 
 # --------------------------------------------------------------------------------------------- schemas
@@ -197,6 +211,7 @@ class UserView(CamelModel):
     username: str
     email: str = ""
     full_name: str = ""
+    role: core.Role = core.Role.USER
     labels: dict[str, str] = PydField(default_factory=dict)
     modified_on: str | None = None
 
@@ -209,6 +224,9 @@ class ServiceTokenView(CamelModel):
     name: str
     description: str = ""
     token: str | None = None
+    role: core.Role | None = None
+    """What it may do, at most its owner's role (None on tokens made before roles: the owner's)."""
+    created_by: str | None = None
     never_expire: bool = False
     expires_on: str | None = None
     created_on: str | None = None
@@ -219,6 +237,7 @@ class LoginReply(CamelModel):
     expires_at: str
     username: str
     user_id: str
+    role: core.Role
 
 
 LOGOUT_SCHEMA: Final = {

@@ -31,8 +31,9 @@ ERROR_SCHEMA: Final[dict[str, Any]] = {
 }
 
 REASONS: Final[dict[int, str]] = {
-    400: "Bad request", 401: "No valid token", 404: "Not found", 405: "Method not allowed",
-    413: "Request body too large", 415: "Unsupported media type", 500: "Internal server error",
+    400: "Bad request", 401: "No valid token", 403: "The caller's role does not allow it", 404: "Not found",
+    405: "Method not allowed", 413: "Request body too large", 415: "Unsupported media type",
+    429: "Too many failed logins: wait Retry-After seconds", 500: "Internal server error",
 }
 
 

@@ -122,7 +122,7 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
     }
     codes = set(route.errors) | {500}
     if not route.public:
-        codes.add(401)
+        codes |= {401, 403}
     if route.body is not None:
         codes |= {400, 413, 415}
     for code in sorted(codes):
@@ -148,6 +148,9 @@ def _operation(route: Route, components: _Components) -> dict[str, Any]:
         operation["requestBody"] = {"required": True, "description": route.body.description, "content": content}
     if route.public:
         operation["security"] = []
+    if route.role is not None:
+        operation["description"] = f"Needs the {route.role.value} role (viewer < user < admin); below it: 403."
+        operation["x-required-role"] = route.role.value
     return operation
 
 

@@ -2,6 +2,10 @@
 
 ``app.py`` registers these with Chalice in a loop and ``/api/openapi.json`` is generated from the same list,
 so the document and the routes cannot drift apart. Paths and verbs are MyController v2's.
+
+Every route that is not public declares the least role that may call it (``role=``; ``Route`` refuses to exist
+without one): ``viewer`` reads, ``user`` changes devices, actions, dashboards and automation, ``admin`` manages
+users, other users' tokens, backups, settings and firmware.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ import re
 from functools import cache, partial
 from typing import Any, Final
 
+from chalicelib.core.auth import Role
 from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
 from chalicelib.core.settings import SystemSettings
 from chalicelib.services.actions import MAX_ACTIONS
@@ -56,20 +61,22 @@ PLURALS: Final = {Kind.GATEWAY: "gateways", Kind.NODE: "nodes", Kind.SOURCE: "so
 
 
 def _crud_routes(kind: Kind, name: str, plural: str, model: Any, *, upsert: Any, upsert_summary: str,
-                 delete: Any, delete_summary: str, delete_body: str) -> list[Route]:
-    """List, get, upsert and delete of one kind under ``/api/<kind>``; list and get are the shared ones."""
+                 delete: Any, delete_summary: str, delete_body: str, write_role: Role = Role.USER) -> list[Route]:
+    """List, get, upsert and delete of one kind under ``/api/<kind>``; list and get are the shared ones (any
+    viewer), upsert and delete need ``write_role``."""
     path = f"/api/{kind.value}"
     return [
         Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
               f"List {plural} (filter, sort, page)", name, Ok(f"A page of {plural}", model=model, page=True),
-              params=LIST_PARAMS, errors=(400,)),
+              params=LIST_PARAMS, errors=(400,), role=Role.VIEWER),
         Route("GET", f"{path}/{{id}}", f"get_{name}", partial(resources.get_resource, kind),
-              f"Get one {name} by id or quick id", name, Ok(f"The {name}", model=model), errors=(404,)),
+              f"Get one {name} by id or quick id", name, Ok(f"The {name}", model=model), errors=(404,),
+              role=Role.VIEWER),
         Route("POST", path, f"upsert_{name}", upsert, upsert_summary, name, Ok(f"The {name} as stored", model=model),
-              body=Body(f"The {name}", model=model)),
+              body=Body(f"The {name}", model=model), role=write_role),
         Route("DELETE", path, f"delete_{plural}", delete, delete_summary, name,
               Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body(delete_body, schema=ID_LIST_SCHEMA)),
+              body=Body(delete_body, schema=ID_LIST_SCHEMA), role=write_role),
     ]
 
 
@@ -119,32 +126,35 @@ def _automation_routes(kind: Kind) -> list[Route]:
     routes = [
         Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
               f"List {words} (filter, sort, page){secret}", name, Ok(f"A page of {words}", model=model, page=True),
-              params=LIST_PARAMS, errors=(400,)),
+              params=LIST_PARAMS, errors=(400,), role=Role.VIEWER),
         Route("GET", f"{path}/{{id}}", f"get_{singular}", partial(resources.get_resource, kind),
-              f"Get one {label} by id or quick id{secret}", name, Ok(f"The {label}", model=model), errors=(404,)),
+              f"Get one {label} by id or quick id{secret}", name, Ok(f"The {label}", model=model), errors=(404,),
+              role=Role.VIEWER),
         Route("POST", path, f"upsert_{singular}", partial(automation.upsert_automation, kind),
               f"Create or replace a {label} (state is kept; modifiedOn set)", name,
-              Ok(f"The {label} as stored{secret}", model=model), body=Body(f"The {label}", model=model)),
+              Ok(f"The {label} as stored{secret}", model=model), body=Body(f"The {label}", model=model),
+              role=Role.USER),
         Route("DELETE", path, f"delete_{plural}", partial(automation.delete_automation, kind),
               f"Delete {words} by id", name, Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)),
+              body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA), role=Role.USER),
     ]
     for action, enabled in (("enable", True), ("disable", False)):
         routes.append(Route("POST", f"{path}/{action}", f"{action}_{plural}",
                             partial(automation.set_enabled, kind, enabled), f"{action.capitalize()} {words} by id",
                             name, Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404),
-                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)))
+                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA), role=Role.USER))
     if kind in (Kind.TASK, Kind.SCHEDULE):
         what = "Evaluate" if kind == Kind.TASK else "Run"
         routes.append(Route("POST", f"{path}/run", f"run_{plural}", partial(automation.run_now, kind),
                             f"{what} {words} now (disabled ones too); answers what each queued", name,
                             Ok("What each run queued", schema=RUN_SCHEMA), errors=(400, 404),
-                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)))
+                            body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA), role=Role.USER))
         routes.append(Route("POST", f"{path}/reload", f"reload_{plural}", partial(automation.reload, kind),
                             "Put the scheduler entries of enabled schedules and interval tasks again (all when the "
                             "list is empty)", name, Ok("What was registered", schema=RELOAD_SCHEMA),
                             errors=(400, 404, 502),
-                            body=Body(f"{label.capitalize()} ids or quick ids (empty: all)", schema=RELOAD_IDS_SCHEMA)))
+                            body=Body(f"{label.capitalize()} ids or quick ids (empty: all)", schema=RELOAD_IDS_SCHEMA),
+                            role=Role.USER))
     return routes
 
 
@@ -153,39 +163,45 @@ def _auth_routes() -> list[Route]:
     user, token = auth.UserView, auth.ServiceTokenView
     return [
         Route("POST", "/api/user/login", "login", auth.login,
-              "Log in: a JWT (also set as the mc_access_token cookie)", "auth",
-              Ok("The token", model=auth.LoginReply), errors=(400, 401), public=True,
+              "Log in: a JWT (also set as the mc_access_token cookie) and the user's role; after repeated failures "
+              "429 with Retry-After", "auth",
+              Ok("The token", model=auth.LoginReply), errors=(400, 401, 429), public=True,
               body=Body("Credentials", model=auth.LoginRequest,
                         example={"username": "admin", "password": "…", "expiresIn": "24h"})),
         Route("POST", "/api/user/logout", "logout", auth.logout,
               "Log out: the calling token is revoked and the cookie cleared", "auth",
-              Ok("Logged out", schema=auth.LOGOUT_SCHEMA), errors=()),
-        Route("GET", "/api/user/profile", "get_profile", auth.get_profile, "The calling user", "auth",
-              Ok("The user", model=user), errors=()),
+              Ok("Logged out", schema=auth.LOGOUT_SCHEMA), errors=(), role=Role.VIEWER),
+        Route("GET", "/api/user/profile", "get_profile", auth.get_profile, "The calling user (with its role)",
+              "auth", Ok("The user", model=user), errors=(), role=Role.VIEWER),
         Route("POST", "/api/user/profile", "update_profile", auth.update_profile,
-              "Update the calling user (a new password needs currentPassword)", "auth",
-              Ok("The user", model=user), body=Body("Changes", model=auth.ProfileUpdate)),
+              "Update the calling user (a new password needs currentPassword and ends the user's sessions)", "auth",
+              Ok("The user", model=user), body=Body("Changes", model=auth.ProfileUpdate), role=Role.VIEWER),
         Route("GET", "/api/user", "list_users", auth.list_users, "List users (filter, sort, page)", "user",
-              Ok("A page of users", model=user, page=True), params=LIST_PARAMS, errors=(400,)),
+              Ok("A page of users", model=user, page=True), params=LIST_PARAMS, errors=(400,), role=Role.ADMIN),
         Route("GET", "/api/user/{id}", "get_user", auth.get_user, "Get one user", "user",
-              Ok("The user", model=user), errors=(404,)),
+              Ok("The user", model=user), errors=(404,), role=Role.ADMIN),
         Route("POST", "/api/user", "upsert_user", auth.upsert_user,
-              "Create or update a user (password write-only, stored as a bcrypt hash)", "user",
-              Ok("The user as stored", model=user), body=Body("The user", model=auth.core.User)),
+              "Create or update a user (password write-only, stored as a bcrypt hash; one's own needs "
+              "currentPassword; the last admin cannot be demoted; a new password or role ends the user's sessions)",
+              "user", Ok("The user as stored", model=user), body=Body("The user", model=auth.core.User),
+              role=Role.ADMIN),
         Route("DELETE", "/api/user", "delete_users", auth.delete_users,
-              "Delete users by id (with their service tokens; not oneself)", "user",
+              "Delete users by id (with their service tokens; not oneself, not the last admin)", "user",
               Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body("User ids", schema=ID_LIST_SCHEMA)),
+              body=Body("User ids", schema=ID_LIST_SCHEMA), role=Role.ADMIN),
         Route("GET", "/api/servicetoken", "list_service_tokens", auth.list_service_tokens,
-              "List service tokens (never their secrets)", "servicetoken",
-              Ok("A page of service tokens", model=token, page=True), params=LIST_PARAMS, errors=(400,)),
+              "List service tokens (never their secrets): an admin's lists all, anyone else's their own",
+              "servicetoken", Ok("A page of service tokens", model=token, page=True), params=LIST_PARAMS,
+              errors=(400,), role=Role.USER),
         Route("POST", "/api/servicetoken", "create_service_token", auth.create_service_token,
-              "Create a service token: its token (<tokenId>_<secret>) is in this answer only", "servicetoken",
+              "Create a service token: its token (<tokenId>_<secret>) is in this answer only; its role at most the "
+              "maker's; for another user: admins only", "servicetoken",
               Ok("The service token with its secret", model=token),
-              body=Body("Name and expiry", model=auth.core.ServiceTokenRequest), errors=(400, 404)),
+              body=Body("Name and expiry", model=auth.core.ServiceTokenRequest), errors=(400, 404), role=Role.USER),
         Route("DELETE", "/api/servicetoken", "delete_service_tokens", auth.delete_service_tokens,
-              "Delete service tokens by id", "servicetoken", Ok("How many were deleted", schema=DELETED_SCHEMA),
-              errors=(400, 404), body=Body("Service token ids", schema=ID_LIST_SCHEMA)),
+              "Delete service tokens by id (another user's: admins only)", "servicetoken",
+              Ok("How many were deleted", schema=DELETED_SCHEMA),
+              errors=(400, 404), body=Body("Service token ids", schema=ID_LIST_SCHEMA), role=Role.USER),
     ]
 
 
@@ -194,7 +210,7 @@ def _dashboard_routes() -> list[Route]:
                         upsert=dashboards.upsert_dashboard,
                         upsert_summary="Create or replace a dashboard (a new id when none is given)",
                         delete=partial(resources.delete_resources, Kind.DASHBOARD),
-                        delete_summary="Delete dashboards by id", delete_body="Dashboard ids")
+                        delete_summary="Delete dashboards by id", delete_body="Dashboard ids", write_role=Role.USER)
 
 
 JOB_SCHEMA: Final = {
@@ -225,7 +241,7 @@ def _firmware_routes() -> list[Route]:
                       upsert_summary="Create or update a firmware's description and labels (its file is uploaded "
                                      "separately)",
                       delete=firmware_api.delete_firmware, delete_summary="Delete firmware by id, with their files",
-                      delete_body="Firmware ids or quick ids"),
+                      delete_body="Firmware ids or quick ids", write_role=Role.ADMIN),
         Route("POST", "/api/firmware/upload/{id}", "upload_firmware", firmware_api.upload_firmware,
               "Upload a firmware file: raw application/octet-stream (?name=) or multipart/form-data with a 'file' "
               "part; or JSON {name, size} for an upload offer (a presigned URL where the blob store has them), then "
@@ -237,31 +253,33 @@ def _firmware_routes() -> list[Route]:
               errors=(400, 404),
               params=(Param("name", "File name (raw uploads)"),),
               body=Body("The file, or an offer request or completion (JSON)", schema=firmware_api.UPLOAD_BODY_SCHEMA),
-              content_types=firmware_api.UPLOAD_TYPES, body_limit=firmware_api.max_upload_bytes),
+              content_types=firmware_api.UPLOAD_TYPES, body_limit=firmware_api.max_upload_bytes, role=Role.ADMIN),
     ]
 
 
 def _backup_routes() -> list[Route]:
     return [
         Route("GET", "/api/backup", "list_backups", backup_api.list_backups, "List stored backups, newest first",
-              "backup", Ok("The backups", schema=BACKUP_LIST_SCHEMA), errors=()),
+              "backup", Ok("The backups", schema=BACKUP_LIST_SCHEMA), errors=(), role=Role.ADMIN),
         Route("POST", "/api/backup/run", "run_backup", backup_api.run_backup,
               "Make a backup (a job; poll /api/backup/job/{id}); keeps the newest retentionCount", "backup",
               Ok("The job", schema=JOB_STARTED_SCHEMA), errors=(400, 409),
-              body=Body("Options (optional)", model=backup_api.RunRequest, example={"retentionCount": 5})),
+              body=Body("Options (optional)", model=backup_api.RunRequest, example={"retentionCount": 5}),
+              role=Role.ADMIN),
         Route("DELETE", "/api/backup", "delete_backups", backup_api.delete_backups, "Delete backups by name",
               "backup", Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
-              body=Body("Backup names", schema=ID_LIST_SCHEMA)),
+              body=Body("Backup names", schema=ID_LIST_SCHEMA), role=Role.ADMIN),
         Route("GET", "/api/backup/download/{name}", "download_backup", backup_api.download_backup,
               "Download a backup (application/zip); where the blob store has presigned URLs, its URL instead: "
               "JSON {url, expiresIn, filename} when the client accepts JSON, else a 302 to it", "backup",
-              Ok("The zip archive", schema=BINARY_SCHEMA, content_type="application/zip"), errors=(400, 404)),
+              Ok("The zip archive", schema=BINARY_SCHEMA, content_type="application/zip"), errors=(400, 404),
+              role=Role.ADMIN),
         Route("POST", "/api/backup/upload", "offer_backup_upload", backup_api.offer_upload,
               "Where to send an archive to restore: a presigned form to the blob store, then POST "
               '/api/backup/restore {"uploadId"}; or (no presigned URLs) the archive to /api/backup/restore itself',
               "backup", Ok("An upload offer", schema=firmware_api.offer_schema({})), errors=(400, 413),
               body=Body("The archive's name and size", model=firmware_api.UploadOffer,
-                        example={"name": "mycontroller-20260101.zip", "size": 123456})),
+                        example={"name": "mycontroller-20260101.zip", "size": 123456}), role=Role.ADMIN),
         Route("POST", "/api/backup/restore", "restore_backup", backup_api.restore_backup,
               'Restore from a stored backup ({"name"}), an archive sent through an upload offer ({"uploadId"}) or '
               'an uploaded zip (raw or multipart "file"): replaces the stored resources kind by kind (a job)',
@@ -269,9 +287,10 @@ def _backup_routes() -> list[Route]:
               body=Body("A backup name, an upload id, or the archive", schema={"oneOf": [
                   {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
                   {"type": "object", "required": ["uploadId"], "properties": {"uploadId": {"type": "string"}}}]}),
-              content_types=backup_api.RESTORE_TYPES, body_limit=backup_api.max_archive_bytes),
+              content_types=backup_api.RESTORE_TYPES, body_limit=backup_api.max_archive_bytes, role=Role.ADMIN),
         Route("GET", "/api/backup/job/{id}", "get_backup_job", backup_api.get_job,
-              "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,)),
+              "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,),
+              role=Role.ADMIN),
     ]
 
 
@@ -289,37 +308,38 @@ ROUTES: Final[tuple[Route, ...]] = (
     *(route for kind in automation.AUTOMATION_KINDS for route in _automation_routes(kind)),
     Route("GET", "/api/settings/system", "get_system_settings", settings.get_system_settings,
           "System settings: location, login message, language, system jobs", "settings",
-          Ok("The settings", model=SystemSettings), errors=()),
+          Ok("The settings", model=SystemSettings), errors=(), role=Role.VIEWER),
     Route("POST", "/api/settings/system", "update_system_settings", settings.post_system_settings,
           "Update system settings (top-level keys merge over the stored ones)", "settings",
           Ok("The settings as stored", model=SystemSettings), errors=(400, 502),
-          body=Body("Settings", model=SystemSettings)),
+          body=Body("Settings", model=SystemSettings), role=Role.ADMIN),
     Route("GET", "/api/quickid", "get_quick_ids", resources.quick_id_lookup,
           "Resources (or values at a key path) by quick id", "quickid",
           Ok("Each quick id's resource or value", schema=QUICK_ID_RESULT_SCHEMA),
           params=(Param("id", "Quick id, e.g. field:gw.1.1.V_TEMP or node:gw.1.labels.room (repeatable)",
-                        required=True),)),
+                        required=True),), role=Role.VIEWER),
     Route("POST", "/api/action", "post_actions", actions.post_action,
           "Set fields (payload or toggle), run node or gateway actions, by quick id", "action",
           Ok("Messages sent", schema=SENT_SCHEMA),
           body=Body("Actions", model=actions.ActionItem, many=MAX_ACTIONS,
-                    example=[{"resource": "field:gw.1.1.V_STATUS", "payload": "toggle"}])),
+                    example=[{"resource": "field:gw.1.1.V_STATUS", "payload": "toggle"}]), role=Role.USER),
     Route("GET", "/api/action", "get_action", actions.get_action, "One action by query parameters", "action",
           Ok("Messages sent", schema=SENT_SCHEMA),
           params=(Param("resource", "Quick id", required=True), Param("payload", "Value or toggle", required=True),
-                  Param("keyPath", "Accepted for compatibility"))),
+                  Param("keyPath", "Accepted for compatibility")), role=Role.USER),
     Route("POST", "/api/action/node", "post_node_action", actions.post_node_action,
           "Node action: heartbeat_request, reboot, refresh_node_info, reset", "action",
-          Ok("Messages sent", schema=SENT_SCHEMA), body=Body("Action and node ids", model=actions.NodeActionBody)),
+          Ok("Messages sent", schema=SENT_SCHEMA), body=Body("Action and node ids", model=actions.NodeActionBody),
+          role=Role.USER),
     Route("GET", "/api/action/node", "get_node_action", actions.get_node_action,
           "Node action by query parameters (the reference's form)", "action",
-          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS),
+          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS, role=Role.USER),
     Route("POST", "/api/action/gateway", "post_gateway_action", actions.post_gateway_action,
           "Gateway action: discover_nodes", "action", Ok("Messages sent", schema=SENT_SCHEMA),
-          body=Body("Action and gateway ids", model=actions.GatewayActionBody)),
+          body=Body("Action and gateway ids", model=actions.GatewayActionBody), role=Role.USER),
     Route("GET", "/api/action/gateway", "get_gateway_action", actions.get_gateway_action,
           "Gateway action by query parameters (the reference's form)", "action",
-          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS),
+          Ok("Messages sent", schema=SENT_SCHEMA), params=ACTION_PARAMS, role=Role.USER),
     Route("GET", "/api/metric", "get_metrics", metrics.get_metric, "Metrics of fields", "metric",
           Ok("Rows per quick id", schema=METRIC_RESULT_SCHEMA),
           params=(Param("quickId", "Field quick id (repeatable; quick_id accepted)"),
@@ -328,13 +348,14 @@ ROUTES: Final[tuple[Route, ...]] = (
                   Param("stop", "Same forms as start (default now)"),
                   Param("window", "Aggregation window (5m); none for raw points"),
                   Param("functions", "mean (default), min, max, median, sum, count, first, last, percentile_NN; "
-                                     "comma-separated or repeated"))),
-    Route("POST", "/api/metric", "post_metrics", metrics.post_metric, "Metrics of several fields", "metric",
-          Ok("Rows per name", schema=METRIC_RESULT_SCHEMA), body=Body("Queries", model=metrics.MetricRequest)),
+                                     "comma-separated or repeated")), role=Role.VIEWER),
+    Route("POST", "/api/metric", "post_metrics", metrics.post_metric, "Metrics of several fields (a read)", "metric",
+          Ok("Rows per name", schema=METRIC_RESULT_SCHEMA), body=Body("Queries", model=metrics.MetricRequest),
+          role=Role.VIEWER),
     Route("GET", "/api/status", "get_status", status.status, "Service status (no credentials needed)", "status",
           Ok("Status", schema=OBJECT_SCHEMA), errors=(), public=True),
     Route("GET", "/api/version", "get_version", status.version, "Version", "status",
-          Ok("Version", schema=OBJECT_SCHEMA), errors=()),
+          Ok("Version", schema=OBJECT_SCHEMA), errors=(), role=Role.VIEWER),
     *_auth_routes(),
     *_dashboard_routes(),
     *_firmware_routes(),

@@ -19,16 +19,19 @@ from chalice.app import Request, Response
 from pydantic import BaseModel, ValidationError
 
 from chalicelib.core.actions import ActionError
+from chalicelib.core.auth import Role
 from chalicelib.core.metrics import MetricQueryError
 from chalicelib.core.model import QuickIdError
 from chalicelib.core.query import QueryError
 from chalicelib.services.errors import (
     Conflict,
     DependencyFailed,
+    Forbidden,
     InvalidInput,
     NotFound,
     ServiceError,
     TooLarge,
+    TooManyAttempts,
     Unauthenticated,
 )
 
@@ -59,6 +62,9 @@ class ApiRequest:
     """The ``Content-Type`` header as sent (routes taking files read the multipart boundary from it)."""
     accept: str = ""
     """The ``Accept`` header (a download answers a presigned URL as JSON to a client that asks for JSON)."""
+    client_address: str = ""
+    """The caller's address as the gateway saw it (``identity.sourceIp``: API Gateway's, or the local front's peer
+    or trusted proxy): login failures are counted per address. Never a header the client writes itself."""
     container: Container = field(default=None)  # type: ignore[assignment]
     """The process's parts (``bootstrap.Container``): the services a handler calls, set by ``dispatch``."""
 
@@ -240,13 +246,22 @@ class Route:
     route with others is registered for any type and checked in ``dispatch``, after authentication."""
     body_limit: Callable[[Container], int] | None = None
     """This route's largest body in bytes, in place of ``MAX_BODY_BYTES`` (file uploads)."""
+    role: Role | None = None
+    """The least role that may call it (``view_for`` answers 403 below it). Required unless ``public``: a route
+    cannot be added without saying who may call it."""
+
+    def __post_init__(self) -> None:
+        if not self.public and self.role is None:
+            raise ValueError(f"route {self.method} {self.path} ({self.name}) declares no role: give role=Role.VIEWER, "
+                             "Role.USER or Role.ADMIN, or public=True")
 
 
 # --------------------------------------------------------------------------------------------- dispatch
 
 
 SERVICE_STATUS: Final[dict[type[ServiceError], int]] = {
-    InvalidInput: 400, Unauthenticated: 401, NotFound: 404, Conflict: 409, TooLarge: 413, DependencyFailed: 502,
+    InvalidInput: 400, Unauthenticated: 401, Forbidden: 403, NotFound: 404, Conflict: 409, TooLarge: 413,
+    TooManyAttempts: 429, DependencyFailed: 502,
 }
 """The HTTP status of each kind of use-case error."""
 
@@ -260,6 +275,9 @@ def to_api_error(error: Exception) -> ApiError | None:
         status = next((code for kind, code in SERVICE_STATUS.items() if isinstance(error, kind)), 400)
         if status == 401:
             return ApiError(401, error.message, error.field, dict(WWW_AUTHENTICATE), extra={"error": error.message})
+        if isinstance(error, TooManyAttempts):
+            return ApiError(429, error.message, error.field, {"Retry-After": str(error.retry_after_s)},
+                            extra={"retryAfter": error.retry_after_s})
         return ApiError(status, error.message, error.field)
     if isinstance(error, QueryError):
         return ApiError(400, str(error), error.parameter)
@@ -290,6 +308,8 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
         for name in request.query_params:
             query[name] = list(request.query_params.getlist(name))
     context = request.context or {}
+    identity = context.get("identity")
+    source_ip = identity.get("sourceIp") if isinstance(identity, dict) else None
     raw_body = request.raw_body or b""
     return ApiRequest(
         method=request.method,
@@ -301,6 +321,7 @@ def to_api_request(request: Request | None, path_params: Mapping[str, str]) -> A
         forwarded_proto=str(request.headers.get("x-forwarded-proto") or "").lower() if request.headers else "",
         content_type=str(request.headers.get("content-type") or "") if request.headers else "",
         accept=str(request.headers.get("accept") or "") if request.headers else "",
+        client_address=str(source_ip or ""),
     )
 
 

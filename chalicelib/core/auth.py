@@ -9,6 +9,12 @@ and service tokens for scripts whose client form is ``<tokenId>_<secret>``. What
   request; bcrypt is for the low-entropy secrets people choose). The stored record never holds the secret.
 * Unknown user and wrong password cost the same bcrypt check (``verify_password`` with no hash runs it against a
   dummy hash), so the answer time does not tell which usernames exist.
+* Roles: ``viewer`` < ``user`` < ``admin`` (``Role``). A user's role is read from its record on every request, so a
+  demotion counts at once; users stored before roles existed read as ``legacy_role`` says.
+* Sessions: a user record's ``sessionEpoch`` is copied into each token it logs in (``sep``); revoking every session
+  of a user (password or role change) is one write, ``sessionEpoch + 1``, checked on every request.
+* Passwords follow NIST SP 800-63B: at least 10 characters, not a common password (``common_passwords``), not
+  containing the username; no composition rules.
 
 No I/O here: the signing secret comes through the ``SigningSecret`` port (a file locally, SSM in AWS).
 """
@@ -22,6 +28,7 @@ import secrets
 import threading
 import time
 import uuid
+from enum import StrEnum
 from typing import Any, Final, Protocol
 
 import bcrypt
@@ -29,6 +36,7 @@ import jwt
 from pydantic import Field as PydField
 from pydantic import field_validator
 
+from .common_passwords import is_common
 from .errors import DomainError
 from .model import CamelModel, Record, iso_from_ms, ms_from_iso
 
@@ -41,12 +49,71 @@ BCRYPT_ROUNDS: int = 12
 """bcrypt cost for new hashes (tests lower it; verification uses the cost stored in each hash)."""
 MAX_PASSWORD_BYTES: Final = 72
 """bcrypt reads 72 bytes at most; longer passwords are refused rather than silently truncated."""
-MIN_PASSWORD_CHARS: Final = 8
+MIN_PASSWORD_CHARS: Final = 10
+"""NIST SP 800-63B asks for at least 8; 10 leaves a margin for offline guessing of a stolen hash."""
+MIN_USERNAME_IN_PASSWORD: Final = 3
+"""Usernames this long or longer may not appear inside the password (shorter ones would refuse too much)."""
 SERVICE_TOKEN_SEPARATOR: Final = "_"
 SECRET_HASH_PREFIX: Final = "sha256:"
 USERNAME_PATTERN: Final = re.compile(r"^[A-Za-z0-9_.@\-]{1,64}\Z")
 _DURATION: Final = re.compile(r"^\s*(\d{1,9})\s*([smhd]?)\s*\Z", re.IGNORECASE)
 _UNIT_S: Final = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+class Role(StrEnum):
+    """What a principal may do; each role may do everything the roles below it may."""
+
+    VIEWER = "viewer"
+    """Read and subscribe."""
+    USER = "user"
+    """Devices, actions, dashboards, automation; their own service tokens."""
+    ADMIN = "admin"
+    """Users, every service token, backups and restore, settings, firmware."""
+
+
+ROLE_RANK: Final[dict[Role, int]] = {Role.VIEWER: 0, Role.USER: 1, Role.ADMIN: 2}
+FIRST_ADMIN_ID: Final = "admin"
+"""The id ``ensure_admin`` gives the first user: a user stored before roles existed with this id reads as admin."""
+SESSION_EPOCH_KEY: Final = "sessionEpoch"
+
+
+def as_role(value: Any) -> Role | None:
+    """``value`` as a role, or None when it is not one."""
+    try:
+        return Role(value)
+    except ValueError:
+        return None
+
+
+def allows(role: Any, needed: Role | str) -> bool:
+    """Whether ``role`` may do what ``needed`` may (an unknown role may do nothing)."""
+    held = as_role(role)
+    return held is not None and ROLE_RANK[held] >= ROLE_RANK[Role(needed)]
+
+
+def lesser(first: Role, second: Role) -> Role:
+    return first if ROLE_RANK[first] <= ROLE_RANK[second] else second
+
+
+def legacy_role(user: Record) -> Role:
+    """The role of a user stored before roles existed: the first admin (id ``admin``) stays ``admin``, anyone
+    else becomes ``user`` (they could do everything before; ``user`` keeps their devices and automation and takes
+    users, tokens of others, backups, settings and firmware away). ``AuthService.migrate_roles`` writes it down."""
+    return Role.ADMIN if str(user.get("id")) == FIRST_ADMIN_ID else Role.USER
+
+
+def user_role(user: Record) -> Role:
+    """A stored user's role: its ``role``; none stored: ``legacy_role``; an unreadable one: ``viewer``."""
+    raw = user.get("role")
+    if raw is None or raw == "":
+        return legacy_role(user)
+    return as_role(raw) or Role.VIEWER
+
+
+def session_epoch(user: Record) -> int:
+    """The user's session epoch: tokens carrying another one were revoked (0 for users stored before it)."""
+    value = user.get(SESSION_EPOCH_KEY)
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
 class AuthError(DomainError):
@@ -87,11 +154,20 @@ class LoadedOnceSecret:
 _dummy_hash: bytes | None = None
 
 
-def check_password_rules(password: str) -> str:
+def check_password_rules(password: str, username: str | None = None) -> str:
+    """``password`` when NIST SP 800-63B's rules allow it as a new password for ``username``; ``ValueError`` saying
+    which rule it breaks otherwise (length, bcrypt's limit, a common password, the username inside it)."""
     if len(password) < MIN_PASSWORD_CHARS:
         raise ValueError(f"password must have at least {MIN_PASSWORD_CHARS} characters")
     if len(password.encode()) > MAX_PASSWORD_BYTES:
         raise ValueError(f"password must be at most {MAX_PASSWORD_BYTES} bytes (bcrypt's limit)")
+    if len(set(password)) == 1:
+        raise ValueError("password must not be one character repeated")
+    if is_common(password):
+        raise ValueError("password is too common (it is on a list of passwords attackers try first)")
+    name = (username or "").strip().casefold()
+    if len(name) >= MIN_USERNAME_IN_PASSWORD and name in password.casefold():
+        raise ValueError("password must not contain the username")
     return password
 
 
@@ -162,6 +238,7 @@ def issue_token(secret: bytes, user: Record, ttl_s: int = DEFAULT_TTL_S, now_s: 
         "iss": ISSUER,
         "typ": TOKEN_TYPE,
         "pst": password_stamp(secret, user),
+        "sep": session_epoch(user),
     }
     return jwt.encode(claims, secret, algorithm=ALGORITHM), claims
 
@@ -219,15 +296,20 @@ def service_token_matches(record: Record, secret: str, now_ms: int) -> bool:
     stored = record.get("token")
     if not isinstance(stored, str) or not hmac.compare_digest(stored, hash_secret(secret)):
         return False
+    return not service_token_expired(record, now_ms)
+
+
+def service_token_expired(record: Record, now_ms: int) -> bool:
+    """Past its ``expiresOn`` (or without a readable one) unless it never expires."""
     if record.get("neverExpire"):
-        return True
+        return False
     expires_on = record.get("expiresOn")
     if not isinstance(expires_on, str) or not expires_on:
-        return False
+        return True
     try:
-        return now_ms < ms_from_iso(expires_on)
+        return now_ms >= ms_from_iso(expires_on)
     except ValueError:
-        return False
+        return True
 
 
 # --------------------------------------------------------------------------------------------- models
@@ -241,6 +323,8 @@ class User(CamelModel):
     email: str = ""
     full_name: str = ""
     password: str | None = PydField(default=None, repr=False)
+    role: Role | None = None
+    """Left out on an update: the stored role is kept; on a new user: ``user``."""
     labels: dict[str, str] = PydField(default_factory=dict)
     modified_on: str | None = None
 
@@ -271,10 +355,12 @@ class User(CamelModel):
 
 
 class ServiceTokenRequest(CamelModel):
-    """What a client sends to create a service token."""
+    """What a client sends to create a service token. ``role``: at most the maker's and the owner's; left out,
+    the owner's."""
 
     name: str = PydField(min_length=1, max_length=128)
     user_id: str | None = None
+    role: Role | None = None
     never_expire: bool = False
     expires_on: str | None = None
     description: str = ""
@@ -298,18 +384,34 @@ class ServiceToken(CamelModel):
     name: str
     description: str = ""
     token: str = PydField(default="", repr=False)
+    role: Role | None = None
+    """None on tokens made before roles: they act with their owner's role."""
+    created_by: str | None = None
     never_expire: bool = False
     expires_on: str | None = None
     created_on: str | None = None
 
 
+def token_role(record: Record, owner: Record) -> Role:
+    """What a service token may do: its role, never more than its owner's role now (a demotion of the owner
+    demotes the tokens too)."""
+    owner_role = user_role(owner)
+    own = as_role(record.get("role"))
+    return owner_role if own is None else lesser(own, owner_role)
+
+
 USER_SECRET_KEYS: Final = ("password",)
+USER_INTERNAL_KEYS: Final = (SESSION_EPOCH_KEY,)
+"""Kept on the record, never shown: the session epoch (not secret, but no client's business)."""
 TOKEN_SECRET_KEYS: Final = ("token",)
 
 
 def public_user(record: Record) -> Record:
-    """A user as the API shows it: never the password hash."""
-    return {k: v for k, v in record.items() if k not in USER_SECRET_KEYS}
+    """A user as the API shows it: never the password hash; always its role (the legacy one if none is stored)."""
+    shown = {k: v for k, v in record.items() if k not in USER_SECRET_KEYS and k not in USER_INTERNAL_KEYS}
+    if "id" in record:
+        shown["role"] = user_role(record).value
+    return shown
 
 
 def public_service_token(record: Record) -> Record:
@@ -317,8 +419,10 @@ def public_service_token(record: Record) -> Record:
     return {k: v for k, v in record.items() if k not in TOKEN_SECRET_KEYS}
 
 
-def principal(kind: str, user: Record, token_id: str, exp_s: float | None) -> dict[str, Any]:
-    """Who a request is from: what handlers, the websocket and logs may know (no secret in it)."""
+def principal(kind: str, user: Record, token_id: str, exp_s: float | None, role: Role | None = None
+              ) -> dict[str, Any]:
+    """Who a request is from: what handlers, the websocket and logs may know (no secret in it). ``role`` is
+    what it may do now; ``epoch`` the user's session epoch it was accepted under (the websocket re-checks both)."""
     return {
         "type": kind,
         "userId": str(user["id"]),
@@ -326,4 +430,6 @@ def principal(kind: str, user: Record, token_id: str, exp_s: float | None) -> di
         "tokenId": token_id,
         "exp": int(exp_s) if exp_s is not None else None,
         "expiresAt": expires_at(exp_s) if exp_s is not None else None,
+        "role": (role or user_role(user)).value,
+        "epoch": session_epoch(user),
     }

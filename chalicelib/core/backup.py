@@ -44,7 +44,8 @@ RECORDS_PER_FILE: Final = 50
 MAX_ENTRIES: Final = 200_000
 MAX_RATIO: Final = 200
 """Largest compression ratio an entry may declare (JSON compresses ~10x; a bomb declares thousands)."""
-BACKUP_KINDS: Final = tuple(Kind)
+BACKUP_KINDS: Final = tuple(kind for kind in Kind if kind != Kind.LOGIN_ATTEMPT)
+"""Every kind but the login failures (short-lived throttle state, not the installation's data)."""
 _KNOWN_KINDS: Final = frozenset(kind.value for kind in BACKUP_KINDS)
 MERGE_ONLY_KINDS: Final = frozenset({Kind.REVOKED_TOKEN})
 FIRMWARE_PREFIX: Final = "firmware/"

@@ -49,6 +49,8 @@ class Kind(StrEnum):
     SERVICE_TOKEN = "service_token"
     REVOKED_TOKEN = "revoked_token"
     SETTINGS = "settings"
+    LOGIN_ATTEMPT = "login_attempt"
+    """Recent failed logins per user and per client address (``services/login_guard.py``); never backed up."""
 
 
 DEVICE_KINDS: Final = (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD)
@@ -56,7 +58,7 @@ ID_DEPTH: Final = {Kind.GATEWAY: 1, Kind.NODE: 2, Kind.SOURCE: 3, Kind.FIELD: 4}
 """How many dotted segments a device resource's id has (``gw``, ``gw.node``, ``gw.node.src``, ...)."""
 PARENT_KIND: Final = {Kind.NODE: Kind.GATEWAY, Kind.SOURCE: Kind.NODE, Kind.FIELD: Kind.SOURCE}
 CHILD_KIND: Final = {Kind.GATEWAY: Kind.NODE, Kind.NODE: Kind.SOURCE, Kind.SOURCE: Kind.FIELD}
-PRIVATE_KINDS: Final = frozenset({Kind.USER, Kind.SERVICE_TOKEN, Kind.REVOKED_TOKEN})
+PRIVATE_KINDS: Final = frozenset({Kind.USER, Kind.SERVICE_TOKEN, Kind.REVOKED_TOKEN, Kind.LOGIN_ATTEMPT})
 """Kinds holding credentials: no quick id reaches them (``/api/quickid?id=user:admin.password`` would leak)."""
 
 

@@ -231,6 +231,11 @@ class Notifier(Protocol):
         """Send; raises ``Gone`` when the connection is gone (or was dropped for falling behind)."""
         ...
 
+    def close(self, connection_id: str, code: int, reason: str) -> None:
+        """End the connection (its session ended): locally a close frame with ``code`` and ``reason``; API
+        Gateway's ``delete_connection`` cannot say why. A connection already gone is not an error."""
+        ...
+
 
 class ConnectionStore(Protocol):
     """Open websocket connections and their subscriptions (a DynamoDB table in AWS; in memory locally).

@@ -43,6 +43,18 @@ class Unauthenticated(ServiceError):
     """The credentials are missing, wrong or no longer valid."""
 
 
+class Forbidden(ServiceError):
+    """The caller is known but its role does not allow this (or the rule protects the last admin)."""
+
+
+class TooManyAttempts(ServiceError):
+    """Too many failures lately (logins): try again after ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int, field: str | None = None) -> None:
+        super().__init__(message, field)
+        self.retry_after_s = max(1, int(retry_after_s))
+
+
 class DependencyFailed(ServiceError):
     """Another service (shadow, scheduler, key service) failed; what could be saved was saved."""
 

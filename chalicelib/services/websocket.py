@@ -9,6 +9,13 @@ handlers, and the bus-fed notify function) and the local server (``chalicelib/lo
 * notify: domain events (the bus's ``detail``) → ``{"type": "event", "subscriptions": [ids], "data": event}``
   to each connection with a matching subscription, ``data`` in the reference's shape. Gone connections (410,
   or dropped locally for falling behind) are removed.
+* revalidate: a connection keeps the principal it was opened with (its role and session epoch, never the
+  token). ``revalidate`` asks the auth service (``check_sessions``) whether each may still act and closes
+  (``Notifier.close``: code 4401 locally, ``delete_connection`` in AWS) those that may not: logged out, password
+  or role changed, user or token deleted, expired. It runs at once when a revocation (``session.revoked``, from
+  ``AuthService``) or a restore (``backup.restored``) reaches notify through the bus, and otherwise at most every
+  ``revalidate_s`` on notify, and every ``revalidate_s`` from a sweeper thread where the connections live in this
+  process (the local stack): a revoked session's sockets close within seconds, whichever process revoked it.
 
 Every answer goes out through the ``Notifier`` port (API Gateway cannot answer on the route itself without a
 route response), so AWS and the local server behave the same.
@@ -35,6 +42,7 @@ from ..core.subscriptions import (
     parse_filter,
 )
 from ..observability import SERVICE, Logger
+from .auth import REVOCATION_SOURCE
 
 logger = Logger(service=SERVICE, child=True)
 
@@ -42,16 +50,23 @@ MAX_MESSAGE_BYTES: Final = 64 * 1024
 """Largest client message accepted (API Gateway's own limit is 128 KB)."""
 CONNECTION_TTL_S: Final = 2 * 3600 + 600
 """API Gateway closes a websocket after two hours; a record older than that (plus margin) is stale."""
-NOTIFY_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE]}
-"""Every domain event goes to notify (the EventBridge rule in infra/, the local bus subscription)."""
+NOTIFY_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE, REVOCATION_SOURCE]}
+"""Every domain event goes to notify (the EventBridge rule in infra/, the local bus subscription), and every
+revocation of sessions (which closes their connections)."""
 COOKIE_NAME: Final = "mc_access_token"
 QUERY_PARAMETER: Final = "access_token"
-PRINCIPAL_KEYS: Final = ("type", "userId", "username", "tokenId", "sub", "roles", "exp")
-"""What of a principal a connection keeps (never the token)."""
+PRINCIPAL_KEYS: Final = ("type", "userId", "username", "tokenId", "sub", "role", "epoch", "exp")
+"""What of a principal a connection keeps (never the token): enough to re-check it (``revalidate``)."""
+CLOSE_SESSION_ENDED: Final = 4401
+"""The close code of a connection whose session ended (as for a refused connect: the console logs in again)."""
+REVALIDATE_EVENTS: Final = frozenset({("session", "revoked"), ("backup", "restored")})
+"""``(entityType, type)`` of the events that make notify re-check every connection at once (never sent out)."""
 _DEVICE_TYPES: Final = frozenset(kind.value for kind in DEVICE_KINDS)
 _SECRET_KEY: Final = re.compile(r"password|secret|hash|token|credential", re.IGNORECASE)
 
 Authenticator = Callable[[str], "dict[str, Any] | None"]
+SessionCheck = Callable[[list[Mapping[str, Any]]], "list[str | None]"]
+"""For each connection's principal, why it may no longer act, or None (``AuthService.session_problems``)."""
 
 
 def token_from(query: Mapping[str, Any] | None, headers: Mapping[str, Any] | None) -> str | None:
@@ -118,7 +133,8 @@ class WebsocketService:
 
     def __init__(self, store: ConnectionStore, notifier: Notifier, *, authenticate: Authenticator,
                  index_ttl_s: float | None = None, clock: Callable[[], float] = time.time,
-                 monotonic: Callable[[], float] = time.monotonic) -> None:
+                 monotonic: Callable[[], float] = time.monotonic, check_sessions: SessionCheck | None = None,
+                 revalidate_s: float = 2.0, sweep: bool = False) -> None:
         self.store = store
         self.notifier = notifier
         self.authenticate = authenticate
@@ -126,11 +142,19 @@ class WebsocketService:
         self.index_ttl_s = index_ttl_s
         self.clock = clock
         self.monotonic = monotonic
+        self.check_sessions = check_sessions
+        """Whether open connections may still act; None: they are never re-checked (tests with fake tokens)."""
+        self.revalidate_s = revalidate_s
+        self.sweep = sweep
+        """Re-check from a thread of this service every ``revalidate_s`` (the connections live in this process)."""
         self._lock = threading.Lock()
         self._generation = 0
         self._index: SubscriptionIndex | None = None
         self._index_generation = -1
         self._index_at = 0.0
+        self._checked_at = float("-inf")
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # ----------------------------------------------------------------------------------------- connections
 
@@ -155,6 +179,8 @@ class WebsocketService:
         }
         self.store.put(record)
         self._invalidate()
+        if self.sweep and self.check_sessions is not None:
+            self._start_sweeper()
         return record
 
     def disconnect(self, connection_id: str) -> None:
@@ -225,12 +251,16 @@ class WebsocketService:
 
     def notify(self, events: Iterable[Mapping[str, Any]]) -> NotifyResult:
         """Push each event to the connections that subscribed to it. Never raises for one client's failure."""
+        events = list(events)
+        force = any(isinstance(e, Mapping) and (e.get("entityType"), e.get("type")) in REVALIDATE_EVENTS
+                    for e in events)
+        self._revalidate_quietly(force=force)
         index = self.index()
         result = NotifyResult()
         gone: set[str] = set()
         for event in events:
             result.events += 1
-            if not isinstance(event, Mapping):
+            if not isinstance(event, Mapping) or event.get("entityType") == "session":
                 continue
             targets = index.match(event)
             if not targets:
@@ -263,6 +293,68 @@ class WebsocketService:
     def on_event(self, event: BusEvent) -> None:
         """A bus subscriber (the local stack): one event, notified at once."""
         self.notify([event.detail])
+
+    # ----------------------------------------------------------------------------------------- sessions
+
+    def revalidate(self, *, force: bool = False) -> list[str]:
+        """Close the connections whose principal may no longer act; the ids closed. Unless ``force``d, at most
+        once every ``revalidate_s`` (one batch of reads for all connections)."""
+        if self.check_sessions is None:
+            return []
+        with self._lock:
+            now = self.monotonic()
+            if not force and now - self._checked_at < self.revalidate_s:
+                return []
+            self._checked_at = now
+        connections = self.store.list_all()
+        if not connections:
+            return []
+        problems = self.check_sessions([dict(c.get("principal") or {}) for c in connections])
+        closed = []
+        for connection, problem in zip(connections, problems, strict=True):
+            if problem is not None:
+                connection_id = str(connection["connectionId"])
+                self.close(connection_id, problem)
+                closed.append(connection_id)
+        return closed
+
+    def _revalidate_quietly(self, *, force: bool) -> None:
+        try:
+            self.revalidate(force=force)
+        except Exception:  # a failing store must not stop events; the next check tries again
+            logger.exception("websocket: re-checking sessions failed")
+
+    def close(self, connection_id: str, reason: str) -> None:
+        """End one connection whose session ended: the client is told why (locally), the record removed."""
+        logger.info("websocket closed: session ended", extra={"connection_id": connection_id, "reason": reason})
+        try:
+            self.notifier.close(connection_id, CLOSE_SESSION_ENDED, f"session ended: {reason}"[:120])
+        except Gone:
+            pass
+        except Exception as error:
+            logger.warning("websocket close failed", extra={"connection_id": connection_id,
+                                                            "reason": f"{type(error).__name__}: {error}"})
+        self.store.delete(connection_id)
+        self._invalidate()
+
+    def _start_sweeper(self) -> None:
+        with self._lock:
+            if self._sweeper is not None or self._stop.is_set():
+                return
+            self._sweeper = threading.Thread(target=self._sweep, name="ws-sessions", daemon=True)
+            sweeper = self._sweeper
+        sweeper.start()
+
+    def _sweep(self) -> None:
+        while not self._stop.wait(self.revalidate_s):
+            self._revalidate_quietly(force=False)
+
+    def stop(self) -> None:
+        """Stop the sweeper (the process is closing)."""
+        self._stop.set()
+        sweeper = self._sweeper
+        if sweeper is not None:
+            sweeper.join(timeout=5)
 
     def index(self) -> SubscriptionIndex:
         """The subscription index, rebuilt when this service changed the store or the TTL ran out."""

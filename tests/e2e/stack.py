@@ -22,7 +22,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-ADMIN_PASSWORD = "e2e-admin-password"
+ADMIN_PASSWORD = "e2e-Harbor-Lantern-7"
 """What ``make run`` gets as ``MC_ADMIN_PASSWORD``: the first admin's password."""
 TOKENS: dict[str, str] = {}
 

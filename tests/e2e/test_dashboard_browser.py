@@ -533,7 +533,7 @@ def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses
     shot(page, "11-settings")
 
 
-OPERATOR_PASSWORD = "operator-Pa55-one"
+OPERATOR_PASSWORD = "Olive-Pa55-one!"
 
 
 def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
@@ -579,8 +579,8 @@ def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
         tab.get_by_role("button", name="Sign in").click()
         tab.wait_for_url("**/profile")
         tab.get_by_label("Current password").fill("not-my-password")
-        tab.get_by_label("New password", exact=True).fill("operator-Pa55-two")
-        tab.get_by_label("Repeat new password").fill("operator-Pa55-two")
+        tab.get_by_label("New password", exact=True).fill("Olive-Pa55-two!")
+        tab.get_by_label("Repeat new password").fill("Olive-Pa55-two!")
         tab.get_by_role("button", name="Save").click()
         tab.get_by_role("alert").filter(has_text="currentPassword").wait_for()
         assert tab.get_by_label("Current password").get_attribute("aria-invalid") == "true"
@@ -597,7 +597,7 @@ def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
     assert error.value.code == 401
     with pytest.raises(urllib.error.HTTPError):
         operator.call("/api/user/login", {"username": "operator", "password": OPERATOR_PASSWORD})
-    assert operator.call("/api/user/login", {"username": "operator", "password": "operator-Pa55-two"})["token"]
+    assert operator.call("/api/user/login", {"username": "operator", "password": "Olive-Pa55-two!"})["token"]
 
 
 def test_a_service_token_is_shown_once_works_as_bearer_and_stops_when_deleted(page: Any, stack: Api) -> None:

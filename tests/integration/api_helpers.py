@@ -26,7 +26,7 @@ from chalicelib.core.ports import BusEvent
 from chalicelib.settings import Settings
 
 MAX_BODY_BYTES = 512 * 1024
-ADMIN_PASSWORD = "admin-test-password"
+ADMIN_PASSWORD = "Harbor-Lantern-2048"
 _tables = itertools.count(1)
 
 

@@ -190,11 +190,11 @@ def test_service_token_expiry(api: Api) -> None:
 
 def test_users_crud_hashes_passwords_and_never_returns_them(api: Api) -> None:
     created = api.ok("POST", "/api/user", {"username": "alice", "email": "alice@example.com",
-                                           "fullName": "Alice", "password": "alice-secret-1"})
+                                           "fullName": "Alice", "password": "Orchid-Velvet-91"})
     assert created["id"] == "alice" and "password" not in created
     stored = api.container.repository.get(Kind.USER, "alice")
-    assert stored["password"].startswith("$2b$") and auth.verify_password("alice-secret-1", stored["password"])
-    alice = api.login("alice", "alice-secret-1")
+    assert stored["password"].startswith("$2b$") and auth.verify_password("Orchid-Velvet-91", stored["password"])
+    alice = api.login("alice", "Orchid-Velvet-91")
     assert api.ok("GET", "/api/user/profile", auth=alice)["email"] == "alice@example.com"
 
     updated = api.ok("POST", "/api/user", {"id": "alice", "username": "alice", "fullName": "Alice B."})
@@ -204,7 +204,7 @@ def test_users_crud_hashes_passwords_and_never_returns_them(api: Api) -> None:
     assert status == 400 and body["field"] == "password"
     status, body, _ = api.call("POST", "/api/user", {"username": "bob", "password": "short"})
     assert status == 400 and body["field"] == "password"
-    status, body, _ = api.call("POST", "/api/user", {"id": "other", "username": "alice", "password": "long-enough"})
+    status, body, _ = api.call("POST", "/api/user", {"id": "other", "username": "alice", "password": "Granite-Fox-57"})
     assert status == 400 and body["field"] == "username"
 
     users = api.ok("GET", "/api/user", sortBy="username")["data"]
@@ -225,16 +225,16 @@ def test_users_crud_hashes_passwords_and_never_returns_them(api: Api) -> None:
 
 @memory_only
 def test_profile_password_change_needs_the_current_one(api: Api) -> None:
-    status, body, _ = api.call("POST", "/api/user/profile", {"password": "new-password-1",
+    status, body, _ = api.call("POST", "/api/user/profile", {"password": "Saffron-Meadow-44",
                                                               "currentPassword": "wrong"})
     assert status == 400 and body["field"] == "currentPassword"
-    profile = api.ok("POST", "/api/user/profile", {"password": "new-password-1", "currentPassword": ADMIN_PASSWORD,
+    profile = api.ok("POST", "/api/user/profile", {"password": "Saffron-Meadow-44", "currentPassword": ADMIN_PASSWORD,
                                                    "fullName": "Boss"})
     assert profile["fullName"] == "Boss" and "password" not in profile
     assert api.call("POST", "/api/user/login", {"username": "admin", "password": ADMIN_PASSWORD},
                     auth=False)[0] == 401
     assert api.call("GET", "/api/user/profile")[0] == 401  # sessions of the old password end
-    assert api.ok("GET", "/api/user/profile", auth=api.login("admin", "new-password-1"))["fullName"] == "Boss"
+    assert api.ok("GET", "/api/user/profile", auth=api.login("admin", "Saffron-Meadow-44"))["fullName"] == "Boss"
 
 
 # --------------------------------------------------------------------------------------------- first admin
@@ -270,9 +270,9 @@ def test_in_lambda_no_password_is_generated_without_mc_admin_password(api: Api, 
         assert service.ensure_admin() is False
     assert shown == [] and api.container.repository.get(Kind.USER, "admin") is None
     assert "MC_ADMIN_PASSWORD is not set" in caplog.text
-    monkeypatch.setenv("MC_ADMIN_PASSWORD", "operator-chosen-1")
+    monkeypatch.setenv("MC_ADMIN_PASSWORD", "Operator-Chosen-1!")
     assert service.ensure_admin() is True and shown == []
-    api.login("admin", "operator-chosen-1")
+    api.login("admin", "Operator-Chosen-1!")
 
 
 # --------------------------------------------------------------------------------------------- no leaks
@@ -294,17 +294,17 @@ def test_no_secret_in_any_answer_or_log_line(api: Api, monkeypatch: pytest.Monke
 
     with caplog.at_level(logging.DEBUG):
         api.ok("POST", "/api/gateway", {"id": "sim"})
-        call("POST", "/api/user", {"username": "carol", "password": "carol-secret-9"})
-        _, login, _ = api.call("POST", "/api/user/login", {"username": "carol", "password": "carol-secret-9"},
+        call("POST", "/api/user", {"username": "carol", "password": "Quartz-Ember-63"})
+        _, login, _ = api.call("POST", "/api/user/login", {"username": "carol", "password": "Quartz-Ember-63"},
                                auth=False)  # the one answer that carries a token, by design
-        call("POST", "/api/user/login", {"username": "carol", "password": "carol-wrong-9"}, auth=False)
-        call("POST", "/api/user/login", {"username": "carol-secret-9", "password": "x"}, auth=False)
+        call("POST", "/api/user/login", {"username": "carol", "password": "Quartz-Ember-64"}, auth=False)
+        call("POST", "/api/user/login", {"username": "Quartz-Ember-63", "password": "x"}, auth=False)
         _, service, _ = api.call("POST", "/api/servicetoken", {"name": "s", "neverExpire": True})
         call("POST", "/api/dashboard", {"id": "d1", "title": "Home"})
         for route in ROUTES:
             body: Any = None
             if route.body is not None:
-                body = {"username": "carol", "password": "carol-secret-9"} if route.path.startswith("/api/user") \
+                body = {"username": "carol", "password": "Quartz-Ember-63"} if route.path.startswith("/api/user") \
                     else ["sim"] if route.method == "DELETE" else {}
             if route.method == "DELETE" or route.name in ("logout", "login"):
                 continue  # keep the data; logout and login are covered above
@@ -313,7 +313,7 @@ def test_no_secret_in_any_answer_or_log_line(api: Api, monkeypatch: pytest.Monke
             call(route.method, concrete(route.path), body, auth=False)
         call("POST", "/api/user/logout", auth=login["token"])
     secrets = {
-        "carol's password": "carol-secret-9",
+        "carol's password": "Quartz-Ember-63",
         "admin's password": ADMIN_PASSWORD,
         "a bcrypt hash": "$2b$",
         "a token digest": auth.SECRET_HASH_PREFIX,
@@ -407,7 +407,7 @@ def test_principal_from_token_for_the_websocket(api: Api) -> None:
     service = api.ok("POST", "/api/servicetoken", {"name": "ws", "neverExpire": True})
     assert api.container.auth.principal_from_token(service["token"]) == {
         "type": "service_token", "userId": "admin", "username": "admin", "tokenId": service["id"], "exp": None,
-        "expiresAt": None}
+        "expiresAt": None, "role": "admin", "epoch": 0}
     for bad in ("", "x", "a.b.c", service["token"] + "x", "y" * 5000):
         assert api.container.auth.principal_from_token(bad) is None
     assert api_auth.authenticate(api.container.auth, {"cookie": f"mc_access_token={api.token}"}, None) == principal
@@ -415,7 +415,8 @@ def test_principal_from_token_for_the_websocket(api: Api) -> None:
 
 @memory_only
 def test_login_by_username_when_the_id_differs(api: Api) -> None:
-    api.ok("POST", "/api/user", {"id": "u-42", "username": "dave", "password": "dave-secret-7"})
-    token = api.login("dave", "dave-secret-7")
+    api.ok("POST", "/api/user", {"id": "u-42", "username": "dave", "password": "Cobalt-Willow-28"})
+    token = api.login("dave", "Cobalt-Willow-28")
     assert api.ok("GET", "/api/user/profile", auth=token)["id"] == "u-42"
-    assert api.call("POST", "/api/user/login", {"username": "u-42", "password": "dave-secret-7"}, auth=False)[0] == 401
+    assert api.call("POST", "/api/user/login", {"username": "u-42", "password": "Cobalt-Willow-28"},
+                    auth=False)[0] == 401
