@@ -220,3 +220,114 @@ def test_without_a_built_dashboard_a_page_says_how_to_build_it(front: Front, tmp
     front.front.static_dir = tmp_path / "nothing-here"
     status, body, _ = http(front, "/")
     assert status == 200 and b"npm run build" in body
+
+
+def _handshake(port: int, token: str = "good-token") -> socket.socket:
+    """A raw websocket client that answers nothing (no pongs) once upgraded."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    sock.sendall(f"GET /api/ws?access_token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                 "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    assert b" 101 " in head
+    return sock
+
+
+def _frames(sock: socket.socket, timeout: float) -> list[tuple[int, bytes]]:
+    """Server frames (opcode, payload) until the close frame or ``timeout``."""
+    sock.settimeout(timeout)
+    data, frames = b"", []
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except (TimeoutError, OSError):
+            return frames
+        if not chunk:
+            return frames
+        data += chunk
+        while len(data) >= 2:
+            size, start = data[1] & 0x7F, 2
+            if size == 126:
+                size, start = int.from_bytes(data[2:4], "big"), 4
+            if len(data) < start + size:
+                break
+            frames.append((data[0] & 0x0F, data[start:start + size]))
+            data = data[start + size:]
+            if frames[-1][0] == 0x8:
+                return frames
+
+
+def _quick_front(tmp_path: Path, limits: Limits) -> Iterator[LocalFront]:
+    from chalicelib.adapters.connections_memory import MemoryConnectionStore
+    from chalicelib.adapters.notifier_local import LocalNotifier
+    from chalicelib.bootstrap import Container
+
+    notifier = LocalNotifier()
+    websocket = WebsocketService(MemoryConnectionStore(), notifier, authenticate=TOKENS.get, index_ttl_s=30.0)
+    container = Container(Settings(data_dir=tmp_path), repository=MemoryRepository(None, 0), metrics=NoMetricStore(),
+                          bus=LocalEventBus("sync"), downlink=LocalDownlink(), notifier=notifier, websocket=websocket)
+    local = LocalFront(container, "127.0.0.1", 0, static_dir=tmp_path, limits=limits)
+    thread = threading.Thread(target=local.serve_forever, daemon=True)
+    thread.start()
+    yield local
+    local.shutdown()
+    container.close()
+
+
+@pytest.fixture
+def quick_front(tmp_path: Path) -> Iterator[LocalFront]:
+    """A front pinging every 0.3 s that gives up on a silent client after 1 s."""
+    yield from _quick_front(tmp_path, Limits(ping_interval_s=0.3, idle_timeout_s=1.0))
+
+
+@pytest.fixture
+def impatient_front(tmp_path: Path) -> Iterator[LocalFront]:
+    """A front that waits 1 s for a full socket (and pings as ``make run`` does)."""
+    yield from _quick_front(tmp_path, Limits(send_timeout_s=1.0, send_queue_size=100_000))
+
+
+def _gone(front: LocalFront, timeout: float = 5) -> bool:
+    deadline = time.monotonic() + timeout
+    while front.websocket.store.list_all() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not front.websocket.store.list_all()
+
+
+def test_a_silent_client_is_pinged_then_closed_as_idle(quick_front: LocalFront) -> None:
+    with _handshake(quick_front.port) as sock:
+        frames = _frames(sock, 5)
+    assert frames[0][0] == 0x9  # a ping
+    opcode, payload = frames[-1]
+    assert opcode == 0x8 and int.from_bytes(payload[:2], "big") == 1001 and payload[2:] == b"idle"
+    assert _gone(quick_front)
+
+
+def test_a_client_that_answers_pings_stays_and_every_socket_closes_1001_on_shutdown(quick_front: LocalFront) -> None:
+    with connect(f"ws://127.0.0.1:{quick_front.port}/api/ws?access_token=good-token", open_timeout=5) as client:
+        time.sleep(1.5)  # pings answered by the client library: not idle
+        client.send('{"type":"ping"}')
+        assert receive(client) == {"type": "pong"}
+        stopping = threading.Thread(target=quick_front.shutdown)
+        stopping.start()
+        with pytest.raises(ConnectionClosed) as closed:
+            client.recv(timeout=5)
+        stopping.join(10)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1001
+
+
+def test_a_socket_that_stays_full_is_cut(impatient_front: LocalFront) -> None:
+    """A client that stops reading, with room in its queue: once its socket is full, a send waits
+    ``send_timeout_s`` (here 1 s), then the connection is cut and forgotten."""
+    front = impatient_front
+    with _handshake(front.port) as slow:
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(_masked_text(b'{"type":"subscribe","id":"all","filter":{}}'))
+        assert _frames(slow, 0.5)  # "subscribed"
+        record = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V", labels={"n": "x" * 60_000})
+        started = time.monotonic()
+        for _ in range(200):  # 12 MB: more than any socket buffer holds
+            front.websocket.notify([bus_event(event("updated", Kind.FIELD, record.record())).detail])
+        assert _gone(front, 10)
+        assert front.notifier.dropped == 0 and 1.0 <= time.monotonic() - started < 8
