@@ -88,7 +88,8 @@ def test_an_edge_policy_becomes_each_things_acl() -> None:
     ]}
     grants = grants_for([document], "pi", "us-east-1", "123456789012")
     assert grants.connect
-    assert grants.write == {"mc/pi/up", "$aws/things/pi/shadow/#"} and grants.read == {"mc/pi/down"}
+    assert grants.allow == {"publishClientSend": {"mc/pi/up", "$aws/things/pi/shadow/#"},
+                            "publishClientReceive": {"mc/pi/down"}, "subscribeLiteral": {"mc/pi/down"}}
     assert any("inside a topic level" in note for note in grants.notes)
     assert not grants_for([document], "pi", "us-east-1", "999999999999").connect
     assert aws_topic_to_mqtt("a/*/b/*") == "a/+/b/#" and aws_topic_to_mqtt("a/b*") is None
