@@ -24,6 +24,9 @@ capability                  adapter and calls
 ``admin_password``          ``admin_password_secretsmanager``: GetSecretValue on the stack's secret
 ``connections.*``           ``connections_dynamodb``: the calls of connect, subscribe, disconnect, notify
 ``manage_connections``      ``notifier_apigw``: post_to_connection on the stack's websocket API stage
+``close_connections``       ``notifier_apigw``: delete_connection (a revoked session's sockets are closed)
+``sessions.read``           ``repository_dynamodb``: BatchGetItem only (``AuthService.session_problems``: users,
+                            denylisted and service tokens of open connections, re-checked by notify)
 ``email`` / ``sms``         ``handler_email_ses`` (the account's verified identities), ``handler_sms_sns``
 ``mqtt``                    ``handler_mqtt`` through iot-data: topics handlers choose at run time, never a
                             device's uplink or AWS's reserved topics (an explicit deny)
@@ -113,6 +116,10 @@ CAPABILITIES: Final[dict[str, list[Statement]]] = {
     "manage_connections": [
         _allow("WebsocketPush", ["execute-api:ManageConnections"],
                [_arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/*")])],
+    "close_connections": [
+        _allow("WebsocketClose", ["execute-api:ManageConnections"],
+               [_arn("execute-api", "${WebsocketAPI}/${StageName}/DELETE/@connections/*")])],
+    "sessions.read": [_allow("SessionsRead", ["dynamodb:BatchGetItem"], [RESOURCE_TABLE_ARN])],
     "email": [_allow("Email", ["ses:SendEmail"], [_arn("ses", "identity/*")])],
     "sms": [_allow("Sms", ["sns:Publish"], ["*"])],  # SMS to a phone number has no resource to name
     "mqtt": [
@@ -137,7 +144,7 @@ USES: Final[dict[str, tuple[str, ...]]] = {
     "shadow_reported": (*RESOURCES, "events"),  # reported gateway state into the gateway resources
     "tasks": AUTOMATION,
     "scheduled": (*AUTOMATION, "downlink"),  # schedules, task timers and the system jobs
-    "websocket_notify": ("connections.notify", "manage_connections"),
+    "websocket_notify": ("connections.notify", "manage_connections", "close_connections", "sessions.read"),
     "node_state_job": (*RESOURCES, "events"),
     "node_discover_job": ("resources.read", "downlink"),
     "sun_job": ("resources.read", "schedules"),  # sun schedules put again from the location

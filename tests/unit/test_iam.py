@@ -33,6 +33,7 @@ CONNECTIONS: Final = "${ConnectionsTable.Arn}"
 DOWNLINK: Final = arn("iot", "topic/mc/pi-garage/down")
 SCHEDULE: Final = arn("scheduler", "schedule/${ScheduleGroup}/task-t1.interval")
 PUSH: Final = arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/Zx1c2v3b4n5=")
+CLOSE: Final = arn("execute-api", "${WebsocketAPI}/${StageName}/DELETE/@connections/Zx1c2v3b4n5=")
 
 READ: Final = {"dynamodb:GetItem": [TABLE], "dynamodb:BatchGetItem": [TABLE], "dynamodb:Query": list(INDEXES)}
 """``repository_dynamodb``: get, get_many/seen (batch_get_item), query and children (query on an index)."""
@@ -91,7 +92,9 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
     "Tasks": {**AUTOMATION, **fed_by("TasksQueue")},
     "Scheduled": {**AUTOMATION, **DOWNLINKS},  # schedules, task timers, system jobs (discover sends downlinks)
     "WebsocketNotify": {"dynamodb:Scan": [CONNECTIONS], "dynamodb:DeleteItem": [CONNECTIONS],
-                        "execute-api:ManageConnections": [PUSH], **fed_by("WebsocketNotifyQueue")},
+                        "execute-api:ManageConnections": [PUSH, CLOSE],  # post; delete a revoked session's
+                        "dynamodb:BatchGetItem": [TABLE],  # session_problems: users, revoked and service tokens
+                        **fed_by("WebsocketNotifyQueue")},
     "NodeStateJob": {**READ, **WRITE, **EVENTS},
     "NodeDiscoverJob": {**READ, **DOWNLINKS},
     "SunJob": {**READ, **SCHEDULES},
@@ -124,6 +127,7 @@ WILDCARDS: Final[dict[str, str]] = {
     arn("scheduler", "schedule/${ScheduleGroup}/*"): "schedules are named at run time, in the stack's group",
     arn("ses", "identity/*"): "e-mail senders are the account's verified identities, chosen per handler",
     arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/*"): "connection ids are per client",
+    arn("execute-api", "${WebsocketAPI}/${StageName}/DELETE/@connections/*"): "connection ids are per client",
     "${BlobBucket.Arn}/*": "objects of the stack's bucket",
     "${UploadBucket.Arn}/uploads/*": "staged uploads are named at run time (uploads/<purpose>/<upload id>)",
     arn("secretsmanager", "secret:${InfluxDBTokenSecret}-??????"): "a secret named by a parameter: its ARN ends in "
