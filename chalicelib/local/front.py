@@ -45,6 +45,7 @@ import email.utils
 import json
 import logging
 import mimetypes
+import re
 import resource
 import secrets
 import socket
@@ -732,6 +733,26 @@ def _raise_open_files(wanted: int) -> int:
 # --------------------------------------------------------------------------------------------- the server
 
 
+class RedactTokens(logging.Filter):
+    """uvicorn logs a websocket's path with its query: the ``access_token`` there is no log's business."""
+
+    PATTERN: ClassVar = re.compile(r"(access_token=)[^&\s\"']*", re.IGNORECASE)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(isinstance(arg, str) and "access_token" in arg.lower()
+                                                  for arg in record.args):
+            record.args = tuple(self.PATTERN.sub(r"\1***", arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
+def _redact_uvicorn_logs() -> None:
+    for name in ("uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(item, RedactTokens) for item in logger.filters):
+            logger.addFilter(RedactTokens())
+
+
 class LocalFront:
     """The front server: uvicorn serving ``Front`` on ``host:port`` (0: a free port; ``port`` says which).
     ``serve_forever`` blocks until ``shutdown`` (from another thread) has closed every websocket (1001) and
@@ -747,6 +768,7 @@ class LocalFront:
             log.warning("open files limited to %d: at most %d connections", open_files, open_files - RESERVED_FILES)
             limits = replace(limits, max_connections=max(16, open_files - RESERVED_FILES))
         self.limits = limits
+        _redact_uvicorn_logs()
         app = app if app is not None else build_api(container)
         if not isinstance(app, LocalChalice):  # thread-local current_request, as ``chalice local`` makes it
             CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)

@@ -4,6 +4,7 @@ in-process bus, the Chalice app at ``/api/*``, the dashboard's files elsewhere."
 from __future__ import annotations
 
 import json
+import logging
 import socket
 import threading
 import time
@@ -331,3 +332,12 @@ def test_a_socket_that_stays_full_is_cut(impatient_front: LocalFront) -> None:
             front.websocket.notify([bus_event(event("updated", Kind.FIELD, record.record())).detail])
         assert _gone(front, 10)
         assert front.notifier.dropped == 0 and 1.0 <= time.monotonic() - started < 8
+
+
+def test_the_token_of_a_websocket_url_stays_out_of_the_logs(front: Front, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.INFO), front.client("good-token") as client:
+        client.send('{"type":"ping"}')
+        assert receive(client) == {"type": "pong"}
+    said = [record.getMessage() for record in caplog.records if not record.name.startswith("websockets")]
+    assert any("WebSocket /api/ws?access_token=***" in line for line in said)
+    assert not any("good-token" in line for line in said)
