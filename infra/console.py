@@ -32,7 +32,8 @@ It puts what changed (hashed ``assets/*`` cached for a year, everything else rev
 removes what the build no longer has, and invalidates the distribution's cache when anything changed; run again
 with nothing changed it changes nothing. The caller's credentials need ``cloudformation:DescribeStacks``,
 ``s3:ListBucket``/``GetObject``/``PutObject``/``DeleteObject`` on the console bucket and
-``cloudfront:CreateInvalidation`` on the distribution (``empty`` needs the same on the upload bucket).
+``cloudfront:CreateInvalidation`` on the distribution; ``empty`` needs ``s3:ListBucketVersions`` and
+``s3:DeleteObject``/``s3:DeleteObjectVersion`` on both buckets.
 """
 
 from __future__ import annotations
