@@ -10,6 +10,7 @@ PYTEST_ARGS ?=
 STACK ?= mycontroller
 REGION ?=
 PURGE ?=
+BUCKET ?=
 DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
@@ -57,7 +58,7 @@ test: $(STAMP) services frontend
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in ingest cost api edge automation ws; do \
+	@for b in ingest cost api edge automation ws coldstart; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 
@@ -72,10 +73,14 @@ $(DEPLOY_STAMP): requirements-deploy.txt
 	$(DEPLOY_VENV)/bin/python -m pip install -q -r requirements-deploy.txt
 	@touch $(DEPLOY_STAMP)
 
-deploy: package $(DEPLOY_STAMP)
-	$(PY) -m infra.deploy deploy --stack $(STACK) $(if $(REGION),--region $(REGION),) --sam $(DEPLOY_VENV)/bin/sam
+deploy: package frontend $(DEPLOY_STAMP)
+	$(PY) -m infra.deploy deploy --stack $(STACK) $(if $(REGION),--region $(REGION),) --sam $(DEPLOY_VENV)/bin/sam \
+	  $(if $(BUCKET),--bucket $(BUCKET),)
+	@if [ -f $(FRONTEND_BUILD) ]; then $(PY) -m infra.console upload --stack $(STACK) $(if $(REGION),--region $(REGION),); \
+	  else echo "warning: frontend/dist is not built (npm missing): the console is not uploaded" >&2; fi
 
 destroy: $(STAMP) $(DEPLOY_STAMP)
+	$(PY) -m infra.console empty --stack $(STACK) $(if $(REGION),--region $(REGION),)
 	$(PY) -m infra.deploy destroy --stack $(STACK) $(if $(REGION),--region $(REGION),) --sam $(DEPLOY_VENV)/bin/sam \
 	  $(if $(PURGE),--purge,)
 
