@@ -14,7 +14,7 @@ BUCKET ?=
 DEPLOY_VENV := .venv-deploy
 DEPLOY_STAMP := $(DEPLOY_VENV)/.installed
 
-.PHONY: run test bench lint typecheck setup services clean frontend package deploy destroy
+.PHONY: run test bench lint typecheck setup services clean frontend package deploy destroy twin
 
 # The dashboard (frontend/): `npm ci` when the lock file changes, `npm run build` (tsc + vite) when a source does.
 FRONTEND_STAMP := frontend/node_modules/.installed
@@ -58,7 +58,7 @@ test: $(STAMP) services frontend
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in ingest cost api edge automation ws coldstart; do \
+	@for b in ingest cost api edge automation ws coldstart twin; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 
@@ -66,6 +66,12 @@ bench: $(STAMP)
 # and `make destroy` run AWS SAM CLI from its own environment (.venv-deploy: its pins clash with the test tools').
 package: $(STAMP)
 	$(PY) -m infra.package
+
+# The cloud twin (infra/twin): build/template.json run on this machine (moto, mosquitto, the functions) until Ctrl-C;
+# MC_ADMIN_PASSWORD is the stack's admin password. The template is built (without the code package) when missing.
+twin: $(STAMP) frontend
+	@test -f build/template.json || $(PY) -m infra.package --template-only
+	$(PY) -m infra.twin --stack $(STACK)
 
 $(DEPLOY_STAMP): requirements-deploy.txt
 	@test -n "$(PYTHON)" || { echo "Python 3.11 or newer is needed"; exit 1; }
