@@ -4,6 +4,7 @@ import { type ComponentType, lazy, type ReactNode, Suspense, useEffect, useState
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
 
 import { api, ApiError, getToken, getUsername, list, logout, onAuthChange } from "./api/client";
+import { allows, pageRole, useRole, visibleNav } from "./api/roles";
 import { live, useConnectionState } from "./live/hooks";
 import { LoginPage } from "./pages/Login";
 
@@ -76,6 +77,7 @@ function Shell({ children }: { children: ReactNode }) {
   const location = useLocation();
   const navigate = useNavigate();
   const connection = useConnectionState();
+  const role = useRole();
   useEffect(() => setOpen(false), [location.pathname]);
   return (
     <div className={`shell ${open ? "nav-open" : ""}`}>
@@ -89,6 +91,7 @@ function Shell({ children }: { children: ReactNode }) {
         </span>
         <span className="user">
           {getUsername() ? <NavLink to="/profile" title="my profile">{getUsername()}</NavLink> : ""}
+          {role && <span className="role-badge muted" data-role={role}> · {role}</span>}
         </span>
         {getToken() && (
           <button type="button" className="logout" onClick={async () => {
@@ -101,7 +104,7 @@ function Shell({ children }: { children: ReactNode }) {
       </header>
       <nav className="sidebar" aria-label="main">
         <div className="sidebar-links">
-          {NAV.map(([to, label]) => (
+          {visibleNav(NAV, role).map(([to, label]) => (
             <NavLink key={to} to={to}>
               {label}
             </NavLink>
@@ -110,7 +113,10 @@ function Shell({ children }: { children: ReactNode }) {
       </nav>
       <div className="nav-scrim" onClick={() => setOpen(false)} />
       <main className="content">
-        <Suspense fallback={<p className="muted">loading…</p>}>{children}</Suspense>
+        <Suspense fallback={<p className="muted">loading…</p>}>
+          {allows(role, pageRole(location.pathname)) ? children
+            : <p role="alert">This page is for the {pageRole(location.pathname)} role; yours is {role}.</p>}
+        </Suspense>
       </main>
     </div>
   );

@@ -674,3 +674,37 @@ def test_the_api_refuses_the_console_without_a_token(stack: Api) -> None:
     with pytest.raises(urllib.error.HTTPError) as error:
         Api(stack.base).call("/api/dashboard")
     assert error.value.code == 401
+
+
+VIEWER_PASSWORD = "Lilac-Horizon-Tide-3"
+
+
+def test_a_viewer_sees_no_menu_entry_or_control_for_what_their_role_cannot_do(
+        stack: Api, browser: WatchedBrowser, script_errors: ScriptErrors) -> None:
+    stack.call("/api/user", {"username": "vivi", "password": VIEWER_PASSWORD, "role": "viewer"})
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    tab = context.new_page()
+    tab.set_default_timeout(TIMEOUT_MS)
+    try:
+        tab.goto(stack.base + "/login?next=%2Fnodes%2Fsim.1%2F")
+        tab.get_by_label("Username").fill("vivi")
+        tab.get_by_label("Password").fill(VIEWER_PASSWORD)
+        tab.get_by_role("button", name="Sign in").click()
+        tab.wait_for_url("**/nodes/sim.1/")
+        menu = tab.get_by_role("navigation", name="main")
+        menu.get_by_role("link", name="Gateways").wait_for()
+        shown = menu.get_by_role("link").all_inner_texts()
+        assert "Dashboards" in shown and "Tasks" in shown
+        assert not {"Users", "Backup", "Settings", "Firmware", "Service tokens"} & set(shown), shown
+        assert tab.locator("[data-role='viewer']").count() == 1
+        switch = tab.get_by_role("switch", name="toggle sim.1.3.V_STATUS")
+        switch.wait_for()
+        assert switch.is_disabled()  # seen, not set
+        assert tab.get_by_role("button", name="Reboot").count() == 0
+        tab.goto(stack.base + "/users")
+        tab.get_by_role("alert").filter(has_text="for the admin role; yours is viewer").wait_for()
+        tab.goto(stack.base + "/automation/task")
+        tab.get_by_role("heading", name="Tasks").wait_for()
+        assert tab.get_by_role("link", name="New task").count() == 0
+    finally:
+        context.close()

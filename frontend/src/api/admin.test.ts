@@ -70,6 +70,8 @@ describe("service tokens", () => {
       now);
     expect(body.expiresOn).toBe("2026-07-01T10:30:00.000Z");
     expect(body.userId).toBe("bob");
+    expect(serviceTokenBody({ name: "r", description: "", userId: "", neverExpire: true, expiresOn: "", role: "viewer" },
+      now)).toEqual({ name: "r", description: "", neverExpire: true, role: "viewer" });
   });
 
   it("refuses a missing name, a missing expiry and one in the past, naming the field", () => {
@@ -101,11 +103,15 @@ describe("users", () => {
     expect(userBody({ id: "ann", username: "anna", email: "a@b.c" }, "new-password", { team: "ops" })).toEqual(
       { id: "ann", username: "anna", email: "a@b.c", fullName: "", labels: { team: "ops" }, password: "new-password" });
     expect(() => userBody({ id: "", username: "" }, "", {})).toThrow(/username/);
+    expect(userBody({ id: "ann", username: "ann", role: "viewer" }, "", {}).role).toBe("viewer");
   });
 
   it("checks a new password's length and its confirmation", () => {
     expect(newPasswordProblem("short", "short")?.field).toBe("password");
     expect(newPasswordProblem("long-enough-1", "long-enough-2")?.field).toBe("confirmPassword");
     expect(newPasswordProblem("long-enough-1", "long-enough-1")).toBeNull();
+    expect(newPasswordProblem("nine-char", "nine-char")?.field).toBe("password");
+    expect(newPasswordProblem("My-Anna-Secret-1", "My-Anna-Secret-1", "anna")?.message).toMatch(/username/);
+    expect(newPasswordProblem("Lilac-Horizon-3", "Lilac-Horizon-3", "al")).toBeNull();
   });
 });

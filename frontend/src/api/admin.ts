@@ -120,17 +120,22 @@ export interface ServiceTokenRecord {
   neverExpire?: boolean;
   expiresOn?: string | null;
   createdOn?: string | null;
+  /** What it may do: at most its maker's role (absent on tokens made before roles: its user's). */
+  role?: string | null;
+  createdBy?: string | null;
   /** Only in the answer to create: `<tokenId>_<secret>`, shown once. */
   token?: string | null;
 }
 
-/** The body of `POST /api/servicetoken`; throws FormError when the expiry is missing or already past. */
+/** The body of `POST /api/servicetoken`; throws FormError when the expiry is missing or already past. A role left
+ * empty is the server's choice (the lesser of the maker's and the owner's). */
 export function serviceTokenBody(input: { name: string; description: string; userId: string; neverExpire: boolean;
-  expiresOn: string }, now: Date = new Date()): Record<string, unknown> {
+  expiresOn: string; role?: string }, now: Date = new Date()): Record<string, unknown> {
   const name = input.name.trim();
   if (!name) throw new FormError("name: a name is required", "name");
   const body: Record<string, unknown> = { name, description: input.description.trim(), neverExpire: input.neverExpire };
   if (input.userId.trim()) body.userId = input.userId.trim();
+  if (input.role) body.role = input.role;
   if (!input.neverExpire) {
     const iso = localInputToIso(input.expiresOn);
     if (!iso) throw new FormError("expiresOn: pick an expiry date, or choose never expire", "expiresOn");
@@ -154,16 +159,24 @@ export interface UserRecord {
   username: string;
   email?: string;
   fullName?: string;
+  /** viewer, user or admin (left out on a change: the user keeps theirs; on a new user: user). */
+  role?: string;
   labels?: Record<string, string>;
   modifiedOn?: string | null;
 }
 
-export const MIN_PASSWORD_CHARS = 8;
+export const MIN_PASSWORD_CHARS = 10;
+export const PASSWORD_HINT = `at least ${MIN_PASSWORD_CHARS} characters, not a common password, not the username`;
 
-/** What is wrong with a new password and its confirmation before sending (the server checks again), or null. */
-export function newPasswordProblem(password: string, confirm: string): FormError | null {
+/** What is wrong with a new password and its confirmation before sending, or null. The server checks again, with
+ * its list of common passwords (NIST SP 800-63B); the length and the username are caught here already. */
+export function newPasswordProblem(password: string, confirm: string, username = ""): FormError | null {
   if (password.length < MIN_PASSWORD_CHARS) {
     return new FormError(`password: at least ${MIN_PASSWORD_CHARS} characters`, "password");
+  }
+  const name = username.trim().toLowerCase();
+  if (name.length >= 3 && password.toLowerCase().includes(name)) {
+    return new FormError("password: must not contain the username", "password");
   }
   if (password !== confirm) return new FormError("the two new passwords differ", "confirmPassword");
   return null;
@@ -181,5 +194,6 @@ export function userBody(user: UserRecord, password: string, labels: Record<stri
     labels,
   };
   if (password) body.password = password;
+  if (user.role) body.role = user.role;
   return body;
 }

@@ -8,6 +8,7 @@ export const API_BASE: string = (import.meta.env?.VITE_API_BASE as string | unde
 
 const TOKEN_KEY = "mc.token";
 const USER_KEY = "mc.user";
+const ROLE_KEY = "mc.role";
 
 export class ApiError extends Error {
   constructor(
@@ -43,13 +44,30 @@ export function getUsername(): string | null {
   }
 }
 
-export function setSession(token: string | null, username?: string): void {
+/** The signed-in principal's role (viewer, user or admin; see roles.ts), as the login or the profile said. */
+export function getRole(): string | null {
+  try {
+    return sessionStorage.getItem(ROLE_KEY);
+  } catch {
+    return null;
+  }
+}
+
+export function setRole(role: string): void {
+  sessionStorage.setItem(ROLE_KEY, role);
+  listeners.forEach((listener) => listener(Boolean(getToken())));
+}
+
+export function setSession(token: string | null, username?: string, role?: string): void {
   if (token) {
     sessionStorage.setItem(TOKEN_KEY, token);
     if (username) sessionStorage.setItem(USER_KEY, username);
+    if (role) sessionStorage.setItem(ROLE_KEY, role);
+    else sessionStorage.removeItem(ROLE_KEY); // read again from the profile
   } else {
     sessionStorage.removeItem(TOKEN_KEY);
     sessionStorage.removeItem(USER_KEY);
+    sessionStorage.removeItem(ROLE_KEY);
   }
   listeners.forEach((listener) => listener(Boolean(token)));
 }
@@ -87,7 +105,8 @@ export async function api<T>(path: string, options: RequestOptions = {}): Promis
   }
   if (!response.ok) {
     const detail = (data && typeof data === "object" ? data : {}) as { message?: string; field?: string };
-    if (response.status === 401 && !path.startsWith("/api/user/login")) setSession(null);
+    // A 401 ends the session it was sent with, not one the tab opened meanwhile (a new login racing an old call).
+    if (response.status === 401 && !path.startsWith("/api/user/login") && getToken() === token) setSession(null);
     throw new ApiError(response.status, detail.message ?? `${response.status} ${response.statusText}`, detail.field);
   }
   return data as T;
@@ -188,11 +207,12 @@ export interface LoginAnswer {
   token: string;
   expiresAt?: string;
   username?: string;
+  role?: string;
 }
 
 export async function login(username: string, password: string): Promise<LoginAnswer> {
   const answer = await api<LoginAnswer>("/api/user/login", { method: "POST", body: { username, password } });
-  setSession(answer.token, answer.username ?? username);
+  setSession(answer.token, answer.username ?? username, answer.role);
   return answer;
 }
 

@@ -1,9 +1,11 @@
 // Shows a field's value and lets the user set it: a switch for binary fields, an input for the others.
 // The stored value changes when the device echoes, so the control shows "pending" until the event arrives.
+// A viewer sees the value only (setting a field is the user role's work).
 
 import { useEffect, useState } from "react";
 
 import { setField } from "../api/client";
+import { allows, useRole } from "../api/roles";
 import type { FieldRecord } from "../live/fields";
 import { errorText, formatValue } from "./common";
 
@@ -26,6 +28,7 @@ export function Toggle({ on, pending, disabled, onClick, label }: {
 }
 
 export function useSetField(field: FieldRecord | undefined) {
+  const allowed = allows(useRole(), "user");
   const [pending, setPending] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const stamp = field?.current?.timestamp;
@@ -46,17 +49,18 @@ export function useSetField(field: FieldRecord | undefined) {
       setError(errorText(err));
     }
   };
-  return { pending, error, send };
+  return { pending, error, send, allowed };
 }
 
 export function FieldControl({ field, compact }: { field: FieldRecord; compact?: boolean }) {
-  const { pending, error, send } = useSetField(field);
+  const { pending, error, send, allowed } = useSetField(field);
   const [text, setText] = useState("");
   const value = field.current?.value;
   if (field.metricType === "binary") {
     return (
       <span className="field-control">
-        <Toggle on={Boolean(value)} pending={pending} onClick={() => send("toggle")} label={`toggle ${field.id}`} />
+        <Toggle on={Boolean(value)} pending={pending} onClick={() => send("toggle")} label={`toggle ${field.id}`}
+          disabled={!allowed} />
         {!compact && <span className="muted">{pending ? "sent…" : formatValue(value)}</span>}
         {error && <span className="error-inline">{error}</span>}
       </span>
@@ -71,7 +75,7 @@ export function FieldControl({ field, compact }: { field: FieldRecord; compact?:
       }}
     >
       <strong>{formatValue(value, field.unit)}</strong>
-      {!compact && (
+      {!compact && allowed && (
         <>
           <input
             aria-label={`new value for ${field.id}`}

@@ -17,11 +17,20 @@ function socketUrl(): string | null {
   return `${base}${base.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}`;
 }
 
-// A refused websocket means the token is bad or gone: one REST call finds out, and its 401 ends the session.
+/** How long a refused websocket waits before asking whether the session ended: a password changed in this tab
+ * closes its socket (the server ends the old sessions) while the tab is signing in again with the new one. */
+export const SESSION_CHECK_DELAY_MS = 1500;
+
+// A refused or closed-for-revocation websocket (4401) means the token is bad or gone: one REST call finds out, and
+// its 401 ends the session, unless the tab has signed in again meanwhile (then the socket reconnects with the new
+// token by itself).
 export const live = new LiveSocket({
   url: socketUrl,
   onUnauthorized: () => {
-    api("/api/user/profile").catch(() => undefined);
+    const refused = getToken();
+    setTimeout(() => {
+      if (refused && getToken() === refused) api("/api/user/profile").catch(() => undefined);
+    }, SESSION_CHECK_DELAY_MS);
   },
 });
 

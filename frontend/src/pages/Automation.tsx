@@ -6,6 +6,7 @@ import { type ReactNode, useEffect, useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { ApiError, getOne, list, remove, save, setEnabled } from "../api/client";
+import { Can } from "../components/Can";
 import { Card, ErrorBox, errorText, formatTime, labelsToText, textToLabels, useAsync } from "../components/common";
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
@@ -67,19 +68,19 @@ export function AutomationListPage() {
     }
   };
   return (
-    <Card title={info.title} actions={<Link className="button primary" to={`/automation/${kind}/new`}>New {info.singular}</Link>}>
+    <Card title={info.title} actions={<Can need="user"><Link className="button primary" to={`/automation/${kind}/new`}>New {info.singular}</Link></Can>}>
       <ErrorBox error={error} />
       <ResourceTable<Rec> key={kind} resource={kind} entityType={info.entityType} columns={columns}
         link={(r) => `/automation/${kind}/${encodeURIComponent(r.id)}`} defaultSort={{ f: "id", o: "asc" }}
         actions={(r) => (
-          <>
+          <Can need="user">
             <button type="button" onClick={() => act(() => setEnabled(kind, [r.id], !r.enabled))}>
               {r.enabled ? "Disable" : "Enable"}
             </button>
             <button type="button" onClick={() => window.confirm(`Delete ${r.id}?`) && act(() => remove(kind, [r.id]))}>
               Delete
             </button>
-          </>
+          </Can>
         )} />
     </Card>
   );
@@ -411,7 +412,7 @@ export function AutomationEditorPage() {
         <ErrorBox error={error} />
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
-          <button type="submit" className="primary">Save</button>
+          <Can need="user"><button type="submit" className="primary">Save</button></Can>
           <button type="button" onClick={() => navigate(`/automation/${kind}`)}>Back</button>
         </div>
       </form>

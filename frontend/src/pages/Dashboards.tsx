@@ -5,6 +5,7 @@ import { type PointerEvent as ReactPointerEvent, useEffect, useMemo, useRef, use
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { api, ApiError, getOne, remove, save } from "../api/client";
+import { Can } from "../components/Can";
 import { Card, ErrorBox, errorText, useAsync } from "../components/common";
 import { type Column, ResourceTable } from "../components/ResourceTable";
 import {
@@ -36,7 +37,7 @@ export function DashboardsPage() {
     { key: "widgets", label: "Widgets", sortable: false, render: (d) => String(d.widgets?.length ?? 0) },
   ];
   return (
-    <Card title="Dashboards" actions={<Link className="button primary" to="/dashboards/new">New dashboard</Link>}>
+    <Card title="Dashboards" actions={<Can need="user"><Link className="button primary" to="/dashboards/new">New dashboard</Link></Can>}>
       <ResourceTable<Dashboard> resource="dashboard" entityType="dashboard" columns={columns}
         link={(d) => `/dashboards/${encodeURIComponent(d.id)}`} defaultSort={{ f: "title", o: "asc" }} />
     </Card>
@@ -186,7 +187,7 @@ export function DashboardPage() {
               </button>
             </>
           ) : (
-            <>
+            <Can need="user">
               <button type="button" onClick={() => setEditing(true)}>Edit</button>
               <button type="button" onClick={async () => {
                 if (!window.confirm(`Delete dashboard ${dashboard.title}?`)) return;
@@ -199,7 +200,7 @@ export function DashboardPage() {
               }}>
                 Delete
               </button>
-            </>
+            </Can>
           )}
         </div>
       </div>

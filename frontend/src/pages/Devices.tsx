@@ -4,6 +4,7 @@ import { useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { api, gatewayAction, getOne, nodeAction, remove } from "../api/client";
+import { allows, useRole } from "../api/roles";
 import { Chart } from "../components/Chart";
 import { Card, ErrorBox, errorText, formatTime, formatValue, Labels, StatusBadge, useAsync } from "../components/common";
 import { FieldControl } from "../components/FieldControl";
@@ -137,6 +138,7 @@ function useRecord<T>(resource: string, id: string, entityType: string) {
 function ActionButtons({ actions, run }: { actions: Array<[string, string, boolean?]>; run: (a: string) => Promise<unknown> }) {
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  if (!allows(useRole(), "user")) return null; // actions and deletions are the user role's work
   return (
     <div className="actions">
       {actions.map(([action, label, confirmFirst]) => (

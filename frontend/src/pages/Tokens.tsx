@@ -1,10 +1,12 @@
 // Service tokens (`/api/servicetoken`) for scripts and other systems: list, create, delete. The secret exists in
-// the answer to create only (the server keeps a digest), so it is shown once, in a box to copy it from.
+// the answer to create only (the server keeps a digest), so it is shown once, in a box to copy it from. A token
+// carries a role no higher than its maker's; only an admin sees every token and makes one for another user.
 
 import { type FormEvent, useMemo, useRef, useState } from "react";
 
 import { dateToLocalInput, serviceTokenBody, type ServiceTokenRecord, tokenExpiry, type UserRecord } from "../api/admin";
 import { api, list, remove } from "../api/client";
+import { rolesUpTo, useRole } from "../api/roles";
 import { Card, ErrorBox, errorText, formatTime, useAsync } from "../components/common";
 import { FormCheck, FormInput, type Problem, problemOf } from "../components/Form";
 import { type Column, ResourceTable } from "../components/ResourceTable";
@@ -43,8 +45,12 @@ function NewSecret({ token, onDone }: { token: ServiceTokenRecord; onDone: () =>
 }
 
 function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => void }) {
-  const users = useAsync(() => list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }), []);
+  const myRole = useRole();
+  const admin = myRole === "admin";
+  const users = useAsync(async () => (admin
+    ? list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }) : null), [admin]);
   const [name, setName] = useState("");
+  const [role, setRole] = useState("");
   const [description, setDescription] = useState("");
   const [userId, setUserId] = useState("");
   const [neverExpire, setNeverExpire] = useState(false);
@@ -58,7 +64,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
     setProblem(null);
     setBusy(true);
     try {
-      const body = serviceTokenBody({ name, description, userId, neverExpire, expiresOn });
+      const body = serviceTokenBody({ name, description, userId, neverExpire, expiresOn, role });
       const created = await api<ServiceTokenRecord>("/api/servicetoken", { method: "POST", body });
       setName("");
       setDescription("");
@@ -76,12 +82,22 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
         <FormInput label="Name" name="name" value={name} onChange={setName} problem={problem} placeholder="backup script" />
         <FormInput label="Description" name="description" value={description} onChange={setDescription}
           problem={problem} />
+        {admin && (
+          <label>
+            Acts as user
+            <select aria-label="Acts as user" value={userId} onChange={(e) => setUserId(e.target.value)}
+              className={problem?.field === "userId" ? "invalid" : ""}>
+              <option value="">me</option>
+              {(users.data?.data ?? []).map((u) => <option key={u.id} value={u.id}>{u.username}</option>)}
+            </select>
+          </label>
+        )}
         <label>
-          Acts as user
-          <select aria-label="Acts as user" value={userId} onChange={(e) => setUserId(e.target.value)}
-            className={problem?.field === "userId" ? "invalid" : ""}>
-            <option value="">me</option>
-            {(users.data?.data ?? []).map((u) => <option key={u.id} value={u.id}>{u.username}</option>)}
+          Role
+          <select aria-label="Token role" value={role} onChange={(e) => setRole(e.target.value)}
+            className={problem?.field === "role" ? "invalid" : ""}>
+            <option value="">as its user</option>
+            {rolesUpTo(myRole).map((r) => <option key={r} value={r}>{r}</option>)}
           </select>
         </label>
       </div>
@@ -105,6 +121,7 @@ export function ServiceTokensPage() {
   const columns: Column<ServiceTokenRecord>[] = [
     { key: "name", label: "Name", render: (t) => t.name },
     { key: "userId", label: "User", render: (t) => t.userId },
+    { key: "role", label: "Role", render: (t) => t.role || "as its user" },
     { key: "description", label: "Description", render: (t) => t.description || "" },
     { key: "expiresOn", label: "Expires", render: (t) => tokenExpiry(t) },
     { key: "createdOn", label: "Created", render: (t) => formatTime(t.createdOn) },

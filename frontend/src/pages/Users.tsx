@@ -1,12 +1,14 @@
-// Users (`/api/user`): list, create, edit, delete; and "my profile" (`/api/user/profile`). A password is never
-// shown: the API does not return one, and the password inputs only ever set a new one. A changed password ends
-// the tokens issued before it, so changing one's own signs in again with the new password.
+// Users (`/api/user`, admins only): list, create, edit (role included), delete; and "my profile"
+// (`/api/user/profile`, anyone). A password is never shown: the API does not return one, and the password inputs
+// only ever set a new one. A changed password or role ends the tokens issued before it, so changing one's own
+// password signs in again with the new one (and an admin changing their own gives the current one too).
 
 import { type FormEvent, useEffect, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
-import { newPasswordProblem, userBody, type UserRecord, FormError } from "../api/admin";
+import { newPasswordProblem, PASSWORD_HINT, userBody, type UserRecord, FormError } from "../api/admin";
 import { api, ApiError, getOne, getUsername, login, remove, save } from "../api/client";
+import { ROLES } from "../api/roles";
 import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels, useAsync } from "../components/common";
 import { FormInput, type Problem, problemOf } from "../components/Form";
 import { type Column, ResourceTable } from "../components/ResourceTable";
@@ -22,6 +24,7 @@ export function UsersPage() {
   const columns: Column<UserRecord>[] = [
     { key: "username", label: "Username", render: (u) => u.username },
     { key: "fullName", label: "Name", render: (u) => u.fullName || "" },
+    { key: "role", label: "Role", render: (u) => u.role || "" },
     { key: "email", label: "E-mail", render: (u) => u.email || "" },
     { key: "labels", label: "Labels", sortable: false, render: (u) => <Labels labels={u.labels} /> },
     { key: "modifiedOn", label: "Changed", render: (u) => formatTime(u.modifiedOn) },
@@ -59,7 +62,7 @@ export function UsersPage() {
   );
 }
 
-const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", labels: {} };
+const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", role: "user", labels: {} };
 
 export function UserEditorPage() {
   const { id = "new" } = useParams();
@@ -70,6 +73,7 @@ export function UserEditorPage() {
   const [labelsText, setLabelsText] = useState("");
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
+  const [current, setCurrent] = useState("");
   const [problem, setProblem] = useState<Problem | null>(null);
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -95,11 +99,16 @@ export function UserEditorPage() {
     setSaved(false);
     setBusy(true);
     try {
+      const wasMe = !isNew && loaded.data?.username === getUsername();
       if (isNew || password || confirm) {
-        const bad = newPasswordProblem(password, confirm);
+        const bad = newPasswordProblem(password, confirm, u.username);
         if (bad) throw bad;
+        if (wasMe && !current) {
+          throw new FormError("currentPassword: type your current password to set a new one", "currentPassword");
+        }
       }
       const body = userBody(u, password, textToLabels(labelsText));
+      if (wasMe && password) body.currentPassword = current;
       if (isNew) {
         // POST /api/user is an upsert: a new user must not silently replace one with the same id.
         const taken = await getOne<UserRecord>("user", String(body.id)).then(() => true, (err: unknown) => {
@@ -108,11 +117,11 @@ export function UserEditorPage() {
         });
         if (taken) throw new FormError(`username: ${String(body.id)} is taken`, "username");
       }
-      const wasMe = !isNew && loaded.data?.username === getUsername();
       const stored = await save<UserRecord>("user", body);
       if (wasMe && password) await login(stored.username, password); // the old token ended with the old password
       setPassword("");
       setConfirm("");
+      setCurrent("");
       setUser(stored);
       setSaved(true);
       if (isNew) navigate(userPath(stored.id), { replace: true });
@@ -133,13 +142,27 @@ export function UserEditorPage() {
             problem={problem} />
           <FormInput label="E-mail" name="email" type="email" value={u.email ?? ""} onChange={(v) => set({ email: v })}
             problem={problem} />
+          <label>
+            Role
+            <select aria-label="Role" value={u.role ?? "user"} onChange={(e) => set({ role: e.target.value })}
+              className={problem?.field === "role" ? "invalid" : ""}>
+              {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
+            </select>
+          </label>
         </div>
+        <p className="muted">viewer: reads and subscribes · user: also devices, actions, dashboards, automation and
+          their own service tokens · admin: also users, backups, settings and firmware. A new role or password ends
+          the user's sessions.</p>
         <fieldset className="section">
           <legend>{isNew ? "Password" : "Set a new password"}</legend>
           {!isNew && <p className="muted">Leave empty to keep the current password (it is never shown).</p>}
           <div className="row">
+            {!isNew && loaded.data?.username === getUsername() && (
+              <FormInput label="Current password" name="currentPassword" type="password" value={current}
+                onChange={setCurrent} problem={problem} autoComplete="current-password" />
+            )}
             <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
-              problem={problem} autoComplete="new-password" hint="at least 8 characters" />
+              problem={problem} autoComplete="new-password" hint={PASSWORD_HINT} />
             <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
               onChange={setConfirm} problem={problem} autoComplete="new-password" />
           </div>
@@ -192,7 +215,7 @@ export function ProfilePage() {
       if (changing) {
         if (!current) throw new FormError("currentPassword: type your current password to set a new one",
           "currentPassword");
-        const bad = newPasswordProblem(password, confirm);
+        const bad = newPasswordProblem(password, confirm, u.username);
         if (bad) throw bad;
         body.currentPassword = current;
         body.password = password;
@@ -212,7 +235,7 @@ export function ProfilePage() {
   };
 
   return (
-    <Card title={`My profile (${u.username})`}>
+    <Card title={`My profile (${u.username}, ${u.role ?? "user"})`}>
       <form className="editor" onSubmit={submit} noValidate>
         <div className="row">
           <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} problem={problem}
@@ -231,7 +254,7 @@ export function ProfilePage() {
             <FormInput label="Current password" name="currentPassword" type="password" value={current}
               onChange={setCurrent} problem={problem} autoComplete="current-password" />
             <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
-              problem={problem} autoComplete="new-password" hint="at least 8 characters" />
+              problem={problem} autoComplete="new-password" hint={PASSWORD_HINT} />
             <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
               onChange={setConfirm} problem={problem} autoComplete="new-password" />
           </div>

@@ -26,14 +26,14 @@ function useField(id: string): FieldRecord | undefined {
 function SwitchWidget({ config }: { config: Config }) {
   const id = str(config.resource);
   const field = useField(id);
-  const { pending, error, send } = useSetField(field);
+  const { pending, error, send, allowed } = useSetField(field);
   if (!field) return <Missing id={id} />;
   const on = Boolean(field.current?.value);
   // Explicit on/off payloads (not "toggle"): pressing twice while the echo is on its way still ends as intended.
   const flip = () => send(on ? str(config.offPayload) || "0" : str(config.onPayload) || "1");
   return (
     <div className="widget-switch" data-field={field.id} data-value={String(on)}>
-      <Toggle on={on} pending={pending} onClick={flip} label={`switch ${field.name || field.id}`} />
+      <Toggle on={on} pending={pending} onClick={flip} label={`switch ${field.name || field.id}`} disabled={!allowed} />
       <span className="widget-switch-state">{pending ? "…" : on ? "ON" : "OFF"}</span>
       {error && <div className="error-inline">{error}</div>}
     </div>
@@ -43,11 +43,11 @@ function SwitchWidget({ config }: { config: Config }) {
 function ButtonWidget({ config, title }: { config: Config; title: string }) {
   const id = str(config.resource);
   const field = useField(id);
-  const { pending, error, send } = useSetField(field);
+  const { pending, error, send, allowed } = useSetField(field);
   if (!field) return <Missing id={id} />;
   return (
     <div className="widget-center">
-      <button type="button" className="big-button" disabled={pending} onClick={() => send(str(config.payload))}>
+      <button type="button" className="big-button" disabled={pending || !allowed} onClick={() => send(str(config.payload))}>
         {title || str(config.payload)}
       </button>
       <div className="muted">{formatValue(field.current?.value, field.unit)}</div>
@@ -94,12 +94,12 @@ function Slider({ value, min, max, step, onCommit, label, disabled }: {
 function SliderWidget({ config }: { config: Config }) {
   const id = str(config.resource);
   const field = useField(id);
-  const { pending, error, send } = useSetField(field);
+  const { pending, error, send, allowed } = useSetField(field);
   if (!field) return <Missing id={id} />;
   return (
     <div className="widget-center">
       <Slider value={num(field.current?.value, 0)} min={num(config.min, 0)} max={num(config.max, 100)}
-        step={num(config.step, 1)} onCommit={(v) => send(v)} label={`set ${field.id}`} disabled={pending} />
+        step={num(config.step, 1)} onCommit={(v) => send(v)} label={`set ${field.id}`} disabled={pending || !allowed} />
       {error && <div className="error-inline">{error}</div>}
     </div>
   );
@@ -188,14 +188,15 @@ function LightWidget({ config }: { config: Config }) {
       <div className="light-controls">
         {status && (
           <Toggle on={on} pending={statusSet.pending} onClick={() => statusSet.send(on ? "0" : "1")}
-            label={`light ${status.id}`} />
+            label={`light ${status.id}`} disabled={!statusSet.allowed} />
         )}
         {brightness && (
           <Slider value={level} min={num(config.min, 0)} max={num(config.max, 100)} step={1}
-            onCommit={(v) => brightnessSet.send(v)} label={`brightness ${brightness.id}`} />
+            onCommit={(v) => brightnessSet.send(v)} label={`brightness ${brightness.id}`}
+            disabled={!brightnessSet.allowed} />
         )}
         {color && (
-          <input type="color" aria-label={`colour ${color.id}`} value={hex}
+          <input type="color" aria-label={`colour ${color.id}`} value={hex} disabled={!colorSet.allowed}
             onChange={(e) => colorSet.send(fromHex(e.target.value, config.rgbFormat))} />
         )}
       </div>
