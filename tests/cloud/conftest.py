@@ -70,7 +70,9 @@ def refusals_expected() -> None:
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
+def webhook(twin: CloudTwin) -> Iterator[Webhook]:
+    """A local receiver, which the stack's outbound rules must be told to allow (loopback is refused by default)."""
+    twin.ok("POST", "/api/settings/system", {"outbound": {"allow": ["127.0.0.1"]}})
     server = Webhook()
     try:
         yield server
