@@ -151,8 +151,7 @@ class Endpoint:
                 return _json(error.code, {"message": str(error)}, kind)
         listing = re.fullmatch(r"/api/things/shadow/ListNamedShadowsForThing/([^/]+)", path)
         if listing:
-            names = sorted(n for (t, n) in self.hooks.shadows._docs if t == listing.group(1) and n)
-            return _json(200, {"results": names, "timestamp": 0})
+            return _json(200, {"results": self.hooks.shadows.names(listing.group(1)), "timestamp": 0})
         return _json(404, {"message": f"the twin's iot-data has no {method} {path}"}, "ResourceNotFoundException")
 
     # ------------------------------------------------------------------------------------------- websocket

@@ -122,6 +122,11 @@ class Shadows:
         self.publish(f"{prefix}/update/documents", json.dumps(documents).encode())
         return accepted
 
+    def names(self, thing: str) -> list[str]:
+        """The named shadows of a thing (iot-data ``ListNamedShadowsForThing``)."""
+        with self._lock:
+            return sorted(name for (owner, name) in self._docs if owner == thing and name)
+
     def delete(self, thing: str, name: str) -> dict[str, Any]:
         with self._lock:
             doc = self._docs.pop((thing, name), None)
