@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .core.auth import SigningSecret
     from .core.automation.clock import Location
     from .core.identity import GatewayOwners
+    from .core.outbound import PolicySource
     from .core.ports import (
         BlobStore,
         ConnectionStore,
@@ -304,14 +305,23 @@ def _executors(c: Container) -> dict[str, HandlerExecutor]:
     elif settings.mqtt_broker:
         platform = PahoPublisher(settings.mqtt_broker)
     return {
-        "webhook": WebhookExecutor(),
-        "email": EmailExecutor(SmtpEmailExecutor(default_sender=settings.email_from), ses),
+        "webhook": WebhookExecutor(c.outbound),
+        "email": EmailExecutor(SmtpEmailExecutor(default_sender=settings.email_from, policy=c.outbound), ses),
         "telegram": TelegramExecutor(settings.telegram_api_url),
         "sms": sms,
-        "mqtt": MqttExecutor(platform),
+        "mqtt": MqttExecutor(platform, c.outbound),
         "resource": ResourceExecutor(c.repository, c.downlink, c.bus, c.schedules, c.location),
         "noop": NoopExecutor(),
     }
+
+
+def _outbound(c: Container) -> PolicySource:
+    """Where handlers and webhook variables may connect (``core/outbound.py``): the system settings' allow list,
+    private networks unless in Lambda (``OUTBOUND_PRIVATE``)."""
+    from .adapters.outbound import private_allowed
+    from .core.outbound import PolicySource
+
+    return PolicySource(c.repository, private=private_allowed(c.settings.outbound_private))
 
 
 def _idempotency(c: Container) -> BasePersistenceLayer:
@@ -432,8 +442,8 @@ def _automation(c: Container) -> Automation:
     from .functions.automation import Automation, SettingsCache
 
     settings = SettingsCache(c.repository, fallback_location=lambda: c.fallback_location)
-    return Automation(c.repository, c.bus, c.handler_queue, c.schedules, UrllibWebhookResolver(), settings,
-                      now=c.now)
+    return Automation(c.repository, c.bus, c.handler_queue, c.schedules, UrllibWebhookResolver(policy=c.outbound),
+                      settings, now=c.now)
 
 
 def _forward(c: Container) -> ForwardPayloadFunction:
@@ -522,6 +532,8 @@ class Container:
     connections = Part(_connections)
     notifier = Part(_notifier)
     executors = Part(_executors)
+    outbound = Part(_outbound)
+    """The outbound policy's source: what handlers and webhook variables may connect to, now."""
     idempotency = Part(_idempotency)
     gateway_owners = Part(_gateway_owners)
     """Which edge device owns each gateway: the ingest function's check, the downlinks' address book."""

@@ -2,17 +2,21 @@
 none), ``username``/``password`` and ``from``.
 
 Refused recipients, a refused login and a missing sender cannot succeed as configured (not retried); a
-connection or server error is retryable. The password never appears in a message.
+connection or server error is retryable. The password never appears in a message. The host is connected to under
+the outbound policy (``core/outbound.py``): an address it refuses fails at once, not retried.
 """
 
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 from email.message import EmailMessage
 from typing import Any
 
 from chalicelib.core.ports import HandlerCallError
+
+from .outbound import OutboundPolicy, OutboundRefused, PolicyOf, connect_checked, default_policy
 
 
 def build_message(sender: str, params: dict[str, Any]) -> EmailMessage:
@@ -24,10 +28,35 @@ def build_message(sender: str, params: dict[str, Any]) -> EmailMessage:
     return message
 
 
+class _CheckedSMTP(smtplib.SMTP):
+    """smtplib's client connecting through ``connect_checked`` (built without a host, then ``connect``ed)."""
+
+    policy: OutboundPolicy
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return connect_checked(host, port, timeout, self.policy, self.source_address)
+
+
+class _CheckedSMTPSSL(smtplib.SMTP_SSL, _CheckedSMTP):
+    """``SMTP_SSL._get_socket`` wraps what ``_CheckedSMTP._get_socket`` connected (verifying the host name)."""
+
+
+def _connected(tls: str, host: str, port: int, timeout: float, policy: OutboundPolicy) -> smtplib.SMTP:
+    client: _CheckedSMTP = _CheckedSMTPSSL(timeout=timeout, context=ssl.create_default_context()) \
+        if tls == "ssl" else _CheckedSMTP(timeout=timeout)
+    client.policy = policy
+    code, message = client.connect(host, port)
+    if code != 220:
+        client.close()
+        raise smtplib.SMTPConnectError(code, message)
+    return client
+
+
 class SmtpEmailExecutor:
-    def __init__(self, timeout_s: float = 15.0, default_sender: str = "") -> None:
+    def __init__(self, timeout_s: float = 15.0, default_sender: str = "", policy: PolicyOf = default_policy) -> None:
         self.timeout_s = timeout_s
         self.default_sender = default_sender
+        self.policy = policy
 
     def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         host = str(spec.get("host") or "")
@@ -40,17 +69,15 @@ class SmtpEmailExecutor:
         tls = str(spec.get("tls") or "starttls")
         message = build_message(sender, params)
         try:
-            client: smtplib.SMTP
-            if tls == "ssl":
-                client = smtplib.SMTP_SSL(host, port, timeout=self.timeout_s, context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(host, port, timeout=self.timeout_s)
+            client = _connected(tls, host, port, self.timeout_s, self.policy())
             with client:
                 if tls == "starttls":
                     client.starttls(context=ssl.create_default_context())
                 if spec.get("username"):
                     client.login(str(spec["username"]), str(spec.get("password") or ""))
                 refused = client.send_message(message)
+        except OutboundRefused as error:
+            raise HandlerCallError(f"email via {host}:{port}: refused: {error}", retryable=False) from None
         except smtplib.SMTPAuthenticationError as error:
             raise HandlerCallError(f"email: SMTP login refused ({error.smtp_code})", retryable=False) from None
         except smtplib.SMTPRecipientsRefused as error:

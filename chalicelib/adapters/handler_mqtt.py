@@ -4,7 +4,9 @@ With a ``broker`` in the handler's spec (``mqtt://host:1883``, ``mqtts://host:88
 call connects there with paho-mqtt (``username``/``password``, ``insecure`` skips certificate checks) and waits
 for the publish to complete. Without one it publishes on the platform's own broker: IoT Core through iot-data in
 AWS (``IotDataPublisher``), or the broker ``MQTT_BROKER`` names locally (``PahoPublisher``). A refused connection
-or a timeout is retryable; a bad broker URL or bad credentials are not.
+or a timeout is retryable; a bad broker URL or bad credentials are not. A handler's own broker is connected to under
+the outbound policy (``core/outbound.py``; an address it refuses fails at once); the platform broker is the
+operator's and is not checked.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.core.ports import HandlerCallError
 
+from .outbound import OutboundPolicy, OutboundRefused, PolicyOf, connect_checked, default_policy
+
 Publisher = Callable[[str, str, int, bool], None]
 """``publish(topic, payload, qos, retain)``; raises ``HandlerCallError``."""
 TLS_SCHEMES: Final = ("mqtts", "ssl", "tls")
@@ -30,7 +34,7 @@ class PahoPublisher:
     """One connection per call (handler calls are rare; a held connection would outlive a Lambda freeze)."""
 
     def __init__(self, broker: str, *, username: str = "", password: str = "", insecure: bool = False,
-                 timeout_s: float = 10.0) -> None:
+                 timeout_s: float = 10.0, policy: OutboundPolicy | None = None) -> None:
         parts = urllib.parse.urlsplit(broker if "://" in broker else f"mqtt://{broker}")
         if parts.scheme not in TLS_SCHEMES + PLAIN_SCHEMES or not parts.hostname:
             raise HandlerCallError(f"mqtt: broker must be mqtt://host:port or mqtts://host:port, got {broker!r}",
@@ -42,12 +46,15 @@ class PahoPublisher:
         self.password = password or urllib.parse.unquote(parts.password or "")
         self.insecure = insecure
         self.timeout_s = timeout_s
+        self.policy = policy
+        """Connections checked against it (a handler's own broker); None: not checked (the platform broker)."""
 
     def __call__(self, topic: str, payload: str, qos: int, retain: bool) -> None:
         import paho.mqtt.client as mqtt
 
         where = f"mqtt {self.host}:{self.port}"
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"mc-handler-{uuid.uuid4().hex[:12]}")
+        client_class = mqtt.Client if self.policy is None else _checked_client(self.policy)
+        client = client_class(mqtt.CallbackAPIVersion.VERSION2, client_id=f"mc-handler-{uuid.uuid4().hex[:12]}")
         client.connect_timeout = self.timeout_s
         if self.username:
             client.username_pw_set(self.username, self.password)
@@ -68,6 +75,8 @@ class PahoPublisher:
         client.on_connect = on_connect
         try:
             client.connect(self.host, self.port, keepalive=30)
+        except OutboundRefused as error:
+            raise HandlerCallError(f"{where}: refused: {error}", retryable=False) from None
         except (OSError, ValueError) as error:
             raise HandlerCallError(f"{where}: {type(error).__name__}: {error}") from None
         client.loop_start()
@@ -85,6 +94,17 @@ class PahoPublisher:
         finally:
             client.disconnect()
             client.loop_stop()
+
+
+def _checked_client(policy: OutboundPolicy) -> Any:
+    """paho's client connecting through ``connect_checked`` (TLS still verifies the broker's name)."""
+    import paho.mqtt.client as mqtt
+
+    class CheckedClient(mqtt.Client):
+        def _create_socket_connection(self) -> Any:
+            return connect_checked(self._host, self._port, self._connect_timeout, policy)
+
+    return CheckedClient
 
 
 class IotDataPublisher:
@@ -106,8 +126,9 @@ class IotDataPublisher:
 
 
 class MqttExecutor:
-    def __init__(self, platform: Publisher | None = None) -> None:
+    def __init__(self, platform: Publisher | None = None, policy: PolicyOf = default_policy) -> None:
         self.platform = platform
+        self.policy = policy
 
     def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         topic, payload = str(params["topic"]), str(params.get("payload") or "")
@@ -116,7 +137,7 @@ class MqttExecutor:
         if broker:
             publish: Publisher = PahoPublisher(broker, username=str(spec.get("username") or ""),
                                                password=str(spec.get("password") or ""),
-                                               insecure=bool(spec.get("insecure")))
+                                               insecure=bool(spec.get("insecure")), policy=self.policy())
         elif self.platform is not None:
             publish = self.platform
         else:

@@ -1,7 +1,9 @@
 """System settings endpoints, in MyController v2's shape: ``GET``/``POST /api/settings/system``.
 
 ``geoLocation{latitude, longitude, locationName, timezone, elevation}``, ``login{message}``, ``language``,
-``nodeStateJob{executionInterval, inactiveDuration}`` and ``nodeDiscoverJob{enabled, executionInterval}``.
+``nodeStateJob{executionInterval, inactiveDuration}``, ``nodeDiscoverJob{enabled, executionInterval}`` and (ours)
+``outbound{allow}``, the hosts and networks handlers and webhook variables may reach besides the open internet
+(``core/outbound.py``).
 A POST merges its top-level keys over the stored settings (send ``geoLocation`` alone to move the installation)
 and validates the result: 400 naming the field (``geoLocation.latitude``). When the location changes, every
 enabled schedule's trigger is put again (sun schedules move; schedules without a time zone use the location's).
@@ -47,6 +49,8 @@ def post_system_settings(request: ApiRequest) -> Record:
     automation = container.automation
     if automation.settings is not None:
         automation.settings.invalidate()
+    if container.built("outbound"):
+        container.outbound.invalidate()  # this process at once; others within the policy's TTL
     if before.geo_location != settings.geo_location and container.schedules is not None:
         location = settings.location() or container.fallback_location
         try:

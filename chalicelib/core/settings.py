@@ -1,5 +1,6 @@
 """System settings, in MyController v2's shape (``system_settings``): location, login message, language and the
-system jobs' timing. One record (kind ``settings``, id ``system_settings``) in the repository.
+system jobs' timing, and (ours) the hosts and networks outbound requests may reach (``outbound.allow``). One record
+(kind ``settings``, id ``system_settings``) in the repository.
 
 Pure: the model, and reading it through the repository port. The location feeds sun schedules and the
 ``sunrise``/``sunset`` template functions; ``nodeStateJob`` the node state job; ``nodeDiscoverJob`` (ours: the
@@ -14,6 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from .automation.clock import Location, parse_duration, zone
 from .model import CamelModel, Kind, Record
+from .outbound import MAX_ALLOW_ENTRIES, parse_allow
 from .ports import Repository
 
 SETTINGS_ID: Final = "system_settings"
@@ -83,12 +85,31 @@ class Login(CamelModel):
     message: str = Field(default="", max_length=2000)
 
 
+class Outbound(CamelModel):
+    """Where handlers and webhook variables may connect besides the open internet (``core/outbound.py``)."""
+
+    allow: list[str] = Field(default_factory=list, max_length=MAX_ALLOW_ENTRIES)
+    """Host names (``nas.local``, ``*.lan``) and addresses or networks (``127.0.0.1``, ``192.168.1.0/24``)."""
+
+    @field_validator("allow")
+    @classmethod
+    def _allow(cls, value: list[str]) -> list[str]:
+        entries = [str(entry).strip() for entry in value]
+        for index, entry in enumerate(entries):
+            try:
+                parse_allow([entry])
+            except ValueError as error:
+                raise ValueError(f"entry {index}: {error}") from None
+        return list(dict.fromkeys(entries))
+
+
 class SystemSettings(CamelModel):
     geo_location: GeoLocation = Field(default_factory=GeoLocation)
     login: Login = Field(default_factory=Login)
     language: str = Field(default="en-us", min_length=2, max_length=16, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]+)*$")
     node_state_job: NodeStateJob = Field(default_factory=NodeStateJob)
     node_discover_job: NodeDiscoverJob = Field(default_factory=NodeDiscoverJob)
+    outbound: Outbound = Field(default_factory=Outbound)
     modified_on: str | None = None
 
     def location(self) -> Location | None:

@@ -70,7 +70,7 @@ from uvicorn.protocols.websockets.wsproto_impl import WSProtocol
 from wsproto.events import CloseConnection
 
 from ..adapters.notifier_local import LocalNotifier
-from ..api.errors import error_body
+from ..api.errors import ApiError, error_body
 from ..api.headers import API_CSP, CONSOLE_CSP, cors_headers, preflight_headers, security_headers
 from ..services.websocket import MAX_MESSAGE_BYTES, WebsocketService
 
@@ -138,16 +138,6 @@ class Limits:
         settings = container.settings
         return cls(max_connections=settings.max_connections, request_timeout_s=settings.request_timeout_s,
                    max_body_bytes=settings.max_body_bytes, forwarded_allow_ips=settings.forwarded_allow_ips)
-
-
-class Refused(Exception):
-    """A request the front answers itself (413, 408, 401, 503…), closing the connection."""
-
-    def __init__(self, status: int, message: str, field: str | None = None,
-                 headers: Mapping[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.message, self.field = status, message, field
-        self.headers = dict(headers or {})
 
 
 # --------------------------------------------------------------------------------------------- connections
@@ -448,9 +438,8 @@ class Front:
                 await self._api(scope, receive, send)
             else:
                 await self._static(scope, send)
-        except Refused as refused:
-            await _answer(send, *_json(refused.status, error_body(refused.status, refused.message, refused.field),
-                                       {**refused.headers, "Connection": "close"}))
+        except ApiError as refused:  # a request the front answers itself (413, 408, 401, 503…), then hangs up
+            await _answer(send, *_json(refused.status, refused.body(), {**refused.headers, "Connection": "close"}))
         except ClientDisconnected:
             return
         except Exception:
@@ -468,7 +457,7 @@ class Front:
         limit = self._limit(method, scope["path"])
         declared = _content_length(headers)
         if declared is not None and declared > limit:
-            raise Refused(413, f"request body is {declared} bytes, more than {limit}", "body")
+            raise ApiError(413, f"request body is {declared} bytes, more than {limit}", "body")
         if limit > self.limits.max_body_bytes and (declared is None or declared > self.limits.max_body_bytes):
             await self._authenticated(headers, scope)  # a large body is read for a known caller only
         held = 0
@@ -501,11 +490,11 @@ class Front:
         loop = asyncio.get_running_loop()
         principal = await loop.run_in_executor(self.executor, authenticate, self.container.auth, headers, query)
         if principal is None:
-            raise Refused(401, "authentication required before a body this large is read", "authorization",
-                          {"WWW-Authenticate": 'Bearer realm="mycontroller"'})
+            raise ApiError(401, "authentication required before a body this large is read", "authorization",
+                           {"WWW-Authenticate": 'Bearer realm="mycontroller"'})
 
     async def _body(self, receive: Receive, limit: int, declared: int | None) -> tuple[bytes, int]:
-        """The body and the budget it holds; ``Refused`` when it is too large, too slow or over the budget."""
+        """The body and the budget it holds; an ``ApiError`` when it is too large, too slow or over the budget."""
         loop = asyncio.get_running_loop()
         timeout = self.limits.request_timeout_s
         deadline = loop.time() + timeout + (declared if declared is not None else limit) / MIN_BODY_RATE
@@ -515,21 +504,21 @@ class Front:
             while True:
                 wait = min(timeout, deadline - loop.time())
                 if wait <= 0:
-                    raise Refused(408, "the request body came too slowly", "body")
+                    raise ApiError(408, "the request body came too slowly", "body")
                 try:
                     message = await asyncio.wait_for(receive(), wait)
                 except TimeoutError:
-                    raise Refused(408, f"no part of the request body came for {wait:.0f} s", "body") from None
+                    raise ApiError(408, f"no part of the request body came for {wait:.0f} s", "body") from None
                 if message["type"] == "http.disconnect":
                     raise ClientDisconnected()
                 chunk: bytes = message.get("body", b"")
                 if chunk:
                     size += len(chunk)
                     if size > limit:
-                        raise Refused(413, f"request body is more than {limit} bytes", "body")
+                        raise ApiError(413, f"request body is more than {limit} bytes", "body")
                     if not self.budget.take(len(chunk)):
-                        raise Refused(503, "too many request bodies at once; try again", "body",
-                                      {"Retry-After": "5"})
+                        raise ApiError(503, "too many request bodies at once; try again", "body",
+                                       {"Retry-After": "5"})
                     chunks.append(chunk)
                 if not message.get("more_body", False):
                     return b"".join(chunks), size
@@ -654,7 +643,7 @@ def _content_length(headers: Mapping[str, str]) -> int | None:
     try:
         return int(raw.split(",")[0].strip())  # h11 has refused a malformed or conflicting one already
     except ValueError:
-        raise Refused(400, "Content-Length is not a number", "Content-Length") from None
+        raise ApiError(400, "Content-Length is not a number", "Content-Length") from None
 
 
 def _with_headers(scope: Scope, send: Send, origins: tuple[str, ...]) -> Send:

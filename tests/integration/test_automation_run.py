@@ -67,10 +67,14 @@ def test_system_settings_round_trip_and_name_the_bad_field(api: Api) -> None:
                         ({"geoLocation": {"latitude": 10}}, "geoLocation"),
                         ({"geoLocation": {"timezone": "Mars/Olympus"}}, "geoLocation.timezone"),
                         ({"nodeStateJob": {"executionInterval": "soon"}}, "nodeStateJob.executionInterval"),
-                        ({"nodeStateJob": {"inactiveDuration": "0s"}}, "nodeStateJob.inactiveDuration")):
+                        ({"nodeStateJob": {"inactiveDuration": "0s"}}, "nodeStateJob.inactiveDuration"),
+                        ({"outbound": {"allow": ["192.168.1.0/24", "169.254.169.254"]}}, "outbound.allow"),
+                        ({"outbound": {"allow": ["http://nas.local/"]}}, "outbound.allow")):
         status, error, _ = api.call("POST", "/api/settings/system", body)
         assert status == 400 and error["field"] == field, (body, error)
     assert api.ok("GET", "/api/settings/system")["geoLocation"]["latitude"] == 52.52  # nothing bad was stored
+    allowed = api.ok("POST", "/api/settings/system", {"outbound": {"allow": [" NAS.local", "10.0.0.0/8", "::1"]}})
+    assert allowed["outbound"] == {"allow": ["NAS.local", "10.0.0.0/8", "::1"]}
 
 
 def test_saving_the_location_arms_sun_schedules(api: Api) -> None:
@@ -149,6 +153,7 @@ def test_a_threshold_crossing_reaches_the_webhook_through_the_handler_queue(tmp_
         with Client(build_api(services)) as http:
             api = Api(services, http.http)
             api.login()
+            api.ok("POST", "/api/settings/system", {"outbound": {"allow": ["127.0.0.1"]}})  # the receiver is here
             api.ok("POST", "/api/handler", {"id": "hook", "type": "webhook",
                                             "spec": {"url": f"{url}/alert"}})
             api.ok("POST", "/api/task", {

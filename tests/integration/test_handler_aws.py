@@ -24,6 +24,7 @@ from chalicelib.bootstrap import Container
 from chalicelib.core.automation.handler_secrets import encrypt_spec
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import Kind
+from chalicelib.core.outbound import OutboundPolicy
 from chalicelib.core.ports import HandlerCallError, SecretError
 from chalicelib.functions.handlers import HandlerFunction, NoopExecutor
 from chalicelib.settings import Settings
@@ -59,7 +60,8 @@ def world(aws_mock: None) -> Iterator[dict[str, Any]]:
     queue = SqsHandlerQueue(queue_url, client=sqs)
     noop = CountingNoop()
     persistence = Container(Settings(storage="dynamodb", table_name=table)).idempotency
-    function = HandlerFunction(repository, {"noop": noop, "webhook": WebhookExecutor()}, persistence, secrets=box,
+    webhook = WebhookExecutor(lambda: OutboundPolicy.allowing("127.0.0.1"))  # the settings allow this machine
+    function = HandlerFunction(repository, {"noop": noop, "webhook": webhook}, persistence, secrets=box,
                                queue=queue)
     yield {"repository": repository, "sqs": sqs, "queue_url": queue_url, "dlq_url": dlq_url, "box": box,
            "queue": queue, "noop": noop, "function": function, "table": table}

@@ -28,6 +28,7 @@ from chalicelib.core.automation.scheduler_sync import sync_task
 from chalicelib.core.automation.tasks import HandlerRequest
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType
 from chalicelib.core.ports import BusEvent
+from chalicelib.core.settings import Outbound, SystemSettings
 from chalicelib.functions.handlers import HandlerFunction
 from chalicelib.settings import Settings
 from tests.integration.services import free_port, start_http_server, stop_http_server
@@ -35,9 +36,17 @@ from tests.integration.services import free_port, start_http_server, stop_http_s
 
 @pytest.fixture
 def services(tmp_path: Path) -> Container:
-    return Container(Settings(data_dir=tmp_path), repository=MemoryRepository(None, dump_interval_s=0),
-                     metrics=NoMetricStore(), bus=LocalEventBus("sync"), downlink=LocalDownlink(),
-                     schedules=LocalScheduleRegistry(), handler_queue=None)
+    """A process whose system settings let handlers reach this machine (the SMTP server and broker below)."""
+    container = Container(Settings(data_dir=tmp_path), repository=MemoryRepository(None, dump_interval_s=0),
+                          metrics=NoMetricStore(), bus=LocalEventBus("sync"), downlink=LocalDownlink(),
+                          schedules=LocalScheduleRegistry(), handler_queue=None)
+    allow_loopback(container, True)
+    return container
+
+
+def allow_loopback(services: Container, allowed: bool) -> None:
+    outbound = Outbound(allow=["127.0.0.1"] if allowed else [])
+    services.repository.put(Kind.SETTINGS, SystemSettings(outbound=outbound).record())
 
 
 def function_for(services: Container, **options: Any) -> HandlerFunction:
@@ -133,6 +142,19 @@ def test_email_goes_through_an_smtp_server(services: Container) -> None:
     assert message["From"] == "mc@example.org" and message["To"] == "ops@example.org"
     assert message["Subject"] == "MyController: hot"
     assert "The kitchen is at 31.5 °C" in message.get_payload(decode=True).decode()
+
+
+def test_email_and_mqtt_to_this_machine_are_refused_unless_the_settings_allow_it(services: Container) -> None:
+    allow_loopback(services, False)
+    function = function_for(services)
+    add(services, "mail", "email", {"host": "localhost", "port": free_port(), "tls": "none", "from": "mc@example.org",
+                                    "to": ["ops@example.org"]})
+    add(services, "pub", "mqtt", {"broker": f"mqtt://127.0.0.1:{free_port()}", "topic": "x"})
+    for handler_id in ("mail", "pub"):
+        outcome = run(function, handler_id, {"a": "hot"})  # recorded at once, not retried
+        message = services.repository.get(Kind.HANDLER, handler_id)["state"]["message"]
+        assert outcome.status == "error" and "loopback address, not allowed" in message, message
+        assert "outbound.allow" in message
 
 
 def test_email_without_host_or_ses_is_a_clear_error(services: Container) -> None:

@@ -6,10 +6,19 @@ from __future__ import annotations
 import json
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.integration.services import RecordingHttpServer, free_port
+
+
+def allow_this_machine(repository: Any) -> None:
+    """The system settings let handlers reach the receiver on 127.0.0.1 (refused otherwise: loopback)."""
+    from chalicelib.core.model import Kind
+    from chalicelib.core.settings import Outbound, SystemSettings
+
+    repository.put(Kind.SETTINGS, SystemSettings(outbound=Outbound(allow=["127.0.0.1"])).record())
 
 
 def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -28,6 +37,7 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
     stack.start()
     try:
         services = stack.container
+        allow_this_machine(services.repository)
         spec = encrypt_spec("hook", "webhook", {"url": f"{server.url}/in", "headers": {"X-Api-Key": "k-secret"}},
                             services.secrets)
         services.repository.put(Kind.HANDLER, {"id": "hook", "type": "webhook", "enabled": True, "spec": spec})
@@ -64,6 +74,7 @@ def test_a_temperature_over_the_threshold_fires_a_task_whose_webhook_gets_the_re
     stack.start()
     try:
         repository = stack.container.repository
+        allow_this_machine(repository)
         repository.put(Kind.HANDLER, {"id": "hook", "type": "webhook", "enabled": True,
                                       "spec": {"url": f"{server.url}/alert"}})
         repository.put(Kind.TASK, {

@@ -11,6 +11,7 @@ import pytest
 
 from chalicelib.adapters.webhook_urllib import UrllibWebhookResolver, WebhookError
 from chalicelib.core.automation.models import WebhookCall
+from chalicelib.core.outbound import OutboundPolicy
 from tests.integration.services import start_http_server, stop_http_server
 
 
@@ -34,6 +35,11 @@ class Echo(BaseHTTPRequestHandler):
         pass
 
 
+def loopback() -> OutboundPolicy:
+    """The policy of a stack whose system settings allow this machine (the server below)."""
+    return OutboundPolicy.allowing("127.0.0.1")
+
+
 @pytest.fixture
 def url() -> Iterator[str]:
     Echo.seen = []
@@ -43,21 +49,21 @@ def url() -> Iterator[str]:
 
 
 def test_get_with_query_gives_the_json_answer(url: str) -> None:
-    resolver = UrllibWebhookResolver()
+    resolver = UrllibWebhookResolver(policy=loopback)
     call = WebhookCall(url=f"{url}/weather?city=Paris", query_parameters={"units": "metric", "n": 2})
     assert resolver.fetch("w", call, {}) == {"temp": 21.5}
     assert Echo.seen[0]["method"] == "GET" and Echo.seen[0]["path"] == "/weather?city=Paris&units=metric&n=2"
 
 
 def test_post_sends_the_variables_as_json_and_text_answers_come_back_as_text(url: str) -> None:
-    resolver = UrllibWebhookResolver()
+    resolver = UrllibWebhookResolver(policy=loopback)
     answer = resolver.fetch("w", WebhookCall(url=f"{url}/text", method="POST"), {"temp": 20})
     assert answer == "plain text"
     assert json.loads(Echo.seen[0]["body"]) == {"temp": 20} and Echo.seen[0]["type"] == "application/json"
 
 
 def test_an_unexpected_status_or_no_server_fails_with_a_message(url: str) -> None:
-    resolver = UrllibWebhookResolver()
+    resolver = UrllibWebhookResolver(policy=loopback)
     with pytest.raises(WebhookError, match="answered 503, expected 200"):
         resolver.fetch("w", WebhookCall(url=f"{url}/down"), {})
     refused = url.rsplit(":", 1)[0] + ":1/refused"  # nothing listens on port 1
