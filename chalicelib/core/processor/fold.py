@@ -1,7 +1,7 @@
 """The fast path: a field's values in a batch folded in one step, a list at a time, when they are the usual ones.
 
-Usual means: every value newer than the stored one, at distinct sequences, and plain (``gauge_float`` text that
-``float`` reads as a finite number, or ``binary`` sent as 0/1). Then the field's new record follows from the last
+Usual means: every value newer than the stored one and than the one before it, and plain (``gauge_float`` text
+that ``float`` reads as a finite number, or ``binary`` sent as 0/1). Then the field's new record follows from the last
 two values and the last change alone, and its values go to the metric store as one series. Anything else (a stale
 or replayed value, a value that does not convert, metadata to follow) is declined here and takes the general path
 (``batch.Batch._apply_group``), which gives the same result one value at a time; tests hold both to it.
@@ -9,8 +9,9 @@ or replayed value, a value that does not convert, metadata to follow) is decline
 
 from __future__ import annotations
 
+from itertools import islice
 from math import isfinite
-from operator import attrgetter
+from operator import attrgetter, lt
 from typing import Any, Final
 
 from ..model import Record
@@ -20,7 +21,6 @@ from .state import FieldAcc, FieldGroup, Folded
 BINARY_TEXT: Final = {"0": False, "1": True}
 """What MySensors binary sets carry; any other text takes ``convert_value``."""
 _timestamp = attrgetter("timestamp")
-_sequence = attrgetter("sequence")
 
 
 def plain_values(metric_type: str, raws: list[Any]) -> list[Any] | None:
@@ -29,7 +29,9 @@ def plain_values(metric_type: str, raws: list[Any]) -> list[Any] | None:
     try:
         if metric_type == "gauge_float":
             values = list(map(float, raws))
-            return values if all(map(isfinite, values)) else None
+            # the sum is finite only if every value is (inf and nan spread; a sum too big for a float declines
+            # finite values too: the general path takes them)
+            return values if isfinite(sum(values)) else None
         if metric_type == "binary":
             return list(map(BINARY_TEXT.__getitem__, raws))
     except (KeyError, TypeError, ValueError, OverflowError):
@@ -39,8 +41,8 @@ def plain_values(metric_type: str, raws: list[Any]) -> list[Any] | None:
 
 def _newer_plain(group: FieldGroup, metric_type: str, after_ts: int, after_seq: int
                  ) -> tuple[list[int], list[Any]] | None:
-    """The group's timestamps and converted values when all are newer than (after_ts, after_seq), at distinct
-    sequences, and plain; None otherwise."""
+    """The group's timestamps and converted values when each is newer than (after_ts, after_seq) and than the
+    one before it, and all are plain; None otherwise."""
     envelopes = group.envelopes
     first = envelopes[0]
     ts = first.timestamp
@@ -51,9 +53,12 @@ def _newer_plain(group: FieldGroup, metric_type: str, after_ts: int, after_seq: 
         return None
     if len(values) == 1:
         return [ts], values
-    if len(set(map(_sequence, envelopes))) != len(values):
-        return None  # equal (timestamp, sequence) twice: the general path tells a replay from an update
-    return list(map(_timestamp, envelopes)), values
+    stamps = list(map(_timestamp, envelopes))
+    # The group follows the batch's order (timestamp, then sequence): with timestamps that always go up, no value
+    # repeats the one before it (the general path tells such a replay from an update; equal times go there too).
+    if not all(map(lt, stamps, islice(stamps, 1, None))):
+        return None
+    return stamps, values
 
 
 def _last_change(stamps: list[int], values: list[Any], before: Any) -> int | None:
@@ -100,7 +105,7 @@ def fold_known(group: FieldGroup, stored: Record, known_ts: int, known_seq: int
 def fold_newer(acc: FieldAcc, group: FieldGroup, metric_type: str, after_ts: int, after_seq: int,
                stored_value: Any) -> tuple[list[int], list[Any]] | None:
     """The general path's common case without a loop per value: a field's first values in the batch, all newer
-    than the stored one, at distinct sequences, and plain. Does to ``acc`` exactly what the loop in
+    than the stored one and than the one before it, and plain. Does to ``acc`` exactly what the loop in
     ``Batch._apply_group`` would and returns the timestamps and values; or does nothing and returns None (then
     the loop does it)."""
     newer = _newer_plain(group, metric_type, after_ts, after_seq)
