@@ -19,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from ..errors import InfraError
 from .twin import ROOT, Options, Twin
 
 
@@ -63,7 +64,11 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     try:
-        info = twin.start()
+        try:
+            info = twin.start()
+        except InfraError as error:
+            print(f"twin: {error}", file=sys.stderr)
+            return 2
         print(f"twin ready ({args.info}): console {info['console']}  api {info['api']}  ws {info['ws']}  "
               f"iot {info['iot_endpoint']}:8883 -- devices join with: AWS_ENDPOINT_URL={info['aws_endpoint']} "
               f"MC_IOT_ROOT_CA={info['iot_ca']} python -m infra.provision --thing <name> --stack {info['stack']}",

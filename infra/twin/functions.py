@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InfraError
 from .template import ACCOUNT_ID, Template, Unresolved
 from .worker import read_frame, write_frame
 
@@ -43,7 +44,7 @@ AWS_MANAGED = {
 """The AWS managed policies the twin knows the documents of (others are reported and grant nothing here)."""
 
 
-class InvokeError(RuntimeError):
+class InvokeError(InfraError, RuntimeError):
     """The function failed (its error, a timeout, or a crash); ``payload`` is Lambda's error object."""
 
     def __init__(self, function: str, payload: dict[str, Any]) -> None:

@@ -32,13 +32,16 @@ from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from chalicelib.adapters.shadow_local import delta, merge
 
+from ..errors import InfraError
 from .iam import Policy, Request
 from .iotsql import Message, SqlError, Statement, topic_matches
 
 log = logging.getLogger("twin.iot")
 
 
-class ShadowRejected(Exception):
+class ShadowRejected(InfraError):
+    """A shadow request AWS would reject; ``code`` is its HTTP status."""
+
     def __init__(self, code: int, message: str) -> None:
         self.code = code
         super().__init__(message)

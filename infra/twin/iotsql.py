@@ -18,8 +18,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import InfraError
 
-class SqlError(ValueError):
+
+class SqlError(InfraError, ValueError):
     """The statement cannot be parsed or evaluated; the message names the spot."""
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .template import ACCOUNT_ID, Template, TemplateError, Unresolved, creation_order
+from .template import ACCOUNT_ID, StackTemplateError, Template, Unresolved, creation_order
 
 log = logging.getLogger("twin.resources")
 
@@ -422,4 +422,4 @@ def check_template(template: Template) -> None:
     """Types the template uses that nothing here knows are not an error: they are listed at creation."""
     for logical, resource in template.resources.items():
         if "Type" not in resource:
-            raise TemplateError(f"resource {logical} has no Type")
+            raise StackTemplateError(f"resource {logical} has no Type")

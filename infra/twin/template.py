@@ -17,17 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import InfraError
+
 ACCOUNT_ID = "123456789012"
 """moto's default account: the ARNs the twin makes and the ones moto makes agree."""
 NO_VALUE = object()
 _SUB_VARIABLE = re.compile(r"\$\{([^}]*)\}")
 
 
-class TemplateError(ValueError):
+class StackTemplateError(InfraError, ValueError):
     """The template cannot be read or holds something CloudFormation would refuse."""
 
 
-class Unresolved(TemplateError):
+class Unresolved(StackTemplateError):
     """A reference to a resource, attribute or parameter the twin does not have."""
 
 
@@ -49,12 +51,12 @@ class Template:
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as error:
-            raise TemplateError(f"cannot read {path}: {error}") from None
+            raise StackTemplateError(f"cannot read {path}: {error}") from None
         if not isinstance(body, dict) or not isinstance(body.get("Resources"), dict):
-            raise TemplateError(f"{path}: not a CloudFormation template (no Resources)")
+            raise StackTemplateError(f"{path}: not a CloudFormation template (no Resources)")
         if body.get("Transform"):
-            raise TemplateError(f"{path}: has a Transform ({body['Transform']}); the twin runs plain CloudFormation "
-                                "(`make package` writes it)")
+            raise StackTemplateError(f"{path}: has a Transform ({body['Transform']}); the twin runs plain "
+                                     "CloudFormation (`make package` writes it)")
         template = cls(body, stack, region)
         template.parameters = template._parameters(dict(overrides or {}))
         return template
@@ -73,7 +75,7 @@ class Template:
         declared: dict[str, Any] = self.body.get("Parameters") or {}
         unknown = sorted(set(overrides) - set(declared))
         if unknown:
-            raise TemplateError(f"parameters not in the template: {', '.join(unknown)}")
+            raise StackTemplateError(f"parameters not in the template: {', '.join(unknown)}")
         values: dict[str, str] = {}
         for name, spec in declared.items():
             if name in overrides:
@@ -82,10 +84,10 @@ class Template:
                 default = spec["Default"]
                 values[name] = ",".join(default) if isinstance(default, list) else str(default)
             else:
-                raise TemplateError(f"parameter {name} has no default: give it (--parameter {name}=...)")
+                raise StackTemplateError(f"parameter {name} has no default: give it (--parameter {name}=...)")
             allowed = spec.get("AllowedValues")
             if allowed and values[name] not in [str(v) for v in allowed]:
-                raise TemplateError(f"parameter {name}={values[name]!r} is not one of {allowed}")
+                raise StackTemplateError(f"parameter {name}={values[name]!r} is not one of {allowed}")
         return values
 
     # ------------------------------------------------------------------------------------------- pseudo
@@ -271,7 +273,7 @@ def creation_order(template: Template) -> list[str]:
         if state.get(name) == 2:
             return
         if state.get(name) == 1:
-            raise TemplateError(f"circular dependency: {' -> '.join((*path, name))}")
+            raise StackTemplateError(f"circular dependency: {' -> '.join((*path, name))}")
         state[name] = 1
         for other in sorted(graph[name]):
             visit(other, (*path, name))

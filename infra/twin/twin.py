@@ -34,7 +34,7 @@ from .iot import IotCore, build_rules
 from .pki import Authority, common_name
 from .resources import Creator
 from .sources import EventRules, QueueMapping, Schedules, mapping_specs
-from .template import ACCOUNT_ID, Template, Unresolved
+from .template import ACCOUNT_ID, StackTemplateError, Template, Unresolved
 
 log = logging.getLogger("twin")
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,6 +109,9 @@ class Twin:
         self._calls_log = (options.state_dir / "calls.jsonl").open("a", buffering=1)
         overrides = dict(options.parameters)
         password_parameter = admin_password_parameter(json.loads(options.template.read_text(encoding="utf-8")))
+        if options.admin_password is None and password_parameter and password_parameter not in overrides:
+            raise StackTemplateError(f"the template's {password_parameter} parameter has no value: set "
+                                     "MC_ADMIN_PASSWORD (the first admin's password)")
         if options.admin_password is not None:
             if password_parameter:
                 overrides.setdefault(password_parameter, options.admin_password)
