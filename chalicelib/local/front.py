@@ -254,12 +254,36 @@ class FrontWSProtocol(WSProtocol):
 # --------------------------------------------------------------------------------------------- websocket sink
 
 
+class Waker:
+    """Sets sinks' events from any thread with one call into the event loop per burst: notify offers one event to
+    every subscribed socket at once, and a loop call each would cost a self-pipe write each."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[asyncio.Event] = []
+
+    def wake(self, event: asyncio.Event) -> None:
+        with self._lock:
+            self._pending.append(event)
+            if len(self._pending) > 1:  # a call is on its way and will see this one too
+                return
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the connections are gone already
+            self.loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for event in pending:
+            event.set()
+
+
 class AsgiSink:
     """One websocket's ``notifier_local.Sink``: a bounded queue any thread fills (``offer``, ``close``) and one task
     on the event loop drains into the connection (``pump``)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, queue_size: int) -> None:
-        self.loop = loop
+    def __init__(self, waker: Waker, queue_size: int) -> None:
+        self.waker = waker
         self.queue_size = queue_size
         self._lock = threading.Lock()
         self._frames: deque[str] = deque()
@@ -286,8 +310,7 @@ class AsgiSink:
         self._kick()
 
     def _kick(self) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop is closed: the connection is gone already
-            self.loop.call_soon_threadsafe(self._wake.set)
+        self.waker.wake(self._wake)
 
     async def pump(self, send: Send) -> None:
         """Send what is queued until a close is asked for; returns once the close frame is out."""
@@ -409,6 +432,7 @@ class Front:
         largest = max([limits.max_body_bytes, *self.body_limits.values()])
         self.budget = BodyBudget(max(limits.body_budget_bytes, largest + limits.max_body_bytes))
         self.sinks: set[AsgiSink] = set()
+        self.waker: Waker | None = None
 
     def _body_limits(self) -> dict[tuple[str, str], int]:
         """Routes taking bodies larger than ``MAX_BODY_BYTES`` (firmware, backups), by resource path and method."""
@@ -564,7 +588,9 @@ class Front:
         connection_id = secrets.token_urlsafe(12)
         query = parse_qs(scope["query_string"].decode("latin-1"))
         headers = _header_map(scope)
-        sink = AsgiSink(loop, self.limits.send_queue_size)
+        if self.waker is None or self.waker.loop is not loop:
+            self.waker = Waker(loop)
+        sink = AsgiSink(self.waker, self.limits.send_queue_size)
         self.sinks.add(sink)
         self.notifier.register(connection_id, sink)
         connected = False
