@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -146,6 +147,23 @@ def page(browser: WatchedBrowser, stack: Api) -> Iterator[Any]:
     context.close()
 
 
+def wait_in(tab: Any, expression: str, timeout: float = TIMEOUT_MS) -> None:
+    """``tab.wait_for_function`` without evaluating a string in the page: the console's Content-Security-Policy
+    (no ``'unsafe-eval'``) refuses Playwright's string predicates, while ``evaluate`` goes through the DevTools
+    protocol, which the policy does not govern. So the console keeps its real policy in these tests."""
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        try:
+            if tab.evaluate(expression):
+                return
+        except Exception as error:  # the element is not there yet
+            if "Content Security Policy" in str(error):
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout / 1000:.0f} s waiting for {expression}")
+        tab.wait_for_timeout(100)
+
+
 def shot(tab: Any, name: str) -> Path:
     SCREENSHOTS.mkdir(exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
@@ -203,7 +221,7 @@ def test_device_lists_filter_sort_and_page(page: Any, stack: Api) -> None:
     page.locator("tr[data-id='sim.1']").wait_for()
     page.get_by_label("filter").fill("kitchen")
     page.get_by_role("button", name="Filter").click()
-    page.wait_for_function("document.querySelectorAll('tbody tr[data-id]').length === 1")
+    wait_in(page, "document.querySelectorAll('tbody tr[data-id]').length === 1")
     assert "Kitchen" in page.locator("tbody tr[data-id]").inner_text()
 
     page.goto(stack.base + "/fields?sort=-id&limit=10")
@@ -222,7 +240,7 @@ def test_node_and_field_pages_show_live_values_and_a_metrics_chart(page: Any, st
     page.locator("tr[data-id='sim.1.1.V_TEMP']").wait_for()
     page.get_by_role("button", name="Heartbeat").click()
     page.get_by_text("Heartbeat: sent").wait_for()
-    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    wait_in(page, "Number(document.querySelector('.chart')?.dataset.points) > 0")
     shot(page, "03-node")
     # the white nav column reaches the bottom of a page longer than the window (it used to stop at 100vh)
     nav, main, window = page.evaluate("""[document.querySelector('nav.sidebar').getBoundingClientRect().bottom,
@@ -230,9 +248,9 @@ def test_node_and_field_pages_show_live_values_and_a_metrics_chart(page: Any, st
     assert main > window and nav >= main
 
     page.goto(stack.base + "/fields/sim.1.1.V_TEMP/")
-    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    wait_in(page, "Number(document.querySelector('.chart')?.dataset.points) > 0")
     page.get_by_label("range").select_option("-15m")
-    page.wait_for_function("Number(document.querySelector('.chart')?.dataset.points) > 0")
+    wait_in(page, "Number(document.querySelector('.chart')?.dataset.points) > 0")
     assert page.locator(".chart canvas").count() == 1
     shot(page, "04-field-chart")
 
@@ -247,10 +265,10 @@ def test_a_dashboard_chart_gets_new_temperature_points_without_a_reload(page: An
         ]})
     page.goto(stack.base + "/dashboards/live")
     chart = page.locator("[data-widget-id='t'] .chart")
-    page.wait_for_function("Number(document.querySelector(\"[data-widget-id='t'] .chart\")?.dataset.points) > 0")
+    wait_in(page, "Number(document.querySelector(\"[data-widget-id='t'] .chart\")?.dataset.points) > 0")
     page.evaluate("window.__notReloaded = true")
     before = int(chart.get_attribute("data-points") or 0)
-    page.wait_for_function(
+    wait_in(page,
         f"Number(document.querySelector(\"[data-widget-id='t'] .chart\").dataset.points) > {before}",
         timeout=30_000)
     assert page.evaluate("window.__notReloaded") is True
@@ -270,12 +288,12 @@ def test_a_switch_widget_drives_the_simulated_device(page: Any, stack: Api) -> N
     assert widget.get_attribute("data-value") == str(before).lower()
     page.get_by_role("switch", name="switch").click()
     # The stored value (and so the widget) only changes when the simulated node echoes the set.
-    page.wait_for_function(
+    wait_in(page,
         "document.querySelector(\"[data-widget-id='s'] .widget-switch\").dataset.value === "
         f"'{str(not before).lower()}'", timeout=20_000)
     assert stack.field_value("sim.1.3.V_STATUS") is (not before)
     page.get_by_role("switch", name="switch").click()
-    page.wait_for_function(
+    wait_in(page,
         "document.querySelector(\"[data-widget-id='s'] .widget-switch\").dataset.value === "
         f"'{str(before).lower()}'", timeout=20_000)
     assert stack.field_value("sim.1.3.V_STATUS") is before
@@ -338,7 +356,7 @@ def test_build_save_reload_and_reopen_a_dashboard(page: Any, stack: Api) -> None
     page.locator("[data-widget-type='gauge'] svg.gauge").wait_for()
     assert page.locator("[data-widget-id]").count() == 5
     page.locator("[data-widget-type='key_value_table'] td").filter(has_text="°C").wait_for()
-    page.wait_for_function(
+    wait_in(page,
         "Number(document.querySelector(\"[data-widget-type='line_chart'] .chart\")?.dataset.points) > 0")
     shot(page, "07-dashboard-saved")
 
@@ -395,7 +413,7 @@ def test_the_console_fits_a_phone(browser: WatchedBrowser, stack: Api) -> None:
         nav.get_by_role("link", name="Gateways").click()
         tab.wait_for_url("**/gateways")
         tab.locator("tr[data-id='sim']").wait_for()
-        tab.wait_for_function("document.querySelector('nav.sidebar').getBoundingClientRect().right <= 0")
+        wait_in(tab, "document.querySelector('nav.sidebar').getBoundingClientRect().right <= 0")
         shot(tab, "10-phone-gateways")
     finally:
         context.close()
@@ -413,7 +431,7 @@ def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api, scr
     assert handler["spec"]["url"] == "http://127.0.0.1:9/hook"
     assert "s3cret-pw" not in json.dumps(handler)
     spec = page.get_by_label("Spec")
-    page.wait_for_function("document.querySelector('textarea[aria-label=Spec]').value.includes('********')")
+    wait_in(page, "document.querySelector('textarea[aria-label=Spec]').value.includes('********')")
     assert "s3cret-pw" not in spec.input_value()  # the editor shows what the API returns: never the secret
 
     page.goto(stack.base + "/automation/schedule/new")
