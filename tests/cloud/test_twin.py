@@ -275,6 +275,48 @@ def test_a_poison_message_lands_in_the_dead_letter_queue_alone(twin: CloudTwin, 
     assert twin.status()["mappings"]["IngestEventSource"]["failed_records"] >= 5
 
 
+# --------------------------------------------------------------------------------------------- files
+
+
+def _multipart(fields: dict[str, str], file_field: str, name: str, data: bytes) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    parts = [f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
+             for key, value in fields.items()]
+    parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{file_field}"; filename="{name}"\r\n'
+                 "Content-Type: application/octet-stream\r\n\r\n".encode() + data + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def test_firmware_and_backups_go_through_presigned_s3_urls(twin: CloudTwin) -> None:
+    """Files larger than Lambda's payload go to S3 (moto) by presigned URLs the API signs with its role."""
+    import hashlib
+    import urllib.request
+
+    firmware = b":1000000001020304050607080910111213141516D8\n" * 64
+    offer = twin.ok("POST", "/api/firmware/upload/twin-fw", {"name": "door.hex", "size": len(firmware)})
+    assert offer["mode"] == "presigned", offer
+    body, content_type = _multipart(offer["upload"]["fields"], offer["upload"]["fileField"], "door.hex", firmware)
+    request = urllib.request.Request(offer["upload"]["url"], data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.status in (200, 201, 204)
+    then = offer["then"]
+    record = twin.ok(then["method"], then["path"], then["body"])
+    assert record["file"]["checksum"] == "sha256:" + hashlib.sha256(firmware).hexdigest()
+
+    job = twin.ok("POST", "/api/backup/run", {"retentionCount": 2})
+    wait_until(lambda: twin.ok("GET", f"/api/backup/job/{job['jobId']}")["state"] in ("done", "completed"), 60,
+               "the backup job")
+    name = twin.ok("GET", "/api/backup")["data"][0]["name"]
+    request = urllib.request.Request(f"{twin.info['api']}/api/backup/download/{name}", headers={
+        "Authorization": f"Bearer {twin.token}", "Accept": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        link = json.loads(response.read())
+    with urllib.request.urlopen(link["url"], timeout=30) as response:
+        archive = response.read()
+    assert archive[:2] == b"PK" and b"manifest.json" in archive
+
+
 # --------------------------------------------------------------------------------------------- automation
 
 
