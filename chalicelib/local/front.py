@@ -26,12 +26,12 @@ What no client, logged in or not, can make it hold (``Limits``; the settings ``M
   a chunked one is cut at the limit (413); a route taking more than ``MAX_BODY_BYTES`` (firmware, backups) reads
   that much only for a caller with a valid token (else 401 before the body); all bodies held at once share
   ``BODY_BUDGET_BYTES`` (past it 503, ``Retry-After``). Refused requests are answered with ``Connection: close``, so
-  the rest of their body is never read. A websocket message past four times ``MAX_MESSAGE_BYTES`` closes it (1009); one
-  past ``MAX_MESSAGE_BYTES`` is answered with an error.
-* Websockets: each has a bounded send queue (``send_queue_size``); a client that does not read fills it and is
-  closed (1013), one whose socket stays full for ``SEND_TIMEOUT_S`` is cut, so a slow client never holds up notify
-  or the others. A ping every ``PING_INTERVAL_S``; one left unanswered for ``IDLE_TIMEOUT_S`` in all closes the
-  connection (1001, "idle"). On shutdown every websocket is closed with 1001.
+  the rest of their body is never read. A websocket message past four times ``MAX_MESSAGE_BYTES`` closes it
+  (1009); one past ``MAX_MESSAGE_BYTES`` is answered with an error.
+* Websockets: each has a bounded send queue (``send_queue_size`` messages, ``send_queue_bytes``); a client that
+  does not read fills it and is closed (1013), one whose socket stays full for ``SEND_TIMEOUT_S`` is cut, so a slow
+  client never holds up notify or the others. A ping every ``PING_INTERVAL_S``; one left unanswered for
+  ``IDLE_TIMEOUT_S`` in all closes the connection (1001, "idle"). On shutdown every websocket is closed with 1001.
 
 Every answer carries the security headers (``api/headers.py``: the API's policy at ``/api``, the console's
 elsewhere), and CORS headers only for origins ``CORS_ORIGINS`` lists.
@@ -84,6 +84,8 @@ STATIC_DIR: Final = ROOT / "frontend" / "dist"
 WS_PATH: Final = "/api/ws"
 SEND_QUEUE_SIZE: Final = 1024
 """Messages waiting for one websocket client before it counts as fallen behind."""
+SEND_QUEUE_BYTES: Final = 8 * 1024 * 1024
+"""Bytes waiting for one websocket client, at most (large events fill it before ``SEND_QUEUE_SIZE`` does)."""
 SEND_TIMEOUT_S: Final = 10.0
 PING_INTERVAL_S: Final = 20.0
 IDLE_TIMEOUT_S: Final = 60.0
@@ -127,6 +129,7 @@ class Limits:
     body_budget_bytes: int = BODY_BUDGET_BYTES
     workers: int = WORKERS
     send_queue_size: int = SEND_QUEUE_SIZE
+    send_queue_bytes: int = SEND_QUEUE_BYTES
     send_timeout_s: float = SEND_TIMEOUT_S
     ping_interval_s: float = PING_INTERVAL_S
     idle_timeout_s: float = IDLE_TIMEOUT_S
@@ -282,11 +285,14 @@ class AsgiSink:
     """One websocket's ``notifier_local.Sink``: a bounded queue any thread fills (``offer``, ``close``) and one task
     on the event loop drains into the connection (``pump``)."""
 
-    def __init__(self, waker: Waker, queue_size: int) -> None:
+    def __init__(self, waker: Waker, queue_size: int, queue_bytes: int = SEND_QUEUE_BYTES) -> None:
         self.waker = waker
         self.queue_size = queue_size
+        self.queue_bytes = queue_bytes
+        self._bytes = 0
         self._lock = threading.Lock()
-        self._frames: deque[str] = deque()
+        self._frames: deque[tuple[str, int]] = deque()
+        """Texts to send, with their size in bytes."""
         self._closing: tuple[int, str] | None = None
         self._wake = asyncio.Event()
         self.finished = threading.Event()
@@ -294,9 +300,11 @@ class AsgiSink:
 
     def offer(self, data: bytes) -> bool:
         with self._lock:
-            if self._closing is not None or self.finished.is_set() or len(self._frames) >= self.queue_size:
+            if self._closing is not None or self.finished.is_set() or len(self._frames) >= self.queue_size \
+                    or (self._frames and self._bytes + len(data) > self.queue_bytes):
                 return False
-            self._frames.append(data.decode("utf-8"))
+            self._frames.append((data.decode("utf-8"), len(data)))
+            self._bytes += len(data)
         self._kick()
         return True
 
@@ -307,6 +315,7 @@ class AsgiSink:
                 return
             self._closing = (code, reason)
             self._frames.clear()
+            self._bytes = 0
         self._kick()
 
     def _kick(self) -> None:
@@ -321,7 +330,10 @@ class AsgiSink:
                 while True:
                     with self._lock:
                         closing = self._closing
-                        text = self._frames.popleft() if closing is None and self._frames else None
+                        text: str | None = None
+                        if closing is None and self._frames:
+                            text, size = self._frames.popleft()
+                            self._bytes -= size
                     if closing is not None:
                         code, reason = closing
                         await send({"type": "websocket.close", "code": code, "reason": reason})
@@ -590,7 +602,7 @@ class Front:
         headers = _header_map(scope)
         if self.waker is None or self.waker.loop is not loop:
             self.waker = Waker(loop)
-        sink = AsgiSink(self.waker, self.limits.send_queue_size)
+        sink = AsgiSink(self.waker, self.limits.send_queue_size, self.limits.send_queue_bytes)
         self.sinks.add(sink)
         self.notifier.register(connection_id, sink)
         connected = False

@@ -286,7 +286,8 @@ def quick_front(tmp_path: Path) -> Iterator[LocalFront]:
 @pytest.fixture
 def impatient_front(tmp_path: Path) -> Iterator[LocalFront]:
     """A front that waits 1 s for a full socket (and pings as ``make run`` does)."""
-    yield from _quick_front(tmp_path, Limits(send_timeout_s=1.0, send_queue_size=100_000))
+    yield from _quick_front(tmp_path, Limits(send_timeout_s=1.0, send_queue_size=100_000,
+                                             send_queue_bytes=100 * 1024 * 1024))
 
 
 def _gone(front: LocalFront, timeout: float = 5) -> bool:
@@ -341,3 +342,18 @@ def test_the_token_of_a_websocket_url_stays_out_of_the_logs(front: Front, caplog
     said = [record.getMessage() for record in caplog.records if not record.name.startswith("websockets")]
     assert any("WebSocket /api/ws?access_token=***" in line for line in said)
     assert not any("good-token" in line for line in said)
+
+
+def test_a_client_that_does_not_read_large_events_is_dropped_by_the_bytes_it_holds(tmp_path: Path) -> None:
+    """A queue of 1,000 messages would hold 60 MB of 60 kB events: 1 MB of them is the bound here."""
+    for front in _quick_front(tmp_path, Limits(send_queue_size=1000, send_queue_bytes=1024 * 1024)):
+        with _handshake(front.port) as slow:
+            slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            slow.sendall(_masked_text(b'{"type":"subscribe","id":"all","filter":{}}'))
+            assert _frames(slow, 0.5)
+            record = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V", labels={"n": "x" * 60_000})
+            for _ in range(200):  # 12 MB
+                front.websocket.notify([bus_event(event("updated", Kind.FIELD, record.record())).detail])
+                if front.notifier.dropped:
+                    break
+            assert front.notifier.dropped == 1 and _gone(front)
