@@ -39,7 +39,7 @@ IOT_DATA_ACTIONS = {"Publish": "Publish", "GetThingShadow": "GetThingShadow", "U
                     "GetRetainedMessage": "GetRetainedMessage"}
 CONNECTION_METHOD = {"PostToConnection": "POST", "GetConnection": "GET", "DeleteConnection": "DELETE"}
 KNOWN_CONDITION_KEYS = {"iam:passedtoservice", "aws:securetransport", "aws:requestedregion", "aws:principalaccount",
-                        "aws:principalarn", "aws:sourceaccount"}
+                        "aws:principalarn", "aws:sourceaccount", "aws:sourcearn"}
 
 
 @dataclass(frozen=True)
@@ -267,6 +267,19 @@ class Policy:
                 if not _compare(base, actual, [str(v) for v in _as_list(expected)]):
                     return False, unknown
         return True, unknown
+
+
+def service_statements(document: Mapping[str, Any], service: str) -> dict[str, Any]:
+    """The statements of a resource policy (a queue's, a bucket's) whose principal is ``service`` (or anyone),
+    as an identity policy ``Policy`` can evaluate for that service's requests."""
+    statements = _as_list(document.get("Statement"))
+    chosen = []
+    for statement in statements:
+        principal = statement.get("Principal")
+        services = _as_list(principal.get("Service")) if isinstance(principal, dict) else []
+        if principal == "*" or service in services or (isinstance(principal, dict) and principal.get("AWS") == "*"):
+            chosen.append(statement)
+    return {"Statement": chosen}
 
 
 def _compare(operator: str, actual: str, expected: list[str]) -> bool:

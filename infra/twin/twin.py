@@ -29,7 +29,7 @@ from .aws import Endpoint, Hooks
 from .broker import Broker, endpoint_address
 from .functions import Functions, FunctionSpec, InvokeError, function_specs, role_documents
 from .gateway import Behavior, Gateway, RestApi, WebsocketApi, function_of
-from .iam import Policy, wildcard_match
+from .iam import Policy, Request, service_statements, wildcard_match
 from .iot import IotCore, build_rules
 from .pki import Authority, common_name
 from .resources import Creator
@@ -181,6 +181,7 @@ class Twin:
         self.event_rules.start()
         self.schedules.start()
         self.refresh_acl()
+        self._check_rule_queues()
         self._report_start()
         base = f"http://{options.host}:{port}"
         rest = self.gateway.rest
@@ -284,6 +285,37 @@ class Twin:
             if other_props.get("ApiId") == api_id:
                 stage = other_props.get("StageName")
         return WebsocketApi(api_id, str(stage or "api"), str(props.get("RouteSelectionExpression", "")), routes)
+
+    def _check_rule_queues(self) -> None:
+        """EventBridge delivers to a queue only if the queue's policy lets events.amazonaws.com send from that rule
+        (moto delivers regardless): each rule's SQS targets are checked against the template's queue policies."""
+        template = self.template
+        policies: dict[str, list[dict[str, Any]]] = {}
+        for logical, resource in template.of_type("AWS::SQS::QueuePolicy"):
+            if logical not in template.physical:
+                continue
+            props = template.resolve(resource.get("Properties") or {})
+            for url in props.get("Queues") or []:
+                policies.setdefault(str(url), []).append(service_statements(props["PolicyDocument"],
+                                                                            "events.amazonaws.com"))
+        arns = {template.attributes[q]["Arn"]: template.physical[q] for q, _ in template.of_type("AWS::SQS::Queue")
+                if q in template.physical}
+        for logical, resource in template.of_type("AWS::Events::Rule"):
+            if logical not in template.physical:
+                continue
+            props = template.resolve(resource.get("Properties") or {})
+            rule_arn = template.attributes[logical]["Arn"]
+            for target in props.get("Targets") or []:
+                for queue_arn in [target.get("Arn"), (target.get("DeadLetterConfig") or {}).get("Arn")]:
+                    if not queue_arn or ":sqs:" not in str(queue_arn):
+                        continue
+                    policy = Policy(policies.get(arns.get(str(queue_arn), ""), []))
+                    decision = policy.decide(Request("sqs:SendMessage", str(queue_arn),
+                                                     (("aws:sourcearn", rule_arn),)))
+                    if not decision.allowed:
+                        self.refuse(f"rule {template.physical[logical]} (events.amazonaws.com)",
+                                    f"sqs:SendMessage on {queue_arn}: the queue's policy does not let the rule send "
+                                    f"({decision.reason})")
 
     def _console_behaviors(self) -> list[Behavior]:
         """The cache behaviours of the template's CloudFront distribution, their origins recognised as the console

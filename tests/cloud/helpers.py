@@ -70,6 +70,8 @@ class CloudTwin:
             time.sleep(0.2)
         self.info: dict[str, Any] = json.loads(self.info_path.read_text())
         self.token = ""
+        self.refusals_at_start = self.refusals()
+        """What the twin refused while wiring the template (a rule its queue's policy does not let send...)."""
 
     def stop(self) -> None:
         if self.process.poll() is None:

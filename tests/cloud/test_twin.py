@@ -114,6 +114,7 @@ def test_the_stack_is_in_moto_with_its_outputs_and_what_the_twin_plays_or_lacks_
     for logical, reason in status["not_created"].items():  # only what a condition leaves out, nothing unknown
         assert "condition" in reason, f"{logical} was not created: {reason}"
     assert not status["problems"], status["problems"]
+    assert not twin.refusals_at_start, twin.refusals_at_start
     with pytest.raises(Exception) as refused:  # a certificate of another CA is refused by the broker
         import datetime
 

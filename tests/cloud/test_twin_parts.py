@@ -118,3 +118,18 @@ def test_template_intrinsics() -> None:
         "Fn::Select": [1, {"Fn::Split": [",", "a,b"]}]}}) == {"B": "b"}
     with pytest.raises(Unresolved, match="Nope"):
         template.resolve({"Ref": "Nope"})
+
+
+def test_a_queue_policy_lets_only_its_rule_send() -> None:
+    from infra.twin.iam import service_statements
+
+    queue = "arn:aws:sqs:us-east-1:1:q"
+    document = {"Statement": [{"Effect": "Allow", "Principal": {"Service": "events.amazonaws.com"},
+                               "Action": "sqs:SendMessage", "Resource": queue,
+                               "Condition": {"ArnEquals": {"aws:SourceArn": "arn:aws:events:us-east-1:1:rule/b/r"}}}]}
+    policy = Policy([service_statements(document, "events.amazonaws.com")])
+    rule = "arn:aws:events:us-east-1:1:rule/b/"
+    assert policy.decide(Request("sqs:SendMessage", queue, (("aws:sourcearn", rule + "r"),))).allowed
+    assert not policy.decide(Request("sqs:SendMessage", queue, (("aws:sourcearn", rule + "x"),))).allowed
+    assert not Policy([service_statements(document, "iot.amazonaws.com")]).decide(Request("sqs:SendMessage",
+                                                                                         queue)).allowed
