@@ -21,14 +21,19 @@ from pathlib import Path
 
 import pytest
 
+from infra.twin.broker import dynsec_plugin
 from tests.cloud.helpers import ROOT, CloudTwin, Webhook
-from tests.integration.services import require_binary
+from tests.integration.services import require_binary, unavailable
 
 
 @pytest.fixture(scope="session")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CloudTwin]:
     require_binary("mosquitto", "/usr/sbin/mosquitto")
     require_binary("mosquitto_passwd", "/usr/bin/mosquitto_passwd")
+    try:
+        dynsec_plugin()
+    except RuntimeError as error:
+        unavailable(f"{error} (apt-get install mosquitto)")
     given = os.environ.get("TWIN_TEMPLATE")
     template = Path(given) if given else build_template(tmp_path_factory.mktemp("twin-build"))
     running = CloudTwin(template, tmp_path_factory.mktemp("twin"))
