@@ -213,7 +213,8 @@ class Functions:
 
     def _output(self, function: str, line: str) -> None:
         with self._log_lock:
-            self._log.write(f"{time.strftime('%H:%M:%S')} {function} {line}\n")
+            if not self._log.closed:  # a worker's last words after the twin stopped go nowhere
+                self._log.write(f"{time.strftime('%H:%M:%S')} {function} {line}\n")
 
     def _env(self, spec: FunctionSpec) -> dict[str, str]:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "PYTHONPATH": str(ROOT),
@@ -298,4 +299,5 @@ class Functions:
                 worker.process.wait(max(0.1, deadline - time.time()))
             except subprocess.TimeoutExpired:
                 worker.kill()
-        self._log.close()
+        with self._log_lock:
+            self._log.close()
