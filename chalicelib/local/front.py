@@ -10,7 +10,8 @@ wsproto for websockets) in a thread of its own with its own event loop.
   pool of worker threads: a slow request never holds the event loop, the websockets or other requests.
 * Anything else is a file of ``frontend/dist``; paths without one get ``index.html`` (the console's own router), or
   a page saying how to build the console when it is not built. Missing assets are 404. Hashed ``/assets/*`` are
-  cached for a year, everything else revalidated (``ETag``, 304).
+  cached for a year, everything else revalidated (``ETag``, 304). Text files (JS, CSS, HTML, JSON, SVG) past 1 kB go
+  gzip-compressed to a client that accepts it (``Vary: Accept-Encoding``; compressed once per file version).
 
 What no client, logged in or not, can make it hold (``Limits``; the settings ``MAX_CONNECTIONS``,
 ``REQUEST_TIMEOUT_S``, ``MAX_BODY_BYTES``, ``FORWARDED_ALLOW_IPS``):
@@ -42,6 +43,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import gzip
 import json
 import logging
 import mimetypes
@@ -740,10 +742,53 @@ def _file_answer(target: Path, content_type: str, cache: str, request: Mapping[s
         content_type += "; charset=utf-8"
     headers = {"Cache-Control": cache, "ETag": etag,
                "Last-Modified": email.utils.formatdate(stat.st_mtime, usegmt=True)}
+    compress = content_type.startswith(COMPRESSIBLE) and stat.st_size > 1024
+    if compress:
+        headers["Vary"] = "Accept-Encoding"
+        if _accepts_gzip(request.get("accept-encoding", "")):
+            headers["ETag"] = etag = etag[:-1] + '-gz"'
+            headers["Content-Encoding"] = "gzip"
+        else:
+            compress = False
     wanted = request.get("if-none-match")
     if wanted and etag in {tag.strip().removeprefix("W/") for tag in wanted.split(",")}:
         return 304, _encode_headers(headers), b""
-    return 200, _encode_headers({"Content-Type": content_type, **headers}), target.read_bytes()
+    body = _gzipped(target, etag) if compress else target.read_bytes()
+    return 200, _encode_headers({"Content-Type": content_type, **headers}), body
+
+
+COMPRESSIBLE: Final = ("text/", "application/javascript", "application/json", "image/svg+xml")
+_GZIPPED: Final[OrderedDict[tuple[str, str], bytes]] = OrderedDict()
+_GZIPPED_LOCK: Final = threading.Lock()
+
+
+def _accepts_gzip(accept_encoding: str) -> bool:
+    """Whether ``Accept-Encoding`` takes gzip (or ``*``) with a quality above zero."""
+    for item in accept_encoding.lower().split(","):
+        coding, _, params = item.strip().partition(";")
+        if coding.strip() in ("gzip", "*"):
+            quality = params.strip().removeprefix("q=")
+            try:
+                return not params.strip() or float(quality) > 0
+            except ValueError:
+                return False
+    return False
+
+
+def _gzipped(target: Path, etag: str) -> bytes:
+    """The file gzip-compressed, compressed once per version (``etag``); the last 64 versions are kept."""
+    key = (str(target), etag)
+    with _GZIPPED_LOCK:
+        found = _GZIPPED.get(key)
+        if found is not None:
+            _GZIPPED.move_to_end(key)
+            return found
+    body = gzip.compress(target.read_bytes(), compresslevel=6, mtime=0)
+    with _GZIPPED_LOCK:
+        _GZIPPED[key] = body
+        while len(_GZIPPED) > 64:
+            _GZIPPED.popitem(last=False)
+    return body
 
 
 def _raise_open_files(wanted: int) -> int:
