@@ -24,6 +24,8 @@ from .resources import id_list, list_public
 from .web import ApiRequest, Reply, Route
 
 COOKIE_NAME: Final = "mc_access_token"
+REFERENCE_COOKIE: Final = "__mc_auth"
+"""MyController v2's cookie, accepted as well as ours (a client of the reference may set it itself)."""
 QUERY_NAME: Final = "access_token"
 UNAUTHORIZED: Final = "authentication required: a valid token as 'Authorization: Bearer <token>', the " \
                       f"'{COOKIE_NAME}' cookie or the '{QUERY_NAME}' query parameter"
@@ -61,7 +63,7 @@ def token_from_request(headers: Mapping[str, str] | None, query: Mapping[str, An
             return value.strip()
     cookie = _header(headers, "cookie")
     if cookie:
-        from_cookie = _cookie(cookie, COOKIE_NAME)
+        from_cookie = _cookie(cookie, COOKIE_NAME) or _cookie(cookie, REFERENCE_COOKIE)
         if from_cookie:
             return from_cookie
     if query:

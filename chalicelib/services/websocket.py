@@ -9,6 +9,11 @@ handlers, and the bus-fed notify function) and the local server (``chalicelib/lo
 * notify: domain events (the bus's ``detail``) → ``{"type": "event", "subscriptions": [ids], "data": event}``
   to each connection with a matching subscription, ``data`` in the reference's shape. Gone connections (410,
   or dropped locally for falling behind) are removed.
+* the reference's stream: a connection that has not subscribed (nor unsubscribed) gets every event as the
+  reference sends it, ``{"type": "event", "data": event}`` (MyController v2's console never subscribes). It is a
+  subscription of its own, ``STREAM``, held from connect (``?stream=none`` opts out at once) until the first
+  ``subscribe`` or ``unsubscribe``, sent from ``STREAM_GRACE_S`` after connect on: no other code path, and a
+  connection costs notify posts only while it streams.
 * revalidate: a connection keeps the principal it was opened with (its role and session epoch, never the
   token). ``revalidate`` asks the auth service (``check_sessions``) whether each may still act and closes
   (``Notifier.close``: code 4401 locally, ``delete_connection`` in AWS) those that may not: logged out, password
@@ -54,6 +59,8 @@ NOTIFY_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE, REVOCATION_SOU
 """Every domain event goes to notify (the EventBridge rule in infra/, the local bus subscription), and every
 revocation of sessions (which closes their connections)."""
 COOKIE_NAME: Final = "mc_access_token"
+REFERENCE_COOKIE: Final = "__mc_auth"
+"""MyController v2's cookie name, read too (a client of the reference may set it itself)."""
 QUERY_PARAMETER: Final = "access_token"
 PRINCIPAL_KEYS: Final = ("type", "userId", "username", "tokenId", "sub", "role", "epoch", "exp")
 """What of a principal a connection keeps (never the token): enough to re-check it (``revalidate``)."""
@@ -61,6 +68,14 @@ CLOSE_SESSION_ENDED: Final = 4401
 """The close code of a connection whose session ended (as for a refused connect: the console logs in again)."""
 REVALIDATE_EVENTS: Final = frozenset({("session", "revoked"), ("backup", "restored")})
 """``(entityType, type)`` of the events that make notify re-check every connection at once (never sent out)."""
+STREAM: Final = "*"
+"""The subscription a connection holds until it subscribes: every event, in the reference's envelope. Its id is one
+no client can name (``check_subscription_id`` refuses ``*``)."""
+STREAM_GRACE_S: Final = 2.0
+"""The stream starts this long after connect: a client that subscribes on open (this project's console, ``bench/ws.py``)
+never sees a frame of it; MyController v2's console loads its pages over REST meanwhile."""
+STREAM_OFF: Final = frozenset({"none", "off", "0", "false", "no"})
+"""``?stream=`` values that open a connection without the reference's stream (a client that will subscribe)."""
 _DEVICE_TYPES: Final = frozenset(kind.value for kind in DEVICE_KINDS)
 _SECRET_KEY: Final = re.compile(r"password|secret|hash|token|credential", re.IGNORECASE)
 
@@ -81,14 +96,15 @@ def token_from(query: Mapping[str, Any] | None, headers: Mapping[str, Any] | Non
     if isinstance(value, str) and value:
         return value
     cookie_header = lowered.get("cookie")
-    if isinstance(cookie_header, str) and COOKIE_NAME in cookie_header:
+    if isinstance(cookie_header, str) and (COOKIE_NAME in cookie_header or REFERENCE_COOKIE in cookie_header):
         try:
             cookie: SimpleCookie = SimpleCookie(cookie_header)
         except CookieError:
             return None
-        morsel = cookie.get(COOKIE_NAME)
-        if morsel is not None and morsel.value:
-            return morsel.value
+        for name in (COOKIE_NAME, REFERENCE_COOKIE):
+            morsel = cookie.get(name)
+            if morsel is not None and morsel.value:
+                return morsel.value
     return None
 
 
@@ -152,6 +168,8 @@ class WebsocketService:
         self._index: SubscriptionIndex | None = None
         self._index_generation = -1
         self._index_at = 0.0
+        self._streams: dict[str, float] = {}
+        """Streaming connections (``STREAM``) and when their stream starts, from the last index build."""
         self._checked_at = float("-inf")
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
@@ -170,12 +188,16 @@ class WebsocketService:
             logger.info("websocket connect refused: bad token", extra={"connection_id": connection_id})
             return None
         now = self.clock()
+        stream = (query or {}).get("stream")
+        if isinstance(stream, list):
+            stream = stream[-1] if stream else None
+        streams = not (isinstance(stream, str) and stream.strip().lower() in STREAM_OFF)
         record = {
             "connectionId": connection_id,
             "principal": {k: principal[k] for k in PRINCIPAL_KEYS if k in principal},
             "connectedAt": int(now * 1000),
             "expiresAt": int(now) + CONNECTION_TTL_S,
-            "subscriptions": {},
+            "subscriptions": {STREAM: {}} if streams else {},
         }
         self.store.put(record)
         self._invalidate()
@@ -216,15 +238,18 @@ class WebsocketService:
         raw_id = message.get("id")
         try:
             subscription_id = check_subscription_id(raw_id)
+            connection = self.store.get(connection_id)
+            if connection is not None and STREAM in (connection.get("subscriptions") or {}):
+                self.store.remove_subscription(connection_id, STREAM)  # it speaks our protocol: no more stream
+                self._invalidate()
             if kind == "unsubscribe":
                 self.store.remove_subscription(connection_id, subscription_id)
                 self._invalidate()
                 return {"type": "unsubscribed", "id": subscription_id}
             parsed = parse_filter(message.get("filter"))
-            connection = self.store.get(connection_id)
             if connection is None:
                 raise SubscriptionError("unknown connection; reconnect")
-            held = connection.get("subscriptions") or {}
+            held = {k: v for k, v in (connection.get("subscriptions") or {}).items() if k != STREAM}
             if subscription_id not in held and len(held) >= MAX_SUBSCRIPTIONS:
                 raise SubscriptionError(f"at most {MAX_SUBSCRIPTIONS} subscriptions a connection")
             data = parsed.model_dump(mode="json", exclude_none=True)
@@ -256,6 +281,8 @@ class WebsocketService:
                     for e in events)
         self._revalidate_quietly(force=force)
         index = self.index()
+        streams = self._streams
+        now = self.clock()
         result = NotifyResult()
         gone: set[str] = set()
         for event in events:
@@ -269,7 +296,12 @@ class WebsocketService:
             for connection_id, subscription_ids in targets.items():
                 if connection_id in gone:
                     continue
-                payload = f'{{"type":"event","subscriptions":{_dumps(subscription_ids)},"data":{data}}}'.encode()
+                if subscription_ids == [STREAM]:  # the reference's envelope, as its console reads it
+                    if now < streams.get(connection_id, 0.0):
+                        continue  # its first seconds: a client that subscribes is not sent a stream meanwhile
+                    payload = f'{{"type":"event","data":{data}}}'.encode()
+                else:
+                    payload = f'{{"type":"event","subscriptions":{_dumps(subscription_ids)},"data":{data}}}'.encode()
                 try:
                     self.notifier.post(connection_id, payload)
                     result.posted += 1
@@ -368,9 +400,12 @@ class WebsocketService:
         now = int(self.clock())
         connections = [c for c in self.store.list_all() if _live(c, now)]
         index = SubscriptionIndex.build((str(c["connectionId"]), c.get("subscriptions") or {}) for c in connections)
+        streams = {str(c["connectionId"]): int(c.get("connectedAt") or 0) / 1000 + STREAM_GRACE_S
+                   for c in connections if STREAM in (c.get("subscriptions") or {})}
         with self._lock:
             if self._generation == generation:
                 self._index, self._index_generation, self._index_at = index, generation, self.monotonic()
+                self._streams = streams
         return index
 
     def _invalidate(self) -> None:

@@ -11,10 +11,12 @@ function socketUrl(): string | null {
   if (typeof location === "undefined") return null;
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   const configured = import.meta.env?.VITE_WS_URL as string | undefined;
-  const base = configured || `${scheme}://${location.host}/api/ws`;
+  // stream=none: this console subscribes to what it shows; without it the server sends every event (the reference's stream)
+  const configuredBase = configured || `${scheme}://${location.host}/api/ws`;
+  const base = `${configuredBase}${configuredBase.includes("?") ? "&" : "?"}stream=none`;
   const token = getToken();
   if (!token) return base;
-  return `${base}${base.includes("?") ? "&" : "?"}access_token=${encodeURIComponent(token)}`;
+  return `${base}&access_token=${encodeURIComponent(token)}`;
 }
 
 /** How long a refused websocket waits before asking whether the session ended: a password changed in this tab
