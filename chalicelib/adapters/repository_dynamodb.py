@@ -5,6 +5,10 @@ Key design (attribute: meaning)
 * ``pk`` (table hash key, no sort key): ``<kind>#<id>`` (``field#gw1.4.1.V_TEMP``, ``task#t1``). One item per
   record, so writes spread over every partition and a field update touches exactly one item.
 * ``doc``: the record as compact JSON (exact round trip: no float/Decimal surprises, one attribute to read).
+* ``version``: the record's version (conditional writes, ``ports.Repository``): a random 62-bit number + 2, new at
+  every write, so that unconditional batch writes (BatchWriteItem takes no expressions) change it too. An item
+  written before versions existed has none and reads as version 1 (``LEGACY_VERSION``). A conditional write is a
+  PutItem with ``version = :expected`` (``attribute_not_exists(pk)`` for 0).
 * ``ts`` / ``seq``: the record's ``current.timestamp`` (``""`` when none; fixed-width RFC 3339, so string order
   is time order) and ``current.sequence`` (0 when none), kept on every item for the order-safety condition
   ``attribute_not_exists(pk) OR ts < :ts OR (ts = :ts AND seq < :seq)``.
@@ -50,7 +54,8 @@ import random
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -62,8 +67,9 @@ from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, Kind, Record
-from chalicelib.core.ports import ListQuery, ListResult
+from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
+from chalicelib.core.record_ids import checked_id
 from chalicelib.core.seen import Run, decode_runs, encode_runs, merge_seqs, runs_contain, split_message_id
 
 from .request_threads import RequestThreads
@@ -82,6 +88,9 @@ MAX_ATTEMPTS: Final = 8
 KIND_SHARDS: Final[dict[Kind, int]] = {Kind.FIELD: 8, Kind.SOURCE: 4, Kind.NODE: 4}
 """Partitions of the ``by_kind`` index per kind (1 for the others). Changing it needs a re-index."""
 _DEPTH_ORDER: Final = {kind: depth for depth, kind in enumerate(DEVICE_KINDS)}
+LEGACY_VERSION: Final = 1
+"""The version of a record item written before items had one."""
+_VERSIONS: Final = random.SystemRandom()
 
 RawItem = dict[str, dict[str, Any]]
 
@@ -196,10 +205,20 @@ def record_item(kind: Kind, record: Record) -> RawItem:
         "doc": {"S": json.dumps(record, ensure_ascii=False, separators=(",", ":"))},
         "ts": {"S": ts},
         "seq": {"N": str(seq)},
+        "version": {"N": str(new_version())},
     }
     if kind in ID_DEPTH:
         item["tree"] = {"S": entity_id.partition(".")[0]}
     return item
+
+
+def new_version() -> int:
+    """A version no write has used (with 2**-62 odds per pair): above 0 (none stored) and 1 (``LEGACY_VERSION``)."""
+    return _VERSIONS.getrandbits(62) + 2
+
+
+def _version_of(item: RawItem) -> int:
+    return int(item["version"]["N"]) if "version" in item else LEGACY_VERSION
 
 
 def record_key(kind: Kind, entity_id: str) -> RawItem:
@@ -387,6 +406,20 @@ class DynamoDBRepository:
         prefix_len = len(kind.value) + 1
         return {key[prefix_len:]: record for key, record in self._docs(_key(kind, i) for i in ids).items()}
 
+    def get_versioned(self, kind: Kind, entity_id: str) -> Versioned:
+        data = self._call("get", False, self._conn.get_item, _key(kind, entity_id),
+                          consistent_read=self._consistent, attributes_to_get=["doc", "version"])
+        item = data.get("Item")
+        if not item or "doc" not in item:
+            return None, 0
+        return json.loads(item["doc"]["S"]), _version_of(item)
+
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+        prefix_len = len(kind.value) + 1
+        return {item["pk"]["S"][prefix_len:]: (json.loads(item["doc"]["S"]), _version_of(item))
+                for item in self._batch_get((_key(kind, i) for i in ids), ["pk", "doc", "version"])
+                if "doc" in item}
+
     def query(self, kind: Kind, query: ListQuery) -> ListResult:
         """Reads every record of the kind (index keys, then documents), then filters/sorts/pages in Python."""
         keys: list[str] = []
@@ -424,23 +457,27 @@ class DynamoDBRepository:
 
     # ----------------------------------------------------------------------------------------- writes
 
-    def put(self, kind: Kind, record: Record) -> None:
-        entity_id = record.get("id") if isinstance(record, dict) else None
-        if not isinstance(entity_id, str) or not entity_id:
-            raise ValueError(f"{Kind(kind).value} record needs a non-empty string 'id'")
-        if kind in ID_DEPTH and len(entity_id.split(".")) != ID_DEPTH[kind]:
-            raise ValueError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
+    def put(self, kind: Kind, record: Record, *, expected_version: int | None = None) -> None:
+        entity_id = checked_id(kind, record)
+        if expected_version is not None:
+            if self._put_conditional((self._item(kind, record), expected_version, False)) == "conflict":
+                raise ConditionFailed(f"{kind.value} {entity_id}: changed since read", [entity_id])
+            return
         item = self._item(kind, record)
         self._count("write_units", _units(item))
         self._count("items_written")
         self._call("put", True, self._conn.put_item, item["pk"]["S"],
                    attributes={k: v for k, v in item.items() if k != "pk"})
 
-    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False,
+                 expected_versions: Mapping[str, int] | None = None) -> list[str]:
         """BatchWriteItem (25 a call) when unconditional; with ``if_newer`` one conditional PutItem per record,
-        a failed condition meaning "newer already stored" (its id is returned, nothing raised)."""
+        a failed condition meaning "newer already stored" (its id is returned, nothing raised). Records with an
+        expected version: one conditional PutItem each, in parallel (see ``_put_conditional``)."""
         if not records:
             return []
+        if expected_versions:
+            return self._put_many_versioned(kind, records, if_newer, expected_versions)
         if not if_newer:
             last: dict[str, RawItem] = {}
             for record in records:  # the last write of an id wins, as it would one after another
@@ -465,6 +502,63 @@ class DynamoDBRepository:
             rejected.extend((position, records[position]["id"])
                             for (position, _), written in zip(batch, outcomes, strict=True) if not written)
         return [entity_id for _, entity_id in sorted(rejected)]
+
+    def _put_many_versioned(self, kind: Kind, records: Sequence[Record], if_newer: bool,
+                            expected_versions: Mapping[str, int]) -> list[str]:
+        conditional = [record for record in records if record["id"] in expected_versions]
+        if len({record["id"] for record in conditional}) != len(conditional):
+            raise ValueError("an id with an expected version may appear once in a put_many")
+        others = [record for record in records if record["id"] not in expected_versions]
+        stale = self.put_many(kind, others, if_newer=if_newer) if others else []
+        work = [(self._item(kind, record), expected_versions[record["id"]], if_newer) for record in conditional]
+        outcomes = self._threads.map(self._put_conditional, work)
+        conflicts: list[str] = []
+        for record, outcome in zip(conditional, outcomes, strict=True):
+            if outcome == "conflict":
+                conflicts.append(record["id"])
+            elif outcome == "stale":
+                stale.append(record["id"])
+        order = {record["id"]: position for position, record in enumerate(records)}
+        stale.sort(key=order.__getitem__)
+        if conflicts:
+            raise ConditionFailed(f"{kind.value} {', '.join(conflicts[:5])}: changed since read", conflicts, stale)
+        return stale
+
+    def _put_conditional(self, work: tuple[RawItem, int, bool]) -> str:
+        """One PutItem on the stored version (and, with ``if_newer``, on the order key as ``_put_if_newer``):
+        ``written``, ``conflict`` (another version stored) or ``stale`` (that version, but a newer value)."""
+        item, expected, if_newer = work
+        model = self._model
+        if expected == 0:
+            condition: Condition = model.pk.does_not_exist()
+        elif expected == LEGACY_VERSION:
+            condition = (model.version == LEGACY_VERSION) | (model.pk.exists() & model.version.does_not_exist())
+        else:
+            condition = model.version == expected
+        if if_newer and expected:
+            ts, seq = item["ts"]["S"], int(item["seq"]["N"])
+            condition = condition & ((model.ts < ts) | ((model.ts == ts) & (model.seq < seq)))
+        self._count("write_units", _units(item))  # a failed condition is billed too
+        try:
+            self._call("put", True, self._conn.put_item, item["pk"]["S"],
+                       attributes={k: v for k, v in item.items() if k != "pk"}, condition=condition)
+        except PutError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            self._count("conditional_rejected")
+            if not (if_newer and expected):
+                return "conflict"
+            data = self._call("get", False, self._conn.get_item, item["pk"]["S"], consistent_read=True,
+                              attributes_to_get=["pk", "version"])
+            stored = data.get("Item")
+            return "stale" if stored and _version_of(stored) == expected else "conflict"
+        self._count("items_written")
+        return "written"
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """DynamoDB writes each call as it comes (TransactWriteItems would cost twice and hold 100 items)."""
+        yield
 
     def _put_if_newer(self, item: RawItem) -> bool:
         ts, seq = item["ts"]["S"], int(item["seq"]["N"])

@@ -14,6 +14,10 @@ A dump writes the files of the kinds that changed (temp file, flush, fsync, rena
 then replaces the manifest the same way: the manifest rename is the commit, so a crash at any point leaves
 the previous complete state, across all kinds, and files of an unfinished dump are swept on the next open.
 A file that cannot be read on open raises ``RepositoryLoadError`` naming it: data is never dropped silently.
+
+Versions (conditional writes): one counter for the whole repository, its next value given to each record written
+(so a record deleted and made again never gets a version seen before). They live in memory only: after a restart
+no read-modify-write from before is still waiting to write.
 """
 
 from __future__ import annotations
@@ -25,14 +29,16 @@ import re
 import tempfile
 import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
-from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
-from chalicelib.core.ports import ListQuery, ListResult
+from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, PARENT_KIND, Kind, Record
+from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
+from chalicelib.core.record_ids import checked_id
 from chalicelib.core.seen import (
     Run,
     consecutive_run,
@@ -120,6 +126,9 @@ class MemoryRepository:
     def __init__(self, data_dir: str | Path | None, dump_interval_s: float = 60.0, *,
                  seen_capacity: int = DEFAULT_SEEN_CAPACITY, seen_streams: int = DEFAULT_SEEN_STREAMS) -> None:
         self._data: dict[Kind, dict[str, Record]] = {kind: {} for kind in Kind}
+        self._versions: dict[Kind, dict[str, int]] = {kind: {} for kind in Kind}
+        self._version = 0
+        """The last version given (each write takes the next)."""
         # child kind -> parent id -> child ids (a dict as an ordered set): children without a scan
         self._index: dict[Kind, dict[str, dict[str, None]]] = {kind: {} for kind in PARENT_KIND}
         self._seen: set[str] = set()
@@ -168,6 +177,17 @@ class MemoryRepository:
                 found[entity_id] = record
         return found
 
+    def get_versioned(self, kind: Kind, entity_id: str) -> Versioned:
+        with self._lock:  # (the record and its version as one write left them)
+            record = self._data[kind].get(entity_id)
+            return (record, self._versions[kind].get(entity_id, 0)) if record is not None else (None, 0)
+
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+        with self._lock:
+            store, versions = self._data[kind], self._versions[kind]
+            return {entity_id: (store[entity_id], versions.get(entity_id, 0)) for entity_id in ids
+                    if entity_id in store}
+
     def query(self, kind: Kind, query: ListQuery) -> ListResult:
         with self._lock:
             records = list(self._data[kind].values())
@@ -210,35 +230,56 @@ class MemoryRepository:
 
     # ----------------------------------------------------------------------------------------- writes
 
-    def put(self, kind: Kind, record: Record) -> None:
-        entity_id = record.get("id") if isinstance(record, dict) else None
-        if not isinstance(entity_id, str) or not entity_id:
-            raise ValueError(f"{Kind(kind).value} record needs a non-empty string 'id'")
-        if kind in ID_DEPTH and len(entity_id.split(".")) != ID_DEPTH[kind]:
-            raise ValueError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
-        self.put_many(kind, (record,))
+    def put(self, kind: Kind, record: Record, *, expected_version: int | None = None) -> None:
+        entity_id = checked_id(kind, record)
+        self.put_many(kind, (record,), expected_versions=None if expected_version is None
+                      else {entity_id: expected_version})
 
-    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False,
+                 expected_versions: Mapping[str, int] | None = None) -> list[str]:
         """Stores the dicts themselves (no copy, no validation: the hot path). Records are applied in order; a
         record without ``id`` raises ``KeyError`` after the ones before it were stored."""
         rejected: list[str] = []
+        conflicts: list[str] = []
+        if expected_versions:
+            conditional = [r["id"] for r in records if r["id"] in expected_versions]
+            if len(set(conditional)) != len(conditional):
+                raise ValueError("an id with an expected version may appear once in a put_many")
         with self._lock:
             if self._closed:
                 raise RepositoryClosedError("repository is closed; the write would be lost")
             store = self._data[kind]
+            versions = self._versions[kind]
+            version = self._version
             index = self._index.get(kind)
-            for record in records:
-                entity_id = record["id"]
-                stored = store.get(entity_id)
-                if stored is None:
-                    if index is not None:
-                        self._index_child(index, entity_id)
-                elif if_newer and _stale(stored, record):
-                    rejected.append(entity_id)
-                    continue
-                store[entity_id] = record
-            self._dirty.add(kind)
+            try:
+                for record in records:
+                    entity_id = record["id"]
+                    if expected_versions is not None and entity_id in expected_versions \
+                            and versions.get(entity_id, 0) != expected_versions[entity_id]:
+                        conflicts.append(entity_id)
+                        continue
+                    stored = store.get(entity_id)
+                    if stored is None:
+                        if index is not None:
+                            self._index_child(index, entity_id)
+                    elif if_newer and _stale(stored, record):
+                        rejected.append(entity_id)
+                        continue
+                    store[entity_id] = record
+                    version += 1
+                    versions[entity_id] = version
+            finally:  # (a record without id stops the loop: the versions given stay given)
+                self._version = version
+                self._dirty.add(kind)
+        if conflicts:
+            raise ConditionFailed(f"{kind.value} {', '.join(conflicts[:5])}: changed since read", conflicts, rejected)
         return rejected
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Nothing to group: each call is applied at once (and all of them dumped together)."""
+        yield
 
     @staticmethod
     def _index_child(index: dict[str, dict[str, None]], entity_id: str) -> None:
@@ -277,6 +318,7 @@ class MemoryRepository:
         record = self._data[kind].pop(entity_id, None)
         if record is None:
             return None
+        self._versions[kind].pop(entity_id, None)
         self._dirty.add(kind)
         index = self._index.get(kind)
         if index is not None:
@@ -473,6 +515,8 @@ class MemoryRepository:
             if index is not None and entity_id not in store:
                 self._index_child(index, entity_id)
             store[entity_id] = record
+            self._version += 1
+            self._versions[kind][entity_id] = self._version
 
     def _load_seen(self, path: Path, document: dict[str, Any]) -> None:
         ids = document.get("ids")

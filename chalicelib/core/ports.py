@@ -5,7 +5,8 @@ Nothing here imports boto3 or does I/O. Records are the JSON-shaped dicts descri
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
@@ -64,7 +65,19 @@ class ListResult:
 
 
 class ConditionFailed(DomainError):
-    """A conditional write found newer state stored; the write was not applied."""
+    """A conditional write found other state stored (a newer value, another version); that write was not applied.
+
+    ``ids`` names the records whose version condition failed; ``stale`` those the same ``put_many(if_newer=True)``
+    did not write because newer values were stored (what it would have returned). It wrote all the others."""
+
+    def __init__(self, message: str, ids: Sequence[str] = (), stale: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.ids: tuple[str, ...] = tuple(ids)
+        self.stale: list[str] = list(stale)
+
+
+Versioned = tuple[Record | None, int]
+"""A record as read with its version (``None, 0`` when none is stored)."""
 
 
 @runtime_checkable
@@ -72,6 +85,12 @@ class Repository(Protocol):
     """Where resources live. Device kinds have composite ids (``gw.node.src.field``); other kinds plain ids.
 
     Records returned are shared and must not be mutated.
+
+    Versions (no lost updates): every stored record has a version, an opaque positive integer that each write of
+    it changes (0 means "none stored"). It is kept beside the record, not in it. A read-modify-write reads the
+    record with its version (``get_versioned``) and writes with ``expected_version``: if another writer got there
+    first the write raises ``ConditionFailed`` and the caller reads again and re-applies its change
+    (``core/conflicts.py`` does both). Every write changes the version, conditional or not.
     """
 
     def get(self, kind: Kind, entity_id: str) -> Record | None: ...
@@ -80,17 +99,39 @@ class Repository(Protocol):
         """The records that exist among ``ids``, by id. Missing ids are simply absent."""
         ...
 
-    def put(self, kind: Kind, record: Record) -> None:
-        """Create or replace one record unconditionally (API upserts)."""
+    def get_versioned(self, kind: Kind, entity_id: str) -> Versioned:
+        """The record and its version, read together; ``(None, 0)`` when none is stored."""
         ...
 
-    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False) -> list[str]:
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+        """``get_many`` with each record's version."""
+        ...
+
+    def put(self, kind: Kind, record: Record, *, expected_version: int | None = None) -> None:
+        """Create or replace one record; with ``expected_version`` only if the stored version is that one (0: only
+        if none is stored), else ``ConditionFailed`` and nothing is written."""
+        ...
+
+    def put_many(self, kind: Kind, records: Sequence[Record], *, if_newer: bool = False,
+                 expected_versions: Mapping[str, int] | None = None) -> list[str]:
         """Create or replace records, batched where the store can.
 
         With ``if_newer`` (field values from devices), a record is written only if none is stored or the stored
         one's ``current`` (timestamp, then sequence) is older than the new one's; the ids not written because
         newer state was already stored are returned. This is the order-safety guard under concurrency.
+
+        ``expected_versions`` makes the records whose ids it maps conditional on their stored version (0: none
+        stored), as ``put``; such an id may appear once only (``ValueError`` otherwise). The records that pass
+        are written, then ``ConditionFailed`` naming the others in ``ids`` (and the stale ones in ``stale``) is
+        raised.
         """
+        ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """Writes made inside (by this thread) are committed together when it ends, or none of them if it raises.
+
+        A store with transactions (SQLite) holds other writers back meanwhile; the others (memory, DynamoDB) write
+        each call as it comes, so callers must not rely on more than "each call is atomic" from them."""
         ...
 
     def query(self, kind: Kind, query: ListQuery) -> ListResult:
@@ -454,3 +495,24 @@ def check_blob_key(key: str) -> str:
         if segment in ("", ".", "..") or not set(segment) <= _BLOB_KEY_SEGMENT:
             raise ValueError(f"bad blob key {key!r}")
     return key
+
+
+# --------------------------------------------------------------------------------------------- dead letters
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A queue message kept aside with why: its ``body`` is what the queue is sent again to replay it."""
+
+    body: str
+    reason: str
+
+
+class DeadLetterSink(Protocol):
+    """Where messages that cannot be applied are kept for a person to look at and replay: the ingest queue's DLQ
+    in AWS, ``DATA_DIR/ingest-dead-letters.jsonl`` locally. A message failing for good (unreadable, invalid, or
+    needing a stored record that cannot be read) is put here at once instead of being retried."""
+
+    def put(self, letters: Sequence[DeadLetter]) -> None:
+        """Keep every letter, or raise (then the caller retries the messages they came from)."""
+        ...

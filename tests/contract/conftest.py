@@ -164,9 +164,10 @@ def queue_arn(sqs: Any, url: str) -> str:
 # --------------------------------------------------------------------------------------------- repository
 
 
-@pytest.fixture(params=["memory", pytest.param("dynamodb", marks=AWS)])
+@pytest.fixture(params=["memory", "sqlite", pytest.param("dynamodb", marks=AWS)])
 def repository(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repository]:
-    """A fresh, empty repository: memory (persisting to a temp dir) or DynamoDB (moto, a table per test)."""
+    """A fresh, empty repository: memory (persisting to a temp dir), SQLite (a file in a temp dir) or DynamoDB
+    (moto, a table per test, its conditional PutItems made atomic as DynamoDB's are: ``AtomicCalls``)."""
     if request.param == "memory":
         from chalicelib.adapters.repository_memory import MemoryRepository
 
@@ -174,12 +175,28 @@ def repository(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Repos
         yield memory
         memory.close()
         return
+    if request.param == "sqlite":
+        from chalicelib.adapters.repository_sqlite import SqliteRepository
+
+        sqlite = SqliteRepository(tmp_path / "store" / "repository.sqlite3")
+        yield sqlite
+        sqlite.close()
+        return
 
     from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
 
     request.getfixturevalue("aws_mock")
     dynamo = DynamoDBRepository(unique("mc-contract"), write_concurrency=4)
     dynamo.create_table()
+    connection = dynamo._conn  # reaching past the port: pynamodb's connection, whose put_item moto runs unlocked
+    lock = threading.Lock()
+    put_item = connection.put_item
+
+    def atomic_put_item(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return put_item(*args, **kwargs)
+
+    connection.put_item = atomic_put_item  # type: ignore[method-assign]
     yield dynamo
     dynamo.close()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from chalicelib.core.conflicts import update
 from chalicelib.core.model import (
     FieldModel,
     Gateway,
@@ -20,7 +22,7 @@ from chalicelib.core.model import (
     Source,
     iso_from_ms,
 )
-from chalicelib.core.ports import Filter, ListQuery, Repository, Sort
+from chalicelib.core.ports import ConditionFailed, Filter, ListQuery, Repository, Sort
 from chalicelib.core.query import QueryError
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -160,6 +162,146 @@ def test_put_many_if_newer_applies_repeats_of_an_id_in_order(repository: Reposit
     rejected = repository.put_many(Kind.FIELD, [a1, a3, a2], if_newer=True)
     assert rejected == ["gw1.1.1.a"]  # a2 came after a3
     assert repository.get(Kind.FIELD, "gw1.1.1.a") == a3
+
+
+# --------------------------------------------------------------------------------------------- versions
+
+
+def test_every_write_gives_a_record_a_version_never_seen_before(repository: Repository) -> None:
+    assert repository.get_versioned(Kind.TASK, "t1") == (None, 0)
+    seen: list[int] = []
+    repository.put(Kind.TASK, {"id": "t1", "v": 1})
+    record, version = repository.get_versioned(Kind.TASK, "t1")
+    assert record == {"id": "t1", "v": 1} and version > 0
+    seen.append(version)
+    repository.put(Kind.TASK, {"id": "t1", "v": 2})
+    repository.put_many(Kind.TASK, [{"id": "t1", "v": 3}, {"id": "t2"}])
+    seen += [repository.get_versioned(Kind.TASK, "t1")[1]]
+    repository.put_many(Kind.FIELD, [field("gw1", "1", "1", "a", 1)], if_newer=True)
+    repository.delete(Kind.TASK, ["t1"])
+    assert repository.get_versioned(Kind.TASK, "t1") == (None, 0)
+    repository.put(Kind.TASK, {"id": "t1", "v": 4})  # made again: not a version an old reader may hold
+    seen.append(repository.get_versioned(Kind.TASK, "t1")[1])
+    assert len(set(seen)) == len(seen) and 0 not in seen
+    assert repository.get_many_versioned(Kind.TASK, ["t1", "t2", "t9"]) == {
+        "t1": repository.get_versioned(Kind.TASK, "t1"), "t2": repository.get_versioned(Kind.TASK, "t2")}
+    assert repository.get_many_versioned(Kind.FIELD, ["gw1.1.1.a"])["gw1.1.1.a"][0] == field("gw1", "1", "1", "a", 1)
+
+
+def test_put_with_an_expected_version_writes_only_over_that_version(repository: Repository) -> None:
+    repository.put(Kind.DASHBOARD, {"id": "d", "title": "mine"}, expected_version=0)  # create only if absent
+    with pytest.raises(ConditionFailed) as failed:
+        repository.put(Kind.DASHBOARD, {"id": "d", "title": "again"}, expected_version=0)
+    assert failed.value.ids == ("d",)
+    record, version = repository.get_versioned(Kind.DASHBOARD, "d")
+    assert record == {"id": "d", "title": "mine"}
+    repository.put(Kind.DASHBOARD, {"id": "d", "title": "theirs"})  # another writer, unconditional
+    with pytest.raises(ConditionFailed):
+        repository.put(Kind.DASHBOARD, {"id": "d", "title": "lost?"}, expected_version=version)
+    assert repository.get(Kind.DASHBOARD, "d") == {"id": "d", "title": "theirs"}
+    record, version = repository.get_versioned(Kind.DASHBOARD, "d")
+    repository.put(Kind.DASHBOARD, {**record, "title": "mine, on theirs"}, expected_version=version)
+    assert repository.get(Kind.DASHBOARD, "d") == {"id": "d", "title": "mine, on theirs"}
+    with pytest.raises(ConditionFailed):  # a record gone is not the version read
+        repository.delete(Kind.DASHBOARD, ["d"])
+        repository.put(Kind.DASHBOARD, {"id": "d"}, expected_version=version)
+    assert repository.get(Kind.DASHBOARD, "d") is None
+
+
+def test_put_many_with_expected_versions_writes_the_others_and_names_the_conflicts(repository: Repository) -> None:
+    repository.put_many(Kind.NODE, [node("gw", n, name=f"n{n}") for n in "1234"])
+    read = repository.get_many_versioned(Kind.NODE, ["gw.1", "gw.2", "gw.3"])
+    repository.put(Kind.NODE, node("gw", "2", name="renamed meanwhile"))
+    mine = [node("gw", n, name=f"mine {n}") for n in "12345"]
+    with pytest.raises(ConditionFailed) as failed:
+        repository.put_many(Kind.NODE, mine, expected_versions={
+            **{entity_id: version for entity_id, (_, version) in read.items()}, "gw.5": 0})
+    assert failed.value.ids == ("gw.2",) and failed.value.stale == []
+    names = {r["id"]: r["name"] for r in repository.query(Kind.NODE, ListQuery(limit=0)).data}
+    assert names == {"gw.1": "mine 1", "gw.2": "renamed meanwhile", "gw.3": "mine 3", "gw.4": "mine 4",
+                     "gw.5": "mine 5"}
+    with pytest.raises(ValueError):
+        repository.put_many(Kind.NODE, [mine[0], mine[0]], expected_versions={"gw.1": 1})
+
+
+def test_put_many_if_newer_with_versions_tells_stale_values_from_conflicts(repository: Repository) -> None:
+    repository.put_many(Kind.FIELD, [field("gw", "1", "1", f, 1, ts_ms=T0 + 10) for f in "abc"])
+    read = repository.get_many_versioned(Kind.FIELD, ["gw.1.1.a", "gw.1.1.b", "gw.1.1.c"])
+    versions = {entity_id: version for entity_id, (_, version) in read.items()}
+    labelled = {**read["gw.1.1.c"][0], "labels": {"room": "attic"}}
+    repository.put(Kind.FIELD, labelled)  # an API edit after the read
+    incoming = [field("gw", "1", "1", "a", 2, ts_ms=T0 + 20),  # newer: written
+                field("gw", "1", "1", "b", 0, ts_ms=T0),  # older: stale
+                field("gw", "1", "1", "c", 3, ts_ms=T0 + 20)]  # newer, but the record changed: a conflict
+    with pytest.raises(ConditionFailed) as failed:
+        repository.put_many(Kind.FIELD, incoming, if_newer=True, expected_versions=versions)
+    assert failed.value.ids == ("gw.1.1.c",) and failed.value.stale == ["gw.1.1.b"]
+    assert repository.get(Kind.FIELD, "gw.1.1.a") == incoming[0]
+    assert repository.get(Kind.FIELD, "gw.1.1.b")["current"]["value"] == 1
+    assert repository.get(Kind.FIELD, "gw.1.1.c") == labelled
+    now = repository.get_many_versioned(Kind.FIELD, ["gw.1.1.b"])
+    assert repository.put_many(Kind.FIELD, [incoming[1]], if_newer=True,
+                               expected_versions={"gw.1.1.b": now["gw.1.1.b"][1]}) == ["gw.1.1.b"]
+
+
+def test_concurrent_read_modify_writes_lose_no_update(repository: Repository) -> None:
+    """Eight writers add their own labels to one node at once, through ``core.conflicts.update`` (read with the
+    version, write on it, again on a conflict): every label is there at the end."""
+    repository.put(Kind.NODE, node("gw", "1", labels={"start": "1"}))
+    writers, rounds = 8, 6
+    barrier = threading.Barrier(writers)
+    errors: list[BaseException] = []
+
+    def label(writer: int) -> None:
+        try:
+            barrier.wait()
+            for n in range(rounds):
+                update(repository, Kind.NODE, "gw.1", lambda current, key=f"w{writer}-{n}": {
+                    **(current or {}), "labels": {**(current or {}).get("labels", {}), key: "x"}})
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=label, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    labels = repository.get(Kind.NODE, "gw.1")["labels"]
+    assert set(labels) == {"start"} | {f"w{w}-{n}" for w in range(writers) for n in range(rounds)}
+
+
+def test_concurrent_conditional_creates_make_one_winner(repository: Repository) -> None:
+    writers = 8
+    barrier = threading.Barrier(writers)
+    outcomes: list[str] = []
+
+    def create(writer: int) -> None:
+        barrier.wait()
+        try:
+            repository.put(Kind.USER, {"id": "solo", "by": writer}, expected_version=0)
+            outcomes.append("written")
+        except ConditionFailed:
+            outcomes.append("refused")
+
+    threads = [threading.Thread(target=create, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["refused"] * (writers - 1) + ["written"]
+
+
+def test_writes_in_a_transaction_are_read_inside_and_stored_after(repository: Repository) -> None:
+    with repository.transaction():
+        repository.put(Kind.TASK, {"id": "t1"})
+        with repository.transaction():  # nested: joins
+            repository.put_many(Kind.NODE, [node("gw", "1")])
+        assert repository.get(Kind.TASK, "t1") == {"id": "t1"}
+        record, version = repository.get_versioned(Kind.NODE, "gw.1")
+        repository.put(Kind.NODE, {**record, "name": "in"}, expected_version=version)
+    assert repository.get(Kind.NODE, "gw.1")["name"] == "in"
+    assert repository.get(Kind.TASK, "t1") == {"id": "t1"}
 
 
 # --------------------------------------------------------------------------------------------- query
@@ -372,11 +514,15 @@ def test_seen_ids_are_not_records(repository: Repository) -> None:
 
 def restarted(repository: Repository, tmp_path: Path) -> Repository:
     """A new instance of the adapter over the same store, as a restarted process opens it (this reaches past the
-    port: the fixture's memory repository persists to ``tmp_path / "store"``, the DynamoDB one is its table)."""
+    port: the fixture's memory repository persists to ``tmp_path / "store"``, the SQLite one is its file, the
+    DynamoDB one is its table)."""
     from chalicelib.adapters.repository_memory import MemoryRepository
+    from chalicelib.adapters.repository_sqlite import SqliteRepository
 
     if isinstance(repository, MemoryRepository):
         return MemoryRepository(tmp_path / "store", dump_interval_s=0)
+    if isinstance(repository, SqliteRepository):
+        return SqliteRepository(repository.path)
     from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
 
     assert isinstance(repository, DynamoDBRepository), f"no restart known for {type(repository).__name__}"
