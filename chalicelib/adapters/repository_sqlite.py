@@ -47,9 +47,10 @@ from itertools import islice
 from pathlib import Path
 from typing import IO, Any, Final
 
-from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, PARENT_KIND, Kind, Record
+from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
+from chalicelib.core.record_ids import checked_id
 from chalicelib.core.seen import (
     Run,
     consecutive_run,
@@ -123,15 +124,6 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def _check_id(kind: Kind, record: Record) -> str:
-    entity_id = record.get("id") if isinstance(record, dict) else None
-    if not isinstance(entity_id, str) or not entity_id:
-        raise ValueError(f"{Kind(kind).value} record needs a non-empty string 'id'")
-    if kind in ID_DEPTH and len(entity_id.split(".")) != ID_DEPTH[kind]:
-        raise ValueError(f"{kind.value} id {entity_id!r} must have {ID_DEPTH[kind]} dotted segment(s)")
-    return entity_id
 
 
 def _stale(stored: Record, record: Record) -> bool:
@@ -468,7 +460,7 @@ class SqliteRepository:
     # ----------------------------------------------------------------------------------------- writes
 
     def put(self, kind: Kind, record: Record, *, expected_version: int | None = None) -> None:
-        entity_id = _check_id(kind, record)
+        entity_id = checked_id(kind, record)
         self.put_many(kind, (record,), expected_versions=None if expected_version is None
                       else {entity_id: expected_version})
 
