@@ -108,16 +108,3 @@ def test_closing_what_is_gone_or_never_was_is_not_an_error(harness: NotifierHarn
     harness.notifier.close("c1", 4401, "session ended")
     harness.notifier.close("never-there", 4401, "session ended")
     assert not harness.alive("c1")
-
-
-def test_the_local_client_is_told_why(harness: NotifierHarness) -> None:
-    if not harness.local:
-        pytest.skip("API Gateway's delete_connection carries no close code or reason")
-    from chalicelib.adapters.notifier_local import LocalNotifier
-
-    notifier = harness.notifier
-    assert isinstance(notifier, LocalNotifier)
-    sink = LocalSink()
-    notifier.register("c9", sink)
-    notifier.close("c9", 4401, "session ended: password changed")
-    assert sink.closed == (4401, "session ended: password changed") and len(notifier) == 0
