@@ -3,6 +3,7 @@
     python -m edge --config edge.yaml                  run (SIGTERM/SIGINT stop it cleanly)
     python -m edge status --config edge.yaml [--json]  what the running agent last reported
     python -m edge check --config edge.yaml            validate the config, print it with secrets masked
+    python -m edge pair-hue --host <bridge> --config edge.yaml   press the bridge's link button: its key is kept
 
 Logs are JSON, one line per event on stderr (journald keeps them), never with a secret in them.
 """
@@ -57,16 +58,25 @@ def setup_logging(level: str = "INFO") -> None:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edge", description="MyController edge agent")
-    parser.add_argument("command", nargs="?", default="run", choices=["run", "status", "check"])
+    parser.add_argument("command", nargs="?", default="run", choices=["run", "status", "check", "pair-hue"])
     parser.add_argument("--config", "-c", default="edge.yaml", help="the agent's YAML config (default edge.yaml)")
     parser.add_argument("--json", action="store_true", help="status: print the raw JSON")
     parser.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                         help="import MODULE before starting, so that the gateway plugins it registers are known")
+    parser.add_argument("--host", help="pair-hue: the Hue bridge's address (host or host:port)")
+    parser.add_argument("--gateway", help="pair-hue: the id of the philips_hue gateway to write the key into")
+    parser.add_argument("--timeout", type=float, default=60.0, help="pair-hue: seconds to wait for the link button")
+    parser.add_argument("--print", dest="print_key", action="store_true",
+                        help="pair-hue: print the key instead of writing it into the config")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "pair-hue":  # before the config is checked: it may not have the key yet
+        from .gateways.hue.pairing import pair_command
+
+        return pair_command(args)
     try:
         config = load_config(args.config)
     except EdgeConfigError as error:

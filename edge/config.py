@@ -29,7 +29,8 @@ from .errors import EdgeError
 IOT_CORE_MAX_PUBLISH_BYTES = 128 * 1024
 """AWS IoT Core rejects a publish larger than this; no broker we target wants more from one batch."""
 
-SECRET_KEYS = frozenset({"password", "secret", "token", "passphrase", "apikey", "api_key", "apiKey"})
+SECRET_KEYS = frozenset({"password", "secret", "token", "passphrase", "apikey", "api_key", "apiKey", "encryptionKey",
+                         "applicationKey"})
 """Keys whose values never reach a log line or the status file."""
 
 _ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")

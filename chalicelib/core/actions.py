@@ -16,6 +16,12 @@ per-provider wire forms:
   as ON/OFF); heartbeat_request ``STATUS 1``; reboot ``Restart 1``; refresh_node_info ``STATUS 0``; reset
   ``Reset 6`` (erase flash settings but keep Wi-Fi and MQTT, as the reference does). No discover.
 * ``mc_json`` (generic JSON devices): set field → ``{"n", "s", "f", "v"}``; no node or gateway actions.
+* ESPHome (``esphome``): set field → ``{"n", "s", "f", "v"}`` with the value in ESPHome's units
+  (``providers/esphome/codec.py``: percent → 0..1, ``#rrggbb`` → three channels…); the edge finds the entity.
+  Node actions ``{"n", "a"}``: heartbeat_request, reboot (the device's restart button), refresh_node_info.
+* Philips Hue (``philips_hue``): set ``on``, ``brightness``, ``color_temperature`` (mirek) or ``color``
+  (``#rrggbb`` or ``x,y`` → CIE xy) of a light or room → ``{"n", "s", "f", "v"}``
+  (``providers/hue/codec.py``); node action refresh_node_info.
 
 ``Downlink.key`` names the target (``<node>;<child>;<type>`` for MySensors, ``<node>;<command>`` for Tasmota) so
 that the edge's sleep queue replaces an older command for the same target with a newer one.
@@ -33,6 +39,8 @@ from .model import ConversionError, MetricType, Record, convert_value, to_binary
 MYSENSORS: Final = "mysensors_v2"
 TASMOTA: Final = "tasmota"
 MC_JSON: Final = "mc_json"
+ESPHOME: Final = "esphome"
+HUE: Final = "philips_hue"
 
 PROVIDER_ALIASES: Final[dict[str, str]] = {
     "mysensors_v2": MYSENSORS,
@@ -40,6 +48,9 @@ PROVIDER_ALIASES: Final[dict[str, str]] = {
     "tasmota": TASMOTA,
     "mc_json": MC_JSON,
     "generic": MC_JSON,
+    "esphome": ESPHOME,
+    "philips_hue": HUE,
+    "hue": HUE,
 }
 """Gateway ``provider.type`` (the reference's names, or the envelope provider the processor records) → the
 provider whose downlink form we build."""
@@ -207,8 +218,29 @@ def set_field(gateway: Record, field: Record, payload: Any) -> Downlink:
         command = _tasmota_segment(field_id, "fieldId")
         return Downlink(gateway_id, TASMOTA, _tasmota_text(value, metric_type), node_id=device,
                         key=f"{device};{command}", topic=f"cmnd/{device}/{command}")
+    if provider in (ESPHOME, HUE):
+        return _device_api_set(provider, gateway_id, node_id, source_id, field_id, metric_type, value)
     raw = json.dumps({"n": node_id, "s": source_id, "f": field_id, "v": value}, separators=(",", ":"))
     return Downlink(gateway_id, MC_JSON, raw, node_id=node_id, key=f"{node_id};{source_id};{field_id}")
+
+
+def _device_api_set(provider: str, gateway_id: str, node_id: str, source_id: str, field_id: str, metric_type: str,
+                    value: Any) -> Downlink:
+    """ESPHome and Hue: the value in the device's own terms, checked here so that the API refuses a bad one."""
+    if provider == ESPHOME:
+        from .providers.esphome import codec as esphome
+        try:
+            raw = esphome.command_raw(node_id, source_id, field_id, esphome.command_value(field_id, metric_type,
+                                                                                            value))
+        except esphome.EspHomeCommandError as error:
+            raise ActionError(str(error), "payload") from None
+    else:
+        from .providers.hue import codec as hue
+        try:
+            raw = hue.command_raw(node_id, source_id, field_id, hue.command_value(field_id, value))
+        except hue.HueCommandError as error:
+            raise ActionError(str(error), "payload") from None
+    return Downlink(gateway_id, provider, raw, node_id=node_id, key=f"{node_id};{source_id};{field_id}")
 
 
 def node_action(gateway: Record, node: Record, action: str) -> Downlink:
@@ -228,6 +260,17 @@ def node_action(gateway: Record, node: Record, action: str) -> Downlink:
         command, payload = _TASMOTA_NODE_ACTIONS[action]
         return Downlink(gateway_id, TASMOTA, payload, node_id=name, key=f"{name};{command}",
                         topic=f"cmnd/{name}/{command}")
+    if provider in (ESPHOME, HUE):
+        from .providers.esphome.codec import EspHomeCommandError, node_action_raw
+        from .providers.hue.codec import HueCommandError
+        from .providers.hue.codec import node_action_raw as hue_node_action_raw
+
+        node_id = str(node["nodeId"])
+        try:
+            raw = (node_action_raw if provider == ESPHOME else hue_node_action_raw)(node_id, action)
+        except (EspHomeCommandError, HueCommandError) as error:
+            raise ActionError(str(error), "action") from None
+        return Downlink(gateway_id, provider, raw, node_id=node_id, key=f"{node_id};{action}")
     raise ActionError(f"provider {provider} has no node actions", "action")
 
 

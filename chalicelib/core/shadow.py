@@ -37,7 +37,8 @@ DEFAULT_SHADOW_NAME: Final = "mycontroller"
 """Our own named shadow, so that other users of the classic shadow (fleet tools) and we do not collide."""
 REDACTED: Final = "********"
 """What the API shows instead of a secret; sent back unchanged in an upsert, it keeps the stored secret."""
-SECRET_KEYS: Final = frozenset({"password", "secret", "token", "passphrase", "apikey", "api_key", "apiKey"})
+SECRET_KEYS: Final = frozenset({"password", "secret", "token", "passphrase", "apikey", "api_key", "apiKey",
+                                "encryptionkey", "applicationkey"})
 """Keys (anywhere in a gateway's ``provider``) whose values are secrets; the edge agent uses the same set."""
 MAX_DESIRED_BYTES: Final = 8 * 1024
 """AWS IoT Core refuses a shadow whose desired (or reported) section is larger than 8 KB."""

@@ -7,7 +7,9 @@ All registrations are here, in one table, so that the set of gateway types can b
 from __future__ import annotations
 
 from .base import GATEWAY_TYPES, Gateway, GatewayContext, build_gateway, register_gateway
+from .esphome import EspHomeGateway
 from .generic_mqtt import GenericMqttGateway
+from .hue import HueGateway
 from .mysensors.gateway import MySensorsEthernetGateway, MySensorsMqttGateway, MySensorsSerialGateway
 from .simulator import MySensorsSimulator
 from .system_monitor import SystemMonitor
@@ -22,6 +24,8 @@ PLUGINS: dict[tuple[str, str], type[Gateway]] = {
     ("generic", "mqtt"): GenericMqttGateway,
     ("system_monitoring", ""): SystemMonitor,  # the reference's name
     ("system_monitor", ""): SystemMonitor,
+    ("esphome", ""): EspHomeGateway,
+    ("philips_hue", ""): HueGateway,
 }
 """(provider.type, provider.protocol.type) → plugin; "" where the provider has no protocol block."""
 

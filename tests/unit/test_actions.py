@@ -150,6 +150,6 @@ def test_mc_json_set_is_a_json_object() -> None:
 
 def test_unknown_provider_is_a_clear_error() -> None:
     with pytest.raises(ActionError, match="takes no actions"):
-        set_field(gateway("philips_hue"), field(), "on")
+        set_field(gateway("zwave_js"), field(), "on")
     assert provider_of(gateway("MySensors")) == "mysensors_v2"
     assert error_field(provider_of, {"id": "gw"}) == "provider"

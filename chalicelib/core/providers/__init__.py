@@ -11,10 +11,13 @@ from ..ops import Interpreter
 def default_interpreters() -> dict[str, Interpreter]:
     """Every provider the processor understands, by the ``provider`` name envelopes carry."""
     from .edge_state import EdgeStateInterpreter
+    from .esphome.interpreter import EspHomeInterpreter
+    from .hue.interpreter import HueInterpreter
     from .mc_json.interpreter import McJsonInterpreter
     from .mysensors.interpreter import MySensorsInterpreter
 
-    interpreters: list[Interpreter] = [MySensorsInterpreter(), McJsonInterpreter(), EdgeStateInterpreter()]
+    interpreters: list[Interpreter] = [MySensorsInterpreter(), McJsonInterpreter(), EdgeStateInterpreter(),
+                                       EspHomeInterpreter(), HueInterpreter()]
     try:
         from .tasmota.interpreter import TasmotaInterpreter
     except ImportError:
