@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -49,6 +50,11 @@ def explain(error: BaseException) -> str:
         return "the device refused the API password"
     if isinstance(error, TimeoutError):
         return "timed out"
+    cause: BaseException | None = error
+    while cause is not None:  # "Error connecting to [AddrInfo(…)]: [Errno 111] …" → "Connection refused"
+        if isinstance(cause, OSError) and cause.errno:
+            return os.strerror(cause.errno)
+        cause = cause.__cause__ or cause.__context__
     return str(error) or type(error).__name__
 
 
@@ -100,9 +106,11 @@ class EspHomeDevice:
                            keepalive=config.alive_check_s, noise_psk=config.encryption_key)
         closed = self._closed = asyncio.Event()
         self._close_reason = "connection closed"
+        close_error: list[BaseException] = []
 
         def on_closed(event: Any) -> None:
             if event.error is not None:
+                close_error.append(event.error)
                 self._close_reason = explain(event.error)
             closed.set()
 
@@ -131,7 +139,8 @@ class EspHomeDevice:
         except asyncio.CancelledError:
             raise
         except (APIConnectionError, TimeoutError, OSError) as error:
-            self.last_error = explain(error)
+            # a device that refuses the password closes the connection: that, not the request it broke, is why
+            self.last_error = explain(close_error[0] if close_error else error)
             return self.last_error
         finally:
             self.client = None

@@ -56,7 +56,8 @@ class EspHomeGateway(Gateway):
 
             browser = EspHomeDiscovery(self._found, self.logger, list(self.settings.discovery_interfaces) or None)
             discovery = asyncio.ensure_future(browser.run())
-        self._report()
+        if not self.devices:
+            self._report()  # else each device reports when it connects or fails to
         try:
             await asyncio.Event().wait()
         finally:

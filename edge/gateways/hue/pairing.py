@@ -33,22 +33,42 @@ class HuePairingError(EdgeError, RuntimeError):
     """Pairing did not give a key, or the key could not be written; the message says why."""
 
 
+async def create_key(host: str, timeout: float = 10.0) -> str:
+    """One pairing request (``POST https://<bridge>/api {"devicetype": …}``): the key, or ``LinkButtonNotPressed``.
+
+    Over HTTPS only, as v2 bridges are spoken to (their certificate is Signify's own: not checked, as ``aiohue``
+    does not): ``aiohue.create_app_key`` falls back to plain HTTP after any HTTPS answer, link button included."""
+    import aiohttp
+    from aiohue.errors import raise_from_error
+
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as session, \
+            session.post(f"https://{host}/api", json={"devicetype": DEVICE_TYPE}, ssl=False) as response:
+        response.raise_for_status()
+        answer = await response.json(content_type=None)
+    item = answer[0] if isinstance(answer, list) and answer else {}
+    if isinstance(item, dict) and isinstance(item.get("error"), dict):
+        raise_from_error(item["error"])
+    try:
+        return str(item["success"]["username"])
+    except (KeyError, TypeError):
+        raise HuePairingError(f"the Hue bridge at {host} gave an answer without a key: {str(answer)[:200]}") from None
+
+
 async def request_key(host: str, timeout: float = 60.0, interval: float = 1.0,
                       say: Callable[[str], None] = print) -> str:
     """Ask the bridge for an application key until its link button is pressed."""
     from aiohttp import ClientError
-    from aiohue import create_app_key
     from aiohue.errors import AiohueException, LinkButtonNotPressed
 
     deadline = time.monotonic() + timeout
     say(f"Press the link button on the Hue bridge at {host} (within {timeout:.0f} s)…")
     while True:
         try:
-            return await create_app_key(host, DEVICE_TYPE)
+            return await create_key(host)
         except LinkButtonNotPressed:
             pass
         except (ClientError, OSError, TimeoutError) as error:
-            raise HuePairingError(f"cannot reach the Hue bridge at {host}: {error}") from None
+            raise HuePairingError(f"cannot reach the Hue bridge at {host}: {error or type(error).__name__}") from None
         except AiohueException as error:
             raise HuePairingError(f"the Hue bridge at {host} refused: {error}") from None
         if time.monotonic() >= deadline:
