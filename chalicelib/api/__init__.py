@@ -38,7 +38,13 @@ def view_for(route: Route, app: Chalice, container: Container) -> Callable[..., 
         tracer.put_annotation(key="route", value=route.name)
         request = app.current_request
         principal = None
-        if not route.public:  # the one place every non-public route is guarded, whenever it was added
+        if route.public and route.optional_auth:
+            try:
+                principal = authenticate(container.auth, request.headers if request else None,
+                                         request.query_params if request else None)
+            except Exception:  # a store failing here only means "no principal": the route answers anyway
+                logger.exception("optional authentication failed", extra={"route": route.name})
+        elif not route.public:  # the one place every non-public route is guarded, whenever it was added
             try:
                 principal = authenticate(container.auth, request.headers if request else None,
                                          request.query_params if request else None)

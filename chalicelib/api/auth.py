@@ -8,13 +8,16 @@ doing anything. What a token stands for, and the users and tokens themselves, ar
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any, Final
 
 from pydantic import Field as PydField
 
 from chalicelib.core import auth as core
-from chalicelib.core.model import CamelModel, Kind, Record
+from chalicelib.core.metrics import MetricQueryError
+from chalicelib.core.metrics import parse_duration as metric_duration_ms
+from chalicelib.core.model import CamelModel, Kind, Record, now_ms
 from chalicelib.core.query import parse_list_query
 from chalicelib.core.secrecy import public
 from chalicelib.services.auth import AuthService
@@ -99,27 +102,57 @@ def forbidden_body(route: Route, principal: Mapping[str, Any]) -> dict[str, Any]
 
 
 class LoginRequest(CamelModel):
-    username: str = PydField(min_length=1, max_length=256)
-    password: str = PydField(min_length=1, max_length=1024, repr=False)
+    """A username and password, or (MyController v2's form) a service token ``<tokenId>_<secret>`` as ``token``."""
+
+    username: str | None = PydField(default=None, min_length=1, max_length=256)
+    password: str | None = PydField(default=None, min_length=1, max_length=1024, repr=False)
+    token: str | None = PydField(default=None, min_length=1, max_length=4096, repr=False)
     expires_in: str | int | None = None
 
 
-def _cookie_header(value: str, max_age: int, secure: bool) -> str:
+def _cookie_header(value: str, max_age: int, secure: bool, name: str = COOKIE_NAME) -> str:
     flags = "; Secure" if secure else ""
-    return f"{COOKIE_NAME}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{flags}"
+    return f"{name}={value}; HttpOnly; SameSite=Strict; Path=/; Max-Age={max_age}{flags}"
+
+
+def _login_ttl(expires_in: str | int | None) -> int:
+    """``expiresIn`` in seconds: ours (``24h``, ``7d``, seconds) or a Go duration as the reference's console sends it
+    (``720h``, ``1h30m``, ``24h0m0s``); 400 naming ``expiresIn`` otherwise."""
+    try:
+        return core.parse_duration(expires_in)
+    except ValueError as error:
+        problem = str(error)
+    if isinstance(expires_in, str) and re.fullmatch(r"\s*(\d+(\.\d+)?(ms|s|m|h|d|w))+\s*", expires_in):
+        try:
+            return core.parse_duration(max(1, metric_duration_ms(expires_in.strip()) // 1000))
+        except (ValueError, MetricQueryError) as error:
+            problem = str(error)
+    raise bad_request(problem, "expiresIn")
 
 
 def login(request: ApiRequest) -> Reply:
+    """Log in: ``{username, password}`` or ``{token}`` (a service token); the answer carries the reference's
+    ``{id, username, fullName, email, token}`` and ours (``expiresAt, userId, role``), and sets the cookie."""
     body = request.model(LoginRequest)
-    try:
-        ttl_s = core.parse_duration(body.expires_in)
-    except ValueError as error:
-        raise bad_request(str(error), "expiresIn") from None
-    token, claims, role = request.container.auth.login(body.username, body.password, ttl_s,
-                                                       address=request.client_address or None)
-    return Reply(200, {"token": token, "expiresAt": core.expires_at(claims["exp"]), "username": claims["username"],
-                       "userId": claims["sub"], "role": role.value},
-                 {"Set-Cookie": _cookie_header(token, ttl_s, request.forwarded_proto == "https")})
+    ttl_s = _login_ttl(body.expires_in)
+    auth = request.container.auth
+    address = request.client_address or None
+    if body.token is not None and body.username is None:
+        principal, ttl_s = auth.token_login(body.token, ttl_s, address=address)
+        token, user_id, role = body.token, str(principal["userId"]), str(principal["role"])
+        expires = core.expires_at(now_ms() / 1000 + ttl_s)
+    else:
+        if not body.username or not body.password:
+            raise ApiError(401, "please provide valid login details", "username",
+                           extra={"success": False, "data": None})
+        token, claims, role_ = auth.login(body.username, body.password, ttl_s, address=address)
+        user_id, role, expires = str(claims["sub"]), role_.value, core.expires_at(claims["exp"])
+    user = auth.user_view(user_id)
+    secure = request.forwarded_proto == "https"
+    return Reply(200, {"id": user_id, "username": user.get("username", ""), "fullName": user.get("fullName", ""),
+                       "email": user.get("email", ""), "token": token, "expiresAt": expires, "userId": user_id,
+                       "role": role},
+                 {"Set-Cookie": _cookie_header(token, ttl_s, secure)})
 
 
 def _caller(request: ApiRequest) -> dict[str, Any]:
@@ -134,6 +167,17 @@ def logout(request: ApiRequest) -> Reply:
     revoked = request.container.auth.logout(_caller(request))
     return Reply(200, {"loggedOut": True, "revoked": revoked},
                  {"Set-Cookie": _cookie_header("", 0, request.forwarded_proto == "https")})
+
+
+def sign_out(request: ApiRequest) -> Reply:
+    """MyController v2's logout (``/api/mc_auth/sign_out``, any method, no token needed): the caller's login token,
+    when it has a valid one, is revoked as ``/api/user/logout`` does; both cookies are cleared; plain text."""
+    if request.principal is not None:
+        request.container.auth.logout(request.principal)
+    secure = request.forwarded_proto == "https"
+    return Reply(200, "Signout success",
+                 {"Content-Type": "text/plain; charset=utf-8",
+                  "Set-Cookie": [_cookie_header("", 0, secure), _cookie_header("", 0, secure, REFERENCE_COOKIE)]})
 
 
 # --------------------------------------------------------------------------------------------- users
@@ -235,9 +279,12 @@ class ServiceTokenView(CamelModel):
 
 
 class LoginReply(CamelModel):
+    id: str
+    username: str
+    full_name: str = ""
+    email: str = ""
     token: str
     expires_at: str
-    username: str
     user_id: str
     role: core.Role
 

@@ -19,12 +19,16 @@ light               ``power`` (binary field), ``brightness`` (0-100 field), ``rg
 key_value_table     ``items`` ``[{label, resource, unit?}]`` (up to 50)
 ==================  ==============================================================================================
 
+MyController v2's widget types (``widget_<name>``) are stored with their configuration as sent; other keys of a
+dashboard or widget (its ``type: "desktop"``, ``scrollbarDisabled``) are kept too.
+
 Upsert replaces the dashboard (the reference's semantics) and sets ``modifiedOn``; a missing ``id`` gets a new
 one. Changes are announced on the bus like every resource's.
 """
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any, Final, Literal
 
@@ -40,7 +44,6 @@ from .web import ApiRequest, validate
 
 GRID_COLUMNS: Final = 48
 MAX_WIDGETS: Final = 200
-WidgetType = Literal["empty", "switch", "button", "slider", "line_chart", "gauge", "light", "key_value_table"]
 WIDGET_TYPES: Final = ("empty", "switch", "button", "slider", "line_chart", "gauge", "light", "key_value_table")
 
 
@@ -165,21 +168,38 @@ class Layout(CamelModel):
     y: int = PydField(default=0, ge=0, le=100_000)
 
 
+REFERENCE_WIDGET: Final = re.compile(r"^widget_[a-z0-9_]{1,64}\Z")
+"""MyController v2's widget types (``widget_charts_panel``, ``widget_control_panel``, ``widget_empty_panel``…): stored
+with their ``config`` exactly as sent, for its console (and ours, ``frontend/src/widgets/reference``) to read."""
+
+
 class Widget(CamelModel):
+    """A widget; keys besides these (the reference's ``scrollbarDisabled``) are kept as sent."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
     id: str = PydField(min_length=1, max_length=128)
     title: str = PydField(default="", max_length=256)
     show_title: bool = True
     static: bool = False
-    type: WidgetType = "empty"
+    type: str = "empty"
     layout: Layout = PydField(default_factory=Layout)
     config: dict[str, Any] = PydField(default_factory=dict)
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: str) -> str:
+        if value not in WIDGET_TYPES and not REFERENCE_WIDGET.match(value):
+            raise ValueError(f"unknown widget type {value!r}: one of {', '.join(WIDGET_TYPES)}, or a MyController v2 "
+                             "type widget_<name>")
+        return value
 
     @field_validator("config")
     @classmethod
     def _config(cls, config: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         widget_type = info.data.get("type")
         if widget_type not in CONFIG_MODELS:
-            return config  # the type itself is the error
+            return config  # the reference's (kept as sent), or a bad type (its error is reported)
         try:
             checked = CONFIG_MODELS[widget_type].model_validate(config)
         except ValidationError as error:
@@ -191,6 +211,10 @@ class Widget(CamelModel):
 
 
 class Dashboard(CamelModel):
+    """A dashboard; keys besides these (the reference's ``type: "desktop"``) are kept as sent."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
     id: str = ""
     title: str = PydField(default="", max_length=256)
     description: str = PydField(default="", max_length=2048)

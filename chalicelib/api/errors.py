@@ -54,7 +54,7 @@ class ApiError(Exception):
         return {**error_body(self.status, self.message, self.field), **self.extra}
 
 
-def json_headers(headers: Mapping[str, str] | None = None) -> dict[str, str | list[str]]:
+def json_headers(headers: Mapping[str, str | list[str]] | None = None) -> dict[str, str | list[str]]:
     return {**JSON_HEADERS, **(headers or {})}
 
 

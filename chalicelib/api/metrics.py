@@ -4,7 +4,9 @@
 in the reference is accepted; ``quickId`` may repeat) and ``POST /api/metric`` with the same parameters as JSON
 for several quick ids (``quickIds``), or the reference's ``{"global": {...}, "individual": [{"name",
 "quickId" or "tags": {"id": fieldId}, ...}]}``. The answer maps each name (the quick id unless named) to its
-rows: ``[{"time", "value"}]`` raw, or ``[{"time", "<function>": v}]`` per window.
+rows: ``[{"time", "value"}]`` raw, or ``[{"time", "<function>": v}]`` per window. A request whose queries name a
+``metricType`` (MyController v2's console always does) is answered as the reference answers it:
+``[{"timestamp", "metricType", "metric": {"<function>": v}}]`` (``_reference_metrics``).
 
 Times: ``-1h``/``-30m``/``-7d`` relative to now, ``now``, RFC 3339, or epoch milliseconds. Durations: a number
 and a unit among ms, s, m, h, d, w, combinable (``1h30m``). Parsing and function names are ``core.metrics``'s,
@@ -13,6 +15,7 @@ as every metric store uses them; text metrics (string, geo) aggregate only with 
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from pydantic import BaseModel, ConfigDict
@@ -23,6 +26,7 @@ from chalicelib.bootstrap import Container
 from chalicelib.core.metrics import MetricQueryError, parse_duration, parse_time, validate_functions
 from chalicelib.core.model import Kind, MetricType, QuickIdError, iso_from_ms, now_ms, parse_quick_id
 from chalicelib.core.ports import MetricQuery
+from chalicelib.services.errors import NotFound
 
 from .errors import bad_request
 from .web import ApiRequest
@@ -40,6 +44,10 @@ _MAX_TIME_MS: Final = 253_402_300_799_999
 class MetricParams(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, validate_by_name=True, validate_by_alias=True,
                               serialize_by_alias=True, extra="ignore")
+
+    metric_type: str | None = PydField(default=None, description="The reference's form: binary, gauge, "
+                                       "gauge_float, counter, string or geo; a request naming it is answered in the "
+                                       "reference's shape")
 
     start: str | int | None = PydField(default=None, description="-1h, now, RFC 3339 or epoch ms (default -1h)")
     stop: str | int | None = PydField(default=None, description="Same forms as start (default now)")
@@ -156,8 +164,79 @@ def get_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]]:
     return {quick_id: _query(request.container, quick_id, params, now) for quick_id in quick_ids}
 
 
-def post_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]]:
+REFERENCE_TYPES: Final = ("binary", "gauge", "gauge_float", "counter", "string", "geo")
+REFERENCE_FUNCTIONS: Final = ("mean", "min", "max")
+"""The reference's default functions (``global.functions`` empty)."""
+_PERCENTILE_NN: Final = re.compile(r"^percentile_(\d+)\Z")
+
+
+def _reference_functions(*layers: MetricParams | None) -> list[str]:
+    """Functions unioned over the layers, lower-cased, ``percentile_NN`` with a bad NN as 99 (the reference's)."""
+    functions: list[str] = []
+    for layer in layers:
+        raw = layer.functions if layer is not None else None
+        for item in [raw] if isinstance(raw, str) else raw or []:
+            for name in str(item).split(","):
+                name = name.strip().lower()
+                match = _PERCENTILE_NN.match(name)
+                if match and not 1 <= int(match.group(1)) <= 99:
+                    name = "percentile_99"
+                if name and name not in functions:
+                    functions.append(name)
+    return functions or list(REFERENCE_FUNCTIONS)
+
+
+def _reference_target(item: MetricItem) -> str | None:
+    """The field a reference query's tags name: ``id``, or ``gatewayId``.``nodeId``.``sourceId``.``fieldId``."""
+    if item.quick_id:
+        return item.quick_id
+    tags = {key.lower(): value for key, value in item.tags.items()}
+    if tags.get("id"):
+        return f"field:{tags['id']}"
+    parts = [tags.get(key) for key in ("gatewayid", "nodeid", "sourceid", "fieldid")]
+    return f"field:{'.'.join(str(p) for p in parts)}" if all(parts) else None
+
+
+def _reference_metrics(request: ApiRequest, body: MetricRequest) -> dict[str, list[dict[str, Any]]] | None:
+    """MyController v2's form: each individual query over a copy of ``global`` (its values override, functions
+    union), start ``-1h`` and window ``5m`` by default; rows ``{timestamp, metricType, metric: {fn: value}}``.
+    gauge, gauge_float and counter are aggregated per window, binary points come raw as ``{value}``; string and
+    geo answer no rows, and a field that does not exist an empty list, as the reference's store does."""
+    container = request.container
+    if container.settings.metrics == "none":
+        return None  # the reference answers null when its metrics database is off
+    now = now_ms()
+    result: dict[str, list[dict[str, Any]]] = {}
+    for index, item in enumerate(body.individual):
+        metric_type = (item.metric_type or (body.global_.metric_type if body.global_ else None) or "").lower()
+        if metric_type not in REFERENCE_TYPES:
+            raise bad_request(f"unknown metric type: {metric_type!r}", f"individual[{index}].metricType")
+        name = item.name or f"query_{index}"
+        target = _reference_target(item)
+        if target is None or metric_type in ("string", "geo"):
+            result[name] = []
+            continue
+        params = _merged(item, body.global_)
+        params.setdefault("start", "-1h")
+        params.setdefault("window", "5m")
+        if metric_type == "binary":
+            params.update(window="none", functions=None)
+        else:
+            params["functions"] = _reference_functions(body.global_, item)
+        try:
+            rows = _query(container, target, params, now)
+        except NotFound:
+            rows = []
+        result[name] = [{"timestamp": row["time"], "metricType": metric_type,
+                         "metric": {key: value for key, value in row.items() if key != "time"}} for row in rows]
+    return result
+
+
+def post_metric(request: ApiRequest) -> dict[str, list[dict[str, Any]]] | None:
     body = request.model(MetricRequest)
+    if body.individual and (any(item.metric_type for item in body.individual)
+                            or (body.global_ is not None and body.global_.metric_type)):
+        return _reference_metrics(request, body)
     queries: list[tuple[str, str, dict[str, Any]]] = []
     for quick_id in [*([body.quick_id] if body.quick_id else []), *body.quick_ids]:
         queries.append((quick_id, quick_id, _merged(body, body.global_)))

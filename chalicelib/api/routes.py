@@ -56,6 +56,13 @@ QUICK_ID_RESULT_SCHEMA: Final = {
     "description": "The resource (or the value at the quick id's key path) per requested quick id",
     "additionalProperties": True,
 }
+SETTINGS_DOCUMENT_SCHEMA: Final = {
+    "type": "object", "required": ["id"],
+    "description": "MyController v2's settings document",
+    "properties": {"id": {"type": "string", "enum": ["system_settings", "system_backup_locations", "system_jobs"]},
+                   "spec": {"type": "object", "additionalProperties": True},
+                   "modifiedOn": {"type": "string", "nullable": True}},
+}
 NAMES: Final = {Kind.GATEWAY: "gateway", Kind.NODE: "node", Kind.SOURCE: "source", Kind.FIELD: "field"}
 PLURALS: Final = {Kind.GATEWAY: "gateways", Kind.NODE: "nodes", Kind.SOURCE: "sources", Kind.FIELD: "fields"}
 
@@ -163,14 +170,21 @@ def _auth_routes() -> list[Route]:
     user, token = auth.UserView, auth.ServiceTokenView
     return [
         Route("POST", "/api/user/login", "login", auth.login,
-              "Log in: a JWT (also set as the mc_access_token cookie) and the user's role; after repeated failures "
-              "429 with Retry-After", "auth",
+              "Log in with a username and password (a JWT) or, MyController v2's form, a service token ({token}: the "
+              "session is that token); the token is also set as the mc_access_token cookie; the answer has the "
+              "reference's {id, username, fullName, email, token} and the role; after repeated failures 429 with "
+              "Retry-After", "auth",
               Ok("The token", model=auth.LoginReply), errors=(400, 401, 429), public=True,
               body=Body("Credentials", model=auth.LoginRequest,
                         example={"username": "admin", "password": "…", "expiresIn": "24h"})),
         Route("POST", "/api/user/logout", "logout", auth.logout,
               "Log out: the calling token is revoked and the cookie cleared", "auth",
               Ok("Logged out", schema=auth.LOGOUT_SCHEMA), errors=(), role=Role.VIEWER),
+        *(Route(method, "/api/mc_auth/sign_out", f"sign_out_{method.lower()}", auth.sign_out,
+                "Log out, MyController v2's way: the caller's login token (if any) is revoked, the cookies cleared; "
+                "plain text 'Signout success'", "auth",
+                Ok("Signed out", schema={"type": "string"}, content_type="text/plain"), errors=(), public=True,
+                optional_auth=True) for method in ("GET", "POST")),
         Route("GET", "/api/user/profile", "get_profile", auth.get_profile, "The calling user (with its role)",
               "auth", Ok("The user", model=user), errors=(), role=Role.VIEWER),
         Route("POST", "/api/user/profile", "update_profile", auth.update_profile,
@@ -307,12 +321,28 @@ ROUTES: Final[tuple[Route, ...]] = (
     *(route for kind in DEVICE_KINDS for route in _resource_routes(kind)),
     *(route for kind in automation.AUTOMATION_KINDS for route in _automation_routes(kind)),
     Route("GET", "/api/settings/system", "get_system_settings", settings.get_system_settings,
-          "System settings: location, login message, language, system jobs", "settings",
+          "System settings: location, login message, language, system jobs; the same again as MyController v2's "
+          "document (id, spec)", "settings",
           Ok("The settings", model=SystemSettings), errors=(), role=Role.VIEWER),
     Route("POST", "/api/settings/system", "update_system_settings", settings.post_system_settings,
-          "Update system settings (top-level keys merge over the stored ones)", "settings",
+          "Update system settings (top-level keys merge over the stored ones; a {id, spec} document saves its spec)",
+          "settings",
           Ok("The settings as stored", model=SystemSettings), errors=(400, 502),
           body=Body("Settings", model=SystemSettings), role=Role.ADMIN),
+    Route("POST", "/api/settings", "post_settings_document", settings.post_settings,
+          "Save one of MyController v2's settings documents {id, spec}: system_settings (as POST "
+          "/api/settings/system), system_backup_locations, system_jobs", "settings",
+          Ok("The document as stored", schema=SETTINGS_DOCUMENT_SCHEMA), errors=(400, 502),
+          body=Body("A settings document", schema=SETTINGS_DOCUMENT_SCHEMA,
+                    example={"id": "system_settings", "spec": {"language": "en_us"}}), role=Role.ADMIN),
+    Route("GET", "/api/settings/backuplocations", "get_backup_locations", settings.get_backup_locations,
+          "MyController v2's backup locations document {id, spec: {locations}, modifiedOn}", "settings",
+          Ok("The document", schema=SETTINGS_DOCUMENT_SCHEMA), errors=(), role=Role.ADMIN),
+    Route("GET", "/api/settings/system/jwtsecret/reset", "reset_jwt_secret", settings.reset_jwt_secret,
+          "End every login session of every user, the caller's too (MyController v2's JWT secret reset; service "
+          "tokens stay valid)", "settings",
+          Ok("How many users' sessions ended", schema={"type": "object", "properties": {
+              "sessionsEnded": {"type": "integer"}}}), errors=(), role=Role.ADMIN),
     Route("GET", "/api/quickid", "get_quick_ids", resources.quick_id_lookup,
           "Resources (or values at a key path) by quick id", "quickid",
           Ok("Each quick id's resource or value", schema=QUICK_ID_RESULT_SCHEMA),

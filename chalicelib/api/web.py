@@ -180,7 +180,8 @@ def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
 class Reply:
     status: int = 200
     body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
+    headers: dict[str, str | list[str]] = field(default_factory=dict)
+    """A list value is a header sent several times (``Set-Cookie``)."""
 
 
 Handler = Callable[[ApiRequest], Any]
@@ -241,6 +242,9 @@ class Route:
     errors: tuple[int, ...] = (400, 404)
     public: bool = False
     """Open without credentials even once an authorizer exists (status, version, the OpenAPI document)."""
+    optional_auth: bool = False
+    """With ``public``: a valid token, when the request carries one, still names the principal (the reference's
+    logout, which ends the caller's session if there is one and answers all the same)."""
     content_types: tuple[str, ...] = ("application/json",)
     """Request content types accepted (others get 415). Chalice checks the JSON-only default before the view; a
     route with others is registered for any type and checked in ``dispatch``, after authentication."""
@@ -292,7 +296,7 @@ def to_api_error(error: Exception) -> ApiError | None:
     return None
 
 
-def json_response(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Response:
+def json_response(status: int, body: Any, headers: Mapping[str, str | list[str]] | None = None) -> Response:
     return Response(body=body, status_code=status, headers=json_headers(headers))
 
 

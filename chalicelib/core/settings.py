@@ -19,6 +19,11 @@ from .outbound import MAX_ALLOW_ENTRIES, parse_allow
 from .ports import Repository
 
 SETTINGS_ID: Final = "system_settings"
+BACKUP_LOCATIONS_ID: Final = "system_backup_locations"
+SYSTEM_JOBS_ID: Final = "system_jobs"
+DOCUMENT_IDS: Final = (SETTINGS_ID, BACKUP_LOCATIONS_ID, SYSTEM_JOBS_ID)
+"""MyController v2's settings documents (``{id, spec, modifiedOn}``) this server keeps; each is one ``settings``
+record under its id."""
 DEFAULT_NODE_STATE_INTERVAL: Final = "5m"
 DEFAULT_INACTIVE_DURATION: Final = "15m"
 DEFAULT_DISCOVER_INTERVAL: Final = "1h"
@@ -82,6 +87,10 @@ class NodeDiscoverJob(CamelModel):
 
 
 class Login(CamelModel):
+    """``message`` on the login page; other keys (the reference's ``serverMessage``) are kept as sent."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
     message: str = Field(default="", max_length=2000)
 
 
@@ -135,3 +144,35 @@ def load_settings(repository: Repository) -> SystemSettings:
         return SystemSettings.model_validate({k: v for k, v in record.items() if k != "id"})
     except ValueError:
         return SystemSettings()
+
+
+class BackupLocationConfig(CamelModel):
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
+    target_directory: str = Field(default="", max_length=1024)
+
+
+class BackupLocation(CamelModel):
+    """A place the reference's backup handler copied archives to; kept for its console (our backups live in the
+    blob store whatever the location says)."""
+
+    name: str = Field(min_length=1, max_length=128)
+    type: str = Field(default="disk", max_length=32)
+    config: BackupLocationConfig = Field(default_factory=BackupLocationConfig)
+
+
+class BackupLocations(CamelModel):
+    locations: list[BackupLocation] | None = Field(default=None, max_length=100)
+
+
+class SystemJobs(CamelModel):
+    """The reference's ``system_jobs``: ``sunrise`` is the cron of its daily sun re-arm (ours runs daily)."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
+    sunrise: str = Field(default="0 15 1 * * *", max_length=128)
+
+
+DOCUMENT_MODELS: Final[dict[str, type[CamelModel]]] = {
+    SETTINGS_ID: SystemSettings, BACKUP_LOCATIONS_ID: BackupLocations, SYSTEM_JOBS_ID: SystemJobs,
+}

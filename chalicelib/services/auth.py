@@ -293,6 +293,30 @@ class AuthService:
         token, claims = core.issue_token(self.signing_key(), user, ttl_s)
         return token, claims, core.user_role(user)
 
+    def token_login(self, token: str, ttl_s: int, *, address: str | None = None) -> tuple[Principal, int]:
+        """A service token as a login (MyController v2's ``{"token"}``): its principal and how long the session
+        may last (``ttl_s``, never past the token's own expiry). The answer and the cookie carry the service token
+        itself, so deleting it ends the session as it ends every other use of it (the reference's JWT outlived
+        its token). Refused like a bad password, and counted as one per client address (``LoginGuard``)."""
+        key = f"token:{token.partition(core.SERVICE_TOKEN_SEPARATOR)[0][:64]}"
+        self.guard.check(key, address)
+        principal = self.principal_from_token(token) if core.split_service_token(token) else None
+        if principal is None or principal.get("type") != "service_token":
+            self.guard.failed(key, address, known_user=False)
+            raise Unauthenticated("invalid token", "token")
+        self.guard.succeeded(key)
+        exp = principal.get("exp")
+        if isinstance(exp, int | float):
+            ttl_s = max(0, min(ttl_s, int(exp - now_ms() / 1000)))
+        return principal, ttl_s
+
+    def user_view(self, user_id: str) -> Record:
+        """A user as the login answer shows it (``id, username, fullName, email``…), never its password."""
+        user = self.repository.get(Kind.USER, user_id)
+        if user is None:
+            raise Unauthenticated("authentication required: the token's user is gone", "authorization")
+        return core.public_user(user)
+
     def logout(self, caller: Principal) -> bool:
         """Revoke the calling login token (its ``jti`` until it expires); True when one was. A service token is
         not revoked by logout (delete it instead)."""
@@ -384,6 +408,17 @@ class AuthService:
                                             ("role changed", old_role is not None and role != old_role)) if changed]
         record = {**model.record(), "role": role.value, "password": password_hash}
         return self._store_user(stored, record, revoke=" and ".join(reasons))
+
+    def end_all_sessions(self, caller: Principal, reason: str = "JWT secret reset") -> int:
+        """End every login session of every user, the caller's included (MyController v2's JWT secret reset): each
+        user's session epoch goes up, which every process checks on every request, so it holds at once
+        everywhere without rotating the signing key. Service tokens stay valid (delete them to end them). Returns
+        how many users were touched."""
+        require(caller, Role.ADMIN, "ending every session")
+        users = self.repository.query(Kind.USER, ListQuery(limit=0)).data
+        for user in users:
+            self._store_user(user, dict(user), revoke=reason)
+        return len(users)
 
     def delete_users(self, caller: Principal, user_ids: Iterable[str]) -> dict[str, int]:
         """Delete users and their service tokens (admins only); not one's own user, not the last admin."""

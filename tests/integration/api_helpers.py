@@ -67,7 +67,11 @@ class Api:
             sent_headers["Authorization"] = f"Bearer {token}"
         response = self.http.request(method, path, headers=sent_headers, body=data)
         text = response.body.decode() if response.body else ""
-        return response.status_code, json.loads(text) if text else None, dict(response.headers)
+        try:
+            data = json.loads(text) if text else None
+        except ValueError:  # a text answer (MyController v2's logout)
+            data = text
+        return response.status_code, data, dict(response.headers)
 
     def ok(self, method: str, path: str, body: Any = None, *, auth: bool | str = True, **query: Any) -> Any:
         status, data, _ = self.call(method, path, body, auth=auth, **query)

@@ -27,7 +27,8 @@ from tests.integration.api_helpers import ADMIN_PASSWORD, Api
 pytestmark = pytest.mark.integration
 memory_only = pytest.mark.parametrize("api", ["memory"], indirect=True)
 
-PUBLIC = {("GET", "/api/status"), ("POST", "/api/user/login"), ("GET", "/api/openapi.json")}
+PUBLIC = {("GET", "/api/status"), ("POST", "/api/user/login"), ("GET", "/api/openapi.json"),
+          ("GET", "/api/mc_auth/sign_out"), ("POST", "/api/mc_auth/sign_out")}
 
 
 def concrete(path: str) -> str:
