@@ -82,17 +82,20 @@ def _parse(meta: Mapping[str, Any], raw: str | None, default: Any) -> Any:
 class Settings:
     """What the environment selects. Adapters are chosen here, once per process (a cold start, ``make run``)."""
 
-    storage: str = setting("STORAGE", "memory", "where resources are kept: the memory repository (dumped to "
-                           "`DATA_DIR/repository/`) or DynamoDB", choices=("memory", "dynamodb"))
+    storage: str = setting("STORAGE", "sqlite", "where resources are kept: SQLite (`DATA_DIR/repository.sqlite3`, "
+                           "each write on disk before it is answered; a memory repository's dump in "
+                           "`DATA_DIR/repository/` is migrated on the first start), the memory repository (dumped to "
+                           "`DATA_DIR/repository/` every `DUMP_INTERVAL_S`: a crash loses up to that much; for tests "
+                           "and benchmarks) or DynamoDB", choices=("sqlite", "memory", "dynamodb"))
     table_name: str = setting("TABLE_NAME", "mycontroller", "the DynamoDB table (`STORAGE=dynamodb`)")
     dynamodb_endpoint: str | None = setting("DYNAMODB_ENDPOINT", None, "DynamoDB endpoint URL (DynamoDB Local); "
                                             "empty: AWS")
     aws_region: str = setting("AWS_REGION", "us-east-1", "region of the AWS adapters (falls back to "
                               "`AWS_DEFAULT_REGION`)")
-    data_dir: Path = setting("DATA_DIR", Path(".mycontroller"), "where the memory repository, the embedded metric "  # noqa: RUF009
-                             "store, blobs and local keys live", kind="path")
-    dump_interval_s: float = setting("DUMP_INTERVAL_S", 60.0, "seconds between memory repository dumps (also on "
-                                     "stop; 0: on stop only)", kind="number")
+    data_dir: Path = setting("DATA_DIR", Path(".mycontroller"), "where the SQLite or memory repository, the embedded "  # noqa: RUF009
+                             "metric store, blobs and local keys live", kind="path")
+    dump_interval_s: float = setting("DUMP_INTERVAL_S", 60.0, "seconds between memory repository dumps "
+                                     "(`STORAGE=memory`; also on stop; 0: on stop only)", kind="number")
     metrics: str = setting("METRICS", "embedded", "the metric store: embedded (SQLite, `DATA_DIR/metrics.sqlite3`), "
                            "InfluxDB 2, or none", choices=("embedded", "influxdb", "none"))
     influxdb_url: str | None = setting("INFLUXDB_URL", None, "InfluxDB 2 URL (`METRICS=influxdb`)")

@@ -6,14 +6,17 @@ MyController v2's semantics: lists take ``limit``/``offset``/``sortBy``/``filter
 
 Two choices of ours: an upsert keeps stored values for the keys its body leaves out (so a client editing a
 name cannot wipe what devices report), and a field's ``current``/``previous``/``noChangeSince`` are never set
-through upsert (as the reference's ``retainValue``): values reach devices through ``/api/action``. Upserts
-and deletes announce ``created``/``updated``/``deleted`` events on the bus.
+through upsert (as the reference's ``retainValue``): values reach devices through ``/api/action``. The write is
+conditional on the version read: an ingest batch that changed the record meanwhile (a node's last seen, a
+field's value) is kept and the body applied again on top. Upserts and deletes announce
+``created``/``updated``/``deleted`` events on the bus.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+from chalicelib.core.conflicts import update
 from chalicelib.core.model import (
     DEVICE_MODELS,
     ID_DEPTH,
@@ -27,8 +30,10 @@ from chalicelib.core.model import (
     parent_id,
     parse_quick_id,
 )
+from chalicelib.core.ports import ConditionFailed
 from chalicelib.core.query import get_path, parse_list_query
 from chalicelib.core.secrecy import public
+from chalicelib.services.errors import Conflict
 from chalicelib.services.gateway_sync import restore
 from chalicelib.services.records import MAX_ID_CHARS, check_size, resolve_id
 
@@ -98,14 +103,24 @@ def upsert_resource(kind: Kind, request: ApiRequest) -> Record:
         if parent is None or repository.get(parent_kind, parent) is None:
             key = ID_KEYS[kind][-2]
             raise bad_request(f"{key}: {parent_kind.value} {parent!r} does not exist; create it first", key)
-    stored = repository.get(kind, entity_id)
-    if stored is not None:
-        incoming = {k: v for k, v in body.items() if k not in RETAINED.get(kind, ())}
-        body = {**stored, **incoming}
-    body = restore(kind, body, stored)
-    record = {**validate(model, body).record(), "modifiedOn": now_iso()}
-    check_size(kind.value, record)
-    repository.put(kind, record)
+    incoming = {k: v for k, v in body.items() if k not in RETAINED.get(kind, ())}
+    read: list[Record | None] = [None]
+
+    def change(stored: Record | None) -> Record:
+        """The body over the stored record; made again on the newer one if a batch or another edit wrote it
+        meanwhile (``core/conflicts.py``), so neither change is lost."""
+        read[0] = stored
+        merged = restore(kind, {**stored, **incoming} if stored is not None else body, stored)
+        record = {**validate(model, merged).record(), "modifiedOn": now_iso()}
+        check_size(kind.value, record)
+        return record
+
+    try:
+        record = update(repository, kind, entity_id, change)
+    except ConditionFailed:
+        raise Conflict(f"{kind.value} {entity_id!r} kept changing while it was saved; try again", "id") from None
+    assert record is not None
+    stored = read[0]
     container.records.announce([event(EventType.UPDATED if stored is not None else EventType.CREATED, kind,
                                       public(kind, record))])
     container.gateway_sync.after_upsert(kind, record, stored)

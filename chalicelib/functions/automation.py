@@ -13,12 +13,12 @@ no entity types (all) is not re-triggered by its own bookkeeping, so no loop can
 
 **Concurrent evaluations of one task** (two Lambdas, two bus threads) must not lose each other's history. Within a
 process they are serialised by a lock per task id. Across processes each evaluation is optimistic: read the task,
-evaluate, re-read it, and write only if its state is still the one evaluated against; otherwise evaluate again
-against the newer state (``MAX_ATTEMPTS``). Handler requests are queued after that check and before the write, so
-a crash in between replays into the same trigger id, which the handler queue's idempotency absorbs. The re-read
-and the write are two calls (the repository port has no compare-and-set for whole records yet), so a window of
-one round trip remains in which a concurrent write can be overwritten; the trigger ids in ``recentTriggers``
-keep even that case from firing handlers twice for one event.
+evaluate, re-read it with its version (``commit``), and write on that version (``store``, the repository's
+conditional write); if its state changed before the re-read, or anything changed before the write, evaluate
+again against the newer record (``MAX_ATTEMPTS``). Handler requests are queued after the re-read and before the
+write, so a crash in between, or a write that lost, replays into the same trigger id, which the handler queue's
+idempotency absorbs; the trigger ids in ``recentTriggers`` keep a re-evaluation from firing handlers twice for one
+event.
 
 **Timers** go through the schedule registry (``ScheduleRegistry``): interval tasks as ``task-<id>``, schedules as
 ``schedule-<id>`` (``scheduler_sync``), an ``active_duration`` re-check as ``task-<id>.recheck`` and a re-enable
@@ -48,6 +48,7 @@ from ..core.automation.tasks import (
 from ..core.model import Kind, Record, event
 from ..core.ports import (
     EVENT_SOURCE,
+    ConditionFailed,
     EventBus,
     HandlerQueue,
     Repository,
@@ -167,16 +168,26 @@ class Automation:
             return
         self.handler_queue.send(requests)
 
-    def commit(self, kind: Kind, read: Record, state: Record, enabled: bool | None) -> Record | None:
-        """Write a worker's new state (and ``enabled`` when it changes it) onto the stored record, if the stored
-        state is still ``read``'s; ``None`` when it changed meanwhile (or the record is gone)."""
-        fresh = self.repository.get(kind, str(read["id"]))
+    def commit(self, kind: Kind, read: Record, state: Record, enabled: bool | None) -> tuple[Record, int] | None:
+        """A worker's new state (and ``enabled`` when it changes it) on the stored record, with the version to
+        ``store`` it on, if the stored state is still ``read``'s; ``None`` when it changed meanwhile (or the record
+        is gone)."""
+        fresh, version = self.repository.get_versioned(kind, str(read["id"]))
         if fresh is None or fresh.get("state") != read.get("state"):
             return None
         record = {**fresh, "state": state}
         if enabled is not None:
             record["enabled"] = enabled
-        return record
+        return record, version
+
+    def store(self, kind: Kind, record: Record, version: int) -> bool:
+        """Write what ``commit`` made, on the version it read; False when another writer got there first (the
+        caller evaluates again on the newer record)."""
+        try:
+            self.repository.put(kind, record, expected_version=version)
+        except ConditionFailed:
+            return False
+        return True
 
     def announce(self, kind: Kind, record: Record) -> None:
         self.bus.publish([bus_event(event("updated", kind, record))])

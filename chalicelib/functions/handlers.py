@@ -45,7 +45,8 @@ from ..core.automation.handler_secrets import decrypt_spec, scrub
 from ..core.automation.handlers import HandlerCall, HandlerParameterError, prepare_calls
 from ..core.automation.models import Handler
 from ..core.automation.tasks import HandlerRequest
-from ..core.model import Kind, now_iso
+from ..core.conflicts import update
+from ..core.model import Kind, Record, now_iso
 from ..core.ports import (
     DelayedHandlerQueue,
     HandlerCallError,
@@ -261,11 +262,12 @@ class HandlerFunction:
         self.queue.send_delayed([request], min(float(MAX_QUEUE_DELAY_S), max(0.0, delay_s)))
 
     def _record_state(self, handler_id: str, status: str, message: str) -> None:
-        """Best effort: the record is read again right before the write, so an API edit in between is kept."""
-        try:
-            record = self.repository.get(Kind.HANDLER, handler_id)
+        """Best effort: the record is read again right before the write, and written on the version read
+        (again on a newer one), so neither an API edit nor another run's count is lost."""
+
+        def counted(record: Record | None) -> Record | None:
             if record is None:
-                return
+                return None
             state = dict(record.get("state") or {})
             now = now_iso()
             if state.get("status") != status:
@@ -273,7 +275,10 @@ class HandlerFunction:
             state.update(status=status, message=message, lastRun=now, lastStatus=status,
                          executedCount=int(state.get("executedCount") or 0) + 1,
                          errorCount=int(state.get("errorCount") or 0) + (status == "error"))
-            self.repository.put(Kind.HANDLER, {**record, "state": state})
+            return {**record, "state": state}
+
+        try:
+            update(self.repository, Kind.HANDLER, handler_id, counted)
         except Exception:  # bookkeeping must not make a done call run again
             logger.exception("handler state not recorded", extra={"handler": handler_id})
 

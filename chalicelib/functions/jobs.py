@@ -10,6 +10,7 @@ from typing import Any, Final
 from ..core.actions import ActionError, gateway_action
 from ..core.automation.clock import parse_duration
 from ..core.automation.node_state import nodes_gone_silent
+from ..core.conflicts import update
 from ..core.envelope import Downlink
 from ..core.model import Kind, Record, event, now_ms
 from ..core.ports import (
@@ -42,10 +43,18 @@ class NodeStateJob:
         self.settings = settings or SettingsCache(repository)
 
     def run(self) -> list[Record]:
+        """Each node marked down on the record as stored when written (conditional on its version): one an ingest
+        batch heard from meanwhile stays up."""
         up = self.repository.query(Kind.NODE, ListQuery(filters=[Filter("state.status", "eq", "up")], limit=0)).data
-        changed = nodes_gone_silent(up, self.clock(), self.settings.settings().inactive_ms())
+        now, inactive = self.clock(), self.settings.settings().inactive_ms()
+
+        def down(current: Record | None) -> Record | None:
+            again = nodes_gone_silent([current], now, inactive) if current is not None else []
+            return again[0] if again else None
+
+        changed = [record for node in nodes_gone_silent(up, now, inactive)
+                   if (record := update(self.repository, Kind.NODE, str(node["id"]), down)) is not None]
         if changed:
-            self.repository.put_many(Kind.NODE, changed)
             self.bus.publish([bus_event(event("updated", Kind.NODE, record)) for record in changed])
             logger.info("nodes marked down", extra={"nodes": [r["id"] for r in changed]})
         return changed

@@ -83,11 +83,13 @@ class ScheduleFunction:
                         self._re_arm(registry, read, scheduled, location, False)  # a one-shot outside its window
                     return ScheduleRun(schedule_id, outcome, "not fired (disabled or outside its validity)")
                 enabled_change = outcome.enabled if outcome.enabled != model.enabled and not run_now else None
-                record = automation.commit(Kind.SCHEDULE, read, outcome.new_state, enabled_change)
-                if record is None:
+                committed = automation.commit(Kind.SCHEDULE, read, outcome.new_state, enabled_change)
+                if committed is None:
                     continue
+                record, version = committed
                 automation.queue([r.to_dict() for r in outcome.handler_requests])
-                automation.repository.put(Kind.SCHEDULE, record)
+                if not automation.store(Kind.SCHEDULE, record, version):
+                    continue  # written meanwhile: again, on the newer record (the queued requests are idempotent)
                 if enabled_change is not None:
                     automation.announce(Kind.SCHEDULE, record)
                 if registry is not None and not run_now:

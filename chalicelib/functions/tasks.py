@@ -23,6 +23,7 @@ from ..core.automation.tasks import (
     evaluate_task,
     maybe_re_enable,
 )
+from ..core.conflicts import update
 from ..core.model import EventType, Kind, Record, event
 from ..core.ports import (
     BusEvent,
@@ -141,11 +142,13 @@ class TaskFunction:
                     enabled_change = None  # run-now does not enable a disabled task
                 if not outcome.evaluated and enabled_change is None:
                     return TaskRun(task_id, outcome)
-                record = automation.commit(Kind.TASK, read, outcome.new_state, enabled_change)
-                if record is None:
+                committed = automation.commit(Kind.TASK, read, outcome.new_state, enabled_change)
+                if committed is None:
                     continue  # evaluated against a state another evaluation has replaced: again, on the new one
+                record, version = committed
                 automation.queue([r.to_dict() for r in outcome.handler_requests])
-                automation.repository.put(Kind.TASK, record)
+                if not automation.store(Kind.TASK, record, version):
+                    continue  # written meanwhile: again, on the newer record (the queued requests are idempotent)
                 self._after(record, model, outcome, detail, enabled_change)
                 return TaskRun(task_id, outcome)
             logger.warning("task state kept changing; evaluation given up", extra={"task": task_id})
@@ -219,18 +222,28 @@ class TaskFunction:
 
     def re_enable(self, task_id: str, now: datetime) -> TaskRun:
         automation = self.automation
-        with automation.lock_for("task", task_id):
-            read = automation.repository.get(Kind.TASK, task_id)
+        refused: list[str] = []
+
+        def enabled(read: Record | None) -> Record | None:
+            """The task re-enabled, on the record as stored now (the write is conditional on its version)."""
+            refused.clear()
             if read is None:
-                return TaskRun(task_id, None, "task not found")
+                refused.append("task not found")
+                return None
             try:
                 record = maybe_re_enable(read, now)
             except ValueError:
-                return TaskRun(task_id, None, "invalid task")
+                refused.append("invalid task")
+                return None
             if record is None:
-                return TaskRun(task_id, None, "not due for re-enabling")
-            automation.repository.put(Kind.TASK, {**record, "state": {**(read.get("state") or {}),
-                                                                      **record["state"]}})
+                refused.append("not due for re-enabling")
+                return None
+            return {**record, "state": {**(read.get("state") or {}), **record["state"]}}
+
+        with automation.lock_for("task", task_id):
+            record = update(automation.repository, Kind.TASK, task_id, enabled)
+        if record is None:
+            return TaskRun(task_id, None, refused[0] if refused else "not re-enabled")
         automation.announce(Kind.TASK, record)
         self.invalidate()
         if automation.registry is not None:

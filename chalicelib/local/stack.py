@@ -4,13 +4,14 @@
   websocket at ``/api/ws`` (fed by the bus), the console (``frontend/dist``) everywhere else; with timeouts, a
   connection cap and body limits, so that no client can make it hold memory or threads.
 * Ingest: an in-process queue with SQS semantics feeding the very same ingest function Lambda runs.
-* Memory repository dumped under ``./.mycontroller/``, embedded (SQLite) metrics, in-process bus, in-process
-  downlinks to the gateways.
+* Resources in SQLite under ``./.mycontroller/`` (``repository.sqlite3``: each API write committed before its
+  answer, each ingest batch one transaction, so ``kill -9`` or a power cut loses nothing answered), embedded
+  (SQLite) metrics, in-process bus, in-process downlinks to the gateways.
 * Gateways: a simulated MySensors gateway, or those of ``--edge-config edge.yaml`` (the edge agent's plugins).
 * Users: on the first start (no user stored) ``admin`` is created with ``MC_ADMIN_PASSWORD``, or with a generated
   password printed once to the console; the JWT signing key is ``<DATA_DIR>/jwt-secret``.
 
-Ctrl-C (or SIGTERM) stops it cleanly: gateways stop, the queue drains, state is dumped. The next start loads it.
+Ctrl-C (or SIGTERM) stops it cleanly: gateways stop, the queue drains, stores close. The next start loads them.
 """
 
 from __future__ import annotations

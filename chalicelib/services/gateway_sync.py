@@ -6,7 +6,9 @@
   whole, rather than patching one gateway, makes the write idempotent and lets a retry repair anything.
 * The edge's reported state arrives as the shadow's ``update/documents`` message (an IoT rule feeds it to the
   ``shadow_reported`` function in AWS; the local shadow calls ``on_documents`` directly) and is written into
-  the gateway resources (``others.edge``), with ``updated`` events like any other change.
+  the gateway resources (``others.edge``), with ``updated`` events like any other change. The processor writes
+  the same records (state, last transaction): each write is conditional on the version read and made again on a
+  newer record, so neither writer undoes the other.
 * Gateway configs may hold secrets (an MQTT broker's password). They are stored, and sent to the edge in its
   shadow, but every API answer and bus event carries ``REDACTED`` instead; an upsert that sends the
   placeholder back keeps the stored secret.
@@ -18,6 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from ..core.conflicts import update
 from ..core.model import EventType, Kind, Record, event
 from ..core.ports import BusEvent, EventBus, Filter, ListQuery, Repository, ShadowStore, bus_event
 from ..core.secrecy import public
@@ -108,10 +111,17 @@ class GatewaySync:
         if reported is None:
             return []
         changed: list[Record] = []
+
+        def report(current: Record | None) -> Record | None:
+            """The report on the gateway as stored now: a batch's state or an API edit written meanwhile stays
+            (the write is conditional on the version read, and made again on a newer one)."""
+            if current is None or current.get("edgeId") != thing or current.get("cloudConfig", True) is False:
+                return None
+            return reported_update(current, reported, thing, config_hash(gateway_config(current)))
+
         for record in self.edge_gateways(thing):
-            updated = reported_update(record, reported, thing, config_hash(gateway_config(record)))
+            updated = update(self.repository, Kind.GATEWAY, str(record["id"]), report)
             if updated is not None:
-                self.repository.put(Kind.GATEWAY, updated)
                 changed.append(updated)
         if changed:
             events: list[BusEvent] = [bus_event(event(EventType.UPDATED, Kind.GATEWAY, public(Kind.GATEWAY, r)))

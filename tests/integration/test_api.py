@@ -421,7 +421,7 @@ def test_settings_come_from_the_environment_and_errors_name_the_variable() -> No
             Settings.from_env(env)
 
 
-def test_a_memory_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_path: Path) -> None:
+def test_a_default_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_path: Path) -> None:
     script = textwrap.dedent("""
         import sys
         from chalicelib.bootstrap import Container
@@ -437,9 +437,9 @@ def test_a_memory_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_path
         env.pop(name, None)
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60,
                          check=True).stdout.split()
-    assert out == ["MemoryRepository", "EmbeddedMetricStore", "LocalEventBus", "LocalDownlink", "False", "False",
+    assert out == ["SqliteRepository", "EmbeddedMetricStore", "LocalEventBus", "LocalDownlink", "False", "False",
                    "False"]
-    assert (tmp_path / "metrics.sqlite3").exists() and (tmp_path / "repository").is_dir()
+    assert (tmp_path / "metrics.sqlite3").exists() and (tmp_path / "repository.sqlite3").is_file()
 
 
 # --------------------------------------------------------------------------------------------- status, document

@@ -4,7 +4,9 @@ handler (secret decrypted from the stack's key file) and its state shows in the 
 from __future__ import annotations
 
 import json
+import sqlite3
 import stat
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +53,8 @@ def test_local_stack_runs_queued_handler_requests(tmp_path: Path, monkeypatch: p
                                                                                             "k-secret")]
     key = tmp_path / "data" / "secret.key"
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
-    dumped = "".join(p.read_text() for p in (tmp_path / "data" / "repository").rglob("*") if p.is_file())
+    with closing(sqlite3.connect(tmp_path / "data" / "repository.sqlite3")) as db:  # what the stack stored
+        dumped = "".join(doc for (doc,) in db.execute("SELECT doc FROM records"))
     assert "k-secret" not in dumped and "enc:v1:" in dumped
     assert json.dumps("hook") in dumped and (tmp_path / "data" / "handler-runs.sqlite3").exists()
 

@@ -45,7 +45,7 @@ def test_values_are_read_and_checked() -> None:
 
 
 @pytest.mark.parametrize(("env", "message"), [
-    ({"STORAGE": "mongodb"}, "STORAGE='mongodb' is not one of memory, dynamodb"),
+    ({"STORAGE": "mongodb"}, "STORAGE='mongodb' is not one of sqlite, memory, dynamodb"),
     ({"MAX_BODY_BYTES": "lots"}, "MAX_BODY_BYTES='lots' is not a number"),
     ({"MAX_BODY_BYTES": "0"}, "MAX_BODY_BYTES='0' must be at least 1"),
     ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL='LOUD' is not one of DEBUG"),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
+from ..conflicts import write_changes
 from ..envelope import Envelope
 from ..metrics import Series, SeriesWriter
 from ..model import (
@@ -89,6 +90,7 @@ class Batch:
         self.sources: dict[str, EntityAcc] = {}
         self.fields: dict[str, FieldAcc | Folded] = {}
         self.groups: dict[str, FieldGroup] = {}
+        self.stored_gateways: dict[str, Record] = {}
         self.stored_nodes: dict[str, Record] = {}
         self.stored_sources: dict[str, Record] = {}
         self.stored_fields: dict[str, Record] = {}
@@ -143,7 +145,7 @@ class Batch:
 
     def _load_gateways(self) -> None:
         ids = self.gateway_ids
-        stored = self.repo.get_many(Kind.GATEWAY, ids)
+        stored = self.stored_gateways = self.repo.get_many(Kind.GATEWAY, ids)
         if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
                                            for record in stored.values()):
             providers: dict[str, str] = {}  # every gateway known with its provider: nothing to take from envelopes
@@ -576,40 +578,57 @@ class Batch:
         elif field_acc.replayed:
             field_events.append(event(EventType.UPDATED, Kind.FIELD, field_acc.record))
 
-    def _store(self) -> None:
+    def _store_records(self, events: list[DomainEvent]) -> None:
+        """Each record written on the version this batch read it with (``core/conflicts.py``): one an API edit, the
+        edge's report or another batch changed meanwhile gets this batch's changes made again on top, so that
+        neither is lost (the events then carry what was written)."""
         result = self.result
-        events = result.events
         repo = self.repo
-        for kind, accs, seen_field in (
-            (Kind.GATEWAY, self.gateways, "lastTransaction"),
-            (Kind.NODE, self.nodes, "lastSeen"),
-            (Kind.SOURCE, self.sources, "lastSeen"),
+        for kind, accs, seen_field, bases in (
+            (Kind.GATEWAY, self.gateways, "lastTransaction", self.stored_gateways),
+            (Kind.NODE, self.nodes, "lastSeen", self.stored_nodes),
+            (Kind.SOURCE, self.sources, "lastSeen", self.stored_sources),
         ):
             touched = [(acc, record) for acc in accs.values() if (record := self._touch(acc, seen_field)) is not None]
             if len(touched) > 1:  # by id: the order does not hang on which message of the batch touched one first
                 touched.sort(key=_touched_id)
-            records: list[Record] = []
-            for acc, record in touched:
-                records.append(record)
-                events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind, record))
-            if records:
-                repo.put_many(kind, records)
-                result.repo_writes += len(records)
+            if touched:
+                written = write_changes(repo, kind, [(None if acc.created else bases.get(record["id"]), record)
+                                                     for acc, record in touched])
+                for acc, record in touched:
+                    events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind,
+                                        written.records.get(record["id"], record)))
+                result.repo_writes += len(touched)
         field_records: list[Record] = []
         field_events: list[DomainEvent] = []
         applied: list[FieldKey] = []
         for field_acc in self.fields.values():
             self._store_field(field_acc, field_records, field_events, applied)
         if field_records:
-            rejected = repo.put_many(Kind.FIELD, field_records, if_newer=True)
+            stored = self.stored_fields
+            outcome = write_changes(repo, Kind.FIELD, [(stored.get(r["id"]), r) for r in field_records],
+                                    if_newer=True)
+            rejected = outcome.stale
             result.repo_writes += len(field_records)
             self.caches.remember_fields(applied)
+            if outcome.rebased:
+                self.caches.forget_fields(outcome.rebased)
+                field_events = [DomainEvent(e.type, e.entity_type, e.entity_id, e.entity_quick_id,
+                                            outcome.records[e.entity_id]) if e.entity_id in outcome.rebased
+                                and e.entity_id in outcome.records else e for e in field_events]
             if rejected:
                 lost = set(rejected)
                 result.stale += len(lost)
                 field_events = [e for e in field_events if e.entity_id not in lost]
                 self.caches.forget_fields(lost)
         events.extend(field_events)
+
+    def _store(self) -> None:
+        result = self.result
+        events = result.events
+        repo = self.repo
+        with repo.transaction():  # the batch's records: one transaction where the store has them (SQLite)
+            self._store_records(events)
         events.extend(self.requested)
         metrics = self.p.metrics
         points, series = self.points, self.series
