@@ -31,7 +31,7 @@ class Meeting:
 
     def __init__(self, inner: Repository) -> None:
         self.inner = inner
-        self.on_transaction: Callable[[], None] | None = None
+        self.on_transaction: Callable[[], Any] | None = None
         self.kinds: set[Kind] = set()
         self.barrier: threading.Barrier | None = None
         self._waited: set[int] = set()
@@ -84,11 +84,10 @@ def test_a_label_edited_in_the_api_while_a_batch_is_applied_keeps_both_changes(
         repository: Meeting, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from chalice.test import Client
 
-    from chalicelib.api import build_api
-
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_none import NoMetricStore
+    from chalicelib.api import build_api
     from chalicelib.bootstrap import Container
     from chalicelib.settings import Settings
 
@@ -96,7 +95,7 @@ def test_a_label_edited_in_the_api_while_a_batch_is_applied_keeps_both_changes(
     container = Container(Settings(data_dir=tmp_path), repository=repository, metrics=NoMetricStore(),
                           bus=LocalEventBus("sync"), downlink=LocalDownlink(), schedules=None, handler_queue=None,
                           shadow=None)
-    processor = Processor(repository, container.metrics)  # type: ignore[arg-type]
+    processor = Processor(repository, container.metrics)
     processor.process(mysensors("gw", PRESENTATION, T0, 1))
     with Client(build_api(container)) as client:
         api = Api(container, client.http)
@@ -131,9 +130,9 @@ def test_the_edges_report_and_a_batch_on_one_gateway_keep_both(repository: Meeti
     from chalicelib.services.gateway_sync import GatewaySync
 
     repository.put(Kind.GATEWAY, Gateway(id="gw", provider={"type": "mysensors_v2"}, edge_id="pi").record())
-    processor = Processor(repository, NoMetricStore())  # type: ignore[arg-type]
+    processor = Processor(repository, NoMetricStore())
     processor.process(mysensors("gw", PRESENTATION, T0, 1))
-    sync = GatewaySync(repository, LocalEventBus("sync"), lambda: None)  # type: ignore[arg-type]
+    sync = GatewaySync(repository, LocalEventBus("sync"), lambda: None)
     report = {"previous": {"state": {"reported": {}}}, "current": {"state": {"reported": {
         "applied": {"gw": {"status": "running", "hash": "abc"}}, "configVersion": 3,
         "reportedAt": iso_from_ms(T0 + MINUTE)}}}}
@@ -189,7 +188,7 @@ def test_two_runs_of_one_task_at_once_lose_neither(repository: Meeting) -> None:
         return event("updated", Kind.FIELD, record).to_dict()
 
     now = datetime(2026, 1, 1, 12, tzinfo=UTC)
-    functions = [TaskFunction(Automation(repository, LocalEventBus("sync"), Queue(), None,  # type: ignore[arg-type]
+    functions = [TaskFunction(Automation(repository, LocalEventBus("sync"), Queue(), None,
                                          now=lambda: now)) for _ in range(2)]
     repository.kinds, repository.barrier = {Kind.TASK}, threading.Barrier(2)
     runs = two_at_once(lambda: functions[0].evaluate("too-hot", field_event(27.5, T0)),
