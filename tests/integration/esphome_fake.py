@@ -196,7 +196,7 @@ class _Link:
                 self.send(api_pb2.DeviceInfoResponse(
                     uses_password=device.password is not None, name=device.name, friendly_name=device.friendly_name,
                     mac_address=device.mac, esphome_version=device.version, compilation_time="Jun 30 2026, 10:00:00",
-                    model="esp32dev", manufacturer="Espressif", webserver_port=80,
+                    model="esp32dev", manufacturer="Espressif", webserver_port=80, has_deep_sleep=device.deep_sleep,
                     api_encryption_supported=device.encryption_key is not None))
             elif name == "ListEntitiesRequest":
                 self.send(*[device.info_message(entity) for entity in device.entities.values()],
@@ -221,8 +221,9 @@ class FakeEspHomeDevice:
 
     def __init__(self, name: str = "kitchen-node", *, friendly_name: str = "Kitchen", encryption_key: str | None = None,
                  password: str | None = None, mac: str = "AC:67:B2:11:22:33", version: str = "2026.6.0",
-                 port: int | None = None) -> None:
+                 port: int | None = None, deep_sleep: bool = False) -> None:
         self.name = name
+        self.deep_sleep = deep_sleep
         self.friendly_name = friendly_name
         self.encryption_key = encryption_key
         self.password = password

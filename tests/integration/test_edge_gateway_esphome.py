@@ -24,9 +24,9 @@ GATEWAY: Record = Gateway(id="esp", provider={"type": "esphome"}).record()
 
 
 def kitchen(key: str | None = None, password: str | None = None, name: str = "kitchen-node",
-            port: int | None = None) -> FakeEspHomeDevice:
+            port: int | None = None, deep_sleep: bool = False) -> FakeEspHomeDevice:
     """A device with one entity of every kind the gateway commands, and a sensor or two."""
-    device = FakeEspHomeDevice(name, encryption_key=key, password=password, port=port)
+    device = FakeEspHomeDevice(name, encryption_key=key, password=password, port=port, deep_sleep=deep_sleep)
     device.add("sensor", "temperature", "Temperature", {"state": 21.37}, unit_of_measurement="°C",
                accuracy_decimals=1, device_class="temperature", state_class=1)
     device.add("binary_sensor", "motion", "Motion", {"state": False}, device_class="motion")
@@ -205,6 +205,22 @@ def test_a_device_that_goes_away_is_reported_and_reconnected(devices: list[FakeE
     changes = [status for index, status in enumerate(statuses) if index == 0 or statuses[index - 1] != status]
     assert changes == ["up", "down", "up", "down", "up", "down"]  # the last: the gateway stopped
     assert ("down", "no device connected: kitchen disconnected: Connection refused") in ctx.states
+
+
+def test_a_sleeping_device_is_not_reported_offline_for_its_sleep(devices: list[FakeEspHomeDevice]) -> None:
+    device = kitchen(deep_sleep=True)
+    devices.append(device.start())
+    gateway, ctx = gateway_for({"kitchen": {"address": device.address}})
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: device.clients == 1, what="connected")
+            assert messages(ctx)[0][0]["sleep"] is True
+            device.drop_connections()  # it went to sleep
+            await wait_for(lambda: device.connections == 2 and device.clients == 1, what="awake again")
+            assert not [m for m, _ in messages(ctx) if m["t"] == "offline"]
+
+    asyncio.run(scenario())
 
 
 @pytest.mark.parametrize(("device_key", "device_password", "node", "expected"), [

@@ -80,6 +80,9 @@ class EspHomeDevice:
         self.states_received = 0
         self.commands = 0
         self.last_error = ""
+        self.device_info: dict[str, Any] = {}
+        self.deep_sleep = False
+        """A device that sleeps drops its connection on purpose: it is not reported offline for it."""
         self._closed: asyncio.Event | None = None
         self._close_reason = ""
 
@@ -93,7 +96,8 @@ class EspHomeDevice:
             reason = await self._session()
             if self.connected:
                 self.connected = False
-                self.emit({"t": "offline", "n": self.node_id, "m": reason}, True)
+                if not self.deep_sleep:
+                    self.emit({"t": "offline", "n": self.node_id, "m": reason}, True)
             self._set(f"disconnected: {reason}" if self.connects else f"cannot connect: {reason}")
             if time.monotonic() - began > 60:  # a connection that held a while: start the backoff over
                 backoff.reset()
@@ -119,7 +123,8 @@ class EspHomeDevice:
 
         try:
             client.add_connection_closed_callback(on_closed)
-            await asyncio.wait_for(client.connect(on_stop=on_stop, login=True), config.timeout_s)
+            # log_errors off: every failed attempt would be a warning; the gateway reports what changes instead
+            await asyncio.wait_for(client.connect(on_stop=on_stop, login=True, log_errors=False), config.timeout_s)
             info, infos, _services = await asyncio.wait_for(client.device_info_and_list_entities(),
                                                             config.timeout_s)
             self.client = client
@@ -127,6 +132,7 @@ class EspHomeDevice:
             self.entities = index_entities(infos)
             self.by_key = {(e.key, e.device_id): e for e in self.entities.values()}
             self.states = {}
+            self.deep_sleep = bool(info.has_deep_sleep)
             self.connected = True
             self.connects += 1
             self._send_info(info)
@@ -150,6 +156,8 @@ class EspHomeDevice:
     def _set(self, message: str) -> None:
         if message != self.message:
             self.message = message
+            if not self.connected:
+                self.logger.warning("esphome %s %s", self.node_id, message)
             self.on_change()
 
     # ----------------------------------------------------------------------------------------- up
