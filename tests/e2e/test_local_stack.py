@@ -47,7 +47,7 @@ def test_make_run_serves_the_simulator_obeys_actions_and_keeps_state(tmp_path: P
     finally:
         stack.stop()
     stopped_at = time.time()
-    assert (data_dir / "repository" / "manifest.json").exists()
+    assert (data_dir / "repository.sqlite3").is_file()
 
     again = Stack(data_dir)
     try:
