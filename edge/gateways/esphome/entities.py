@@ -8,6 +8,7 @@ sends no brightness), and turns a downlink's field and value into the ``APIClien
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from typing import Any, Final
@@ -146,8 +147,6 @@ def entity_message(node: str, entity: Entity, api_version: APIVersion) -> dict[s
 
 def fit(message: dict[str, Any], optional: tuple[str, ...]) -> dict[str, Any]:
     """A message an envelope can carry: long lists (effects, options) are cut until it fits."""
-    import json
-
     for key in optional:
         while len(json.dumps(message, ensure_ascii=False)) > MAX_RAW_BYTES - 64 and message.get(key):
             message[key] = message[key][: len(message[key]) // 2]

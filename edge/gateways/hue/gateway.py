@@ -122,8 +122,8 @@ class HueGateway(Gateway):
                 await asyncio.wait_for(bridge.close(), 5)
 
     def _state(self, status: str, message: str) -> None:
-        if message != self.message or status != ("up" if self.connected else "down"):
-            self.logger.info("hue %s: %s", self.gateway_id, message)
+        if message != self.message:
+            (self.logger.info if status == "up" else self.logger.warning)("hue %s: %s", self.gateway_id, message)
         self.message = message
         self.ctx.set_state(status, message)
 
