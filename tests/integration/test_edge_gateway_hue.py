@@ -179,6 +179,22 @@ def test_a_refused_key_says_to_pair_again(bridge: FakeHueBridge) -> None:
     asyncio.run(scenario())
 
 
+def test_a_key_removed_in_the_hue_app_while_connected_is_noticed(bridge: FakeHueBridge) -> None:
+    bridge.home()
+    bridge.start()
+    gateway, ctx = gateway_for(bridge)
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up" and bridge.streams == 1, what="connected")
+            bridge.app_key = "another-app-now"  # the user removed our app in the Hue app: the bridge ends the stream
+            bridge.drop_event_streams()
+            await wait_for(lambda: ctx.status == "down" and "pair again" in ctx.states[-1][1], timeout=15,
+                           what="told to pair again")
+
+    asyncio.run(scenario())
+
+
 def test_pair_hue_gets_a_key_by_the_link_button_and_writes_it_into_the_config(bridge: FakeHueBridge,
                                                                              tmp_path: Path) -> None:
     home = bridge.home()
