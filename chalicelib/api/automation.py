@@ -31,8 +31,9 @@ from chalicelib.core.automation.forward import find_loop
 from chalicelib.core.automation.handlers import REDACTED, restore_secrets, secret_paths
 from chalicelib.core.automation.models import ForwardPayload, Handler, Schedule, Task
 from chalicelib.core.automation.scheduler_sync import SyncKind, remove, sync_schedule, sync_task, trigger_problem
+from chalicelib.core.conflicts import update, write_changes
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
-from chalicelib.core.ports import ListQuery
+from chalicelib.core.ports import ConditionFailed, ListQuery
 from chalicelib.core.secrecy import public
 from chalicelib.functions.schedules import reload_registry
 from chalicelib.services.errors import ServiceError
@@ -135,16 +136,8 @@ def _encrypt_handler_secrets(container: Container, record: Record, stored: Recor
                        "secrets") from None
 
 
-def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
-    body = request.json()
-    if not isinstance(body, dict):
-        raise bad_request(f"body must be a {PATH_NAMES[kind]} object", "body")
-    container = request.container
-    entity_id = body.get("id")
-    stored = None
-    if isinstance(entity_id, str) and entity_id and len(entity_id) <= MAX_ID_CHARS:
-        stored = container.repository.get(kind, entity_id)
-    body = {k: v for k, v in body.items() if k != "state"}
+def _automation_record(container: Container, kind: Kind, body: dict[str, Any], stored: Record | None) -> Record:
+    """The record an upsert stores: the body validated, over what is stored (secrets, state)."""
     if kind == Kind.HANDLER:
         body = _restore_handler_secrets(body, stored)
     model = validate(AUTOMATION_MODELS[kind], body)
@@ -167,7 +160,35 @@ def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
             raise bad_request(f"dstFieldId: this mapping would close a forwarding loop: {' -> '.join(loop)}",
                               "dstFieldId")
     check_size(PATH_NAMES[kind], record)
-    container.repository.put(kind, record)
+    return record
+
+
+def upsert_automation(kind: Kind, request: ApiRequest) -> Record:
+    """Create or edit; the stored state is kept, and the write is conditional on the version read, so a run that
+    stores its state meanwhile is not undone (the edit is made again on top of it)."""
+    body = request.json()
+    if not isinstance(body, dict):
+        raise bad_request(f"body must be a {PATH_NAMES[kind]} object", "body")
+    container = request.container
+    entity_id = body.get("id")
+    body = {k: v for k, v in body.items() if k != "state"}
+    read: list[Record | None] = [None]
+
+    def build(stored: Record | None) -> Record:
+        read[0] = stored
+        return _automation_record(container, kind, body, stored)
+
+    if isinstance(entity_id, str) and entity_id and len(entity_id) <= MAX_ID_CHARS:
+        try:
+            record = update(container.repository, kind, entity_id, build)
+        except ConditionFailed:
+            raise ApiError(409, f"{PATH_NAMES[kind]} {entity_id!r} kept changing while it was saved; try again",
+                           "id") from None
+        assert record is not None
+    else:  # no id given: the model makes one
+        record = build(None)
+        container.repository.put(kind, record, expected_version=0)
+    stored = read[0]
     _announce(container, EventType.UPDATED if stored is not None else EventType.CREATED, kind, [record])
     _tasks_changed(container, kind)
     _sync(container, kind, [record])
@@ -194,8 +215,9 @@ def set_enabled(kind: Kind, enabled: bool, request: ApiRequest) -> dict[str, int
     found = container.records.find_all(kind, id_list(request, kind))
     changed = [{**record, "enabled": enabled, "modifiedOn": now_iso()}
                for record in found.values() if record.get("enabled", True) is not enabled]
-    if changed:
-        container.repository.put_many(kind, changed)
+    if changed:  # on the versions read: a run's state stored meanwhile is kept (the flag is set on top of it)
+        written = write_changes(container.repository, kind, [(found[str(r["id"])], r) for r in changed])
+        changed = [written.records.get(str(r["id"]), r) for r in changed]
         _announce(container, EventType.UPDATED, kind, changed)
         _tasks_changed(container, kind)
         _sync(container, kind, changed)

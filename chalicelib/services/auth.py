@@ -36,8 +36,8 @@ from typing import Any, Final
 from ..core import auth as core
 from ..core.auth import Role, SigningSecret
 from ..core.model import Kind, Record, ms_from_iso, now_iso, now_ms
-from ..core.ports import Filter, ListQuery, Repository
-from .errors import Forbidden, InvalidInput, NotFound, Unauthenticated, validate
+from ..core.ports import ConditionFailed, Filter, ListQuery, Repository
+from .errors import Conflict, Forbidden, InvalidInput, NotFound, Unauthenticated, validate
 from .login_guard import LoginGuard
 
 ADMIN_USERNAME: Final = core.FIRST_ADMIN_ID
@@ -351,11 +351,21 @@ class AuthService:
         return [str(user["id"]) for user in users if core.user_role(user) == Role.ADMIN]
 
     def _store_user(self, stored: Record | None, record: Record, *, revoke: str = "") -> Record:
-        """Write a user (keeping its session epoch, plus one when ``revoke`` names why its sessions end)."""
+        """Write a user (keeping its session epoch, plus one when ``revoke`` names why its sessions end), only over
+        the very record the change was made from: a password or role changed meanwhile by another request must not
+        be undone (409, to be tried again on the new record)."""
         epoch = core.session_epoch(stored or {})
         record = {**record, core.SESSION_EPOCH_KEY: epoch + 1 if revoke and stored is not None else epoch,
                   "modifiedOn": now_iso()}
-        self.repository.put(Kind.USER, record)
+        fresh, version = self.repository.get_versioned(Kind.USER, str(record["id"]))
+        changed = Conflict(f"user {record['id']!r} was changed by another request meanwhile; read it again and "
+                           "retry", "id")
+        if fresh != stored:
+            raise changed
+        try:
+            self.repository.put(Kind.USER, record, expected_version=version)
+        except ConditionFailed:
+            raise changed from None
         if revoke and stored is not None:
             self._revoked(str(record["id"]), (), revoke)
         return core.public_user(record)
