@@ -1,11 +1,13 @@
 // The shell: routes, the navigation (a drawer on phones), the live-connection dot, and the login guard.
 
-import { type ComponentType, lazy, type ReactNode, Suspense, useEffect, useState } from "react";
+import { type ComponentType, lazy, type ReactNode, Suspense, useEffect, useState, useSyncExternalStore } from "react";
 import { BrowserRouter, Navigate, NavLink, Route, Routes, useLocation, useNavigate } from "react-router-dom";
 
-import { api, ApiError, getToken, getUsername, list, logout, onAuthChange } from "./api/client";
+import { api, ApiError, getToken, getUsername, logout, onAuthChange } from "./api/client";
+import { queryClient } from "./api/queries";
 import { allows, pageRole, useRole, visibleNav } from "./api/roles";
 import { live, useConnectionState } from "./live/hooks";
+import { ErrorBoundary } from "./components/ErrorBoundary";
 import { LoginPage } from "./pages/Login";
 
 // Pages load on first use: the login page and the shell come first, the chart library with the first chart.
@@ -33,8 +35,12 @@ const UserEditorPage = named(users, "UserEditorPage");
 const ProfilePage = named(users, "ProfilePage");
 const ServiceTokensPage = named(() => import("./pages/Tokens"), "ServiceTokensPage");
 const SettingsPage = named(() => import("./pages/Settings"), "SettingsPage");
+const overview = () => import("./pages/Overview");
+const OverviewPage = named(overview, "OverviewPage");
+const EventsPage = named(overview, "EventsPage");
 
 const NAV: Array<[string, string]> = [
+  ["/", "Overview"],
   ["/dashboards", "Dashboards"],
   ["/gateways", "Gateways"],
   ["/nodes", "Nodes"],
@@ -44,6 +50,7 @@ const NAV: Array<[string, string]> = [
   ["/automation/schedule", "Schedules"],
   ["/automation/handler", "Handlers"],
   ["/automation/forwardpayload", "Forward payloads"],
+  ["/events", "Event log"],
   ["/firmware", "Firmware"],
   ["/backup", "Backup"],
   ["/users", "Users"],
@@ -67,27 +74,52 @@ function useAuth(): AuthState {
   }, []);
   useEffect(() => {
     if (state === "in") live.restart();
-    if (state === "out") live.stop();
+    if (state === "out") {
+      live.stop();
+      queryClient.clear(); // the next user sees nothing of this one's
+    }
   }, [state]);
   return state;
 }
 
+const PHONE = "(max-width: 800px)";
+const subscribeWidth = (onChange: () => void) => {
+  const query = window.matchMedia?.(PHONE);
+  query?.addEventListener("change", onChange);
+  return () => query?.removeEventListener("change", onChange);
+};
+/** Whether the phone layout is on (the menu is a drawer). */
+export function useNarrow(): boolean {
+  return useSyncExternalStore(subscribeWidth, () => Boolean(window.matchMedia?.(PHONE).matches), () => false);
+}
+
+const LIVE_TEXT = { open: "live", connecting: "connecting", closed: "offline" } as const;
+
 function Shell({ children }: { children: ReactNode }) {
-  const [open, setOpen] = useState(false);
   const location = useLocation();
+  // The drawer is open for the path it was opened on: following a link closes it.
+  const [openAt, setOpenAt] = useState<string | null>(null);
+  const open = openAt === location.pathname;
+  const setOpen = (value: boolean) => setOpenAt(value ? location.pathname : null);
   const navigate = useNavigate();
   const connection = useConnectionState();
   const role = useRole();
-  useEffect(() => setOpen(false), [location.pathname]);
+  const narrow = useNarrow();
   return (
     <div className={`shell ${open ? "nav-open" : ""}`}>
+      <a className="skip-link" href="#main" onClick={(e) => {
+        e.preventDefault();
+        document.getElementById("main")?.focus();
+      }}>Skip to content</a>
       <header className="topbar">
-        <button type="button" className="menu-button" aria-label="menu" aria-expanded={open} onClick={() => setOpen(!open)}>
+        <button type="button" className="menu-button" aria-label="menu" aria-expanded={open} aria-controls="main-nav"
+          onClick={() => setOpen(!open)}>
           ☰
         </button>
         <span className="brand">MyController</span>
-        <span className={`live live-${connection}`} title={`live updates: ${connection}`} data-state={connection}>
-          ● {connection === "open" ? "live" : connection}
+        <span className={`live live-${connection}`} title={`live updates: ${LIVE_TEXT[connection]}`} data-state={connection}
+          role="status">
+          <span aria-hidden="true">● </span>{LIVE_TEXT[connection]}
         </span>
         <span className="user">
           {getUsername() ? <NavLink to="/profile" title="my profile">{getUsername()}</NavLink> : ""}
@@ -102,24 +134,45 @@ function Shell({ children }: { children: ReactNode }) {
           </button>
         )}
       </header>
-      <nav className="sidebar" aria-label="main">
+      {/* A closed drawer is out of the tab order and of the accessibility tree (inert), not just off screen. */}
+      <nav className="sidebar" aria-label="main" id="main-nav" inert={narrow && !open}>
         <div className="sidebar-links">
           {visibleNav(NAV, role).map(([to, label]) => (
-            <NavLink key={to} to={to}>
+            <NavLink key={to} to={to} end={to === "/"}>
               {label}
             </NavLink>
           ))}
         </div>
       </nav>
       <div className="nav-scrim" onClick={() => setOpen(false)} />
-      <main className="content">
-        <Suspense fallback={<p className="muted">loading…</p>}>
-          {allows(role, pageRole(location.pathname)) ? children
-            : <p role="alert">This page is for the {pageRole(location.pathname)} role; yours is {role}.</p>}
-        </Suspense>
+      <main className="content" id="main" tabIndex={-1}>
+        <ErrorBoundary resetKey={location.pathname}>
+          <Suspense fallback={<p className="muted">loading…</p>}>
+            {allows(role, pageRole(location.pathname)) ? children : <NotForYou need={pageRole(location.pathname)} role={role} />}
+          </Suspense>
+        </ErrorBoundary>
       </main>
     </div>
   );
+}
+
+function NotForYou({ need, role }: { need: string; role: string | null }) {
+  useEffect(() => {
+    document.title = "Not for your role · MyController";
+  }, []);
+  return (
+    <>
+      <h1>Not for your role</h1>
+      <p role="alert">This page is for the {need} role; yours is {role}.</p>
+    </>
+  );
+}
+
+function NotFound() {
+  useEffect(() => {
+    document.title = "Page not found · MyController";
+  }, []);
+  return <h1>Page not found</h1>;
 }
 
 function Guarded({ auth, children }: { auth: AuthState; children: ReactNode }) {
@@ -129,26 +182,14 @@ function Guarded({ auth, children }: { auth: AuthState; children: ReactNode }) {
   return <Shell>{children}</Shell>;
 }
 
-/** The start page: the first favourite dashboard, else the list of dashboards. */
-function Home() {
-  const [target, setTarget] = useState<string | null>(null);
-  useEffect(() => {
-    list<{ id: string }>("dashboard", { limit: 1, filter: [{ k: "favorite", o: "eq", v: true }],
-      sortBy: [{ f: "title", o: "asc" }] }).then(
-      (page) => setTarget(page.data[0] ? `/dashboards/${encodeURIComponent(page.data[0].id)}` : "/dashboards"),
-      () => setTarget("/dashboards"),
-    );
-  }, []);
-  return target ? <Navigate to={target} replace /> : <p className="muted">loading…</p>;
-}
-
 function AppRoutes() {
   const auth = useAuth();
   const page = (element: ReactNode) => <Guarded auth={auth}>{element}</Guarded>;
   return (
     <Routes>
       <Route path="/login" element={<LoginPage />} />
-      <Route path="/" element={page(<Home />)} />
+      <Route path="/" element={page(<OverviewPage />)} />
+      <Route path="/events" element={page(<EventsPage />)} />
       <Route path="/dashboards" element={page(<DashboardsPage />)} />
       <Route path="/dashboards/:id" element={page(<DashboardPage />)} />
       <Route path="/gateways" element={page(<GatewaysPage />)} />
@@ -167,7 +208,7 @@ function AppRoutes() {
       <Route path="/profile" element={page(<ProfilePage />)} />
       <Route path="/tokens" element={page(<ServiceTokensPage />)} />
       <Route path="/settings" element={page(<SettingsPage />)} />
-      <Route path="*" element={page(<p>Page not found.</p>)} />
+      <Route path="*" element={page(<NotFound />)} />
     </Routes>
   );
 }

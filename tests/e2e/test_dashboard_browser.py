@@ -179,7 +179,7 @@ def log_in(tab: Any, base: str) -> None:
     tab.get_by_label("Username").fill("admin")
     tab.get_by_label("Password").fill(PASSWORD)
     tab.get_by_role("button", name="Sign in").click()
-    tab.wait_for_url("**/dashboards")
+    tab.get_by_role("heading", name="Overview", level=1).wait_for()  # the landing page
 
 
 def test_login_refuses_a_wrong_password_then_lets_the_admin_in(browser: WatchedBrowser, stack: Api,
@@ -531,10 +531,21 @@ def test_settings_page_saves_the_location_and_marks_the_field_the_server_refuses
     page.get_by_label("Latitude").fill("123")
     page.get_by_label("Longitude").fill("-9.14")
     page.get_by_role("button", name="Save").click()
-    page.get_by_role("alert").filter(has_text="geoLocation.latitude").wait_for()
+    # in plain words (no "geoLocation.latitude"), once, at the input it concerns
+    page.get_by_role("alert").filter(has_text="latitude must be at most 90").wait_for()
+    assert page.get_by_role("alert").count() == 1
+    assert "geoLocation" not in page.get_by_role("alert").inner_text()
     assert page.get_by_label("Latitude").get_attribute("aria-invalid") == "true"
     assert page.get_by_label("Longitude").get_attribute("aria-invalid") is None
     assert stack.call("/api/settings/system")["geoLocation"]["locationName"] != "Browser Test Town"
+
+    page.get_by_label("Latitude").fill("38.72")
+    page.get_by_label("Longitude").fill("")  # a rule over both coordinates: the server names "geoLocation"
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").filter(has_text="longitude is required").wait_for()
+    assert page.get_by_role("alert").count() == 1  # not once per input of the location
+    assert page.get_by_label("Longitude").get_attribute("aria-invalid") == "true"
+    page.get_by_label("Longitude").fill("-9.14")
 
     page.get_by_label("Latitude").fill("38.72")
     page.get_by_label("Inactive after").fill("20m")
@@ -600,7 +611,7 @@ def test_users_page_creates_a_user_who_logs_in_and_changes_their_password(
         tab.get_by_label("New password", exact=True).fill("Olive-Pa55-two!")
         tab.get_by_label("Repeat new password").fill("Olive-Pa55-two!")
         tab.get_by_role("button", name="Save").click()
-        tab.get_by_role("alert").filter(has_text="currentPassword").wait_for()
+        tab.get_by_role("alert").filter(has_text="current password does not match").wait_for()
         assert tab.get_by_label("Current password").get_attribute("aria-invalid") == "true"
         tab.get_by_label("Current password").fill(OPERATOR_PASSWORD)
         tab.get_by_role("button", name="Save").click()
@@ -715,7 +726,7 @@ def test_a_viewer_sees_no_menu_entry_or_control_for_what_their_role_cannot_do(
         assert "Dashboards" in shown and "Tasks" in shown
         assert not {"Users", "Backup", "Settings", "Firmware", "Service tokens"} & set(shown), shown
         assert tab.locator("[data-role='viewer']").count() == 1
-        switch = tab.get_by_role("switch", name="toggle sim.1.3.V_STATUS")
+        switch = tab.get_by_role("switch", name="toggle Ceiling light · status")
         switch.wait_for()
         assert switch.is_disabled()  # seen, not set
         assert tab.get_by_role("button", name="Reboot").count() == 0

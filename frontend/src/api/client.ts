@@ -117,8 +117,8 @@ export function list<T>(resource: string, query: ListQuery, signal?: AbortSignal
   return api<Page<T>>(`/api/${resource}${qs ? `?${qs}` : ""}`, { signal });
 }
 
-export function getOne<T>(resource: string, id: string): Promise<T> {
-  return api<T>(`/api/${resource}/${encodeURIComponent(id)}`);
+export function getOne<T>(resource: string, id: string, signal?: AbortSignal): Promise<T> {
+  return api<T>(`/api/${resource}/${encodeURIComponent(id)}`, { signal });
 }
 
 export function save<T>(resource: string, record: unknown): Promise<T> {

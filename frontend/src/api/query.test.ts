@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { buildListQuery, nextSort, pageInfo, parseSearch } from "./query";
+import { buildListQuery, nextSort, pageInfo, parseSearch, searchProblems } from "./query";
 
 describe("buildListQuery", () => {
   it("encodes limit, offset, sortBy and filter as the API reads them", () => {
@@ -49,5 +49,28 @@ describe("sorting and paging", () => {
   it("counts pages", () => {
     expect(pageInfo(0, 20, 0)).toEqual({ page: 1, pages: 1 });
     expect(pageInfo(41, 20, 40)).toEqual({ page: 3, pages: 3 });
+  });
+});
+
+describe("searchProblems", () => {
+  const node = { keys: ["id", "name", "gatewayId", "state", "state.status", "state.since", "labels", "others"],
+    open: ["labels", "others"] };
+
+  it("accepts names, known keys and keys under labels", () => {
+    expect(searchProblems("kitchen", node)).toEqual([]);
+    expect(searchProblems("state.status=up; labels.room=kitchen; others.battery_level>20", node)).toEqual([]);
+    expect(searchProblems("Name~kit", node)).toEqual([]);
+  });
+
+  it("says when a part cannot be read", () => {
+    expect(searchProblems("foo>>bar")[0]).toMatch(/two operators/);
+    expect(searchProblems("=kitchen")[0]).toMatch(/needs a key/);
+    expect(searchProblems("name=")[0]).toMatch(/needs a value/);
+    expect(searchProblems("current.value>warm")[0]).toMatch(/compares numbers/);
+  });
+
+  it("says when a key is not there, or holds an object", () => {
+    expect(searchProblems("state=up", node)[0]).toMatch(/state holds state\.status.*e\.g\. state\.status/);
+    expect(searchProblems("colour=red", node)[0]).toMatch(/no key “colour”/);
   });
 });

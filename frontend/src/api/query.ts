@@ -90,3 +90,65 @@ export function pageInfo(count: number, limit: number, offset: number): { page: 
   const size = Math.max(1, limit);
   return { page: Math.floor(offset / size) + 1, pages: Math.max(1, Math.ceil(count / size)) };
 }
+
+/** The key paths a list's rows have (generated from the API's schema), for checking what a search names. */
+export interface KnownKeys {
+  keys: readonly string[];
+  open: readonly string[];
+}
+
+const COMPARE = /^([A-Za-z0-9_.]*)\s*(!=|>=|<=|=|>|<|~)\s*(.*)$/;
+
+/**
+ * What is wrong with a search text, in plain words (empty when nothing): a part that is not `key op value`
+ * (`foo>>bar`), a key the rows do not have (`colour=red`) or one that holds an object (`state=up`: did you mean
+ * state.status?), a comparison of a number with text. Keys under labels, others and the like are free.
+ */
+export function searchProblems(text: string, known?: KnownKeys): string[] {
+  const problems: string[] = [];
+  for (const part of text.split(/\s*;\s*/).map((p) => p.trim()).filter(Boolean)) {
+    const match = COMPARE.exec(part);
+    if (!match) {
+      if (/[<>=!~]/.test(part)) problems.push(`“${part}” is not a filter: write key=value, key>number, key~text`);
+      continue; // plain text: a name search
+    }
+    const [, key, op, raw] = match;
+    if (!key) {
+      problems.push(`“${part}” needs a key before ${op} (e.g. name${op}${raw || "…"})`);
+      continue;
+    }
+    if (/^[<>=!~]/.test(raw)) {
+      problems.push(`“${part}” has two operators: write one of = != > >= < <= ~ between key and value`);
+      continue;
+    }
+    if (raw.trim() === "") {
+      problems.push(`“${part}” needs a value after ${op}`);
+      continue;
+    }
+    if ([">", "<", ">=", "<="].includes(op) && Number.isNaN(Number(raw.trim()))) {
+      problems.push(`“${part}”: ${op} compares numbers, and ${raw.trim()} is not one`);
+      continue;
+    }
+    if (known) {
+      const problem = keyProblem(key, known);
+      if (problem) problems.push(problem);
+    }
+  }
+  return problems;
+}
+
+function keyProblem(key: string, known: KnownKeys): string | null {
+  const lower = key.toLowerCase();
+  const keys = known.keys.map((k) => k.toLowerCase());
+  if (known.open.some((prefix) => lower.startsWith(`${prefix.toLowerCase()}.`))) return null;
+  const likely = (k: string) => (/\.(status|value)$/.test(k) ? 0 : 1);
+  const children = known.keys.filter((k) => k.toLowerCase().startsWith(`${lower}.`))
+    .sort((a, b) => likely(a) - likely(b) || a.localeCompare(b));
+  if (keys.includes(lower)) {
+    if (children.length === 0 || known.open.some((prefix) => prefix.toLowerCase() === lower)) return null;
+    return `${key} holds ${children.join(", ")}: filter on one of them (e.g. ${children[0]})`;
+  }
+  const near = known.keys.filter((k) => !k.includes(".") && k.toLowerCase().includes(lower.split(".")[0]));
+  return `there is no key “${key}” here${near.length ? `; did you mean ${near.slice(0, 3).join(", ")}?` : ""}` +
+    ` (keys: ${known.keys.filter((k) => !k.includes(".")).join(", ")})`;
+}

@@ -1,27 +1,35 @@
-// Form inputs that show the server's complaint where it belongs: an input whose name the error's field names is
-// marked invalid and carries the message under it (the error box above the buttons says it too).
+// Form inputs that show a problem where it belongs, once: the input the problem is at (see api/errors.ts) is marked
+// invalid and carries the message under it, announced; a problem at no input of the page goes to ProblemBox.
 
 import { type InputHTMLAttributes, type ReactNode } from "react";
 
-import { ApiError } from "../api/client";
-import { FormError, namesField } from "../api/admin";
-import { errorText } from "./common";
+import { type Problem, problemOf } from "../api/errors";
+import { ErrorBox } from "./common";
 
-/** A failed save: the text for the error box and the field it names (a server 400 or a check before sending). */
-export interface Problem {
-  message: string;
-  field: string | null;
+export { type Problem, problemOf };
+
+const problemId = (name: string) => `problem-${name.replace(/[^\w-]/g, "-")}`;
+
+/** Props that mark an input invalid when the problem is at `name` (class, aria-invalid, aria-describedby). */
+export function invalidProps(problem: Problem | null | undefined, name: string) {
+  const bad = Boolean(problem && problem.at === name);
+  return bad ? { className: "invalid", "aria-invalid": true as const, "aria-describedby": problemId(name) } : {};
 }
 
-export function problemOf(err: unknown): Problem {
-  if (err instanceof FormError) return { message: err.message, field: err.field };
-  if (err instanceof ApiError) return { message: errorText(err), field: err.field ?? null };
-  return { message: errorText(err), field: null };
+/** The message under the input the problem is at (nothing elsewhere). */
+export function FieldProblem({ problem, name }: { problem: Problem | null | undefined; name: string }) {
+  if (!problem || problem.at !== name) return null;
+  return <span className="error-inline" id={problemId(name)} role="alert" data-field={name}>{problem.message}</span>;
+}
+
+/** The page's error box: only for a problem no input of the page shows. */
+export function ProblemBox({ problem }: { problem: Problem | null | undefined }) {
+  return <ErrorBox error={problem && !problem.at ? problem.message : null} />;
 }
 
 type InputProps = Omit<InputHTMLAttributes<HTMLInputElement>, "onChange" | "value" | "name"> & {
   label: string;
-  /** The field's API name ("geoLocation.latitude"), matched against the problem's field. */
+  /** The field's API name ("geoLocation.latitude"), matched against the problem's input. */
   name: string;
   value: string;
   onChange: (value: string) => void;
@@ -30,7 +38,6 @@ type InputProps = Omit<InputHTMLAttributes<HTMLInputElement>, "onChange" | "valu
 };
 
 export function FormInput({ label, name, value, onChange, problem, hint, ...rest }: InputProps) {
-  const bad = namesField(problem?.field, name);
   return (
     <label>
       <span>
@@ -38,8 +45,8 @@ export function FormInput({ label, name, value, onChange, problem, hint, ...rest
         {hint && <small className="muted"> {hint}</small>}
       </span>
       <input aria-label={label} name={name} value={value} onChange={(e) => onChange(e.target.value)}
-        className={bad ? "invalid" : ""} aria-invalid={bad || undefined} {...rest} />
-      {bad && problem && <span className="error-inline" data-field={name}>{problem.message}</span>}
+        {...invalidProps(problem, name)} {...rest} />
+      <FieldProblem problem={problem} name={name} />
     </label>
   );
 }

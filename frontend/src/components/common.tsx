@@ -2,7 +2,7 @@
 
 import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
 
-import { ApiError } from "../api/client";
+import { errorText } from "../api/errors";
 
 export interface Async<T> {
   data: T | undefined;
@@ -47,11 +47,8 @@ export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unk
   return { data, error, loading, reload, setData };
 }
 
-export function errorText(error: unknown): string {
-  if (error instanceof ApiError) return error.field ? `${error.message} (${error.field})` : error.message;
-  if (error instanceof Error) return error.message;
-  return String(error);
-}
+/** An error in plain words (api/errors.ts): no key paths, no field names in brackets. */
+export { errorText };
 
 export function ErrorBox({ error }: { error: string | null | undefined }) {
   if (!error) return null;
@@ -131,12 +128,30 @@ export function textToLabels(text: string): Record<string, string> {
   return labels;
 }
 
-export function Card({ title, actions, children }: { title?: ReactNode; actions?: ReactNode; children: ReactNode }) {
+/** The tab's title follows the page: "<title> · MyController". */
+export function usePageTitle(title: string | null | undefined): void {
+  useEffect(() => {
+    if (title) document.title = `${title} · MyController`;
+  }, [title]);
+}
+
+/** A card; the page's main card (`page`) carries the page's h1 and gives the tab its title (`page` as text, or the
+ * title when that is text). */
+export function Card({ title, actions, children, page, titleExtra }: {
+  title?: ReactNode; actions?: ReactNode; children: ReactNode; page?: boolean | string;
+  /** Beside the heading, not in it (a Rename button). */
+  titleExtra?: ReactNode;
+}) {
+  usePageTitle(typeof page === "string" ? page : page && typeof title === "string" ? title : null);
+  const Heading = page ? "h1" : "h2";
   return (
     <section className="card">
       {(title || actions) && (
         <header className="card-header">
-          <h2>{title}</h2>
+          <div className="card-title">
+            <Heading>{title}</Heading>
+            {titleExtra}
+          </div>
           <div className="card-actions">{actions}</div>
         </header>
       )}

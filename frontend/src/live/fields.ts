@@ -1,11 +1,15 @@
-// Field values and metric series that stay current: loaded once over REST, then kept up by websocket events for
-// exactly those fields (polled while the socket is down).
+// Field values and metric series that stay current: read once over REST (TanStack Query: shared by every widget
+// that shows the same fields, cancelled when they go), then kept up by websocket events for exactly those fields,
+// written into the query cache; polled only while the socket is down.
 
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useMemo } from "react";
 
 import { api, metrics, type MetricPoint } from "../api/client";
+import { keys, useLiveRefetch } from "../api/queries";
 import type { Page } from "../api/query";
-import { useLive, usePollWhileOffline } from "./hooks";
+import { errorText } from "../api/errors";
+import { useLive } from "./hooks";
 import type { LiveEvent } from "./subscriptions";
 
 export interface FieldRecord {
@@ -28,43 +32,56 @@ export function bareFieldId(id: string): string {
   return id.trim().replace(/^field:/, "");
 }
 
+/** The sorted unique bare ids of a list (stable across renders that pass equal lists). */
+function useWanted(ids: string[]): string[] {
+  const key = [...new Set(ids.map(bareFieldId).filter(Boolean))].sort().join(",");
+  return useMemo(() => (key ? key.split(",") : []), [key]);
+}
+
+/** A field event applied to a map of fields by id. */
+export function applyFieldEvent(fields: Record<string, FieldRecord>, event: LiveEvent): Record<string, FieldRecord> {
+  if (event.type === "deleted") {
+    if (!(event.entityId in fields)) return fields;
+    const next = { ...fields };
+    delete next[event.entityId];
+    return next;
+  }
+  const entity = event.entity as FieldRecord | undefined;
+  return entity && entity.id ? { ...fields, [entity.id]: entity } : fields;
+}
+
+export interface FieldsState {
+  fields: Record<string, FieldRecord>;
+  error: string | null;
+  /** True once the fields were read (a missing id then really is missing). */
+  loaded: boolean;
+}
+
 /** The fields with these ids (id or quick id), kept current. */
-export function useFields(ids: string[]): { fields: Record<string, FieldRecord>; error: string | null } {
-  const wanted = useMemo(() => [...new Set(ids.map(bareFieldId).filter(Boolean))].sort(), [ids]);
-  const key = wanted.join(",");
-  const [fields, setFields] = useState<Record<string, FieldRecord>>({});
-  const [error, setError] = useState<string | null>(null);
-
-  const load = useCallback(() => {
-    if (wanted.length === 0) return;
-    const filter = JSON.stringify([{ k: "id", o: "in", v: wanted }]);
-    api<Page<FieldRecord>>(`/api/field?limit=0&filter=${encodeURIComponent(filter)}`).then(
-      (page) => {
-        setFields(Object.fromEntries(page.data.map((f) => [f.id, f])));
-        setError(null);
-      },
-      (err: Error) => setError(err.message),
-    );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key]);
-
-  useEffect(load, [load]);
-  usePollWhileOffline(load);
+export function useFields(ids: string[]): FieldsState {
+  const wanted = useWanted(ids);
+  const client = useQueryClient();
+  const queryKey = keys.fields(wanted);
+  const refetchInterval = useLiveRefetch();
+  const query = useQuery({
+    queryKey,
+    queryFn: async ({ signal }) => {
+      const filter = JSON.stringify([{ k: "id", o: "in", v: wanted }]);
+      const page = await api<Page<FieldRecord>>(`/api/field?limit=0&filter=${encodeURIComponent(filter)}`, { signal });
+      return Object.fromEntries(page.data.map((f) => [f.id, f])) as Record<string, FieldRecord>;
+    },
+    enabled: wanted.length > 0,
+    meta: { live: true },
+    refetchInterval,
+  });
   useLive(wanted.length ? { entityTypes: ["field"], quickIds: wanted.map((id) => `field:${id}`) } : null,
     (event: LiveEvent) => {
-      const entity = event.entity as FieldRecord | undefined;
-      if (event.type === "deleted") {
-        setFields((all) => {
-          const next = { ...all };
-          delete next[event.entityId];
-          return next;
-        });
-      } else if (entity && entity.id) {
-        setFields((all) => ({ ...all, [entity.id]: entity }));
-      }
+      client.setQueryData<Record<string, FieldRecord>>(queryKey, (old) => (old ? applyFieldEvent(old, event) : old));
     });
-  return { fields, error };
+  return { fields: query.data ?? EMPTY, error: query.error ? errorText(query.error) : null, loaded: query.isSuccess };
 }
+
+const EMPTY: Record<string, FieldRecord> = {};
 
 export interface SeriesState {
   series: Record<string, MetricPoint[]>;
@@ -72,28 +89,30 @@ export interface SeriesState {
   loading: boolean;
 }
 
+/** A live point appended to a series: kept in time order, once, and only within the range. */
+export function appendPoint(points: MetricPoint[], point: MetricPoint, startMs: number): MetricPoint[] {
+  if (points.some((p) => p.time === point.time)) return points;
+  return [...points.filter((p) => p.time >= startMs), point].sort((a, b) => a.time - b.time);
+}
+
 /** Metric series of fields over `range` (e.g. -1h), aggregated per `window` if set; live points appended. */
 export function useSeries(ids: string[], range: string, window: string, fn = "mean"): SeriesState {
-  const wanted = useMemo(() => [...new Set(ids.map(bareFieldId).filter(Boolean))], [ids]);
-  const key = wanted.join(",");
-  const [state, setState] = useState<SeriesState>({ series: {}, error: null, loading: true });
-
-  const load = useCallback(() => {
-    if (wanted.length === 0) {
-      setState({ series: {}, error: null, loading: false });
-      return;
-    }
-    Promise.all(wanted.map((id) => metrics(id, range, window || undefined, fn))).then(
-      (results) => setState({ series: Object.fromEntries(wanted.map((id, i) => [id, results[i]])), error: null,
-        loading: false }),
-      (err: Error) => setState((s) => ({ ...s, error: err.message, loading: false })),
-    );
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [key, range, window, fn]);
-
-  useEffect(load, [load]);
-  usePollWhileOffline(load, 10_000);
-  useLive(wanted.length ? { entityTypes: ["field"], eventTypes: ["updated"],
+  const wanted = useWanted(ids);
+  const client = useQueryClient();
+  const queryKey = keys.series(wanted, range, window, fn);
+  const refetchInterval = useLiveRefetch();
+  const query = useQuery({
+    queryKey,
+    queryFn: async () => {
+      const results = await Promise.all(wanted.map((id) => metrics(id, range, window || undefined, fn)));
+      return Object.fromEntries(wanted.map((id, i) => [id, results[i]])) as Record<string, MetricPoint[]>;
+    },
+    enabled: wanted.length > 0,
+    meta: { live: true },
+    refetchInterval,
+  });
+  // Raw points only: a live value is one point, not a window's aggregate (those come with the next read).
+  useLive(wanted.length && !window ? { entityTypes: ["field"], eventTypes: ["updated"],
     quickIds: wanted.map((id) => `field:${id}`) } : null, (event) => {
     const entity = event.entity as FieldRecord | undefined;
     const value = entity?.current?.value;
@@ -101,17 +120,19 @@ export function useSeries(ids: string[], range: string, window: string, fn = "me
     if (!entity || !stamp) return;
     const numeric = typeof value === "number" ? value : typeof value === "boolean" ? Number(value) : null;
     if (numeric === null) return;
-    const time = Date.parse(stamp);
-    setState((s) => {
-      const points = s.series[entity.id] ?? [];
-      if (points.some((p) => p.time === time)) return s;
-      const startMs = Date.now() + rangeMs(range);
-      const kept = points.filter((p) => p.time >= startMs);
-      return { ...s, series: { ...s.series, [entity.id]: [...kept, { time, value: numeric }] } };
+    const point = { time: Date.parse(stamp), value: numeric };
+    client.setQueryData<Record<string, MetricPoint[]>>(queryKey, (old) => old && {
+      ...old, [entity.id]: appendPoint(old[entity.id] ?? [], point, Date.now() + rangeMs(range)),
     });
   });
-  return state;
+  return {
+    series: query.data ?? EMPTY_SERIES,
+    error: query.error ? errorText(query.error) : null,
+    loading: wanted.length > 0 && query.isPending,
+  };
 }
+
+const EMPTY_SERIES: Record<string, MetricPoint[]> = {};
 
 /** "-1h" → -3 600 000 (ms); unknown forms count as one hour. */
 export function rangeMs(range: string): number {

@@ -1,6 +1,6 @@
 // React glue for the live socket: one LiveSocket per tab, `useLive` to subscribe while a component is mounted.
 
-import { useEffect, useRef, useState } from "react";
+import { useEffect, useEffectEvent, useSyncExternalStore } from "react";
 
 import { api, getToken } from "../api/client";
 import { type ConnectionState, LiveSocket } from "./socket";
@@ -38,29 +38,31 @@ export const live = new LiveSocket({
 
 /** Calls `listener` for every event under `filter` while mounted; a null filter subscribes to nothing. */
 export function useLive(filter: LiveFilter | null, listener: (event: LiveEvent) => void): void {
-  const ref = useRef(listener);
-  ref.current = listener;
+  const onEvent = useEffectEvent(listener);
   const key = filter ? JSON.stringify(filter) : "";
   useEffect(() => {
     if (!key) return undefined;
-    return live.subscribe(JSON.parse(key) as LiveFilter, (event) => ref.current(event));
+    return live.subscribe(JSON.parse(key) as LiveFilter, (event) => onEvent(event));
   }, [key]);
 }
 
+const subscribeState = (onChange: () => void) => live.onState(onChange);
+const readState = () => live.state;
+
+/** The socket's state, read and subscribed to as one (useSyncExternalStore): a change between the render and the
+ * subscription cannot be missed, so the indicator never stays on "connecting" while events flow. */
 export function useConnectionState(): ConnectionState {
-  const [state, setState] = useState<ConnectionState>(live.state);
-  useEffect(() => live.onState(setState), []);
-  return state;
+  return useSyncExternalStore(subscribeState, readState, readState);
 }
 
-/** Runs `poll` every `ms` while the socket is not open: pages stay current (slower) without a websocket. */
+/** Runs `poll` every `ms` while the socket is not open: pages stay current (slower) without a websocket. Queries
+ * use useLiveRefetch (api/queries.ts) instead; this is for what is not a query (a job being watched). */
 export function usePollWhileOffline(poll: () => void, ms = 5000): void {
   const state = useConnectionState();
-  const ref = useRef(poll);
-  ref.current = poll;
+  const onPoll = useEffectEvent(poll);
   useEffect(() => {
     if (state === "open") return undefined;
-    const handle = setInterval(() => ref.current(), ms);
+    const handle = setInterval(() => onPoll(), ms);
     return () => clearInterval(handle);
   }, [state, ms]);
 }

@@ -1,13 +1,20 @@
-// Gateways, nodes, sources and fields: list pages and the gateway, node and field pages.
+// Gateways, nodes, sources and fields: list pages and the gateway, node and field pages. Fields are shown by the
+// names people gave ("Living room · Ceiling light · status"), with the control that fits each; names and labels
+// are edited in place. A page for something that does not exist shows that, and nothing to act on.
 
+import { useQueryClient } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
-import { api, gatewayAction, getOne, nodeAction, remove } from "../api/client";
+import { ApiError, gatewayAction, nodeAction, remove, save } from "../api/client";
+import { errorText } from "../api/errors";
+import { fieldWord, nodeIdOf, sourceIdOf, useFieldLabels, useRecords } from "../api/names";
+import { keys, useList, useOne } from "../api/queries";
 import { allows, useRole } from "../api/roles";
-import { Chart } from "../components/Chart";
-import { Card, ErrorBox, errorText, formatTime, formatValue, Labels, StatusBadge, useAsync } from "../components/common";
+import { Card, ErrorBox, formatTime, formatValue, Labels, StatusBadge, usePageTitle } from "../components/common";
 import { FieldControl } from "../components/FieldControl";
+import { InlineLabels, InlineText } from "../components/InlineEdit";
+import { LazyChart } from "../components/LazyChart";
 import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { type Column, ResourceTable } from "../components/ResourceTable";
 import { type FieldRecord, useFields, useSeries } from "../live/fields";
@@ -66,8 +73,8 @@ export function GatewaysPage() {
     { key: "labels", label: "Labels", sortable: false, render: (g) => <Labels labels={g.labels} /> },
   ];
   return (
-    <Card title="Gateways">
-      <ResourceTable<GatewayRecord> resource="gateway" entityType="gateway" columns={columns}
+    <Card title="Gateways" page>
+      <ResourceTable<GatewayRecord> resource="gateway" entityType="gateway" columns={columns} caption="Gateways"
         link={(g) => `/gateways/${enc(g.id)}`} defaultSort={{ f: "id", o: "asc" }} />
     </Card>
   );
@@ -85,79 +92,118 @@ const nodeColumns: Column<NodeRecord>[] = [
 
 export function NodesPage() {
   return (
-    <Card title="Nodes">
-      <ResourceTable<NodeRecord> resource="node" entityType="node" columns={nodeColumns}
+    <Card title="Nodes" page>
+      <ResourceTable<NodeRecord> resource="node" entityType="node" columns={nodeColumns} caption="Nodes"
         link={(n) => nodePath(n.id)} defaultSort={{ f: "id", o: "asc" }} />
     </Card>
   );
 }
 
+/** A node's name (read in a batch with the other names on the page). */
+function NodeName({ id }: { id: string }) {
+  const nodes = useRecords("node", useMemo(() => [id], [id]));
+  return <>{nodes[id]?.name || id.split(".").slice(1).join(".")}</>;
+}
+
+/** A field shown by its node's and source's names. */
+function FieldName({ field }: { field: FieldRecord }) {
+  const fields = useMemo(() => [field], [field]);
+  return <>{useFieldLabels(fields)[field.id] ?? field.id}</>;
+}
+
 export function SourcesPage() {
   const columns: Column<SourceRecord>[] = [
     { key: "name", label: "Name", render: (s) => s.name || s.sourceId },
+    { key: "nodeId", label: "Node", render: (s) => <Link to={nodePath(`${s.gatewayId}.${s.nodeId}`)}>
+      <NodeName id={`${s.gatewayId}.${s.nodeId}`} /></Link> },
     { key: "gatewayId", label: "Gateway", render: (s) => s.gatewayId },
-    { key: "nodeId", label: "Node", render: (s) => <Link to={nodePath(`${s.gatewayId}.${s.nodeId}`)}>{s.nodeId}</Link> },
     { key: "sourceId", label: "Source", render: (s) => s.sourceId },
     { key: "labels.ms_type_string", label: "Type", render: (s) => s.labels?.ms_type_string ?? "" },
     { key: "lastSeen", label: "Last seen", render: (s) => formatTime(s.lastSeen) },
   ];
   return (
-    <Card title="Sources">
-      <ResourceTable<SourceRecord> resource="source" entityType="source" columns={columns}
+    <Card title="Sources" page>
+      <ResourceTable<SourceRecord> resource="source" entityType="source" columns={columns} caption="Sources"
         link={(s) => nodePath(`${s.gatewayId}.${s.nodeId}`)} defaultSort={{ f: "id", o: "asc" }} />
     </Card>
   );
 }
 
+function FieldValue({ field }: { field: FieldRecord }) {
+  const fields = useMemo(() => [field], [field]);
+  return <FieldControl field={field} compact label={useFieldLabels(fields)[field.id]} />;
+}
+
 const fieldColumns: Column<FieldRecord>[] = [
-  { key: "id", label: "Field", render: (f) => f.id },
-  { key: "name", label: "Name", render: (f) => f.name },
+  { key: "name", label: "Name", render: (f) => <FieldName field={f} /> },
+  { key: "id", label: "Field", render: (f) => <code className="muted">{f.id}</code> },
   { key: "metricType", label: "Type", render: (f) => f.metricType },
-  { key: "current.value", label: "Value", render: (f) => <FieldControl field={f} compact /> },
+  { key: "current.value", label: "Value", render: (f) => <FieldValue field={f} /> },
   { key: "current.timestamp", label: "Updated", render: (f) => formatTime(f.current?.timestamp) },
 ];
 
 export function FieldsPage() {
   return (
-    <Card title="Fields">
-      <ResourceTable<FieldRecord> resource="field" entityType="field" columns={fieldColumns}
+    <Card title="Fields" page>
+      <ResourceTable<FieldRecord> resource="field" entityType="field" columns={fieldColumns} caption="Fields"
         link={(f) => fieldPath(f.id)} defaultSort={{ f: "id", o: "asc" }} />
     </Card>
   );
 }
 
+/** One record, kept current by its events; `missing` once the server said it does not exist. */
 function useRecord<T>(resource: string, id: string, entityType: string) {
-  const record = useAsync<T>(() => getOne<T>(resource, id), [resource, id]);
+  const client = useQueryClient();
+  const record = useOne<T>(resource, id);
   useLive({ entityTypes: [entityType], quickIds: [`${entityType}:${id}`] }, (event) => {
-    if (event.type === "updated" && event.entity) record.setData(event.entity as T);
-    if (event.type === "deleted") record.reload();
+    if (event.entityId !== id) return; // events of what is beneath it
+    if (event.type === "updated" && event.entity) client.setQueryData(keys.one(resource, id), event.entity as T);
+    if (event.type === "deleted") void client.invalidateQueries({ queryKey: keys.one(resource, id) });
   });
-  return record;
+  const missing = record.error instanceof ApiError && record.error.status === 404;
+  return { data: record.data, error: record.error ? errorText(record.error) : null, missing,
+    loading: record.isPending };
 }
 
+/** Device actions: each button busy while its request is out (no double reboot), the answer said beside them. */
 function ActionButtons({ actions, run }: { actions: Array<[string, string, boolean?]>; run: (a: string) => Promise<unknown> }) {
   const [message, setMessage] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState<string | null>(null);
   if (!allows(useRole(), "user")) return null; // actions and deletions are the user role's work
   return (
     <div className="actions">
       {actions.map(([action, label, confirmFirst]) => (
-        <button key={action} type="button" onClick={async () => {
-          if (confirmFirst && !window.confirm(`${label}?`)) return;
-          setError(null);
-          try {
-            await run(action);
-            setMessage(`${label}: sent`);
-          } catch (err) {
-            setError(errorText(err));
-          }
-        }}>
-          {label}
+        <button key={action} type="button" disabled={busy !== null} aria-busy={busy === action || undefined}
+          onClick={async () => {
+            if (confirmFirst && !window.confirm(`${label}?`)) return;
+            setError(null);
+            setMessage(null);
+            setBusy(action);
+            try {
+              await run(action);
+              setMessage(`${label}: sent`);
+            } catch (err) {
+              setError(errorText(err));
+            } finally {
+              setBusy(null);
+            }
+          }}>
+          {busy === action ? `${label}…` : label}
         </button>
       ))}
-      {message && <span className="muted">{message}</span>}
+      {message && <span className="muted" role="status">{message}</span>}
       <ErrorBox error={error} />
     </div>
+  );
+}
+
+/** What a page for a record that does not exist (or cannot be read) shows: the problem, and a way back. */
+function Missing({ title, error, back, backLabel }: { title: string; error: string | null; back: string; backLabel: string }) {
+  return (
+    <Card title={title} page actions={<Link to={back}>{backLabel}</Link>}>
+      <ErrorBox error={error} />
+    </Card>
   );
 }
 
@@ -167,18 +213,20 @@ export function GatewayPage() {
   const gateway = useRecord<GatewayRecord>("gateway", id, "gateway");
   const g = gateway.data;
   const baseFilter = useMemo(() => [{ k: "gatewayId", o: "eq" as const, v: id }], [id]);
+  if (!g) {
+    if (gateway.loading) return <Card title={`Gateway ${id}`} page><p className="muted">loading…</p></Card>;
+    return <Missing title={gateway.missing ? "Gateway not found" : `Gateway ${id}`} error={gateway.error}
+      back="/gateways" backLabel="all gateways" />;
+  }
   return (
     <>
-      <Card title={`Gateway ${id}`} actions={<Link to="/gateways">all gateways</Link>}>
-        <ErrorBox error={gateway.error} />
-        {g && (
-          <dl className="facts">
-            <dt>Description</dt><dd>{g.description || "—"}</dd>
-            <dt>Provider</dt><dd>{String(g.provider?.type ?? "")}</dd>
-            <dt>State</dt><dd><StatusBadge status={g.state?.status} /> {g.state?.message}</dd>
-            <dt>Labels</dt><dd><Labels labels={g.labels} /></dd>
-          </dl>
-        )}
+      <Card title={`Gateway ${id}`} page actions={<Link to="/gateways">all gateways</Link>}>
+        <dl className="facts">
+          <dt>Description</dt><dd>{g.description || "—"}</dd>
+          <dt>Provider</dt><dd>{String(g.provider?.type ?? "")}</dd>
+          <dt>State</dt><dd><StatusBadge status={g.state?.status} /> {g.state?.message}</dd>
+          <dt>Labels</dt><dd><Labels labels={g.labels} /></dd>
+        </dl>
         <ActionButtons actions={[["discover_nodes", "Discover nodes"], ["delete", "Delete gateway", true]]}
           run={async (action) => {
             if (action === "delete") {
@@ -190,61 +238,99 @@ export function GatewayPage() {
           }} />
       </Card>
       <Card title="Nodes">
-        <ResourceTable<NodeRecord> resource="node" entityType="node" columns={nodeColumns} embedded
+        <ResourceTable<NodeRecord> resource="node" entityType="node" columns={nodeColumns} embedded caption="Nodes"
           baseFilter={baseFilter} link={(n) => nodePath(n.id)} defaultSort={{ f: "id", o: "asc" }} />
       </Card>
     </>
   );
 }
 
+/** Saves a name or labels with an upsert of just those keys (the server keeps the rest), then shows it everywhere. */
+function useRename() {
+  const client = useQueryClient();
+  return async (resource: "node" | "source" | "field", id: string, changes: Record<string, unknown>) => {
+    const stored = await save<Record<string, unknown>>(resource, { id, ...changes });
+    await Promise.all([
+      client.invalidateQueries({ queryKey: ["named", resource, id] }),
+      client.invalidateQueries({ queryKey: keys.one(resource, id) }),
+      client.invalidateQueries({ queryKey: keys.list(resource) }),
+      resource === "field" ? client.invalidateQueries({ queryKey: ["fields"] }) : undefined,
+    ]);
+    return stored;
+  };
+}
+
 export function NodePage() {
   const { id = "" } = useParams();
   const node = useRecord<NodeRecord>("node", id, "node");
   const n = node.data;
+  const rename = useRename();
   const [gatewayId, nodeId] = [id.split(".")[0], id.split(".").slice(1).join(".")];
-  const fieldList = useAsync(
-    () => api<{ data: FieldRecord[] }>(`/api/field?limit=0&filter=${enc(JSON.stringify([
-      { k: "gatewayId", o: "eq", v: gatewayId }, { k: "nodeId", o: "eq", v: nodeId }]))}&sortBy=${enc(
-      JSON.stringify([{ f: "id", o: "asc" }]))}`),
-    [id],
-  );
-  const ids = useMemo(() => (fieldList.data?.data ?? []).map((f) => f.id), [fieldList.data]);
-  const { fields } = useFields(ids);
-  const numeric = ids.filter((fid) => ["gauge", "gauge_float", "counter", "binary"].includes(fields[fid]?.metricType));
-  const [chartField, setChartField] = useState<string>("");
-  const chosen = chartField || numeric[0] || "";
+  const title = n ? n.name || n.nodeId : `Node ${id}`;
+  usePageTitle(n ? title : null);
+  if (!n) {
+    if (node.loading) return <Card title={`Node ${id}`} page><p className="muted">loading…</p></Card>;
+    return <Missing title={node.missing ? "Node not found" : `Node ${id}`} error={node.error} back="/nodes"
+      backLabel="all nodes" />;
+  }
   return (
     <>
-      <Card title={n ? `${n.name || n.nodeId} (${n.id})` : `Node ${id}`}
+      <Card title={<>{title} <small className="muted">{n.id}</small></>} page={title}
+        titleExtra={<InlineText value={n.name || ""} label={`node ${id}`} placeholder={n.nodeId} buttonOnly
+          onSave={(name) => rename("node", id, { name })} />}
         actions={<Link to={`/gateways/${enc(gatewayId)}`}>gateway {gatewayId}</Link>}>
-        <ErrorBox error={node.error} />
-        {n && (
-          <dl className="facts">
-            <dt>State</dt><dd><StatusBadge status={n.state?.status} /> since {formatTime(n.state?.since)}</dd>
-            <dt>Last seen</dt><dd>{formatTime(n.lastSeen)}</dd>
-            <dt>Battery</dt><dd>{formatValue(n.others?.battery_level, "%")}</dd>
-            <dt>Labels</dt><dd><Labels labels={n.labels} /></dd>
-          </dl>
-        )}
+        <dl className="facts">
+          <dt>State</dt><dd><StatusBadge status={n.state?.status} /> since {formatTime(n.state?.since)}</dd>
+          <dt>Last seen</dt><dd>{formatTime(n.lastSeen)}</dd>
+          <dt>Battery</dt><dd>{formatValue(n.others?.battery_level, "%")}</dd>
+          <dt>Labels</dt>
+          <dd><InlineLabels labels={n.labels} onSave={(labels) => rename("node", id, { labels })}>
+            <Labels labels={n.labels} /></InlineLabels></dd>
+        </dl>
         <ActionButtons
           actions={[["heartbeat_request", "Heartbeat"], ["refresh_node_info", "Refresh info"], ["reboot", "Reboot", true],
             ["reset", "Reset", true]]}
           run={(action) => nodeAction(action, [id])} />
       </Card>
+      <NodeFields gatewayId={gatewayId} nodeId={nodeId} />
+    </>
+  );
+}
+
+function NodeFields({ gatewayId, nodeId }: { gatewayId: string; nodeId: string }) {
+  const rename = useRename();
+  const listed = useNodeFieldList(gatewayId, nodeId);
+  const ids = useMemo(() => (listed.data ?? []).map((f) => f.id), [listed.data]);
+  const { fields } = useFields(ids);
+  const rows = useMemo(() => ids.map((fid) => fields[fid]).filter((f): f is FieldRecord => Boolean(f)), [ids, fields]);
+  const sources = useRecords("source", useMemo(() => rows.map(sourceIdOf), [rows]));
+  const labels = useFieldLabels(rows, false);
+  const numeric = rows.filter((f) => ["gauge", "gauge_float", "counter", "binary"].includes(f.metricType));
+  const [chartField, setChartField] = useState<string>("");
+  const chosen = numeric.find((f) => f.id === chartField) ?? numeric[0];
+  return (
+    <>
       <Card title="Fields">
-        <ErrorBox error={fieldList.error} />
+        <ErrorBox error={listed.error} />
         <div className="table-scroll">
           <table className="table">
-            <thead><tr><th>Field</th><th>Type</th><th>Value</th><th>Updated</th></tr></thead>
+            <caption className="visually-hidden">Fields of this node</caption>
+            <thead><tr><th scope="col">Source</th><th scope="col">Field</th><th scope="col">Value</th>
+              <th scope="col">Updated</th></tr></thead>
             <tbody>
-              {ids.map((fid) => {
-                const f = fields[fid];
-                if (!f) return null;
+              {rows.map((f) => {
+                const source = sources[sourceIdOf(f)];
                 return (
-                  <tr key={fid} data-id={fid}>
-                    <td data-label="Field"><Link to={fieldPath(fid)}>{f.sourceId}.{f.fieldId}</Link></td>
-                    <td data-label="Type">{f.metricType}</td>
-                    <td data-label="Value"><FieldControl field={f} /></td>
+                  <tr key={f.id} data-id={f.id}>
+                    <td data-label="Source">
+                      <InlineText value={source?.name ?? ""} label={`source ${sourceIdOf(f)}`} placeholder={f.sourceId}
+                        onSave={(name) => rename("source", sourceIdOf(f), { name })}>
+                        {source?.name || f.sourceId}
+                      </InlineText>
+                    </td>
+                    <td data-label="Field"><Link to={fieldPath(f.id)}>{fieldWord(f)}</Link>{" "}
+                      <small className="muted">{f.fieldId}</small></td>
+                    <td data-label="Value"><FieldControl field={f} label={labels[f.id]} /></td>
                     <td data-label="Updated">{formatTime(f.current?.timestamp)}</td>
                   </tr>
                 );
@@ -255,24 +341,35 @@ export function NodePage() {
       </Card>
       {chosen && (
         <Card title="Metrics" actions={
-          <select aria-label="chart field" value={chosen} onChange={(e) => setChartField(e.target.value)}>
-            {numeric.map((fid) => <option key={fid} value={fid}>{fid}</option>)}
+          <select aria-label="chart field" value={chosen.id} onChange={(e) => setChartField(e.target.value)}>
+            {numeric.map((f) => <option key={f.id} value={f.id}>{labels[f.id] ?? f.id}</option>)}
           </select>}>
-          <FieldChart fieldId={chosen} unit={fields[chosen]?.unit} />
+          <FieldChart fieldId={chosen.id} unit={chosen.unit} name={labels[chosen.id]} />
         </Card>
       )}
     </>
   );
 }
 
-/** A field's chart, or the notice that the server keeps no metrics (then nothing is queried). */
-export function FieldChart({ fieldId, unit }: { fieldId: string; unit?: string }) {
-  const enabled = useMetricsEnabled();
-  if (enabled === false) return <MetricsOff />;
-  return enabled ? <FieldHistory fieldId={fieldId} unit={unit} /> : null;
+/** A node's fields as listed (their values come live through useFields); read again when one comes or goes. */
+function useNodeFieldList(gatewayId: string, nodeId: string) {
+  const query = useMemo(() => ({ limit: 0, filter: [{ k: "gatewayId", o: "eq" as const, v: gatewayId },
+    { k: "nodeId", o: "eq" as const, v: nodeId }], sortBy: [{ f: "id", o: "asc" as const }] }), [gatewayId, nodeId]);
+  const client = useQueryClient();
+  useLive({ entityTypes: ["field"], eventTypes: ["created", "deleted"], quickIds: [`node:${gatewayId}.${nodeId}`] },
+    () => void client.invalidateQueries({ queryKey: keys.list("field", query) }));
+  const list = useList<FieldRecord>("field", query, { live: false });
+  return { data: list.data?.data, error: list.error ? errorText(list.error) : null };
 }
 
-function FieldHistory({ fieldId, unit }: { fieldId: string; unit?: string }) {
+/** A field's chart, or the notice that the server keeps no metrics (then nothing is queried). */
+export function FieldChart({ fieldId, unit, name }: { fieldId: string; unit?: string; name?: string }) {
+  const enabled = useMetricsEnabled();
+  if (enabled === false) return <MetricsOff />;
+  return enabled ? <FieldHistory fieldId={fieldId} unit={unit} name={name} /> : null;
+}
+
+function FieldHistory({ fieldId, unit, name }: { fieldId: string; unit?: string; name?: string }) {
   const [range, setRange] = useState("-1h");
   const preset = RANGES.find((r) => r.value === range);
   const [window, setWindow] = useState<string>("auto");
@@ -296,7 +393,7 @@ function FieldHistory({ fieldId, unit }: { fieldId: string; unit?: string }) {
         </label>
       </div>
       <ErrorBox error={error} />
-      <Chart series={[{ name: fieldId, points: series[fieldId] ?? [] }]} unit={unit} />
+      <LazyChart series={[{ name: name ?? fieldId, points: series[fieldId] ?? [] }]} unit={unit} />
     </div>
   );
 }
@@ -304,26 +401,37 @@ function FieldHistory({ fieldId, unit }: { fieldId: string; unit?: string }) {
 export function FieldPage() {
   const { id = "" } = useParams();
   const ids = useMemo(() => [id], [id]);
-  const { fields, error } = useFields(ids);
+  const { fields, error, loaded } = useFields(ids);
+  const rename = useRename();
   const f = fields[id];
+  const rows = useMemo(() => (f ? [f] : []), [f]);
+  const label = useFieldLabels(rows)[id];
   const nodeId = id.split(".").slice(0, 2).join(".");
+  usePageTitle(f ? label ?? f.name : null);
+  if (!f) {
+    if (!loaded && !error) return <Card title={`Field ${id}`} page><p className="muted">loading…</p></Card>;
+    return <Missing title="Field not found" error={error ?? `There is no field ${id}.`} back="/fields"
+      backLabel="all fields" />;
+  }
   return (
     <>
-      <Card title={f ? `${f.name} — ${f.id}` : `Field ${id}`} actions={<Link to={nodePath(nodeId)}>node {nodeId}</Link>}>
-        <ErrorBox error={error} />
-        {f && (
-          <dl className="facts">
-            <dt>Value</dt><dd data-testid="field-value"><FieldControl field={f} /></dd>
-            <dt>Previous</dt><dd>{formatValue(f.previous?.value, f.unit)}</dd>
-            <dt>Type</dt><dd>{f.metricType} {f.unit}</dd>
-            <dt>Updated</dt><dd>{formatTime(f.current?.timestamp)}</dd>
-            <dt>No change since</dt><dd>{formatTime(f.noChangeSince)}</dd>
-            <dt>Labels</dt><dd><Labels labels={f.labels} /></dd>
-          </dl>
-        )}
+      <Card page={label ?? f.name} title={<>{label ?? f.name} <small className="muted">{f.id}</small></>}
+        titleExtra={<InlineText value={f.name === f.fieldId ? "" : f.name} label={`field ${id}`} placeholder={f.fieldId}
+          buttonOnly onSave={(name) => rename("field", id, { name: name || f.fieldId })} />}
+        actions={<Link to={nodePath(nodeId)}>node {nodeIdOf(f)}</Link>}>
+        <dl className="facts">
+          <dt>Value</dt><dd data-testid="field-value"><FieldControl field={f} label={label} /></dd>
+          <dt>Previous</dt><dd>{formatValue(f.previous?.value, f.unit)}</dd>
+          <dt>Type</dt><dd>{f.metricType} {f.unit}</dd>
+          <dt>Updated</dt><dd>{formatTime(f.current?.timestamp)}</dd>
+          <dt>No change since</dt><dd>{formatTime(f.noChangeSince)}</dd>
+          <dt>Labels</dt>
+          <dd><InlineLabels labels={f.labels} onSave={(labels) => rename("field", id, { labels })}>
+            <Labels labels={f.labels} /></InlineLabels></dd>
+        </dl>
       </Card>
       <Card title="Metrics">
-        <FieldChart fieldId={id} unit={f?.unit} />
+        <FieldChart fieldId={id} unit={f.unit} name={label} />
       </Card>
     </>
   );

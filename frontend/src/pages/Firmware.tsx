@@ -7,8 +7,11 @@ import { type FormEvent, useState } from "react";
 
 import { remove } from "../api/client";
 import { formatBytes, sendFile, type SendOptions } from "../api/upload";
+import { useInvalidate } from "../api/queries";
 import { Card, ErrorBox, formatTime, Labels, ProgressBar } from "../components/common";
-import { FormInput, type Problem, problemOf } from "../components/Form";
+import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
+
+const NAMES = ["id", "description", "labels.ms_type_id", "labels.ms_version_id", "file"];
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
 export interface FirmwareRecord {
@@ -32,7 +35,8 @@ export function firmwareLabels(typeId: string, versionId: string):
     const text = value.trim();
     if (!text) continue;
     if (!/^\d+$/.test(text) || Number(text) > 65535) {
-      return { labels: null, problem: { message: `${key} must be an integer 0-65535`, field: `labels.${key}` } };
+      return { labels: null, problem: { message: `${key} must be an integer 0-65535`, field: `labels.${key}`,
+        at: `labels.${key}` } };
     }
     labels[key] = text;
   }
@@ -70,11 +74,11 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
     setProblem(null);
     setDone(null);
     if (!ID_PATTERN.test(id)) {
-      setProblem({ message: "id: 1-128 letters, digits, '_', '-', ':', '@' or '~'", field: "id" });
+      setProblem({ message: "1-128 letters, digits, '_', '-', ':', '@' or '~'", field: "id", at: "id" });
       return;
     }
     if (!file) {
-      setProblem({ message: "choose a firmware file", field: "file" });
+      setProblem({ message: "choose a firmware file", field: "file", at: "file" });
       return;
     }
     const { labels, problem: bad } = firmwareLabels(typeId, versionId);
@@ -91,7 +95,7 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
       setDone(record);
       onUploaded(record);
     } catch (err) {
-      setProblem(problemOf(err));
+      setProblem(problemOf(err, NAMES));
     } finally {
       setBusy(false);
     }
@@ -111,8 +115,9 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
           problem={problem} inputMode="numeric" hint="0-65535" />
         <label>
           <span>File</span>
-          <input type="file" aria-label="Firmware file" name="file" disabled={busy}
+          <input type="file" aria-label="Firmware file" name="file" disabled={busy} {...invalidProps(problem, "file")}
             onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+          <FieldProblem problem={problem} name="file" />
         </label>
       </div>
       {progress && <ProgressBar done={progress.loaded} total={progress.total} label="uploading bytes" />}
@@ -121,7 +126,7 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
           uploaded {done.file.name} ({formatBytes(done.file.size)}), <code>{done.file.checksum}</code>
         </div>
       )}
-      <ErrorBox error={problem?.message} />
+      <ProblemBox problem={problem} />
       <div className="actions">
         <button type="submit" className="primary" disabled={busy}>Upload</button>
       </div>
@@ -130,7 +135,7 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
 }
 
 export function FirmwarePage() {
-  const [version, setVersion] = useState(0);
+  const invalidate = useInvalidate(); // no live events for these: the list is read again after a change
   const [error, setError] = useState<string | null>(null);
   const columns: Column<FirmwareRecord>[] = [
     { key: "id", label: "Id", render: (f) => f.id },
@@ -147,7 +152,7 @@ export function FirmwarePage() {
     setError(null);
     try {
       await remove("firmware", [record.id]);
-      setVersion((v) => v + 1);
+      void invalidate("firmware");
     } catch (err) {
       setError(problemOf(err).message);
     }
@@ -159,11 +164,11 @@ export function FirmwarePage() {
           An Intel HEX (MySensors) or binary file. The server computes its SHA-256 checksum; uploading to an existing id
           replaces the file.
         </p>
-        <UploadForm onUploaded={() => setVersion((v) => v + 1)} />
+        <UploadForm onUploaded={() => void invalidate("firmware")} />
       </Card>
       <Card title="Firmware">
         <ErrorBox error={error} />
-        <ResourceTable<FirmwareRecord> key={version} resource="firmware" entityType="firmware" columns={columns}
+        <ResourceTable<FirmwareRecord> resource="firmware" entityType="firmware" columns={columns}
           defaultSort={{ f: "id", o: "asc" }} nameKey="id" searchHint="id, or key=value"
           actions={(f) => <button type="button" onClick={() => onDelete(f)}>Delete</button>} />
       </Card>

@@ -7,9 +7,13 @@ import { type FormEvent, useEffect, useState } from "react";
 import { formToSettings, type SettingsForm, settingsToForm, type SystemSettings } from "../api/admin";
 import { api } from "../api/client";
 import { Card, ErrorBox, formatTime, useAsync } from "../components/common";
-import { FormCheck, FormInput, type Problem, problemOf } from "../components/Form";
+import { FieldProblem, FormCheck, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const PATH = "/api/settings/system";
+/** The inputs, by the key paths the server names in its errors. */
+const NAMES = ["geoLocation.locationName", "geoLocation.latitude", "geoLocation.longitude", "geoLocation.timezone",
+  "geoLocation.elevation", "login.message", "language", "nodeStateJob.executionInterval",
+  "nodeStateJob.inactiveDuration", "nodeDiscoverJob.enabled", "nodeDiscoverJob.executionInterval"];
 
 export function SettingsPage() {
   const loaded = useAsync<SystemSettings>((signal) => api<SystemSettings>(PATH, { signal }), []);
@@ -48,7 +52,7 @@ export function SettingsPage() {
       setForm(settingsToForm(answer));
       setSaved(true);
     } catch (err) {
-      setProblem(problemOf(err));
+      setProblem(problemOf(err, NAMES));
     } finally {
       setBusy(false);
     }
@@ -77,8 +81,9 @@ export function SettingsPage() {
           <label>
             Login message <small className="muted">shown on the login page</small>
             <textarea aria-label="Login message" name="login.message" rows={2} value={f.loginMessage}
-              className={problem?.field?.startsWith("login") ? "invalid" : ""}
+              {...invalidProps(problem, "login.message")}
               onChange={(e) => set({ loginMessage: e.target.value })} />
+            <FieldProblem problem={problem} name="login.message" />
           </label>
           <div className="row">
             {input("Language", "language", "language", { placeholder: "en-us" })}
@@ -102,7 +107,7 @@ export function SettingsPage() {
               { placeholder: "1h", disabled: !f.discoverEnabled })}
           </div>
         </fieldset>
-        <ErrorBox error={problem?.message} />
+        <ProblemBox problem={problem} />
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
           <button type="submit" className="primary" disabled={busy}>Save</button>

@@ -7,8 +7,11 @@ import { type FormEvent, useMemo, useRef, useState } from "react";
 import { dateToLocalInput, serviceTokenBody, type ServiceTokenRecord, tokenExpiry, type UserRecord } from "../api/admin";
 import { api, list, remove } from "../api/client";
 import { rolesUpTo, useRole } from "../api/roles";
+import { useInvalidate } from "../api/queries";
 import { Card, ErrorBox, errorText, formatTime, useAsync } from "../components/common";
-import { FormCheck, FormInput, type Problem, problemOf } from "../components/Form";
+import { FieldProblem, FormCheck, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
+
+const NAMES = ["name", "description", "userId", "role", "neverExpire", "expiresOn"];
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
 const DEFAULT_DAYS = 90;
@@ -70,7 +73,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
       setDescription("");
       onCreated(created);
     } catch (err) {
-      setProblem(problemOf(err));
+      setProblem(problemOf(err, NAMES));
     } finally {
       setBusy(false);
     }
@@ -86,19 +89,21 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
           <label>
             Acts as user
             <select aria-label="Acts as user" value={userId} onChange={(e) => setUserId(e.target.value)}
-              className={problem?.field === "userId" ? "invalid" : ""}>
+              {...invalidProps(problem, "userId")}>
               <option value="">me</option>
               {(users.data?.data ?? []).map((u) => <option key={u.id} value={u.id}>{u.username}</option>)}
             </select>
+            <FieldProblem problem={problem} name="userId" />
           </label>
         )}
         <label>
           Role
           <select aria-label="Token role" value={role} onChange={(e) => setRole(e.target.value)}
-            className={problem?.field === "role" ? "invalid" : ""}>
+            {...invalidProps(problem, "role")}>
             <option value="">as its user</option>
             {rolesUpTo(myRole).map((r) => <option key={r} value={r}>{r}</option>)}
           </select>
+          <FieldProblem problem={problem} name="role" />
         </label>
       </div>
       <div className="row">
@@ -106,7 +111,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
         <FormInput label="Expires on" name="expiresOn" type="datetime-local" value={expiresOn} onChange={setExpiresOn}
           problem={problem} disabled={neverExpire} min={min} />
       </div>
-      <ErrorBox error={problem?.message} />
+      <ProblemBox problem={problem} />
       <div className="actions">
         <button type="submit" className="primary" disabled={busy}>Create token</button>
       </div>
@@ -117,7 +122,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
 export function ServiceTokensPage() {
   const [created, setCreated] = useState<ServiceTokenRecord | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [version, setVersion] = useState(0); // tokens send no live events: the table is fetched again after a change
+  const invalidate = useInvalidate(); // no live events for these: the list is read again after a change
   const columns: Column<ServiceTokenRecord>[] = [
     { key: "name", label: "Name", render: (t) => t.name },
     { key: "userId", label: "User", render: (t) => t.userId },
@@ -133,7 +138,7 @@ export function ServiceTokensPage() {
     try {
       await remove("servicetoken", [token.id]);
       if (created?.id === token.id) setCreated(null);
-      setVersion((v) => v + 1);
+      void invalidate("servicetoken");
     } catch (err) {
       setError(errorText(err));
     }
@@ -144,12 +149,12 @@ export function ServiceTokensPage() {
         {created ? <NewSecret token={created} onDone={() => setCreated(null)} />
           : <CreateToken onCreated={(token) => {
             setCreated(token);
-            setVersion((v) => v + 1);
+            void invalidate("servicetoken");
           }} />}
       </Card>
       <Card title="Service tokens">
         <ErrorBox error={error} />
-        <ResourceTable<ServiceTokenRecord> key={version} resource="servicetoken" columns={columns}
+        <ResourceTable<ServiceTokenRecord> resource="servicetoken" columns={columns}
           defaultSort={{ f: "name", o: "asc" }} searchHint="name, or key=value"
           actions={(t) => <button type="button" onClick={() => onDelete(t)}>Delete</button>} />
       </Card>

@@ -9,8 +9,11 @@ import { Link, useNavigate, useParams } from "react-router-dom";
 import { newPasswordProblem, PASSWORD_HINT, userBody, type UserRecord, FormError } from "../api/admin";
 import { api, ApiError, getOne, getUsername, login, remove, save } from "../api/client";
 import { ROLES } from "../api/roles";
+import { useInvalidate } from "../api/queries";
 import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels, useAsync } from "../components/common";
-import { FormInput, type Problem, problemOf } from "../components/Form";
+import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
+
+const NAMES = ["username", "fullName", "email", "role", "currentPassword", "password", "confirmPassword", "labels"];
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
 const enc = encodeURIComponent;
@@ -19,7 +22,7 @@ export const userPath = (id: string) => `/users/${enc(id)}/`;
 
 export function UsersPage() {
   const [error, setError] = useState<string | null>(null);
-  const [version, setVersion] = useState(0); // users send no live events: the table is fetched again after a change
+  const invalidate = useInvalidate(); // no live events for these: the list is read again after a change
   const me = getUsername();
   const columns: Column<UserRecord>[] = [
     { key: "username", label: "Username", render: (u) => u.username },
@@ -34,7 +37,7 @@ export function UsersPage() {
     setError(null);
     try {
       await remove("user", [user.id]);
-      setVersion((v) => v + 1);
+      void invalidate("user");
     } catch (err) {
       setError(errorText(err));
     }
@@ -47,7 +50,7 @@ export function UsersPage() {
       </>
     }>
       <ErrorBox error={error} />
-      <ResourceTable<UserRecord> key={version} resource="user" columns={columns} link={(u) => userPath(u.id)}
+      <ResourceTable<UserRecord> resource="user" columns={columns} link={(u) => userPath(u.id)}
         defaultSort={{ f: "username", o: "asc" }} nameKey="username" searchHint="username, or key=value"
         actions={(u) => (
           <>
@@ -104,7 +107,7 @@ export function UserEditorPage() {
         const bad = newPasswordProblem(password, confirm, u.username);
         if (bad) throw bad;
         if (wasMe && !current) {
-          throw new FormError("currentPassword: type your current password to set a new one", "currentPassword");
+          throw new FormError("type your current password to set a new one", "currentPassword");
         }
       }
       const body = userBody(u, password, textToLabels(labelsText));
@@ -115,7 +118,7 @@ export function UserEditorPage() {
           if (err instanceof ApiError && err.status === 404) return false;
           throw err;
         });
-        if (taken) throw new FormError(`username: ${String(body.id)} is taken`, "username");
+        if (taken) throw new FormError(`${String(body.id)} is taken`, "username");
       }
       const stored = await save<UserRecord>("user", body);
       if (wasMe && password) await login(stored.username, password); // the old token ended with the old password
@@ -126,7 +129,7 @@ export function UserEditorPage() {
       setSaved(true);
       if (isNew) navigate(userPath(stored.id), { replace: true });
     } catch (err) {
-      setProblem(problemOf(err));
+      setProblem(problemOf(err, NAMES));
     } finally {
       setBusy(false);
     }
@@ -145,9 +148,10 @@ export function UserEditorPage() {
           <label>
             Role
             <select aria-label="Role" value={u.role ?? "user"} onChange={(e) => set({ role: e.target.value })}
-              className={problem?.field === "role" ? "invalid" : ""}>
+              {...invalidProps(problem, "role")}>
               {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
             </select>
+            <FieldProblem problem={problem} name="role" />
           </label>
         </div>
         <p className="muted">viewer: reads and subscribes · user: also devices, actions, dashboards, automation and
@@ -171,7 +175,7 @@ export function UserEditorPage() {
           Labels <small className="muted">key=value, one a line</small>
           <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => setLabelsText(e.target.value)} />
         </label>
-        <ErrorBox error={problem?.message} />
+        <ProblemBox problem={problem} />
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
           <button type="submit" className="primary" disabled={busy}>Save</button>
@@ -228,7 +232,7 @@ export function ProfilePage() {
       setUser(stored);
       setSaved(changing ? "Saved; the new password is in use." : "Saved.");
     } catch (err) {
-      setProblem(problemOf(err));
+      setProblem(problemOf(err, NAMES));
     } finally {
       setBusy(false);
     }
@@ -259,7 +263,7 @@ export function ProfilePage() {
               onChange={setConfirm} problem={problem} autoComplete="new-password" />
           </div>
         </fieldset>
-        <ErrorBox error={problem?.message} />
+        <ProblemBox problem={problem} />
         {saved && <div className="ok" role="status">{saved}</div>}
         <div className="actions">
           <button type="submit" className="primary" disabled={busy}>Save</button>
