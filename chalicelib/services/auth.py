@@ -441,9 +441,10 @@ class AuthService:
             raise Forbidden("forbidden: the last admin cannot be deleted", "body")
         tokens = self.repository.query(
             Kind.SERVICE_TOKEN, ListQuery(filters=[Filter("userId", "in", found)], limit=0)).data
-        deleted = self.repository.delete(Kind.USER, found)
-        if tokens:
-            self.repository.delete(Kind.SERVICE_TOKEN, [str(token["id"]) for token in tokens])
+        with self.repository.transaction():  # the users and their tokens go together
+            deleted = self.repository.delete(Kind.USER, found)
+            if tokens:
+                self.repository.delete(Kind.SERVICE_TOKEN, [str(token["id"]) for token in tokens])
         for _kind, user in deleted:
             self._revoked(str(user["id"]), (), "user deleted")
         return {"deleted": len(deleted), "cascaded": len(tokens)}

@@ -248,7 +248,8 @@ class BackupService:
             raise InvalidInput(f"not a usable backup: {error}", "body") from None
 
         def work(job: Job) -> dict[str, Any]:
-            written = core.restore_archive(self.repository, self.blobs, archive, progress=self._progress(job))
+            with self.repository.transaction():  # whole or not at all (SQLite): a crash never leaves half of it
+                written = core.restore_archive(self.repository, self.blobs, archive, progress=self._progress(job))
             summary: dict[str, Any] = {"source": source, "createdOn": archive.manifest.get("createdOn"),
                                        "written": written}
             if self.rearm is not None:  # the restored schedules and interval tasks get their triggers
