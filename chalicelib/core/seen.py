@@ -45,9 +45,27 @@ def consecutive_run(message_ids: Sequence[str]) -> tuple[str, int, int] | None:
     prefix = stream + "-"
     if message_ids[-1] != prefix + str(last):
         return None
-    if message_ids != [prefix + seq for seq in map(str, range(first, last + 1))]:
+    if message_ids != run_ids(prefix, first, last):
         return None
     return stream, first, last
+
+
+_DIGITS: Final = tuple(map(str, range(1000)))
+_THREE_DIGITS: Final = tuple(f"{low:03d}" for low in range(1000))
+
+
+def run_ids(prefix: str, first: int, last: int) -> list[str]:
+    """``prefix`` + each seq of ``first``..``last`` in decimal, made a thousand at a time: each thousand's leading
+    digits once, its last three digits from a table (formatting every number costs four times as much)."""
+    ids: list[str] = []
+    for thousand in range(first // 1000, last // 1000 + 1):
+        base = thousand * 1000
+        low, high = max(first, base) - base, min(last, base + 999) - base + 1
+        if thousand:
+            ids += map((prefix + str(thousand)).__add__, _THREE_DIGITS[low:high])
+        else:
+            ids += map(prefix.__add__, _DIGITS[low:high])
+    return ids
 
 
 def group_by_stream(message_ids: Iterable[str]) -> tuple[list[str], dict[str, list[int]]]:
