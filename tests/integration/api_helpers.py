@@ -1,6 +1,6 @@
-"""Helpers of the API suite: the API's Chalice app over a container of its own, with the memory or the DynamoDB
-repository (moto, a table per test), the embedded metric store in a temp dir, a synchronous local bus whose
-events are recorded, and the local downlink whose messages the tests read.
+"""Helpers of the API suite: the API's Chalice app over a container of its own, with the memory, the SQLite (the
+local stack's default) or the DynamoDB repository (moto, a table per test), the embedded metric store in a temp
+dir, a synchronous local bus whose events are recorded, and the local downlink whose messages the tests read.
 
 The ``api`` fixture (``tests/integration/conftest.py``) builds one for each repository (``aws_mock`` is in
 tests/conftest.py).
@@ -89,8 +89,8 @@ class Api:
 
 def make_container(kind: str, tmp_path: Path, request: pytest.FixtureRequest, *,
                    fallback_location: Location | None = None, built: tuple[str, ...] = (), **parts: Any) -> Container:
-    """A container over the memory or a DynamoDB (moto) repository, embedded metrics, a synchronous local bus and
-    the local downlink; no schedule registry, handler queue or shadow unless given in ``parts`` or named in
+    """A container over the memory, a SQLite or a DynamoDB (moto) repository, embedded metrics, a synchronous local
+    bus and the local downlink; no schedule registry, handler queue or shadow unless given in ``parts`` or named in
     ``built`` (the container builds those from the settings, as a process does)."""
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
@@ -101,6 +101,10 @@ def make_container(kind: str, tmp_path: Path, request: pytest.FixtureRequest, *,
         from chalicelib.adapters.repository_memory import MemoryRepository
 
         repository = MemoryRepository(tmp_path / "store", dump_interval_s=0)
+    elif kind == "sqlite":
+        from chalicelib.adapters.repository_sqlite import FILE_NAME, SqliteRepository
+
+        repository = SqliteRepository(tmp_path / FILE_NAME)
     else:
         from chalicelib.adapters.repository_dynamodb import DynamoDBRepository
 

@@ -97,10 +97,11 @@ def victoria_metrics(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         stop()
 
 
-@pytest.fixture(params=["memory", "dynamodb"], name="api")
+@pytest.fixture(params=["memory", "sqlite", "dynamodb"], name="api")
 def api_fixture(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Api]:
     """The API over a container of its own, logged in as ``admin``; once with the memory repository, once with
-    DynamoDB (moto). Bus events and downlinks are recorded (``api.events``, ``api.sent``)."""
+    SQLite (the local stack's default), once with DynamoDB (moto). Bus events and downlinks are recorded
+    (``api.events``, ``api.sent``)."""
     from chalice.test import Client
 
     from chalicelib.api import build_api
