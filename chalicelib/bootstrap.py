@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .core.ports import (
         BlobStore,
         ConnectionStore,
+        DeadLetterSink,
         DownlinkSender,
         EventBus,
         HandlerExecutor,
@@ -193,6 +194,17 @@ def _handler_queue(c: Container) -> HandlerQueue | None:
     # the very handler function Lambda runs, looked up at delivery (it is built after its queue)
     return LocalHandlerQueue(lambda event, context: c.handler_function.handle(event, context),
                              dead_letter_path=settings.data_dir / "handler-dead-letters.jsonl")
+
+
+def _ingest_dead_letters(c: Container) -> DeadLetterSink:
+    settings = c.settings
+    if settings.ingest_dead_letters == "sqs":
+        from .adapters.dead_letters_sqs import SqsDeadLetters
+
+        return SqsDeadLetters(settings.ingest_dead_letter_queue_url or "", region=settings.aws_region)
+    from .adapters.dead_letters_local import INGEST_DEAD_LETTERS, LocalDeadLetters
+
+    return LocalDeadLetters(settings.data_dir / INGEST_DEAD_LETTERS)
 
 
 def _signing_secret(c: Container) -> SigningSecret:
@@ -438,7 +450,8 @@ def _ingest(c: Container) -> Ingest:
     from .core.processor import Processor
     from .functions.ingest import Ingest
 
-    return Ingest(Processor(c.repository, c.metrics), c.bus, c.downlink, c.gateway_owners)
+    return Ingest(Processor(c.repository, c.metrics), c.bus, c.downlink, c.gateway_owners,
+                  dead_letters=c.ingest_dead_letters)
 
 
 def _automation(c: Container) -> Automation:
@@ -509,7 +522,7 @@ def _admin_password_source(c: Container) -> Callable[[], str | None]:
 
 ADAPTERS: Final = ("repository", "metrics", "bus", "downlink", "schedules", "handler_queue", "signing_secret", "shadow",
                    "secrets", "secret_values", "blobs", "upload_blobs", "connections", "notifier", "executors",
-                   "idempotency")
+                   "idempotency", "ingest_dead_letters")
 """The parts that hold connections or state; the others are built over them."""
 
 
@@ -523,6 +536,8 @@ class Container:
     schedules = Part(_schedules)
     """Where schedule and interval-task triggers are kept; ``None``: not kept in step (tests, tools)."""
     handler_queue = Part(_handler_queue)
+    ingest_dead_letters = Part(_ingest_dead_letters)
+    """Where the ingest function keeps messages that fail for good (``DeadLetterSink``)."""
     """Where tasks and schedules queue handler runs; ``None``: handlers are not run (tests, tools)."""
     signing_secret = Part(_signing_secret)
     shadow = Part(_shadow)

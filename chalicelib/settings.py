@@ -160,6 +160,13 @@ class Settings:
                                  "SQS", choices=("local", "sqs"))
     handler_queue_url: str | None = setting("HANDLER_QUEUE_URL", None, "the handler queue's URL "
                                             "(`HANDLER_QUEUE=sqs`, required)")
+    ingest_dead_letters: str = setting("INGEST_DEAD_LETTERS", "local", "where device messages that fail for good "
+                                       "(unreadable, invalid, or needing a stored record that cannot be read) are "
+                                       "kept at once, with the reason, instead of being retried: "
+                                       "`DATA_DIR/ingest-dead-letters.jsonl` or the ingest queue's SQS dead-letter "
+                                       "queue", choices=("local", "sqs"))
+    ingest_dead_letter_queue_url: str | None = setting("INGEST_DEAD_LETTER_QUEUE_URL", None, "that queue's URL "
+                                                       "(`INGEST_DEAD_LETTERS=sqs`, required)")
     secrets: str = setting("SECRETS", "local", "how handler secrets are encrypted at rest: AES-256-GCM with "
                            "`DATA_DIR/secret.key` (0600) or KMS", choices=("local", "kms"))
     kms_key_id: str | None = setting("KMS_KEY_ID", None, "the KMS key id, ARN or alias (`SECRETS=kms`, required)")
@@ -227,6 +234,8 @@ class Settings:
         needs: list[tuple[bool, str, tuple[tuple[str, Any], ...]]] = [
             (self.blobs == "s3", "BLOBS=s3", (("BLOB_BUCKET", self.blob_bucket),)),
             (self.handler_queue == "sqs", "HANDLER_QUEUE=sqs", (("HANDLER_QUEUE_URL", self.handler_queue_url),)),
+            (self.ingest_dead_letters == "sqs", "INGEST_DEAD_LETTERS=sqs",
+             (("INGEST_DEAD_LETTER_QUEUE_URL", self.ingest_dead_letter_queue_url),)),
             (self.secrets == "kms", "SECRETS=kms", (("KMS_KEY_ID", self.kms_key_id),)),
             (self.scheduler == "eventbridge", "SCHEDULER=eventbridge",
              (("SCHEDULER_TARGET_ARN", self.scheduler_target_arn), ("SCHEDULER_ROLE_ARN", self.scheduler_role_arn))),

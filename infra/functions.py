@@ -164,6 +164,8 @@ def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str
         own["WEBSOCKET_ENDPOINT"] = WEBSOCKET_MANAGEMENT_ENDPOINT
     if function.name == "handlers":
         own.update({"EMAIL": "ses", "SMS": "sns"})
+    if function.name == "ingest":  # messages that fail for good go to its DLQ at once, with the reason
+        own.update({"INGEST_DEAD_LETTERS": "sqs", "INGEST_DEAD_LETTER_QUEUE_URL": {"Ref": "IngestDeadLetterQueue"}})
     return own
 
 

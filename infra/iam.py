@@ -16,6 +16,7 @@ capability                  adapter and calls
                             of the scheduler role, to Scheduler only
 ``schedules.list``          ``schedules_eventbridge``: list them (reloading every trigger: the API only)
 ``handler_queue``           ``handler_queue_sqs``: SendMessage on the handler queue
+``dead_letters.ingest``     ``dead_letters_sqs``: SendMessage on the ingest queue's DLQ (messages that fail for good)
 ``signing_secret.read``     ``signing_secret_ssm``: GetParameter on the stack's JWT key parameter
 ``signing_secret.create``   the same plus PutParameter: only the API function creates the key (first login)
 ``secrets.encrypt``         ``secrets_kms``: Encrypt with the stack's key (the API stores handler secrets)
@@ -96,6 +97,8 @@ CAPABILITIES: Final[dict[str, list[Statement]]] = {
     ],
     "schedules.list": [_allow("ListSchedules", ["scheduler:ListSchedules"], ["*"])],  # no resource type: * only
     "handler_queue": [_allow("HandlerQueue", ["sqs:SendMessage"], [{"Fn::GetAtt": ["HandlerQueue", "Arn"]}])],
+    "dead_letters.ingest": [_allow("IngestDeadLetters", ["sqs:SendMessage"],
+                                   [{"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}])],
     "signing_secret.read": [
         _allow("SigningSecret", ["ssm:GetParameter"], [_arn("ssm", "parameter/${AWS::StackName}/jwt-secret")])],
     "signing_secret.create": [
@@ -138,7 +141,8 @@ USES: Final[dict[str, tuple[str, ...]]] = {
     # configs to edge shadows, handler secrets encrypted, firmware and backups, logins)
     "api_handler": (*AUTOMATION, "schedules.list", "downlink", "shadows", "signing_secret.create",
                     "secrets.encrypt", "blobs", "admin_password"),
-    "ingest": (*RESOURCES, "events", "downlink"),  # batch processor: stored values, events, answers to devices
+    # batch processor: stored values, events, answers to devices; what fails for good to its DLQ
+    "ingest": (*RESOURCES, "events", "downlink", "dead_letters.ingest"),
     "forward_payload": ("resources.read", "downlink"),  # mappings read, values sent as downlinks
     "handlers": (*AUTOMATION, "idempotency", "downlink", "secrets.decrypt", "email", "sms", "mqtt"),
     "shadow_reported": (*RESOURCES, "events"),  # reported gateway state into the gateway resources

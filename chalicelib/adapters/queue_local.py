@@ -5,12 +5,13 @@
 is dropped), hands them to its function in batches in SQS's event shape (up to ten records; the ingest queue up
 to ``INGEST_BATCH_PUBLISHES``, as its event source in AWS), and retries the records it
 reports as failed with backoff; after ``max_receive_count`` deliveries they go to a dead-letter file, as SQS
-would move them to the DLQ. ``send(body, delay_s)`` holds a message back like SQS ``DelaySeconds``.
+would move them to the DLQ (``dead_letters_local``: one letter a line, with the reason). Letters moved to the file's
+replay inbox (``python -m chalicelib.local dead-letters replay``) are queued again within a second, or at start.
+``send(body, delay_s)`` holds a message back like SQS ``DelaySeconds``.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
@@ -19,9 +20,13 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
+
+from . import dead_letters_local
 
 log = logging.getLogger(__name__)
+REPLAY_POLL_S: Final = 0.5
+"""How often the worker looks for letters to replay (a ``stat`` of the inbox)."""
 
 Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
 
@@ -105,7 +110,7 @@ class LocalSqsQueue:
             except queue.Empty:
                 break
         for message in left:
-            self._dead_letter(message)
+            self._dead_letter(message, "still queued when the stack stopped")
         if left:
             log.warning("%s: %d message(s) were still queued at stop and went to the dead-letter file", self.name,
                         len(left))
@@ -136,9 +141,28 @@ class LocalSqsQueue:
             pass
         return batch
 
+    def _take_replays(self) -> None:
+        """Letters a person asked to replay: queued again as new messages (their effects are idempotent)."""
+        if self.dead_letter_path is None:
+            return
+        try:
+            bodies = dead_letters_local.take_replays(self.dead_letter_path)
+        except OSError:
+            log.exception("%s: could not read the replay inbox of %s", self.name, self.dead_letter_path)
+            return
+        if bodies:
+            with self._lock:
+                self._in_flight += len(bodies)
+                self._retry.extend(_Message(body) for body in bodies)
+            log.warning("%s: %d dead letter(s) replayed", self.name, len(bodies))
+
     def _run(self) -> None:
+        next_replay = 0.0
         while not self._stop.is_set():
             try:
+                if time.monotonic() >= next_replay:
+                    next_replay = time.monotonic() + REPLAY_POLL_S
+                    self._take_replays()
                 batch = self._take_batch()
                 if batch:
                     self._deliver(batch)
@@ -173,7 +197,7 @@ class LocalSqsQueue:
                 continue
             self.failed_deliveries += 1
             if message.receive_count >= self.max_receive_count:
-                self._dead_letter(message)
+                self._dead_letter(message, f"failed {message.receive_count} deliveries (the log says why)")
                 done += 1
             else:
                 message.not_before = time.monotonic() + self.backoff_s * 2 ** (message.receive_count - 1)
@@ -184,16 +208,14 @@ class LocalSqsQueue:
                 self._in_flight -= done
                 self._idle.notify_all()
 
-    def _dead_letter(self, message: _Message) -> None:
+    def _dead_letter(self, message: _Message, reason: str) -> None:
         self.dead_lettered += 1
         log.warning("%s: message %s dead-lettered after %d deliveries", self.name, message.message_id,
                     message.receive_count)
         if self.dead_letter_path is None:
             return
         try:
-            self.dead_letter_path.parent.mkdir(parents=True, exist_ok=True)
-            with self.dead_letter_path.open("a", encoding="utf-8") as out:
-                out.write(json.dumps({"messageId": message.message_id, "receiveCount": message.receive_count,
-                                      "body": message.body}) + "\n")
+            dead_letters_local.append(self.dead_letter_path, [dead_letters_local.letter(
+                message.body, reason, message.receive_count, message.message_id)])
         except OSError:
             log.exception("could not write the dead letter of %s to %s", message.message_id, self.dead_letter_path)

@@ -17,9 +17,9 @@ import re
 import time
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Final, Literal
+from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
 from pydantic.alias_generators import to_camel
 
@@ -331,6 +331,36 @@ def kind_of_id(kind: Kind, entity_id: str) -> tuple[str, ...]:
     return parts
 
 
+# --------------------------------------------------------------------------------------------- checked types
+
+
+def checked_timestamp(value: str | None) -> str | None:
+    """A date as records keep it (RFC 3339, UTC, milliseconds, fixed width). The processor parses and compares stored
+    dates, so one it could not read is refused when it is written, not found at every later batch of its gateway."""
+    if value is None or value == "":
+        return None
+    try:
+        return iso_from_ms(ms_from_iso(value))
+    except (ValueError, OverflowError, OSError):
+        raise ValueError(f"{value!r} is not an RFC 3339 date (like 2026-01-01T12:00:00.000Z)") from None
+
+
+Timestamp = Annotated[str | None, AfterValidator(checked_timestamp)]
+"""An optional date, checked and kept in the records' form (``checked_timestamp``)."""
+Sequence64 = Annotated[int, PydField(ge=0, le=_INT64_MAX)]
+"""An edge sequence number: what every store and the processor's order keys hold."""
+_GO_DURATION: Final = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d)?)+\Z")
+
+
+def checked_duration(value: str) -> str:
+    """A Go-style duration (``15s``, ``1m30s``) as the reference's gateway configs write them; the edge would
+    quietly fall back to its default on anything else."""
+    text = value.strip()
+    if not _GO_DURATION.match(text):
+        raise ValueError(f"{value!r} is not a duration (like 15s, 500ms, 1m30s)")
+    return text
+
+
 # --------------------------------------------------------------------------------------------- models
 
 
@@ -352,7 +382,7 @@ class CamelModel(BaseModel):
 class State(CamelModel):
     status: StateStatus = StateStatus.UNAVAILABLE
     message: str = ""
-    since: str | None = None
+    since: Timestamp = None
 
 
 class Payload(CamelModel):
@@ -360,14 +390,14 @@ class Payload(CamelModel):
 
     value: Any = None
     is_received: bool = False
-    timestamp: str | None = None
-    sequence: int = 0
+    timestamp: Timestamp = None
+    sequence: Sequence64 = 0
 
 
 class _Labelled(CamelModel):
     labels: dict[str, str] = PydField(default_factory=dict)
     others: dict[str, Any] = PydField(default_factory=dict)
-    modified_on: str | None = None
+    modified_on: Timestamp = None
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -389,12 +419,12 @@ class Gateway(_Labelled):
     id: str
     description: str = ""
     enabled: bool = True
-    reconnect_delay: str = "15s"
+    reconnect_delay: Annotated[str, AfterValidator(checked_duration)] = "15s"
     queue_failed_message: bool = False
     provider: dict[str, Any] = PydField(default_factory=dict)
     message_logger: dict[str, Any] = PydField(default_factory=dict)
     state: State = PydField(default_factory=State)
-    last_transaction: str | None = None
+    last_transaction: Timestamp = None
     edge_id: str | None = None
     """The edge device (IoT thing) that owns this gateway: only that thing's publishes may speak for it, and its
     downlinks go to that thing's down topic (``core/identity.py``). Set from the API, or by the gateway's first
@@ -420,7 +450,7 @@ class Node(_Labelled):
     node_id: str
     name: str = ""
     state: State = PydField(default_factory=State)
-    last_seen: str | None = None
+    last_seen: Timestamp = None
 
     @field_validator("gateway_id", "node_id")
     @classmethod
@@ -437,7 +467,7 @@ class Source(_Labelled):
     node_id: str
     source_id: str
     name: str = ""
-    last_seen: str | None = None
+    last_seen: Timestamp = None
 
     @field_validator("gateway_id", "node_id", "source_id")
     @classmethod
@@ -462,8 +492,8 @@ class FieldModel(_Labelled):
     previous: Payload = PydField(default_factory=Payload)
     formatter: dict[str, Any] = PydField(default_factory=dict)
     unit: str = ""
-    no_change_since: str | None = None
-    last_seen: str | None = None
+    no_change_since: Timestamp = None
+    last_seen: Timestamp = None
 
     @field_validator("gateway_id", "node_id", "source_id", "field_id")
     @classmethod

@@ -6,10 +6,22 @@ the processor as one batch, so that many updates to one field across the whole S
 event. Then metrics are flushed, domain events go to the bus and replies to the gateways' down topics, and only
 then are the messages marked as seen.
 
-A record whose body is not a publish, or that holds a message that failed, is reported in
-``batchItemFailures`` (powertools ``process_partial_response``): SQS retries just that record and, after
-``maxReceiveCount``, moves it to the DLQ. Its good messages were applied and marked seen, so the retry
-costs nothing for them and the state is the same however often a batch is delivered.
+What fails, fails alone, and only what a retry could fix is retried:
+
+* **For good** (permanent): a record that is not an ingest record, an envelope that cannot be read, a message its
+  provider cannot read or whose value does not fit its field, a message needing a stored record that cannot be
+  read (``UnreadableRecord``), anything raising ``ValueError``, ``TypeError``, ``KeyError`` and their kin
+  (``processor.results.permanent``). The same bytes would fail the same way on every delivery, so the message
+  is put in the dead letters at once (``DeadLetterSink``: the ingest DLQ in AWS, ``DATA_DIR/ingest-dead-letters
+  .jsonl`` locally), alone, as an ingest record of just that envelope, with the reason; its record is
+  acknowledged. Once the cause is fixed (a codec, a stored record), replaying the letter applies it.
+* **For now** (transient): a store, network or conditional-write error. Its record is reported in
+  ``batchItemFailures`` (powertools ``process_partial_response``), SQS retries just that record and, after
+  ``maxReceiveCount``, moves it to the DLQ. A whole batch that raises (the repository down) is retried whole.
+  Dead letters that cannot be kept (the DLQ unreachable) turn their records into retries too.
+
+The good messages of a record were applied and marked seen either way, so a retry or a replay costs nothing for
+them and the state is the same however often a batch is delivered.
 
 Every record names the thing that published it (the ingest rule takes it from the topic ``mc/<thing>/up``;
 ``core/identity.py``). Envelopes for a gateway that another thing owns are refused before the processor sees
@@ -20,6 +32,7 @@ for it first.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,12 +41,12 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ..core.envelope import Envelope, EnvelopeError, decode_publish
-from ..core.identity import Admission, GatewayOwners, Refusal, read_ingest_body
+from ..core.envelope import PUBLISH_VERSION, Envelope, EnvelopeError, decode_publish, encode_publish
+from ..core.identity import Admission, GatewayOwners, Refusal, ingest_body, read_ingest_body
 from ..core.model import EventType as EntityEvent
 from ..core.model import Kind, event
-from ..core.ports import DownlinkSender, EventBus, bus_event
-from ..core.processor import Processor, ProcessResult
+from ..core.ports import DeadLetter, DeadLetterSink, DownlinkSender, EventBus, bus_event
+from ..core.processor import MessageFailure, Processor, ProcessResult
 from ..observability import IN_LAMBDA, SERVICE, Logger, metrics, tracer
 from .errors import FunctionError
 
@@ -48,7 +61,9 @@ class RecordFailed(FunctionError):
 class IngestOutcome:
     result: ProcessResult
     failed_records: dict[str, str] = field(default_factory=dict)
-    """SQS message id → why it failed."""
+    """SQS message id → why it failed for now: these records are retried."""
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+    """What failed for good, kept with the reason (not retried)."""
     messages: int = 0
     refused: list[Refusal] = field(default_factory=list)
     """Envelopes of a thing for a gateway another thing owns: not applied, not retried."""
@@ -62,11 +77,13 @@ class Ingest:
     """Runs SQS batches through the processor and sends what comes out (bus events, downlinks)."""
 
     def __init__(self, processor: Processor, bus: EventBus, downlink: DownlinkSender,
-                 owners: GatewayOwners | None = None) -> None:
+                 owners: GatewayOwners | None = None, *, dead_letters: DeadLetterSink | None = None) -> None:
         self.processor = processor
         self.bus = bus
         self.downlink = downlink
         self.owners = owners if owners is not None else GatewayOwners(processor.repository)
+        self.dead_letters = dead_letters
+        """None: letters are only logged (tests that build the function alone)."""
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
         """The Lambda entry point's body: returns the partial batch response."""
@@ -92,24 +109,29 @@ class Ingest:
     def run(self, records: list[dict[str, Any]]) -> IngestOutcome:
         started = time.perf_counter()
         publishes: list[tuple[str, list[Envelope]]] = []
+        publish_records: list[str] = []
         record_of: dict[str, str] = {}
         failed: dict[str, str] = {}
+        letters: list[tuple[str, DeadLetter]] = []
+        """(the SQS record it came from, the letter): what failed for good."""
         for record in records:
             record_id = str(record.get("messageId", ""))
+            raw_body = record.get("body") or ""
             try:
-                thing, body = read_ingest_body(record.get("body") or "")
+                thing, body = read_ingest_body(raw_body)
                 good, bad = decode_publish(body)
             except EnvelopeError as error:
-                failed[record_id] = f"poison record: {error}"
+                letters.append((record_id, DeadLetter(str(raw_body), f"poison record: {error}")))
                 logger.warning("poison record", extra={"sqs_message_id": record_id, "reason": str(error)})
                 continue
             if bad:
-                failed[record_id] = "; ".join(f"envelope {index}: {reason}" for index, reason in bad[:5])
+                letters.append((record_id, _bad_envelopes_letter(thing, body, bad)))
                 logger.warning("bad envelopes", extra={"sqs_message_id": record_id, "count": len(bad),
                                                        "reasons": [reason for _, reason in bad[:5]]})
             for envelope in good:
                 record_of[envelope.message_id] = record_id
             publishes.append((thing, good))
+            publish_records.append(record_id)
 
         admission = self.owners.admit(publishes)
         if admission.refused:
@@ -128,20 +150,28 @@ class Ingest:
             self.downlink.send(result.downlinks)
         self.processor.acknowledge(result)
 
+        lasting: dict[str, MessageFailure] = {}
         for failure in result.failures:
-            record_id = record_of.get(failure.message_id, "")
-            failed.setdefault(record_id, f"message {failure.message_id}: {failure.reason}")
+            if failure.permanent:
+                lasting[failure.message_id] = failure
+            else:
+                record_id = record_of.get(failure.message_id, "")
+                failed.setdefault(record_id, f"message {failure.message_id}: {failure.reason}")
+        if lasting:
+            letters.extend(_failure_letters(publishes, publish_records, lasting))
         if result.failures:
             logger.warning("messages failed", extra={
-                "count": len(result.failures),
-                "failures": [{"messageId": f.message_id, "gateway": f.gateway_id, "reason": f.reason}
-                             for f in result.failures[:10]],
+                "count": len(result.failures), "for_good": sum(f.permanent for f in result.failures),
+                "failures": [{"messageId": f.message_id, "gateway": f.gateway_id, "reason": f.reason,
+                              "retried": not f.permanent} for f in result.failures[:10]],
             })
+        kept = self._keep(letters, failed)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if IN_LAMBDA:
             for name, unit, value in (
                 ("MessagesProcessed", MetricUnit.Count, len(result.applied_ids)),
                 ("MessagesFailed", MetricUnit.Count, len(result.failures)),
+                ("MessagesDeadLettered", MetricUnit.Count, len(kept)),
                 ("MessagesRefused", MetricUnit.Count, admission.refused_count),
                 ("RecordsFailed", MetricUnit.Count, len(failed)),
                 ("BatchSize", MetricUnit.Count, len(envelopes)),
@@ -153,11 +183,54 @@ class Ingest:
         logger.info("batch processed", extra={
             "records": len(records), "messages": len(envelopes), "applied": len(result.applied_ids),
             "duplicates": result.duplicates, "stale": result.stale, "failures": len(result.failures),
-            "refused": admission.refused_count,
+            "dead_lettered": len(kept), "retried_records": len(failed), "refused": admission.refused_count,
             "writes": result.repo_writes, "events": len(result.events), "downlinks": len(result.downlinks),
             "elapsed_ms": round(elapsed_ms, 2),
         })
-        return IngestOutcome(result, failed, len(envelopes), admission.refused)
+        return IngestOutcome(result, failed, kept, len(envelopes), admission.refused)
+
+    def _keep(self, letters: list[tuple[str, DeadLetter]], failed: dict[str, str]) -> list[DeadLetter]:
+        """Put the letters in the dead letters; if they cannot be kept, their records are retried instead."""
+        if not letters:
+            return []
+        kept = [item for _, item in letters]
+        logger.warning("dead-lettered: failed for good, not retried", extra={
+            "count": len(kept), "reasons": [item.reason for item in kept[:10]]})
+        if self.dead_letters is None:
+            return kept
+        try:
+            self.dead_letters.put(kept)
+        except Exception as error:  # the DLQ or the disk is out of reach: let the queue retry them
+            logger.exception("dead letters could not be kept; their records are retried")
+            for record_id, item in letters:
+                failed.setdefault(record_id, f"{item.reason} (not dead-lettered: {type(error).__name__}: {error})")
+            return []
+        return kept
+
+
+def _bad_envelopes_letter(thing: str, body: bytes, bad: list[tuple[int, str]]) -> DeadLetter:
+    """The envelopes of a publish that cannot be read, as an ingest record of their own (the good ones beside
+    them were applied), with what is wrong with each."""
+    reason = "; ".join(f"envelope {index}: {why}" for index, why in bad[:5])
+    try:
+        wires = json.loads(body)["e"]
+        publish = json.dumps({"v": PUBLISH_VERSION, "e": [wires[index] for index, _ in bad]}, separators=(",", ":"))
+    except (ValueError, KeyError, TypeError, IndexError):  # (decode_publish read it: not expected)
+        publish = body.decode("utf-8", "replace")
+    return DeadLetter(ingest_body(thing, publish), reason)
+
+
+def _failure_letters(publishes: list[tuple[str, list[Envelope]]], publish_records: list[str],
+                     lasting: dict[str, MessageFailure]) -> list[tuple[str, DeadLetter]]:
+    """A letter per message that failed for good: an ingest record of that envelope alone, from its thing."""
+    letters: list[tuple[str, DeadLetter]] = []
+    for (thing, envelopes), record_id in zip(publishes, publish_records, strict=True):
+        for envelope in envelopes:
+            failure = lasting.pop(envelope.message_id, None)  # (once, should a message come twice)
+            if failure is not None:
+                reason = f"message {envelope.message_id} of gateway {envelope.gateway_id}: {failure.reason}"
+                letters.append((record_id, DeadLetter(ingest_body(thing, encode_publish([envelope])), reason)))
+    return letters
 
 
 def _announce_bindings(result: ProcessResult, admission: Admission) -> None:

@@ -253,27 +253,30 @@ def _gateway(twin: CloudTwin, gateway: str) -> dict[str, Any] | None:
     return answer if status == 200 else None
 
 
-def test_a_poison_message_lands_in_the_dead_letter_queue_alone(twin: CloudTwin, first: Device) -> None:
+def test_a_poison_message_lands_in_the_dead_letter_queue_alone_at_once(twin: CloudTwin, first: Device) -> None:
+    """Sent there by the ingest function with its reason (it can never be read: no retry), not after five deliveries."""
     outputs = {o["OutputKey"]: o["OutputValue"] for o in twin.client("cloudformation").describe_stacks(
         StackName=twin.stack)["Stacks"][0]["Outputs"]}
     sqs = twin.client("sqs")
     dlq = outputs["IngestDeadLetterQueueUrl"]
+    retried = twin.status()["mappings"]["IngestEventSource"]["failed_records"]
     device = MqttDevice(twin, first.dir / "certificate.pem.crt", first.dir / "private.pem.key", "pi-a-rogue")
     try:
         poison = b"this is not an envelope batch"
         assert device.publish("mc/pi-a/up", poison) < 0x80
         first.write("1;1;1;0;0;19.75")
         wait_until(lambda: _field(twin, TEMP)["current"]["value"] == 19.75, 30, "the good value")  # type: ignore[index]
-        messages = wait_until(lambda: sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10,
-                                                          WaitTimeSeconds=1).get("Messages"), 60,
+        messages = wait_until(lambda: sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                                          MessageAttributeNames=["reason"]).get("Messages"), 60,
                               "the poison message in the DLQ")
     finally:
         device.close()
     assert len(messages) == 1
     body = json.loads(messages[0]["Body"])
     assert base64.b64decode(body["publish"]) == poison and body["thing"] == "pi-a"
+    assert messages[0]["MessageAttributes"]["reason"]["StringValue"].startswith("poison record")
     sqs.delete_message(QueueUrl=dlq, ReceiptHandle=messages[0]["ReceiptHandle"])
-    assert twin.status()["mappings"]["IngestEventSource"]["failed_records"] >= 5
+    assert twin.status()["mappings"]["IngestEventSource"]["failed_records"] == retried, "never retried"
 
 
 # --------------------------------------------------------------------------------------------- files

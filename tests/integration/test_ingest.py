@@ -1,7 +1,7 @@
 """The ingest function driven as Lambda runs it: SQS events through the Chalice app, against moto.
 
-DynamoDB repository, EventBridge bus and iot-data downlinks under moto (the AWS adapters), and the same
-checks with the in-process adapters of the local stack.
+DynamoDB repository, EventBridge bus, iot-data downlinks and the SQS dead-letter queue under moto (the AWS adapters),
+and the same checks with the in-process adapters of the local stack.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope, decode_downlinks, down_topic, encode_publish
-from chalicelib.core.identity import GatewayOwners, ingest_body
+from chalicelib.core.envelope import Envelope, decode_downlinks, decode_publish, down_topic, encode_publish
+from chalicelib.core.identity import GatewayOwners, ingest_body, read_ingest_body
 from chalicelib.core.model import Kind
-from chalicelib.core.ports import ListQuery
+from chalicelib.core.ports import DeadLetter, ListQuery
 
 REGION = "us-east-1"
 T0 = 1_767_225_600_000
@@ -37,6 +37,16 @@ class Stack:
     services: Any
     sent_downlinks: Any
     bus_events: Any
+    dead_letters: Any
+    """() → [(body, reason)] of every message kept for good so far."""
+
+
+class ListDeadLetters:
+    def __init__(self) -> None:
+        self.letters: list[DeadLetter] = []
+
+    def put(self, letters: Any) -> None:
+        self.letters.extend(letters)
 
 
 def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0, thing: str = "edge1") -> str:
@@ -47,7 +57,7 @@ def publish(lines: list[str], gateway: str = "gw1", seq0: int = 1, t0: int = T0,
     ]))
 
 
-def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
+def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any, Any]:
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.bootstrap import Container
@@ -60,6 +70,7 @@ def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     repository = MemoryRepository(None)
     owners = GatewayOwners(repository)
     downlink = LocalDownlink(edges=owners.edges_of)
+    letters = ListDeadLetters()
     services = Container(
         Settings(),
         repository=repository,
@@ -67,16 +78,18 @@ def _memory_services(tmp_path: Any) -> tuple[Any, Any, Any]:
         bus=bus,
         downlink=downlink,
         gateway_owners=owners,
+        ingest_dead_letters=letters,
     )
 
     def sent() -> list[tuple[str, str]]:
         return [(d.gateway_id, d.raw) for d in downlink.sent]
 
-    return services, sent, lambda: received
+    return services, sent, lambda: received, lambda: [(item.body, item.reason) for item in letters.letters]
 
 
-def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
+def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any, Any]:
     from chalicelib.adapters.bus_eventbridge import EventBridgeBus
+    from chalicelib.adapters.dead_letters_sqs import SqsDeadLetters
     from chalicelib.adapters.downlink_iotdata import IotDataDownlink
     from chalicelib.adapters.repository_dynamodb import DynamoDBRepository, create_table
     from chalicelib.bootstrap import Container
@@ -90,6 +103,7 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
     queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     events.put_rule(Name="tap", EventBusName="mycontroller", EventPattern=json.dumps({"source": ["mycontroller"]}))
     events.put_targets(Rule="tap", EventBusName="mycontroller", Targets=[{"Id": "q", "Arn": queue_arn}])
+    dlq_url = sqs.create_queue(QueueName="mycontroller-ingest-dlq")["QueueUrl"]
     repository = DynamoDBRepository("mycontroller-test", REGION)
     owners = GatewayOwners(repository)
     services = Container(
@@ -99,6 +113,7 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
         bus=EventBridgeBus("mycontroller", client=events),
         downlink=IotDataDownlink(client=boto3.client("iot-data", region_name=REGION), edges=owners.edges_of),
         gateway_owners=owners,
+        ingest_dead_letters=SqsDeadLetters(dlq_url, client=sqs),
     )
 
     def sent() -> list[tuple[str, str]]:
@@ -125,7 +140,20 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any]:
             for message in got:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 
-    return services, sent, received
+    letters: list[tuple[str, str]] = []
+
+    def dead_letters() -> list[tuple[str, str]]:
+        """What the dead-letter queue holds, with each message's ``reason`` attribute (read once, then kept)."""
+        while True:
+            got = sqs.receive_message(QueueUrl=dlq_url, MaxNumberOfMessages=10,
+                                      MessageAttributeNames=["reason"]).get("Messages", [])
+            if not got:
+                return list(letters)
+            for message in got:
+                letters.append((message["Body"], message["MessageAttributes"]["reason"]["StringValue"]))
+                sqs.delete_message(QueueUrl=dlq_url, ReceiptHandle=message["ReceiptHandle"])
+
+    return services, sent, received, dead_letters
 
 
 @pytest.fixture(params=["memory", "aws"])
@@ -139,11 +167,11 @@ def stack(request: pytest.FixtureRequest, tmp_path: Any, monkeypatch: pytest.Mon
 
     with mock_aws():
         if request.param == "memory":
-            services, sent, received = _memory_services(tmp_path)
+            services, sent, received, letters = _memory_services(tmp_path)
         else:
-            services, sent, received = _aws_services(tmp_path)
+            services, sent, received, letters = _aws_services(tmp_path)
         try:
-            yield Stack(LambdaEntries(services), services, sent, received)
+            yield Stack(LambdaEntries(services), services, sent, received, letters)
         finally:
             services.close()
     os.environ.pop("AWS_ENDPOINT_URL", None)
@@ -166,21 +194,33 @@ def everything(stack: Stack) -> dict[str, list[dict[str, Any]]]:
 GOOD = ["12;255;0;0;17;2.3.2", "12;1;0;0;6;Kitchen", "12;1;1;0;0;21.5", "12;1;1;0;0;22.0"]
 
 
-def test_poison_record_is_the_only_failure(stack: Stack) -> None:
+def test_poison_record_is_dead_lettered_at_once_and_the_rest_applied(stack: Stack) -> None:
     bodies = [publish(GOOD), "this is not a publish", publish(["12;2;1;0;1;48"], seq0=10)]
-    payload, ids = invoke(stack, bodies)
-    assert payload == {"batchItemFailures": [{"itemIdentifier": ids[1]}]}
+    payload, _ids = invoke(stack, bodies)
+    assert payload == {"batchItemFailures": []}, "a retry cannot make it readable: kept, not retried"
+    [(body, reason)] = stack.dead_letters()
+    assert body == "this is not a publish" and reason.startswith("poison record:")
     field = stack.services.repository.get(Kind.FIELD, "gw1.12.1.V_TEMP")
     assert field is not None and field["current"]["value"] == 22.0
     assert stack.services.repository.get(Kind.FIELD, "gw1.12.2.V_HUM") is not None
 
 
-def test_record_with_a_bad_message_fails_but_its_good_messages_are_applied(stack: Stack) -> None:
-    bodies = [publish(["12;3;1;0;2;1", "12;3;1;0;99;broken;", "12;3;1;0;0;x"]), publish(GOOD, seq0=10)]
-    payload, ids = invoke(stack, bodies)
-    assert payload == {"batchItemFailures": [{"itemIdentifier": ids[0]}]}
+def test_bad_messages_are_dead_lettered_alone_with_their_reasons_and_their_neighbours_applied(stack: Stack) -> None:
+    bodies = [publish(["12;3;1;0;2;1", "12;0;1;0;0;21.5;extra", "12;3;1;0;0;x"]), publish(GOOD, seq0=10)]
+    payload, _ids = invoke(stack, bodies)
+    assert payload == {"batchItemFailures": []}
     switch = stack.services.repository.get(Kind.FIELD, "gw1.12.3.V_STATUS")
     assert switch is not None and switch["current"]["value"] is True
+    letters = stack.dead_letters()
+    assert len(letters) == 2
+    kept = {}
+    for body, reason in letters:  # each an ingest record of the one envelope that failed, from its thing
+        thing, raw = read_ingest_body(body)
+        [envelope], bad = decode_publish(raw)
+        assert thing == "edge1" and not bad and envelope.message_id in reason
+        kept[envelope.raw] = reason
+    assert set(kept) == {"12;0;1;0;0;21.5;extra", "12;3;1;0;0;x"}
+    assert "gw1.12.3.V_TEMP" in kept["12;3;1;0;0;x"] and "not a finite number" in kept["12;3;1;0;0;x"]
 
 
 def test_redelivered_batch_leaves_the_same_state(stack: Stack) -> None:

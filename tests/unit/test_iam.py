@@ -78,6 +78,7 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
         "secretsmanager:GetSecretValue": ["${AdminPasswordSecret}", *METRICS_SECRETS],  # first admin; InfluxDB
     },
     "Ingest": {**READ, **WRITE, **EVENTS, **DOWNLINKS, **fed_by("IngestQueue"),
+               "sqs:SendMessage": ["${IngestDeadLetterQueue.Arn}"],  # dead_letters_sqs: failed for good
                "secretsmanager:GetSecretValue": METRICS_SECRETS},  # metrics_influxdb's credentials
     "ForwardPayload": {**READ, **DOWNLINKS, **fed_by("ForwardPayloadQueue")},
     "Handlers": {

@@ -49,10 +49,10 @@ from ..ops import (
     SourceInfo,
 )
 from ..ports import MetricPoint
-from .caches import FieldKey, Route, iso
+from .caches import Caches, FieldKey, Route, iso
 from .fold import fold_known, fold_newer
 from .requests import answer_field_request, assign_node_id
-from .results import MessageFailure, ProcessResult
+from .results import MessageFailure, ProcessResult, UnreadableRecord, permanent
 from .state import EntityAcc, FieldAcc, FieldGroup, Folded
 
 if TYPE_CHECKING:
@@ -72,6 +72,29 @@ def _after_since(state: Record | None, ts: int) -> bool:
     """Traffic older than the moment a node was marked down (a late redelivery) does not bring it back up."""
     since = state.get("since") if state else None
     return not since or ts > ms_from_iso(since)
+
+
+_READ_ERRORS: Final = (ValueError, TypeError, AttributeError, KeyError, OverflowError, OSError)
+
+
+def _stored_seen_ms(kind: Kind, record: Record, seen_field: str, caches: Caches) -> int:
+    """A stored gateway's, node's or source's last seen time, once what the processor reads of it is checked (labels,
+    state, the time itself): a record it cannot read fails the messages that touch it, not the batch."""
+    labels = record.get("labels")
+    state = record.get("state")
+    problem = ("labels is not an object" if labels is not None and not isinstance(labels, dict)
+               else "state is not an object" if state is not None and not isinstance(state, dict) else "")
+    if not problem and state and state.get("status") != "up" and state.get("since"):  # read by _after_since
+        try:
+            ms_from_iso(state["since"])
+        except _READ_ERRORS:
+            problem = f"state.since {state['since']!r:.60} is not a date"
+    if not problem:
+        try:
+            return caches.stored_ms(record, seen_field)
+        except _READ_ERRORS:
+            problem = f"{seen_field} {record.get(seen_field)!r:.60} is not a date"
+    raise UnreadableRecord(f"stored {kind.value} {record.get('id')!r} cannot be read: {problem}")
 
 
 class Batch:
@@ -115,7 +138,9 @@ class Batch:
             try:
                 error = self._apply(envelope, ops)
             except Exception as failure:  # bad data from a provider fails its message, not the batch
-                error = f"{type(failure).__name__}: {failure}"
+                self._fail(envelope.message_id, envelope.gateway_id, f"{type(failure).__name__}: {failure}",
+                           permanent(failure))
+                continue
             if error is not None:
                 self._fail(envelope.message_id, envelope.gateway_id, error)
         for group in list(self.groups.values()):
@@ -125,9 +150,10 @@ class Batch:
                 key = group.key
                 self.fields.pop(key, None)
                 self.caches.forget_route(key)
+                lasting = permanent(failure)
                 for envelope in group.envelopes:
                     self._fail(envelope.message_id, group.gateway_id,
-                               f"field {key}: {type(failure).__name__}: {failure}")
+                               f"field {key}: {type(failure).__name__}: {failure}", lasting)
         for gw, request, ts, provider in self.pending_requests:
             try:
                 answer_field_request(self, gw, request, ts, provider)
@@ -138,15 +164,17 @@ class Batch:
                               else list(map(_message_id, self.envelopes)))
         self._store()
 
-    def _fail(self, message_id: str, gateway_id: str, reason: str) -> None:
+    def _fail(self, message_id: str, gateway_id: str, reason: str, lasting: bool = True) -> None:
+        """A message not applied; ``lasting``: it would fail again however often it is retried."""
         if message_id not in self.failed:
             self.failed.add(message_id)
-            self.result.failures.append(MessageFailure(message_id, gateway_id, reason))
+            self.result.failures.append(MessageFailure(message_id, gateway_id, reason, lasting))
 
     def _load_gateways(self) -> None:
         ids = self.gateway_ids
         stored = self.stored_gateways = self.repo.get_many(Kind.GATEWAY, ids)
-        if len(stored) == len(ids) and all((record.get("provider") or {}).get("type") not in (None, "", "unknown")
+        if len(stored) == len(ids) and all(isinstance(provider := record.get("provider"), dict)
+                                           and provider.get("type") not in (None, "", "unknown")
                                            for record in stored.values()):
             providers: dict[str, str] = {}  # every gateway known with its provider: nothing to take from envelopes
         else:
@@ -155,8 +183,17 @@ class Batch:
         for gateway_id in ids:
             record = stored.get(gateway_id)
             if record is not None:
+                try:
+                    seen_ms = _stored_seen_ms(Kind.GATEWAY, record, "lastTransaction", self.caches)
+                    provider = record.get("provider") or {}
+                    if not isinstance(provider, dict):
+                        raise UnreadableRecord(f"stored gateway {gateway_id!r} cannot be read: provider is not an "
+                                               "object")
+                except UnreadableRecord as error:
+                    unusable[gateway_id] = str(error)
+                    continue
                 acc = EntityAcc(record, created=False)
-                provider = record.get("provider") or {}
+                acc.stored_seen_ms = seen_ms
                 if gateway_id in providers and provider.get("type") in (None, "", "unknown"):
                     acc.update(provider={**provider, "type": providers[gateway_id]})  # first seen via edge state
                 self.gateways[gateway_id] = acc
@@ -244,7 +281,7 @@ class Batch:
                 self._fail(envelope.message_id, gw, str(error))
                 continue
             except Exception as error:  # a provider bug must not cost the batch
-                self._fail(envelope.message_id, gw, f"{type(error).__name__}: {error}")
+                self._fail(envelope.message_id, gw, f"{type(error).__name__}: {error}", permanent(error))
                 continue
             rest: list[Op] = []
             for op in ops:
@@ -342,6 +379,7 @@ class Batch:
                 self.node_ids_by_gateway.get(gw, set()).add(node_id)
             else:
                 acc = EntityAcc(stored, created=False)
+                acc.stored_seen_ms = _stored_seen_ms(Kind.NODE, stored, "lastSeen", self.caches)
             self.nodes[key] = acc
         if ts > acc.seen_ms:
             acc.seen_ms = ts
@@ -369,6 +407,7 @@ class Batch:
                 acc = EntityAcc(record, created=True)
             else:
                 acc = EntityAcc(stored, created=False)
+                acc.stored_seen_ms = _stored_seen_ms(Kind.SOURCE, stored, "lastSeen", self.caches)
             self.sources[key] = acc
         if ts > acc.seen_ms:
             acc.seen_ms = ts
@@ -527,6 +566,14 @@ class Batch:
                 known = self.caches.field_keys.get(key) if self.p.fast_path else None
                 if known is not None and known[0] is stored:
                     acc.stored_key = (known[1], known[2])
+                else:
+                    try:  # the stored value's order key, read now so that an unreadable one is named
+                        acc.key()
+                    except _READ_ERRORS as error:
+                        raise UnreadableRecord(f"stored field {key!r} cannot be read: current "
+                                               f"{stored.get('current')!r:.80}: {error}") from None
+                if not isinstance(stored.get("labels") or {}, dict):
+                    raise UnreadableRecord(f"stored field {key!r} cannot be read: labels is not an object")
                 self._field_metadata(acc, op)
             self.fields[key] = acc
             return acc
