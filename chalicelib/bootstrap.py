@@ -297,6 +297,7 @@ def _notifier(c: Container) -> Notifier:
 
 def _executors(c: Container) -> dict[str, HandlerExecutor]:
     """One executor per handler type, from the settings (AWS clients only when selected)."""
+    from .adapters.handler_backup import BackupExecutor
     from .adapters.handler_email_smtp import SmtpEmailExecutor
     from .adapters.handler_mqtt import IotDataPublisher, MqttExecutor, PahoPublisher, Publisher
     from .adapters.handler_resource import ResourceExecutor
@@ -327,6 +328,7 @@ def _executors(c: Container) -> dict[str, HandlerExecutor]:
         "sms": sms,
         "mqtt": MqttExecutor(platform, c.outbound),
         "resource": ResourceExecutor(c.repository, c.downlink, c.bus, c.schedules, c.location),
+        "backup": BackupExecutor(lambda: c.backups),
         "noop": NoopExecutor(),
     }
 

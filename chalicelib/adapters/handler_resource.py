@@ -1,5 +1,7 @@
 """Resource handler calls: set a field (a downlink, as ``POST /api/action`` sends it), a node or gateway action,
-or enable, disable or reload a task, schedule, handler, forward payload or gateway.
+enable, disable or reload a task, schedule, handler, forward payload or gateway, or write a data repository at a
+key path; by quick id, or on every resource of a type carrying some labels (MyController v2's
+``resource_by_labels``).
 
 Field values and node/gateway actions go through ``core.actions`` and the downlink port, exactly the API's path;
 the stored value changes when the device reports back. Enable/disable store the resource (``modifiedOn``), announce
@@ -14,16 +16,20 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.core import actions as core_actions
+from chalicelib.core import data_repository
 from chalicelib.core.automation.clock import Location
-from chalicelib.core.automation.handlers import redact
+from chalicelib.core.automation.handlers import MAX_LABELLED, redact
 from chalicelib.core.automation.scheduler_sync import sync_schedule, sync_task
 from chalicelib.core.model import EventType, Kind, Record, event, now_iso, parse_quick_id
 from chalicelib.core.ports import (
     DownlinkSender,
     EventBus,
+    Filter,
     HandlerCallError,
+    ListQuery,
     Repository,
     ScheduleRegistry,
+    Sort,
     bus_event,
 )
 
@@ -58,9 +64,24 @@ class ResourceExecutor:
             raise HandlerCallError(f"resource: downlink failed: {type(error).__name__}: {error}") from None
 
     def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        if params.get("labels") and not params.get("quickId"):
+            return self._by_labels(spec, params)
         quick = parse_quick_id(str(params["quickId"]))
         payload = params.get("payload")
         command = str(payload).strip().lower() if payload is not None else ""
+        if quick.kind == Kind.DATA_REPOSITORY:
+            record = self._find(Kind.DATA_REPOSITORY, quick.id)
+            try:
+                written = data_repository.write(record, str(params.get("keyPath") or ""), payload)
+            except data_repository.DataRepositoryError as error:
+                raise HandlerCallError(f"resource: {error}", retryable=False) from None
+            if written is None:
+                return {"action": "skipped", "quickId": str(quick), "reason": "read-only"}
+            written = {**written, "modifiedOn": now_iso()}
+            self.repository.put(Kind.DATA_REPOSITORY, written)
+            if self.bus is not None:
+                self.bus.publish([bus_event(event(EventType.UPDATED, Kind.DATA_REPOSITORY, written))])
+            return {"action": "set", "quickId": str(quick)}
         if quick.kind == Kind.FIELD:
             field = self._find(Kind.FIELD, quick.id)
             gateway = self._gateway(field)
@@ -92,6 +113,17 @@ class ResourceExecutor:
                     self.bus.publish([bus_event(event(EventType.UPDATED, quick.kind, public))])
         self._sync(quick.kind, record)
         return {"action": command, "quickId": str(quick)}
+
+    def _by_labels(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
+        """MyController v2's ``resource_by_labels``: the same action on every resource of the type carrying all the
+        labels (at most ``MAX_LABELLED``, by id); none is not an error."""
+        kind = Kind(str(params.get("resourceType")))
+        query = ListQuery(filters=[Filter(f"labels.{k}", "eq", v) for k, v in dict(params["labels"]).items()],
+                          sort_by=[Sort("id")], limit=MAX_LABELLED)
+        ids = [str(record["id"]) for record in self.repository.query(kind, query).data]
+        for entity_id in ids:
+            self.execute(spec, {**params, "labels": {}, "quickId": f"{kind.value}:{entity_id}"})
+        return {"action": "labels", "resourceType": kind.value, "count": len(ids)}
 
     def _sync(self, kind: Kind, record: Record) -> None:
         if self.schedules is None or kind not in (Kind.TASK, Kind.SCHEDULE):

@@ -183,8 +183,10 @@ class BackupService:
                           "createdOn": iso_from_ms(info.modified_ms)})
         return sorted(items, key=lambda item: (item["createdOn"], item["name"]), reverse=True)
 
-    def run(self, *, prefix: str = "mycontroller", retention: int = DEFAULT_RETENTION) -> tuple[Job, str]:
-        """Start a backup; the job and the name its archive will have."""
+    def run(self, *, prefix: str = "mycontroller", retention: int = DEFAULT_RETENTION,
+            per_prefix: bool = False) -> tuple[Job, str]:
+        """Start a backup; the job and the name its archive will have. The newest ``retention`` archives are kept
+        (0: all), of every prefix, or with ``per_prefix`` of this prefix only (MyController v2's backup handler)."""
         name = f"{prefix}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:4]}"
 
         def work(job: Job) -> dict[str, Any]:
@@ -192,8 +194,9 @@ class BackupService:
                                                 max_bytes=self.max_bytes, progress=self._progress(job))
             job.message = "storing the archive"
             self.blobs.put(BACKUP_PREFIX + name + ".zip", data, "application/zip")
-            backups = [item["name"] for item in self.listing()]
-            old = [n for n in backups if n != name][retention - 1:]
+            backups = [item["name"] for item in self.listing()
+                       if not per_prefix or item["name"].startswith(prefix + "-")]
+            old = [n for n in backups if n != name][retention - 1:] if retention > 0 else []
             if old:
                 self.blobs.delete([BACKUP_PREFIX + n + ".zip" for n in old])
             return {"name": name, "size": len(data), "counts": manifest["counts"], "removed": old}

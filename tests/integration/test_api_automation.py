@@ -79,7 +79,8 @@ def test_list_query_filters_sorts_and_pages(api: Api) -> None:
 
 @pytest.mark.parametrize(("name", "body", "field"), [
     ("task", {**TASK, "dampening": {"type": "sometimes"}}, "dampening.type"),
-    ("task", {**TASK, "evaluationType": "javascript"}, "evaluationType"),
+    ("task", {**TASK, "evaluationType": "javascript", "evaluationConfig": {"javascript": "if ("}},
+     "evaluationConfig.javascript"),
     ("task", {"description": "no id"}, "id"),
     ("schedule", {**SCHEDULE, "timezone": "Mars/Olympus"}, "timezone"),
     ("schedule", {**SCHEDULE, "type": "weekly"}, "type"),

@@ -18,9 +18,16 @@ sms        ``phoneNumbers, text``
 mqtt       ``topic, payload (non-text is sent as JSON), qos, retain``
 resource   ``quickId, payload, keyPath, delay (or preDelay)``: set a field (``payload`` is the value or
            ``toggle``); ``enable``/``disable``/``reload`` a task, schedule, handler, forward payload or
-           gateway; a node action for a node
+           gateway; a node action for a node; set ``keyPath`` of a data repository's ``data``. MyController v2's
+           ``resource_by_quick_id`` (``resourceType`` + ``quickId`` without prefix) and ``resource_by_labels``
+           (``resourceType`` + ``labels``: every match, at most 100) are read as this type
+backup     ``prefix, retentionCount`` (both default to the handler's spec; no parameter is needed)
 noop       anything (does nothing; for tests and dry runs)
 =========  ==============================================================================================
+
+MyController v2's parameter names are read too (``reference_parameter``): a webhook's ``server`` + ``api``,
+``data`` and ``responseCode``, an MQTT parameter's ``publish`` and ``data``; and its handler specs' names
+(an email handler's ``fromEmail`` and ``toEmails``, an MQTT handler's ``publish``) when ours are empty.
 
 Any typed parameter may carry ``disabled``: a template that, rendered truthy, drops the parameter (it is removed
 from the rendered parameter either way).
@@ -40,7 +47,7 @@ from pydantic import AliasChoices, Field, ValidationError, field_validator, mode
 
 from ..actions import GATEWAY_ACTIONS, NODE_ACTIONS
 from ..errors import DomainError
-from ..model import CamelModel, Kind, QuickIdError, Record, parse_quick_id
+from ..model import ID_DEPTH, QUICK_ID_ALIASES, CamelModel, Kind, QuickIdError, Record, parse_quick_id
 from .clock import Location, parse_duration
 from .models import HANDLER_TYPES, Handler, check_duration, check_method, validation_message
 from .templates import ENGINE, TemplateEngine, TemplateError, to_json, truthy
@@ -56,6 +63,7 @@ _SECRET_KEYS: Final[dict[str, tuple[str, ...]]] = {
     "sms": (),
     "mqtt": ("password",),
     "resource": (),
+    "backup": (),
     "noop": (),
 }
 RESOURCE_COMMANDS: Final = ("enable", "disable", "reload")
@@ -193,8 +201,13 @@ class MqttParams(_Params):
 
 
 class ResourceParams(_Params):
+    """One resource by ``quickId``, or (MyController v2's ``resource_by_labels``) every resource of
+    ``resourceType`` carrying all ``labels`` (at most ``MAX_LABELLED`` of them, found when the handler runs)."""
+
     type: Literal["resource"] = "resource"
-    quick_id: str = Field(min_length=1)
+    quick_id: str = ""
+    labels: dict[str, str] = Field(default_factory=dict)
+    resource_type: str = ""
     payload: Any = None
     key_path: str = ""
     delay: str = Field(default="", validation_alias=AliasChoices("delay", "preDelay"))
@@ -206,12 +219,28 @@ class ResourceParams(_Params):
 
     @model_validator(mode="after")
     def _target(self) -> ResourceParams:
+        if self.labels and not self.quick_id:
+            try:
+                kind = QUICK_ID_ALIASES.get(self.resource_type.lower()) or Kind(self.resource_type.lower())
+            except ValueError:
+                raise ValueError(f"resourceType {self.resource_type!r} is not a resource type") from None
+            if kind not in LABELLED_KINDS:
+                raise ValueError(f"resourceType: resources by labels are {', '.join(k.value for k in LABELLED_KINDS)}")
+            self.resource_type = kind.value
+            quick_text = f"{kind.value}:{'.'.join(['x'] * ID_DEPTH.get(kind, 1))}"
+        elif not self.quick_id:
+            raise ValueError("quickId (or labels with resourceType) is required")
+        else:
+            quick_text = self.quick_id
         try:
-            quick = parse_quick_id(self.quick_id)
+            quick = parse_quick_id(quick_text)
         except QuickIdError as error:
             raise ValueError(f"quickId: {error}") from None
         command = str(self.payload).strip().lower() if self.payload is not None else ""
-        if quick.kind == Kind.FIELD:
+        if quick.kind == Kind.DATA_REPOSITORY:
+            if self.payload is None:
+                raise ValueError("payload is required: the value to set at keyPath in the data repository")
+        elif quick.kind == Kind.FIELD:
             if self.payload is None or isinstance(self.payload, dict | list):
                 raise ValueError("payload must be the value to set (text, number, boolean or 'toggle')")
         elif quick.kind == Kind.NODE:
@@ -227,14 +256,66 @@ class ResourceParams(_Params):
         return self
 
 
+class BackupParams(_Params):
+    """MyController v2's backup parameter: a prefix and how many archives to keep override the handler's."""
+
+    type: Literal["backup"] = "backup"
+    prefix: str = Field(default="", max_length=64)
+    retention_count: int | None = Field(default=None, ge=0, le=1000)
+
+
 class NoopParams(_Params):
     type: Literal["noop"] = "noop"
 
 
 PARAMETER_MODELS: Final[dict[str, type[_Params]]] = {
     "webhook": WebhookParams, "email": EmailParams, "telegram": TelegramParams, "sms": SmsParams,
-    "mqtt": MqttParams, "resource": ResourceParams, "noop": NoopParams,
+    "mqtt": MqttParams, "resource": ResourceParams, "backup": BackupParams, "noop": NoopParams,
 }
+MAX_LABELLED: Final = 100
+"""Resources one ``resource_by_labels`` parameter acts on (the reference's limit)."""
+LABELLED_KINDS: Final = (Kind.GATEWAY, Kind.NODE, Kind.FIELD, Kind.TASK, Kind.SCHEDULE, Kind.HANDLER,
+                         Kind.DATA_REPOSITORY)
+
+
+def reference_parameter(handler_type: str, value: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A parameter written in MyController v2's names as ours for ``handler_type``, or None when it is for another
+    type. ``resource_by_quick_id`` (its ``quickId`` has no type prefix) and ``resource_by_labels`` are for resource
+    handlers; a webhook's ``server``/``api``/``data``/``responseCode`` and an MQTT ``publish``/``data`` are renamed."""
+    kind = value.get("type")
+    if kind in ("resource_by_quick_id", "resource_by_labels"):
+        if handler_type != "resource":
+            return None
+        resource_type = str(value.get("resourceType") or "")
+        quick_id = str(value.get("quickId") or "")
+        if quick_id and ":" not in quick_id and resource_type:
+            quick_id = f"{resource_type}:{quick_id}"
+        converted = {k: v for k, v in value.items() if k not in ("type", "quickId")}
+        converted.update(type="resource", quickId=quick_id if kind == "resource_by_quick_id" else "")
+        if kind == "resource_by_quick_id":
+            converted.pop("labels", None)
+        return converted
+    if kind != handler_type:
+        return None
+    converted = dict(value)
+    if handler_type == "webhook":
+        if not converted.get("url") and isinstance(converted.get("server"), str):
+            api = converted.get("api") if isinstance(converted.get("api"), str) else ""
+            converted["url"] = converted["server"].rstrip("/") + ("/" + api.lstrip("/") if api else "")
+        if "body" not in converted and "data" in converted:
+            converted["body"] = converted["data"]
+        if "expectedStatus" not in converted and converted.get("responseCode"):
+            converted["expectedStatus"] = converted["responseCode"]
+        for key in ("server", "api", "data", "responseCode", "customData", "insecure"):
+            converted.pop(key, None)
+    elif handler_type == "mqtt":
+        if not converted.get("topic") and converted.get("publish"):
+            converted["topic"] = converted["publish"]
+        if "payload" not in converted and "data" in converted:
+            converted["payload"] = converted["data"]
+        converted.pop("publish", None)
+        converted.pop("data", None)
+    return converted
 
 
 # --------------------------------------------------------------------------------------------- rendering
@@ -318,10 +399,10 @@ def _merge(handler_type: str, spec: Mapping[str, Any], name: str, params: Any) -
                 "insecure": bool(spec.get("insecure")),
                 "timeoutSeconds": parse_duration(str(spec.get("timeout") or "10s")).total_seconds()}
     if isinstance(params, EmailParams):
-        recipients = _require(params.to or spec.get("to"), f"handler parameter {name}: no recipients (to)",
-                              f"{name}.to")
+        recipients = _require(params.to or spec.get("to") or _list_of_text(spec.get("toEmails") or ""),
+                              f"handler parameter {name}: no recipients (to)", f"{name}.to")
         return {"to": list(recipients), "subject": params.subject or f"MyController: {name}",
-                "body": params.body, "from": spec.get("from", "")}
+                "body": params.body, "from": spec.get("from") or spec.get("fromEmail") or ""}
     if isinstance(params, TelegramParams):
         chats = _require(params.chat_ids or spec.get("chatIds"), f"handler parameter {name}: no chatIds",
                          f"{name}.chatIds")
@@ -332,18 +413,27 @@ def _merge(handler_type: str, spec: Mapping[str, Any], name: str, params: Any) -
                            f"handler parameter {name}: no phoneNumbers", f"{name}.phoneNumbers")
         return {"phoneNumbers": list(numbers), "text": params.text, "senderId": spec.get("senderId", "")}
     if isinstance(params, MqttParams):
-        topic = _require(params.topic or spec.get("topic"), f"handler parameter {name}: no topic",
-                         f"{name}.topic")
+        topic = _require(params.topic or spec.get("topic") or spec.get("publish"),
+                         f"handler parameter {name}: no topic", f"{name}.topic")
         payload = params.payload if isinstance(params.payload, str) else to_json(params.payload)
         qos = params.qos if params.qos is not None else int(spec.get("qos") or 0)
         return {"topic": topic, "payload": payload, "qos": qos, "retain": params.retain}
     if isinstance(params, ResourceParams):
-        quick = parse_quick_id(params.quick_id)
+        delay = parse_duration(params.delay).total_seconds() if params.delay else 0.0
         payload = params.payload
-        if quick.kind != Kind.FIELD and isinstance(payload, str):
+        if params.labels and not params.quick_id:
+            if params.resource_type not in (Kind.FIELD.value, Kind.DATA_REPOSITORY.value) and isinstance(payload, str):
+                payload = payload.strip().lower()
+            return {"quickId": "", "labels": dict(params.labels), "resourceType": params.resource_type,
+                    "payload": payload, "keyPath": params.key_path, "delaySeconds": delay}
+        quick = parse_quick_id(params.quick_id)
+        if quick.kind not in (Kind.FIELD, Kind.DATA_REPOSITORY) and isinstance(payload, str):
             payload = payload.strip().lower()
         return {"quickId": str(quick), "payload": payload, "keyPath": params.key_path or quick.key_path,
-                "delaySeconds": parse_duration(params.delay).total_seconds() if params.delay else 0.0}
+                "delaySeconds": delay}
+    if isinstance(params, BackupParams):
+        retention = params.retention_count if params.retention_count is not None else spec.get("retentionCount")
+        return {"prefix": params.prefix or spec.get("prefix") or "", "retentionCount": int(retention or 0)}
     return {}
 
 
@@ -364,10 +454,19 @@ def prepare_calls(handler: Handler | Record, parameters: Mapping[str, Any]) -> l
             typed_value = _message_params(model.type, name, value)
             if typed_value is None:
                 continue
-        elif isinstance(value, Mapping) and value.get("type") == model.type:
-            typed_value = dict(value)
+        elif isinstance(value, Mapping):
+            converted = reference_parameter(model.type, value)
+            if converted is None:
+                continue
+            typed_value = converted
         else:
             continue
         params = _typed(PARAMETER_MODELS[model.type], name, typed_value)
         calls.append(HandlerCall(model.id, model.type, name, _merge(model.type, model.spec, name, params)))
+    if model.type == "backup":
+        if not calls:  # a backup needs no parameter: the handler's spec says it all
+            calls.append(HandlerCall(model.id, "backup", "backup", _merge("backup", model.spec, "backup",
+                                                                          BackupParams())))
+        for call in calls:
+            call.params["prefix"] = call.params.get("prefix") or model.id  # the reference's default
     return calls

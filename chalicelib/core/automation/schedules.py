@@ -45,7 +45,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from croniter import croniter
 
@@ -64,7 +64,8 @@ from .clock import (
     zone_name,
 )
 from .handlers import HandlerParameterError, render_parameters
-from .models import CronSpec, RepeatSpec, Schedule, SimpleSpec, Task, day_of_week_field, normalize_cron
+from .javascript import limits_for, run_script
+from .models import CronSpec, RepeatSpec, Schedule, SimpleSpec, Task, WebhookCall, day_of_week_field, normalize_cron
 from .tasks import HandlerRequest, ResourceLookup, VariableError, WebhookResolver, resolve_variables
 from .templates import ENGINE, TemplateEngine
 
@@ -462,6 +463,34 @@ class ScheduleOutcome:
     error: str | None = None
 
 
+def _custom_variables(model: Schedule, variables: dict[str, Any], now: datetime, location: Location | None,
+                      webhooks: WebhookResolver | None, engine: TemplateEngine) -> dict[str, Any]:
+    """MyController v2's custom variables: the object a script or a webhook answers (its keys join the variables;
+    anything else is ignored). ``VariableError`` naming ``customVariableConfig`` when it fails."""
+    config = model.custom_variable_config
+    try:
+        if model.custom_variable_type == "javascript":
+            result = run_script(config.javascript, {**variables, "schedule": model.record()},
+                                limits_for(model.labels))
+        elif model.custom_variable_type == "webhook" and config.webhook is not None:
+            if webhooks is None:
+                raise VariableError("customVariableConfig.webhook: webhooks are not available here")
+            call = config.webhook
+            body = {**variables, "schedule": model.record()} if call.include_config else variables
+            rendered = WebhookCall.model_validate(
+                engine.render_value(call.model_dump(mode="json", exclude={"include_config"}), variables, now=now,
+                                    location=location))
+            result = webhooks.fetch("customVariables", rendered.model_copy(update={"body": rendered.body or body}),
+                                    variables)
+        else:
+            return {}
+    except VariableError:
+        raise
+    except Exception as error:  # a script's or a webhook's failure fails this run, with its reason
+        raise VariableError(f"customVariableConfig: {error}") from None
+    return {k: v for k, v in result.items() if isinstance(k, str)} if isinstance(result, dict) else {}
+
+
 def fire_schedule(schedule: Schedule | Record, now: datetime, lookup: ResourceLookup, *,
                   location: Location | None = None, webhooks: WebhookResolver | None = None,
                   engine: TemplateEngine = ENGINE, trigger_id: str | None = None) -> ScheduleOutcome:
@@ -485,6 +514,7 @@ def fire_schedule(schedule: Schedule | Record, now: datetime, lookup: ResourceLo
     try:
         variables = resolve_variables(model.variables, base, lookup, now=now, location=location, webhooks=webhooks,
                                       engine=engine)
+        variables.update(_custom_variables(model, variables, now, location, webhooks, engine))
         parameters = render_parameters(model.handler_parameters, variables, now=now, location=location,
                                        engine=engine)
         outcome.handler_requests = [HandlerRequest(h, parameters, trigger, f"schedule:{model.id}")

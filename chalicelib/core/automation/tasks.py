@@ -51,6 +51,7 @@ from ..ports import BusEvent, Filter, ListQuery, Repository, Sort
 from ..query import Predicate, QueryError, compile_filter, get_path, sort_key
 from .clock import Location, aware, from_iso, iso, parse_duration
 from .handlers import HandlerParameterError, render_parameters
+from .javascript import limits_for, run_script
 from .models import (
     HISTORY_LIMIT,
     Condition,
@@ -499,6 +500,9 @@ def _evaluate(task: Task, compiled: CompiledTask, variables: dict[str, Any], now
         return _evaluate_rule(task, compiled, variables, now, location, engine)
     if task.evaluation_type == "expression":
         result = engine.evaluate(task.evaluation_config.expression, variables, now=now, location=location)
+    elif task.evaluation_type == "javascript":
+        result = run_script(task.evaluation_config.javascript, {**variables, "taskEvent": variables.get("event")},
+                            limits_for(task.labels))
     else:
         assert task.evaluation_config.webhook is not None  # the model requires it for webhook evaluation
         result = _call_webhook("evaluation", task.evaluation_config.webhook, variables, now, location, webhooks,

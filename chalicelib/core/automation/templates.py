@@ -1,7 +1,9 @@
 """Templates and expressions for automation: jinja2's immutable sandbox, with work limits so none can hang a worker.
 
 Users write templates in task variables, rule values, handler parameters and forward payload transforms, and
-expressions in place of the reference's JavaScript. Helpers, after the reference: ``now()``, ``toJson(obj)``,
+expressions beside the reference's JavaScript (``javascript.py``). MyController v2's Go templates (``{{.temp}}``)
+are translated to jinja2 before they compile (``gotemplate.py``) and then run under the same limits. Helpers,
+after the reference: ``now()``, ``toJson(obj)``,
 ``keyPath(obj, "a.b")``, ``ternary(cond, a, b)``, ``sunrise()`` and ``sunset()`` (today's, at the configured
 location; pass a date for another day).
 
@@ -303,6 +305,13 @@ def truthy(value: Any) -> bool:
     return bool(value)
 
 
+def go_text(value: Any) -> Any:
+    """What a translated Go template prints: booleans as Go prints them (``true``, ``false``), the rest as it is."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
+
+
 def ternary(condition: Any, when_true: Any, when_false: Any) -> Any:
     """``ternary(cond, a, b)``: ``a`` when ``cond`` is truthy, else ``b``."""
     return when_true if condition else when_false
@@ -317,7 +326,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
     def __init__(self) -> None:
         super().__init__(autoescape=False, undefined=ChainableUndefined, auto_reload=False, cache_size=0)
         self.globals.pop("lipsum", None)
-        self.globals.update({"toJson": to_json, "keyPath": key_path, "ternary": ternary})
+        self.globals.update({"toJson": to_json, "keyPath": key_path, "ternary": ternary, "goText": go_text})
         self.filters["toJson"] = to_json
         self.filters = {name: _guard_filter(name, func) for name, func in self.filters.items()}
 
@@ -426,10 +435,16 @@ class TemplateEngine:
         cache[source] = compiled
         return compiled
 
+    def _build_template(self, source: str) -> Any:
+        """A compiled template; MyController v2's Go templates (``{{.temp}}``) are translated first (``gotemplate``)."""
+        from .gotemplate import looks_like_go, translate
+
+        return self._env.from_string(translate(source) if looks_like_go(source) else source)
+
     def check(self, source: str) -> None:
         """Compile a template, raising ``TemplateError`` (with the line) when it is not valid."""
         if is_template(source):
-            self._compile(self._templates, self._checked_source(source, "template"), self._env.from_string,
+            self._compile(self._templates, self._checked_source(source, "template"), self._build_template,
                           "template")
 
     def check_expression(self, source: str) -> None:
@@ -488,7 +503,7 @@ class TemplateEngine:
         return self._render(source, self._context(variables, now, location))
 
     def _render(self, source: str, context: dict[str, Any]) -> str:
-        template = self._compile(self._templates, self._checked_source(source, "template"), self._env.from_string,
+        template = self._compile(self._templates, self._checked_source(source, "template"), self._build_template,
                                  "template")
         limit = self.limits.max_output
 

@@ -10,8 +10,8 @@ schedules share (``variables``) and the checks they all share (``checks``); ever
 
 Where we differ from the reference (on purpose):
 
-* ``evaluationType`` is ``rule``, ``expression`` (a jinja2 expression in the sandbox, in place of JavaScript) or
-  ``webhook``; ``javascript`` is refused with a message saying what to use instead.
+* ``evaluationType`` is ``rule``, ``expression`` (a jinja2 expression in the sandbox), ``javascript`` (the
+  reference's, run in the QuickJS sandbox with time and memory limits: ``javascript.py``) or ``webhook``.
 * ``eventFilter.filters`` values may be ``{"operator": "gt", "value": 20}`` besides a plain value (``eq``, the
   reference's only operator).
 * Schedules carry a ``timezone`` (IANA name; default: the location's zone, else UTC), and ``validity`` times

@@ -18,8 +18,11 @@ from ...model import ID_PATTERN, Kind, QuickIdError, parse_quick_id
 from ..clock import parse_duration
 from ..templates import TemplateError, check_template, is_template
 
-HandlerType = Literal["webhook", "email", "telegram", "sms", "mqtt", "resource", "noop"]
+HandlerType = Literal["webhook", "email", "telegram", "sms", "mqtt", "resource", "backup", "noop"]
 HANDLER_TYPES: Final[tuple[str, ...]] = get_args(HandlerType)
+REFERENCE_PARAMETER_TYPES: Final = ("resource_by_quick_id", "resource_by_labels")
+"""MyController v2's parameter types for ``resource`` handlers (a resource by quick id without its prefix, or the
+resources carrying labels)."""
 HTTP_METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD")
 VARIABLE_NAME: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}\Z")
 """Variable and handler parameter names: identifiers, so that templates can name them."""
@@ -155,8 +158,9 @@ def check_handler_parameters(value: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(f"parameter name {name!r} must be an identifier (letters, digits, '_')")
         if isinstance(parameter, dict):
             kind = parameter.get("type")
-            if kind not in HANDLER_TYPES:
-                raise ValueError(f"{name}.type must be one of {', '.join(HANDLER_TYPES)}, got {kind!r}")
+            if kind not in HANDLER_TYPES and kind not in REFERENCE_PARAMETER_TYPES:
+                raise ValueError(f"{name}.type must be one of {', '.join(HANDLER_TYPES + REFERENCE_PARAMETER_TYPES)}, "
+                                 f"got {kind!r}")
         elif not isinstance(parameter, str):
             raise ValueError(f"{name} must be a template string or an object with a handler 'type'")
         check_templates(parameter, name)

@@ -10,7 +10,14 @@ from ...model import CamelModel, State
 from .checks import HandlerType, HttpMethod, Timeout, check_url, id_validator, validate_spec
 
 
-class WebhookHandlerSpec(CamelModel):
+class _Spec(CamelModel):
+    """Keys besides a type's own are kept as sent: a spec in MyController v2's names round-trips through its
+    console, and the handler function reads those names too (``handlers._merge``)."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
+
+
+class WebhookHandlerSpec(_Spec):
     url: str = ""
     """Default URL (a parameter may give its own)."""
     method: HttpMethod = "POST"
@@ -38,8 +45,10 @@ class WebhookHandlerSpec(CamelModel):
         return check_url(value)
 
 
-class EmailHandlerSpec(CamelModel):
-    """SES when ``host`` is empty (AWS), SMTP otherwise."""
+class EmailHandlerSpec(_Spec):
+    """SES when ``host`` is empty (AWS), SMTP otherwise. MyController v2's names are read too: ``fromEmail``,
+    ``toEmails`` (``"a@x,b@y"``) and ``authType``; its email handler always spoke implicit TLS, so a spec in its
+    names without ``tls`` gets ``ssl``."""
 
     sender: str = Field(default="", alias="from")
     to: list[str] = Field(default_factory=list)
@@ -50,22 +59,30 @@ class EmailHandlerSpec(CamelModel):
     password: str = ""
     tls: Literal["starttls", "ssl", "none"] = "starttls"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_tls(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "tls" not in data and {"fromEmail", "toEmails", "authType"} & set(data):
+            return {**data, "tls": "ssl"}
+        return data
 
-class TelegramHandlerSpec(CamelModel):
+
+class TelegramHandlerSpec(_Spec):
     token: str = Field(min_length=1)
     chat_ids: list[str] = Field(default_factory=list)
     parse_mode: Literal["", "Markdown", "MarkdownV2", "HTML"] = ""
 
 
-class SmsHandlerSpec(CamelModel):
+class SmsHandlerSpec(_Spec):
     """SNS in AWS; the local stack logs (or uses a configured gateway)."""
 
     sender_id: str = ""
     phone_numbers: list[str] = Field(default_factory=list)
 
 
-class MqttHandlerSpec(CamelModel):
-    """Publish to ``broker`` (empty: the platform's own broker, IoT Core in AWS)."""
+class MqttHandlerSpec(_Spec):
+    """Publish to ``broker`` (empty: the platform's own broker, IoT Core in AWS); MyController v2's ``publish``
+    (its default topic) is read when ``topic`` is empty."""
 
     broker: str = ""
     topic: str = ""
@@ -76,13 +93,26 @@ class MqttHandlerSpec(CamelModel):
     insecure: bool = False
 
 
-class EmptySpec(CamelModel):
+class BackupHandlerSpec(_Spec):
+    """MyController v2's backup handler: a backup into the blob store (``/api/backup``), the newest
+    ``retentionCount`` kept (0: all). ``providerType``, ``storageExportType``, ``targetDirectory`` and the share
+    flags are kept as sent: our archive has one format and one place."""
+
+    provider_type: str = "disk"
+    storage_export_type: str = "json"
+    target_directory: str = ""
+    prefix: str = Field(default="", max_length=64)
+    retention_count: int = Field(default=0, ge=0, le=1000)
+
+
+class EmptySpec(_Spec):
     pass
 
 
 HANDLER_SPECS: Final[dict[str, type[CamelModel]]] = {
     "webhook": WebhookHandlerSpec, "email": EmailHandlerSpec, "telegram": TelegramHandlerSpec,
-    "sms": SmsHandlerSpec, "mqtt": MqttHandlerSpec, "resource": EmptySpec, "noop": EmptySpec,
+    "sms": SmsHandlerSpec, "mqtt": MqttHandlerSpec, "resource": EmptySpec, "backup": BackupHandlerSpec,
+    "noop": EmptySpec,
 }
 
 

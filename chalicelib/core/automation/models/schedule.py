@@ -14,8 +14,9 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from ...model import CamelModel
 from ..clock import parse_date, parse_duration, parse_time_of_day, zone
-from .checks import HandlerIds, HandlerParameters, check_duration, id_validator, validate_spec
-from .variables import Variables
+from ..javascript import ScriptError, check_script
+from .checks import HandlerIds, HandlerParameters, HttpMethod, check_duration, id_validator, validate_spec
+from .variables import Variables, WebhookCall
 
 ScheduleType = Literal["repeat", "cron", "simple", "sunrise", "sunset"]
 Frequency = Literal["daily", "weekly", "monthly", "on_date"]
@@ -198,8 +199,37 @@ class ScheduleState(CamelModel):
     executed_count: int = 0
 
 
+class ScheduleWebhook(WebhookCall):
+    """MyController v2's custom-variable webhook: POST by default, the variables as the body, and the schedule too
+    with ``includeConfig``; its JSON answer's keys join the variables."""
+
+    method: HttpMethod = "POST"
+    include_config: bool = False
+
+
+class CustomVariableConfig(CamelModel):
+    javascript: str = ""
+    webhook: ScheduleWebhook | None = None
+
+    @field_validator("javascript")
+    @classmethod
+    def _javascript(cls, value: str) -> str:
+        if value.strip():
+            try:
+                check_script(value)
+            except ScriptError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+
 class Schedule(CamelModel):
-    """Runs its handlers at times (the reference's schedule)."""
+    """Runs its handlers at times (the reference's schedule). Keys besides these are kept as sent.
+
+    ``customVariableType`` (the reference's) adds variables when it runs: ``javascript`` runs
+    ``customVariableConfig.javascript`` in the sandbox and ``webhook`` calls ``customVariableConfig.webhook``; the
+    object either answers joins the variables."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
 
     id: str
     description: str = ""
@@ -210,12 +240,22 @@ class Schedule(CamelModel):
     spec: RepeatSpec | CronSpec | SimpleSpec
     timezone: str = ""
     variables: Variables = Field(default_factory=dict)
+    custom_variable_type: Literal["", "none", "javascript", "webhook"] = "none"
+    custom_variable_config: CustomVariableConfig = Field(default_factory=CustomVariableConfig)
     handler_parameters: HandlerParameters = Field(default_factory=dict)
     handlers: HandlerIds = Field(default_factory=list)
     modified_on: str | None = None
     state: ScheduleState = Field(default_factory=ScheduleState)
 
     _id = id_validator("schedule id")
+
+    @model_validator(mode="after")
+    def _custom_variables(self) -> Schedule:
+        if self.custom_variable_type == "javascript" and not self.custom_variable_config.javascript.strip():
+            raise ValueError("customVariableConfig.javascript is required when customVariableType is 'javascript'")
+        if self.custom_variable_type == "webhook" and self.custom_variable_config.webhook is None:
+            raise ValueError("customVariableConfig.webhook is required when customVariableType is 'webhook'")
+        return self
 
     @field_validator("spec", mode="before")
     @classmethod

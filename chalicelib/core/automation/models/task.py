@@ -11,13 +11,14 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from ...model import CamelModel
 from ...ports import FILTER_OPERATORS, Filter, FilterOperator
 from ...query import QueryError, compile_filter
+from ..javascript import ScriptError, check_script
 from ..templates import TemplateError, check_expression, is_template
 from .checks import HandlerIds, HandlerParameters, check_duration, check_templates, id_validator
 from .variables import ENTITY_TYPES, Variables, WebhookCall
 
 EventType = Literal["created", "updated", "deleted", "requested"]
 DampeningType = Literal["none", "consecutive", "evaluation", "active_duration"]
-EvaluationType = Literal["rule", "expression", "webhook"]
+EvaluationType = Literal["rule", "expression", "javascript", "webhook"]
 EVENT_TYPES: Final[tuple[str, ...]] = get_args(EventType)
 DAMPENING_TYPES: Final[tuple[str, ...]] = get_args(DampeningType)
 EVALUATION_TYPES: Final[tuple[str, ...]] = get_args(EvaluationType)
@@ -135,6 +136,9 @@ class EvaluationConfig(CamelModel):
     expression: str = ""
     """A jinja2 expression (``temperature > 25 and humidity < 60``); a dict result may carry ``isTriggered`` and
     extra variables for the handlers, as the reference's JavaScript result did."""
+    javascript: str = ""
+    """For ``javascript`` evaluation (MyController v2's): a script run in the sandbox (``javascript.py``); its last
+    value decides, an object's ``isTriggered`` and other keys as for an expression."""
     webhook: WebhookCall | None = None
     """For ``webhook`` evaluation: called with the variables; its JSON answer's ``isTriggered`` decides."""
 
@@ -145,6 +149,16 @@ class EvaluationConfig(CamelModel):
             try:
                 check_expression(value)
             except TemplateError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("javascript")
+    @classmethod
+    def _javascript(cls, value: str) -> str:
+        if value.strip():
+            try:
+                check_script(value)
+            except ScriptError as error:
                 raise ValueError(str(error)) from None
         return value
 
@@ -170,7 +184,10 @@ class TaskState(CamelModel):
 
 
 class Task(CamelModel):
-    """A rule over events and variables that notifies handlers (the reference's task)."""
+    """A rule over events and variables that notifies handlers (the reference's task). Keys besides these are kept
+    as sent (a client's own, or the reference's that we do not use)."""
+
+    model_config = {**CamelModel.model_config, "extra": "allow"}
 
     id: str
     description: str = ""
@@ -201,9 +218,6 @@ class Task(CamelModel):
     def _evaluation_type(cls, value: Any) -> Any:
         if value in (None, ""):
             return "rule"
-        if value == "javascript":
-            raise ValueError("javascript is not supported; use 'expression' (a jinja2 expression, e.g. "
-                             "'temperature > 25') or 'rule'")
         return value
 
     @field_validator("re_enable_duration")
@@ -226,6 +240,8 @@ class Task(CamelModel):
             check_duration(self.re_enable_duration, "reEnableDuration", positive=True)
         if self.evaluation_type == "expression" and not self.evaluation_config.expression.strip():
             raise ValueError("evaluationConfig.expression is required when evaluationType is 'expression'")
+        if self.evaluation_type == "javascript" and not self.evaluation_config.javascript.strip():
+            raise ValueError("evaluationConfig.javascript is required when evaluationType is 'javascript'")
         if self.evaluation_type == "webhook" and self.evaluation_config.webhook is None:
             raise ValueError("evaluationConfig.webhook is required when evaluationType is 'webhook'")
         return self

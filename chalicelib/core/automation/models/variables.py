@@ -14,7 +14,7 @@ from .checks import VARIABLE_NAME, HttpMethod, Timeout, check_templates, check_u
 
 ENTITY_TYPES: Final = tuple(k.value for k in Kind)
 RESERVED_NAMES: Final = frozenset({"event", "entity", "task", "schedule", "now", "sunrise", "sunset", "toJson",
-                                   "keyPath", "ternary", "range", "dict", "namespace", "value"})
+                                   "keyPath", "ternary", "range", "dict", "namespace", "value", "goText"})
 """Names the evaluator provides itself; variables may not shadow them."""
 
 
