@@ -10,7 +10,7 @@ source facts, requests, states) is interpreted and applied message by message, b
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
@@ -48,7 +48,7 @@ from ..ops import (
     Reply,
     SourceInfo,
 )
-from ..ports import MetricPoint
+from ..ports import MetricPoint, Repository
 from .caches import Caches, FieldKey, Route, iso
 from .fold import fold_known, fold_newer
 from .requests import answer_field_request, assign_node_id
@@ -97,6 +97,13 @@ def _stored_seen_ms(kind: Kind, record: Record, seen_field: str, caches: Caches)
     raise UnreadableRecord(f"stored {kind.value} {record.get('id')!r} cannot be read: {problem}")
 
 
+def _read(repo: Repository, kind: Kind, ids: Iterable[str], versions: dict[Kind, dict[str, int]]) -> dict[str, Record]:
+    """``get_many``, keeping the versions read in ``versions`` (no second read to write on them)."""
+    pairs = repo.get_many_versioned(kind, ids)
+    versions[kind] = {entity_id: version for entity_id, (_, version) in pairs.items()}
+    return {entity_id: record for entity_id, (record, _) in pairs.items()}
+
+
 class Batch:
     """The working state of one batch (kept out of the long-lived ``Processor``)."""
 
@@ -114,6 +121,8 @@ class Batch:
         self.fields: dict[str, FieldAcc | Folded] = {}
         self.groups: dict[str, FieldGroup] = {}
         self.stored_gateways: dict[str, Record] = {}
+        self.versions: dict[Kind, dict[str, int]] = {}
+        """The versions the stored records were read with: the batch writes on them (``core/conflicts.py``)."""
         self.stored_nodes: dict[str, Record] = {}
         self.stored_sources: dict[str, Record] = {}
         self.stored_fields: dict[str, Record] = {}
@@ -172,7 +181,7 @@ class Batch:
 
     def _load_gateways(self) -> None:
         ids = self.gateway_ids
-        stored = self.stored_gateways = self.repo.get_many(Kind.GATEWAY, ids)
+        stored = self.stored_gateways = _read(self.repo, Kind.GATEWAY, ids, self.versions)
         if len(stored) == len(ids) and all(isinstance(provider := record.get("provider"), dict)
                                            and provider.get("type") not in (None, "", "unknown")
                                            for record in stored.values()):
@@ -332,11 +341,11 @@ class Batch:
                 if kind is not Reply and kind is not NodeIdRequest and kind is not GatewayState:
                     batch_node_ids.setdefault(gw, set()).add(op.node_id)  # type: ignore[union-attr]
         if node_ids:
-            self.stored_nodes = self.repo.get_many(Kind.NODE, node_ids)
+            self.stored_nodes = _read(self.repo, Kind.NODE, node_ids, self.versions)
         if source_ids:
-            self.stored_sources = self.repo.get_many(Kind.SOURCE, source_ids)
+            self.stored_sources = _read(self.repo, Kind.SOURCE, source_ids, self.versions)
         if field_ids:
-            self.stored_fields = self.repo.get_many(Kind.FIELD, field_ids)
+            self.stored_fields = _read(self.repo, Kind.FIELD, field_ids, self.versions)
 
     # ----------------------------------------------------------------------------------------- apply
 
@@ -641,7 +650,7 @@ class Batch:
                 touched.sort(key=_touched_id)
             if touched:
                 written = write_changes(repo, kind, [(None if acc.created else bases.get(record["id"]), record)
-                                                     for acc, record in touched])
+                                                     for acc, record in touched], versions=self.versions.get(kind, {}))
                 for acc, record in touched:
                     events.append(event(EventType.CREATED if acc.created else EventType.UPDATED, kind,
                                         written.records.get(record["id"], record)))
@@ -654,7 +663,7 @@ class Batch:
         if field_records:
             stored = self.stored_fields
             outcome = write_changes(repo, Kind.FIELD, [(stored.get(r["id"]), r) for r in field_records],
-                                    if_newer=True)
+                                    if_newer=True, versions=self.versions.get(Kind.FIELD, {}))
             rejected = outcome.stale
             result.repo_writes += len(field_records)
             self.caches.remember_fields(applied)
