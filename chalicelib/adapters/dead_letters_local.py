@@ -98,6 +98,8 @@ def _read_lines(path: Path) -> list[dict[str, Any]]:
 
 def read(path: Path) -> list[dict[str, Any]]:
     """Every letter in the file, oldest first."""
+    if not path.parent.is_dir():  # (no stack ever ran there: nothing to make)
+        return []
     with locked(path):
         return _read_lines(path)
 
@@ -119,6 +121,8 @@ def _rewrite(path: Path, letters: list[dict[str, Any]]) -> None:
 def move_to_replay(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     """Take the letters ``wanted`` picks out of the file and queue their bodies in the replay inbox, in one step
     under the lock: a letter is either still in the file or waiting in the inbox, never both, never neither."""
+    if not path.exists():
+        return []
     with locked(path):
         letters = _read_lines(path)
         taken = [item for item in letters if isinstance(item.get("body"), str) and wanted(item)]
@@ -161,6 +165,8 @@ def take_replays(path: Path) -> list[str]:
 def waiting_replays(path: Path) -> int:
     """How many replays wait in the inbox (the stack is stopped, or has not looked yet)."""
     inbox = replay_inbox(path)
+    if not inbox.exists():
+        return 0
     with locked(path):
         try:
             return sum(1 for line in inbox.read_text(encoding="utf-8").splitlines() if line.strip())
@@ -185,6 +191,8 @@ class LocalDeadLetters:
 
 def remove(path: Path, wanted: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
     """Drop the letters ``wanted`` picks (messages that can never succeed), returning them."""
+    if not path.exists():
+        return []
     with locked(path):
         letters = _read_lines(path)
         dropped = [item for item in letters if wanted(item)]
