@@ -349,7 +349,8 @@ Timestamp = Annotated[str | None, AfterValidator(checked_timestamp)]
 """An optional date, checked and kept in the records' form (``checked_timestamp``)."""
 Sequence64 = Annotated[int, PydField(ge=0, le=_INT64_MAX)]
 """An edge sequence number: what every store and the processor's order keys hold."""
-_GO_DURATION: Final = re.compile(r"^(?:\d+(?:\.\d+)?(?:ns|us|µs|ms|s|m|h|d)?)+\Z")
+_GO_DURATION: Final = re.compile(r"^(?:\d+(?:\.\d+)?\s*(?:ns|us|µs|ms|s|m|h|d)?)+\Z", re.IGNORECASE)
+"""What the edge reads as a duration (``edge/gateways/util.parse_duration``)."""
 
 
 def checked_duration(value: str) -> str:
