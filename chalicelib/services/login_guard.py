@@ -24,8 +24,10 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Final
 
+from ..core.conflicts import update
 from ..core.model import Kind, Record
 from ..core.ports import Filter, ListQuery, Repository
 from .errors import TooManyAttempts
@@ -90,20 +92,20 @@ class LoginGuard:
         policy = self.policy
         locked = 0
         failures = 0
-        with self._lock:
-            keys = self._keys(username, address)
-            found = self.repository.get_many(Kind.LOGIN_ATTEMPT, keys)
-            for key in keys:
-                record = found.get(key)
-                fresh = record is None or (float(record.get("lockedUntil") or 0) <= now
-                                           and now - float(record.get("lastFailure") or 0) > policy.window_s)
-                count = 1 if fresh or record is None else int(record.get("failures") or 0) + 1
-                lock_s = policy.lock_for(count)
-                until = now + lock_s if lock_s else 0.0
-                self.repository.put(Kind.LOGIN_ATTEMPT, {
-                    "id": key, "scope": key.partition("-")[0], "failures": count, "lastFailure": now,
-                    "lockedUntil": until, "expiresAt": int(max(until, now) + policy.window_s) + 1})
-                locked = max(locked, lock_s)
+        def counted(record: Record | None, key: str) -> Record:
+            fresh = record is None or (float(record.get("lockedUntil") or 0) <= now
+                                       and now - float(record.get("lastFailure") or 0) > policy.window_s)
+            count = 1 if fresh or record is None else int(record.get("failures") or 0) + 1
+            lock_s = policy.lock_for(count)
+            until = now + lock_s if lock_s else 0.0
+            return {"id": key, "scope": key.partition("-")[0], "failures": count, "lastFailure": now,
+                    "lockedUntil": until, "expiresAt": int(max(until, now) + policy.window_s) + 1}
+
+        with self._lock:  # (and across processes each count is written on the version read: none is lost)
+            for key in self._keys(username, address):
+                written = update(self.repository, Kind.LOGIN_ATTEMPT, key, partial(counted, key=key))
+                count = int((written or {}).get("failures") or 0)
+                locked = max(locked, policy.lock_for(count))
                 failures = max(failures, count)
         log.warning("login failed", extra={"client_address": address or "", "known_user": known_user,
                                            "failures": failures, "locked_s": locked})

@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import FieldModel, Gateway, Kind, Record, event, iso_from_ms
-from chalicelib.core.ports import Repository
+from chalicelib.core.ports import ListQuery, Repository
 from chalicelib.core.processor import Processor
 from tests.integration.api_helpers import Api, fast_auth
 
@@ -212,3 +212,15 @@ def test_two_runs_of_one_handler_at_once_count_both(repository: Meeting, tmp_pat
                 lambda: functions[1]._record_state("hook", "error", "timed out"))
     state = (repository.get(Kind.HANDLER, "hook") or {})["state"]
     assert (state["executedCount"], state["errorCount"]) == (2, 1)
+
+
+def test_failed_logins_counted_by_two_processes_at_once_are_both_counted(repository: Meeting) -> None:
+    """A guesser spreading its tries over two API instances gets no free ones."""
+    from chalicelib.services.login_guard import LoginGuard
+
+    guards = [LoginGuard(repository, clock=lambda: 1_000.0) for _ in range(2)]
+    repository.kinds, repository.barrier = {Kind.LOGIN_ATTEMPT}, threading.Barrier(2)
+    two_at_once(lambda: guards[0].failed("admin", None, known_user=True),
+                lambda: guards[1].failed("admin", None, known_user=True))
+    stored = repository.query(Kind.LOGIN_ATTEMPT, ListQuery(limit=0)).data
+    assert [record["failures"] for record in stored] == [2]
