@@ -147,6 +147,11 @@ def _bus(c: Container) -> EventBus:
     if c.settings.bus == "eventbridge":
         from .adapters.bus_eventbridge import EventBridgeBus
 
+        if c.settings.notify_audience == "subscribed":  # packs nobody watches skip the notifier (bus_packing)
+            from .services.websocket import Audience
+
+            audience = Audience(c.connections, ttl_s=c.settings.ws_index_ttl_s)
+            return EventBridgeBus(c.settings.event_bus_name, audience=audience)
         return EventBridgeBus(c.settings.event_bus_name)
     from .adapters.bus_local import LocalEventBus
 
@@ -452,7 +457,8 @@ def _ingest(c: Container) -> Ingest:
     from .core.processor import Processor
     from .functions.ingest import Ingest
 
-    return Ingest(Processor(c.repository, c.metrics), c.bus, c.downlink, c.gateway_owners,
+    processor = Processor(c.repository, c.metrics, last_seen_resolution_ms=int(c.settings.last_seen_interval_s * 1000))
+    return Ingest(processor, c.bus, c.downlink, c.gateway_owners,
                   dead_letters=c.ingest_dead_letters)
 
 

@@ -6,12 +6,14 @@ Modules log through Powertools child loggers of the one logger built here (``Log
 both imported from this module, so that the parent exists first and a child never names another service than its
 parent, even if the environment changed since): every line is JSON with the function's service, the module's name
 and the correlation id its entry set. Metrics (namespace ``MyController``) are emitted and flushed inside Lambda
-only; outside it there is no X-Ray daemon, so no Tracer is even built (the X-Ray SDK costs ~0.8 s to load).
+only, at most once a minute (``MinuteMetrics``); outside it there is no X-Ray daemon, so no Tracer is even
+built (the X-Ray SDK costs ~0.8 s to load).
 """
 
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any, Final, Protocol
 
@@ -51,7 +53,29 @@ class NoTracer:
         return None
 
 
+METRICS_FLUSH_S: Final = 60.0
+"""A function's metrics go out at most once a minute (and at 100 values of one metric, as Powertools does)."""
+
+
+class MinuteMetrics(Metrics):
+    """Powertools metrics written (an embedded-metric-format log line) at most once a minute: at a home's pace the
+    ingest function runs every second or two, and a line per invocation was most of its log bytes
+    (``docs/cost.md``). The values of the minute travel together; what a container held when Lambda retired it
+    (under a minute's worth) is not written."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.flushed_at = float("-inf")
+
+    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
+        now = time.monotonic()
+        if now - self.flushed_at < METRICS_FLUSH_S:
+            return
+        self.flushed_at = now
+        super().flush_metrics(raise_on_empty_metrics=raise_on_empty_metrics)
+
+
 logger = Logger(level=(os.environ.get("POWERTOOLS_LOG_LEVEL") or os.environ.get("LOG_LEVEL") or "INFO").upper())
 """The parent of every module's child logger."""
-metrics = Metrics(namespace=NAMESPACE)
+metrics = MinuteMetrics(namespace=NAMESPACE)
 tracer: TracerLike = Tracer() if IN_LAMBDA else NoTracer()

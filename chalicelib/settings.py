@@ -156,6 +156,16 @@ class Settings:
     ws_revalidate_s: float = setting("WS_REVALIDATE_S", 2.0, "seconds between re-checks of open websockets' "
                                      "sessions (a logged-out, changed or deleted principal's sockets close); a "
                                      "revocation closes them at once through the bus", kind="number", minimum=0.1)
+    notify_audience: str = setting("NOTIFY_AUDIENCE", "all", "which of this process's bus events reach the "
+                                   "websocket notifier in AWS: `all`, or only those some live connection subscribed "
+                                   "to (`subscribed`: the publisher reads the connections at most every "
+                                   "`WS_INDEX_TTL_S`; the stack sets it on the ingest function)",
+                                   choices=("all", "subscribed"))
+    last_seen_interval_s: float = setting("LAST_SEEN_INTERVAL_S", 60.0, "seconds between writes of a node's and a "
+                                          "source's `lastSeen` while it keeps reporting (its fields are written "
+                                          "with every value); keep it well under the nodes' inactive duration "
+                                          "(15 minutes by default); the stack sets it from its `LastSeenInterval`",
+                                          kind="number", minimum=1)
     handler_queue: str = setting("HANDLER_QUEUE", "local", "where handler runs queue: the in-process queue or "
                                  "SQS", choices=("local", "sqs"))
     handler_queue_url: str | None = setting("HANDLER_QUEUE_URL", None, "the handler queue's URL "

@@ -2,7 +2,8 @@
 
 Everything runs on one asyncio loop. Gateways call ``ctx.emit`` (synchronous, thread-safe), which makes the
 message durable in the spool before returning; the sender packs the oldest envelopes into publishes bounded
-by ``max_publish_bytes`` and ``linger_ms``, paces them under ``max_publishes_per_s``, keeps up to
+by ``max_publish_bytes`` and ``linger_ms`` (commands, requests and presentations do not wait for it:
+``uplink/packing.py``), paces them under ``max_publishes_per_s``, keeps up to
 ``max_in_flight`` of them awaiting their PUBACK, and deletes envelopes from the spool only once their publish
 is acknowledged, in spool order. A failed publish is retried from the spool with backoff, so an outage of
 the network, of the broker or of the agent itself (SIGKILL) costs nothing but duplicates on the wire, which
@@ -44,6 +45,7 @@ from .shadow import Decision, ShadowClient
 from .spool import Spool, SpoolRow
 from .uplink import Uplink, UplinkError, build_uplink
 from .uplink.inprocess import PublishHandler
+from .uplink.packing import is_urgent, publish_wait
 
 log = logging.getLogger("edge.agent")
 
@@ -86,7 +88,7 @@ class _Context:
             self.dropped += 1
         else:
             self.emitted += 1
-            self.agent.wake()
+            self.agent.wake(urgent=command)
 
     def announce_state(self) -> None:
         """Send the current state again (after the cloud showed something else for this gateway)."""
@@ -101,7 +103,7 @@ class _Context:
         self.state = {"status": status, "message": message, "since": _iso_now()}
         raw = json.dumps({"type": "gateway_state", "status": status, "message": message}, separators=(",", ":"))
         self.agent.spool.append(self.gateway_id, STATE_PROVIDER, raw, None, command=True)
-        self.agent.wake()
+        self.agent.wake(urgent=True)
         self._logger.info("gateway state", extra={"gateway": self.gateway_id, "status": status,
                                                   "detail": message})
 
@@ -167,6 +169,7 @@ class EdgeAgent:
         self._loop_thread: int | None = None
         self._wake: asyncio.Event | None = None
         self._sender_waiting = False
+        self._sender_lingering = False
         self._tasks: list[asyncio.Task[Any]] = []
         self._gateway_tasks: dict[str, asyncio.Task[None]] = {}
         self._downlink_tasks: dict[str, asyncio.Task[None]] = {}
@@ -319,11 +322,13 @@ class EdgeAgent:
             await asyncio.sleep(delay)
             delay = min(delay * 2, _GATEWAY_RESTART_CAP_S)
 
-    def wake(self) -> None:
-        """Tell the sender there is something new (from any thread; cheap when it is busy anyway)."""
-        if not self._sender_waiting or self._loop is None or self._wake is None:
+    def wake(self, urgent: bool = False) -> None:
+        """Tell the sender there is something new (from any thread; cheap when it is busy anyway); an ``urgent``
+        message also ends its packing window."""
+        waiting = self._sender_waiting or (urgent and self._sender_lingering)
+        if not waiting or self._loop is None or self._wake is None:
             return
-        self._sender_waiting = False
+        self._sender_waiting = self._sender_lingering = False
         if threading.get_ident() == self._loop_thread:
             self._wake.set()
         else:
@@ -469,7 +474,7 @@ class EdgeAgent:
         uplink_config = self.config.uplink
         budget = uplink_config.max_publish_bytes
         max_envelopes = max(1, budget // _MIN_ENVELOPE_BYTES)
-        linger_s = uplink_config.linger_ms / 1000
+        linger_s = uplink_config.linger_s
         spacing_s = 1.0 / uplink_config.max_publishes_per_s
         window = uplink_config.max_in_flight if self.uplink.pipelined else 1
         pace = 0.0
@@ -494,7 +499,8 @@ class EdgeAgent:
             if room and self.uplink.connected:
                 rows, full = self.spool.peek_batch(max_envelopes, budget - _PUBLISH_OVERHEAD, after)
                 if rows:
-                    wait = 0.0 if full else linger_s - (time.time() - rows[0].envelope.timestamp / 1000)
+                    wait = publish_wait(rows[0].envelope.timestamp, time.time(), linger_s, full=full,
+                                        urgent=is_urgent(rows))
                     wait = max(wait, pace - spacing_s - loop.time())
                     if wait <= 0:
                         rows, body = _pack(rows, budget)
@@ -507,9 +513,9 @@ class EdgeAgent:
                         self._in_flight.append(_Flight(task, rows))
                         after = rows[-1].rowid
                         continue
-                    # Linger or pacing: a plain sleep. Waking for every new message would re-read the batch
-                    # from the spool hundreds of times a second for nothing.
-                    await asyncio.sleep(min(wait, _IDLE_WAKE_S))
+                    # Linger or pacing: only an urgent message or a finished publish wakes us. Waking for every
+                    # new message would re-read the batch from the spool hundreds of times a second for nothing.
+                    await self._linger(min(wait, _IDLE_WAKE_S))
                     continue
             # Idle (nothing to send): new data wakes us. Window full or offline: only a finished publish does.
             await self._wait(_IDLE_WAKE_S, on_data=room and self.uplink.connected)
@@ -556,6 +562,18 @@ class EdgeAgent:
                 await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
         finally:
             self._sender_waiting = False
+
+    async def _linger(self, timeout: float) -> None:
+        """Sleep through the packing window; a command, request or presentation (``wake(urgent=True)``) or a
+        finished publish ends it early."""
+        assert self._wake is not None
+        self._wake.clear()
+        self._sender_lingering = True
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
+        finally:
+            self._sender_lingering = False
 
     def _flight_done(self, _task: asyncio.Task[None]) -> None:
         if self._wake is not None:

@@ -26,6 +26,18 @@ from chalicelib.core.shadow import DEFAULT_SHADOW_NAME
 
 from .errors import EdgeError
 
+DEFAULT_LINGER_MS = 50
+"""Uplinks where a publish costs nothing (a local broker, the local stack): hardly any packing window."""
+AWS_IOT_LINGER_MS = 1000
+"""AWS IoT Core bills every publish: a second of messages a publish (``edge/uplink/packing.py``, ``docs/cost.md``).
+The device-to-console budget (2 s at p99) takes it with the cloud's own second to spare."""
+
+
+def default_linger_ms(uplink_type: str) -> int:
+    """The packing window an uplink gets when ``linger_ms`` is not set: long where publishes are billed."""
+    return AWS_IOT_LINGER_MS if uplink_type == "aws_iot" else DEFAULT_LINGER_MS
+
+
 IOT_CORE_MAX_PUBLISH_BYTES = 128 * 1024
 """AWS IoT Core rejects a publish larger than this; no broker we target wants more from one batch."""
 
@@ -117,8 +129,9 @@ class UplinkSection(_Strict):
     """Seconds the broker keeps our session (and downlinks queued for it) while we are offline."""
     max_publish_bytes: int = Field(default=5_000, ge=512, le=IOT_CORE_MAX_PUBLISH_BYTES)
     """Envelopes are packed into publishes up to this size; AWS IoT Core bills per started 5 KB."""
-    linger_ms: int = Field(default=50, ge=0, le=10_000)
-    """How long a publish that is not full waits for more envelopes."""
+    linger_ms: int | None = Field(default=None, ge=0, le=10_000)
+    """How long a publish that is not full waits for more envelopes; commands, requests and presentations never
+    wait (``uplink/packing.py``). Unset: 1000 for ``aws_iot`` (every publish is billed), 50 otherwise."""
     max_publishes_per_s: float = Field(default=50.0, gt=0, le=1000)
     """AWS IoT Core allows about 100 publishes a second per connection; stay under it."""
     max_in_flight: int = Field(default=16, ge=1, le=100)
@@ -150,6 +163,11 @@ class UplinkSection(_Strict):
         if self.max_reconnect_delay_ms < self.min_reconnect_delay_ms:
             raise ValueError("uplink.max_reconnect_delay_ms must not be below min_reconnect_delay_ms")
         return self
+
+    @property
+    def linger_s(self) -> float:
+        """The packing window in seconds, with the uplink's default applied."""
+        return (self.linger_ms if self.linger_ms is not None else default_linger_ms(self.type)) / 1000
 
     @property
     def address(self) -> tuple[str, int]:

@@ -45,6 +45,15 @@ PARAMETER_VARIABLES: Final[dict[str, str]] = {
     "LogLevel": "LOG_LEVEL",
     "StageName": "STAGE",
     "IngestMaximumConcurrency": "INGEST_MAX_CONCURRENCY",
+    # cost levers (docs/cost.md)
+    "IngestBatchWindow": "INGEST_BATCH_WINDOW",
+    "TableCapacity": "TABLE_CAPACITY",
+    "TableWriteCapacity": "TABLE_WRITE_CAPACITY",
+    "TableReadCapacity": "TABLE_READ_CAPACITY",
+    "TableMaxCapacity": "TABLE_MAX_CAPACITY",
+    "LastSeenInterval": "LAST_SEEN_INTERVAL",
+    "FunctionAlarms": "FUNCTION_ALARMS",
+    "Tracing": "TRACING",
 }
 """Stack parameter → the environment variable ``make deploy`` reads it from (unset: the deployed value, or the
 template's default on the first deploy)."""

@@ -5,12 +5,15 @@
 
 * ``<Id>``: the ``AWS::Lambda::Function`` named ``<stack>-<name>``, handler ``app.<name>`` (``app.app`` for the
   REST API), Python 3.12 on arm64, the code ``deployment.zip`` beside the template (``sam deploy`` uploads it),
-  its timeout, its memory (from the measured cold-start RSS, ``memory_mb``), X-Ray tracing, and its environment:
+  its timeout, its memory (from the measured cold-start RSS, ``memory_mb``), X-Ray tracing as the ``Tracing``
+  parameter says (off by default: ``docs/cost.md``), a dead-letter queue when a bus rule invokes it, and its
+  environment:
   every adapter selected for AWS with the stack's resources by ``Ref``/``Fn::GetAtt``/``Fn::Sub`` (no literal
   names), plus what that function alone needs;
 * ``<Id>Role``: its own role, with exactly what its code calls (``infra/iam.py``);
 * ``<Id>LogGroup``: ``/aws/lambda/<stack>-<name>`` with the ``LogRetentionDays`` retention (the function logs there:
-  ``LoggingConfig``), so no role may create log groups;
+  ``LoggingConfig``, JSON at ``LogLevel``, Lambda's own START/END/REPORT lines only from WARN), so no role may
+  create log groups;
 * for a Chalice schedule, ``<Id>Schedule`` (an EventBridge rule) and ``<Id>SchedulePermission``.
 
 The logical ids are Chalice's (``APIHandler``, ``Ingest``, ``ForwardPayload``…): the rest of the template and the
@@ -27,7 +30,7 @@ from typing import Any, Final
 
 from .errors import InfraError
 from .fragments import ALL_FUNCTIONS
-from .iam import JWT_PARAMETER, Statement, function_statements
+from .iam import JWT_PARAMETER, Statement, dead_letter_statement, function_statements
 from .identity import TOPIC_PREFIX
 from .template import (
     CONSUMER_TIMEOUT_S,
@@ -35,6 +38,7 @@ from .template import (
     INGEST_TIMEOUT_S,
     SHADOW_NAME,
     WEBSOCKET_MANAGEMENT_ENDPOINT,
+    async_dead_letter_queues,
     blob_environment,
     handler_environment,
     scheduler_environment,
@@ -145,6 +149,7 @@ def base_environment() -> dict[str, Any]:
         "IOT_DATA_ENDPOINT": {"Fn::If": ["HasIotDataEndpoint", {"Fn::Sub": "https://${IotDataEndpoint}"},
                                          {"Ref": "AWS::NoValue"}]},
         "SHADOW": "iotdata",
+        "LAST_SEEN_INTERVAL_S": {"Ref": "LastSeenInterval"},
         "SHADOW_NAME": SHADOW_NAME,
         "SIGNING_SECRET": "ssm",
         "SIGNING_SECRET_PARAMETER": JWT_PARAMETER,
@@ -162,11 +167,26 @@ def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str
         own.update(build)  # GIT_COMMIT, BUILD_DATE for /api/version
     if function.name == "websocket_notify":
         own["WEBSOCKET_ENDPOINT"] = WEBSOCKET_MANAGEMENT_ENDPOINT
+    if function.name == "ingest":
+        own["NOTIFY_AUDIENCE"] = "subscribed"  # the bulk of the bus: the notifier runs only for what is watched
     if function.name == "handlers":
         own.update({"EMAIL": "ses", "SMS": "sns"})
     if function.name == "ingest":  # messages that fail for good go to its DLQ at once, with the reason
         own.update({"INGEST_DEAD_LETTERS": "sqs", "INGEST_DEAD_LETTER_QUEUE_URL": {"Ref": "IngestDeadLetterQueue"}})
     return own
+
+
+APPLICATION_LOG_LEVEL: Final[dict[str, Any]] = {"Fn::If": ["LogDebug", "DEBUG", {"Fn::If": [
+    "LogWarning", "WARN", {"Fn::If": ["LogError", "ERROR", {"Fn::If": ["LogCritical", "FATAL", "INFO"]}]}]}]}
+"""The ``LogLevel`` parameter in Lambda's names (its WARN and FATAL are Python's WARNING and CRITICAL)."""
+
+
+def logging_config(log_group: str) -> dict[str, Any]:
+    """The function's own log group, JSON lines (what Powertools writes anyway) at the stack's ``LogLevel``, and
+    Lambda's own lines (START, END, REPORT: some 370 bytes an invocation, half of a home's log bill) only from
+    WARN up; Lambda's metrics still give every invocation's duration and memory (``docs/cost.md``)."""
+    return {"LogGroup": {"Ref": log_group}, "LogFormat": "JSON", "ApplicationLogLevel": APPLICATION_LOG_LEVEL,
+            "SystemLogLevel": "WARN"}
 
 
 def event_source_queues(resources: dict[str, Any]) -> dict[str, str]:
@@ -199,6 +219,9 @@ def function_resources(functions: list[LambdaFunction], *, queues: dict[str, str
                      **environment.get(ALL_FUNCTIONS, {}), **environment.get(logical, {})}
         statements = function_statements(function.name, log_group=log_group, queue=queues.get(logical),
                                          extra=policies, logical_id=logical)
+        dead_letters = async_dead_letter_queues().get(logical)
+        if dead_letters:
+            statements.append(dead_letter_statement(dead_letters))
         resources[log_group] = {
             "Type": "AWS::Logs::LogGroup",
             "Properties": {"LogGroupName": {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{function.name}"},
@@ -225,10 +248,12 @@ def function_resources(functions: list[LambdaFunction], *, queues: dict[str, str
                 "Timeout": TIMEOUTS_S.get(function.name, DEFAULT_TIMEOUT_S),
                 "MemorySize": memory_mb(function.name, measured),
                 "Environment": {"Variables": variables},
-                "TracingConfig": {"Mode": "Active"},
-                "LoggingConfig": {"LogGroup": {"Ref": log_group}},
+                "TracingConfig": {"Mode": {"Ref": "Tracing"}},
+                "LoggingConfig": logging_config(log_group),
             },
         }
+        if dead_letters:  # what failed every asynchronous attempt (a bus rule's invocation) waits there
+            resources[logical]["Properties"]["DeadLetterConfig"] = {"TargetArn": {"Fn::GetAtt": [dead_letters, "Arn"]}}
         if function.trigger == "schedule":
             resources[f"{logical}Schedule"] = {
                 "Type": "AWS::Events::Rule",

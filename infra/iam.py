@@ -23,7 +23,8 @@ capability                  adapter and calls
 ``secrets.decrypt``         ``secrets_kms``: Decrypt (only the handler function reads them)
 ``blobs``                   ``blob_s3``: objects of the stack's bucket, and listing it
 ``admin_password``          ``admin_password_secretsmanager``: GetSecretValue on the stack's secret
-``connections.*``           ``connections_dynamodb``: the calls of connect, subscribe, disconnect, notify
+``connections.*``           ``connections_dynamodb``: the calls of connect, subscribe, disconnect, notify, and
+                            the publisher's look at who listens (``audience``: Scan)
 ``manage_connections``      ``notifier_apigw``: post_to_connection on the stack's websocket API stage
 ``close_connections``       ``notifier_apigw``: delete_connection (a revoked session's sockets are closed)
 ``sessions.read``           ``repository_dynamodb``: BatchGetItem only (``AuthService.session_problems``: users,
@@ -33,9 +34,10 @@ capability                  adapter and calls
                             device's uplink or AWS's reserved topics (an explicit deny)
 ==========================  ==============================================================================
 
-Every function also writes its own log group and X-Ray segments, and a function fed by a queue reads that queue
-only. ``tests/unit/test_iam.py`` holds the roles to a list of the calls each function makes, derived from the code,
-and refuses a wildcard where a resource can be named.
+Every function also writes its own log group and X-Ray segments, a function fed by a queue reads that queue only,
+and one a bus rule invokes may put what failed in its own dead-letter queue. ``tests/unit/test_iam.py`` holds the
+roles to a list of the calls each function makes, derived from the code, and refuses a wildcard where a resource
+can be named.
 """
 
 from __future__ import annotations
@@ -116,6 +118,7 @@ CAPABILITIES: Final[dict[str, list[Statement]]] = {
     "connections.subscribe": _connections("Connections", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
     "connections.disconnect": _connections("Connections", ["dynamodb:DeleteItem"]),
     "connections.notify": _connections("Connections", ["dynamodb:Scan", "dynamodb:DeleteItem"]),
+    "connections.audience": _connections("Connections", ["dynamodb:Scan"]),
     "manage_connections": [
         _allow("WebsocketPush", ["execute-api:ManageConnections"],
                [_arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/*")])],
@@ -141,8 +144,9 @@ USES: Final[dict[str, tuple[str, ...]]] = {
     # configs to edge shadows, handler secrets encrypted, firmware and backups, logins)
     "api_handler": (*AUTOMATION, "schedules.list", "downlink", "shadows", "signing_secret.create",
                     "secrets.encrypt", "blobs", "admin_password"),
-    # batch processor: stored values, events, answers to devices; what fails for good to its DLQ
-    "ingest": (*RESOURCES, "events", "downlink", "dead_letters.ingest"),
+    # batch processor: stored values, events, answers to devices; what fails for good to its DLQ; whether a
+    # websocket wants its events
+    "ingest": (*RESOURCES, "events", "downlink", "connections.audience", "dead_letters.ingest"),
     "forward_payload": ("resources.read", "downlink"),  # mappings read, values sent as downlinks
     "handlers": (*AUTOMATION, "idempotency", "downlink", "secrets.decrypt", "email", "sms", "mqtt"),
     "shadow_reported": (*RESOURCES, "events"),  # reported gateway state into the gateway resources
@@ -188,6 +192,12 @@ def queue_statement(queue: str) -> Statement:
     """What the Lambda poller does with the queue that feeds the function (``AWSLambdaSQSQueueExecutionRole``)."""
     return _allow("OwnQueue", ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
                   [{"Fn::GetAtt": [queue, "Arn"]}])
+
+
+def dead_letter_statement(queue: str) -> Statement:
+    """Where Lambda puts an asynchronous invocation that failed every attempt (the function's ``DeadLetterConfig``:
+    sent with the function's role)."""
+    return _allow("OwnDeadLetters", ["sqs:SendMessage"], [{"Fn::GetAtt": [queue, "Arn"]}])
 
 
 def _merge_statements(statements: Iterable[Statement]) -> list[Statement]:

@@ -93,13 +93,17 @@ DESCRIPTION: Final = "MyController Serverless: an IoT controller (https://github
 
 
 def dead_letter_queues(resources: dict[str, Any]) -> list[str]:
-    """Every queue another queue dead-letters to (each gets a depth alarm)."""
-    found = set()
+    """Every queue another queue or a rule's target dead-letters to (each gets a depth alarm)."""
+    found: set[str] = set()
     for resource in resources.values():
+        targets: list[Any] = []
         if resource.get("Type") == "AWS::SQS::Queue":
-            target = ((resource.get("Properties") or {}).get("RedrivePolicy") or {}).get("deadLetterTargetArn")
-            if isinstance(target, dict) and "Fn::GetAtt" in target:
-                found.add(target["Fn::GetAtt"][0])
+            targets.append(((resource.get("Properties") or {}).get("RedrivePolicy") or {}).get("deadLetterTargetArn"))
+        if resource.get("Type") == "AWS::Events::Rule":
+            targets += [(target.get("DeadLetterConfig") or {}).get("Arn")
+                        for target in resource["Properties"].get("Targets", [])]
+        found.update(target["Fn::GetAtt"][0] for target in targets
+                     if isinstance(target, dict) and "Fn::GetAtt" in target)
     return sorted(found)
 
 

@@ -9,16 +9,20 @@ the parameters, the functions (``infra/functions.py``), the APIs (``infra/apis.p
   websocket connections table, both kept when the stack goes (``DeletionPolicy: Retain``) and with point-in-time
   recovery,
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
-* the event source mapping that feeds the ingest function up to ``INGEST_BATCH_PUBLISHES`` (100) records at a
-  time, gathered for at most a second, with partial batch responses (``ReportBatchItemFailures``), so only
-  failed records are retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds
-  the rest back; reserved concurrency would throttle them into the DLQ),
+* the event source mapping that feeds the ingest function: by default each publish at once, up to
+  ``IMMEDIATE_BATCH_PUBLISHES`` (10) that are waiting (a home: the edge already packs a second of messages a
+  publish, and a window here would double the device-to-console latency); with ``IngestBatchWindow`` of a second
+  or more, up to ``INGEST_BATCH_PUBLISHES`` (100) gathered for that long (a fleet at load: writes and events per
+  message fall with the batch); with partial batch responses (``ReportBatchItemFailures``), so only failed
+  records are retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds the rest
+  back; reserved concurrency would throttle them into the DLQ),
 * the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
   action to the DLQ, and its role,
 * the EventBridge bus for domain events, and its three consumers (``bus_consumer_resources``): each rule
-  (``field.updated`` → forward payload, every event → tasks, every event → websocket notify) targets its own SQS
-  queue (with a DLQ, and a queue policy that lets only that rule send), which feeds the function in batches with
-  partial batch responses: one invocation per batch, not per event (``chalicelib/bus_consumers.py``),
+  (packs holding a ``field.updated`` → forward payload, every pack → tasks, packs a live websocket wants →
+  websocket notify) invokes its function directly, one invocation per pack of events (``core/bus_packing.py``),
+  with retries and a dead-letter queue (and a disabled mapping that redrives it): no queue, no poller
+  (``chalicelib/functions/bus_consumers.py``),
 * the IoT policy edge devices get: they connect as their thing name and publish only to their own topics,
 * the EventBridge Scheduler schedule group and the role Scheduler assumes to invoke the ``scheduled`` function,
 * the handler queue (and its DLQ), the KMS key for handler secrets, the blob bucket, and the Secrets Manager secret
@@ -34,11 +38,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import Any, Final
 
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.core.auth import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
+from chalicelib.core.bus_packing import packed_pattern
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
 from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
@@ -49,8 +54,14 @@ MAX_RECEIVE_COUNT = 5
 INGEST_TIMEOUT_S = 30
 """The ingest function's timeout (``infra/functions.py``): a batch of 100 publishes takes well under a second."""
 BATCHING_WINDOW_S = 1
-"""How long the ingest and handler mappings gather a batch (more than 10 records need at least a second)."""
-INGEST_VISIBILITY_TIMEOUT_S = 6 * INGEST_TIMEOUT_S + BATCHING_WINDOW_S
+"""How long the handler mapping gathers a batch (more than 10 records need at least a second)."""
+IMMEDIATE_BATCH_PUBLISHES = 10
+"""The ingest batch without a window: what SQS allows (more than 10 records need a window of a second or more)."""
+MAX_INGEST_WINDOW_S = 5
+"""The longest ``IngestBatchWindow`` the stack takes."""
+INGEST_WINDOWED: Final = "IngestWindowed"
+"""The condition of ``IngestBatchWindow`` above 0."""
+INGEST_VISIBILITY_TIMEOUT_S = 6 * INGEST_TIMEOUT_S + MAX_INGEST_WINDOW_S
 """Six times the function's timeout plus the batching window, as AWS advises for SQS event sources."""
 FORWARD_FUNCTION = "ForwardPayload"
 """The logical id ``chalice package`` gives ``@app.lambda_function(name="forward_payload")``."""
@@ -63,14 +74,6 @@ HANDLER_TIMEOUT_S = 60
 HANDLER_VISIBILITY_TIMEOUT_S = 6 * HANDLER_TIMEOUT_S + BATCHING_WINDOW_S
 CONSUMER_TIMEOUT_S = 60
 """The timeout of the bus consumers (and of every function without one of its own, ``infra/functions.py``)."""
-CONSUMER_BATCH_SIZE = 100
-"""Events a tasks or forward payload invocation takes at most (SQS allows more than 10 only with a batching
-window of at least one second)."""
-CONSUMER_BATCHING_WINDOW_S = 1
-NOTIFY_BATCH_SIZE = 10
-"""Websocket notify waits for no batching window (a push is worth little late), and without one SQS allows at
-most 10 records a batch; the long poll still hands over up to 10 events that are waiting."""
-NOTIFY_BATCHING_WINDOW_S = 0
 
 
 def handler_environment() -> dict[str, Any]:
@@ -150,39 +153,34 @@ WEBSOCKET_MANAGEMENT_ENDPOINT: dict[str, Any] = {
 """Where the notify function posts (``WebsocketAPI`` and its stage are Chalice's websocket API resources)."""
 
 
-def bus_consumer_resources(name: str, function: str, pattern: dict[str, Any], *, batch_size: int,
-                           window_s: int, retry_policy: dict[str, int]) -> dict[str, Any]:
-    """One consumer of the bus: ``<name>Rule`` (the pattern) → ``<name>Queue`` (DLQ ``<name>DeadLetterQueue``
-    after ``MAX_RECEIVE_COUNT`` deliveries; also where EventBridge puts what it could not deliver) → the function,
-    through ``<name>EventSource`` in batches with partial batch responses. ``<name>QueuePolicy`` lets
-    EventBridge send to the two queues for this rule only (``aws:SourceArn``)."""
-    queue_arn = {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
+def bus_consumer_resources(name: str, function: str, pattern: dict[str, Any], *,
+                           retry_policy: dict[str, int]) -> dict[str, Any]:
+    """One consumer of the bus: ``<name>Rule`` (its pattern over packs of events) invokes the function directly
+    (``<name>Permission``), EventBridge retrying a delivery that fails (``retry_policy``) and putting what it could
+    not deliver in ``<name>DeadLetterQueue``; Lambda retries a failed invocation twice and then puts the event in
+    the same queue (the function's ``DeadLetterConfig``, ``infra/functions.py``). No queue sits between the rule
+    and the function: no SQS requests per event and no pollers on an idle stack. ``<name>Redrive`` is an event
+    source mapping from the dead-letter queue to the function, created disabled: enabling it hands the dead
+    letters back (``docs/deploy.md``). ``<name>DeadLetterQueuePolicy`` lets EventBridge send there for this rule
+    only (``aws:SourceArn``)."""
     dlq_arn = {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}
+    rule_arn = {"Fn::GetAtt": [f"{name}Rule", "Arn"]}
     return {
         f"{name}DeadLetterQueue": {
             "Type": "AWS::SQS::Queue",
-            "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
+            "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True,
+                           "VisibilityTimeout": 6 * CONSUMER_TIMEOUT_S},
         },
-        f"{name}Queue": {
-            "Type": "AWS::SQS::Queue",
-            "Properties": {
-                # AWS: at least six times the function's timeout, plus the batching window
-                "VisibilityTimeout": 6 * CONSUMER_TIMEOUT_S + window_s,
-                "SqsManagedSseEnabled": True,
-                "RedrivePolicy": {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT},
-            },
-        },
-        f"{name}QueuePolicy": {
+        f"{name}DeadLetterQueuePolicy": {
             "Type": "AWS::SQS::QueuePolicy",
             "Properties": {
-                "Queues": [{"Ref": f"{name}Queue"}, {"Ref": f"{name}DeadLetterQueue"}],
+                "Queues": [{"Ref": f"{name}DeadLetterQueue"}],
                 "PolicyDocument": {
                     "Version": "2012-10-17",
                     "Statement": [{"Sid": "bus-rule", "Effect": "Allow",
                                    "Principal": {"Service": "events.amazonaws.com"},
-                                   "Action": "sqs:SendMessage", "Resource": [queue_arn, dlq_arn],
-                                   "Condition": {"ArnEquals": {
-                                       "aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}}],
+                                   "Action": "sqs:SendMessage", "Resource": [dlq_arn],
+                                   "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}}}],
                 },
             },
         },
@@ -191,42 +189,111 @@ def bus_consumer_resources(name: str, function: str, pattern: dict[str, Any], *,
             "Properties": {
                 "EventBusName": {"Ref": "EventBus"},
                 "EventPattern": pattern,
-                "Targets": [{"Id": f"{name}Queue", "Arn": queue_arn, "RetryPolicy": retry_policy,
+                "Targets": [{"Id": function, "Arn": {"Fn::GetAtt": [function, "Arn"]}, "RetryPolicy": retry_policy,
                              "DeadLetterConfig": {"Arn": dlq_arn}}],
             },
         },
-        f"{name}EventSource": {
+        f"{name}Permission": {
+            "Type": "AWS::Lambda::Permission",
+            "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": function},
+                           "Principal": "events.amazonaws.com", "SourceArn": rule_arn},
+        },
+        f"{name}Redrive": {
             "Type": "AWS::Lambda::EventSourceMapping",
             "Properties": {
-                "EventSourceArn": queue_arn,
+                "EventSourceArn": dlq_arn,
                 "FunctionName": {"Ref": function},
-                "BatchSize": batch_size,
-                "MaximumBatchingWindowInSeconds": window_s,
+                "Enabled": False,
+                "BatchSize": REDRIVE_BATCH_SIZE,
                 "FunctionResponseTypes": ["ReportBatchItemFailures"],
             },
         },
     }
 
 
+REDRIVE_BATCH_SIZE = 10
+"""Dead letters a redrive invocation takes (each is one pack of events)."""
 BUS_CONSUMERS: dict[str, dict[str, Any]] = {
-    "ForwardPayload": {"function": FORWARD_FUNCTION, "pattern": FORWARD_PATTERN, "batch_size": CONSUMER_BATCH_SIZE,
-                       "window_s": CONSUMER_BATCHING_WINDOW_S,
+    "ForwardPayload": {"function": FORWARD_FUNCTION, "pattern": packed_pattern(FORWARD_PATTERN),
                        "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
-    "Tasks": {"function": TASKS_FUNCTION, "pattern": TASKS_PATTERN, "batch_size": CONSUMER_BATCH_SIZE,
-              "window_s": CONSUMER_BATCHING_WINDOW_S,
+    "Tasks": {"function": TASKS_FUNCTION, "pattern": packed_pattern(TASKS_PATTERN),
               "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
-    # a push is worth little late: few delivery retries, short age
-    "WebsocketNotify": {"function": WEBSOCKET_NOTIFY_FUNCTION, "pattern": NOTIFY_PATTERN,
-                        "batch_size": NOTIFY_BATCH_SIZE, "window_s": NOTIFY_BATCHING_WINDOW_S,
+    # a push is worth little late: few delivery retries, short age; only packs a live websocket wants
+    "WebsocketNotify": {"function": WEBSOCKET_NOTIFY_FUNCTION, "pattern": packed_pattern(NOTIFY_PATTERN, watched=True),
                         "retry_policy": {"MaximumRetryAttempts": 2, "MaximumEventAgeInSeconds": 60}},
 }
-"""The bus's consumers by resource name prefix: their function, rule pattern (the same the local bus uses),
-batching and EventBridge delivery retries. ``bench/cost.py`` counts invocations from this table."""
+"""The bus's consumers by resource name prefix: their function, rule pattern (the local bus's per-event pattern,
+as packs carry it: ``core/bus_packing.py``) and EventBridge's delivery retries. ``bench/cost.py`` reads the
+template they make."""
+
+
+def async_dead_letter_queues() -> dict[str, str]:
+    """Function logical id → the queue Lambda puts its failed asynchronous invocations in."""
+    return {consumer["function"]: f"{name}DeadLetterQueue" for name, consumer in BUS_CONSUMERS.items()}
 
 
 RETAINED: dict[str, str] = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
 """What holds data stays when the stack is deleted or the resource replaced (``make destroy PURGE=1`` removes it)."""
 POINT_IN_TIME_RECOVERY: dict[str, Any] = {"PointInTimeRecoverySpecification": {"PointInTimeRecoveryEnabled": True}}
+
+
+PROVISIONED: Final = "ProvisionedTable"
+"""The condition of ``TableCapacity=provisioned``."""
+TARGET_UTILIZATION_PERCENT: Final = 70
+INDEX_MIN_CAPACITY: Final = 1
+"""An index's floor: its keys change only when a device or resource is made, so it is written and read rarely."""
+
+
+def capacity_mode(properties: dict[str, Any]) -> dict[str, Any]:
+    """The resource table on demand (the default: pay per request, nothing while idle) or, with
+    ``TableCapacity=provisioned``, with capacity that auto scaling keeps at ``TARGET_UTILIZATION_PERCENT`` of what is
+    used, from ``TableWriteCapacity``/``TableReadCapacity`` up to ``TableMaxCapacity``: a small site sending all day
+    pays for its steady rate at about 40 % of the on-demand price (``docs/cost.md``)."""
+    no_value = {"Ref": "AWS::NoValue"}
+    index_capacity = {"ReadCapacityUnits": INDEX_MIN_CAPACITY, "WriteCapacityUnits": INDEX_MIN_CAPACITY}
+    return {
+        **properties,
+        "BillingMode": {"Fn::If": [PROVISIONED, "PROVISIONED", "PAY_PER_REQUEST"]},
+        "ProvisionedThroughput": {"Fn::If": [PROVISIONED, {"ReadCapacityUnits": {"Ref": "TableReadCapacity"},
+                                                           "WriteCapacityUnits": {"Ref": "TableWriteCapacity"}},
+                                             no_value]},
+        "GlobalSecondaryIndexes": [{**index, "ProvisionedThroughput": {"Fn::If": [PROVISIONED, index_capacity,
+                                                                                  no_value]}}
+                                   for index in properties["GlobalSecondaryIndexes"]],
+    }
+
+
+def autoscaling_resources() -> dict[str, Any]:
+    """Target tracking of the table's and its indexes' read and write capacity (``TableCapacity=provisioned``
+    only), through Application Auto Scaling's service-linked role."""
+    resources: dict[str, Any] = {}
+    scopes: list[tuple[str, str, dict[str, str], int | None]] = [
+        ("Table", "table", {"Fn::Sub": "table/${ResourceTable}"}, None)]
+    scopes += [(f"Index{index['IndexName'].title().replace('_', '')}", "index",
+                {"Fn::Sub": f"table/${{ResourceTable}}/index/{index['IndexName']}"}, INDEX_MIN_CAPACITY)
+               for index in table_definition()["GlobalSecondaryIndexes"]]
+    for name, scope, resource_id, floor in scopes:
+        for kind in ("Write", "Read"):
+            target = f"{name}{kind}Scaling"
+            minimum: Any = floor if floor is not None else {"Ref": f"Table{kind}Capacity"}
+            resources[target] = {
+                "Type": "AWS::ApplicationAutoScaling::ScalableTarget", "Condition": PROVISIONED,
+                "Properties": {"ServiceNamespace": "dynamodb", "ResourceId": resource_id,
+                               "ScalableDimension": f"dynamodb:{scope}:{kind}CapacityUnits",
+                               "MinCapacity": minimum, "MaxCapacity": {"Ref": "TableMaxCapacity"}},
+            }
+            resources[f"{target}Policy"] = {
+                "Type": "AWS::ApplicationAutoScaling::ScalingPolicy", "Condition": PROVISIONED,
+                "Properties": {
+                    "PolicyName": {"Fn::Sub": f"${{AWS::StackName}}-{target}"},
+                    "PolicyType": "TargetTrackingScaling", "ScalingTargetId": {"Ref": target},
+                    "TargetTrackingScalingPolicyConfiguration": {
+                        "TargetValue": TARGET_UTILIZATION_PERCENT,
+                        "PredefinedMetricSpecification": {
+                            "PredefinedMetricType": f"DynamoDB{kind}CapacityUtilization"}},
+                },
+            }
+    return resources
 
 
 def table(properties: dict[str, Any]) -> dict[str, Any]:
@@ -337,11 +404,38 @@ def parameters() -> dict[str, Any]:
             "IngestMaximumConcurrency": {"Type": "Number", "Default": 20, "MinValue": 2, "MaxValue": 1000,
                                          "Description": "Ingest invocations at most at once (the queue holds the "
                                                         "rest back)"},
+            "IngestBatchWindow": {"Type": "Number", "Default": 0, "MinValue": 0, "MaxValue": MAX_INGEST_WINDOW_S,
+                                  "Description": "Seconds the ingest queue gathers publishes for one invocation: 0 "
+                                                 "takes each at once (up to 10); 1 or more up to 100 (a fleet at "
+                                                 "load: fewer writes and events per message)"},
+            "Tracing": {"Type": "String", "Default": "PassThrough", "AllowedValues": ["PassThrough", "Active"],
+                        "Description": "X-Ray tracing of the functions: Active samples the first request each "
+                                       "second and 5 % of the rest, at $5 per million traces (docs/cost.md)"},
+            "FunctionAlarms": {"Type": "String", "Default": "false", "AllowedValues": ["false", "true"],
+                               "Description": "Alarms on every function's errors and throttles besides the "
+                                              "dead-letter queues' (two alarms a function, $0.10 each a month)"},
+            "TableCapacity": {"Type": "String", "Default": "on-demand", "AllowedValues": ["on-demand", "provisioned"],
+                              "Description": "The resource table's capacity: on demand (per request), or provisioned "
+                                             "with auto scaling (cheaper for a site sending all day)"},
+            "TableWriteCapacity": {"Type": "Number", "Default": 5, "MinValue": 1, "MaxValue": 40000,
+                                   "Description": "Provisioned: the write capacity auto scaling never goes below"},
+            "TableReadCapacity": {"Type": "Number", "Default": 10, "MinValue": 1, "MaxValue": 40000,
+                                  "Description": "Provisioned: the read capacity auto scaling never goes below"},
+            "TableMaxCapacity": {"Type": "Number", "Default": 200, "MinValue": 1, "MaxValue": 40000,
+                                 "Description": "Provisioned: the most read or write capacity auto scaling sets"},
+            "LastSeenInterval": {"Type": "Number", "Default": 300, "MinValue": 10, "MaxValue": 600,
+                                 "Description": "Seconds between writes of a reporting node's and source's "
+                                                "lastSeen (its fields are written with every value)"},
         },
         "Conditions": {
             "HasAdminPassword": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AdminPassword"}, ""]}]},
             "HasAlarmEmail": {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]},
             "HasIotDataEndpoint": {"Fn::Not": [{"Fn::Equals": [{"Ref": "IotDataEndpoint"}, ""]}]},
+            "HasFunctionAlarms": {"Fn::Equals": [{"Ref": "FunctionAlarms"}, "true"]},
+            **{f"Log{level.title()}": {"Fn::Equals": [{"Ref": "LogLevel"}, level]}
+               for level in ("DEBUG", "WARNING", "ERROR", "CRITICAL")},
+            INGEST_WINDOWED: {"Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]}]},
+            PROVISIONED: {"Fn::Equals": [{"Ref": "TableCapacity"}, "provisioned"]},
         },
     }
 
@@ -352,7 +446,8 @@ def build_resources() -> dict[str, Any]:
     dlq_arn = {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}
     return {
         "Resources": {
-            "ResourceTable": table(table_definition()),
+            "ResourceTable": table(capacity_mode(table_definition())),
+            **autoscaling_resources(),
             "IngestDeadLetterQueue": {
                 "Type": "AWS::SQS::Queue",
                 "Properties": {"MessageRetentionPeriod": 1209600, "SqsManagedSseEnabled": True},
@@ -404,8 +499,8 @@ def build_resources() -> dict[str, Any]:
                 "Properties": {
                     "EventSourceArn": queue_arn,
                     "FunctionName": {"Ref": INGEST_FUNCTION},
-                    "BatchSize": INGEST_BATCH_PUBLISHES,  # (more than 10 needs a batching window of 1 s or more)
-                    "MaximumBatchingWindowInSeconds": BATCHING_WINDOW_S,
+                    "BatchSize": {"Fn::If": [INGEST_WINDOWED, INGEST_BATCH_PUBLISHES, IMMEDIATE_BATCH_PUBLISHES]},
+                    "MaximumBatchingWindowInSeconds": {"Ref": "IngestBatchWindow"},
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
                     "ScalingConfig": {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}},
                 },

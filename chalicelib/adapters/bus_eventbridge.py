@@ -1,14 +1,19 @@
-"""``EventBus`` on an EventBridge custom bus: batched ``PutEvents`` with per-entry retries.
+"""``EventBus`` on an EventBridge custom bus: events packed into few entries, batched ``PutEvents`` with per-entry
+retries.
 
-EventBridge bills per entry and takes at most 10 entries and 256 KB per ``PutEvents`` request, so events go in
-as few requests as those limits allow. ``PutEvents`` can succeed as a call while failing some entries
-(``FailedEntryCount``, a per-entry ``ErrorCode``): those entries, and only those, are sent again with
-exponential backoff and jitter; what still fails after the last attempt is raised as ``BusPublishError``, after
-everything else was delivered. The requests of one attempt go out on up to ``put_concurrency`` threads: a batch
-of a hundred publishes brings hundreds of events, and one request after another would hold the ingest function
-(and the dashboard's updates) for seconds. An event too big for one entry keeps its ids only (``entity``
-trimmed, detail flag ``truncated: true``): consumers read the rest from the repository rather than the batch
-failing.
+EventBridge bills per entry (per 64 KB of it) and a rule invokes its target once per entry, so the events of one
+``publish`` travel packed (``core/bus_packing.py``): one entry per source holds as many events as ``pack_bytes``
+(255 KB: four billed 64 KB chunks, and what a Lambda target or an SQS message still takes) allows. A batch's
+hundred field updates are one entry, one billed event at a home's pace, where they were a hundred. Each pack says
+whether a live websocket connection wants one of its events (``audience``; without one, every pack is watched),
+so the notifier's rule takes only those. ``pack_bytes=0`` puts every event in an entry of its own, unpacked.
+
+At most 10 entries and 256 KB go in one ``PutEvents`` request. ``PutEvents`` can succeed as a call while failing
+some entries (``FailedEntryCount``, a per-entry ``ErrorCode``): those entries, and only those, are sent again with
+exponential backoff and jitter; what still fails after the last attempt is raised as ``BusPublishError`` (naming
+every event of the failed entries), after everything else was delivered. The requests of one attempt go out on up
+to ``put_concurrency`` threads. An event too big for an entry keeps its ids only (``entity`` trimmed, detail flag
+``truncated: true``): consumers read the rest from the repository rather than the batch failing.
 
 Subscriptions are EventBridge rules declared in ``infra/``, not code: ``subscribe`` refuses.
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import collections
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -28,6 +34,7 @@ from typing import Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
+from chalicelib.core.bus_packing import Audience, Pack, item_json, pack_events
 from chalicelib.core.ports import BusEvent
 
 from .errors import AdapterError
@@ -38,6 +45,10 @@ log = logging.getLogger(__name__)
 MAX_ENTRIES_PER_CALL: Final = 10
 MAX_REQUEST_BYTES: Final = 256 * 1024
 """PutEvents' limit on the total size of a request's entries, computed as EventBridge does (``entry_size``)."""
+PACK_BYTES: Final = 255 * 1024
+"""Detail bytes a pack holds at most: four 64 KB chunks billed, and room for the envelope EventBridge adds before a
+Lambda target (256 KB payload) or an SQS queue (256 KB message) takes it."""
+BILLED_CHUNK_BYTES: Final = 64 * 1024
 
 NON_RETRYABLE_ENTRY_ERRORS: Final = frozenset({
     "InvalidArgument", "MalformedDetail", "ValidationException", "AccessDeniedException",
@@ -49,6 +60,10 @@ RETRYABLE_CALL_ERRORS: Final = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "InternalException", "InternalFailure",
     "ServiceUnavailable", "ServiceUnavailableException", "RequestTimeout", "RequestTimeoutException",
 })
+
+
+_Item = tuple[list[BusEvent], dict[str, Any], int]
+"""An entry to send: the events it carries, the PutEvents entry, its size."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -98,8 +113,12 @@ class EventBridgeBus:
 
     def __init__(self, bus_name: str, client: Any = None, *, max_attempts: int = 5, base_delay_s: float = 0.05,
                  max_delay_s: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-                 put_concurrency: int = 8) -> None:
+                 put_concurrency: int = 8, pack_bytes: int = PACK_BYTES, audience: Audience | None = None) -> None:
         self.bus_name = bus_name
+        self.pack_bytes = max(0, min(pack_bytes, PACK_BYTES))
+        self.audience = audience
+        """Whether a live websocket connection wants an event (``services.websocket.Audience``); ``None``: every
+        pack is watched."""
         self._client = client if client is not None else boto3.client("events")
         self._threads = RequestThreads(put_concurrency, "eventbridge-put")
         self.max_attempts = max(1, max_attempts)
@@ -108,21 +127,21 @@ class EventBridgeBus:
         self._sleep = sleep
         self._calls_lock = threading.Lock()
         self.calls: collections.Counter[str] = collections.Counter()
-        """``put_events`` requests, ``entries`` sent (retries included), ``failed_entries`` reported by
-        EventBridge, ``retried_entries``, ``truncated`` events."""
+        """``put_events`` requests, ``entries`` sent (retries included), ``events`` they carried, ``billed``
+        64 KB chunks, ``watched`` entries, ``failed_entries`` reported by EventBridge, ``retried_entries``,
+        ``truncated`` events."""
 
     # ----------------------------------------------------------------------------------------- port
 
     def publish(self, events: Sequence[BusEvent]) -> None:
         """Put every event on the bus; raises ``BusPublishError`` listing those that failed every attempt."""
         failed: list[FailedEntry] = []
-        pending: list[tuple[BusEvent, dict[str, Any], int]] = []
-        for event in events:
-            prepared = self._entry(event)
+        pending: list[_Item] = []
+        for group, prepared in self._entries(events):
             if isinstance(prepared, FailedEntry):
                 failed.append(prepared)
             else:
-                pending.append((event, *prepared))
+                pending.append((group, *prepared))
         cause: BaseException | None = None
         for attempt in range(self.max_attempts):
             if not pending:
@@ -130,7 +149,7 @@ class EventBridgeBus:
             if attempt:
                 self._sleep(self._delay(attempt))
                 self._count("retried_entries", len(pending))
-            retry: list[tuple[BusEvent, dict[str, Any], int]] = []
+            retry: list[_Item] = []
             last_error: dict[int, tuple[str, str]] = {}
             chunks = self._chunks(pending)
             for chunk, outcome in zip(chunks, self._send(chunks), strict=True):
@@ -142,7 +161,7 @@ class EventBridgeBus:
                             last_error[id(item)] = (code, message)
                         retry.extend(chunk)
                     else:
-                        failed.extend(FailedEntry(event, code, message) for event, _, _ in chunk)
+                        failed.extend(FailedEntry(event, code, message) for group, _, _ in chunk for event in group)
                     continue
                 results = outcome.get("Entries") or []
                 for index, item in enumerate(chunk):
@@ -154,12 +173,12 @@ class EventBridgeBus:
                     self._count("failed_entries")
                     message = str(result.get("ErrorMessage") or "")
                     if code in NON_RETRYABLE_ENTRY_ERRORS:
-                        failed.append(FailedEntry(item[0], code, message))
+                        failed.extend(FailedEntry(event, code, message) for event in item[0])
                     else:
                         last_error[id(item)] = (code, message)
                         retry.append(item)
             if retry and attempt == self.max_attempts - 1:
-                failed.extend(FailedEntry(item[0], *last_error[id(item)]) for item in retry)
+                failed.extend(FailedEntry(event, *last_error[id(item)]) for item in retry for event in item[0])
                 retry = []
             pending = retry
         if failed:
@@ -182,14 +201,45 @@ class EventBridgeBus:
         with self._calls_lock:
             self.calls[name] += amount
 
-    def _entry(self, event: BusEvent) -> tuple[dict[str, Any], int] | FailedEntry:
-        """The PutEvents entry and its size, trimmed if it is too big, or why it cannot be sent."""
-        entry = self._make_entry(event.detail, event)
+    def _entries(self, events: Sequence[BusEvent]) -> list[tuple[list[BusEvent], tuple[dict[str, Any], int] |
+                                                                     FailedEntry]]:
+        """The entries of these events (packs, or one each with ``pack_bytes=0``), each with its events."""
+        if not self.pack_bytes:
+            return [([event], self._entry(event)) for event in events]
+        result: list[tuple[list[BusEvent], tuple[dict[str, Any], int] | FailedEntry]] = []
+        for pack in pack_events(events, self.pack_bytes, self._wants if self.audience is not None else None):
+            entry = self._make_pack_entry(pack)
+            size = entry_size(entry)
+            if size <= MAX_REQUEST_BYTES:
+                result.append((pack.events, (entry, size)))
+                continue
+            for event in pack.events:  # an event no pack can hold (alone in its pack): trimmed, or refused
+                result.append(([event], self._entry(event, packed=pack.watched)))
+        return result
+
+    def _wants(self, detail: Any) -> bool:
+        """The audience's answer; if it cannot tell (its store failing), watched: better a push than none."""
+        assert self.audience is not None
+        try:
+            return bool(self.audience(detail))
+        except Exception:
+            log.exception("event bus %s: could not tell whether a websocket wants an event; sent to the notifier",
+                          self.bus_name)
+            return True
+
+    def _make_pack_entry(self, pack: Pack) -> dict[str, Any]:
+        return {"Source": pack.source, "DetailType": pack.detail_type, "Detail": pack.detail_json(),
+                "EventBusName": self.bus_name}
+
+    def _entry(self, event: BusEvent, *, packed: bool | None = None) -> tuple[dict[str, Any], int] | FailedEntry:
+        """The PutEvents entry of one event and its size (in a pack of its own when ``packed`` is given: whether
+        it is watched), trimmed if it is too big, or why it cannot be sent."""
+        entry = self._single_entry(event.detail, event, packed)
         size = entry_size(entry)
         if size <= MAX_REQUEST_BYTES:
             return entry, size
         detail = {**event.detail, "entity": _ids_only(event.detail.get("entity")), "truncated": True}
-        entry = self._make_entry(detail, event)
+        entry = self._single_entry(detail, event, packed)
         trimmed = entry_size(entry)
         if trimmed <= MAX_REQUEST_BYTES:
             self._count("truncated")
@@ -207,12 +257,17 @@ class EventBridgeBus:
             "EventBusName": self.bus_name,
         }
 
+    def _single_entry(self, detail: dict[str, Any], event: BusEvent, packed: bool | None) -> dict[str, Any]:
+        if packed is None:
+            return self._make_entry(detail, event)
+        pack = Pack(event.source, [event], [item_json(BusEvent(event.source, event.detail_type, detail))], 0, packed)
+        return self._make_pack_entry(pack)
+
     @staticmethod
-    def _chunks(items: list[tuple[BusEvent, dict[str, Any], int]]
-                ) -> list[list[tuple[BusEvent, dict[str, Any], int]]]:
+    def _chunks(items: list[_Item]) -> list[list[_Item]]:
         """Consecutive groups of at most 10 entries and 256 KB (order kept)."""
-        chunks: list[list[tuple[BusEvent, dict[str, Any], int]]] = []
-        current: list[tuple[BusEvent, dict[str, Any], int]] = []
+        chunks: list[list[_Item]] = []
+        current: list[_Item] = []
         current_bytes = 0
         for item in items:
             size = item[2]
@@ -225,10 +280,10 @@ class EventBridgeBus:
             chunks.append(current)
         return chunks
 
-    def _send(self, chunks: list[list[tuple[BusEvent, dict[str, Any], int]]]) -> list[dict[str, Any] | Exception]:
+    def _send(self, chunks: list[list[_Item]]) -> list[dict[str, Any] | Exception]:
         """Each chunk's ``PutEvents`` response, or the exception its request raised, in the chunks' order."""
 
-        def put(chunk: list[tuple[BusEvent, dict[str, Any], int]]) -> dict[str, Any] | Exception:
+        def put(chunk: list[_Item]) -> dict[str, Any] | Exception:
             try:
                 return self._put(chunk)
             except Exception as error:  # sorted out by publish: retried or failed, with the others sent
@@ -236,9 +291,11 @@ class EventBridgeBus:
 
         return self._threads.map(put, chunks)
 
-    def _put(self, chunk: list[tuple[BusEvent, dict[str, Any], int]]) -> dict[str, Any]:
+    def _put(self, chunk: list[_Item]) -> dict[str, Any]:
         self._count("put_events")
         self._count("entries", len(chunk))
+        self._count("events", sum(len(group) for group, _, _ in chunk))
+        self._count("billed", sum(max(1, math.ceil(size / BILLED_CHUNK_BYTES)) for _, _, size in chunk))
         response: dict[str, Any] = self._client.put_events(Entries=[entry for _, entry, _ in chunk])
         return response
 

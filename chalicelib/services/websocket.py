@@ -138,6 +138,40 @@ def _dumps(data: Any) -> str:
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+class Audience:
+    """Whether some live websocket connection wants a bus event (``detail``): what a publisher asks so that the
+    notifier runs only for what somebody watches (``core/bus_packing.py``). Revocations and restores always reach
+    it (they close sockets). The subscription index is built from the connections at most every ``ttl_s``, so a
+    new subscription is served within that time; with nobody connected the answer is always no."""
+
+    def __init__(self, store: ConnectionStore, *, ttl_s: float, clock: Callable[[], float] = time.time,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self.monotonic = monotonic
+        self._lock = threading.Lock()
+        self._index: SubscriptionIndex | None = None
+        self._built_at = 0.0
+
+    def __call__(self, detail: Mapping[str, Any]) -> bool:
+        if (detail.get("entityType"), detail.get("type")) in REVALIDATE_EVENTS:
+            return True
+        index = self.index()
+        return index.size > 0 and bool(index.match(detail))
+
+    def index(self) -> SubscriptionIndex:
+        with self._lock:
+            if self._index is not None and self.monotonic() - self._built_at < self.ttl_s:
+                return self._index
+        now = int(self.clock())
+        index = SubscriptionIndex.build((str(c["connectionId"]), c.get("subscriptions") or {})
+                                        for c in self.store.list_all() if _live(c, now))
+        with self._lock:
+            self._index, self._built_at = index, self.monotonic()
+        return index
+
+
 class WebsocketService:
     """Connect, message, disconnect and notify over a ``ConnectionStore`` and a ``Notifier``.
 

@@ -265,16 +265,23 @@ def bus(request: pytest.FixtureRequest) -> Iterator[BusHarness]:
     clients.events.create_event_bus(Name=name)
 
     def rule_tap(pattern: dict[str, Any]) -> Callable[[], list[dict[str, Any]]]:
+        """A rule with the pattern as packs carry it (``core/bus_packing.py``), its consumer's view of each pack:
+        the events the per-event pattern selects."""
+        from chalicelib.core.bus_packing import packed_pattern, selector, unpack
+
         rule = unique(f"{name}-tap")
         url = clients.sqs.create_queue(QueueName=rule)["QueueUrl"]
-        clients.events.put_rule(Name=rule, EventBusName=name, EventPattern=json.dumps(pattern))
+        clients.events.put_rule(Name=rule, EventBusName=name, EventPattern=json.dumps(packed_pattern(pattern)))
         clients.events.put_targets(Rule=rule, EventBusName=name,
                                    Targets=[{"Id": "queue", "Arn": queue_arn(clients.sqs, url)}])
         seen: list[dict[str, Any]] = []
+        wanted = selector(pattern)
 
         def received() -> list[dict[str, Any]]:
-            seen.extend({key: message[key] for key in ("source", "detail-type", "detail")}
-                        for message in map(json.loads, drain_queue(clients.sqs, url)))
+            for message in map(json.loads, drain_queue(clients.sqs, url)):
+                seen.extend({"source": message["source"], "detail-type": detail_type, "detail": detail}
+                            for detail_type, detail in unpack(message["detail"])
+                            if wanted(message["source"], detail_type, detail))
             return list(seen)
 
         return received

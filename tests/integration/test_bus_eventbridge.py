@@ -1,4 +1,6 @@
-"""The EventBridge bus under moto: events reach a rule's SQS target, chunking, trimming and per-entry retries.
+"""The EventBridge bus under moto: events reach a rule's SQS target, chunking, trimming and per-entry retries
+(each event its own entry: ``pack_bytes=0``), and packing: a publish's events in few entries that the rules of
+``core/bus_packing.py``'s patterns still route by type, and the notifier's only when a websocket wants them.
 
 moto 5 runs ``PutEvents`` through the bus's rules and delivers matches to SQS targets, so the events can be read
 back as a rule target would receive them.
@@ -8,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,10 +22,12 @@ from moto import mock_aws
 from chalicelib.adapters.bus_eventbridge import (
     MAX_ENTRIES_PER_CALL,
     MAX_REQUEST_BYTES,
+    PACK_BYTES,
     BusPublishError,
     EventBridgeBus,
     entry_size,
 )
+from chalicelib.core.bus_packing import events_of, packed_pattern, selector
 from chalicelib.core.model import event as domain_event
 from chalicelib.core.ports import BusEvent, bus_event
 
@@ -130,7 +135,7 @@ def no_sleep(_seconds: float) -> None:
 def test_events_reach_a_rule_target_with_their_detail_type_and_detail(events_client: Any, bus_name: str,
                                                                       tap: TapFactory) -> None:
     target = tap({"source": ["mycontroller"], "detail-type": [{"prefix": "field."}]})
-    bus = EventBridgeBus(bus_name, client=events_client)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=events_client)
     published = [field_event("gw1.1.2.V_TEMP", 21.5), field_event("gw1.1.3.V_HUM", 40),
                  bus_event(domain_event("updated", "node", {"id": "gw1.1"}))]
     bus.publish(published)
@@ -146,7 +151,7 @@ def test_events_reach_a_rule_target_with_their_detail_type_and_detail(events_cli
 def test_publish_goes_in_requests_of_ten_entries(events_client: Any, bus_name: str, tap: TapFactory) -> None:
     target = tap({"source": ["mycontroller"]})
     client = FlakyClient(events_client, set(), times=0)
-    bus = EventBridgeBus(bus_name, client=client)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client)
     bus.publish([field_event(f"gw1.1.{i}.V_TEMP", i) for i in range(25)])
     assert sorted(len(r) for r in client.requests) == [5, 10, 10]  # (sent side by side: in any order)
     assert bus.calls["put_events"] == 3 and bus.calls["entries"] == 25
@@ -156,7 +161,7 @@ def test_publish_goes_in_requests_of_ten_entries(events_client: Any, bus_name: s
 
 def test_requests_stay_under_the_size_limit(events_client: Any, bus_name: str) -> None:
     client = FlakyClient(events_client, set(), times=0)
-    bus = EventBridgeBus(bus_name, client=client)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client)
     # five entries of ~100 KB each: at most two fit in 256 KB
     bus.publish([field_event(f"gw1.1.{i}.V_TEXT", "x" * 100_000) for i in range(5)])
     assert sorted(len(r) for r in client.requests) == [1, 2, 2]
@@ -166,7 +171,7 @@ def test_requests_stay_under_the_size_limit(events_client: Any, bus_name: str) -
 
 def test_an_oversized_event_keeps_its_ids_and_says_so(events_client: Any, bus_name: str, tap: TapFactory) -> None:
     target = tap({"source": ["mycontroller"]})
-    bus = EventBridgeBus(bus_name, client=events_client)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=events_client)
     huge = field_event("gw1.1.2.V_TEXT", "x" * (MAX_REQUEST_BYTES + 10), gatewayId="gw1", nodeId="1",
                        labels={"room": "kitchen"})
     small = field_event("gw1.1.3.V_TEMP", 20)
@@ -182,7 +187,7 @@ def test_an_oversized_event_keeps_its_ids_and_says_so(events_client: Any, bus_na
 
 def test_an_event_too_big_even_trimmed_fails_alone(events_client: Any, bus_name: str, tap: TapFactory) -> None:
     target = tap({"source": ["mycontroller"]})
-    bus = EventBridgeBus(bus_name, client=events_client)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=events_client)
     hopeless = BusEvent("mycontroller", "field.updated", {"entityId": "big", "note": "y" * (MAX_REQUEST_BYTES + 1)})
     with pytest.raises(BusPublishError) as raised:
         bus.publish([hopeless, field_event("gw1.1.3.V_TEMP")])
@@ -197,7 +202,7 @@ def test_failed_entries_are_retried_until_they_pass(events_client: Any, bus_name
     target = tap({"source": ["mycontroller"]})
     client = FlakyClient(events_client, fail_indexes={1, 3})
     sleeps: list[float] = []
-    bus = EventBridgeBus(bus_name, client=client, sleep=sleeps.append, base_delay_s=0.1)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client, sleep=sleeps.append, base_delay_s=0.1)
     events = [field_event(f"gw1.1.{i}.V_TEMP", i) for i in range(5)]
     bus.publish(events)
     assert [len(r) for r in client.requests] == [5, 2]  # only the failed entries are sent again
@@ -213,7 +218,7 @@ def test_entries_failing_every_attempt_raise_after_the_rest_went_through(events_
     target = tap({"source": ["mycontroller"]})
     client = FlakyClient(events_client, fail_indexes={0}, code="InternalFailure", times=100)
     sleeps: list[float] = []
-    bus = EventBridgeBus(bus_name, client=client, max_attempts=4, sleep=sleeps.append, base_delay_s=0.1,
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client, max_attempts=4, sleep=sleeps.append, base_delay_s=0.1,
                          max_delay_s=0.3)
     events = [field_event(f"gw1.1.{i}.V_TEMP", i) for i in range(3)]
     with pytest.raises(BusPublishError) as raised:
@@ -228,7 +233,7 @@ def test_entries_failing_every_attempt_raise_after_the_rest_went_through(events_
 
 def test_entries_rejected_for_good_are_not_retried(events_client: Any, bus_name: str) -> None:
     client = FlakyClient(events_client, fail_indexes={0}, code="MalformedDetail", times=100)
-    bus = EventBridgeBus(bus_name, client=client, sleep=no_sleep)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client, sleep=no_sleep)
     with pytest.raises(BusPublishError) as raised:
         bus.publish([field_event("gw1.1.0.V_TEMP"), field_event("gw1.1.1.V_TEMP")])
     assert [f.code for f in raised.value.failed] == ["MalformedDetail"]
@@ -236,7 +241,7 @@ def test_entries_rejected_for_good_are_not_retried(events_client: Any, bus_name:
 
 
 def test_a_missing_bus_fails_the_publish_with_the_reason(events_client: Any) -> None:
-    bus = EventBridgeBus("no-such-bus", client=events_client)
+    bus = EventBridgeBus("no-such-bus", pack_bytes=0, client=events_client)
     with pytest.raises(BusPublishError) as raised:
         bus.publish([field_event("gw1.1.0.V_TEMP")])
     assert [f.code for f in raised.value.failed] == ["ResourceNotFoundException"]
@@ -259,14 +264,14 @@ def test_throttled_calls_are_retried(events_client: Any, bus_name: str, tap: Tap
 
     target = tap({"source": ["mycontroller"]})
     client = Throttled()
-    bus = EventBridgeBus(bus_name, client=client, sleep=no_sleep)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=client, sleep=no_sleep)
     bus.publish([field_event("gw1.1.0.V_TEMP")])
     assert client.calls == 2 and len(target.received()) == 1
 
 
 def test_nothing_to_publish_makes_no_call(events_client: Any, bus_name: str) -> None:
     client = FlakyClient(events_client, set(), times=0)
-    EventBridgeBus(bus_name, client=client).publish([])
+    EventBridgeBus(bus_name, pack_bytes=0, client=client).publish([])
     assert client.requests == []
 
 
@@ -304,7 +309,7 @@ def test_the_requests_of_a_big_publish_go_side_by_side(events_client: Any, bus_n
                 with lock:
                     active["now"] -= 1
 
-    bus = EventBridgeBus(bus_name, client=Slow(), put_concurrency=4, sleep=no_sleep)
+    bus = EventBridgeBus(bus_name, pack_bytes=0, client=Slow(), put_concurrency=4, sleep=no_sleep)
     try:
         with pytest.raises(BusPublishError) as raised:
             bus.publish([field_event(f"gw1.1.{i}.V_TEMP", i) for i in range(80)])
@@ -314,3 +319,88 @@ def test_the_requests_of_a_big_publish_go_side_by_side(events_client: Any, bus_n
     assert sorted(f.event.detail["entityId"] for f in raised.value.failed) == [f"gw1.1.{i}.V_TEMP" for i in range(10)]
     assert sorted(m["detail"]["entity"]["current"]["value"] for m in target.received()) == list(range(10, 80))
     assert bus.calls["put_events"] == 8 and bus.calls["entries"] == 80
+
+
+# --------------------------------------------------------------------------------------------- packing
+
+
+def unpacked(messages: list[dict[str, Any]], pattern: dict[str, Any]) -> list[dict[str, Any]]:
+    """The events a consumer with this per-event pattern takes from the packs its rule received."""
+    wanted = selector(pattern)
+    return [detail for message in messages for detail in events_of(message, wanted)]
+
+
+def test_a_publish_travels_packed_and_rules_still_route_by_type(events_client: Any, bus_name: str,
+                                                                tap: TapFactory) -> None:
+    forward = {"source": ["mycontroller"], "detail-type": ["field.updated"]}
+    target = tap(packed_pattern(forward))
+    bus = EventBridgeBus(bus_name, client=events_client)
+    published = [field_event(f"gw1.1.{i}.V_TEMP", i) for i in range(30)]
+    published.append(bus_event(domain_event("updated", "node", {"id": "gw1.1"})))
+    bus.publish(published)
+    got = target.received()
+    assert len(got) == 1 and bus.calls["entries"] == 1 and bus.calls["events"] == 31 and bus.calls["billed"] == 1
+    assert got[0]["detail"]["types"] == ["field.updated", "node.updated"] and got[0]["detail-type"] == "events"
+    assert unpacked(got, forward) == [e.detail for e in published[:30]]  # in order, unchanged, the node left out
+
+
+def test_only_node_events_do_not_reach_a_field_rule(events_client: Any, bus_name: str, tap: TapFactory) -> None:
+    target = tap(packed_pattern({"source": ["mycontroller"], "detail-type": ["field.updated"]}))
+    bus = EventBridgeBus(bus_name, client=events_client)
+    bus.publish([bus_event(domain_event("updated", "node", {"id": "gw1.1"}))])
+    assert target.received() == [] and bus.calls["entries"] == 1
+
+
+def test_packs_stay_within_their_budget_and_are_billed_by_64_kb(events_client: Any, bus_name: str,
+                                                                tap: TapFactory) -> None:
+    target = tap(packed_pattern({"source": ["mycontroller"]}))
+    client = FlakyClient(events_client, set(), times=0)
+    bus = EventBridgeBus(bus_name, client=client)
+    bus.publish([field_event(f"gw1.1.{i}.V_TEXT", "x" * 20_000) for i in range(40)])  # ~800 KB of events
+    entries = [entry for request in client.requests for entry in request]
+    assert len(entries) == 4 and all(entry_size(e) <= PACK_BYTES + 200 for e in entries)
+    assert bus.calls["billed"] == sum(math.ceil(entry_size(e) / 65536) for e in entries) <= 14
+    values = sorted(d["entityId"] for d in unpacked(target.received(), {"source": ["mycontroller"]}))
+    assert values == sorted(f"gw1.1.{i}.V_TEXT" for i in range(40))
+
+
+def test_the_notifier_gets_only_what_a_websocket_wants(events_client: Any, aws: Aws, bus_name: str) -> None:
+    notify = Tap(aws, bus_name, packed_pattern({"source": ["mycontroller"]}, watched=True))
+    wanted = {"gw1.1.3.V_TEMP"}
+    bus = EventBridgeBus(bus_name, client=events_client, audience=lambda detail: detail.get("entityId") in wanted)
+    bus.publish([field_event("gw1.1.1.V_TEMP"), field_event("gw1.1.2.V_TEMP")])  # nobody listens
+    assert notify.received() == [] and bus.calls["entries"] == 1
+    bus.publish([field_event("gw1.1.2.V_TEMP"), field_event("gw1.1.3.V_TEMP")])
+    got = notify.received()
+    assert len(got) == 1 and got[0]["detail"]["watched"] is True
+    assert [d["entityId"] for d in unpacked(got, {"source": ["mycontroller"]})] == ["gw1.1.2.V_TEMP", "gw1.1.3.V_TEMP"]
+
+
+def test_an_audience_that_cannot_tell_sends_to_the_notifier(events_client: Any, aws: Aws, bus_name: str) -> None:
+    notify = Tap(aws, bus_name, packed_pattern({"source": ["mycontroller"]}, watched=True))
+
+    def failing(_detail: Any) -> bool:
+        raise RuntimeError("connections table unreachable")
+
+    EventBridgeBus(bus_name, client=events_client, audience=failing).publish([field_event("gw1.1.1.V_TEMP")])
+    assert len(notify.received()) == 1
+
+
+def test_an_event_no_pack_can_hold_is_trimmed_alone(events_client: Any, bus_name: str, tap: TapFactory) -> None:
+    target = tap(packed_pattern({"source": ["mycontroller"]}))
+    bus = EventBridgeBus(bus_name, client=events_client)
+    huge = field_event("gw1.1.2.V_TEXT", "x" * (MAX_REQUEST_BYTES + 10), gatewayId="gw1")
+    bus.publish([field_event("gw1.1.1.V_TEMP", 1), huge, field_event("gw1.1.3.V_TEMP", 3)])
+    got = {d["entityId"]: d for d in unpacked(target.received(), {"source": ["mycontroller"]})}
+    assert got["gw1.1.2.V_TEXT"]["truncated"] is True and got["gw1.1.2.V_TEXT"]["entity"]["gatewayId"] == "gw1"
+    assert got["gw1.1.1.V_TEMP"]["entity"]["current"]["value"] == 1 and "gw1.1.3.V_TEMP" in got
+    assert bus.calls["truncated"] == 1
+
+
+def test_a_pack_that_fails_names_every_event_it_carried(events_client: Any, bus_name: str) -> None:
+    client = FlakyClient(events_client, fail_indexes={0}, code="MalformedDetail", times=100)
+    bus = EventBridgeBus(bus_name, client=client, sleep=no_sleep)
+    events = [field_event("gw1.1.0.V_TEMP"), field_event("gw1.1.1.V_TEMP")]
+    with pytest.raises(BusPublishError) as raised:
+        bus.publish(events)
+    assert [f.event for f in raised.value.failed] == events and len(client.requests) == 1

@@ -1,11 +1,13 @@
-"""The bus fan-out as deployed, under moto: the ingest side's EventBridge adapter puts domain events on the bus, the
-rules of ``infra/template.py`` (same patterns) deliver them to their SQS queues, and the messages Lambda would
-receive are handed to the ``forward_payload``, ``tasks`` and ``websocket_notify`` entries as event source batches.
-This checks the record bodies EventBridge really writes are what the consumers read."""
+"""The bus fan-out as deployed, under moto: the ingest side's EventBridge adapter puts domain events on the bus
+packed, the rules of ``infra/template.py`` (same patterns) select the packs, and what EventBridge delivers is handed
+to the ``forward_payload``, ``tasks`` and ``websocket_notify`` entries: as the rule invokes them (the event itself)
+and as a dead-letter queue's redrive mapping does (an SQS record with the event as its body). The rule targets are
+SQS queues here only to capture the events EventBridge really writes (moto runs no Lambda)."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -23,7 +25,7 @@ from chalicelib.core.automation.models import ForwardPayload
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, Record, event
 from chalicelib.core.ports import bus_event
 from chalicelib.functions.entries import LambdaEntries
-from chalicelib.services.websocket import WebsocketService
+from chalicelib.services.websocket import Audience, WebsocketService
 from chalicelib.settings import Settings
 from infra.template import BUS_CONSUMERS
 
@@ -49,7 +51,7 @@ class Queue:
 
 @pytest.fixture
 def fanout(aws_mock: None) -> Iterator[dict[str, str]]:
-    """The bus, and per consumer a queue with the rule of ``BUS_CONSUMERS`` targeting it: name → queue URL."""
+    """The bus, and per consumer a capture queue the rule of ``BUS_CONSUMERS`` delivers to: name → queue URL."""
     events, sqs = boto3.client("events", region_name=REGION), boto3.client("sqs", region_name=REGION)
     events.create_event_bus(Name="mycontroller")
     urls = {}
@@ -91,7 +93,21 @@ def field_record(field_id: str, value: Any, sequence: int) -> Record:
     return record
 
 
-def test_events_reach_each_consumer_through_its_queue(fanout: dict[str, str]) -> None:
+def captured(url: str) -> list[dict[str, Any]]:
+    """The EventBridge events a rule delivered, as its function would be invoked with them."""
+    return [json.loads(record["body"]) for record in receive(url)["Records"]]
+
+
+def as_redrive(events: list[dict[str, Any]]) -> dict[str, Any]:
+    """The same events as the redrive mapping of a dead-letter queue hands them over (one record each)."""
+    return {"Records": [{"messageId": f"m{i}", "receiptHandle": "r", "body": json.dumps(e),
+                         "attributes": {"SentTimestamp": str(int(time.time() * 1000))}, "messageAttributes": {},
+                         "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:1:dlq",
+                         "awsRegion": REGION} for i, e in enumerate(events)]}
+
+
+@pytest.mark.parametrize("delivery", ["rule", "redrive"])
+def test_events_reach_each_consumer_packed(fanout: dict[str, str], delivery: str) -> None:
     repository = MemoryRepository(None)
     for gateway in ("porch", "hall"):
         repository.put(Kind.GATEWAY, Gateway(id=gateway, provider={"type": "mysensors_v2"}).record())
@@ -105,26 +121,41 @@ def test_events_reach_each_consumer_through_its_queue(fanout: dict[str, str]) ->
             {"variable": "entity.current.value", "operator": "eq", "value": True}]}},
         "handlers": ["hook"]})
     queue, posts, downlink = Queue(), Posts(), LocalDownlink()
-    service = WebsocketService(MemoryConnectionStore(), posts, authenticate=lambda token: {"sub": token})
+    store = MemoryConnectionStore()
+    service = WebsocketService(store, posts, authenticate=lambda token: {"sub": token})
     container = Container(Settings(), repository=repository, metrics=NoMetricStore(), bus=LocalEventBus("sync"),
                           downlink=downlink, handler_queue=queue, schedules=None, websocket=service)
     assert service.connect("c1", query={"access_token": "t"}) is not None
     service.message("c1", json.dumps({"type": "subscribe", "id": "porch", "filter": {"quickIds": ["node:porch.1"]}}))
     posts.posted.clear()
+    bus = EventBridgeBus("mycontroller", client=boto3.client("events", region_name=REGION),
+                         audience=Audience(store, ttl_s=0))
     try:
-        EventBridgeBus("mycontroller", client=boto3.client("events", region_name=REGION)).publish([
-            bus_event(event("created", Kind.FIELD, field_record("porch.1.1.V_STATUS", False, 1))),
-            bus_event(event("updated", Kind.FIELD, field_record("porch.1.1.V_STATUS", True, 2))),
-            bus_event(event("updated", Kind.FIELD, field_record("porch.1.2.V_TEMP", 19.5, 3))),
-        ])
-        batches = {name: receive(url) for name, url in fanout.items()}
-        assert {name: len(batch["Records"]) for name, batch in batches.items()} == {
-            "ForwardPayload": 2, "Tasks": 3, "WebsocketNotify": 3}  # forward: field.updated only
+        bus.publish([bus_event(event("created", Kind.FIELD, field_record("porch.1.1.V_STATUS", False, 1))),
+                     bus_event(event("updated", Kind.FIELD, field_record("porch.1.1.V_STATUS", True, 2))),
+                     bus_event(event("updated", Kind.FIELD, field_record("porch.1.2.V_TEMP", 19.5, 3)))])
+        bus.publish([bus_event(event("updated", Kind.FIELD, field_record("cellar.1.1.V_TEMP", 9.0, 4)))])  # unwatched
+        delivered = {name: captured(url) for name, url in fanout.items()}
+        # one pack per publish: forward and tasks get both, the notifier only the one a socket watches
+        assert {name: len(events) for name, events in delivered.items()} == {
+            "ForwardPayload": 2, "Tasks": 2, "WebsocketNotify": 1}
+        assert bus.calls["entries"] == 2 and bus.calls["events"] == 4
         entries = LambdaEntries(container)
-        answers = {name: getattr(entries, FUNCTIONS[name])(batch) for name, batch in batches.items()}
+        answers: dict[str, Any] = {}
+        for name, events in delivered.items():
+            function = getattr(entries, FUNCTIONS[name])
+            if delivery == "redrive":
+                answers[name] = function(as_redrive(events))
+            else:
+                answers[name] = [function(e) for e in events]
     finally:
         container.close()
-    assert answers == {name: {"batchItemFailures": []} for name in FUNCTIONS}
+        bus.close()
+    if delivery == "redrive":
+        assert answers == {name: {"batchItemFailures": []} for name in FUNCTIONS}
+    else:
+        assert answers["ForwardPayload"] == [{"sent": 1, "failed": []}, {"sent": 0, "failed": []}]
+        assert answers["WebsocketNotify"] == [{"posted": 3, "gone": [], "failed": 0}]
     assert [(d.gateway_id, d.raw) for d in downlink.sent] == [("hall", "2;3;1;0;2;1")]
     assert [request["triggerId"].split("#")[0] for request in queue.sent] == ["porch-on"]
     assert sorted((m["data"]["type"], m["data"]["entityId"]) for _, m in posts.posted) == [

@@ -131,12 +131,16 @@ def _aws_services(tmp_path: Any) -> tuple[Any, Any, Any, Any]:
     tapped: list[dict[str, Any]] = []
 
     def received() -> list[dict[str, Any]]:
-        """Everything the rule delivered so far (read once from the tap queue, then kept)."""
+        """Every event the rule delivered so far, out of their packs (read once from the tap queue, then kept)."""
+        from chalicelib.core.bus_packing import unpack
+
         while True:
             got = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
             if not got:
                 return list(tapped)
-            tapped.extend(json.loads(m["Body"]) for m in got)
+            for body in (json.loads(m["Body"]) for m in got):
+                tapped.extend({**body, "detail-type": detail_type or body["detail-type"], "detail": detail}
+                              for detail_type, detail in unpack(body["detail"]))
             for message in got:
                 sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
 

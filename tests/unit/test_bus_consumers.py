@@ -131,7 +131,8 @@ def field_event(field_id: str, value: Any) -> dict[str, Any]:
                          "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z")}
     published = bus_event(event("updated", Kind.FIELD, record))
     return {"version": "0", "id": str(uuid.uuid4()), "detail-type": published.detail_type,
-            "source": published.source, "account": "123456789012", "time": "2026-11-27T03:00:00Z",
+            "source": published.source, "account": "123456789012",
+            "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "region": "us-east-1", "resources": [], "detail": published.detail}
 
 
@@ -277,3 +278,60 @@ def test_websocket_notify_still_takes_a_single_eventbridge_event(stack: Stack) -
 def test_an_empty_batch_is_answered(stack: Stack) -> None:
     for name in ("forward_payload", "tasks", "websocket_notify"):
         assert stack.invoke(name, {"Records": []}) == {"batchItemFailures": []}
+
+
+# --------------------------------------------------------------------------------------------- packs, as rules invoke
+
+
+def packed(*events: dict[str, Any], age_s: float = 0.0) -> dict[str, Any]:
+    """The EventBridge event a rule invokes its function with: the events' details in one pack."""
+    from chalicelib.core.bus_packing import pack_events
+    from chalicelib.core.ports import BusEvent
+
+    [pack] = pack_events([BusEvent(e["source"], e["detail-type"], e["detail"]) for e in events], 200_000)
+    put = datetime.fromtimestamp(time.time() - age_s, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"version": "0", "id": str(uuid.uuid4()), "detail-type": pack.detail_type, "source": pack.source,
+            "account": "123456789012", "time": put, "region": "us-east-1", "resources": [],
+            "detail": json.loads(pack.detail_json())}
+
+
+def node_event() -> dict[str, Any]:
+    published = bus_event(event("updated", Kind.NODE, {"id": "gw.1", "gatewayId": "gw", "nodeId": "1"}))
+    return {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
+
+
+def test_a_pack_reaches_each_consumer_as_the_events_its_pattern_takes(stack: Stack) -> None:
+    subscribe(stack, "c-node", "node:gw.1")
+    stack.posts.posted.clear()
+    pack = packed(node_event(), field_event("porch.1.1.V_STATUS", True), field_event(TEMP_ID, 26.0))
+    assert stack.invoke("forward_payload", pack) == {"sent": 1, "failed": []}  # the field updates only
+    assert [(d.gateway_id, d.raw) for d in stack.downlinks] == [("hall", "2;3;1;0;2;1")]
+    assert stack.invoke("tasks", pack) == {"evaluated": ["too-hot"]}
+    assert len(stack.queue.sent) == 1
+    assert stack.invoke("websocket_notify", pack) == {"posted": 2, "gone": [], "failed": 0}
+    assert sorted(m["data"]["entityId"] for _, m in stack.posts.posted) == ["gw.1", TEMP_ID]
+
+
+def test_a_pack_whose_evaluation_failed_raises_so_lambda_retries_it(stack: Stack) -> None:
+    from chalicelib.functions.bus_consumers import RetryRecord
+
+    stack.queue.fail = True
+    with pytest.raises(RetryRecord):
+        stack.invoke("tasks", packed(field_event(TEMP_ID, 20.0), field_event(TEMP_ID, 30.0)))
+    stack.queue.fail = False
+    assert stack.invoke("tasks", packed(field_event(TEMP_ID, 30.0))) == {"evaluated": ["too-hot"]}  # the retry
+    assert [request["parameters"]["alert"]["body"] for request in stack.queue.sent] == [{"text": "30.0"}]
+
+
+def test_a_retried_pack_too_old_to_push_is_dropped(stack: Stack) -> None:
+    subscribe(stack, "c-temp", f"field:{TEMP_ID}")
+    stack.posts.posted.clear()
+    assert stack.invoke("websocket_notify", packed(field_event(TEMP_ID, 1.0), age_s=120))["posted"] == 0
+    assert stack.invoke("websocket_notify", packed(field_event(TEMP_ID, 2.0), age_s=5))["posted"] == 1
+    assert [m["data"]["entity"]["current"]["value"] for _, m in stack.posts.posted] == [2.0]
+
+
+def test_a_dead_letter_redriven_as_an_sqs_record_is_a_pack_too(stack: Stack) -> None:
+    pack = packed(node_event(), field_event("porch.1.1.V_STATUS", False))
+    assert failed(stack.invoke("forward_payload", sqs_batch(pack, "not json"))) == ["m1"]
+    assert [d.raw for d in stack.downlinks] == ["2;3;1;0;2;0"]

@@ -60,6 +60,12 @@ def fed_by(queue: str) -> dict[str, list[str]]:
             ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes")}
 
 
+def dead_letters(consumer: str) -> dict[str, list[str]]:
+    """A bus consumer's own dead-letter queue: Lambda puts a failed invocation there as the function, and the
+    redrive mapping reads it back."""
+    return {**fed_by(f"{consumer}DeadLetterQueue"), "sqs:SendMessage": [f"${{{consumer}DeadLetterQueue.Arn}}"]}
+
+
 NEEDED: Final[dict[str, dict[str, list[str]]]] = {
     "APIHandler": {
         **AUTOMATION, **DOWNLINKS,  # CRUD and announcements, actions, run-now, schedules and tasks in step
@@ -79,8 +85,9 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
     },
     "Ingest": {**READ, **WRITE, **EVENTS, **DOWNLINKS, **fed_by("IngestQueue"),
                "sqs:SendMessage": ["${IngestDeadLetterQueue.Arn}"],  # dead_letters_sqs: failed for good
+               "dynamodb:Scan": [CONNECTIONS],  # whether a websocket wants its events (services.websocket.Audience)
                "secretsmanager:GetSecretValue": METRICS_SECRETS},  # metrics_influxdb's credentials
-    "ForwardPayload": {**READ, **DOWNLINKS, **fed_by("ForwardPayloadQueue")},
+    "ForwardPayload": {**READ, **DOWNLINKS, **dead_letters("ForwardPayload")},
     "Handlers": {
         **AUTOMATION, **DOWNLINKS, **fed_by("HandlerQueue"),  # resource handlers; delayed calls re-queued
         "dynamodb:UpdateItem": [TABLE], "dynamodb:DeleteItem": [TABLE],  # Powertools idempotency records
@@ -90,12 +97,12 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
         "iot:Publish": [DOWNLINK, arn("iot", "topic/home/lights/set")],  # MQTT handlers through iot-data
     },
     "ShadowReported": {**READ, **WRITE, **EVENTS},
-    "Tasks": {**AUTOMATION, **fed_by("TasksQueue")},
+    "Tasks": {**AUTOMATION, **dead_letters("Tasks")},
     "Scheduled": {**AUTOMATION, **DOWNLINKS},  # schedules, task timers, system jobs (discover sends downlinks)
     "WebsocketNotify": {"dynamodb:Scan": [CONNECTIONS], "dynamodb:DeleteItem": [CONNECTIONS],
                         "execute-api:ManageConnections": [PUSH, CLOSE],  # post; delete a revoked session's
                         "dynamodb:BatchGetItem": [TABLE],  # session_problems: users, revoked and service tokens
-                        **fed_by("WebsocketNotifyQueue")},
+                        **dead_letters("WebsocketNotify")},
     "NodeStateJob": {**READ, **WRITE, **EVENTS},
     "NodeDiscoverJob": {**READ, **DOWNLINKS},
     "SunJob": {**READ, **SCHEDULES},

@@ -108,8 +108,10 @@ CONNECTIONS_TABLE: Final[dict[str, Any]] = {
     "TimeToLiveSpecification": {"AttributeName": "expiresAt", "Enabled": True},
 }
 """The websocket connections table, written out: one item per connection id, expired through ``expiresAt``."""
-DEPLOYMENT_ONLY: Final = ("PointInTimeRecoverySpecification",)
+DEPLOYMENT_ONLY: Final = ("PointInTimeRecoverySpecification", "ProvisionedThroughput")
 """Table properties of the deployed tables that are not their shape (the adapters' tables have none)."""
+ON_DEMAND: Final = {"Fn::If": ["ProvisionedTable", "PROVISIONED", "PAY_PER_REQUEST"]}
+"""The resource table's billing mode: on demand unless ``TableCapacity=provisioned``."""
 
 
 def _canonical(table: dict[str, Any]) -> dict[str, Any]:
@@ -140,7 +142,14 @@ def _described(name: str) -> dict[str, Any]:
 
 
 def _shape(properties: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in properties.items() if key not in DEPLOYMENT_ONLY}
+    """A deployed table's shape: its capacity mode as the default parameters make it (on demand)."""
+    shape = {key: value for key, value in properties.items() if key not in DEPLOYMENT_ONLY}
+    if shape.get("BillingMode") == ON_DEMAND:
+        shape["BillingMode"] = "PAY_PER_REQUEST"
+    if "GlobalSecondaryIndexes" in shape:
+        shape["GlobalSecondaryIndexes"] = [{k: v for k, v in index.items() if k not in DEPLOYMENT_ONLY}
+                                           for index in shape["GlobalSecondaryIndexes"]]
+    return shape
 
 
 def test_the_templates_tables_are_the_written_out_ones() -> None:
@@ -194,9 +203,15 @@ def test_ingest_function_reports_partial_batch_failures() -> None:
     mapping = build_resources()["Resources"]["IngestEventSource"]["Properties"]
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert mapping["EventSourceArn"] == {"Fn::GetAtt": ["IngestQueue", "Arn"]}
-    # the batch the processor coalesces over; AWS takes more than 10 only with a batching window of 1 s or more
-    assert mapping["BatchSize"] == INGEST_BATCH_PUBLISHES == 100
-    assert mapping["MaximumBatchingWindowInSeconds"] == 1
+    # the batch the processor coalesces over: each publish at once by default (up to 10 waiting), up to 100 within
+    # IngestBatchWindow seconds (AWS takes more than 10 only with a batching window of 1 s or more)
+    assert mapping["BatchSize"] == {"Fn::If": ["IngestWindowed", INGEST_BATCH_PUBLISHES, 10]}
+    assert INGEST_BATCH_PUBLISHES == 100
+    assert mapping["MaximumBatchingWindowInSeconds"] == {"Ref": "IngestBatchWindow"}
+    parameter = _template()["Parameters"]["IngestBatchWindow"]
+    assert (parameter["Default"], parameter["MinValue"]) == (0, 0)
+    assert _template()["Conditions"]["IngestWindowed"] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]}]}
     # a burst waits in the queue instead of being throttled into the DLQ
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}}
     assert all("ReservedConcurrentExecutions" not in function["Properties"] for function in _functions().values())
@@ -208,6 +223,14 @@ def test_ingest_function_is_the_one_chalice_packages() -> None:
     assert any(function.name == "ingest" for function in app.pure_lambda_functions)
 
 
+def _packed(*events: Any) -> dict[str, Any]:
+    """The EventBridge event of a pack of these bus events, as the adapter puts it and a rule matches it."""
+    from chalicelib.core.bus_packing import pack_events
+
+    [pack] = pack_events(list(events), 200_000)
+    return {"source": pack.source, "detail-type": pack.detail_type, "detail": json.loads(pack.detail_json())}
+
+
 def test_field_updates_on_the_bus_reach_the_forward_payload_function() -> None:
     from chalicelib.core.event_pattern import matches
     from chalicelib.core.model import FieldModel, Kind, event
@@ -216,13 +239,13 @@ def test_field_updates_on_the_bus_reach_the_forward_payload_function() -> None:
     resources = build_resources()["Resources"]
     rule = resources["ForwardPayloadRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ForwardPayloadQueue", "Arn"]}
-    assert resources["ForwardPayloadEventSource"]["Properties"]["FunctionName"] == {"Ref": "ForwardPayload"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["ForwardPayload", "Arn"]}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
+    node = bus_event(event("updated", Kind.NODE, {"id": "g.1"}))
     for kind, wanted in (("updated", True), ("created", False)):
         published = bus_event(event(kind, Kind.FIELD, field))
-        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
-        assert matches(rule["EventPattern"], document) is wanted
+        assert matches(rule["EventPattern"], _packed(published)) is wanted
+        assert matches(rule["EventPattern"], _packed(node, published)) is wanted  # a pack with one is enough
 
 
 def test_every_domain_event_reaches_the_tasks_function() -> None:
@@ -233,13 +256,11 @@ def test_every_domain_event_reaches_the_tasks_function() -> None:
     resources = build_resources()["Resources"]
     rule = resources["TasksRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["TasksQueue", "Arn"]}
-    assert resources["TasksEventSource"]["Properties"]["FunctionName"] == {"Ref": "Tasks"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["Tasks", "Arn"]}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
     for kind in ("updated", "created", "deleted"):
         published = bus_event(event(kind, Kind.FIELD, field))
-        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
-        assert matches(rule["EventPattern"], document)
+        assert matches(rule["EventPattern"], _packed(published))
 
 
 def test_scheduler_invokes_only_the_scheduled_function_and_the_functions_know_where() -> None:
@@ -288,25 +309,34 @@ def test_handler_queue_feeds_the_handler_function_with_partial_failures_and_a_dl
     assert resources["SecretsKey"]["Properties"]["EnableKeyRotation"] is True
 
 
-def test_every_domain_event_reaches_the_websocket_notify_function() -> None:
+def test_watched_domain_events_and_revocations_reach_the_websocket_notify_function() -> None:
     from app import app
+    from chalicelib.core.bus_packing import pack_events
     from chalicelib.core.event_pattern import matches
     from chalicelib.core.model import FieldModel, Kind, event
-    from chalicelib.core.ports import bus_event
+    from chalicelib.core.ports import BusEvent, bus_event
+    from chalicelib.services.auth import REVOCATION_SOURCE
 
     resources = _template()["Resources"]
     rule = resources["WebsocketNotifyRule"]["Properties"]
     assert rule["EventBusName"] == {"Ref": "EventBus"}
-    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotifyQueue", "Arn"]}
-    assert resources["WebsocketNotifyEventSource"]["Properties"]["FunctionName"] == {"Ref": "WebsocketNotify"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["WebsocketNotify", "Arn"]}
     field = FieldModel(gateway_id="g", node_id="1", source_id="1", field_id="V_TEMP").record()
     for kind in ("updated", "created", "deleted"):
         published = bus_event(event(kind, Kind.FIELD, field))
-        document = {"source": published.source, "detail-type": published.detail_type, "detail": published.detail}
-        assert matches(rule["EventPattern"], document)
+        for watched in (True, False):
+            [pack] = pack_events([published], 200_000, lambda _detail, w=watched: w)
+            document = {"source": pack.source, "detail-type": pack.detail_type,
+                        "detail": json.loads(pack.detail_json())}
+            assert matches(rule["EventPattern"], document) is watched  # nobody listens: the notifier does not run
+    revoked = BusEvent(REVOCATION_SOURCE, "session.revoked", {"entityType": "session", "type": "revoked"})
+    [pack] = pack_events([revoked], 200_000, lambda _detail: True)
+    assert matches(rule["EventPattern"], {"source": pack.source, "detail-type": pack.detail_type,
+                                          "detail": json.loads(pack.detail_json())})
     variables = resources["WebsocketNotify"]["Properties"]["Environment"]["Variables"]
     assert variables["WEBSOCKET_ENDPOINT"]["Fn::Sub"].startswith("https://${WebsocketAPI}.execute-api.")
     assert variables["CONNECTIONS_TABLE"] == {"Ref": "ConnectionsTable"}
+    assert resources["Ingest"]["Properties"]["Environment"]["Variables"]["NOTIFY_AUDIENCE"] == "subscribed"
     assert "websocket_notify" in {function.name for function in app.pure_lambda_functions}
     assert {"$connect", "$disconnect", "$default"} <= set(app.websocket_handlers)
 
@@ -344,55 +374,54 @@ CONSUMERS = {"ForwardPayload": "forward_payload", "Tasks": "tasks", "WebsocketNo
 """The bus consumers: resource name prefix → the Chalice function (its logical id is the prefix)."""
 
 
-def test_bus_rules_target_their_own_queue_and_no_function_directly() -> None:
+def test_bus_rules_invoke_their_function_with_retries_and_a_dead_letter_queue() -> None:
+    """No queue between a rule and its function (no requests per event, no pollers): EventBridge retries a
+    delivery and dead-letters what it cannot deliver; Lambda retries a failed invocation and dead-letters it."""
     from app import app
 
-    resources = build_resources()["Resources"]
+    resources = _template()["Resources"]
     for name in CONSUMERS:
-        targets = resources[f"{name}Rule"]["Properties"]["Targets"]
-        assert [t["Arn"] for t in targets] == [{"Fn::GetAtt": [f"{name}Queue", "Arn"]}]
-        assert targets[0]["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}}
-        queue = resources[f"{name}Queue"]["Properties"]
-        assert queue["RedrivePolicy"] == {"deadLetterTargetArn": {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]},
-                                          "maxReceiveCount": MAX_RECEIVE_COUNT}
-        assert resources[f"{name}DeadLetterQueue"]["Type"] == "AWS::SQS::Queue"
-        assert f"{name}Permission" not in resources  # EventBridge no longer invokes the function
-    permissions = [r for r in resources.values() if r.get("Type") == "AWS::Lambda::Permission"]
-    assert all(p["Properties"]["Principal"] != "events.amazonaws.com" for p in permissions)
+        dlq = {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}
+        [target] = resources[f"{name}Rule"]["Properties"]["Targets"]
+        assert target["Arn"] == {"Fn::GetAtt": [name, "Arn"]} and target["DeadLetterConfig"] == {"Arn": dlq}
+        assert target["RetryPolicy"]["MaximumRetryAttempts"] >= 2
+        permission = resources[f"{name}Permission"]["Properties"]
+        assert (permission["Principal"], permission["FunctionName"]) == ("events.amazonaws.com", {"Ref": name})
+        assert permission["SourceArn"] == {"Fn::GetAtt": [f"{name}Rule", "Arn"]}
+        assert resources[name]["Properties"]["DeadLetterConfig"] == {"TargetArn": dlq}
+        assert f"{name}Queue" not in resources and f"{name}EventSource" not in resources
+        redrive = resources[f"{name}Redrive"]["Properties"]  # off until an operator hands the dead letters back
+        assert (redrive["EventSourceArn"], redrive["FunctionName"], redrive["Enabled"]) == (dlq, {"Ref": name}, False)
+        assert redrive["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
     assert set(CONSUMERS.values()) <= {function.name for function in app.pure_lambda_functions}
 
 
-def test_queue_policies_let_only_their_rule_send() -> None:
+def test_dead_letter_queue_policies_let_only_their_rule_send() -> None:
     resources = build_resources()["Resources"]
     for name in CONSUMERS:
-        policy = resources[f"{name}QueuePolicy"]
+        policy = resources[f"{name}DeadLetterQueuePolicy"]
         assert policy["Type"] == "AWS::SQS::QueuePolicy"
-        assert policy["Properties"]["Queues"] == [{"Ref": f"{name}Queue"}, {"Ref": f"{name}DeadLetterQueue"}]
+        assert policy["Properties"]["Queues"] == [{"Ref": f"{name}DeadLetterQueue"}]
         [statement] = policy["Properties"]["PolicyDocument"]["Statement"]
         assert statement["Effect"] == "Allow" and statement["Action"] == "sqs:SendMessage"
         assert statement["Principal"] == {"Service": "events.amazonaws.com"}
-        assert statement["Resource"] == [{"Fn::GetAtt": [f"{name}Queue", "Arn"]},
-                                         {"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}]
+        assert statement["Resource"] == [{"Fn::GetAtt": [f"{name}DeadLetterQueue", "Arn"]}]
         assert statement["Condition"] == {"ArnEquals": {"aws:SourceArn": {"Fn::GetAtt": [f"{name}Rule", "Arn"]}}}
 
 
-def test_every_queue_feeds_its_function_in_batches_with_partial_failures() -> None:
+def test_every_mapping_takes_batches_with_partial_failures() -> None:
     resources = build_resources()["Resources"]
-    expected = {"ForwardPayload": (100, 1), "Tasks": (100, 1), "WebsocketNotify": (10, 0)}
-    for name, (batch_size, window) in expected.items():
-        mapping = resources[f"{name}EventSource"]
-        assert mapping["Type"] == "AWS::Lambda::EventSourceMapping"
-        properties = mapping["Properties"]
-        assert properties["EventSourceArn"] == {"Fn::GetAtt": [f"{name}Queue", "Arn"]}
-        assert properties["FunctionName"] == {"Ref": name}
+    mappings = {name: r["Properties"] for name, r in resources.items()
+                if r.get("Type") == "AWS::Lambda::EventSourceMapping"}
+    assert set(mappings) == {"IngestEventSource", "HandlerEventSource", *(f"{name}Redrive" for name in CONSUMERS)}
+    for properties in mappings.values():
         assert properties["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-        assert (properties["BatchSize"], properties["MaximumBatchingWindowInSeconds"]) == (batch_size, window)
-        # AWS: six times the function's timeout (Chalice's default 60 s) plus the batching window
-        assert resources[f"{name}Queue"]["Properties"]["VisibilityTimeout"] >= 6 * 60 + window
-    for resource in resources.values():  # SQS refuses a batch above 10 without a batching window
-        if resource.get("Type") == "AWS::Lambda::EventSourceMapping":
-            properties = resource["Properties"]
-            assert properties["BatchSize"] <= 10 or properties["MaximumBatchingWindowInSeconds"] >= 1
+        # SQS refuses a batch above 10 without a batching window
+        if isinstance(properties["BatchSize"], dict):  # the ingest's: 100 only when IngestBatchWindow > 0
+            condition, _windowed, immediate = properties["BatchSize"]["Fn::If"]
+            assert condition == "IngestWindowed" and immediate <= 10
+            continue
+        assert properties["BatchSize"] <= 10 or properties.get("MaximumBatchingWindowInSeconds", 0) >= 1
 
 
 def test_blob_bucket_is_private_encrypted_and_only_the_api_function_uses_it() -> None:
@@ -438,7 +467,10 @@ def test_every_queue_outlasts_six_runs_of_the_function_it_feeds() -> None:
     for mapping in mappings:
         queue = resources[mapping["EventSourceArn"]["Fn::GetAtt"][0]]["Properties"]
         function = resources[mapping["FunctionName"]["Ref"]]["Properties"]
-        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + mapping["MaximumBatchingWindowInSeconds"]
+        window = mapping.get("MaximumBatchingWindowInSeconds", 0)
+        if window == {"Ref": "IngestBatchWindow"}:
+            window = _template()["Parameters"]["IngestBatchWindow"]["MaxValue"]
+        assert queue["VisibilityTimeout"] >= 6 * function["Timeout"] + window
 
 
 NAMED: Final = {"AWS::Lambda::Function": "FunctionName", "AWS::Logs::LogGroup": "LogGroupName",
@@ -492,18 +524,23 @@ def test_every_function_logs_to_its_own_group_with_the_retention_asked() -> None
         assert properties["Code"] == "deployment.zip"
 
 
-def test_alarms_watch_every_dead_letter_queue_and_every_function() -> None:
+def test_alarms_watch_every_dead_letter_queue_and_every_function_when_asked() -> None:
     resources = _template()["Resources"]
-    alarms = [r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"]
-    assert all(alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms)
-    watched = {(a["MetricName"], json.dumps(a["Dimensions"][0]["Value"])) for a in alarms}
+    alarms = {name: r for name, r in resources.items() if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert all(alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}] for alarm in alarms.values())
+    watched = {(a["Properties"]["MetricName"], json.dumps(a["Properties"]["Dimensions"][0]["Value"])):
+               a.get("Condition") for a in alarms.values()}
     dead_letter_queues = [name for name, r in resources.items()
                           if r["Type"] == "AWS::SQS::Queue" and name.endswith("DeadLetterQueue")]
     assert len(dead_letter_queues) == 5
-    for queue in dead_letter_queues:
-        assert ("ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": [queue, "QueueName"]})) in watched
-    for function in _functions():
-        assert {("Errors", json.dumps({"Ref": function})), ("Throttles", json.dumps({"Ref": function}))} <= watched
+    for queue in dead_letter_queues:  # always: a dead letter is data waiting for someone
+        assert watched[("ApproximateNumberOfMessagesVisible", json.dumps({"Fn::GetAtt": [queue, "QueueName"]}))] \
+            is None
+    for function in _functions():  # two alarms a function ($0.10 each a month) with FunctionAlarms=true
+        for metric in ("Errors", "Throttles"):
+            assert watched[(metric, json.dumps({"Ref": function}))] == "HasFunctionAlarms"
+    assert _template()["Conditions"]["HasFunctionAlarms"] == {"Fn::Equals": [{"Ref": "FunctionAlarms"}, "true"]}
+    assert _template()["Parameters"]["FunctionAlarms"]["Default"] == "false"
     subscription = resources["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert subscription["Properties"]["Endpoint"] == {"Ref": "AlarmEmail"}
