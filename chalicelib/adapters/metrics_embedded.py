@@ -334,9 +334,9 @@ class EmbeddedMetricStore:
             for point, stamps, values in series:
                 field_id, metric_type = point[0], point[5]
                 if metric_type in _PLAIN_NUMBERS:
-                    try:  # a text, a huge or a non-finite value sends the series the slow way
-                        plain = all(map(isfinite, values))
-                    except (TypeError, OverflowError):
+                    try:  # a text, a huge or a non-finite value sends the series the slow way (the sum is finite
+                        plain = isfinite(sum(values))  # only if each value is; a sum past float's range sends
+                    except (TypeError, OverflowError):  # finite values that way too)
                         plain = False
                 else:
                     plain = metric_type == "binary" and set(map(type, values)) <= _BOOL

@@ -11,6 +11,7 @@ alike, so both give the same envelopes. The edge agent imports ``envelope`` but 
 from __future__ import annotations
 
 from itertools import starmap
+from operator import attrgetter
 from typing import Annotated
 
 import msgspec
@@ -40,6 +41,7 @@ class WirePublish(msgspec.Struct, gc=False):
 
 _decode = msgspec.json.Decoder(WirePublish).decode
 _astuple = msgspec.structs.astuple
+_gateway_id = attrgetter("gateway_id")
 
 
 def read_plain_publish(body: str | bytes) -> list[Envelope] | None:
@@ -51,6 +53,6 @@ def read_plain_publish(body: str | bytes) -> list[Envelope] | None:
     wires = publish.e
     if publish.v != PUBLISH_VERSION or not all(
             gateway_id in _GOOD_GATEWAY_IDS or _good_gateway_id(gateway_id)
-            for gateway_id in {wire.gateway_id for wire in wires}):
+            for gateway_id in set(map(_gateway_id, wires))):
         return None
     return list(starmap(Envelope, map(_astuple, wires)))
