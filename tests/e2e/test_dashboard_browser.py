@@ -362,14 +362,17 @@ def test_build_save_reload_and_reopen_a_dashboard(page: Any, stack: Api) -> None
 
 
 def test_create_a_task_in_the_editor(page: Any, stack: Api) -> None:
+    """A task made with the form (the entity picked by name, a condition row) is one that runs: the list shows its
+    last run. (The old hint, {"entity.id": …} as a filter, made a task that never evaluated.)"""
     page.goto(stack.base + "/automation/task")
     page.get_by_role("link", name="New task").click()
     page.wait_for_url("**/automation/task/new")
     page.get_by_label("Id", exact=True).fill("hot-living-room")
     page.get_by_label("Description").fill("Too warm in the living room")
-    page.get_by_label("Event filters").fill('{"entity.id": "sim.1.1.V_TEMP"}')
+    page.get_by_label("Which entity").fill("sim.1.1.V_TEMP")
+    page.get_by_text("Living room · Temperature").wait_for()  # the picker names what the id is
     page.get_by_role("button", name="Add condition").click()
-    page.get_by_label("condition 1 variable").fill("entity.current.value")
+    assert page.get_by_label("condition 1 variable").input_value() == "entity.current.value"
     page.get_by_label("condition 1 operator").select_option("gt")
     page.get_by_label("condition 1 value").fill("26")
     page.get_by_label("Labels").fill("room=living")
@@ -381,16 +384,40 @@ def test_create_a_task_in_the_editor(page: Any, stack: Api) -> None:
     task = stack.call("/api/task/hot-living-room")
     assert task["description"] == "Too warm in the living room"
     assert task["eventFilter"]["entityTypes"] == ["field"]
-    assert task["eventFilter"]["filters"] == {"entity.id": "sim.1.1.V_TEMP"}
+    assert task["eventFilter"]["filters"] == {"id": "sim.1.1.V_TEMP"}
     condition = task["evaluationConfig"]["rule"]["conditions"][0]
-    assert (condition["variable"], condition["operator"], str(condition["value"])) == (
-        "entity.current.value", "gt", "26")
+    assert (condition["variable"], condition["operator"], condition["value"]) == ("entity.current.value", "gt", 26)
     assert task["labels"] == {"room": "living"}
+    wait_for(lambda: stack.call("/api/task/hot-living-room")["state"].get("lastEvaluation"), 30,
+             "the task to evaluate on the living room's temperature")
 
     page.goto(stack.base + "/automation/task")
-    page.locator("tr[data-id='hot-living-room']").wait_for()
-    page.get_by_role("button", name="Disable").click()
+    row = page.locator("tr[data-id='hot-living-room']")
+    row.locator(".outcome[data-status='ok']").wait_for()  # its last run, and how it went
+    assert "triggered" in row.inner_text()
+    shot(page, "08b-task-list")
+    row.get_by_role("button", name="Disable").click()
     wait_for(lambda: stack.call("/api/task/hot-living-room")["enabled"] is False, 10, "the task to be disabled")
+
+
+def test_a_task_with_an_impossible_hint_is_flagged_before_it_is_saved(page: Any, stack: Api) -> None:
+    stack.call("/api/handler", {"id": "quiet-hook", "type": "webhook", "spec": {"url": "https://example.org/hook"}})
+    page.goto(stack.base + "/automation/task/new")
+    page.get_by_label("Id", exact=True).fill("never-runs")
+    page.get_by_text("Advanced: event filters as JSON").click()
+    page.get_by_label("Event filters").fill('{"entity.id": "sim.1.1.V_TEMP"}')
+    page.get_by_role("button", name="Add condition").click()
+    page.get_by_label("condition 1 variable").fill("value.current.value")
+    page.get_by_label("Run handlers quiet-hook").check()
+    warnings = page.get_by_role("list", name="before you save")
+    warnings.wait_for()
+    text = warnings.inner_text()
+    assert 'write "id"' in text  # filters apply to the entity itself
+    assert '"value.current.value" is not a variable' in text
+    assert "gets no webhook parameter" in text
+    page.get_by_label("webhook Body").fill("Living room: {{ entity.current.value }} °C")
+    page.get_by_text("preview: Living room:").wait_for()  # rendered with the field's current value
+    assert "gets no webhook parameter" not in warnings.inner_text()
 
 
 def test_the_console_fits_a_phone(browser: WatchedBrowser, stack: Api) -> None:
@@ -424,38 +451,70 @@ def test_handler_schedule_and_forward_payload_editors(page: Any, stack: Api, scr
     page.goto(stack.base + "/automation/handler/new")
     page.get_by_label("Id", exact=True).fill("hook")
     page.get_by_label("Type").select_option("webhook")
-    page.get_by_label("Spec").fill('{"url": "http://127.0.0.1:9/hook", "method": "POST", "password": "s3cret-pw"}')
+    page.get_by_label("URL", exact=True).fill("http://127.0.0.1:9/hook")
+    page.get_by_label("Password").fill("s3cret-pw")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/automation/handler/hook")
     handler = stack.call("/api/handler/hook")
     assert handler["spec"]["url"] == "http://127.0.0.1:9/hook"
     assert "s3cret-pw" not in json.dumps(handler)
-    spec = page.get_by_label("Spec")
     wait_in(page, "document.querySelector('textarea[aria-label=Spec]').value.includes('********')")
-    assert "s3cret-pw" not in spec.input_value()  # the editor shows what the API returns: never the secret
+    assert "s3cret-pw" not in page.get_by_label("Spec").input_value()  # the editor shows what the API returns
+
+    # JSON that does not parse blocks Save: the server keeps what it had, and the page says why
+    page.get_by_text("Advanced: spec as JSON").click()
+    page.get_by_label("Spec").fill('{"url": "https://elsewhere.example/hook", ')
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("alert").filter(has_text="not valid JSON").first.wait_for()
+    assert page.get_by_role("status").filter(has_text="Saved").count() == 0
+    assert stack.call("/api/handler/hook")["spec"]["url"] == "http://127.0.0.1:9/hook"
+    page.get_by_label("Spec").fill('{"url": "https://elsewhere.example/hook", "method": "PUT"}')
+    assert page.get_by_label("URL", exact=True).input_value() == "https://elsewhere.example/hook"  # form in step
+    page.get_by_role("button", name="Save").click()
+    page.get_by_role("status").filter(has_text="Saved").wait_for()
+    assert stack.call("/api/handler/hook")["spec"]["method"] == "PUT"
 
     page.goto(stack.base + "/automation/schedule/new")
     page.get_by_label("Id", exact=True).fill("every-minute")
     page.get_by_label("Type").select_option("repeat")
-    page.get_by_label("Spec").fill('{"interval": "1m"}')
+    page.get_by_label("Every", exact=True).fill("1m")
     page.get_by_label("Run handlers hook").check()
+    page.get_by_label("webhook Body").fill("tick")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/automation/schedule/every-minute")
     schedule = stack.call("/api/schedule/every-minute")
     assert schedule["spec"]["interval"] == "1m" and schedule["handlers"] == ["hook"]
+    assert schedule["handlerParameters"] == {"webhook": {"type": "webhook", "body": "tick"}}
+    stack.call("/api/schedule/disable", ["every-minute"])
 
     page.goto(stack.base + "/automation/forwardpayload/new")
     page.get_by_label("Id", exact=True).fill("mirror")
     page.get_by_label("Source field").fill("field:sim.1.3.V_STATUS")
     page.get_by_label("Destination field").fill("field:sim.1.3.V_STATUS")
     page.get_by_role("button", name="Save").click()
-    page.get_by_role("alert").wait_for()  # a payload forwarded to its own field would loop: refused, and said so
+    page.get_by_role("alert").filter(has_text="loop").wait_for()  # forwarded to its own field: refused, and said so
     assert "/new" in page.url
     page.get_by_label("Destination field").fill("field:sim.2.3.V_STATUS")
+    page.get_by_text("Kitchen · Pendant light · status").wait_for()
     page.get_by_role("button", name="Save").click()
     page.wait_for_url("**/automation/forwardpayload/mirror")
     assert stack.call("/api/forwardpayload/mirror")["dstFieldId"] == "field:sim.2.3.V_STATUS"
     stack.call("/api/forwardpayload/disable", ["mirror"])
+
+
+def test_a_handler_that_made_no_call_says_why_in_the_list(page: Any, stack: Api) -> None:
+    stack.call("/api/handler", {"id": "silent-hook", "type": "webhook", "spec": {"url": "https://example.org/hook"}})
+    stack.call("/api/schedule", {"id": "silent-run", "type": "repeat", "spec": {"interval": "1h"}, "enabled": False,
+                                 "handlers": ["silent-hook"]})
+    stack.call("/api/schedule/run", ["silent-run"])
+    wait_for(lambda: "0 call" in stack.call("/api/handler/silent-hook")["state"].get("message", ""), 20,
+             "the handler to run")
+    page.goto(stack.base + "/automation/handler?q=silent")
+    row = page.locator("tr[data-id='silent-hook']")
+    row.locator(".outcome[data-status='warn']").filter(has_text="made no call").wait_for()
+    assert "gave no webhook parameter" in row.inner_text()
+    page.goto(stack.base + "/automation/schedule/silent-run")
+    page.get_by_role("list", name="before you save").filter(has_text="gets no webhook parameter").wait_for()
 
 
 def test_firmware_upload_and_server_backup_show_progress(page: Any, stack: Api, tmp_path: Path) -> None:
@@ -737,3 +796,37 @@ def test_a_viewer_sees_no_menu_entry_or_control_for_what_their_role_cannot_do(
         assert tab.get_by_role("link", name="New task").count() == 0
     finally:
         context.close()
+
+
+EXAMPLES = json.loads((ROOT / "frontend" / "src" / "automation" / "examples.json").read_text())
+
+
+def test_every_example_the_automation_editors_show_is_accepted_and_a_task_built_from_them_runs(stack: Api) -> None:
+    """The hints and placeholders of the automation editors come from examples.json: each is sent to the API here
+    (specs, parameters, schedules, durations, time zone, forward payload), and a task made of the event filter,
+    condition, variables and expression examples evaluates on the simulated field without an error."""
+    for kind, spec in EXAMPLES["handlerSpecs"].items():
+        stack.call("/api/handler", {"id": f"example-{kind}", "type": kind, "spec": spec, "enabled": False})
+    for kind, spec in EXAMPLES["scheduleSpecs"].items():
+        stack.call("/api/schedule", {"id": f"example-{kind}", "type": kind, "spec": spec, "enabled": False,
+                                     "timezone": EXAMPLES["timezone"]})
+    stack.call("/api/handler", {"id": "example-sink", "type": "noop"})
+    base = {"eventFilter": {"eventTypes": ["updated"], "entityTypes": ["field"], "filters": EXAMPLES["eventFilters"]},
+            "variables": EXAMPLES["variables"], "handlers": ["example-sink"],
+            "handlerParameters": dict(EXAMPLES["handlerParameters"]), "reEnable": True,
+            "reEnableDuration": EXAMPLES["duration"],
+            "dampening": {"type": "active_duration", "activeDuration": EXAMPLES["duration"]}}
+    stack.call("/api/task", {**base, "id": "example-rule",
+                             "evaluationConfig": {"rule": {"matchAll": True, "conditions": [EXAMPLES["condition"]]}}})
+    stack.call("/api/task", {**base, "id": "example-expression", "evaluationType": "expression",
+                             "evaluationConfig": {"expression": EXAMPLES["expression"]}})
+    stack.call("/api/task", {"id": "example-interval", "enabled": False, "triggerOnEvent": False,
+                             "executionInterval": EXAMPLES["interval"]})
+    forward = EXAMPLES["forward"]
+    stack.call("/api/forwardpayload", {"id": "example-forward", "enabled": False, **forward})
+    for task_id in ("example-rule", "example-expression"):
+        wait_for(lambda task_id=task_id: stack.call(f"/api/task/{task_id}")["state"].get("lastEvaluation"), 30,
+                 f"{task_id} to evaluate on {EXAMPLES['entityId']}")
+        message = stack.call(f"/api/task/{task_id}")["state"].get("message", "")
+        assert "failed" not in message and "error" not in message, (task_id, message)
+    stack.call("/api/task/disable", ["example-rule", "example-expression"])

@@ -1,0 +1,247 @@
+// Pieces of the automation editors: inputs, a form over an object from its field list, a searchable field picker
+// that shows names, a JSON area that reports when it does not parse (the editor then refuses to save), and a
+// preview of a template against a field's current value.
+
+import { type ReactNode, useId, useMemo, useState } from "react";
+
+import { fieldParts, useFieldLabels } from "../api/names";
+import { useList } from "../api/queries";
+import { type FieldRecord, useFields } from "../live/fields";
+import { type FormField, inputText, previewTemplate, setFormKey } from "./model";
+
+export function Section({ title, children, hint }: { title: string; children: ReactNode; hint?: ReactNode }) {
+  return (
+    <fieldset className="section">
+      <legend>{title}</legend>
+      {hint && <p className="muted section-hint">{hint}</p>}
+      {children}
+    </fieldset>
+  );
+}
+
+export function Check({ label, checked, onChange }: { label: string; checked: boolean; onChange: (v: boolean) => void }) {
+  return (
+    <label className="check">
+      <input type="checkbox" checked={checked} onChange={(e) => onChange(e.target.checked)} /> {label}
+    </label>
+  );
+}
+
+export function Text({ label, value, onChange, placeholder, hint, invalid, type = "text" }: {
+  label: string; value: unknown; onChange: (v: string) => void; placeholder?: string; hint?: ReactNode; invalid?: string;
+  type?: string;
+}) {
+  const id = useId();
+  return (
+    <label>
+      <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
+      <input aria-label={label} type={type} value={value === undefined || value === null ? "" : String(value)}
+        placeholder={placeholder} onChange={(e) => onChange(e.target.value)} aria-invalid={invalid ? true : undefined}
+        aria-describedby={invalid ? id : undefined} />
+      {invalid && <span className="error-inline" id={id} role="alert">{invalid}</span>}
+    </label>
+  );
+}
+
+export function Select({ label, value, options, onChange, labels }: {
+  label: string; value: string; options: string[]; onChange: (v: string) => void; labels?: Record<string, string>;
+}) {
+  return (
+    <label>
+      {label}
+      <select aria-label={label} value={value} onChange={(e) => onChange(e.target.value)}>
+        {options.map((o) => <option key={o} value={o}>{labels?.[o] ?? (o === "" ? "(default)" : o)}</option>)}
+      </select>
+    </label>
+  );
+}
+
+export function MultiCheck({ label, options, value, onChange, labels }: {
+  label: string; options: string[]; value: string[]; onChange: (v: string[]) => void; labels?: Record<string, string>;
+}) {
+  return (
+    <fieldset className="multi">
+      <legend>{label}</legend>
+      {options.map((o) => (
+        <label key={o} className="check">
+          <input type="checkbox" aria-label={`${label} ${o}`} checked={value.includes(o)}
+            onChange={(e) => onChange(e.target.checked ? [...value, o] : value.filter((v) => v !== o))} />
+          {" "}{labels?.[o] ?? o.replace("_", " ")}
+        </label>
+      ))}
+    </fieldset>
+  );
+}
+
+/** The fields (id → name) for pickers: every field, by node, source and field name. */
+export function useFieldChoices(): Array<{ id: string; label: string }> {
+  const list = useList<FieldRecord>("field", { limit: 1000, sortBy: [{ f: "id", o: "asc" }] }, { live: false });
+  const rows = useMemo(() => list.data?.data ?? [], [list.data]);
+  const labels = useFieldLabels(rows);
+  return useMemo(() => rows.map((f) => ({ id: f.id, label: labels[f.id] ?? f.id })), [rows, labels]);
+}
+
+/** A field chosen by name or id (a searchable list: type part of a name); says whose field the id is, or that
+ * there is none. `quick` stores "field:<id>". */
+export function FieldPicker({ label, value, onChange, quick, placeholder, hint, invalid }: {
+  label: string; value: string; onChange: (v: string) => void; quick?: boolean; placeholder?: string; hint?: ReactNode;
+  invalid?: string;
+}) {
+  const choices = useFieldChoices();
+  const listId = useId();
+  const bare = value.replace(/^field:/, "");
+  const found = choices.find((c) => c.id === bare);
+  const other = value.includes(":") && !value.startsWith("field:"); // task:…, node:… for resource handlers
+  const describedBy = useId();
+  const note = invalid ?? (!value || other ? null : found ? null : choices.length ? "no such field" : null);
+  return (
+    <label className="field-picker">
+      <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
+      <input aria-label={label} list={listId} value={value} placeholder={placeholder ?? "type a name or an id"}
+        aria-invalid={note ? true : undefined} aria-describedby={describedBy}
+        onChange={(e) => {
+          const text = e.target.value;
+          const picked = choices.find((c) => c.id === text.replace(/^field:/, "") || c.label === text);
+          onChange(picked ? (quick ? `field:${picked.id}` : picked.id) : text);
+        }} />
+      <datalist id={listId}>
+        {choices.map((c) => <option key={c.id} value={quick ? `field:${c.id}` : c.id} label={c.label} />)}
+      </datalist>
+      <small id={describedBy} className={note ? "error-inline" : "muted"} role={note ? "alert" : undefined}>
+        {note ?? (found ? found.label : "")}
+      </small>
+    </label>
+  );
+}
+
+/** A form over an object, from its field list. */
+export function ObjectForm({ fields, value, onChange, prefix, preview }: {
+  fields: FormField[]; value: Record<string, unknown>; onChange: (v: Record<string, unknown>) => void; prefix: string;
+  /** Context templates are previewed against (the example entity); none: no preview. */
+  preview?: Record<string, unknown> | null;
+}) {
+  if (fields.length === 0) return <p className="muted">Nothing to set.</p>;
+  return (
+    <div className="object-form">
+      {fields.map((field) => {
+        const label = `${prefix} ${field.label}`.trim();
+        const text = inputText(field, value[field.key]);
+        const set = (raw: unknown) => onChange(setFormKey(value, field, raw));
+        const hint = field.hint && <small className="muted"> {field.hint}</small>;
+        switch (field.kind) {
+          case "checkbox":
+            return (
+              <label key={field.key} className="check">
+                <input type="checkbox" aria-label={label} checked={Boolean(value[field.key])}
+                  onChange={(e) => set(e.target.checked)} /> {field.label}
+              </label>
+            );
+          case "select":
+            return (
+              <label key={field.key}>
+                <span>{field.label}{hint}</span>
+                <select aria-label={label} value={text} onChange={(e) => set(e.target.value)}>
+                  {(field.options ?? []).map((o) => <option key={o} value={o}>{o === "" ? "(default)" : o}</option>)}
+                </select>
+              </label>
+            );
+          case "field":
+            return <FieldPicker key={field.key} label={label} value={text} quick onChange={set}
+              placeholder={field.placeholder} hint={field.hint} />;
+          case "textarea":
+            return (
+              <label key={field.key} className="wide">
+                <span>{field.label}{hint}</span>
+                <textarea aria-label={label} rows={2} value={text} placeholder={field.placeholder}
+                  onChange={(e) => set(e.target.value)} />
+                {field.template && preview && text && <TemplatePreview template={text} context={preview} />}
+              </label>
+            );
+          default:
+            return (
+              <label key={field.key}>
+                <span>{field.label}{hint}</span>
+                <input aria-label={label} type={field.kind === "password" ? "password" : "text"}
+                  inputMode={field.kind === "number" ? "numeric" : undefined} value={text} placeholder={field.placeholder}
+                  autoComplete={field.kind === "password" ? "new-password" : undefined}
+                  onChange={(e) => set(e.target.value)} />
+                {field.template && preview && text.includes("{{") && <TemplatePreview template={text} context={preview} />}
+              </label>
+            );
+        }
+      })}
+    </div>
+  );
+}
+
+/** The template rendered against the example context (the chosen field's current value). */
+export function TemplatePreview({ template, context }: { template: string; context: Record<string, unknown> }) {
+  const { text, exact } = previewTemplate(template, context);
+  return (
+    <output className="template-preview" aria-label="preview">
+      <span className="muted">preview: </span>{text}
+      {!exact && <span className="muted"> (… is worked out when it runs)</span>}
+    </output>
+  );
+}
+
+/** The context a task's templates see for the event of a field: entity (the field), event, task. */
+export function useTemplateContext(fieldId: string | null, task: { id: string; description?: unknown }) {
+  const ids = useMemo(() => (fieldId ? [fieldId] : []), [fieldId]);
+  const { fields } = useFields(ids);
+  const entity = fieldId ? fields[fieldId.replace(/^field:/, "")] : undefined;
+  return useMemo(() => {
+    if (!entity) return null;
+    return {
+      entity, value: entity.current?.value, field: entity,
+      event: { type: "updated", entityType: "field", entityId: entity.id, entityQuickId: `field:${entity.id}`, entity },
+      task: { id: task.id, description: task.description },
+    } as Record<string, unknown>;
+  }, [entity, task.id, task.description]);
+}
+
+/**
+ * A JSON text area for an advanced view: the text is kept as typed while it does not parse, and `onValidity`
+ * reports that (the editor refuses to save then, rather than save what the box no longer shows). A change of the
+ * value from elsewhere (the form) rewrites the text when the text parses.
+ */
+export function JsonArea({ label, value, onChange, onValidity, rows = 4, hint }: {
+  label: string; value: unknown; onChange: (value: unknown) => void; onValidity: (label: string, error: string | null) => void;
+  rows?: number; hint?: ReactNode;
+}) {
+  const serialized = JSON.stringify(value ?? {});
+  const [text, setText] = useState(() => JSON.stringify(value ?? {}, null, 2));
+  const [seen, setSeen] = useState(serialized);
+  const [error, setError] = useState<string | null>(null);
+  const id = useId();
+  if (seen !== serialized) {
+    // the value changed from elsewhere: show it, unless the text is being typed (does not parse)
+    setSeen(serialized);
+    if (error === null) setText(JSON.stringify(value ?? {}, null, 2));
+  }
+  return (
+    <label className="json-area">
+      <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
+      <textarea aria-label={label} rows={rows} spellCheck={false} value={text} aria-invalid={error ? true : undefined}
+        aria-describedby={error ? id : undefined}
+        onChange={(e) => {
+          setText(e.target.value);
+          try {
+            const parsed: unknown = JSON.parse(e.target.value.trim() || "{}");
+            setError(null);
+            onValidity(label, null);
+            setSeen(JSON.stringify(parsed ?? {}));
+            onChange(parsed);
+          } catch (err) {
+            const message = `not valid JSON: ${(err as Error).message}`;
+            setError(message);
+            onValidity(label, message);
+          }
+        }} />
+      {error && <span className="error-inline" id={id} role="alert">{error}</span>}
+    </label>
+  );
+}
+
+/** The id a field picker holds, as a bare field id when it is one. */
+export const pickedField = (value: string) => fieldParts(value)?.id ?? null;
