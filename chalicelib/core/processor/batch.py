@@ -261,7 +261,7 @@ class Batch:
                     if group is None and (route := table.get(head)) is not None:
                         group = groups.get(route[1])
                         if group is None:
-                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0])
+                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0], route[2], route[3])
                         heads[head] = group
                     if group is not None:
                         group.envelopes.append(envelope)
@@ -276,7 +276,7 @@ class Batch:
                     if route is not None:
                         group = groups.get(route[1])
                         if group is None:
-                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0])
+                            group = groups[route[1]] = FieldGroup(gw, route[1], route[0], route[2], route[3])
                         group.envelopes.append(envelope)
                         group.values.append(routed[1])
                         continue

@@ -21,12 +21,14 @@ class FieldGroup:
 
     __slots__ = ("envelopes", "gateway_id", "key", "node_key", "source_key", "template", "values")
 
-    def __init__(self, gateway_id: str, key: str, template: FieldValue) -> None:
+    def __init__(self, gateway_id: str, key: str, template: FieldValue, node_key: str = "",
+                 source_key: str = "") -> None:
         self.gateway_id = gateway_id
         self.key = key
         self.template = template
-        self.source_key = key.rpartition(".")[0]  # ids hold no dots: gw.node.source.field
-        self.node_key = self.source_key.rpartition(".")[0]
+        # ids hold no dots: gw.node.source.field (a route knows them already)
+        self.source_key = source_key or key.rpartition(".")[0]
+        self.node_key = node_key or self.source_key.rpartition(".")[0]
         self.envelopes: list[Envelope] = []
         self.values: list[Any] = []
         """The raw value each message brings (the payload text of a routed message)."""
