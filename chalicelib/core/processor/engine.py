@@ -20,6 +20,9 @@ _sequence = attrgetter("sequence")
 
 
 class Processor:
+    """Applies batches of envelopes to the repository and the metric store. Long-lived (one per worker): what it
+    learns of routes, fields and last seen times (``caches``) makes the next batch cheaper."""
+
     def __init__(
         self,
         repository: Repository,
