@@ -14,8 +14,12 @@ The template's shape (what the cloud twin, ``infra/twin/``, runs)
 
 ``Parameters``: ``AdminPassword`` (NoEcho, required on the first deploy), ``StageName`` (``v1``),
 ``LogRetentionDays`` (30), ``LogLevel`` (INFO), ``AlarmEmail`` (empty: no subscription), ``IotDataEndpoint`` (empty:
-the region's default), ``IngestMaximumConcurrency`` (20); contributors add theirs (``infra/contributors.py``).
-``Conditions``: ``HasAlarmEmail``, ``HasIotDataEndpoint``.
+the region's default), ``IngestMaximumConcurrency`` (20), and the cost levers (``docs/cost.md``):
+``IngestBatchWindow`` (0), ``TableCapacity`` (``on-demand``; ``provisioned``), ``TableWriteCapacity`` (5),
+``TableReadCapacity`` (10), ``TableMaxCapacity`` (200), ``LastSeenInterval`` (300), ``FunctionAlarms`` (``false``),
+``Tracing`` (``PassThrough``); contributors add theirs (``infra/contributors.py``).
+``Conditions``: ``HasAlarmEmail``, ``HasIotDataEndpoint``, ``HasFunctionAlarms``, ``ProvisionedTable``,
+``IngestWindowed``, ``LogDebug``, ``LogWarning``, ``LogError``, ``LogCritical``.
 
 Functions (logical id ← Chalice name; ``FunctionName`` is ``${AWS::StackName}-<name>``):
 
@@ -24,13 +28,14 @@ logical id             ``Handler``                   trigger
 =====================  ============================  =======================================================
 ``APIHandler``         ``app.app``                   ``RestAPI`` (proxy integrations of every route)
 ``Ingest``             ``app.ingest``                ``IngestEventSource`` ← ``IngestQueue`` ← ``IngestTopicRule``
-``ForwardPayload``     ``app.forward_payload``       ``ForwardPayloadEventSource`` ← queue ← bus rule
+``ForwardPayload``     ``app.forward_payload``       ``ForwardPayloadRule`` (bus rule, Lambda target: packs)
 ``Handlers``           ``app.handlers``              ``HandlerEventSource`` ← ``HandlerQueue``
 ``ShadowReported``     ``app.shadow_reported``       ``ShadowReportedTopicRule`` (IoT rule, Lambda action)
-``Tasks``              ``app.tasks``                 ``TasksEventSource`` ← queue ← bus rule
+``Tasks``              ``app.tasks``                 ``TasksRule`` (bus rule, Lambda target: packs)
 ``Scheduled``          ``app.scheduled``             EventBridge Scheduler (``SchedulerRole``), schedules made
                                                      at run time in ``ScheduleGroup``
-``WebsocketNotify``    ``app.websocket_notify``      ``WebsocketNotifyEventSource`` ← queue ← bus rule
+``WebsocketNotify``    ``app.websocket_notify``      ``WebsocketNotifyRule`` (bus rule, Lambda target: watched
+                                                     packs)
 ``NodeStateJob``,      ``app.node_state_job``, …     ``<Id>Schedule`` (``AWS::Events::Rule``, a rate or cron)
 ``NodeDiscoverJob``,                                 and ``<Id>SchedulePermission``
 ``SunJob``
@@ -42,15 +47,20 @@ logical id             ``Handler``                   trigger
 Each function (``AWS::Lambda::Function``): ``Runtime`` ``python3.12``, ``Architectures`` ``[arm64]``, ``Code``
 ``"deployment.zip"`` (a local path relative to the template, as ``sam deploy``/``aws cloudformation package`` take
 it), ``Role`` ``{"Fn::GetAtt": ["<Id>Role", "Arn"]}`` (one ``AWS::IAM::Role`` per function, its statements inline in
-``Policies[0]``), ``Timeout``, ``MemorySize``, ``TracingConfig`` Active, ``LoggingConfig.LogGroup`` ``{"Ref":
-"<Id>LogGroup"}``, ``Environment.Variables`` (literal strings, ``Ref``, ``Fn::GetAtt``, ``Fn::Sub`` and one
-``Fn::If`` on ``HasIotDataEndpoint`` that may be ``AWS::NoValue``).
+``Policies[0]``), ``Timeout``, ``MemorySize``, ``TracingConfig.Mode`` ``{"Ref": "Tracing"}``, ``LoggingConfig``
+(``LogGroup`` ``{"Ref": "<Id>LogGroup"}``, ``LogFormat`` JSON, ``ApplicationLogLevel`` an ``Fn::If`` chain on the
+``Log*`` conditions, ``SystemLogLevel`` WARN), ``Environment.Variables`` (literal strings, ``Ref``, ``Fn::GetAtt``,
+``Fn::Sub`` and one ``Fn::If`` on ``HasIotDataEndpoint`` that may be ``AWS::NoValue``); the bus consumers a
+``DeadLetterConfig.TargetArn`` (their ``<Consumer>DeadLetterQueue``: failed asynchronous invocations).
 
 Event sources: ``AWS::Lambda::EventSourceMapping`` (``EventSourceArn`` ``Fn::GetAtt`` of a queue, ``FunctionName``
 ``Ref`` of a function, ``BatchSize``, ``MaximumBatchingWindowInSeconds``, ``FunctionResponseTypes``
-``[ReportBatchItemFailures]``; the ingest mapping ``ScalingConfig.MaximumConcurrency``), ``AWS::IoT::TopicRule``
-(SQS and Lambda actions), ``AWS::Events::Rule`` on ``EventBus`` (SQS targets) and on the default bus (schedules),
-``AWS::Lambda::Permission`` for every service that invokes a function.
+``[ReportBatchItemFailures]``; the ingest mapping's ``BatchSize`` an ``Fn::If`` on ``IngestWindowed`` (100, else
+10), its window ``{"Ref": "IngestBatchWindow"}`` and ``ScalingConfig.MaximumConcurrency``; the bus consumers'
+``<Consumer>Redrive`` mappings on their dead-letter queues ``Enabled: false``), ``AWS::IoT::TopicRule`` (SQS and
+Lambda actions), ``AWS::Events::Rule`` on ``EventBus`` (Lambda targets with ``RetryPolicy`` and
+``DeadLetterConfig``; patterns on ``source``, ``detail.types`` and ``detail.watched``: ``core/bus_packing.py``) and
+on the default bus (schedules), ``AWS::Lambda::Permission`` for every service that invokes a function.
 
 APIs: ``RestAPI`` (``AWS::ApiGateway::RestApi`` whose ``Body`` is Chalice's OpenAPI document, ``aws_proxy``
 integrations with ``Fn::Sub`` URIs naming the function ``arn:…:function:${AWS::StackName}-api_handler``, so that
@@ -61,11 +71,13 @@ what API Gateway answers itself as ``{"status", "message", "field"}`` (an unknow
 ``<Id>APIIntegration``, ``<Id>Route``, ``WebsocketAPIStage`` (``AutoDeploy``).
 
 Data and plumbing (stable ids): ``ResourceTable``, ``ConnectionsTable``, ``IngestQueue``/``IngestDeadLetterQueue``,
-``HandlerQueue``/``HandlerDeadLetterQueue``, ``<Consumer>Queue``/``<Consumer>DeadLetterQueue``/``<Consumer>Rule``/
-``<Consumer>QueuePolicy``/``<Consumer>EventSource`` for ``ForwardPayload``, ``Tasks``, ``WebsocketNotify``,
-``EventBus``, ``ScheduleGroup``, ``SchedulerRole``, ``IngestRuleRole``, ``SecretsKey``, ``BlobBucket``(``Policy``),
-``AdminPasswordSecret``, ``EdgePolicy``, ``AlarmTopic``, ``AlarmEmailSubscription``, and the alarms
-``<Queue>DepthAlarm``, ``<Id>ErrorsAlarm``, ``<Id>ThrottlesAlarm``.
+``HandlerQueue``/``HandlerDeadLetterQueue``, ``<Consumer>DeadLetterQueue``/``<Consumer>DeadLetterQueuePolicy``/
+``<Consumer>Rule``/``<Consumer>Permission``/``<Consumer>Redrive`` for ``ForwardPayload``, ``Tasks``,
+``WebsocketNotify``, ``EventBus``, ``ScheduleGroup``, ``SchedulerRole``, ``IngestRuleRole``, ``SecretsKey``,
+``BlobBucket``(``Policy``), ``AdminPasswordSecret``, ``EdgePolicy``, ``AlarmTopic``, ``AlarmEmailSubscription``,
+the alarms ``<Queue>DepthAlarm`` and (``HasFunctionAlarms``) ``<Id>ErrorsAlarm``, ``<Id>ThrottlesAlarm``, and
+(``ProvisionedTable``) ``Table{Write,Read}Scaling``, ``IndexByKind{Write,Read}Scaling``,
+``IndexByTree{Write,Read}Scaling`` (``AWS::ApplicationAutoScaling::ScalableTarget``) with their ``…Policy``.
 
 ``Outputs``: ``RestApiUrl``, ``WebsocketUrl``, ``IotDataEndpoint``, ``EdgePolicyName``, ``AlarmTopicArn``, the
 tables, queues (every DLQ's URL and ARN, for redrives), bus, schedule group and bucket names.
