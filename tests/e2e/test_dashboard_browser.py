@@ -315,7 +315,7 @@ def test_build_save_reload_and_reopen_a_dashboard(page: Any, stack: Api) -> None
     page.get_by_text("a title is required").wait_for()  # checked before anything is sent
     page.get_by_label("dashboard title").fill("Built in the browser")
     configure(page, "switch", {"widget title": "Lamp", "Field": "sim.2.3.V_STATUS"})
-    configure(page, "line_chart", {"widget title": "Bedroom", "Fields (comma-separated)": "sim.3.1.V_TEMP"})
+    configure(page, "line_chart", {"widget title": "Bedroom", "Add a field": "sim.3.1.V_TEMP"})
     configure(page, "gauge", {"widget title": "Humidity", "Field": "sim.1.2.V_HUM"})
     configure(page, "light", {"widget title": "Dimmer", "Power field (on/off)": "sim.1.4.V_STATUS",
                               "Brightness field": "sim.1.4.V_PERCENTAGE"})

@@ -81,7 +81,7 @@ export function AutomationListPage() {
       actions={<Can need="user"><Link className="button primary" to={`/automation/${kind}/new`}>New {info.singular}</Link></Can>}>
       <ErrorBox error={error} />
       <ResourceTable<Rec> key={kind} resource={kind} entityType={info.entityType} columns={columnsOf(kind as AutomationKind)}
-        caption={info.title} link={(r) => `/automation/${kind}/${encodeURIComponent(r.id)}`} defaultSort={{ f: "id", o: "asc" }}
+        caption={info.title} nameKey="id" searchHint="id, or key=value" link={(r) => `/automation/${kind}/${encodeURIComponent(r.id)}`} defaultSort={{ f: "id", o: "asc" }}
         actions={(r) => (
           <Can need="user">
             <button type="button" disabled={busy === r.id} onClick={() => act(r.id, () => setEnabled(kind, [r.id], !r.enabled))}>

@@ -4,9 +4,9 @@
 
 import { type ReactNode, useId, useMemo, useState } from "react";
 
-import { fieldParts, useFieldLabels } from "../api/names";
-import { useList } from "../api/queries";
-import { type FieldRecord, useFields } from "../live/fields";
+import { fieldParts } from "../api/names";
+import { FieldPicker } from "../components/FieldPicker";
+import { useFields } from "../live/fields";
 import { type FormField, inputText, previewTemplate, setFormKey } from "./model";
 
 export function Section({ title, children, hint }: { title: string; children: ReactNode; hint?: ReactNode }) {
@@ -70,47 +70,6 @@ export function MultiCheck({ label, options, value, onChange, labels }: {
         </label>
       ))}
     </fieldset>
-  );
-}
-
-/** The fields (id → name) for pickers: every field, by node, source and field name. */
-export function useFieldChoices(): Array<{ id: string; label: string }> {
-  const list = useList<FieldRecord>("field", { limit: 1000, sortBy: [{ f: "id", o: "asc" }] }, { live: false });
-  const rows = useMemo(() => list.data?.data ?? [], [list.data]);
-  const labels = useFieldLabels(rows);
-  return useMemo(() => rows.map((f) => ({ id: f.id, label: labels[f.id] ?? f.id })), [rows, labels]);
-}
-
-/** A field chosen by name or id (a searchable list: type part of a name); says whose field the id is, or that
- * there is none. `quick` stores "field:<id>". */
-export function FieldPicker({ label, value, onChange, quick, placeholder, hint, invalid }: {
-  label: string; value: string; onChange: (v: string) => void; quick?: boolean; placeholder?: string; hint?: ReactNode;
-  invalid?: string;
-}) {
-  const choices = useFieldChoices();
-  const listId = useId();
-  const bare = value.replace(/^field:/, "");
-  const found = choices.find((c) => c.id === bare);
-  const other = value.includes(":") && !value.startsWith("field:"); // task:…, node:… for resource handlers
-  const describedBy = useId();
-  const note = invalid ?? (!value || other ? null : found ? null : choices.length ? "no such field" : null);
-  return (
-    <label className="field-picker">
-      <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
-      <input aria-label={label} list={listId} value={value} placeholder={placeholder ?? "type a name or an id"}
-        aria-invalid={note ? true : undefined} aria-describedby={describedBy}
-        onChange={(e) => {
-          const text = e.target.value;
-          const picked = choices.find((c) => c.id === text.replace(/^field:/, "") || c.label === text);
-          onChange(picked ? (quick ? `field:${picked.id}` : picked.id) : text);
-        }} />
-      <datalist id={listId}>
-        {choices.map((c) => <option key={c.id} value={quick ? `field:${c.id}` : c.id} label={c.label} />)}
-      </datalist>
-      <small id={describedBy} className={note ? "error-inline" : "muted"} role={note ? "alert" : undefined}>
-        {note ?? (found ? found.label : "")}
-      </small>
-    </label>
   );
 }
 
@@ -245,3 +204,5 @@ export function JsonArea({ label, value, onChange, onValidity, rows = 4, hint }:
 
 /** The id a field picker holds, as a bare field id when it is one. */
 export const pickedField = (value: string) => fieldParts(value)?.id ?? null;
+
+export { FieldPicker };

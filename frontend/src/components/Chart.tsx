@@ -60,9 +60,15 @@ export function Chart({ series, height = 240, unit }: { series: Series[]; height
     };
     const instance = new uPlot(options, data, element);
     plot.current = instance;
-    const observer = new ResizeObserver(() => {
-      instance.setSize({ width: Math.max(200, element.clientWidth), height });
-    });
+    // The legend (several series) sits under the plot: the plot gets the height the legend leaves, so that the
+    // whole chart fits its box (a widget cut the legend off before).
+    const fit = () => {
+      const legend = instance.root.querySelector<HTMLElement>(".u-legend");
+      const legendHeight = legend ? legend.offsetHeight + 4 : 0;
+      instance.setSize({ width: Math.max(200, element.clientWidth), height: Math.max(60, height - legendHeight) });
+    };
+    fit();
+    const observer = new ResizeObserver(fit);
     observer.observe(element);
     return () => {
       observer.disconnect();

@@ -74,7 +74,8 @@ export function GatewaysPage() {
   ];
   return (
     <Card title="Gateways" page>
-      <ResourceTable<GatewayRecord> resource="gateway" entityType="gateway" columns={columns} caption="Gateways"
+      <ResourceTable<GatewayRecord> resource="gateway" entityType="gateway" columns={columns} caption="Gateways" nameKey="id"
+        searchHint="id, or key=value; key>number"
         link={(g) => `/gateways/${enc(g.id)}`} defaultSort={{ f: "id", o: "asc" }} />
     </Card>
   );

@@ -6,6 +6,7 @@ import { Chart } from "../components/Chart";
 import { formatValue } from "../components/common";
 import { Toggle, useSetField } from "../components/FieldControl";
 import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
+import { useFieldLabels } from "../api/names";
 import { bareFieldId, type FieldRecord, useFields, useSeries } from "../live/fields";
 import { fieldList, fromHex, toHex, type Widget } from "./model";
 
@@ -23,17 +24,25 @@ function useField(id: string): FieldRecord | undefined {
   return useFields(ids).fields[bareFieldId(id)];
 }
 
+/** The field's name for people ("Living room · Ceiling light · status"), for labels of controls. */
+function useFieldName(field: FieldRecord | undefined): string {
+  const rows = useMemo(() => (field ? [field] : []), [field]);
+  const labels = useFieldLabels(rows);
+  return field ? labels[field.id] ?? field.id : "";
+}
+
 function SwitchWidget({ config }: { config: Config }) {
   const id = str(config.resource);
   const field = useField(id);
   const { pending, error, send, allowed } = useSetField(field);
+  const name = useFieldName(field);
   if (!field) return <Missing id={id} />;
   const on = Boolean(field.current?.value);
   // Explicit on/off payloads (not "toggle"): pressing twice while the echo is on its way still ends as intended.
   const flip = () => send(on ? str(config.offPayload) || "0" : str(config.onPayload) || "1");
   return (
     <div className="widget-switch" data-field={field.id} data-value={String(on)}>
-      <Toggle on={on} pending={pending} onClick={flip} label={`switch ${field.name || field.id}`} disabled={!allowed} />
+      <Toggle on={on} pending={pending} onClick={flip} label={`switch ${name}`} disabled={!allowed} />
       <span className="widget-switch-state">{pending ? "…" : on ? "ON" : "OFF"}</span>
       {error && <div className="error-inline">{error}</div>}
     </div>
@@ -95,11 +104,12 @@ function SliderWidget({ config }: { config: Config }) {
   const id = str(config.resource);
   const field = useField(id);
   const { pending, error, send, allowed } = useSetField(field);
+  const name = useFieldName(field);
   if (!field) return <Missing id={id} />;
   return (
     <div className="widget-center">
       <Slider value={num(field.current?.value, 0)} min={num(config.min, 0)} max={num(config.max, 100)}
-        step={num(config.step, 1)} onCommit={(v) => send(v)} label={`set ${field.id}`} disabled={pending || !allowed} />
+        step={num(config.step, 1)} onCommit={(v) => send(v)} label={`set ${name}`} disabled={pending || !allowed} />
       {error && <div className="error-inline">{error}</div>}
     </div>
   );
@@ -117,10 +127,11 @@ function LineChartHistory({ config, height }: { config: Config; height: number }
   const { fields } = useFields(ids);
   const window = str(config.window) === "none" ? "" : str(config.window);
   const { series, error } = useSeries(ids, str(config.duration) || "-1h", window, str(config.function) || "mean");
+  const rows = useMemo(() => Object.values(fields), [fields]);
+  const labels = useFieldLabels(rows); // legends by name: "Living room · Temperature", not "V_TEMP (1)"
   const lines = ids.map((id) => {
     const bare = bareFieldId(id);
-    const f = fields[bare];
-    return { name: f ? `${f.name || f.fieldId} (${f.nodeId})` : bare, points: series[bare] ?? [] };
+    return { name: labels[bare] ?? bare, points: series[bare] ?? [] };
   });
   const unit = str(config.unit) || fields[bareFieldId(ids[0] ?? "")]?.unit;
   return (

@@ -1,0 +1,197 @@
+// A widget's settings, in a modal dialog (focus kept inside, Escape closes): fields are picked by name, a gauge's
+// range follows the field's unit and history unless it was set, the position can be typed.
+
+import { useEffect, useMemo, useState } from "react";
+
+import { metricsEnabled } from "../api/client";
+import { Dialog } from "../components/Dialog";
+import { FieldPicker, useFieldChoices } from "../components/FieldPicker";
+import { useFields, useSeries } from "../live/fields";
+import { gaugeRange } from "../widgets/ranges";
+import {
+  clampLayout, fieldList, type Layout, RANGES, validateWidgetConfig, type Widget, WIDGETS,
+} from "../widgets/model";
+
+/** A gauge whose range is still the default takes one from its field (unit, the last day's values). */
+function useGaugeDefaults(widget: Widget, onChange: (w: Widget) => void) {
+  const c = widget.config;
+  const resource = widget.type === "gauge" ? String(c.resource ?? "") : "";
+  const ids = useMemo(() => (resource ? [resource] : []), [resource]);
+  const { fields } = useFields(ids);
+  const [metrics, setMetrics] = useState(false);
+  useEffect(() => {
+    let live = true;
+    void metricsEnabled().then((on) => live && setMetrics(on));
+    return () => {
+      live = false;
+    };
+  }, []);
+  const { series, loading } = useSeries(metrics ? ids : [], "-24h", "1h", "mean");
+  const field = fields[resource.replace(/^field:/, "")];
+  const untouched = (Number(c.min ?? 0) === 0 && Number(c.max ?? 100) === 100) || c.rangeFromField === true;
+  const history = field ? series[field.id] : undefined;
+  const range = field && !loading ? gaugeRange(field.unit, (history ?? []).map((p) => p.value)
+    .concat(typeof field.current?.value === "number" ? [field.current.value] : [])) : null;
+  useEffect(() => {
+    if (!range || !untouched || (Number(c.min) === range.min && Number(c.max) === range.max)) return;
+    onChange({ ...widget, config: { ...c, min: range.min, max: range.max, rangeFromField: true } });
+  }); // runs after each render; changes only while the range is the default or was set from the field
+}
+
+export function WidgetEditor({ widget, onChange, onClose, problems }: {
+  widget: Widget; onChange: (w: Widget) => void; onClose: () => void; problems: Record<string, string>;
+}) {
+  const c = widget.config;
+  const errors = { ...validateWidgetConfig(widget.type, c).errors, ...problems };
+  useGaugeDefaults(widget, onChange);
+  const set = (key: string, value: unknown) => {
+    const config = { ...c, [key]: value };
+    if (key === "min" || key === "max") delete config.rangeFromField; // set by hand: keep it
+    onChange({ ...widget, config });
+  };
+  const text = (key: string) => (c[key] === undefined || c[key] === null ? "" : String(c[key]));
+  const numberInput = (key: string, label: string) => (
+    <label>
+      {label}
+      <input type="number" aria-label={label} value={text(key)} onChange={(e) => set(key, e.target.value)}
+        aria-invalid={errors[key] ? true : undefined} />
+      {errors[key] && <span className="error-inline">{errors[key]}</span>}
+    </label>
+  );
+  const layout = widget.layout;
+  const setLayout = (key: keyof Layout, value: string) =>
+    onChange({ ...widget, layout: clampLayout({ ...layout, [key]: Number(value) }) });
+  const items = (Array.isArray(c.items) ? c.items : []) as Array<{ label: string; resource: string }>;
+  const picker = (label: string, key: string) => (
+    <FieldPicker label={label} value={text(key)} onChange={(v) => set(key, v)} invalid={errors[key]}
+      placeholder="type a name, e.g. living room" />
+  );
+  return (
+    <Dialog title={`${WIDGETS[widget.type].label} widget`} label="widget settings" onClose={onClose}>
+      <label>
+        Title
+        <input aria-label="widget title" value={widget.title} onChange={(e) => onChange({ ...widget, title: e.target.value })} />
+      </label>
+      <div className="row">
+        <label className="check">
+          <input type="checkbox" checked={widget.showTitle}
+            onChange={(e) => onChange({ ...widget, showTitle: e.target.checked })} /> Show title
+        </label>
+        <label className="check">
+          <input type="checkbox" checked={widget.static}
+            onChange={(e) => onChange({ ...widget, static: e.target.checked })} /> Fixed position
+        </label>
+      </div>
+      {["switch", "button", "slider", "gauge"].includes(widget.type) && picker("Field", "resource")}
+      {widget.type === "switch" && (
+        <div className="row">
+          <label>
+            On payload <input aria-label="on payload" value={text("onPayload")} onChange={(e) => set("onPayload", e.target.value)} />
+          </label>
+          <label>
+            Off payload <input aria-label="off payload" value={text("offPayload")}
+              onChange={(e) => set("offPayload", e.target.value)} />
+          </label>
+        </div>
+      )}
+      {widget.type === "button" && (
+        <label>
+          Payload <input aria-label="payload" value={text("payload")} onChange={(e) => set("payload", e.target.value)} />
+        </label>
+      )}
+      {["slider", "gauge"].includes(widget.type) && (
+        <div className="row">{numberInput("min", "Min")}{numberInput("max", "Max")}
+          {widget.type === "slider" && numberInput("step", "Step")}</div>
+      )}
+      {widget.type === "gauge" && c.rangeFromField === true && (
+        <p className="muted">Range from the field's unit and its last day; type another to keep yours.</p>
+      )}
+      {widget.type === "line_chart" && (
+        <>
+          <ChartFields value={fieldList(c.resources)} onChange={(v) => set("resources", v)} error={errors.resources} />
+          <label>
+            Range
+            <select aria-label="chart range" value={text("duration") || "-1h"} onChange={(e) => set("duration", e.target.value)}>
+              {RANGES.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
+            </select>
+          </label>
+          <label>
+            Window (none: raw points) <input aria-label="chart window" value={text("window")} placeholder="none or 5m"
+              onChange={(e) => set("window", e.target.value)} />
+            {errors.window && <span className="error-inline">{errors.window}</span>}
+          </label>
+        </>
+      )}
+      {widget.type === "light" && (
+        <>
+          {picker("Power field (on/off)", "power")}
+          {picker("Brightness field", "brightness")}
+          {picker("Colour field", "rgb")}
+          <label>
+            Colour format
+            <select aria-label="colour format" value={text("rgbFormat") || "hex"} onChange={(e) => set("rgbFormat", e.target.value)}>
+              <option value="hex">#rrggbb</option>
+              <option value="csv">r,g,b</option>
+            </select>
+          </label>
+        </>
+      )}
+      {widget.type === "key_value_table" && (
+        <div className="kv-rows">
+          {items.map((row, i) => (
+            <div className="row" key={i}>
+              <input aria-label={`row ${i + 1} label`} placeholder="label" value={row.label}
+                onChange={(e) => set("items", items.map((r, j) => (j === i ? { ...r, label: e.target.value } : r)))} />
+              <FieldPicker label={`row ${i + 1} field`} value={row.resource}
+                invalid={errors[`items.${i}.resource`]}
+                onChange={(v) => set("items", items.map((r, j) => (j === i ? { ...r, resource: v } : r)))} />
+              <button type="button" aria-label={`remove row ${i + 1}`}
+                onClick={() => set("items", items.filter((_, j) => j !== i))}>✕</button>
+            </div>
+          ))}
+          <button type="button" onClick={() => set("items", [...items, { label: "", resource: "" }])}>Add row</button>
+          {errors.items && <div className="error-inline">{errors.items}</div>}
+        </div>
+      )}
+      <fieldset className="row layout-inputs">
+        <legend>Position (12 columns)</legend>
+        {(["x", "y", "w", "h"] as const).map((key) => (
+          <label key={key}>
+            {key}
+            <input type="number" aria-label={`layout ${key}`} value={layout[key]} onChange={(e) => setLayout(key, e.target.value)} />
+          </label>
+        ))}
+      </fieldset>
+      <div className="actions">
+        <button type="button" className="primary" onClick={onClose}>Done</button>
+      </div>
+    </Dialog>
+  );
+}
+
+/** The fields of a line chart: each by name, removable; a picker adds one. */
+function ChartFields({ value, onChange, error }: { value: string[]; onChange: (v: string[]) => void; error?: string }) {
+  const choices = useFieldChoices();
+  const [text, setText] = useState("");
+  const name = (id: string) => choices.find((c) => c.id === id.replace(/^field:/, ""))?.label ?? id;
+  return (
+    <fieldset className="chart-fields">
+      <legend>Fields</legend>
+      <ul className="chips">
+        {value.map((id) => (
+          <li key={id} className="chip">
+            {name(id)}
+            <button type="button" aria-label={`remove ${name(id)}`} onClick={() => onChange(value.filter((v) => v !== id))}>✕</button>
+          </li>
+        ))}
+      </ul>
+      <FieldPicker label="Add a field" value={text} invalid={error} onChange={(v) => {
+        const picked = choices.find((c) => c.id === v.replace(/^field:/, ""));
+        if (picked && !value.some((id) => id.replace(/^field:/, "") === picked.id)) {
+          onChange([...value, picked.id]);
+          setText("");
+        } else setText(v);
+      }} />
+    </fieldset>
+  );
+}
