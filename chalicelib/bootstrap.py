@@ -61,7 +61,9 @@ if TYPE_CHECKING:
     from .services.firmware import FirmwareFiles
     from .services.gateway_sync import GatewaySync
     from .services.records import Records
+    from .services.sleeping_queue import SleepingQueues
     from .services.uploads import Uploads
+    from .services.virtual_devices import VirtualDevices
     from .services.websocket import WebsocketService
 
 log = logging.getLogger(__name__)
@@ -338,6 +340,18 @@ def _executors(c: Container) -> dict[str, HandlerExecutor]:
     }
 
 
+def _virtual_devices(c: Container) -> VirtualDevices:
+    from .services.virtual_devices import VirtualDevices
+
+    return VirtualDevices(c.repository)
+
+
+def _sleeping_queues(c: Container) -> SleepingQueues:
+    from .services.sleeping_queue import SleepingQueues
+
+    return SleepingQueues(c.records)
+
+
 def _outbound(c: Container) -> PolicySource:
     """Where handlers and webhook variables may connect (``core/outbound.py``): the system settings' allow list,
     private networks unless in Lambda (``OUTBOUND_PRIVATE``)."""
@@ -572,6 +586,10 @@ class Container:
     uploads = Part(_uploads)
     """Files a client sends to the blob store itself (presigned URLs), staged until the API takes them."""
     firmware = Part(_firmware)
+    virtual_devices = Part(_virtual_devices)
+    """Virtual devices' trait values (``services/virtual_devices.py``)."""
+    sleeping_queues = Part(_sleeping_queues)
+    """Commands edge agents hold for sleeping nodes; the local stack attaches its agent's queues."""
     websocket = Part(_websocket)
     ingest = Part(_ingest)
     automation = Part(_automation)

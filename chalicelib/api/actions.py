@@ -31,12 +31,13 @@ class ActionItem(_Body):
 
     resource: str | None = PydField(default=None, description="Quick id, e.g. field:gw.1.1.V_STATUS")
     id: str | None = PydField(default=None, description="Same as resource")
-    key_path: str = PydField(default="", description="Accepted for compatibility; fields ignore it")
+    key_path: str = PydField(default="", description="A data repository's key path, or a virtual device's trait; "
+                                                      "fields ignore it")
     payload: str | int | float | bool = PydField(description="The value, or 'toggle' for binary fields")
 
 
 class NodeActionBody(_Body):
-    action: Literal["heartbeat_request", "reboot", "refresh_node_info", "reset"]
+    action: Literal["heartbeat_request", "reboot", "refresh_node_info", "reset", "firmware_update"]
     ids: list[str] = PydField(default_factory=list, validation_alias=AliasChoices("ids", "nodeIds", "id"),
                               description="Node ids or quick ids (nodeIds is accepted too)")
 
@@ -57,7 +58,7 @@ def _items(body: Any) -> list[Action]:
 
 
 def _action(item: ActionItem) -> Action:
-    return Action(item.resource or item.id or "", item.payload)
+    return Action(item.resource or item.id or "", item.payload, item.key_path)
 
 
 # --------------------------------------------------------------------------------------------- handlers

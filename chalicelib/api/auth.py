@@ -188,19 +188,27 @@ def get_profile(request: ApiRequest) -> Record:
 
 
 class ProfileUpdate(CamelModel):
+    """Ours (``password``) or MyController v2's (``newPassword`` with ``confirmPassword``; its console sends the
+    whole profile back with ``currentPassword``)."""
+
     email: str | None = None
     full_name: str | None = None
     labels: dict[str, str] | None = None
     current_password: str | None = PydField(default=None, repr=False)
     password: str | None = PydField(default=None, repr=False)
+    new_password: str | None = PydField(default=None, repr=False)
+    confirm_password: str | None = PydField(default=None, repr=False)
 
 
 def update_profile(request: ApiRequest) -> Record:
     """The caller's own email, name, labels; a new password needs ``currentPassword``."""
     caller = _caller(request)
     update = request.model(ProfileUpdate)
+    password = update.password or update.new_password or None
+    if update.new_password and update.confirm_password is not None and update.new_password != update.confirm_password:
+        raise bad_request("newPassword and confirmPassword differ", "confirmPassword")
     changes = {"email": update.email, "fullName": update.full_name, "labels": update.labels}
-    return request.container.auth.update_profile(caller, changes, password=update.password,
+    return request.container.auth.update_profile(caller, changes, password=password,
                                                  current_password=update.current_password)
 
 
@@ -240,6 +248,20 @@ def create_service_token(request: ApiRequest) -> Record:
     """A new service token; the answer's ``token`` is the client form ``<tokenId>_<secret>``, shown this once."""
     body = request.model(core.ServiceTokenRequest)
     return request.container.auth.create_service_token(_caller(request), body)
+
+
+def get_service_token(request: ApiRequest) -> Record:
+    record = request.container.records.find(Kind.SERVICE_TOKEN, request.path_params.get("id", ""))
+    return request.container.auth.service_token(_caller(request), record)
+
+
+def update_service_token(request: ApiRequest) -> Record:
+    """MyController v2's ``POST /api/servicetoken/update``: a token's name, description, labels and expiry."""
+    body = request.json()
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
+        raise bad_request("id should not be empty", "id")
+    record = request.container.records.find(Kind.SERVICE_TOKEN, body["id"])
+    return request.container.auth.update_service_token(_caller(request), record, body)
 
 
 def delete_service_tokens(request: ApiRequest) -> dict[str, int]:

@@ -254,3 +254,10 @@ def reload(kind: Kind, request: ApiRequest) -> dict[str, int]:
     enabled = sum(1 for r in records if r.get("enabled", True))
     return {"schedules": enabled if kind == Kind.SCHEDULE else 0, "tasks": enabled if kind == Kind.TASK else 0,
             "removed": 0}
+
+
+def reload_handlers(request: ApiRequest) -> dict[str, int]:
+    """MyController v2's ``POST /api/handler/reload``: it rebuilt a handler's client (an SMTP or MQTT connection).
+    Ours are built per call, so this checks the ids and answers how many there are."""
+    found = request.container.records.find_all(Kind.HANDLER, id_list(request, Kind.HANDLER))
+    return {"reloaded": len(found)}

@@ -17,9 +17,11 @@ it). Where the store has none (the local directory) the API carries the bytes as
 
 from __future__ import annotations
 
+import re
 from typing import Any, Final
 
 from pydantic import Field as PydField
+from pydantic import field_validator
 
 from chalicelib.bootstrap import Container
 from chalicelib.core.model import CamelModel
@@ -51,20 +53,58 @@ def get_job(request: ApiRequest) -> dict[str, Any]:
     return request.container.backups.job(request.path_params.get("id", ""))
 
 
+REFERENCE_LOCATION: Final = "default"
+"""The location name backup rows carry for MyController v2's console (ours live in the blob store, one place)."""
+
+
+def _row(item: dict[str, Any]) -> dict[str, Any]:
+    """A backup as we list it, and as MyController v2's console reads one: ``{id, locationName, providerType,
+    directory, fileName, fileSize, fullPath, modifiedOn}`` (``id`` is the name, which deletes and restores it)."""
+    return {**item, "id": item["name"], "locationName": REFERENCE_LOCATION, "providerType": "disk",
+            "directory": "", "fileName": f"{item['name']}.zip", "fileSize": item["size"], "fullPath": item["name"],
+            "modifiedOn": item["createdOn"]}
+
+
 def list_backups(request: ApiRequest) -> dict[str, Any]:
-    items = request.container.backups.listing()
+    items = [_row(item) for item in request.container.backups.listing()]
     return {"count": len(items), "limit": 0, "offset": 0, "data": items}
 
 
+_UNSAFE_PREFIX: Final = re.compile(r"[^A-Za-z0-9_\-]+")
+
+
 class RunRequest(CamelModel):
+    """Ours (``retentionCount``, ``prefix``), or MyController v2's ``{prefix, storageExportType, targetLocation,
+    handler}``: its prefix is made safe for a backup name; the rest has one answer here (the blob store, JSON)."""
+
     retention_count: int = PydField(default=DEFAULT_RETENTION, ge=1, le=1000)
-    prefix: str = PydField(default="mycontroller", pattern=r"^[A-Za-z0-9_\-]{1,40}$")
+    prefix: str = PydField(default="mycontroller", max_length=64)
+    storage_export_type: str = ""
+    target_location: str = ""
+    handler: str = ""
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        safe = _UNSAFE_PREFIX.sub("_", value).strip("_")[:40]
+        if not safe:
+            raise ValueError("prefix needs a letter or digit")
+        return safe
 
 
 def run_backup(request: ApiRequest) -> Reply:
     options = validate(RunRequest, request.json()) if request.raw_body.strip() else RunRequest()
     job, name = request.container.backups.run(prefix=options.prefix, retention=options.retention_count)
     return Reply(200, {"jobId": job.id, "name": name, "job": job.to_dict()})
+
+
+def restore_by_id(request: ApiRequest) -> Reply:
+    """MyController v2's ``GET /api/restore/run?id=<backup>``: restore a stored backup (a job, as ``POST
+    /api/backup/restore``); the reference restarted itself instead."""
+    name = backup_name(request.param("id") or "", "id")
+    backups = request.container.backups
+    job = backups.restore(backups.archive(name, "id"), name)
+    return Reply(200, {"jobId": job.id, "job": job.to_dict()})
 
 
 def delete_backups(request: ApiRequest) -> dict[str, int]:

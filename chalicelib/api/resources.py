@@ -30,7 +30,7 @@ from chalicelib.core.model import (
     parent_id,
     parse_quick_id,
 )
-from chalicelib.core.ports import ConditionFailed
+from chalicelib.core.ports import ConditionFailed, Filter
 from chalicelib.core.query import get_path, parse_list_query
 from chalicelib.core.secrecy import public
 from chalicelib.services.errors import Conflict
@@ -52,9 +52,17 @@ RETAINED: Final[dict[Kind, tuple[str, ...]]] = {Kind.FIELD: ("current", "previou
 """Keys an upsert never takes from the body when the record exists (device-reported values)."""
 
 
+LIST_PARAMETERS: Final = frozenset({"limit", "offset", "sortBy", "filter", "access_token"})
+"""Query parameters a list reads itself; any other is an ``eq`` filter on its first value (the reference's
+``?gatewayId=gw1``)."""
+
+
 def list_public(kind: Kind, request: ApiRequest) -> dict[str, Any]:
     """A page of the kind as the API may show it."""
-    return request.container.records.page(kind, parse_list_query(request.query))
+    query = parse_list_query(request.query)
+    query.filters.extend(Filter(key, "eq", values[0]) for key, values in request.query.items()
+                         if key not in LIST_PARAMETERS and values and key.strip())
+    return request.container.records.page(kind, query)
 
 
 # --------------------------------------------------------------------------------------------- handlers
@@ -169,7 +177,9 @@ def quick_id_lookup(request: ApiRequest) -> dict[str, Any]:
         if record is None:
             raise not_found(f"{quick.kind.value} {quick.id!r} not found", "id")
         record = public(quick.kind, record)
-        if quick.key_path:
+        if quick.key_path and quick.kind == Kind.VIRTUAL_DEVICE:  # a trait reads as its resource's value
+            result[text] = request.container.virtual_devices.read_path(record, quick.key_path)
+        elif quick.key_path:
             missing = object()
             value = get_path(record, quick.key_path, missing)
             if value is missing:

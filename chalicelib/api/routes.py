@@ -19,7 +19,7 @@ from chalicelib.core.model import DEVICE_KINDS, DEVICE_MODELS, Kind
 from chalicelib.core.settings import SystemSettings
 from chalicelib.services.actions import MAX_ACTIONS
 
-from . import actions, auth, automation, dashboards, metrics, openapi, resources, settings, status
+from . import actions, auth, automation, dashboards, gateways, metrics, openapi, resources, settings, status, virtual
 from . import backup as backup_api
 from . import firmware as firmware_api
 from .web import ApiRequest, Body, Ok, Param, Route
@@ -89,11 +89,80 @@ def _crud_routes(kind: Kind, name: str, plural: str, model: Any, *, upsert: Any,
 
 def _resource_routes(kind: Kind) -> list[Route]:
     name, plural = NAMES[kind], PLURALS[kind]
-    return _crud_routes(kind, name, plural, DEVICE_MODELS[kind],
-                        upsert=partial(resources.upsert_resource, kind), upsert_summary=f"Create or update a {name}",
-                        delete=partial(resources.delete_resources, kind),
-                        delete_summary=f"Delete {plural} by id, with everything beneath them",
-                        delete_body=f"{name.capitalize()} ids or quick ids")
+    routes = _crud_routes(kind, name, plural, DEVICE_MODELS[kind],
+                          upsert=partial(resources.upsert_resource, kind), upsert_summary=f"Create or update a {name}",
+                          delete=partial(resources.delete_resources, kind),
+                          delete_summary=f"Delete {plural} by id, with everything beneath them",
+                          delete_body=f"{name.capitalize()} ids or quick ids")
+    if kind == Kind.GATEWAY:
+        ids = Body("Gateway ids or quick ids", schema=ID_LIST_SCHEMA)
+        for action, enabled in (("enable", True), ("disable", False)):
+            routes.append(Route("POST", f"/api/gateway/{action}", f"{action}_gateways",
+                                partial(gateways.set_enabled, enabled),
+                                f"{action.capitalize()} gateways by id: their edge agents start or stop them",
+                                "gateway",
+                                Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404, 502), body=ids,
+                                role=Role.USER))
+        queue_params = (Param("gatewayId", "The gateway", required=True),
+                        Param("nodeId", "One node (all of the gateway's when left out)"))
+        routes.append(Route("GET", "/api/gateway-sleeping-queue", "get_sleeping_queue", gateways.sleeping_queue,
+                            "Commands the edge agent holds for sleeping nodes: [message] for a node, {nodeId: "
+                            "[message]} for the gateway (MyController v2's message shape)", "gateway",
+                            Ok("The queued messages", schema={"oneOf": [
+                                {"type": "array", "items": OBJECT_SCHEMA},
+                                {"type": "object",
+                                 "additionalProperties": {"type": "array", "items": OBJECT_SCHEMA}}]}),
+                            errors=(400, 404), params=queue_params, role=Role.VIEWER))
+        routes.append(Route("GET", "/api/gateway-sleeping-queue/clear", "clear_sleeping_queue",
+                            gateways.clear_sleeping_queue,
+                            "Drop the commands held for a sleeping node (all nodes of the gateway when nodeId is "
+                            "left out); reachable: false when the gateway's edge agent is not in this process",
+                            "gateway", Ok("How many were dropped", schema={"type": "object", "properties": {
+                                "cleared": {"type": "integer"}, "reachable": {"type": "boolean"}}}),
+                            errors=(400, 404), params=queue_params, role=Role.USER))
+        routes.append(Route("POST", "/api/gateway/reload", "reload_gateways", gateways.reload,
+                            "Restart gateways on their edge agents", "gateway",
+                            Ok("How many were reloaded", schema={"type": "object", "properties": {
+                                "reloaded": {"type": "integer"}}}), errors=(400, 404, 502), body=ids,
+                            role=Role.USER))
+    return routes
+
+
+def _reference_resource_routes(kind: Kind, path_name: str, tag: str, words: str, model: Any, *,
+                               role: Role, extras: tuple[str, ...] = ()) -> list[Route]:
+    """CRUD (and enable/disable/reload) of MyController v2's data repository, virtual devices and assistants."""
+    path = f"/api/{path_name}"
+    label = words[:-1]
+    plural = words.replace(" ", "_")
+    singular = label.replace(" ", "_")
+    ids = Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA)
+    get = (virtual.get_virtual_device if kind == Kind.VIRTUAL_DEVICE else partial(resources.get_resource, kind))
+    routes = [
+        Route("GET", path, f"list_{plural}", partial(resources.list_resources, kind),
+              f"List {words} (filter, sort, page)", tag, Ok(f"A page of {words}", model=model, page=True),
+              params=LIST_PARAMS, errors=(400,), role=Role.VIEWER),
+        Route("GET", f"{path}/{{id}}", f"get_{singular}", get,
+              f"Get one {label} by id or quick id" + (" (with traitValues)" if kind == Kind.VIRTUAL_DEVICE else ""),
+              tag, Ok(f"The {label}", model=model), errors=(404,), role=Role.VIEWER),
+        Route("POST", path, f"upsert_{singular}", partial(virtual.upsert, kind),
+              f"Create or replace a {label} (modifiedOn set; keys besides the model's kept)", tag,
+              Ok(f"The {label} as stored", model=model), body=Body(f"The {label}", model=model), role=role),
+        Route("DELETE", path, f"delete_{plural}", partial(resources.delete_resources, kind),
+              f"Delete {words} by id", tag, Ok("How many were deleted", schema=DELETED_SCHEMA), errors=(400, 404),
+              body=ids, role=role),
+    ]
+    for action, enabled in (("enable", True), ("disable", False)):
+        if action in extras:
+            routes.append(Route("POST", f"{path}/{action}", f"{action}_{plural}",
+                                partial(virtual.set_enabled, kind, enabled), f"{action.capitalize()} {words} by id",
+                                tag, Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404), body=ids,
+                                role=role))
+    if "reload" in extras:
+        routes.append(Route("POST", f"{path}/reload", f"reload_{plural}", virtual.reload_assistants,
+                            f"Reload {words} by id (nothing runs them yet: the ids are checked)", tag,
+                            Ok("How many", schema={"type": "object", "properties": {"reloaded": {"type": "integer"}}}),
+                            errors=(400, 404), body=ids, role=role))
+    return routes
 
 
 AUTOMATION_PLURALS: Final = {Kind.TASK: "tasks", Kind.SCHEDULE: "schedules", Kind.HANDLER: "handlers",
@@ -150,6 +219,12 @@ def _automation_routes(kind: Kind) -> list[Route]:
                             partial(automation.set_enabled, kind, enabled), f"{action.capitalize()} {words} by id",
                             name, Ok("How many changed", schema=ENABLED_SCHEMA), errors=(400, 404),
                             body=Body(f"{label.capitalize()} ids or quick ids", schema=ID_LIST_SCHEMA), role=Role.USER))
+    if kind == Kind.HANDLER:
+        routes.append(Route("POST", f"{path}/reload", "reload_handlers", automation.reload_handlers,
+                            "Reload handlers by id (MyController v2's; ours are built per call: the ids are checked)",
+                            name, Ok("How many", schema={"type": "object", "properties": {
+                                "reloaded": {"type": "integer"}}}), errors=(400, 404),
+                            body=Body("Handler ids or quick ids", schema=ID_LIST_SCHEMA), role=Role.USER))
     if kind in (Kind.TASK, Kind.SCHEDULE):
         what = "Evaluate" if kind == Kind.TASK else "Run"
         routes.append(Route("POST", f"{path}/run", f"run_{plural}", partial(automation.run_now, kind),
@@ -212,6 +287,20 @@ def _auth_routes() -> list[Route]:
               "maker's; for another user: admins only", "servicetoken",
               Ok("The service token with its secret", model=token),
               body=Body("Name and expiry", model=auth.core.ServiceTokenRequest), errors=(400, 404), role=Role.USER),
+        Route("GET", "/api/servicetoken/{id}", "get_service_token", auth.get_service_token,
+              "Get one service token (never its secret); another user's: admins only", "servicetoken",
+              Ok("The service token", model=token), errors=(403, 404), role=Role.USER),
+        Route("POST", "/api/servicetoken/create", "create_service_token_reference", auth.create_service_token,
+              "Create a service token (MyController v2's path; the same as POST /api/servicetoken)", "servicetoken",
+              Ok("The service token with its secret", model=token),
+              body=Body("Name and expiry", model=auth.core.ServiceTokenRequest), errors=(400, 404), role=Role.USER),
+        Route("POST", "/api/servicetoken/update", "update_service_token", auth.update_service_token,
+              "Change a service token's name, description, labels or expiry (its owner, role and secret stay)",
+              "servicetoken", Ok("The service token", model=token), errors=(400, 403, 404),
+              body=Body("The token's id and changes", schema={"type": "object", "required": ["id"],
+                                                              "additionalProperties": True,
+                                                              "properties": {"id": {"type": "string"}}}),
+              role=Role.USER),
         Route("DELETE", "/api/servicetoken", "delete_service_tokens", auth.delete_service_tokens,
               "Delete service tokens by id (another user's: admins only)", "servicetoken",
               Ok("How many were deleted", schema=DELETED_SCHEMA),
@@ -273,7 +362,8 @@ def _firmware_routes() -> list[Route]:
 
 def _backup_routes() -> list[Route]:
     return [
-        Route("GET", "/api/backup", "list_backups", backup_api.list_backups, "List stored backups, newest first",
+        Route("GET", "/api/backup", "list_backups", backup_api.list_backups,
+          "List stored backups, newest first (rows carry MyController v2's keys too: id, fileName, fileSize…)",
               "backup", Ok("The backups", schema=BACKUP_LIST_SCHEMA), errors=(), role=Role.ADMIN),
         Route("POST", "/api/backup/run", "run_backup", backup_api.run_backup,
               "Make a backup (a job; poll /api/backup/job/{id}); keeps the newest retentionCount", "backup",
@@ -302,6 +392,10 @@ def _backup_routes() -> list[Route]:
                   {"type": "object", "required": ["name"], "properties": {"name": {"type": "string"}}},
                   {"type": "object", "required": ["uploadId"], "properties": {"uploadId": {"type": "string"}}}]}),
               content_types=backup_api.RESTORE_TYPES, body_limit=backup_api.max_archive_bytes, role=Role.ADMIN),
+        Route("GET", "/api/restore/run", "restore_backup_reference", backup_api.restore_by_id,
+              "Restore a stored backup by id (MyController v2's form; a job, as POST /api/backup/restore)", "backup",
+              Ok("The job", schema=JOB_STARTED_SCHEMA), errors=(400, 404, 409),
+              params=(Param("id", "The backup's id (its name)", required=True),), role=Role.ADMIN),
         Route("GET", "/api/backup/job/{id}", "get_backup_job", backup_api.get_job,
               "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,),
               role=Role.ADMIN),
@@ -358,7 +452,7 @@ ROUTES: Final[tuple[Route, ...]] = (
           params=(Param("resource", "Quick id", required=True), Param("payload", "Value or toggle", required=True),
                   Param("keyPath", "Accepted for compatibility")), role=Role.USER),
     Route("POST", "/api/action/node", "post_node_action", actions.post_node_action,
-          "Node action: heartbeat_request, reboot, refresh_node_info, reset", "action",
+          "Node action: heartbeat_request, reboot, refresh_node_info, reset, firmware_update", "action",
           Ok("Messages sent", schema=SENT_SCHEMA), body=Body("Action and node ids", model=actions.NodeActionBody),
           role=Role.USER),
     Route("GET", "/api/action/node", "get_node_action", actions.get_node_action,
@@ -386,6 +480,16 @@ ROUTES: Final[tuple[Route, ...]] = (
           Ok("Status", schema=OBJECT_SCHEMA), errors=(), public=True),
     Route("GET", "/api/version", "get_version", status.version, "Version", "status",
           Ok("Version", schema=OBJECT_SCHEMA), errors=(), role=Role.VIEWER),
+    Route("GET", "/api/server/status", "get_server_status", status.server_status,
+          "Service status with the host's name (MyController v2's; signed in)", "status",
+          Ok("Status", schema=OBJECT_SCHEMA), errors=(), role=Role.VIEWER),
+    *_reference_resource_routes(Kind.DATA_REPOSITORY, "datarepository", "datarepository", "data repositories",
+                                virtual.DataRepository, role=Role.USER),
+    *_reference_resource_routes(Kind.VIRTUAL_DEVICE, "virtualdevice", "virtualdevice", "virtual devices",
+                                virtual.VirtualDevice, role=Role.USER, extras=("enable", "disable")),
+    *_reference_resource_routes(Kind.VIRTUAL_ASSISTANT, "virtualassistant", "virtualassistant",
+                                "virtual assistants", virtual.VirtualAssistant, role=Role.ADMIN,
+                                extras=("enable", "disable", "reload")),
     *_auth_routes(),
     *_dashboard_routes(),
     *_firmware_routes(),

@@ -57,8 +57,9 @@ provider whose downlink form we build."""
 
 TOGGLE: Final = "toggle"
 
-NODE_ACTIONS: Final = ("heartbeat_request", "reboot", "refresh_node_info", "reset")
-"""Node actions we send. The reference also has ``firmware_update`` (needs the firmware store, not here yet)."""
+NODE_ACTIONS: Final = ("heartbeat_request", "reboot", "refresh_node_info", "reset", "firmware_update")
+"""Node actions we send. ``firmware_update`` reboots a MySensors node (its bootloader then asks for the firmware its
+``assigned_firmware`` label names, as the reference says a reboot does) and sends Tasmota ``Upgrade 1``."""
 GATEWAY_ACTIONS: Final = ("discover_nodes",)
 
 ERASE_EEPROM_LABEL: Final = "ms_erase_eeprom"
@@ -78,12 +79,14 @@ _MS_NODE_ACTIONS: Final[dict[str, int]] = {
     "heartbeat_request": _MS_I_HEARTBEAT_REQUEST,
     "refresh_node_info": _MS_I_PRESENTATION,
     "reset": _MS_I_REBOOT,
+    "firmware_update": _MS_I_REBOOT,
 }
 _TASMOTA_NODE_ACTIONS: Final[dict[str, tuple[str, str]]] = {
     "heartbeat_request": ("STATUS", "1"),
     "reboot": ("Restart", "1"),
     "refresh_node_info": ("STATUS", "0"),
     "reset": ("Reset", "6"),
+    "firmware_update": ("Upgrade", "1"),
 }
 
 

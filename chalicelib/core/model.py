@@ -43,6 +43,10 @@ class Kind(StrEnum):
     HANDLER = "handler"
     FIRMWARE = "firmware"
     DATA_REPOSITORY = "data_repository"
+    VIRTUAL_DEVICE = "virtual_device"
+    """A device made of other resources' values (MyController v2's, for voice assistants): ``core/virtual.py``."""
+    VIRTUAL_ASSISTANT = "virtual_assistant"
+    """A voice assistant's configuration (Alexa, Google); the integrations themselves are a later step."""
     FORWARD_PAYLOAD = "forward_payload"
     DASHBOARD = "dashboard"
     USER = "user"
@@ -293,6 +297,8 @@ QUICK_ID_ALIASES: Final = {
     "sf": Kind.FIELD,
     "forwardpayload": Kind.FORWARD_PAYLOAD,
     "datarepository": Kind.DATA_REPOSITORY,
+    "virtualdevice": Kind.VIRTUAL_DEVICE,
+    "virtualassistant": Kind.VIRTUAL_ASSISTANT,
 }
 
 

@@ -36,14 +36,22 @@ def _public_gateway(record: Record) -> Record:
     return {**record, "provider": redact_secrets(provider)} if isinstance(provider, dict) else record
 
 
+def _public_assistant(record: Record) -> Record:
+    """A virtual assistant's ``config`` may hold an integration's client secret or token."""
+    config = record.get("config")
+    return {**record, "config": redact_secrets(config)} if isinstance(config, dict) else record
+
+
 SECRET_PATHS: Final[dict[Kind, Callable[[str], bool]]] = {
     Kind.GATEWAY: secret_key_path,
     Kind.HANDLER: _handler_secret_path,
     Kind.USER: _top_level(core_auth.USER_SECRET_KEYS),
     Kind.SERVICE_TOKEN: _top_level(core_auth.TOKEN_SECRET_KEYS),
+    Kind.VIRTUAL_ASSISTANT: lambda key: key.strip() == "config" or key.strip().startswith("config."),
 }
 PUBLIC: Final[dict[Kind, Callable[[Record], Record]]] = {
     Kind.GATEWAY: _public_gateway,
+    Kind.VIRTUAL_ASSISTANT: _public_assistant,
     Kind.HANDLER: redact,
     Kind.USER: core_auth.public_user,
     Kind.SERVICE_TOKEN: core_auth.public_service_token,

@@ -143,8 +143,13 @@ def config_hash(config: Mapping[str, Any]) -> str:
 
 
 def gateway_config(record: Mapping[str, Any]) -> dict[str, Any]:
-    """The config the edge runs a gateway resource with: the reference's shape, secrets included."""
-    return {key: record[key] for key in CONFIG_KEYS if key in record and record[key] is not None}
+    """The config the edge runs a gateway resource with: the reference's shape, secrets included; and
+    ``reloadedOn`` once the gateway was reloaded from the API (a new value restarts it on its edge)."""
+    config = {key: record[key] for key in CONFIG_KEYS if key in record and record[key] is not None}
+    others = record.get("others")
+    if isinstance(others, Mapping) and others.get("reloadedOn"):
+        config["reloadedOn"] = others["reloadedOn"]
+    return config
 
 
 def gateways_of(records: Iterable[Mapping[str, Any]], thing: str) -> list[Mapping[str, Any]]:

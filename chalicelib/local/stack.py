@@ -118,6 +118,10 @@ class LocalStack:
         container.auth.ensure_admin()  # no user yet: admin, with MC_ADMIN_PASSWORD or a password printed once
         shadow = local_shadow(container)  # gateway resources with edgeId "local" run in the agent below
         self.gateways = LocalGatewayHost(gateways, self.queue.send, container.downlink, data_dir, shadow=shadow)
+        from ..adapters.sleeping_queue_agent import AgentSleepingQueues  # the agent's queues, for the API
+
+        agent = self.gateways.agent
+        container.sleeping_queues.attach(AgentSleepingQueues(lambda: agent.gateways))
         # one HTTP front: /api/ws (websocket fed by the bus), /api/* (the Chalice app), the dashboard elsewhere
         self.server = LocalFront(container, host, port)
         self.url = f"http://{host}:{self.server.port}"

@@ -1,4 +1,5 @@
-"""Actions on devices: set a field by quick id (also ``toggle``), node actions, gateway actions.
+"""Actions on devices: set a field by quick id (also ``toggle``), node actions, gateway actions; and (MyController v2's)
+a data repository written at a key path, a virtual device's trait acted on as the resource it names.
 
 Every action of a request is checked before any is sent, so a bad item sends nothing. Messages leave through the
 downlink port as provider-native downlinks (``core.actions``); the stored field value changes only when the
@@ -13,8 +14,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from ..core import actions as core_actions
+from ..core import data_repository, virtual
 from ..core.envelope import Downlink
-from ..core.model import EventType, Kind, QuickIdError, Record, event, now_iso, parse_quick_id
+from ..core.model import EventType, Kind, QuickIdError, Record, event, label, now_iso, parse_quick_id
 from ..core.ports import DownlinkSender
 from .errors import InvalidInput
 from .records import Records
@@ -22,17 +24,20 @@ from .records import Records
 MAX_ACTIONS: Final = 100
 """Actions one request may carry."""
 
-Plan = tuple[Downlink | None, Record | None]
-"""What one action sends (``None``: skipped, a disabled gateway) and a node record to store first."""
+Plan = tuple[Downlink | None, tuple[Kind, Record] | None]
+"""What one action sends (``None``: skipped, a disabled gateway) and a record to store first (a node flagged for a
+reset, a data repository written)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Action:
     """Send ``payload`` to the resource a quick id names: a field's value (or ``toggle``), a node action for a
-    node, ``discover_nodes`` for a gateway."""
+    node, ``discover_nodes`` for a gateway; write it at ``key_path`` of a data repository; or act on what a
+    virtual device's trait names (``virtual_device:<id>.<trait>``, or the trait as ``key_path``)."""
 
     resource: str
     payload: str | int | float | bool
+    key_path: str = ""
 
 
 class ActionService:
@@ -116,12 +121,31 @@ class ActionService:
                 return core_actions.gateway_action(gateway, str(item.payload)), None
             except core_actions.ActionError as error:
                 raise InvalidInput(str(error), f"{prefix}payload") from None
+        if quick.kind == Kind.DATA_REPOSITORY:
+            repository = self.records.find(Kind.DATA_REPOSITORY, quick.id, name)
+            try:
+                written = data_repository.write(repository, quick.key_path or item.key_path, item.payload)
+            except data_repository.DataRepositoryError as error:
+                raise InvalidInput(str(error), f"{prefix}keyPath") from None
+            return None, None if written is None else (Kind.DATA_REPOSITORY, {**written, "modifiedOn": now_iso()})
+        if quick.kind == Kind.VIRTUAL_DEVICE:
+            device = self.records.find(Kind.VIRTUAL_DEVICE, quick.id, name)
+            trait = quick.key_path or item.key_path
+            if not trait:
+                raise InvalidInput(f"{name}: name the trait to act on (virtual_device:<id>.<trait> or keyPath)", name)
+            try:
+                target = virtual.trait_target(device, trait)
+            except virtual.VirtualError as error:
+                raise InvalidInput(str(error), name) from None
+            return self._plan_item(Action(target, item.payload), prefix)
         raise InvalidInput(f"{quick.kind.value} resources take no actions here", name)
 
-    def _node_plan(self, node: Record, action: str, action_field: str,
-                   target_field: str) -> tuple[Downlink, Record | None]:
+    def _node_plan(self, node: Record, action: str, action_field: str, target_field: str) -> Plan:
         """The downlink of one node action (``action_field``/``target_field`` name the inputs in errors), and the
-        node flagged for an EEPROM erase when the action is a MySensors ``reset``."""
+        node flagged for an EEPROM erase when the action is a MySensors ``reset``. A ``firmware_update`` needs the
+        node's ``assigned_firmware`` label to name a firmware with its file uploaded."""
+        if action == "firmware_update":
+            self._check_firmware(node, target_field)
         try:
             downlink = core_actions.node_action(self._gateway_of(node, target_field), node, action)
         except core_actions.ActionError as error:
@@ -129,15 +153,25 @@ class ActionService:
             raise InvalidInput(str(error), field) from None
         flagged = None
         if action == "reset" and downlink.provider == core_actions.MYSENSORS:
-            flagged = {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()}
+            flagged = (Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
         return downlink, flagged
+
+    def _check_firmware(self, node: Record, field: str) -> None:
+        firmware_id = label(node.get("labels"), "assigned_firmware")
+        if not firmware_id:
+            raise InvalidInput(f"node {node.get('id')!r} has no assigned_firmware label: assign a firmware first",
+                               field)
+        firmware = self.records.repository.get(Kind.FIRMWARE, firmware_id)
+        if firmware is None or not (firmware.get("file") or {}).get("size"):
+            raise InvalidInput(f"firmware {firmware_id!r} (assigned to node {node.get('id')!r}) does not exist or "
+                               "has no file uploaded", field)
 
     def _execute(self, plans: list[Plan]) -> dict[str, int]:
         """Store node flags first (a rebooting bootloader must find them), then send every downlink at once."""
-        nodes = [node for _, node in plans if node is not None]
-        for node in nodes:
-            self.records.repository.put(Kind.NODE, node)
-        self.records.announce([event(EventType.UPDATED, Kind.NODE, node) for node in nodes])
+        stored = [item for _, item in plans if item is not None]
+        for kind, record in stored:
+            self.records.repository.put(kind, record)
+        self.records.announce([event(EventType.UPDATED, kind, record) for kind, record in stored])
         downlinks = [downlink for downlink, _ in plans if downlink is not None]
         if downlinks:
             self.downlink.send(downlinks)

@@ -481,6 +481,40 @@ class AuthService:
         self.repository.put(Kind.SERVICE_TOKEN, record)
         return {**core.public_service_token(record), "token": core.client_form(token_id, secret)}
 
+    def service_token(self, caller: Principal, record: Record) -> Record:
+        """One service token as the API shows it (never its digest); another user's: admins only."""
+        if str(record.get("userId")) != caller["userId"]:
+            require(caller, Role.ADMIN, "another user's service token")
+        return core.public_service_token(record)
+
+    def update_service_token(self, caller: Principal, record: Record, changes: Mapping[str, Any]) -> Record:
+        """MyController v2's ``/api/servicetoken/update``: name, description, labels, expiry; the owner, the role
+        and the secret's digest are kept (make a new token for another secret). Another user's: admins only."""
+        if str(record.get("userId")) != caller["userId"]:
+            require(caller, Role.ADMIN, "changing another user's service token")
+        updated = {**record}
+        for key in ("name", "description", "labels"):
+            if key in changes and changes[key] is not None:
+                updated[key] = changes[key]
+        if "neverExpire" in changes or "expiresOn" in changes:
+            never = bool(changes.get("neverExpire", record.get("neverExpire")))
+            expires_on = changes.get("expiresOn", record.get("expiresOn"))
+            if not never:
+                if not isinstance(expires_on, str) or not expires_on:
+                    raise InvalidInput("expiresOn is required unless neverExpire is true", "expiresOn")
+                try:
+                    ms = ms_from_iso(expires_on)
+                except ValueError:
+                    raise InvalidInput("expiresOn must be an RFC 3339 time", "expiresOn") from None
+                if ms <= now_ms():
+                    raise InvalidInput("expiresOn is in the past", "expiresOn")
+            updated.update(neverExpire=never, expiresOn=None if never else expires_on)
+        checked = validate(core.ServiceToken, updated).record()
+        record = {**checked, "token": record.get("token"), "userId": record.get("userId"), "role": record.get("role"),
+                  **({"labels": updated["labels"]} if isinstance(updated.get("labels"), dict) else {})}
+        self.repository.put(Kind.SERVICE_TOKEN, record)
+        return core.public_service_token(record)
+
     def token_query(self, caller: Principal, query: ListQuery) -> ListQuery:
         """The list query a caller may run on service tokens: an admin's as given, anyone else's narrowed to
         their own tokens."""

@@ -20,8 +20,8 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..core.conflicts import update
-from ..core.model import EventType, Kind, Record, event
+from ..core.conflicts import update, write_changes
+from ..core.model import EventType, Kind, Record, event, now_iso
 from ..core.ports import BusEvent, EventBus, Filter, ListQuery, Repository, ShadowStore, bus_event
 from ..core.secrecy import public
 from ..core.shadow import (
@@ -93,6 +93,29 @@ class GatewaySync:
             if self.forget_owners is not None and record.get("edgeId") != (stored or {}).get("edgeId"):
                 self.forget_owners([str(record["id"])])
             self.sync_things({record.get("edgeId"), (stored or {}).get("edgeId")})
+
+    def set_enabled(self, gateways: Iterable[Record], enabled: bool) -> list[Record]:
+        """Enable or disable gateways (MyController v2's ``/api/gateway/enable|disable``): stored, announced, and
+        sent to their edges, whose agents start or stop them. The records changed (those already so are not)."""
+        return self._store([(record, {**record, "enabled": enabled, "modifiedOn": now_iso()})
+                            for record in gateways if record.get("enabled", True) is not enabled])
+
+    def reload(self, gateways: Iterable[Record]) -> list[Record]:
+        """Restart gateways on their edges (``/api/gateway/reload``): ``others.reloadedOn`` is part of the config an
+        edge runs (``core.shadow.gateway_config``), so a new value makes its agent restart the gateway."""
+        return self._store([(record, {**record, "others": {**(record.get("others") or {}), "reloadedOn": now_iso()},
+                                      "modifiedOn": now_iso()}) for record in gateways])
+
+    def _store(self, changes: list[tuple[Record, Record]]) -> list[Record]:
+        """Write ``(read, changed)`` pairs on the versions read (a concurrent change of other keys is kept),
+        announce them and bring their edges in step."""
+        if not changes:
+            return []
+        written = write_changes(self.repository, Kind.GATEWAY, changes)
+        records = [written.records.get(str(ours["id"]), ours) for _, ours in changes]
+        self.bus.publish([bus_event(event(EventType.UPDATED, Kind.GATEWAY, public(Kind.GATEWAY, r))) for r in records])
+        self.sync_things({record.get("edgeId") for record in records})
+        return records
 
     def after_delete(self, deleted: Iterable[tuple[Kind, Record]]) -> None:
         gateways = [record for kind, record in deleted if kind == Kind.GATEWAY]

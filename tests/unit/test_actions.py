@@ -119,7 +119,7 @@ def test_mysensors_discover_is_a_broadcast() -> None:
 
 
 def test_unknown_actions_name_the_action() -> None:
-    assert error_field(node_action, gateway(), node(), "firmware_update") == "action"
+    assert error_field(node_action, gateway(), node(), "self_destruct") == "action"
     assert error_field(gateway_action, gateway(), "reboot") == "action"
 
 

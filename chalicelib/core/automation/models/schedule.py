@@ -211,6 +211,12 @@ class CustomVariableConfig(CamelModel):
     javascript: str = ""
     webhook: ScheduleWebhook | None = None
 
+    @field_validator("webhook", mode="before")
+    @classmethod
+    def _empty_webhook(cls, value: Any) -> Any:
+        """MyController v2's console sends ``webhook: {}`` (or one without a URL) for the other types."""
+        return None if isinstance(value, dict) and not value.get("url") else value
+
     @field_validator("javascript")
     @classmethod
     def _javascript(cls, value: str) -> str:

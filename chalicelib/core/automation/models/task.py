@@ -142,6 +142,12 @@ class EvaluationConfig(CamelModel):
     webhook: WebhookCall | None = None
     """For ``webhook`` evaluation: called with the variables; its JSON answer's ``isTriggered`` decides."""
 
+    @field_validator("webhook", mode="before")
+    @classmethod
+    def _empty_webhook(cls, value: Any) -> Any:
+        """MyController v2's console sends ``webhook: {}`` (or one without a URL) when it evaluates otherwise."""
+        return None if isinstance(value, dict) and not value.get("url") else value
+
     @field_validator("expression")
     @classmethod
     def _expression(cls, value: str) -> str:
