@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from .services.backup import BackupService
     from .services.firmware import FirmwareFiles
     from .services.gateway_sync import GatewaySync
+    from .services.importer import ReferenceImport
     from .services.records import Records
     from .services.sleeping_queue import SleepingQueues
     from .services.uploads import Uploads
@@ -442,6 +443,21 @@ def _backups(c: Container) -> BackupService:
                          app_version=VERSION, rearm=rearm, in_thread=not IN_LAMBDA, uploads=c.uploads)
 
 
+def _importer(c: Container) -> ReferenceImport:
+    from .services.importer import ReferenceImport
+
+    def after(edges: set[str]) -> None:
+        c.tasks.invalidate()
+        if c.schedules is not None:
+            from .functions.schedules import reload_registry
+
+            reload_registry(c.automation)
+        c.gateway_sync.sync_things(edges)
+
+    return ReferenceImport(c.repository, c.records, c.firmware, c.secrets,
+                           max_bytes=c.settings.backup_max_bytes, after=after)
+
+
 def _uploads(c: Container) -> Uploads:
     from .services.uploads import Uploads
 
@@ -588,6 +604,8 @@ class Container:
     firmware = Part(_firmware)
     virtual_devices = Part(_virtual_devices)
     """Virtual devices' trait values (``services/virtual_devices.py``)."""
+    importer = Part(_importer)
+    """MyController v2 exports imported (``services/importer.py``)."""
     sleeping_queues = Part(_sleeping_queues)
     """Commands edge agents hold for sleeping nodes; the local stack attaches its agent's queues."""
     websocket = Part(_websocket)

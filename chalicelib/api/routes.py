@@ -22,6 +22,7 @@ from chalicelib.services.actions import MAX_ACTIONS
 from . import actions, auth, automation, dashboards, gateways, metrics, openapi, resources, settings, status, virtual
 from . import backup as backup_api
 from . import firmware as firmware_api
+from . import importer as importer_api
 from .web import ApiRequest, Body, Ok, Param, Route
 
 LIST_PARAMS: Final = (
@@ -335,6 +336,18 @@ BACKUP_LIST_SCHEMA: Final = {
         "properties": {"name": {"type": "string"}, "size": {"type": "integer"}, "createdOn": {"type": "string"}}}}},
 }
 BINARY_SCHEMA: Final = {"type": "string", "format": "binary"}
+IMPORT_REPORT_SCHEMA: Final = {
+    "type": "object", "required": ["imported", "skipped", "changed", "notes", "dryRun"],
+    "properties": {
+        "imported": {"type": "object", "additionalProperties": {"type": "integer"},
+                     "description": "Records that came over, by the reference's entity name"},
+        "skipped": {"type": "array", "items": {"type": "object", "properties": {
+            "entity": {"type": "string"}, "id": {"type": "string"}, "reason": {"type": "string"}}}},
+        "changed": {"type": "array", "items": {"type": "object", "properties": {
+            "entity": {"type": "string"}, "id": {"type": "string"}, "what": {"type": "string"}}}},
+        "notes": {"type": "array", "items": {"type": "string"}},
+        "dryRun": {"type": "boolean"}, "format": {"type": "string", "nullable": True}},
+}
 
 
 def _firmware_routes() -> list[Route]:
@@ -396,6 +409,15 @@ def _backup_routes() -> list[Route]:
               "Restore a stored backup by id (MyController v2's form; a job, as POST /api/backup/restore)", "backup",
               Ok("The job", schema=JOB_STARTED_SCHEMA), errors=(400, 404, 409),
               params=(Param("id", "The backup's id (its name)", required=True),), role=Role.ADMIN),
+        Route("POST", "/api/import", "import_reference_export", importer_api.import_export,
+              "Import a MyController v2 export (its backup zip, raw or multipart 'file', or a JSON or YAML document "
+              "of entities): what came over and what did not, with why; dryRun=true writes nothing; edgeId gives the "
+              "gateways to an edge device", "backup", Ok("The report", schema=IMPORT_REPORT_SCHEMA),
+              errors=(400, 413, 502),
+              params=(Param("dryRun", "true: report only, write nothing"),
+                      Param("edgeId", "The edge device (thing) the imported gateways run on")),
+              body=Body("The export", schema={"type": "string", "format": "binary"}),
+              content_types=importer_api.IMPORT_TYPES, body_limit=importer_api.max_import_bytes, role=Role.ADMIN),
         Route("GET", "/api/backup/job/{id}", "get_backup_job", backup_api.get_job,
               "Progress of a backup or restore job", "backup", Ok("The job", schema=JOB_SCHEMA), errors=(404,),
               role=Role.ADMIN),

@@ -255,6 +255,16 @@ class Schedule(CamelModel):
 
     _id = id_validator("schedule id")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _every(cls, data: Any) -> Any:
+        """MyController v2's ``cron`` schedules may say ``@every 5m``: that is our ``repeat``."""
+        if isinstance(data, dict) and data.get("type") == "cron" and isinstance(data.get("spec"), dict):
+            expression = str(data["spec"].get("cronExpression") or data["spec"].get("expression") or "").strip()
+            if expression.lower().startswith("@every "):
+                return {**data, "type": "repeat", "spec": {"interval": expression[len("@every "):].strip()}}
+        return data
+
     @model_validator(mode="after")
     def _custom_variables(self) -> Schedule:
         if self.custom_variable_type == "javascript" and not self.custom_variable_config.javascript.strip():

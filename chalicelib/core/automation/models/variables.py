@@ -87,6 +87,22 @@ class WebhookCall(CamelModel):
     insecure: bool = False
     timeout: Timeout = "10s"
 
+    @model_validator(mode="before")
+    @classmethod
+    def _reference_names(cls, data: Any) -> Any:
+        """MyController v2's webhook variable: ``server`` is the URL, ``data`` the body, ``responseCode`` the
+        expected status (0: any, which we read as 200)."""
+        if not isinstance(data, dict) or data.get("url") or not isinstance(data.get("server"), str):
+            return data
+        converted = {k: v for k, v in data.items() if k not in ("server", "data", "responseCode")}
+        converted["url"] = data["server"]
+        if "data" in data and "body" not in data:
+            converted["body"] = data["data"]
+        code = data.get("responseCode")
+        if isinstance(code, int) and 100 <= code <= 599 and "expectedStatus" not in data:
+            converted["expectedStatus"] = code
+        return converted
+
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
