@@ -11,5 +11,6 @@ export default defineConfig({
   plugins: [react()],
   build: { outDir: "dist", emptyOutDir: true, sourcemap: false, chunkSizeWarningLimit: 400 },
   server: { proxy: { "/api": { target: api, changeOrigin: true, ws: true } } },
-  test: { environment: "node", include: ["src/**/*.test.ts"] },
+  // Pure parts run in node; component and hook tests (*.test.tsx) say `@vitest-environment jsdom` at their top.
+  test: { environment: "node", include: ["src/**/*.test.{ts,tsx}"] },
 });

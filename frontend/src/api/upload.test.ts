@@ -24,6 +24,18 @@ describe("formatBytes", () => {
 });
 
 describe("followJob", () => {
+  it("stops polling when its signal aborts", async () => {
+    let calls = 0;
+    vi.stubGlobal("fetch", async () => {
+      calls += 1;
+      return new Response(JSON.stringify({ state: "running", done: 1, total: 2, message: "" }), { status: 200 });
+    });
+    const controller = new AbortController();
+    const following = followJob("j", () => controller.abort(), 50, controller.signal);
+    await expect(following).rejects.toThrow("stopped following the job");
+    expect(calls).toBe(1);
+  });
+
   afterEach(() => vi.unstubAllGlobals());
 
   it("polls until the job is done, reporting every state", async () => {

@@ -147,13 +147,25 @@ export interface Job {
 }
 
 /** Poll a backup job until it is done or failed, reporting each state; a failed job rejects with its message. */
-export async function followJob(jobId: string, onUpdate: (job: Job) => void, intervalMs = 300): Promise<Job> {
+export async function followJob(jobId: string, onUpdate: (job: Job) => void, intervalMs = 300,
+  signal?: AbortSignal): Promise<Job> {
   for (;;) {
-    const job = await api<Job>(`/api/backup/job/${encodeURIComponent(jobId)}`);
+    const job = await api<Job>(`/api/backup/job/${encodeURIComponent(jobId)}`, { signal });
     onUpdate(job);
     if (job.state === "done") return job;
     if (job.state === "failed") throw new ApiError(400, job.message || "the job failed");
-    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+    // Stops between polls too when the page that follows the job goes away (the job itself runs on).
+    await new Promise<void>((resolve, reject) => {
+      if (signal?.aborted) {
+        reject(new DOMException("stopped following the job", "AbortError"));
+        return;
+      }
+      const timer = setTimeout(resolve, intervalMs);
+      signal?.addEventListener("abort", () => {
+        clearTimeout(timer);
+        reject(new DOMException("stopped following the job", "AbortError"));
+      }, { once: true });
+    });
   }
 }
 

@@ -24,7 +24,9 @@ export function Dialog({ title, onClose, children, label }: {
       return;
     }
     if (event.key !== "Tab" || !box.current) return;
-    const items = [...box.current.querySelectorAll<HTMLElement>(FOCUSABLE)].filter((el) => el.offsetParent !== null);
+    // what can take the focus: not inside a closed <details> (its content is not shown)
+    const items = [...box.current.querySelectorAll<HTMLElement>(FOCUSABLE)]
+      .filter((el) => !el.closest("details:not([open]) > :not(summary)"));
     if (items.length === 0) return;
     const [first, last] = [items[0], items[items.length - 1]];
     if (event.shiftKey && document.activeElement === first) {

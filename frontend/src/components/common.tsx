@@ -1,51 +1,8 @@
-// Small shared pieces: async loading, error box, progress bar, value formatting, labels editing.
+// Small shared pieces: error box, progress bar, value formatting, labels, cards and the tab's title.
 
-import { type ReactNode, useCallback, useEffect, useRef, useState } from "react";
+import { type ReactNode, useEffect } from "react";
 
 import { errorText } from "../api/errors";
-
-export interface Async<T> {
-  data: T | undefined;
-  error: string | null;
-  loading: boolean;
-  reload: () => void;
-  setData: (update: T | ((current: T | undefined) => T | undefined)) => void;
-}
-
-/** Loads with `load` when `deps` change; keeps the last data while reloading so pages do not flicker. */
-export function useAsync<T>(load: (signal: AbortSignal) => Promise<T>, deps: unknown[]): Async<T> {
-  const [data, setDataState] = useState<T | undefined>(undefined);
-  const [error, setError] = useState<string | null>(null);
-  const [loading, setLoading] = useState(true);
-  const [tick, setTick] = useState(0);
-  const loadRef = useRef(load);
-  loadRef.current = load;
-  useEffect(() => {
-    const controller = new AbortController();
-    setLoading(true);
-    loadRef.current(controller.signal).then(
-      (value) => {
-        if (controller.signal.aborted) return;
-        setDataState(value);
-        setError(null);
-        setLoading(false);
-      },
-      (err: unknown) => {
-        if (controller.signal.aborted) return;
-        setError(errorText(err));
-        setLoading(false);
-      },
-    );
-    return () => controller.abort();
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [...deps, tick]);
-  const reload = useCallback(() => setTick((t) => t + 1), []);
-  const setData = useCallback((update: T | ((current: T | undefined) => T | undefined)) => {
-    setDataState((current) =>
-      typeof update === "function" ? (update as (c: T | undefined) => T | undefined)(current) : update);
-  }, []);
-  return { data, error, loading, reload, setData };
-}
 
 /** An error in plain words (api/errors.ts): no key paths, no field names in brackets. */
 export { errorText };

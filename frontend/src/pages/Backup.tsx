@@ -4,11 +4,12 @@
 // with the same password; otherwise the next call asks to log in again. Archives travel the way the server offers:
 // through presigned S3 URLs in AWS (past Lambda's payload limit), through the API locally.
 
-import { useState } from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { useEffect, useRef, useState } from "react";
 
 import { api } from "../api/client";
 import { downloadFile, followJob, formatBytes, type Job, sendFile } from "../api/upload";
-import { Card, ErrorBox, errorText, formatTime, ProgressBar, useAsync } from "../components/common";
+import { Card, ErrorBox, errorText, formatTime, ProgressBar } from "../components/common";
 
 interface BackupItem {
   name: string;
@@ -29,7 +30,12 @@ interface Progress {
 }
 
 export function BackupPage() {
-  const backups = useAsync(() => api<{ data: BackupItem[] }>("/api/backup"), []);
+  const client = useQueryClient();
+  const backups = useQuery({ queryKey: ["list", "backup"],
+    queryFn: ({ signal }) => api<{ data: BackupItem[] }>("/api/backup", { signal }) });
+  // Following a job stops when the page goes away (the job runs on; the list says how it ended).
+  const following = useRef<AbortController | null>(null);
+  useEffect(() => () => following.current?.abort(), []);
   const [retention, setRetention] = useState("5");
   const [progress, setProgress] = useState<Progress | null>(null);
   const [report, setReport] = useState<string | null>(null);
@@ -43,17 +49,20 @@ export function BackupPage() {
     try {
       setReport(await action());
     } catch (err) {
-      setError(errorText(err));
+      if ((err as Error).name !== "AbortError") setError(errorText(err));
     } finally {
       setBusy(false);
-      backups.reload();
+      void client.invalidateQueries({ queryKey: ["list", "backup"] });
     }
   };
 
   const follow = async (started: Started, verb: string): Promise<Job> => {
     const show = (job: Job) => setProgress({ done: job.done, total: job.total, label: `${verb}: ${job.message}` });
     show(started.job);
-    return started.job.state === "running" ? followJob(started.jobId, show) : checkDone(started.job);
+    following.current?.abort();
+    following.current = new AbortController();
+    return started.job.state === "running" ? followJob(started.jobId, show, 300, following.current.signal)
+      : checkDone(started.job);
   };
 
   const run = () => work(async () => {
@@ -101,7 +110,7 @@ export function BackupPage() {
   const items = backups.data?.data ?? [];
   return (
     <>
-      <Card title="Backup and restore">
+      <Card title="Backup and restore" page>
         <p className="muted">
           A backup is a zip kept by the server: every resource (users and tokens as stored hashes, handler secrets still
           encrypted) and the firmware files. Metrics are not included. Only the newest backups are kept.
@@ -128,8 +137,8 @@ export function BackupPage() {
         <ErrorBox error={error} />
       </Card>
       <Card title="Stored backups">
-        <ErrorBox error={backups.error} />
-        {items.length === 0 ? <p className="muted">{backups.loading ? "loading…" : "No backup yet."}</p> : (
+        <ErrorBox error={backups.error ? errorText(backups.error) : null} />
+        {items.length === 0 ? <p className="muted">{backups.isPending ? "loading…" : "No backup yet."}</p> : (
           <table className="table" aria-label="backups">
             <thead>
               <tr><th>Name</th><th>Created</th><th>Size</th><th /></tr>

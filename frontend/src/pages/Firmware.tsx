@@ -8,7 +8,7 @@ import { type FormEvent, useState } from "react";
 import { remove } from "../api/client";
 import { formatBytes, sendFile, type SendOptions } from "../api/upload";
 import { useInvalidate } from "../api/queries";
-import { Card, ErrorBox, formatTime, Labels, ProgressBar } from "../components/common";
+import { Card, ErrorBox, formatTime, Labels, ProgressBar, usePageTitle } from "../components/common";
 import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const NAMES = ["id", "description", "labels.ms_type_id", "labels.ms_version_id", "file"];
@@ -135,6 +135,7 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
 }
 
 export function FirmwarePage() {
+  usePageTitle("Firmware");
   const invalidate = useInvalidate(); // no live events for these: the list is read again after a change
   const [error, setError] = useState<string | null>(null);
   const columns: Column<FirmwareRecord>[] = [
@@ -159,6 +160,7 @@ export function FirmwarePage() {
   };
   return (
     <>
+      <h1>Firmware</h1>
       <Card title="Upload firmware">
         <p className="muted">
           An Intel HEX (MySensors) or binary file. The server computes its SHA-256 checksum; uploading to an existing id
@@ -166,7 +168,7 @@ export function FirmwarePage() {
         </p>
         <UploadForm onUploaded={() => void invalidate("firmware")} />
       </Card>
-      <Card title="Firmware">
+      <Card title="Stored firmware">
         <ErrorBox error={error} />
         <ResourceTable<FirmwareRecord> resource="firmware" entityType="firmware" columns={columns}
           defaultSort={{ f: "id", o: "asc" }} nameKey="id" searchHint="id, or key=value"

@@ -4,9 +4,10 @@ import { type FormEvent, useEffect, useState } from "react";
 import { useLocation, useNavigate } from "react-router-dom";
 
 import { api, login } from "../api/client";
-import { errorText } from "../components/common";
+import { errorText, usePageTitle } from "../components/common";
 
 export function LoginPage() {
+  usePageTitle("Sign in");
   const navigate = useNavigate();
   const location = useLocation();
   const next = new URLSearchParams(location.search).get("next") || "/";

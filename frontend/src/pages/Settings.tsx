@@ -2,11 +2,13 @@
 // schedules without their own), the login page's message, the language and the timing of the system jobs.
 // The server validates the whole object and names the bad field, which is marked where it is typed.
 
-import { type FormEvent, useEffect, useState } from "react";
+import { useQuery, useQueryClient } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
 
 import { formToSettings, type SettingsForm, settingsToForm, type SystemSettings } from "../api/admin";
 import { api } from "../api/client";
-import { Card, ErrorBox, formatTime, useAsync } from "../components/common";
+import { errorText } from "../api/errors";
+import { Card, ErrorBox, formatTime } from "../components/common";
 import { FieldProblem, FormCheck, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const PATH = "/api/settings/system";
@@ -15,22 +17,28 @@ const NAMES = ["geoLocation.locationName", "geoLocation.latitude", "geoLocation.
   "geoLocation.elevation", "login.message", "language", "nodeStateJob.executionInterval",
   "nodeStateJob.inactiveDuration", "nodeDiscoverJob.enabled", "nodeDiscoverJob.executionInterval"];
 
+const KEY = ["one", "settings", "system"];
+
 export function SettingsPage() {
-  const loaded = useAsync<SystemSettings>((signal) => api<SystemSettings>(PATH, { signal }), []);
-  const [stored, setStored] = useState<SystemSettings | null>(null);
-  const [form, setForm] = useState<SettingsForm | null>(null);
+  const loaded = useQuery({ queryKey: KEY, queryFn: ({ signal }) => api<SystemSettings>(PATH, { signal }) });
+  if (!loaded.data) {
+    return (
+      <Card title="Settings" page>
+        <ErrorBox error={loaded.error ? errorText(loaded.error) : null} />{loaded.isPending && "loading…"}
+      </Card>
+    );
+  }
+  // The form starts from what was read once; reads after that (another tab's save) do not overwrite the typing.
+  return <SettingsEditor initial={loaded.data} />;
+}
+
+function SettingsEditor({ initial }: { initial: SystemSettings }) {
+  const client = useQueryClient();
+  const [stored, setStored] = useState<SystemSettings>(initial);
+  const [form, setForm] = useState<SettingsForm>(() => settingsToForm(initial));
   const [problem, setProblem] = useState<Problem | null>(null);
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
-
-  useEffect(() => {
-    if (loaded.data) {
-      setStored(loaded.data);
-      setForm(settingsToForm(loaded.data));
-    }
-  }, [loaded.data]);
-
-  if (!form) return <Card title="Settings"><ErrorBox error={loaded.error} />{loaded.loading && "loading…"}</Card>;
   const f = form;
   const set = (changes: Partial<SettingsForm>) => {
     setSaved(false);
@@ -43,12 +51,14 @@ export function SettingsPage() {
 
   const submit = async (event: FormEvent) => {
     event.preventDefault();
+    if (busy) return;
     setProblem(null);
     setSaved(false);
     setBusy(true);
     try {
       const answer = await api<SystemSettings>(PATH, { method: "POST", body: formToSettings(f, stored ?? undefined) });
       setStored(answer);
+      client.setQueryData(KEY, answer);
       setForm(settingsToForm(answer));
       setSaved(true);
     } catch (err) {
@@ -59,7 +69,7 @@ export function SettingsPage() {
   };
 
   return (
-    <Card title="Settings" actions={stored?.modifiedOn ? <span className="muted">changed {formatTime(stored.modifiedOn)}</span>
+    <Card title="Settings" page actions={stored?.modifiedOn ? <span className="muted">changed {formatTime(stored.modifiedOn)}</span>
       : undefined}>
       <form className="editor" onSubmit={submit} noValidate>
         <fieldset className="section">

@@ -8,7 +8,8 @@ import { dateToLocalInput, serviceTokenBody, type ServiceTokenRecord, tokenExpir
 import { api, list, remove } from "../api/client";
 import { rolesUpTo, useRole } from "../api/roles";
 import { useInvalidate } from "../api/queries";
-import { Card, ErrorBox, errorText, formatTime, useAsync } from "../components/common";
+import { useQuery } from "@tanstack/react-query";
+import { Card, ErrorBox, errorText, formatTime, usePageTitle } from "../components/common";
 import { FieldProblem, FormCheck, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const NAMES = ["name", "description", "userId", "role", "neverExpire", "expiresOn"];
@@ -50,8 +51,8 @@ function NewSecret({ token, onDone }: { token: ServiceTokenRecord; onDone: () =>
 function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => void }) {
   const myRole = useRole();
   const admin = myRole === "admin";
-  const users = useAsync(async () => (admin
-    ? list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }) : null), [admin]);
+  const users = useQuery({ queryKey: ["list", "user", "all"], enabled: admin,
+    queryFn: ({ signal }) => list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }, signal) });
   const [name, setName] = useState("");
   const [role, setRole] = useState("");
   const [description, setDescription] = useState("");
@@ -120,6 +121,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
 }
 
 export function ServiceTokensPage() {
+  usePageTitle("Service tokens");
   const [created, setCreated] = useState<ServiceTokenRecord | null>(null);
   const [error, setError] = useState<string | null>(null);
   const invalidate = useInvalidate(); // no live events for these: the list is read again after a change
@@ -145,6 +147,7 @@ export function ServiceTokensPage() {
   };
   return (
     <>
+      <h1>Service tokens</h1>
       <Card title="New service token">
         {created ? <NewSecret token={created} onDone={() => setCreated(null)} />
           : <CreateToken onCreated={(token) => {
@@ -152,7 +155,7 @@ export function ServiceTokensPage() {
             void invalidate("servicetoken");
           }} />}
       </Card>
-      <Card title="Service tokens">
+      <Card title="Tokens">
         <ErrorBox error={error} />
         <ResourceTable<ServiceTokenRecord> resource="servicetoken" columns={columns}
           defaultSort={{ f: "name", o: "asc" }} searchHint="name, or key=value"

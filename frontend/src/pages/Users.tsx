@@ -3,14 +3,16 @@
 // only ever set a new one. A changed password or role ends the tokens issued before it, so changing one's own
 // password signs in again with the new one (and an admin changing their own gives the current one too).
 
-import { type FormEvent, useEffect, useState } from "react";
+import { useQuery } from "@tanstack/react-query";
+import { type FormEvent, useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { newPasswordProblem, PASSWORD_HINT, userBody, type UserRecord, FormError } from "../api/admin";
 import { api, ApiError, getOne, getUsername, login, remove, save } from "../api/client";
 import { ROLES } from "../api/roles";
 import { useInvalidate } from "../api/queries";
-import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels, useAsync } from "../components/common";
+import { useOne } from "../api/queries";
+import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels } from "../components/common";
 import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const NAMES = ["username", "fullName", "email", "role", "currentPassword", "password", "confirmPassword", "labels"];
@@ -43,7 +45,7 @@ export function UsersPage() {
     }
   };
   return (
-    <Card title="Users" actions={
+    <Card title="Users" page actions={
       <>
         <Link to="/profile">My profile</Link>
         <Link className="button primary" to="/users/new">New user</Link>
@@ -70,26 +72,27 @@ const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", role:
 export function UserEditorPage() {
   const { id = "new" } = useParams();
   const isNew = id === "new";
+  const loaded = useOne<UserRecord>("user", id, { enabled: !isNew });
+  if (!isNew && !loaded.data) {
+    return (
+      <Card title={loaded.error instanceof ApiError && loaded.error.status === 404 ? "User not found" : "User"} page>
+        <ErrorBox error={loaded.error ? errorText(loaded.error) : null} />{loaded.isPending && "loading…"}
+      </Card>
+    );
+  }
+  return <UserEditor key={id} isNew={isNew} initial={isNew ? BLANK : loaded.data!} />;
+}
+
+function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord }) {
   const navigate = useNavigate();
-  const loaded = useAsync<UserRecord | null>(async () => (isNew ? null : getOne<UserRecord>("user", id)), [id]);
-  const [user, setUser] = useState<UserRecord | null>(null);
-  const [labelsText, setLabelsText] = useState("");
+  const [user, setUser] = useState<UserRecord>(initial);
+  const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels));
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
   const [current, setCurrent] = useState("");
   const [problem, setProblem] = useState<Problem | null>(null);
   const [saved, setSaved] = useState(false);
   const [busy, setBusy] = useState(false);
-
-  useEffect(() => {
-    const base = isNew ? BLANK : loaded.data;
-    if (base) {
-      setUser(base);
-      setLabelsText(labelsToText(base.labels));
-    }
-  }, [isNew, loaded.data]);
-
-  if (!user) return <Card title="User"><ErrorBox error={loaded.error} />{loaded.loading && "loading…"}</Card>;
   const u = user;
   const set = (changes: Partial<UserRecord>) => {
     setSaved(false);
@@ -102,7 +105,7 @@ export function UserEditorPage() {
     setSaved(false);
     setBusy(true);
     try {
-      const wasMe = !isNew && loaded.data?.username === getUsername();
+      const wasMe = !isNew && initial.username === getUsername();
       if (isNew || password || confirm) {
         const bad = newPasswordProblem(password, confirm, u.username);
         if (bad) throw bad;
@@ -136,7 +139,7 @@ export function UserEditorPage() {
   };
 
   return (
-    <Card title={isNew ? "New user" : `User ${u.username}`} actions={<Link to="/users">all users</Link>}>
+    <Card title={isNew ? "New user" : `User ${u.username}`} page actions={<Link to="/users">all users</Link>}>
       <form className="editor" onSubmit={submit} noValidate>
         <div className="row">
           <FormInput label="Username" name="username" value={u.username} onChange={(v) => set({ username: v })}
@@ -161,7 +164,7 @@ export function UserEditorPage() {
           <legend>{isNew ? "Password" : "Set a new password"}</legend>
           {!isNew && <p className="muted">Leave empty to keep the current password (it is never shown).</p>}
           <div className="row">
-            {!isNew && loaded.data?.username === getUsername() && (
+            {!isNew && initial.username === getUsername() && (
               <FormInput label="Current password" name="currentPassword" type="password" value={current}
                 onChange={setCurrent} problem={problem} autoComplete="current-password" />
             )}
@@ -187,9 +190,21 @@ export function UserEditorPage() {
 }
 
 export function ProfilePage() {
-  const loaded = useAsync<UserRecord>((signal) => api<UserRecord>("/api/user/profile", { signal }), []);
-  const [user, setUser] = useState<UserRecord | null>(null);
-  const [labelsText, setLabelsText] = useState("");
+  const loaded = useQuery({ queryKey: ["one", "user", "profile"],
+    queryFn: ({ signal }) => api<UserRecord>("/api/user/profile", { signal }) });
+  if (!loaded.data) {
+    return (
+      <Card title="My profile" page>
+        <ErrorBox error={loaded.error ? errorText(loaded.error) : null} />{loaded.isPending && "loading…"}
+      </Card>
+    );
+  }
+  return <ProfileEditor initial={loaded.data} />;
+}
+
+function ProfileEditor({ initial }: { initial: UserRecord }) {
+  const [user, setUser] = useState<UserRecord>(initial);
+  const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels));
   const [current, setCurrent] = useState("");
   const [password, setPassword] = useState("");
   const [confirm, setConfirm] = useState("");
@@ -197,14 +212,6 @@ export function ProfilePage() {
   const [saved, setSaved] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  useEffect(() => {
-    if (loaded.data) {
-      setUser(loaded.data);
-      setLabelsText(labelsToText(loaded.data.labels));
-    }
-  }, [loaded.data]);
-
-  if (!user) return <Card title="My profile"><ErrorBox error={loaded.error} />{loaded.loading && "loading…"}</Card>;
   const u = user;
 
   const submit = async (event: FormEvent) => {
@@ -239,7 +246,7 @@ export function ProfilePage() {
   };
 
   return (
-    <Card title={`My profile (${u.username}, ${u.role ?? "user"})`}>
+    <Card title={`My profile (${u.username}, ${u.role ?? "user"})`} page="My profile">
       <form className="editor" onSubmit={submit} noValidate>
         <div className="row">
           <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} problem={problem}
