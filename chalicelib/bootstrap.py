@@ -113,11 +113,11 @@ def _repository(c: Container) -> Repository:
         from .adapters.repository_dynamodb import DynamoDBRepository
 
         return DynamoDBRepository(settings.table_name, settings.aws_region, settings.dynamodb_endpoint)
-    from .adapters.repository_memory import MemoryRepository
     if settings.storage == "sqlite":
         from .adapters.repository_sqlite import FILE_NAME, SqliteRepository
 
         return SqliteRepository(settings.data_dir / FILE_NAME, migrate_from=settings.data_dir / "repository")
+    from .adapters.repository_memory import MemoryRepository
 
     return MemoryRepository(settings.data_dir / "repository", settings.dump_interval_s)
 

@@ -101,6 +101,8 @@ class TaskFunction:
         others; its failure is logged and, when it reached the task, recorded in its state."""
         if not isinstance(detail, Mapping) or not detail.get("entityType"):
             return []
+        if detail.get("entityType") == Kind.TASK.value:
+            self.invalidate()  # a task written elsewhere (the API's function): its event is news to this one's index
         runs = []
         for task in self.matching(detail):
             try:

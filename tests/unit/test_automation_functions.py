@@ -137,6 +137,20 @@ def test_a_redelivered_event_is_not_evaluated_twice() -> None:
     assert harness.task()["state"]["executedCount"] == 1
 
 
+def test_a_task_written_by_another_function_applies_at_its_event_not_after_the_index_ttl() -> None:
+    """In Lambda the API's function writes the task; the task function's cached index learns of it from the task's
+    own bus event, so a reading a second later already meets it."""
+    harness = Harness()
+    harness.automation.monotonic = lambda: 0.0  # the clock stands still: the index TTL never runs out
+    harness.temperature(30.0)  # loads the (empty) index
+    assert harness.queue.sent == []
+    record = threshold_task()
+    harness.repository.put(Kind.TASK, record)  # as another function's repository would
+    harness.bus.publish([bus_event(event("created", Kind.TASK, record))])
+    harness.temperature(31.0)
+    assert [r["handlerId"] for r in harness.queue.sent] == ["hook"]
+
+
 def test_events_about_automation_resources_reach_only_tasks_that_ask_for_them() -> None:
     harness = Harness()
     harness.repository.put(Kind.TASK, {"id": "any", "handlers": ["hook"]})  # no filter: every event type
