@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -79,101 +79,168 @@ def _kms_arn(key: str, region: str, account: str) -> str:
     return _arn("kms", region, account, key if key.startswith("alias/") else f"key/{key}")
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One SDK call as the per-service target functions read it (``one`` is ``<prefix>:<operation>``)."""
+
+    operation: str
+    one: str
+    params: Mapping[str, Any]
+    region: str
+    account: str
+    url: str
+
+    def arn(self, service: str, resource: str) -> str:
+        return _arn(service, self.region, self.account, resource)
+
+    def table_arn(self, name: str) -> str:
+        return _table_arn(name, self.region, self.account)
+
+
+def _dynamodb_target(call: _Call) -> list[Request]:
+    params = call.params
+    if call.operation in ("BatchGetItem", "BatchWriteItem"):
+        return [Request(call.one, call.table_arn(t)) for t in params.get("RequestItems") or {}]
+    if call.operation in ("TransactWriteItems", "TransactGetItems"):
+        return [Request(f"dynamodb:{TRANSACT_ITEM.get(kind, kind)}", call.table_arn(body.get("TableName", "")))
+                for item in params.get("TransactItems") or [] for kind, body in item.items()]
+    table = str(params.get("TableName") or params.get("ResourceArn") or "*")
+    resource = call.table_arn(table) if table != "*" else "*"
+    if params.get("IndexName"):
+        resource += f"/index/{params['IndexName']}"
+    return [Request(call.one, resource)]
+
+
+def _sqs_target(call: _Call) -> list[Request]:
+    action = f"sqs:{SQS_BATCH.get(call.operation, call.operation)}"
+    if "QueueUrl" in call.params:
+        return [Request(action, _queue_arn(str(call.params["QueueUrl"]), call.region, call.account))]
+    if "QueueName" in call.params:
+        return [Request(action, call.arn("sqs", str(call.params["QueueName"])))]
+    return [Request(action, "*")]
+
+
+def _events_target(call: _Call) -> list[Request]:
+    if call.operation != "PutEvents":
+        return [Request(call.one, "*")]
+    buses = {str(e.get("EventBusName") or "default") for e in call.params.get("Entries") or []} or {"default"}
+    return [Request(call.one, b if b.startswith("arn:") else call.arn("events", f"event-bus/{b}"))
+            for b in sorted(buses)]
+
+
+def _scheduler_target(call: _Call) -> list[Request]:
+    params = call.params
+    group = str(params.get("GroupName") or "default")
+    found = [Request(call.one, call.arn("scheduler", f"schedule/{group}/{params['Name']}")
+                     if "Name" in params else "*")]
+    role = (params.get("Target") or {}).get("RoleArn")
+    if role and call.operation in ("CreateSchedule", "UpdateSchedule"):
+        found.append(Request("iam:PassRole", str(role), (("iam:passedtoservice", "scheduler.amazonaws.com"),)))
+    return found
+
+
+def _kms_target(call: _Call) -> list[Request]:
+    key = call.params.get("KeyId")
+    return [Request(call.one, _kms_arn(str(key), call.region, call.account) if key else "*")]
+
+
+def _ssm_target(call: _Call) -> list[Request]:
+    names = call.params.get("Names") or ([call.params["Name"]] if "Name" in call.params else [])
+    return [Request(call.one, call.arn("ssm", "parameter/" + str(n).lstrip("/")))
+            for n in names] or [Request(call.one, "*")]
+
+
+def _s3_target(call: _Call) -> list[Request]:
+    params = call.params
+    bucket = str(params.get("Bucket", "*"))
+    action = f"s3:{S3_ACTIONS.get(call.operation, call.operation)}"
+    if "Key" in params:
+        return [Request(action, f"arn:aws:s3:::{bucket}/{params['Key']}")]
+    if call.operation == "DeleteObjects":
+        return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}")
+                for o in (params.get("Delete") or {}).get("Objects") or []]
+    return [Request(action, f"arn:aws:s3:::{bucket}")]
+
+
+def _iot_data_target(call: _Call) -> list[Request]:
+    action = f"iot:{IOT_DATA_ACTIONS.get(call.operation, call.operation)}"
+    if call.operation == "Publish":
+        return [Request(action, call.arn("iot", f"topic/{call.params.get('topic', '')}"))]
+    thing = str(call.params.get("thingName", "*"))
+    shadow = call.params.get("shadowName")
+    return [Request(action, call.arn("iot", f"thing/{thing}" + (f"/{shadow}" if shadow else "")))]
+
+
+def _connections_target(call: _Call) -> list[Request]:
+    parts = urlsplit(call.url)
+    api_id = parts.hostname.split(".", 1)[0] if parts.hostname else "*"
+    stage = unquote(parts.path).strip("/").split("/@connections", 1)[0] or "*"
+    method = CONNECTION_METHOD.get(call.operation, "POST")
+    connection = call.params.get("ConnectionId", "*")
+    return [Request("execute-api:ManageConnections",
+                    call.arn("execute-api", f"{api_id}/{stage}/{method}/@connections/{connection}"))]
+
+
+def _lambda_target(call: _Call) -> list[Request]:
+    if "FunctionName" not in call.params:
+        return [Request(call.one, "*")]
+    name = str(call.params["FunctionName"])
+    action = "lambda:InvokeFunction" if call.operation in ("Invoke", "InvokeAsync") else call.one
+    return [Request(action, name if name.startswith("arn:") else call.arn("lambda", f"function:{name}"))]
+
+
+def _sns_target(call: _Call) -> list[Request]:
+    topic = call.params.get("TopicArn") or call.params.get("TargetArn")
+    return [Request(call.one, str(topic) if topic else "*")]
+
+
+def _ses_identity(call: _Call) -> str:
+    source = str(call.params.get("Source") or call.params.get("FromEmailAddress") or "*")
+    match = re.search(r"<([^>]+)>", source)
+    return call.arn("ses", f"identity/{match.group(1) if match else source}")
+
+
+def _ses_target(call: _Call) -> list[Request]:
+    return [Request(call.one, _ses_identity(call))]
+
+
+def _sesv2_target(call: _Call) -> list[Request]:
+    action = "ses:SendEmail" if call.operation in ("SendEmail", "SendRawEmail") else call.one
+    return [Request(action, _ses_identity(call))]
+
+
+def _secretsmanager_target(call: _Call) -> list[Request]:
+    if "SecretId" not in call.params:
+        return [Request(call.one, "*")]
+    secret = str(call.params["SecretId"])
+    return [Request(call.one, secret if secret.startswith("arn:") else call.arn("secretsmanager",
+                                                                                f"secret:{secret}-twin00"))]
+
+
+def _logs_target(call: _Call) -> list[Request]:
+    if "logGroupName" not in call.params:
+        return [Request(call.one, "*")]
+    return [Request(call.one, call.arn("logs", f"log-group:{call.params['logGroupName']}:*"))]
+
+
+SERVICE_TARGETS: dict[str, Callable[[_Call], list[Request]]] = {
+    "dynamodb": _dynamodb_target, "sqs": _sqs_target, "events": _events_target, "scheduler": _scheduler_target,
+    "kms": _kms_target, "ssm": _ssm_target, "s3": _s3_target, "iot-data": _iot_data_target,
+    "apigatewaymanagementapi": _connections_target, "lambda": _lambda_target, "sns": _sns_target,
+    "ses": _ses_target, "sesv2": _sesv2_target, "secretsmanager": _secretsmanager_target, "logs": _logs_target}
+"""Per service, how its calls map to resource ARNs; a service not listed is its action on ``*``."""
+
+
 def target(service: str, operation: str, params: Mapping[str, Any], *, region: str, account: str,
            url: str = "") -> list[Request]:
     """The authorizations AWS checks for one call (``service`` is botocore's service name)."""
     if (service, operation) in FREE_CALLS:
         return []
-    prefix = IAM_PREFIX.get(service, service)
-    one = f"{prefix}:{operation}"
-    if service == "dynamodb":
-        if operation in ("BatchGetItem", "BatchWriteItem"):
-            return [Request(one, _table_arn(t, region, account)) for t in params.get("RequestItems") or {}]
-        if operation in ("TransactWriteItems", "TransactGetItems"):
-            found = []
-            for item in params.get("TransactItems") or []:
-                for kind, body in item.items():
-                    found.append(Request(f"dynamodb:{TRANSACT_ITEM.get(kind, kind)}",
-                                         _table_arn(body.get("TableName", ""), region, account)))
-            return found
-        table = str(params.get("TableName") or params.get("ResourceArn") or "*")
-        resource = _table_arn(table, region, account) if table != "*" else "*"
-        if params.get("IndexName"):
-            resource += f"/index/{params['IndexName']}"
-        return [Request(one, resource)]
-    if service == "sqs":
-        action = f"sqs:{SQS_BATCH.get(operation, operation)}"
-        if "QueueUrl" in params:
-            return [Request(action, _queue_arn(str(params["QueueUrl"]), region, account))]
-        if "QueueName" in params:
-            return [Request(action, _arn("sqs", region, account, str(params["QueueName"])))]
-        return [Request(action, "*")]
-    if service == "events":
-        if operation == "PutEvents":
-            buses = {str(e.get("EventBusName") or "default") for e in params.get("Entries") or []} or {"default"}
-            return [Request(one, b if b.startswith("arn:") else _arn("events", region, account, f"event-bus/{b}"))
-                    for b in sorted(buses)]
+    one = f"{IAM_PREFIX.get(service, service)}:{operation}"
+    per_service = SERVICE_TARGETS.get(service)
+    if per_service is None:
         return [Request(one, "*")]
-    if service == "scheduler":
-        group = str(params.get("GroupName") or "default")
-        found = [Request(one, _arn("scheduler", region, account, f"schedule/{group}/{params['Name']}")
-                         if "Name" in params else "*")]
-        role = (params.get("Target") or {}).get("RoleArn")
-        if role and operation in ("CreateSchedule", "UpdateSchedule"):
-            found.append(Request("iam:PassRole", str(role), (("iam:passedtoservice", "scheduler.amazonaws.com"),)))
-        return found
-    if service == "kms":
-        key = params.get("KeyId")
-        return [Request(one, _kms_arn(str(key), region, account) if key else "*")]
-    if service == "ssm":
-        names = params.get("Names") or ([params["Name"]] if "Name" in params else [])
-        return [Request(one, _arn("ssm", region, account, "parameter/" + str(n).lstrip("/")))
-                for n in names] or [Request(one, "*")]
-    if service == "s3":
-        bucket = str(params.get("Bucket", "*"))
-        action = f"s3:{S3_ACTIONS.get(operation, operation)}"
-        if "Key" in params:
-            return [Request(action, f"arn:aws:s3:::{bucket}/{params['Key']}")]
-        if operation == "DeleteObjects":
-            return [Request(action, f"arn:aws:s3:::{bucket}/{o['Key']}")
-                    for o in (params.get("Delete") or {}).get("Objects") or []]
-        return [Request(action, f"arn:aws:s3:::{bucket}")]
-    if service == "iot-data":
-        action = f"iot:{IOT_DATA_ACTIONS.get(operation, operation)}"
-        if operation == "Publish":
-            return [Request(action, _arn("iot", region, account, f"topic/{params.get('topic', '')}"))]
-        thing = str(params.get("thingName", "*"))
-        shadow = params.get("shadowName")
-        return [Request(action, _arn("iot", region, account, f"thing/{thing}" + (f"/{shadow}" if shadow else "")))]
-    if service == "apigatewaymanagementapi":
-        parts = urlsplit(url)
-        api_id = parts.hostname.split(".", 1)[0] if parts.hostname else "*"
-        stage = unquote(parts.path).strip("/").split("/@connections", 1)[0] or "*"
-        method = CONNECTION_METHOD.get(operation, "POST")
-        connection = params.get("ConnectionId", "*")
-        return [Request("execute-api:ManageConnections",
-                        _arn("execute-api", region, account, f"{api_id}/{stage}/{method}/@connections/{connection}"))]
-    if service == "lambda" and "FunctionName" in params:
-        name = str(params["FunctionName"])
-        action = "lambda:InvokeFunction" if operation in ("Invoke", "InvokeAsync") else one
-        return [Request(action, name if name.startswith("arn:") else _arn("lambda", region, account,
-                                                                          f"function:{name}"))]
-    if service == "sns":
-        topic = params.get("TopicArn") or params.get("TargetArn")
-        return [Request(one, str(topic) if topic else "*")]
-    if service in ("ses", "sesv2"):
-        source = str(params.get("Source") or params.get("FromEmailAddress") or "*")
-        match = re.search(r"<([^>]+)>", source)
-        address = match.group(1) if match else source
-        action = "ses:SendEmail" if operation in ("SendEmail", "SendRawEmail") and service == "sesv2" else one
-        return [Request(action, _arn("ses", region, account, f"identity/{address}"))]
-    if service == "secretsmanager" and "SecretId" in params:
-        secret = str(params["SecretId"])
-        return [Request(one, secret if secret.startswith("arn:") else _arn("secretsmanager", region, account,
-                                                                           f"secret:{secret}-twin00"))]
-    if service == "logs" and "logGroupName" in params:
-        return [Request(one, _arn("logs", region, account, f"log-group:{params['logGroupName']}:*"))]
-    return [Request(one, "*")]
+    return per_service(_Call(operation, one, params, region, account, url))
 
 
 @lru_cache(maxsize=4096)
