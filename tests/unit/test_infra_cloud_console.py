@@ -74,6 +74,16 @@ def test_one_origin_routes_the_console_the_rest_api_and_the_websocket() -> None:
     assert config["DefaultRootObject"] == "index.html" and "CustomErrorResponses" not in config
 
 
+def test_the_console_and_the_api_reach_browsers_compressed() -> None:
+    """Issue #20 item 5: CloudFront compresses the console's files (gzip or brotli, as the browser accepts: the
+    managed CachingOptimized policy keys on both) and the REST API's answers; the websocket is passed through."""
+    config = resources()["ConsoleDistribution"]["Properties"]["DistributionConfig"]
+    default = config["DefaultCacheBehavior"]
+    assert default["Compress"] is True and default["CachePolicyId"] == console.CACHING_OPTIMIZED
+    compress = {b["PathPattern"]: b["Compress"] for b in config["CacheBehaviors"]}
+    assert compress == {"/api/*": True, "/api/ws": False}
+
+
 def test_only_this_distribution_reads_the_private_console_bucket() -> None:
     bucket = resources()[console.BUCKET]
     assert bucket["DeletionPolicy"] == "Delete"  # the build only; `python -m infra.console empty` first
