@@ -221,6 +221,46 @@ class DynsecAdmin:
         self.client.disconnect()
 
 
+def _desired_roles(certificates: list[dict[str, Any]], region: str,
+                   account: str) -> tuple[dict[str, list[dict[str, Any]]], dict[str, list[str]]]:
+    """Each active certificate's ACLs (the union over its things' grants), and the notes per thing."""
+    desired: dict[str, list[dict[str, Any]]] = {}
+    notes: dict[str, list[str]] = {}
+    for cert in certificates:
+        if cert["status"] != "ACTIVE" or not cert["username"]:
+            continue
+        acls: list[dict[str, Any]] = []
+        for thing in cert["things"]:
+            grants = grants_for(cert["documents"], thing, region, account)
+            if grants.notes:
+                notes[thing] = grants.notes
+            if not grants.connect:
+                notes.setdefault(thing, []).append(f"certificate {cert['username']}: no iot:Connect as "
+                                                   f"client/{thing}: no rights")
+                continue
+            acls += [acl for acl in grants.acls() if acl not in acls]
+        desired[cert["username"]] = acls
+    return desired, notes
+
+
+def _role_commands(current: dict[str, list[dict[str, Any]]],
+                   desired: dict[str, list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    """The dynamic-security commands that turn the ``current`` roles into the ``desired`` ones (a changed role is
+    deleted with its client and created again)."""
+    commands: list[dict[str, Any]] = []
+    for username in sorted(set(current) | set(desired)):
+        if current.get(username) == desired.get(username):
+            continue
+        if username in current:
+            commands += [{"command": "deleteClient", "username": username},
+                         {"command": "deleteRole", "rolename": username}]
+        if username in desired:
+            commands.append({"command": "createRole", "rolename": username})
+            commands += [{"command": "addRoleACL", "rolename": username, **acl} for acl in desired[username]]
+            commands.append({"command": "createClient", "username": username, "roles": [{"rolename": username}]})
+    return commands
+
+
 class Broker:
     """The mosquitto process of one twin."""
 
@@ -296,35 +336,9 @@ class Broker:
         """``certificates``: ``{"username", "status", "things", "documents"}`` each. Each certificate is a client of
         the dynamic-security plugin with one role holding its rights; what changed is sent to the plugin (which
         disconnects the clients of a changed role: they reconnect with the new rights, as after a policy change)."""
-        desired: dict[str, list[dict[str, Any]]] = {}
-        notes: dict[str, list[str]] = {}
-        for cert in certificates:
-            if cert["status"] != "ACTIVE" or not cert["username"]:
-                continue
-            acls: list[dict[str, Any]] = []
-            for thing in cert["things"]:
-                grants = grants_for(cert["documents"], thing, region, account)
-                if grants.notes:
-                    notes[thing] = grants.notes
-                if not grants.connect:
-                    notes.setdefault(thing, []).append(f"certificate {cert['username']}: no iot:Connect as "
-                                                       f"client/{thing}: no rights")
-                    continue
-                acls += [acl for acl in grants.acls() if acl not in acls]
-            desired[cert["username"]] = acls
+        desired, notes = _desired_roles(certificates, region, account)
         with self._lock:
-            commands: list[dict[str, Any]] = []
-            for username in sorted(set(self.roles) | set(desired)):
-                if self.roles.get(username) == desired.get(username):
-                    continue
-                if username in self.roles:
-                    commands += [{"command": "deleteClient", "username": username},
-                                 {"command": "deleteRole", "rolename": username}]
-                if username in desired:
-                    commands.append({"command": "createRole", "rolename": username})
-                    commands += [{"command": "addRoleACL", "rolename": username, **acl} for acl in desired[username]]
-                    commands.append({"command": "createClient", "username": username,
-                                     "roles": [{"rolename": username}]})
+            commands = _role_commands(self.roles, desired)
             if commands and self.admin is not None:
                 for response in self.admin.run(commands):
                     if response.get("error"):
