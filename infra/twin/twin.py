@@ -107,17 +107,8 @@ class Twin:
         options.state_dir.mkdir(parents=True)
         self._refusal_log = (options.state_dir / "refusals.jsonl").open("a", buffering=1)
         self._calls_log = (options.state_dir / "calls.jsonl").open("a", buffering=1)
-        overrides = dict(options.parameters)
-        password_parameter = admin_password_parameter(json.loads(options.template.read_text(encoding="utf-8")))
-        if options.admin_password is None and password_parameter and password_parameter not in overrides:
-            raise StackTemplateError(f"the template's {password_parameter} parameter has no value: set "
-                                     "MC_ADMIN_PASSWORD (the first admin's password)")
-        if options.admin_password is not None:
-            if password_parameter:
-                overrides.setdefault(password_parameter, options.admin_password)
-            else:
-                self.problem("MC_ADMIN_PASSWORD is set but the template has no admin password parameter")
-        self.template = template = Template.load(options.template, options.stack, options.region, overrides)
+        self.template = template = Template.load(options.template, options.stack, options.region,
+                                                 self._parameter_overrides())
 
         self.hooks = Hooks()
         self.endpoint = Endpoint(self.hooks)
@@ -183,10 +174,35 @@ class Twin:
         self.refresh_acl()
         self._check_rule_queues()
         self._report_start()
+        self.info = self._info(port, started)
+        options.info_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = options.info_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.info, indent=2) + "\n")
+        tmp.replace(options.info_path)
+        return self.info
+
+    def _parameter_overrides(self) -> dict[str, str]:
+        """The options' template parameters, with MC_ADMIN_PASSWORD as the template's admin password parameter."""
+        options = self.options
+        overrides = dict(options.parameters)
+        password_parameter = admin_password_parameter(json.loads(options.template.read_text(encoding="utf-8")))
+        if options.admin_password is None and password_parameter and password_parameter not in overrides:
+            raise StackTemplateError(f"the template's {password_parameter} parameter has no value: set "
+                                     "MC_ADMIN_PASSWORD (the first admin's password)")
+        if options.admin_password is not None:
+            if password_parameter:
+                overrides.setdefault(password_parameter, options.admin_password)
+            else:
+                self.problem("MC_ADMIN_PASSWORD is set but the template has no admin password parameter")
+        return overrides
+
+    def _info(self, port: int, started: float) -> dict[str, Any]:
+        """What the twin tells its clients: its local URLs (API, websocket, console), endpoints and outputs."""
+        options = self.options
         base = f"http://{options.host}:{port}"
         rest = self.gateway.rest
         websocket = self.gateway.websocket
-        self.info = {
+        return {
             "api": self._local_url(self.outputs, "https", base) or (f"{base}/{rest.stage}" if rest else None),
             "ws": self._local_url(self.outputs, "wss", base.replace("http", "ws", 1))
             or (f"ws://{options.host}:{port}/{websocket.stage}" if websocket else None),
@@ -202,11 +218,6 @@ class Twin:
             "started_s": round(time.perf_counter() - started, 2),
             "pid": os.getpid(),
         }
-        options.info_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = options.info_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.info, indent=2) + "\n")
-        tmp.replace(options.info_path)
-        return self.info
 
     @staticmethod
     def _local_url(outputs: dict[str, str], scheme: str, base: str, cloudfront: bool = False) -> str | None:
