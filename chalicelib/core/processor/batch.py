@@ -229,7 +229,9 @@ class Batch:
 
     # ----------------------------------------------------------------------------------------- read
 
-    def _interpret(self) -> list[tuple[Envelope, list[Op]]]:
+    # One function on purpose: this is the per-message ingest loop, inlined for speed (a call per message costs
+    # throughput, see bench/ingest.py).
+    def _interpret(self) -> list[tuple[Envelope, list[Op]]]:  # noqa: C901, PLR0915
         """Field values into their fields' groups; every other op returned with its message, in batch order.
 
         A provider that declares ``route_key_tail`` (the separator its route keys end at, and the longest value
