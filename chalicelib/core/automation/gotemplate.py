@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -58,6 +59,10 @@ _COMPARE: Final = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge
 _HELPERS: Final = {"now": "now", "toJson": "toJson", "marshal": "toJson", "keyPath": "keyPath", "ternary": "ternary",
                    "sunrise": "sunrise", "sunset": "sunset"}
 _UNSUPPORTED: Final = frozenset({"define", "template", "block", "call", "break", "continue"})
+_UNARY: Final = {"not": "(not {0})", "len": "({0}|length)"}
+"""One-argument functions, as jinja2 (their argument in ``{0}``); another count is an error."""
+_FILTERS: Final = {"html": "e", "js": "tojson", "urlquery": "urlencode"}
+"""Functions that are a jinja2 filter on their first argument."""
 
 
 def looks_like_go(source: str) -> bool:
@@ -234,33 +239,17 @@ class _Parser:
         if name in _UNSUPPORTED:
             raise TemplateError(f"Go template: {name!r} is not supported here")
         if name in _COMPARE:
-            if len(args) < 2:
-                raise TemplateError(f"Go template: {name} needs two arguments")
-            if name == "eq" and len(args) > 2:
-                return "(" + " or ".join(f"{args[0]} == {other}" for other in args[1:]) + ")"
-            return f"({args[0]} {_COMPARE[name]} {args[1]})"
+            return self._compare(name, args)
         if name in ("and", "or"):
             return "(" + f" {name} ".join(args) + ")"
-        if name == "not":
-            return f"(not {args[0]})" if len(args) == 1 else self._arity(name, 1)
-        if name == "len":
-            return f"({args[0]}|length)" if len(args) == 1 else self._arity(name, 1)
+        if name in _UNARY:
+            return _UNARY[name].format(args[0]) if len(args) == 1 else self._arity(name, 1)
+        if name in _FILTERS:
+            return f"({args[0]}|{_FILTERS[name]})"
         if name == "index":
             return args[0] + "".join(f"[{key}]" for key in args[1:])
-        if name in ("print", "println"):
-            joined = " ~ ".join(f"({arg}|string)" for arg in args) or '""'
-            return f"({joined} ~ \"\\n\")" if name == "println" else f"({joined})"
-        if name == "printf":
-            if not args:
-                return self._arity(name, 1)
-            layout = args[0].replace("%v", "%s")
-            return f"({layout}|format({', '.join(args[1:])}))"
-        if name == "html":
-            return f"({args[0]}|e)"
-        if name == "js":
-            return f"({args[0]}|tojson)"
-        if name == "urlquery":
-            return f"({args[0]}|urlencode)"
+        if name in ("print", "println", "printf"):
+            return self._print(name, args)
         if name == "version":
             return '""'
         if name in _HELPERS:
@@ -268,8 +257,84 @@ class _Parser:
         raise TemplateError(f"Go template: unknown function {name!r}")
 
     @staticmethod
+    def _compare(name: str, args: list[str]) -> str:
+        if len(args) < 2:
+            raise TemplateError(f"Go template: {name} needs two arguments")
+        if name == "eq" and len(args) > 2:
+            return "(" + " or ".join(f"{args[0]} == {other}" for other in args[1:]) + ")"
+        return f"({args[0]} {_COMPARE[name]} {args[1]})"
+
+    @classmethod
+    def _print(cls, name: str, args: list[str]) -> str:
+        """``print``, ``println`` and ``printf`` (its ``%v`` as ``%s``)."""
+        if name == "printf":
+            if not args:
+                return cls._arity(name, 1)
+            layout = args[0].replace("%v", "%s")
+            return f"({layout}|format({', '.join(args[1:])}))"
+        joined = " ~ ".join(f"({arg}|string)" for arg in args) or '""'
+        return f"({joined} ~ \"\\n\")" if name == "println" else f"({joined})"
+
+    @staticmethod
     def _arity(name: str, count: int) -> str:
         raise TemplateError(f"Go template: {name} takes {count} argument(s)")
+
+
+def _end(state: _State) -> str:
+    if not state.scopes:
+        raise TemplateError("Go template: 'end' without an opening if, range or with")
+    scope = state.scopes.pop()
+    return {"if": "%endif", "range": "%endfor", "with": "%endif %}{% endwith",
+            "with-else": "%endif %}{% endwith"}[scope.kind]
+
+
+def _else(tokens: list[tuple[str, str]], state: _State) -> str:
+    if not state.scopes:
+        raise TemplateError("Go template: 'else' without an opening if, range or with")
+    if len(tokens) > 1 and tokens[1] == ("ident", "if"):
+        if state.scopes[-1].kind != "if":
+            raise TemplateError("Go template: 'else if' inside range or with is not supported")
+        return "%elif " + _Parser(tokens[2:], state).pipeline()
+    scope = state.scopes[-1]
+    if scope.kind == "with":
+        scope.kind = "with-else"
+        scope.dot = None  # after else, '.' is the outer dot again
+    return "%else"
+
+
+def _if(rest: list[tuple[str, str]], state: _State) -> str:
+    expression = _Parser(rest, state).pipeline()
+    state.scopes.append(_Scope("if"))
+    return "%if " + expression
+
+
+def _with(rest: list[tuple[str, str]], state: _State) -> str:
+    expression = _Parser(rest, state).pipeline()
+    dot = state.new_dot()
+    state.scopes.append(_Scope("with", dot))
+    return f"%with {dot} = {expression} %}}{{% if {dot}"
+
+
+def _range(rest: list[tuple[str, str]], state: _State) -> str:
+    """``range``, with ``$v :=`` (the element) or ``$i, $v :=`` (the index and the element) declared."""
+    names: list[str] = []
+    if ("declare", ":=") in rest:
+        split = rest.index(("declare", ":="))
+        names = [_variable(text[1:]) for kind, text in rest[:split] if kind == "field"]
+        rest = rest[split + 1:]
+    expression = _Parser(rest, state).pipeline()
+    dot = state.new_dot()
+    state.scopes.append(_Scope("range", dot))
+    if len(names) == 2:
+        return f"%for {dot} in {expression} %}}{{% set {names[0]} = loop.index0 %}}{{% set {names[1]} = {dot}"
+    if len(names) == 1:
+        return f"%for {dot} in {expression} %}}{{% set {names[0]} = {dot}"
+    return f"%for {dot} in {expression}"
+
+
+_OPENERS: Final[dict[str, Callable[[list[tuple[str, str]], _State], str]]] = {
+    "if": _if, "with": _with, "range": _range}
+"""The actions that open a scope (closed by ``end``), given the tokens after their keyword."""
 
 
 def _action(body: str, state: _State) -> str:
@@ -282,47 +347,11 @@ def _action(body: str, state: _State) -> str:
         raise TemplateError("Go template: an empty action")
     kind, word = tokens[0]
     if kind == "ident" and word == "end":
-        if not state.scopes:
-            raise TemplateError("Go template: 'end' without an opening if, range or with")
-        scope = state.scopes.pop()
-        return {"if": "%endif", "range": "%endfor", "with": "%endif %}{% endwith",
-                "with-else": "%endif %}{% endwith"}[scope.kind]
+        return _end(state)
     if kind == "ident" and word == "else":
-        if not state.scopes:
-            raise TemplateError("Go template: 'else' without an opening if, range or with")
-        if len(tokens) > 1 and tokens[1] == ("ident", "if"):
-            if state.scopes[-1].kind != "if":
-                raise TemplateError("Go template: 'else if' inside range or with is not supported")
-            return "%elif " + _Parser(tokens[2:], state).pipeline()
-        scope = state.scopes[-1]
-        if scope.kind == "with":
-            scope.kind = "with-else"
-            scope.dot = None  # after else, '.' is the outer dot again
-        return "%else"
-    if kind == "ident" and word in ("if", "with", "range"):
-        rest = tokens[1:]
-        if word == "if":
-            expression = _Parser(rest, state).pipeline()
-            state.scopes.append(_Scope("if"))
-            return "%if " + expression
-        if word == "with":
-            expression = _Parser(rest, state).pipeline()
-            dot = state.new_dot()
-            state.scopes.append(_Scope("with", dot))
-            return f"%with {dot} = {expression} %}}{{% if {dot}"
-        names: list[str] = []
-        if ("declare", ":=") in rest:
-            split = rest.index(("declare", ":="))
-            names = [_variable(text[1:]) for kind_, text in rest[:split] if kind_ == "field"]
-            rest = rest[split + 1:]
-        expression = _Parser(rest, state).pipeline()
-        dot = state.new_dot()
-        state.scopes.append(_Scope("range", dot))
-        if len(names) == 2:
-            return f"%for {dot} in {expression} %}}{{% set {names[0]} = loop.index0 %}}{{% set {names[1]} = {dot}"
-        if len(names) == 1:
-            return f"%for {dot} in {expression} %}}{{% set {names[0]} = {dot}"
-        return f"%for {dot} in {expression}"
+        return _else(tokens, state)
+    if kind == "ident" and word in _OPENERS:
+        return _OPENERS[word](tokens[1:], state)
     if kind == "ident" and word in _UNSUPPORTED:
         raise TemplateError(f"Go template: {word!r} is not supported here")
     if kind == "field" and len(tokens) > 2 and tokens[1][0] in ("declare", "assign") and tokens[0][1].startswith("$"):
