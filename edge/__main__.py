@@ -193,7 +193,9 @@ def format_status(status: dict[str, Any], path: Path | None = None) -> str:
         if not gateway.get("enabled", True):
             lines.append(f"  {gateway_id:<20} {gateway.get('type', ''):<24} disabled")
             continue
-        detail = state.get("message") or gateway.get("error") or ""
+        detail = "; ".join(text for text in (state.get("message") or gateway.get("error") or "",
+                                             f"SILENT: {gateway['silent']}" if gateway.get("silent") else "")
+                           if text)
         lines.append(f"  {gateway_id:<20} {gateway.get('type', ''):<24} {state.get('status', '?'):<11} "
                      f"emitted {gateway.get('emitted', 0)}, dropped {gateway.get('dropped', 0)}, "
                      f"downlinks {gateway.get('downlinks', 0)}" + (f"  ({detail})" if detail else ""))

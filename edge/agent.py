@@ -41,6 +41,7 @@ from chalicelib.core.shadow import config_hash
 
 from .config import EdgeConfig, GatewaySection, format_errors, redact
 from .gateways.base import Gateway, GatewayConfigError, build_gateway
+from .gateways.util import parse_duration
 from .shadow import Decision, ShadowClient
 from .spool import Spool, SpoolRow
 from .uplink import Uplink, UplinkError, build_uplink
@@ -60,6 +61,10 @@ _FLUSH_TIMEOUT_S = 2.0
 _GATEWAY_RESTART_FIRST_S = 0.5
 _GATEWAY_RESTART_CAP_S = 60.0
 _SHADOW_POLL_S = 0.25
+SILENT_AFTER_S = 60.0
+"""A gateway up for this long without one device message says so in the status and the log (``silenceWarning``)."""
+_NOT_RECEIVING = frozenset({"system_monitor", "system_monitoring"})
+"""Providers that make their messages themselves (on a timer): never silent, unless ``silenceWarning`` says so."""
 _PUBLISH_OVERHEAD = len(encode_publish([]))
 """The bytes of an empty publish (``{"v":1,"e":[]}``); each further envelope adds its size and a comma."""
 
@@ -77,6 +82,12 @@ class _Context:
         self.dropped = 0
         self.downlinks = 0
         self.downlink_errors = 0
+        self.silent_after_s = SILENT_AFTER_S
+        """A gateway up this long without a device message is reported silent (0: never)."""
+        self.up_since: float | None = None
+        """``time.monotonic()`` of the last transition to ``up``; None while not up."""
+        self.emitted_at_up = 0
+        self.silence_logged = False
         self._logger = logging.getLogger(f"edge.gateway.{gateway_id}")
 
     @property
@@ -90,6 +101,16 @@ class _Context:
             self.emitted += 1
             self.agent.wake(urgent=command)
 
+    def silence(self) -> str:
+        """What to say about a gateway that is up but has not had one device message since it came up (its topics
+        or its baud rate may be wrong); '' when it has, or for less than ``silent_after_s``."""
+        if self.up_since is None or not self.silent_after_s or self.emitted != self.emitted_at_up:
+            return ""
+        quiet = time.monotonic() - self.up_since
+        if quiet < self.silent_after_s:
+            return ""
+        return f"nothing received in the {_duration(quiet)} since it connected"
+
     def announce_state(self) -> None:
         """Send the current state again (after the cloud showed something else for this gateway)."""
         status, message = self.state["status"], self.state["message"]
@@ -100,6 +121,10 @@ class _Context:
     def set_state(self, status: str, message: str = "") -> None:
         if self.state["status"] == status and self.state["message"] == message:
             return
+        if status == "up" and self.state["status"] != "up":
+            self.up_since, self.emitted_at_up, self.silence_logged = time.monotonic(), self.emitted, False
+        elif status != "up":
+            self.up_since = None
         self.state = {"status": status, "message": message, "since": _iso_now()}
         raw = json.dumps({"type": "gateway_state", "status": status, "message": message}, separators=(",", ":"))
         self.agent.spool.append(self.gateway_id, STATE_PROVIDER, raw, None, command=True)
@@ -201,6 +226,7 @@ class EdgeAgent:
         for section in self.config.enabled_gateways():
             provider = _provider_of(section)
             ctx = _Context(self, section.id, provider, base)
+            ctx.silent_after_s = _silent_after(section)
             self.contexts[section.id] = ctx
             try:
                 gateway = build_gateway(section.id, section.plugin_config(), ctx)
@@ -403,6 +429,7 @@ class EdgeAgent:
             return {"status": "disabled", "message": "", "hash": digest}
         provider = _provider_of(section)
         ctx = _Context(self, gateway_id, provider, self.config.edge.data_dir / "gateways")
+        ctx.silent_after_s = _silent_after(section)
         try:
             gateway = build_gateway(gateway_id, section.plugin_config(), ctx)
         except Exception as error:  # an unknown type or a plugin refusing its options: keep what runs
@@ -652,6 +679,10 @@ class EdgeAgent:
                     entry["plugin"] = redact(gateway.status())
                 except Exception as error:
                     entry["plugin"] = {"error": str(error)}
+                if ctx is not None:
+                    silent = _silence(ctx, gateway)
+                    if silent:
+                        entry["silent"] = silent
             if section.id in self.gateway_errors:
                 entry["error"] = self.gateway_errors[section.id]
             gateways[section.id] = entry
@@ -695,6 +726,34 @@ async def _settle(tasks: list[asyncio.Task[Any]], timeout: float | None) -> None
     pending = [task for task in tasks if not task.done()]
     if pending:
         await asyncio.wait(pending, timeout=timeout)
+
+
+def _silent_after(section: GatewaySection) -> float:
+    """``silenceWarning`` of the gateway (a duration; 0 turns the warning off), else the provider's default."""
+    value = (section.model_extra or {}).get("silenceWarning")
+    if value is None:
+        return 0.0 if section.provider.type in _NOT_RECEIVING else SILENT_AFTER_S
+    return max(0.0, parse_duration(value, SILENT_AFTER_S))
+
+
+def _silence(ctx: _Context, gateway: Gateway) -> str:
+    """The status line's warning for a gateway that receives nothing (logged once each time it comes up)."""
+    silent = ctx.silence()
+    if not silent:
+        return ""
+    settings = getattr(gateway, "settings", None)  # the MQTT gateways' MqttSettings
+    topics = list(getattr(settings, "subscriptions", None) or [])
+    if topics:
+        silent += (f" on {', '.join(topics)} at {getattr(settings, 'broker', '')}: check that its devices publish"
+                   " under these topics")
+    if not ctx.silence_logged:
+        ctx.silence_logged = True
+        log.warning("gateway receives nothing", extra={"gateway": ctx.gateway_id, "detail": silent})
+    return silent
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.0f} min"
 
 
 def _gateway_type(section: GatewaySection) -> str:

@@ -233,9 +233,38 @@ class GatewaySection(_Open):
             return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
         return value
 
+    @model_validator(mode="after")
+    def _mysensors_mqtt_topics(self) -> GatewaySection:
+        """MySensors MQTT topics are prefixes: ``mygateway1-out`` and ``mygateway1-out/#`` mean the same."""
+        protocol = self.provider.protocol
+        if self.provider.type == "mysensors_v2" and protocol is not None and protocol.type == "mqtt":
+            if protocol.subscribe:
+                protocol.subscribe = ",".join(prefix_filter(topic) for topic in protocol.subscribe.split(",")
+                                              if topic.strip())
+            if protocol.publish:
+                protocol.publish = topic_prefix(protocol.publish)
+        return self
+
     def plugin_config(self) -> dict[str, Any]:
         """The gateway's config as its plugin reads it: the reference's camelCase shape, unknown keys kept."""
         return self.model_dump(mode="json", exclude_none=True)
+
+
+def topic_prefix(topic: str) -> str:
+    """``mygateway1-out/#`` → ``mygateway1-out``: the topic levels in front of any wildcard."""
+    levels = topic.strip().strip("/").split("/")
+    while levels and levels[-1] in ("#", "+", ""):
+        levels.pop()
+    return "/".join(levels)
+
+
+def prefix_filter(topic: str) -> str:
+    """A topic given as a prefix (``mygateway1-out``) as the filter that receives what is under it
+    (``mygateway1-out/#``); a filter (``mygateway1-out/#``, ``a/+/b/#``) stays as it is."""
+    topic = topic.strip()
+    if "#" in topic or "+" in topic:
+        return topic
+    return f"{topic.rstrip('/')}/#"
 
 
 class EdgeConfig(_Strict):

@@ -151,3 +151,54 @@ def test_status_shows_the_cloud_config_and_rejected_gateways() -> None:
     text = format_status(status)
     assert "shadow mycontroller of pi" in text and "config version v7" in text
     assert "rejected: gw2" in text and "report pending" in text and "gw1" not in text.split("rejected:")[1]
+
+
+def test_mysensors_mqtt_topics_are_prefixes_whether_written_with_a_wildcard_or_not() -> None:
+    def protocol(subscribe: str, publish: str, provider: str = "mysensors_v2") -> dict[str, Any]:
+        gateway = {"id": "gw", "provider": {"type": provider, "protocol": {
+            "type": "mqtt", "broker": "tcp://127.0.0.1:1883", "subscribe": subscribe, "publish": publish}}}
+        plugin = parse_config(_minimal(gateways=[gateway])).gateways[0].plugin_config()
+        return dict(plugin["provider"]["protocol"])
+
+    assert protocol("mygateway1-out", "mygateway1-in") | {"broker": ""} == {
+        "type": "mqtt", "broker": "", "subscribe": "mygateway1-out/#", "publish": "mygateway1-in"}
+    assert protocol("mygateway1-out/#", "mygateway1-in/#")["publish"] == "mygateway1-in"
+    assert protocol("mygateway1-out/", "mygateway1-in/")["subscribe"] == "mygateway1-out/#"
+    assert protocol("a-out, b/+/out/#", "a-in")["subscribe"] == "a-out/#,b/+/out/#"
+    assert protocol("home/kitchen", "x", provider="generic")["subscribe"] == "home/kitchen", \
+        "other providers' topics are topics: a generic MQTT gateway may subscribe to one exact topic"
+
+
+def test_a_gateway_up_without_a_message_is_reported_silent_after_its_silence_warning() -> None:
+    from edge.agent import SILENT_AFTER_S, _Context, _silent_after
+
+    config = parse_config(_minimal(gateways=[
+        {"id": "a", "provider": {"type": "tasmota"}},
+        {"id": "b", "silenceWarning": "0", "provider": {"type": "tasmota"}},
+        {"id": "c", "provider": {"type": "system_monitor"}},
+        {"id": "d", "silenceWarning": "5m", "provider": {"type": "system_monitor"}}]))
+    assert [_silent_after(g) for g in config.gateways] == [SILENT_AFTER_S, 0.0, 0.0, 300.0]
+
+    class Agent:
+        class spool:  # a stand-in for the agent's spool
+            @staticmethod
+            def append(*_args: Any, **_kwargs: Any) -> int:
+                return 1
+
+        @staticmethod
+        def wake(urgent: bool = False) -> None:
+            return None
+
+    ctx = _Context(Agent(), "a", "tasmota", Path("."))  # type: ignore[arg-type]
+    ctx.set_state("up", "connected")
+    assert ctx.silence() == ""
+    assert ctx.up_since is not None
+    ctx.up_since -= 61
+    assert ctx.silence() == "nothing received in the 61 s since it connected"
+    ctx.emitted += 1
+    assert ctx.silence() == "", "one message is enough"
+    ctx.set_state("down", "gone")
+    ctx.set_state("up", "back")
+    assert ctx.up_since is not None
+    ctx.up_since -= 200
+    assert ctx.silence() == "nothing received in the 3 min since it connected", "counted again from each connect"
