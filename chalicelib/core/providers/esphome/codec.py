@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any, Final
 
 from ...errors import DomainError
@@ -126,51 +127,72 @@ def _text(value: Any, field: str, allowed: frozenset[str] | tuple[str, ...] | No
     return text
 
 
+def _rgb(value: Any, field: str) -> list[float]:
+    return list(parse_rgb(value))
+
+
+def _mireds(value: Any, field: str) -> float:
+    mireds = _number(value, field)
+    if not 0 < mireds <= 1000:
+        raise EspHomeCommandError(f"color_temperature must be in mireds (1-1000), got {value!r}")
+    return mireds
+
+
+def _press(value: Any, field: str) -> bool:
+    return True
+
+
+def _on_off(value: Any, field: str) -> bool:
+    try:
+        return to_binary(value)
+    except ConversionError:
+        raise EspHomeCommandError(f"{field} must be on or off, got {value!r}") from None
+
+
+def _speed_level(value: Any, field: str) -> int:
+    level = _number(value, field)
+    if not level.is_integer() or level < 0:
+        raise EspHomeCommandError(f"speed_level must be a whole number from 0, got {value!r}")
+    return int(level)
+
+
+def _fan_direction(value: Any, field: str) -> str:
+    return _text(value, field, FAN_DIRECTIONS)
+
+
+def _climate_mode(value: Any, field: str) -> str:
+    return _text(value, field, CLIMATE_MODES)
+
+
+def _state(value: Any, metric_type: str) -> Any:
+    """``state`` by the field's metric type: on/off, a number, else text (a select's option, a text, a lock or
+    cover command: the edge knows which)."""
+    if metric_type == "binary":
+        return _on_off(value, STATE)
+    if metric_type in ("gauge_float", "gauge", "counter"):
+        return _number(value, STATE)
+    return str(value)
+
+
+_COMMAND_VALUES: Final[dict[str, Callable[[Any, str], Any]]] = {
+    **dict.fromkeys(PERCENT_FIELDS, percent_to_fraction), RGB: _rgb, COLOR_TEMPERATURE: _mireds, PRESS: _press,
+    OSCILLATING: _on_off, SPEED_LEVEL: _speed_level, DIRECTION: _fan_direction, MODE: _climate_mode,
+    **dict.fromkeys(TEMPERATURE_FIELDS, _number), EFFECT: _text, PRESET_MODE: _text}
+"""Per field that takes commands (``state`` aside: it goes by the metric type), its value checked and converted."""
+
+
 def command_value(field: str, metric_type: str, value: Any) -> Any:
     """A field's new value (already converted to its metric type by the action layer) in ESPHome's terms.
 
     Which entity takes it is known at the edge only; here the value is checked and converted by what the field
     is, so that a bad value is refused by the API instead of failing quietly at the edge.
     """
-    if field in PERCENT_FIELDS:
-        return percent_to_fraction(value, field)
-    if field == RGB:
-        return list(parse_rgb(value))
-    if field == COLOR_TEMPERATURE:
-        mireds = _number(value, field)
-        if not 0 < mireds <= 1000:
-            raise EspHomeCommandError(f"color_temperature must be in mireds (1-1000), got {value!r}")
-        return mireds
-    if field == PRESS:
-        return True
-    if field in (OSCILLATING,):
-        try:
-            return to_binary(value)
-        except ConversionError:
-            raise EspHomeCommandError(f"{field} must be on or off, got {value!r}") from None
-    if field == SPEED_LEVEL:
-        level = _number(value, field)
-        if not level.is_integer() or level < 0:
-            raise EspHomeCommandError(f"speed_level must be a whole number from 0, got {value!r}")
-        return int(level)
-    if field == DIRECTION:
-        return _text(value, field, FAN_DIRECTIONS)
-    if field == MODE:
-        return _text(value, field, CLIMATE_MODES)
-    if field in TEMPERATURE_FIELDS:
-        return _number(value, field)
-    if field in (EFFECT, PRESET_MODE):
-        return _text(value, field)
     if field == STATE:
-        if metric_type == "binary":
-            try:
-                return to_binary(value)
-            except ConversionError:
-                raise EspHomeCommandError(f"state must be on or off, got {value!r}") from None
-        if metric_type in ("gauge_float", "gauge", "counter"):
-            return _number(value, field)
-        return str(value)  # a select's option, a text, a lock or cover command: the edge knows which
-    raise EspHomeCommandError(f"field {field!r} of an ESPHome entity takes no commands")
+        return _state(value, metric_type)
+    convert = _COMMAND_VALUES.get(field)
+    if convert is None:
+        raise EspHomeCommandError(f"field {field!r} of an ESPHome entity takes no commands")
+    return convert(value, field)
 
 
 def _segment(value: str, what: str) -> str:
