@@ -1,5 +1,84 @@
-"""The project's version, shown by ``/api/status``, ``/api/version`` and written into backups."""
+"""The project's one version, shown by ``--version`` (``mycontroller``, ``mycontroller-edge``), ``/api/status``,
+``/api/version``, ``edge status`` and written into backups.
 
+It comes from the git tags (``vX.Y.Z``; setuptools-scm's ``release-branch-semver`` scheme: ``0.2.0.dev5+g1a2b3c4``
+is the fifth commit after ``v0.1.0``). Where it is read, first found wins:
+
+1. ``chalicelib/_version.py``, written into the wheels by their build (``packaging/*/pyproject.toml``);
+2. in a git checkout (``make run``, ``make test``): setuptools-scm when installed (``requirements-dev.txt``), else
+   ``git describe`` read by the same rule;
+3. the installed distribution's metadata (``mycontroller``, ``mycontroller-edge``);
+4. ``0+unknown`` (a copy of the sources without git or metadata, a Lambda package that was not stamped).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from importlib import metadata
+from pathlib import Path
 from typing import Final
 
-VERSION: Final = "0.1.0"
+ROOT: Final = Path(__file__).resolve().parents[1]
+SCHEME: Final = "release-branch-semver"
+DISTRIBUTIONS: Final = ("mycontroller", "mycontroller-edge")
+UNKNOWN: Final = "0+unknown"
+_DESCRIBE: Final = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)-(\d+)-g([0-9a-f]+)(-dirty)?$")
+
+
+def _stamped() -> str | None:
+    try:
+        from ._version import version  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return None
+    return str(version)
+
+
+def from_describe(described: str) -> str | None:
+    """``git describe --tags --long --dirty`` output as setuptools-scm's scheme words it (without the date of a
+    dirty tree): on the tag its version, after it the next minor's ``.devN`` with the commit."""
+    match = _DESCRIBE.match(described.strip())
+    if match is None:
+        return None
+    major, minor, patch, distance, commit, dirty = match.groups()
+    if int(distance) == 0 and not dirty:
+        return f"{major}.{minor}.{patch}"
+    if int(distance) == 0:
+        return f"{major}.{int(minor) + 1}.0.dev0+g{commit}.dirty"
+    return f"{major}.{int(minor) + 1}.0.dev{distance}+g{commit}" + (".dirty" if dirty else "")
+
+
+def _from_git(root: Path) -> str | None:
+    if not (root / ".git").exists():
+        return None
+    try:
+        from setuptools_scm import get_version
+    except ImportError:
+        pass
+    else:
+        try:
+            return str(get_version(root=str(root), version_scheme=SCHEME))
+        except Exception:  # no tag reachable, git missing: the next rules decide
+            return None
+    try:
+        done = subprocess.run(["git", "describe", "--tags", "--long", "--dirty", "--match", "v[0-9]*"], cwd=root,
+                              capture_output=True, text=True, timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return from_describe(done.stdout) if done.returncode == 0 else None
+
+
+def _from_metadata() -> str | None:
+    for name in DISTRIBUTIONS:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def resolve(root: Path = ROOT) -> str:
+    return _stamped() or _from_git(root) or _from_metadata() or UNKNOWN
+
+
+VERSION: Final = resolve()
