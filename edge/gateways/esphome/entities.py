@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -164,51 +165,79 @@ def state_message(node: str, entity: Entity, state: EntityState, api_version: AP
     """A state as the cloud reads it, or None when there is nothing to say (a missing or NaN reading)."""
     if getattr(state, "missing_state", False):
         return None
-    info = entity.info
-    kind = entity.kind
-    value: Any
-    if kind in _SIMPLE_STATE:
-        value = getattr(state, "state", None)
-        if isinstance(value, float):
-            decimals = info.accuracy_decimals if isinstance(info, SensorInfo) else None
-            value = _rounded(value, decimals)
-            if value is None:
-                return None
-    elif isinstance(state, LockEntityState):
-        value = state.state.name.lower() if state.state is not None else "none"
-    elif isinstance(state, Event):
-        value = state.event_type
-    elif isinstance(state, LightState) and isinstance(info, LightInfo):
-        value = _light_state(info, state, api_version)
-    elif isinstance(state, CoverState) and isinstance(info, CoverInfo):
-        value = {"closed": state.is_closed(api_version), "op": _operation(state.current_operation)}
-        if info.supports_position:
-            value["position"] = round(state.position, 4)
-        if info.supports_tilt:
-            value["tilt"] = round(state.tilt, 4)
-    elif isinstance(state, ValveState) and isinstance(info, ValveInfo):
-        value = {"closed": state.position == 0.0, "op": _operation(state.current_operation)}
-        if info.supports_position:
-            value["position"] = round(state.position, 4)
-    elif isinstance(state, FanState) and isinstance(info, FanInfo):
-        value = {"state": state.state}
-        if info.supports_speed:
-            value["speed_level"] = state.speed_level
-        if info.supports_oscillation:
-            value["oscillating"] = state.oscillating
-        if info.supports_direction and state.direction is not None:
-            value["direction"] = state.direction.name.lower()
-        if info.supported_preset_modes:
-            value["preset_mode"] = state.preset_mode
-    elif isinstance(state, ClimateState) and isinstance(info, ClimateInfo):
-        value = _climate_state(info, state, api_version)
-    else:
+    value = _state_value(entity, state, api_version)
+    if value is _NO_VALUE:
         return None
-    message: dict[str, Any] = {"t": "state", "n": node, "s": entity.source, "k": kind, "v": value}
-    unit = units or getattr(info, "unit_of_measurement", "")
+    message: dict[str, Any] = {"t": "state", "n": node, "s": entity.source, "k": entity.kind, "v": value}
+    unit = units or getattr(entity.info, "unit_of_measurement", "")
     if unit:
         message["u"] = unit
     return message
+
+
+_NO_VALUE: Final = object()
+"""What ``_state_value`` answers for a state with nothing to say (``None`` is a value: an unset state)."""
+
+
+def _state_value(entity: Entity, state: EntityState, api_version: APIVersion) -> Any:
+    """The ``v`` of a state message, by the entity's kind, or ``_NO_VALUE``."""
+    info = entity.info
+    if entity.kind in _SIMPLE_STATE:
+        return _simple_state(info, state)
+    if isinstance(state, LockEntityState):
+        return state.state.name.lower() if state.state is not None else "none"
+    if isinstance(state, Event):
+        return state.event_type
+    if isinstance(state, LightState) and isinstance(info, LightInfo):
+        return _light_state(info, state, api_version)
+    if isinstance(state, CoverState) and isinstance(info, CoverInfo):
+        return _cover_state(info, state, api_version)
+    if isinstance(state, ValveState) and isinstance(info, ValveInfo):
+        return _valve_state(info, state)
+    if isinstance(state, FanState) and isinstance(info, FanInfo):
+        return _fan_state(info, state)
+    if isinstance(state, ClimateState) and isinstance(info, ClimateInfo):
+        return _climate_state(info, state, api_version)
+    return _NO_VALUE
+
+
+def _simple_state(info: EntityInfo, state: EntityState) -> Any:
+    """A sensor's, switch's, number's... ``state`` as it is, a float rounded to the sensor's accuracy (NaN or
+    infinite: ``_NO_VALUE``)."""
+    value = getattr(state, "state", None)
+    if not isinstance(value, float):
+        return value
+    rounded = _rounded(value, info.accuracy_decimals if isinstance(info, SensorInfo) else None)
+    return _NO_VALUE if rounded is None else rounded
+
+
+def _cover_state(info: CoverInfo, state: CoverState, api_version: APIVersion) -> dict[str, Any]:
+    value: dict[str, Any] = {"closed": state.is_closed(api_version), "op": _operation(state.current_operation)}
+    if info.supports_position:
+        value["position"] = round(state.position, 4)
+    if info.supports_tilt:
+        value["tilt"] = round(state.tilt, 4)
+    return value
+
+
+def _valve_state(info: ValveInfo, state: ValveState) -> dict[str, Any]:
+    value: dict[str, Any] = {"closed": state.position == 0.0, "op": _operation(state.current_operation)}
+    if info.supports_position:
+        value["position"] = round(state.position, 4)
+    return value
+
+
+def _fan_state(info: FanInfo, state: FanState) -> dict[str, Any]:
+    value: dict[str, Any] = {"state": state.state}
+    if info.supports_speed:
+        value["speed_level"] = state.speed_level
+    if info.supports_oscillation:
+        value["oscillating"] = state.oscillating
+    if info.supports_direction and state.direction is not None:
+        value["direction"] = state.direction.name.lower()
+    if info.supported_preset_modes:
+        value["preset_mode"] = state.preset_mode
+    return value
 
 
 def _operation(operation: Any) -> str:
@@ -265,67 +294,84 @@ def run_command(client: APIClient, entity: Entity, field: str, value: Any) -> st
     ``EspHomeCommandRefused`` when the entity does not take that field or value: the cloud checked the value's
     form, only the device knows its entity's kind, options and range.
     """
-    kind, key, device = entity.kind, entity.key, entity.device_id
-    info = entity.info
+    kind = entity.kind
 
     def refuse(why: str) -> EspHomeCommandRefused:
         return EspHomeCommandRefused(f"{kind} {entity.source!r}: {why}")
 
     if kind in _READ_ONLY:
         raise refuse("is read-only")
-    if kind == "button":
-        if field != codec.PRESS:
-            raise refuse(f"a button is pressed through its field 'press', not {field!r}")
-        client.button_command(key, device_id=device)
-        return "pressed"
-    if kind == "switch" and field == codec.STATE:
-        client.switch_command(key, bool(value), device_id=device)
-        return f"switch {'on' if value else 'off'}"
-    if kind == "siren" and field == codec.STATE:
-        client.siren_command(key, state=bool(value), device_id=device)
-        return f"siren {'on' if value else 'off'}"
-    if kind == "number" and field == codec.STATE:
-        assert isinstance(info, NumberInfo)
-        number = float(value)
-        if info.max_value > info.min_value and not info.min_value <= number <= info.max_value:
-            raise refuse(f"{number:g} is outside {info.min_value:g}..{info.max_value:g}")
-        client.number_command(key, number, device_id=device)
-        return f"number {number:g}"
-    if kind == "select" and field == codec.STATE:
-        assert isinstance(info, SelectInfo)
-        if str(value) not in info.options:
-            raise refuse(f"{value!r} is not one of its options {info.options}")
-        client.select_command(key, str(value), device_id=device)
-        return f"select {value}"
-    if kind == "text" and field == codec.STATE:
-        client.text_command(key, str(value), device_id=device)
-        return "text set"
-    if kind == "light":
-        return _light_command(client, entity, field, value, refuse)
-    if kind in ("cover", "valve"):
-        return _cover_command(client, entity, field, value, refuse)
-    if kind == "fan":
-        return _fan_command(client, entity, field, value, refuse)
-    if kind == "lock" and field == codec.STATE:
-        command = str(value).strip().lower()
-        if command not in codec.LOCK_COMMANDS:
-            raise refuse(f"takes lock, unlock or open, not {value!r}")
-        client.lock_command(key, LockCommand[command.upper()], device_id=device)
-        return f"lock {command}"
-    if kind == "climate":
-        if field == codec.MODE:
-            client.climate_command(key, mode=ClimateMode[str(value).upper()], device_id=device)
-            return f"climate mode {value}"
-        if field == codec.TARGET_TEMPERATURE:
-            client.climate_command(key, target_temperature=float(value), device_id=device)
-            return f"climate {field} {value}"
-        if field == codec.TARGET_TEMPERATURE_LOW:
-            client.climate_command(key, target_temperature_low=float(value), device_id=device)
-            return f"climate {field} {value}"
-        if field == codec.TARGET_TEMPERATURE_HIGH:
-            client.climate_command(key, target_temperature_high=float(value), device_id=device)
-            return f"climate {field} {value}"
+    if field == codec.STATE and kind in _STATE_COMMANDS:
+        return _STATE_COMMANDS[kind](client, entity, value, refuse)
+    command = _FIELD_COMMANDS.get(kind)
+    if command is not None:
+        return command(client, entity, field, value, refuse)
     raise refuse(f"takes no field {field!r}")
+
+
+def _switch_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    client.switch_command(entity.key, bool(value), device_id=entity.device_id)
+    return f"switch {'on' if value else 'off'}"
+
+
+def _siren_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    client.siren_command(entity.key, state=bool(value), device_id=entity.device_id)
+    return f"siren {'on' if value else 'off'}"
+
+
+def _number_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    info = entity.info
+    assert isinstance(info, NumberInfo)
+    number = float(value)
+    if info.max_value > info.min_value and not info.min_value <= number <= info.max_value:
+        raise refuse(f"{number:g} is outside {info.min_value:g}..{info.max_value:g}")
+    client.number_command(entity.key, number, device_id=entity.device_id)
+    return f"number {number:g}"
+
+
+def _select_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    info = entity.info
+    assert isinstance(info, SelectInfo)
+    if str(value) not in info.options:
+        raise refuse(f"{value!r} is not one of its options {info.options}")
+    client.select_command(entity.key, str(value), device_id=entity.device_id)
+    return f"select {value}"
+
+
+def _text_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    client.text_command(entity.key, str(value), device_id=entity.device_id)
+    return "text set"
+
+
+def _lock_command(client: APIClient, entity: Entity, value: Any, refuse: Any) -> str:
+    command = str(value).strip().lower()
+    if command not in codec.LOCK_COMMANDS:
+        raise refuse(f"takes lock, unlock or open, not {value!r}")
+    client.lock_command(entity.key, LockCommand[command.upper()], device_id=entity.device_id)
+    return f"lock {command}"
+
+
+def _button_command(client: APIClient, entity: Entity, field: str, value: Any, refuse: Any) -> str:
+    if field != codec.PRESS:
+        raise refuse(f"a button is pressed through its field 'press', not {field!r}")
+    client.button_command(entity.key, device_id=entity.device_id)
+    return "pressed"
+
+
+def _climate_command(client: APIClient, entity: Entity, field: str, value: Any, refuse: Any) -> str:
+    key, device = entity.key, entity.device_id
+    if field == codec.MODE:
+        client.climate_command(key, mode=ClimateMode[str(value).upper()], device_id=device)
+        return f"climate mode {value}"
+    if field == codec.TARGET_TEMPERATURE:
+        client.climate_command(key, target_temperature=float(value), device_id=device)
+    elif field == codec.TARGET_TEMPERATURE_LOW:
+        client.climate_command(key, target_temperature_low=float(value), device_id=device)
+    elif field == codec.TARGET_TEMPERATURE_HIGH:
+        client.climate_command(key, target_temperature_high=float(value), device_id=device)
+    else:
+        raise refuse(f"takes no field {field!r}")
+    return f"climate {field} {value}"
 
 
 def _light_command(client: APIClient, entity: Entity, field: str, value: Any, refuse: Any) -> str:
@@ -400,3 +446,13 @@ def _fan_command(client: APIClient, entity: Entity, field: str, value: Any, refu
     else:
         raise refuse(f"takes no field {field!r}")
     return f"fan {field} {value}"
+
+
+_STATE_COMMANDS: Final[dict[str, Callable[[APIClient, Entity, Any, Any], str]]] = {
+    "switch": _switch_command, "siren": _siren_command, "number": _number_command, "select": _select_command,
+    "text": _text_command, "lock": _lock_command}
+"""Kinds whose field ``state`` is their one command."""
+_FIELD_COMMANDS: Final[dict[str, Callable[[APIClient, Entity, str, Any, Any], str]]] = {
+    "button": _button_command, "light": _light_command, "cover": _cover_command, "valve": _cover_command,
+    "fan": _fan_command, "climate": _climate_command}
+"""Kinds that take commands on several fields (each refuses a field it does not have)."""
