@@ -181,6 +181,19 @@ def create_resources(endpoint: str) -> dict[str, Any]:
     return names
 
 
+def create_queues(endpoint: str, template: dict[str, Any], names: dict[str, Any]) -> None:
+    """Every other queue of the template (dead-letter queues…) in moto, so the functions' variables resolve."""
+    import boto3
+
+    sqs = boto3.client("sqs", region_name=REGION, endpoint_url=endpoint)
+    for logical, resource in template.get("Resources", {}).items():
+        if resource.get("Type") == "AWS::SQS::Queue" and logical not in names:
+            name = f"{STACK}-{logical}"
+            names[logical] = sqs.create_queue(QueueName=name)["QueueUrl"]
+            names[f"{logical}.Arn"] = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{name}"
+            names[f"{logical}.QueueName"] = name
+
+
 def sqs_event(bodies: list[str], queue: str = "queue") -> dict[str, Any]:
     return {"Records": [{
         "messageId": f"m{i}", "receiptHandle": f"r{i}", "body": body, "md5OfBody": "",
@@ -269,6 +282,9 @@ def run(write: bool, only: list[str]) -> int:
 
     functions = [f for f in app_functions(app) if not only or f.name in only]
     template = build_template(app, contributors=[], measured=dict.fromkeys((f.name for f in app_functions(app)), 0.0))
+    for key, parameter in template.get("Parameters", {}).items():
+        names.setdefault(key, parameter.get("Default"))  # a parameter the stack is deployed with by default
+    create_queues(endpoint, template, names)
     samples = events()
     results: dict[str, dict[str, Any]] = {}
     event_dir = ROOT / "build" / "coldstart"
