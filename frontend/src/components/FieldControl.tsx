@@ -3,7 +3,7 @@
 // with the range. The stored value changes when the device echoes, so the control shows "sent…" until the event
 // arrives. A viewer sees the value only (setting a field is the user role's work).
 
-import { type FormEvent, useEffect, useState } from "react";
+import { type FormEvent, useCallback, useEffect, useRef, useState } from "react";
 
 import { setField } from "../api/client";
 import { errorText } from "../api/errors";
@@ -74,6 +74,54 @@ export function RangeSlider({ value, min, max, step, onCommit, label, disabled, 
         onChange={(e) => setLocal(Number(e.target.value))} onPointerUp={commit} onKeyUp={commit} onBlur={commit} />
       <output>{formatValue(shown, unit)}</output>
     </span>
+  );
+}
+
+/** How long a colour must stay still while the picker is open before it is sent (the picker's own "change" on
+ * release or close sends at once). */
+export const COLOUR_SETTLE_MS = 400;
+
+/** A colour input that sends one request per colour chosen, not one per pixel dragged: the local value follows the
+ * pointer, and the colour is sent when the picker reports a final choice (the native change event) or has stayed
+ * still for COLOUR_SETTLE_MS; the same colour is never sent twice in a row. */
+export function ColourPicker({ value, onCommit, label, disabled }: {
+  value: string; onCommit: (hex: string) => void; label: string; disabled?: boolean;
+}) {
+  const [local, setLocal] = useState<string | null>(null);
+  const input = useRef<HTMLInputElement>(null);
+  const sent = useRef(value);
+  const timer = useRef<ReturnType<typeof setTimeout> | undefined>(undefined);
+  const latest = useRef({ value, onCommit });
+  useEffect(() => {
+    if (latest.current.value !== value) sent.current = value; // the device's echo is the new starting point
+    latest.current = { value, onCommit };
+  });
+  const commit = useCallback((hex: string) => {
+    clearTimeout(timer.current);
+    if (hex !== sent.current && hex !== latest.current.value) {
+      sent.current = hex;
+      latest.current.onCommit(hex);
+    }
+    setLocal(null);
+  }, []);
+  useEffect(() => {
+    const element = input.current;
+    if (!element) return undefined;
+    const onChange = () => commit(element.value);
+    element.addEventListener("change", onChange); // React's onChange is the input event: every move
+    return () => {
+      element.removeEventListener("change", onChange);
+      clearTimeout(timer.current);
+    };
+  }, [commit]);
+  return (
+    <input ref={input} type="color" aria-label={label} value={local ?? value} disabled={disabled}
+      onChange={(e) => {
+        const hex = e.target.value;
+        setLocal(hex);
+        clearTimeout(timer.current);
+        timer.current = setTimeout(() => commit(hex), COLOUR_SETTLE_MS);
+      }} />
   );
 }
 

@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { fakeFetch, renderWithProviders } from "../test/render";
 import { Dialog } from "./Dialog";
 import { ErrorBoundary } from "./ErrorBoundary";
-import { FieldControl } from "./FieldControl";
+import { ColourPicker, COLOUR_SETTLE_MS, FieldControl } from "./FieldControl";
 import { ResourceTable } from "./ResourceTable";
 import type { FieldRecord } from "../live/fields";
 
@@ -120,5 +120,28 @@ describe("ResourceTable", () => {
       columns={[{ key: "name", label: "Name", render: (r) => r.name }]} defaultSort={{ f: "name", o: "desc" }} />);
     await screen.findByText("A");
     expect(screen.getByRole("columnheader", { name: /Name/ }).getAttribute("aria-sort")).toBe("descending");
+  });
+});
+
+describe("ColourPicker", () => {
+  it("sends one colour per choice, not one per move, and never the same colour twice", () => {
+    vi.useFakeTimers();
+    try {
+      const sent: string[] = [];
+      render(<ColourPicker value="#ffffff" label="colour lamp" onCommit={(hex) => sent.push(hex)} />);
+      const input = screen.getByLabelText("colour lamp") as HTMLInputElement;
+      for (const hex of ["#ff0000", "#ee1100", "#dd2200", "#cc3300"]) fireEvent.input(input, { target: { value: hex } });
+      expect(input.value).toBe("#cc3300"); // the swatch follows the pointer
+      expect(sent).toEqual([]);
+      fireEvent.change(input, { target: { value: "#cc3300" } }); // released: the native change event
+      expect(sent).toEqual(["#cc3300"]);
+      act(() => void vi.advanceTimersByTime(COLOUR_SETTLE_MS * 2));
+      expect(sent).toEqual(["#cc3300"]); // the settle timer does not send it again
+      fireEvent.input(input, { target: { value: "#00ff00" } });
+      act(() => void vi.advanceTimersByTime(COLOUR_SETTLE_MS));
+      expect(sent).toEqual(["#cc3300", "#00ff00"]); // held still while the picker stays open
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -6,7 +6,7 @@
 import { type KeyboardEvent, type PointerEvent as ReactPointerEvent, useRef, useState } from "react";
 
 import { ErrorBoundary } from "../components/ErrorBoundary";
-import { clampLayout, GRID_COLUMNS, type Layout, type Widget, WIDGETS } from "../widgets/model";
+import { clampLayout, GRID_COLUMNS, type Layout, type Widget, widgetLabel } from "../widgets/model";
 import { WidgetBody } from "../widgets/Widgets";
 
 export const ROW_HEIGHT = 64;
@@ -67,7 +67,7 @@ export function Grid({ widgets, editing, onMove, onConfigure, onRemove }: GridPr
     if (!layout) return;
     event.preventDefault();
     onMove(widget.id, layout, true);
-    setAnnouncement(describeLayout(widget.title || WIDGETS[widget.type].label, layout));
+    setAnnouncement(describeLayout(widget.title || widgetLabel(widget.type), layout));
   };
 
   return (
@@ -85,7 +85,7 @@ export function Grid({ widgets, editing, onMove, onConfigure, onRemove }: GridPr
         onPointerCancel={() => (drag.current = null)}>
         {widgets.map((widget) => {
           const { x, y, w, h } = widget.layout;
-          const title = widget.title || WIDGETS[widget.type].label;
+          const title = widget.title || widgetLabel(widget.type);
           const movable = editing && !widget.static;
           return (
             <section key={widget.id} className={`widget widget--${widget.type}`} data-widget-id={widget.id}

@@ -9,7 +9,7 @@ import { FieldPicker, useFieldChoices } from "../components/FieldPicker";
 import { useFields, useSeries } from "../live/fields";
 import { gaugeRange } from "../widgets/ranges";
 import {
-  clampLayout, fieldList, type Layout, RANGES, validateWidgetConfig, type Widget, WIDGETS,
+  clampLayout, fieldList, isReferenceType, type Layout, RANGES, validateWidgetConfig, type Widget, widgetLabel,
 } from "../widgets/model";
 
 /** A gauge whose range is still the default takes one from its field (unit, the last day's values). */
@@ -67,7 +67,7 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       placeholder="type a name, e.g. living room" />
   );
   return (
-    <Dialog title={`${WIDGETS[widget.type].label} widget`} label="widget settings" onClose={onClose}>
+    <Dialog title={`${widgetLabel(widget.type)} widget`} label="widget settings" onClose={onClose}>
       <label>
         Title
         <input aria-label="widget title" value={widget.title} onChange={(e) => onChange({ ...widget, title: e.target.value })} />
@@ -82,6 +82,13 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
             onChange={(e) => onChange({ ...widget, static: e.target.checked })} /> Fixed position
         </label>
       </div>
+      {isReferenceType(widget.type) && (
+        <div className="reference-config">
+          <p className="muted">A MyController v2 widget: its settings are kept exactly as they were sent (title and
+            position can change here).</p>
+          <pre aria-label="widget settings as sent">{JSON.stringify(c, null, 2)}</pre>
+        </div>
+      )}
       {["switch", "button", "slider", "gauge"].includes(widget.type) && picker("Field", "resource")}
       {widget.type === "switch" && (
         <div className="row">

@@ -1,14 +1,19 @@
 // The widget kinds of a dashboard. Each reads its config (checked by model.ts) and the live fields it names.
 
-import { useEffect, useMemo, useRef, useState } from "react";
+import { useMemo } from "react";
 
-import { Chart } from "../components/Chart";
+import { LazyChart as Chart } from "../components/LazyChart";
 import { formatValue } from "../components/common";
-import { Toggle, useSetField } from "../components/FieldControl";
+import { ColourPicker, RangeSlider, Toggle, useSetField } from "../components/FieldControl";
 import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { useFieldLabels } from "../api/names";
 import { bareFieldId, type FieldRecord, useFields, useSeries } from "../live/fields";
-import { fieldList, fromHex, toHex, type Widget } from "./model";
+import { useList } from "../api/queries";
+import { FieldControl } from "../components/FieldControl";
+import { fieldList, fromHex, isReferenceType, toHex, type Widget, widgetLabel } from "./model";
+import {
+  type FieldSelection, referenceChart, referenceImage, referenceLight, referenceSelection, referenceUtilization,
+} from "./reference";
 
 type Config = Record<string, unknown>;
 
@@ -65,41 +70,6 @@ function ButtonWidget({ config, title }: { config: Config; title: string }) {
   );
 }
 
-/** A range input that sends once the user lets go (not on every pixel). */
-function Slider({ value, min, max, step, onCommit, label, disabled }: {
-  value: number; min: number; max: number; step: number; onCommit: (v: number) => void; label: string;
-  disabled?: boolean;
-}) {
-  const [local, setLocal] = useState(value);
-  const dragging = useRef(false);
-  useEffect(() => {
-    if (!dragging.current) setLocal(value);
-  }, [value]);
-  const commit = () => {
-    dragging.current = false;
-    if (local !== value) onCommit(local);
-  };
-  return (
-    <span className="slider">
-      <input
-        type="range"
-        aria-label={label}
-        min={min}
-        max={max}
-        step={step}
-        value={local}
-        disabled={disabled}
-        onPointerDown={() => (dragging.current = true)}
-        onChange={(e) => setLocal(Number(e.target.value))}
-        onPointerUp={commit}
-        onKeyUp={commit}
-        onBlur={() => dragging.current && commit()}
-      />
-      <output>{local}</output>
-    </span>
-  );
-}
-
 function SliderWidget({ config }: { config: Config }) {
   const id = str(config.resource);
   const field = useField(id);
@@ -108,7 +78,7 @@ function SliderWidget({ config }: { config: Config }) {
   if (!field) return <Missing id={id} />;
   return (
     <div className="widget-center">
-      <Slider value={num(field.current?.value, 0)} min={num(config.min, 0)} max={num(config.max, 100)}
+      <RangeSlider value={num(field.current?.value, 0)} min={num(config.min, 0)} max={num(config.max, 100)}
         step={num(config.step, 1)} onCommit={(v) => send(v)} label={`set ${name}`} disabled={pending || !allowed} />
       {error && <div className="error-inline">{error}</div>}
     </div>
@@ -185,6 +155,9 @@ function LightWidget({ config }: { config: Config }) {
     [config.power, config.brightness, config.rgb]);
   const { fields } = useFields(ids.filter(Boolean));
   const [status, brightness, color] = ids.map((id) => (id ? fields[bareFieldId(id)] : undefined));
+  const rows = useMemo(() => Object.values(fields), [fields]);
+  const labels = useFieldLabels(rows); // controls named as people named the fields
+  const name = (field: FieldRecord) => labels[field.id] ?? field.id;
   const statusSet = useSetField(status);
   const brightnessSet = useSetField(brightness);
   const colorSet = useSetField(color);
@@ -199,16 +172,16 @@ function LightWidget({ config }: { config: Config }) {
       <div className="light-controls">
         {status && (
           <Toggle on={on} pending={statusSet.pending} onClick={() => statusSet.send(on ? "0" : "1")}
-            label={`light ${status.id}`} disabled={!statusSet.allowed} />
+            label={`light ${name(status)}`} disabled={!statusSet.allowed} />
         )}
         {brightness && (
-          <Slider value={level} min={num(config.min, 0)} max={num(config.max, 100)} step={1}
-            onCommit={(v) => brightnessSet.send(v)} label={`brightness ${brightness.id}`}
+          <RangeSlider value={level} min={num(config.min, 0)} max={num(config.max, 100)} step={1}
+            onCommit={(v) => brightnessSet.send(v)} label={`brightness ${name(brightness)}`}
             disabled={!brightnessSet.allowed} />
         )}
         {color && (
-          <input type="color" aria-label={`colour ${color.id}`} value={hex} disabled={!colorSet.allowed}
-            onChange={(e) => colorSet.send(fromHex(e.target.value, config.rgbFormat))} />
+          <ColourPicker label={`colour ${name(color)}`} value={hex} disabled={!colorSet.allowed}
+            onCommit={(next) => colorSet.send(fromHex(next, config.rgbFormat))} />
         )}
       </div>
       {error && <div className="error-inline">{error}</div>}
@@ -239,7 +212,89 @@ function KeyValueWidget({ config }: { config: Config }) {
   );
 }
 
+/** The fields a MyController v2 panel selects: its quick ids, or the first `limit` fields its filters match. */
+function useSelectedFields(selection: FieldSelection | null): { ids: string[]; error: string | null; loaded: boolean } {
+  const byFilter = Boolean(selection && selection.ids.length === 0);
+  const listed = useList<{ id: string }>("field", {
+    limit: selection?.limit ?? 1, filter: selection?.filter ?? [], sortBy: [{ f: "name", o: "asc" }],
+  }, { enabled: byFilter, live: false });
+  const ids = useMemo(() => (selection?.ids.length ? selection.ids : (listed.data?.data ?? []).map((f) => f.id)),
+    [selection, listed.data]);
+  return { ids, error: listed.error ? String(listed.error.message) : null, loaded: !byFilter || listed.isSuccess };
+}
+
+function ChartsPanel({ config, height }: { config: Config; height: number }) {
+  const selection = useMemo(() => referenceSelection(config.resource), [config.resource]);
+  const { ids, error, loaded } = useSelectedFields(selection);
+  const chart = referenceChart(config);
+  const resource = (config.resource ?? {}) as Config;
+  if (!selection) return <Unsupported what="this charts panel's resource" />;
+  if (error) return <div className="error-inline">{error}</div>;
+  if (loaded && ids.length === 0) return <div className="widget-missing">no field matches this panel</div>;
+  return <LineChartWidget height={height} config={{ resources: ids, duration: chart.duration,
+    window: chart.window || "none", function: chart.fn, unit: str(resource.unit) }} />;
+}
+
+function ControlPanel({ config }: { config: Config }) {
+  const selection = useMemo(() => referenceSelection(config.resource), [config.resource]);
+  const { ids, error, loaded } = useSelectedFields(selection);
+  const { fields } = useFields(ids);
+  const rows = useMemo(() => ids.map((id) => fields[id]).filter(Boolean) as FieldRecord[], [ids, fields]);
+  const labels = useFieldLabels(rows);
+  if (!selection) return <Unsupported what="this control panel's resource" />;
+  if (error) return <div className="error-inline">{error}</div>;
+  if (loaded && ids.length === 0) return <div className="widget-missing">no field matches this panel</div>;
+  return (
+    <ul className="control-panel">
+      {rows.map((field) => (
+        <li key={field.id} data-field={field.id}>
+          <span>{labels[field.id] ?? field.name ?? field.id}</span>
+          <FieldControl field={field} compact label={labels[field.id] ?? field.name} />
+        </li>
+      ))}
+    </ul>
+  );
+}
+
+function ImagePanel({ config, title }: { config: Config; title: string }) {
+  const image = referenceImage(config, typeof location === "undefined" ? "http://localhost" : location.origin);
+  if (!image) return <div className="widget-missing">no image address</div>;
+  if (image.inline) return <img className="widget-image" src={image.url} alt={title || "image"} />;
+  // The console's pages load images from their own origin only (its Content-Security-Policy): linked instead.
+  return (
+    <div className="widget-center">
+      <a href={image.url} target="_blank" rel="noreferrer noopener">open the image ({new URL(image.url).host})</a>
+    </div>
+  );
+}
+
+function Unsupported({ what }: { what: string }) {
+  return <div className="widget-missing">{what} is kept as it was sent, but this console does not draw it</div>;
+}
+
+/** MyController v2's widgets, drawn with this console's: charts, controls, light, utilization (a gauge), image. */
+function ReferenceWidget({ widget, height }: { widget: Widget; height: number }) {
+  const config = widget.config;
+  switch (widget.type) {
+    case "widget_empty_panel":
+      return <div className="widget-empty" />;
+    case "widget_charts_panel":
+      return <ChartsPanel config={config} height={height} />;
+    case "widget_control_panel":
+      return <ControlPanel config={config} />;
+    case "widget_light_panel":
+      return <LightWidget config={{ ...referenceLight(config), rgbFormat: "hex" }} />;
+    case "widget_utilization_panel":
+      return <GaugeWidget config={referenceUtilization(config)} />;
+    case "widget_image_panel":
+      return <ImagePanel config={config} title={widget.title} />;
+    default:
+      return <Unsupported what={`A ${widgetLabel(widget.type)} widget`} />;
+  }
+}
+
 export function WidgetBody({ widget, height }: { widget: Widget; height: number }) {
+  if (isReferenceType(widget.type)) return <ReferenceWidget widget={widget} height={height} />;
   switch (widget.type) {
     case "switch":
       return <SwitchWidget config={widget.config} />;

@@ -13,12 +13,22 @@ export interface Layout {
   y: number;
 }
 
+/** MyController v2's widget types (widget_charts_panel, widget_control_panel, …): kept with their config as sent;
+ * the common ones are drawn (reference.ts, Widgets.tsx), none is offered for new widgets. */
+export type ReferenceType = `widget_${string}`;
+
+export const REFERENCE_TYPE = /^widget_[a-z0-9_]{1,64}$/;
+
+export function isReferenceType(type: unknown): type is ReferenceType {
+  return typeof type === "string" && REFERENCE_TYPE.test(type);
+}
+
 export interface Widget {
   id: string;
   title: string;
   showTitle: boolean;
   static: boolean;
-  type: WidgetType;
+  type: WidgetType | ReferenceType;
   layout: Layout;
   config: Record<string, unknown>;
 }
@@ -60,6 +70,18 @@ export const WIDGETS: Record<WidgetType, WidgetSpec> = {
 };
 
 export const WIDGET_TYPES = Object.keys(WIDGETS) as WidgetType[];
+
+const REFERENCE_LABELS: Record<string, string> = {
+  widget_charts_panel: "Charts panel", widget_control_panel: "Control panel", widget_empty_panel: "Empty panel",
+  widget_light_panel: "Light panel", widget_utilization_panel: "Utilization panel", widget_image_panel: "Image panel",
+};
+
+/** What a widget type is called ("Line chart"; "Charts panel (MyController v2)"). */
+export function widgetLabel(type: string): string {
+  if (type in WIDGETS) return WIDGETS[type as WidgetType].label;
+  const name = REFERENCE_LABELS[type] ?? type.replace(/^widget_/, "").replace(/_/g, " ");
+  return `${name.charAt(0).toUpperCase()}${name.slice(1)} (MyController v2)`;
+}
 
 export const RANGES: ReadonlyArray<{ value: string; label: string; window: string }> = [
   { value: "-15m", label: "15 minutes", window: "" },
@@ -124,8 +146,10 @@ export function fieldList(value: unknown): string[] {
  * The widget's config with defaults filled, numbers parsed and field ids as quick ids, and what is wrong with it
  * (key → message). Keys the API does not know are kept (it allows extras).
  */
-export function validateWidgetConfig(type: WidgetType, config: Record<string, unknown>): Checked<Record<string, unknown>> {
+export function validateWidgetConfig(type: WidgetType | ReferenceType, config: Record<string, unknown>):
+Checked<Record<string, unknown>> {
   const errors: Record<string, string> = {};
+  if (isReferenceType(type)) return { value: config, errors }; // the reference's: stored as sent
   const spec = WIDGETS[type];
   if (!spec) return { value: config, errors: { type: `unknown widget type ${String(type)}` } };
   const c = { ...spec.defaults, ...config };
@@ -265,7 +289,7 @@ export function validateDashboard(dashboard: Dashboard): Checked<Dashboard> {
     seen.add(widget.id);
     const checked = validateWidgetConfig(widget.type, widget.config);
     for (const [key, message] of Object.entries(checked.errors)) {
-      errors[`widgets.${index}.${key}`] = `${widget.title || WIDGETS[widget.type]?.label}: ${message}`;
+      errors[`widgets.${index}.${key}`] = `${widget.title || widgetLabel(widget.type)}: ${message}`;
     }
     return { ...widget, title: widget.title.trim(), layout: clampLayout(widget.layout), config: checked.value };
   });
@@ -290,7 +314,7 @@ export function normalizeDashboard(raw: Partial<Dashboard> & { id: string }): Da
       title: w.title ?? "",
       showTitle: w.showTitle ?? true,
       static: Boolean(w.static),
-      type: (WIDGET_TYPES.includes(w.type) ? w.type : "empty") as WidgetType,
+      type: WIDGET_TYPES.includes(w.type as WidgetType) || isReferenceType(w.type) ? w.type : "empty",
       layout: clampLayout(w.layout ?? {}),
       config: w.config ?? {},
     })),
