@@ -256,6 +256,37 @@ def reserve_gateways(session: Any, table: str, thing: str, gateway_ids: list[str
     return reservation
 
 
+def _data_endpoint(iot: Any, policy: str) -> str:
+    """The account's IoT data endpoint, once the policy is known to exist."""
+    try:
+        iot.get_policy(policyName=policy)
+    except Exception as error:
+        raise ProvisionError(f"IoT policy {policy!r}: {_client_error_text(error)}") from None
+    try:
+        endpoint: str = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
+    except Exception as error:
+        raise ProvisionError(f"cannot read the IoT data endpoint: {_client_error_text(error)}") from None
+    return endpoint
+
+
+def _ensure_thing(iot: Any, thing: str) -> bool:
+    """Reuse the thing or create it; whether it was created."""
+    try:
+        iot.describe_thing(thingName=thing)
+    except Exception as error:
+        if _error_code(error) != "ResourceNotFoundException":
+            raise ProvisionError(f"cannot read thing {thing!r}: {_client_error_text(error)}") from None
+    else:
+        log.info("reusing thing %s", thing)
+        return False
+    try:
+        iot.create_thing(thingName=thing)
+    except Exception as create_error:
+        raise ProvisionError(f"cannot create thing {thing!r}: {_client_error_text(create_error)}") from None
+    log.info("created thing %s", thing)
+    return True
+
+
 def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways: list[dict[str, Any]],
               cloud_config: bool = True, data_dir: str = "data", force: bool = False,
               ca_source: Path | None = SYSTEM_AMAZON_ROOT_CA) -> Provisioned:
@@ -273,28 +304,8 @@ def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways:
     if existing and not force:
         raise ProvisionError(f"refusing to overwrite {', '.join(existing)} (use --force to replace them)")
     iot = session.client("iot")
-    try:
-        iot.get_policy(policyName=policy)
-    except Exception as error:
-        raise ProvisionError(f"IoT policy {policy!r}: {_client_error_text(error)}") from None
-    try:
-        endpoint = iot.describe_endpoint(endpointType="iot:Data-ATS")["endpointAddress"]
-    except Exception as error:
-        raise ProvisionError(f"cannot read the IoT data endpoint: {_client_error_text(error)}") from None
-
-    created = False
-    try:
-        iot.describe_thing(thingName=thing)
-        log.info("reusing thing %s", thing)
-    except Exception as error:
-        if _error_code(error) != "ResourceNotFoundException":
-            raise ProvisionError(f"cannot read thing {thing!r}: {_client_error_text(error)}") from None
-        try:
-            iot.create_thing(thingName=thing)
-        except Exception as create_error:
-            raise ProvisionError(f"cannot create thing {thing!r}: {_client_error_text(create_error)}") from None
-        created = True
-        log.info("created thing %s", thing)
+    endpoint = _data_endpoint(iot, policy)
+    created = _ensure_thing(iot, thing)
 
     try:
         response = iot.create_keys_and_certificate(setAsActive=True)
