@@ -66,6 +66,7 @@ from pynamodb.expressions.condition import Condition
 from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
+from chalicelib.adapters.errors import AdapterError
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, ID_DEPTH, Kind, Record
 from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
@@ -95,7 +96,7 @@ _VERSIONS: Final = random.SystemRandom()
 RawItem = dict[str, dict[str, Any]]
 
 
-class RepositoryError(RuntimeError):
+class RepositoryError(AdapterError, RuntimeError):
     """DynamoDB did not take a batch after retries; the message says how much is left unprocessed."""
 
 

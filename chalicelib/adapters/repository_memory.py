@@ -35,6 +35,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, Final
 
+from chalicelib.adapters.errors import AdapterError
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
@@ -64,11 +65,11 @@ _DATA_FILE: Final = re.compile(r"^[a-z_]+\.\d{6,}\.json\Z")
 _TEMP_FILE: Final = re.compile(r"^\.(manifest|[a-z_]+\.\d{6,})\.json\..+\.tmp\Z")
 
 
-class RepositoryLoadError(RuntimeError):
+class RepositoryLoadError(AdapterError, RuntimeError):
     """A stored file that cannot be read back; the message names the file and what is wrong."""
 
 
-class RepositoryClosedError(RuntimeError):
+class RepositoryClosedError(AdapterError, RuntimeError):
     """A write after ``close()``: it could not be persisted any more, so it is refused."""
 
 
