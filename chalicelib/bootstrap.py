@@ -150,12 +150,16 @@ def _bus(c: Container) -> EventBus:
     if c.settings.bus == "eventbridge":
         from .adapters.bus_eventbridge import EventBridgeBus
 
+        audience = consumers = None
         if c.settings.notify_audience == "subscribed":  # packs nobody watches skip the notifier (bus_packing)
             from .services.websocket import Audience
 
             audience = Audience(c.connections, ttl_s=c.settings.ws_index_ttl_s)
-            return EventBridgeBus(c.settings.event_bus_name, audience=audience)
-        return EventBridgeBus(c.settings.event_bus_name)
+        if c.settings.consumer_audience == "interested":  # packs no task or mapping wants skip those functions
+            from .functions.interest import ConsumerInterest
+
+            consumers = ConsumerInterest(c.repository)
+        return EventBridgeBus(c.settings.event_bus_name, audience=audience, consumers=consumers)
     from .adapters.bus_local import LocalEventBus
 
     return LocalEventBus("sync")

@@ -161,6 +161,12 @@ class Settings:
                                    "to (`subscribed`: the publisher reads the connections at most every "
                                    "`WS_INDEX_TTL_S`; the stack sets it on the ingest function)",
                                    choices=("all", "subscribed"))
+    consumer_audience: str = setting("CONSUMER_AUDIENCE", "all", "which of this process's bus events reach the tasks "
+                                     "and forward payload functions in AWS: `all`, or only those an enabled task's "
+                                     "event filter or forward payload's source field takes (`interested`: the "
+                                     "publisher reads the tasks and forward payloads at most every 5 s, and leaves "
+                                     "out of the bus what no consumer, the notifier included, wants; the stack sets "
+                                     "it on the ingest function)", choices=("all", "interested"))
     last_seen_interval_s: float = setting("LAST_SEEN_INTERVAL_S", 60.0, "seconds between writes of a node's and a "
                                           "source's `lastSeen` while it keeps reporting (its fields are written "
                                           "with every value); keep it well under the nodes' inactive duration "

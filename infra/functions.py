@@ -169,6 +169,7 @@ def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str
         own["WEBSOCKET_ENDPOINT"] = WEBSOCKET_MANAGEMENT_ENDPOINT
     if function.name == "ingest":
         own["NOTIFY_AUDIENCE"] = "subscribed"  # the bulk of the bus: the notifier runs only for what is watched
+        own["CONSUMER_AUDIENCE"] = "interested"  # tasks and forward payload run only for what they act on
     if function.name == "handlers":
         own.update({"EMAIL": "ses", "SMS": "sns"})
     if function.name == "ingest":  # messages that fail for good go to its DLQ at once, with the reason

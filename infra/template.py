@@ -43,7 +43,7 @@ from typing import Any, Final
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
 from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.core.auth import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
-from chalicelib.core.bus_packing import packed_pattern
+from chalicelib.core.bus_packing import AUTOMATION_CONSUMERS, packed_pattern
 from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES
 from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
@@ -211,12 +211,16 @@ def bus_consumer_resources(name: str, function: str, pattern: dict[str, Any], *,
     }
 
 
+FORWARD_CONSUMER, TASKS_CONSUMER = AUTOMATION_CONSUMERS
+"""The names packs address these consumers by (``detail.to``): the ingest addresses a pack to a consumer only when
+an enabled forward payload or task acts on one of its events (``functions/interest.py``)."""
 REDRIVE_BATCH_SIZE = 10
 """Dead letters a redrive invocation takes (each is one pack of events)."""
 BUS_CONSUMERS: dict[str, dict[str, Any]] = {
-    "ForwardPayload": {"function": FORWARD_FUNCTION, "pattern": packed_pattern(FORWARD_PATTERN),
+    "ForwardPayload": {"function": FORWARD_FUNCTION,
+                       "pattern": packed_pattern(FORWARD_PATTERN, to=FORWARD_CONSUMER),
                        "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
-    "Tasks": {"function": TASKS_FUNCTION, "pattern": packed_pattern(TASKS_PATTERN),
+    "Tasks": {"function": TASKS_FUNCTION, "pattern": packed_pattern(TASKS_PATTERN, to=TASKS_CONSUMER),
               "retry_policy": {"MaximumRetryAttempts": 8, "MaximumEventAgeInSeconds": 3600}},
     # a push is worth little late: few delivery retries, short age; only packs a live websocket wants
     "WebsocketNotify": {"function": WEBSOCKET_NOTIFY_FUNCTION, "pattern": packed_pattern(NOTIFY_PATTERN, watched=True),

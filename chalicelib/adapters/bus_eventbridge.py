@@ -6,7 +6,10 @@ EventBridge bills per entry (per 64 KB of it) and a rule invokes its target once
 (255 KB: four billed 64 KB chunks, and what a Lambda target or an SQS message still takes) allows. A batch's
 hundred field updates are one entry, one billed event at a home's pace, where they were a hundred. Each pack says
 whether a live websocket connection wants one of its events (``audience``; without one, every pack is watched),
-so the notifier's rule takes only those. ``pack_bytes=0`` puts every event in an entry of its own, unpacked.
+so the notifier's rule takes only those, and which automation consumers want one of its events (``consumers``:
+the enabled tasks' filters and forward payloads' sources; without one, all of them), so the tasks' and forward
+payload's rules take only those. With an audience or consumers, an event nobody wants is not put on the bus at all
+(``calls["unwanted"]``). ``pack_bytes=0`` puts every event in an entry of its own, unpacked.
 
 At most 10 entries and 256 KB go in one ``PutEvents`` request. ``PutEvents`` can succeed as a call while failing
 some entries (``FailedEntryCount``, a per-entry ``ErrorCode``): those entries, and only those, are sent again with
@@ -34,7 +37,7 @@ from typing import Any, Final
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError, ParamValidationError
 
-from chalicelib.core.bus_packing import Audience, Pack, item_json, pack_events
+from chalicelib.core.bus_packing import AUTOMATION_CONSUMERS, Audience, Consumers, Pack, item_json, pack_events
 from chalicelib.core.ports import BusEvent
 
 from .errors import AdapterError
@@ -113,12 +116,15 @@ class EventBridgeBus:
 
     def __init__(self, bus_name: str, client: Any = None, *, max_attempts: int = 5, base_delay_s: float = 0.05,
                  max_delay_s: float = 2.0, sleep: Callable[[float], None] = time.sleep,
-                 put_concurrency: int = 8, pack_bytes: int = PACK_BYTES, audience: Audience | None = None) -> None:
+                 put_concurrency: int = 8, pack_bytes: int = PACK_BYTES, audience: Audience | None = None,
+                 consumers: Consumers | None = None) -> None:
         self.bus_name = bus_name
         self.pack_bytes = max(0, min(pack_bytes, PACK_BYTES))
         self.audience = audience
         """Whether a live websocket connection wants an event (``services.websocket.Audience``); ``None``: every
         pack is watched."""
+        self.consumers = consumers
+        """Which automation consumers want an event (``functions.interest.ConsumerInterest``); ``None``: all."""
         self._client = client if client is not None else boto3.client("events")
         self._threads = RequestThreads(put_concurrency, "eventbridge-put")
         self.max_attempts = max(1, max_attempts)
@@ -129,7 +135,7 @@ class EventBridgeBus:
         self.calls: collections.Counter[str] = collections.Counter()
         """``put_events`` requests, ``entries`` sent (retries included), ``events`` they carried, ``billed``
         64 KB chunks, ``watched`` entries, ``failed_entries`` reported by EventBridge, ``retried_entries``,
-        ``truncated`` events."""
+        ``truncated`` events, ``unwanted`` events left out (no consumer wanted them)."""
 
     # ----------------------------------------------------------------------------------------- port
 
@@ -207,14 +213,19 @@ class EventBridgeBus:
         if not self.pack_bytes:
             return [([event], self._entry(event)) for event in events]
         result: list[tuple[list[BusEvent], tuple[dict[str, Any], int] | FailedEntry]] = []
-        for pack in pack_events(events, self.pack_bytes, self._wants if self.audience is not None else None):
+        packs = pack_events(events, self.pack_bytes, self._wants if self.audience is not None else None,
+                            self._consumers_of if self.consumers is not None else None)
+        left_out = len(events) - sum(len(pack.events) for pack in packs)
+        if left_out:
+            self._count("unwanted", left_out)
+        for pack in packs:
             entry = self._make_pack_entry(pack)
             size = entry_size(entry)
             if size <= MAX_REQUEST_BYTES:
                 result.append((pack.events, (entry, size)))
                 continue
             for event in pack.events:  # an event no pack can hold (alone in its pack): trimmed, or refused
-                result.append(([event], self._entry(event, packed=pack.watched)))
+                result.append(([event], self._entry(event, packed=pack.watched, to=pack.to)))
         return result
 
     def _wants(self, detail: Any) -> bool:
@@ -227,19 +238,31 @@ class EventBridgeBus:
                           self.bus_name)
             return True
 
+    def _consumers_of(self, event: BusEvent) -> frozenset[str]:
+        """The consumers' answer; if they cannot tell (the store failing), all of them: better a needless
+        invocation than a task that does not run."""
+        assert self.consumers is not None
+        try:
+            return frozenset(self.consumers(event))
+        except Exception:
+            log.exception("event bus %s: could not tell which consumers want an event; sent to all of them",
+                          self.bus_name)
+            return frozenset(AUTOMATION_CONSUMERS)
+
     def _make_pack_entry(self, pack: Pack) -> dict[str, Any]:
         return {"Source": pack.source, "DetailType": pack.detail_type, "Detail": pack.detail_json(),
                 "EventBusName": self.bus_name}
 
-    def _entry(self, event: BusEvent, *, packed: bool | None = None) -> tuple[dict[str, Any], int] | FailedEntry:
+    def _entry(self, event: BusEvent, *, packed: bool | None = None,
+               to: set[str] | None = None) -> tuple[dict[str, Any], int] | FailedEntry:
         """The PutEvents entry of one event and its size (in a pack of its own when ``packed`` is given: whether
-        it is watched), trimmed if it is too big, or why it cannot be sent."""
-        entry = self._single_entry(event.detail, event, packed)
+        it is watched, and ``to`` whom), trimmed if it is too big, or why it cannot be sent."""
+        entry = self._single_entry(event.detail, event, packed, to)
         size = entry_size(entry)
         if size <= MAX_REQUEST_BYTES:
             return entry, size
         detail = {**event.detail, "entity": _ids_only(event.detail.get("entity")), "truncated": True}
-        entry = self._single_entry(detail, event, packed)
+        entry = self._single_entry(detail, event, packed, to)
         trimmed = entry_size(entry)
         if trimmed <= MAX_REQUEST_BYTES:
             self._count("truncated")
@@ -257,10 +280,12 @@ class EventBridgeBus:
             "EventBusName": self.bus_name,
         }
 
-    def _single_entry(self, detail: dict[str, Any], event: BusEvent, packed: bool | None) -> dict[str, Any]:
+    def _single_entry(self, detail: dict[str, Any], event: BusEvent, packed: bool | None,
+                      to: set[str] | None = None) -> dict[str, Any]:
         if packed is None:
             return self._make_entry(detail, event)
-        pack = Pack(event.source, [event], [item_json(BusEvent(event.source, event.detail_type, detail))], 0, packed)
+        pack = Pack(event.source, [event], [item_json(BusEvent(event.source, event.detail_type, detail))], 0, packed,
+                    set(AUTOMATION_CONSUMERS) if to is None else set(to))
         return self._make_pack_entry(pack)
 
     @staticmethod

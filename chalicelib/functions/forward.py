@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from ..core.automation.forward import ForwardPlan, index_mappings, plan_forward_report
@@ -16,7 +16,7 @@ from ..core.automation.models import ForwardPayload
 from ..core.automation.tasks import (
     RepositoryLookup,
 )
-from ..core.model import Kind, Record
+from ..core.model import Kind
 from ..core.ports import (
     EVENT_SOURCE,
     BusEvent,
@@ -33,6 +33,27 @@ FORWARD_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE], "detail-type
 """The events forward payload reacts to (the same pattern the EventBridge rule in infra/ uses)."""
 MAPPINGS_TTL_S: Final = 5.0
 """How long a process keeps the mapping index: changes to forward payloads apply within this time."""
+
+
+def load_mappings(repository: Repository) -> dict[str, list[ForwardPayload]]:
+    """The enabled mappings as stored now, by source field quick id; one that does not validate is logged and
+    skipped, not fatal for the others."""
+    valid = []
+    for record in repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data:
+        try:
+            valid.append(ForwardPayload.model_validate(record))
+        except ValueError as error:
+            logger.warning("forward payload mapping skipped", extra={"mapping": record.get("id"),
+                                                                     "reason": str(error)[:300]})
+    return index_mappings(valid)
+
+
+def forwarded(detail_type: str | None, detail: Mapping[str, Any], index: Mapping[str, list[ForwardPayload]]) -> bool:
+    """Whether an event is one forward payload acts on (``FORWARD_PATTERN``, a field's update) with a mapping in
+    ``index`` from its field: what a publisher asks (``functions/interest.py``)."""
+    entity_id = detail.get("entityId")
+    return (detail_type == "field.updated" and detail.get("entityType") == Kind.FIELD.value
+            and isinstance(entity_id, str) and f"{Kind.FIELD.value}:{entity_id}" in index)
 
 
 class ForwardPayloadFunction:
@@ -53,22 +74,9 @@ class ForwardPayloadFunction:
         with self._lock:
             now = self.clock()
             if self._loaded_at is None or now - self._loaded_at >= MAPPINGS_TTL_S:
-                records = self.repository.query(Kind.FORWARD_PAYLOAD, ListQuery(limit=0)).data
-                self._index = index_mappings(self._valid(records))
+                self._index = load_mappings(self.repository)
                 self._loaded_at = now
             return list(self._index.get(source_quick_id, ()))
-
-    @staticmethod
-    def _valid(records: list[Record]) -> list[ForwardPayload]:
-        """Mappings as models; one that does not validate is logged and skipped, not fatal for the others."""
-        valid = []
-        for record in records:
-            try:
-                valid.append(ForwardPayload.model_validate(record))
-            except ValueError as error:
-                logger.warning("forward payload mapping skipped", extra={"mapping": record.get("id"),
-                                                                         "reason": str(error)[:300]})
-        return valid
 
     def handle(self, detail: dict[str, Any]) -> ForwardPlan:
         entity_id = detail.get("entityId")

@@ -29,6 +29,7 @@ from ..core.ports import (
     BusEvent,
     EventBus,
     ListQuery,
+    Repository,
 )
 from ..observability import SERVICE, Logger
 from .automation import (
@@ -79,8 +80,7 @@ class TaskFunction:
         with self._lock:
             now = self.automation.monotonic()
             if self._index is None or now - self._loaded_at >= TASKS_TTL_S:
-                records = self.automation.repository.query(Kind.TASK, ListQuery(limit=0)).data
-                self._index = TaskIndex(_valid_tasks(r for r in records if r.get("enabled", True) is not False))
+                self._index = load_task_index(self.automation.repository)
                 self._loaded_at = now
             return self._index
 
@@ -90,11 +90,7 @@ class TaskFunction:
 
     def matching(self, detail: Mapping[str, Any]) -> list[Task]:
         """The tasks an event triggers, minus the implicit ones for automation entities (no loops)."""
-        tasks = self.index().matching(detail)
-        if detail.get("entityType") in AUTOMATION_ENTITY_TYPES:
-            entity_type = detail.get("entityType")
-            tasks = [t for t in tasks if entity_type in t.event_filter.entity_types]
-        return tasks
+        return tasks_matching(self.index(), detail)
 
     def handle(self, detail: Mapping[str, Any]) -> list[TaskRun]:
         """One bus event (its ``detail``): evaluate every task it matches. One failing task does not stop the
@@ -257,6 +253,22 @@ class TaskFunction:
         now = self.automation.now()
         return [self.evaluate(task_id, None, now=now, trigger_id=f"{task_id}@run@{iso(now)}", force=True)
                 for task_id in task_ids]
+
+
+def load_task_index(repository: Repository) -> TaskIndex:
+    """The enabled event tasks as stored now."""
+    records = repository.query(Kind.TASK, ListQuery(limit=0)).data
+    return TaskIndex(_valid_tasks(r for r in records if r.get("enabled", True) is not False))
+
+
+def tasks_matching(index: TaskIndex, detail: Mapping[str, Any]) -> list[Task]:
+    """The tasks of ``index`` an event triggers, minus the implicit ones for automation entities (no loops): what
+    the tasks function evaluates, and what a publisher asks (``functions/interest.py``)."""
+    tasks = index.matching(detail)
+    if detail.get("entityType") in AUTOMATION_ENTITY_TYPES:
+        entity_type = detail.get("entityType")
+        tasks = [t for t in tasks if entity_type in t.event_filter.entity_types]
+    return tasks
 
 
 def _valid_tasks(records: Iterable[Record]) -> list[Task]:
