@@ -101,6 +101,48 @@ def wait_for(condition: Any, timeout: float, what: str) -> None:
         time.sleep(0.02)
 
 
+def max_phase(pty: Pty, collector: Collector, process: psutil.Process, messages: int, rng: random.Random) -> float:
+    """1. max throughput: ``messages`` written at once; the end-to-end rate in messages/s."""
+    batch = lines(messages, rng)
+    base, publishes_before = received(collector), len(collector.messages)
+    process.cpu_percent(None)
+    start = time.perf_counter()
+    pty.write(b"".join(batch))
+    wait_for(lambda: received(collector) - base >= messages, 120, "the max-phase messages")
+    elapsed = time.perf_counter() - start
+    max_cpu = process.cpu_percent(None)
+    max_rate = messages / elapsed
+    publishes = len(collector.messages) - publishes_before
+    print(f"max: {messages} messages in {elapsed:.2f} s = {max_rate:,.0f} msg/s end to end, "
+          f"{publishes} publishes ({messages / publishes:.1f} envelopes/publish), "
+          f"agent CPU {max_cpu:.0f}%")
+    return max_rate
+
+
+def steady_phase(pty: Pty, collector: Collector, process: psutil.Process, rate: float, seconds: float,
+                 rng: random.Random) -> tuple[float, float, float]:
+    """2. steady rate: ``rate`` messages/s for ``seconds``; publishes per 1000 messages, agent CPU %, RSS MB."""
+    total = int(rate * seconds)
+    steady = lines(total, rng)
+    base, publishes_before = received(collector), len(collector.messages)
+    process.cpu_percent(None)
+    tick = 0.01
+    per_tick = max(1, round(rate * tick))
+    start = time.perf_counter()
+    for index in range(0, total, per_tick):
+        pty.write(b"".join(steady[index:index + per_tick]))
+        delay = start + (index + per_tick) / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+    cpu = process.cpu_percent(None)
+    rss_mb = process.memory_info().rss / 1e6
+    wait_for(lambda: received(collector) - base >= total, 60, "the steady-phase messages")
+    publishes = len(collector.messages) - publishes_before
+    print(f"steady: {total} messages at {rate:.0f} msg/s in {publishes} publishes, "
+          f"{total / publishes:.1f} envelopes/publish")
+    return publishes / total * 1000, cpu, rss_mb
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=30_000, help="messages in the max-throughput phase")
@@ -133,42 +175,8 @@ def main() -> None:
             wait_for(lambda: any(e.provider == "edge" and '"up"' in e.raw for e in collector.envelopes()), 30,
                      "the serial gateway to come up")
             rng = random.Random(7)
-
-            # 1. max throughput
-            batch = lines(args.messages, rng)
-            base, publishes_before = received(collector), len(collector.messages)
-            process.cpu_percent(None)
-            start = time.perf_counter()
-            pty.write(b"".join(batch))
-            wait_for(lambda: received(collector) - base >= args.messages, 120, "the max-phase messages")
-            elapsed = time.perf_counter() - start
-            max_cpu = process.cpu_percent(None)
-            max_rate = args.messages / elapsed
-            publishes = len(collector.messages) - publishes_before
-            print(f"max: {args.messages} messages in {elapsed:.2f} s = {max_rate:,.0f} msg/s end to end, "
-                  f"{publishes} publishes ({args.messages / publishes:.1f} envelopes/publish), "
-                  f"agent CPU {max_cpu:.0f}%")
-
-            # 2. steady rate
-            total = int(args.rate * args.seconds)
-            steady = lines(total, rng)
-            base, publishes_before = received(collector), len(collector.messages)
-            process.cpu_percent(None)
-            tick = 0.01
-            per_tick = max(1, round(args.rate * tick))
-            start = time.perf_counter()
-            for index in range(0, total, per_tick):
-                pty.write(b"".join(steady[index:index + per_tick]))
-                delay = start + (index + per_tick) / args.rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            cpu = process.cpu_percent(None)
-            rss_mb = process.memory_info().rss / 1e6
-            wait_for(lambda: received(collector) - base >= total, 60, "the steady-phase messages")
-            publishes = len(collector.messages) - publishes_before
-            per_thousand = publishes / total * 1000
-            print(f"steady: {total} messages at {args.rate:.0f} msg/s in {publishes} publishes, "
-                  f"{total / publishes:.1f} envelopes/publish")
+            max_rate = max_phase(pty, collector, process, args.messages, rng)
+            per_thousand, cpu, rss_mb = steady_phase(pty, collector, process, args.rate, args.seconds, rng)
         finally:
             agent.terminate()
             try:
