@@ -2,7 +2,8 @@
 
     python -m edge --config edge.yaml                  run (SIGTERM/SIGINT stop it cleanly)
     python -m edge status --config edge.yaml [--json]  what the running agent last reported
-    python -m edge check --config edge.yaml            validate the config, print it with secrets masked
+    python -m edge check --config edge.yaml            what the agent would refuse (exit 2), or the config with
+                                                       secrets masked (exit 0)
     python -m edge pair-hue --host <bridge> --config edge.yaml   press the bridge's link button: its key is kept
 
 Logs are JSON, one line per event on stderr (journald keeps them), never with a secret in them.
@@ -85,17 +86,33 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "status":
         return show_status(config, as_json=args.json)
     if args.command == "check":
-        print(json.dumps(config.redacted(), indent=2))
-        return 0
+        return check_command(config, args.config, args.plugin)
     setup_logging(config.edge.log_level)
     return run(config, args.plugin)
+
+
+def check_command(config: EdgeConfig, path: str, plugins: list[str]) -> int:
+    """What the agent would refuse, one line each (exit 2), or the config with secrets masked (exit 0)."""
+    from .preflight import check
+
+    for module in plugins:
+        importlib.import_module(module)
+    fatal, gateways = check(config)
+    if not fatal and not gateways:
+        print(json.dumps(config.redacted(), indent=2))
+        return 0
+    print(f"edge: {path}: {len(fatal) + len(gateways)} problem(s)", file=sys.stderr)
+    for line in fatal + gateways:
+        print(f"  {line}", file=sys.stderr)
+    if not fatal:
+        print("  (the agent would run, without the gateways above)", file=sys.stderr)
+    return EXIT_CONFIG
 
 
 def run(config: EdgeConfig, plugins: list[str]) -> int:
     import edge.gateways  # noqa: F401 - registers the built-in plugins
 
     from .agent import EdgeAgent
-    from .gateways.base import GatewayConfigError
     from .uplink import UplinkError
 
     log = logging.getLogger("edge")
@@ -103,9 +120,11 @@ def run(config: EdgeConfig, plugins: list[str]) -> int:
         importlib.import_module(module)
     try:
         agent = EdgeAgent(config)
-    except (GatewayConfigError, ValueError) as error:
-        log.error("cannot start", extra={"error": str(error)})
-        print(f"edge: {error}", file=sys.stderr)
+    except (ValueError, OSError) as error:  # the config (EdgeConfigError), or a data directory it cannot use
+        text = str(error) if isinstance(error, ValueError) else f"{error.strerror or error}: {error.filename}"
+        for line in text.splitlines():
+            log.error("cannot start: %s", line, extra={"error": line})
+            print(f"edge: cannot start: {line}", file=sys.stderr)
         return EXIT_CONFIG
 
     async def main_loop() -> None:

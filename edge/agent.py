@@ -39,9 +39,10 @@ from pydantic import ValidationError
 from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
 from chalicelib.core.shadow import config_hash
 
-from .config import EdgeConfig, GatewaySection, format_errors, redact
-from .gateways.base import Gateway, GatewayConfigError, build_gateway
+from .config import EdgeConfig, EdgeConfigError, GatewaySection, format_errors, redact
+from .gateways.base import Gateway, GatewayConfigError
 from .gateways.util import parse_duration
+from .preflight import agent_problems, build_plugin, gateway_where
 from .shadow import Decision, ShadowClient
 from .spool import Spool, SpoolRow
 from .uplink import Uplink, UplinkError, build_uplink
@@ -176,6 +177,9 @@ class EdgeAgent:
     def __init__(self, config: EdgeConfig, uplink: Uplink | None = None,
                  publish_handler: PublishHandler | None = None) -> None:
         self.config = config
+        problems = agent_problems(config) if uplink is None else []
+        if problems:  # what ``python -m edge check`` reports too
+            raise EdgeConfigError("\n".join(problems))
         config.edge.data_dir.mkdir(parents=True, exist_ok=True)
         self.spool = Spool(config.spool_path, config.spool.max_bytes, config.spool.max_messages,
                            config.spool.synchronous)
@@ -221,21 +225,23 @@ class EdgeAgent:
     # ------------------------------------------------------------------------------------------- building
 
     def _build_gateways(self) -> None:
-        """Build every enabled gateway's plugin; an unknown type stops the agent before it starts."""
+        """Build every enabled gateway's plugin; one that cannot be built (an unknown type, options its plugin
+        refuses: what ``python -m edge check`` reports) is not started, and the others run."""
         base = self.config.edge.data_dir / "gateways"
-        for section in self.config.enabled_gateways():
+        for index, section in enumerate(self.config.gateways):
+            if not section.enabled:
+                continue
             provider = _provider_of(section)
             ctx = _Context(self, section.id, provider, base)
             ctx.silent_after_s = _silent_after(section)
             self.contexts[section.id] = ctx
             try:
-                gateway = build_gateway(section.id, section.plugin_config(), ctx)
-            except GatewayConfigError:
-                raise
-            except Exception as error:  # a plugin that cannot be built must not take the others down
-                self.gateway_errors[section.id] = f"{type(error).__name__}: {error}"
+                gateway = build_plugin(section, ctx)
+            except GatewayConfigError as error:  # a plugin that cannot be built must not take the others down
+                self.gateway_errors[section.id] = str(error)
                 ctx.set_state("error", f"cannot start: {error}")
-                log.error("gateway not started", extra={"gateway": section.id, "error": str(error)})
+                log.error("gateway not started: %s: %s", gateway_where(index, section), error,
+                          extra={"gateway": section.id, "error": str(error)})
                 continue
             ctx.provider = getattr(gateway, "provider", provider) or provider
             self.gateways[section.id] = gateway
@@ -431,9 +437,9 @@ class EdgeAgent:
         ctx = _Context(self, gateway_id, provider, self.config.edge.data_dir / "gateways")
         ctx.silent_after_s = _silent_after(section)
         try:
-            gateway = build_gateway(gateway_id, section.plugin_config(), ctx)
-        except Exception as error:  # an unknown type or a plugin refusing its options: keep what runs
-            return self._rejected(gateway_id, digest, f"{type(error).__name__}: {error}")
+            gateway = build_plugin(section, ctx)
+        except GatewayConfigError as error:  # an unknown type or a plugin refusing its options: keep what runs
+            return self._rejected(gateway_id, digest, str(error))
         ctx.provider = getattr(gateway, "provider", provider) or provider
         restarted = gateway_id in self.gateways
         await self._retire(gateway_id)

@@ -143,6 +143,14 @@ class UplinkSection(_Strict):
     min_reconnect_delay_ms: int = Field(default=250, ge=10)
     max_reconnect_delay_ms: int = Field(default=30_000, ge=100)
 
+    @field_validator("host", "endpoint")
+    @classmethod
+    def _host(cls, value: str | None) -> str | None:
+        if value is not None and ("/" in value or not value.strip()):
+            raise ValueError(f"{value!r} is not a host name: write the broker's name or address alone (a URL such "
+                             "as tcp://host:1883 or http://… is not one), and its port as 'port'")
+        return value
+
     @field_validator("topic_prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:

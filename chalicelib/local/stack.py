@@ -20,6 +20,7 @@ import argparse
 import logging
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -37,15 +38,36 @@ SIMULATOR: list[dict[str, Any]] = [{
 }]
 
 
+class GatewayConfigProblem(ValueError):
+    """``--edge-config`` cannot be used; the message has one line per problem."""
+
+
 def load_gateways(edge_config: Path | None) -> list[dict[str, Any]]:
+    """The gateways of ``--edge-config``, checked as the edge agent checks them (its ``edge`` and ``uplink`` are
+    the local stack's own); ``GatewayConfigProblem`` names every mistake, one line each."""
     if edge_config is None:
         return SIMULATOR
     import yaml
 
-    data = yaml.safe_load(edge_config.read_text(encoding="utf-8")) or {}
+    from edge.config import EdgeConfigError, parse_config
+
+    try:
+        data = yaml.safe_load(edge_config.read_text(encoding="utf-8")) or {}
+    except OSError as error:
+        raise GatewayConfigProblem(f"cannot read {edge_config}: {error.strerror or error}") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise GatewayConfigProblem(f"{edge_config}: not valid YAML{where}: {problem}") from None
     gateways = data.get("gateways") if isinstance(data, dict) else None
     if not isinstance(gateways, list) or not all(isinstance(g, dict) and g.get("id") for g in gateways):
-        raise SystemExit(f"{edge_config}: expected a 'gateways' list of objects with an 'id'")
+        raise GatewayConfigProblem(f"{edge_config}: expected a 'gateways' list of objects with an 'id'")
+    try:  # as the local stack's agent will read them (a gateway its plugin refuses only stops that gateway)
+        parse_config({"edge": {"id": "local"}, "uplink": {"type": "inprocess"}, "gateways": gateways},
+                     source=str(edge_config))
+    except EdgeConfigError as error:
+        raise GatewayConfigProblem(str(error)) from None
     return gateways
 
 
@@ -187,7 +209,12 @@ def main(argv: list[str] | None = None) -> int:
 
     logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    gateways = [] if args.no_gateways else load_gateways(args.edge_config)
+    try:
+        gateways = [] if args.no_gateways else load_gateways(args.edge_config)
+    except GatewayConfigProblem as error:
+        for line in str(error).splitlines():
+            print(f"mycontroller: {line.strip()}", file=sys.stderr)
+        return 2
     stack = LocalStack(args.host, args.port, args.data_dir, gateways)
     stack.start()
     from chalicelib.runtime import tune_gc
