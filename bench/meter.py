@@ -171,41 +171,52 @@ class AwsMeter:
         if operation == "GetItem":
             self._units(table, "read", read_units(item_size(response.get("Item") or {}), consistent))
         elif operation == "BatchGetItem":
-            for name, request in (params.get("RequestItems") or {}).items():
-                strong = bool(request.get("ConsistentRead"))
-                found = (response.get("Responses") or {}).get(name) or []
-                units = sum(read_units(item_size(item), strong) for item in found)
-                missing = len(request.get("Keys") or []) - len(found)
-                self._units(name, "read", units + max(0, missing) * read_units(0, strong))
+            self._dynamodb_batch_get(params, response)
         elif operation in ("Query", "Scan"):
             size = sum(item_size(item) for item in response.get("Items") or [])
             self._units(table, "read", read_units(size, consistent))
         elif operation == "PutItem":
             self._write(client, params["TableName"], params["Item"])
         elif operation == "UpdateItem":
-            key = params["Key"]
-            item = key
-            if error is None:
-                self._inside.active = True  # the read-back is the meter's, not the function's
-                found = client._make_api_call("GetItem", {"TableName": params["TableName"], "Key": key,
-                                                          "ConsistentRead": True})
-                item = found.get("Item") or key
-            self._write(client, params["TableName"], item)
+            self._dynamodb_update(client, params, error)
         elif operation == "DeleteItem":
             self._units(table, "write", 1)
             self._existing.discard((params["TableName"], _key_text(params["Key"])))
         elif operation == "BatchWriteItem":
-            for name, requests in (params.get("RequestItems") or {}).items():
-                for request in requests:
-                    if "PutRequest" in request:
-                        self._write(client, name, request["PutRequest"]["Item"])
-                    else:
-                        self._units(name, "write", 1)
+            self._dynamodb_batch_write(client, params)
         elif operation == "TransactWriteItems":
             for item in params.get("TransactItems") or []:
                 put = item.get("Put")
                 if put:
                     self._units(str(put.get("TableName")), "write", 2 * write_units(put["Item"]))
+
+    def _dynamodb_batch_get(self, params: dict[str, Any], response: dict[str, Any]) -> None:
+        """Per table, the items found (a missing key still costs a read unit)."""
+        for name, request in (params.get("RequestItems") or {}).items():
+            strong = bool(request.get("ConsistentRead"))
+            found = (response.get("Responses") or {}).get(name) or []
+            units = sum(read_units(item_size(item), strong) for item in found)
+            missing = len(request.get("Keys") or []) - len(found)
+            self._units(name, "read", units + max(0, missing) * read_units(0, strong))
+
+    def _dynamodb_update(self, client: BaseClient, params: dict[str, Any], error: ClientError | None) -> None:
+        """An update costs the item as it is after it: read back (by the meter) when the update succeeded."""
+        key = params["Key"]
+        item = key
+        if error is None:
+            self._inside.active = True  # the read-back is the meter's, not the function's
+            found = client._make_api_call("GetItem", {"TableName": params["TableName"], "Key": key,
+                                                      "ConsistentRead": True})
+            item = found.get("Item") or key
+        self._write(client, params["TableName"], item)
+
+    def _dynamodb_batch_write(self, client: BaseClient, params: dict[str, Any]) -> None:
+        for name, requests in (params.get("RequestItems") or {}).items():
+            for request in requests:
+                if "PutRequest" in request:
+                    self._write(client, name, request["PutRequest"]["Item"])
+                else:
+                    self._units(name, "write", 1)
 
     def _write(self, client: BaseClient, table: str, item: dict[str, Any]) -> None:
         units = write_units(item)
