@@ -49,14 +49,57 @@ def _publish(gateway: str, lines: list[str], sequence: int) -> tuple[bytes, int]
     return encode_publish(envelopes).encode(), sequence
 
 
+def _latency_samples(twin: CloudTwin, device: MqttDevice, rounds: int, sequence: int) -> tuple[list[float], int]:
+    """Device publish to websocket event, in ms, ``rounds`` times (after 3 rounds that warm the functions up)."""
+    from websockets.sync.client import connect
+
+    samples: list[float] = []
+    with connect(f"{twin.info['ws']}?access_token={twin.token}", open_timeout=30) as socket:
+        socket.send(json.dumps({"type": "subscribe", "id": "b", "filter": {"quickIds": [f"field:{FIELD}"]}}))
+        json.loads(socket.recv(timeout=30))
+        for index in range(rounds + 3):  # the first rounds warm the functions up
+            value = f"{21 + index * 0.01:.2f}"
+            body, sequence = _publish(GATEWAY, [f"1;1;1;0;0;{value}"], sequence)
+            sent = time.perf_counter()
+            device.publish("mc/bench-edge/up", body)
+            while True:
+                message = json.loads(socket.recv(timeout=60))
+                entity = (message.get("data") or {}).get("entity") or {}
+                current = (entity.get("current") or {}).get("value")
+                if message.get("type") == "event" and isinstance(current, int | float) and \
+                        abs(current - float(value)) < 1e-9:
+                    break
+            if index >= 3:
+                samples.append((time.perf_counter() - sent) * 1000)
+            time.sleep(PACE_S)
+    return samples, sequence
+
+
+def _burst(twin: CloudTwin, device: MqttDevice, burst: int, sequence: int) -> tuple[int, float]:
+    """``burst`` messages in publishes of ``PER_PUBLISH``; the messages sent and the seconds until the last value
+    is read back through the REST API."""
+    started = time.perf_counter()
+    last = "0"
+    sent_messages = 0
+    while sent_messages < burst:
+        lines = []
+        for _ in range(min(PER_PUBLISH, burst - sent_messages)):
+            sent_messages += 1
+            last = f"{30 + sent_messages * 0.001:.3f}"
+            lines.append(f"1;1;1;0;0;{last}")
+        body, sequence = _publish(GATEWAY, lines, sequence)
+        device.publish("mc/bench-edge/up", body)
+    wait_until(lambda: f"{twin.ok('GET', f'/api/field/field:{FIELD}')['current']['value']:.3f}" == last,
+               300, "the burst's last value", interval=0.2)
+    return sent_messages, time.perf_counter() - started
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--template", type=Path, help="a template (default: this checkout's, built now)")
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     parser.add_argument("--burst", type=int, default=BURST)
     args = parser.parse_args()
-    from websockets.sync.client import connect
-
     with tempfile.TemporaryDirectory(prefix="bench-twin-") as tmp:
         work = Path(tmp)
         template = args.template or build_template(work / "build")
@@ -72,44 +115,13 @@ def main() -> None:
                                       sequence)
             device.publish("mc/bench-edge/up", body)
             wait_until(lambda: twin.api("GET", f"/api/field/field:{FIELD}")[0] == 200, 60, "the bench field")
-            samples: list[float] = []
-            with connect(f"{twin.info['ws']}?access_token={twin.token}", open_timeout=30) as socket:
-                socket.send(json.dumps({"type": "subscribe", "id": "b", "filter": {"quickIds": [f"field:{FIELD}"]}}))
-                json.loads(socket.recv(timeout=30))
-                for index in range(args.rounds + 3):  # the first rounds warm the functions up
-                    value = f"{21 + index * 0.01:.2f}"
-                    body, sequence = _publish(GATEWAY, [f"1;1;1;0;0;{value}"], sequence)
-                    sent = time.perf_counter()
-                    device.publish("mc/bench-edge/up", body)
-                    while True:
-                        message = json.loads(socket.recv(timeout=60))
-                        entity = (message.get("data") or {}).get("entity") or {}
-                        current = (entity.get("current") or {}).get("value")
-                        if message.get("type") == "event" and isinstance(current, int | float) and \
-                                abs(current - float(value)) < 1e-9:
-                            break
-                    if index >= 3:
-                        samples.append((time.perf_counter() - sent) * 1000)
-                    time.sleep(PACE_S)
+            samples, sequence = _latency_samples(twin, device, args.rounds, sequence)
             samples.sort()
             p50 = statistics.median(samples)
             p99 = samples[min(len(samples) - 1, round(0.99 * (len(samples) - 1)))]
             print(f"latency over {len(samples)} rounds: p50 {p50:.0f} ms, p99 {p99:.0f} ms", flush=True)
 
-            started = time.perf_counter()
-            last = "0"
-            sent_messages = 0
-            while sent_messages < args.burst:
-                lines = []
-                for _ in range(min(PER_PUBLISH, args.burst - sent_messages)):
-                    sent_messages += 1
-                    last = f"{30 + sent_messages * 0.001:.3f}"
-                    lines.append(f"1;1;1;0;0;{last}")
-                body, sequence = _publish(GATEWAY, lines, sequence)
-                device.publish("mc/bench-edge/up", body)
-            wait_until(lambda: f"{twin.ok('GET', f'/api/field/field:{FIELD}')['current']['value']:.3f}" == last,
-                       300, "the burst's last value", interval=0.2)
-            elapsed = time.perf_counter() - started
+            sent_messages, elapsed = _burst(twin, device, args.burst, sequence)
             rate = sent_messages / elapsed
             device.close()
             status = twin.status()
