@@ -67,6 +67,18 @@ bench: $(STAMP)
 package: $(STAMP)
 	$(PY) -m infra.package
 
+# The two wheels (#21) in dist/: `mycontroller-edge` (packaging/edge) and `mycontroller` (packaging/server, with the
+# console built first inside it), standard PEP 517 builds in isolation (hatchling), checked by twine. Install them
+# with `pipx install dist/mycontroller-<version>-py3-none-any.whl` (the edge wheel beside it is found through
+# `--pip-args='--find-links dist'`), see the README.
+.PHONY: dist
+dist: $(STAMP) frontend
+	@test -f $(FRONTEND_BUILD) || { echo "the console is not built (needs npm): the server wheel carries it" >&2; exit 1; }
+	rm -f dist/mycontroller-*.whl dist/mycontroller_edge-*.whl
+	$(PY) -m build --wheel --outdir dist packaging/edge
+	$(PY) -m build --wheel --outdir dist packaging/server
+	$(PY) -m twine check --strict dist/*.whl
+
 # The cloud twin (infra/twin): build/template.json run on this machine (moto, mosquitto, the functions) until Ctrl-C;
 # MC_ADMIN_PASSWORD is the stack's admin password. The template is built (without the code package) when missing.
 twin: $(STAMP) frontend
@@ -97,4 +109,4 @@ typecheck: $(STAMP)
 	$(PY) -m mypy chalicelib edge app.py bench infra
 
 clean:
-	rm -rf $(VENV) $(DEPLOY_VENV) build .mycontroller .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(DEPLOY_VENV) build dist .mycontroller .pytest_cache .mypy_cache .ruff_cache

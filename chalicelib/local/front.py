@@ -82,7 +82,20 @@ if TYPE_CHECKING:
 log = logging.getLogger("mycontroller.local.front")
 
 ROOT: Final = Path(__file__).resolve().parents[2]
-STATIC_DIR: Final = ROOT / "frontend" / "dist"
+PACKAGED_CONSOLE: Final = Path(__file__).resolve().parent / "console"
+"""Where the ``mycontroller`` wheel carries the built console (``packaging/server/pyproject.toml``)."""
+
+
+def console_dir(root: Path = ROOT, packaged: Path = PACKAGED_CONSOLE) -> Path:
+    """The built console: a checkout's ``frontend/dist`` (``make frontend``), else the wheel's; neither built, the
+    checkout's path (a placeholder page says how to build it)."""
+    checkout = root / "frontend" / "dist"
+    if not (checkout / "index.html").is_file() and (packaged / "index.html").is_file():
+        return packaged
+    return checkout
+
+
+STATIC_DIR: Final = console_dir()
 WS_PATH: Final = "/api/ws"
 SEND_QUEUE_SIZE: Final = 1024
 """Messages waiting for one websocket client before it counts as fallen behind."""

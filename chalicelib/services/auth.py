@@ -419,6 +419,15 @@ class AuthService:
         record = {**model.record(), "role": role.value, "password": password_hash}
         return self._store_user(stored, record, revoke=" and ".join(reasons))
 
+    def reset_password(self, username: str, password: str) -> Record:
+        """A new password for ``username`` set on the host itself (``mycontroller admin reset-password``: whoever
+        can run it owns the data directory, so no caller and no current password); the user's sessions end."""
+        stored = self.find_user(username)
+        if stored is None:
+            raise NotFound(f"no user named {username!r}", "username")
+        record = {**stored, "password": hashed(password, username)}
+        return self._store_user(stored, record, revoke="password reset on the host")
+
     def end_all_sessions(self, caller: Principal, reason: str = "JWT secret reset") -> int:
         """End every login session of every user, the caller's included (MyController v2's JWT secret reset): each
         user's session epoch goes up, which every process checks on every request, so it holds at once
