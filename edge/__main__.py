@@ -184,7 +184,8 @@ def format_status(status: dict[str, Any], path: Path | None = None) -> str:
     sender = status.get("sender", {})
     where = f"{uplink.get('host')}:{uplink.get('port')}" if uplink.get("host") else uplink.get("up_topic", "")
     lines = [
-        f"edge {status.get('edge_id')}  pid {status.get('pid')}  {running}  started {status.get('started_at')}",
+        f"edge {status.get('edge_id')}  version {status.get('version') or '-'}  pid {status.get('pid')}  {running}  "
+        f"started {status.get('started_at')}",
         f"uplink   {uplink.get('type')} {where}  {'connected' if uplink.get('connected') else 'DISCONNECTED'}"
         + (f"  last error: {uplink.get('last_error')}" if uplink.get("last_error") else ""),
         f"sender   {sender.get('publishes', 0)} publishes, {sender.get('envelopes', 0)} envelopes "

@@ -38,6 +38,7 @@ from pydantic import ValidationError
 
 from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
 from chalicelib.core.shadow import config_hash
+from chalicelib.version import VERSION
 
 from .config import EdgeConfig, EdgeConfigError, GatewaySection, format_errors, redact
 from .gateways.base import Gateway, GatewayConfigError
@@ -694,6 +695,7 @@ class EdgeAgent:
             gateways[section.id] = entry
         return {
             "edge_id": self.config.edge.id,
+            "version": VERSION,
             "pid": os.getpid(),
             "started_at": self.started_at,
             "stopped_at": self.stopped_at,
