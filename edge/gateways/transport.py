@@ -8,10 +8,11 @@ reconnects by itself (awscrt does it, with our backoff bounds) and reports every
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
+import os
 import socket
-import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -31,18 +32,16 @@ class TransportClosed(EdgeError, ConnectionError):
 def _split_lines(buffer: bytearray, data: bytes) -> tuple[list[str], int]:
     """Append ``data`` and cut complete lines out of ``buffer``; returns the lines and bytes dropped as junk."""
     buffer.extend(data)
-    lines: list[str] = []
+    end = buffer.rfind(b"\n")
     dropped = 0
-    while True:
-        end = buffer.find(b"\n")
-        if end < 0:
-            break
-        raw = bytes(buffer[:end])
+    lines: list[str] = []
+    if end >= 0:
+        for raw in bytes(buffer[:end]).split(b"\n"):
+            if len(raw) > MAX_LINE:
+                dropped += len(raw)
+            else:
+                lines.append(raw.decode("utf-8", errors="replace").rstrip("\r"))
         del buffer[: end + 1]
-        if len(raw) > MAX_LINE:
-            dropped += len(raw)
-            continue
-        lines.append(raw.decode("utf-8", errors="replace").rstrip("\r"))
     if len(buffer) > MAX_LINE:
         dropped += len(buffer)
         buffer.clear()
@@ -69,11 +68,13 @@ class LineTransport:
 
 
 class SerialLineTransport(LineTransport):
-    """A serial port through pyserial, read by a dedicated thread.
+    """A serial port through pyserial, read on the event loop.
 
-    A thread with a short read timeout, rather than an executor call per read, keeps a 500 msg/s gateway
-    cheap and lets ``close`` interrupt a read at once (``cancel_read``). Unplugging the device surfaces
-    as ``TransportClosed`` from ``read_line``.
+    The loop watches the port's descriptor (no reader thread, no wakeup but when bytes arrive), and bytes are
+    read only when the gateway wants a line and none is left from the last read: what the device sends waits in
+    the kernel's buffer until the gateway takes it, so closing the port (a restart, a re-open) loses at most an
+    unfinished line. Opening keeps what the device sent while the port was closed (pyserial would empty the
+    input buffer). Where the port has no descriptor (not POSIX), reads go through a worker thread.
     """
 
     def __init__(self, portname: str, baud_rate: int = 115200, logger: logging.Logger | None = None) -> None:
@@ -82,9 +83,9 @@ class SerialLineTransport(LineTransport):
         self.description = f"serial {portname} @ {baud_rate}"
         self.logger = logger or logging.getLogger(__name__)
         self._serial: Any = None
-        self._thread: threading.Thread | None = None
-        self._queue: asyncio.Queue[str | BaseException] = asyncio.Queue()
-        self._stop = threading.Event()
+        self._fd: int | None = None
+        self._buffer = bytearray()
+        self._lines: collections.deque[str] = collections.deque()
         self._write_lock = asyncio.Lock()
         self.dropped_bytes = 0
 
@@ -92,48 +93,77 @@ class SerialLineTransport(LineTransport):
         import serial  # pyserial; imported here so that hosts without serial gateways need not have it
 
         def _open() -> Any:
-            return serial.Serial(self.portname, self.baud_rate, timeout=0.2, write_timeout=5)
+            port = serial.Serial(timeout=0.2, write_timeout=5)
+            port.port, port.baudrate = self.portname, self.baud_rate
+            # pyserial's open() flushes the input buffer: lines the device sent while we were away would be lost
+            port._reset_input_buffer = lambda: None  # the one step of open() we do not want
+            port.open()
+            return port
 
         try:
             self._serial = await asyncio.to_thread(_open)
         except (OSError, serial.SerialException, ValueError) as error:
             raise TransportClosed(f"cannot open {self.portname}: {error}") from None
-        loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue()
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._read_forever, args=(loop, self._serial, self._queue),
-                                        name=f"serial-{self.portname}", daemon=True)
-        self._thread.start()
+        try:
+            self._fd = self._serial.fileno()
+        except (AttributeError, OSError, NotImplementedError):
+            self._fd = None
+        self._buffer.clear()
+        self._lines.clear()
 
-    def _read_forever(self, loop: asyncio.AbstractEventLoop, port: Any, queue: asyncio.Queue[str | BaseException]
-                      ) -> None:
-        buffer = bytearray()
-
-        def deliver(item: str | BaseException) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is listening any more
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        while not self._stop.is_set():
-            try:
-                data = port.read(port.in_waiting or 1)
-            except Exception as error:  # pyserial raises SerialException, OSError or TypeError on unplug
-                if not self._stop.is_set():
-                    deliver(TransportClosed(f"{self.portname}: {error}"))
-                return
-            if not data:
-                continue
-            lines, dropped = _split_lines(buffer, data)
+    async def read_line(self) -> str:
+        lines = self._lines
+        while not lines:
+            data = await self._read()
+            lines_read, dropped = _split_lines(self._buffer, data)
             if dropped:
                 self.dropped_bytes += dropped
                 self.logger.warning("dropped %d bytes of over-long line on %s", dropped, self.portname)
-            for line in lines:
-                deliver(line)
+            lines.extend(lines_read)
+        return lines.popleft()
 
-    async def read_line(self) -> str:
-        item = await self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
+    async def _read(self) -> bytes:
+        """The bytes waiting on the port (some); waits for them if there are none yet."""
+        fd = self._fd
+        if fd is None:
+            return await self._read_in_thread()
+        data = self._read_now(fd, waited=False)
+        while data is None:
+            loop = asyncio.get_running_loop()
+            readable = loop.create_future()
+            loop.add_reader(fd, _set_done, readable)
+            try:
+                await readable
+            finally:
+                loop.remove_reader(fd)
+            data = self._read_now(fd, waited=True)
+        return data
+
+    def _read_now(self, fd: int, waited: bool) -> bytes | None:
+        """What the port has (None: nothing yet); ``TransportClosed`` when the device is gone."""
+        try:
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            return None
+        except OSError as error:  # EIO: unplugged (a pty whose other end closed)
+            raise TransportClosed(f"{self.portname}: {error}") from None
+        if not data:  # pyserial's port answers a read with nothing when nothing waits; after readiness: hung up
+            if waited:
+                raise TransportClosed(f"{self.portname}: the device reported data but had none (disconnected?)")
+            return None
+        return data
+
+    async def _read_in_thread(self) -> bytes:
+        port = self._serial
+        if port is None:
+            raise TransportClosed(f"{self.portname} is not open")
+        while True:
+            try:
+                data = await asyncio.to_thread(lambda: port.read(port.in_waiting or 1))
+            except Exception as error:  # pyserial raises SerialException, OSError or TypeError on unplug
+                raise TransportClosed(f"{self.portname}: {error}") from None
+            if data:
+                return bytes(data)
 
     async def write_line(self, line: str) -> None:
         port = self._serial
@@ -147,17 +177,17 @@ class SerialLineTransport(LineTransport):
                 raise TransportClosed(f"write to {self.portname} failed: {error}") from None
 
     async def close(self) -> None:
-        self._stop.set()
-        port, self._serial = self._serial, None
+        port, self._serial, self._fd = self._serial, None, None
         if port is not None:
             with contextlib.suppress(Exception):
                 port.cancel_read()
-        thread, self._thread = self._thread, None
-        if thread is not None:
-            await asyncio.to_thread(thread.join, 2.0)
-        if port is not None:
             with contextlib.suppress(Exception):
                 port.close()
+
+
+def _set_done(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def parse_server(server: str, default_port: int) -> tuple[str, int]:

@@ -113,3 +113,27 @@ def test_unplugged_device_goes_down_and_comes_back_at_the_same_path(tmp_path: Pa
     statuses = [status for status, _ in ctx.states]
     assert statuses[:3] == ["up", "down", "up"]
     assert ctx.states[1][1]  # the down state says why
+
+
+def test_no_line_is_lost_when_the_port_is_opened_or_reopened(tmp_path: Path) -> None:
+    """What the device prints while the agent is not reading (starting, restarting) is read once it opens the port:
+    opening keeps the tty's input buffer, and a stopped gateway leaves unread lines in it."""
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    readings = [f"{1 + i % 50};1;1;0;0;{i}" for i in range(377 * 2 + 40)]
+    device.write("".join(line + "\n" for line in readings[:377]))  # before the gateway ever opens the port
+
+    async def scenario() -> None:
+        first = FakeContext("serial1")
+        async with running(build_gateway("serial1", _config(device.link, tmp_path), first)):
+            await wait_for(lambda: len(first.lines) >= 377, what="the lines written before the port was opened")
+            device.write("".join(line + "\n" for line in readings[377:397]))
+            await wait_for(lambda: len(first.lines) >= 397, what="the lines written while open")
+        device.write("".join(line + "\n" for line in readings[397:]))  # while the agent restarts
+        second = FakeContext("serial1")
+        async with running(build_gateway("serial1", _config(device.link, tmp_path), second)):
+            await wait_for(lambda: len(second.lines) >= len(readings) - 397, what="the lines written while stopped")
+        assert first.lines == readings[:397]
+        assert second.lines == readings[397:]
+
+    asyncio.run(scenario())
+    device.unplug()
