@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -25,6 +26,7 @@ from chalicelib.core.providers.mysensors.codec import (
     encode_line,
     encode_mqtt,
 )
+from chalicelib.core.providers.mysensors.control import CONTROL_OTA, CONTROL_SLEEP, read_control
 from chalicelib.core.providers.mysensors.protocol import Command, Internal
 
 from ..base import Gateway, GatewayContext
@@ -38,6 +40,7 @@ from ..transport import (
     parse_server,
 )
 from ..util import Backoff, data_dir, parse_duration, reconnect_delay
+from .ota import ST_REQUEST, OtaServer
 from .sleep_queue import DEFAULT_LIMIT, DEFAULT_VALIDITY_MS, SleepQueue
 
 PROVIDER = "mysensors_v2"
@@ -49,6 +52,10 @@ _I_TIME = int(Internal.I_TIME)
 _I_CONFIG = int(Internal.I_CONFIG)
 _I_PRE_SLEEP = int(Internal.I_PRE_SLEEP_NOTIFICATION)
 _I_POST_SLEEP = int(Internal.I_POST_SLEEP_NOTIFICATION)
+_I_REBOOT = int(Internal.I_REBOOT)
+_PRESENTATION = int(Command.PRESENTATION)
+MAX_RETRIES = 10
+"""The most ``retryCount`` may ask: an ack that does not come after that many tries will not come."""
 _AWAKE_SIGNALS = frozenset({int(Internal.I_HEARTBEAT_RESPONSE), int(Internal.I_DISCOVER_RESPONSE), _I_POST_SLEEP})
 _TELEMETRY_INTERNALS = frozenset(int(t) for t in (
     Internal.I_LOG_MESSAGE, Internal.I_DEBUG, Internal.I_BATTERY_LEVEL, Internal.I_HEARTBEAT_RESPONSE,
@@ -117,25 +124,34 @@ class MySensorsGateway(Gateway):
         self.unit_answer = "I" if unit_system in ("imperial", "i") else "M"
         self.internal_ack = _as_bool(provider.get("enableInternalMessageAck", False))
         self.stream_ack = _as_bool(provider.get("enableStreamMessageAck", False))
-        self.retry_count = max(0, int(provider.get("retryCount", 3) or 0))
+        self.retry_count = min(MAX_RETRIES, max(0, int(provider.get("retryCount", 3) or 0)))
         self.ack_timeout = max(0.01, parse_duration(provider.get("timeout"), 0.2))
         self.queue_failed = _as_bool(config.get("queueFailedMessage", False))
         validity = parse_duration(provider.get("sleepMessageValidity") or provider.get("sleep_message_validity"),
                                   DEFAULT_VALIDITY_MS / 1000)
         limit = int(provider.get("sleepQueueLimit") or DEFAULT_LIMIT)
         self.awake_grace = parse_duration(provider.get("awakeDuration"), 1.0)
-        queue_path = data_dir(gateway_id, config, ctx) / "sleep_queue.sqlite"
-        self.sleep_queue = SleepQueue(queue_path, limit=limit, validity_ms=int(validity * 1000), logger=self.logger)
+        gateway_dir = data_dir(gateway_id, config, ctx)
+        self.sleep_queue = SleepQueue(gateway_dir / "sleep_queue.sqlite", limit=limit,
+                                      validity_ms=int(validity * 1000), logger=self.logger)
         self.sleep_nodes: set[str] = self.sleep_queue.sleeping_nodes()
+        """Nodes seen sleeping since they last presented themselves."""
+        self.pinned_sleep: dict[str, bool] = self.sleep_queue.pinned_modes()
+        """Sleep modes set from the nodes' labels (``ignore_sleep_node``): these win over what a node shows."""
+        self.ota = OtaServer(gateway_dir, report=self._report, reboot=self._reboot_node, logger=self.logger)
+        self._ota_started = False
         self.awake_until: dict[str, float] = {}
         self.connected = False
         self.state_message = ""
         self.counters: dict[str, int] = {
             "received": 0, "invalid": 0, "written": 0, "write_failures": 0, "answered_locally": 0,
-            "queued_for_sleep": 0, "flushed": 0, "ack_timeouts": 0,
+            "queued_for_sleep": 0, "flushed": 0, "ack_timeouts": 0, "ack_failures": 0,
         }
         self._write_lock = asyncio.Lock()
         self._acks: dict[tuple[int, int, int, int], asyncio.Future[None]] = {}
+        self._ack_waits: dict[tuple[int, int, int, int], asyncio.Task[bool]] = {}
+        self._unanswered: set[str] = set()
+        """Nodes whose last ack never came: their next commands get one try until they are heard again."""
         self._flushing: dict[str, asyncio.Task[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._last_state: tuple[str, str] | None = None
@@ -167,6 +183,9 @@ class MySensorsGateway(Gateway):
         return task
 
     async def _cancel_tasks(self) -> None:
+        if self._ota_started:
+            self._ota_started = False
+            await self.ota.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -174,12 +193,18 @@ class MySensorsGateway(Gateway):
             with contextlib.suppress(BaseException):
                 await task
 
+    def _start_ota(self) -> None:
+        if not self._ota_started:
+            self._ota_started = True
+            self.ota.start()
+
     def _on_connected(self) -> None:
         self.connected = True
         self._set_state("up", f"connected: {self.description()}")
+        self._start_ota()
         if self.queue_failed:
             for node in self.sleep_queue.depth():
-                if node not in self.sleep_nodes:
+                if not self._is_sleeper(node):
                     self._start_flush(node)
 
     def _on_disconnected(self, message: str) -> None:
@@ -206,6 +231,8 @@ class MySensorsGateway(Gateway):
                                     self.gateway_id, line[:120], error, self.counters["invalid"])
             return None
         self.counters["received"] += 1
+        if msg.command == _STREAM and self._serve_stream(msg):
+            return msg  # a firmware block answered here: the cloud hears of it in the update's progress reports
         self.ctx.emit(line, command=is_command(msg))
         self._react(msg)
         return msg
@@ -217,24 +244,72 @@ class MySensorsGateway(Gateway):
             if future is not None and not future.done():
                 future.set_result(None)
             return  # an echo of something we sent: nothing to answer
-        if msg.command != _INTERNAL or msg.node_id == BROADCAST:
+        if msg.node_id == BROADCAST:
             return
         node = str(msg.node_id)
-        if msg.type == _I_TIME:
+        if self._unanswered:
+            self._unanswered.discard(node)
+        if msg.command == _PRESENTATION:
+            if msg.child_id == BROADCAST:
+                self._presented(node)
+        elif msg.command != _INTERNAL:
+            return
+        elif msg.type == _I_TIME:
             self._answer(msg, str(local_epoch_seconds(self.timezone)))
         elif msg.type == _I_CONFIG:
             self._answer(msg, self.unit_answer)
-        elif msg.type == _I_PRE_SLEEP:
+        elif msg.type == _I_PRE_SLEEP or msg.type in _AWAKE_SIGNALS:
+            self._sleep_signal(node, msg.type, msg.payload)
+
+    def _sleep_signal(self, node: str, type_id: int, payload: str) -> None:
+        """A node says it is about to sleep (with its listening window) or that it is awake: send what waits."""
+        if type_id == _I_PRE_SLEEP:
             self._note_sleep_node(node)
-            window = int(msg.payload) / 1000 if msg.payload.strip().isdigit() else 0.0
+            window = int(payload) / 1000 if payload.strip().isdigit() else 0.0
             self.awake_until[node] = time.monotonic() + window
-            self._start_flush(node)
-        elif msg.type in _AWAKE_SIGNALS:
-            if msg.type == _I_POST_SLEEP:
+        else:
+            if type_id == _I_POST_SLEEP:
                 self._note_sleep_node(node)
             # awake now, for a while we cannot know; the next pre-sleep notice gives the exact window
             self.awake_until[node] = max(self.awake_until.get(node, 0.0), time.monotonic() + self.awake_grace)
-            self._start_flush(node)
+        self._start_flush(node)
+
+    def _presented(self, node: str) -> None:
+        """A node presents itself (it has just started): it listens now, and it is a smart-sleep node again only
+        once it says so, so a sketch re-flashed to stay awake gets its commands at once."""
+        self.awake_until[node] = max(self.awake_until.get(node, 0.0), time.monotonic() + self.awake_grace)
+        if node in self.sleep_nodes:
+            self._forget_sleep_node(node)
+            if node not in self.pinned_sleep:
+                self.logger.info("%s: node %s presented itself again: its commands go at once until it says it "
+                                 "sleeps", self.gateway_id, node)
+        self._start_flush(node)
+
+    def _serve_stream(self, msg: MySensorsMessage) -> bool:
+        """Answer a firmware request of a node the edge updates; whether the message stays here (block requests:
+        thousands a firmware, told upstream as progress)."""
+        if msg.ack or msg.node_id == BROADCAST:
+            return False
+        answer = self.ota.handle(str(msg.node_id), msg.type, msg.payload)
+        if answer is None:
+            return False
+        self.counters["answered_locally"] += 1
+        reply = MySensorsMessage(msg.node_id, msg.child_id, _STREAM, False, msg.type + 1, answer)
+        self._spawn(self._deliver_quietly(reply))
+        return msg.type == ST_REQUEST
+
+    def _report(self, data: dict[str, Any]) -> None:
+        """What the edge itself says about a node (an update's progress), read by the cloud's MySensors provider."""
+        self.ctx.emit(json.dumps(data, separators=(",", ":")), command=True)
+
+    async def _reboot_node(self, node: str) -> None:
+        """Reboot a node through the usual path (held for a sleeping node until it wakes)."""
+        line = f"{node};{BROADCAST};{_INTERNAL};0;{_I_REBOOT};"
+        try:
+            await self.send(Downlink(self.gateway_id, PROVIDER, line, node_id=node, key=f"{node};255;{_I_REBOOT}"))
+        except TransportClosed as error:
+            self.logger.warning("%s: could not reboot node %s for its firmware update (%s): reboot it by hand",
+                                self.gateway_id, node, error)
 
     def _answer(self, request: MySensorsMessage, payload: str) -> None:
         answer = MySensorsMessage(request.node_id, request.child_id, _INTERNAL, False, request.type, payload)
@@ -251,16 +326,62 @@ class MySensorsGateway(Gateway):
         if node not in self.sleep_nodes:
             self.sleep_nodes.add(node)
             self.sleep_queue.mark_sleeping_node(node)
-            self.logger.info("%s: node %s is a smart-sleep node; its commands wait for it to wake",
-                             self.gateway_id, node)
+            if node not in self.pinned_sleep:
+                self.logger.info("%s: node %s is a smart-sleep node; its commands wait for it to wake",
+                                 self.gateway_id, node)
+
+    def _forget_sleep_node(self, node: str) -> None:
+        self.sleep_nodes.discard(node)
+        self.sleep_queue.forget_sleeping_node(node)
+
+    def _is_sleeper(self, node: str) -> bool:
+        pinned = self.pinned_sleep.get(node)
+        return pinned if pinned is not None else node in self.sleep_nodes
 
     def _is_awake(self, node: str) -> bool:
-        return node not in self.sleep_nodes or time.monotonic() < self.awake_until.get(node, 0.0)
+        return not self._is_sleeper(node) or time.monotonic() < self.awake_until.get(node, 0.0)
+
+    def _control(self, raw: str) -> None:
+        """A control downlink for the gateway itself (``core/providers/mysensors/control.py``)."""
+        try:
+            data = read_control(raw) or {}
+            if data.get("ctl") == CONTROL_OTA:
+                self._start_ota()
+                self.ota.control(data)
+            elif data.get("ctl") == CONTROL_SLEEP:
+                self._set_sleep_mode(data["node"], data.get("sleep"), bool(data.get("pinned")))
+            else:
+                raise ValueError(f"unknown control {data.get('ctl')!r}")
+        except ValueError as error:
+            self.counters["write_failures"] += 1
+            self.logger.warning("%s: refused control downlink %r: %s", self.gateway_id, raw[:200], error)
+
+    def _set_sleep_mode(self, node: str, sleep: Any, pinned: bool) -> None:
+        """From the node's labels: ``sleep_node`` (``sleep``), pinned with ``ignore_sleep_node``."""
+        if pinned and isinstance(sleep, bool):
+            self.pinned_sleep[node] = sleep
+            self.sleep_queue.pin_sleep_mode(node, sleep)
+        else:
+            self.pinned_sleep.pop(node, None)
+            self.sleep_queue.pin_sleep_mode(node, None)
+            if sleep is True:
+                self._note_sleep_node(node)
+            elif sleep is False:
+                self._forget_sleep_node(node)
+        self.logger.info("%s: node %s is %s%s", self.gateway_id, node,
+                         "a smart-sleep node" if self._is_sleeper(node) else "always on",
+                         " (pinned by its labels)" if node in self.pinned_sleep else "")
+        if not self._is_sleeper(node):
+            self._start_flush(node)  # what waited for it goes now
 
     # ------------------------------------------------------------------ downlink
 
     async def send(self, downlink: Downlink) -> None:
-        """Write a command now, or hold it for a sleeping node. A line that does not decode is refused."""
+        """Write a command now, or hold it for a sleeping node. A line that does not decode is refused; a control
+        downlink is for the gateway itself."""
+        if downlink.raw.startswith("{"):
+            self._control(downlink.raw)
+            return
         try:
             msg = decode_line(downlink.raw.strip())
         except CodecError as error:
@@ -322,42 +443,69 @@ class MySensorsGateway(Gateway):
             return True
         return (msg.command == _INTERNAL and self.internal_ack) or (msg.command == _STREAM and self.stream_ack)
 
-    async def _deliver(self, msg: MySensorsMessage) -> bool:
-        """Write with ``transmitPreDelay``; when an ack is wanted, wait for the echo and retry.
-
-        Returns whether the message was acknowledged (always True when no ack is wanted). Raises
-        ``TransportClosed`` when the device is gone.
-        """
-        want_ack = self._ack_wanted(msg)
-        if want_ack and not msg.ack:
-            msg = MySensorsMessage(msg.node_id, msg.child_id, msg.command, True, msg.type, msg.payload)
-        attempts = 1 + (self.retry_count if want_ack else 0)
-        key = (msg.node_id, msg.child_id, msg.command, msg.type)
+    async def _write(self, msg: MySensorsMessage) -> None:
+        """One write, after ``transmitPreDelay``; writes never interleave. ``TransportClosed`` when gone."""
         async with self._write_lock:
-            for _attempt in range(attempts):
-                if self.transmit_pre_delay:
-                    await asyncio.sleep(self.transmit_pre_delay)
-                future: asyncio.Future[None] | None = None
-                if want_ack:
+            if self.transmit_pre_delay:
+                await asyncio.sleep(self.transmit_pre_delay)
+            try:
+                await self._write_message(msg)
+            except TransportClosed:
+                self.counters["write_failures"] += 1
+                raise
+            self.counters["written"] += 1
+
+    async def _deliver(self, msg: MySensorsMessage) -> None:
+        """Write a message; when an ack is wanted, wait for its echo (and write again) in the background, so a
+        node that does not answer holds up no other downlink. Raises ``TransportClosed`` when the device is gone.
+        """
+        if not self._ack_wanted(msg):
+            await self._write(msg)
+            return
+        if not msg.ack:
+            msg = MySensorsMessage(msg.node_id, msg.child_id, msg.command, True, msg.type, msg.payload)
+        key = (msg.node_id, msg.child_id, msg.command, msg.type)
+        previous = self._ack_waits.pop(key, None)
+        if previous is not None:
+            previous.cancel()  # a newer message for the same target: the older one's ack no longer matters
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._acks[key] = future  # before writing: a quick echo must find it
+        try:
+            await self._write(msg)
+        except TransportClosed:
+            self._acks.pop(key, None)
+            raise
+        waiter = self._spawn(self._await_ack(msg, key, future))
+        self._ack_waits[key] = waiter
+        waiter.add_done_callback(lambda done: self._ack_waits.pop(key, None) if self._ack_waits.get(key) is done
+                                 else None)
+
+    async def _await_ack(self, msg: MySensorsMessage, key: tuple[int, int, int, int],
+                         future: asyncio.Future[None]) -> bool:
+        """Wait ``timeout`` for the echo, writing again up to ``retryCount`` times; a node whose last ack never
+        came gets one try only, until it is heard from again. Whether the ack came."""
+        node = str(msg.node_id)
+        attempts = 1 if node in self._unanswered else 1 + self.retry_count
+        try:
+            for attempt in range(attempts):
+                if attempt:
                     future = asyncio.get_running_loop().create_future()
                     self._acks[key] = future
+                    await self._write(msg)
                 try:
-                    await self._write_message(msg)
-                except TransportClosed:
-                    self.counters["write_failures"] += 1
-                    self._acks.pop(key, None)
-                    raise
-                self.counters["written"] += 1
-                if future is None:
-                    return True
-                try:
-                    await asyncio.wait_for(future, self.ack_timeout)
+                    await asyncio.wait_for(asyncio.shield(future), self.ack_timeout)
+                    self._unanswered.discard(node)
                     return True
                 except TimeoutError:
                     self.counters["ack_timeouts"] += 1
-                finally:
-                    self._acks.pop(key, None)
-        self.logger.warning("%s: no ack from node %s for %s after %d attempts", self.gateway_id, msg.node_id,
+        except TransportClosed:
+            return False
+        finally:
+            if self._acks.get(key) is future:
+                del self._acks[key]
+        self.counters["ack_failures"] += 1
+        self._unanswered.add(node)
+        self.logger.warning("%s: no ack from node %s for %s after %d attempt(s)", self.gateway_id, msg.node_id,
                             as_line(msg), attempts)
         return False
 
@@ -371,8 +519,11 @@ class MySensorsGateway(Gateway):
             "transport": self.description(),
             "message": self.state_message,
             **self.counters,
-            "sleep_nodes": sorted(self.sleep_nodes, key=lambda n: (len(n), n)),
+            "sleep_nodes": sorted((n for n in self.sleep_nodes | set(self.pinned_sleep) if self._is_sleeper(n)),
+                                  key=lambda n: (len(n), n)),
+            "sleep_pinned": {n: self.pinned_sleep[n] for n in sorted(self.pinned_sleep, key=lambda n: (len(n), n))},
             "sleep_queue": self.sleep_queue.depth(),
+            "ota": self.ota.status(),
         }
 
 

@@ -5,7 +5,8 @@ outside it is lost. The reference holds such commands in memory (lost on restart
 SQLite file so that an agent restart or a power cut does not drop a command a user already saw accepted.
 Rules, after the reference: at most ``limit`` (20) per node, the oldest goes first when full; a newer command
 with the same key replaces the older; an entry past its expiry is never sent. What we know about which nodes
-sleep is kept in the same file, so a restarted agent still queues for them.
+sleep is kept in the same file, so a restarted agent still queues for them: the nodes seen sleeping since they last
+presented themselves, and the modes pinned from the nodes' labels.
 """
 
 from __future__ import annotations
@@ -36,6 +37,10 @@ CREATE INDEX IF NOT EXISTS queue_node ON queue (node, id);
 CREATE TABLE IF NOT EXISTS sleep_nodes (
     node TEXT PRIMARY KEY,
     since_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS sleep_pins (
+    node TEXT PRIMARY KEY,
+    sleeps INTEGER NOT NULL
 );
 """
 
@@ -150,3 +155,16 @@ class SleepQueue:
     def sleeping_nodes(self) -> set[str]:
         with self._lock:
             return {row[0] for row in self._db.execute("SELECT node FROM sleep_nodes")}
+
+    def pin_sleep_mode(self, node_id: str, sleeps: bool | None) -> None:
+        """Pin a node's sleep mode (``None``: follow what the node shows again)."""
+        with self._lock:
+            if sleeps is None:
+                self._db.execute("DELETE FROM sleep_pins WHERE node = ?", (node_id,))
+            else:
+                self._db.execute("INSERT OR REPLACE INTO sleep_pins (node, sleeps) VALUES (?, ?)",
+                                 (node_id, int(sleeps)))
+
+    def pinned_modes(self) -> dict[str, bool]:
+        with self._lock:
+            return {row[0]: bool(row[1]) for row in self._db.execute("SELECT node, sleeps FROM sleep_pins")}
