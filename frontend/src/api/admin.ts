@@ -1,6 +1,8 @@
 // Pure helpers of the settings, users and service-token pages: form text ⇄ API bodies, the field a server error
 // names, expiry dates. Kept apart from the pages so the tests check exactly what the pages send.
 
+import type { ServiceToken } from "./types";
+
 /** System settings as `GET /api/settings/system` answers them (chalicelib/core/settings.py). */
 export interface SystemSettings {
   geoLocation: {
@@ -112,20 +114,9 @@ export function dateToLocalInput(date: Date): string {
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
 
-export interface ServiceTokenRecord {
-  id: string;
-  userId: string;
-  name: string;
-  description?: string;
-  neverExpire?: boolean;
-  expiresOn?: string | null;
-  createdOn?: string | null;
-  /** What it may do: at most its maker's role (absent on tokens made before roles: its user's). */
-  role?: string | null;
-  createdBy?: string | null;
-  /** Only in the answer to create: `<tokenId>_<secret>`, shown once. */
-  token?: string | null;
-}
+/** A service token as the API answers it (generated from /api/openapi.json); `token` only in the answer to
+ * create (`<tokenId>_<secret>`, shown once), `role` at most its maker's (absent on tokens made before roles). */
+export type ServiceTokenRecord = ServiceToken;
 
 /** The body of `POST /api/servicetoken`; throws FormError when the expiry is missing or already past. A role left
  * empty is the server's choice (the lesser of the maker's and the owner's). */
@@ -146,7 +137,7 @@ export function serviceTokenBody(input: { name: string; description: string; use
 }
 
 /** How a token's validity reads in the list: "never", "expired", or the date. */
-export function tokenExpiry(token: ServiceTokenRecord, now: Date = new Date()): string {
+export function tokenExpiry(token: Partial<ServiceTokenRecord>, now: Date = new Date()): string {
   if (token.neverExpire) return "never";
   if (!token.expiresOn) return "—";
   const at = Date.parse(token.expiresOn);

@@ -2,6 +2,7 @@
 // The token lives in sessionStorage (per tab, gone with the tab); a 401 clears it and sends the user to /login.
 
 import { buildListQuery, type ListQuery, type Page } from "./query";
+import type { LoginReply } from "./types";
 
 /** Where the API is: the same origin (the local stack), or VITE_API_BASE at build time (e.g. an API Gateway URL). */
 export const API_BASE: string = (import.meta.env?.VITE_API_BASE as string | undefined)?.replace(/\/$/, "") ?? "";
@@ -203,12 +204,8 @@ export async function metricsEnabled(): Promise<boolean> {
   }
 }
 
-export interface LoginAnswer {
-  token: string;
-  expiresAt?: string;
-  username?: string;
-  role?: string;
-}
+/** POST /api/user/login's answer (generated from /api/openapi.json). */
+export type LoginAnswer = LoginReply;
 
 export async function login(username: string, password: string): Promise<LoginAnswer> {
   const answer = await api<LoginAnswer>("/api/user/login", { method: "POST", body: { username, password } });

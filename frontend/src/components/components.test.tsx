@@ -10,9 +10,10 @@ import { ColourPicker, COLOUR_SETTLE_MS, FieldControl } from "./FieldControl";
 import { ResourceTable } from "./ResourceTable";
 import type { FieldRecord } from "../live/fields";
 
-const field = (fieldId: string, metricType: string, value: unknown, unit = ""): FieldRecord => ({
+const field = (fieldId: string, metricType: FieldRecord["metricType"], value: unknown, unit = ""): FieldRecord => ({
   id: `sim.1.1.${fieldId}`, gatewayId: "sim", nodeId: "1", sourceId: "1", fieldId, name: fieldId, metricType, unit,
-  current: { value, timestamp: "2026-01-01T00:00:00Z" }, labels: {},
+  current: { value, timestamp: "2026-01-01T00:00:00Z", isReceived: true, sequence: 1 }, labels: {},
+  modifiedOn: null, noChangeSince: null, lastSeen: null,
 });
 
 beforeEach(() => {
@@ -41,8 +42,7 @@ describe("FieldControl", () => {
   it("refuses a value out of range with the range, and sends nothing", () => {
     const { fetch, calls } = fakeFetch(() => ({ sent: 1 }));
     vi.stubGlobal("fetch", fetch);
-    const setpoint = { ...field("V_HVAC_SETPOINT_HEAT", "gauge_float", 20, "°C"), labels: { min: "5", max: "30" },
-      metricType: "gauge_float" };
+    const setpoint = { ...field("V_HVAC_SETPOINT_HEAT", "gauge_float", 20, "°C"), labels: { min: "5", max: "30" } };
     // min and max labels make it a slider; a plain number field with a minimum shows the box
     renderWithProviders(<FieldControl field={{ ...setpoint, labels: { min: "5" } }} label="Heating" />);
     fireEvent.change(screen.getByRole("textbox", { name: "new value for Heating" }), { target: { value: "4" } });

@@ -9,24 +9,12 @@ import { api, metrics, type MetricPoint } from "../api/client";
 import { keys, useLiveRefetch } from "../api/queries";
 import type { Page } from "../api/query";
 import { errorText } from "../api/errors";
+import type { Field } from "../api/types";
 import { useLive } from "./hooks";
 import type { LiveEvent } from "./subscriptions";
 
-export interface FieldRecord {
-  id: string;
-  gatewayId: string;
-  nodeId: string;
-  sourceId: string;
-  fieldId: string;
-  name: string;
-  metricType: string;
-  unit: string;
-  current: { value: unknown; timestamp: string | null; isReceived?: boolean };
-  previous?: { value: unknown; timestamp: string | null };
-  labels: Record<string, string>;
-  noChangeSince?: string | null;
-  lastSeen?: string | null;
-}
+/** A field as the API answers it (generated from /api/openapi.json: api/types.ts). */
+export type FieldRecord = Field;
 
 export function bareFieldId(id: string): string {
   return id.trim().replace(/^field:/, "");

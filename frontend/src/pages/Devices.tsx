@@ -11,6 +11,7 @@ import { errorText } from "../api/errors";
 import { fieldWord, nodeIdOf, sourceIdOf, useFieldLabels, useRecords } from "../api/names";
 import { keys, useList, useOne } from "../api/queries";
 import { allows, useRole } from "../api/roles";
+import type { Gateway, Node, Source } from "../api/types";
 import { Card, ErrorBox, formatTime, formatValue, Labels, StatusBadge, usePageTitle } from "../components/common";
 import { FieldControl } from "../components/FieldControl";
 import { InlineLabels, InlineText } from "../components/InlineEdit";
@@ -21,42 +22,10 @@ import { type FieldRecord, useFields, useSeries } from "../live/fields";
 import { useLive } from "../live/hooks";
 import { RANGES } from "../widgets/model";
 
-interface State {
-  status?: string;
-  message?: string;
-  since?: string;
-}
-
-export interface GatewayRecord {
-  id: string;
-  description: string;
-  enabled?: boolean;
-  provider: Record<string, unknown>;
-  labels: Record<string, string>;
-  state?: State;
-  lastTransaction?: string | null;
-}
-
-export interface NodeRecord {
-  id: string;
-  gatewayId: string;
-  nodeId: string;
-  name: string;
-  labels: Record<string, string>;
-  others: Record<string, unknown>;
-  state?: State;
-  lastSeen?: string | null;
-}
-
-export interface SourceRecord {
-  id: string;
-  gatewayId: string;
-  nodeId: string;
-  sourceId: string;
-  name: string;
-  labels: Record<string, string>;
-  lastSeen?: string | null;
-}
+/** The API's records (generated from /api/openapi.json: api/types.ts). */
+export type GatewayRecord = Gateway;
+export type NodeRecord = Node;
+export type SourceRecord = Source;
 
 const enc = encodeURIComponent;
 
@@ -285,7 +254,7 @@ export function NodePage() {
           <dt>Last seen</dt><dd>{formatTime(n.lastSeen)}</dd>
           <dt>Battery</dt><dd>{formatValue(n.others?.battery_level, "%")}</dd>
           <dt>Labels</dt>
-          <dd><InlineLabels labels={n.labels} onSave={(labels) => rename("node", id, { labels })}>
+          <dd><InlineLabels labels={n.labels ?? {}} onSave={(labels) => rename("node", id, { labels })}>
             <Labels labels={n.labels} /></InlineLabels></dd>
         </dl>
         <ActionButtons
@@ -427,7 +396,7 @@ export function FieldPage() {
           <dt>Updated</dt><dd>{formatTime(f.current?.timestamp)}</dd>
           <dt>No change since</dt><dd>{formatTime(f.noChangeSince)}</dd>
           <dt>Labels</dt>
-          <dd><InlineLabels labels={f.labels} onSave={(labels) => rename("field", id, { labels })}>
+          <dd><InlineLabels labels={f.labels ?? {}} onSave={(labels) => rename("field", id, { labels })}>
             <Labels labels={f.labels} /></InlineLabels></dd>
         </dl>
       </Card>

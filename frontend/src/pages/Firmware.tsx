@@ -8,19 +8,15 @@ import { type FormEvent, useState } from "react";
 import { remove } from "../api/client";
 import { formatBytes, sendFile, type SendOptions } from "../api/upload";
 import { useInvalidate } from "../api/queries";
+import type { Firmware } from "../api/types";
 import { Card, ErrorBox, formatTime, Labels, ProgressBar, usePageTitle } from "../components/common";
 import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
 
 const NAMES = ["id", "description", "labels.ms_type_id", "labels.ms_version_id", "file"];
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
-export interface FirmwareRecord {
-  id: string;
-  description?: string;
-  file?: { name: string; checksum: string; size: number };
-  labels?: Record<string, string>;
-  modifiedOn?: string;
-}
+/** A firmware as the API answers it (generated from /api/openapi.json). */
+export type FirmwareRecord = Firmware;
 
 const ID_PATTERN = /^[A-Za-z0-9_\-:@~]{1,128}$/;
 /** The whole checksum is in the page (hover shows it), the column shows its start. */

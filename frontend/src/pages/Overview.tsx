@@ -17,25 +17,14 @@ import { Card, ErrorBox, formatTime, formatValue, usePageTitle } from "../compon
 import { describeEvent, eventLog, type LoggedEvent, matchesQuery, useEventLog } from "../live/eventLog";
 import { useLive } from "../live/hooks";
 import type { EventType, LiveFilter } from "../live/subscriptions";
+import type { ApiDashboard, Node } from "../api/types";
 import { rangeMs } from "../live/fields";
 
 export const LOW_BATTERY = 20;
 const DEFAULT_INACTIVE = "15m";
 
-interface Dashboard {
-  id: string;
-  title: string;
-}
-
-interface NodeRow {
-  id: string;
-  gatewayId: string;
-  nodeId: string;
-  name: string;
-  lastSeen?: string | null;
-  state?: { status?: string };
-  others?: { battery_level?: number };
-}
+type Dashboard = Pick<ApiDashboard, "id" | "title">;
+type NodeRow = Node;
 
 const enc = encodeURIComponent;
 const nodePath = (id: string) => `/nodes/${enc(id)}/`;

@@ -1,0 +1,1 @@
+export function generate(doc: unknown): Promise<{ schema: string; filterKeys: string; lists: number }>;
