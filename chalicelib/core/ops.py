@@ -8,6 +8,7 @@ Slotted dataclasses: one or two are made per device message on the ingest hot pa
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -52,7 +53,8 @@ class NodeInfo:
 
     node_id: str
     name: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str | None] = field(default_factory=dict)
+    """``None`` removes a label."""
     others: dict[str, Any] = field(default_factory=dict)
     metric: tuple[str, str, float] | None = None
     """(key, metric type, number) to also write as a metric of the node, e.g. battery_level."""
@@ -65,7 +67,7 @@ class SourceInfo:
     node_id: str
     source_id: str
     name: str | None = None
-    labels: dict[str, str] = field(default_factory=dict)
+    labels: Mapping[str, str | None] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

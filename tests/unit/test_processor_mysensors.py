@@ -304,3 +304,60 @@ def test_time_and_config_are_left_to_the_edge_agent_that_runs_the_gateway() -> N
     assert result.downlinks == [] and result.failures == []
     node = processor.repository.get(Kind.NODE, "gw1.5")
     assert node is not None and node["state"]["status"] == "up"
+
+
+def test_a_node_is_a_sleeper_until_it_presents_itself_again_unless_pinned() -> None:
+    processor = make_processor()
+    repo = processor.repository
+    processor.acknowledge(processor.process(envelopes(["5;255;0;0;17;2.3.2", "5;255;3;0;32;500"])))
+    node = repo.get(Kind.NODE, "gw1.5")
+    assert node is not None and node["labels"]["sleep_node"] == "true"
+    # re-flashed with an always-on sketch: it presents itself and never says it sleeps
+    processor.acknowledge(processor.process(envelopes(["5;255;0;0;17;2.3.2", "5;1;1;0;0;20.5"], t0=T0 + 60_000,
+                                                      seq0=10)))
+    node = repo.get(Kind.NODE, "gw1.5")
+    assert node is not None and "sleep_node" not in node["labels"]
+    # a smart-sleep sketch says so again after presenting
+    processor.acknowledge(processor.process(envelopes(["5;255;0;0;17;2.3.2", "5;255;3;0;32;500"], t0=T0 + 120_000,
+                                                      seq0=20)))
+    node = repo.get(Kind.NODE, "gw1.5")
+    assert node is not None and node["labels"]["sleep_node"] == "true"
+    # pinned by the user: what the node shows no longer changes it
+    repo.put(Kind.NODE, {**node, "labels": {**node["labels"], "ignore_sleep_node": "true"}})
+    processor.acknowledge(processor.process(envelopes(["5;255;0;0;17;2.3.2"], t0=T0 + 180_000, seq0=30)))
+    node = repo.get(Kind.NODE, "gw1.5")
+    assert node is not None and node["labels"]["sleep_node"] == "true"
+
+
+def test_the_edges_firmware_update_reports_land_on_the_node() -> None:
+    processor = make_processor()
+    repo = processor.repository
+    reports = [
+        {"type": "node_ota", "node": "7", "firmware": "blink", "state": "running", "message": "", "blocksSent": 48,
+         "blocks": 192},
+        {"type": "node_ota", "node": "7", "firmware": "blink", "state": "done", "message": "runs blink",
+         "blocksSent": 192, "blocks": 192},
+    ]
+    result = processor.process(envelopes([json.dumps(reports[0])]))
+    processor.acknowledge(result)
+    assert result.failures == []
+    node = repo.get(Kind.NODE, "gw1.7")
+    assert node is not None
+    assert {k: node["others"][k] for k in ("ota_state", "ota_running", "ota_progress", "ota_blocks_sent",
+                                            "ota_block_total", "ota_firmware")} == {
+        "ota_state": "running", "ota_running": True, "ota_progress": 25, "ota_blocks_sent": 48,
+        "ota_block_total": 192, "ota_firmware": "blink"}
+    processor.acknowledge(processor.process(envelopes([json.dumps(reports[1])], t0=T0 + 5000, seq0=2)))
+    node = repo.get(Kind.NODE, "gw1.7")
+    assert node is not None and node["others"]["ota_state"] == "done" and node["others"]["ota_progress"] == 100
+    assert node["others"]["ota_end_time"] == iso_from_ms(T0 + 5000)
+    # reset's erase done: the flag goes
+    repo.put(Kind.NODE, {**node, "labels": {"ms_erase_eeprom": "true"}})
+    processor.acknowledge(processor.process(envelopes(['{"type":"node_ota","node":"7","eepromErased":true}'],
+                                                      t0=T0 + 9000, seq0=3)))
+    node = repo.get(Kind.NODE, "gw1.7")
+    assert node is not None and "ms_erase_eeprom" not in node["labels"]
+    # a report that is not one fails alone, saying why
+    bad = processor.process(envelopes(['{"type":"node_ota","node":"7","state":"flying","blocksSent":1,"blocks":0}',
+                                       '{"type":"other"}'], t0=T0 + 10_000, seq0=4))
+    assert len(bad.failures) == 2 and all("node_ota" in str(f) for f in bad.failures)

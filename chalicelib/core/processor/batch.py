@@ -10,7 +10,7 @@ source facts, requests, states) is interpreted and applied message by message, b
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
@@ -425,15 +425,15 @@ class Batch:
         return acc
 
     @staticmethod
-    def _name_and_labels(acc: EntityAcc, name: str | None, new_labels: dict[str, str]) -> None:
+    def _name_and_labels(acc: EntityAcc, name: str | None, new_labels: Mapping[str, str | None]) -> None:
         """A device's name and labels for a node or source, except what the user pinned with ``ignore_*``."""
         record = acc.record
         labels = record.get("labels") or {}
         if name is not None and record.get("name") != name and not ignored(labels, "name"):
             acc.update(name=name)
         changed = {k: v for k, v in new_labels.items() if labels.get(k) != v and not ignored(labels, k)}
-        if changed:
-            acc.update(labels={**labels, **changed})
+        if changed:  # a label given as None is removed
+            acc.update(labels={k: v for k, v in {**labels, **changed}.items() if v is not None})
 
     def _node_info(self, gw: str, op: NodeInfo, ts: int) -> None:
         acc = self.node(gw, op.node_id, ts)

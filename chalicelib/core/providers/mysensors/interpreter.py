@@ -4,6 +4,11 @@ Follows MyController v2's mapping: sensor presentation → source name and ``ms_
 presentation → ``library_version``; set/request → the field named by the V_ type; internal messages →
 node facts (battery level, sketch name and version, heartbeat, signal, parent, smart sleep); the controller
 answers I_TIME (gateway time zone), I_CONFIG (metric or imperial) and I_ID_REQUEST (first free id).
+
+A node is a smart-sleep node (label ``sleep_node``) from its first I_PRE_SLEEP/I_POST_SLEEP notification until it
+presents itself again (a sketch re-flashed to stay awake); ``ignore_sleep_node=true`` pins the label as set.
+The edge's own reports about a node travel as JSON objects beside the lines (``node_ota``: a firmware update's
+state and progress, served by the edge's gateway), onto the node's ``others`` as the reference names them.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from ...envelope import Downlink, Envelope
-from ...model import Record
+from ...model import Record, iso_from_ms
 from ...ops import (
     FieldRequest,
     FieldValue,
@@ -28,6 +33,7 @@ from ...ops import (
     Op,
     Reply,
     SourceInfo,
+    json_object,
 )
 from .codec import MAX_PAYLOAD, CodecError, decode_line, encode_value
 from .protocol import VALUE_METRIC, Command, Internal, Sensor, sensor_name, value_id, value_name
@@ -118,6 +124,8 @@ class MySensorsInterpreter:
         try:
             msg = decode_line(envelope.raw)
         except CodecError as error:
+            if envelope.raw.startswith("{"):
+                return edge_report(envelope)
             raise InterpretError(str(error)) from None
         command = msg.command
         node_id = msg.node_id
@@ -139,8 +147,9 @@ class MySensorsInterpreter:
 
     @staticmethod
     def _presentation(node: str, child: int, type_id: int, payload: str) -> Op:
-        if child == BROADCAST:
-            labels = {"library_version": payload, "ms_node_type": "repeater" if type_id == _REPEATER else "node"}
+        if child == BROADCAST:  # the node (re)starts: a smart-sleep node again once it says it sleeps
+            labels: dict[str, str | None] = {"library_version": payload, "sleep_node": None,
+                                             "ms_node_type": "repeater" if type_id == _REPEATER else "node"}
             return NodeInfo(node, labels=labels)
         type_name = _sensor_name(type_id)
         return SourceInfo(node, _IDS[child], name=payload or None,
@@ -195,6 +204,33 @@ class MySensorsInterpreter:
 
     def node_id_response(self, gateway: Record, node_id: int) -> Downlink:
         return self._downlink(gateway["id"], "255", _line(255, 255, _INTERNAL, int(Internal.I_ID_RESPONSE), node_id))
+
+
+OTA_STATES: Final = frozenset({"fetching", "ready", "running", "sent", "done", "failed"})
+
+
+def edge_report(envelope: Envelope) -> list[Op]:
+    """What the edge says about a node: ``{"type": "node_ota", "node", "firmware", "state", "message",
+    "blocksSent", "blocks"}`` (an update's progress) or ``{"type": "node_ota", "node", "eepromErased": true}``."""
+    data = json_object(envelope.raw, "MySensors edge report")
+    node = str(data.get("node"))
+    if data.get("type") != "node_ota" or node not in _IDS[:BROADCAST]:
+        raise InterpretError("a MySensors edge report is {'type': 'node_ota', 'node': <0-254>, ...}")
+    at = iso_from_ms(envelope.timestamp)
+    if data.get("eepromErased"):
+        return [NodeInfo(node, labels={"ms_erase_eeprom": None}, others={"ota_state": "eeprom_erased",
+                                                                           "ota_status_on": at})]
+    state = data.get("state")
+    sent, total = data.get("blocksSent"), data.get("blocks")
+    if state not in OTA_STATES or not isinstance(sent, int) or not isinstance(total, int) or not 0 <= sent <= total:
+        raise InterpretError(f"a node_ota report needs a state of {sorted(OTA_STATES)} and blocksSent <= blocks")
+    others: dict[str, Any] = {
+        "ota_state": state, "ota_running": state == "running", "ota_firmware": str(data.get("firmware") or ""),
+        "ota_message": str(data.get("message") or "")[:300], "ota_blocks_sent": sent, "ota_block_total": total,
+        "ota_progress": 100 if state == "done" else sent * 100 // total if total else 0, "ota_status_on": at}
+    if state == "done":
+        others["ota_end_time"] = at
+    return [NodeInfo(node, others=others)]
 
 
 def _battery(node: str, payload: str) -> list[Op]:
