@@ -451,11 +451,24 @@ class MqttTransport:
     def _on_success(self, data: Any) -> None:
         self._call(self._connected)
 
+    def _peer(self) -> Any:
+        from ..mqtt_errors import Peer
+
+        s = self.settings
+        return Peer(s.broker, _broker_endpoint(s.broker)[2], cert=s.cert_file if s.key_file else None, ca=s.ca_file,
+                    client_id=s.client_id, username=s.username, setting="provider.protocol")
+
     def _on_failure(self, data: Any) -> None:
-        self._call(self._transition, False, f"cannot connect to {self.settings.broker}: {data.exception}")
+        from ..mqtt_errors import explain_connect_failure
+
+        reason = explain_connect_failure(data.exception, getattr(data, "connack_packet", None), self._peer())
+        self._call(self._transition, False, reason)
 
     def _on_disconnect(self, data: Any) -> None:
-        self._call(self._transition, False, f"disconnected from {self.settings.broker}: {data.exception}")
+        from ..mqtt_errors import explain_disconnect
+
+        reason = explain_disconnect(data.exception, getattr(data, "disconnect_packet", None), self._peer())
+        self._call(self._transition, False, reason)
 
     def _on_stopped(self, data: Any) -> None:
         if self._stopped is not None:

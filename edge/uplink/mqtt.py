@@ -22,6 +22,7 @@ from typing import Any
 from awscrt import io, mqtt5
 
 from ..config import UplinkSection
+from ..mqtt_errors import Peer, error_code, explain_connect_failure, explain_disconnect, reason_code
 from .base import Uplink, UplinkError
 
 _OK_PUBACK = frozenset({mqtt5.PubackReasonCode.SUCCESS, mqtt5.PubackReasonCode.NO_MATCHING_SUBSCRIBERS})
@@ -146,10 +147,22 @@ class MqttUplink(Uplink):
                                                     "connects": self.connects})
         self._subscribe()
 
+    def _peer(self) -> Peer:
+        """What an explanation of a refused connection names (``edge/mqtt_errors.py``)."""
+        host, port = self.config.address
+        tls = self.config.tls
+        return Peer(f"{host}:{port}", self.config.type == "aws_iot" or tls is not None,
+                    cert=str(tls.cert) if tls is not None and tls.cert else None,
+                    ca=str(tls.ca) if tls is not None and tls.ca else None, client_id=self.client_id,
+                    username=self.config.username)
+
     def _on_connection_failure(self, data: mqtt5.LifecycleConnectFailureData) -> None:
         self._connected.clear()
-        self.last_error = f"connect failed: {data.exception}"
-        self.logger.warning("uplink connect failed", extra={"uplink": self.kind, "error": str(data.exception)})
+        reason = explain_connect_failure(data.exception, data.connack_packet, self._peer())
+        self.last_error = f"connect failed: {reason}"
+        self.logger.warning("uplink connect failed: %s", reason, extra={
+            "uplink": self.kind, "error": reason, "code": error_code(data.exception),
+            "connack_reason": reason_code(data.connack_packet)})
 
     def _on_disconnection(self, data: mqtt5.LifecycleDisconnectData) -> None:
         self._connected.clear()
@@ -157,8 +170,11 @@ class MqttUplink(Uplink):
             self.logger.info("uplink disconnected", extra={"uplink": self.kind})
             return
         self.disconnects += 1
-        self.last_error = f"disconnected: {data.exception}"
-        self.logger.warning("uplink disconnected", extra={"uplink": self.kind, "error": str(data.exception)})
+        reason = explain_disconnect(data.exception, data.disconnect_packet, self._peer())
+        self.last_error = f"disconnected: {reason}"
+        self.logger.warning("uplink disconnected: %s", reason, extra={
+            "uplink": self.kind, "error": reason, "code": error_code(data.exception),
+            "disconnect_reason": reason_code(data.disconnect_packet)})
 
     def _on_stopped(self, _data: mqtt5.LifecycleStoppedData) -> None:
         self._connected.clear()
