@@ -418,7 +418,7 @@ def _auth(c: Container) -> AuthService:
 def _actions(c: Container) -> ActionService:
     from .services.actions import ActionService
 
-    return ActionService(c.records, c.downlink)
+    return ActionService(c.records, c.downlink, c.blobs, link_expires_s=c.settings.presign_expires_s)
 
 
 def _gateway_sync(c: Container) -> GatewaySync:

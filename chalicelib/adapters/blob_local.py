@@ -87,3 +87,8 @@ class LocalBlobStore:
                          content_type: str = "application/octet-stream") -> str | None:
         check_blob_key(key)
         return None
+
+    def file_url(self, key: str) -> str:
+        """A ``file://`` URL of a blob, for a reader on this machine (the local stack's edge agent fetching a
+        firmware file); it does not check that the blob exists."""
+        return self._path(key).resolve().as_uri()

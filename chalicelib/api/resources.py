@@ -132,6 +132,8 @@ def upsert_resource(kind: Kind, request: ApiRequest) -> Record:
     container.records.announce([event(EventType.UPDATED if stored is not None else EventType.CREATED, kind,
                                       public(kind, record))])
     container.gateway_sync.after_upsert(kind, record, stored)
+    if kind == Kind.NODE:
+        container.actions.after_node_upsert(record, stored)  # a MySensors node's sleep mode set from its labels
     return public(kind, record)
 
 

@@ -9,9 +9,13 @@ per-provider wire forms:
   ';' unless the gateway speaks MQTT). Node actions are internal messages to child 255:
   reboot ``I_REBOOT`` (13), heartbeat_request ``I_HEARTBEAT_REQUEST`` (18), refresh_node_info
   ``I_PRESENTATION`` (19). ``reset`` is the reference's EEPROM erase, which only the MYSBootloader can do: the
-  node gets the label ``ms_erase_eeprom=true`` (``reset_node_labels``) and an ``I_REBOOT``; when its bootloader
-  then asks for its firmware config, the controller answers with the erase command. Gateway ``discover_nodes``
-  → ``I_DISCOVER_REQUEST`` (20) broadcast ``255;255;3;0;20;``.
+  node gets the label ``ms_erase_eeprom=true`` (``reset_node_labels``), the edge a control downlink
+  (``erase_eeprom``) and the node an ``I_REBOOT``; when its bootloader then asks for its firmware config, the edge
+  answers with the erase command. ``firmware_update`` is a control downlink (``firmware_assignment``): the edge
+  fetches the node's assigned firmware from the URL it names, reboots the node and serves its bootloader the
+  blocks (``providers/mysensors/firmware.py``, ``edge/gateways/mysensors/ota.py``). Gateway ``discover_nodes``
+  → ``I_DISCOVER_REQUEST`` (20) broadcast ``255;255;3;0;20;``. A node's sleep mode set from its labels is a
+  control downlink too (``sleep_mode``).
 * Tasmota: topic ``cmnd/<node>/<command>`` with a plain payload. Set field → ``cmnd/<node>/<fieldId>`` (binary
   as ON/OFF); heartbeat_request ``STATUS 1``; reboot ``Restart 1``; refresh_node_info ``STATUS 0``; reset
   ``Reset 6`` (erase flash settings but keep Wi-Fi and MQTT, as the reference does). No discover.
@@ -275,6 +279,61 @@ def node_action(gateway: Record, node: Record, action: str) -> Downlink:
             raise ActionError(str(error), "action") from None
         return Downlink(gateway_id, provider, raw, node_id=node_id, key=f"{node_id};{action}")
     raise ActionError(f"provider {provider} has no node actions", "action")
+
+
+def _ms_control(gateway: Record, node: Record, raw: str, what: str) -> Downlink:
+    if provider_of(gateway) != MYSENSORS:
+        raise ActionError(f"{what} is for MySensors gateways", "action")
+    number = _ms_id(node["nodeId"], "nodeId")
+    return Downlink(str(gateway["id"]), MYSENSORS, raw, node_id=str(number), key=f"{number};{what}")
+
+
+def _firmware_id(firmware: Record, label_key: str) -> int:
+    text = str((firmware.get("labels") or {}).get(label_key) or "").strip()
+    if not (text.isascii() and text.isdigit() and int(text) <= 0xFFFF):
+        raise ActionError(f"firmware {firmware.get('id')!r} needs label {label_key} (a number 0-65535) for "
+                          f"MySensors, got {text!r}", "action")
+    return int(text)
+
+
+def firmware_assignment(gateway: Record, node: Record, firmware: Record, *, url: str,
+                        url_expires_ms: int | None) -> Downlink:
+    """MySensors ``firmware_update``: the edge fetches ``firmware``'s file from ``url`` (valid until
+    ``url_expires_ms``), reboots the node and serves its bootloader; the firmware needs labels ``ms_type_id`` and
+    ``ms_version_id`` (what the node is told it gets) and a file."""
+    from .providers.mysensors.control import ota_control
+
+    file = firmware.get("file") or {}
+    if not file.get("checksum") or not file.get("size"):
+        raise ActionError(f"firmware {firmware.get('id')!r} has no file uploaded", "action")
+    fields: dict[str, Any] = {
+        "firmware": str(firmware["id"]), "type": _firmware_id(firmware, "ms_type_id"),
+        "version": _firmware_id(firmware, "ms_version_id"), "checksum": str(file["checksum"]),
+        "size": int(file["size"]), "url": url, "reboot": True}
+    if url_expires_ms is not None:
+        fields["urlExpires"] = url_expires_ms
+    return _ms_control(gateway, node, ota_control(str(node["nodeId"]), **fields), "ota")
+
+
+def erase_eeprom(gateway: Record, node: Record) -> Downlink:
+    """MySensors ``reset``: the edge answers the node's next firmware config request with the erase command."""
+    from .providers.mysensors.control import ota_control
+
+    return _ms_control(gateway, node, ota_control(str(node["nodeId"]), erase=True), "erase")
+
+
+def sleep_mode(gateway: Record, node: Record) -> Downlink | None:
+    """A MySensors node's sleep mode from its labels (``sleep_node``, pinned by ``ignore_sleep_node``), for the
+    edge; ``None`` for other providers."""
+    from .model import label_true
+    from .providers.mysensors.control import sleep_control
+
+    if provider_of(gateway) != MYSENSORS:
+        return None
+    labels = node.get("labels") or {}
+    raw = sleep_control(str(node["nodeId"]), sleep=label_true(labels, "sleep_node"),
+                        pinned=label_true(labels, "ignore_sleep_node"))
+    return _ms_control(gateway, node, raw, "sleep")
 
 
 def reset_node_labels(node: Record) -> Record:

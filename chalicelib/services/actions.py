@@ -4,7 +4,9 @@ a data repository written at a key path, a virtual device's trait acted on as th
 Every action of a request is checked before any is sent, so a bad item sends nothing. Messages leave through the
 downlink port as provider-native downlinks (``core.actions``); the stored field value changes only when the
 device reports back, as in the reference. A MySensors ``reset`` flags the node first (its bootloader must find
-the flag when it asks for its firmware config).
+the flag when it asks for its firmware config). A MySensors ``firmware_update`` hands the edge the node's assigned
+firmware (a short-lived URL of its file: presigned in AWS, the store's own path locally) and marks the node
+``others.ota_state: assigned``; the edge reboots the node and serves its bootloader (``core.actions``).
 """
 
 from __future__ import annotations
@@ -16,17 +18,19 @@ from typing import Final
 from ..core import actions as core_actions
 from ..core import data_repository, virtual
 from ..core.envelope import Downlink
-from ..core.model import EventType, Kind, QuickIdError, Record, event, label, now_iso, parse_quick_id
-from ..core.ports import DownlinkSender
+from ..core.model import EventType, Kind, QuickIdError, Record, event, label, now_iso, now_ms, parse_quick_id
+from ..core.ports import BlobStore, DownlinkSender
 from .errors import InvalidInput
 from .records import Records
 
 MAX_ACTIONS: Final = 100
 """Actions one request may carry."""
 
-Plan = tuple[Downlink | None, tuple[Kind, Record] | None]
+Plan = tuple[Downlink | tuple[Downlink, ...] | None, tuple[Kind, Record] | None]
 """What one action sends (``None``: skipped, a disabled gateway) and a record to store first (a node flagged for a
-reset, a data repository written)."""
+reset or marked for a firmware update, a data repository written)."""
+FIRMWARE_PREFIX: Final = "firmware/"
+SLEEP_LABELS: Final = ("sleep_node", "ignore_sleep_node")
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,9 +45,13 @@ class Action:
 
 
 class ActionService:
-    def __init__(self, records: Records, downlink: DownlinkSender) -> None:
+    def __init__(self, records: Records, downlink: DownlinkSender, blobs: BlobStore | None = None, *,
+                 link_expires_s: int = 900) -> None:
         self.records = records
         self.downlink = downlink
+        self.blobs = blobs
+        """Where firmware files are (``firmware/<id>``): the edge is handed a URL of the node's one."""
+        self.link_expires_s = link_expires_s
 
     # ----------------------------------------------------------------------------------------- use cases
 
@@ -141,22 +149,66 @@ class ActionService:
         raise InvalidInput(f"{quick.kind.value} resources take no actions here", name)
 
     def _node_plan(self, node: Record, action: str, action_field: str, target_field: str) -> Plan:
-        """The downlink of one node action (``action_field``/``target_field`` name the inputs in errors), and the
-        node flagged for an EEPROM erase when the action is a MySensors ``reset``. A ``firmware_update`` needs the
-        node's ``assigned_firmware`` label to name a firmware with its file uploaded."""
-        if action == "firmware_update":
-            self._check_firmware(node, target_field)
+        """The downlinks of one node action (``action_field``/``target_field`` name the inputs in errors), and the
+        node flagged for an EEPROM erase (MySensors ``reset``) or marked for an update (MySensors
+        ``firmware_update``). A ``firmware_update`` needs the node's ``assigned_firmware`` label to name a firmware
+        with its file uploaded."""
+        firmware = self._check_firmware(node, target_field) if action == "firmware_update" else None
+        gateway = self._gateway_of(node, target_field)
         try:
-            downlink = core_actions.node_action(self._gateway_of(node, target_field), node, action)
+            downlink = core_actions.node_action(gateway, node, action)
+            if downlink.provider != core_actions.MYSENSORS or action not in ("reset", "firmware_update"):
+                return downlink, None
+            if firmware is not None:
+                return self._firmware_plan(gateway, node, firmware)
+            erase = core_actions.erase_eeprom(gateway, node)
         except core_actions.ActionError as error:
             field = action_field if error.field in (None, "action") else target_field
             raise InvalidInput(str(error), field) from None
-        flagged = None
-        if action == "reset" and downlink.provider == core_actions.MYSENSORS:
-            flagged = (Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
-        return downlink, flagged
+        return (erase, downlink), (Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
 
-    def _check_firmware(self, node: Record, field: str) -> None:
+    def _firmware_plan(self, gateway: Record, node: Record, firmware: Record) -> Plan:
+        """MySensors: the edge gets the firmware's URL and reboots the node itself once it has the file."""
+        url, expires_ms = self._firmware_url(str(firmware["id"]), str((firmware.get("file") or {}).get("name") or ""))
+        downlink = core_actions.firmware_assignment(gateway, node, firmware, url=url, url_expires_ms=expires_ms)
+        others = {**(node.get("others") or {}), "ota_state": "assigned", "ota_firmware": str(firmware["id"]),
+                  "ota_running": False, "ota_progress": 0, "ota_blocks_sent": 0, "ota_message": "",
+                  "ota_status_on": now_iso()}
+        return downlink, (Kind.NODE, {**node, "others": others, "modifiedOn": now_iso()})
+
+    def _firmware_url(self, firmware_id: str, name: str) -> tuple[str, int | None]:
+        """A URL the edge fetches the file from: presigned for ``link_expires_s`` (S3), or the local store's own
+        path (``file://``, no expiry: the local stack's edge runs beside its store)."""
+        key = FIRMWARE_PREFIX + firmware_id
+        if self.blobs is not None:
+            url = self.blobs.presign_download(key, expires_s=self.link_expires_s, filename=name or firmware_id)
+            if url:
+                return url, now_ms() + self.link_expires_s * 1000
+            file_url = getattr(self.blobs, "file_url", None)
+            if file_url is not None:
+                return str(file_url(key)), None
+        raise InvalidInput("this deployment's firmware store cannot hand files to an edge", "action")
+
+    # ----------------------------------------------------------------------------------------- labels
+
+    def after_node_upsert(self, node: Record, stored: Record | None) -> None:
+        """A MySensors node whose sleep labels changed (``sleep_node``, ``ignore_sleep_node``): tell its edge."""
+        labels, before = node.get("labels") or {}, (stored or {}).get("labels") or {}
+        if stored is None and not any(labels.get(key) for key in SLEEP_LABELS):
+            return
+        if all(labels.get(key) == before.get(key) for key in SLEEP_LABELS):
+            return
+        gateway = self.records.repository.get(Kind.GATEWAY, str(node.get("gatewayId")))
+        if gateway is None or not gateway.get("enabled", True):
+            return
+        try:
+            downlink = core_actions.sleep_mode(gateway, node)
+        except core_actions.ActionError:
+            return  # a provider that takes no actions, or a node id MySensors cannot have
+        if downlink is not None:
+            self.downlink.send([downlink])
+
+    def _check_firmware(self, node: Record, field: str) -> Record:
         firmware_id = label(node.get("labels"), "assigned_firmware")
         if not firmware_id:
             raise InvalidInput(f"node {node.get('id')!r} has no assigned_firmware label: assign a firmware first",
@@ -165,6 +217,7 @@ class ActionService:
         if firmware is None or not (firmware.get("file") or {}).get("size"):
             raise InvalidInput(f"firmware {firmware_id!r} (assigned to node {node.get('id')!r}) does not exist or "
                                "has no file uploaded", field)
+        return firmware
 
     def _execute(self, plans: list[Plan]) -> dict[str, int]:
         """Store node flags first (a rebooting bootloader must find them), then send every downlink at once."""
@@ -172,7 +225,9 @@ class ActionService:
         for kind, record in stored:
             self.records.repository.put(kind, record)
         self.records.announce([event(EventType.UPDATED, kind, record) for kind, record in stored])
-        downlinks = [downlink for downlink, _ in plans if downlink is not None]
+        downlinks = [item for sent, _ in plans if sent is not None
+                     for item in (sent if isinstance(sent, tuple) else (sent,))]
         if downlinks:
             self.downlink.send(downlinks)
-        return {"sent": len(downlinks), "skipped": len(plans) - len(downlinks)}
+        sent_count = sum(1 for sent, _ in plans if sent is not None)
+        return {"sent": sent_count, "skipped": len(plans) - sent_count}

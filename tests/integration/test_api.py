@@ -4,12 +4,15 @@ the OpenAPI document matching the routes."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
 import subprocess
 import sys
 import textwrap
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -281,9 +284,53 @@ def test_node_actions(api: Api, action: str, line: str) -> None:
 
 def test_node_reset_flags_the_node_then_reboots_it(api: Api) -> None:
     seed(api)
-    api.ok("POST", "/api/action/node", {"action": "reset", "ids": ["gw.1"]})
-    assert api.sent[-1].raw == "1;255;3;0;13;"
+    assert api.ok("POST", "/api/action/node", {"action": "reset", "ids": ["gw.1"]})["sent"] == 1
+    erase, reboot = api.sent[-2:]
+    assert json.loads(erase.raw) == {"ctl": "ota", "node": "1", "erase": True}  # the edge answers the bootloader
+    assert reboot.raw == "1;255;3;0;13;"
     assert api.ok("GET", "/api/node/gw.1")["labels"]["ms_erase_eeprom"] == "true"
+
+
+def test_firmware_update_hands_the_edge_the_assigned_firmware(api: Api) -> None:
+    seed(api)
+    content = b":0400000001020304F2\n:00000001FF\n"
+    api.container.firmware.store("blink", content, name="blink.hex", extra={"labels": {"ms_type_id": "10"}})
+    node = api.ok("GET", "/api/node/gw.1")
+    api.ok("POST", "/api/node", {**node, "labels": {**node["labels"], "assigned_firmware": "blink"}})
+    status, data = error_of(api, "POST", "/api/action/node", {"action": "firmware_update", "ids": ["gw.1"]})
+    assert status == 400 and "ms_version_id" in data["message"] and api.sent == []
+    api.container.firmware.store("blink", content, name="blink.hex",
+                                 extra={"labels": {"ms_type_id": "10", "ms_version_id": "3"}})
+
+    assert api.ok("POST", "/api/action/node", {"action": "firmware_update", "ids": ["gw.1"]})["sent"] == 1
+    [downlink] = api.sent
+    control = json.loads(downlink.raw)
+    assert (downlink.gateway_id, downlink.node_id) == ("gw", "1")
+    assert {k: control[k] for k in ("ctl", "node", "firmware", "type", "version", "size", "reboot")} == {
+        "ctl": "ota", "node": "1", "firmware": "blink", "type": 10, "version": 3, "size": len(content),
+        "reboot": True}
+    assert control["checksum"] == "sha256:" + hashlib.sha256(content).hexdigest()
+    assert control["url"].startswith(("file://", "https://", "http://"))
+    if control["url"].startswith("file://"):  # the local store: the edge reads the file where it is
+        assert Path(urllib.parse.unquote(control["url"][7:])).read_bytes() == content
+    else:  # presigned, short-lived
+        assert control["urlExpires"] > time.time() * 1000
+    others = api.ok("GET", "/api/node/gw.1")["others"]
+    assert (others["ota_state"], others["ota_firmware"], others["ota_progress"]) == ("assigned", "blink", 0)
+
+
+def test_a_nodes_sleep_labels_reach_its_edge(api: Api) -> None:
+    seed(api)
+    node = api.ok("GET", "/api/node/gw.1")
+    api.ok("POST", "/api/node", {**node, "name": "kitchen lamp"})
+    assert api.sent == []  # nothing about sleep changed
+    api.ok("POST", "/api/node", {**node, "labels": {**node["labels"], "sleep_node": "true",
+                                                     "ignore_sleep_node": "true"}})
+    [downlink] = api.sent
+    assert (downlink.gateway_id, downlink.node_id) == ("gw", "1")
+    assert json.loads(downlink.raw) == {"ctl": "sleep", "node": "1", "sleep": True, "pinned": True}
+    api.ok("POST", "/api/node", {**node, "labels": {"room": "kitchen"}})  # unpinned: it follows the node again
+    assert json.loads(api.sent[-1].raw) == {"ctl": "sleep", "node": "1", "sleep": False, "pinned": False}
 
 
 def test_node_and_gateway_actions_by_quick_id(api: Api) -> None:
