@@ -172,6 +172,10 @@ def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO |
 
 def _install(service: Service, root: Path, *, dry_run: bool, real: bool, out: TextIO) -> int:
     unit_path = root / "etc/systemd/system" / f"{UNIT}.service"
+    if service._in_home():
+        print(f"mycontroller-edge: warning: {service.exec_start.split()[0]} or the config is under a home directory, "
+              f"which user {service.user!r} may not be able to reach; install into a system environment "
+              "(e.g. python3 -m venv /opt/mycontroller-edge)", file=sys.stderr)
     if dry_run:
         print(f"# {unit_path}\n{service.unit()}", file=out)
     else:
