@@ -322,18 +322,19 @@ def erase_eeprom(gateway: Record, node: Record) -> Downlink:
     return _ms_control(gateway, node, ota_control(str(node["nodeId"]), erase=True), "erase")
 
 
-def sleep_mode(gateway: Record, node: Record) -> Downlink | None:
+def sleep_mode(gateway: Record, node: Record, *, keep_seen: bool = False) -> Downlink | None:
     """A MySensors node's sleep mode from its labels (``sleep_node``, pinned by ``ignore_sleep_node``), for the
-    edge; ``None`` for other providers."""
+    edge; ``keep_seen`` (not pinned, ``sleep_node`` untouched): the edge keeps what it saw of the node. ``None`` for
+    other providers."""
     from .model import label_true
     from .providers.mysensors.control import sleep_control
 
     if provider_of(gateway) != MYSENSORS:
         return None
     labels = node.get("labels") or {}
-    raw = sleep_control(str(node["nodeId"]), sleep=label_true(labels, "sleep_node"),
-                        pinned=label_true(labels, "ignore_sleep_node"))
-    return _ms_control(gateway, node, raw, "sleep")
+    pinned = label_true(labels, "ignore_sleep_node")
+    sleep = None if keep_seen and not pinned else label_true(labels, "sleep_node")
+    return _ms_control(gateway, node, sleep_control(str(node["nodeId"]), sleep=sleep, pinned=pinned), "sleep")
 
 
 def reset_node_labels(node: Record) -> Record:

@@ -202,7 +202,8 @@ class ActionService:
         if gateway is None or not gateway.get("enabled", True):
             return
         try:
-            downlink = core_actions.sleep_mode(gateway, node)
+            keep_seen = labels.get("sleep_node") == before.get("sleep_node")  # unpinned only: as the edge saw it
+            downlink = core_actions.sleep_mode(gateway, node, keep_seen=keep_seen)
         except core_actions.ActionError:
             return  # a provider that takes no actions, or a node id MySensors cannot have
         if downlink is not None:

@@ -329,7 +329,10 @@ def test_a_nodes_sleep_labels_reach_its_edge(api: Api) -> None:
     [downlink] = api.sent
     assert (downlink.gateway_id, downlink.node_id) == ("gw", "1")
     assert json.loads(downlink.raw) == {"ctl": "sleep", "node": "1", "sleep": True, "pinned": True}
-    api.ok("POST", "/api/node", {**node, "labels": {"room": "kitchen"}})  # unpinned: it follows the node again
+    api.ok("POST", "/api/node", {**node, "labels": {"room": "kitchen", "sleep_node": "true"}})
+    # unpinned: the edge follows what the node shows again
+    assert json.loads(api.sent[-1].raw) == {"ctl": "sleep", "node": "1", "sleep": None, "pinned": False}
+    api.ok("POST", "/api/node", {**node, "labels": {"room": "kitchen"}})  # set by hand: an always-on node
     assert json.loads(api.sent[-1].raw) == {"ctl": "sleep", "node": "1", "sleep": False, "pinned": False}
 
 

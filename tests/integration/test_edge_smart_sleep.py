@@ -114,3 +114,60 @@ def test_sleepers_and_their_queue_survive_an_agent_restart(tmp_path: Path) -> No
     asyncio.run(first_run())
     asyncio.run(second_run())
     device.unplug()
+
+
+def test_a_node_reflashed_to_stay_awake_gets_its_commands_at_once_and_labels_can_pin_the_mode(tmp_path: Path) -> None:
+    from chalicelib.core.providers.mysensors.control import sleep_control
+
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    data = tmp_path / "data"
+
+    def pin(node: str, sleep: bool | None, pinned: bool = True) -> Downlink:
+        return Downlink("gw1", "mysensors_v2", sleep_control(node, sleep=sleep, pinned=pinned), node_id=node)
+
+    async def first_run() -> None:
+        ctx = FakeContext("gw1")
+        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            device.write("7;255;3;0;32;0\n")  # a smart-sleep sketch: sleeps at once
+            await wait_for(lambda: "7" in gateway.status()["sleep_nodes"], what="node known as a sleeper")
+            await gateway.send(_downlink("7;3;1;0;2;1", "7;3;2"))
+            assert gateway.status()["sleep_queue"] == {"7": 1}
+
+            # re-flashed with an always-on sketch: it presents itself, gets what waited, and is no sleeper now
+            received = Received(device)
+            device.write("7;255;0;0;17;2.3.2\n")
+            await wait_for(received.having(lambda line: line == "7;3;1;0;2;1"), what="the queued command")
+            assert gateway.status()["sleep_nodes"] == [] and gateway.status()["sleep_queue"] == {}
+            await asyncio.sleep(1.2)  # long past any awake window
+            await gateway.send(_downlink("7;3;1;0;2;0", "7;3;2"))
+            await wait_for(received.having(lambda line: line == "7;3;1;0;2;0"), what="a command at once")
+
+            # node 8 never said it sleeps; its labels say it does (sleep_node, ignore_sleep_node): commands wait
+            await gateway.send(pin("8", True))
+            await gateway.send(Downlink("gw1", "mysensors_v2", "8;1;1;0;2;1", node_id="8", key="8;1;2"))
+            assert gateway.status()["sleep_queue"] == {"8": 1} and gateway.status()["sleep_pinned"] == {"8": True}
+            # and node 7's labels pin it always-on: it says it sleeps, its commands still go at once
+            await gateway.send(pin("7", False))
+            device.write("7;255;3;0;32;0\n")
+            await wait_for(lambda: "7;255;3;0;32;0" in ctx.lines[-1:], what="the sleep notice read")
+            await gateway.send(_downlink("7;3;1;0;2;1", "7;3;2"))
+            await wait_for(lambda: received().count("7;3;1;0;2;1") == 2, what="no queueing for a pinned node")
+
+    async def second_run() -> None:  # pins outlive a restart; unpinning follows the node again
+        ctx = FakeContext("gw1")
+        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up again")
+            assert gateway.status()["sleep_pinned"] == {"7": False, "8": True}
+            assert gateway.status()["sleep_nodes"] == ["8"] and gateway.status()["sleep_queue"] == {"8": 1}
+            received = Received(device)
+            await gateway.send(pin("8", False, pinned=False))  # labels removed: node 8 never slept, so it is awake
+            await wait_for(received.having(lambda line: line == "8;1;1;0;2;1"), what="node 8's command flushed")
+            await gateway.send(pin("7", None, pinned=False))  # unpinned: node 7 said it sleeps, a sleeper again
+            assert gateway.status()["sleep_nodes"] == ["7"] and gateway.status()["sleep_pinned"] == {}
+
+    asyncio.run(first_run())
+    asyncio.run(second_run())
+    device.unplug()

@@ -7,8 +7,9 @@ be mistaken for one: a line starts with a digit), ``{"ctl": <kind>, "node": <nod
   file, ``size``, ``url`` where to fetch it once, ``urlExpires`` epoch ms, ``reboot``: reboot the node once the
   firmware is at hand), or ``erase: true`` (the next firmware config request is answered with an EEPROM erase);
   served by ``edge/gateways/mysensors/ota.py``.
-* ``sleep``: the node's sleep mode from its labels: ``sleep`` true/false (label ``sleep_node``), ``pinned`` (label
-  ``ignore_sleep_node``: the node's own sleep notices and presentations no longer change it).
+* ``sleep``: the node's sleep mode from its labels: ``sleep`` true/false (label ``sleep_node``; ``null``: as the
+  edge saw it), ``pinned`` (label ``ignore_sleep_node``: the node's own sleep notices and presentations no longer
+  change it).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def ota_control(node_id: str, **fields: Any) -> str:
     return control(CONTROL_OTA, node_id, **fields)
 
 
-def sleep_control(node_id: str, *, sleep: bool, pinned: bool) -> str:
+def sleep_control(node_id: str, *, sleep: bool | None, pinned: bool) -> str:
     return control(CONTROL_SLEEP, node_id, sleep=sleep, pinned=pinned)
 
 
