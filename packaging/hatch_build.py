@@ -60,7 +60,7 @@ def selected(repo: Path, include: list[str], exclude: list[str]) -> list[str]:
     return [file for path in include for file in _files(repo, path) if not _excluded(file, exclude)]
 
 
-class FilesHook(BuildHookInterface):  # type: ignore[type-arg]
+class FilesHook(BuildHookInterface):
     PLUGIN_NAME = "custom"
 
     def initialize(self, version: str, build_data: dict[str, Any]) -> None:
