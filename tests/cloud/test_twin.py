@@ -321,6 +321,42 @@ def test_firmware_and_backups_go_through_presigned_s3_urls(twin: CloudTwin) -> N
     assert archive[:2] == b"PK" and b"manifest.json" in archive
 
 
+def test_a_node_takes_its_firmware_from_the_edge_fetched_through_a_presigned_url(twin: CloudTwin,
+                                                                                 first: Device) -> None:
+    """MySensors OTA as in AWS: the API hands the edge a presigned S3 URL of the node's firmware through IoT Core;
+    the edge fetches it, reboots the node and serves its bootloader; the progress reaches the node in DynamoDB."""
+    import asyncio
+    import random
+
+    from chalicelib.core.providers.mysensors.firmware import FirmwareImage
+    from tests.integration.ota_node import BootloaderNode, intel_hex
+
+    assert first.pty is not None
+    hex_file = intel_hex(random.Random(9).randbytes(1500)).encode()
+    offer = twin.ok("POST", "/api/firmware/upload/twin-blink", {"name": "blink.hex", "size": len(hex_file)})
+    body, content_type = _multipart(offer["upload"]["fields"], offer["upload"]["fileField"], "blink.hex", hex_file)
+    request = urllib.request.Request(offer["upload"]["url"], data=body, method="POST",
+                                     headers={"Content-Type": content_type})
+    with urllib.request.urlopen(request, timeout=30):
+        pass
+    then = offer["then"]
+    twin.ok(then["method"], then["path"], then["body"])
+    twin.ok("POST", "/api/firmware", {"id": "twin-blink", "labels": {"ms_type_id": "10", "ms_version_id": "4"}})
+    node = twin.ok("GET", f"/api/node/{GATEWAY}.1")
+    twin.ok("POST", "/api/node", {**node, "labels": {**node["labels"], "assigned_firmware": "twin-blink"}})
+
+    first.pty.poll_lines()
+    assert twin.ok("POST", "/api/action/node", {"action": "firmware_update", "ids": [f"{GATEWAY}.1"]})["sent"] == 1
+    wait_until(lambda: "1;255;3;0;13;" in [line.strip() for line in first.pty.poll_lines()], 60,  # type: ignore[union-attr]
+               "the edge rebooting the node once it has the firmware")
+    bootloader = BootloaderNode(first.pty, 1, type_id=1, version=1)
+    assert asyncio.run(bootloader.boot()) == "updated"
+    assert bootloader.flash == FirmwareImage.load(hex_file, 10, 4).data
+    others = wait_until(lambda: (o := twin.ok("GET", f"/api/node/{GATEWAY}.1").get("others", {})).get(
+        "ota_state") == "sent" and o, 60, "the update's progress on the node")
+    assert others["ota_blocks_sent"] == others["ota_block_total"] and others["ota_firmware"] == "twin-blink"
+
+
 # --------------------------------------------------------------------------------------------- automation
 
 
