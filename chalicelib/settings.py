@@ -202,7 +202,8 @@ class Settings:
                                                   "`FIRMWARE_MAX_BYTES`/`BACKUP_MAX_BYTES` alone (in AWS 4000000: "
                                                   "Lambda's 6 MB payload, base64 included)", kind="int", minimum=1)
     presign_expires_s: int = setting("PRESIGN_EXPIRES_S", 900, "seconds a presigned upload or download URL "
-                                     "stays valid", kind="int", minimum=1)
+                                     "stays valid (also the URL an edge fetches a node's firmware from for "
+                                     "`firmware_update`)", kind="int", minimum=1)
     email: str = setting("EMAIL", "smtp", "email handlers: SMTP (handlers need a `host`) or SES for handlers "
                          "without one", choices=("smtp", "ses"))
     email_from: str = setting("EMAIL_FROM", "", "default sender when an email handler has none")
