@@ -1,7 +1,9 @@
 """The edge agent: gateways feed the spool, one sender drains it into the uplink, downlinks go back to devices.
 
-Everything runs on one asyncio loop. Gateways call ``ctx.emit`` (synchronous, thread-safe), which makes the
-message durable in the spool before returning; the sender packs the oldest envelopes into publishes bounded
+Everything runs on one asyncio loop. Gateways call ``ctx.emit`` (synchronous, thread-safe), which numbers the
+message and queues it for the spool; what the gateways emitted in one loop turn is committed in one transaction
+when that turn ends, before the loop waits for more input or the sender reads the spool (from a plugin's own
+thread, before ``emit`` returns; see ``spool.py``). The sender packs the oldest envelopes into publishes bounded
 by ``max_publish_bytes`` and ``linger_ms`` (commands, requests and presentations do not wait for it:
 ``uplink/packing.py``), paces them under ``max_publishes_per_s``, keeps up to
 ``max_in_flight`` of them awaiting their PUBACK, and deletes envelopes from the spool only once their publish
@@ -45,7 +47,7 @@ from .gateways.base import Gateway, GatewayConfigError
 from .gateways.util import parse_duration
 from .preflight import agent_problems, build_plugin, gateway_where
 from .shadow import Decision, ShadowClient
-from .spool import Spool, SpoolRow
+from .spool import Spool, SpoolRow, publish_body
 from .uplink import Uplink, UplinkError, build_uplink
 from .uplink.inprocess import PublishHandler
 from .uplink.packing import is_urgent, publish_wait
@@ -97,11 +99,15 @@ class _Context:
         return self._logger
 
     def emit(self, raw: str, topic: str | None = None, *, command: bool = False) -> None:
-        if self.agent.spool.append(self.gateway_id, self.provider, raw, topic, command) is None:
+        agent = self.agent
+        on_loop = threading.get_ident() == agent._loop_thread  # a plugin's own thread: written before returning
+        if agent.spool.append(self.gateway_id, self.provider, raw, topic, command, defer=on_loop) is None:
             self.dropped += 1
-        else:
-            self.emitted += 1
-            self.agent.wake(urgent=command)
+            return
+        self.emitted += 1
+        if on_loop:
+            agent.commit_soon()
+        agent.wake(urgent=command)
 
     def silence(self) -> str:
         """What to say about a gateway that is up but has not had one device message since it came up (its topics
@@ -197,6 +203,7 @@ class EdgeAgent:
         self.stopped_at: str | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
+        self._commit_scheduled = False
         self._wake: asyncio.Event | None = None
         self._sender_waiting = False
         self._sender_lingering = False
@@ -354,6 +361,20 @@ class EdgeAgent:
                 delay = _GATEWAY_RESTART_FIRST_S
             await asyncio.sleep(delay)
             delay = min(delay * 2, _GATEWAY_RESTART_CAP_S)
+
+    def commit_soon(self) -> None:
+        """Have the spool write what the gateways emitted in this loop turn, in one transaction, as soon as the
+        turn ends: before the loop waits for more input and before the sender reads the spool."""
+        if not self._commit_scheduled and self._loop is not None:
+            self._commit_scheduled = True
+            self._loop.call_soon(self._commit)
+
+    def _commit(self) -> None:
+        self._commit_scheduled = False
+        try:
+            self.spool.commit()
+        except Exception as error:  # a full or failing disk: those messages are lost (as an append would have been)
+            log.error("spool write failed; the messages of this turn are lost", extra={"error": str(error)})
 
     def wake(self, urgent: bool = False) -> None:
         """Tell the sender there is something new (from any thread; cheap when it is busy anyway); an ``urgent``
@@ -533,7 +554,7 @@ class EdgeAgent:
             if room and self.uplink.connected:
                 rows, full = self.spool.peek_batch(max_envelopes, budget - _PUBLISH_OVERHEAD, after)
                 if rows:
-                    wait = publish_wait(rows[0].envelope.timestamp, time.time(), linger_s, full=full,
+                    wait = publish_wait(rows[0].timestamp, time.time(), linger_s, full=full,
                                         urgent=is_urgent(rows))
                     wait = max(wait, pace - spacing_s - loop.time())
                     if wait <= 0:
@@ -722,11 +743,13 @@ class EdgeAgent:
 
 def _pack(rows: list[SpoolRow], budget: int) -> tuple[list[SpoolRow], bytes]:
     """The publish body for the longest prefix of ``rows`` that fits ``budget`` (the first row always goes)."""
-    body = encode_publish([row.envelope for row in rows]).encode()
-    while len(body) > budget and len(rows) > 1:
-        rows = rows[:-1]
-        body = encode_publish([row.envelope for row in rows]).encode()
-    return rows, body
+    size = _PUBLISH_OVERHEAD - 1
+    for count, row in enumerate(rows):
+        size += row.size + 1
+        if size > budget and count:
+            rows = rows[:count]
+            break
+    return rows, publish_body(rows).encode()
 
 
 async def _settle(tasks: list[asyncio.Task[Any]], timeout: float | None) -> None:

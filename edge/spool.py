@@ -1,6 +1,7 @@
 """The spool: every device message, wrapped in its envelope, on disk until the uplink acknowledges it.
 
-One SQLite file in WAL mode, one row per envelope, one committed transaction per append. The per-gateway
+One SQLite file in WAL mode, one row per envelope, one committed transaction per append (or per batch
+of deferred appends). The per-gateway
 sequence of a new message is one more than the highest sequence the spool holds or has ever removed (the
 ``sequences`` table is updated when rows are acked or evicted, not on every append: that halves the cost of
 an append), so a sequence never repeats, even across a SIGKILL. Message ids are
@@ -8,15 +9,23 @@ an append), so a sequence never repeats, even across a SIGKILL. Message ids are
 
 Durability, exactly:
 
-* ``synchronous="normal"`` (the default): ``append`` returns after its transaction is committed to the WAL
-  (about 50-100 µs). A crash or SIGKILL of the agent loses nothing: the operating system holds the write. A
-  power loss or kernel panic may lose appends made since the last sync; the sender calls ``sync()`` (one fsync
-  of the WAL) before every publish, so a power loss can only lose envelopes that were never sent (at most
-  those appended during the current linger window). A sequence or message id the cloud has seen is therefore
-  never handed out again, and the file is never corrupted. An ack lost to a power loss only means those
-  envelopes are sent again (at-least-once; the cloud drops the duplicate by message id).
-* ``synchronous="full"``: an fsync per append; nothing ``append`` returned is lost even to power loss.
-  Milliseconds per append on SD cards.
+* ``synchronous="normal"`` (the default): ``append`` returns after its transaction is committed to the WAL. A
+  crash or SIGKILL of the agent loses nothing: the operating system holds the write. ``append(defer=True)``
+  (the agent's gateways on its event loop) only numbers the message and queues it; ``commit()`` writes what
+  was queued in one transaction, and every other method commits it first. The agent commits within the loop
+  turn that took the messages from their device, before it reads anything more from it and before any
+  publish: a SIGKILL can cost what the agent took from a device in that last turn (one read), exactly as it
+  could before, when such lines waited in a queue on their way to ``append``. A power loss or kernel panic may
+  lose appends made since the last sync; the sender calls ``sync()`` (one fsync of the WAL) before every
+  publish, so a power loss can only lose envelopes that were never sent (at most those appended during the
+  current linger window). A sequence or message id the cloud has seen is therefore never handed out again, and
+  the file is never corrupted. An ack lost to a power loss only means those envelopes are sent again
+  (at-least-once; the cloud drops the duplicate by message id).
+* ``synchronous="full"``: an fsync per append, ``defer`` or not; nothing ``append`` returned is lost even to
+  power loss. Milliseconds per append on SD cards.
+
+An envelope's wire JSON is made once, when it is appended, and stored as it goes on the wire: a publish is
+those bodies joined (``publish_body``), with nothing decoded or encoded again on the way out.
 
 When full (``max_messages`` or ``max_bytes``), the oldest telemetry goes first; commands (presentations,
 acks, requests, anything a device does not repeat) are never dropped. If evicting all the telemetry would not
@@ -34,10 +43,11 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import MAX_RAW_BYTES, Envelope
+from chalicelib.core.envelope import MAX_RAW_BYTES, PUBLISH_VERSION, Envelope
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -68,12 +78,31 @@ _CHUNK = 500
 
 @dataclass(slots=True, frozen=True)
 class SpoolRow:
-    """One spooled envelope as the sender sees it; ``size`` is its wire JSON length in bytes."""
+    """One spooled envelope as the sender sees it: its wire JSON ``body`` (``size`` bytes) and what the sender and
+    ``ack`` need of it, read from their own columns (nothing is decoded to send it)."""
 
     rowid: int
-    envelope: Envelope
     size: int
     command: bool
+    body: str
+    gateway_id: str
+    sequence: int
+    timestamp: int
+    """Edge time of reception, epoch milliseconds."""
+
+    @property
+    def envelope(self) -> Envelope:
+        """The envelope itself, decoded from its body (tests and tools; the sender does not need it)."""
+        return Envelope.from_wire(json.loads(self.body))
+
+
+_PUBLISH_HEAD = f'{{"v":{PUBLISH_VERSION},"e":['
+_PUBLISH_TAIL = "]}"
+
+
+def publish_body(rows: list[SpoolRow]) -> str:
+    """The uplink publish carrying ``rows``: exactly ``encode_publish`` of their envelopes, by joining bodies."""
+    return _PUBLISH_HEAD + ",".join([row.body for row in rows]) + _PUBLISH_TAIL
 
 
 class Spool:
@@ -105,6 +134,9 @@ class Spool:
         self.acked = 0
         self.over_bound = 0
         """Commands accepted while the spool was over its bound (only commands were left to keep)."""
+        self._pending: list[tuple[str, int, int, int, int, str]] = []
+        """Deferred appends, numbered and counted, not yet written (``commit``)."""
+        self._heads: dict[tuple[str, str], tuple[str, str]] = {}
 
     # ------------------------------------------------------------------------------------------- setup
 
@@ -120,6 +152,7 @@ class Spool:
     def close(self) -> None:
         """Checkpoint the WAL into the database file and close; the spool can be opened again."""
         with self._lock:
+            self._commit_pending()
             try:
                 self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             except sqlite3.Error:
@@ -129,8 +162,9 @@ class Spool:
     # ------------------------------------------------------------------------------------------- write
 
     def append(self, gateway_id: str, provider: str, raw: str, topic: str | None = None,
-               command: bool = False) -> Envelope | None:
-        """Number, wrap and store one device message; durable when it returns (see the module docstring).
+               command: bool = False, *, defer: bool = False) -> Envelope | None:
+        """Number, wrap and store one device message; durable when it returns (see the module docstring), or, with
+        ``defer``, once ``commit`` (or any other method) has run.
 
         Returns the envelope, or None when it was not stored: telemetry refused because only commands fill the
         spool, or a raw payload longer than the cloud accepts (both counted in ``stats``).
@@ -141,23 +175,64 @@ class Spool:
             return None
         with self._lock:
             sequence = self._sequences.get(gateway_id, 0) + 1
-            envelope = Envelope(gateway_id, provider, time.time_ns() // 1_000_000, sequence,
-                                f"{self.uuid}-{gateway_id}-{sequence}", raw, topic)
-            body = json.dumps(envelope.to_wire(), separators=(",", ":"))
-            size = len(body)  # bytes too: json.dumps escapes everything outside ASCII
-            db = self._db
+            timestamp = time.time_ns() // 1_000_000
+            head, id_head = self._heads.get((gateway_id, provider)) or self._head(gateway_id, provider)
+            body = (f'{head}{timestamp},"s":{sequence},"i":{id_head}{sequence}","r":{_quote(raw)}}}' if topic is None
+                    else f'{head}{timestamp},"s":{sequence},"i":{id_head}{sequence}","r":{_quote(raw)},'
+                         f'"o":{_quote(topic)}}}')
+            size = len(body)  # bytes too: the body is ASCII, everything else is escaped
             if self._depth + 1 <= self.max_messages and self._bytes + size <= self.max_bytes:
-                db.execute(_INSERT, (gateway_id, sequence, int(command), size, envelope.timestamp, body))
-            elif not self._append_full(envelope, body, size, command):
-                return None
+                self._pending.append((gateway_id, sequence, int(command), size, timestamp, body))
+                if not defer or self._synchronous_full:
+                    self._commit_pending()
+            else:
+                self._commit_pending()
+                if not self._append_full(gateway_id, sequence, timestamp, body, size, command):
+                    return None
             self._sequences[gateway_id] = sequence
             self._depth += 1
             self._bytes += size
             self._commands += int(command)
             self.appended += 1
-            return envelope
+            return Envelope(gateway_id, provider, timestamp, sequence, f"{self.uuid}-{gateway_id}-{sequence}", raw,
+                            topic)
 
-    def _append_full(self, envelope: Envelope, body: str, size: int, command: bool) -> bool:
+    def _head(self, gateway_id: str, provider: str) -> tuple[str, str]:
+        """The constant start of a gateway's bodies and of its message ids, JSON-escaped (as ``to_wire`` + dumps)."""
+        heads = (f'{{"g":{_quote(gateway_id)},"p":{_quote(provider)},"t":',
+                 _quote(f"{self.uuid}-{gateway_id}-")[:-1])
+        self._heads[(gateway_id, provider)] = heads
+        return heads
+
+    def commit(self) -> None:
+        """Write the deferred appends, in one transaction."""
+        with self._lock:
+            self._commit_pending()
+
+    def _commit_pending(self) -> None:
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        db = self._db
+        try:
+            if len(pending) == 1:
+                db.execute(_INSERT, pending[0])
+            else:
+                db.execute("BEGIN IMMEDIATE")
+                db.executemany(_INSERT, pending)
+                db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            self._depth -= len(pending)  # counted when appended: they are lost (sequences are not handed out again)
+            self._bytes -= sum(row[3] for row in pending)
+            self._commands -= sum(row[2] for row in pending)
+            self.appended -= len(pending)
+            raise
+
+    def _append_full(self, gateway_id: str, sequence: int, timestamp: int, body: str, size: int,
+                     command: bool) -> bool:
         """Append when the spool is at its bound: evict old telemetry, refuse telemetry, or go over for a command."""
         victims, freed = self._victims(size)
         if victims is None and not command:
@@ -170,8 +245,7 @@ class Spool:
                 self._delete(victims)
                 self._counters["evicted"] += len(victims)
                 self._save_counter("evicted")
-            db.execute(_INSERT, (envelope.gateway_id, envelope.sequence, int(command), size, envelope.timestamp,
-                                 body))
+            db.execute(_INSERT, (gateway_id, sequence, int(command), size, timestamp, body))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:
@@ -255,16 +329,17 @@ class Spool:
     def peek_batch(self, limit: int, max_bytes: int | None = None, after: int = 0) -> tuple[list[SpoolRow], bool]:
         """``peek``, and whether more rows were waiting beyond the batch (the batch is full: send it now)."""
         with self._lock:
+            self._commit_pending()
             rows = self._db.execute(
-                "SELECT id, size, command, body FROM envelopes WHERE id > ? ORDER BY id LIMIT ?",
-                (after, limit + 1)).fetchall()
+                "SELECT id, size, command, body, gateway_id, sequence, created_ms FROM envelopes WHERE id > ? "
+                "ORDER BY id LIMIT ?", (after, limit + 1)).fetchall()
         result: list[SpoolRow] = []
         total = 0
-        for rowid, size, command, body in rows[:limit]:
+        for rowid, size, command, body, gateway_id, sequence, created_ms in rows[:limit]:
             if max_bytes is not None and result and total + size > max_bytes:
                 return result, True
             total += size
-            result.append(SpoolRow(rowid, Envelope.from_wire(json.loads(body)), size, bool(command)))
+            result.append(SpoolRow(rowid, size, bool(command), body, gateway_id, sequence, created_ms))
         return result, len(rows) > limit
 
     def ack(self, rows: Iterable[SpoolRow]) -> int:
@@ -273,7 +348,7 @@ class Spool:
         Rows are matched by rowid *and* (gateway, sequence): a rowid freed by eviction may be reused by a new
         envelope, which must not be removed by a late ack for the evicted one.
         """
-        keys = [(row.rowid, row.envelope.gateway_id, row.envelope.sequence) for row in rows]
+        keys = [(row.rowid, row.gateway_id, row.sequence) for row in rows]
         if not keys:
             return 0
         with self._lock:
@@ -316,6 +391,7 @@ class Spool:
     def stats(self) -> dict[str, Any]:
         """What ``status`` shows: depth, bytes, losses by cause, age of the oldest unsent envelope."""
         with self._lock:
+            self._commit_pending()
             row = self._db.execute("SELECT created_ms FROM envelopes ORDER BY id LIMIT 1").fetchone()
             oldest_age_s = round(max(0.0, (time.time_ns() // 1_000_000 - row[0]) / 1000), 3) if row else None
             return {

@@ -23,8 +23,9 @@ class GatewayContext(Protocol):
 
     def emit(self, raw: str, topic: str | None = None, *, command: bool = False) -> None:
         """Wrap a device message in an envelope (timestamp now, next per-gateway sequence, message id) and put it
-        in the spool. Thread-safe, fast, synchronous; durable once it returns. ``command=True`` marks messages the
-        spool must never drop when full (only telemetry is evicted)."""
+        in the spool. Thread-safe, fast, synchronous. Called on the agent's loop, the message is committed with the
+        others of the same loop turn, before the agent reads more or publishes; from another thread, before it
+        returns. ``command=True`` marks messages the spool must never drop when full (only telemetry is evicted)."""
         ...
 
     def set_state(self, status: str, message: str = "") -> None:

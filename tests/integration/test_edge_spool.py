@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import functools
+import json
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
-from edge.spool import Spool
+from chalicelib.core.envelope import decode_publish, encode_publish
+from edge.spool import Spool, publish_body
 from tests.integration.edge_helpers import REPO, wait_until
 
 
@@ -144,3 +146,43 @@ def test_peek_is_oldest_first_bounded_by_bytes_and_can_start_after_a_row(tmp_pat
     rest, more = spool.peek_batch(1000)
     assert len(rest) == 50 and not more
     assert 0 <= spool.stats()["oldest_age_s"] < 60, "the oldest row was appended just now"
+
+
+def test_bodies_are_the_wire_json_and_a_publish_is_them_joined(tmp_path: Path) -> None:
+    """The spool writes each envelope's JSON once; the sender joins the stored bodies into the publish, which must
+    be exactly what ``encode_publish`` makes of the envelopes (the cloud reads the edge's form on a fast path)."""
+    spool = Spool(tmp_path / "spool.sqlite")
+    appended = [
+        spool.append("gw-1", "mysensors_v2", "1;1;1;0;0;21.5"),
+        spool.append("gw-1", "tasmota", '{"POWER":"ON","name":"Küche \\"1\\"\\t\\u0001"}', "stat/kitchen/RESULT"),
+        spool.append("gw:2@x~y", "mc_json", "ünïcødé ☃ \U0001F600", command=True),
+        spool.append("gw-1", "mysensors_v2", "", "a/\"quoted\"/topic"),
+    ]
+    rows = spool.peek(10)
+    for row, envelope in zip(rows, appended, strict=True):
+        assert envelope is not None
+        assert row.body == json.dumps(envelope.to_wire(), separators=(",", ":")) and row.size == len(row.body)
+        assert row.envelope == envelope
+        assert (row.gateway_id, row.sequence, row.timestamp) == (envelope.gateway_id, envelope.sequence,
+                                                                envelope.timestamp)
+    assert publish_body(rows) == encode_publish([e for e in appended if e is not None])
+    envelopes, bad = decode_publish(publish_body(rows))
+    assert envelopes == appended and not bad
+
+
+def test_deferred_appends_are_written_together_by_commit_or_by_any_reader(tmp_path: Path) -> None:
+    path = tmp_path / "spool.sqlite"
+    spool = Spool(path)
+    for i in range(5):
+        spool.append("gw", "test", f"m{i}", defer=True)
+    assert spool.depth == 5 and Spool(path).depth == 0, "queued, counted, not written yet"
+    spool.commit()
+    assert Spool(path).depth == 5
+    spool.append("gw", "test", "m5", defer=True)
+    spool.append("gw", "test", "now")  # an append that is not deferred writes the queued ones first, in order
+    assert [row.envelope.raw for row in Spool(path).peek(10)] == [f"m{i}" for i in range(6)] + ["now"]
+    spool.append("gw", "test", "m7", defer=True)
+    assert [row.sequence for row in spool.peek(10)] == list(range(1, 9)), "a reader sees the deferred ones"
+    full = Spool(tmp_path / "full.sqlite", synchronous="full")
+    full.append("gw", "test", "fsynced", defer=True)
+    assert Spool(tmp_path / "full.sqlite").depth == 1, "synchronous=full never defers"
