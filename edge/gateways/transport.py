@@ -127,6 +127,9 @@ class SerialLineTransport(LineTransport):
         fd = self._fd
         if fd is None:
             return await self._read_in_thread()
+        # Let the loop turn end first: what the last read emitted is committed, the sender runs, and a device that
+        # never pauses cannot hold the loop.
+        await asyncio.sleep(0)
         data = self._read_now(fd, waited=False)
         while data is None:
             loop = asyncio.get_running_loop()
