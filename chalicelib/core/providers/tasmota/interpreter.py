@@ -14,6 +14,8 @@
 * ``tele/LWT``, ``tele/INFO1..3``, ``stat/STATUS..STATUS11``: node facts (name, version, IP address, web URL,
   hostname, MAC, module…).
 * ``cmnd/…``: our own commands echoed by the broker; nothing to do.
+* ``tasmota/discovery/<MAC>/config`` and ``…/sensors``: the node's name, its relays' names, how to reach it, its
+  sensors (``discovery.py``).
 
 Hot path: one ``json.loads`` per message, dict lookups per key, cached topic parsing, no pydantic.
 """
@@ -37,6 +39,7 @@ from .codec import (
     parse_topic,
     sanitize_id,
 )
+from .discovery import interpret_discovery, is_discovery_topic
 
 PROVIDER: Final = "tasmota"
 
@@ -226,6 +229,8 @@ class TasmotaInterpreter:
         try:
             parsed = parse_topic(topic)
         except TopicError as error:
+            if is_discovery_topic(topic):  # tasmota/discovery/<MAC>/config: no prefix level, rare
+                return interpret_discovery(topic, envelope.raw)
             raise InterpretError(str(error)) from None
         prefix = parsed.prefix
         if prefix == "cmnd":
