@@ -34,6 +34,13 @@ from chalicelib.core.ports import (
 )
 
 
+def _is_mysensors(gateway: Record) -> bool:
+    try:
+        return core_actions.provider_of(gateway) == core_actions.MYSENSORS
+    except core_actions.ActionError:
+        return False
+
+
 class ResourceExecutor:
     def __init__(self, repository: Repository, downlink: DownlinkSender, bus: EventBus | None = None,
                  schedules: ScheduleRegistry | None = None,
@@ -63,6 +70,19 @@ class ResourceExecutor:
         except Exception as error:  # the downlink port's errors vary by adapter; all are worth a retry
             raise HandlerCallError(f"resource: downlink failed: {type(error).__name__}: {error}") from None
 
+    def _node_action(self, node_id: str, command: str) -> None:
+        node = self._find(Kind.NODE, node_id)
+        gateway = self._gateway(node)
+        mysensors = _is_mysensors(gateway)
+        if command == "firmware_update" and mysensors:
+            raise HandlerCallError("resource: a MySensors firmware_update hands the edge a URL of the firmware: run "
+                                   "it from the API or the console", retryable=False)
+        if command == "reset":
+            self.repository.put(Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
+            if mysensors:  # the edge answers the bootloader's next config request with the erase
+                self._send(lambda: core_actions.erase_eeprom(gateway, node))
+        self._send(lambda: core_actions.node_action(gateway, node, command))
+
     def execute(self, spec: dict[str, Any], params: dict[str, Any]) -> dict[str, Any]:
         if params.get("labels") and not params.get("quickId"):
             return self._by_labels(spec, params)
@@ -88,11 +108,7 @@ class ResourceExecutor:
             self._send(lambda: core_actions.set_field(gateway, field, payload))
             return {"action": "set", "quickId": str(quick)}
         if quick.kind == Kind.NODE:
-            node = self._find(Kind.NODE, quick.id)
-            gateway = self._gateway(node)
-            if command == "reset":
-                self.repository.put(Kind.NODE, {**core_actions.reset_node_labels(node), "modifiedOn": now_iso()})
-            self._send(lambda: core_actions.node_action(gateway, node, command))
+            self._node_action(quick.id, command)
             return {"action": command, "quickId": str(quick)}
         if quick.kind == Kind.GATEWAY and command in core_actions.GATEWAY_ACTIONS:
             gateway = self._find(Kind.GATEWAY, quick.id)

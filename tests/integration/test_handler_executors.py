@@ -234,3 +234,18 @@ def test_resource_handler_sets_a_field_and_disables_a_task(services: Container) 
     outcome = run(function, "res", {"x": {"type": "resource", "quickId": "field:g.9.9.V_STATUS", "payload": "1"}},
                   trigger="t2")
     assert outcome.status == "error" and "does not exist" in outcome.errors[0]
+
+
+def test_resource_handler_resets_a_mysensors_node_through_its_edge(services: Container) -> None:
+    repository = services.repository
+    repository.put(Kind.GATEWAY, Gateway(id="g", provider={"type": "mysensors_v2"}).record())
+    repository.put(Kind.NODE, {"id": "g.4", "gatewayId": "g", "nodeId": "4", "labels": {}})
+    function = function_for(services)
+    add(services, "res", "resource", {})
+    assert run(function, "res", {"x": {"type": "resource", "quickId": "node:g.4", "payload": "reset"}}).status == "ok"
+    erase, reboot = services.downlink.sent  # type: ignore[attr-defined]
+    assert json.loads(erase.raw) == {"ctl": "ota", "node": "4", "erase": True} and reboot.raw == "4;255;3;0;13;"
+    assert repository.get(Kind.NODE, "g.4")["labels"]["ms_erase_eeprom"] == "true"
+    outcome = run(function, "res", {"x": {"type": "resource", "quickId": "node:g.4", "payload": "firmware_update"}},
+                  trigger="t2")  # it needs the firmware's URL, which the API hands the edge
+    assert outcome.status == "error" and "from the API" in outcome.errors[0] and len(services.downlink.sent) == 2  # type: ignore[attr-defined]
