@@ -244,15 +244,16 @@ class MySensorsGateway(Gateway):
             if future is not None and not future.done():
                 future.set_result(None)
             return  # an echo of something we sent: nothing to answer
-        if msg.node_id == BROADCAST:
+        if self._unanswered:
+            self._unanswered.discard(str(msg.node_id))  # heard from: its commands are retried again
+        command = msg.command
+        if command == _SET or msg.node_id == BROADCAST:  # the most of the traffic: nothing to do
             return
         node = str(msg.node_id)
-        if self._unanswered:
-            self._unanswered.discard(node)
-        if msg.command == _PRESENTATION:
+        if command == _PRESENTATION:
             if msg.child_id == BROADCAST:
                 self._presented(node)
-        elif msg.command != _INTERNAL:
+        elif command != _INTERNAL:
             return
         elif msg.type == _I_TIME:
             self._answer(msg, str(local_epoch_seconds(self.timezone)))
