@@ -182,3 +182,43 @@ def test_a_firmware_that_cannot_be_had_fails_with_its_reason_and_an_erase_is_ans
         device.unplug()
 
     asyncio.run(scenario())
+
+
+def test_the_same_update_over_a_mysensors_mqtt_gateway(volatile_broker: Any, tmp_path: Path) -> None:
+    import struct
+
+    from tests.integration.gateway_helpers import MqttProbe
+
+    ctx = FakeContext("gw1")
+    config = {"id": "gw1", "reconnectDelay": "1s", "dataDir": str(tmp_path / "data"),
+              "provider": {"type": "mysensors_v2", "protocol": {
+                  "type": "mqtt", "broker": volatile_broker.url, "subscribe": "mygateway1-out/#",
+                  "publish": "mygateway1-in", "qos": 0}}}
+    gateway: Any = build_gateway("gw1", config, ctx)
+    hex_path, _app = _firmware(tmp_path, 700)
+    image = FirmwareImage.load(hex_path.read_bytes(), 10, 2)
+
+    async def scenario() -> None:
+        async with MqttProbe(volatile_broker.url, ["mygateway1-in/#"]) as node, running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            await gateway.send(_assign(hex_path))
+            await wait_for(lambda: ("mygateway1-in/7/255/3/0/13", b"") in node.received, what="the reboot")
+
+            async def ask(type_id: int, payload: bytes) -> bytes:
+                topic = f"mygateway1-in/7/255/4/0/{type_id + 1}"
+                seen = len(node.received)
+                await node.publish(f"mygateway1-out/7/255/4/0/{type_id}", payload.hex().upper())
+                answers = await wait_for(lambda: [p for t, p in node.received[seen:] if t == topic], what=topic)
+                return bytes.fromhex(answers[0].decode())
+
+            config_answer = await ask(0, struct.pack("<5H", 1, 1, 0, 0, 0x0103))
+            assert struct.unpack("<4H", config_answer) == (10, 2, image.blocks, image.crc)
+            flash = bytearray(image.blocks * 16)
+            for block in range(image.blocks - 1, -1, -1):
+                answer = await ask(2, struct.pack("<3H", 10, 2, block))
+                assert struct.unpack("<3H", answer[:6]) == (10, 2, block)
+                flash[block * 16:(block + 1) * 16] = answer[6:]
+            assert bytes(flash) == image.data
+            await wait_for(lambda: _state(ctx) == "sent", what="sent")
+
+    asyncio.run(scenario())
