@@ -222,3 +222,26 @@ def test_the_same_update_over_a_mysensors_mqtt_gateway(volatile_broker: Any, tmp
             await wait_for(lambda: _state(ctx) == "sent", what="sent")
 
     asyncio.run(scenario())
+
+
+def test_a_firmware_assigned_while_the_gateway_is_unplugged_reboots_the_node_once_it_is_back(tmp_path: Path) -> None:
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    ctx = FakeContext("gw1")
+    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+    hex_path, _app = _firmware(tmp_path, 500)
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            device.unplug()
+            await wait_for(lambda: ctx.status == "down", what="gateway down")
+            await gateway.send(_assign(hex_path))
+            await wait_for(lambda: _state(ctx) == "ready", what="fetched while away")
+            device.plug()
+            received = Received(device)
+            await wait_for(received.having(lambda line: line == f"{NODE};255;3;0;13;"), timeout=15,
+                           what="the reboot once the gateway is back")
+            assert await BootloaderNode(device, NODE).boot() == "updated"
+        device.unplug()
+
+    asyncio.run(scenario())

@@ -202,6 +202,7 @@ class MySensorsGateway(Gateway):
         self.connected = True
         self._set_state("up", f"connected: {self.description()}")
         self._start_ota()
+        self.ota.connected()
         if self.queue_failed:
             for node in self.sleep_queue.depth():
                 if not self._is_sleeper(node):
@@ -303,14 +304,17 @@ class MySensorsGateway(Gateway):
         """What the edge itself says about a node (an update's progress), read by the cloud's MySensors provider."""
         self.ctx.emit(json.dumps(data, separators=(",", ":")), command=True)
 
-    async def _reboot_node(self, node: str) -> None:
-        """Reboot a node through the usual path (held for a sleeping node until it wakes)."""
+    async def _reboot_node(self, node: str) -> bool:
+        """Reboot a node through the usual path (held for a sleeping node until it wakes); False when the device
+        is away (the OTA server tries again once it is back)."""
         line = f"{node};{BROADCAST};{_INTERNAL};0;{_I_REBOOT};"
         try:
             await self.send(Downlink(self.gateway_id, PROVIDER, line, node_id=node, key=f"{node};255;{_I_REBOOT}"))
         except TransportClosed as error:
-            self.logger.warning("%s: could not reboot node %s for its firmware update (%s): reboot it by hand",
+            self.logger.warning("%s: node %s is rebooted for its firmware update once the gateway is back (%s)",
                                 self.gateway_id, node, error)
+            return False
+        return True
 
     def _answer(self, request: MySensorsMessage, payload: str) -> None:
         answer = MySensorsMessage(request.node_id, request.child_id, _INTERNAL, False, request.type, payload)

@@ -60,7 +60,8 @@ _REPORT_EVERY_S: Final = 2.0
 _SAVE_EVERY_S: Final = 2.0
 
 Reporter = Callable[[dict[str, Any]], None]
-Rebooter = Callable[[str], Awaitable[None]]
+Rebooter = Callable[[str], Awaitable[bool]]
+"""Reboots a node (``I_REBOOT``, held for a sleeping node); whether the message could be written or queued."""
 
 
 @dataclass
@@ -234,10 +235,20 @@ class OtaServer:
             assignment.blocks, assignment.sent = image.blocks, ""
         if not resumed:
             self._set_state(assignment, "ready", f"{image.blocks} blocks, crc {image.crc:04X}")
-        if assignment.reboot and not assignment.rebooted:
+        await self._reboot(assignment)
+
+    async def _reboot(self, assignment: Assignment) -> None:
+        if assignment.reboot and not assignment.rebooted and await self.reboot(assignment.node):
             assignment.rebooted = True
             self.save()
-            await self.reboot(assignment.node)
+
+    def connected(self) -> None:
+        """The gateway is (back) on its device: reboot the nodes whose firmware came while it was away."""
+        for assignment in self.nodes.values():
+            if assignment.image is not None and assignment.reboot and not assignment.rebooted and \
+                    assignment.node not in self._fetching:
+                self._fetching[assignment.node] = task = asyncio.ensure_future(self._reboot(assignment))
+                task.add_done_callback(functools.partial(self._fetched, assignment.node))
 
     async def _obtain(self, assignment: Assignment) -> FirmwareImage | None:
         """The image, its file fetched again with backoff while the URL is valid; ``None`` once failed."""
