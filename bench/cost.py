@@ -14,7 +14,7 @@ Profiles:
   ``bench/ingest.py``: a gateway's 500 fields each reporting about ten times a batch), no console open;
 * **home**: 50 nodes of 5 sensors, 5 messages a second altogether (each node every 10 s), one message per serial
   line as the edge sees them, packed by the agent's default window for AWS IoT Core; one console open on a
-  dashboard of 12 fields;
+  dashboard of 12 fields; three tasks (a threshold on a temperature each) and a forward payload (a switch's status);
 * **idle**: the home's devices silent all month, the console open all month (API Gateway closes an idle socket
   after 10 minutes and the console reconnects).
 
@@ -102,6 +102,10 @@ HOME_NODES = 50
 HOME_RATE = 5.0
 """Messages a second, the whole house."""
 DASHBOARD_FIELDS = 12
+HOME_TASKS = 3
+"""The home's tasks: each on one temperature (a threshold), so each wants one field of the 250."""
+HOME_FORWARDS = 1
+"""The home's forward payloads: one switch's status carried to another node."""
 COLDSTART_FILE = Path(__file__).resolve().parent.parent / "infra" / "coldstart.json"
 
 
@@ -325,6 +329,9 @@ class Stack:
             container.websocket.monotonic = clock
         if name == "ingest":
             container.gateway_owners.clock = clock
+            for gate in (getattr(container.bus, "audience", None), getattr(container.bus, "consumers", None)):
+                if gate is not None:
+                    gate.monotonic = clock
 
     def entries(self, name: str) -> Any:
         if name not in self._entries:
@@ -385,8 +392,10 @@ class Pipeline:
     # ----------------------------------------------------------------------------------------- ingest
 
     def ingest(self, publishes: list[tuple[float, str]]) -> None:
-        """Edge publishes at their times through the IoT rule, the ingest queue and its mapping, into ingest."""
+        """Edge publishes at their times through the IoT rule into ingest: invoked with each (the rule's Lambda
+        action), or through the ingest queue and its mapping's batches."""
         mapping = self.model.ingest_mapping()
+        direct = self.model.ingest_direct()
         records: list[Pending] = []
         for at, body in publishes:
             size = len(body.encode())
@@ -394,19 +403,27 @@ class Pipeline:
             self.meter.add("iot.rule", chunks(size, IOT_STEP), "ingest rule")
             self.meter.add("iot.action", chunks(size, IOT_STEP), "ingest rule")
             record = ingest_body(self.thing, body)
-            self.meter.add("sqs.request", chunks(len(record), SQS_STEP), "ingest queue")
+            if not direct:
+                self.meter.add("sqs.request", chunks(len(record), SQS_STEP), "ingest queue")
             records.append(Pending(at, self._next(), record))
-        for at, batch in batches(records, mapping.batch_size, mapping.window_s):
-            self._poll(batch, "ingest queue")
-            event = sqs_event([p.record for p in batch], "ingest")
-            self.meter.entries.clear()
-            response = self.stack.invoke("ingest", event, at)
-            if response.get("batchItemFailures"):
-                raise RuntimeError(f"ingest failed records: {response}")
-            self.ingest_batches += 1
-            self.route(list(self.meter.entries), at)
-            self.drain(until=at)
+        if direct:
+            for pending in records:
+                self._run_ingest(json.loads(pending.record), pending.at)
+        else:
+            assert mapping is not None, "the ingest rule sends to a queue no mapping drains"
+            for at, batch in batches(records, mapping.batch_size, mapping.window_s):
+                self._poll(batch, "ingest queue")
+                self._run_ingest(sqs_event([p.record for p in batch], "ingest"), at)
         self.drain(until=math.inf)
+
+    def _run_ingest(self, event: dict[str, Any], at: float) -> None:
+        self.meter.entries.clear()
+        response = self.stack.invoke("ingest", event, at)
+        if response.get("batchItemFailures"):
+            raise RuntimeError(f"ingest failed records: {response}")
+        self.ingest_batches += 1
+        self.route(list(self.meter.entries), at)
+        self.drain(until=at)
 
     def _poll(self, batch: list[Pending], line: str) -> None:
         """Lambda's poller: a ReceiveMessage per ten records (and per 64 KB), a DeleteMessageBatch per ten."""
@@ -607,6 +624,23 @@ class Run:
         lines = [Line(0.0, raw, urgent=True) for raw in presentation_lines(nodes)]
         pipeline.ingest(edge_publishes(lines, gateway, self.linger_s, stream="setup"))
 
+    def automate(self, stack: Stack, gateway: str) -> None:
+        """The home's tasks and forward payloads, as the console would make them (not measured)."""
+        from chalicelib.core.model import Kind
+
+        repository = stack.container("api_handler").repository
+        for node in range(1, HOME_TASKS + 1):
+            repository.put(Kind.TASK, {
+                "id": f"too-hot-{node}", "handlers": [],
+                "eventFilter": {"eventTypes": ["updated"], "entityTypes": ["field"],
+                                "filters": {"id": f"{gateway}.{node}.1.V_TEMP"}},
+                "evaluationConfig": {"rule": {"matchAll": True, "conditions": [
+                    {"variable": "entity.current.value", "operator": "gt", "value": 30}]}}})
+        for node in range(1, HOME_FORWARDS + 1):
+            repository.put(Kind.FORWARD_PAYLOAD, {"id": f"follow-{node}",
+                                                  "srcFieldId": f"field:{gateway}.{node}.4.V_STATUS",
+                                                  "dstFieldId": f"field:{gateway}.{node + 1}.4.V_STATUS"})
+
     def console(self, stack: Stack, fields: list[str], at: float) -> str:
         """A console tab: connect with a token, subscribe to the dashboard's fields; the connection id."""
         token = stack.token()
@@ -736,6 +770,7 @@ class Run:
             with meter.installed():
                 pipeline = Pipeline(stack, self.model, meter)
                 self.present(stack, pipeline, "home", HOME_NODES)
+                self.automate(stack, "home")
                 fields = dashboard_fields("home", DASHBOARD_FIELDS)
                 self.console(stack, fields, 0.0)
                 stack.seed_meter()

@@ -5,7 +5,7 @@ stack holds that is paid by the month whatever the traffic.
 otherwise) and answers: each function's memory, tracing and system log level; the ingest mapping's batch size and
 window; for every rule on the bus, its pattern and targets (an SQS queue and the mapping that drains it, or a
 function invoked directly); and the fixed monthly items (alarms, customer managed keys, secrets, event source
-mappings that poll, provisioned capacity, a metric instance). ``bench/cost.py`` drives the functions through
+mappings that poll, provisioned capacity, a metric instance); whether the IoT rule invokes the ingest itself. ``bench/cost.py`` drives the functions through
 exactly that shape, so a lever changed in ``infra/`` changes the bill without touching the bench.
 """
 
@@ -150,8 +150,15 @@ class StackModel:
                                     float(props.get("MaximumBatchingWindowInSeconds", 0)))
         return found
 
-    def ingest_mapping(self) -> Mapping_:
-        return next(m for m in self.mappings().values() if m.function == "ingest")
+    def ingest_mapping(self) -> Mapping_ | None:
+        """The mapping that feeds the ingest from its queue; ``None`` when the IoT rule invokes it directly."""
+        return next((m for m in self.mappings().values() if m.function == "ingest"), None)
+
+    def ingest_direct(self) -> bool:
+        """Whether the ingest topic rule invokes the ingest function itself (no queue between)."""
+        actions = self.properties("IngestTopicRule")["TopicRulePayload"].get("Actions") or []
+        return any(self._function_of((action.get("Lambda") or {}).get("FunctionArn")) == "ingest"
+                   for action in actions)
 
     def bus_rules(self) -> list[BusRule]:
         """The rules on the stack's own bus (pattern rules; schedules are on the default bus)."""

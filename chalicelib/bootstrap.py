@@ -432,7 +432,7 @@ def _gateway_sync(c: Container) -> GatewaySync:
 def _backups(c: Container) -> BackupService:
     from .services.backup import BackupService
 
-    def rearm() -> dict[str, int] | None:
+    def rearm() -> dict[str, int] | None:  # (the restored tasks reach the ingest's choice of consumers in a minute)
         if c.schedules is None:
             return None
         from .functions.schedules import reload_registry
@@ -451,7 +451,10 @@ def _importer(c: Container) -> ReferenceImport:
     from .services.importer import ReferenceImport
 
     def after(edges: set[str]) -> None:
+        from .functions.automation import mark_automation_changed
+
         c.tasks.invalidate()
+        mark_automation_changed(c.repository)  # imported tasks and forward payloads: publishers weigh again
         if c.schedules is not None:
             from .functions.schedules import reload_registry
 

@@ -9,17 +9,18 @@ the parameters, the functions (``infra/functions.py``), the APIs (``infra/apis.p
   websocket connections table, both kept when the stack goes (``DeletionPolicy: Retain``) and with point-in-time
   recovery,
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
-* the event source mapping that feeds the ingest function: by default each publish at once, up to
-  ``IMMEDIATE_BATCH_PUBLISHES`` (10) that are waiting (a home: the edge already packs a second of messages a
-  publish, and a window here would double the device-to-console latency); with ``IngestBatchWindow`` of a second
-  or more, up to ``INGEST_BATCH_PUBLISHES`` (100) gathered for that long (a fleet at load: writes and events per
-  message fall with the batch); with partial batch responses (``ReportBatchItemFailures``), so only failed
-  records are retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds the rest
-  back; reserved concurrency would throttle them into the DLQ),
-* the IoT topic rule that forwards every edge publish (``mc/<edge>/up``) to the ingest queue, with an error
-  action to the DLQ, and its role,
+* the ingest function's feed: by default (``IngestBatchWindow=0``, a home) the IoT topic rule invokes it with each
+  edge publish (``mc/<edge>/up``) itself, asynchronously: no queue, no poller; a failed invocation is retried by
+  Lambda twice and then kept in the DLQ (``INGEST_DIRECT``); the edge already packs a second of messages a
+  publish, and a window here would double the device-to-console latency. With ``IngestBatchWindow`` of a second
+  or more the rule sends each publish to the ingest queue, whose event source mapping hands the function up to
+  ``INGEST_BATCH_PUBLISHES`` (100) gathered for that long (a fleet at load: writes and events per message fall
+  with the batch), with partial batch responses (``ReportBatchItemFailures``), so only failed records are
+  retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds the rest back; reserved
+  concurrency would throttle them into the DLQ); without a window that mapping stays, disabled, as a redrive. The
+  rule's error action sends to the DLQ, through its role,
 * the EventBridge bus for domain events, and its three consumers (``bus_consumer_resources``): each rule
-  (packs holding a ``field.updated`` → forward payload, every pack → tasks, packs a live websocket wants →
+  (packs addressed to forward payload → it, packs addressed to tasks → them, packs a live websocket wants →
   websocket notify) invokes its function directly, one invocation per pack of events (``core/bus_packing.py``),
   with retries and a dead-letter queue (and a disabled mapping that redrives it): no queue, no poller
   (``chalicelib/functions/bus_consumers.py``),
@@ -61,6 +62,11 @@ MAX_INGEST_WINDOW_S = 5
 """The longest ``IngestBatchWindow`` the stack takes."""
 INGEST_WINDOWED: Final = "IngestWindowed"
 """The condition of ``IngestBatchWindow`` above 0."""
+INGEST_DIRECT: Final = "IngestDirect"
+"""``IngestBatchWindow=0``: the IoT rule invokes the ingest function with each publish itself (asynchronously:
+Lambda's retries, then ``IngestDeadLetterQueue``), no queue between (no SQS requests, no poller); the ingest queue's
+mapping stays, disabled, to hand back what is put there. With a window the rule sends to the queue, whose mapping
+gathers the publishes."""
 INGEST_VISIBILITY_TIMEOUT_S = 6 * INGEST_TIMEOUT_S + MAX_INGEST_WINDOW_S
 """Six times the function's timeout plus the batching window, as AWS advises for SQS event sources."""
 FORWARD_FUNCTION = "ForwardPayload"
@@ -232,8 +238,11 @@ template they make."""
 
 
 def async_dead_letter_queues() -> dict[str, str]:
-    """Function logical id → the queue Lambda puts its failed asynchronous invocations in."""
-    return {consumer["function"]: f"{name}DeadLetterQueue" for name, consumer in BUS_CONSUMERS.items()}
+    """Function logical id → the queue Lambda puts its failed asynchronous invocations in (the ingest's: a publish
+    the IoT rule handed it directly, ``IngestBatchWindow=0``, that failed every attempt, kept as an ingest record
+    beside the letters the function puts there itself)."""
+    return {**{consumer["function"]: f"{name}DeadLetterQueue" for name, consumer in BUS_CONSUMERS.items()},
+            INGEST_FUNCTION: "IngestDeadLetterQueue"}
 
 
 RETAINED: dict[str, str] = {"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain"}
@@ -410,8 +419,9 @@ def parameters() -> dict[str, Any]:
                                                         "rest back)"},
             "IngestBatchWindow": {"Type": "Number", "Default": 0, "MinValue": 0, "MaxValue": MAX_INGEST_WINDOW_S,
                                   "Description": "Seconds the ingest queue gathers publishes for one invocation: 0 "
-                                                 "takes each at once (up to 10); 1 or more up to 100 (a fleet at "
-                                                 "load: fewer writes and events per message)"},
+                                                 "has the IoT rule invoke the ingest with each publish (no queue); "
+                                                 "1 or more up to 100 (a fleet at load: fewer writes and events "
+                                                 "per message)"},
             "Tracing": {"Type": "String", "Default": "PassThrough", "AllowedValues": ["PassThrough", "Active"],
                         "Description": "X-Ray tracing of the functions: Active samples the first request each "
                                        "second and 5 % of the rest, at $5 per million traces (docs/cost.md)"},
@@ -439,6 +449,7 @@ def parameters() -> dict[str, Any]:
             **{f"Log{level.title()}": {"Fn::Equals": [{"Ref": "LogLevel"}, level]}
                for level in ("DEBUG", "WARNING", "ERROR", "CRITICAL")},
             INGEST_WINDOWED: {"Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]}]},
+            INGEST_DIRECT: {"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]},
             PROVISIONED: {"Fn::Equals": [{"Ref": "TableCapacity"}, "provisioned"]},
         },
     }
@@ -489,9 +500,10 @@ def build_resources() -> dict[str, Any]:
                         "Sql": identity.ingest_rule_sql(),
                         "AwsIotSqlVersion": "2016-03-23",
                         "RuleDisabled": False,
-                        "Actions": [{"Sqs": {"QueueUrl": {"Ref": "IngestQueue"},
-                                             "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
-                                             "UseBase64": False}}],
+                        "Actions": [{"Fn::If": [INGEST_WINDOWED, {"Sqs": {
+                            "QueueUrl": {"Ref": "IngestQueue"}, "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
+                            "UseBase64": False}},
+                            {"Lambda": {"FunctionArn": {"Fn::GetAtt": [INGEST_FUNCTION, "Arn"]}}}]}],
                         "ErrorAction": {"Sqs": {"QueueUrl": {"Ref": "IngestDeadLetterQueue"},
                                                 "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
                                                 "UseBase64": False}},
@@ -503,11 +515,18 @@ def build_resources() -> dict[str, Any]:
                 "Properties": {
                     "EventSourceArn": queue_arn,
                     "FunctionName": {"Ref": INGEST_FUNCTION},
+                    "Enabled": {"Fn::If": [INGEST_WINDOWED, True, False]},  # direct: a redrive, off until needed
                     "BatchSize": {"Fn::If": [INGEST_WINDOWED, INGEST_BATCH_PUBLISHES, IMMEDIATE_BATCH_PUBLISHES]},
                     "MaximumBatchingWindowInSeconds": {"Ref": "IngestBatchWindow"},
                     "FunctionResponseTypes": ["ReportBatchItemFailures"],
                     "ScalingConfig": {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}},
                 },
+            },
+            "IngestPermission": {
+                "Type": "AWS::Lambda::Permission", "Condition": INGEST_DIRECT,
+                "Properties": {"Action": "lambda:InvokeFunction", "FunctionName": {"Ref": INGEST_FUNCTION},
+                               "Principal": "iot.amazonaws.com",
+                               "SourceArn": {"Fn::GetAtt": ["IngestTopicRule", "Arn"]}},
             },
             "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": {"Fn::Sub": "${AWS::StackName}"}}},
             **{resource: definition for name, consumer in BUS_CONSUMERS.items()

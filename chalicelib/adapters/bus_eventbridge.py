@@ -143,6 +143,7 @@ class EventBridgeBus:
         """Put every event on the bus; raises ``BusPublishError`` listing those that failed every attempt."""
         failed: list[FailedEntry] = []
         pending: list[_Item] = []
+        self._refresh_consumers()
         for group, prepared in self._entries(events):
             if isinstance(prepared, FailedEntry):
                 failed.append(prepared)
@@ -237,6 +238,16 @@ class EventBridgeBus:
             log.exception("event bus %s: could not tell whether a websocket wants an event; sent to the notifier",
                           self.bus_name)
             return True
+
+    def _refresh_consumers(self) -> None:
+        """Once a publish: let the consumers' answer catch up with a change of tasks or forward payloads."""
+        refresh = getattr(self.consumers, "refresh", None)
+        if refresh is None:
+            return
+        try:
+            refresh()
+        except Exception:  # they keep what they read last, read again within their TTL
+            log.exception("event bus %s: could not tell whether tasks or forward payloads changed", self.bus_name)
 
     def _consumers_of(self, event: BusEvent) -> frozenset[str]:
         """The consumers' answer; if they cannot tell (the store failing), all of them: better a needless

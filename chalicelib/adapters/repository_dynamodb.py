@@ -415,10 +415,12 @@ class DynamoDBRepository:
             return None, 0
         return json.loads(item["doc"]["S"]), _version_of(item)
 
-    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str], *, consistent: bool = True
+                           ) -> dict[str, tuple[Record, int]]:
         prefix_len = len(kind.value) + 1
         return {item["pk"]["S"][prefix_len:]: (json.loads(item["doc"]["S"]), _version_of(item))
-                for item in self._batch_get((_key(kind, i) for i in ids), ["pk", "doc", "version"])
+                for item in self._batch_get((_key(kind, i) for i in ids), ["pk", "doc", "version"],
+                                            None if consistent else False)
                 if "doc" in item}
 
     def query(self, kind: Kind, query: ListQuery) -> ListResult:

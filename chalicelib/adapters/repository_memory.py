@@ -183,7 +183,8 @@ class MemoryRepository:
             record = self._data[kind].get(entity_id)
             return (record, self._versions[kind].get(entity_id, 0)) if record is not None else (None, 0)
 
-    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str], *, consistent: bool = True
+                           ) -> dict[str, tuple[Record, int]]:
         with self._lock:
             store, versions = self._data[kind], self._versions[kind]
             return {entity_id: (store[entity_id], versions.get(entity_id, 0)) for entity_id in ids

@@ -322,7 +322,8 @@ class SqliteRepository:
     def get_versioned(self, kind: Kind, entity_id: str) -> Versioned:
         return self._versions[kind].get(entity_id, (None, 0))
 
-    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str], *, consistent: bool = True
+                           ) -> dict[str, tuple[Record, int]]:
         get = self._versions[kind].get
         found: dict[str, tuple[Record, int]] = {}
         for entity_id in ids:

@@ -35,6 +35,7 @@ from chalicelib.core.conflicts import update, write_changes
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.ports import ConditionFailed, ListQuery
 from chalicelib.core.secrecy import public
+from chalicelib.functions.automation import mark_automation_changed
 from chalicelib.functions.schedules import reload_registry
 from chalicelib.services.errors import ServiceError
 from chalicelib.services.records import MAX_ID_CHARS, check_size
@@ -84,9 +85,12 @@ def _sync(container: Container, kind: Kind, records: Iterable[Record], *, delete
 
 
 def _tasks_changed(container: Container, kind: Kind) -> None:
-    """Task changes apply at once in this process (the local stack); other processes within their TTL."""
+    """Task changes apply at once in this process (the local stack); in the tasks function through its event; to
+    the ingest's choice of consumers (``functions/interest.py``) through the automation stamp."""
     if kind == Kind.TASK:
         container.tasks.invalidate()
+    if kind in (Kind.TASK, Kind.FORWARD_PAYLOAD):
+        mark_automation_changed(container.repository)
 
 
 def _announce(container: Container, event_type: EventType, kind: Kind, records: list[Record]) -> None:

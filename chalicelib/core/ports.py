@@ -103,8 +103,11 @@ class Repository(Protocol):
         """The record and its version, read together; ``(None, 0)`` when none is stored."""
         ...
 
-    def get_many_versioned(self, kind: Kind, ids: Iterable[str]) -> dict[str, tuple[Record, int]]:
-        """``get_many`` with each record's version."""
+    def get_many_versioned(self, kind: Kind, ids: Iterable[str], *, consistent: bool = True
+                           ) -> dict[str, tuple[Record, int]]:
+        """``get_many`` with each record's version. ``consistent=False`` lets the store answer from a read that may
+        miss the writes of the last moment (DynamoDB's eventually consistent read, half the price), for a caller that
+        writes on the versions it read: a stale one makes its conditional write fail and read again."""
         ...
 
     def put(self, kind: Kind, record: Record, *, expected_version: int | None = None) -> None:

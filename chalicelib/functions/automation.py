@@ -67,6 +67,12 @@ TASKS_PATTERN: Final[dict[str, Any]] = {"source": [EVENT_SOURCE]}
 """Every domain event goes to the tasks function (the EventBridge rule in infra/ uses the same pattern)."""
 TASKS_TTL_S: Final = 5.0
 """How long a process keeps its task index and settings: changes apply within this time."""
+AUTOMATION_STAMP_ID: Final = "automation_changed"
+"""A settings document written again (a new version) whenever a task or a forward payload is created, changed,
+enabled, disabled or deleted, or imported (``mark_automation_changed``; a backup restore is seen within
+``functions.interest.RELOAD_S``): a publisher that weighs which
+consumers want its events (``functions/interest.py``) reads it with every batch and reads the tasks and forward
+payloads again when it moved, so a change applies to the very next message."""
 MAX_ATTEMPTS: Final = 5
 """Evaluations of one trigger against a state that changed meanwhile, before giving up (logged)."""
 AT_PRECISION: Final = timedelta(seconds=1)
@@ -77,6 +83,15 @@ _STRIPES: Final = 64
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def mark_automation_changed(repository: Repository) -> None:
+    """Move the automation stamp (``AUTOMATION_STAMP_ID``), after the change itself was written. Best effort: if it
+    cannot be written, publishers still read the tasks and forward payloads again within their TTL."""
+    try:
+        repository.put(Kind.SETTINGS, {"id": AUTOMATION_STAMP_ID, "changedOn": utcnow().isoformat()})
+    except Exception:
+        logger.exception("the automation stamp could not be written; publishers see the change within their TTL")
 
 
 def timer_name(task_id: str, action: str) -> str:
@@ -190,4 +205,6 @@ class Automation:
         return True
 
     def announce(self, kind: Kind, record: Record) -> None:
+        if kind == Kind.TASK:  # enabled or disabled by its own run: publishers weigh their events again
+            mark_automation_changed(self.repository)
         self.bus.publish([bus_event(event("updated", kind, record))])

@@ -1,7 +1,9 @@
 """The ingest function: an SQS batch of edge publishes through the processor, with partial batch failures.
 
-An IoT rule puts every edge publish (many envelopes) on the ingest queue; Lambda hands this function up to
-``INGEST_BATCH_PUBLISHES`` (100) of them at once, gathered for at most a second. All their envelopes go through
+An IoT rule invokes this function with every edge publish (many envelopes) itself (``IngestBatchWindow=0``, the
+default: a batch of one, retried by Lambda when it must be, then kept in the DLQ), or puts it on the ingest queue,
+whose mapping hands this function up to ``INGEST_BATCH_PUBLISHES`` (100) of them at once, gathered for at most the
+window. All their envelopes go through
 the processor as one batch, so that many updates to one field across the whole SQS batch cost one write and one
 event. Then metrics are flushed, domain events go to the bus and replies to the gateways' down topics, and only
 then are the messages marked as seen.
@@ -42,7 +44,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from ..core.envelope import PUBLISH_VERSION, Envelope, EnvelopeError, decode_publish, encode_publish
-from ..core.identity import Admission, GatewayOwners, Refusal, ingest_body, read_ingest_body
+from ..core.identity import PUBLISH_KEY, THING_KEY, Admission, GatewayOwners, Refusal, ingest_body, read_ingest_body
 from ..core.model import EventType as EntityEvent
 from ..core.model import Kind, event
 from ..core.ports import DeadLetter, DeadLetterSink, DownlinkSender, EventBus, bus_event
@@ -86,7 +88,11 @@ class Ingest:
         """None: letters are only logged (tests that build the function alone)."""
 
     def handle(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
-        """The Lambda entry point's body: returns the partial batch response."""
+        """The Lambda entry point's body: returns the partial batch response. A publish the IoT rule handed over
+        itself (``{"thing", "publish"}``, no queue) is run as a batch of one record; if it must be retried the
+        invocation raises (Lambda retries it, then keeps it in the DLQ)."""
+        if is_direct(event):
+            return self.handle_direct(event, context)
         records = event.get("Records") or []
         correlation = getattr(context, "aws_request_id", None) or (records[0].get("messageId") if records else None)
         logger.set_correlation_id(correlation)
@@ -104,6 +110,17 @@ class Ingest:
         if IN_LAMBDA:
             metrics.flush_metrics()
         return response
+
+    def handle_direct(self, event: dict[str, Any], context: Any = None) -> dict[str, Any]:
+        record_id = str(getattr(context, "aws_request_id", None) or "direct")
+        logger.set_correlation_id(record_id)
+        outcome = self.run([{"messageId": record_id, "body": json.dumps(event, separators=(",", ":"))}])
+        if IN_LAMBDA:
+            metrics.flush_metrics()
+        reason = outcome.failed_records.get(record_id)
+        if reason is not None:
+            raise RecordFailed(reason)
+        return {"messages": outcome.messages, "deadLettered": len(outcome.dead_letters)}
 
     @tracer.capture_method
     def run(self, records: list[dict[str, Any]]) -> IngestOutcome:
@@ -172,7 +189,10 @@ class Ingest:
                                 ("MessagesFailed", len(result.failures)),
                                 ("MessagesRefused", admission.refused_count)):
                 metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        logger.info("batch processed", extra={
+        # a clean batch's line at DEBUG: at a home's pace it was most of the ingest's log bill (docs/cost.md); what
+        # failed, was refused or dead-lettered is logged above at WARNING and this line goes out at INFO with it
+        notable = result.failures or kept or failed or admission.refused_count
+        (logger.info if notable else logger.debug)("batch processed", extra={
             "records": len(records), "messages": len(envelopes), "applied": len(result.applied_ids),
             "duplicates": result.duplicates, "stale": result.stale, "failures": len(result.failures),
             "dead_lettered": len(kept), "retried_records": len(failed), "refused": admission.refused_count,
@@ -198,6 +218,12 @@ class Ingest:
                 failed.setdefault(record_id, f"{item.reason} (not dead-lettered: {type(error).__name__}: {error})")
             return []
         return kept
+
+
+def is_direct(event: Any) -> bool:
+    """A publish as the ingest rule makes it (``core.identity.ingest_body``), given by the rule itself rather than
+    in an SQS batch."""
+    return isinstance(event, dict) and "Records" not in event and THING_KEY in event and PUBLISH_KEY in event
 
 
 def _bad_envelopes_letter(thing: str, body: bytes, bad: list[tuple[int, str]]) -> DeadLetter:

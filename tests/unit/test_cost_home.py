@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Literal
 
 import pytest
@@ -16,6 +17,7 @@ from chalicelib.core.bus_packing import AUTOMATION_CONSUMERS, pack_events, packe
 from chalicelib.core.event_pattern import matches
 from chalicelib.core.model import FieldModel, Kind, event
 from chalicelib.core.ports import BusEvent, bus_event
+from chalicelib.functions.automation import mark_automation_changed
 from chalicelib.functions.interest import EVERYONE, ConsumerInterest
 
 
@@ -116,32 +118,49 @@ def test_no_task_and_no_mapping_means_no_consumer_wants_a_field_update(site: Any
     assert client.entries == [] and bus.calls["unwanted"] == 2 and bus.calls["put_events"] == 0
 
 
-def test_a_task_created_makes_the_next_matching_pack_go_within_the_ttl(site: Any) -> None:
+def test_a_task_created_makes_the_next_matching_pack_go(site: Any) -> None:
     repository, clock, interest, client, bus = site
     bus.publish([field("gw.1.1.V_TEMP")])
     repository.put(Kind.TASK, task("too-hot", "gw.1.1.V_TEMP"))
     bus.publish([field("gw.1.1.V_TEMP")])
-    assert client.entries == []  # the tasks read a moment ago are trusted for their TTL
-    clock.now += 5.0
+    assert client.entries == []  # written without the stamp (by hand): the tasks read are trusted for their TTL
+    mark_automation_changed(repository)  # what the API does after it saved a task or a forward payload
     bus.publish([field("gw.1.1.V_TEMP"), field("gw.1.2.V_HUM")])
     [entry] = client.entries
     detail = json.loads(entry["Detail"])
     assert detail["to"] == ["tasks"] and [e["detail"]["entityId"] for e in detail["events"]] == ["gw.1.1.V_TEMP"]
     assert interest(field("gw.1.1.V_TEMP", kind="created")) == frozenset()  # the task's filter: updates only
     repository.put(Kind.TASK, task("too-hot", "gw.1.1.V_TEMP", enabled=False))
-    clock.now += 5.0
+    assert interest(field("gw.1.1.V_TEMP")) == frozenset({"tasks"})
+    clock.now += 5.0  # a change made without the stamp: within the TTL
     assert interest(field("gw.1.1.V_TEMP")) == frozenset()  # a disabled task wants nothing
 
 
+def test_the_api_and_a_tasks_own_enabling_move_the_stamp() -> None:
+    from chalicelib.adapters.bus_local import LocalEventBus
+    from chalicelib.functions.automation import AUTOMATION_STAMP_ID, Automation
+
+    repository = MemoryRepository(None)
+    automation = Automation(repository, LocalEventBus("sync"))
+    assert repository.get_versioned(Kind.SETTINGS, AUTOMATION_STAMP_ID)[1] == 0
+    automation.announce(Kind.TASK, task("t", "gw.1.1.V_TEMP"))
+    _, first = repository.get_versioned(Kind.SETTINGS, AUTOMATION_STAMP_ID)
+    automation.announce(Kind.SCHEDULE, {"id": "s"})  # a schedule changes nothing publishers weigh
+    assert repository.get_versioned(Kind.SETTINGS, AUTOMATION_STAMP_ID)[1] == first != 0
+    source = (Path(__file__).parents[2] / "chalicelib" / "api" / "automation.py").read_text()
+    assert "mark_automation_changed(container.repository)" in source  # _tasks_changed: tasks and forward payloads
+
+
 def test_a_forward_payload_wants_its_source_fields_updates(site: Any) -> None:
-    repository, clock, interest, client, bus = site
+    repository, _clock, interest, client, bus = site
     repository.put(Kind.FORWARD_PAYLOAD, {"id": "m1", "srcFieldId": "field:gw.1.2.V_STATUS",
                                           "dstFieldId": "field:gw.2.1.V_STATUS"})
     assert interest(field("gw.1.2.V_STATUS")) == frozenset({"forward_payload"})
     assert interest(field("gw.1.2.V_STATUS", kind="created")) == frozenset()  # forward payload acts on updates
     assert interest(field("gw.1.3.V_STATUS")) == frozenset()
     repository.put(Kind.TASK, task("t", "gw.1.2.V_STATUS"))
-    clock.now += 5.0
+    mark_automation_changed(repository)
+    interest.refresh()
     assert interest(field("gw.1.2.V_STATUS")) == frozenset({"tasks", "forward_payload"})
     bus.publish([field("gw.1.2.V_STATUS")])
     assert json.loads(client.entries[0]["Detail"])["to"] == ["forward_payload", "tasks"]
@@ -216,3 +235,111 @@ def test_the_ingest_writes_three_custom_metrics(monkeypatch: pytest.MonkeyPatch)
     envelope = Envelope("gw", "mysensors_v2", 1_767_225_600_000, 1, "gw-1", "1;1;1;0;0;21.5")
     ingest.handle({"Records": [{"messageId": "r1", "body": ingest_body("edge-1", encode_publish([envelope]))}]})
     assert names == ["MessagesProcessed", "MessagesFailed", "MessagesRefused"]
+
+
+# --------------------------------------------------------------------------------------------- direct ingest
+
+
+def test_a_publish_the_rule_hands_over_itself_is_a_batch_of_one() -> None:
+    from chalicelib.adapters.bus_local import LocalEventBus
+    from chalicelib.adapters.downlink_local import LocalDownlink
+    from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+    from chalicelib.core.envelope import Envelope, encode_publish
+    from chalicelib.core.identity import ingest_body
+    from chalicelib.core.processor import Processor
+    from chalicelib.core.providers import default_interpreters
+    from chalicelib.functions.ingest import Ingest, RecordFailed, is_direct
+
+    class Letters:
+        def __init__(self) -> None:
+            self.letters: list[Any] = []
+
+        def put(self, letters: Any) -> None:
+            self.letters.extend(letters)
+
+    t0 = 1_767_225_600_000
+    repository = MemoryRepository(None)
+    processor = Processor(repository, EmbeddedMetricStore(":memory:"), default_interpreters(), clock=lambda: t0)
+    letters = Letters()
+    ingest = Ingest(processor, LocalEventBus(mode="sync"), LocalDownlink(), dead_letters=letters)
+
+    class Context:
+        aws_request_id = "req-1"
+
+    good = json.loads(ingest_body("edge-1", encode_publish([Envelope("gw", "mysensors_v2", t0, 1, "gw-1",
+                                                                     "1;1;1;0;0;21.5")])))
+    assert is_direct(good) and not is_direct({"Records": []})
+    assert ingest.handle(good, Context()) == {"messages": 1, "deadLettered": 0}
+    assert repository.get(Kind.FIELD, "gw.1.1.V_TEMP")["current"]["value"] == 21.5  # type: ignore[index]
+    poison = json.loads(ingest_body("edge-1", "not an envelope batch"))
+    assert ingest.handle(poison, Context())["deadLettered"] == 1  # kept with its reason, not retried
+    assert letters.letters[0].reason.startswith("poison record")
+
+    def down(envelopes: Any) -> Any:
+        raise ConnectionError("the table is out of reach")
+
+    processor.process = down  # type: ignore[method-assign]
+    with pytest.raises((RecordFailed, ConnectionError)):  # Lambda retries the invocation, then keeps it in the DLQ
+        ingest.handle(good, Context())
+
+
+# --------------------------------------------------------------------------------------------- reads
+
+
+def test_the_processor_reads_eventually_consistent_and_a_stale_read_loses_nothing() -> None:
+    from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+    from chalicelib.core.envelope import Envelope
+    from chalicelib.core.processor import Processor
+    from chalicelib.core.providers import default_interpreters
+
+    class Lagging(MemoryRepository):
+        """Eventually consistent reads answer from a snapshot taken before the last writes (``lag``)."""
+
+        def __init__(self) -> None:
+            super().__init__(None)
+            self.snapshot: dict[str, tuple[Any, int]] | None = None
+            self.modes: list[bool] = []
+
+        def get_many_versioned(self, kind: Kind, ids: Any, *, consistent: bool = True) -> dict[str, Any]:
+            ids = list(ids)
+            self.modes.append(consistent)
+            if not consistent and self.snapshot is not None and kind is Kind.FIELD:
+                return {i: self.snapshot[i] for i in ids if i in self.snapshot}
+            return super().get_many_versioned(kind, ids)
+
+    t0 = 1_767_225_600_000
+    repository = Lagging()
+    processor = Processor(repository, EmbeddedMetricStore(":memory:"), default_interpreters(), clock=lambda: t0)
+    processor.process([Envelope("gw", "mysensors_v2", t0, 1, "gw-1", "1;1;1;0;0;21.5")])
+    assert repository.modes and not any(repository.modes)  # the batch's reads: all eventually consistent
+    repository.snapshot = dict(super(Lagging, repository).get_many_versioned(Kind.FIELD, ["gw.1.1.V_TEMP"]))
+    edited = {**repository.get(Kind.FIELD, "gw.1.1.V_TEMP"), "labels": {"room": "kitchen"}}  # type: ignore[dict-item]
+    repository.put(Kind.FIELD, edited)  # an API edit the lagging read does not show yet
+    repository.modes.clear()
+    processor.process([Envelope("gw", "mysensors_v2", t0 + 1000, 2, "gw-2", "1;1;1;0;0;22.5")])
+    stored = repository.get(Kind.FIELD, "gw.1.1.V_TEMP")
+    assert stored is not None and stored["current"]["value"] == 22.5 and stored["labels"] == {"room": "kitchen"}
+    assert True in repository.modes  # the failed conditional write read again, consistently
+
+
+def test_a_clean_batch_is_logged_at_debug_and_a_troubled_one_at_info(monkeypatch: pytest.MonkeyPatch) -> None:
+    from chalicelib.adapters.bus_local import LocalEventBus
+    from chalicelib.adapters.downlink_local import LocalDownlink
+    from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
+    from chalicelib.core.envelope import Envelope, encode_publish
+    from chalicelib.core.identity import ingest_body
+    from chalicelib.core.processor import Processor
+    from chalicelib.core.providers import default_interpreters
+    from chalicelib.functions import ingest as module
+
+    lines: list[tuple[str, str]] = []
+    monkeypatch.setattr(module.logger, "info", lambda message, **_: lines.append(("info", message)))
+    monkeypatch.setattr(module.logger, "debug", lambda message, **_: lines.append(("debug", message)))
+    t0 = 1_767_225_600_000
+    processor = Processor(MemoryRepository(None), EmbeddedMetricStore(":memory:"), default_interpreters(),
+                          clock=lambda: t0)
+    ingest = module.Ingest(processor, LocalEventBus(mode="sync"), LocalDownlink())
+    good = ingest_body("edge-1", encode_publish([Envelope("gw", "mysensors_v2", t0, 1, "gw-1", "1;1;1;0;0;21.5")]))
+    ingest.run([{"messageId": "r1", "body": good}])
+    ingest.run([{"messageId": "r2", "body": ingest_body("edge-1", "not an envelope batch")}])
+    assert [level for level, message in lines if message == "batch processed"] == ["debug", "info"]

@@ -91,8 +91,11 @@ def test_what_the_default_stack_pays_by_the_month(template: dict[str, Any]) -> N
     fixed = Bill(model.fixed_monthly()).by_key()
     assert fixed["cloudwatch.alarm_month"] == pytest.approx(0.50)  # the five dead-letter queues' alarms
     assert fixed["kms.key_month"] == 1.0 and fixed["secrets.secret_month"] == pytest.approx(0.40)
-    # two queues are polled (ingest, handlers); the bus consumers have no queue, their redrive mappings are off
-    assert fixed["sqs.request"] == pytest.approx(2 * ESM_IDLE_RECEIVES_PER_MONTH * 0.40e-6)
+    # one queue is polled (handlers); the IoT rule invokes the ingest, the bus's rules their consumers: their queues'
+    # redrive mappings are off (a fleet's ingest window polls the ingest queue)
+    assert fixed["sqs.request"] == pytest.approx(ESM_IDLE_RECEIVES_PER_MONTH * 0.40e-6)
+    windowed = Bill(StackModel(template, {"IngestBatchWindow": "1"}).fixed_monthly()).by_key()
+    assert windowed["sqs.request"] == pytest.approx(2 * ESM_IDLE_RECEIVES_PER_MONTH * 0.40e-6)
     assert "dynamodb.wcu_hour" not in fixed and "influxdb.medium_hour" not in fixed
     alarms = StackModel(template, {"FunctionAlarms": "true"}).fixed_monthly()
     assert alarms.total("cloudwatch.alarm_month") == 5 + 2 * len(model.functions)
@@ -107,16 +110,18 @@ def test_the_model_reads_the_functions_and_the_bus_as_the_template_wires_them(te
     assert model.memory_mb("ingest") >= 1024 and not model.traced("ingest")
     assert not model.platform_logs("ingest")  # JSON, Lambda's own lines from WARN only
     assert StackModel(template, {"Tracing": "Active"}).traced("tasks")
-    ingest = model.ingest_mapping()
-    assert (ingest.function, ingest.batch_size, ingest.window_s) == ("ingest", 10, 0.0)  # a home: each at once
-    fleet = StackModel(template, {"IngestBatchWindow": "1"}).ingest_mapping()
-    assert (fleet.batch_size, fleet.window_s) == (100, 1.0)
+    assert model.ingest_mapping() is None and model.ingest_direct()  # a home: the rule invokes it with each publish
+    windowed = StackModel(template, {"IngestBatchWindow": "1"})
+    fleet = windowed.ingest_mapping()
+    assert fleet is not None and not windowed.ingest_direct()
+    assert (fleet.function, fleet.batch_size, fleet.window_s) == ("ingest", 100, 1.0)
     rules = {rule.logical: rule for rule in model.bus_rules()}
     assert set(rules) == {"ForwardPayloadRule", "TasksRule", "WebsocketNotifyRule"}
     for rule in rules.values():  # each invokes its function directly: no queue, no mapping
         [target] = rule.targets
         assert target.queue is None and target.mapping is None
     assert rules["WebsocketNotifyRule"].pattern["detail"] == {"watched": [True]}
+    assert rules["TasksRule"].pattern["detail"] == {"to": ["tasks"]}
 
 
 def test_the_edge_packs_a_homes_trickle_by_its_window() -> None:

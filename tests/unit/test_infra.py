@@ -55,12 +55,19 @@ def test_rule_selects_every_edge_uplink_and_nothing_else() -> None:
     assert not _topic_matches(topic_filter.group(1), "mc/a/b/up")
 
 
-def test_rule_sends_to_the_ingest_queue_and_errors_to_the_dlq() -> None:
+def test_rule_invokes_the_ingest_or_sends_to_its_queue_and_errors_to_the_dlq() -> None:
     resources = build_resources()["Resources"]
     payload = resources["IngestTopicRule"]["Properties"]["TopicRulePayload"]
-    assert payload["Actions"] == [{"Sqs": {"QueueUrl": {"Ref": "IngestQueue"},
-                                           "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]},
-                                           "UseBase64": False}}]
+    # without a window (the default) the rule invokes the function with each publish; with one, the queue gathers
+    assert payload["Actions"] == [{"Fn::If": ["IngestWindowed", {"Sqs": {
+        "QueueUrl": {"Ref": "IngestQueue"}, "RoleArn": {"Fn::GetAtt": ["IngestRuleRole", "Arn"]}, "UseBase64": False}},
+        {"Lambda": {"FunctionArn": {"Fn::GetAtt": ["Ingest", "Arn"]}}}]}]
+    permission = resources["IngestPermission"]
+    assert permission["Condition"] == "IngestDirect" and permission["Properties"]["Principal"] == "iot.amazonaws.com"
+    assert permission["Properties"]["SourceArn"] == {"Fn::GetAtt": ["IngestTopicRule", "Arn"]}
+    assert resources["IngestEventSource"]["Properties"]["Enabled"] == {"Fn::If": ["IngestWindowed", True, False]}
+    assert _template()["Resources"]["Ingest"]["Properties"]["DeadLetterConfig"] == {
+        "TargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]}}  # what failed every async attempt
     assert payload["ErrorAction"]["Sqs"]["QueueUrl"] == {"Ref": "IngestDeadLetterQueue"}
     redrive = resources["IngestQueue"]["Properties"]["RedrivePolicy"]
     assert redrive == {"deadLetterTargetArn": {"Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]},

@@ -98,8 +98,11 @@ def _stored_seen_ms(kind: Kind, record: Record, seen_field: str, caches: Caches)
 
 
 def _read(repo: Repository, kind: Kind, ids: Iterable[str], versions: dict[Kind, dict[str, int]]) -> dict[str, Record]:
-    """``get_many``, keeping the versions read in ``versions`` (no second read to write on them)."""
-    pairs = repo.get_many_versioned(kind, ids)
+    """``get_many``, keeping the versions read in ``versions`` (no second read to write on them). Not necessarily
+    consistent (half DynamoDB's price): every record the batch writes is written on the version read, so one read
+    before a write of the last moment fails its write, is read again and the batch's changes are made on it
+    (``core/conflicts.py``); a site's records are rewritten seconds apart, so this is rare."""
+    pairs = repo.get_many_versioned(kind, ids, consistent=False)
     versions[kind] = {entity_id: version for entity_id, (_, version) in pairs.items()}
     return {entity_id: record for entity_id, (record, _) in pairs.items()}
 
