@@ -25,6 +25,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from chalicelib.local.errors import LocalStackError
+
 log = logging.getLogger("mycontroller.local")
 SYSTEM_JOB_INTERVAL_S = 60.0
 SYSTEM_JOB_TICK_S = 5.0
@@ -38,8 +40,8 @@ SIMULATOR: list[dict[str, Any]] = [{
 }]
 
 
-class GatewayConfigProblem(ValueError):
-    """``--edge-config`` cannot be used; the message has one line per problem."""
+class GatewayConfigProblem(LocalStackError, ValueError):
+    """``--edge-config`` cannot be used (a setting of the local stack's start); one line per problem."""
 
 
 def load_gateways(edge_config: Path | None) -> list[dict[str, Any]]:

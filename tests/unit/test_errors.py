@@ -19,6 +19,7 @@ from chalicelib.adapters.errors import AdapterError
 from chalicelib.api.errors import ApiError
 from chalicelib.core.errors import DomainError
 from chalicelib.functions.errors import FunctionError
+from chalicelib.local.errors import LocalStackError
 from chalicelib.services.errors import ServiceError
 from chalicelib.settings import SettingsError
 from edge.errors import EdgeError
@@ -32,6 +33,7 @@ AREAS: dict[str, type[Exception]] = {
     "chalicelib.functions": FunctionError,
     "chalicelib.api": ApiError,
     "chalicelib.settings": SettingsError,
+    "chalicelib.local": LocalStackError,
     "edge": EdgeError,
     "infra": InfraError,
 }
