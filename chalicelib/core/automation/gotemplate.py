@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
-from .templates import TemplateError
+from .template_errors import TemplateError
 
 _ACTION: Final = re.compile(r"\{\{(-?)(.*?)(-?)\}\}", re.DOTALL)
 _GO_ACTION: Final = re.compile(

@@ -53,9 +53,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.exceptions import TemplateError as JinjaTemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from ..errors import DomainError
 from ..query import get_path
 from .clock import Location, sun_event
+from .template_errors import TemplateError, TemplateLimitError
 
 # --------------------------------------------------------------------------------------------- limits
 
@@ -82,13 +82,6 @@ DEFAULT_LIMITS: Final = Limits()
 MAX_INT_BITS: Final = 10_000
 """Largest integer a template may build (about 3,000 digits)."""
 
-
-class TemplateError(DomainError, ValueError):
-    """A template or expression that does not compile or fails while rendering."""
-
-
-class TemplateLimitError(TemplateError):
-    """A template stopped because it went over one of its ``Limits``."""
 
 
 class _Budget:
