@@ -26,26 +26,17 @@ Pure: no resolution or connection here.
 from __future__ import annotations
 
 import ipaddress
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+from .allow_list import METADATA, IPAddress, IPNetwork, parse_allow
 from .errors import DomainError
 from .ports import Repository
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
-
-METADATA: Final[frozenset[IPAddress]] = frozenset(ipaddress.ip_address(a) for a in (
-    "169.254.169.254", "169.254.170.2", "169.254.170.23", "fd00:ec2::254", "fd00:ec2::23"))
-"""Instance metadata (EC2, also Azure and GCP's address), ECS and EKS credential endpoints, their IPv6 forms."""
-MAX_ALLOW_ENTRIES: Final = 100
 NAT64: Final = ipaddress.ip_network("64:ff9b::/96")
-_HOST: Final = re.compile(r"^(\*\.)?(?=.{1,253}\Z)[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?"
-                          r"(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*\Z")
 ALLOW_HINT: Final = "add the host or its network to the system settings' outbound.allow to allow it"
 
 
@@ -82,28 +73,6 @@ def kind_of(ip: IPAddress) -> str | None:
     if not ip.is_global:
         return "private"
     return None
-
-
-def parse_allow(entries: Iterable[str]) -> tuple[frozenset[str], tuple[IPNetwork, ...]]:
-    """Host names and networks of an allow list; ``ValueError`` naming the first entry that is neither (or that
-    names a metadata address)."""
-    hosts: set[str] = set()
-    networks: list[IPNetwork] = []
-    for raw in entries:
-        entry = str(raw).strip().lower().rstrip(".")
-        if not entry:
-            raise ValueError("an empty entry")
-        try:
-            network = ipaddress.ip_network(entry.strip("[]"), strict=False)
-        except ValueError:
-            if not _HOST.match(entry):
-                raise ValueError(f"{raw!r} is neither a host name, an address nor a network (CIDR)") from None
-            hosts.add(entry)
-            continue
-        if network.num_addresses <= 2 and any(a.version == network.version and a in network for a in METADATA):
-            raise ValueError(f"{raw!r} is a cloud metadata address: never allowed")
-        networks.append(network)
-    return frozenset(hosts), tuple(networks)
 
 
 @dataclass(frozen=True, slots=True)

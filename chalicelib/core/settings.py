@@ -13,9 +13,9 @@ from typing import Final
 
 from pydantic import Field, field_validator, model_validator
 
+from .allow_list import MAX_ALLOW_ENTRIES, parse_allow
 from .automation.clock import Location, parse_duration, zone
 from .model import CamelModel, Kind, Record
-from .outbound import MAX_ALLOW_ENTRIES, parse_allow
 from .ports import Repository
 
 SETTINGS_ID: Final = "system_settings"
