@@ -8,9 +8,9 @@ import { queryClient } from "./api/queries";
 import { allows, pageRole, useRole, visibleNav } from "./api/roles";
 import { live, useConnectionState } from "./live/hooks";
 import { ErrorBoundary } from "./components/ErrorBoundary";
-import { LoginPage } from "./pages/Login";
 
-// Pages load on first use: the login page and the shell come first, the chart library with the first chart.
+// Pages load on first use: the shell comes first, the chart library with the first chart, the form library (react-hook-form,
+// zod) with the first form (the login page is one).
 const named = <K extends string>(load: () => Promise<Record<K, ComponentType>>, name: K) =>
   lazy(() => load().then((module) => ({ default: module[name] })));
 const devices = () => import("./pages/Devices");
@@ -37,6 +37,7 @@ const UserEditorPage = named(users, "UserEditorPage");
 const ProfilePage = named(users, "ProfilePage");
 const ServiceTokensPage = named(() => import("./pages/Tokens"), "ServiceTokensPage");
 const SettingsPage = named(() => import("./pages/Settings"), "SettingsPage");
+const LoginPage = named(() => import("./pages/Login"), "LoginPage");
 const overview = () => import("./pages/Overview");
 const OverviewPage = named(overview, "OverviewPage");
 const EventsPage = named(overview, "EventsPage");
@@ -189,7 +190,7 @@ function AppRoutes() {
   const page = (element: ReactNode) => <Guarded auth={auth}>{element}</Guarded>;
   return (
     <Routes>
-      <Route path="/login" element={<LoginPage />} />
+      <Route path="/login" element={<Suspense fallback={null}><LoginPage /></Suspense>} />
       <Route path="/" element={page(<OverviewPage />)} />
       <Route path="/events" element={page(<EventsPage />)} />
       <Route path="/dashboards" element={page(<DashboardsPage />)} />

@@ -2,6 +2,7 @@
 // invalid and carries the message under it, announced; a problem at no input of the page goes to ProblemBox.
 
 import { type InputHTMLAttributes, type ReactNode } from "react";
+import type { UseFormRegisterReturn } from "react-hook-form";
 
 import { type Problem, problemOf } from "../api/errors";
 import { ErrorBox } from "./common";
@@ -31,33 +32,43 @@ type InputProps = Omit<InputHTMLAttributes<HTMLInputElement>, "onChange" | "valu
   label: string;
   /** The field's API name ("geoLocation.latitude"), matched against the problem's input. */
   name: string;
-  value: string;
-  onChange: (value: string) => void;
   problem?: Problem | null;
   hint?: ReactNode;
-};
+} & (
+  /** Held by react-hook-form (components/apiForm.ts): `field={form.register("latitude")}`. */
+  | { field: UseFormRegisterReturn; value?: undefined; onChange?: undefined }
+  | { field?: undefined; value: string; onChange: (value: string) => void }
+);
 
-export function FormInput({ label, name, value, onChange, problem, hint, ...rest }: InputProps) {
+export function FormInput({ label, name, value, onChange, field, problem, hint, ...rest }: InputProps) {
+  const bound = field ?? { name, value, onChange: (e: { target: { value: string } }) => onChange?.(e.target.value) };
   return (
     <label>
       <span>
         {label}
         {hint && <small className="muted"> {hint}</small>}
       </span>
-      <input aria-label={label} name={name} value={value} onChange={(e) => onChange(e.target.value)}
-        {...invalidProps(problem, name)} {...rest} />
+      <input aria-label={label} {...bound} {...invalidProps(problem, name)} {...rest} />
       <FieldProblem problem={problem} name={name} />
     </label>
   );
 }
 
-export function FormCheck({ label, name, checked, onChange }: {
-  label: string; name: string; checked: boolean; onChange: (value: boolean) => void;
-}) {
+export function FormCheck({ label, name, checked, onChange, field }: {
+  label: string; name: string;
+} & ({ field: UseFormRegisterReturn; checked?: undefined; onChange?: undefined }
+  | { field?: undefined; checked: boolean; onChange: (value: boolean) => void })) {
+  const bound = field ?? { name, checked, onChange: (e: { target: { checked: boolean } }) => onChange?.(e.target.checked) };
   return (
     <label className="check">
-      <input type="checkbox" aria-label={label} name={name} checked={checked} onChange={(e) => onChange(e.target.checked)} />
+      <input type="checkbox" aria-label={label} {...bound} />
       {label}
     </label>
   );
+}
+
+/** The submit button of a form on the one submit path: disabled while it is being sent, saying so. */
+export function SubmitButton({ busy, children, busyText = "Saving…" }: { busy: boolean; children: ReactNode;
+  busyText?: string }) {
+  return <button type="submit" className="primary" disabled={busy} aria-busy={busy || undefined}>{busy ? busyText : children}</button>;
 }

@@ -1,20 +1,24 @@
 // The login page: username and password to POST /api/user/login; the token is kept for this tab only.
 
-import { type FormEvent, useEffect, useState } from "react";
+import { useEffect, useState } from "react";
 import { useLocation, useNavigate } from "react-router-dom";
+import { z } from "zod/mini";
 
 import { api, login } from "../api/client";
-import { errorText, usePageTitle } from "../components/common";
+import { usePageTitle } from "../components/common";
+import { useApiForm } from "../components/apiForm";
+import { FormInput, ProblemBox, SubmitButton } from "../components/Form";
+
+const LoginSchema = z.object({
+  username: z.string().check(z.trim(), z.minLength(1, "type your username")),
+  password: z.string().check(z.minLength(1, "type your password")),
+});
 
 export function LoginPage() {
   usePageTitle("Sign in");
   const navigate = useNavigate();
   const location = useLocation();
   const next = new URLSearchParams(location.search).get("next") || "/";
-  const [username, setUsername] = useState("admin");
-  const [password, setPassword] = useState("");
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
   const [message, setMessage] = useState("");
 
   useEffect(() => {
@@ -24,39 +28,25 @@ export function LoginPage() {
     );
   }, []);
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await login(username.trim(), password);
-      navigate(next.startsWith("/") && !next.startsWith("//") ? next : "/", { replace: true });
-    } catch (err) {
-      setError(errorText(err));
-    } finally {
-      setBusy(false);
-    }
-  };
-
+  const { form, onSubmit, busy, problem } = useApiForm({
+    schema: LoginSchema,
+    defaultValues: { username: "admin", password: "" },
+    names: ["username", "password"],
+    submit: ({ username, password }) => login(username, password),
+    onDone: () => navigate(next.startsWith("/") && !next.startsWith("//") ? next : "/", { replace: true }),
+  });
+  // A refused login names no input ("invalid username or password"): it is said once, above the button.
   return (
     <div className="login-page">
-      <form className="login-card" onSubmit={submit}>
+      <form className="login-card" onSubmit={onSubmit} noValidate>
         <h1>MyController</h1>
         {message && <p className="muted">{message}</p>}
-        <label>
-          Username
-          <input name="username" autoComplete="username" value={username} onChange={(e) => setUsername(e.target.value)}
-            required />
-        </label>
-        <label>
-          Password
-          <input name="password" type="password" autoComplete="current-password" value={password}
-            onChange={(e) => setPassword(e.target.value)} required />
-        </label>
-        {error && <div className="error" role="alert">{error}</div>}
-        <button type="submit" className="primary" disabled={busy}>
-          {busy ? "Signing in…" : "Sign in"}
-        </button>
+        <FormInput label="Username" name="username" autoComplete="username" field={form.register("username")}
+          problem={problem} />
+        <FormInput label="Password" name="password" type="password" autoComplete="current-password"
+          field={form.register("password")} problem={problem} />
+        <ProblemBox problem={problem} />
+        <SubmitButton busy={busy} busyText="Signing in…">Sign in</SubmitButton>
       </form>
     </div>
   );

@@ -2,18 +2,36 @@
 // the answer to create only (the server keeps a digest), so it is shown once, in a box to copy it from. A token
 // carries a role no higher than its maker's; only an admin sees every token and makes one for another user.
 
-import { type FormEvent, useMemo, useRef, useState } from "react";
+import { useMemo, useRef, useState } from "react";
+import { useWatch } from "react-hook-form";
+import { z } from "zod/mini";
 
-import { dateToLocalInput, serviceTokenBody, type ServiceTokenRecord, tokenExpiry, type UserRecord } from "../api/admin";
+import { dateToLocalInput, localInputToIso, serviceTokenBody, type ServiceTokenRecord, tokenExpiry, type UserRecord } from "../api/admin";
 import { api, list, remove } from "../api/client";
 import { rolesUpTo, useRole } from "../api/roles";
 import { useInvalidate } from "../api/queries";
 import { useQuery } from "@tanstack/react-query";
 import { Card, ErrorBox, errorText, formatTime, usePageTitle } from "../components/common";
-import { FieldProblem, FormCheck, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
+import { useApiForm } from "../components/apiForm";
+import { FieldProblem, FormCheck, FormInput, invalidProps, ProblemBox, SubmitButton } from "../components/Form";
 
-const NAMES = ["name", "description", "userId", "role", "neverExpire", "expiresOn"];
 import { type Column, ResourceTable } from "../components/ResourceTable";
+
+const NAMES = ["name", "description", "userId", "role", "neverExpire", "expiresOn"] as const;
+
+const TokenSchema = z.object({
+  name: z.string().check(z.trim(), z.minLength(1, "a name is required")),
+  description: z.string(),
+  userId: z.string(),
+  role: z.string(),
+  neverExpire: z.boolean(),
+  expiresOn: z.string(),
+}).check(z.superRefine((token, ctx) => {
+  if (token.neverExpire) return;
+  const iso = localInputToIso(token.expiresOn);
+  if (!iso) ctx.addIssue({ code: "custom", path: ["expiresOn"], message: "pick an expiry date, or choose never expire" });
+  else if (Date.parse(iso) <= Date.now()) ctx.addIssue({ code: "custom", path: ["expiresOn"], message: "the expiry date is in the past" });
+}));
 
 const DEFAULT_DAYS = 90;
 
@@ -53,43 +71,31 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
   const admin = myRole === "admin";
   const users = useQuery({ queryKey: ["list", "user", "all"], enabled: admin,
     queryFn: ({ signal }) => list<UserRecord>("user", { limit: 0, sortBy: [{ f: "username", o: "asc" }] }, signal) });
-  const [name, setName] = useState("");
-  const [role, setRole] = useState("");
-  const [description, setDescription] = useState("");
-  const [userId, setUserId] = useState("");
-  const [neverExpire, setNeverExpire] = useState(false);
-  const [expiresOn, setExpiresOn] = useState(() => dateToLocalInput(new Date(Date.now() + DEFAULT_DAYS * 86_400_000)));
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [busy, setBusy] = useState(false);
   const min = useMemo(() => dateToLocalInput(new Date()), []);
-
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setProblem(null);
-    setBusy(true);
-    try {
-      const body = serviceTokenBody({ name, description, userId, neverExpire, expiresOn, role });
-      const created = await api<ServiceTokenRecord>("/api/servicetoken", { method: "POST", body });
-      setName("");
-      setDescription("");
+  const [defaultExpiry] = useState(() => dateToLocalInput(new Date(Date.now() + DEFAULT_DAYS * 86_400_000)));
+  const { form, onSubmit, busy, problem } = useApiForm({
+    schema: TokenSchema,
+    defaultValues: { name: "", description: "", userId: "", role: "", neverExpire: false,
+      expiresOn: defaultExpiry },
+    names: NAMES,
+    submit: (values) => api<ServiceTokenRecord>("/api/servicetoken", { method: "POST", body: serviceTokenBody(values) }),
+    onDone: (created, _values, f) => {
+      f.resetField("name");
+      f.resetField("description");
       onCreated(created);
-    } catch (err) {
-      setProblem(problemOf(err, NAMES));
-    } finally {
-      setBusy(false);
-    }
-  };
+    },
+  });
+  const neverExpire = useWatch({ control: form.control, name: "neverExpire" });
 
   return (
-    <form className="editor" onSubmit={submit} noValidate>
+    <form className="editor" onSubmit={onSubmit} noValidate>
       <div className="row">
-        <FormInput label="Name" name="name" value={name} onChange={setName} problem={problem} placeholder="backup script" />
-        <FormInput label="Description" name="description" value={description} onChange={setDescription}
-          problem={problem} />
+        <FormInput label="Name" name="name" field={form.register("name")} problem={problem} placeholder="backup script" />
+        <FormInput label="Description" name="description" field={form.register("description")} problem={problem} />
         {admin && (
           <label>
             Acts as user
-            <select aria-label="Acts as user" value={userId} onChange={(e) => setUserId(e.target.value)}
+            <select aria-label="Acts as user" {...form.register("userId")}
               {...invalidProps(problem, "userId")}>
               <option value="">me</option>
               {(users.data?.data ?? []).map((u) => <option key={u.id} value={u.id}>{u.username}</option>)}
@@ -99,7 +105,7 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
         )}
         <label>
           Role
-          <select aria-label="Token role" value={role} onChange={(e) => setRole(e.target.value)}
+          <select aria-label="Token role" {...form.register("role")}
             {...invalidProps(problem, "role")}>
             <option value="">as its user</option>
             {rolesUpTo(myRole).map((r) => <option key={r} value={r}>{r}</option>)}
@@ -108,13 +114,13 @@ function CreateToken({ onCreated }: { onCreated: (token: ServiceTokenRecord) => 
         </label>
       </div>
       <div className="row">
-        <FormCheck label="Never expire" name="neverExpire" checked={neverExpire} onChange={setNeverExpire} />
-        <FormInput label="Expires on" name="expiresOn" type="datetime-local" value={expiresOn} onChange={setExpiresOn}
+        <FormCheck label="Never expire" name="neverExpire" field={form.register("neverExpire")} />
+        <FormInput label="Expires on" name="expiresOn" type="datetime-local" field={form.register("expiresOn")}
           problem={problem} disabled={neverExpire} min={min} />
       </div>
       <ProblemBox problem={problem} />
       <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>Create token</button>
+        <SubmitButton busy={busy} busyText="Creating…">Create token</SubmitButton>
       </div>
     </form>
   );

@@ -4,7 +4,9 @@
 // password signs in again with the new one (and an admin changing their own gives the current one too).
 
 import { useQuery } from "@tanstack/react-query";
-import { type FormEvent, useState } from "react";
+import { useMemo, useState } from "react";
+import { z } from "zod/mini";
+import type { $RefinementCtx } from "zod/v4/core";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
 import { newPasswordProblem, PASSWORD_HINT, userBody, type UserRecord, FormError } from "../api/admin";
@@ -13,10 +15,13 @@ import { ROLES } from "../api/roles";
 import { useInvalidate } from "../api/queries";
 import { useOne } from "../api/queries";
 import { Card, ErrorBox, errorText, formatTime, Labels, labelsToText, textToLabels } from "../components/common";
-import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
-
-const NAMES = ["username", "fullName", "email", "role", "currentPassword", "password", "confirmPassword", "labels"];
+import { useApiForm } from "../components/apiForm";
+import { FieldProblem, FormInput, invalidProps, ProblemBox, SubmitButton } from "../components/Form";
 import { type Column, ResourceTable } from "../components/ResourceTable";
+
+const NAMES = [
+  "username", "fullName", "email", "role", "currentPassword", "password", "confirmPassword", "labels",
+] as const;
 
 const enc = encodeURIComponent;
 /** Usernames may hold dots; the trailing slash keeps a reload from looking like a file request. */
@@ -83,38 +88,48 @@ export function UserEditorPage() {
   return <UserEditor key={id} isNew={isNew} initial={isNew ? BLANK : loaded.data!} />;
 }
 
+/** The user form: every input as text (labels as key=value lines); the password ones only ever set a new one. */
+const UserSchema = z.object({
+  username: z.string().check(z.trim(), z.minLength(1, "a username is required")),
+  fullName: z.string(),
+  email: z.string(),
+  role: z.string(),
+  currentPassword: z.string(),
+  password: z.string(),
+  confirmPassword: z.string(),
+  labels: z.string(),
+});
+type UserForm = z.infer<typeof UserSchema>;
+
+/** The new password's checks (newPasswordProblem), at the input they concern; `always`: even when left empty. */
+function checkNewPassword(form: UserForm, ctx: $RefinementCtx<UserForm>, always: boolean, needsCurrent: boolean) {
+  if (!always && !form.password && !form.confirmPassword && !form.currentPassword) return;
+  const bad = newPasswordProblem(form.password, form.confirmPassword, form.username);
+  if (bad) ctx.addIssue({ code: "custom", path: [bad.field], message: bad.message.replace(/^password: /, "") });
+  else if (needsCurrent && !form.currentPassword) {
+    ctx.addIssue({ code: "custom", path: ["currentPassword"], message: "type your current password to set a new one" });
+  }
+}
+
+const userForm = (user: UserRecord): UserForm => ({
+  username: user.username, fullName: user.fullName ?? "", email: user.email ?? "", role: user.role ?? "user",
+  currentPassword: "", password: "", confirmPassword: "", labels: labelsToText(user.labels),
+});
+
 function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord }) {
   const navigate = useNavigate();
   const [user, setUser] = useState<UserRecord>(initial);
-  const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels));
-  const [password, setPassword] = useState("");
-  const [confirm, setConfirm] = useState("");
-  const [current, setCurrent] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [saved, setSaved] = useState(false);
-  const [busy, setBusy] = useState(false);
-  const u = user;
-  const set = (changes: Partial<UserRecord>) => {
-    setSaved(false);
-    setUser({ ...u, ...changes });
-  };
-
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setProblem(null);
-    setSaved(false);
-    setBusy(true);
-    try {
-      const wasMe = !isNew && initial.username === getUsername();
-      if (isNew || password || confirm) {
-        const bad = newPasswordProblem(password, confirm, u.username);
-        if (bad) throw bad;
-        if (wasMe && !current) {
-          throw new FormError("type your current password to set a new one", "currentPassword");
-        }
-      }
-      const body = userBody(u, password, textToLabels(labelsText));
-      if (wasMe && password) body.currentPassword = current;
+  const wasMe = !isNew && initial.username === getUsername();
+  const schema = useMemo(() => UserSchema.check(z.superRefine((f, ctx) => checkNewPassword(f, ctx, isNew, wasMe))),
+    [isNew, wasMe]);
+  const { form, onSubmit, busy, saved, problem } = useApiForm({
+    schema,
+    defaultValues: userForm(initial),
+    names: NAMES,
+    submit: async (f) => {
+      const body = userBody({ ...user, username: f.username, fullName: f.fullName, email: f.email, role: f.role },
+        f.password, textToLabels(f.labels));
+      if (wasMe && f.password) body.currentPassword = f.currentPassword;
       if (isNew) {
         // POST /api/user is an upsert: a new user must not silently replace one with the same id.
         const taken = await getOne<UserRecord>("user", String(body.id)).then(() => true, (err: unknown) => {
@@ -124,34 +139,28 @@ function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord })
         if (taken) throw new FormError(`${String(body.id)} is taken`, "username");
       }
       const stored = await save<UserRecord>("user", body);
-      if (wasMe && password) await login(stored.username, password); // the old token ended with the old password
-      setPassword("");
-      setConfirm("");
-      setCurrent("");
+      if (wasMe && f.password) await login(stored.username, f.password); // the old token ended with the old password
+      return stored;
+    },
+    onDone: (stored, _values, f) => {
       setUser(stored);
-      setSaved(true);
+      f.reset(userForm(stored));
       if (isNew) navigate(userPath(stored.id), { replace: true });
-    } catch (err) {
-      setProblem(problemOf(err, NAMES));
-    } finally {
-      setBusy(false);
-    }
-  };
+    },
+  });
+  const u = user;
 
   return (
     <Card title={isNew ? "New user" : `User ${u.username}`} page actions={<Link to="/users">all users</Link>}>
-      <form className="editor" onSubmit={submit} noValidate>
+      <form className="editor" onSubmit={onSubmit} noValidate>
         <div className="row">
-          <FormInput label="Username" name="username" value={u.username} onChange={(v) => set({ username: v })}
-            problem={problem} autoComplete="off" required />
-          <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} onChange={(v) => set({ fullName: v })}
-            problem={problem} />
-          <FormInput label="E-mail" name="email" type="email" value={u.email ?? ""} onChange={(v) => set({ email: v })}
-            problem={problem} />
+          <FormInput label="Username" name="username" field={form.register("username")} problem={problem}
+            autoComplete="off" required />
+          <FormInput label="Full name" name="fullName" field={form.register("fullName")} problem={problem} />
+          <FormInput label="E-mail" name="email" type="email" field={form.register("email")} problem={problem} />
           <label>
             Role
-            <select aria-label="Role" value={u.role ?? "user"} onChange={(e) => set({ role: e.target.value })}
-              {...invalidProps(problem, "role")}>
+            <select aria-label="Role" {...form.register("role")} {...invalidProps(problem, "role")}>
               {ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
             </select>
             <FieldProblem problem={problem} name="role" />
@@ -164,24 +173,24 @@ function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord })
           <legend>{isNew ? "Password" : "Set a new password"}</legend>
           {!isNew && <p className="muted">Leave empty to keep the current password (it is never shown).</p>}
           <div className="row">
-            {!isNew && initial.username === getUsername() && (
-              <FormInput label="Current password" name="currentPassword" type="password" value={current}
-                onChange={setCurrent} problem={problem} autoComplete="current-password" />
+            {wasMe && (
+              <FormInput label="Current password" name="currentPassword" type="password"
+                field={form.register("currentPassword")} problem={problem} autoComplete="current-password" />
             )}
-            <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
+            <FormInput label="New password" name="password" type="password" field={form.register("password")}
               problem={problem} autoComplete="new-password" hint={PASSWORD_HINT} />
-            <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
-              onChange={setConfirm} problem={problem} autoComplete="new-password" />
+            <FormInput label="Repeat new password" name="confirmPassword" type="password"
+              field={form.register("confirmPassword")} problem={problem} autoComplete="new-password" />
           </div>
         </fieldset>
         <label>
           Labels <small className="muted">key=value, one a line</small>
-          <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => setLabelsText(e.target.value)} />
+          <textarea aria-label="Labels" rows={2} {...form.register("labels")} />
         </label>
         <ProblemBox problem={problem} />
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>Save</button>
+          <SubmitButton busy={busy}>Save</SubmitButton>
           <button type="button" onClick={() => navigate("/users")}>Back</button>
         </div>
       </form>
@@ -202,78 +211,62 @@ export function ProfilePage() {
   return <ProfileEditor initial={loaded.data} />;
 }
 
+const ProfileSchema = UserSchema.check(z.superRefine((f, ctx) => checkNewPassword(f, ctx, false, true)));
+
 function ProfileEditor({ initial }: { initial: UserRecord }) {
   const [user, setUser] = useState<UserRecord>(initial);
-  const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels));
-  const [current, setCurrent] = useState("");
-  const [password, setPassword] = useState("");
-  const [confirm, setConfirm] = useState("");
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [saved, setSaved] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
-
-  const u = user;
-
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setProblem(null);
-    setSaved(null);
-    setBusy(true);
-    try {
-      const body: Record<string, unknown> = { email: (u.email ?? "").trim(), fullName: (u.fullName ?? "").trim(),
-        labels: textToLabels(labelsText) };
-      const changing = Boolean(current || password || confirm);
+  const [changed, setChanged] = useState(false);
+  const { form, onSubmit, busy, saved, problem } = useApiForm({
+    schema: ProfileSchema,
+    defaultValues: userForm(initial),
+    names: NAMES,
+    submit: async (f) => {
+      const body: Record<string, unknown> = { email: f.email.trim(), fullName: f.fullName.trim(),
+        labels: textToLabels(f.labels) };
+      const changing = Boolean(f.password);
       if (changing) {
-        if (!current) throw new FormError("currentPassword: type your current password to set a new one",
-          "currentPassword");
-        const bad = newPasswordProblem(password, confirm, u.username);
-        if (bad) throw bad;
-        body.currentPassword = current;
-        body.password = password;
+        body.currentPassword = f.currentPassword;
+        body.password = f.password;
       }
       const stored = await api<UserRecord>("/api/user/profile", { method: "POST", body });
-      if (changing) await login(stored.username, password); // the old token ended with the old password
-      setCurrent("");
-      setPassword("");
-      setConfirm("");
+      if (changing) await login(stored.username, f.password); // the old token ended with the old password
+      return { stored, changing };
+    },
+    onDone: ({ stored, changing }, _values, f) => {
       setUser(stored);
-      setSaved(changing ? "Saved; the new password is in use." : "Saved.");
-    } catch (err) {
-      setProblem(problemOf(err, NAMES));
-    } finally {
-      setBusy(false);
-    }
-  };
+      setChanged(changing);
+      f.reset(userForm(stored));
+    },
+  });
+  const u = user;
 
   return (
     <Card title={`My profile (${u.username}, ${u.role ?? "user"})`} page="My profile">
-      <form className="editor" onSubmit={submit} noValidate>
+      <form className="editor" onSubmit={onSubmit} noValidate>
         <div className="row">
-          <FormInput label="Full name" name="fullName" value={u.fullName ?? ""} problem={problem}
-            onChange={(v) => setUser({ ...u, fullName: v })} />
-          <FormInput label="E-mail" name="email" type="email" value={u.email ?? ""} problem={problem}
-            onChange={(v) => setUser({ ...u, email: v })} />
+          <FormInput label="Full name" name="fullName" field={form.register("fullName")} problem={problem} />
+          <FormInput label="E-mail" name="email" type="email" field={form.register("email")} problem={problem} />
         </div>
         <label>
           Labels <small className="muted">key=value, one a line</small>
-          <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => setLabelsText(e.target.value)} />
+          <textarea aria-label="Labels" rows={2} {...form.register("labels")} />
         </label>
         <fieldset className="section">
           <legend>Change password</legend>
           <p className="muted">Other sessions and logins with the old password end.</p>
           <div className="row">
-            <FormInput label="Current password" name="currentPassword" type="password" value={current}
-              onChange={setCurrent} problem={problem} autoComplete="current-password" />
-            <FormInput label="New password" name="password" type="password" value={password} onChange={setPassword}
+            <FormInput label="Current password" name="currentPassword" type="password"
+              field={form.register("currentPassword")} problem={problem} autoComplete="current-password" />
+            <FormInput label="New password" name="password" type="password" field={form.register("password")}
               problem={problem} autoComplete="new-password" hint={PASSWORD_HINT} />
-            <FormInput label="Repeat new password" name="confirmPassword" type="password" value={confirm}
-              onChange={setConfirm} problem={problem} autoComplete="new-password" />
+            <FormInput label="Repeat new password" name="confirmPassword" type="password"
+              field={form.register("confirmPassword")} problem={problem} autoComplete="new-password" />
           </div>
         </fieldset>
         <ProblemBox problem={problem} />
-        {saved && <div className="ok" role="status">{saved}</div>}
+        {saved && <div className="ok" role="status">{changed ? "Saved; the new password is in use." : "Saved."}</div>}
         <div className="actions">
-          <button type="submit" className="primary" disabled={busy}>Save</button>
+          <SubmitButton busy={busy}>Save</SubmitButton>
         </div>
       </form>
     </Card>
