@@ -140,11 +140,21 @@ def write_zip(destination: Path, files: Iterable[tuple[Path, str]]) -> None:
     temporary.replace(destination)
 
 
+def version_stamp(build_dir: Path) -> tuple[Path, str]:
+    """``chalicelib/_version.py`` with the checkout's version: a function has neither git nor package metadata to
+    read it from (``chalicelib/version.py``, #21)."""
+    from chalicelib.version import VERSION
+
+    stamp = build_dir / "_version.py"
+    stamp.write_text(f'"""Written by infra/bundle.py."""\n\nversion = "{VERSION}"\n', encoding="utf-8")
+    return stamp, "chalicelib/_version.py"
+
+
 def build_bundle(build_dir: Path = ROOT / "build", root: Path = ROOT) -> Path:
     """``build_dir/deployment.zip``; returns its path."""
     build_dir.mkdir(parents=True, exist_ok=True)
     dependencies = install_dependencies(build_dir, lambda_requirements(root / "requirements.txt"),
                                         installed_versions())
     destination = build_dir / "deployment.zip"
-    write_zip(destination, [*_files(dependencies), *chalice_runtime(), *app_files(root)])
+    write_zip(destination, [*_files(dependencies), *chalice_runtime(), *app_files(root), version_stamp(build_dir)])
     return destination

@@ -40,3 +40,17 @@ def test_without_setuptools_scm_git_describe_decides(monkeypatch: pytest.MonkeyP
     # the same release and dev-ness (the distance may have grown: commits land while the tests run)
     assert found.split(".dev")[0] == version.VERSION.split(".dev")[0], (found, version.VERSION)
     assert (".dev" in found) == (".dev" in version.VERSION) and PEP440.match(found), found
+
+
+def test_the_lambda_package_is_stamped(tmp_path: Path) -> None:
+    import importlib.util
+
+    from infra.bundle import version_stamp
+
+    stamp, name = version_stamp(tmp_path)
+    assert name == "chalicelib/_version.py"
+    spec = importlib.util.spec_from_file_location("stamp", stamp)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.version == version.VERSION
