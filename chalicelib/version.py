@@ -4,11 +4,12 @@
 It comes from the git tags (``vX.Y.Z``; setuptools-scm's ``release-branch-semver`` scheme: ``0.2.0.dev5+g1a2b3c4``
 is the fifth commit after ``v0.1.0``). Where it is read, first found wins:
 
-1. ``chalicelib/_version.py``, written into the wheels by their build (``packaging/*/pyproject.toml``);
+1. ``chalicelib/_version.py``, written into the wheels by their build (``packaging/hatch_build.py``) and into the
+   Lambda package by ``infra/bundle.py``;
 2. in a git checkout (``make run``, ``make test``): setuptools-scm when installed (``requirements-dev.txt``), else
    ``git describe`` read by the same rule;
 3. the installed distribution's metadata (``mycontroller``, ``mycontroller-edge``);
-4. ``0+unknown`` (a copy of the sources without git or metadata, a Lambda package that was not stamped).
+4. ``0+unknown`` (a copy of the sources without git or metadata).
 """
 
 from __future__ import annotations
