@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import json
 import logging
@@ -126,6 +127,11 @@ def run(config: EdgeConfig, plugins: list[str]) -> int:
             log.error("cannot start: %s", line, extra={"error": line})
             print(f"edge: cannot start: {line}", file=sys.stderr)
         return EXIT_CONFIG
+    # Start-up's objects (modules, the config's models) live as long as the process: the collector need not scan
+    # them again every few seconds, and a first generation of 10,000 collects a few times a second at 500 msg/s.
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 10, 10)
 
     async def main_loop() -> None:
         stop = asyncio.Event()

@@ -204,7 +204,8 @@ class EdgeAgent:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
         self._commit_scheduled = False
-        self._wake: asyncio.Event | None = None
+        self._woken = False
+        self._waiter: asyncio.Future[None] | None = None
         self._sender_waiting = False
         self._sender_lingering = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -270,7 +271,6 @@ class EdgeAgent:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._wake = asyncio.Event()
         self.uplink.on_downlink(self._on_downlink)
         await self.uplink.start()
         log.info("agent started", extra={"edge": self.config.edge.id, "gateways": sorted(self.gateways),
@@ -380,14 +380,20 @@ class EdgeAgent:
         """Tell the sender there is something new (from any thread; cheap when it is busy anyway); an ``urgent``
         message also ends its packing window."""
         waiting = self._sender_waiting or (urgent and self._sender_lingering)
-        if not waiting or self._loop is None or self._wake is None:
+        if not waiting or self._loop is None:
             return
         self._sender_waiting = self._sender_lingering = False
         if threading.get_ident() == self._loop_thread:
-            self._wake.set()
+            self._set_wake()
         else:
             with contextlib.suppress(RuntimeError):  # loop closed: the agent is stopping
-                self._loop.call_soon_threadsafe(self._wake.set)
+                self._loop.call_soon_threadsafe(self._set_wake)
+
+    def _set_wake(self) -> None:
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # ------------------------------------------------------------------------------------------- cloud config
 
@@ -607,32 +613,40 @@ class EdgeAgent:
 
     async def _wait(self, timeout: float, on_data: bool) -> None:
         """Sleep until a publish finishes, the timeout, or (``on_data``) a gateway emits something."""
-        assert self._wake is not None
-        self._wake.clear()
+        self._woken = False
         if self._in_flight and self._in_flight[0].task.done():
             return
         self._sender_waiting = on_data
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
+            await self._sleep(timeout)
         finally:
             self._sender_waiting = False
 
     async def _linger(self, timeout: float) -> None:
         """Sleep through the packing window; a command, request or presentation (``wake(urgent=True)``) or a
         finished publish ends it early."""
-        assert self._wake is not None
-        self._wake.clear()
+        self._woken = False
         self._sender_lingering = True
         try:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), max(timeout, 0.001))
+            await self._sleep(timeout)
         finally:
             self._sender_lingering = False
 
+    async def _sleep(self, timeout: float) -> None:
+        """Until ``_set_wake`` or the timeout: one future and one timer (``wait_for`` would make a task a sleep)."""
+        if self._woken:
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(max(timeout, 0.001), _resolve, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
     def _flight_done(self, _task: asyncio.Task[None]) -> None:
-        if self._wake is not None:
-            self._wake.set()
+        self._set_wake()
 
     # ------------------------------------------------------------------------------------------- downlink
 
@@ -750,6 +764,11 @@ def _pack(rows: list[SpoolRow], budget: int) -> tuple[list[SpoolRow], bytes]:
             rows = rows[:count]
             break
     return rows, publish_body(rows).encode()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 async def _settle(tasks: list[asyncio.Task[Any]], timeout: float | None) -> None:

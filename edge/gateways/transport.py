@@ -123,15 +123,15 @@ class SerialLineTransport(LineTransport):
         return lines.popleft()
 
     async def _read(self) -> bytes:
-        """The bytes waiting on the port (some); waits for them if there are none yet."""
+        """The bytes waiting on the port (some); waits for them if there are none yet.
+
+        Always through the loop (even when bytes are waiting): the turn ends first, so what the last read emitted is
+        committed before the next read, and a device that never pauses cannot hold the loop.
+        """
         fd = self._fd
         if fd is None:
             return await self._read_in_thread()
-        # Let the loop turn end first: what the last read emitted is committed, the sender runs, and a device that
-        # never pauses cannot hold the loop.
-        await asyncio.sleep(0)
-        data = self._read_now(fd, waited=False)
-        while data is None:
+        while True:
             loop = asyncio.get_running_loop()
             readable = loop.create_future()
             loop.add_reader(fd, _set_done, readable)
@@ -139,21 +139,21 @@ class SerialLineTransport(LineTransport):
                 await readable
             finally:
                 loop.remove_reader(fd)
-            data = self._read_now(fd, waited=True)
-        return data
+            data = self._read_now(fd)
+            if data is not None:
+                return data
 
-    def _read_now(self, fd: int, waited: bool) -> bytes | None:
-        """What the port has (None: nothing yet); ``TransportClosed`` when the device is gone."""
+    def _read_now(self, fd: int) -> bytes | None:
+        """What the port has, once the loop saw it readable (None: nothing after all); ``TransportClosed`` when the
+        device is gone."""
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
             return None
         except OSError as error:  # EIO: unplugged (a pty whose other end closed)
             raise TransportClosed(f"{self.portname}: {error}") from None
-        if not data:  # pyserial's port answers a read with nothing when nothing waits; after readiness: hung up
-            if waited:
-                raise TransportClosed(f"{self.portname}: the device reported data but had none (disconnected?)")
-            return None
+        if not data:  # readable, yet nothing to read: hung up
+            raise TransportClosed(f"{self.portname}: the device reported data but had none (disconnected?)")
         return data
 
     async def _read_in_thread(self) -> bytes:

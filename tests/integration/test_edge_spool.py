@@ -175,14 +175,30 @@ def test_deferred_appends_are_written_together_by_commit_or_by_any_reader(tmp_pa
     spool = Spool(path)
     for i in range(5):
         spool.append("gw", "test", f"m{i}", defer=True)
-    assert spool.depth == 5 and Spool(path).depth == 0, "queued, counted, not written yet"
+    def written() -> list[str]:
+        return [body for (body,) in spool._db.execute("SELECT body FROM envelopes ORDER BY id")]
+
+    assert spool.depth == 5 and written() == [], "queued, counted, not written yet"
     spool.commit()
-    assert Spool(path).depth == 5
+    assert len(written()) == 5
     spool.append("gw", "test", "m5", defer=True)
     spool.append("gw", "test", "now")  # an append that is not deferred writes the queued ones first, in order
-    assert [row.envelope.raw for row in Spool(path).peek(10)] == [f"m{i}" for i in range(6)] + ["now"]
+    assert [json.loads(body)["r"] for body in written()] == [f"m{i}" for i in range(6)] + ["now"]
     spool.append("gw", "test", "m7", defer=True)
     assert [row.sequence for row in spool.peek(10)] == list(range(1, 9)), "a reader sees the deferred ones"
+    spool.append("gw", "test", "m8", defer=True)
+    spool.close()
+    assert Spool(path).depth == 9, "closing writes what was queued"
     full = Spool(tmp_path / "full.sqlite", synchronous="full")
     full.append("gw", "test", "fsynced", defer=True)
-    assert Spool(tmp_path / "full.sqlite").depth == 1, "synchronous=full never defers"
+    assert full._db.execute("SELECT count(*) FROM envelopes").fetchone()[0] == 1, "synchronous=full never defers"
+
+
+def test_a_second_process_cannot_open_a_spool_in_use(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite")
+    spool.append("gw", "test", "mine")
+    other = subprocess.run([sys.executable, "-c", "import sys; from edge.spool import Spool; Spool(sys.argv[1])",
+                            str(tmp_path / "spool.sqlite")], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert other.returncode != 0 and "in use by another process" in other.stderr
+    spool.close()
+    assert Spool(tmp_path / "spool.sqlite").depth == 1
