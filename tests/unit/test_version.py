@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib import version
 
-PEP440: re.Pattern[str] = re.compile(r"^\d+\.\d+\.\d+(\.dev\d+)?(\+[a-z0-9.]+)?$")
+PEP440: re.Pattern[str] = re.compile(r"^\d+\.\d+(\.\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?$")  # 0.1.dev1+g…: no tag fetched
 
 
 @pytest.mark.parametrize(("described", "expected"), [
