@@ -33,9 +33,11 @@ from .fragments import ALL_FUNCTIONS
 from .iam import JWT_PARAMETER, Statement, dead_letter_statement, function_statements
 from .identity import TOPIC_PREFIX
 from .template import (
+    BLOB_BUCKET,
     CONSUMER_TIMEOUT_S,
     HANDLER_TIMEOUT_S,
     INGEST_TIMEOUT_S,
+    INGEST_WINDOWED,
     SHADOW_NAME,
     WEBSOCKET_MANAGEMENT_ENDPOINT,
     async_dead_letter_queues,
@@ -67,6 +69,10 @@ MEMORY_FLOORS_MB: Final[dict[str, int]] = {"api_handler": 512, "ingest": 1024}
 """Memory buys CPU too: the API hashes passwords (bcrypt) and answers people; ingest parses batches of 100
 publishes. Every other function gets what its RSS asks for, at least ``MIN_MEMORY_MB``."""
 MIN_MEMORY_MB: Final = 256
+DIRECT_INGEST_MEMORY_MB: Final = 512
+"""The ingest's memory when the IoT rule invokes it with each publish (``IngestBatchWindow=0``, a home): one publish
+of at most 5 KB an invocation, whose time goes to the table and the bus rather than to the CPU, so half the memory
+is about half the GB-seconds (``docs/cost.md``). With a window it parses batches of 100: ``MEMORY_FLOORS_MB``."""
 
 
 @dataclass(frozen=True)
@@ -132,6 +138,15 @@ def memory_mb(name: str, measured: dict[str, float]) -> int:
     return max(floor, 64 * math.ceil(rss * MEMORY_HEADROOM / 64))
 
 
+def memory_size(name: str, measured: dict[str, float]) -> int | dict[str, Any]:
+    """The function's ``MemorySize``: ``memory_mb``, but the ingest's depends on how it is fed (``INGEST_WINDOWED``)."""
+    memory = memory_mb(name, measured)
+    if name != "ingest":
+        return memory
+    direct = max(DIRECT_INGEST_MEMORY_MB, 64 * math.ceil(measured.get(name, 0) * MEMORY_HEADROOM / 64))
+    return {"Fn::If": [INGEST_WINDOWED, memory, min(memory, direct)]}
+
+
 def base_environment() -> dict[str, Any]:
     """Every function's settings: the AWS adapters and the stack's resources they use. A function never falls
     back to a local adapter (Lambda's disk is read-only); what it may call is its role's business."""
@@ -174,6 +189,8 @@ def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str
         own.update({"EMAIL": "ses", "SMS": "sns"})
     if function.name == "ingest":  # messages that fail for good go to its DLQ at once, with the reason
         own.update({"INGEST_DEAD_LETTERS": "sqs", "INGEST_DEAD_LETTER_QUEUE_URL": {"Ref": "IngestDeadLetterQueue"}})
+        # an edge whose firmware URL expired gets a new one, presigned by this function (firmware/* only)
+        own.update({"BLOBS": "s3", "BLOB_BUCKET": {"Ref": BLOB_BUCKET}})
     return own
 
 
@@ -247,7 +264,7 @@ def function_resources(functions: list[LambdaFunction], *, queues: dict[str, str
                 "Code": CODE,
                 "Role": {"Fn::GetAtt": [f"{logical}Role", "Arn"]},
                 "Timeout": TIMEOUTS_S.get(function.name, DEFAULT_TIMEOUT_S),
-                "MemorySize": memory_mb(function.name, measured),
+                "MemorySize": memory_size(function.name, measured),
                 "Environment": {"Variables": variables},
                 "TracingConfig": {"Mode": {"Ref": "Tracing"}},
                 "LoggingConfig": logging_config(log_group),

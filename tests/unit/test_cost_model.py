@@ -107,7 +107,8 @@ def test_what_the_default_stack_pays_by_the_month(template: dict[str, Any]) -> N
 
 def test_the_model_reads_the_functions_and_the_bus_as_the_template_wires_them(template: dict[str, Any]) -> None:
     model = StackModel(template)
-    assert model.memory_mb("ingest") >= 1024 and not model.traced("ingest")
+    assert model.memory_mb("ingest") == 512 and not model.traced("ingest")  # a publish an invocation
+    assert StackModel(template, {"IngestBatchWindow": "1"}).memory_mb("ingest") >= 1024  # batches of 100
     assert not model.platform_logs("ingest")  # JSON, Lambda's own lines from WARN only
     assert StackModel(template, {"Tracing": "Active"}).traced("tasks")
     assert model.ingest_mapping() is None and model.ingest_direct()  # a home: the rule invokes it with each publish
