@@ -492,9 +492,15 @@ def _websocket(c: Container) -> WebsocketService:
 
 def _ingest(c: Container) -> Ingest:
     from .core.processor import Processor
+    from .core.providers import default_interpreters
     from .functions.ingest import Ingest
 
-    processor = Processor(c.repository, c.metrics, last_seen_resolution_ms=int(c.settings.last_seen_interval_s * 1000))
+    interpreters = default_interpreters()
+    mysensors: Any = interpreters.get("mysensors_v2")
+    if mysensors is not None:  # an edge whose firmware URL expired gets a new one (the actions built only then)
+        mysensors.firmware_link = lambda gateway_id, node_id: c.actions.firmware_link(gateway_id, node_id)
+    processor = Processor(c.repository, c.metrics, interpreters,
+                          last_seen_resolution_ms=int(c.settings.last_seen_interval_s * 1000))
     return Ingest(processor, c.bus, c.downlink, c.gateway_owners,
                   dead_letters=c.ingest_dead_letters)
 

@@ -22,6 +22,8 @@ capability                  adapter and calls
 ``secrets.encrypt``         ``secrets_kms``: Encrypt with the stack's key (the API stores handler secrets)
 ``secrets.decrypt``         ``secrets_kms``: Decrypt (only the handler function reads them)
 ``blobs``                   ``blob_s3``: objects of the stack's bucket, and listing it
+``firmware.read``           GetObject on the bucket's ``firmware/*``: what a presigned URL of a firmware file acts
+                            with (an edge asking the ingest for a new one: ``ActionService.firmware_link``)
 ``admin_password``          ``admin_password_secretsmanager``: GetSecretValue on the stack's secret
 ``connections.*``           ``connections_dynamodb``: the calls of connect, subscribe, disconnect, notify, and
                             the publisher's look at who listens (``audience``: Scan)
@@ -113,6 +115,7 @@ CAPABILITIES: Final[dict[str, list[Statement]]] = {
                [{"Fn::Sub": "${BlobBucket.Arn}/*"}]),
         _allow("BlobList", ["s3:ListBucket"], [{"Fn::GetAtt": ["BlobBucket", "Arn"]}]),
     ],
+    "firmware.read": [_allow("FirmwareFiles", ["s3:GetObject"], [{"Fn::Sub": "${BlobBucket.Arn}/firmware/*"}])],
     "admin_password": [_allow("AdminPassword", ["secretsmanager:GetSecretValue"], [{"Ref": "AdminPasswordSecret"}])],
     "connections.connect": _connections("Connections", ["dynamodb:PutItem"]),
     "connections.subscribe": _connections("Connections", ["dynamodb:GetItem", "dynamodb:UpdateItem"]),
@@ -146,7 +149,8 @@ USES: Final[dict[str, tuple[str, ...]]] = {
                     "secrets.encrypt", "blobs", "admin_password"),
     # batch processor: stored values, events, answers to devices; what fails for good to its DLQ; whether a
     # websocket wants its events
-    "ingest": (*RESOURCES, "events", "downlink", "connections.audience", "dead_letters.ingest"),
+    # and a new URL of a node's firmware for its edge (MySensors OTA)
+    "ingest": (*RESOURCES, "events", "downlink", "connections.audience", "dead_letters.ingest", "firmware.read"),
     "forward_payload": ("resources.read", "downlink"),  # mappings read, values sent as downlinks
     "handlers": (*AUTOMATION, "idempotency", "downlink", "secrets.decrypt", "email", "sms", "mqtt"),
     "shadow_reported": (*RESOURCES, "events"),  # reported gateway state into the gateway resources

@@ -297,10 +297,11 @@ def _firmware_id(firmware: Record, label_key: str) -> int:
 
 
 def firmware_assignment(gateway: Record, node: Record, firmware: Record, *, url: str,
-                        url_expires_ms: int | None) -> Downlink:
+                        url_expires_ms: int | None, refresh: bool = False) -> Downlink:
     """MySensors ``firmware_update``: the edge fetches ``firmware``'s file from ``url`` (valid until
     ``url_expires_ms``), reboots the node and serves its bootloader; the firmware needs labels ``ms_type_id`` and
-    ``ms_version_id`` (what the node is told it gets) and a file."""
+    ``ms_version_id`` (what the node is told it gets) and a file. ``refresh``: only a new URL for the update the
+    edge has (it asked: its URL expired before it had the file)."""
     from .providers.mysensors.control import ota_control
 
     file = firmware.get("file") or {}
@@ -309,7 +310,9 @@ def firmware_assignment(gateway: Record, node: Record, firmware: Record, *, url:
     fields: dict[str, Any] = {
         "firmware": str(firmware["id"]), "type": _firmware_id(firmware, "ms_type_id"),
         "version": _firmware_id(firmware, "ms_version_id"), "checksum": str(file["checksum"]),
-        "size": int(file["size"]), "url": url, "reboot": True}
+        "size": int(file["size"]), "url": url, "reboot": not refresh}
+    if refresh:
+        fields["refresh"] = True
     if url_expires_ms is not None:
         fields["urlExpires"] = url_expires_ms
     return _ms_control(gateway, node, ota_control(str(node["nodeId"]), **fields), "ota")

@@ -11,6 +11,7 @@ firmware (a short-lived URL of its file: presigned in AWS, the store's own path 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -22,6 +23,8 @@ from ..core.model import EventType, Kind, QuickIdError, Record, event, label, no
 from ..core.ports import BlobStore, DownlinkSender
 from .errors import InvalidInput
 from .records import Records
+
+log = logging.getLogger(__name__)
 
 MAX_ACTIONS: Final = 100
 """Actions one request may carry."""
@@ -188,6 +191,23 @@ class ActionService:
             if file_url is not None:
                 return str(file_url(key)), None
         raise InvalidInput("this deployment's firmware store cannot hand files to an edge", "action")
+
+    def firmware_link(self, gateway_id: str, node_id: str) -> Downlink | None:
+        """A new URL of the firmware assigned to a node, for its edge (whose URL expired before it had the file):
+        only the node's ``assigned_firmware``, on the gateway that asks. ``None`` when there is none to give."""
+        node = self.records.repository.get(Kind.NODE, f"{gateway_id}.{node_id}")
+        gateway = self.records.repository.get(Kind.GATEWAY, gateway_id)
+        if node is None or gateway is None:
+            return None
+        try:
+            firmware = self._check_firmware(node, "nodeId")
+            url, expires_ms = self._firmware_url(str(firmware["id"]),
+                                                 str((firmware.get("file") or {}).get("name") or ""))
+            return core_actions.firmware_assignment(gateway, node, firmware, url=url, url_expires_ms=expires_ms,
+                                                    refresh=True)
+        except (InvalidInput, core_actions.ActionError) as error:
+            log.warning("no new firmware URL for node %s.%s: %s", gateway_id, node_id, error)
+            return None
 
     # ----------------------------------------------------------------------------------------- labels
 

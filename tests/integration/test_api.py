@@ -318,6 +318,15 @@ def test_firmware_update_hands_the_edge_the_assigned_firmware(api: Api) -> None:
     others = api.ok("GET", "/api/node/gw.1")["others"]
     assert (others["ota_state"], others["ota_firmware"], others["ota_progress"]) == ("assigned", "blink", 0)
 
+    # an edge whose URL expired asks again (its report, through the ingest): only for the node's own firmware
+    refresh = api.container.actions.firmware_link("gw", "1")
+    assert refresh is not None and refresh.node_id == "1"
+    again = json.loads(refresh.raw)
+    assert (again["refresh"], again["reboot"], again["checksum"]) == (True, False, control["checksum"])
+    assert api.container.actions.firmware_link("gw", "9") is None  # no such node
+    api.ok("POST", "/api/node", {**node, "labels": node["labels"]})  # assignment removed
+    assert api.container.actions.firmware_link("gw", "1") is None
+
 
 def test_a_nodes_sleep_labels_reach_its_edge(api: Api) -> None:
     seed(api)

@@ -152,7 +152,8 @@ def test_a_firmware_that_cannot_be_had_fails_with_its_reason_and_an_erase_is_ans
     async def scenario() -> None:
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
-            # a URL that is gone and expired: the update fails, saying to run it again
+            # a URL that is gone and expired, and no new one comes: the update fails, saying to run it again
+            gateway.ota.url_wait_s = 0.05
             missing = tmp_path / "gone.hex"
             missing.write_bytes(hex_path.read_bytes())
             downlink = _assign(missing, expires=int(time.time() * 1000) - 1)
@@ -160,6 +161,7 @@ def test_a_firmware_that_cannot_be_had_fails_with_its_reason_and_an_erase_is_ans
             await gateway.send(downlink)
             await wait_for(lambda: _state(ctx) == "failed", what="failed")
             assert "run firmware_update again" in _reports(ctx)[-1]["message"]
+            assert sum(1 for r in _reports(ctx) if r.get("urlRequest")) == 3  # it asked, a bounded number of times
             # a file that is not what the cloud said it is
             tampered = _assign(hex_path)
             hex_path.write_text(intel_hex(b"\x00" * 64))
@@ -242,6 +244,37 @@ def test_a_firmware_assigned_while_the_gateway_is_unplugged_reboots_the_node_onc
             await wait_for(received.having(lambda line: line == f"{NODE};255;3;0;13;"), timeout=15,
                            what="the reboot once the gateway is back")
             assert await BootloaderNode(device, NODE).boot() == "updated"
+        device.unplug()
+
+    asyncio.run(scenario())
+
+
+def test_an_update_whose_url_expired_asks_the_cloud_for_a_new_one_and_goes_on(tmp_path: Path) -> None:
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    ctx = FakeContext("gw1")
+    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+    hex_path, _app = _firmware(tmp_path, 800)
+    image = FirmwareImage.load(hex_path.read_bytes(), 10, 2)
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            gone = tmp_path / "expired.hex"
+            gone.write_bytes(hex_path.read_bytes())
+            stale = _assign(gone, expires=int(time.time() * 1000) - 1)  # the edge was away longer than the URL
+            gone.unlink()
+            await gateway.send(stale)
+            request = await wait_for(lambda: [r for r in _reports(ctx) if r.get("urlRequest")], what="URL request")
+            assert request[0]["state"] == "fetching" and "expired" in request[0]["message"]
+            # the cloud answers (the MySensors provider's firmware_link): the same firmware, a new URL
+            refresh = json.loads(_assign(hex_path, expires=int(time.time() * 1000) + 60_000).raw)
+            await gateway.send(Downlink("gw1", "mysensors_v2", ota_control(str(NODE), **{
+                **{k: v for k, v in refresh.items() if k not in ("ctl", "node")}, "refresh": True, "reboot": False}),
+                node_id=str(NODE)))
+            received = Received(device)
+            await wait_for(received.having(lambda line: line == f"{NODE};255;3;0;13;"), what="the reboot")
+            node = BootloaderNode(device, NODE)
+            assert await node.boot() == "updated" and node.flash == image.data
         device.unplug()
 
     asyncio.run(scenario())

@@ -86,7 +86,8 @@ NEEDED: Final[dict[str, dict[str, list[str]]]] = {
     "Ingest": {**READ, **WRITE, **EVENTS, **DOWNLINKS, **fed_by("IngestQueue"),
                "sqs:SendMessage": ["${IngestDeadLetterQueue.Arn}"],  # dead_letters_sqs: failed for good
                "dynamodb:Scan": [CONNECTIONS],  # whether a websocket wants its events (services.websocket.Audience)
-               "secretsmanager:GetSecretValue": METRICS_SECRETS},  # metrics_influxdb's credentials
+               "secretsmanager:GetSecretValue": METRICS_SECRETS,  # metrics_influxdb's credentials
+               "s3:GetObject": ["${BlobBucket.Arn}/firmware/f1"]},  # a new firmware URL for an edge (presigned)
     "ForwardPayload": {**READ, **DOWNLINKS, **dead_letters("ForwardPayload")},
     "Handlers": {
         **AUTOMATION, **DOWNLINKS, **fed_by("HandlerQueue"),  # resource handlers; delayed calls re-queued
@@ -137,6 +138,7 @@ WILDCARDS: Final[dict[str, str]] = {
     arn("execute-api", "${WebsocketAPI}/${StageName}/POST/@connections/*"): "connection ids are per client",
     arn("execute-api", "${WebsocketAPI}/${StageName}/DELETE/@connections/*"): "connection ids are per client",
     "${BlobBucket.Arn}/*": "objects of the stack's bucket",
+    "${BlobBucket.Arn}/firmware/*": "firmware files are named by their ids, at run time",
     "${UploadBucket.Arn}/uploads/*": "staged uploads are named at run time (uploads/<purpose>/<upload id>)",
     arn("secretsmanager", "secret:${InfluxDBTokenSecret}-??????"): "a secret named by a parameter: its ARN ends in "
                                                                  "six random characters",

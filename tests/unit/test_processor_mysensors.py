@@ -361,3 +361,22 @@ def test_the_edges_firmware_update_reports_land_on_the_node() -> None:
     bad = processor.process(envelopes(['{"type":"node_ota","node":"7","state":"flying","blocksSent":1,"blocks":0}',
                                        '{"type":"other"}'], t0=T0 + 10_000, seq0=4))
     assert len(bad.failures) == 2 and all("node_ota" in str(f) for f in bad.failures)
+
+
+def test_an_edge_whose_firmware_url_expired_gets_a_new_one_in_the_answer() -> None:
+    from chalicelib.core.envelope import Downlink
+
+    asked: list[tuple[str, str]] = []
+
+    def link(gateway_id: str, node_id: str) -> Downlink | None:
+        asked.append((gateway_id, node_id))
+        return Downlink(gateway_id, "mysensors_v2", '{"ctl":"ota","node":"7","refresh":true}', node_id=node_id)
+
+    processor = Processor(MemoryRepository(None), EmbeddedMetricStore(":memory:"),
+                          {"mysensors_v2": MySensorsInterpreter(clock=lambda: CLOCK_S, firmware_link=link)},
+                          clock=lambda: T0)
+    report = {"type": "node_ota", "node": "7", "firmware": "blink", "state": "fetching", "message": "expired",
+              "blocksSent": 0, "blocks": 0, "urlRequest": True}
+    result = processor.process(envelopes([json.dumps(report), json.dumps({**report, "urlRequest": False})]))
+    assert result.failures == [] and asked == [("gw1", "7")]
+    assert [d.raw for d in result.downlinks] == ['{"ctl":"ota","node":"7","refresh":true}']

@@ -57,6 +57,9 @@ FETCH_TIMEOUT_S: Final = 30.0
 _RETRY_FIRST_S: Final = 1.0
 _RETRY_CAP_S: Final = 60.0
 _REPORT_EVERY_S: Final = 2.0
+URL_REQUESTS: Final = 3
+"""New URLs an update asks the cloud for when its URL expired before the file was fetched."""
+URL_WAIT_S: Final = 60.0
 _SAVE_EVERY_S: Final = 2.0
 
 Reporter = Callable[[dict[str, Any]], None]
@@ -84,6 +87,7 @@ class Assignment:
     """Blocks sent at least once, as a hex bitmap (block i is bit i)."""
     blocks: int = 0
     rebooted: bool = False
+    url_requests: int = 0
     image: FirmwareImage | None = field(default=None, repr=False, compare=False)
 
     def bitmap(self) -> bytearray:
@@ -113,7 +117,8 @@ class OtaServer:
     """The firmware updates of one MySensors gateway's nodes."""
 
     def __init__(self, gateway_dir: Path, *, report: Reporter, reboot: Rebooter, logger: logging.Logger,
-                 fetcher: Callable[[str, int], bytes] = fetch) -> None:
+                 fetcher: Callable[[str, int], bytes] = fetch, url_wait_s: float = URL_WAIT_S) -> None:
+        self.url_wait_s = url_wait_s
         self.path = gateway_dir / "ota.json"
         self.cache = gateway_dir.parent / ".firmware"
         self.report = report
@@ -176,6 +181,9 @@ class OtaServer:
         node = str(data.get("node") or "")
         if not node.isdigit():
             raise FirmwareError(f"an OTA control names a node id, got {node!r}")
+        if data.get("refresh"):
+            self._refresh(node, data)
+            return
         if data.get("erase"):
             assignment = self.nodes.setdefault(node, Assignment(node, state=""))
             assignment.erase = True
@@ -202,6 +210,20 @@ class OtaServer:
         self.logger.info("node %s: firmware %s (type %d, version %d) assigned", node, new.firmware, new.type,
                          new.version)
         self._start_fetch(new)
+
+    def _refresh(self, node: str, data: dict[str, Any]) -> None:
+        """A new URL for the update under way (the cloud's answer to ``urlRequest``): fetch again with it."""
+        assignment = self.nodes.get(node)
+        if assignment is None or assignment.checksum != data.get("checksum") or assignment.image is not None:
+            self.logger.info("node %s: a new firmware URL for no update waiting for one: ignored", node)
+            return
+        assignment.url = str(data.get("url") or "")
+        assignment.url_expires = int(data["urlExpires"]) if data.get("urlExpires") else None
+        task = self._fetching.pop(node, None)
+        if task is not None:
+            task.cancel()
+        self.logger.info("node %s: a new URL for firmware %s", node, assignment.firmware)
+        self._start_fetch(assignment)
 
     def _cached(self, checksum: str) -> Path:
         digest = checksum.split(":", 1)[-1].lower()
@@ -261,6 +283,11 @@ class OtaServer:
                 self._set_state(assignment, "failed", str(error))
                 return None
             except OSError as error:
+                expired = not self._url_valid(assignment) or getattr(error, "code", None) == 403  # S3's answer
+                if expired and assignment.url_requests < URL_REQUESTS:
+                    self._ask_for_url(assignment, error)
+                    await asyncio.sleep(self.url_wait_s)  # a new URL cancels this wait and fetches with it
+                    continue
                 if not self._url_valid(assignment) or (assignment.url_expires is None and attempt >= 5):
                     self._set_state(assignment, "failed", f"the firmware could not be fetched ({error}): run "
                                     "firmware_update again")
@@ -287,6 +314,13 @@ class OtaServer:
         temporary.write_bytes(data)
         os.replace(temporary, path)
         return data
+
+    def _ask_for_url(self, assignment: Assignment, error: OSError) -> None:
+        assignment.url_requests += 1
+        assignment.state, assignment.message = "fetching", f"its URL has expired ({error}): asking for a new one"
+        self.save()
+        self.logger.info("node %s: firmware %s: %s", assignment.node, assignment.firmware, assignment.message)
+        self._send_report(assignment, url_request=True)
 
     # ------------------------------------------------------------------ node requests
 
@@ -369,11 +403,14 @@ class OtaServer:
         if time.monotonic() - self._reported.get(assignment.node, 0.0) >= _REPORT_EVERY_S:
             self._send_report(assignment)
 
-    def _send_report(self, assignment: Assignment) -> None:
+    def _send_report(self, assignment: Assignment, *, url_request: bool = False) -> None:
         self._reported[assignment.node] = time.monotonic()
-        self.report({"type": "node_ota", "node": assignment.node, "firmware": assignment.firmware,
-                     "state": assignment.state, "message": assignment.message,
-                     "blocksSent": self.sent(assignment), "blocks": assignment.blocks})
+        report = {"type": "node_ota", "node": assignment.node, "firmware": assignment.firmware,
+                  "state": assignment.state, "message": assignment.message,
+                  "blocksSent": self.sent(assignment), "blocks": assignment.blocks}
+        if url_request:
+            report["urlRequest"] = True
+        self.report(report)
 
     def status(self) -> dict[str, Any]:
         return {node: {"firmware": a.firmware, "state": a.state, "blocks_sent": self.sent(a), "blocks": a.blocks,

@@ -104,8 +104,12 @@ class MySensorsInterpreter:
     """Route keys end at the last ';' and the value after it is printable and at most this long: the processor
     finds a known key by splitting the message (``core/processor/batch.py``)."""
 
-    def __init__(self, clock: Any = time.time) -> None:
+    def __init__(self, clock: Any = time.time,
+                 firmware_link: Callable[[str, str], Downlink | None] | None = None) -> None:
         self.clock = clock
+        self.firmware_link = firmware_link
+        """(gateway id, node id) → a control downlink with a new URL of the node's assigned firmware, for an edge
+        whose URL expired before it could fetch the file (set by the composition root; ``None``: not here)."""
 
     @staticmethod
     def route_key(raw: str) -> tuple[str, str] | None:
@@ -125,7 +129,7 @@ class MySensorsInterpreter:
             msg = decode_line(envelope.raw)
         except CodecError as error:
             if envelope.raw.startswith("{"):
-                return edge_report(envelope)
+                return edge_report(envelope, gateway, self.firmware_link)
             raise InterpretError(str(error)) from None
         command = msg.command
         node_id = msg.node_id
@@ -209,9 +213,11 @@ class MySensorsInterpreter:
 OTA_STATES: Final = frozenset({"fetching", "ready", "running", "sent", "done", "failed"})
 
 
-def edge_report(envelope: Envelope) -> list[Op]:
+def edge_report(envelope: Envelope, gateway: Record | None = None,
+                firmware_link: Callable[[str, str], Downlink | None] | None = None) -> list[Op]:
     """What the edge says about a node: ``{"type": "node_ota", "node", "firmware", "state", "message",
-    "blocksSent", "blocks"}`` (an update's progress) or ``{"type": "node_ota", "node", "eepromErased": true}``."""
+    "blocksSent", "blocks"}`` (an update's progress; with ``urlRequest: true`` the edge asks for a new URL of the
+    file, answered by ``firmware_link``) or ``{"type": "node_ota", "node", "eepromErased": true}``."""
     data = json_object(envelope.raw, "MySensors edge report")
     node = str(data.get("node"))
     if data.get("type") != "node_ota" or node not in _IDS[:BROADCAST]:
@@ -230,7 +236,12 @@ def edge_report(envelope: Envelope) -> list[Op]:
         "ota_progress": 100 if state == "done" else sent * 100 // total if total else 0, "ota_status_on": at}
     if state == "done":
         others["ota_end_time"] = at
-    return [NodeInfo(node, others=others)]
+    ops: list[Op] = [NodeInfo(node, others=others)]
+    if data.get("urlRequest") is True and firmware_link is not None and gateway is not None:
+        downlink = firmware_link(str(gateway["id"]), node)
+        if downlink is not None:
+            ops.append(Reply(downlink))
+    return ops
 
 
 def _battery(node: str, payload: str) -> list[Op]:
