@@ -21,7 +21,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from chalicelib.core.model import ID_PATTERN
+from chalicelib.core.ids import ID_PATTERN
 from chalicelib.core.shadow import DEFAULT_SHADOW_NAME
 
 from .errors import EdgeError

@@ -27,6 +27,7 @@ PROTOCOL = (
     "chalicelib/core/__init__.py",
     "chalicelib/core/envelope.py",
     "chalicelib/core/errors.py",
+    "chalicelib/core/ids.py",
     "chalicelib/core/model.py",
     "chalicelib/core/ops.py",
     "chalicelib/core/shadow.py",

@@ -31,7 +31,7 @@ _GOOD_GATEWAY_IDS: set[str] = set()
 
 def _good_gateway_id(gateway_id: str) -> bool:
     """A gateway id is one id segment (no dots, no MQTT wildcards); the ones seen are remembered."""
-    from .model import ID_PATTERN
+    from .ids import ID_PATTERN
 
     if ID_PATTERN.match(gateway_id) is None:
         return False

@@ -25,11 +25,9 @@ from pydantic import Field as PydField
 from pydantic.alias_generators import to_camel
 
 from .errors import DomainError
+from .ids import ID_PATTERN
 
 Record = dict[str, Any]
-
-ID_PATTERN: Final = re.compile(r"^[A-Za-z0-9_\-:@~]{1,128}\Z")
-"""One id segment. Dots separate segments of composite ids and quick ids, so a segment has none."""
 
 
 class Kind(StrEnum):

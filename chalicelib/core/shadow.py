@@ -28,10 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import DomainError
-from .model import ID_PATTERN, Record, StateStatus
+from .ids import ID_PATTERN
+
+if TYPE_CHECKING:  # the edge agent imports this module; the cloud's models (pydantic) only where they are used
+    from .model import Record
 
 DEFAULT_SHADOW_NAME: Final = "mycontroller"
 """Our own named shadow, so that other users of the classic shadow (fleet tools) and we do not collide."""
@@ -245,6 +248,8 @@ def reported_update(record: Record, reported: Mapping[str, Any], thing: str,
     others["edge"] = edge
     updated = {**record, "others": others}
     if status == "rejected":
+        from .model import StateStatus  # the cloud's side: its models are loaded there anyway
+
         updated["state"] = {"status": StateStatus.ERROR.value, "message": f"config rejected by the edge: "
                             f"{edge['message']}", "since": reported.get("reportedAt")}
     return updated

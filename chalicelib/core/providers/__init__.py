@@ -5,7 +5,10 @@ Home Assistant style: one folder a provider, holding its codec and interpreter.
 
 from __future__ import annotations
 
-from ..ops import Interpreter
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the edge agent imports its codecs from here, not the cloud's operations and models
+    from ..ops import Interpreter
 
 
 def default_interpreters() -> dict[str, Interpreter]:
