@@ -27,7 +27,7 @@ Functions (logical id ← Chalice name; ``FunctionName`` is ``${AWS::StackName}-
 logical id             ``Handler``                   trigger
 =====================  ============================  =======================================================
 ``APIHandler``         ``app.app``                   ``RestAPI`` (proxy integrations of every route)
-``Ingest``             ``app.ingest``                ``IngestTopicRule`` (Lambda action; with a window: via ``IngestQueue``)
+``Ingest``             ``app.ingest``                ``IngestTopicRule`` (Lambda action; windowed: ``IngestQueue``)
 ``ForwardPayload``     ``app.forward_payload``       ``ForwardPayloadRule`` (bus rule, Lambda target: packs)
 ``Handlers``           ``app.handlers``              ``HandlerEventSource`` ← ``HandlerQueue``
 ``ShadowReported``     ``app.shadow_reported``       ``ShadowReportedTopicRule`` (IoT rule, Lambda action)
