@@ -34,7 +34,7 @@ def reference_message(gateway_id: str, wire: Mapping[str, Any], index: int = 0) 
     raw = str(wire.get("r") or "").rstrip("\n")
     parts = raw.split(";", 5)
     node_id, source_id, kind, key, value = str(wire.get("n") or ""), "", "set", "", raw
-    if str(wire.get("p")) == "mysensors" and len(parts) == 6 and all(p.isdigit() for p in parts[:5]):
+    if str(wire.get("p")) in ("mysensors_v2", "mysensors") and len(parts) == 6 and all(p.isdigit() for p in parts[:5]):
         node_id, source_id = parts[0], parts[1]
         command, type_id = int(parts[2]), int(parts[4])
         kind = _TYPES.get(command, "set")
