@@ -14,8 +14,10 @@ is the fifth commit after ``v0.1.0``). Where it is read, first found wins:
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import subprocess
+import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Final
@@ -49,18 +51,28 @@ def from_describe(described: str) -> str | None:
     return f"{major}.{int(minor) + 1}.0.dev{distance}+g{commit}" + (".dirty" if dirty else "")
 
 
+_SCM: Final = ("import sys; from setuptools_scm import get_version; "
+               "print(get_version(root=sys.argv[1], version_scheme=sys.argv[2]))")
+
+
+def _have_setuptools_scm() -> bool:
+    if "setuptools_scm" in sys.modules:  # imported already, or blocked (None)
+        return sys.modules["setuptools_scm"] is not None
+    return importlib.util.find_spec("setuptools_scm") is not None
+
+
 def _from_git(root: Path) -> str | None:
     if not (root / ".git").exists():
         return None
-    try:
-        from setuptools_scm import get_version
-    except ImportError:
-        pass
-    else:
+    if _have_setuptools_scm():
+        # In a child process: setuptools-scm (and rich, which it loads) would stay in this process's memory for
+        # good, 4 MB of the edge agent's footprint in a checkout.
         try:
-            return str(get_version(root=str(root), version_scheme=SCHEME))
-        except Exception:  # no tag reachable, git missing: the next rules decide
+            done = subprocess.run([sys.executable, "-c", _SCM, str(root), SCHEME], capture_output=True, text=True,
+                                  timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError):
             return None
+        return (done.stdout.strip() or None) if done.returncode == 0 else None  # no tag, no git: the next rules
     try:
         done = subprocess.run(["git", "describe", "--tags", "--long", "--dirty", "--match", "v[0-9]*"], cwd=root,
                               capture_output=True, text=True, timeout=10, check=False)

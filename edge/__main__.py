@@ -21,6 +21,7 @@ import logging
 import signal
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,9 @@ def run(config: EdgeConfig, plugins: list[str]) -> int:
     async def main_loop() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
+        # The agent's blocking calls (an fsync before a publish, the status file, opening a port) are few and short:
+        # two threads, not the default six, each with its own stack and malloc arena.
+        loop.set_default_executor(ThreadPoolExecutor(max_workers=2, thread_name_prefix="edge-io"))
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError):
                 loop.add_signal_handler(signum, stop.set)

@@ -124,6 +124,9 @@ class Spool:
         try:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute(f"PRAGMA synchronous={'FULL' if self._synchronous_full else 'NORMAL'}")
+            # Appends touch the last pages, the sender the first ones: a small page cache holds both (SQLite's
+            # default 2 MB would fill with a backlog's pages the operating system caches anyway).
+            self._db.execute("PRAGMA cache_size=-256")
             self._db.executescript(_SCHEMA)
         except sqlite3.OperationalError as error:
             self._db.close()
