@@ -22,6 +22,7 @@ from ..core import reference_import as core
 from ..core.auth import User
 from ..core.automation.handler_secrets import encrypt_spec
 from ..core.automation.models import ForwardPayload, Handler, Schedule, Task
+from ..core.dashboards import Dashboard
 from ..core.data_repository import DataRepository
 from ..core.model import DomainEvent, Firmware, Gateway, Kind, Record, now_iso
 from ..core.ports import ListQuery, Repository, SecretBox, SecretError
@@ -34,18 +35,13 @@ from .records import Records
 log = logging.getLogger(__name__)
 
 MODELS: Final[dict[str, type[BaseModel]]] = {
-    "gateway": Gateway, "task": Task, "schedule": Schedule, "handler": Handler, "forward_payload": ForwardPayload,
+    "gateway": Gateway, "dashboard": Dashboard,
+    "task": Task, "schedule": Schedule, "handler": Handler, "forward_payload": ForwardPayload,
     "firmware": Firmware, "data_repository": DataRepository, "virtual_device": VirtualDevice,
     "virtual_assistant": VirtualAssistant, "user": User,
     **{f"settings:{name}": model for name, model in DOCUMENT_MODELS.items()},
 }
 """This project's models, by the reference's entity names (settings documents by id)."""
-
-
-def _dashboard_model() -> type[BaseModel]:
-    from ..api.dashboards import Dashboard  # the dashboard's checks live with its routes
-
-    return Dashboard
 
 
 class ReferenceImport:
@@ -67,8 +63,7 @@ class ReferenceImport:
         except core.ImportError_ as error:
             raise InvalidInput(f"not a MyController v2 export: {error}", "body") from None
         users = self.repository.query(Kind.USER, ListQuery(limit=0)).data
-        models = {**MODELS, "dashboard": _dashboard_model()}
-        plan = core.convert(export, models, edge_id=edge_id,
+        plan = core.convert(export, MODELS, edge_id=edge_id,
                             existing_usernames=[str(user.get("username") or "") for user in users])
         report = plan.report.to_dict()
         report.update(dryRun=dry_run, format=export.format or None)
