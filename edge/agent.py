@@ -60,6 +60,9 @@ _MIN_ENVELOPE_BYTES = 40
 _RETRY_FIRST_S = 0.25
 _RETRY_CAP_S = 30.0
 _IDLE_WAKE_S = 0.25
+"""How often the sender looks again while it cannot send (offline, window full) or lingers."""
+_IDLE_SLEEP_S = 30.0
+"""How long the sender sleeps with nothing to send: a gateway's message or a finished publish wakes it anyway."""
 _DRAIN_TIMEOUT_S = 5.0
 _FLUSH_TIMEOUT_S = 2.0
 _GATEWAY_RESTART_FIRST_S = 0.5
@@ -579,7 +582,8 @@ class EdgeAgent:
                     await self._linger(min(wait, _IDLE_WAKE_S))
                     continue
             # Idle (nothing to send): new data wakes us. Window full or offline: only a finished publish does.
-            await self._wait(_IDLE_WAKE_S, on_data=room and self.uplink.connected)
+            ready = room and self.uplink.connected
+            await self._wait(_IDLE_SLEEP_S if ready else _IDLE_WAKE_S, on_data=ready)
 
     async def _publish(self, body: bytes, rows: list[SpoolRow]) -> None:
         await self.uplink.publish(body)
