@@ -203,7 +203,8 @@ export function EventsPage() {
   // The server filters by entity and event type; the text filter is applied here (it also matches names).
   useLive(paused ? null : { entityTypes, eventTypes: eventTypes as EventType[] }, (event) => eventLog.add(event));
   const all = useEventLog();
-  const shown = all.filter((event) => matchesQuery(event, { entityTypes, eventTypes, text }));
+  // The text is matched in the table, against the names shown there too ("living room"), not only ids.
+  const shown = all.filter((event) => matchesQuery(event, { entityTypes, eventTypes, text: "" }));
   const toggle = (key: string, values: string[], value: string) =>
     set(key, (values.includes(value) ? values.filter((v) => v !== value) : [...values, value]).join(","));
 
@@ -244,7 +245,7 @@ export function EventsPage() {
       </p>
       {shown.length === 0
         ? <p className="muted">Nothing yet: events appear here as they happen.</p>
-        : <EventTable events={shown.slice(0, 200)} />}
+        : <EventTable events={shown} text={text} limit={200} />}
     </Card>
   );
 }
@@ -263,12 +264,14 @@ function entityLink(event: LoggedEvent): string | null {
   }
 }
 
-function EventTable({ events, compact }: { events: LoggedEvent[]; compact?: boolean }) {
+function EventTable({ events: received, compact, text = "", limit = 200 }: {
+  events: LoggedEvent[]; compact?: boolean; text?: string; limit?: number;
+}) {
   // Names for fields (their node's and source's) and nodes.
-  const fields = useMemo(() => events.filter((e) => e.entityType === "field")
-    .map((e) => fieldParts(e.entityId)).filter((f): f is NonNullable<typeof f> => f !== null), [events]);
-  const nodeIds = useMemo(() => [...fields.map(nodeIdOf), ...events.filter((e) => e.entityType === "node")
-    .map((e) => e.entityId)], [fields, events]);
+  const fields = useMemo(() => received.filter((e) => e.entityType === "field")
+    .map((e) => fieldParts(e.entityId)).filter((f): f is NonNullable<typeof f> => f !== null), [received]);
+  const nodeIds = useMemo(() => [...fields.map(nodeIdOf), ...received.filter((e) => e.entityType === "node")
+    .map((e) => e.entityId)], [fields, received]);
   const nodes = useRecords("node", nodeIds);
   const sources = useRecords("source", useMemo(() => fields.map(sourceIdOf), [fields]));
   const name = (event: LoggedEvent): string => {
@@ -281,6 +284,9 @@ function EventTable({ events, compact }: { events: LoggedEvent[]; compact?: bool
     if (event.entityType === "node") return String(entity.name || nodes[event.entityId]?.name || event.entityId);
     return String(entity.name || entity.title || entity.description || event.entityId);
   };
+  const events = (text.trim() ? received.filter((event) => matchesQuery(event,
+    { entityTypes: [], eventTypes: [], text }, name(event))) : received).slice(0, limit);
+  if (events.length === 0) return <p className="muted">No event matches {JSON.stringify(text.trim())} yet.</p>;
   return (
     <div className="table-scroll">
       <table className="table events" data-testid="event-table">
