@@ -3,41 +3,80 @@
 ``make test`` keep working from the checkout unchanged.
 
 Each ``pyproject.toml`` names this file as its custom build hook with ``include`` (repository paths: folders are
-taken whole, without ``__pycache__``), ``exclude``, ``protocol`` (``"include"``: the edge takes ``PROTOCOL``;
-``"exclude"``: the server leaves it to the edge wheel it depends on) and ``data`` (a folder put into the wheel under
-another name, e.g. the built console). The version the build was given is stamped into ``chalicelib/_version.py``
-(``chalicelib/version.py`` reads it first).
+taken whole, without ``__pycache__``), ``exclude``, ``protocol`` (``"include"``: the edge takes
+``protocol_files``, the modules of ``chalicelib`` it loads; ``"exclude"``: the server leaves them to the edge wheel
+it depends on) and ``data`` (a folder put into the wheel under another name, e.g. the built console). The version
+the build was given is stamped into ``chalicelib/_version.py`` (``chalicelib/version.py`` reads it first).
 
-Phase 2 of #21 moves ``PROTOCOL`` out of ``chalicelib`` into a package of its own that both wheels use; until then
+Phase 2 of #21 moves those modules out of ``chalicelib`` into a package of its own that both wheels use; until then
 the edge wheel carries exactly these modules of ``chalicelib`` and the server wheel requires the same version of
 the edge wheel instead of shipping them twice.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from hatchling.builders.hooks.plugin.interface import BuildHookInterface
 from hatchling.metadata.plugin.interface import MetadataHookInterface
 
-PROTOCOL = (
-    "chalicelib/__init__.py",
-    "chalicelib/version.py",
-    "chalicelib/core/__init__.py",
-    "chalicelib/core/envelope.py",
-    "chalicelib/core/errors.py",
-    "chalicelib/core/ids.py",
-    "chalicelib/core/model.py",
-    "chalicelib/core/ops.py",
-    "chalicelib/core/shadow.py",
-    "chalicelib/core/providers/__init__.py",
-    "chalicelib/core/providers/esphome",
-    "chalicelib/core/providers/hue",
-    "chalicelib/core/providers/mysensors",
-)
-"""The modules of ``chalicelib`` the edge agent imports (envelopes, shadow documents, ids, the providers' codecs),
-with the version."""
+EDGE: Final = "edge"
+SHARED: Final = "chalicelib"
+ALWAYS: Final = ("chalicelib/version.py",)
+"""The version travels with the protocol modules (``edge status``, ``mycontroller-edge --version``)."""
+
+
+def _module_file(repo: Path, module: str) -> str | None:
+    """``a.b.c`` as the repository path of its file (``a/b/c.py`` or ``a/b/c/__init__.py``), if it is one."""
+    base = repo / module.replace(".", "/")
+    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
+        if candidate.is_file():
+            return candidate.relative_to(repo).as_posix()
+    return None
+
+
+def _imported(file: Path, module: str, *, anywhere: bool) -> set[str]:
+    """The modules ``file`` (module ``module``) imports: every import with ``anywhere``, else those run when it
+    loads (its top level); relative ones resolved, ``from a import b`` as ``a`` and ``a.b``."""
+    tree = ast.parse(file.read_text(encoding="utf-8"))
+    package = module if file.name == "__init__.py" else module.rpartition(".")[0]
+    nodes = ast.walk(tree) if anywhere else iter(tree.body)
+    found: set[str] = set()
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            base = ".".join(parts[:len(parts) - node.level + 1]) if node.level else ""
+            source = ".".join(part for part in (base, node.module or "") if part)
+            found.add(source)
+            found.update(f"{source}.{alias.name}" for alias in node.names)
+    return found
+
+
+def protocol_files(repo: Path) -> list[str]:
+    """The files of ``chalicelib`` the edge agent loads: what ``edge/`` imports from it anywhere, what those import
+    when they load, their packages' ``__init__.py``, and ``ALWAYS``. Computed at each build, so that it follows the
+    agent until phase 2 of #21 gives the protocol code a package of its own."""
+    wanted = {name for file in (repo / EDGE).rglob("*.py") if "__pycache__" not in file.parts
+              for name in _imported(file, "", anywhere=True) if name.split(".")[0] == SHARED}
+    files: set[str] = set(ALWAYS)
+    seen: set[str] = set()
+    while wanted:
+        module = wanted.pop()
+        path = _module_file(repo, module)
+        if module in seen or path is None:
+            continue
+        seen.add(module)
+        files.add(path)
+        parts = module.split(".")
+        wanted.update(".".join(parts[:i]) for i in range(1, len(parts)))
+        wanted.update(name for name in _imported(repo / path, module, anywhere=False) if name.split(".")[0] == SHARED)
+    return sorted(files)
+
+
 VERSION_FILE = "chalicelib/_version.py"
 
 
@@ -70,9 +109,9 @@ class FilesHook(BuildHookInterface):
         exclude = list(self.config.get("exclude", []))
         protocol = self.config.get("protocol")
         if protocol == "include":
-            include += PROTOCOL
+            include += protocol_files(repo)
         elif protocol == "exclude":
-            exclude += PROTOCOL
+            exclude += protocol_files(repo)
         forced: dict[str, str] = build_data.setdefault("force_include", {})
         for file in selected(repo, include, exclude):
             forced[str(repo / file)] = file
