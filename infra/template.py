@@ -448,8 +448,9 @@ def parameters() -> dict[str, Any]:
             "HasFunctionAlarms": {"Fn::Equals": [{"Ref": "FunctionAlarms"}, "true"]},
             **{f"Log{level.title()}": {"Fn::Equals": [{"Ref": "LogLevel"}, level]}
                for level in ("DEBUG", "WARNING", "ERROR", "CRITICAL")},
-            INGEST_WINDOWED: {"Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]}]},
-            INGEST_DIRECT: {"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]},
+            # (parameters reach conditions as strings: "0", as CloudFormation and the twin give them)
+            INGEST_WINDOWED: {"Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, "0"]}]},
+            INGEST_DIRECT: {"Fn::Equals": [{"Ref": "IngestBatchWindow"}, "0"]},
             PROVISIONED: {"Fn::Equals": [{"Ref": "TableCapacity"}, "provisioned"]},
         },
     }

@@ -219,7 +219,7 @@ def test_ingest_function_reports_partial_batch_failures() -> None:
     parameter = _template()["Parameters"]["IngestBatchWindow"]
     assert (parameter["Default"], parameter["MinValue"]) == (0, 0)
     assert _template()["Conditions"]["IngestWindowed"] == {
-        "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, 0]}]}
+        "Fn::Not": [{"Fn::Equals": [{"Ref": "IngestBatchWindow"}, "0"]}]}
     # a burst waits in the queue instead of being throttled into the DLQ
     assert mapping["ScalingConfig"] == {"MaximumConcurrency": {"Ref": "IngestMaximumConcurrency"}}
     assert all("ReservedConcurrentExecutions" not in function["Properties"] for function in _functions().values())
