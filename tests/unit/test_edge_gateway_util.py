@@ -106,10 +106,11 @@ def test_every_plugin_is_registered() -> None:
 
 
 @pytest.mark.parametrize(("provider", "subscriptions", "command"), [
-    ({}, ["tele/#", "stat/#"], "cmnd/plug/POWER"),
-    ({"topicPrefix": "home"}, ["home/tele/#", "home/stat/#"], "home/cmnd/plug/POWER"),
-    ({"fullTopic": "%topic%/%prefix%/"}, ["+/tele/#", "+/stat/#"], "plug/cmnd/POWER"),
-    ({"fullTopic": "site/%prefix%/%topic%/"}, ["site/tele/+/#", "site/stat/+/#"], "site/cmnd/plug/POWER"),
+    ({}, ["tasmota/discovery/#", "tele/#", "stat/#"], "cmnd/plug/POWER"),
+    ({"topicPrefix": "home"}, ["tasmota/discovery/#", "home/tele/#", "home/stat/#"], "home/cmnd/plug/POWER"),
+    ({"fullTopic": "%topic%/%prefix%/"}, ["tasmota/discovery/#", "+/tele/#", "+/stat/#"], "plug/cmnd/POWER"),
+    ({"fullTopic": "site/%prefix%/%topic%/"}, ["tasmota/discovery/#", "site/tele/+/#", "site/stat/+/#"],
+     "site/cmnd/plug/POWER"),
     ({"protocol": {"subscribe": "a/#, b/#"}}, ["a/#", "b/#"], "cmnd/plug/POWER"),
 ])
 def test_tasmota_topics_follow_the_full_topic(provider: dict[str, Any], subscriptions: list[str],

@@ -17,11 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
+from ...errors import DomainError
+
 CONTROL_OTA: Final = "ota"
 CONTROL_SLEEP: Final = "sleep"
 
 
-class ControlError(ValueError):
+class ControlError(DomainError, ValueError):
     """A control downlink that cannot be read."""
 
 

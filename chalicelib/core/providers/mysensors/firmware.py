@@ -26,6 +26,8 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
+from ...errors import DomainError
+
 BLOCK_SIZE: Final = 16
 """Bytes a ``ST_FIRMWARE_RESPONSE`` carries (``FIRMWARE_BLOCK_SIZE``)."""
 PAGE_SIZE: Final = 128
@@ -37,7 +39,7 @@ ERASE_EEPROM_CRC: Final = 0xDA7A
 ERASE_EEPROM_COMMAND: Final = 0x01
 
 
-class FirmwareError(ValueError):
+class FirmwareError(DomainError, ValueError):
     """A firmware file or stream payload that cannot be used; the message says what is wrong."""
 
 
