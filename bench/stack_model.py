@@ -2,11 +2,12 @@
 stack holds that is paid by the month whatever the traffic.
 
 ``StackModel(template, parameters)`` evaluates the template's conditions for those parameter values (the defaults
-otherwise) and answers: each function's memory, tracing and system log level; the ingest mapping's batch size and
-window; for every rule on the bus, its pattern and targets (an SQS queue and the mapping that drains it, or a
-function invoked directly); and the fixed monthly items (alarms, customer managed keys, secrets, event source
-mappings that poll, provisioned capacity, a metric instance); whether the IoT rule invokes the ingest itself. ``bench/cost.py`` drives the functions through
-exactly that shape, so a lever changed in ``infra/`` changes the bill without touching the bench.
+otherwise) and answers: each function's memory, tracing and system log level; whether the IoT rule invokes the
+ingest itself, or the ingest mapping's batch size and window; for every rule on the bus, its pattern and targets (an
+SQS queue and the mapping that drains it, or a function invoked directly); and the fixed monthly items (alarms,
+customer managed keys, secrets, event source mappings that poll, provisioned capacity, a metric instance).
+``bench/cost.py`` drives the functions through exactly that shape, so a lever changed in ``infra/`` changes the bill
+without touching the bench.
 """
 
 from __future__ import annotations
