@@ -3,16 +3,16 @@
 // ms_version_id (integers 0-65535); the server checks them too. The file goes the way the server offers
 // (`sendFile`): straight to S3 in AWS (any size up to the server's limit), to the API itself locally.
 
-import { type FormEvent, useState } from "react";
+import { useState } from "react";
+import { z } from "zod/mini";
 
 import { remove } from "../api/client";
 import { formatBytes, sendFile, type SendOptions } from "../api/upload";
 import { useInvalidate } from "../api/queries";
 import type { Firmware } from "../api/types";
 import { Card, ErrorBox, formatTime, Labels, ProgressBar, usePageTitle } from "../components/common";
-import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf } from "../components/Form";
-
-const NAMES = ["id", "description", "labels.ms_type_id", "labels.ms_version_id", "file"];
+import { useApiForm } from "../components/apiForm";
+import { FieldProblem, FormInput, invalidProps, type Problem, ProblemBox, problemOf, SubmitButton } from "../components/Form";
 import { type Column, ResourceTable } from "../components/ResourceTable";
 
 /** A firmware as the API answers it (generated from /api/openapi.json). */
@@ -54,65 +54,63 @@ export function firmwareTransfer(file: File, description: string, labels: Record
   };
 }
 
-function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => void }) {
-  const [id, setId] = useState("");
-  const [description, setDescription] = useState("");
-  const [typeId, setTypeId] = useState("");
-  const [versionId, setVersionId] = useState("");
-  const [file, setFile] = useState<File | null>(null);
-  const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
-  const [problem, setProblem] = useState<Problem | null>(null);
-  const [done, setDone] = useState<FirmwareRecord | null>(null);
-  const [busy, setBusy] = useState(false);
+/** The upload form's keys → the names the server gives in its errors. */
+const FORM_NAMES = { id: "id", description: "description", typeId: "labels.ms_type_id",
+  versionId: "labels.ms_version_id", file: "file" } as const;
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setProblem(null);
-    setDone(null);
-    if (!ID_PATTERN.test(id)) {
-      setProblem({ message: "1-128 letters, digits, '_', '-', ':', '@' or '~'", field: "id", at: "id" });
-      return;
-    }
-    if (!file) {
-      setProblem({ message: "choose a firmware file", field: "file", at: "file" });
-      return;
-    }
-    const { labels, problem: bad } = firmwareLabels(typeId, versionId);
-    if (bad) {
-      setProblem(bad);
-      return;
-    }
-    setBusy(true);
-    setProgress({ loaded: 0, total: file.size });
-    try {
-      const record = await sendFile<FirmwareRecord>(`/api/firmware/upload/${encodeURIComponent(id)}`, file,
-        (t) => setProgress({ loaded: t.loaded, total: t.total || file.size }), firmwareTransfer(file, description, labels));
+const UploadSchema = z.object({
+  id: z.string().check(z.regex(ID_PATTERN, "1-128 letters, digits, '_', '-', ':', '@' or '~'")),
+  description: z.string(),
+  typeId: z.string(),
+  versionId: z.string(),
+  file: z.nullable(z.custom<File>()).check(z.refine((file) => file instanceof File, "choose a firmware file")),
+}).check(z.superRefine((form, ctx) => {
+  const { problem } = firmwareLabels(form.typeId, form.versionId);
+  if (problem) {
+    ctx.addIssue({ code: "custom", message: problem.message,
+      path: [problem.at === "labels.ms_type_id" ? "typeId" : "versionId"] });
+  }
+}));
+
+function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => void }) {
+  const [progress, setProgress] = useState<{ loaded: number; total: number } | null>(null);
+  const [done, setDone] = useState<FirmwareRecord | null>(null);
+  const { form, onSubmit, busy, problem } = useApiForm({
+    schema: UploadSchema,
+    defaultValues: { id: "", description: "", typeId: "", versionId: "", file: null },
+    names: FORM_NAMES,
+    submit: async ({ id, description, typeId, versionId, file }) => {
+      const upload = file as File;
+      const { labels } = firmwareLabels(typeId, versionId);
+      setDone(null);
+      setProgress({ loaded: 0, total: upload.size });
+      const record = await sendFile<FirmwareRecord>(`/api/firmware/upload/${encodeURIComponent(id)}`, upload,
+        (t) => setProgress({ loaded: t.loaded, total: t.total || upload.size }),
+        firmwareTransfer(upload, description, labels ?? {}));
       setProgress((p) => (p ? { loaded: p.total, total: p.total } : p));
+      return record;
+    },
+    onDone: (record) => {
       setDone(record);
       onUploaded(record);
-    } catch (err) {
-      setProblem(problemOf(err, NAMES));
-    } finally {
-      setBusy(false);
-    }
-  };
+    },
+  });
 
   return (
-    <form className="editor" onSubmit={submit} noValidate>
+    <form className="editor" onSubmit={onSubmit} noValidate>
       <div className="row">
-        <FormInput label="Firmware id" name="id" value={id} onChange={setId} problem={problem} placeholder="door-sensor" />
-        <FormInput label="Description" name="description" value={description} onChange={setDescription}
-          problem={problem} />
+        <FormInput label="Firmware id" name="id" field={form.register("id")} problem={problem} placeholder="door-sensor" />
+        <FormInput label="Description" name="description" field={form.register("description")} problem={problem} />
       </div>
       <div className="row">
-        <FormInput label="ms_type_id" name="labels.ms_type_id" value={typeId} onChange={setTypeId} problem={problem}
+        <FormInput label="ms_type_id" name="labels.ms_type_id" field={form.register("typeId")} problem={problem}
           inputMode="numeric" hint="MySensors OTA, 0-65535" />
-        <FormInput label="ms_version_id" name="labels.ms_version_id" value={versionId} onChange={setVersionId}
+        <FormInput label="ms_version_id" name="labels.ms_version_id" field={form.register("versionId")}
           problem={problem} inputMode="numeric" hint="0-65535" />
         <label>
           <span>File</span>
           <input type="file" aria-label="Firmware file" name="file" disabled={busy} {...invalidProps(problem, "file")}
-            onChange={(e) => setFile(e.target.files?.[0] ?? null)} />
+            onChange={(e) => form.setValue("file", e.target.files?.[0] ?? null, { shouldValidate: form.formState.isSubmitted })} />
           <FieldProblem problem={problem} name="file" />
         </label>
       </div>
@@ -124,7 +122,7 @@ function UploadForm({ onUploaded }: { onUploaded: (record: FirmwareRecord) => vo
       )}
       <ProblemBox problem={problem} />
       <div className="actions">
-        <button type="submit" className="primary" disabled={busy}>Upload</button>
+        <SubmitButton busy={busy} busyText="Uploading…">Upload</SubmitButton>
       </div>
     </form>
   );

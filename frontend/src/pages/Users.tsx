@@ -7,7 +7,7 @@ import { useQuery } from "@tanstack/react-query";
 import { useMemo, useState } from "react";
 import { z } from "zod/mini";
 import type { $RefinementCtx } from "zod/v4/core";
-import { Link, useNavigate, useParams } from "react-router-dom";
+import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 
 import { newPasswordProblem, PASSWORD_HINT, userBody, type UserRecord, FormError } from "../api/admin";
 import { api, ApiError, getOne, getUsername, login, remove, save } from "../api/client";
@@ -118,6 +118,9 @@ const userForm = (user: UserRecord): UserForm => ({
 
 function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord }) {
   const navigate = useNavigate();
+  const location = useLocation();
+  // A new user's page is a new editor: "Saved." comes along with the navigation, until the form is touched.
+  const [created] = useState(() => Boolean((location.state as { created?: boolean } | null)?.created));
   const [user, setUser] = useState<UserRecord>(initial);
   const wasMe = !isNew && initial.username === getUsername();
   const schema = useMemo(() => UserSchema.check(z.superRefine((f, ctx) => checkNewPassword(f, ctx, isNew, wasMe))),
@@ -145,7 +148,7 @@ function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord })
     onDone: (stored, _values, f) => {
       setUser(stored);
       f.reset(userForm(stored));
-      if (isNew) navigate(userPath(stored.id), { replace: true });
+      if (isNew) navigate(userPath(stored.id), { replace: true, state: { created: true } });
     },
   });
   const u = user;
@@ -188,7 +191,9 @@ function UserEditor({ isNew, initial }: { isNew: boolean; initial: UserRecord })
           <textarea aria-label="Labels" rows={2} {...form.register("labels")} />
         </label>
         <ProblemBox problem={problem} />
-        {saved && <div className="ok" role="status">Saved.</div>}
+        {(saved || (created && !form.formState.isDirty && !form.formState.isSubmitted)) && (
+          <div className="ok" role="status">Saved.</div>
+        )}
         <div className="actions">
           <SubmitButton busy={busy}>Save</SubmitButton>
           <button type="button" onClick={() => navigate("/users")}>Back</button>
