@@ -1,24 +1,10 @@
 // Pure helpers of the settings, users and service-token pages: form text ⇄ API bodies, the field a server error
 // names, expiry dates. Kept apart from the pages so the tests check exactly what the pages send.
 
-import type { ServiceToken } from "./types";
+import type { ServiceToken, SystemSettings as ApiSystemSettings } from "./types";
 
-/** System settings as `GET /api/settings/system` answers them (chalicelib/core/settings.py). */
-export interface SystemSettings {
-  geoLocation: {
-    latitude: number | null;
-    longitude: number | null;
-    locationName: string;
-    timezone: string;
-    elevation: number;
-    autoUpdate?: boolean;
-  };
-  login: { message: string };
-  language: string;
-  nodeStateJob: { executionInterval: string; inactiveDuration: string };
-  nodeDiscoverJob: { enabled: boolean; executionInterval: string };
-  modifiedOn?: string | null;
-}
+/** System settings as `GET /api/settings/system` answers them (generated from /api/openapi.json). */
+export type SystemSettings = ApiSystemSettings;
 
 /** The settings form: every input as its text, so a half-typed number stays as typed. */
 export interface SettingsForm {
@@ -48,7 +34,7 @@ export class FormError extends Error {
 const text = (value: unknown): string => (value === null || value === undefined ? "" : String(value));
 
 export function settingsToForm(settings: SystemSettings): SettingsForm {
-  const geo = settings.geoLocation ?? ({} as SystemSettings["geoLocation"]);
+  const geo: Partial<NonNullable<SystemSettings["geoLocation"]>> = settings.geoLocation ?? {};
   return {
     latitude: text(geo.latitude),
     longitude: text(geo.longitude),
@@ -75,11 +61,16 @@ function number(value: string, field: string, optional: boolean): number | null 
   return parsed;
 }
 
+/** What the settings page sends: every part (the API's type, with none left out). */
+export type SettingsBody = Required<Pick<SystemSettings, "geoLocation" | "login" | "language" | "nodeStateJob" |
+  "nodeDiscoverJob">>;
+
 /** The POST body for the form; throws FormError for text that is not a number. Ranges are the server's to check
  * (it names the field), so the rules live in one place. `autoUpdate` and unknown keys are kept from `base`. */
-export function formToSettings(form: SettingsForm, base?: SystemSettings): Omit<SystemSettings, "modifiedOn"> {
+export function formToSettings(form: SettingsForm, base?: SystemSettings): SettingsBody {
   return {
     geoLocation: {
+      autoUpdate: false,
       ...(base?.geoLocation ?? {}),
       latitude: number(form.latitude, "geoLocation.latitude", true),
       longitude: number(form.longitude, "geoLocation.longitude", true),
