@@ -26,10 +26,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.identity import LOCAL_EDGE, ingest_body
 from chalicelib.core.model import FieldModel, Kind, MetricType, Node, Source, iso_from_ms
 from chalicelib.local.stack import LocalStack
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 ROOMS = ["kitchen", "living", "bedroom", "garage", "garden", "office", "bath", "attic", "cellar", "hall"]
 

@@ -213,10 +213,10 @@ def websocket_event(route: str, body: str | None = None) -> dict[str, Any]:
 
 def events() -> dict[str, dict[str, Any]]:
     """A typical first event of each function (Chalice name → event)."""
-    from chalicelib.core.envelope import Envelope, encode_publish
     from chalicelib.core.identity import ingest_body
     from chalicelib.core.model import FieldModel, Kind, event
     from chalicelib.core.ports import bus_event
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     now = int(time.time() * 1000)
     publish = encode_publish([Envelope("bench-gw", "mysensors_v2", now + i, i + 1, f"bench-gw:{i + 1}",

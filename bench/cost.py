@@ -64,11 +64,11 @@ from bench.pricing import (
     price_table,
 )
 from bench.stack_model import TARGET_UTILIZATION, StackModel, Target
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.event_pattern import compile_pattern
 from chalicelib.core.identity import ingest_body
 from edge.config import AWS_IOT_LINGER_MS
 from edge.uplink.packing import publish_wait
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 REGION = "us-east-1"
 STACK = "mc-cost"
@@ -560,7 +560,7 @@ def home_lines(nodes: int, rate: float, seconds: float, rng: random.Random) -> l
 
 def dashboard_fields(gateway: str, count: int) -> list[str]:
     """A dashboard's fields: the first sensors of the first nodes (field ids name the value type: ``V_TEMP``)."""
-    from chalicelib.core.providers.mysensors.protocol import Value
+    from mycontroller_protocol.mysensors.protocol import Value
 
     fields = [f"{gateway}.{node}.{child}.{Value(v_type).name}" for node in range(1, HOME_NODES + 1)
               for child, _, v_type, _ in SENSORS]

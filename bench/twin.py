@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.core.envelope import Envelope, encode_publish
+from mycontroller_protocol.envelope import Envelope, encode_publish
 from tests.cloud.conftest import build_template
 from tests.cloud.helpers import CloudTwin, Device, wait_until
 from tests.cloud.test_twin import MqttDevice

@@ -27,10 +27,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.identity import LOCAL_EDGE, ingest_body
 from chalicelib.core.model import Kind, event
 from chalicelib.core.ports import bus_event
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 CLIENTS = 100
 ROUNDS = 100

@@ -440,8 +440,9 @@ def _backups(c: Container) -> BackupService:
         c.tasks.invalidate()
         return reload_registry(c.automation)
 
+    from mycontroller_protocol.version import VERSION
+
     from .observability import IN_LAMBDA
-    from .version import VERSION
 
     return BackupService(c.repository, c.blobs, c.records, max_bytes=c.settings.backup_max_bytes,
                          app_version=VERSION, rearm=rearm, in_thread=not IN_LAMBDA, uploads=c.uploads)

@@ -38,9 +38,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from chalicelib.core.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
-from chalicelib.core.shadow import config_hash
-from chalicelib.version import VERSION
+from mycontroller_protocol.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
+from mycontroller_protocol.shadow import config_hash
+from mycontroller_protocol.version import VERSION
 
 from .config import EdgeConfig, EdgeConfigError, GatewaySection, format_errors, redact
 from .gateways.base import Gateway, GatewayConfigError

@@ -14,7 +14,7 @@ import sys
 
 
 def version() -> str:
-    from chalicelib.version import VERSION
+    from mycontroller_protocol.version import VERSION
 
     return VERSION
 

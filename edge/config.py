@@ -21,8 +21,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
-from chalicelib.core.ids import ID_PATTERN
-from chalicelib.core.shadow import DEFAULT_SHADOW_NAME
+from mycontroller_protocol.ids import ID_PATTERN
+from mycontroller_protocol.shadow import DEFAULT_SHADOW_NAME
 
 from .errors import EdgeError
 

@@ -1,6 +1,6 @@
 """Gateway configs from the cloud, through the device shadow (``edge.cloud_config: true``).
 
-The cloud writes the desired state of this device's shadow (``chalicelib/core/shadow.py`` describes the
+The cloud writes the desired state of this device's shadow (``mycontroller_protocol/shadow.py`` describes the
 documents): ``{"configVersion", "gateways": {id: config}}``. The agent
 
 * subscribes to ``update/delta``, ``get/accepted``, ``get/rejected`` and ``update/rejected`` of its shadow,
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from chalicelib.core.shadow import (
+from mycontroller_protocol.shadow import (
     ShadowError,
     desired_gateways,
     parse_shadow_topic,

@@ -25,8 +25,8 @@ from typing import Any, Final
 
 import boto3
 
-from chalicelib.core.envelope import Downlink, down_topic, encode_downlinks
 from chalicelib.core.identity import EdgeResolver, route
+from mycontroller_protocol.envelope import Downlink, down_topic, encode_downlinks
 
 from .errors import AdapterError
 

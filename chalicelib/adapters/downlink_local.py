@@ -16,8 +16,8 @@ import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 
-from chalicelib.core.envelope import Downlink
 from chalicelib.core.identity import EdgeResolver, one_edge, route
+from mycontroller_protocol.envelope import Downlink
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import boto3
 
-from chalicelib.core.shadow import DEFAULT_SHADOW_NAME, desired_patch
+from mycontroller_protocol.shadow import DEFAULT_SHADOW_NAME, desired_patch
 
 from .errors import AdapterError
 

@@ -24,7 +24,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from chalicelib.core.shadow import DEFAULT_SHADOW_NAME, ShadowError, desired_patch, parse_shadow_topic, shadow_topic
+from mycontroller_protocol.shadow import (
+    DEFAULT_SHADOW_NAME,
+    ShadowError,
+    desired_patch,
+    parse_shadow_topic,
+    shadow_topic,
+)
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from typing import Any, Final
 
 from chalicelib.core.model import iso_from_ms, now_ms
 from chalicelib.core.settings import load_settings
-from chalicelib.version import VERSION
+from mycontroller_protocol.version import VERSION
 
 from .web import ApiRequest
 

@@ -17,8 +17,8 @@ from chalicelib.core.conflicts import write_changes
 from chalicelib.core.data_repository import DataRepository
 from chalicelib.core.model import CamelModel, EventType, Kind, Record, event, now_iso
 from chalicelib.core.secrecy import public
-from chalicelib.core.shadow import ShadowError, restore_secrets
 from chalicelib.core.virtual import VirtualAssistant, VirtualDevice
+from mycontroller_protocol.shadow import ShadowError, restore_secrets
 
 __all__ = ["DataRepository", "VirtualAssistant", "VirtualDevice", "get_virtual_device", "reload_assistants",
            "set_enabled", "upsert"]

@@ -36,9 +36,11 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from .envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.values import ConversionError, convert_value, to_binary
+
 from .errors import DomainError
-from .model import ConversionError, MetricType, Record, convert_value, to_binary
+from .model import MetricType, Record
 
 MYSENSORS: Final = "mysensors_v2"
 TASMOTA: Final = "tasmota"
@@ -151,7 +153,7 @@ def _ms_id(value: Any, what: str, *, allow_broadcast: bool = False) -> int:
 def _ms_line(node: int, child: int, command: int, type_id: int, payload: str) -> str:
     """One line without its newline (the edge frames it for serial, TCP or MQTT), ack not requested; the codec
     refuses anything its own decoder could not read back."""
-    from .providers.mysensors.codec import MySensorsMessage, encode_line
+    from mycontroller_protocol.mysensors.codec import MySensorsMessage, encode_line
 
     try:
         return encode_line(MySensorsMessage(node, child, command, False, type_id, payload)).rstrip("\n")
@@ -160,7 +162,7 @@ def _ms_line(node: int, child: int, command: int, type_id: int, payload: str) ->
 
 
 def _ms_value_id(field_id: str) -> int:
-    from .providers.mysensors.protocol import value_id
+    from mycontroller_protocol.mysensors.protocol import value_id
 
     try:
         return int(value_id(field_id))
@@ -177,7 +179,7 @@ def _ms_serial(gateway: Record) -> bool:
 
 
 def _ms_payload(value: Any, metric_type: str, serial: bool) -> str:
-    from .providers.mysensors.codec import RADIO_PAYLOAD, encode_value
+    from mycontroller_protocol.mysensors.codec import RADIO_PAYLOAD, encode_value
 
     try:
         text = str(encode_value(value, metric_type, serial=serial))
@@ -235,14 +237,14 @@ def _device_api_set(provider: str, gateway_id: str, node_id: str, source_id: str
                     value: Any) -> Downlink:
     """ESPHome and Hue: the value in the device's own terms, checked here so that the API refuses a bad one."""
     if provider == ESPHOME:
-        from .providers.esphome import codec as esphome
+        from mycontroller_protocol.esphome import codec as esphome
         try:
             raw = esphome.command_raw(node_id, source_id, field_id, esphome.command_value(field_id, metric_type,
                                                                                             value))
         except esphome.EspHomeCommandError as error:
             raise ActionError(str(error), "payload") from None
     else:
-        from .providers.hue import codec as hue
+        from mycontroller_protocol.hue import codec as hue
         try:
             raw = hue.command_raw(node_id, source_id, field_id, hue.command_value(field_id, value))
         except hue.HueCommandError as error:
@@ -268,9 +270,9 @@ def node_action(gateway: Record, node: Record, action: str) -> Downlink:
         return Downlink(gateway_id, TASMOTA, payload, node_id=name, key=f"{name};{command}",
                         topic=f"cmnd/{name}/{command}")
     if provider in (ESPHOME, HUE):
-        from .providers.esphome.codec import EspHomeCommandError, node_action_raw
-        from .providers.hue.codec import HueCommandError
-        from .providers.hue.codec import node_action_raw as hue_node_action_raw
+        from mycontroller_protocol.esphome.codec import EspHomeCommandError, node_action_raw
+        from mycontroller_protocol.hue.codec import HueCommandError
+        from mycontroller_protocol.hue.codec import node_action_raw as hue_node_action_raw
 
         node_id = str(node["nodeId"])
         try:
@@ -302,7 +304,7 @@ def firmware_assignment(gateway: Record, node: Record, firmware: Record, *, url:
     ``url_expires_ms``), reboots the node and serves its bootloader; the firmware needs labels ``ms_type_id`` and
     ``ms_version_id`` (what the node is told it gets) and a file. ``refresh``: only a new URL for the update the
     edge has (it asked: its URL expired before it had the file)."""
-    from .providers.mysensors.control import ota_control
+    from mycontroller_protocol.mysensors.control import ota_control
 
     file = firmware.get("file") or {}
     if not file.get("checksum") or not file.get("size"):
@@ -320,7 +322,7 @@ def firmware_assignment(gateway: Record, node: Record, firmware: Record, *, url:
 
 def erase_eeprom(gateway: Record, node: Record) -> Downlink:
     """MySensors ``reset``: the edge answers the node's next firmware config request with the erase command."""
-    from .providers.mysensors.control import ota_control
+    from mycontroller_protocol.mysensors.control import ota_control
 
     return _ms_control(gateway, node, ota_control(str(node["nodeId"]), erase=True), "erase")
 
@@ -329,8 +331,9 @@ def sleep_mode(gateway: Record, node: Record, *, keep_seen: bool = False) -> Dow
     """A MySensors node's sleep mode from its labels (``sleep_node``, pinned by ``ignore_sleep_node``), for the
     edge; ``keep_seen`` (not pinned, ``sleep_node`` untouched): the edge keeps what it saw of the node. ``None`` for
     other providers."""
+    from mycontroller_protocol.mysensors.control import sleep_control
+
     from .model import label_true
-    from .providers.mysensors.control import sleep_control
 
     if provider_of(gateway) != MYSENSORS:
         return None

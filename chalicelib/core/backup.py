@@ -34,8 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+from mycontroller_protocol.ids import ID_PATTERN
+
 from .errors import DomainError
-from .model import ID_DEPTH, ID_PATTERN, Kind, Record, now_iso
+from .model import ID_DEPTH, Kind, Record, now_iso
 from .ports import BlobStore, ListQuery, Repository, Sort
 
 FORMAT: Final = "mycontroller-backup"

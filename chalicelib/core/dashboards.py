@@ -34,7 +34,9 @@ from typing import Any, Final, Literal
 from pydantic import Field as PydField
 from pydantic import ValidationError, ValidationInfo, field_validator, model_validator
 
-from .model import ID_PATTERN, CamelModel, QuickIdError
+from mycontroller_protocol.ids import ID_PATTERN
+
+from .model import CamelModel, QuickIdError
 from .model import parse_quick_id as _parse_quick_id
 
 GRID_COLUMNS: Final = 48

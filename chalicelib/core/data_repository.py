@@ -14,8 +14,10 @@ from typing import Any, Final
 
 from pydantic import Field, field_validator
 
+from mycontroller_protocol.ids import ID_PATTERN
+
 from .errors import DomainError
-from .model import ID_PATTERN, CamelModel, Record
+from .model import CamelModel, Record
 
 MAX_PATH_SEGMENTS: Final = 32
 

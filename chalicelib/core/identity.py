@@ -46,8 +46,10 @@ from functools import cache
 from operator import attrgetter
 from typing import Any, Final
 
-from .envelope import Downlink, Envelope, EnvelopeError
-from .model import ID_PATTERN, Gateway, Kind, Record, State, StateStatus, iso_from_ms, now_ms
+from mycontroller_protocol.envelope import Downlink, Envelope, EnvelopeError
+from mycontroller_protocol.ids import ID_PATTERN
+
+from .model import Gateway, Kind, Record, State, StateStatus, iso_from_ms, now_ms
 from .ports import Repository
 
 THING_KEY: Final = "thing"

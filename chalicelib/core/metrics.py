@@ -21,8 +21,10 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Final, Protocol
 
+from mycontroller_protocol.values import to_binary
+
 from .errors import DomainError
-from .model import iso_from_ms, ms_from_iso, to_binary
+from .model import iso_from_ms, ms_from_iso
 
 if TYPE_CHECKING:
     from .ports import MetricPoint

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
@@ -24,8 +23,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 from pydantic import Field as PydField
 from pydantic.alias_generators import to_camel
 
+from mycontroller_protocol.ids import ID_PATTERN
+from mycontroller_protocol.values import INT64_MAX, TRUE_WORDS, ConversionError
+
 from .errors import DomainError
-from .ids import ID_PATTERN
 
 Record = dict[str, Any]
 
@@ -145,109 +146,8 @@ def ms_from_iso(value: str) -> int:
 
 # --------------------------------------------------------------------------------------------- values
 
-_INT64_MIN: Final = -(2**63)
-_INT64_MAX: Final = 2**63 - 1
-_TRUE: Final = frozenset({"1", "true", "on", "yes", "high", "open", "t", "y"})
-_FALSE: Final = frozenset({"0", "false", "off", "no", "low", "closed", "f", "n", ""})
-
-
-class ConversionError(DomainError, ValueError):
-    """A value that cannot be converted to the field's metric type."""
-
-
 ValueError_ = ConversionError
 """The old name, kept until ``core/processor`` imports ``ConversionError`` (then removed)."""
-
-
-def to_binary(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    try:
-        return float(text) != 0
-    except ValueError:
-        raise ConversionError(f"not a binary value: {value!r}") from None
-
-
-def _to_gauge_float(value: Any, metric_type: str) -> float:
-    try:
-        result = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConversionError(f"not a number for gauge_float: {value!r}") from None
-    if result != result or result in (float("inf"), float("-inf")):
-        raise ConversionError(f"not a finite number for gauge_float: {value!r}")
-    return result
-
-
-def _to_integer(value: Any, metric_type: str) -> int | float:
-    """A gauge or counter: an integer in the 64-bit range when the value is whole, else the finite number."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, int):
-        if not _INT64_MIN <= value <= _INT64_MAX:
-            raise ConversionError(f"{metric_type} value {value} is out of the 64-bit range")
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError, OverflowError):
-        raise ConversionError(f"not a number for {metric_type}: {value!r}") from None
-    if number != number or number in (float("inf"), float("-inf")):
-        raise ConversionError(f"not a finite number for {metric_type}: {value!r}")
-    if number.is_integer():
-        if not _INT64_MIN <= number <= _INT64_MAX:
-            raise ConversionError(f"{metric_type} value {value!r} is out of the 64-bit range")
-        return int(number)
-    return number
-
-
-def _to_binary(value: Any, metric_type: str) -> bool:
-    return to_binary(value)
-
-
-def _to_geo(value: Any, metric_type: str) -> str:
-    """``lat;lon[;alt]``, kept as its text once its numbers are checked."""
-    text = str(value).strip()
-    parts = text.split(";")
-    if len(parts) < 2 or len(parts) > 3:
-        raise ConversionError(f"not a geo value 'lat;lon[;alt]': {value!r}")
-    try:
-        lat, lon = float(parts[0]), float(parts[1])
-        if len(parts) == 3 and parts[2] != "":
-            float(parts[2])
-    except ValueError:
-        raise ConversionError(f"not a geo value 'lat;lon[;alt]': {value!r}") from None
-    if not (-90 <= lat <= 90 and -180 <= lon <= 180):
-        raise ConversionError(f"geo value out of range: {value!r}")
-    return text
-
-
-def _to_text(value: Any, metric_type: str) -> str | None:
-    if value is None:
-        return None
-    return value if isinstance(value, str) else str(value)
-
-
-_CONVERTERS: dict[str, Callable[[Any, str], Any]] = {
-    "gauge_float": _to_gauge_float, "gauge": _to_integer, "counter": _to_integer, "binary": _to_binary,
-    "geo": _to_geo, "string": _to_text, "none": _to_text}
-"""Per metric type, how a raw device value becomes the field's value."""
-
-
-def convert_value(value: Any, metric_type: str) -> Any:
-    """Convert a raw device value to the field's metric type (the reference's conversion rules).
-
-    Raises ``ConversionError`` with a message naming the value and type when it does not fit.
-    """
-    converter = _CONVERTERS.get(metric_type)
-    if converter is None:
-        raise ConversionError(f"unknown metric type: {metric_type!r}")
-    return converter(value, metric_type)
 
 
 def metric_number(value: Any, metric_type: str) -> float | None:
@@ -277,7 +177,7 @@ def label(labels: dict[str, str] | None, key: str) -> str | None:
 
 def label_true(labels: dict[str, str] | None, key: str) -> bool:
     value = label(labels, key)
-    return value is not None and value.strip().lower() in _TRUE
+    return value is not None and value.strip().lower() in TRUE_WORDS
 
 
 def ignored(labels: dict[str, str] | None, key: str) -> bool:
@@ -373,7 +273,7 @@ def checked_timestamp(value: str | None) -> str | None:
 
 Timestamp = Annotated[str | None, AfterValidator(checked_timestamp)]
 """An optional date, checked and kept in the records' form (``checked_timestamp``)."""
-Sequence64 = Annotated[int, PydField(ge=0, le=_INT64_MAX)]
+Sequence64 = Annotated[int, PydField(ge=0, le=INT64_MAX)]
 """An edge sequence number: what every store and the processor's order keys hold."""
 _GO_DURATION: Final = re.compile(r"^(?:\d+(?:\.\d+)?\s*(?:ns|us|µs|ms|s|m|h|d)?)+\Z", re.IGNORECASE)
 """What the edge reads as a duration (``edge/gateways/util.parse_duration``)."""

@@ -12,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .envelope import Downlink, Envelope
+from mycontroller_protocol.envelope import Downlink, Envelope
+
 from .errors import DomainError
 from .model import Record
 

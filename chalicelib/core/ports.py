@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, NamedTuple, Protocol, get_args, runtime_checkable
 
-from .envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
+
 from .errors import DomainError
 from .model import DomainEvent, Kind, Record
 
@@ -233,7 +234,7 @@ def bus_event(domain_event: DomainEvent) -> BusEvent:
     entity = detail["entity"]
     if domain_event.entity_type == "gateway" and isinstance(entity, dict) and isinstance(entity.get("provider"),
                                                                                              dict):
-        from .shadow import redact_secrets
+        from mycontroller_protocol.shadow import redact_secrets
 
         detail["entity"] = {**entity, "provider": redact_secrets(entity["provider"])}
     return BusEvent(EVENT_SOURCE, f"{domain_event.entity_type}.{domain_event.type}", detail)

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
+from mycontroller_protocol.shadow import redact_secrets, secret_key_path
+
 from . import auth as core_auth
 from .automation.handlers import redact
 from .model import Kind, Record
 from .ports import ListQuery
 from .query import QueryError
-from .shadow import redact_secrets, secret_key_path
 
 HANDLER_SECRET_PATHS: Final = ("spec.password", "spec.token", "spec.headers")
 """Handler key paths (and everything beneath) a list may not filter or sort on; ``spec`` itself neither."""

@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Final, Protocol
 
+from mycontroller_protocol.mysensors.protocol import type_name
+
 from .model import Record, iso_from_ms
-from .providers.mysensors.protocol import type_name
 
 _TYPES: Final = {1: "set", 2: "request", 3: "action", 4: "action", 0: "presentation"}
 

@@ -20,8 +20,10 @@ from typing import Any, Final
 
 from pydantic import Field, field_validator, model_validator
 
+from mycontroller_protocol.ids import ID_PATTERN
+
 from .errors import DomainError
-from .model import ID_PATTERN, CamelModel, Kind, QuickIdError, Record, State, parse_quick_id
+from .model import CamelModel, Kind, QuickIdError, Record, State, parse_quick_id
 
 TRAIT_KINDS: Final = (Kind.GATEWAY, Kind.NODE, Kind.SOURCE, Kind.FIELD, Kind.TASK, Kind.SCHEDULE, Kind.HANDLER,
                       Kind.DATA_REPOSITORY)

@@ -43,12 +43,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from ..core.envelope import PUBLISH_VERSION, Envelope, EnvelopeError, decode_publish, encode_publish
+from mycontroller_protocol.envelope import PUBLISH_VERSION, Envelope, EnvelopeError, encode_publish
+
 from ..core.identity import PUBLISH_KEY, THING_KEY, Admission, GatewayOwners, Refusal, ingest_body, read_ingest_body
 from ..core.model import EventType as EntityEvent
 from ..core.model import Kind, event
 from ..core.ports import DeadLetter, DeadLetterSink, DownlinkSender, EventBus, bus_event
 from ..core.processor import MessageFailure, Processor, ProcessResult
+from ..core.publish_reader import decode_publish
 from ..observability import IN_LAMBDA, SERVICE, Logger, metrics, tracer
 from .errors import FunctionError
 

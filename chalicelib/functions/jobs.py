@@ -7,11 +7,12 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Final
 
+from mycontroller_protocol.envelope import Downlink
+
 from ..core.actions import ActionError, gateway_action
 from ..core.automation.clock import parse_duration
 from ..core.automation.node_state import nodes_gone_silent
 from ..core.conflicts import update
-from ..core.envelope import Downlink
 from ..core.model import Kind, Record, event, now_ms
 from ..core.ports import (
     DownlinkSender,

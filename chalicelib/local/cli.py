@@ -210,7 +210,7 @@ def _other_parsers(commands: Any) -> None:
 
 
 def parser() -> argparse.ArgumentParser:
-    from ..version import VERSION
+    from mycontroller_protocol.version import VERSION
 
     main_parser = argparse.ArgumentParser(prog="mycontroller", description="MyController home server")
     main_parser.add_argument("--version", "-V", action="version", version=f"mycontroller {VERSION}")

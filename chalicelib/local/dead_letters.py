@@ -36,8 +36,10 @@ def describe(queue: str, item: dict[str, Any]) -> list[str]:
     if not isinstance(body, str):
         return [f"  (unreadable: {str(item.get('raw', ''))[:100]!r})"]
     if queue == "ingest":
-        from ..core.envelope import EnvelopeError, decode_publish
+        from mycontroller_protocol.envelope import EnvelopeError
+
         from ..core.identity import read_ingest_body
+        from ..core.publish_reader import decode_publish
 
         try:
             thing, publish = read_ingest_body(body)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..core.envelope import Downlink, down_topic, encode_downlinks
+from mycontroller_protocol.envelope import Downlink, down_topic, encode_downlinks
+
 from ..core.identity import LOCAL_EDGE, ingest_body
 
 if TYPE_CHECKING:

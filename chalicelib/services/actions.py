@@ -16,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final
 
+from mycontroller_protocol.envelope import Downlink
+
 from ..core import actions as core_actions
 from ..core import data_repository, virtual
-from ..core.envelope import Downlink
 from ..core.model import EventType, Kind, QuickIdError, Record, event, label, now_iso, now_ms, parse_quick_id
 from ..core.ports import BlobStore, DownlinkSender
 from .errors import InvalidInput

@@ -20,11 +20,7 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from ..core.conflicts import update, write_changes
-from ..core.model import EventType, Kind, Record, event, now_iso
-from ..core.ports import BusEvent, EventBus, Filter, ListQuery, Repository, ShadowStore, bus_event
-from ..core.secrecy import public
-from ..core.shadow import (
+from mycontroller_protocol.shadow import (
     ShadowError,
     config_hash,
     desired_document,
@@ -33,6 +29,11 @@ from ..core.shadow import (
     reported_update,
     restore_secrets,
 )
+
+from ..core.conflicts import update, write_changes
+from ..core.model import EventType, Kind, Record, event, now_iso
+from ..core.ports import BusEvent, EventBus, Filter, ListQuery, Repository, ShadowStore, bus_event
+from ..core.secrecy import public
 from .errors import DependencyFailed, InvalidInput
 
 log = logging.getLogger(__name__)

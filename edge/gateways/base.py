@@ -12,7 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from chalicelib.core.envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
 
 from ..errors import EdgeError
 

@@ -30,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
 
 from ..errors import EdgeError
 from .mqtt_base import MqttGateway

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import MAX_RAW_BYTES
+from mycontroller_protocol.envelope import MAX_RAW_BYTES
 
 from .base import Gateway, GatewayContext
 from .transport import MqttSettings, MqttTransport

@@ -18,9 +18,9 @@ import random
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.mysensors.codec import CodecError, MySensorsMessage, decode_line, encode_line
-from chalicelib.core.providers.mysensors.protocol import Command, Internal, Sensor, Value
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.codec import CodecError, MySensorsMessage, decode_line, encode_line
+from mycontroller_protocol.mysensors.protocol import Command, Internal, Sensor, Value
 
 from .base import Gateway, GatewayContext
 from .mysensors.gateway import is_command

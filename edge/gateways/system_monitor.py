@@ -15,7 +15,7 @@ import logging
 import socket
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
 
 from .base import Gateway, GatewayContext
 from .util import clean_id, parse_duration

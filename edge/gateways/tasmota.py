@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.tasmota.codec import TopicError, parse_topic
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.tasmota.codec import TopicError, parse_topic
 
 from .mqtt_base import MqttGateway
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from chalicelib.core.envelope import down_topic, up_topic
+from mycontroller_protocol.envelope import down_topic, up_topic
 
 from ..config import EdgeConfig
 from .base import DownlinkCallback, Uplink, UplinkError

@@ -91,7 +91,7 @@ class MqttDevice:
 
 
 def _publish_body(gateway: str, raw: str) -> bytes:
-    from chalicelib.core.envelope import Envelope, encode_publish
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     envelope = Envelope(gateway, "mysensors_v2", int(time.time() * 1000), int(time.time() * 1000),
                         uuid.uuid4().hex, raw)
@@ -328,7 +328,7 @@ def test_a_node_takes_its_firmware_from_the_edge_fetched_through_a_presigned_url
     import asyncio
     import random
 
-    from chalicelib.core.providers.mysensors.firmware import FirmwareImage
+    from mycontroller_protocol.mysensors.firmware import FirmwareImage
     from tests.integration.ota_node import BootloaderNode, intel_hex
 
     assert first.pty is not None

@@ -26,9 +26,9 @@ from typing import Any, Final
 
 import pytest
 
-from chalicelib.core.envelope import Downlink, decode_downlinks, down_topic
 from chalicelib.core.ports import BlobStore, ConnectionStore, MetricStore, Repository, ShadowStore
-from chalicelib.core.shadow import shadow_topic
+from mycontroller_protocol.envelope import Downlink, decode_downlinks, down_topic
+from mycontroller_protocol.shadow import shadow_topic
 from tests.contract.fake_influxdb import FakeInfluxDB
 from tests.contract.harnesses import (
     IDEMPOTENCY_PREFIX,

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any, Final
 
 from chalicelib.core.auth import SigningSecret
-from chalicelib.core.envelope import Downlink
 from chalicelib.core.ports import (
     DelayedHandlerQueue,
     DownlinkSender,
@@ -22,6 +21,7 @@ from chalicelib.core.ports import (
     SecretBox,
     ShadowStore,
 )
+from mycontroller_protocol.envelope import Downlink
 
 
 @dataclass

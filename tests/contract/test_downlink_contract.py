@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from chalicelib.core.envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
 from tests.contract.harnesses import DownlinkHarness
 
 

@@ -114,8 +114,8 @@ def test_posting_the_gateway_back_with_a_date_that_is_none_is_a_400_and_ingest_g
 def test_dead_letters_replay_into_the_running_stack_once(site: Site) -> None:
     """A publish the queue gave up on (say the disk was full for a while), replayed twice: applied once."""
     from chalicelib.adapters import dead_letters_local
-    from chalicelib.core.envelope import Envelope, encode_publish
     from chalicelib.core.identity import ingest_body
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     body = ingest_body("local", encode_publish([Envelope("house", "mysensors_v2", 1_767_225_600_000, 1,
                                                          "replayed-1", "14;1;1;0;0;17.5")]))

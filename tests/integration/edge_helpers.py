@@ -28,8 +28,9 @@ from typing import Any, ClassVar
 
 import yaml
 
-from chalicelib.core.envelope import Downlink, Envelope, decode_publish
+from chalicelib.core.publish_reader import decode_publish
 from edge.gateways.base import Gateway, GatewayContext, register_gateway
+from mycontroller_protocol.envelope import Downlink, Envelope
 from tests.integration.services import find_binary, free_port
 
 REPO = Path(__file__).resolve().parents[2]

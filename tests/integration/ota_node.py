@@ -12,7 +12,7 @@ import asyncio
 import struct
 import time
 
-from chalicelib.core.providers.mysensors.firmware import BLOCK_SIZE, crc16
+from mycontroller_protocol.mysensors.firmware import BLOCK_SIZE, crc16
 from tests.integration.gateway_helpers import PtyDevice
 
 

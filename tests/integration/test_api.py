@@ -523,7 +523,7 @@ def test_logs_carry_the_correlation_id_and_never_bodies(api: Api, monkeypatch: p
 def test_status_and_version(api: Api) -> None:
     status = api.ok("GET", "/api/status")
     assert status["status"] == "ok" and status["metricsDBDisabled"] is False and status["uptime"] >= 0
-    from chalicelib.version import VERSION
+    from mycontroller_protocol.version import VERSION
 
     assert api.ok("GET", "/api/version")["version"] == VERSION != "0+unknown"  # from the git tags (#21)
 

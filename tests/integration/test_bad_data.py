@@ -24,10 +24,10 @@ import pytest
 
 from chalicelib.adapters import dead_letters_local
 from chalicelib.adapters.dead_letters_local import INGEST_DEAD_LETTERS
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.identity import ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.local.ingest_queue import LocalIngestQueue
+from mycontroller_protocol.envelope import Envelope, encode_publish
 from tests.integration.api_helpers import Api
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,8 +18,8 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from chalicelib.adapters.downlink_iotdata import MAX_PUBLISH_BYTES, DownlinkError, IotDataDownlink, split_bodies
 from chalicelib.adapters.downlink_local import LocalDownlink
-from chalicelib.core.envelope import Downlink, decode_downlinks, down_topic, encode_downlinks
 from chalicelib.core.ports import DownlinkSender
+from mycontroller_protocol.envelope import Downlink, decode_downlinks, down_topic, encode_downlinks
 
 REGION = "us-east-1"
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.core.envelope import Envelope
 from edge.spool import Spool
+from mycontroller_protocol.envelope import Envelope
 from tests.integration.edge_helpers import (
     COUNTER,
     AgentProcess,

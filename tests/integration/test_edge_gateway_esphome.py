@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from chalicelib.core.actions import node_action, set_field
-from chalicelib.core.envelope import Downlink
 from chalicelib.core.model import FieldModel, Gateway, Node, Record
 from edge.gateways import build_gateway
 from edge.gateways.esphome.entities import EspHomeCommandRefused
+from mycontroller_protocol.envelope import Downlink
 from tests.integration.esphome_fake import FakeEspHomeDevice, new_key
 from tests.integration.gateway_helpers import FakeContext, free_port, running, wait_for
 

@@ -6,8 +6,8 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
+from mycontroller_protocol.envelope import Downlink
 from tests.integration.gateway_helpers import FakeContext, FakeEthernetGateway, free_port, running, wait_for
 
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
+from mycontroller_protocol.envelope import Downlink
 from tests.integration.edge_helpers import Broker
 from tests.integration.gateway_helpers import FakeContext, MqttProbe, running, wait_for
 

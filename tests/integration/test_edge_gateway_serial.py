@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
+from mycontroller_protocol.envelope import Downlink
 from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
 
 

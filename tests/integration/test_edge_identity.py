@@ -21,7 +21,6 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_iotdata import IotDataDownlink
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Downlink, Envelope, encode_downlinks, encode_publish
 from chalicelib.core.identity import GatewayOwners, ingest_body
 from chalicelib.core.model import Kind, Record
 from chalicelib.core.ops import FieldValue, Op
@@ -33,6 +32,7 @@ from edge.config import UplinkSection, load_config
 from edge.uplink import UplinkError
 from edge.uplink.mqtt import MqttUplink
 from infra.identity import THING_VARIABLE, edge_policy_document
+from mycontroller_protocol.envelope import Downlink, Envelope, encode_downlinks, encode_publish
 from tests.integration.edge_helpers import COUNTER, Broker, Collector, counter_gateway, write_config
 
 CLOUD = "cloud"

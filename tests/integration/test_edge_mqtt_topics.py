@@ -7,7 +7,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from chalicelib.core.envelope import Downlink, encode_downlinks
+from mycontroller_protocol.envelope import Downlink, encode_downlinks
 from tests.integration.edge_helpers import PYTHON, REPO, AgentProcess, Broker, Collector, wait_until, write_config
 
 

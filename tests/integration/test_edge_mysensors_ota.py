@@ -15,10 +15,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.mysensors.control import ota_control
-from chalicelib.core.providers.mysensors.firmware import FirmwareImage, parse_intel_hex
 from edge.gateways import build_gateway
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.control import ota_control
+from mycontroller_protocol.mysensors.firmware import FirmwareImage, parse_intel_hex
 from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
 from tests.integration.ota_node import BootloaderNode, intel_hex
 

@@ -11,10 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import decode_publish
-from chalicelib.core.shadow import config_hash
+from chalicelib.core.publish_reader import decode_publish
 from edge.agent import EdgeAgent
 from edge.config import parse_config
+from mycontroller_protocol.shadow import config_hash
 from tests.integration.edge_helpers import Broker, Collector, free_port
 from tests.integration.gateway_helpers import FakeEthernetGateway
 

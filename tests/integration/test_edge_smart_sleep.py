@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
 from edge.gateways import build_gateway
+from mycontroller_protocol.envelope import Downlink
 from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
 
 WINDOW_MS = 500
@@ -117,7 +117,7 @@ def test_sleepers_and_their_queue_survive_an_agent_restart(tmp_path: Path) -> No
 
 
 def test_a_node_reflashed_to_stay_awake_gets_its_commands_at_once_and_labels_can_pin_the_mode(tmp_path: Path) -> None:
-    from chalicelib.core.providers.mysensors.control import sleep_control
+    from mycontroller_protocol.mysensors.control import sleep_control
 
     device = PtyDevice(tmp_path / "ttyMySensors")
     data = tmp_path / "data"

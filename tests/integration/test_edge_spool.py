@@ -9,8 +9,9 @@ import sys
 import threading
 from pathlib import Path
 
-from chalicelib.core.envelope import decode_publish, encode_publish
+from chalicelib.core.publish_reader import decode_publish
 from edge.spool import Spool, publish_body
+from mycontroller_protocol.envelope import encode_publish
 from tests.integration.edge_helpers import REPO, wait_until
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import Kind
 from chalicelib.core.processor import Processor
 from chalicelib.core.providers.tasmota import TasmotaInterpreter, node_command_topic
 from edge.gateways import build_gateway
 from edge.gateways.transport import MqttSettings, MqttTransport
+from mycontroller_protocol.envelope import Envelope
 from tests.integration.edge_helpers import Broker
 from tests.integration.gateway_helpers import FakeContext, MqttProbe, running, wait_for
 from tests.unit.test_tasmota_provider import ListMetrics

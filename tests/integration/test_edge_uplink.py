@@ -13,12 +13,13 @@ from typing import ClassVar
 
 import pytest
 
-from chalicelib.core.envelope import Downlink, decode_publish, encode_downlinks
+from chalicelib.core.publish_reader import decode_publish
 from edge.agent import EdgeAgent
 from edge.config import UplinkSection, load_config
 from edge.gateways.base import Gateway, register_gateway
 from edge.uplink import InProcessUplink, UplinkError
 from edge.uplink.mqtt import MqttUplink
+from mycontroller_protocol.envelope import Downlink, encode_downlinks
 from tests.integration.edge_helpers import REPO, Broker, Collector, counter_gateway, wait_until, write_config
 
 

@@ -17,7 +17,6 @@ from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.identity import ingest_body
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, event
 from chalicelib.core.ports import bus_event
@@ -26,6 +25,7 @@ from chalicelib.functions.entries import LambdaEntries
 from chalicelib.functions.forward import ForwardPayloadFunction
 from chalicelib.functions.ingest import Ingest
 from chalicelib.settings import Settings
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 T0 = 1_767_225_600_000
 

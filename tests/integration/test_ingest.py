@@ -22,10 +22,11 @@ from moto.core import DEFAULT_ACCOUNT_ID
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope, decode_downlinks, decode_publish, down_topic, encode_publish
 from chalicelib.core.identity import GatewayOwners, ingest_body, read_ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.core.ports import DeadLetter, ListQuery
+from chalicelib.core.publish_reader import decode_publish
+from mycontroller_protocol.envelope import Envelope, decode_downlinks, down_topic, encode_publish
 
 REGION = "us-east-1"
 T0 = 1_767_225_600_000

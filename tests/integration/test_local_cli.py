@@ -12,7 +12,7 @@ import pytest
 
 from chalicelib.core.model import Kind
 from chalicelib.local import cli
-from chalicelib.version import VERSION
+from mycontroller_protocol.version import VERSION
 
 PASSWORD = "Sturdy-Pass-9876"
 NEW_PASSWORD = "An0ther-Strong-Pass"

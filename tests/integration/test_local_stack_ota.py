@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from chalicelib.core.model import Kind
-from chalicelib.core.providers.mysensors.firmware import FirmwareImage
+from mycontroller_protocol.mysensors.firmware import FirmwareImage
 from tests.integration.gateway_helpers import PtyDevice, Received
 from tests.integration.ota_node import BootloaderNode, intel_hex
 from tests.integration.services import free_port

@@ -14,10 +14,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import FieldModel, Gateway, Kind, Record, event, iso_from_ms
 from chalicelib.core.ports import ListQuery, Repository
 from chalicelib.core.processor import Processor
+from mycontroller_protocol.envelope import Envelope
 from tests.integration.api_helpers import Api, fast_auth
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from chalicelib.adapters.shadow_iotdata import IotDataShadowStore
-from chalicelib.core.shadow import REDACTED, config_hash, gateway_config
+from mycontroller_protocol.shadow import REDACTED, config_hash, gateway_config
 from tests.integration.api_helpers import Api
 
 pytestmark = pytest.mark.integration

@@ -21,12 +21,12 @@ from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.bootstrap import Container
 from chalicelib.core.automation.models import ForwardPayload
-from chalicelib.core.envelope import Downlink
 from chalicelib.core.model import FieldModel, Gateway, Kind, MetricType, Record, event
 from chalicelib.core.ports import bus_event
 from chalicelib.functions.entries import LambdaEntries
 from chalicelib.services.websocket import WebsocketService
 from chalicelib.settings import Settings
+from mycontroller_protocol.envelope import Downlink
 
 TEMP_ID = "gw.1.1.V_TEMP"
 

@@ -219,11 +219,11 @@ def test_the_ingest_writes_three_custom_metrics(monkeypatch: pytest.MonkeyPatch)
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
-    from chalicelib.core.envelope import Envelope, encode_publish
     from chalicelib.core.identity import ingest_body
     from chalicelib.core.processor import Processor
     from chalicelib.core.providers import default_interpreters
     from chalicelib.functions import ingest as module
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     names: list[str] = []
     monkeypatch.setattr(module, "IN_LAMBDA", True)
@@ -244,11 +244,11 @@ def test_a_publish_the_rule_hands_over_itself_is_a_batch_of_one() -> None:
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
-    from chalicelib.core.envelope import Envelope, encode_publish
     from chalicelib.core.identity import ingest_body
     from chalicelib.core.processor import Processor
     from chalicelib.core.providers import default_interpreters
     from chalicelib.functions.ingest import Ingest, RecordFailed, is_direct
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     class Letters:
         def __init__(self) -> None:
@@ -288,9 +288,9 @@ def test_a_publish_the_rule_hands_over_itself_is_a_batch_of_one() -> None:
 
 def test_the_processor_reads_eventually_consistent_and_a_stale_read_loses_nothing() -> None:
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
-    from chalicelib.core.envelope import Envelope
     from chalicelib.core.processor import Processor
     from chalicelib.core.providers import default_interpreters
+    from mycontroller_protocol.envelope import Envelope
 
     class Lagging(MemoryRepository):
         """Eventually consistent reads answer from a snapshot taken before the last writes (``lag``)."""
@@ -326,11 +326,11 @@ def test_a_clean_batch_is_logged_at_debug_and_a_troubled_one_at_info(monkeypatch
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
-    from chalicelib.core.envelope import Envelope, encode_publish
     from chalicelib.core.identity import ingest_body
     from chalicelib.core.processor import Processor
     from chalicelib.core.providers import default_interpreters
     from chalicelib.functions import ingest as module
+    from mycontroller_protocol.envelope import Envelope, encode_publish
 
     lines: list[tuple[str, str]] = []
     monkeypatch.setattr(module.logger, "info", lambda message, **_: lines.append(("info", message)))

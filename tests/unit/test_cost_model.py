@@ -127,7 +127,7 @@ def test_the_model_reads_the_functions_and_the_bus_as_the_template_wires_them(te
 
 def test_the_edge_packs_a_homes_trickle_by_its_window() -> None:
     from bench.cost import Line, edge_publishes
-    from chalicelib.core.envelope import decode_publish
+    from chalicelib.core.publish_reader import decode_publish
 
     lines = [Line(index * 0.2, f"1;1;1;0;0;{index}") for index in range(20)]  # 5 a second for 4 s
     publishes = edge_publishes(lines, "home", 1.0, stream="s")

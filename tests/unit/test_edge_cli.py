@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.version import VERSION
 from edge import cli, service
 from edge.__main__ import format_status
+from mycontroller_protocol.version import VERSION
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "edge"
 

@@ -13,12 +13,13 @@ from typing import Any, ClassVar
 import pytest
 
 from chalicelib.adapters.shadow_local import LocalShadowStore
-from chalicelib.core.envelope import Downlink, decode_publish, encode_downlinks
-from chalicelib.core.shadow import config_hash
+from chalicelib.core.publish_reader import decode_publish
 from edge.agent import EdgeAgent
 from edge.config import EdgeConfigError, parse_config
 from edge.gateways.base import Gateway, GatewayContext, register_gateway
 from edge.uplink.inprocess import InProcessUplink
+from mycontroller_protocol.envelope import Downlink, encode_downlinks
+from mycontroller_protocol.shadow import config_hash
 
 THING = "pi-1"
 

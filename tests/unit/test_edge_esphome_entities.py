@@ -27,7 +27,6 @@ from aioesphomeapi import (
 )
 from aioesphomeapi.model import ClimateAction, ClimateFeature, ValveOperation
 
-from chalicelib.core.envelope import MAX_RAW_BYTES
 from edge.gateways.esphome.entities import (
     EspHomeCommandRefused,
     climate_unit,
@@ -36,6 +35,7 @@ from edge.gateways.esphome.entities import (
     run_command,
     state_message,
 )
+from mycontroller_protocol.envelope import MAX_RAW_BYTES
 
 API = APIVersion(1, 12)
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 import yaml
 
-from chalicelib.core.shadow import REDACTED, redact_secrets
 from edge.config import parse_config
 from edge.errors import EdgeError
 from edge.gateways import build_gateway
@@ -19,6 +18,7 @@ from edge.gateways.esphome import EspHomeConfigError, parse_settings
 from edge.gateways.hue import HueConfigError
 from edge.gateways.hue import parse_settings as parse_hue
 from edge.gateways.hue.pairing import HuePairingError, write_key
+from mycontroller_protocol.shadow import REDACTED, redact_secrets
 
 KEY = "px7tsbK3C7bpXHr2OevEV2ZMg/FrNBw2+O2pNPbedtA="
 OTHER_KEY = "S8HQgEZVbHi0qwjg1cyRB5XDj6JpRvFXXgFiudvxFSs="

@@ -10,13 +10,14 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import Downlink, decode_publish
-from chalicelib.core.providers.mysensors.codec import decode_line
+from chalicelib.core.publish_reader import decode_publish
 from edge.agent import EdgeAgent
 from edge.config import AWS_IOT_LINGER_MS, DEFAULT_LINGER_MS, UplinkSection, default_linger_ms, parse_config
 from edge.gateways.base import Gateway, GatewayContext, register_gateway
 from edge.gateways.mysensors.gateway import is_command
 from edge.uplink.packing import is_urgent, publish_wait
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.codec import decode_line
 
 
 class Row:

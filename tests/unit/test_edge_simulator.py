@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.mysensors.codec import decode_line
 from edge.gateways import build_gateway
 from edge.gateways.simulator import MySensorsSimulator
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.codec import decode_line
 from tests.integration.gateway_helpers import FakeContext, running, wait_for
 
 
@@ -117,9 +117,9 @@ def test_run_emits_through_the_context_and_send_obeys(tmp_path: Path) -> None:
 
 
 def test_the_cloud_interpreter_understands_every_simulated_line(tmp_path: Path) -> None:
-    from chalicelib.core.envelope import Envelope
     from chalicelib.core.ops import FieldValue, NodeInfo, SourceInfo
     from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
+    from mycontroller_protocol.envelope import Envelope
 
     sim, _ = _simulator(tmp_path, nodes=3)
     interpreter = MySensorsInterpreter()

@@ -6,10 +6,10 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.mysensors.codec import MySensorsMessage, encode_line
 from edge.gateways.mysensors.gateway import MySensorsGateway
 from edge.gateways.mysensors.sleep_queue import SleepQueue
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.codec import MySensorsMessage, encode_line
 from tests.integration.gateway_helpers import FakeContext, wait_for
 
 

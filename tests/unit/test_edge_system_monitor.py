@@ -6,11 +6,11 @@ import asyncio
 import json
 from pathlib import Path
 
-from chalicelib.core.envelope import Downlink, Envelope
 from chalicelib.core.ops import FieldValue
 from chalicelib.core.providers.mc_json.interpreter import McJsonInterpreter
 from edge.gateways import build_gateway
 from edge.gateways.system_monitor import SystemMonitor
+from mycontroller_protocol.envelope import Downlink, Envelope
 from tests.integration.gateway_helpers import FakeContext, running, wait_for
 
 

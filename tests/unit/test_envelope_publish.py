@@ -1,4 +1,4 @@
-"""Reading uplink publishes: msgspec's plain reader (core/plain_publish.py) takes what edges send and gives what the
+"""Reading uplink publishes: msgspec's plain reader (core/publish_reader.py) takes what edges send and gives what the
 ``json`` reading of ``decode_publish`` gives; everything else falls to that reading, which names each bad envelope."""
 
 from __future__ import annotations
@@ -10,14 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core import plain_publish
-from chalicelib.core.envelope import MAX_RAW_BYTES, Envelope, EnvelopeError, decode_publish, encode_publish
+from chalicelib.core import publish_reader
+from chalicelib.core.publish_reader import decode_publish
+from mycontroller_protocol.envelope import MAX_RAW_BYTES, Envelope, EnvelopeError, encode_publish
 
 
 def read_with_json(body: str | bytes) -> Any:
     """What ``decode_publish`` answers without the plain reader (its ``json`` reading), or the error it raises."""
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(plain_publish, "read_plain_publish", lambda body: None)
+        patch.setattr(publish_reader, "read_plain_publish", lambda body: None)
         try:
             return decode_publish(body)
         except EnvelopeError as error:
@@ -36,8 +37,8 @@ def test_what_an_edge_sends_is_read_by_the_plain_reader() -> None:
                           f"1;{i};1;0;0;2{i}.5") for i in range(50)]
     envelopes.append(Envelope("gw-2", "tasmota", 1_767_225_700_000, 7, "x-7", '{"POWER":"ON"}', topic="stat/t/RESULT"))
     body = encode_publish(envelopes)
-    assert plain_publish.read_plain_publish(body) == envelopes
-    assert plain_publish.read_plain_publish(body.encode()) == envelopes
+    assert publish_reader.read_plain_publish(body) == envelopes
+    assert publish_reader.read_plain_publish(body.encode()) == envelopes
     assert decode_publish(body) == (envelopes, [])
 
 
@@ -46,7 +47,7 @@ def test_a_bad_envelope_is_named_and_the_others_are_kept() -> None:
     wires = [good.to_wire(), {**good.to_wire(), "t": -1}, {**good.to_wire(), "g": "a.b"},
              {**good.to_wire(), "r": "x" * (MAX_RAW_BYTES + 1)}, {**good.to_wire(), "i": "gw-2"}]
     body = json.dumps({"v": 1, "e": wires})
-    assert plain_publish.read_plain_publish(body) is None
+    assert publish_reader.read_plain_publish(body) is None
     envelopes, bad = decode_publish(body)
     assert envelopes == [good, Envelope("gw", "mysensors_v2", 5, 1, "gw-2", "1;1;1;0;0;20")]
     assert [index for index, _reason in bad] == [1, 2, 3]

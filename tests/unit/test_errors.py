@@ -1,9 +1,9 @@
 """One base exception per area, and no two exception classes with one name.
 
-``except DomainError`` (``AdapterError``, ``EdgeError``, ``InfraError``) must catch every exception its area defines,
-and a name must say which exception it is: two ``ConfigError``s (the cloud's and the edge's) once meant that an
-``except ConfigError`` could catch the other one. These tests import every module of the project and look at the
-exception classes each defines.
+``except DomainError`` (``AdapterError``, ``EdgeError``, ``InfraError``, ``ProtocolError``) must catch every
+exception its area defines, and a name must say which exception it is: two ``ConfigError``s (the cloud's and the
+edge's) once meant that an ``except ConfigError`` could catch the other one. These tests import every module of
+the project and look at the exception classes each defines.
 """
 
 from __future__ import annotations
@@ -24,8 +24,9 @@ from chalicelib.services.errors import ServiceError
 from chalicelib.settings import SettingsError
 from edge.errors import EdgeError
 from infra.errors import InfraError
+from mycontroller_protocol.errors import ProtocolError
 
-PACKAGES = ("chalicelib", "edge", "infra")
+PACKAGES = ("chalicelib", "mycontroller_protocol", "edge", "infra")
 AREAS: dict[str, type[Exception]] = {
     "chalicelib.core": DomainError,
     "chalicelib.adapters": AdapterError,
@@ -34,6 +35,7 @@ AREAS: dict[str, type[Exception]] = {
     "chalicelib.api": ApiError,
     "chalicelib.settings": SettingsError,
     "chalicelib.local": LocalStackError,
+    "mycontroller_protocol": ProtocolError,
     "edge": EdgeError,
     "infra": InfraError,
 }

@@ -13,7 +13,6 @@ from hypothesis import strategies as st
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.actions import ActionError, node_action, set_field
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Record
 from chalicelib.core.ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo
 from chalicelib.core.processor import Processor
@@ -25,6 +24,7 @@ from chalicelib.core.providers.esphome import (
     parse_rgb,
     read_downlink,
 )
+from mycontroller_protocol.envelope import Envelope
 
 T0 = 1_767_225_600_000
 GATEWAY: Record = {"id": "esp", "provider": {"type": "esphome"}}

@@ -15,13 +15,13 @@ from hypothesis import strategies as st
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.actions import ActionError, node_action, set_field
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import FieldModel, Gateway, Kind, Node, Record
 from chalicelib.core.ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op
 from chalicelib.core.processor import Processor
 from chalicelib.core.providers import default_interpreters
 from chalicelib.core.providers.hue import HueInterpreter, lux, parse_color, read_downlink, rgb_to_xy, xy_to_hex
 from edge.gateways.hue.resources import HueIndex, trim
+from mycontroller_protocol.envelope import Envelope
 from tests.integration.hue_fake import FakeHueBridge
 
 T0 = 1_767_225_600_000

@@ -21,15 +21,16 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Downlink, Envelope, EnvelopeError, decode_publish, encode_publish
 from chalicelib.core.identity import GatewayOwners, ingest_body, read_ingest_body, route
 from chalicelib.core.model import Gateway, Kind
 from chalicelib.core.processor import Processor
+from chalicelib.core.publish_reader import decode_publish
 from chalicelib.functions.ingest import Ingest
 from edge.config import parse_config
 from edge.shadow import ShadowClient
 from edge.uplink import build_uplink
 from infra.identity import THING_VARIABLE, edge_policy_document, ingest_rule_sql
+from mycontroller_protocol.envelope import Downlink, Envelope, EnvelopeError, encode_publish
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
 T0 = 1_767_225_600_000

@@ -16,7 +16,6 @@ import boto3
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from chalicelib.core.envelope import INGEST_BATCH_PUBLISHES, up_topic
 from infra.identity import edge_policy_document, ingest_rule_sql
 from infra.package import build_info, build_template, write_template
 from infra.template import (
@@ -26,6 +25,7 @@ from infra.template import (
     SCHEDULED_FUNCTION_ARN,
     build_resources,
 )
+from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES, up_topic
 
 
 @functools.cache
@@ -351,8 +351,8 @@ def test_watched_domain_events_and_revocations_reach_the_websocket_notify_functi
 
 def test_edges_reported_shadow_state_reaches_the_shadow_reported_function() -> None:
     from app import app
-    from chalicelib.core.shadow import shadow_topic
     from infra.template import SHADOW_NAME, shadow_rule_sql
+    from mycontroller_protocol.shadow import shadow_topic
 
     sql = shadow_rule_sql()
     topic_filter = re.search(r"FROM '([^']+)'", sql)

@@ -16,7 +16,6 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope, decode_publish, encode_publish
 from chalicelib.core.identity import ingest_body, read_ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.core.ops import FieldValue, Op
@@ -24,7 +23,9 @@ from chalicelib.core.ports import DeadLetter
 from chalicelib.core.processor import Processor
 from chalicelib.core.processor.results import UnreadableRecord, permanent
 from chalicelib.core.providers import default_interpreters
+from chalicelib.core.publish_reader import decode_publish
 from chalicelib.functions.ingest import Ingest
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 T0 = 1_767_225_600_000
 

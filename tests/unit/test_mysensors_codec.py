@@ -12,8 +12,8 @@ import pytest
 
 from chalicelib.core.model import MetricType
 from chalicelib.core.providers import mysensors
-from chalicelib.core.providers.mysensors import codec, protocol
-from chalicelib.core.providers.mysensors.codec import (
+from mycontroller_protocol.mysensors import codec, protocol
+from mycontroller_protocol.mysensors.codec import (
     CodecError,
     MySensorsMessage,
     decode_line,
@@ -24,7 +24,7 @@ from chalicelib.core.providers.mysensors.codec import (
     line_to_mqtt,
     mqtt_to_line,
 )
-from chalicelib.core.providers.mysensors.protocol import (
+from mycontroller_protocol.mysensors.protocol import (
     VALUE_METRIC,
     Command,
     Internal,

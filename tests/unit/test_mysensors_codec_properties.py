@@ -7,7 +7,7 @@ import math
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from chalicelib.core.providers.mysensors.codec import (
+from mycontroller_protocol.mysensors.codec import (
     MAX_PAYLOAD,
     CodecError,
     MySensorsMessage,
@@ -18,7 +18,7 @@ from chalicelib.core.providers.mysensors.codec import (
     encode_value,
     mqtt_to_line,
 )
-from chalicelib.core.providers.mysensors.protocol import Command, Internal, Sensor, Stream
+from mycontroller_protocol.mysensors.protocol import Command, Internal, Sensor, Stream
 
 _TYPES = {
     Command.PRESENTATION: sorted(int(s) for s in Sensor),

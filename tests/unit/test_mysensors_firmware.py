@@ -7,8 +7,8 @@ import struct
 
 import pytest
 
-from chalicelib.core.providers.mysensors.control import ControlError, ota_control, read_control, sleep_control
-from chalicelib.core.providers.mysensors.firmware import (
+from mycontroller_protocol.mysensors.control import ControlError, ota_control, read_control, sleep_control
+from mycontroller_protocol.mysensors.firmware import (
     FirmwareError,
     FirmwareImage,
     block_response,

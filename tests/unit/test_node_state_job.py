@@ -6,11 +6,11 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.metrics_none import NoMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.core.automation.node_state import DEFAULT_INACTIVE_MS, inactive_ms, nodes_gone_silent
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import Kind, Node, iso_from_ms
 from chalicelib.core.ports import BusEvent
 from chalicelib.core.processor import Processor
 from chalicelib.functions.jobs import NodeStateJob
+from mycontroller_protocol.envelope import Envelope
 
 T0 = 1_767_225_600_000
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from chalicelib.core.auth import USERNAME_PATTERN
-from chalicelib.core.model import ID_PATTERN
-from chalicelib.core.providers.tasmota.codec import sanitize_id
 from chalicelib.core.subscriptions import check_subscription_id
 from chalicelib.services.backup import backup_name
 from chalicelib.services.errors import InvalidInput
+from mycontroller_protocol.ids import ID_PATTERN
+from mycontroller_protocol.tasmota.codec import sanitize_id
 
 ROOT = Path(__file__).resolve().parents[2]
 

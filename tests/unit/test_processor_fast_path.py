@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.metrics import Series
 from chalicelib.core.model import Kind, ms_from_iso
 from chalicelib.core.ports import ListQuery, MetricPoint, MetricQuery
@@ -25,6 +24,7 @@ from chalicelib.core.processor import batch as processor_batch
 from chalicelib.core.processor import caches as processor_caches
 from chalicelib.core.processor import state as processor_state
 from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
+from mycontroller_protocol.envelope import Envelope
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 FIXTURE = Path(__file__).resolve().parents[1] / "fixtures" / "mysensors_traffic.json"

@@ -13,11 +13,11 @@ from hypothesis import strategies as st
 
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.model import Kind, iso_from_ms
 from chalicelib.core.ports import ListQuery, MetricQuery
 from chalicelib.core.processor import Processor
 from chalicelib.core.providers.mysensors.interpreter import MySensorsInterpreter
+from mycontroller_protocol.envelope import Envelope
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
@@ -364,7 +364,7 @@ def test_the_edges_firmware_update_reports_land_on_the_node() -> None:
 
 
 def test_an_edge_whose_firmware_url_expired_gets_a_new_one_in_the_answer() -> None:
-    from chalicelib.core.envelope import Downlink
+    from mycontroller_protocol.envelope import Downlink
 
     asked: list[tuple[str, str]] = []
 

@@ -9,13 +9,13 @@ from chalicelib.adapters.bus_local import LocalEventBus
 from chalicelib.adapters.downlink_local import LocalDownlink
 from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope, encode_publish
 from chalicelib.core.identity import ingest_body
 from chalicelib.core.model import Kind
 from chalicelib.core.ops import FieldValue, NodeState, Op
 from chalicelib.core.processor import Processor
 from chalicelib.core.providers import default_interpreters
 from chalicelib.functions.ingest import Ingest
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z
 
@@ -170,9 +170,9 @@ def test_gateway_first_seen_through_an_edge_state_message_still_answers_its_devi
 def test_late_traffic_from_before_a_node_went_down_does_not_bring_it_up() -> None:
     from chalicelib.adapters.metrics_none import NoMetricStore
     from chalicelib.adapters.repository_memory import MemoryRepository
-    from chalicelib.core.envelope import Envelope
     from chalicelib.core.model import Kind, iso_from_ms
     from chalicelib.core.processor import Processor
+    from mycontroller_protocol.envelope import Envelope
 
     repo = MemoryRepository(None)
     processor = Processor(repo, NoMetricStore())

@@ -11,7 +11,8 @@ import pytest
 
 from chalicelib.adapters.shadow_local import LocalShadowStore, delta, merge
 from chalicelib.core.model import Gateway
-from chalicelib.core.shadow import (
+from edge.shadow import ShadowClient
+from mycontroller_protocol.shadow import (
     REDACTED,
     ShadowError,
     config_hash,
@@ -28,7 +29,6 @@ from chalicelib.core.shadow import (
     secret_key_path,
     shadow_topic,
 )
-from edge.shadow import ShadowClient
 
 
 def gateway(gateway_id: str, edge: str | None = "pi-1", **extra: Any) -> dict[str, Any]:

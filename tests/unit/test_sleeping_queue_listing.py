@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from chalicelib.core.envelope import Downlink
 from chalicelib.core.sleeping_queue import reference_message
+from mycontroller_protocol.envelope import Downlink
 
 
 def test_a_queued_mysensors_command_is_listed_by_its_parts() -> None:

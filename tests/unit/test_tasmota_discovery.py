@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.core.envelope import Envelope
 from chalicelib.core.ops import FieldValue, InterpretError, NodeInfo, Op, SourceInfo
 from chalicelib.core.providers.tasmota import FULL_TOPIC_KEY, TOPIC_KEY, TasmotaInterpreter
 from chalicelib.core.providers.tasmota.discovery import is_discovery_topic
+from mycontroller_protocol.envelope import Envelope
 
 CONFIG: dict[str, Any] = {
     "ip": "192.168.1.47", "dn": "Kitchen Plug", "fn": ["Kettle", None, None, None, None, None, None, None],

@@ -12,8 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.adapters.repository_memory import MemoryRepository
-from chalicelib.core.envelope import Envelope
-from chalicelib.core.model import ID_PATTERN, Kind, MetricType, convert_value
+from chalicelib.core.model import Kind, MetricType
 from chalicelib.core.ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo
 from chalicelib.core.ports import MetricPoint, MetricQuery
 from chalicelib.core.processor import Processor
@@ -31,6 +30,9 @@ from chalicelib.core.providers.tasmota import (
     parse_topic,
     sanitize_id,
 )
+from mycontroller_protocol.envelope import Envelope
+from mycontroller_protocol.ids import ID_PATTERN
+from mycontroller_protocol.values import convert_value
 
 FIXTURES = Path(__file__).parent.parent / "fixtures" / "tasmota"
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z

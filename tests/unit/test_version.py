@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib import version
+from mycontroller_protocol import version
 
 PEP440: re.Pattern[str] = re.compile(r"^\d+\.\d+(\.\d+)?(\.dev\d+)?(\+[a-z0-9.]+)?$")  # 0.1.dev1+g…: no tag fetched
 

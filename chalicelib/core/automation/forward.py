@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
+from mycontroller_protocol.envelope import Downlink
+
 from ..actions import ActionError, set_field
-from ..envelope import Downlink
 from ..model import Kind, Record
 from .clock import Location
 from .models import ForwardPayload, quick_id_of

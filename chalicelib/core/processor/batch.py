@@ -14,8 +14,10 @@ from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final
 
+from mycontroller_protocol.envelope import Envelope
+from mycontroller_protocol.values import convert_value
+
 from ..conflicts import write_changes
-from ..envelope import Envelope
 from ..metrics import Series, SeriesWriter
 from ..model import (
     DomainEvent,
@@ -30,7 +32,6 @@ from ..model import (
     State,
     StateStatus,
     ValueError_,
-    convert_value,
     event,
     ignored,
     iso_from_ms,

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from operator import attrgetter
 
-from ..envelope import Envelope
+from mycontroller_protocol.envelope import Envelope
+
 from ..model import now_ms
 from ..ops import Interpreter
 from ..ports import MetricStore, Repository

@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
-from ..envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
+
 from ..errors import DomainError
 from ..model import DomainEvent
 

@@ -7,7 +7,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ..envelope import Envelope
+from mycontroller_protocol.envelope import Envelope
+
 from ..model import Record, ms_from_iso
 from ..ops import FieldValue
 from .caches import iso

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ..envelope import Downlink, Envelope
+from mycontroller_protocol.envelope import Downlink, Envelope
+
 from ..model import Record, StateStatus
 from ..ops import GatewayState, InterpretError, Op, json_object
 

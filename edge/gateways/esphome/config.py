@@ -29,7 +29,7 @@ import binascii
 from dataclasses import dataclass
 from typing import Any, Final
 
-from chalicelib.core.model import ID_PATTERN
+from mycontroller_protocol.ids import ID_PATTERN
 
 from ...errors import EdgeError
 from ..util import parse_duration, reconnect_delay

@@ -2,7 +2,7 @@
 
 The device knows its entities by a numeric key; the cloud knows them by node and source id. This module keeps
 that map for one connection, writes device info, entity lists and states in the form
-``chalicelib/core/providers/esphome/codec.py`` describes (only the parts an entity supports: an on/off light
+``mycontroller_protocol/esphome/codec.py`` describes (only the parts an entity supports: an on/off light
 sends no brightness), and turns a downlink's field and value into the ``APIClient`` command for that entity.
 """
 
@@ -42,8 +42,8 @@ from aioesphomeapi import (
 )
 from aioesphomeapi.model import COMPONENT_TYPE_TO_INFO
 
-from chalicelib.core.envelope import MAX_RAW_BYTES
-from chalicelib.core.providers.esphome import codec
+from mycontroller_protocol.envelope import MAX_RAW_BYTES
+from mycontroller_protocol.esphome import codec
 
 from ...errors import EdgeError
 from ..util import clean_id

@@ -18,8 +18,8 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from chalicelib.core.envelope import MAX_RAW_BYTES, Downlink
-from chalicelib.core.providers.esphome.codec import PROVIDER, EspHomeCommandError, read_downlink
+from mycontroller_protocol.envelope import MAX_RAW_BYTES, Downlink
+from mycontroller_protocol.esphome.codec import PROVIDER, EspHomeCommandError, read_downlink
 
 from ..base import Gateway, GatewayContext
 from .config import EspHomeNodeConfig, parse_settings

@@ -20,8 +20,8 @@ import logging
 import time
 from typing import Any, ClassVar
 
-from chalicelib.core.envelope import MAX_RAW_BYTES, Downlink
-from chalicelib.core.providers.hue.codec import PROVIDER, HueCommandError, read_downlink
+from mycontroller_protocol.envelope import MAX_RAW_BYTES, Downlink
+from mycontroller_protocol.hue.codec import PROVIDER, HueCommandError, read_downlink
 
 from ...errors import EdgeError
 from ..base import Gateway, GatewayContext

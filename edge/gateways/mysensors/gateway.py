@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from chalicelib.core.envelope import Downlink
-from chalicelib.core.providers.mysensors.codec import (
+from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.codec import (
     CodecError,
     MySensorsMessage,
     decode_line,
@@ -26,8 +26,8 @@ from chalicelib.core.providers.mysensors.codec import (
     encode_line,
     encode_mqtt,
 )
-from chalicelib.core.providers.mysensors.control import CONTROL_OTA, CONTROL_SLEEP, read_control
-from chalicelib.core.providers.mysensors.protocol import Command, Internal
+from mycontroller_protocol.mysensors.control import CONTROL_OTA, CONTROL_SLEEP, read_control
+from mycontroller_protocol.mysensors.protocol import Command, Internal
 
 from ..base import Gateway, GatewayContext
 from ..transport import (

@@ -1,6 +1,6 @@
 """MySensors firmware over the air, served by the edge: a node's bootloader gets its blocks from here, not the cloud.
 
-The cloud assigns a firmware to a node with a control downlink (``chalicelib.core.providers.mysensors.firmware``):
+The cloud assigns a firmware to a node with a control downlink (``mycontroller_protocol.mysensors.firmware``):
 the firmware's id, type and version ids, checksum and size, and where to fetch the file once (a short-lived
 presigned URL in AWS, a ``file://`` path in the local stack). The edge fetches it at once, checks its sha256,
 keeps it under ``<data_dir>/gateways/.firmware/<sha256>`` (one copy per checksum, whichever gateway or node needs
@@ -36,7 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from chalicelib.core.providers.mysensors.firmware import (
+from mycontroller_protocol.mysensors.firmware import (
     FirmwareError,
     FirmwareImage,
     block_response,
@@ -45,7 +45,7 @@ from chalicelib.core.providers.mysensors.firmware import (
     read_block_request,
     read_config_request,
 )
-from chalicelib.core.providers.mysensors.protocol import Stream
+from mycontroller_protocol.mysensors.protocol import Stream
 
 ST_CONFIG_REQUEST: Final = int(Stream.ST_FIRMWARE_CONFIG_REQUEST)
 ST_CONFIG_RESPONSE: Final = int(Stream.ST_FIRMWARE_CONFIG_RESPONSE)

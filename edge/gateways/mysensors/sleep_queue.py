@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.core.envelope import Downlink
+from mycontroller_protocol.envelope import Downlink
 
 DEFAULT_LIMIT = 20
 DEFAULT_VALIDITY_MS = 24 * 3600 * 1000

@@ -14,7 +14,9 @@ from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
 from pydantic_core import ErrorDetails
 
-from ...model import ID_PATTERN, Kind, QuickIdError, parse_quick_id
+from mycontroller_protocol.ids import ID_PATTERN
+
+from ...model import Kind, QuickIdError, parse_quick_id
 from ..clock import parse_duration
 from ..templates import TemplateError, check_template, is_template
 

@@ -6,7 +6,7 @@ states to nodes, sources and fields, after MyController v2's ESPHome provider.
 
 from __future__ import annotations
 
-from .codec import (
+from mycontroller_protocol.esphome.codec import (
     NODE_ACTIONS,
     PROVIDER,
     EspHomeCommandError,
@@ -17,6 +17,7 @@ from .codec import (
     parse_rgb,
     read_downlink,
 )
+
 from .interpreter import KIND_LABEL, EspHomeInterpreter
 
 __all__ = [

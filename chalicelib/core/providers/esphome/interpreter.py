@@ -19,10 +19,8 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from ...envelope import Downlink, Envelope
-from ...model import ID_PATTERN, Record
-from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo, json_object
-from .codec import (
+from mycontroller_protocol.envelope import Downlink, Envelope
+from mycontroller_protocol.esphome.codec import (
     BRIGHTNESS,
     COLOR_TEMPERATURE,
     CURRENT_OPERATION,
@@ -37,6 +35,10 @@ from .codec import (
     WHITE,
     hex_rgb,
 )
+from mycontroller_protocol.ids import ID_PATTERN
+
+from ...model import Record
+from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo, json_object
 
 KIND_LABEL: Final = "esphome_type"
 """Source label holding the entity's kind (``sensor``, ``light``, ``button``…)."""

@@ -6,7 +6,7 @@ rooms, zones and their services to nodes, sources and fields, after MyController
 
 from __future__ import annotations
 
-from .codec import (
+from mycontroller_protocol.hue.codec import (
     NODE_ACTIONS,
     PROVIDER,
     HueCommandError,
@@ -19,6 +19,7 @@ from .codec import (
     rgb_to_xy,
     xy_to_hex,
 )
+
 from .interpreter import TYPE_LABEL, HueInterpreter
 
 __all__ = [

@@ -19,10 +19,8 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ...envelope import Downlink, Envelope
-from ...model import ID_PATTERN, Record
-from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, json_object
-from .codec import (
+from mycontroller_protocol.envelope import Downlink, Envelope
+from mycontroller_protocol.hue.codec import (
     BRIGHTNESS,
     COLOR,
     COLOR_TEMPERATURE,
@@ -35,6 +33,10 @@ from .codec import (
     lux,
     xy_to_hex,
 )
+from mycontroller_protocol.ids import ID_PATTERN
+
+from ...model import Record
+from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, json_object
 
 TYPE_LABEL: Final = "hue_type"
 """Node label: ``device``, ``room`` or ``zone``."""

@@ -9,8 +9,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ...envelope import Downlink, Envelope
-from ...model import ID_PATTERN, MetricType, Record
+from mycontroller_protocol.envelope import Downlink, Envelope
+from mycontroller_protocol.ids import ID_PATTERN
+
+from ...model import MetricType, Record
 from ...ops import FieldValue, InterpretError, Op, json_object
 
 _METRIC_TYPES = frozenset(m.value for m in MetricType)

@@ -1,6 +1,6 @@
 """MySensors 2.x provider: protocol tables, wire codec and the processor's interpreter."""
 
-from .codec import (
+from mycontroller_protocol.mysensors.codec import (
     MAX_PAYLOAD,
     CodecError,
     MySensorsMessage,
@@ -12,7 +12,7 @@ from .codec import (
     line_to_mqtt,
     mqtt_to_line,
 )
-from .protocol import (
+from mycontroller_protocol.mysensors.protocol import (
     BROADCAST,
     GATEWAY_NODE,
     INTERNAL_CHILD,

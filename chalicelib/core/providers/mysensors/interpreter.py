@@ -20,7 +20,18 @@ from functools import lru_cache
 from typing import Any, Final
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from ...envelope import Downlink, Envelope
+from mycontroller_protocol.envelope import Downlink, Envelope
+from mycontroller_protocol.mysensors.codec import MAX_PAYLOAD, CodecError, decode_line, encode_value
+from mycontroller_protocol.mysensors.protocol import (
+    VALUE_METRIC,
+    Command,
+    Internal,
+    Sensor,
+    sensor_name,
+    value_id,
+    value_name,
+)
+
 from ...model import Record, iso_from_ms
 from ...ops import (
     FieldRequest,
@@ -35,8 +46,6 @@ from ...ops import (
     SourceInfo,
     json_object,
 )
-from .codec import MAX_PAYLOAD, CodecError, decode_line, encode_value
-from .protocol import VALUE_METRIC, Command, Internal, Sensor, sensor_name, value_id, value_name
 
 PROVIDER = "mysensors_v2"
 BROADCAST = 255

@@ -6,7 +6,7 @@ and LWT to processor operations, after MyController v2's Tasmota provider.
 
 from __future__ import annotations
 
-from .codec import (
+from mycontroller_protocol.tasmota.codec import (
     DEFAULT_FULL_TOPIC,
     FULL_TOPIC_KEY,
     TOPIC_KEY,
@@ -19,6 +19,7 @@ from .codec import (
     parse_topic,
     sanitize_id,
 )
+
 from .interpreter import PROVIDER, TasmotaInterpreter
 
 __all__ = [

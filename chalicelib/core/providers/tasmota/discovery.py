@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from mycontroller_protocol.tasmota.codec import FULL_TOPIC_KEY, TOPIC_KEY, decode_object, sanitize_id
+
 from ...ops import FieldValue, InterpretError, NodeInfo, Op, SourceInfo
-from .codec import FULL_TOPIC_KEY, TOPIC_KEY, decode_object, sanitize_id
 
 CONTROL: Final = "Control"
 DEFAULT_PREFIXES: Final = ["cmnd", "stat", "tele"]

@@ -26,10 +26,8 @@ import json
 import re
 from typing import Any, Final
 
-from ...envelope import Downlink, Envelope
-from ...model import Record
-from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo
-from .codec import (
+from mycontroller_protocol.envelope import Downlink, Envelope
+from mycontroller_protocol.tasmota.codec import (
     DEFAULT_FULL_TOPIC,
     FULL_TOPIC_KEY,
     MAX_ID_LENGTH,
@@ -39,6 +37,9 @@ from .codec import (
     parse_topic,
     sanitize_id,
 )
+
+from ...model import Record
+from ...ops import FieldValue, InterpretError, NodeInfo, NodeSeen, NodeState, Op, SourceInfo
 from .discovery import interpret_discovery, is_discovery_topic
 
 PROVIDER: Final = "tasmota"

@@ -20,8 +20,9 @@ import json
 import re
 from typing import Any, Final
 
-from ...errors import DomainError
-from ...model import ID_PATTERN, ConversionError, convert_value, to_binary
+from ..errors import ProtocolError
+from ..ids import ID_PATTERN
+from ..values import ConversionError, convert_value, to_binary
 
 PROVIDER: Final = "philips_hue"
 
@@ -46,7 +47,7 @@ _D65: Final = (0.3127, 0.3290)
 """The white point: what black (no colour at all) is sent as."""
 
 
-class HueCommandError(DomainError, ValueError):
+class HueCommandError(ProtocolError, ValueError):
     """A value a Hue light cannot take; the message names the field and the value."""
 
 

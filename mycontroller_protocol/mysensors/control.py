@@ -17,13 +17,13 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from ...errors import DomainError
+from ..errors import ProtocolError
 
 CONTROL_OTA: Final = "ota"
 CONTROL_SLEEP: Final = "sleep"
 
 
-class ControlError(DomainError, ValueError):
+class ControlError(ProtocolError, ValueError):
     """A control downlink that cannot be read."""
 
 

@@ -28,13 +28,13 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from .errors import DomainError
+from .errors import ProtocolError
 from .ids import ID_PATTERN
 
-if TYPE_CHECKING:  # the edge agent imports this module; the cloud's models (pydantic) only where they are used
-    from .model import Record
+Record = dict[str, Any]
+"""A resource as the cloud stores it (``chalicelib/core/model.py``'s ``Record``)."""
 
 DEFAULT_SHADOW_NAME: Final = "mycontroller"
 """Our own named shadow, so that other users of the classic shadow (fleet tools) and we do not collide."""
@@ -48,9 +48,11 @@ MAX_DESIRED_BYTES: Final = 8 * 1024
 CONFIG_KEYS: Final = ("description", "enabled", "reconnectDelay", "provider", "labels")
 """The keys of a gateway resource that the edge runs a gateway with (the reference's shape)."""
 APPLIED_STATUSES: Final = frozenset({"running", "disabled", "rejected", "file"})
+STATE_ERROR: Final = "error"
+"""The state a gateway whose config the edge rejected is in (the cloud model's ``StateStatus.ERROR``)."""
 
 
-class ShadowError(DomainError, ValueError):
+class ShadowError(ProtocolError, ValueError):
     """A shadow document or topic that cannot be used; the message says why."""
 
 
@@ -248,8 +250,6 @@ def reported_update(record: Record, reported: Mapping[str, Any], thing: str,
     others["edge"] = edge
     updated = {**record, "others": others}
     if status == "rejected":
-        from .model import StateStatus  # the cloud's side: its models are loaded there anyway
-
-        updated["state"] = {"status": StateStatus.ERROR.value, "message": f"config rejected by the edge: "
+        updated["state"] = {"status": STATE_ERROR, "message": f"config rejected by the edge: "
                             f"{edge['message']}", "since": reported.get("reportedAt")}
     return updated

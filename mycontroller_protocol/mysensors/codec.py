@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from ...errors import DomainError
+from ..errors import ProtocolError
 from .protocol import Command, Internal, Sensor, Stream
 
 MAX_PAYLOAD: Final = 256
@@ -49,7 +49,7 @@ _TYPE_FAMILY: Final[dict[int, str]] = {
 }
 
 
-class CodecError(DomainError, ValueError):
+class CodecError(ProtocolError, ValueError):
     """A MySensors message that cannot be read or written; ``reason`` says what is wrong, ``raw`` what it was."""
 
     def __init__(self, reason: str, raw: Any = "") -> None:

@@ -26,8 +26,9 @@ import re
 from collections.abc import Callable
 from typing import Any, Final
 
-from ...errors import DomainError
-from ...model import ID_PATTERN, ConversionError, convert_value, to_binary
+from ..errors import ProtocolError
+from ..ids import ID_PATTERN
+from ..values import ConversionError, convert_value, to_binary
 
 PROVIDER: Final = "esphome"
 
@@ -70,7 +71,7 @@ NODE_ACTIONS: Final = ("heartbeat_request", "reboot", "refresh_node_info")
 _HEX: Final = re.compile(r"^#?([0-9a-fA-F]{6})\Z")
 
 
-class EspHomeCommandError(DomainError, ValueError):
+class EspHomeCommandError(ProtocolError, ValueError):
     """A value an ESPHome entity cannot take; the message names the field and the value."""
 
 

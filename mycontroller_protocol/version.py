@@ -4,11 +4,12 @@
 It comes from the git tags (``vX.Y.Z``; setuptools-scm's ``release-branch-semver`` scheme: ``0.2.0.dev5+g1a2b3c4``
 is the fifth commit after ``v0.1.0``). Where it is read, first found wins:
 
-1. ``chalicelib/_version.py``, written into the wheels by their build (``packaging/hatch_build.py``) and into the
-   Lambda package by ``infra/bundle.py``;
+1. ``mycontroller_protocol/_version.py``, written into the ``mycontroller-protocol`` wheel by its build
+   (``packaging/hatch_build.py``) and into the Lambda package by ``infra/bundle.py``;
 2. in a git checkout (``make run``, ``make test``): setuptools-scm when installed (``requirements-dev.txt``), else
    ``git describe`` read by the same rule;
-3. the installed distribution's metadata (``mycontroller``, ``mycontroller-edge``);
+3. the installed distributions' metadata (``mycontroller-protocol``, which the two others require at their own
+   version, then ``mycontroller``, ``mycontroller-edge``);
 4. ``0+unknown`` (a copy of the sources without git or metadata).
 """
 
@@ -24,7 +25,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parents[1]
 SCHEME: Final = "release-branch-semver"
-DISTRIBUTIONS: Final = ("mycontroller", "mycontroller-edge")
+DISTRIBUTIONS: Final = ("mycontroller-protocol", "mycontroller", "mycontroller-edge")
 UNKNOWN: Final = "0+unknown"
 _DESCRIBE: Final = re.compile(r"^v?(\d+)\.(\d+)\.(\d+)-(\d+)-g([0-9a-f]+)(-dirty)?$")
 

@@ -26,7 +26,7 @@ import struct
 from dataclasses import dataclass
 from typing import Final
 
-from ...errors import DomainError
+from ..errors import ProtocolError
 
 BLOCK_SIZE: Final = 16
 """Bytes a ``ST_FIRMWARE_RESPONSE`` carries (``FIRMWARE_BLOCK_SIZE``)."""
@@ -39,7 +39,7 @@ ERASE_EEPROM_CRC: Final = 0xDA7A
 ERASE_EEPROM_COMMAND: Final = 0x01
 
 
-class FirmwareError(DomainError, ValueError):
+class FirmwareError(ProtocolError, ValueError):
     """A firmware file or stream payload that cannot be used; the message says what is wrong."""
 
 

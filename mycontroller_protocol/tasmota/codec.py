@@ -14,8 +14,9 @@ import re
 from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
-from ...errors import DomainError
-from ...model import ID_PATTERN, ConversionError, to_binary
+from ..errors import ProtocolError
+from ..ids import ID_PATTERN
+from ..values import ConversionError, to_binary
 
 PREFIXES: Final = frozenset({"tele", "stat", "cmnd"})
 DEFAULT_FULL_TOPIC: Final = "%prefix%/%topic%/"
@@ -32,7 +33,7 @@ _POWER_KEY: Final = re.compile(r"^POWER\d*\Z", re.IGNORECASE)
 _MQTT_FORBIDDEN: Final = frozenset("+#/\x00")
 
 
-class TopicError(DomainError, ValueError):
+class TopicError(ProtocolError, ValueError):
     """A topic that is not a Tasmota topic."""
 
 

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import DomainError
+from .errors import ProtocolError
 
 MAX_RAW_BYTES = 4096
 """A device message longer than this is rejected: no MySensors, Tasmota or generic payload needs more."""
@@ -40,7 +40,7 @@ def _good_gateway_id(gateway_id: str) -> bool:
     return True
 
 
-class EnvelopeError(DomainError, ValueError):
+class EnvelopeError(ProtocolError, ValueError):
     """A publish or envelope that cannot be read; the message says what is wrong."""
 
 
@@ -123,35 +123,6 @@ class Envelope:
 def encode_publish(envelopes: list[Envelope]) -> str:
     """One uplink publish body carrying many envelopes."""
     return json.dumps({"v": PUBLISH_VERSION, "e": [e.to_wire() for e in envelopes]}, separators=(",", ":"))
-
-
-def decode_publish(body: str | bytes) -> tuple[list[Envelope], list[tuple[int, str]]]:
-    """Read one uplink publish.
-
-    Returns the good envelopes and, for each bad one, its index and what is wrong with it: one bad envelope
-    does not cost the others. A body that is not a publish at all raises ``EnvelopeError``.
-    """
-    from .plain_publish import read_plain_publish  # (msgspec: the edge agent imports this module without it)
-
-    envelopes = read_plain_publish(body)
-    if envelopes is not None:  # the form the edge sends, every envelope good
-        return envelopes, []
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise EnvelopeError(f"publish is not JSON: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("e"), list):
-        raise EnvelopeError("publish must be an object with an envelope list 'e'")
-    if data.get("v", PUBLISH_VERSION) != PUBLISH_VERSION:
-        raise EnvelopeError(f"publish version {data.get('v')!r} is not supported (expected {PUBLISH_VERSION})")
-    good: list[Envelope] = []
-    bad: list[tuple[int, str]] = []
-    for index, wire in enumerate(data["e"]):
-        try:
-            good.append(Envelope.from_wire(wire))
-        except EnvelopeError as error:
-            bad.append((index, str(error)))
-    return good, bad
 
 
 @dataclass(slots=True)
