@@ -60,7 +60,7 @@ run: $(STAMP) frontend
 
 test: $(STAMP) services frontend
 	$(PY) -m ruff check .
-	$(PY) -m mypy chalicelib edge app.py bench infra
+	$(PY) -m mypy chalicelib edge app.py bench infra mycontroller_protocol
 	@if command -v npm >/dev/null 2>&1; then cd frontend && npm test --silent; fi
 	$(PY) -m pytest $(PYTEST_ARGS)
 
@@ -74,14 +74,16 @@ bench: $(STAMP)
 package: $(STAMP)
 	$(PY) -m infra.package
 
-# The two wheels (#21) in dist/: `mycontroller-edge` (packaging/edge) and `mycontroller` (packaging/server, with the
-# console built first inside it), standard PEP 517 builds in isolation (hatchling), checked by twine. Install them
-# with `pipx install dist/mycontroller-<version>-py3-none-any.whl` (the edge wheel beside it is found through
+# The three wheels (#21) in dist/: `mycontroller-protocol` (packaging/protocol: the protocol code both others require),
+# `mycontroller-edge` (packaging/edge) and `mycontroller` (packaging/server, with the console built first inside it),
+# standard PEP 517 builds in isolation (hatchling), checked by twine. Install them with
+# `pipx install dist/mycontroller-<version>-py3-none-any.whl` (the wheels it requires, beside it, are found through
 # `--pip-args='--find-links dist'`), see the README.
 .PHONY: dist
 dist: $(STAMP) frontend
 	@test -f $(FRONTEND_BUILD) || { echo "the console is not built (needs npm): the server wheel carries it" >&2; exit 1; }
-	rm -f dist/mycontroller-*.whl dist/mycontroller_edge-*.whl
+	rm -f dist/mycontroller-*.whl dist/mycontroller_edge-*.whl dist/mycontroller_protocol-*.whl
+	$(PY) -m build --wheel --outdir dist packaging/protocol
 	$(PY) -m build --wheel --outdir dist packaging/edge
 	$(PY) -m build --wheel --outdir dist packaging/server
 	$(PY) -m twine check --strict dist/*.whl
@@ -113,7 +115,7 @@ lint: $(STAMP)
 	$(PY) -m ruff check .
 
 typecheck: $(STAMP)
-	$(PY) -m mypy chalicelib edge app.py bench infra
+	$(PY) -m mypy chalicelib edge app.py bench infra mycontroller_protocol
 
 clean:
 	rm -rf $(VENV) $(DEPLOY_VENV) build dist .mycontroller .pytest_cache .mypy_cache .ruff_cache
