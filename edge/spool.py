@@ -77,7 +77,7 @@ _CHUNK = 500
 """Rows per statement when deleting many (SQLite limits the number of bound parameters)."""
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SpoolRow:
     """One spooled envelope as the sender sees it: its wire JSON ``body`` (``size`` bytes) and what the sender and
     ``ack`` need of it, read from their own columns (nothing is decoded to send it)."""

@@ -25,6 +25,10 @@ MAX_LINE = 4096
 """A line longer than this is junk (a MySensors line is under 60 bytes); it is dropped, not buffered forever."""
 
 
+READ_INTERVAL_S = 0.02
+"""Under steady traffic a serial port is read this often (``SerialLineTransport._pace``)."""
+
+
 class TransportClosed(EdgeError, ConnectionError):
     """The device or server went away; the gateway reconnects."""
 
@@ -70,11 +74,12 @@ class LineTransport:
 class SerialLineTransport(LineTransport):
     """A serial port through pyserial, read on the event loop.
 
-    The loop watches the port's descriptor (no reader thread, no wakeup but when bytes arrive), and bytes are
-    read only when the gateway wants a line and none is left from the last read: what the device sends waits in
-    the kernel's buffer until the gateway takes it, so closing the port (a restart, a re-open) loses at most an
-    unfinished line. Opening keeps what the device sent while the port was closed (pyserial would empty the
-    input buffer). Where the port has no descriptor (not POSIX), reads go through a worker thread.
+    The loop watches the port's descriptor while it is open (no reader thread, no wakeup but when bytes arrive):
+    each time bytes arrive they are read and split in one callback, and the gateway takes those lines in the next
+    step, so a device that never pauses cannot hold the loop and what the last read emitted is committed before
+    the next read. Opening keeps what the device sent while the port was closed (pyserial would empty the input
+    buffer): lines written while the agent restarts are read once it is back. Where the port has no descriptor
+    (not POSIX), reads go through a worker thread.
     """
 
     def __init__(self, portname: str, baud_rate: int = 115200, logger: logging.Logger | None = None) -> None:
@@ -84,6 +89,12 @@ class SerialLineTransport(LineTransport):
         self.logger = logger or logging.getLogger(__name__)
         self._serial: Any = None
         self._fd: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._watching = False
+        self._last_read = 0.0
+        self._resume: asyncio.TimerHandle | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._error: TransportClosed | None = None
         self._buffer = bytearray()
         self._lines: collections.deque[str] = collections.deque()
         self._write_lock = asyncio.Lock()
@@ -108,53 +119,100 @@ class SerialLineTransport(LineTransport):
             self._fd = self._serial.fileno()
         except (AttributeError, OSError, NotImplementedError):
             self._fd = None
+        self._loop = asyncio.get_running_loop()
+        self._error = None
         self._buffer.clear()
         self._lines.clear()
 
     async def read_line(self) -> str:
         lines = self._lines
         while not lines:
-            data = await self._read()
-            lines_read, dropped = _split_lines(self._buffer, data)
-            if dropped:
-                self.dropped_bytes += dropped
-                self.logger.warning("dropped %d bytes of over-long line on %s", dropped, self.portname)
-            lines.extend(lines_read)
+            if self._fd is None:
+                self._take(await self._read_in_thread())
+            else:
+                await self._readable()
         return lines.popleft()
 
-    async def _read(self) -> bytes:
-        """The bytes waiting on the port (some); waits for them if there are none yet.
+    def _take(self, data: bytes) -> None:
+        lines, dropped = _split_lines(self._buffer, data)
+        if dropped:
+            self.dropped_bytes += dropped
+            self.logger.warning("dropped %d bytes of over-long line on %s", dropped, self.portname)
+        self._lines.extend(lines)
 
-        Always through the loop (even when bytes are waiting): the turn ends first, so what the last read emitted is
-        committed before the next read, and a device that never pauses cannot hold the loop.
-        """
+    async def _readable(self) -> None:
+        """Until ``_on_readable`` has lines (or the device is gone); the port stays watched between waits."""
+        if self._error is not None:
+            raise self._error
+        loop = asyncio.get_running_loop()
+        if not self._watching and self._resume is None and self._fd is not None:
+            loop.add_reader(self._fd, self._on_readable)
+            self._watching = True
+        waiter = self._waiter = loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+        if self._error is not None and not self._lines:
+            raise self._error
+
+    def _on_readable(self) -> None:
+        """The port is readable (the loop watches it) or the polling timer fired (``_pace``): read what is there."""
+        self._resume = None
         fd = self._fd
         if fd is None:
-            return await self._read_in_thread()
-        while True:
-            loop = asyncio.get_running_loop()
-            readable = loop.create_future()
-            loop.add_reader(fd, _set_done, readable)
-            try:
-                await readable
-            finally:
-                loop.remove_reader(fd)
-            data = self._read_now(fd)
-            if data is not None:
-                return data
-
-    def _read_now(self, fd: int) -> bytes | None:
-        """What the port has, once the loop saw it readable (None: nothing after all); ``TransportClosed`` when the
-        device is gone."""
+            return
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
-            return None
+            data = None
         except OSError as error:  # EIO: unplugged (a pty whose other end closed)
-            raise TransportClosed(f"{self.portname}: {error}") from None
-        if not data:  # readable, yet nothing to read: hung up
-            raise TransportClosed(f"{self.portname}: the device reported data but had none (disconnected?)")
-        return data
+            self._fail(TransportClosed(f"{self.portname}: {error}"))
+            data = None
+        else:
+            if not data and self._watching:  # readable, yet nothing to read: hung up
+                self._fail(TransportClosed(f"{self.portname}: the device reported data but had none (disconnected?)"))
+        if data:
+            self._take(data)
+        if self._error is None:
+            self._pace(bool(data))
+        waiter = self._waiter
+        if waiter is not None and not waiter.done() and (self._lines or self._error is not None):
+            waiter.set_result(None)
+
+    def _pace(self, read: bool) -> None:
+        """A device that keeps sending is read every ``READ_INTERVAL_S`` by a timer, its bytes waiting in the tty
+        meanwhile: the agent wakes a few dozen times a second for many lines each time, not for every few lines (a
+        USB serial adapter's latency timer does the same). Once a read finds nothing, the loop watches the port
+        again, so a line after a pause is read at once."""
+        loop = self._loop
+        if loop is None or self._fd is None:
+            return
+        now = loop.time()
+        busy = read and now - self._last_read < READ_INTERVAL_S
+        if read:
+            self._last_read = now
+        if busy or (read and not self._watching):  # poll
+            if self._watching:
+                loop.remove_reader(self._fd)
+                self._watching = False
+            self._resume = loop.call_later(READ_INTERVAL_S, self._on_readable)
+        elif not self._watching:  # quiet again: watch
+            loop.add_reader(self._fd, self._on_readable)
+            self._watching = True
+
+    def _fail(self, error: TransportClosed) -> None:
+        self._error = error
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._resume is not None:
+            self._resume.cancel()
+            self._resume = None
+        if self._watching and self._loop is not None and self._fd is not None:
+            with contextlib.suppress(Exception):  # the loop is closed already
+                self._loop.remove_reader(self._fd)
+        self._watching = False
 
     async def _read_in_thread(self) -> bytes:
         port = self._serial
@@ -180,17 +238,13 @@ class SerialLineTransport(LineTransport):
                 raise TransportClosed(f"write to {self.portname} failed: {error}") from None
 
     async def close(self) -> None:
+        self._unwatch()
         port, self._serial, self._fd = self._serial, None, None
         if port is not None:
             with contextlib.suppress(Exception):
                 port.cancel_read()
             with contextlib.suppress(Exception):
                 port.close()
-
-
-def _set_done(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
 
 
 def parse_server(server: str, default_port: int) -> tuple[str, int]:
