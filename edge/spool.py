@@ -48,7 +48,7 @@ from json.encoder import encode_basestring_ascii as _quote
 from pathlib import Path
 from typing import Any
 
-from chalicelib.core.envelope import MAX_RAW_BYTES, PUBLISH_VERSION, Envelope
+from mycontroller_protocol.envelope import MAX_RAW_BYTES, PUBLISH_VERSION, Envelope
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -115,7 +115,7 @@ def test_edge_wheel_installs_alone_and_checks_a_config(edge_bin: Path, wheels: d
     done = _run(edge_bin / "mycontroller-edge", "--version", cwd=tmp_path, env=_clean_env())
     assert done.stdout.strip() == f"mycontroller-edge {version}"
     done = _run(edge_bin / "python", "-c", IMPORT_ALL, cwd=tmp_path, env=_clean_env())
-    assert "chalicelib.core.envelope" in done.stdout and "chalicelib.api" not in done.stdout, done.stdout
+    assert "chalicelib." not in done.stdout, done.stdout
     done = _run(edge_bin / "mycontroller-edge", "check", "--config", FIXTURES / "edge.yaml", cwd=tmp_path,
                 env=_clean_env())
     assert json.loads(done.stdout)["edge"]["id"] == "pi-garage" and "s3cret-uplink" not in done.stdout

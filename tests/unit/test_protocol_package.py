@@ -15,7 +15,6 @@ ROOT = Path(__file__).resolve().parents[2]
 PENDING_SHIMS: dict[str, str] = {
     # chalicelib module → the edge file that still imports it. Each such module is a shim re-exporting the protocol
     # package, left where another change held the importing file during the move. Only remove entries.
-    "chalicelib.core.envelope": "edge/spool.py",
 }
 
 REFUSE_CHALICELIB = """
