@@ -6,7 +6,8 @@
   here and nothing differs from what was tested but the platform.
 * Chalice's runtime is one module: ``chalice/app.py`` and ``chalice/__init__.py`` are copied from the installed
   Chalice, as ``chalice package`` itself does.
-* The app: ``app.py`` and ``chalicelib/`` without the local stack (``chalicelib/local/``).
+* The app: ``app.py``, ``chalicelib/`` without the local stack (``chalicelib/local/``), and the protocol code it
+  shares with the edge agent (``mycontroller_protocol/``, #21) with the checkout's version stamped into it.
 
 The zip is reproducible (sorted entries, fixed times and modes): the same sources and versions give the same
 bytes, so ``sam deploy`` finds the same object in its bucket and a re-run with nothing changed changes nothing.
@@ -39,8 +40,10 @@ PYTHON_VERSION: Final = "3.12"
 NOT_PACKAGED: Final = ("chalice", "uvicorn")
 """Requirements the package does without: Chalice's runtime is copied as two files (``chalice_runtime``); uvicorn
 serves the local stack only."""
-APP_EXCLUDED: Final = ("chalicelib/local/",)
-"""The local stack never runs in Lambda."""
+APP_PACKAGES: Final = ("chalicelib", "mycontroller_protocol")
+"""The app's packages, beside ``app.py``."""
+APP_EXCLUDED: Final = ("chalicelib/local/", "mycontroller_protocol/_version.py")
+"""The local stack never runs in Lambda; the version is stamped (``version_stamp``)."""
 SKIPPED_PARTS: Final = ("__pycache__", "bin")
 ZIP_TIME: Final = (1980, 1, 1, 0, 0, 0)
 
@@ -118,7 +121,7 @@ def _files(root: Path, prefix: str = "") -> Iterator[tuple[Path, str]]:
 
 def app_files(root: Path = ROOT) -> list[tuple[Path, str]]:
     files = [(root / "app.py", "app.py")]
-    files += [(path, name) for path, name in _files(root / "chalicelib", "chalicelib/")
+    files += [(path, name) for package in APP_PACKAGES for path, name in _files(root / package, f"{package}/")
               if path.suffix == ".py" and not name.startswith(APP_EXCLUDED)]
     return files
 
@@ -147,7 +150,7 @@ def version_stamp(build_dir: Path) -> tuple[Path, str]:
 
     stamp = build_dir / "_version.py"
     stamp.write_text(f'"""Written by infra/bundle.py."""\n\nversion = "{VERSION}"\n', encoding="utf-8")
-    return stamp, "chalicelib/_version.py"
+    return stamp, "mycontroller_protocol/_version.py"
 
 
 def build_bundle(build_dir: Path = ROOT / "build", root: Path = ROOT) -> Path:

@@ -18,12 +18,16 @@ from infra import bundle
 from infra.deploy import DeployError, check_target, deploy, destroy, purge, retained_resources
 
 
-def test_the_package_carries_the_app_and_runtime_requirements_only() -> None:
+def test_the_package_carries_the_app_and_runtime_requirements_only(tmp_path: Path) -> None:
     requirements = bundle.lambda_requirements()
     assert requirements and not any(line.lower().startswith("chalice") for line in requirements)
     names = {name for _, name in bundle.app_files()}
     assert "app.py" in names and "chalicelib/bootstrap.py" in names
-    assert not any(name.startswith("chalicelib/local/") for name in names)
+    assert {"mycontroller_protocol/__init__.py", "mycontroller_protocol/envelope.py",
+            "mycontroller_protocol/mysensors/codec.py"} <= names  # the protocol code, shared with the edge (#21)
+    assert not any(name.startswith(("chalicelib/local/", "edge/")) or name.endswith("_version.py") for name in names)
+    stamp, name = bundle.version_stamp(tmp_path)
+    assert name == "mycontroller_protocol/_version.py" and "version = " in stamp.read_text()
     assert {name for _, name in bundle.chalice_runtime()} == {"chalice/app.py", "chalice/__init__.py"}
 
 
