@@ -13,7 +13,7 @@ per-provider wire forms:
   (``erase_eeprom``) and the node an ``I_REBOOT``; when its bootloader then asks for its firmware config, the edge
   answers with the erase command. ``firmware_update`` is a control downlink (``firmware_assignment``): the edge
   fetches the node's assigned firmware from the URL it names, reboots the node and serves its bootloader the
-  blocks (``providers/mysensors/firmware.py``, ``edge/gateways/mysensors/ota.py``). Gateway ``discover_nodes``
+  blocks (``mycontroller_protocol.mysensors.firmware``, ``edge/gateways/mysensors/ota.py``). Gateway ``discover_nodes``
   → ``I_DISCOVER_REQUEST`` (20) broadcast ``255;255;3;0;20;``. A node's sleep mode set from its labels is a
   control downlink too (``sleep_mode``).
 * Tasmota: topic ``cmnd/<node>/<command>`` with a plain payload. Set field → ``cmnd/<node>/<fieldId>`` (binary
@@ -21,11 +21,11 @@ per-provider wire forms:
   ``Reset 6`` (erase flash settings but keep Wi-Fi and MQTT, as the reference does). No discover.
 * ``mc_json`` (generic JSON devices): set field → ``{"n", "s", "f", "v"}``; no node or gateway actions.
 * ESPHome (``esphome``): set field → ``{"n", "s", "f", "v"}`` with the value in ESPHome's units
-  (``providers/esphome/codec.py``: percent → 0..1, ``#rrggbb`` → three channels…); the edge finds the entity.
+  (``mycontroller_protocol.esphome``: percent → 0..1, ``#rrggbb`` → three channels…); the edge finds the entity.
   Node actions ``{"n", "a"}``: heartbeat_request, reboot (the device's restart button), refresh_node_info.
 * Philips Hue (``philips_hue``): set ``on``, ``brightness``, ``color_temperature`` (mirek) or ``color``
   (``#rrggbb`` or ``x,y`` → CIE xy) of a light or room → ``{"n", "s", "f", "v"}``
-  (``providers/hue/codec.py``); node action refresh_node_info.
+  (``mycontroller_protocol/hue/codec.py``); node action refresh_node_info.
 
 ``Downlink.key`` names the target (``<node>;<child>;<type>`` for MySensors, ``<node>;<command>`` for Tasmota) so
 that the edge's sleep queue replaces an older command for the same target with a newer one.

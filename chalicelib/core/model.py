@@ -357,8 +357,9 @@ class Gateway(_Labelled):
     downlinks go to that thing's down topic (``core/identity.py``). Set from the API, or by the gateway's first
     message (then ``cloud_config`` is false). ``None``: no edge yet; the first thing to send for it claims it."""
     cloud_config: bool = True
-    """Whether the cloud sends this gateway's config to its edge through the device shadow (``core/shadow.py``).
-    False for a gateway the edge runs from its own YAML file (bound to the edge by its first message)."""
+    """Whether the cloud sends this gateway's config to its edge through the device shadow
+    (``mycontroller_protocol.shadow``). False for a gateway the edge runs from its own YAML file (bound to the edge
+    by its first message)."""
 
     @field_validator("id")
     @classmethod

@@ -405,7 +405,7 @@ class SecretValues(Protocol):
 
 class ShadowStore(Protocol):
     """Edge devices' shadows (AWS IoT device shadow via iot-data; in-process locally): the desired gateway
-    configs the cloud writes, the reported state the edge writes (``core/shadow.py`` has the documents)."""
+    configs the cloud writes, the reported state the edge writes (``mycontroller_protocol.shadow``: the documents)."""
 
     def update_desired(self, thing: str, desired: dict[str, Any]) -> None:
         """Make the thing's desired section ``desired`` (keys it no longer has are removed)."""

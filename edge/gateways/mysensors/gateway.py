@@ -347,7 +347,7 @@ class MySensorsGateway(Gateway):
         return not self._is_sleeper(node) or time.monotonic() < self.awake_until.get(node, 0.0)
 
     def _control(self, raw: str) -> None:
-        """A control downlink for the gateway itself (``core/providers/mysensors/control.py``)."""
+        """A control downlink for the gateway itself (``mycontroller_protocol/mysensors/control.py``)."""
         try:
             data = read_control(raw) or {}
             if data.get("ctl") == CONTROL_OTA:
