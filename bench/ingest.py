@@ -28,9 +28,9 @@ from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
 from chalicelib.adapters.repository_memory import MemoryRepository
 from chalicelib.adapters.repository_sqlite import SqliteRepository
 from chalicelib.core.processor import Processor
-from chalicelib.core.publish_reader import decode_publish
+from chalicelib.core.publish_reader import INGEST_BATCH_PUBLISHES, decode_publish
 from chalicelib.runtime import tune_gc
-from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES, Envelope, encode_publish
+from mycontroller_protocol.envelope import Envelope, encode_publish
 
 SENSORS = [  # child id, S_ type, V_ type, value generator
     (1, 6, 0, lambda r: f"{r.uniform(-10, 35):.1f}"),  # S_TEMP / V_TEMP

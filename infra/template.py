@@ -45,11 +45,11 @@ from chalicelib.adapters.connections_dynamodb import connections_table_definitio
 from chalicelib.adapters.repository_dynamodb import table_definition
 from chalicelib.core.auth import MAX_PASSWORD_BYTES, MIN_PASSWORD_CHARS
 from chalicelib.core.bus_packing import AUTOMATION_CONSUMERS, packed_pattern
+from chalicelib.core.publish_reader import INGEST_BATCH_PUBLISHES
 from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
 from chalicelib.services.websocket import NOTIFY_PATTERN
 from infra import identity
-from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES
 
 MAX_RECEIVE_COUNT = 5
 INGEST_TIMEOUT_S = 30

@@ -19,12 +19,6 @@ MAX_RAW_BYTES = 4096
 
 PUBLISH_VERSION = 1
 
-INGEST_BATCH_PUBLISHES = 100
-"""Publishes the ingest function takes at once: the SQS event source's ``BatchSize`` (with its 1 s batching
-window, so a quiet site's publishes still go within a second) and the local ingest queue's batch. Writes and
-events follow the distinct fields a batch touches, so under load a bigger batch costs fewer DynamoDB writes,
-EventBridge entries and invocations per message (Lambda caps a batch at 6 MB of payload)."""
-
 
 _GOOD_GATEWAY_IDS: set[str] = set()
 

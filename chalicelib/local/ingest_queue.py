@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES
-
 from ..adapters.queue_local import Handler, LocalSqsQueue
+from ..core.publish_reader import INGEST_BATCH_PUBLISHES
 
 
 class LocalIngestQueue(LocalSqsQueue):

@@ -43,7 +43,7 @@ def test_publishes_waiting_go_to_the_ingest_function_a_full_batch_at_a_time() ->
     processor batch (one write per field) per hundred publishes, not per ten."""
     import threading
 
-    from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES
+    from chalicelib.core.publish_reader import INGEST_BATCH_PUBLISHES
 
     release = threading.Event()
     sizes: list[int] = []

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from chalicelib.core.publish_reader import INGEST_BATCH_PUBLISHES
 from infra.identity import edge_policy_document, ingest_rule_sql
 from infra.package import build_info, build_template, write_template
 from infra.template import (
@@ -25,7 +26,7 @@ from infra.template import (
     SCHEDULED_FUNCTION_ARN,
     build_resources,
 )
-from mycontroller_protocol.envelope import INGEST_BATCH_PUBLISHES, up_topic
+from mycontroller_protocol.envelope import up_topic
 
 
 @functools.cache
