@@ -1,11 +1,13 @@
-"""What users install (#21): both wheels built as ``make dist`` builds them (``python -m build``, ``twine check``),
-each installed into a fresh virtual environment outside the checkout, and run from there.
+"""What users install (#21): the three wheels built as ``make dist`` builds them (``python -m build``, ``twine
+check``), ``mycontroller-edge`` and ``mycontroller`` each installed into a fresh virtual environment outside the
+checkout (``mycontroller-protocol``, which both require, found beside them), and run from there.
 
-* ``mycontroller-edge`` alone: ``--version``; every module of the agent imports (the protocol modules it carries
-  are all there); ``check`` on the example config; ``install-service --dry-run`` names this installation;
-  a short run of a simulated gateway against mosquitto (connected, publishes sent, ``status`` with the version).
-* ``mycontroller`` (with the edge wheel it requires, found beside it): ``--version``; ``serve`` on a free port:
-  log in, the simulator's fields appear, ``/api/version`` is the wheel's, the console page and its assets load.
+* ``mycontroller-edge``: ``--version``; every module of the agent imports, and no ``chalicelib`` is installed or
+  loaded (the protocol code comes from ``mycontroller-protocol``); ``check`` on the example config;
+  ``install-service --dry-run`` names this installation; a short run of a simulated gateway against mosquitto
+  (connected, publishes sent, ``status`` with the version).
+* ``mycontroller`` (with the protocol and edge wheels it requires): ``--version``; ``serve`` on a free port: log
+  in, the simulator's fields appear, ``/api/version`` is the wheel's, the console page and its assets load.
 
 The environments use pip's cache (``--find-links`` the wheel folder, the index as configured): slow the first
 time, a minute or so after. Under CI (``CI=true``) a missing tool (build, twine, mosquitto, the built console)
@@ -34,7 +36,7 @@ from tests.integration.services import start_mosquitto, unavailable
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures" / "edge"
 ADMIN_PASSWORD = "Package-Smoke-Test-42"
-WHEEL_VERSION = re.compile(r"^(mycontroller(?:_edge)?)-([^-]+)-py3-none-any\.whl$")
+WHEEL_VERSION = re.compile(r"^(mycontroller(?:_edge|_protocol)?)-([^-]+)-py3-none-any\.whl$")
 pytestmark = pytest.mark.timeout(900)
 
 
@@ -57,17 +59,20 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Both wheels, built and checked as ``make dist`` does (in isolation: the build requirements from the index)."""
+    """The three wheels, built and checked as ``make dist`` does (in isolation: the build requirements from the
+    index)."""
     for module in ("build", "twine"):
         if _run(sys.executable, "-c", f"import {module}", cwd=ROOT, check=False).returncode != 0:
             unavailable(f"{module} is not installed (make setup: requirements-dev.txt)")
     if not (ROOT / "frontend" / "dist" / "index.html").is_file():
         unavailable("the console is not built (make frontend; needs npm): the server wheel carries it")
     out = tmp_path_factory.mktemp("dist")
-    for project in ("edge", "server"):
+    for project in ("protocol", "edge", "server"):
         _run(sys.executable, "-m", "build", "--wheel", "--outdir", out, ROOT / "packaging" / project, cwd=ROOT)
     built = {match.group(1): path for path in out.glob("*.whl") if (match := WHEEL_VERSION.match(path.name))}
-    assert set(built) == {"mycontroller", "mycontroller_edge"}, sorted(p.name for p in out.iterdir())
+    names = sorted(p.name for p in out.iterdir())
+    assert set(built) == {"mycontroller", "mycontroller_edge", "mycontroller_protocol"}, names
+    assert len({_version(wheel) for wheel in built.values()}) == 1, names
     _run(sys.executable, "-m", "twine", "check", "--strict", *built.values(), cwd=ROOT)
     return built
 
@@ -100,12 +105,14 @@ def server_bin(wheels: dict[str, Path], tmp_path_factory: pytest.TempPathFactory
 # ------------------------------------------------------------------------------------------------- edge
 
 IMPORT_ALL = """
-import importlib, pkgutil, sys, edge, chalicelib
-assert "site-packages" in chalicelib.__file__ and "site-packages" in edge.__file__, (chalicelib.__file__, edge.__file__)
+import importlib, importlib.util, pkgutil, sys, edge, mycontroller_protocol
+assert "site-packages" in edge.__file__ and "site-packages" in mycontroller_protocol.__file__, edge.__file__
+assert importlib.util.find_spec("chalicelib") is None, "chalicelib is installed with the edge"
 names = [m.name for m in pkgutil.walk_packages(edge.__path__, "edge.") if not m.name.endswith("__main__")]
 for name in names:
     importlib.import_module(name)
-print(len(names), sorted(k for k in sys.modules if k.startswith("chalicelib")))
+print(len(names), "mycontroller_protocol.mysensors.codec" in sys.modules,
+      sorted(k for k in sys.modules if k.startswith("chalicelib")))
 """
 
 
@@ -115,7 +122,7 @@ def test_edge_wheel_installs_alone_and_checks_a_config(edge_bin: Path, wheels: d
     done = _run(edge_bin / "mycontroller-edge", "--version", cwd=tmp_path, env=_clean_env())
     assert done.stdout.strip() == f"mycontroller-edge {version}"
     done = _run(edge_bin / "python", "-c", IMPORT_ALL, cwd=tmp_path, env=_clean_env())
-    assert "chalicelib." not in done.stdout, done.stdout
+    assert done.stdout.split(maxsplit=1)[1].strip() == "True []", done.stdout
     done = _run(edge_bin / "mycontroller-edge", "check", "--config", FIXTURES / "edge.yaml", cwd=tmp_path,
                 env=_clean_env())
     assert json.loads(done.stdout)["edge"]["id"] == "pi-garage" and "s3cret-uplink" not in done.stdout
