@@ -48,7 +48,7 @@ def test_the_lambda_package_is_stamped(tmp_path: Path) -> None:
     from infra.bundle import version_stamp
 
     stamp, name = version_stamp(tmp_path)
-    assert name == "chalicelib/_version.py"
+    assert name == "mycontroller_protocol/_version.py"
     spec = importlib.util.spec_from_file_location("stamp", stamp)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
