@@ -144,8 +144,8 @@ def write_zip(destination: Path, files: Iterable[tuple[Path, str]]) -> None:
 
 
 def version_stamp(build_dir: Path) -> tuple[Path, str]:
-    """``chalicelib/_version.py`` with the checkout's version: a function has neither git nor package metadata to
-    read it from (``chalicelib/version.py``, #21)."""
+    """``mycontroller_protocol/_version.py`` with the checkout's version: a function has neither git nor package
+    metadata to read it from (``mycontroller_protocol/version.py``, #21)."""
     from mycontroller_protocol.version import VERSION
 
     stamp = build_dir / "_version.py"
