@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from operator import attrgetter, itemgetter
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from mycontroller_protocol.envelope import Envelope
 from mycontroller_protocol.values import convert_value
@@ -52,13 +52,12 @@ from ..ops import (
 from ..ports import MetricPoint, Repository
 from .caches import Caches, FieldKey, Route, iso
 from .fold import fold_known, fold_newer
-from .requests import answer_field_request, assign_node_id
+from .parts import ProcessorParts
 from .results import MessageFailure, ProcessResult, UnreadableRecord, permanent
 from .state import EntityAcc, FieldAcc, FieldGroup, Folded
 
-if TYPE_CHECKING:
-    from .engine import Processor
-
+FIRST_NODE_ID: Final = 1
+LAST_NODE_ID: Final = 254
 _CREATED: Final = EventType.CREATED.value
 _UPDATED: Final = EventType.UPDATED.value
 _message_id = attrgetter("message_id")
@@ -111,7 +110,7 @@ def _read(repo: Repository, kind: Kind, ids: Iterable[str], versions: dict[Kind,
 class Batch:
     """The working state of one batch (kept out of the long-lived ``Processor``)."""
 
-    def __init__(self, processor: Processor, envelopes: list[Envelope], gateway_ids: set[str],
+    def __init__(self, processor: ProcessorParts, envelopes: list[Envelope], gateway_ids: set[str],
                  result: ProcessResult) -> None:
         self.p = processor
         self.repo = processor.repository
@@ -169,7 +168,7 @@ class Batch:
                                f"field {key}: {type(failure).__name__}: {failure}", lasting)
         for gw, request, ts, provider in self.pending_requests:
             try:
-                answer_field_request(self, gw, request, ts, provider)
+                self.answer_field_request(gw, request, ts, provider)
             except Exception:  # answering a request must not cost the batch; the value itself was applied
                 pass
         failed = self.failed
@@ -375,12 +374,65 @@ class Batch:
             elif kind is Reply:
                 self.result.downlinks.append(op.downlink)  # type: ignore[union-attr]
             elif kind is NodeIdRequest:
-                error = assign_node_id(self, gw, envelope.provider) or error
+                error = self.assign_node_id(gw, envelope.provider) or error
             elif kind is NodeState:
                 self._node_state(gw, op, ts)  # type: ignore[arg-type]
             elif kind is GatewayState:
                 self._gateway_state(gateway, op, ts)  # type: ignore[arg-type]
         return error
+
+    # ----------------------------------------------------------------------------------------- requests
+
+    def answer_field_request(self, gw: str, op: FieldRequest, ts: int, provider: str) -> None:
+        """A ``requested`` event for the field, and a reply with its value when it has one and the provider can send
+        it. Runs after the batch's values are folded, so the answer is the newest value."""
+        self.node(gw, op.node_id, ts)
+        self.source(gw, op.node_id, op.source_id, ts)
+        key = f"{gw}.{op.node_id}.{op.source_id}.{op.field_id}"
+        acc = self.fields.get(key)
+        record = acc.materialize() if acc is not None else self.stored_fields.get(key)
+        if record is None:
+            self.requested.append(DomainEvent(EventType.REQUESTED.value, Kind.FIELD.value, key, f"field:{key}", None))
+            return
+        self.requested.append(event(EventType.REQUESTED, Kind.FIELD, record))
+        if (record.get("current") or {}).get("value") is None:
+            return
+        interpreter = self.p.interpreters.get(provider)
+        if interpreter is None:
+            return
+        reply = interpreter.reply_value(self.gateways[gw].record, record)
+        if reply is not None:
+            self.result.downlinks.append(reply)
+
+
+    def assign_node_id(self, gw: str, provider: str) -> str | None:
+        """Answer an id request with the first id no node of the gateway has (stored, made in this batch, or spoken
+        for by the batch's messages) and create that node; the reason when there is none to give."""
+        taken = self.node_ids_by_gateway.get(gw)
+        if taken is None:
+            taken = {r["nodeId"] for r in self.repo.children(Kind.GATEWAY, gw)}
+            prefix = gw + "."
+            taken.update(key[len(prefix):] for key in self.nodes if key.startswith(prefix))
+            taken.update(key[len(prefix):] for key in self.stored_nodes if key.startswith(prefix))
+            taken.update(self.batch_node_ids.get(gw, ()))
+            taken.update(group.template.node_id for group in self.groups.values() if group.gateway_id == gw)
+            self.node_ids_by_gateway[gw] = taken
+        for candidate in range(FIRST_NODE_ID, LAST_NODE_ID + 1):
+            if str(candidate) not in taken:
+                break
+        else:
+            return f"no free node id in {FIRST_NODE_ID}-{LAST_NODE_ID} on gateway {gw}"
+        interpreter = self.p.interpreters.get(provider)
+        if interpreter is None:
+            return f"provider {provider!r} cannot answer an id request"
+        gateway = self.gateways[gw].record
+        self.result.downlinks.append(interpreter.node_id_response(gateway, candidate))
+        node_id = str(candidate)
+        taken.add(node_id)
+        record = Node(gateway_id=gw, node_id=node_id, name=node_id,
+                      state=State(status=StateStatus.UNAVAILABLE, message="id assigned")).record()
+        self.nodes[record["id"]] = EntityAcc(record, created=True)
+        return None
 
     def node(self, gw: str, node_id: str, ts: int, key: str = "") -> EntityAcc:
         """The node's accumulator, created on first sight; marks it seen and up."""

@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Sequence
 from operator import attrgetter
 
 from mycontroller_protocol.envelope import Envelope
 
-from ..model import now_ms
-from ..ops import Interpreter
-from ..ports import MetricStore, Repository
 from .batch import Batch
-from .caches import Caches
+from .parts import ProcessorParts
 from .results import ProcessResult
 
 _message_id = attrgetter("message_id")
@@ -20,42 +17,9 @@ _timestamp = attrgetter("timestamp")
 _sequence = attrgetter("sequence")
 
 
-class Processor:
+class Processor(ProcessorParts):
     """Applies batches of envelopes to the repository and the metric store. Long-lived (one per worker): what it
     learns of routes, fields and last seen times (``caches``) makes the next batch cheaper."""
-
-    def __init__(
-        self,
-        repository: Repository,
-        metrics: MetricStore,
-        interpreters: Mapping[str, Interpreter] | None = None,
-        *,
-        last_seen_resolution_ms: int = 60_000,
-        clock: Callable[[], int] = now_ms,
-        fast_path: bool = True,
-    ) -> None:
-        if interpreters is None:
-            from ..providers import default_interpreters
-
-            interpreters = default_interpreters()
-        self.repository = repository
-        self.metrics = metrics
-        self.interpreters = dict(interpreters)
-        self.last_seen_resolution_ms = last_seen_resolution_ms
-        self.clock = clock
-        self.fast_path = fast_path
-        """Off: every value takes the general path (the reference the fast path is tested against)."""
-        self.routers: dict[str, Callable[[str], tuple[str, str] | None]] = {
-            name: router for name, interpreter in self.interpreters.items()
-            if (router := getattr(interpreter, "route_key", None)) is not None
-        }
-        self.route_key_tails: dict[str, tuple[str, int]] = {
-            name: (str(tail[0]), int(tail[1])) for name, interpreter in self.interpreters.items()
-            if (tail := getattr(interpreter, "route_key_tail", None)) and tail[0] and name in self.routers
-        }
-        """Providers whose route keys are the message up to a separator, the value after it: name → (separator,
-        longest value). Their known keys are found by splitting the message (``Batch._interpret``)."""
-        self.caches = Caches()
 
     # ----------------------------------------------------------------------------------------- entry points
 
