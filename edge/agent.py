@@ -561,13 +561,13 @@ class EdgeAgent:
                 after = 0
             room = len(self._in_flight) < window
             if room and self.uplink.connected:
-                rows, full = self.spool.peek_batch(max_envelopes, budget - _PUBLISH_OVERHEAD, after)
+                rows, full = self.spool.peek_batch(max_envelopes, budget - _PUBLISH_OVERHEAD, after, bodies=False)
                 if rows:
                     wait = publish_wait(rows[0].timestamp, time.time(), linger_s, full=full,
                                         urgent=is_urgent(rows))
                     wait = max(wait, pace - spacing_s - loop.time())
                     if wait <= 0:
-                        rows, body = _pack(rows, budget)
+                        rows, body = _pack(self.spool, rows, budget)
                         await asyncio.to_thread(self.spool.sync)
                         # Pacing by "theoretical arrival time": a publish that went out late does not delay
                         # the next one, so the rate holds at max_publishes_per_s (bursts of two at most).
@@ -759,14 +759,16 @@ class EdgeAgent:
         os.replace(tmp, path)
 
 
-def _pack(rows: list[SpoolRow], budget: int) -> tuple[list[SpoolRow], bytes]:
-    """The publish body for the longest prefix of ``rows`` that fits ``budget`` (the first row always goes)."""
+def _pack(spool: Spool, rows: list[SpoolRow], budget: int) -> tuple[list[SpoolRow], bytes]:
+    """The publish body for the longest prefix of ``rows`` that fits ``budget`` (the first row always goes); the
+    rows were read without their bodies, which are read now for those that go."""
     size = _PUBLISH_OVERHEAD - 1
     for count, row in enumerate(rows):
         size += row.size + 1
         if size > budget and count:
             rows = rows[:count]
             break
+    rows = spool.with_bodies(rows)
     return rows, publish_body(rows).encode()
 
 

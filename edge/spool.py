@@ -70,6 +70,10 @@ INSERT INTO sequences (gateway_id, sequence)
 SELECT gateway_id, max(sequence) FROM envelopes WHERE id IN ({marks}) GROUP BY gateway_id
 ON CONFLICT (gateway_id) DO UPDATE SET sequence = max(sequence, excluded.sequence)
 """
+_RAISE_SEQUENCE = """
+INSERT INTO sequences (gateway_id, sequence) VALUES (?, ?)
+ON CONFLICT (gateway_id) DO UPDATE SET sequence = max(sequence, excluded.sequence)
+"""
 _COUNTERS = ("evicted", "refused", "rejected")
 EVICT_SLACK = 0.01
 """Eviction frees this fraction of the bound beyond what is needed, so that a full spool evicts in batches."""
@@ -90,6 +94,8 @@ class SpoolRow:
     sequence: int
     timestamp: int
     """Edge time of reception, epoch milliseconds."""
+    generation: int = 0
+    """The spool's eviction count when the row was read: while it is unchanged, the row is still there."""
 
     @property
     def envelope(self) -> Envelope:
@@ -150,6 +156,8 @@ class Spool:
         self._pending: list[tuple[str, int, int, int, int, str]] = []
         """Deferred appends, numbered and counted, not yet written (``commit``)."""
         self._heads: dict[tuple[str, str], tuple[str, str]] = {}
+        self._generation = 0
+        """Evictions so far (in this process): rows read before the last one may be gone or their ids reused."""
 
     # ------------------------------------------------------------------------------------------- setup
 
@@ -257,6 +265,7 @@ class Spool:
             if victims:
                 self._delete(victims)
                 self._counters["evicted"] += len(victims)
+                self._generation += 1
                 self._save_counter("evicted")
             db.execute(_INSERT, (gateway_id, sequence, int(command), size, timestamp, body))
             db.execute("COMMIT")
@@ -340,56 +349,113 @@ class Spool:
         """
         return self.peek_batch(limit, max_bytes, after)[0]
 
-    def peek_batch(self, limit: int, max_bytes: int | None = None, after: int = 0) -> tuple[list[SpoolRow], bool]:
-        """``peek``, and whether more rows were waiting beyond the batch (the batch is full: send it now)."""
+    def peek_batch(self, limit: int, max_bytes: int | None = None, after: int = 0, *, bodies: bool = True
+                   ) -> tuple[list[SpoolRow], bool]:
+        """``peek``, and whether more rows were waiting beyond the batch (the batch is full: send it now).
+
+        ``bodies=False`` leaves the rows' bodies empty (what the sender needs to decide whether to publish yet);
+        ``with_bodies`` reads them for the rows it sends.
+        """
         with self._lock:
             self._commit_pending()
+            generation = self._generation
             rows = self._db.execute(
-                "SELECT id, size, command, body, gateway_id, sequence, created_ms FROM envelopes WHERE id > ? "
-                "ORDER BY id LIMIT ?", (after, limit + 1)).fetchall()
+                "SELECT id, size, command, gateway_id, sequence, created_ms" + (", body" if bodies else "")
+                + " FROM envelopes WHERE id > ? ORDER BY id LIMIT ?", (after, limit + 1)).fetchall()
         result: list[SpoolRow] = []
         total = 0
-        for rowid, size, command, body, gateway_id, sequence, created_ms in rows[:limit]:
+        for row in rows[:limit]:
+            size = row[1]
             if max_bytes is not None and result and total + size > max_bytes:
                 return result, True
             total += size
-            result.append(SpoolRow(rowid, size, bool(command), body, gateway_id, sequence, created_ms))
+            result.append(SpoolRow(row[0], size, bool(row[2]), row[6] if bodies else "", row[3], row[4], row[5],
+                                   generation))
         return result, len(rows) > limit
+
+    def with_bodies(self, rows: list[SpoolRow]) -> list[SpoolRow]:
+        """``rows`` (read with ``bodies=False``, oldest first) with their bodies; a row gone since is left out."""
+        if not rows:
+            return rows
+        with self._lock:
+            bodies = dict(self._db.execute("SELECT id, body FROM envelopes WHERE id BETWEEN ? AND ?",
+                                           (rows[0].rowid, rows[-1].rowid)))
+        result = []
+        for row in rows:
+            body = bodies.get(row.rowid)
+            if body is not None:
+                row.body = body
+                result.append(row)
+        return result
 
     def ack(self, rows: Iterable[SpoolRow]) -> int:
         """Remove envelopes the uplink acknowledged; returns how many were still there (evicted ones are not).
 
-        Rows are matched by rowid *and* (gateway, sequence): a rowid freed by eviction may be reused by a new
-        envelope, which must not be removed by a late ack for the evicted one.
+        Rows read since the last eviction are still there, as read: they are deleted by id in one statement. After
+        an eviction rows are matched by rowid *and* (gateway, sequence): a rowid freed by eviction may be reused by
+        a new envelope, which must not be removed by a late ack for the evicted one.
         """
-        keys = [(row.rowid, row.gateway_id, row.sequence) for row in rows]
-        if not keys:
+        rows = list(rows)
+        if not rows:
             return 0
         with self._lock:
-            db = self._db
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                found: list[tuple[int, int, int]] = []
-                for start in range(0, len(keys), _CHUNK):
-                    chunk = keys[start:start + _CHUNK]
-                    marks = ",".join("?" * len(chunk))
-                    wanted = {(rowid, gateway_id, sequence) for rowid, gateway_id, sequence in chunk}
-                    for rowid, gateway_id, sequence, size, command in db.execute(
-                            f"SELECT id, gateway_id, sequence, size, command FROM envelopes WHERE id IN ({marks})",
-                            [key[0] for key in chunk]):
-                        if (rowid, gateway_id, sequence) in wanted:
-                            found.append((rowid, size, command))
-                self._delete(found)
-                db.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
-                raise
+            found = self._ack_known(rows) if all(row.generation == self._generation for row in rows) else None
+            if found is None:
+                found = self._ack_checked(rows)
             self._depth -= len(found)
             self._bytes -= sum(row[1] for row in found)
             self._commands -= sum(row[2] for row in found)
             self.acked += len(found)
             return len(found)
+
+    def _ack_known(self, rows: list[SpoolRow]) -> list[tuple[int, int, int]] | None:
+        """Delete rows known to be there; None (nothing done) if they were not all there after all."""
+        db = self._db
+        ids = sorted(row.rowid for row in rows)
+        highest: dict[str, int] = {}
+        for row in rows:
+            highest[row.gateway_id] = max(highest.get(row.gateway_id, 0), row.sequence)
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(_RAISE_SEQUENCE, list(highest.items()))
+            if ids[-1] - ids[0] + 1 == len(ids):
+                deleted = db.execute("DELETE FROM envelopes WHERE id BETWEEN ? AND ?", (ids[0], ids[-1])).rowcount
+            else:
+                deleted = sum(db.execute(f"DELETE FROM envelopes WHERE id IN ({','.join('?' * len(chunk))})",
+                                         chunk).rowcount
+                              for chunk in (ids[start:start + _CHUNK] for start in range(0, len(ids), _CHUNK)))
+            if deleted != len(ids):
+                db.execute("ROLLBACK")
+                return None
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return [(row.rowid, row.size, int(row.command)) for row in rows]
+
+    def _ack_checked(self, rows: list[SpoolRow]) -> list[tuple[int, int, int]]:
+        keys = [(row.rowid, row.gateway_id, row.sequence) for row in rows]
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            found: list[tuple[int, int, int]] = []
+            for start in range(0, len(keys), _CHUNK):
+                chunk = keys[start:start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                wanted = set(chunk)
+                for rowid, gateway_id, sequence, size, command in db.execute(
+                        f"SELECT id, gateway_id, sequence, size, command FROM envelopes WHERE id IN ({marks})",
+                        [key[0] for key in chunk]):
+                    if (rowid, gateway_id, sequence) in wanted:
+                        found.append((rowid, size, command))
+            self._delete(found)
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+        return found
 
     # ------------------------------------------------------------------------------------------- stats
 
