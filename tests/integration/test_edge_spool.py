@@ -203,3 +203,23 @@ def test_a_second_process_cannot_open_a_spool_in_use(tmp_path: Path) -> None:
     assert other.returncode != 0 and "in use by another process" in other.stderr
     spool.close()
     assert Spool(tmp_path / "spool.sqlite").depth == 1
+
+
+def test_rows_read_without_bodies_are_sent_with_them_and_acked_once(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool.sqlite")
+    for i in range(10):
+        spool.append(f"gw{i % 2}", "test", f"m{i}", command=i == 3)
+    rows, more = spool.peek_batch(6, bodies=False)
+    assert more and [row.body for row in rows] == [""] * 6 and [row.command for row in rows].count(True) == 1
+    sent = spool.with_bodies(rows)
+    assert [json.loads(row.body)["r"] for row in sent] == [f"m{i}" for i in range(6)]
+    assert spool.ack(sent) == 6 and spool.ack(sent) == 0, "an ack of rows already gone removes nothing"
+    stats = spool.stats()
+    assert stats["depth"] == spool.depth == 4 and stats["commands"] == 0
+    assert stats["bytes"] == sum(row.size for row in spool.peek(10))
+    spool.close()
+    reopened = Spool(tmp_path / "spool.sqlite")
+    assert reopened.sequence("gw0") == 5 and reopened.sequence("gw1") == 5
+    assert reopened.ack(reopened.peek(10)) == 4 and reopened.depth == 0
+    reopened.close()
+    assert Spool(tmp_path / "spool.sqlite").append("gw1", "test", "next").sequence == 6  # type: ignore[union-attr]
