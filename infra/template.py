@@ -38,7 +38,6 @@ moto does not fire IoT rules, so tests check this definition and call the ingest
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any, Final
 
 from chalicelib.adapters.connections_dynamodb import connections_table_definition
@@ -610,15 +609,3 @@ def build_resources() -> dict[str, Any]:
             **{f"{name}DeadLetterQueueUrl": {"Value": {"Ref": f"{name}DeadLetterQueue"}} for name in BUS_CONSUMERS},
         },
     }
-
-
-def main() -> None:
-    """The whole template on stdout (``make package`` writes it to ``build/template.json``)."""
-    from .package import build_template
-
-    json.dump(build_template(), sys.stdout, indent=2)
-    sys.stdout.write("\n")
-
-
-if __name__ == "__main__":
-    main()
