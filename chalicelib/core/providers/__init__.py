@@ -1,13 +1,15 @@
 """Gateway providers: each turns its devices' raw messages into provider-neutral operations (``core.ops``).
 
-Home Assistant style: one folder a provider, holding its codec and interpreter.
+Home Assistant style: one folder a provider, holding its interpreter (and Tasmota's discovery); each provider's
+codec, which the edge agent uses too, is in the protocol package (``mycontroller_protocol.<provider>``), and its
+``__init__`` exports both.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # the edge agent imports its codecs from here, not the cloud's operations and models
+if TYPE_CHECKING:  # the interpreters load on first use (``default_interpreters``)
     from ..ops import Interpreter
 
 
