@@ -1,7 +1,7 @@
 """Provider ``esphome``: ESPHome devices over their native API, connected at the edge and decoded here.
 
-``codec`` holds the messages' shape and the values of commands; ``interpreter`` maps devices, entities and
-states to nodes, sources and fields, after MyController v2's ESPHome provider.
+``mycontroller_protocol.esphome.codec`` holds the messages' shape and the values of commands; ``interpreter`` maps
+devices, entities and states to nodes, sources and fields, after MyController v2's ESPHome provider.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """Provider ``philips_hue``: Philips Hue bridges over CLIP v2, connected at the edge and decoded here.
 
-``codec`` holds the messages' shape, colour conversions and command values; ``interpreter`` maps devices,
-rooms, zones and their services to nodes, sources and fields, after MyController v2's Hue provider.
+``mycontroller_protocol.hue.codec`` holds the messages' shape, colour conversions and command values;
+``interpreter`` maps devices, rooms, zones and their services to nodes, sources and fields, after MyController v2's
+Hue provider.
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""MySensors 2.x provider: protocol tables, wire codec and the processor's interpreter."""
+"""MySensors 2.x provider: the processor's interpreter, with the protocol tables and wire codec it uses
+(``mycontroller_protocol.mysensors``) exported beside it."""
 
 from mycontroller_protocol.mysensors.codec import (
     MAX_PAYLOAD,

@@ -1,7 +1,7 @@
 """Provider ``tasmota``: Tasmota devices over MQTT, decoded in the cloud from the topic and payload the edge saw.
 
-``codec`` reads topics and builds command topics and payloads; ``interpreter`` maps telemetry, results, status
-and LWT to processor operations, after MyController v2's Tasmota provider.
+``mycontroller_protocol.tasmota.codec`` reads topics and builds command topics and payloads; ``interpreter`` maps
+telemetry, results, status and LWT to processor operations, after MyController v2's Tasmota provider.
 """
 
 from __future__ import annotations
