@@ -3,8 +3,9 @@
 So that one ``except DomainError`` tells "the core refused this" from a bug or an outage, while each subclass keeps
 its builtin base too (``class QueryError(DomainError, ValueError)``), and code that catches ``ValueError`` or
 ``KeyError`` keeps working. The errors a port declares (``ports.ConditionFailed``, ``ports.Gone``…) are domain
-errors as well: adapters raise them, the core decides what they mean. ``tests/unit/test_errors.py`` holds every
-area to its base.
+errors as well: adapters raise them, the core decides what they mean. The protocol the core shares with the edge
+(envelopes, codecs, value conversion: ``mycontroller_protocol``) raises errors of its own base, ``ProtocolError``.
+``tests/unit/test_errors.py`` holds every area to its base.
 """
 
 from __future__ import annotations
