@@ -540,6 +540,12 @@ def edge_publishes(lines: list[Line], gateway: str, linger_s: float, *, stream: 
     return publishes
 
 
+def first_values(nodes: int, rng: random.Random) -> list[str]:
+    """One value of every sensor of every node: what makes a site's fields."""
+    return [f"{node};{child};1;0;{v_type};{generate(rng)}" for node in range(1, nodes + 1)
+            for child, _, v_type, generate in SENSORS]
+
+
 def home_lines(nodes: int, rate: float, seconds: float, rng: random.Random) -> list[Line]:
     """Each node sends one line every ``nodes / rate`` seconds (staggered), its sensors in turn."""
     period = nodes / rate
@@ -620,9 +626,13 @@ class Run:
     # ----------------------------------------------------------------------------------------- pieces
 
     def present(self, stack: Stack, pipeline: Pipeline, gateway: str, nodes: int) -> None:
-        """The devices present themselves (not measured)."""
+        """The devices present themselves and report every sensor once (not measured): a site's fields exist
+        before the month is measured. A field is made at its first value, its two index entries paid then, once
+        in its life; measured in a few minutes and scaled to a month they would be paid over and over."""
         lines = [Line(0.0, raw, urgent=True) for raw in presentation_lines(nodes)]
         pipeline.ingest(edge_publishes(lines, gateway, self.linger_s, stream="setup"))
+        lines = [Line(1.0, raw, urgent=True) for raw in first_values(nodes, random.Random(1))]
+        pipeline.ingest(edge_publishes(lines, gateway, self.linger_s, stream="setup-values"))
 
     def automate(self, stack: Stack, gateway: str) -> None:
         """The home's tasks and forward payloads, as the console would make them (not measured)."""
@@ -776,9 +786,18 @@ class Run:
                 stack.seed_meter()
                 meter.reset()
                 lambdas.stats.clear()
-                lines = [Line(10.0 + line.at, line.raw, line.urgent)
-                         for line in home_lines(HOME_NODES, HOME_RATE, self.seconds, random.Random(3))]
-                publishes = edge_publishes(lines, "home", self.linger_s, stream=uuid.uuid4().hex[:8])
+                # a last seen interval of the home's traffic first (not measured), so that the nodes' and
+                # sources' stored last seen times are spread as a running site's are, not all the warm-up's
+                warm = float(self.model.values.get("LastSeenInterval") or 300)
+                traffic = [Line(10.0 + line.at, line.raw, line.urgent)
+                           for line in home_lines(HOME_NODES, HOME_RATE, warm + self.seconds, random.Random(3))]
+                stream = uuid.uuid4().hex[:8]
+                pipeline.ingest(edge_publishes([line for line in traffic if line.at < 10.0 + warm], "home",
+                                               self.linger_s, stream=stream + "w"))
+                meter.reset()
+                lambdas.stats.clear()
+                lines = [line for line in traffic if line.at >= 10.0 + warm]
+                publishes = edge_publishes(lines, "home", self.linger_s, stream=stream)
                 pipeline.ingest(publishes)
                 messages = len(lines)
                 variable = meter.usage

@@ -6,6 +6,7 @@ a mapping's batches)."""
 from __future__ import annotations
 
 import json
+import random
 from typing import Any
 
 import boto3
@@ -150,3 +151,14 @@ def test_a_mapping_batches_by_window_and_size() -> None:
     assert [len(batch) for _, batch in batches(records, 2, 1.0)] == [2, 2, 1]
     same_moment = [Pending(1.0, index, index) for index in range(12)]
     assert [len(batch) for _, batch in batches(same_moment, 10, 0.0)] == [10, 2]
+
+
+def test_the_bench_measures_a_running_site_not_its_first_minutes() -> None:
+    """#17: a field's creation (its index entries) is paid once in its life, not every few minutes of a month."""
+    from bench.cost import first_values
+    from bench.ingest import SENSORS
+
+    lines = first_values(3, random.Random(1))
+    assert len(lines) == 3 * len(SENSORS)
+    assert {tuple(line.split(";")[:2]) for line in lines} == {(str(node), str(child)) for node in (1, 2, 3)
+                                                                for child, _, _, _ in SENSORS}
