@@ -25,7 +25,29 @@ export function alignSeries(series: Series[]): uPlot.AlignedData {
   return [times.map((t) => t / 1000), ...columns] as uPlot.AlignedData;
 }
 
-export function Chart({ series, height = 240, unit }: { series: Series[]; height?: number; unit?: string }) {
+/** The time axis: the data's own span, or — with a single time (one aggregated point, one reading) — the `span`
+ * (seconds) the chart is about, ending at that time (uPlot would otherwise stretch one instant over years). */
+export function timeRange(min: number | null, max: number | null, span: number): [number, number] {
+  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
+    const now = Date.now() / 1000;
+    return [now - span, now];
+  }
+  return min === max ? [max - span, max + span / 50] : [min, max];
+}
+
+/** uPlot stretches a time axis with one instant over 1000 days: such data gets the chart's span instead. */
+function fitSingleTime(plot: uPlot, span: number): void {
+  const times = plot.data[0];
+  if (times.length === 0 || times[0] !== times[times.length - 1]) return;
+  const [min, max] = timeRange(times[0], times[0], span);
+  plot.setScale("x", { min, max });
+}
+
+export function Chart({ series, height = 240, unit, span = 3600 }: {
+  series: Series[]; height?: number; unit?: string;
+  /** Seconds the chart covers (its range, e.g. 3600 for the last hour): the axis when the data has one time. */
+  span?: number;
+}) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
   const names = series.map((s) => s.name).join("|");
@@ -40,7 +62,7 @@ export function Chart({ series, height = 240, unit }: { series: Series[]; height
       height,
       legend: { show: series.length > 1 },
       cursor: { drag: { x: true, y: false } },
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: (_u, min, max) => timeRange(min, max, span) } },
       axes: [
         { stroke: "#667", grid: { stroke: "#eef0f3" } },
         { stroke: "#667", grid: { stroke: "#eef0f3" }, size: 64,
@@ -59,6 +81,7 @@ export function Chart({ series, height = 240, unit }: { series: Series[]; height
       ],
     };
     const instance = new uPlot(options, data, element);
+    fitSingleTime(instance, span);
     plot.current = instance;
     // The legend (several series) sits under the plot: the plot gets the height the legend leaves, so that the
     // whole chart fits its box (a widget cut the legend off before).
@@ -77,11 +100,13 @@ export function Chart({ series, height = 240, unit }: { series: Series[]; height
     };
     // The plot is rebuilt only when the series set changes; data updates go through setData below.
     // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [names, height, unit]);
+  }, [names, height, unit, span]);
 
   useEffect(() => {
-    plot.current?.setData(data);
-  }, [data]);
+    if (!plot.current) return;
+    plot.current.setData(data);
+    fitSingleTime(plot.current, span);
+  }, [data, span]);
 
   return (
     <div className="chart" ref={box} data-points={points}>

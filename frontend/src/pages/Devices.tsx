@@ -18,7 +18,7 @@ import { InlineLabels, InlineText } from "../components/InlineEdit";
 import { LazyChart } from "../components/LazyChart";
 import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { type Column, ResourceTable } from "../components/ResourceTable";
-import { type FieldRecord, useFields, useSeries } from "../live/fields";
+import { type FieldRecord, rangeMs, useFields, useSeries } from "../live/fields";
 import { useLive } from "../live/hooks";
 import { RANGES } from "../widgets/model";
 
@@ -363,7 +363,8 @@ function FieldHistory({ fieldId, unit, name }: { fieldId: string; unit?: string;
         </label>
       </div>
       <ErrorBox error={error} />
-      <LazyChart series={[{ name: name ?? fieldId, points: series[fieldId] ?? [] }]} unit={unit} />
+      <LazyChart series={[{ name: name ?? fieldId, points: series[fieldId] ?? [] }]} unit={unit}
+        span={-rangeMs(range) / 1000} />
     </div>
   );
 }

@@ -7,7 +7,7 @@ import { formatValue } from "../components/common";
 import { ColourPicker, RangeSlider, Toggle, useSetField } from "../components/FieldControl";
 import { MetricsOff, useMetricsEnabled } from "../components/MetricsOff";
 import { useFieldLabels } from "../api/names";
-import { bareFieldId, type FieldRecord, useFields, useSeries } from "../live/fields";
+import { bareFieldId, type FieldRecord, rangeMs, useFields, useSeries } from "../live/fields";
 import { useList } from "../api/queries";
 import { FieldControl } from "../components/FieldControl";
 import { fieldList, fromHex, isReferenceType, toHex, type Widget, widgetLabel } from "./model";
@@ -96,7 +96,8 @@ function LineChartHistory({ config, height }: { config: Config; height: number }
   const ids = useMemo(() => fieldList(config.resources), [config.resources]);
   const { fields } = useFields(ids);
   const window = str(config.window) === "none" ? "" : str(config.window);
-  const { series, error } = useSeries(ids, str(config.duration) || "-1h", window, str(config.function) || "mean");
+  const range = str(config.duration) || "-1h";
+  const { series, error } = useSeries(ids, range, window, str(config.function) || "mean");
   const rows = useMemo(() => Object.values(fields), [fields]);
   const labels = useFieldLabels(rows); // legends by name: "Living room · Temperature", not "V_TEMP (1)"
   const lines = ids.map((id) => {
@@ -107,7 +108,7 @@ function LineChartHistory({ config, height }: { config: Config; height: number }
   return (
     <div className="widget-chart">
       {error && <div className="error-inline">{error}</div>}
-      <Chart series={lines} height={Math.max(80, height)} unit={unit} />
+      <Chart series={lines} height={Math.max(80, height)} unit={unit} span={-rangeMs(range) / 1000} />
     </div>
   );
 }

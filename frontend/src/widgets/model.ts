@@ -300,8 +300,23 @@ export function emptyDashboard(): Dashboard {
   return { id: newId("dash"), title: "", description: "", favorite: false, disabled: false, labels: {}, widgets: [] };
 }
 
+/** Layouts made on a wider grid (MyController v2's console lays widgets out on more than 12 columns) fitted to
+ * these 12: each widget's left and right edges scaled alike, so that neighbours stay side by side, heights kept. */
+export function fitLayouts(layouts: Array<Partial<Layout>>): Layout[] {
+  const right = Math.max(GRID_COLUMNS, ...layouts.map((l) => num(l.x, 0) + num(l.w, 1)));
+  if (right <= GRID_COLUMNS) return layouts.map(clampLayout);
+  const scale = GRID_COLUMNS / right;
+  return layouts.map((l) => {
+    const x = Math.round(num(l.x, 0) * scale);
+    const end = Math.round((num(l.x, 0) + num(l.w, 1)) * scale);
+    return clampLayout({ ...l, x, w: Math.max(1, end - x) });
+  });
+}
+
 /** Fills what an older or foreign record lacks, so the editor can trust the shape. */
 export function normalizeDashboard(raw: Partial<Dashboard> & { id: string }): Dashboard {
+  const widgets = raw.widgets ?? [];
+  const layouts = fitLayouts(widgets.map((w) => w.layout ?? {}));
   return {
     id: raw.id,
     title: raw.title ?? raw.id,
@@ -309,15 +324,15 @@ export function normalizeDashboard(raw: Partial<Dashboard> & { id: string }): Da
     favorite: Boolean(raw.favorite),
     disabled: Boolean(raw.disabled),
     labels: raw.labels ?? {},
-    widgets: (raw.widgets ?? []).map((w, i) => ({
+    widgets: resolveOverlaps(widgets.map((w, i) => ({
       id: w.id || `w${i}`,
       title: w.title ?? "",
       showTitle: w.showTitle ?? true,
       static: Boolean(w.static),
       type: WIDGET_TYPES.includes(w.type as WidgetType) || isReferenceType(w.type) ? w.type : "empty",
-      layout: clampLayout(w.layout ?? {}),
+      layout: layouts[i],
       config: w.config ?? {},
-    })),
+    }))),
   };
 }
 

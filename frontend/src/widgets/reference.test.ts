@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 
 import fixture from "../../../tests/fixtures/reference/console_calls.json";
-import { isReferenceType, normalizeDashboard, validateDashboard, widgetLabel } from "./model";
+import { fitLayouts, isReferenceType, normalizeDashboard, overlaps, validateDashboard, widgetLabel } from "./model";
 import { referenceChart, referenceImage, referenceLight, referenceSelection, referenceUtilization } from "./reference";
 
 type Call = { route: string; body?: { widgets?: Array<{ type: string; config: Record<string, unknown> }> } };
@@ -18,6 +18,15 @@ describe("MyController v2 widgets", () => {
     expect(isReferenceType("widget_charts_panel") && !isReferenceType("line_chart")).toBe(true);
     expect(widgetLabel("widget_control_panel")).toBe("Control panel (MyController v2)");
     expect(widgetLabel("widget_clock")).toBe("Clock (MyController v2)");
+  });
+
+  it("laid out on the reference's wider grid, fit these 12 columns side by side, none over another", () => {
+    const layouts = normalizeDashboard(reference as never).widgets.map((w) => w.layout);
+    expect(layouts.slice(0, 3).map((l) => [l.x, l.w])).toEqual([[0, 7], [7, 3], [10, 2]]);
+    expect(layouts.every((a, i) => layouts.every((b, j) => i === j || !overlaps(a, b)))).toBe(true);
+    expect(fitLayouts([{ x: 0, y: 0, w: 24, h: 8 }, { x: 24, y: 0, w: 12, h: 6 }]).map((l) => [l.x, l.w]))
+      .toEqual([[0, 8], [8, 4]]); // the v2 export's own
+    expect(fitLayouts([{ x: 3, y: 1, w: 6, h: 2 }])).toEqual([{ x: 3, y: 1, w: 6, h: 2 }]); // ours: untouched
   });
 
   it("read a charts or control panel's fields by filters, or by quick ids", () => {
