@@ -14,6 +14,7 @@ from typing import Any
 
 from edge.gateways import build_gateway
 from mycontroller_protocol.envelope import Downlink
+from tests.integration.edge_helpers import AgentProcess, Broker, Collector, wait_until, write_config
 from tests.integration.gateway_helpers import FakeContext, PtyDevice, Received, running, wait_for
 
 
@@ -137,3 +138,35 @@ def test_no_line_is_lost_when_the_port_is_opened_or_reopened(tmp_path: Path) -> 
 
     asyncio.run(scenario())
     device.unplug()
+
+
+def test_lines_written_while_the_agent_restarts_all_reach_the_broker(tmp_path: Path, broker: Broker) -> None:
+    """The issue as a user met it: a serial gateway keeps printing while the agent restarts (systemctl restart);
+    every line reaches the cloud, once, in order."""
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    readings = [f"{1 + i % 50};1;1;0;0;{i}" for i in range(1000)]
+    device.write("".join(line + "\n" for line in readings[:100]))  # before the agent's first start
+    config = write_config(tmp_path / "edge.yaml", port=broker.port, gateways=[
+        {"id": "serial1", "provider": {"type": "mysensors_v2", "protocol": {
+            "type": "serial", "portname": str(device.link), "baudRate": 115200}}}])
+    collector = Collector(broker.host, broker.port, ["mc/edge-test/up"]).start()
+    agent = AgentProcess(config).start()
+
+    def arrived() -> list[str]:
+        return [e.raw for e in collector.envelopes() if e.provider == "mysensors_v2"]
+
+    try:
+        wait_until(lambda: len(arrived()) >= 100, 30, "the lines written before the agent started")
+        device.write("".join(line + "\n" for line in readings[100:300]))
+        wait_until(lambda: len(arrived()) >= 300, 30, "the lines written while it ran")
+        assert agent.terminate() == 0
+        device.write("".join(line + "\n" for line in readings[300:677]))  # 377 lines while it is down
+        agent.start()
+        device.write("".join(line + "\n" for line in readings[677:]))
+        wait_until(lambda: len(set(arrived())) >= len(readings), 30, "every line after the restart")
+    finally:
+        agent.kill()
+        collector.stop()
+        device.unplug()
+    first = list(dict.fromkeys(arrived()))  # duplicates (a publish resent) would be dropped by the cloud
+    assert first == readings
