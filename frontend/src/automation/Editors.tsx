@@ -4,7 +4,7 @@
 // form; a JSON box that does not parse blocks Save (it never saves something other than what is on screen).
 // One save path: busy while sending (no double submit), the server's problem shown once where it belongs.
 
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useQueryClient } from "@tanstack/react-query";
 import { type FormEvent, useMemo, useState } from "react";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
 
@@ -13,6 +13,7 @@ import { type Problem, problemOf } from "../api/errors";
 import { keys, useList, useOne } from "../api/queries";
 import { allows, useRole } from "../api/roles";
 import { Card, ErrorBox, formatTime, labelsToText, textToLabels } from "../components/common";
+import { useSubmit } from "../components/apiForm";
 import { FieldProblem, ProblemBox } from "../components/Form";
 import {
   type AutomationKind, blank, blankSpec, DAMPENING_TYPES, ENTITY_TYPES, EVALUATION_TYPES, EVENT_TYPES, EXAMPLES,
@@ -86,10 +87,19 @@ function EditorForm({ kind, isNew, initial, current }: {
   const [record, setRecordState] = useState<Rec>(initial);
   const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels as Record<string, string>));
   const [invalidJson, setInvalidJson] = useState<Record<string, string>>({});
-  const [problem, setProblem] = useState<Problem | null>(null);
   // A new record is saved, then opened at its own address: "Saved." comes along.
   const location = useLocation();
-  const [saved, setSaved] = useState(() => Boolean((location.state as { saved?: boolean } | null)?.saved));
+  const submit = useSubmit((body: Rec) => save<Rec>(kind, body), {
+    names: problemNames(kind, record),
+    initiallySaved: Boolean((location.state as { saved?: boolean } | null)?.saved),
+    onDone: (stored) => {
+      client.setQueryData(keys.one(kind, stored.id), stored);
+      void client.invalidateQueries({ queryKey: keys.list(kind) });
+      setRecordState(stored); // what the server keeps (defaults filled, secrets redacted)
+      if (isNew) navigate(`/automation/${kind}/${encodeURIComponent(stored.id)}`, { replace: true, state: { saved: true } });
+    },
+  });
+  const { problem, setProblem, saved, setSaved } = submit;
   const handlerList = useList<HandlerInfo & { id: string }>("handler", { limit: 0, sortBy: [{ f: "id", o: "asc" }] });
   const handlers = useMemo(() => handlerList.data?.data ?? [], [handlerList.data]);
 
@@ -108,17 +118,9 @@ function EditorForm({ kind, isNew, initial, current }: {
     return next;
   });
 
-  const mutation = useMutation({
-    mutationFn: (body: Rec) => save<Rec>(kind, body),
-    onSuccess: (stored) => {
-      client.setQueryData(keys.one(kind, stored.id), stored);
-      void client.invalidateQueries({ queryKey: keys.list(kind) });
-    },
-  });
-
   const onSubmit = (event: FormEvent) => {
     event.preventDefault();
-    if (mutation.isPending) return; // one save at a time
+    if (submit.busy) return; // one save at a time (useSubmit also refuses a second while one is on its way)
     setSaved(false);
     const bad = Object.keys(invalidJson);
     if (bad.length) {
@@ -131,15 +133,7 @@ function EditorForm({ kind, isNew, initial, current }: {
       setProblem({ message: "an id is required", field: "id", at: "id" });
       return;
     }
-    setProblem(null);
-    mutation.mutate(forSave({ ...record, id: idText, labels: textToLabels(labelsText) }), {
-      onSuccess: (stored) => {
-        setRecordState(stored); // what the server keeps (defaults filled, secrets redacted)
-        setSaved(true);
-        if (isNew) navigate(`/automation/${kind}/${encodeURIComponent(stored.id)}`, { replace: true, state: { saved: true } });
-      },
-      onError: (err) => setProblem(problemOf(err, problemNames(kind, record))),
-    });
+    void submit.run(forSave({ ...record, id: idText, labels: textToLabels(labelsText) }));
   };
 
   const props: FormProps = { record, isNew, set, setRecord, onValidity, problem, handlers };
@@ -182,9 +176,9 @@ function EditorForm({ kind, isNew, initial, current }: {
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
           {mayEdit && (
-            <button type="submit" className="primary" disabled={mutation.isPending}
+            <button type="submit" className="primary" disabled={submit.busy} aria-busy={submit.busy || undefined}
               aria-describedby={Object.keys(invalidJson).length ? "json-blocks-save" : undefined}>
-              {mutation.isPending ? "Saving…" : "Save"}
+              {submit.busy ? "Saving…" : "Save"}
             </button>
           )}
           <button type="button" onClick={() => navigate(`/automation/${kind}`)}>Back</button>

@@ -1,10 +1,10 @@
 // @vitest-environment jsdom
-import { act, cleanup, fireEvent, render, screen, waitFor } from "@testing-library/react";
+import { act, cleanup, fireEvent, render, renderHook, screen, waitFor } from "@testing-library/react";
 import { afterEach, describe, expect, it } from "vitest";
 import { z } from "zod/mini";
 
 import { ApiError } from "../api/client";
-import { useApiForm } from "./apiForm";
+import { useApiForm, useSubmit } from "./apiForm";
 import { FormInput, ProblemBox, SubmitButton } from "./Form";
 
 afterEach(cleanup);
@@ -70,5 +70,24 @@ describe("useApiForm: the one submit path", () => {
     expect((await screen.findByRole("alert")).textContent).toBe("latitude must be at most 90");
     expect(screen.getByLabelText("Latitude").getAttribute("aria-invalid")).toBe("true");
     expect(screen.getByLabelText("Name").getAttribute("aria-invalid")).toBeNull();
+  });
+});
+
+describe("useSubmit: the same path for the dashboard and automation editors", () => {
+  it("sends once when run twice in the same tick, and says the server's refusal once", async () => {
+    let sends = 0;
+    const { result } = renderHook(() => useSubmit(async (n: number) => {
+      sends += 1;
+      if (n < 0) throw new ApiError(400, "id: must not be empty", "id");
+      return n;
+    }, { names: ["id"] }));
+    await act(async () => {
+      await Promise.all([result.current.run(1), result.current.run(2)]);
+    });
+    expect(sends).toBe(1);
+    expect(result.current.saved).toBe(true);
+    await act(async () => result.current.run(-1));
+    expect(result.current.problem).toEqual({ message: "id: must not be empty", field: "id", at: "id" });
+    expect(result.current.saved).toBe(false);
   });
 });

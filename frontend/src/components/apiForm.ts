@@ -102,3 +102,46 @@ export function useApiForm<T extends FieldValues, R>(options: ApiFormOptions<T, 
     },
   };
 }
+
+export interface Submit<A extends unknown[]> {
+  /** Sends, unless a send is already on its way (then does nothing: no double submits). */
+  run: (...args: A) => Promise<void>;
+  busy: boolean;
+  saved: boolean;
+  setSaved: (saved: boolean) => void;
+  /** The problem to show (the server's, mapped by api/errors.ts; or one the page found before sending). */
+  problem: Problem | null;
+  setProblem: (problem: Problem | null) => void;
+}
+
+/** The same submit path for editors whose inputs are not plain fields (a dashboard's grid, an automation record
+ * with its forms and JSON views kept in step): one send at a time, busy meanwhile, "saved" after, and the problem
+ * said once. `onError` may take an error itself (return true), e.g. to mark several widgets. */
+export function useSubmit<A extends unknown[], R>(send: (...args: A) => Promise<R>, options: {
+  names?: readonly string[]; onDone?: (result: R) => void; onError?: (err: unknown) => boolean;
+  /** "Saved." from the start (a new record saved, then opened at its own address). */
+  initiallySaved?: boolean;
+} = {}): Submit<A> {
+  const inFlight = useRef(false);
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(Boolean(options.initiallySaved));
+  const [problem, setProblem] = useState<Problem | null>(null);
+  const run = async (...args: A) => {
+    if (inFlight.current) return;
+    inFlight.current = true;
+    setBusy(true);
+    setProblem(null);
+    setSaved(false);
+    try {
+      const result = await send(...args);
+      options.onDone?.(result);
+      setSaved(true);
+    } catch (err) {
+      if (!options.onError?.(err)) setProblem(problemOf(err, options.names ?? []));
+    } finally {
+      inFlight.current = false;
+      setBusy(false);
+    }
+  };
+  return { run, busy, saved, setSaved, problem, setProblem };
+}

@@ -2,7 +2,7 @@
 // resource (POST /api/dashboard) in the reference's shape, after the checks of widgets/model.ts and one more: every
 // field a widget is bound to must exist.
 
-import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { Link, useNavigate, useParams } from "react-router-dom";
 
@@ -10,6 +10,7 @@ import { api, ApiError, remove, save } from "../api/client";
 import { errorText } from "../api/errors";
 import { keys, useOne } from "../api/queries";
 import type { Page } from "../api/query";
+import { useSubmit } from "../components/apiForm";
 import { Can } from "../components/Can";
 import { Card, ErrorBox, usePageTitle } from "../components/common";
 import { dashboardFields, missingBindings } from "../widgets/bindings";
@@ -50,7 +51,6 @@ function DashboardView({ isNew, stored }: { isNew: boolean; stored: Dashboard | 
   const [draft, setDraft] = useState<Dashboard>(() => stored ?? emptyDashboard());
   const [editing, setEditing] = useState(isNew);
   const [errors, setErrors] = useState<Record<string, string>>({});
-  const [saveError, setSaveError] = useState<string | null>(null);
   const [configuring, setConfiguring] = useState<string | null>(null);
   const [addType, setAddType] = useState<WidgetType>("switch");
   // What is shown: the draft while editing, else the stored dashboard (kept current by the query).
@@ -69,40 +69,37 @@ function DashboardView({ isNew, stored }: { isNew: boolean; stored: Dashboard | 
     });
   };
 
-  const mutation = useMutation({
-    mutationFn: async (value: Dashboard) => {
-      const missing = missingBindings(value, await existingFields(dashboardFields(value)));
-      if (Object.keys(missing).length) throw Object.assign(new Error("bound to fields that do not exist"), { missing });
-      return save<Dashboard>("dashboard", value);
+  // The one submit path (components/apiForm.ts): one save at a time; problems at the widgets they concern.
+  const submit = useSubmit(async (value: Dashboard) => {
+    const missing = missingBindings(value, await existingFields(dashboardFields(value)));
+    if (Object.keys(missing).length) throw Object.assign(new Error("bound to fields that do not exist"), { missing });
+    return normalizeDashboard((await save<Dashboard>("dashboard", value)) ?? value);
+  }, {
+    onDone: (value) => {
+      client.setQueryData(keys.one("dashboard", value.id), value);
+      void client.invalidateQueries({ queryKey: keys.list("dashboard") });
+      setEditing(false);
+      setConfiguring(null);
+      setDraft(value);
+      if (isNew) navigate(`/dashboards/${encodeURIComponent(value.id)}`, { replace: true });
+    },
+    onError: (err) => {
+      const missing = (err as { missing?: Record<string, string> }).missing;
+      if (missing) setErrors(missing);
+      else if (err instanceof ApiError && err.field) setErrors({ [err.field]: errorText(err) });
+      else return false; // said in the page's error box
+      return true;
     },
   });
+  const saveError = submit.problem?.message ?? null;
 
   const onSave = () => {
-    if (mutation.isPending) return;
+    if (submit.busy) return;
     const checked = validateDashboard(draft);
     setErrors(checked.errors);
-    setSaveError(null);
+    submit.setProblem(null);
     if (Object.keys(checked.errors).length > 0) return;
-    mutation.mutate(checked.value, {
-      onSuccess: (saved) => {
-        const value = normalizeDashboard(saved ?? checked.value);
-        client.setQueryData(keys.one("dashboard", value.id), value);
-        void client.invalidateQueries({ queryKey: keys.list("dashboard") });
-        setEditing(false);
-        setConfiguring(null);
-        setDraft(value);
-        if (isNew) navigate(`/dashboards/${encodeURIComponent(value.id)}`, { replace: true });
-      },
-      onError: (err) => {
-        const missing = (err as { missing?: Record<string, string> }).missing;
-        if (missing) {
-          setErrors(missing);
-          return;
-        }
-        if (err instanceof ApiError && err.field) setErrors({ [err.field]: errorText(err) });
-        else setSaveError(errorText(err));
-      },
-    });
+    void submit.run(checked.value);
   };
 
   const addWidget = () => {
@@ -155,8 +152,9 @@ function DashboardView({ isNew, stored }: { isNew: boolean; stored: Dashboard | 
                 {WIDGET_TYPES.map((t) => <option key={t} value={t}>{WIDGETS[t].label}</option>)}
               </select>
               <button type="button" onClick={addWidget}>Add widget</button>
-              <button type="button" className="primary" disabled={mutation.isPending} onClick={onSave}>
-                {mutation.isPending ? "Saving…" : "Save"}
+              <button type="button" className="primary" disabled={submit.busy} aria-busy={submit.busy || undefined}
+                onClick={onSave}>
+                {submit.busy ? "Saving…" : "Save"}
               </button>
               <button type="button" onClick={() => {
                 setErrors({});
@@ -183,7 +181,7 @@ function DashboardView({ isNew, stored }: { isNew: boolean; stored: Dashboard | 
                   void client.invalidateQueries({ queryKey: keys.list("dashboard") });
                   navigate("/dashboards");
                 } catch (err) {
-                  setSaveError(errorText(err));
+                  submit.setProblem({ message: errorText(err), field: null, at: null });
                 }
               }}>
                 Delete
