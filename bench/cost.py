@@ -3,7 +3,8 @@
 The real functions run (ingest, the bus consumers, the websocket routes, the system jobs), each in a container of
 its own as Lambda keeps them, with the AWS adapters over moto; ``bench/meter.py`` counts every call they make in
 billed units. What AWS does between them is played from the template ``make package`` builds
-(``bench/stack_model.py``): the edge's packing (``edge/uplink/packing.py``), the IoT rule, the ingest queue's
+(``bench/stack_model.py``): the edge's packing (``edge/uplink/packing.py``), the IoT rule (through IoT Basic
+Ingest when the stack names it for the edge: no messaging charge), the ingest queue's
 batching window and size, each bus rule's pattern and target (a queue and its mapping, or the function itself),
 the functions' memory, tracing and log settings, and the fixed monthly items. ``bench/pricing.py`` prices it all
 with its dated us-east-1 list prices; ``docs/cost.md`` explains every line.
@@ -396,10 +397,12 @@ class Pipeline:
         action), or through the ingest queue and its mapping's batches."""
         mapping = self.model.ingest_mapping()
         direct = self.model.ingest_direct()
+        basic = self.model.basic_ingest()
         records: list[Pending] = []
         for at, body in publishes:
             size = len(body.encode())
-            self.meter.add("iot.message", chunks(size, IOT_STEP), "edge publishes")
+            if not basic:  # IoT Basic Ingest skips the broker and its messaging charge, not the rule's
+                self.meter.add("iot.message", chunks(size, IOT_STEP), "edge publishes")
             self.meter.add("iot.rule", chunks(size, IOT_STEP), "ingest rule")
             self.meter.add("iot.action", chunks(size, IOT_STEP), "ingest rule")
             record = ingest_body(self.thing, body)

@@ -2,10 +2,11 @@
 stack holds that is paid by the month whatever the traffic.
 
 ``StackModel(template, parameters)`` evaluates the template's conditions for those parameter values (the defaults
-otherwise) and answers: each function's memory, tracing and system log level; whether the IoT rule invokes the
-ingest itself, or the ingest mapping's batch size and window; for every rule on the bus, its pattern and targets (an
-SQS queue and the mapping that drains it, or a function invoked directly); and the fixed monthly items (alarms,
-customer managed keys, secrets, event source mappings that poll, provisioned capacity, a metric instance).
+otherwise) and answers: each function's memory, tracing and system log level; whether edge devices publish through
+IoT Basic Ingest; whether the IoT rule invokes the ingest itself, or the ingest mapping's batch size and window; for
+every rule on the bus, its pattern and targets (an SQS queue and the mapping that drains it, or a function invoked
+directly); and the fixed monthly items (alarms, customer managed keys, secrets, event source mappings that poll,
+provisioned capacity, a metric instance).
 ``bench/cost.py`` drives the functions through exactly that shape, so a lever changed in ``infra/`` changes the bill
 without touching the bench.
 """
@@ -160,6 +161,14 @@ class StackModel:
         actions = self.properties("IngestTopicRule")["TopicRulePayload"].get("Actions") or []
         return any(self._function_of((action.get("Lambda") or {}).get("FunctionArn")) == "ingest"
                    for action in actions)
+
+    def basic_ingest(self) -> bool:
+        """Whether edge devices publish through IoT Basic Ingest (no messaging charge; the rule and its action are
+        billed as before): the ingest rule has the fixed name ``infra.provision`` writes into their config, and the
+        edge policy lets them publish to ``$aws/rules/<it>/…``."""
+        rule = self.properties("IngestTopicRule")
+        policy = self.properties("EdgePolicy").get("PolicyDocument")
+        return bool(rule.get("RuleName")) and "$aws/rules/${IngestTopicRule}/" in str(policy)
 
     def bus_rules(self) -> list[BusRule]:
         """The rules on the stack's own bus (pattern rules; schedules are on the default bus)."""

@@ -123,6 +123,10 @@ class UplinkSection(_Strict):
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = "mc"
+    ingest_rule: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,128}$")
+    """``aws_iot`` only: publish the uplink through IoT Basic Ingest to this rule (``$aws/rules/<rule>/mc/<id>/up``),
+    which skips IoT Core's messaging charge; the stack's ``IngestRuleName`` output, which ``infra.provision``
+    writes here. Unset: the plain uplink topic (the rule takes both)."""
     keep_alive: int = Field(default=60, ge=5, le=1200)
     """Seconds between pings when idle (AWS IoT Core accepts 30-1200)."""
     session_expiry: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
@@ -168,6 +172,8 @@ class UplinkSection(_Strict):
                 raise ValueError("uplink.tls.cert and uplink.tls.key are required for aws_iot (mutual TLS)")
         elif self.type == "mqtt" and not (self.host or self.endpoint):
             raise ValueError("uplink.host is required for mqtt")
+        if self.ingest_rule and self.type != "aws_iot":
+            raise ValueError("uplink.ingest_rule is AWS IoT Basic Ingest: for type aws_iot only")
         if self.max_reconnect_delay_ms < self.min_reconnect_delay_ms:
             raise ValueError("uplink.max_reconnect_delay_ms must not be below min_reconnect_delay_ms")
         return self

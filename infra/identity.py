@@ -1,6 +1,7 @@
 """Devices bound to their identity, in the template: the edge devices' IoT policy and the ingest rule's SQL.
 
-An edge device (IoT thing) may connect only as its thing name, publish only its uplink ``mc/<thing>/up`` and its
+An edge device (IoT thing) may connect only as its thing name, publish only its uplink ``mc/<thing>/up`` (directly,
+or through IoT Basic Ingest to the stack's ingest rule alone: ``$aws/rules/<ingest rule>/mc/<thing>/up``) and its
 own shadow, and subscribe to and receive only its down topic ``mc/<thing>/down`` and its own shadow: every
 resource is pinned to the policy variable ``${iot:Connection.Thing.ThingName}``. No wildcard names another
 device's topic, so one device can neither speak on another's uplink nor read another's commands.
@@ -27,6 +28,26 @@ SUB_THING: Final = "${!iot:Connection.Thing.ThingName}"
 """``THING_VARIABLE`` inside an ``Fn::Sub`` string (``${!`` keeps it from being substituted by CloudFormation)."""
 
 
+INGEST_RULE: Final = "IngestTopicRule"
+"""The ingest rule's logical id: ``${IngestTopicRule}`` in the policy is its name."""
+BASIC_INGEST_PREFIX: Final = "$aws/rules"
+"""IoT Basic Ingest: a publish to ``$aws/rules/<rule>/<topic>`` goes to that rule alone, as if to ``<topic>``, without
+the message broker and its messaging charge (the rule and its action are billed as before)."""
+
+
+def ingest_rule_name() -> dict[str, Any]:
+    """The ingest rule's fixed name: the stack's with ``_`` for ``-`` (rule names take letters, digits and ``_``;
+    stack names letters, digits and ``-``), then ``_ingest``: ``my-home`` → ``my_home_ingest``. Devices publish to
+    ``$aws/rules/<it>/mc/<thing>/up`` (``basic_ingest_topic``); the stack's ``IngestRuleName`` output names it for
+    ``infra.provision``."""
+    return {"Fn::Join": ["_", [{"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "AWS::StackName"}]}]}, "ingest"]]}
+
+
+def basic_ingest_topic(rule: str, topic: str) -> str:
+    """``topic`` published through IoT Basic Ingest to ``rule``."""
+    return f"{BASIC_INGEST_PREFIX}/{rule}/{topic}"
+
+
 def ingest_rule_sql() -> str:
     """Every edge uplink, as ``{"thing": <the topic's thing>, "publish": <the body, base64>}``
     (``core.identity.read_ingest_body`` reads it; ``ingest_body`` makes the same for the local stack)."""
@@ -50,6 +71,7 @@ def edge_policy_document() -> dict[str, Any]:
              "Condition": {"Bool": {"iot:Connection.Thing.IsAttached": "true"}}},
             {"Effect": "Allow", "Action": "iot:Publish", "Resource": [
                 f"{arn}:topic/{TOPIC_PREFIX}/{thing}/up",
+                f"{arn}:topic/{basic_ingest_topic('${' + INGEST_RULE + '}', f'{TOPIC_PREFIX}/{thing}/up')}",
                 f"{arn}:topic/$aws/things/{thing}/shadow/*",
             ]},
             {"Effect": "Allow", "Action": "iot:Subscribe",

@@ -9,10 +9,11 @@ Provisioning creates (or reuses) the thing, a new active certificate with its ke
 thing, and writes ``certificate.pem.crt``, ``private.pem.key`` (mode 0600), ``AmazonRootCA1.pem`` (when this
 machine has it) and ``edge.yaml`` into ``--out-dir``: copy that directory to the device and start the agent.
 ``edge.id`` and the MQTT client id are the thing name: the policy lets the device use ``mc/<thing>/up``,
-``mc/<thing>/down`` and its own shadow only. With ``--stack``, the gateways of ``--gateway-config`` are bound to
-the thing in the stack's table before anything else (``reserve_gateways``), as their first message would bind
-them (``chalicelib/core/identity.py``): an id another device already owns stops provisioning there, instead of
-its messages being refused once the device runs.
+``mc/<thing>/down`` and its own shadow only. With ``--stack``, the uplink goes through IoT Basic Ingest to the
+stack's ingest rule (its ``IngestRuleName`` output, as ``uplink.ingest_rule``: no messaging charge), and the
+gateways of ``--gateway-config`` are bound to the thing in the stack's table before anything else
+(``reserve_gateways``), as their first message would bind them (``chalicelib/core/identity.py``): an id another
+device already owns stops provisioning there, instead of its messages being refused once the device runs.
 ``--revoke`` detaches, deactivates and deletes every certificate of the thing and deletes the thing.
 
 An operator tool run on a workstation with AWS credentials, so it talks to boto3 directly. The private key
@@ -52,6 +53,8 @@ SYSTEM_AMAZON_ROOT_CA = Path("/etc/ssl/certs/Amazon_Root_CA_1.pem")
 STACK_POLICY_OUTPUT = "EdgePolicyName"
 STACK_TABLE_OUTPUT = "TableName"
 """The stack output naming the resource table, where gateways are bound to their edge device."""
+STACK_INGEST_RULE_OUTPUT = "IngestRuleName"
+"""The stack output naming the ingest rule: the device publishes to it through IoT Basic Ingest."""
 IOT_PORT = 8883
 THING_NAME = re.compile(r"^[a-zA-Z0-9:_-]{1,128}$")
 """AWS IoT's thing-name alphabet, which is also inside the edge id's (``edge.config``)."""
@@ -74,6 +77,8 @@ class Provisioned:
     endpoint: str
     files: list[Path] = field(default_factory=list)
     ca_used: bool = False
+    ingest_rule: str | None = None
+    """The rule the device publishes to through IoT Basic Ingest (``None``: the plain uplink topic)."""
 
 
 def _client_error_text(error: Exception) -> str:
@@ -117,14 +122,19 @@ def load_gateways(path: Path | None) -> list[dict[str, Any]]:
 
 
 def edge_config(thing: str, endpoint: str, *, ca: bool, cloud_config: bool, data_dir: str,
-                gateways: list[dict[str, Any]]) -> dict[str, Any]:
-    """The agent's config; TLS paths are relative, so the directory can be copied to the device as a whole."""
+                gateways: list[dict[str, Any]], ingest_rule: str | None = None) -> dict[str, Any]:
+    """The agent's config; TLS paths are relative, so the directory can be copied to the device as a whole. With
+    the stack's ingest rule, the uplink goes through IoT Basic Ingest (no messaging charge)."""
     tls: dict[str, str] = {"cert": CERT_FILE, "key": KEY_FILE}
     if ca:
         tls = {"ca": CA_FILE, **tls}
+    uplink: dict[str, Any] = {"type": "aws_iot", "endpoint": endpoint, "port": IOT_PORT, "client_id": thing,
+                              "tls": tls}
+    if ingest_rule:
+        uplink["ingest_rule"] = ingest_rule
     return {
         "edge": {"id": thing, "cloud_config": cloud_config, "data_dir": data_dir},
-        "uplink": {"type": "aws_iot", "endpoint": endpoint, "port": IOT_PORT, "client_id": thing, "tls": tls},
+        "uplink": uplink,
         "gateways": gateways,
     }
 
@@ -169,12 +179,21 @@ def resolve_policy(session: Any, policy: str | None, stack: str | None) -> str:
 
 def resolve_table(session: Any, stack: str) -> str | None:
     """The resource table of the stack (its ``TableName`` output), or ``None`` for a stack without one."""
+    return _stack_output(session, stack, STACK_TABLE_OUTPUT)
+
+
+def resolve_ingest_rule(session: Any, stack: str) -> str | None:
+    """The stack's ingest rule (its ``IngestRuleName`` output), or ``None`` for a stack from before it had one."""
+    return _stack_output(session, stack, STACK_INGEST_RULE_OUTPUT)
+
+
+def _stack_output(session: Any, stack: str, key: str) -> str | None:
     try:
         stacks = session.client("cloudformation").describe_stacks(StackName=stack)["Stacks"]
     except Exception as error:
         raise ProvisionError(f"cannot read stack {stack!r}: {_client_error_text(error)}") from None
     for output in (stacks[0].get("Outputs") or []) if stacks else []:
-        if output.get("OutputKey") == STACK_TABLE_OUTPUT:
+        if output.get("OutputKey") == key:
             return str(output["OutputValue"])
     return None
 
@@ -289,7 +308,7 @@ def _ensure_thing(iot: Any, thing: str) -> bool:
 
 def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways: list[dict[str, Any]],
               cloud_config: bool = True, data_dir: str = "data", force: bool = False,
-              ca_source: Path | None = SYSTEM_AMAZON_ROOT_CA) -> Provisioned:
+              ca_source: Path | None = SYSTEM_AMAZON_ROOT_CA, ingest_rule: str | None = None) -> Provisioned:
     """Create (or reuse) the thing and a new certificate, attach them, write the device's directory.
 
     Everything that can be checked is checked before AWS is touched (thing name, files in the way, the policy
@@ -328,7 +347,8 @@ def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways:
             assert ca_source is not None
             shutil.copyfile(ca_source, out_dir / CA_FILE)
             files.append(out_dir / CA_FILE)
-        config = edge_config(thing, endpoint, ca=ca, cloud_config=cloud_config, data_dir=data_dir, gateways=gateways)
+        config = edge_config(thing, endpoint, ca=ca, cloud_config=cloud_config, data_dir=data_dir, gateways=gateways,
+                             ingest_rule=ingest_rule)
         EdgeConfig.model_validate(config)  # the agent's schema; ``${NAME}`` stays for the device's environment
         header = (f"# Edge agent config for thing {thing}, written by `python -m infra.provision`.\n"
                   f"# Run: python -m edge --config {CONFIG_FILE}   (paths are relative to this file)\n")
@@ -342,7 +362,7 @@ def provision(session: Any, thing: str, *, policy: str, out_dir: Path, gateways:
     private_key = ""
     log.info("wrote %s", ", ".join(str(path) for path in files))
     return Provisioned(thing=thing, thing_created=created, certificate_id=cert_id, certificate_arn=cert_arn,
-                       endpoint=endpoint, files=files, ca_used=ca)
+                       endpoint=endpoint, files=files, ca_used=ca, ingest_rule=ingest_rule)
 
 
 def _retry(call: Any, attempts: int = 5, delay_s: float = 1.0) -> Any:
@@ -477,11 +497,12 @@ def _run(args: argparse.Namespace) -> int:
         gateways = load_gateways(args.gateway_config)
         policy = resolve_policy(session, args.policy, args.stack)
         table = resolve_table(session, args.stack) if args.stack else None
+        ingest_rule = resolve_ingest_rule(session, args.stack) if args.stack else None
         reservation = reserve_gateways(session, table, args.thing, [str(g["id"]) for g in gateways]) \
             if table and gateways else None
         result = provision(session, args.thing, policy=policy, out_dir=out_dir, gateways=gateways,
                            cloud_config=args.cloud_config, data_dir=args.data_dir, force=args.force,
-                           ca_source=args.ca or SYSTEM_AMAZON_ROOT_CA)
+                           ca_source=args.ca or SYSTEM_AMAZON_ROOT_CA, ingest_rule=ingest_rule)
     except ProvisionError as error:
         print(f"provision: {error}", file=sys.stderr)
         return EXIT_ERROR
@@ -494,11 +515,14 @@ def _run(args: argparse.Namespace) -> int:
 
 def format_summary(result: Provisioned, policy: str, reservation: Reservation | None = None) -> str:
     config = result.files[-1]
+    up = f"mc/{result.thing}/up"
+    if result.ingest_rule:
+        up = f"$aws/rules/{result.ingest_rule}/{up} (IoT Basic Ingest)"
     lines = [
         f"thing        {result.thing} ({'created' if result.thing_created else 'existing, reused'})",
         f"certificate  {result.certificate_id} (active, policy {policy})",
         f"endpoint     {result.endpoint}:{IOT_PORT}",
-        f"topics       mc/{result.thing}/up, mc/{result.thing}/down (and its own shadow)",
+        f"topics       {up}, mc/{result.thing}/down (and its own shadow)",
         "files        " + "\n             ".join(str(path) for path in result.files),
     ]
     if reservation is not None:

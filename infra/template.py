@@ -10,10 +10,12 @@ the parameters, the functions (``infra/functions.py``), the APIs (``infra/apis.p
   recovery,
 * the ingest queue and its dead-letter queue (redrive after ``MAX_RECEIVE_COUNT`` deliveries),
 * the ingest function's feed: by default (``IngestBatchWindow=0``, a home) the IoT topic rule invokes it with each
-  edge publish (``mc/<edge>/up``) itself, asynchronously: no queue, no poller; a failed invocation is retried by
-  Lambda twice and then kept in the DLQ (``INGEST_DIRECT``); the edge already packs a second of messages a
-  publish, and a window here would double the device-to-console latency. With ``IngestBatchWindow`` of a second
-  or more the rule sends each publish to the ingest queue, whose event source mapping hands the function up to
+  edge publish (``mc/<edge>/up``, or ``$aws/rules/<stack>_ingest/mc/<edge>/up`` through IoT Basic Ingest, which the
+  provisioned edge uses: no messaging charge; the rule's name is fixed for it) itself, asynchronously: no queue, no
+  poller; a failed invocation is retried by Lambda twice and then kept in the DLQ (``INGEST_DIRECT``); the edge
+  already packs a second of messages a publish, and a window here would double the device-to-console latency.
+  With ``IngestBatchWindow`` of a second or more the rule sends each publish to the ingest queue, whose event
+  source mapping hands the function up to
   ``INGEST_BATCH_PUBLISHES`` (100) gathered for that long (a fleet at load: writes and events per message fall
   with the batch), with partial batch responses (``ReportBatchItemFailures``), so only failed records are
   retried, and at most ``IngestMaximumConcurrency`` invocations at once (the mapping holds the rest back; reserved
@@ -496,6 +498,7 @@ def build_resources() -> dict[str, Any]:
             "IngestTopicRule": {
                 "Type": "AWS::IoT::TopicRule",
                 "Properties": {
+                    "RuleName": identity.ingest_rule_name(),  # fixed: devices publish to it by Basic Ingest
                     "TopicRulePayload": {
                         "Sql": identity.ingest_rule_sql(),
                         "AwsIotSqlVersion": "2016-03-23",
@@ -599,6 +602,9 @@ def build_resources() -> dict[str, Any]:
             "IngestDeadLetterQueueUrl": {"Value": {"Ref": "IngestDeadLetterQueue"}},
             "EventBusName": {"Value": {"Ref": "EventBus"}},
             "EdgePolicyName": {"Value": {"Ref": "EdgePolicy"}},
+            "IngestRuleName": {"Description": "Edge devices publish to $aws/rules/<it>/mc/<thing>/up (IoT Basic "
+                                              "Ingest: no messaging charge); infra.provision writes it",
+                               "Value": {"Ref": "IngestTopicRule"}},
             "ConnectionsTableName": {"Value": {"Ref": "ConnectionsTable"}},
             "ScheduleGroupName": {"Value": {"Ref": "ScheduleGroup"}},
             "HandlerQueueUrl": {"Value": {"Ref": "HandlerQueue"}},

@@ -10,6 +10,9 @@ from ..config import EdgeConfig
 from .base import DownlinkCallback, Uplink, UplinkError
 from .inprocess import InProcessUplink, PublishHandler
 
+BASIC_INGEST_PREFIX = "$aws/rules"
+"""IoT Basic Ingest: ``$aws/rules/<rule>/<topic>`` reaches that rule alone, as ``<topic>`` (``infra/identity.py``)."""
+
 __all__ = ["DownlinkCallback", "InProcessUplink", "Uplink", "UplinkError", "build_uplink"]
 
 
@@ -18,6 +21,8 @@ def build_uplink(config: EdgeConfig, handler: PublishHandler | None = None,
     """The uplink the config asks for; ``inprocess`` needs the local stack's ``handler``."""
     prefix = config.uplink.topic_prefix
     topic_up = up_topic(config.edge.id, prefix)
+    if config.uplink.ingest_rule:  # AWS IoT Basic Ingest: straight to the ingest rule, no messaging charge
+        topic_up = f"{BASIC_INGEST_PREFIX}/{config.uplink.ingest_rule}/{topic_up}"
     topics_down = [down_topic(config.edge.id, prefix)]  # one topic for all its gateways; downlinks name theirs
     if config.uplink.type == "inprocess":
         if handler is None:

@@ -7,7 +7,9 @@
 * Rules: every publish (a device's, iot-data's, the shadow service's own) is matched against the template's
   topic rules; a matching ``SELECT`` goes to the rule's actions (SQS through the action's role, which must allow
   ``sqs:SendMessage`` on the queue; Lambda only when a ``AWS::Lambda::Permission`` lets iot.amazonaws.com invoke
-  the function for that rule; Republish), and a failed action to the rule's error action.
+  the function for that rule; Republish), and a failed action to the rule's error action. A publish to
+  ``$aws/rules/<rule>/<topic>`` (IoT Basic Ingest) goes to the rule of that name alone, as a publish to
+  ``<topic>``.
 * iot-data ``Publish`` reaches subscribed devices through the broker.
 
 The twin's MQTT client subscribes with *no local*, so what it publishes itself is evaluated here directly and not
@@ -192,7 +194,7 @@ class IotCore:
         self.lambda_allowed = lambda_allowed
         self.on_refusal = on_refusal
         self.shadows = Shadows(self._publish_own)
-        self.counts = {"device_publishes": 0, "rule_matches": 0, "rule_errors": 0}
+        self.counts = {"device_publishes": 0, "basic_ingest": 0, "rule_matches": 0, "rule_errors": 0}
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="rules")
         self._connected = threading.Event()
         self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"twin-iot-core-{uuid.uuid4().hex[:6]}",
@@ -231,7 +233,16 @@ class IotCore:
     # ------------------------------------------------------------------------------------------- rules
 
     def apply_rules(self, message: Message) -> None:
-        for rule in self.rules:
+        rules = self.rules
+        basic = basic_ingest(message.topic)
+        if basic is not None:  # IoT Basic Ingest: the named rule alone, seeing the topic after the prefix
+            name, topic = basic
+            rules = [rule for rule in self.rules if rule.name == name]
+            self.counts["basic_ingest"] += 1
+            if not rules:
+                log.warning("basic ingest to %s: the template has no rule of that name", name)
+            message = Message(topic, message.payload, message.client_id)
+        for rule in rules:
             if rule.disabled or not topic_matches(rule.statement.topic_filter, message.topic):
                 continue
             try:
@@ -298,6 +309,15 @@ class IotCore:
         self.client.loop_stop()
         self.client.disconnect()
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def basic_ingest(topic: str) -> tuple[str, str] | None:
+    """``$aws/rules/<rule>/<topic>`` → (rule, topic): a publish through IoT Basic Ingest, which reaches that rule
+    alone, as a publish to ``<topic>`` (its ``topic()`` functions see no prefix); None for any other topic."""
+    parts = topic.split("/", 3)
+    if len(parts) == 4 and parts[0] == "$aws" and parts[1] == "rules" and parts[2] and parts[3]:
+        return parts[2], parts[3]
+    return None
 
 
 def _queue_arn(url: str) -> str:

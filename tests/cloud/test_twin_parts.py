@@ -120,6 +120,19 @@ def test_template_intrinsics() -> None:
         template.resolve({"Ref": "Nope"})
 
 
+def test_basic_ingest_names_the_rule_and_the_topic_it_sees() -> None:
+    """#17: ``$aws/rules/<rule>/<topic>`` reaches the rule of that name alone, as ``<topic>``; the stack's ingest
+    rule is named after the stack (``-`` is no rule name's letter)."""
+    from infra.identity import ingest_rule_name
+    from infra.twin.iot import basic_ingest
+
+    assert basic_ingest("$aws/rules/mc_home_ingest/mc/pi/up") == ("mc_home_ingest", "mc/pi/up")
+    assert basic_ingest("mc/pi/up") is None and basic_ingest("$aws/rules/x") is None
+    assert basic_ingest("$aws/things/pi/shadow/update") is None
+    template = Template({"Resources": {"Q": {"Type": "AWS::SQS::Queue"}}}, "mc-home-2")
+    assert template.resolve(ingest_rule_name()) == "mc_home_2_ingest"
+
+
 def test_a_queue_policy_lets_only_its_rule_send() -> None:
     from infra.twin.iam import service_statements
 

@@ -46,7 +46,8 @@ def policy_acl() -> str:
         if access is None or statement["Effect"] != "Allow":
             continue
         for resource in statement["Resource"]:
-            topic = resource.split(":", 5)[5].split("/", 1)[1].replace("${!", "${").replace(THING_VARIABLE, "%c")
+            topic = (resource.split(":", 5)[5].split("/", 1)[1].replace("${!", "${").replace(THING_VARIABLE, "%c")
+                     .replace("${IngestTopicRule}", "mc_ingest"))  # what Fn::Sub makes of the rule's name
             assert "+" not in topic and "*" not in topic.removesuffix("/*"), f"cannot translate {resource}"
             lines.append(f"pattern {access} {topic.removesuffix('/*') + '/#' if topic.endswith('/*') else topic}")
     return "\n".join([*dict.fromkeys(lines), f"user {CLOUD}", "topic readwrite mc/#", ""])
@@ -220,6 +221,6 @@ def test_a_device_can_neither_publish_nor_read_as_another(make_broker: Callable[
 
 def test_the_acl_is_the_policy() -> None:
     assert policy_acl().splitlines()[:4] == [
-        "pattern write mc/%c/up", "pattern write $aws/things/%c/shadow/#", "pattern read mc/%c/down",
-        "pattern read $aws/things/%c/shadow/#"]
+        "pattern write mc/%c/up", "pattern write $aws/rules/mc_ingest/mc/%c/up",
+        "pattern write $aws/things/%c/shadow/#", "pattern read mc/%c/down"]
     json.dumps(edge_policy_document())  # a plain JSON document, as the template embeds it

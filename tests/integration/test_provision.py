@@ -296,3 +296,20 @@ def test_the_file_gateways_are_bound_to_the_thing_and_an_id_another_device_owns_
     assert prov.main(["--thing", "pi-north", "--stack", stack, "--out-dir", str(tmp_path / "north"), "--force",
                       "--gateway-config", gateways("house", "old")]) == 0  # its own again: nothing to change
     assert (repository.get(Kind.GATEWAY, "house") or {})["edgeId"] == "pi-north"
+
+
+def test_a_stack_with_an_ingest_rule_gets_its_devices_publishing_through_basic_ingest(
+        iot: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """#17: the stack's ``IngestRuleName`` output becomes ``uplink.ingest_rule``: the agent publishes to
+    ``$aws/rules/<rule>/mc/<thing>/up`` (no IoT messaging charge); a stack without it keeps the plain topic."""
+    boto3.client("cloudformation", region_name=REGION).create_stack(StackName="mc-basic", TemplateBody=json.dumps({
+        "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}},
+        "Outputs": {"EdgePolicyName": {"Value": POLICY}, "IngestRuleName": {"Value": "mc_basic_ingest"}}}))
+    out = tmp_path / "pi-basic"
+    assert prov.main(["--thing", "pi-basic", "--stack", "mc-basic", "--region", REGION, "--out-dir", str(out)]) == 0
+    assert load_config(out / prov.CONFIG_FILE).uplink.ingest_rule == "mc_basic_ingest"
+    assert "$aws/rules/mc_basic_ingest/mc/pi-basic/up (IoT Basic Ingest)" in capsys.readouterr().out
+
+    plain = tmp_path / "pi-plain"
+    assert prov.main(["--thing", "pi-plain", "--stack", STACK, "--region", REGION, "--out-dir", str(plain)]) == 0
+    assert load_config(plain / prov.CONFIG_FILE).uplink.ingest_rule is None

@@ -162,3 +162,14 @@ def test_the_bench_measures_a_running_site_not_its_first_minutes() -> None:
     assert len(lines) == 3 * len(SENSORS)
     assert {tuple(line.split(";")[:2]) for line in lines} == {(str(node), str(child)) for node in (1, 2, 3)
                                                                 for child, _, _, _ in SENSORS}
+
+
+def test_edge_publishes_go_through_basic_ingest_without_the_messaging_charge(template: dict[str, Any]) -> None:
+    """#17: the ingest rule has its fixed name and the edge policy lets devices publish to it by Basic Ingest (what
+    ``infra.provision`` configures): the bench bills the rule and its action, not the broker's message."""
+    assert StackModel(template).basic_ingest()
+    properties = template["Resources"]["IngestTopicRule"]["Properties"]
+    stripped = {**template, "Resources": {**template["Resources"], "IngestTopicRule": {
+        **template["Resources"]["IngestTopicRule"],
+        "Properties": {k: v for k, v in properties.items() if k != "RuleName"}}}}
+    assert not StackModel(stripped).basic_ingest()

@@ -33,6 +33,8 @@ from infra.identity import THING_VARIABLE, edge_policy_document, ingest_rule_sql
 from mycontroller_protocol.envelope import Downlink, Envelope, EnvelopeError, encode_publish
 
 REGION, ACCOUNT = "eu-west-1", "123456789012"
+RULE = "mc_home_ingest"
+"""The ingest rule's name (stack ``mc-home``): ``${IngestTopicRule}`` in the policy."""
 T0 = 1_767_225_600_000
 
 
@@ -54,7 +56,8 @@ class DevicePolicy:
     def __init__(self, thing: str, *, attached: bool = True) -> None:
         template = json.dumps(edge_policy_document())
         resolved = (template.replace("${AWS::Partition}", "aws").replace("${AWS::Region}", REGION)
-                    .replace("${AWS::AccountId}", ACCOUNT).replace("${!", "${"))  # what Fn::Sub does
+                    .replace("${AWS::AccountId}", ACCOUNT).replace("${IngestTopicRule}", RULE)
+                    .replace("${!", "${"))  # what Fn::Sub does
         assert re.findall(r"\$\{[^}]*\}", resolved.replace("${aws}", "")) and set(
             re.findall(r"\$\{[^}]*\}", resolved)) == {THING_VARIABLE}, "only the IoT variable is left for IoT"
         self.statements = json.loads(resolved.replace(THING_VARIABLE, thing))["Statement"]
@@ -115,6 +118,36 @@ def test_each_device_uses_its_own_topics_and_none_of_the_others(tmp_path: Path, 
     assert all(map(policy.publish, mine["publish"])) and not any(map(policy.publish, theirs["publish"]))
     assert all(map(policy.subscribe, mine["subscribe"])) and not any(map(policy.subscribe, theirs["subscribe"]))
     assert all(map(policy.receive, mine["receive"])) and not any(map(policy.receive, theirs["receive"]))
+
+
+@pytest.mark.parametrize(("me", "other"), [("site-a", "site-b"), ("site-b", "site-a")])
+def test_a_device_publishes_its_uplink_through_basic_ingest_to_the_ingest_rule_alone(tmp_path: Path, me: str,
+                                                                                     other: str) -> None:
+    """#17: ``uplink.ingest_rule`` (what provisioning writes) puts the uplink on ``$aws/rules/<rule>/mc/<thing>/up``,
+    which the policy allows for the device's own thing and the stack's rule only."""
+    config = parse_config({"edge": {"id": me, "data_dir": str(tmp_path / me)},
+                           "uplink": {"type": "aws_iot", "endpoint": "x-ats.iot.eu-west-1.amazonaws.com",
+                                      "ingest_rule": RULE, "tls": {"cert": "c.pem", "key": "k.pem"}},
+                           "gateways": []}, base_dir=tmp_path)
+    from edge.uplink.mqtt import MqttUplink
+
+    uplink = build_uplink(config)
+    assert isinstance(uplink, MqttUplink)
+    assert uplink.up_topic == f"$aws/rules/{RULE}/mc/{me}/up"
+    policy = DevicePolicy(me)
+    assert policy.publish(uplink.up_topic) and policy.publish(f"mc/{me}/up")
+    assert not policy.publish(f"$aws/rules/{RULE}/mc/{other}/up")
+    assert not policy.publish(f"$aws/rules/other_stack_ingest/mc/{me}/up")
+    assert not policy.publish(f"$aws/rules/{RULE}/mc/{me}/down")
+
+
+def test_an_ingest_rule_is_for_aws_iot_and_a_rule_name() -> None:
+    base = {"edge": {"id": "site-a"}, "gateways": []}
+    with pytest.raises(ValueError, match="aws_iot only"):
+        parse_config({**base, "uplink": {"type": "mqtt", "host": "broker", "ingest_rule": RULE}})
+    with pytest.raises(ValueError, match="ingest_rule"):
+        parse_config({**base, "uplink": {"type": "aws_iot", "endpoint": "x-ats.iot.eu-west-1.amazonaws.com",
+                                         "ingest_rule": "mc-home/ingest", "tls": {"cert": "c", "key": "k"}}})
 
 
 @pytest.mark.parametrize("topic_filter", ["mc/+/down", "mc/#", "#", "mc/site-b/#", "mc/site-a/#", "mc/+/up",
