@@ -27,6 +27,8 @@ MAX_LINE = 4096
 
 READ_INTERVAL_S = 0.02
 """Under steady traffic a serial port is read this often (``SerialLineTransport._pace``)."""
+_TTY_BUFFER = 4096
+"""What a tty holds for a reader (Linux's line discipline buffer): a read this long may have left more behind."""
 
 
 class TransportClosed(EdgeError, ConnectionError):
@@ -74,12 +76,13 @@ class LineTransport:
 class SerialLineTransport(LineTransport):
     """A serial port through pyserial, read on the event loop.
 
-    The loop watches the port's descriptor while it is open (no reader thread, no wakeup but when bytes arrive):
-    each time bytes arrive they are read and split in one callback, and the gateway takes those lines in the next
-    step, so a device that never pauses cannot hold the loop and what the last read emitted is committed before
-    the next read. Opening keeps what the device sent while the port was closed (pyserial would empty the input
-    buffer): lines written while the agent restarts are read once it is back. Where the port has no descriptor
-    (not POSIX), reads go through a worker thread.
+    The loop watches the port's descriptor while it is open (no reader thread, no wakeup but when bytes arrive);
+    a device that keeps sending is read every ``READ_INTERVAL_S`` instead (``_pace``). Each read is split into
+    lines in one callback and the gateway takes them in the next step, so a device that never pauses cannot hold
+    the loop and what the last read emitted is committed before the next read. Opening keeps what the device
+    sent while the port was closed (pyserial would empty the input buffer): lines written while the agent
+    restarts are read once it is back. Where the port has no descriptor (not POSIX), reads go through a worker
+    thread.
     """
 
     def __init__(self, portname: str, baud_rate: int = 115200, logger: logging.Logger | None = None) -> None:
@@ -175,23 +178,27 @@ class SerialLineTransport(LineTransport):
         if data:
             self._take(data)
         if self._error is None:
-            self._pace(bool(data))
+            self._pace(len(data) if data else 0)
         waiter = self._waiter
         if waiter is not None and not waiter.done() and (self._lines or self._error is not None):
             waiter.set_result(None)
 
-    def _pace(self, read: bool) -> None:
+    def _pace(self, size: int) -> None:
         """A device that keeps sending is read every ``READ_INTERVAL_S`` by a timer, its bytes waiting in the tty
         meanwhile: the agent wakes a few dozen times a second for many lines each time, not for every few lines (a
-        USB serial adapter's latency timer does the same). Once a read finds nothing, the loop watches the port
-        again, so a line after a pause is read at once."""
+        USB serial adapter's latency timer does the same; at 115200 baud that is some 230 bytes a read). Once a read
+        finds nothing, the loop watches the port again, so a line after a pause is read at once; a read that filled
+        the tty's buffer is followed at once too (a flood is read as fast as it comes)."""
         loop = self._loop
         if loop is None or self._fd is None:
             return
         now = loop.time()
-        busy = read and now - self._last_read < READ_INTERVAL_S
+        read = size > 0
+        busy = read and size < _TTY_BUFFER and now - self._last_read < READ_INTERVAL_S
         if read:
             self._last_read = now
+        if read and size >= _TTY_BUFFER:
+            read = False  # watch: the loop reads again as soon as it turns
         if busy or (read and not self._watching):  # poll
             if self._watching:
                 loop.remove_reader(self._fd)
