@@ -289,6 +289,9 @@ function EventTable({ events: received, compact, text = "", limit = 200 }: {
   if (events.length === 0) return <p className="muted">No event matches {JSON.stringify(text.trim())} yet.</p>;
   return (
     <div className="table-scroll">
+      {text.trim() && (
+        <p className="muted" aria-live="polite">{events.length} of {received.length} match {JSON.stringify(text.trim())}.</p>
+      )}
       <table className="table events" data-testid="event-table">
         <thead>
           <tr>
