@@ -330,6 +330,7 @@ class Stack:
             container.websocket.monotonic = clock
         if name == "ingest":
             container.gateway_owners.clock = clock
+            container.ingest.processor.monotonic = clock  # records kept between batches, in simulated time
             for gate in (getattr(container.bus, "audience", None), getattr(container.bus, "consumers", None)):
                 if gate is not None:
                     gate.monotonic = clock

@@ -501,7 +501,9 @@ def _ingest(c: Container) -> Ingest:
     if mysensors is not None:  # an edge whose firmware URL expired gets a new one (the actions built only then)
         mysensors.firmware_link = lambda gateway_id, node_id: c.actions.firmware_link(gateway_id, node_id)
     processor = Processor(c.repository, c.metrics, interpreters,
-                          last_seen_resolution_ms=int(c.settings.last_seen_interval_s * 1000))
+                          last_seen_resolution_ms=int(c.settings.last_seen_interval_s * 1000),
+                          unchanged_resolution_ms=int(c.settings.unchanged_value_interval_s * 1000),
+                          keep_records_s=c.settings.keep_records_s)
     return Ingest(processor, c.bus, c.downlink, c.gateway_owners,
                   dead_letters=c.ingest_dead_letters)
 

@@ -172,6 +172,17 @@ class Settings:
                                           "with every value); keep it well under the nodes' inactive duration "
                                           "(15 minutes by default); the stack sets it from its `LastSeenInterval`",
                                           kind="number", minimum=1)
+    unchanged_value_interval_s: float = setting(
+        "UNCHANGED_VALUE_INTERVAL_S", 0.0, "seconds between writes of a field whose reading repeats its stored value: "
+        "within them a reading equal to the stored one is not written (its `current` time and `lastSeen` stay as "
+        "stored, up to this old), but still goes to the metric store and is announced as an update with its own "
+        "time; 0 writes every reading; the stack sets it on the ingest function from its `LastSeenInterval`",
+        kind="number", minimum=0)
+    keep_records_s: float = setting(
+        "KEEP_RECORDS_S", 0.0, "seconds the ingest takes a node or source it read as read, with its version, instead "
+        "of reading it again every batch (its write is conditional on that version: a change made meanwhile is read "
+        "and kept); an edit of a node's or source's labels reaches the ingest's choices within it; 0 reads every "
+        "batch; the stack sets it on the ingest function from its `LastSeenInterval`", kind="number", minimum=0)
     handler_queue: str = setting("HANDLER_QUEUE", "local", "where handler runs queue: the in-process queue or "
                                  "SQS", choices=("local", "sqs"))
     handler_queue_url: str | None = setting("HANDLER_QUEUE_URL", None, "the handler queue's URL "

@@ -185,6 +185,8 @@ def own_environment(function: LambdaFunction, build: dict[str, str]) -> dict[str
     if function.name == "ingest":
         own["NOTIFY_AUDIENCE"] = "subscribed"  # the bulk of the bus: the notifier runs only for what is watched
         own["CONSUMER_AUDIENCE"] = "interested"  # tasks and forward payload run only for what they act on
+        own["UNCHANGED_VALUE_INTERVAL_S"] = {"Ref": "LastSeenInterval"}  # a repeated reading: written this often
+        own["KEEP_RECORDS_S"] = {"Ref": "LastSeenInterval"}  # nodes and sources read once between lastSeen writes
     if function.name == "handlers":
         own.update({"EMAIL": "ses", "SMS": "sns"})
     if function.name == "ingest":  # messages that fail for good go to its DLQ at once, with the reason

@@ -346,11 +346,27 @@ class Batch:
                 if kind is not Reply and kind is not NodeIdRequest and kind is not GatewayState:
                     batch_node_ids.setdefault(gw, set()).add(op.node_id)  # type: ignore[union-attr]
         if node_ids:
-            self.stored_nodes = _read(self.repo, Kind.NODE, node_ids, self.versions)
+            self.stored_nodes = self._read_kept(Kind.NODE, node_ids)
         if source_ids:
-            self.stored_sources = _read(self.repo, Kind.SOURCE, source_ids, self.versions)
+            self.stored_sources = self._read_kept(Kind.SOURCE, source_ids)
         if field_ids:
             self.stored_fields = _read(self.repo, Kind.FIELD, field_ids, self.versions)
+
+    def _read_kept(self, kind: Kind, ids: set[str]) -> dict[str, Record]:
+        """``_read``, except for the records a batch of this processor read within ``keep_records_s`` and nobody
+        wrote since (``caches``): taken with the version they were read with, which their write is conditional on."""
+        keep_s = self.p.keep_records_s
+        if keep_s <= 0:
+            return _read(self.repo, kind, ids, self.versions)
+        now = self.p.monotonic()
+        pairs = self.caches.kept_records(kind, ids, now - keep_s)
+        missing = ids.difference(pairs) if pairs else ids
+        if missing:
+            read = self.repo.get_many_versioned(kind, missing, consistent=False)
+            self.caches.keep(kind, read, now)
+            pairs.update(read)
+        self.versions[kind] = {entity_id: version for entity_id, (_, version) in pairs.items()}
+        return {entity_id: record for entity_id, (record, _) in pairs.items()}
 
     # ----------------------------------------------------------------------------------------- apply
 
@@ -641,10 +657,53 @@ class Batch:
                                                f"{stored.get('current')!r:.80}: {error}") from None
                 if not isinstance(stored.get("labels") or {}, dict):
                     raise UnreadableRecord(f"stored field {key!r} cannot be read: labels is not an object")
+                if self.caches.unwritten:
+                    self._unwritten_key(acc, key, stored)
                 self._field_metadata(acc, op)
             self.fields[key] = acc
             return acc
         raise RuntimeError(f"field {key} was folded by the fast path already")
+
+    def _unwritten_key(self, acc: FieldAcc, key: str, stored: Record) -> None:
+        """The order key of a repeated reading this processor announced and did not write (``_unchanged``), while
+        the stored record is still the one it repeated: a late redelivery older than it is stale, as it would be had
+        it been written, and that very reading again is a replay."""
+        entry = self.caches.unwritten.get(key)
+        if entry is None:
+            return
+        if entry[0] != (stored.get("current") or {}).get("timestamp"):  # written since: the stored key holds
+            del self.caches.unwritten[key]
+        elif (entry[1], entry[2]) > acc.key():
+            acc.stored_key = (entry[1], entry[2])
+
+    def _unchanged(self, field_acc: FieldAcc | Folded, events: list[DomainEvent]) -> bool:
+        """A field whose batch only repeats its stored value, sooner than ``unchanged_resolution_ms`` after the stored
+        reading: announced (an update with the reading's own time), its values in the metric store already, but not
+        written; its stored ``current`` time and ``lastSeen`` stay as they are, at most that old."""
+        if not field_acc.applied or field_acc.created or getattr(field_acc, "meta", False):
+            return False
+        new = field_acc.materialize()
+        field_id = new["id"]
+        stored = self.stored_fields.get(field_id)
+        current = (stored or {}).get("current")
+        if stored is None or not isinstance(current, dict):
+            return False
+        value, repeated = current.get("value"), new["current"]["value"]
+        if type(value) is not type(repeated) or value != repeated or new.get("noChangeSince") != stored.get(
+                "noChangeSince"):
+            return False  # (a batch that went away and back changes noChangeSince: written)
+        stamp = current.get("timestamp")
+        if not isinstance(stamp, str):
+            return False
+        try:
+            stored_ms = ms_from_iso(stamp)
+        except _READ_ERRORS:
+            return False
+        if field_acc.ts - stored_ms >= self.p.unchanged_resolution_ms:
+            return False
+        self.caches.leave_unwritten(field_id, stamp, field_acc.ts, field_acc.seq)
+        events.append(DomainEvent(_UPDATED, "field", field_id, "field:" + field_id, new))
+        return True
 
     @staticmethod
     def _field_metadata(acc: FieldAcc, op: FieldValue) -> None:
@@ -707,6 +766,8 @@ class Batch:
             if len(touched) > 1:  # by id: the order does not hang on which message of the batch touched one first
                 touched.sort(key=_touched_id)
             if touched:
+                if kind is not Kind.GATEWAY:  # their next version is read again (``caches``)
+                    self.caches.forget_kept(kind, [record["id"] for _, record in touched])
                 written = write_changes(repo, kind, [(None if acc.created else bases.get(record["id"]), record)
                                                      for acc, record in touched], versions=self.versions.get(kind, {}))
                 for acc, record in touched:
@@ -716,7 +777,10 @@ class Batch:
         field_records: list[Record] = []
         field_events: list[DomainEvent] = []
         applied: list[FieldKey] = []
+        unchanged_ms = self.p.unchanged_resolution_ms
         for field_acc in self.fields.values():
+            if unchanged_ms and self._unchanged(field_acc, field_events):
+                continue
             self._store_field(field_acc, field_records, field_events, applied)
         if field_records:
             stored = self.stored_fields

@@ -12,6 +12,18 @@ Four caches, each bounded and each only a shortcut (dropping any of them changes
 * last seen: per gateway, node or source, its ``lastSeen``/``lastTransaction`` text and that time parsed.
   Valid while its record holds that very str.
 
+And two that hold what the processor did not write or read again:
+
+* unwritten readings: per field, the newest reading that repeated the stored value and was not written
+  (``unchanged_resolution_ms``), valid while the stored record is the one it repeated: a late redelivery older than
+  it is stale, as it would have been had it been written.
+* kept records (with ``keep_records_s``): per node and source, the record and the version a batch read it with, for
+  that long. A batch takes them instead of reading them again; the batch that writes one writes it on that version
+  (a conditional write: an edit of another writer meanwhile fails it, and the record is read again and the batch's
+  changes made on it, ``core/conflicts.py``), and forgets it (its new version is read by the next batch that needs
+  it). Between two ``lastSeen`` writes a node or source that reports every few seconds is read once, not every
+  batch.
+
 And one table shared by all processors: RFC 3339 texts per second (``iso``).
 """
 
@@ -19,7 +31,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from ..model import Record, iso_from_ms, ms_from_iso
+from ..model import Kind, Record, iso_from_ms, ms_from_iso
 from ..ops import FieldValue
 from ..ports import MetricPoint
 
@@ -52,7 +64,7 @@ def iso(ms: int) -> str:
 class Caches:
     """The four caches of one processor (see the module's docstring)."""
 
-    __slots__ = ("field_keys", "route_count", "routes", "seen_ms", "templates")
+    __slots__ = ("field_keys", "kept", "route_count", "routes", "seen_ms", "templates", "unwritten")
 
     def __init__(self) -> None:
         self.routes: dict[tuple[str, str], dict[str, Route]] = {}
@@ -64,6 +76,11 @@ class Caches:
         """Field id → the point naming it in metric series."""
         self.seen_ms: dict[str, tuple[str | None, int]] = {}
         """Entity id → (its last seen/transaction text, that time parsed)."""
+        self.unwritten: dict[str, tuple[str, int, int]] = {}
+        """Field id → (the stored ``current.timestamp`` a repeated reading left as it was, that reading's timestamp
+        and sequence): the newest reading of the field this processor knows of, valid while that is stored."""
+        self.kept: dict[tuple[Kind, str], tuple[Record, int, float]] = {}
+        """(kind, id) → (the record as read, the version it was read with, when it was read)."""
 
     # ----------------------------------------------------------------------------------------- routes
 
@@ -102,6 +119,15 @@ class Caches:
         for field_id in field_ids:
             self.field_keys.pop(field_id, None)
 
+    def leave_unwritten(self, field_id: str, stored_stamp: str, ts: int, seq: int) -> None:
+        """A repeated reading not written: the order key it would have stored (the record the processor stored last,
+        if it did, is not what it knows any more)."""
+        unwritten = self.unwritten
+        if len(unwritten) >= RECORD_CACHE_LIMIT:
+            unwritten.clear()
+        unwritten[field_id] = (stored_stamp, ts, seq)
+        self.field_keys.pop(field_id, None)
+
     def template(self, field_id: str, gateway_id: str, op: FieldValue, metric_type: str) -> MetricPoint:
         """The point naming a field in metric series, made once per field (and metric type)."""
         template = self.templates.get(field_id)
@@ -134,3 +160,32 @@ class Caches:
         if len(cache) >= RECORD_CACHE_LIMIT:
             cache.clear()
         cache[entity_id] = (text, ms)
+
+    # ----------------------------------------------------------------------------------------- kept records
+
+    def kept_records(self, kind: Kind, ids: set[str], since: float) -> dict[str, tuple[Record, int]]:
+        """The records of ``ids`` kept since ``since`` or later, with their versions."""
+        kept = self.kept
+        found: dict[str, tuple[Record, int]] = {}
+        for entity_id in ids:
+            entry = kept.get((kind, entity_id))
+            if entry is not None:
+                if entry[2] >= since:
+                    found[entity_id] = (entry[0], entry[1])
+                else:
+                    del kept[(kind, entity_id)]
+        return found
+
+    def keep(self, kind: Kind, pairs: dict[str, tuple[Record, int]], now: float) -> None:
+        """Records just read, with their versions."""
+        kept = self.kept
+        if len(kept) + len(pairs) > RECORD_CACHE_LIMIT:
+            kept.clear()
+        for entity_id, (record, version) in pairs.items():
+            kept[(kind, entity_id)] = (record, version, now)
+
+    def forget_kept(self, kind: Kind, ids: list[str]) -> None:
+        """Records being written: their next version is read again."""
+        kept = self.kept
+        for entity_id in ids:
+            kept.pop((kind, entity_id), None)

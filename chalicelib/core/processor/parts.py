@@ -3,6 +3,7 @@ apart from the processor's entry points (``engine.py``) so that a batch does not
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 
 from ..model import now_ms
@@ -23,6 +24,9 @@ class ProcessorParts:
         last_seen_resolution_ms: int = 60_000,
         clock: Callable[[], int] = now_ms,
         fast_path: bool = True,
+        unchanged_resolution_ms: int = 0,
+        keep_records_s: float = 0.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if interpreters is None:
             from ..providers import default_interpreters
@@ -35,6 +39,12 @@ class ProcessorParts:
         self.clock = clock
         self.fast_path = fast_path
         """Off: every value takes the general path (the reference the fast path is tested against)."""
+        self.unchanged_resolution_ms = unchanged_resolution_ms
+        """A field's reading equal to its stored value, sooner than this after the stored one, is announced but not
+        written (``Batch._unchanged``); 0: every reading is written."""
+        self.keep_records_s = keep_records_s
+        """How long a node or source read by a batch is taken as read by the next ones (``caches``); 0: never."""
+        self.monotonic = monotonic
         self.routers: dict[str, Callable[[str], tuple[str, str] | None]] = {
             name: router for name, interpreter in self.interpreters.items()
             if (router := getattr(interpreter, "route_key", None)) is not None
