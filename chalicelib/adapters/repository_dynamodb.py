@@ -24,9 +24,9 @@ Key design (attribute: meaning)
   comma-separated ``<gap>[:<length>]``, gap = seqs missing since the previous run or hw, length omitted when
   1; ``hw=10, above="2:3,1"`` is 13, 14, 15 and 17), ``version`` (optimistic concurrency: every write is a
   PutItem conditional on the version read) and ``ttl`` (30 days, refreshed on write, so dead streams go).
-  Marking a batch costs one BatchGetItem plus one write per stream touched, not per message. ``above`` is
-  bounded (``SEEN_ABOVE_MAX_CHARS``, so the item stays within one write unit): when a write would exceed it,
-  ``hw`` advances over the oldest gaps, and a message whose seq is in such a gap then counts as seen. Gaps
+  Marking a batch costs one write per stream touched, not per message, on the state ``seen`` read for the batch.
+  ``above`` is bounded (``SEEN_ABOVE_MAX_CHARS``, so the item stays within one write unit): when a write would
+  exceed it, ``hw`` advances over the oldest gaps, and a message whose seq is in such a gap then counts as seen. Gaps
   are messages that failed, or were still in flight when ~100+ newer gaps appeared; only a failed message
   re-driven from a DLQ long after would be skipped. Any other id (no ``-<digits>`` tail, or digits with a
   leading zero) is "plain": one item ``SEEN#<message id>`` with a ``ttl`` of 7 days, as before. The two
@@ -299,6 +299,9 @@ class DynamoDBRepository:
         _ = self._conn.connection.client  # create the botocore client now, once (its creation is not thread-safe)
         self._consistent = consistent_reads
         self._threads = RequestThreads(write_concurrency, "dynamodb-put")
+        self._local = threading.local()
+        """``streams``: the seen streams' states this thread's last ``seen`` read (consistently), for its
+        ``mark_seen``: one read of a stream item a batch, not two."""
         self._calls_lock = threading.Lock()
         self.calls: collections.Counter[str] = collections.Counter()
         self.consumed: dict[str, float] = {"read": 0.0, "write": 0.0}
@@ -447,15 +450,18 @@ class DynamoDBRepository:
             return set()
         now = int(time.time())
         found: set[str] = set()
-        for item in self._batch_get(keys, ["pk", "ttl", "hw", "above"]):
+        states: dict[str, StreamState] = {stream: StreamState() for stream in streams}
+        for item in self._batch_get(keys, ["pk", "ttl", "hw", "above", "version"]):
             key = item["pk"]["S"]
             if key.startswith(STREAM_PREFIX):
-                state = _stream_state(item, now)
+                state = states[key[len(STREAM_PREFIX):]] = _stream_state(item, now)
                 found.update(m for seq, m in streams[key[len(STREAM_PREFIX):]].items() if seq in state)
             else:
                 expires = item.get("ttl", {}).get("N")
                 if expires is None or int(expires) > now:  # TTL deletion lags; expired means forgotten
                     found.add(key[len(SEEN_PREFIX):])
+        if self._consistent:  # the batch's mark_seen writes on these (its conditional write catches any change)
+            self._local.streams = states
         return found
 
     # ----------------------------------------------------------------------------------------- writes
@@ -609,8 +615,9 @@ class DynamoDBRepository:
         return deleted
 
     def mark_seen(self, message_ids: Sequence[str]) -> None:
-        """Streams: one BatchGetItem for their items, then one conditional PutItem per stream whose state
-        changes (in parallel). Plain ids: one small item each (BatchWriteItem), expiring after ``SEEN_TTL_S``."""
+        """Streams: the states this thread's ``seen`` just read of them (else one BatchGetItem), then one
+        conditional PutItem per stream whose state changes (in parallel; a stream written meanwhile is read
+        again). Plain ids: one small item each (BatchWriteItem), expiring after ``SEEN_TTL_S``."""
         plain, streams = _split_ids(message_ids)
         if plain:
             expires = str(int(time.time()) + SEEN_TTL_S)
@@ -618,10 +625,15 @@ class DynamoDBRepository:
         if not streams:
             return
         now = int(time.time())
+        known: dict[str, StreamState] = getattr(self._local, "streams", None) or {}
+        self._local.streams = None
+        missing = [stream for stream in streams if stream not in known]
         stored = {item["pk"]["S"][len(STREAM_PREFIX):]: item
-                  for item in self._batch_get((STREAM_PREFIX + s for s in streams),
-                                              ["pk", "ttl", "hw", "above", "version"], consistent=True)}
-        work = [(stream, list(seqs), _stream_state(stored.get(stream), now)) for stream, seqs in streams.items()]
+                  for item in self._batch_get((STREAM_PREFIX + s for s in missing),
+                                              ["pk", "ttl", "hw", "above", "version"], consistent=True)
+                  } if missing else {}
+        work = [(stream, list(seqs), known[stream] if stream in known else _stream_state(stored.get(stream), now))
+                for stream, seqs in streams.items()]
         self._threads.map(self._mark_stream, work)
 
     def _mark_stream(self, work: tuple[str, list[int], StreamState]) -> bool:
