@@ -187,10 +187,13 @@ class Ingest:
         kept = self._keep(letters, failed)
         elapsed_ms = (time.perf_counter() - started) * 1000
         if IN_LAMBDA:  # custom metrics are billed each a month: the three no AWS metric or log line gives
-            for name, value in (("MessagesProcessed", len(result.applied_ids)),
-                                ("MessagesFailed", len(result.failures)),
+            metrics.add_metric(name="MessagesProcessed", unit=MetricUnit.Count, value=len(result.applied_ids))
+            # failures and refusals only when there are some: a metric is billed for the hours it is written in, and
+            # a healthy site's would be zeros all month (no data reads as none; alarms on them treat it so)
+            for name, value in (("MessagesFailed", len(result.failures)),
                                 ("MessagesRefused", admission.refused_count)):
-                metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+                if value:
+                    metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
         # a clean batch's line at DEBUG: at a home's pace it was most of the ingest's log bill (docs/cost.md); what
         # failed, was refused or dead-lettered is logged above at WARNING and this line goes out at INFO with it
         notable = result.failures or kept or failed or admission.refused_count

@@ -215,7 +215,7 @@ def test_only_an_interested_audience_filters_the_consumers(monkeypatch: pytest.M
 # --------------------------------------------------------------------------------------------- metrics
 
 
-def test_the_ingest_writes_three_custom_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_ingest_writes_its_failure_metrics_only_when_something_failed(monkeypatch: pytest.MonkeyPatch) -> None:
     from chalicelib.adapters.bus_local import LocalEventBus
     from chalicelib.adapters.downlink_local import LocalDownlink
     from chalicelib.adapters.metrics_embedded import EmbeddedMetricStore
@@ -234,7 +234,11 @@ def test_the_ingest_writes_three_custom_metrics(monkeypatch: pytest.MonkeyPatch)
     ingest = module.Ingest(processor, LocalEventBus(mode="sync"), LocalDownlink())
     envelope = Envelope("gw", "mysensors_v2", 1_767_225_600_000, 1, "gw-1", "1;1;1;0;0;21.5")
     ingest.handle({"Records": [{"messageId": "r1", "body": ingest_body("edge-1", encode_publish([envelope]))}]})
-    assert names == ["MessagesProcessed", "MessagesFailed", "MessagesRefused"]
+    assert names == ["MessagesProcessed"]  # no failure, no refusal: those two are not written (#17)
+    names.clear()
+    bad = Envelope("gw", "mysensors_v2", 1_767_225_600_000, 2, "gw-2", "1;1;1;0;0;not a number")
+    ingest.handle({"Records": [{"messageId": "r2", "body": ingest_body("edge-1", encode_publish([bad]))}]})
+    assert names == ["MessagesProcessed", "MessagesFailed"]
 
 
 # --------------------------------------------------------------------------------------------- direct ingest
