@@ -945,6 +945,7 @@ def test_the_overview_counts_devices_links_into_the_lists_and_the_event_log_foll
     assert page.title().startswith("Overview")
     nodes = page.locator(".card").filter(has=page.get_by_role("heading", name="Nodes"))
     wait_in(page, "document.querySelectorAll('.stat-value').length >= 6 && [...document.querySelectorAll("
+                  "'.stat-value')].every((v) => /^\\d+$/.test(v.textContent)) && [...document.querySelectorAll("
                   "'[data-stat=\\'in all\\'] .stat-value')].every((v) => Number(v.textContent) > 0)")
     up = nodes.locator("[data-stat='up']")
     assert int(up.locator(".stat-value").inner_text()) >= 1
