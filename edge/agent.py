@@ -650,7 +650,11 @@ class EdgeAgent:
             self._waiter = None
 
     def _flight_done(self, _task: asyncio.Task[None]) -> None:
-        self._set_wake()
+        """Ack what the broker acknowledged, here and now; wake the sender only if it waits for room in the window
+        or a publish failed (lingering over a packing window or idle, it has nothing to do with this)."""
+        failed = self._complete_flights()
+        if failed or not (self._sender_waiting or self._sender_lingering):
+            self._set_wake()
 
     # ------------------------------------------------------------------------------------------- downlink
 
