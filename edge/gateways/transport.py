@@ -25,7 +25,7 @@ MAX_LINE = 4096
 """A line longer than this is junk (a MySensors line is under 60 bytes); it is dropped, not buffered forever."""
 
 
-READ_INTERVAL_S = 0.02
+READ_INTERVAL_S = 0.04
 """Under steady traffic a serial port is read this often (``SerialLineTransport._pace``)."""
 _TTY_BUFFER = 4096
 """What a tty holds for a reader (Linux's line discipline buffer): a read this long may have left more behind."""
@@ -186,9 +186,10 @@ class SerialLineTransport(LineTransport):
     def _pace(self, size: int) -> None:
         """A device that keeps sending is read every ``READ_INTERVAL_S`` by a timer, its bytes waiting in the tty
         meanwhile: the agent wakes a few dozen times a second for many lines each time, not for every few lines (a
-        USB serial adapter's latency timer does the same; at 115200 baud that is some 230 bytes a read). Once a read
-        finds nothing, the loop watches the port again, so a line after a pause is read at once; a read that filled
-        the tty's buffer is followed at once too (a flood is read as fast as it comes)."""
+        USB serial adapter's latency timer does the same; at 115200 baud that is some 460 bytes a read). Once a read
+        finds nothing, the loop watches the port again, so a line after a pause is read at once; so it does after a
+        read that filled the tty's buffer (a flood is read as fast as it comes) and after each write (``_answer_soon``).
+        """
         loop = self._loop
         if loop is None or self._fd is None:
             return
@@ -243,6 +244,17 @@ class SerialLineTransport(LineTransport):
                 await asyncio.to_thread(port.write, data)
             except Exception as error:
                 raise TransportClosed(f"write to {self.portname} failed: {error}") from None
+        self._answer_soon()
+
+    def _answer_soon(self) -> None:
+        """After a write the device's answer is read as soon as it comes, not at the next paced read: an exchange
+        (a firmware block asked for and sent, a request answered, a command echoed) is never slowed down."""
+        if self._resume is None or self._loop is None or self._fd is None or self._error is not None:
+            return
+        self._resume.cancel()
+        self._resume = None
+        self._loop.add_reader(self._fd, self._on_readable)
+        self._watching = True
 
     async def close(self) -> None:
         self._unwatch()
