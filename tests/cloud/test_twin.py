@@ -173,6 +173,8 @@ def test_a_device_joins_as_on_aws_and_its_values_reach_dynamodb_the_api_and_a_we
         twin: CloudTwin, first: Device) -> None:
     uplink = first.config["uplink"]
     assert (uplink["type"], uplink["endpoint"], uplink["port"]) == ("aws_iot", twin.info["iot_endpoint"], 8883)
+    assert uplink["ingest_rule"] == twin.stack.replace("-", "_") + "_ingest"  # IoT Basic Ingest (#17)
+    assert twin.status()["iot"]["basic_ingest"] > 0, "the agent publishes through Basic Ingest"
     assert (first.dir / uplink["tls"]["ca"]).read_bytes() == Path(twin.info["iot_ca"]).read_bytes()
     node = twin.ok("GET", f"/api/node/node:{GATEWAY}.1")
     assert node["name"] == "Kitchen" and node["gatewayId"] == GATEWAY
@@ -232,7 +234,9 @@ def test_a_second_device_can_neither_read_the_first_ones_commands_nor_publish_as
         assert rogue.subscribe("mc/pi-b/down") < 0x80
         for topic in ("mc/pi-a/down", "mc/+/down", "#", "$aws/things/pi-a/shadow/name/mycontroller/update/delta"):
             assert rogue.subscribe(topic) >= 0x80, f"pi-b may subscribe to {topic}"
-        for topic in ("mc/pi-a/up", "$aws/things/pi-a/shadow/name/mycontroller/update"):
+        rule = second.config["uplink"]["ingest_rule"]
+        for topic in ("mc/pi-a/up", "$aws/things/pi-a/shadow/name/mycontroller/update", f"$aws/rules/{rule}/mc/pi-a/up",
+                      "$aws/rules/another_rule/mc/pi-b/up"):
             assert rogue.publish(topic, _publish_body(GATEWAY, "1;1;1;0;0;99")) >= 0x80, f"pi-b may publish {topic}"
         twin.ok("POST", "/api/action", [{"resource": LIGHT, "payload": "toggle"}])
         assert first.pty is not None
