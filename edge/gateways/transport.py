@@ -27,8 +27,9 @@ MAX_LINE = 4096
 
 READ_INTERVAL_S = 0.04
 """Under steady traffic a serial port is read this often (``SerialLineTransport._pace``)."""
-_TTY_BUFFER = 4096
-"""What a tty holds for a reader (Linux's line discipline buffer): a read this long may have left more behind."""
+_TTY_BUFFER = 4095
+"""What a tty holds for a reader (Linux's line discipline buffer, 4 KB less one byte): a read this long may have
+left more behind."""
 
 
 class TransportClosed(EdgeError, ConnectionError):
