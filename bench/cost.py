@@ -615,6 +615,8 @@ class Run:
         self.model = StackModel(template, parameters)
         self.linger_s = (AWS_IOT_LINGER_MS if linger_ms is None else linger_ms) / 1000
         self.seconds = seconds
+        self.reference_console = False
+        """The console is MyController v2's own: it never subscribes, so its socket gets every event (issue #18)."""
 
     def deploy(self, profile: str) -> dict[str, str]:
         """The profile's parameters (``--param`` wins); the model of the stack they make."""
@@ -664,6 +666,8 @@ class Run:
                                                     "queryStringParameters": {"access_token": token}}, at)
         if answer.get("statusCode") != 200:
             raise RuntimeError(f"the console was refused: {answer}")
+        if self.reference_console:
+            return connection  # the reference's stream: every event, from 2 s after the connect
         body = json.dumps({"type": "subscribe", "id": "dashboard",
                            "filter": {"quickIds": [f"field:{f}" for f in fields]}})
         stack.invoke("websocket_message", {"requestContext": {**context, "eventType": "MESSAGE"}, "body": body}, at)
@@ -676,7 +680,8 @@ class Run:
         connection = self.console(stack, fields, 0.0)
         stack.invoke("websocket_disconnect", {"requestContext": {"connectionId": connection,
                                                                  "eventType": "DISCONNECT"}}, 0.0)
-        meter.add("apigw.ws_message", 1, "websocket_message")  # the subscribe the console sent (the answer is a post)
+        if not self.reference_console:
+            meter.add("apigw.ws_message", 1, "websocket_message")  # the subscribe it sent (the answer is a post)
         return meter.usage.scaled(1.0)
 
     def jobs(self, stack: Stack) -> Usage:
@@ -777,8 +782,9 @@ class Run:
                 month.merge(self.standing(stack, FLEET_GATEWAYS, 0, WS_MAX_LIFETIME_S))
         return Result("fleet", self.capacity(month), monthly, counts)
 
-    def home(self) -> Result:
+    def home(self, *, reference_console: bool = False) -> Result:
         self.deploy("home")
+        self.reference_console = reference_console
         with mock_aws():
             meter, lambdas, stack = self.fresh()
             with meter.installed():
@@ -812,7 +818,9 @@ class Run:
                 month.merge(self.cold_starts(lambdas, scale))
                 month.merge(self.custom_metrics(lambdas))
                 month.merge(self.standing(stack, 1, 1, WS_MAX_LIFETIME_S))
-        return Result("home", self.capacity(month), HOME_RATE * SECONDS_PER_MONTH, counts)
+        self.reference_console = False
+        name = "home, the reference's console" if reference_console else "home"
+        return Result(name, self.capacity(month), HOME_RATE * SECONDS_PER_MONTH, counts)
 
     def idle(self) -> Result:
         self.deploy("idle")
@@ -892,7 +900,8 @@ def as_in_lambda() -> None:
 def main() -> None:
     as_in_lambda()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--profile", choices=("fleet", "home", "idle"), action="append")
+    parser.add_argument("--profile", choices=("fleet", "home", "idle", "home-reference"), action="append",
+                        help="home-reference: the home with MyController v2's own console open (it never subscribes)")
     parser.add_argument("--messages", type=int, default=20_000, help="fleet messages driven")
     parser.add_argument("--seconds", type=float, default=300.0, help="home seconds driven")
     parser.add_argument("--linger-ms", type=int, help="the edge's packing window (default: the agent's for AWS IoT)")
@@ -906,13 +915,15 @@ def main() -> None:
     parameters = dict(p.split("=", 1) for p in args.param)
     template = load_template()
     run = Run(template, parameters, args.linger_ms, args.seconds)
-    profiles = args.profile or ["fleet", "home", "idle"]
+    profiles = args.profile or ["fleet", "home", "home-reference", "idle"]
     results: dict[str, Result] = {}
     for name in profiles:
         started = time.perf_counter()
-        result = run.fleet(args.messages) if name == "fleet" else run.home() if name == "home" else run.idle()
+        result = (run.fleet(args.messages) if name == "fleet" else run.home() if name == "home"
+                  else run.home(reference_console=True) if name == "home-reference" else run.idle())
         results[name] = result
-        print(f"{name}: deployed with {' '.join(f'{k}={v}' for k, v in run.deploy(name).items()) or 'defaults'}, "
+        deployed = run.deploy("home" if name == "home-reference" else name)
+        print(f"{name}: deployed with {' '.join(f'{k}={v}' for k, v in deployed.items()) or 'defaults'}, "
               f"edge window {run.linger_s * 1000:.0f} ms")
         show(result)
         print(f"  ({time.perf_counter() - started:.1f} s)", flush=True)
