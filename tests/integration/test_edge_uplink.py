@@ -161,6 +161,8 @@ def test_agent_packs_messages_into_bounded_publishes_acks_them_and_routes_downli
                         and (downlinks / "gw-a" / "downlinks.txt").exists(), 10, "the downlinks at the gateways")
             assert (downlinks / "gw-b" / "downlinks.txt").read_text() == "1;2;1;0;2;1\n"
             assert (downlinks / "gw-a" / "downlinks.txt").read_text() == "to a\n", "routed by the downlink's gateway"
+            # what the gateways emit for the downlinks (their echoes) is spooled and sent in turn
+            await until(lambda: agent.spool.depth == 0, 10, "the spool to drain after the downlinks")
             status = agent.status()
             assert status["gateways"]["gw-a"]["emitted"] == count
             assert status["sender"]["envelopes"] >= count and status["spool"]["depth"] == 0
