@@ -36,8 +36,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from mycontroller_protocol.envelope import Downlink, EnvelopeError, decode_downlinks, down_topic, encode_publish
 from mycontroller_protocol.shadow import config_hash
 from mycontroller_protocol.version import VERSION
@@ -46,6 +44,7 @@ from .config import EdgeConfig, EdgeConfigError, GatewaySection, format_errors, 
 from .gateways.base import Gateway, GatewayConfigError
 from .gateways.util import parse_duration
 from .preflight import agent_problems, build_plugin, gateway_where
+from .schema import SectionError
 from .shadow import Decision, ShadowClient
 from .spool import Spool, SpoolRow, publish_body
 from .uplink import Uplink, UplinkError, build_uplink
@@ -453,7 +452,7 @@ class EdgeAgent:
             return {"status": "running" if enabled else "disabled", "message": "", "hash": digest}
         try:
             section = GatewaySection.model_validate({**raw, "id": gateway_id})
-        except ValidationError as error:
+        except SectionError as error:
             lines = format_errors(error, {**raw, "id": gateway_id}).splitlines()[1:]
             return self._rejected(gateway_id, digest, "; ".join(line.strip() for line in lines))
         old_ctx = self.contexts.get(gateway_id)

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from mycontroller_protocol.ids import ID_PATTERN
 from mycontroller_protocol.shadow import DEFAULT_SHADOW_NAME
 
 from .errors import EdgeError
+from .schema import Model, SecretStr, SectionError, field
 
 DEFAULT_LINGER_MS = 50
 """Uplinks where a publish costs nothing (a local broker, the local stack): hardly any packing window."""
@@ -52,16 +52,14 @@ class EdgeConfigError(EdgeError, ValueError):
     """The configuration cannot be used; the message names the file and every bad key."""
 
 
-class _Strict(BaseModel):
+class _Strict(Model):
     """Agent-level sections: an unknown key is a typo, and a typo should be reported."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-
-class _Open(BaseModel):
+class _Open(Model):
     """Gateway sections: unknown keys belong to the plugin and are passed through untouched."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    extra_allowed = True
 
 
 def _check_id(value: str, what: str) -> str:
@@ -76,7 +74,7 @@ class EdgeSection(_Strict):
     """The device's name: the up topic is ``<topic_prefix>/<id>/up`` and the default MQTT client id."""
     data_dir: Path = Path("data")
     """Spool, status file and the gateways' own state (sleep queues) live here."""
-    status_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    status_interval_s: float = field(default=5.0, gt=0, le=3600)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     cloud_config: bool = False
     """Also run the gateways the cloud assigns to this device (``edgeId``), from its device shadow
@@ -84,15 +82,8 @@ class EdgeSection(_Strict):
     shadow_name: str = DEFAULT_SHADOW_NAME
     """The named shadow holding the cloud's config; ``""``: the classic shadow."""
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "edge id")
-
-    @field_validator("shadow_name")
-    @classmethod
-    def _shadow_name(cls, value: str) -> str:
-        return value if value == "" else _check_id(value, "shadow name")
+    field_checks = {"id": lambda value: _check_id(value, "edge id"),
+                    "shadow_name": lambda value: value if value == "" else _check_id(value, "shadow name")}
 
 
 class TlsSection(_Strict):
@@ -103,11 +94,9 @@ class TlsSection(_Strict):
     key: Path | None = None
     """The certificate's private key (a path: the key itself never enters the config)."""
 
-    @model_validator(mode="after")
-    def _pair(self) -> TlsSection:
+    def check(self) -> None:
         if (self.cert is None) != (self.key is None):
             raise ValueError("tls.cert and tls.key go together (mutual TLS needs both)")
-        return self
 
 
 class UplinkSection(_Strict):
@@ -115,7 +104,7 @@ class UplinkSection(_Strict):
     endpoint: str | None = None
     """AWS IoT Core data endpoint (``xxxx-ats.iot.<region>.amazonaws.com``); ``host`` is accepted too."""
     host: str | None = None
-    port: int | None = Field(default=None, ge=1, le=65535)
+    port: int | None = field(default=None, ge=1, le=65535)
     """Default 8883 with TLS (and for AWS IoT Core), 1883 without."""
     tls: TlsSection | None = None
     client_id: str | None = None
@@ -123,48 +112,47 @@ class UplinkSection(_Strict):
     username: str | None = None
     password: SecretStr | None = None
     topic_prefix: str = "mc"
-    ingest_rule: str | None = Field(default=None, pattern=r"^[A-Za-z0-9_]{1,128}$")
+    ingest_rule: str | None = field(default=None, pattern=r"^[A-Za-z0-9_]{1,128}$")
     """``aws_iot`` only: publish the uplink through IoT Basic Ingest to this rule (``$aws/rules/<rule>/mc/<id>/up``),
     which skips IoT Core's messaging charge; the stack's ``IngestRuleName`` output, which ``infra.provision``
     writes here. Unset: the plain uplink topic (the rule takes both)."""
-    keep_alive: int = Field(default=60, ge=5, le=1200)
+    keep_alive: int = field(default=60, ge=5, le=1200)
     """Seconds between pings when idle (AWS IoT Core accepts 30-1200)."""
-    session_expiry: int = Field(default=3600, ge=0, le=7 * 24 * 3600)
+    session_expiry: int = field(default=3600, ge=0, le=7 * 24 * 3600)
     """Seconds the broker keeps our session (and downlinks queued for it) while we are offline."""
-    max_publish_bytes: int = Field(default=5_000, ge=512, le=IOT_CORE_MAX_PUBLISH_BYTES)
+    max_publish_bytes: int = field(default=5_000, ge=512, le=IOT_CORE_MAX_PUBLISH_BYTES)
     """Envelopes are packed into publishes up to this size; AWS IoT Core bills per started 5 KB."""
-    linger_ms: int | None = Field(default=None, ge=0, le=10_000)
+    linger_ms: int | None = field(default=None, ge=0, le=10_000)
     """How long a publish that is not full waits for more envelopes; commands, requests and presentations never
     wait (``uplink/packing.py``). Unset: 1000 for ``aws_iot`` (every publish is billed), 50 otherwise."""
-    max_publishes_per_s: float = Field(default=50.0, gt=0, le=1000)
+    max_publishes_per_s: float = field(default=50.0, gt=0, le=1000)
     """AWS IoT Core allows about 100 publishes a second per connection; stay under it."""
-    max_in_flight: int = Field(default=16, ge=1, le=100)
+    max_in_flight: int = field(default=16, ge=1, le=100)
     """Publishes awaiting their PUBACK at once. Pipelining hides the round trip to the cloud, and the awscrt
     client writes a publish over 4 KB in two socket writes, which Nagle plus delayed ACKs hold back by ~40 ms
     even on loopback; 16 in flight keeps 50 publishes/s flowing regardless (AWS IoT Core allows 100)."""
-    ack_timeout_s: int = Field(default=60, ge=1, le=3600)
+    ack_timeout_s: int = field(default=60, ge=1, le=3600)
     """A publish not acknowledged within this time is sent again (at-least-once)."""
-    min_reconnect_delay_ms: int = Field(default=250, ge=10)
-    max_reconnect_delay_ms: int = Field(default=30_000, ge=100)
+    min_reconnect_delay_ms: int = field(default=250, ge=10)
+    max_reconnect_delay_ms: int = field(default=30_000, ge=100)
 
-    @field_validator("host", "endpoint")
-    @classmethod
-    def _host(cls, value: str | None) -> str | None:
+    @staticmethod
+    def _host(value: str | None) -> str | None:
         if value is not None and ("/" in value or not value.strip()):
             raise ValueError(f"{value!r} is not a host name: write the broker's name or address alone (a URL such "
                              "as tcp://host:1883 or http://… is not one), and its port as 'port'")
         return value
 
-    @field_validator("topic_prefix")
-    @classmethod
-    def _prefix(cls, value: str) -> str:
+    @staticmethod
+    def _prefix(value: str) -> str:
         value = value.strip("/")
         if not value or any(c in value for c in "+#"):
             raise ValueError("topic_prefix must be a non-empty topic without wildcards")
         return value
 
-    @model_validator(mode="after")
-    def _target(self) -> UplinkSection:
+    field_checks = {"host": _host, "endpoint": _host, "topic_prefix": _prefix}
+
+    def check(self) -> None:
         if self.type == "aws_iot":
             if not (self.endpoint or self.host):
                 raise ValueError("uplink.endpoint is required for aws_iot")
@@ -176,7 +164,6 @@ class UplinkSection(_Strict):
             raise ValueError("uplink.ingest_rule is AWS IoT Basic Ingest: for type aws_iot only")
         if self.max_reconnect_delay_ms < self.min_reconnect_delay_ms:
             raise ValueError("uplink.max_reconnect_delay_ms must not be below min_reconnect_delay_ms")
-        return self
 
     @property
     def linger_s(self) -> float:
@@ -194,8 +181,8 @@ class UplinkSection(_Strict):
 class SpoolSection(_Strict):
     path: Path | None = None
     """Default: ``<data_dir>/spool.sqlite``."""
-    max_bytes: int = Field(default=256 * 1024 * 1024, ge=64 * 1024)
-    max_messages: int = Field(default=1_000_000, ge=100)
+    max_bytes: int = field(default=256 * 1024 * 1024, ge=64 * 1024)
+    max_messages: int = field(default=1_000_000, ge=100)
     synchronous: Literal["normal", "full"] = "normal"
     """``normal``: an append survives the agent's crash or SIGKILL, the last ones may not survive a power loss;
     ``full``: an fsync per append, survives power loss too (slow on SD cards)."""
@@ -204,23 +191,21 @@ class SpoolSection(_Strict):
 class ProtocolSection(_Open):
     type: str = ""
     portname: str | None = None
-    baudRate: int | None = Field(default=None, gt=0)  # the reference's camelCase name
+    baudRate: int | None = field(default=None, gt=0)  # the reference's camelCase name
     server: str | None = None
     broker: str | None = None
     subscribe: str | None = None
     publish: str | None = None
     username: str | None = None
     password: str | None = None
-    qos: int | None = Field(default=None, ge=0, le=2)
+    qos: int | None = field(default=None, ge=0, le=2)
     insecure: bool | None = None
     transmitPreDelay: str | float | None = None  # the reference's camelCase name
 
-    @model_validator(mode="after")
-    def _required(self) -> ProtocolSection:
+    def check(self) -> None:
         needs = {"serial": "portname", "ethernet": "server", "mqtt": "broker"}.get(self.type)
         if needs and not getattr(self, needs):
             raise ValueError(f"protocol type {self.type!r} needs {needs!r}")
-        return self
 
 
 class ProviderSection(_Open):
@@ -233,22 +218,18 @@ class GatewaySection(_Open):
     description: str = ""
     enabled: bool = True
     provider: ProviderSection
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
 
-    @field_validator("id")
-    @classmethod
-    def _id(cls, value: str) -> str:
-        return _check_id(value, "gateway id")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels(cls, value: Any) -> Any:
+    @staticmethod
+    def _labels(value: Any) -> Any:
         if isinstance(value, dict):
             return {str(k): str(v).lower() if isinstance(v, bool) else str(v) for k, v in value.items()}
         return value
 
-    @model_validator(mode="after")
-    def _mysensors_mqtt_topics(self) -> GatewaySection:
+    field_checks = {"id": lambda value: _check_id(value, "gateway id")}
+    before_checks = {"labels": _labels}
+
+    def check(self) -> None:
         """MySensors MQTT topics are prefixes: ``mygateway1-out`` and ``mygateway1-out/#`` mean the same."""
         protocol = self.provider.protocol
         if self.provider.type == "mysensors_v2" and protocol is not None and protocol.type == "mqtt":
@@ -257,11 +238,10 @@ class GatewaySection(_Open):
                                               if topic.strip())
             if protocol.publish:
                 protocol.publish = topic_prefix(protocol.publish)
-        return self
 
     def plugin_config(self) -> dict[str, Any]:
         """The gateway's config as its plugin reads it: the reference's camelCase shape, unknown keys kept."""
-        return self.model_dump(mode="json", exclude_none=True)
+        return self.model_dump()
 
 
 def topic_prefix(topic: str) -> str:
@@ -283,18 +263,16 @@ def prefix_filter(topic: str) -> str:
 
 class EdgeConfig(_Strict):
     edge: EdgeSection
-    uplink: UplinkSection = Field(default_factory=lambda: UplinkSection(type="inprocess"))
-    spool: SpoolSection = Field(default_factory=SpoolSection)
-    gateways: list[GatewaySection] = Field(default_factory=list)
+    uplink: UplinkSection = field(default_factory=lambda: UplinkSection(type="inprocess"))
+    spool: SpoolSection = field(default_factory=SpoolSection)
+    gateways: list[GatewaySection] = field(default_factory=list)
 
-    @model_validator(mode="after")
-    def _unique(self) -> EdgeConfig:
+    def check(self) -> None:
         seen: set[str] = set()
         for gateway in self.gateways:
             if gateway.id in seen:
                 raise ValueError(f"gateway id {gateway.id!r} appears twice")
             seen.add(gateway.id)
-        return self
 
     @property
     def spool_path(self) -> Path:
@@ -313,7 +291,7 @@ class EdgeConfig(_Strict):
 
     def redacted(self) -> dict[str, Any]:
         """The whole config with secrets masked: what may be logged or shown."""
-        return redact(self.model_dump(mode="json", exclude_none=True))
+        return redact(self.model_dump())
 
 
 def redact(value: Any) -> Any:
@@ -359,7 +337,7 @@ def _location(loc: tuple[int | str, ...], data: Any) -> str:
     return text or "(top level)"
 
 
-def format_errors(error: ValidationError, data: Any, source: str = "config") -> str:
+def format_errors(error: SectionError, data: Any, source: str = "config") -> str:
     lines = [f"{source}: {error.error_count()} problem(s)"]
     for item in error.errors():
         message = item["msg"].removeprefix("Value error, ")
@@ -376,7 +354,7 @@ def parse_config(data: Any, base_dir: Path | None = None, source: str = "config"
     data = _expand_env(data)
     try:
         config = EdgeConfig.model_validate(data)
-    except ValidationError as error:
+    except SectionError as error:
         raise EdgeConfigError(format_errors(error, data, source)) from None
     if base_dir is not None:
         _resolve_paths(config, base_dir)

@@ -36,9 +36,9 @@ from typing import Any
 
 import yaml
 from botocore.exceptions import BotoCoreError, ClientError
-from pydantic import ValidationError
 
 from edge.config import EdgeConfig, format_errors
+from edge.schema import SectionError
 
 from .errors import InfraError
 
@@ -116,7 +116,7 @@ def load_gateways(path: Path | None) -> list[dict[str, Any]]:
     whole = {"edge": {"id": "check"}, "gateways": data}
     try:  # not parse_config: ``${NAME}`` references stay unexpanded, the device's environment fills them
         EdgeConfig.model_validate(whole)
-    except ValidationError as error:
+    except SectionError as error:
         raise ProvisionError(format_errors(error, whole, str(path))) from None
     return data
 

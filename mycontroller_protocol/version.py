@@ -19,7 +19,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-from importlib import metadata
 from pathlib import Path
 from typing import Final
 
@@ -83,6 +82,8 @@ def _from_git(root: Path) -> str | None:
 
 
 def _from_metadata() -> str | None:
+    from importlib import metadata  # here: importlib.metadata is ~1 MB of the edge agent's memory, rarely needed
+
     for name in DISTRIBUTIONS:
         try:
             return metadata.version(name)
