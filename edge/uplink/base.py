@@ -43,6 +43,8 @@ class Uplink(ABC):
         self.failed = 0
         self.downlinks = 0
         self.last_error = ""
+        self.last_publish_error = ""
+        """Kept apart from ``last_error``: a disconnect that follows a refused publish does not hide why it failed."""
 
     @property
     @abstractmethod
@@ -110,4 +112,5 @@ class Uplink(ABC):
             "failed": self.failed,
             "downlinks": self.downlinks,
             "last_error": self.last_error,
+            "last_publish_error": self.last_publish_error,
         }

@@ -46,7 +46,7 @@ class InProcessUplink(Uplink):
                 await result
         except Exception as error:
             self.failed += 1
-            self.last_error = f"{type(error).__name__}: {error}"
+            self.last_error = self.last_publish_error = f"{type(error).__name__}: {error}"
             raise UplinkError(f"ingest handler refused the publish: {self.last_error}") from error
         self.published += 1
 

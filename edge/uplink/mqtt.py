@@ -251,7 +251,7 @@ class MqttUplink(Uplink):
             raise
         except Exception as error:
             self.failed += 1
-            self.last_error = f"publish failed: {error}"
+            self.last_error = self.last_publish_error = f"publish failed: {error}"
             raise UplinkError(self.last_error) from error
         puback = result.puback
         code = puback.reason_code if puback is not None else None
@@ -259,7 +259,8 @@ class MqttUplink(Uplink):
             self.failed += 1
             reason = getattr(code, "name", code)
             self.last_error = f"publish refused by the broker: {reason} {getattr(puback, 'reason_string', '') or ''}"
-            raise UplinkError(self.last_error.strip())
+            self.last_publish_error = self.last_error = self.last_error.strip()
+            raise UplinkError(self.last_error)
         self.published += 1
 
     async def publish_to(self, topic: str, body: bytes) -> None:
