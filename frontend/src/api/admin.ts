@@ -1,7 +1,7 @@
 // Pure helpers of the settings, users and service-token pages: form text ⇄ API bodies, the field a server error
 // names, expiry dates. Kept apart from the pages so the tests check exactly what the pages send.
 
-import type { ServiceToken, SystemSettings as ApiSystemSettings } from "./types";
+import type { ServiceToken, SystemSettings as ApiSystemSettings, User } from "./types";
 
 /** System settings as `GET /api/settings/system` answers them (generated from /api/openapi.json). */
 export type SystemSettings = ApiSystemSettings;
@@ -136,16 +136,9 @@ export function tokenExpiry(token: Partial<ServiceTokenRecord>, now: Date = new 
   return at <= now.getTime() ? "expired" : new Date(at).toLocaleString();
 }
 
-export interface UserRecord {
-  id: string;
-  username: string;
-  email?: string;
-  fullName?: string;
-  /** viewer, user or admin (left out on a change: the user keeps theirs; on a new user: user). */
-  role?: string;
-  labels?: Record<string, string>;
-  modifiedOn?: string | null;
-}
+/** A user as the API answers it (generated from /api/openapi.json: `UserView`, never a password); `role` is viewer,
+ * user or admin. */
+export type UserRecord = User;
 
 export const MIN_PASSWORD_CHARS = 10;
 export const PASSWORD_HINT = `at least ${MIN_PASSWORD_CHARS} characters, not a common password, not the username`;
@@ -165,7 +158,7 @@ export function newPasswordProblem(password: string, confirm: string, username =
 }
 
 /** The body of `POST /api/user`: the password only when a new one is set (left out, the user keeps theirs). */
-export function userBody(user: UserRecord, password: string, labels: Record<string, string>): Record<string, unknown> {
+export function userBody(user: Pick<User, "id" | "username"> & Partial<User>, password: string, labels: Record<string, string>): Record<string, unknown> {
   const username = user.username.trim();
   if (!username) throw new FormError("username: a username is required", "username");
   const body: Record<string, unknown> = {

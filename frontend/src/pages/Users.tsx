@@ -72,7 +72,8 @@ export function UsersPage() {
   );
 }
 
-const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", role: "user", labels: {} };
+const BLANK: UserRecord = { id: "", username: "", email: "", fullName: "", role: "user", labels: {},
+  modifiedOn: null };
 
 export function UserEditorPage() {
   const { id = "new" } = useParams();
@@ -93,7 +94,7 @@ const UserSchema = z.object({
   username: z.string().check(z.trim(), z.minLength(1, "a username is required")),
   fullName: z.string(),
   email: z.string(),
-  role: z.string(),
+  role: z.enum(["viewer", "user", "admin"]),
   currentPassword: z.string(),
   password: z.string(),
   confirmPassword: z.string(),
