@@ -2,7 +2,10 @@
 // that shows names, a JSON area that reports when it does not parse (the editor then refuses to save), and a
 // preview of a template against a field's current value.
 
-import { type ReactNode, useId, useMemo, useState } from "react";
+import { zodResolver } from "@hookform/resolvers/zod";
+import { type ReactNode, useEffect, useId, useMemo, useRef } from "react";
+import { useForm } from "react-hook-form";
+import { z } from "zod/mini";
 
 import { fieldParts } from "../api/names";
 import { FieldPicker } from "../components/FieldPicker";
@@ -159,44 +162,69 @@ export function useTemplateContext(fieldId: string | null, task: { id: string; d
   }, [entity, task.id, task.description]);
 }
 
+/** What is wrong with a JSON box's text ("" reads as {}), or null when it parses. */
+export function jsonProblem(text: string): string | null {
+  try {
+    JSON.parse(text.trim() || "{}");
+    return null;
+  } catch (err) {
+    return `not valid JSON: ${(err as Error).message}`;
+  }
+}
+
+/** A JSON box as a form: its one input is the text, which the schema refuses while it does not parse. */
+export const JsonTextSchema = z.object({
+  text: z.string().check(z.superRefine((text, ctx) => {
+    const problem = jsonProblem(text);
+    if (problem) ctx.addIssue({ code: "custom", message: problem });
+  })),
+});
+type JsonText = z.infer<typeof JsonTextSchema>;
+
+const pretty = (value: unknown) => JSON.stringify(value ?? {}, null, 2);
+
 /**
- * A JSON text area for an advanced view: the text is kept as typed while it does not parse, and `onValidity`
- * reports that (the editor refuses to save then, rather than save what the box no longer shows). A change of the
- * value from elsewhere (the form) rewrites the text when the text parses.
+ * A JSON text area for an advanced view, on react-hook-form with a zod schema (JsonTextSchema): the text is kept as
+ * typed while it does not parse, the schema's message is shown at the box, and `onValidity` reports it (the editor
+ * refuses to save then, rather than save what the box no longer shows). A change of the value from elsewhere (the
+ * form) rewrites the text when the text parses.
  */
 export function JsonArea({ label, value, onChange, onValidity, rows = 4, hint }: {
   label: string; value: unknown; onChange: (value: unknown) => void; onValidity: (label: string, error: string | null) => void;
   rows?: number; hint?: ReactNode;
 }) {
   const serialized = JSON.stringify(value ?? {});
-  const [text, setText] = useState(() => JSON.stringify(value ?? {}, null, 2));
-  const [seen, setSeen] = useState(serialized);
-  const [error, setError] = useState<string | null>(null);
-  const id = useId();
-  if (seen !== serialized) {
+  const form = useForm<JsonText>({ resolver: zodResolver(JsonTextSchema), defaultValues: { text: pretty(value) },
+    mode: "onChange" });
+  const error = form.formState.errors.text?.message ?? null;
+  const seen = useRef(serialized);
+  const syncing = useRef(false);
+  useEffect(() => {
+    if (seen.current === serialized) return;
     // the value changed from elsewhere: show it, unless the text is being typed (does not parse)
-    setSeen(serialized);
-    if (error === null) setText(JSON.stringify(value ?? {}, null, 2));
-  }
+    seen.current = serialized;
+    if (jsonProblem(form.getValues("text")) !== null) return;
+    syncing.current = true;
+    form.setValue("text", JSON.stringify(JSON.parse(serialized), null, 2));
+    syncing.current = false;
+  }, [serialized, form]);
+  // What is typed: reported (onValidity), and sent on (onChange) once it parses.
+  useEffect(() => form.subscribe({ name: "text", formState: { values: true }, callback: ({ values }) => {
+    if (syncing.current) return;
+    const text = values.text;
+    const problem = jsonProblem(text);
+    onValidity(label, problem);
+    if (problem) return;
+    const parsed: unknown = JSON.parse(text.trim() || "{}");
+    seen.current = JSON.stringify(parsed ?? {});
+    onChange(parsed);
+  } }), [form, label, onChange, onValidity]);
+  const id = useId();
   return (
     <label className="json-area">
       <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
-      <textarea aria-label={label} rows={rows} spellCheck={false} value={text} aria-invalid={error ? true : undefined}
-        aria-describedby={error ? id : undefined}
-        onChange={(e) => {
-          setText(e.target.value);
-          try {
-            const parsed: unknown = JSON.parse(e.target.value.trim() || "{}");
-            setError(null);
-            onValidity(label, null);
-            setSeen(JSON.stringify(parsed ?? {}));
-            onChange(parsed);
-          } catch (err) {
-            const message = `not valid JSON: ${(err as Error).message}`;
-            setError(message);
-            onValidity(label, message);
-          }
-        }} />
+      <textarea aria-label={label} rows={rows} spellCheck={false} aria-invalid={error ? true : undefined}
+        aria-describedby={error ? id : undefined} {...form.register("text")} />
       {error && <span className="error-inline" id={id} role="alert">{error}</span>}
     </label>
   );
