@@ -1,7 +1,10 @@
 // A widget's settings, in a modal dialog (focus kept inside, Escape closes): fields are picked by name, a gauge's
 // range follows the field's unit and history unless it was set, the position can be typed.
 
+import { zodResolver } from "@hookform/resolvers/zod";
 import { useEffect, useMemo, useState } from "react";
+import { useForm } from "react-hook-form";
+import { z } from "zod/mini";
 
 import { metricsEnabled } from "../api/client";
 import { Dialog } from "../components/Dialog";
@@ -9,7 +12,7 @@ import { FieldPicker, useFieldChoices } from "../components/FieldPicker";
 import { useFields, useSeries } from "../live/fields";
 import { gaugeRange } from "../widgets/ranges";
 import {
-  clampLayout, fieldList, isReferenceType, type Layout, RANGES, validateWidgetConfig, type Widget, widgetLabel,
+  clampLayout, fieldList, isReferenceType, RANGES, validateWidgetConfig, type Widget, widgetLabel,
 } from "../widgets/model";
 
 /** A gauge whose range is still the default takes one from its field (unit, the last day's values). */
@@ -38,12 +41,54 @@ function useGaugeDefaults(widget: Widget, onChange: (w: Widget) => void) {
   }); // runs after each render; changes only while the range is the default or was set from the field
 }
 
+/** The settings typed as text or ticked (fields are picked by FieldPicker, rows and chart fields as lists). */
+const LAYOUT_KEYS = ["x", "y", "w", "h"] as const;
+const CONFIG_KEYS = ["onPayload", "offPayload", "payload", "min", "max", "step", "duration", "window", "rgbFormat"] as const;
+export const WidgetSettingsSchema = z.object({
+  title: z.string(), showTitle: z.boolean(), static: z.boolean(),
+  onPayload: z.string(), offPayload: z.string(), payload: z.string(), min: z.string(), max: z.string(),
+  step: z.string(), duration: z.string(), window: z.string(), rgbFormat: z.string(),
+  x: z.string(), y: z.string(), w: z.string(), h: z.string(),
+});
+export type WidgetSettings = z.infer<typeof WidgetSettingsSchema>;
+
+const asText = (value: unknown) => (value === undefined || value === null ? "" : String(value));
+
+/** The inputs' values for a widget as it is. */
+export function widgetSettings(widget: Widget): WidgetSettings {
+  const c = widget.config;
+  return {
+    title: widget.title, showTitle: widget.showTitle, static: widget.static,
+    ...Object.fromEntries(CONFIG_KEYS.map((key) => [key, asText(c[key])])) as Record<(typeof CONFIG_KEYS)[number], string>,
+    duration: asText(c.duration) || "-1h", rgbFormat: asText(c.rgbFormat) || "hex",
+    ...Object.fromEntries(LAYOUT_KEYS.map((key) => [key, String(widget.layout[key])])) as Record<(typeof LAYOUT_KEYS)[number], string>,
+  };
+}
+
+/** The widget after one input changed (only that key is written: a key never touched stays absent). */
+export function applySetting(widget: Widget, name: keyof WidgetSettings, values: WidgetSettings): Widget {
+  if (name === "title" || name === "showTitle" || name === "static") return { ...widget, [name]: values[name] };
+  if ((LAYOUT_KEYS as readonly string[]).includes(name)) {
+    return { ...widget, layout: clampLayout({ ...widget.layout, [name]: Number(values[name]) }) };
+  }
+  const config = { ...widget.config, [name]: values[name] };
+  if (name === "min" || name === "max") delete config.rangeFromField; // set by hand: keep it
+  return { ...widget, config };
+}
+
 export function WidgetEditor({ widget, onChange, onClose, problems }: {
   widget: Widget; onChange: (w: Widget) => void; onClose: () => void; problems: Record<string, string>;
 }) {
   const c = widget.config;
   const errors = { ...validateWidgetConfig(widget.type, c).errors, ...problems };
   useGaugeDefaults(widget, onChange);
+  // The typed and ticked inputs through react-hook-form (its values follow the widget, e.g. a gauge's range from its
+  // field); each edit is written back to the widget, key by key.
+  const form = useForm<WidgetSettings>({ resolver: zodResolver(WidgetSettingsSchema), values: widgetSettings(widget),
+    mode: "onChange" });
+  useEffect(() => form.subscribe({ formState: { values: true }, callback: ({ name, values }) => {
+    if (name && name in values) onChange(applySetting(widget, name as keyof WidgetSettings, values));
+  } }), [form, widget, onChange]);
   const set = (key: string, value: unknown) => {
     const config = { ...c, [key]: value };
     if (key === "min" || key === "max") delete config.rangeFromField; // set by hand: keep it
@@ -53,14 +98,11 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
   const numberInput = (key: string, label: string) => (
     <label>
       {label}
-      <input type="number" aria-label={label} value={text(key)} onChange={(e) => set(key, e.target.value)}
+      <input type="number" aria-label={label} {...form.register(key as keyof WidgetSettings)}
         aria-invalid={errors[key] ? true : undefined} />
       {errors[key] && <span className="error-inline">{errors[key]}</span>}
     </label>
   );
-  const layout = widget.layout;
-  const setLayout = (key: keyof Layout, value: string) =>
-    onChange({ ...widget, layout: clampLayout({ ...layout, [key]: Number(value) }) });
   const items = (Array.isArray(c.items) ? c.items : []) as Array<{ label: string; resource: string }>;
   const picker = (label: string, key: string) => (
     <FieldPicker label={label} value={text(key)} onChange={(v) => set(key, v)} invalid={errors[key]}
@@ -70,16 +112,14 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
     <Dialog title={`${widgetLabel(widget.type)} widget`} label="widget settings" onClose={onClose}>
       <label>
         Title
-        <input aria-label="widget title" value={widget.title} onChange={(e) => onChange({ ...widget, title: e.target.value })} />
+        <input aria-label="widget title" {...form.register("title")} />
       </label>
       <div className="row">
         <label className="check">
-          <input type="checkbox" checked={widget.showTitle}
-            onChange={(e) => onChange({ ...widget, showTitle: e.target.checked })} /> Show title
+          <input type="checkbox" {...form.register("showTitle")} /> Show title
         </label>
         <label className="check">
-          <input type="checkbox" checked={widget.static}
-            onChange={(e) => onChange({ ...widget, static: e.target.checked })} /> Fixed position
+          <input type="checkbox" {...form.register("static")} /> Fixed position
         </label>
       </div>
       {isReferenceType(widget.type) && (
@@ -93,17 +133,16 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       {widget.type === "switch" && (
         <div className="row">
           <label>
-            On payload <input aria-label="on payload" value={text("onPayload")} onChange={(e) => set("onPayload", e.target.value)} />
+            On payload <input aria-label="on payload" {...form.register("onPayload")} />
           </label>
           <label>
-            Off payload <input aria-label="off payload" value={text("offPayload")}
-              onChange={(e) => set("offPayload", e.target.value)} />
+            Off payload <input aria-label="off payload" {...form.register("offPayload")} />
           </label>
         </div>
       )}
       {widget.type === "button" && (
         <label>
-          Payload <input aria-label="payload" value={text("payload")} onChange={(e) => set("payload", e.target.value)} />
+          Payload <input aria-label="payload" {...form.register("payload")} />
         </label>
       )}
       {["slider", "gauge"].includes(widget.type) && (
@@ -118,13 +157,12 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
           <ChartFields value={fieldList(c.resources)} onChange={(v) => set("resources", v)} error={errors.resources} />
           <label>
             Range
-            <select aria-label="chart range" value={text("duration") || "-1h"} onChange={(e) => set("duration", e.target.value)}>
+            <select aria-label="chart range" {...form.register("duration")}>
               {RANGES.map((r) => <option key={r.value} value={r.value}>{r.label}</option>)}
             </select>
           </label>
           <label>
-            Window (none: raw points) <input aria-label="chart window" value={text("window")} placeholder="none or 5m"
-              onChange={(e) => set("window", e.target.value)} />
+            Window (none: raw points) <input aria-label="chart window" placeholder="none or 5m" {...form.register("window")} />
             {errors.window && <span className="error-inline">{errors.window}</span>}
           </label>
         </>
@@ -136,7 +174,7 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
           {picker("Colour field", "rgb")}
           <label>
             Colour format
-            <select aria-label="colour format" value={text("rgbFormat") || "hex"} onChange={(e) => set("rgbFormat", e.target.value)}>
+            <select aria-label="colour format" {...form.register("rgbFormat")}>
               <option value="hex">#rrggbb</option>
               <option value="csv">r,g,b</option>
             </select>
@@ -162,10 +200,10 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       )}
       <fieldset className="row layout-inputs">
         <legend>Position (12 columns)</legend>
-        {(["x", "y", "w", "h"] as const).map((key) => (
+        {LAYOUT_KEYS.map((key) => (
           <label key={key}>
             {key}
-            <input type="number" aria-label={`layout ${key}`} value={layout[key]} onChange={(e) => setLayout(key, e.target.value)} />
+            <input type="number" aria-label={`layout ${key}`} {...form.register(key)} />
           </label>
         ))}
       </fieldset>
