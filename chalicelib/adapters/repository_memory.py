@@ -36,6 +36,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from chalicelib.adapters.errors import AdapterError
+from chalicelib.adapters.files import fsync_dir
+from chalicelib.core.freshness import is_stale
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
@@ -75,45 +77,6 @@ class RepositoryClosedError(AdapterError, RuntimeError):
 
 def _encode(document: dict[str, Any]) -> bytes:
     return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make renames in ``path`` durable (no-op where directories cannot be opened, e.g. Windows)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _stale(stored: Record, record: Record) -> bool:
-    """Whether ``record`` must not replace ``stored`` (``put_many(if_newer=True)``); the usual shape inlined."""
-    try:
-        old, new = stored["current"], record["current"]
-        old_ts, new_ts = old["timestamp"] or "", new["timestamp"] or ""
-        return bool(old_ts > new_ts or (old_ts == new_ts and old["sequence"] >= new["sequence"]))
-    except (KeyError, TypeError):
-        return _newer_or_equal(stored, record)
-
-
-def _newer_or_equal(stored: Record, record: Record) -> bool:
-    """Whether the stored ``current`` (timestamp, then sequence) is at least as new as the incoming one.
-
-    Timestamps are fixed-width RFC 3339 strings, so string order is time order; none sorts first.
-    """
-    old, new = stored.get("current"), record.get("current")
-    old_ts = (old.get("timestamp") or "") if isinstance(old, dict) else ""
-    new_ts = (new.get("timestamp") or "") if isinstance(new, dict) else ""
-    if old_ts != new_ts:
-        return old_ts > new_ts
-    old_seq = (old.get("sequence") or 0) if isinstance(old, dict) else 0
-    new_seq = (new.get("sequence") or 0) if isinstance(new, dict) else 0
-    return bool(old_seq >= new_seq)
 
 
 class MemoryRepository:
@@ -265,7 +228,7 @@ class MemoryRepository:
                     if stored is None:
                         if index is not None:
                             self._index_child(index, entity_id)
-                    elif if_newer and _stale(stored, record):
+                    elif if_newer and is_stale(stored, record):
                         rejected.append(entity_id)
                         continue
                     store[entity_id] = record
@@ -423,10 +386,10 @@ class MemoryRepository:
                         {"format": FORMAT, "version": VERSION, "kind": SEEN, "ids": seen,
                          "streams": {stream: [hw, encode_runs(hw, runs)] for stream, (hw, runs) in streams.items()}}))
                     files[SEEN] = name
-                _fsync_dir(directory)  # the data files are durable before the manifest points at them
+                fsync_dir(directory)  # the data files are durable before the manifest points at them
                 self._write(directory, MANIFEST, _encode(
                     {"format": FORMAT, "version": VERSION, "generation": generation, "files": files}))
-                _fsync_dir(directory)
+                fsync_dir(directory)
             except BaseException:
                 with self._lock:
                     self._dirty |= dirty

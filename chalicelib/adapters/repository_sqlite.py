@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sqlite3
 import threading
 import time
@@ -49,6 +48,7 @@ from typing import IO, Any, Final
 
 import msgspec
 
+from chalicelib.core.freshness import is_stale
 from chalicelib.core.model import CHILD_KIND, DEVICE_KINDS, PARENT_KIND, Kind, Record
 from chalicelib.core.ports import ConditionFailed, ListQuery, ListResult, Versioned
 from chalicelib.core.query import apply_query
@@ -65,6 +65,7 @@ from chalicelib.core.seen import (
 )
 
 from .errors import AdapterError
+from .files import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -116,43 +117,6 @@ def _lock_file(path: Path) -> IO[bytes] | None:
         raise RepositoryInUseError(f"{path.with_suffix('')} is in use by another process (a second local stack on "
                                    "the same DATA_DIR?)") from None
     return handle
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _stale(stored: Record, record: Record) -> bool:
-    """Whether the stored ``current`` (timestamp, then sequence) is at least as new as ``record``'s (``if_newer``);
-    the usual shape inlined."""
-    try:
-        old, new = stored["current"], record["current"]
-        old_ts, new_ts = old["timestamp"] or "", new["timestamp"] or ""
-        return bool(old_ts > new_ts or (old_ts == new_ts and old["sequence"] >= new["sequence"]))
-    except (KeyError, TypeError):
-        return _newer_or_equal(stored, record)
-
-
-def _newer_or_equal(stored: Record, record: Record) -> bool:
-    """``_stale`` of any shape. Timestamps are fixed-width RFC 3339 strings, so string order is time order; none
-    sorts first."""
-    old, new = stored.get("current"), record.get("current")
-    old_ts = (old.get("timestamp") or "") if isinstance(old, dict) else ""
-    new_ts = (new.get("timestamp") or "") if isinstance(new, dict) else ""
-    if old_ts != new_ts:
-        return old_ts > new_ts
-    old_seq = (old.get("sequence") or 0) if isinstance(old, dict) else 0
-    new_seq = (new.get("sequence") or 0) if isinstance(new, dict) else 0
-    return bool(old_seq >= new_seq)
 
 
 Undo = Callable[[], None]
@@ -235,7 +199,7 @@ class SqliteRepository:
         except sqlite3.DatabaseError as error:
             raise SqliteRepositoryError(f"{self.path}: cannot be read as a SQLite database ({error})") from None
         if created:
-            _fsync_dir(self.path.parent)  # the new file's name is durable too
+            fsync_dir(self.path.parent)  # the new file's name is durable too
 
     def _load(self) -> None:
         db = self._db
@@ -542,7 +506,7 @@ class SqliteRepository:
                         and (current[1] if current is not None else 0) != expected_versions[entity_id]:
                     conflicts.append(entity_id)
                     continue
-                if if_newer and current is not None and _stale(current[0], record):
+                if if_newer and current is not None and is_stale(current[0], record):
                     stale.append(entity_id)
                     continue
                 version += 1

@@ -332,7 +332,7 @@ def test_a_crash_after_the_manifest_keeps_the_new_state(tmp_path: Path) -> None:
     if not hasattr(os, "fork"):
         pytest.skip("needs fork")
     # the second directory fsync comes after the manifest rename: the new dump is committed
-    assert crash_in_child(tmp_path, lambda repo: die_on_call(repository_memory, "_fsync_dir", 2)) == CRASH_EXIT
+    assert crash_in_child(tmp_path, lambda repo: die_on_call(repository_memory, "fsync_dir", 2)) == CRASH_EXIT
     loaded = MemoryRepository(tmp_path, dump_interval_s=0)
     assert tags(loaded) == {"two"}
     assert not any(p.name.startswith(".") for p in tmp_path.iterdir())
