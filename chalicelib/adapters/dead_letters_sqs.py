@@ -8,7 +8,6 @@ see ``docs/deploy.md``). A failure raises ``DeadLetterError`` and the ingest fun
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -16,6 +15,7 @@ import boto3
 
 from ..core.ports import DeadLetter
 from .errors import AdapterError
+from .sqs_batches import send_batch
 
 MAX_BATCH: Final = 10
 MAX_REASON_CHARS: Final = 1000
@@ -41,26 +41,11 @@ class SqsDeadLetters:
             self._send_batch(letters[start:start + MAX_BATCH])
 
     def _send_batch(self, letters: Sequence[DeadLetter]) -> None:
-        pending = {str(index): item for index, item in enumerate(letters)}
-        reasons: list[str] = []
-        for attempt in range(self.attempts):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            entries = [{"Id": key, "MessageBody": item.body,
-                        "MessageAttributes": {"reason": {"DataType": "String",
-                                                         "StringValue": item.reason[:MAX_REASON_CHARS] or "-"}}}
-                       for key, item in pending.items()]
-            try:
-                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as error:  # the whole call failed (network, throttling): every entry again
-                reasons = [f"{type(error).__name__}: {error}"]
-                continue
-            for item in response.get("Successful", []):
-                pending.pop(item["Id"], None)
-                self.sent += 1
-            failed = response.get("Failed", [])
-            reasons = [f"{item.get('Code')}: {item.get('Message', '')}" for item in failed]
-            if not pending or any(item.get("SenderFault") for item in failed):
-                break
-        if pending:
-            raise DeadLetterError(f"{len(pending)} dead letter(s) not sent: {'; '.join(reasons[:3])}")
+        entries = {str(index): {"MessageBody": item.body, "MessageAttributes": {"reason": {
+                       "DataType": "String", "StringValue": item.reason[:MAX_REASON_CHARS] or "-"}}}
+                   for index, item in enumerate(letters)}
+        sent, reasons = send_batch(self.client, self.queue_url, entries, attempts=self.attempts,
+                                   backoff_s=self.backoff_s)
+        self.sent += sent
+        if reasons:
+            raise DeadLetterError(f"{len(letters) - sent} dead letter(s) not sent: {'; '.join(reasons[:3])}")

@@ -9,13 +9,13 @@ handler function re-queues longer delays in steps).
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from typing import Any, Final
 
 import boto3
 
 from .errors import AdapterError
+from .sqs_batches import send_batch
 
 MAX_BATCH: Final = 10
 MAX_DELAY_S: Final = 900
@@ -51,26 +51,9 @@ class SqsHandlerQueue:
             self._send_batch(bodies[start:start + MAX_BATCH], delay)
 
     def _send_batch(self, bodies: list[str], delay: int) -> None:
-        pending = {str(i): body for i, body in enumerate(bodies)}
-        reasons: list[str] = []
-        for attempt in range(self.attempts):
-            if attempt:
-                time.sleep(self.backoff_s * 2 ** (attempt - 1))
-            entries = [{"Id": key, "MessageBody": body, "DelaySeconds": delay} for key, body in pending.items()]
-            try:
-                response = self.client.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
-            except Exception as error:  # the whole call failed (network, throttling): try every entry again
-                reasons = [f"{type(error).__name__}: {error}"]
-                continue
-            for item in response.get("Successful", []):
-                pending.pop(item["Id"], None)
-                self.sent += 1
-            failed = response.get("Failed", [])
-            reasons = [f"{item.get('Code')}: {item.get('Message', '')}" for item in failed]
-            # a sender fault (bad entry) will not succeed on retry
-            if any(item.get("SenderFault") for item in failed):
-                break
-            if not pending:
-                return
-        if pending:
-            raise HandlerQueueError(f"{len(pending)} handler request(s) not queued: {'; '.join(reasons[:3])}")
+        entries = {str(i): {"MessageBody": body, "DelaySeconds": delay} for i, body in enumerate(bodies)}
+        sent, reasons = send_batch(self.client, self.queue_url, entries, attempts=self.attempts,
+                                   backoff_s=self.backoff_s)
+        self.sent += sent
+        if reasons:
+            raise HandlerQueueError(f"{len(bodies) - sent} handler request(s) not queued: {'; '.join(reasons[:3])}")
