@@ -18,6 +18,7 @@ from mycontroller_protocol.ids import ID_PATTERN
 
 from ...model import Kind, QuickIdError, parse_quick_id
 from ..clock import parse_duration
+from ..javascript import ScriptError, check_script
 from ..templates import TemplateError, check_template, is_template
 
 HandlerType = Literal["webhook", "email", "telegram", "sms", "mqtt", "resource", "backup", "noop"]
@@ -108,6 +109,30 @@ def id_validator(what: str) -> Any:
         return check_id(value, what)
 
     return field_validator("id")(_check)
+
+
+def script_validator(field: str) -> Any:
+    """A field holding MyController v2's JavaScript: checked to compile in the sandbox when not blank."""
+
+    def _check(value: str) -> str:
+        if value.strip():
+            try:
+                check_script(value)
+            except ScriptError as error:
+                raise ValueError(str(error)) from None
+        return value
+
+    return field_validator(field)(_check)
+
+
+def empty_webhook_validator(field: str) -> Any:
+    """A webhook object MyController v2's console sends as ``{}`` (or without a URL) when another type is chosen:
+    read as none."""
+
+    def _none_when_empty(value: Any) -> Any:
+        return None if isinstance(value, dict) and not value.get("url") else value
+
+    return field_validator(field, mode="before")(_none_when_empty)
 
 
 def _timeout(value: str) -> str:

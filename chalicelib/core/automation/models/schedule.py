@@ -14,8 +14,16 @@ from pydantic import AfterValidator, Field, ValidationInfo, field_validator, mod
 
 from ...model import CamelModel
 from ..clock import parse_date, parse_duration, parse_time_of_day, zone
-from ..javascript import ScriptError, check_script
-from .checks import HandlerIds, HandlerParameters, HttpMethod, check_duration, id_validator, validate_spec
+from .checks import (
+    HandlerIds,
+    HandlerParameters,
+    HttpMethod,
+    check_duration,
+    empty_webhook_validator,
+    id_validator,
+    script_validator,
+    validate_spec,
+)
 from .variables import Variables, WebhookCall
 
 ScheduleType = Literal["repeat", "cron", "simple", "sunrise", "sunset"]
@@ -211,21 +219,8 @@ class CustomVariableConfig(CamelModel):
     javascript: str = ""
     webhook: ScheduleWebhook | None = None
 
-    @field_validator("webhook", mode="before")
-    @classmethod
-    def _empty_webhook(cls, value: Any) -> Any:
-        """MyController v2's console sends ``webhook: {}`` (or one without a URL) for the other types."""
-        return None if isinstance(value, dict) and not value.get("url") else value
-
-    @field_validator("javascript")
-    @classmethod
-    def _javascript(cls, value: str) -> str:
-        if value.strip():
-            try:
-                check_script(value)
-            except ScriptError as error:
-                raise ValueError(str(error)) from None
-        return value
+    _empty_webhook = empty_webhook_validator("webhook")
+    _javascript = script_validator("javascript")
 
 
 class Schedule(CamelModel):

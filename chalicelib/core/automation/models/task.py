@@ -11,9 +11,16 @@ from pydantic import Field, PrivateAttr, field_validator, model_validator
 from ...model import CamelModel
 from ...ports import FILTER_OPERATORS, Filter, FilterOperator
 from ...query import QueryError, compile_filter
-from ..javascript import ScriptError, check_script
 from ..templates import TemplateError, check_expression, is_template
-from .checks import HandlerIds, HandlerParameters, check_duration, check_templates, id_validator
+from .checks import (
+    HandlerIds,
+    HandlerParameters,
+    check_duration,
+    check_templates,
+    empty_webhook_validator,
+    id_validator,
+    script_validator,
+)
 from .variables import ENTITY_TYPES, Variables, WebhookCall
 
 EventType = Literal["created", "updated", "deleted", "requested"]
@@ -142,11 +149,7 @@ class EvaluationConfig(CamelModel):
     webhook: WebhookCall | None = None
     """For ``webhook`` evaluation: called with the variables; its JSON answer's ``isTriggered`` decides."""
 
-    @field_validator("webhook", mode="before")
-    @classmethod
-    def _empty_webhook(cls, value: Any) -> Any:
-        """MyController v2's console sends ``webhook: {}`` (or one without a URL) when it evaluates otherwise."""
-        return None if isinstance(value, dict) and not value.get("url") else value
+    _empty_webhook = empty_webhook_validator("webhook")
 
     @field_validator("expression")
     @classmethod
@@ -158,15 +161,7 @@ class EvaluationConfig(CamelModel):
                 raise ValueError(str(error)) from None
         return value
 
-    @field_validator("javascript")
-    @classmethod
-    def _javascript(cls, value: str) -> str:
-        if value.strip():
-            try:
-                check_script(value)
-            except ScriptError as error:
-                raise ValueError(str(error)) from None
-        return value
+    _javascript = script_validator("javascript")
 
 
 class ExecutionRecord(CamelModel):
