@@ -21,13 +21,12 @@ and source and calls the matching ``aioesphomeapi`` command. Node actions go dow
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from typing import Any, Final
 
 from ..errors import ProtocolError
-from ..ids import ID_PATTERN
+from ..json_downlink import JsonDownlinks
 from ..values import ConversionError, convert_value, to_binary
 
 PROVIDER: Final = "esphome"
@@ -196,37 +195,19 @@ def command_value(field: str, metric_type: str, value: Any) -> Any:
     return convert(value, field)
 
 
-def _segment(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value):
-        raise EspHomeCommandError(f"ESPHome {what} id {value!r} is not an id")
-    return value
+_DOWNLINKS: Final = JsonDownlinks("ESPHome", NODE_ACTIONS, EspHomeCommandError)
 
 
 def command_raw(node: str, source: str, field: str, value: Any) -> str:
     """The downlink that sets one field of one entity."""
-    return json.dumps({"n": _segment(node, "node"), "s": _segment(source, "source"), "f": _segment(field, "field"),
-                       "v": value}, separators=(",", ":"), ensure_ascii=False)
+    return _DOWNLINKS.command_raw(node, source, field, value)
 
 
 def node_action_raw(node: str, action: str) -> str:
     """The downlink of a node action (``NODE_ACTIONS``)."""
-    if action not in NODE_ACTIONS:
-        raise EspHomeCommandError(f"ESPHome devices take node actions {', '.join(NODE_ACTIONS)}; not {action!r}")
-    return json.dumps({"n": _segment(node, "node"), "a": action}, separators=(",", ":"))
+    return _DOWNLINKS.node_action_raw(node, action, "ESPHome devices")
 
 
 def read_downlink(raw: str) -> dict[str, Any]:
     """A downlink as the edge reads it: ``{"n", "s", "f", "v"}`` or ``{"n", "a"}``; ``EspHomeCommandError`` else."""
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise EspHomeCommandError(f"ESPHome downlink is not JSON: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
-        raise EspHomeCommandError(f"ESPHome downlink must be an object naming its node 'n': {raw[:80]!r}")
-    if "a" in data:
-        if data["a"] not in NODE_ACTIONS:
-            raise EspHomeCommandError(f"unknown ESPHome node action {data['a']!r}")
-        return data
-    if not isinstance(data.get("s"), str) or not isinstance(data.get("f"), str) or "v" not in data:
-        raise EspHomeCommandError(f"ESPHome downlink needs 's', 'f' and 'v': {raw[:80]!r}")
-    return data
+    return _DOWNLINKS.read(raw)

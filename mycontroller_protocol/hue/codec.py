@@ -16,12 +16,11 @@ light behind node and source and sends it with ``aiohue``. Node actions go down 
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any, Final
 
 from ..errors import ProtocolError
-from ..ids import ID_PATTERN
+from ..json_downlink import JsonDownlinks
 from ..values import ConversionError, convert_value, to_binary
 
 PROVIDER: Final = "philips_hue"
@@ -154,36 +153,21 @@ def command_value(field: str, value: Any) -> Any:
                           "color_temperature and color of lights and groups do)")
 
 
-def _segment(value: str, what: str) -> str:
-    if not ID_PATTERN.match(value):
-        raise HueCommandError(f"Hue {what} id {value!r} is not an id")
-    return value
+_DOWNLINKS: Final = JsonDownlinks(
+    "Hue", NODE_ACTIONS, HueCommandError, settable=lambda field: field in (ON, BRIGHTNESS, COLOR_TEMPERATURE, COLOR),
+    settable_words="a settable 'f'")
 
 
 def command_raw(node: str, source: str, field: str, value: Any) -> str:
-    return json.dumps({"n": _segment(node, "node"), "s": _segment(source, "source"), "f": _segment(field, "field"),
-                       "v": value}, separators=(",", ":"))
+    """The downlink that sets one field of one entity."""
+    return _DOWNLINKS.command_raw(node, source, field, value)
 
 
 def node_action_raw(node: str, action: str) -> str:
-    if action not in NODE_ACTIONS:
-        raise HueCommandError(f"Hue nodes take node actions {', '.join(NODE_ACTIONS)}; not {action!r}")
-    return json.dumps({"n": _segment(node, "node"), "a": action}, separators=(",", ":"))
+    """The downlink of a node action (``NODE_ACTIONS``)."""
+    return _DOWNLINKS.node_action_raw(node, action, "Hue nodes")
 
 
 def read_downlink(raw: str) -> dict[str, Any]:
     """A downlink as the edge reads it: ``{"n", "s", "f", "v"}`` or ``{"n", "a"}``; ``HueCommandError`` else."""
-    try:
-        data = json.loads(raw)
-    except ValueError as error:
-        raise HueCommandError(f"Hue downlink is not JSON: {error}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("n"), str):
-        raise HueCommandError(f"Hue downlink must be an object naming its node 'n': {raw[:80]!r}")
-    if "a" in data:
-        if data["a"] not in NODE_ACTIONS:
-            raise HueCommandError(f"unknown Hue node action {data['a']!r}")
-        return data
-    if not isinstance(data.get("s"), str) or data.get("f") not in (ON, BRIGHTNESS, COLOR_TEMPERATURE, COLOR) \
-            or "v" not in data:
-        raise HueCommandError(f"Hue downlink needs 's', a settable 'f' and 'v': {raw[:80]!r}")
-    return data
+    return _DOWNLINKS.read(raw)
