@@ -73,12 +73,24 @@ def _from_git(root: Path) -> str | None:
         except (OSError, subprocess.SubprocessError):
             return None
         return (done.stdout.strip() or None) if done.returncode == 0 else None  # no tag, no git: the next rules
+    described = _git(root, "describe", "--tags", "--long", "--dirty", "--match", "v[0-9]*")
+    if described is not None:
+        return from_describe(described)
+    # No tag fetched (a clone of one branch): setuptools-scm's words for that, 0.1.0.devN with N the commit count.
+    count, commit = _git(root, "rev-list", "--count", "HEAD"), _git(root, "rev-parse", "--short=9", "HEAD")
+    if count is None or commit is None:
+        return None
+    dirty = _git(root, "status", "--porcelain", "--untracked-files=no")
+    return f"0.1.0.dev{count.strip()}+g{commit.strip()}" + (".dirty" if dirty and dirty.strip() else "")
+
+
+def _git(root: Path, *arguments: str) -> str | None:
+    """One git command's output, or None when git is missing or says no."""
     try:
-        done = subprocess.run(["git", "describe", "--tags", "--long", "--dirty", "--match", "v[0-9]*"], cwd=root,
-                              capture_output=True, text=True, timeout=10, check=False)
+        done = subprocess.run(["git", *arguments], cwd=root, capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
         return None
-    return from_describe(done.stdout) if done.returncode == 0 else None
+    return done.stdout if done.returncode == 0 else None
 
 
 def _from_metadata() -> str | None:
