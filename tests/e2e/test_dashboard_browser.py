@@ -232,8 +232,11 @@ def test_device_lists_filter_sort_and_page(page: Any, stack: Api) -> None:
     assert "page 1 of" in page.locator(".pager").inner_text()
     page.get_by_role("button", name="Next").click()
     page.wait_for_url("**offset=10**")
-    page.locator("tbody tr[data-id]").first.wait_for()
-    assert page.locator("tbody tr[data-id]").first.get_attribute("data-id") not in ids
+    # the URL changes before the next page's rows arrive: wait for them, then check they are the next ten
+    wait_in(page, f"!{json.dumps(ids)}.includes(document.querySelector('tbody tr[data-id]')?.dataset.id ?? '')"
+                  " && document.querySelector('tbody tr[data-id]') !== null")
+    after = page.locator("tbody tr[data-id]").evaluate_all("rows => rows.map(r => r.dataset.id)")
+    assert after and not set(after) & set(ids) and after == sorted(after, reverse=True) and max(after) < min(ids)
 
 
 def test_node_and_field_pages_show_live_values_and_a_metrics_chart(page: Any, stack: Api) -> None:
