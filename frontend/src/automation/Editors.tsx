@@ -2,19 +2,22 @@
 // conditions as rows, a form per handler type for its settings and for what a task gives it, templates previewed
 // against the chosen field's value. Each JSON part stays available as an "advanced" view kept in step with the
 // form; a JSON box that does not parse blocks Save (it never saves something other than what is on screen).
-// One save path: busy while sending (no double submit), the server's problem shown once where it belongs.
+// One save path (react-hook-form with a zod schema, components/apiForm.ts): busy while sending (no double submit),
+// the problem (an empty id, a JSON view that does not parse, the server's answer) shown once where it belongs.
 
 import { useQueryClient } from "@tanstack/react-query";
-import { type FormEvent, useMemo, useState } from "react";
+import { useCallback, useMemo } from "react";
+import type { Path } from "react-hook-form";
 import { Link, useLocation, useNavigate, useParams } from "react-router-dom";
+import { z } from "zod/mini";
 
 import { ApiError, save } from "../api/client";
 import { type Problem, problemOf } from "../api/errors";
 import { keys, useList, useOne } from "../api/queries";
 import { allows, useRole } from "../api/roles";
 import { Card, ErrorBox, formatTime, labelsToText, textToLabels } from "../components/common";
-import { useSubmit } from "../components/apiForm";
-import { FieldProblem, ProblemBox } from "../components/Form";
+import { useApiForm } from "../components/apiForm";
+import { FieldProblem, invalidProps, ProblemBox } from "../components/Form";
 import {
   type AutomationKind, blank, blankSpec, DAMPENING_TYPES, ENTITY_TYPES, EVALUATION_TYPES, EVENT_TYPES, EXAMPLES,
   forSave, type HandlerInfo, HANDLER_TYPES, type HandlerType, handlerOutcome, KINDS, OPERATORS, PARAM_FIELDS,
@@ -40,7 +43,7 @@ interface FormProps {
 const obj = (value: unknown): Obj => (value && typeof value === "object" && !Array.isArray(value) ? value as Obj : {});
 
 /** The input names a kind's server errors may name (key paths), so the problem is shown at its input. */
-function problemNames(kind: AutomationKind, record: Rec): string[] {
+function problemNames(kind: AutomationKind): string[] {
   const common = ["id", "description", "labels"];
   switch (kind) {
     case "task":
@@ -49,7 +52,7 @@ function problemNames(kind: AutomationKind, record: Rec): string[] {
     case "schedule":
       return [...common, "type", "spec", "timezone", "validity", "variables", "handlers", "handlerParameters"];
     case "handler":
-      return [...common, "type", ...(SPEC_FIELDS[record.type as HandlerType] ?? []).map((f) => `spec.${f.key}`), "spec"];
+      return [...common, "type", ...new Set(Object.values(SPEC_FIELDS).flat().map((f) => `spec.${f.key}`)), "spec"];
     case "forwardpayload":
       return [...common, "srcFieldId", "dstFieldId", "template"];
   }
@@ -77,6 +80,22 @@ export function AutomationEditorPage() {
     current={loaded.data} />;
 }
 
+/** What the editor's form holds: the record as the forms and JSON views build it, the labels as typed, and the JSON
+ * views that do not parse (any blocks Save). */
+const EditorSchema = z.object({
+  record: z.looseObject({ id: z.string().check(z.trim(), z.minLength(1, "an id is required")) }),
+  labels: z.string(),
+  invalidJson: z.record(z.string(), z.string()).check(z.refine((bad) => Object.keys(bad).length === 0, {
+    error: (issue) => `${Object.keys(issue.input as object).join(", ")}: not valid JSON. Fix it (or undo the change) ` +
+      "before saving: nothing was saved.",
+  })),
+});
+type EditorValues = z.infer<typeof EditorSchema>;
+
+const editorValues = (record: Rec): EditorValues => ({
+  record, labels: labelsToText(record.labels as Record<string, string>), invalidJson: {},
+});
+
 function EditorForm({ kind, isNew, initial, current }: {
   kind: AutomationKind; isNew: boolean; initial: Rec; current?: Rec;
 }) {
@@ -84,63 +103,45 @@ function EditorForm({ kind, isNew, initial, current }: {
   const navigate = useNavigate();
   const client = useQueryClient();
   const mayEdit = allows(useRole(), "user");
-  const [record, setRecordState] = useState<Rec>(initial);
-  const [labelsText, setLabelsText] = useState(() => labelsToText(initial.labels as Record<string, string>));
-  const [invalidJson, setInvalidJson] = useState<Record<string, string>>({});
   // A new record is saved, then opened at its own address: "Saved." comes along.
   const location = useLocation();
-  const submit = useSubmit((body: Rec) => save<Rec>(kind, body), {
-    names: problemNames(kind, record),
+  const { form, onSubmit, busy, saved, problem, clear } = useApiForm<EditorValues, Rec>({
+    schema: EditorSchema,
+    defaultValues: editorValues(initial),
+    names: Object.fromEntries(problemNames(kind).map((name) => [`record.${name}`, name])) as
+      Partial<Record<Path<EditorValues>, string>>,
     initiallySaved: Boolean((location.state as { saved?: boolean } | null)?.saved),
-    onDone: (stored) => {
+    submit: (values) => save<Rec>(kind, forSave({ ...values.record as Rec, labels: textToLabels(values.labels) })),
+    onDone: (stored, _values, f) => {
       client.setQueryData(keys.one(kind, stored.id), stored);
       void client.invalidateQueries({ queryKey: keys.list(kind) });
-      setRecordState(stored); // what the server keeps (defaults filled, secrets redacted)
+      f.reset(editorValues(stored)); // what the server keeps (defaults filled, secrets redacted)
       if (isNew) navigate(`/automation/${kind}/${encodeURIComponent(stored.id)}`, { replace: true, state: { saved: true } });
     },
   });
-  const { problem, setProblem, saved, setSaved } = submit;
+  const record = form.watch("record") as Rec;
+  const invalidJson = form.watch("invalidJson");
   const handlerList = useList<HandlerInfo & { id: string }>("handler", { limit: 0, sortBy: [{ f: "id", o: "asc" }] });
   const handlers = useMemo(() => handlerList.data?.data ?? [], [handlerList.data]);
 
-  const setRecord = (next: Rec) => {
-    setSaved(false);
-    setRecordState(next);
-  };
+  const setRecord = (next: Rec) => form.setValue("record", next, { shouldDirty: true });
   const set = (key: string, value: unknown) => {
-    if (problem?.at === key) setProblem(null); // the input the problem was at is being fixed
-    setRecord({ ...record, [key]: value });
+    if (problem?.at === key) clear(); // the input the problem was at is being fixed
+    setRecord({ ...form.getValues("record") as Rec, [key]: value });
   };
-  const onValidity = (label: string, error: string | null) => setInvalidJson((all) => {
-    const next = { ...all };
+  const onValidity = useCallback((label: string, error: string | null) => {
+    const next = { ...form.getValues("invalidJson") };
     if (error) next[label] = error;
     else delete next[label];
-    return next;
-  });
-
-  const onSubmit = (event: FormEvent) => {
-    event.preventDefault();
-    if (submit.busy) return; // one save at a time (useSubmit also refuses a second while one is on its way)
-    setSaved(false);
-    const bad = Object.keys(invalidJson);
-    if (bad.length) {
-      setProblem({ message: `${bad.join(", ")}: not valid JSON. Fix it (or undo the change) before saving: nothing ` +
-        "was saved.", field: null, at: null });
-      return;
-    }
-    const idText = String(record.id).trim();
-    if (!idText) {
-      setProblem({ message: "an id is required", field: "id", at: "id" });
-      return;
-    }
-    void submit.run(forSave({ ...record, id: idText, labels: textToLabels(labelsText) }));
-  };
+    form.setValue("invalidJson", next);
+  }, [form]);
 
   const props: FormProps = { record, isNew, set, setRecord, onValidity, problem, handlers };
   const warnings = kind === "task" ? taskProblems(record, handlers)
     : kind === "schedule" ? silentHandlers((record.handlers as string[]) ?? [], obj(record.handlerParameters), handlers)
       : [];
   const title = `${isNew ? "New" : ""} ${info.singular}${isNew ? "" : ` ${initial.id}`}`.trim();
+  const badJson = Object.keys(invalidJson);
   return (
     <Card title={title.charAt(0).toUpperCase() + title.slice(1)} page
       actions={<Link to={`/automation/${kind}`}>all {info.title.toLowerCase()}</Link>}>
@@ -150,7 +151,7 @@ function EditorForm({ kind, isNew, initial, current }: {
           <label>
             Id
             <input aria-label="Id" value={String(record.id)} disabled={!isNew} placeholder="living-room-too-warm"
-              onChange={(e) => set("id", e.target.value)} aria-invalid={problem?.at === "id" || undefined} />
+              onChange={(e) => set("id", e.target.value)} {...invalidProps(problem, "id")} />
             <FieldProblem problem={problem} name="id" />
           </label>
           <Text label="Description" value={record.description} onChange={(v) => set("description", v)} />
@@ -162,10 +163,7 @@ function EditorForm({ kind, isNew, initial, current }: {
         {kind === "forwardpayload" && <ForwardForm {...props} />}
         <label>
           Labels <small className="muted">key=value, one a line</small>
-          <textarea aria-label="Labels" rows={2} value={labelsText} onChange={(e) => {
-            setSaved(false);
-            setLabelsText(e.target.value);
-          }} />
+          <textarea aria-label="Labels" rows={2} {...form.register("labels")} />
         </label>
         {warnings.length > 0 && (
           <ul className="warn" aria-label="before you save">
@@ -176,15 +174,14 @@ function EditorForm({ kind, isNew, initial, current }: {
         {saved && <div className="ok" role="status">Saved.</div>}
         <div className="actions">
           {mayEdit && (
-            <button type="submit" className="primary" disabled={submit.busy} aria-busy={submit.busy || undefined}
-              aria-describedby={Object.keys(invalidJson).length ? "json-blocks-save" : undefined}>
-              {submit.busy ? "Saving…" : "Save"}
+            <button type="submit" className="primary" disabled={busy} aria-busy={busy || undefined}
+              aria-describedby={badJson.length ? "json-blocks-save" : undefined}>
+              {busy ? "Saving…" : "Save"}
             </button>
           )}
           <button type="button" onClick={() => navigate(`/automation/${kind}`)}>Back</button>
-          {Object.keys(invalidJson).length > 0 && (
-            <span id="json-blocks-save" className="error-inline">Fix the JSON of {Object.keys(invalidJson).join(", ")} to
-              save.</span>
+          {badJson.length > 0 && (
+            <span id="json-blocks-save" className="error-inline">Fix the JSON of {badJson.join(", ")} to save.</span>
           )}
         </div>
       </form>

@@ -23,6 +23,8 @@ export interface ApiFormOptions<T extends FieldValues, R> {
   submit: (values: T, form: UseFormReturn<T>) => Promise<R>;
   /** After a successful submit (reset inputs, navigate…). */
   onDone?: (result: R, values: T, form: UseFormReturn<T>) => void;
+  /** "Saved." from the start, until an input changes (a new record saved, then opened at its own address). */
+  initiallySaved?: boolean;
 }
 
 export interface ApiForm<T extends FieldValues> {
@@ -59,7 +61,7 @@ export function useApiForm<T extends FieldValues, R>(options: ApiFormOptions<T, 
   const form = useForm<T>({ resolver: zodResolver(options.schema), defaultValues: options.defaultValues,
     mode: "onSubmit", reValidateMode: "onChange" });
   const [serverProblem, setServerProblem] = useState<Problem | null>(null);
-  const [saved, setSaved] = useState(false);
+  const [saved, setSaved] = useState(Boolean(options.initiallySaved));
   const inFlight = useRef(false);
   const names = serverNames(options.names);
   // formState is a proxy: reading errors and isSubmitting here subscribes the component to them.
