@@ -61,4 +61,36 @@ describe("the widget settings dialog", () => {
       .toBe(String(seen.at(-1)?.layout.w)));
     expect(seen.at(-1)?.layout.w).toBeLessThanOrEqual(12);
   });
+
+  it("holds the picked fields and a table's rows on the form, writing each change back", async () => {
+    vi.stubGlobal("fetch", fakeFetch(() => ({ count: 0, limit: 0, offset: 0, data: [] })).fetch);
+    const seen: Widget[] = [];
+    const table: Widget = { ...gauge, type: "key_value_table", config: { items: [{ label: "Heat", resource: "a" }] } };
+    const light: Widget = { ...gauge, id: "w2", type: "light", config: { power: "field:sim.1.3.V_STATUS" } };
+    function Harness({ initial }: { initial: Widget }) {
+      const [widget, setWidget] = useState(initial);
+      return <WidgetEditor widget={widget} problems={{}} onClose={() => undefined}
+        onChange={(w) => { seen.push(w); setWidget(w); }} />;
+    }
+    renderWithProviders(<Harness initial={table} />);
+    fireEvent.click(screen.getByRole("button", { name: "Add row" }));
+    await waitFor(() => expect(seen.at(-1)?.config.items).toHaveLength(2));
+    fireEvent.change(screen.getByRole("textbox", { name: "row 2 label" }), { target: { value: "Hum" } });
+    fireEvent.change(screen.getByRole("combobox", { name: "row 2 field" }), { target: { value: "sim.3.2.V_HUM" } });
+    await waitFor(() => expect(seen.at(-1)?.config.items).toEqual([{ label: "Heat", resource: "a" },
+      { label: "Hum", resource: "sim.3.2.V_HUM" }]));
+    fireEvent.click(screen.getByRole("button", { name: "remove row 1" }));
+    await waitFor(() => expect(seen.at(-1)?.config.items).toEqual([{ label: "Hum", resource: "sim.3.2.V_HUM" }]));
+    cleanup();
+
+    seen.length = 0;
+    renderWithProviders(<Harness initial={light} />);
+    const brightness = screen.getByRole("combobox", { name: "Brightness field" }) as HTMLInputElement;
+    expect((screen.getByRole("combobox", { name: "Power field (on/off)" }) as HTMLInputElement).value)
+      .toBe("field:sim.1.3.V_STATUS");
+    fireEvent.change(brightness, { target: { value: "sim.1.4.V_PERCENTAGE" } });
+    await waitFor(() => expect(seen.at(-1)?.config).toEqual({ power: "field:sim.1.3.V_STATUS",
+      brightness: "sim.1.4.V_PERCENTAGE" })); // only the key edited is written
+    expect(brightness.value).toBe("sim.1.4.V_PERCENTAGE");
+  });
 });

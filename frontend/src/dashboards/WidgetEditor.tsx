@@ -3,7 +3,7 @@
 
 import { zodResolver } from "@hookform/resolvers/zod";
 import { useEffect, useMemo, useState } from "react";
-import { useForm } from "react-hook-form";
+import { Controller, type Control, useForm, useWatch } from "react-hook-form";
 import { z } from "zod/mini";
 
 import { metricsEnabled } from "../api/client";
@@ -41,13 +41,18 @@ function useGaugeDefaults(widget: Widget, onChange: (w: Widget) => void) {
   }); // runs after each render; changes only while the range is the default or was set from the field
 }
 
-/** The settings typed as text or ticked (fields are picked by FieldPicker, rows and chart fields as lists). */
+/** Every setting of the dialog: typed as text, ticked, fields picked by name (FieldPicker), a table's rows and a
+ * chart's fields as lists. */
 const LAYOUT_KEYS = ["x", "y", "w", "h"] as const;
-const CONFIG_KEYS = ["onPayload", "offPayload", "payload", "min", "max", "step", "duration", "window", "rgbFormat"] as const;
+const CONFIG_KEYS = ["onPayload", "offPayload", "payload", "min", "max", "step", "duration", "window", "rgbFormat",
+  "resource", "power", "brightness", "rgb"] as const;
+const TableRow = z.object({ label: z.string(), resource: z.string() });
 export const WidgetSettingsSchema = z.object({
   title: z.string(), showTitle: z.boolean(), static: z.boolean(),
   onPayload: z.string(), offPayload: z.string(), payload: z.string(), min: z.string(), max: z.string(),
   step: z.string(), duration: z.string(), window: z.string(), rgbFormat: z.string(),
+  resource: z.string(), power: z.string(), brightness: z.string(), rgb: z.string(),
+  items: z.array(TableRow), resources: z.array(z.string()),
   x: z.string(), y: z.string(), w: z.string(), h: z.string(),
 });
 export type WidgetSettings = z.infer<typeof WidgetSettingsSchema>;
@@ -61,6 +66,9 @@ export function widgetSettings(widget: Widget): WidgetSettings {
     title: widget.title, showTitle: widget.showTitle, static: widget.static,
     ...Object.fromEntries(CONFIG_KEYS.map((key) => [key, asText(c[key])])) as Record<(typeof CONFIG_KEYS)[number], string>,
     duration: asText(c.duration) || "-1h", rgbFormat: asText(c.rgbFormat) || "hex",
+    items: (Array.isArray(c.items) ? c.items : []).map((row: { label?: unknown; resource?: unknown }) => ({
+      label: asText(row?.label), resource: asText(row?.resource) })),
+    resources: fieldList(c.resources),
     ...Object.fromEntries(LAYOUT_KEYS.map((key) => [key, String(widget.layout[key])])) as Record<(typeof LAYOUT_KEYS)[number], string>,
   };
 }
@@ -89,12 +97,6 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
   useEffect(() => form.subscribe({ formState: { values: true }, callback: ({ name, values }) => {
     if (name && name in values) onChange(applySetting(widget, name as keyof WidgetSettings, values));
   } }), [form, widget, onChange]);
-  const set = (key: string, value: unknown) => {
-    const config = { ...c, [key]: value };
-    if (key === "min" || key === "max") delete config.rangeFromField; // set by hand: keep it
-    onChange({ ...widget, config });
-  };
-  const text = (key: string) => (c[key] === undefined || c[key] === null ? "" : String(c[key]));
   const numberInput = (key: string, label: string) => (
     <label>
       {label}
@@ -103,10 +105,10 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       {errors[key] && <span className="error-inline">{errors[key]}</span>}
     </label>
   );
-  const items = (Array.isArray(c.items) ? c.items : []) as Array<{ label: string; resource: string }>;
-  const picker = (label: string, key: string) => (
-    <FieldPicker label={label} value={text(key)} onChange={(v) => set(key, v)} invalid={errors[key]}
-      placeholder="type a name, e.g. living room" />
+  const items = useWatch({ control: form.control, name: "items" });
+  const setItems = (next: WidgetSettings["items"]) => form.setValue("items", next, { shouldDirty: true });
+  const picker = (label: string, key: "resource" | "power" | "brightness" | "rgb") => (
+    <PickedField control={form.control} name={key} label={label} invalid={errors[key]} />
   );
   return (
     <Dialog title={`${widgetLabel(widget.type)} widget`} label="widget settings" onClose={onClose}>
@@ -154,7 +156,8 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       )}
       {widget.type === "line_chart" && (
         <>
-          <ChartFields value={fieldList(c.resources)} onChange={(v) => set("resources", v)} error={errors.resources} />
+          <Controller control={form.control} name="resources" render={({ field }) => (
+            <ChartFields value={field.value} onChange={field.onChange} error={errors.resources} />)} />
           <label>
             Range
             <select aria-label="chart range" {...form.register("duration")}>
@@ -186,15 +189,15 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
           {items.map((row, i) => (
             <div className="row" key={i}>
               <input aria-label={`row ${i + 1} label`} placeholder="label" value={row.label}
-                onChange={(e) => set("items", items.map((r, j) => (j === i ? { ...r, label: e.target.value } : r)))} />
+                onChange={(e) => setItems(items.map((r, j) => (j === i ? { ...r, label: e.target.value } : r)))} />
               <FieldPicker label={`row ${i + 1} field`} value={row.resource}
                 invalid={errors[`items.${i}.resource`]}
-                onChange={(v) => set("items", items.map((r, j) => (j === i ? { ...r, resource: v } : r)))} />
+                onChange={(v) => setItems(items.map((r, j) => (j === i ? { ...r, resource: v } : r)))} />
               <button type="button" aria-label={`remove row ${i + 1}`}
-                onClick={() => set("items", items.filter((_, j) => j !== i))}>✕</button>
+                onClick={() => setItems(items.filter((_, j) => j !== i))}>✕</button>
             </div>
           ))}
-          <button type="button" onClick={() => set("items", [...items, { label: "", resource: "" }])}>Add row</button>
+          <button type="button" onClick={() => setItems([...items, { label: "", resource: "" }])}>Add row</button>
           {errors.items && <div className="error-inline">{errors.items}</div>}
         </div>
       )}
@@ -211,6 +214,17 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
         <button type="button" className="primary" onClick={onClose}>Done</button>
       </div>
     </Dialog>
+  );
+}
+
+/** A field picked by name, held by the dialog's form. */
+function PickedField({ control, name, label, invalid }: {
+  control: Control<WidgetSettings>; name: "resource" | "power" | "brightness" | "rgb"; label: string; invalid?: string;
+}) {
+  return (
+    <Controller control={control} name={name} render={({ field }) => (
+      <FieldPicker label={label} value={field.value} onChange={field.onChange} invalid={invalid}
+        placeholder="type a name, e.g. living room" />)} />
   );
 }
 
