@@ -50,6 +50,7 @@ export const keys = {
   fields: (ids: string[]) => ["fields", ids] as unknown[],
   series: (ids: string[], range: string, window: string, fn: string) => ["series", ids, range, window, fn] as unknown[],
   names: (kind: string, ids: string[]) => ["names", kind, ids] as unknown[],
+  metricsEnabled: () => ["status", "metricsEnabled"] as unknown[],
 };
 
 /** A page of a resource list, the previous page kept on screen while the next loads. */

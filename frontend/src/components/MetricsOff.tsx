@@ -2,23 +2,15 @@
 // with METRICS=none (a cloud stack without a metric store) answers every metric query with no rows, so an empty
 // chart would look like a silent device. `/api/status` says so (`metricsDBDisabled`); the charts say it too.
 
-import { useEffect, useState } from "react";
+import { useQuery } from "@tanstack/react-query";
 
 import { metricsEnabled } from "../api/client";
+import { keys } from "../api/queries";
 
-/** True or false once the server's status is known, null before. */
+/** True or false once the server's status is known, null before (read once, shared by every chart). */
 export function useMetricsEnabled(): boolean | null {
-  const [enabled, setEnabled] = useState<boolean | null>(null);
-  useEffect(() => {
-    let live = true;
-    void metricsEnabled().then((value) => {
-      if (live) setEnabled(value);
-    });
-    return () => {
-      live = false;
-    };
-  }, []);
-  return enabled;
+  const query = useQuery({ queryKey: keys.metricsEnabled(), queryFn: metricsEnabled, staleTime: Infinity });
+  return query.data ?? null;
 }
 
 export const METRICS_OFF_TEXT = "Metrics are off on this server: it keeps no history to chart, only current values.";

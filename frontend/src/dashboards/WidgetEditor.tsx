@@ -6,9 +6,9 @@ import { useEffect, useMemo, useState } from "react";
 import { Controller, type Control, useForm, useWatch } from "react-hook-form";
 import { z } from "zod/mini";
 
-import { metricsEnabled } from "../api/client";
 import { Dialog } from "../components/Dialog";
 import { FieldPicker, useFieldChoices } from "../components/FieldPicker";
+import { useMetricsEnabled } from "../components/MetricsOff";
 import { useFields, useSeries } from "../live/fields";
 import { gaugeRange } from "../widgets/ranges";
 import {
@@ -21,14 +21,7 @@ function useGaugeDefaults(widget: Widget, onChange: (w: Widget) => void) {
   const resource = widget.type === "gauge" ? String(c.resource ?? "") : "";
   const ids = useMemo(() => (resource ? [resource] : []), [resource]);
   const { fields } = useFields(ids);
-  const [metrics, setMetrics] = useState(false);
-  useEffect(() => {
-    let live = true;
-    void metricsEnabled().then((on) => live && setMetrics(on));
-    return () => {
-      live = false;
-    };
-  }, []);
+  const metrics = useMetricsEnabled() === true;
   const { series, loading } = useSeries(metrics ? ids : [], "-24h", "1h", "mean");
   const field = fields[resource.replace(/^field:/, "")];
   const untouched = (Number(c.min ?? 0) === 0 && Number(c.max ?? 100) === 100) || c.rangeFromField === true;
