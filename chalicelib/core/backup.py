@@ -36,6 +36,7 @@ from typing import Any, Final
 
 from mycontroller_protocol.ids import ID_PATTERN
 
+from .auth import SESSION_EPOCH_KEY, session_epoch, user_role
 from .errors import DomainError
 from .model import ID_DEPTH, Kind, Record, now_iso
 from .ports import BlobStore, ListQuery, Repository, Sort
@@ -292,6 +293,8 @@ def restore_archive(repository: Repository, blobs: BlobStore, archive: Archive, 
     written: dict[str, int] = {}
     for kind in BACKUP_KINDS:
         items = archive.records[kind]
+        if kind == Kind.USER:
+            items = _users_with_sessions_kept_revoked(repository, items)
         for start in range(0, len(items), 100):
             chunk = items[start:start + 100]
             repository.put_many(kind, chunk)
@@ -308,3 +311,22 @@ def restore_archive(repository: Repository, blobs: BlobStore, archive: Archive, 
         progress(done, total, "restoring firmware files")
     written["firmwareFiles"] = len(archive.firmware)
     return written
+
+
+def _users_with_sessions_kept_revoked(repository: Repository, users: list[Record]) -> list[Record]:
+    """The archive's users with session epochs that never go back: a token revoked since the backup (a password or
+    role changed, a logout of every session) must not become valid again by restoring an older epoch. A user whose
+    password or role the restore changes gets one more: the sessions opened under the other ones end."""
+    stored = {str(user["id"]): user for user in all_records(repository, Kind.USER)}
+    kept = []
+    for user in users:
+        now = stored.get(str(user["id"]))
+        if now is None:
+            kept.append(user)
+            continue
+        epoch = max(session_epoch(user), session_epoch(now))
+        if now.get("password") != user.get("password") or user_role(now) != user_role(user):
+            epoch += 1
+        kept.append(user if epoch == session_epoch(user) else {**user, SESSION_EPOCH_KEY: epoch})
+    return kept
+

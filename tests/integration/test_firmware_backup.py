@@ -351,3 +351,22 @@ def test_job_state_outlives_the_process_memory_and_old_states_go(api: Api, monke
     job = api.ok("GET", f"/api/backup/job/{started['jobId']}")
     assert job["state"] == "done" and job["done"] == job["total"] > 0
     assert api.call("GET", "/api/backup/job/..%2F..%2Fx")[0] == 404
+
+
+def test_a_restore_never_revives_revoked_sessions(api: Api) -> None:
+    """A session ended since the backup (a password changed) stays ended after restoring it; a password the restore
+    puts back ends the sessions opened under the other one; the admin restoring keeps theirs."""
+    api.ok("POST", "/api/user", {"username": "bob", "password": "Copper-Kettle-Ridge-31", "role": "viewer"})
+    before_backup = api.login("bob", "Copper-Kettle-Ridge-31")
+    name = run_backup(api)["name"]
+    api.ok("POST", "/api/user", {"id": "bob", "username": "bob", "password": "Silver-Maple-Harbor-62"})
+    assert api.call("GET", "/api/user/profile", auth=before_backup)[0] == 401  # revoked by the change
+    after_change = api.login("bob", "Silver-Maple-Harbor-62")
+    assert api.ok("GET", "/api/user/profile", auth=after_change)["username"] == "bob"
+
+    job = api.ok("POST", "/api/backup/restore", {"name": name})
+    assert api.ok("GET", f"/api/backup/job/{job['jobId']}")["state"] == "done"
+    assert api.call("GET", "/api/user/profile", auth=before_backup)[0] == 401  # still revoked
+    assert api.call("GET", "/api/user/profile", auth=after_change)[0] == 401  # its password is not bob's any more
+    assert api.ok("GET", "/api/user/profile", auth=api.login("bob", "Copper-Kettle-Ridge-31"))["role"] == "viewer"
+    assert api.ok("GET", "/api/user/profile")["username"] == "admin"  # the caller's own session goes on
