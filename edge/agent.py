@@ -225,6 +225,8 @@ class EdgeAgent:
         if self.shadow is not None:
             self.uplink.set_down_topics([*self.uplink.down_topics, *self.shadow.subscriptions])
         self._in_flight: collections.deque[_Flight] = collections.deque()
+        self._report_in_flight: dict[str, Any] | None = None
+        """The shadow report being published (not sent a second time by the shadow loop meanwhile)."""
         self._retry_delay = _RETRY_FIRST_S
         self._stopping = False
         try:
@@ -509,13 +511,19 @@ class EdgeAgent:
             return False
 
     async def _send_report(self, body: dict[str, Any]) -> None:
+        """Send a report once: while it is on its way the shadow loop, which resends a pending report, leaves it."""
         assert self.shadow is not None
+        if self._report_in_flight is body:
+            return
+        self._report_in_flight = body
         try:
             await self.uplink.publish_to(self.shadow.topic("update"), json.dumps(body).encode())
         except UplinkError as error:  # sent again by the shadow loop once the uplink is back
             self.shadow.last_error = str(error)
             log.warning("shadow report not sent; will retry", extra={"error": str(error)})
             return
+        finally:
+            self._report_in_flight = None
         self.shadow.report_sent(body)
 
     async def _shadow_loop(self) -> None:

@@ -234,3 +234,32 @@ def test_cloud_config_settings_are_checked(tmp_path: Path) -> None:
         assert "$aws/things/pi-1/shadow/name/mycontroller/update/delta" in agent.uplink.down_topics
     finally:
         agent.spool.close()
+
+
+def test_a_report_on_its_way_is_not_sent_again_by_the_shadow_loop(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    agent = make_agent(tmp_path, None)
+    sent: list[tuple[str, bytes]] = []
+    release = asyncio.Event()
+
+    async def slow_publish(topic: str, payload: bytes) -> None:
+        sent.append((topic, payload))
+        await release.wait()
+
+    monkeypatch.setattr(agent.uplink, "publish_to", slow_publish)
+    shadow = agent.shadow
+    assert shadow is not None
+    body = shadow.prepare_report("v1", {"a": {"status": "running", "message": "", "hash": "h"}})
+    assert body is not None and shadow.pending_report is body
+
+    async def main() -> None:
+        first = asyncio.create_task(agent._send_report(body))
+        await until(lambda: sent, "the first publish")
+        # what the shadow loop does meanwhile: returns at once (a second publish would wait for the release)
+        await asyncio.wait_for(agent._send_report(body), 2)
+        release.set()
+        await first
+
+    asyncio.run(main())
+    assert len(sent) == 1 and sent[0][0] == shadow.topic("update")
+    assert shadow.pending_report is None  # sent: nothing left to resend
