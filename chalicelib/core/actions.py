@@ -37,6 +37,7 @@ import json
 from typing import Any, Final
 
 from mycontroller_protocol.envelope import Downlink
+from mycontroller_protocol.mysensors.protocol import BROADCAST, INTERNAL_CHILD, Command, Internal
 from mycontroller_protocol.values import ConversionError, convert_value, to_binary
 
 from .errors import DomainError
@@ -71,21 +72,12 @@ GATEWAY_ACTIONS: Final = ("discover_nodes",)
 ERASE_EEPROM_LABEL: Final = "ms_erase_eeprom"
 """Node label the reference sets for ``reset``: the next firmware config request is answered with an erase."""
 
-MS_BROADCAST: Final = 255
-MS_INTERNAL_CHILD: Final = 255
-_MS_SET: Final = 1
-_MS_INTERNAL: Final = 3
-_MS_I_REBOOT: Final = 13
-_MS_I_HEARTBEAT_REQUEST: Final = 18
-_MS_I_PRESENTATION: Final = 19
-_MS_I_DISCOVER_REQUEST: Final = 20
-
 _MS_NODE_ACTIONS: Final[dict[str, int]] = {
-    "reboot": _MS_I_REBOOT,
-    "heartbeat_request": _MS_I_HEARTBEAT_REQUEST,
-    "refresh_node_info": _MS_I_PRESENTATION,
-    "reset": _MS_I_REBOOT,
-    "firmware_update": _MS_I_REBOOT,
+    "reboot": Internal.I_REBOOT,
+    "heartbeat_request": Internal.I_HEARTBEAT_REQUEST,
+    "refresh_node_info": Internal.I_PRESENTATION,
+    "reset": Internal.I_REBOOT,
+    "firmware_update": Internal.I_REBOOT,
 }
 _TASMOTA_NODE_ACTIONS: Final[dict[str, tuple[str, str]]] = {
     "heartbeat_request": ("STATUS", "1"),
@@ -144,7 +136,7 @@ def resolve_payload(field: Record, payload: Any) -> Any:
 
 def _ms_id(value: Any, what: str, *, allow_broadcast: bool = False) -> int:
     text = str(value)
-    top = MS_BROADCAST if allow_broadcast else MS_BROADCAST - 1
+    top = BROADCAST if allow_broadcast else BROADCAST - 1
     if not (text.isascii() and text.isdigit()) or not 0 <= int(text) <= top:
         raise ActionError(f"MySensors {what} must be a number 0-{top}, got {text!r}", what)
     return int(text)
@@ -220,7 +212,7 @@ def set_field(gateway: Record, field: Record, payload: Any) -> Downlink:
         node = _ms_id(node_id, "nodeId")
         child = _ms_id(source_id, "sourceId", allow_broadcast=True)
         type_id = _ms_value_id(field_id)
-        raw = _ms_line(node, child, _MS_SET, type_id, _ms_payload(value, metric_type, _ms_serial(gateway)))
+        raw = _ms_line(node, child, Command.SET, type_id, _ms_payload(value, metric_type, _ms_serial(gateway)))
         return Downlink(gateway_id, MYSENSORS, raw, node_id=str(node), key=f"{node};{child};{type_id}")
     if provider == TASMOTA:
         device = _tasmota_segment(node_id, "nodeId")
@@ -260,10 +252,10 @@ def node_action(gateway: Record, node: Record, action: str) -> Downlink:
     gateway_id = str(gateway["id"])
     if provider == MYSENSORS:
         node_number = _ms_id(node["nodeId"], "nodeId")
-        type_id = _MS_NODE_ACTIONS[action]
-        raw = _ms_line(node_number, MS_INTERNAL_CHILD, _MS_INTERNAL, type_id, "")
+        type_id = int(_MS_NODE_ACTIONS[action])
+        raw = _ms_line(node_number, INTERNAL_CHILD, Command.INTERNAL, type_id, "")
         return Downlink(gateway_id, MYSENSORS, raw, node_id=str(node_number),
-                        key=f"{node_number};{MS_INTERNAL_CHILD};{type_id}")
+                        key=f"{node_number};{INTERNAL_CHILD};{type_id}")
     if provider == TASMOTA:
         name = _tasmota_segment(node["nodeId"], "nodeId")
         command, payload = _TASMOTA_NODE_ACTIONS[action]
@@ -356,6 +348,6 @@ def gateway_action(gateway: Record, action: str) -> Downlink:
     provider = provider_of(gateway)
     if provider != MYSENSORS:
         raise ActionError(f"provider {provider} does not support {action}", "action")
-    raw = _ms_line(MS_BROADCAST, MS_INTERNAL_CHILD, _MS_INTERNAL, _MS_I_DISCOVER_REQUEST, "")
-    return Downlink(str(gateway["id"]), MYSENSORS, raw, node_id=str(MS_BROADCAST),
-                    key=f"{MS_BROADCAST};{MS_INTERNAL_CHILD};{_MS_I_DISCOVER_REQUEST}")
+    raw = _ms_line(BROADCAST, INTERNAL_CHILD, Command.INTERNAL, Internal.I_DISCOVER_REQUEST, "")
+    return Downlink(str(gateway["id"]), MYSENSORS, raw, node_id=str(BROADCAST),
+                    key=f"{BROADCAST};{INTERNAL_CHILD};{int(Internal.I_DISCOVER_REQUEST)}")
