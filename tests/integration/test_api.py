@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -504,12 +505,18 @@ def test_a_default_stack_is_built_once_and_never_loads_the_aws_libraries(tmp_pat
 # --------------------------------------------------------------------------------------------- status, document
 
 
-def test_logs_carry_the_correlation_id_and_never_bodies(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_logs_carry_the_correlation_id_and_never_bodies(api: Api, monkeypatch: pytest.MonkeyPatch,
+                                                        request: pytest.FixtureRequest) -> None:
     from chalicelib.api.observability import logger
     from chalicelib.observability import SERVICE
 
     stream = io.StringIO()
     monkeypatch.setattr(logger.registered_handler, "stream", stream)
+    # at INFO whatever ran before in this process (a local stack started in it set its default, WARNING, which a
+    # logger made afterwards takes)
+    level = logger._logger.level
+    logger._logger.setLevel(logging.INFO)  # setLevel: it also clears the loggers' cached answers
+    request.addfinalizer(lambda: logger._logger.setLevel(level))
     status, _, headers = api.call("POST", "/api/gateway", {"id": "gw", "provider": {"password": "hunter2"}},
                                   headers={"X-Request-Id": "req-42"})
     assert status == 200 and headers["X-Request-Id"] == "req-42"
