@@ -16,7 +16,8 @@ firmware). ``failed`` says why (the file could not be fetched before its URL exp
 Resuming: the assignment and the blocks already sent are kept in ``<gateway dir>/ota.json``; the file stays in the
 cache. Blocks are served by index, whenever asked, so a node that lost power or an agent that restarted mid-update
 goes on where the node asks; a failed fetch is retried while its URL is valid, and a new ``firmware_update`` with
-the same checksum needs no download at all.
+the same checksum needs no download at all. A cached file no gateway's assignment names any more (a node given
+another firmware since) is removed when a gateway starts, a day after it was fetched.
 """
 
 from __future__ import annotations
@@ -61,6 +62,8 @@ URL_REQUESTS: Final = 3
 """New URLs an update asks the cloud for when its URL expired before the file was fetched."""
 URL_WAIT_S: Final = 60.0
 _SAVE_EVERY_S: Final = 2.0
+CACHE_KEEP_S: Final = 24 * 3600.0
+"""A cached firmware file no assignment names is removed at a gateway's start once this old."""
 
 Reporter = Callable[[dict[str, Any]], None]
 Rebooter = Callable[[str], Awaitable[bool]]
@@ -113,6 +116,30 @@ def fetch(url: str, size: int, timeout: float = FETCH_TIMEOUT_S) -> bytes:
     return data
 
 
+def prune_cache(cache: Path, also_keep: set[str], *, min_age_s: float = CACHE_KEEP_S) -> int:
+    """Remove the cached firmware files that no gateway's ``ota.json`` (nor ``also_keep``) names, once older than
+    ``min_age_s`` (a file fetched for an assignment not saved yet stays). A saved state that cannot be read keeps
+    everything. Returns how many files went."""
+    if not cache.is_dir():
+        return 0
+    named = {checksum.split(":", 1)[-1].lower() for checksum in also_keep}
+    for saved in cache.parent.glob("*/ota.json"):
+        try:
+            nodes = json.loads(saved.read_text()).get("nodes") or {}
+        except (OSError, ValueError, AttributeError):
+            return 0
+        named |= {str(item.get("checksum", "")).split(":", 1)[-1].lower() for item in nodes.values()
+                  if isinstance(item, dict)}
+    now = time.time()
+    removed = 0
+    for path in cache.iterdir():
+        if path.name in named or not path.is_file() or now - path.stat().st_mtime < min_age_s:
+            continue
+        path.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
 class OtaServer:
     """The firmware updates of one MySensors gateway's nodes."""
 
@@ -159,7 +186,12 @@ class OtaServer:
     # ------------------------------------------------------------------ assignments (control downlinks)
 
     def start(self) -> None:
-        """After a (re)start: the images of the assignments from the cache, what is still missing fetched."""
+        """After a (re)start: the images of the assignments from the cache, what is still missing fetched; cached
+        files no assignment of any gateway names any more are removed."""
+        with contextlib.suppress(OSError):
+            removed = prune_cache(self.cache, {a.checksum for a in self.nodes.values()})
+            if removed:
+                self.logger.info("removed %d firmware file(s) no node is assigned any more", removed)
         for assignment in self.nodes.values():
             if not assignment.firmware or (assignment.state == "failed" and not self._url_valid(assignment)):
                 continue
