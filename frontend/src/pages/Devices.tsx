@@ -253,6 +253,9 @@ export function NodePage() {
           <dt>State</dt><dd><StatusBadge status={n.state?.status} /> since {formatTime(n.state?.since)}</dd>
           <dt>Last seen</dt><dd>{formatTime(n.lastSeen)}</dd>
           <dt>Battery</dt><dd>{formatValue(n.others?.battery_level, "%")}</dd>
+          {typeof n.others?.ota_state === "string" && (
+            <><dt>Firmware update</dt><dd><OtaProgress others={n.others} /></dd></>
+          )}
           <dt>Labels</dt>
           <dd><InlineLabels labels={n.labels ?? {}} onSave={(labels) => rename("node", id, { labels })}>
             <Labels labels={n.labels} /></InlineLabels></dd>
@@ -264,6 +267,30 @@ export function NodePage() {
       </Card>
       <NodeFields gatewayId={gatewayId} nodeId={nodeId} />
     </>
+  );
+}
+
+const OTA_STATES: Record<string, string> = {
+  fetching: "fetching the file", ready: "waiting for the node to ask", running: "sending blocks",
+  sent: "sent: the node checks and boots it", done: "done", failed: "failed", eeprom_erased: "EEPROM erased",
+};
+
+/** A MySensors node's firmware update as the edge reports it (live: the node's record follows its reports). */
+export function OtaProgress({ others }: { others: Record<string, unknown> }) {
+  const state = String(others.ota_state);
+  const sent = Number(others.ota_blocks_sent ?? 0);
+  const total = Number(others.ota_block_total ?? 0);
+  const firmware = others.ota_firmware ? String(others.ota_firmware) : "";
+  return (
+    <span className={`ota ota-${state}`} data-testid="ota" data-state={state}>
+      {firmware && <>{firmware}: </>}{OTA_STATES[state] ?? state}
+      {total > 0 && state !== "eeprom_erased" && (
+        <> <progress max={total} value={state === "done" ? total : sent}
+          aria-label={`firmware blocks sent: ${sent} of ${total}`} /> {sent}/{total} blocks</>
+      )}
+      {others.ota_message ? <small className="muted"> {String(others.ota_message)}</small> : null}
+      {others.ota_status_on ? <small className="muted"> ({formatTime(String(others.ota_status_on))})</small> : null}
+    </span>
   );
 }
 
