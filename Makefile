@@ -65,7 +65,7 @@ test: $(STAMP) services frontend
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
-	@for b in ingest cost api edge automation ws coldstart twin; do \
+	@for b in ingest cost api edge automation ws console coldstart twin; do \
 	  if [ -f bench/$$b.py ]; then echo "== bench/$$b.py"; $(PY) bench/$$b.py 2>&1 | grep -v '^{"level"' | grep -v '^127.0.0.1' | grep -v '^Serving on' || exit 1; fi; \
 	done
 
