@@ -17,22 +17,20 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from tests.e2e.stack import Stack, request, token, wait_for  # noqa: E402 - after the path set-up
+
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-PASSWORD = "bench-console-Pa55!"
 LAUNCH_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"]
 RUNS = 5
@@ -48,34 +46,6 @@ PAGES: list[tuple[str, str, str]] = [
 ]
 RESOURCES = """() => performance.getEntriesByType('resource').concat(performance.getEntriesByType('navigation'))
   .map(e => ({name: e.name, sent: e.transferSize, size: e.decodedBodySize}))"""
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def call(base: str, path: str, body: Any = None, token: str = "") -> Any:
-    headers = {"content-type": "application/json", **({"authorization": f"Bearer {token}"} if token else {})}
-    data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(base + path, data=data, headers=headers, method="POST" if data else "GET")
-    with urllib.request.urlopen(request, timeout=10) as response:
-        return json.loads(response.read() or b"null")
-
-
-def wait_for(check: Callable[[], Any], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if check():
-                return
-        except OSError:
-            pass
-        time.sleep(0.25)
-    raise SystemExit(f"timed out waiting for {what}")
 
 
 def shown(tab: Any, ready: str, timeout_s: float = 30.0) -> float:
@@ -127,38 +97,28 @@ def main() -> None:
 
     if shutil.which("npm"):
         subprocess.run(["make", "--no-print-directory", "frontend"], cwd=ROOT, check=True, capture_output=True)
-    data_dir = Path(tempfile.mkdtemp(prefix="mc-bench-console-"))
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "MC_PORT": str(port), "DATA_DIR": str(data_dir), "MC_ADMIN_PASSWORD": PASSWORD}
-    log = (data_dir / "stack.log").open("wb")
-    process = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+    work = Path(tempfile.mkdtemp(prefix="mc-bench-console-"))
+    (work / "data").mkdir()
+    stack = Stack(work / "data")  # `make run`: the API, the console and the simulated gateway
     try:
-        wait_for(lambda: call(base, "/api/status")["status"] == "ok", 180, "the local stack")
-        token = call(base, "/api/user/login", {"username": "admin", "password": PASSWORD})["token"]
-        wait_for(lambda: "sim.1.1.V_TEMP" in {f["id"] for f in call(base, "/api/field?limit=0", token=token)["data"]},
-                 60, "the simulated fields")
-        call(base, "/api/dashboard", {"id": "bench", "title": "Bench", "widgets": [
+        base = stack.base
+        wait_for(lambda: "sim.1.1.V_TEMP" in {f["id"] for f in request(base, "/api/field?limit=0")["data"]}, 60,
+                 "the simulated fields")
+        request(base, "/api/dashboard", {"id": "bench", "title": "Bench", "widgets": [
             {"id": "t", "title": "Temperature", "type": "line_chart", "layout": {"x": 0, "y": 0, "w": 8, "h": 4},
              "config": {"resources": ["field:sim.1.1.V_TEMP"], "duration": "-15m", "window": "none"}},
             {"id": "g", "title": "Now", "type": "gauge", "layout": {"x": 8, "y": 0, "w": 4, "h": 4},
-             "config": {"resource": "field:sim.1.1.V_TEMP", "min": 0, "max": 40}}]}, token=token)
+             "config": {"resource": "field:sim.1.1.V_TEMP", "min": 0, "max": 40}}]})
         time.sleep(3)  # a few points for the chart
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=LAUNCH_ARGS)
             try:
-                results = measure(browser, base, token)
+                results = measure(browser, base, token(base))
             finally:
                 browser.close()
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-        log.close()
-        shutil.rmtree(data_dir, ignore_errors=True)
+        stack.stop()
+        shutil.rmtree(work, ignore_errors=True)
 
     for name, r in results:
         print(f"console {name}: cold {r['sent_kb']:.0f} KB sent ({r['size_kb']:.0f} KB JS+CSS uncompressed, "
