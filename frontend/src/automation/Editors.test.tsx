@@ -62,6 +62,10 @@ describe("automation editor form", () => {
     await screen.findByText(/Fix the JSON of Spec to save/);
     save();
     await screen.findByText(/Spec: not valid JSON\. Fix it .* nothing was saved\./);
+    expect(screen.queryByText(/Fix the JSON of Spec to save/)).toBeNull(); // said once: the reason replaces the hint
+    expect(screen.getAllByText(/nothing was saved/)).toHaveLength(1);
+    expect(screen.getByRole("button", { name: "Save" }).getAttribute("aria-describedby"))
+      .toBe("problem-json-blocks-save");
     expect(posted).toEqual([]);
 
     fireEvent.change(spec, { target: { value: '{"url": "https://example.com/x", "method": "POST"}' } });

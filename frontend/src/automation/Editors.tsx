@@ -92,6 +92,9 @@ const EditorSchema = z.object({
 });
 type EditorValues = z.infer<typeof EditorSchema>;
 
+/** Where the problem "a JSON view does not parse" is shown: beside Save (no input of the record). */
+const BAD_JSON = "json-blocks-save";
+
 const editorValues = (record: Rec): EditorValues => ({
   record, labels: labelsToText(record.labels as Record<string, string>), invalidJson: {},
 });
@@ -108,8 +111,8 @@ function EditorForm({ kind, isNew, initial, current }: {
   const { form, onSubmit, busy, saved, problem, clear } = useApiForm<EditorValues, Rec>({
     schema: EditorSchema,
     defaultValues: editorValues(initial),
-    names: Object.fromEntries(problemNames(kind).map((name) => [`record.${name}`, name])) as
-      Partial<Record<Path<EditorValues>, string>>,
+    names: Object.fromEntries([...problemNames(kind).map((name) => [`record.${name}`, name]),
+      ["invalidJson", BAD_JSON]]) as Partial<Record<Path<EditorValues>, string>>,
     initiallySaved: Boolean((location.state as { saved?: boolean } | null)?.saved),
     submit: (values) => save<Rec>(kind, forSave({ ...values.record as Rec, labels: textToLabels(values.labels) })),
     onDone: (stored, _values, f) => {
@@ -175,14 +178,17 @@ function EditorForm({ kind, isNew, initial, current }: {
         <div className="actions">
           {mayEdit && (
             <button type="submit" className="primary" disabled={busy} aria-busy={busy || undefined}
-              aria-describedby={badJson.length ? "json-blocks-save" : undefined}>
+              aria-describedby={problem?.at === BAD_JSON ? `problem-${BAD_JSON}`
+                : badJson.length ? "json-blocks-save" : undefined}>
               {busy ? "Saving…" : "Save"}
             </button>
           )}
           <button type="button" onClick={() => navigate(`/automation/${kind}`)}>Back</button>
-          {badJson.length > 0 && (
-            <span id="json-blocks-save" className="error-inline">Fix the JSON of {badJson.join(", ")} to save.</span>
-          )}
+          {/* Said once, beside Save: before a save as a hint, after one as the reason nothing was saved. */}
+          {problem?.at === BAD_JSON ? <FieldProblem problem={problem} name={BAD_JSON} />
+            : badJson.length > 0 && (
+              <span id="json-blocks-save" className="error-inline">Fix the JSON of {badJson.join(", ")} to save.</span>
+            )}
         </div>
       </form>
     </Card>
