@@ -92,6 +92,11 @@ const EditorSchema = z.object({
 });
 type EditorValues = z.infer<typeof EditorSchema>;
 
+/** An id a user might give each kind (the placeholder of its Id input). */
+const ID_EXAMPLES: Record<AutomationKind, string> = {
+  task: "living-room-too-warm", schedule: "every-morning", handler: "notify-phone", forwardpayload: "mirror-switch",
+};
+
 /** Where the problem "a JSON view does not parse" is shown: beside Save (no input of the record). */
 const BAD_JSON = "json-blocks-save";
 
@@ -153,7 +158,7 @@ function EditorForm({ kind, isNew, initial, current }: {
         <div className="row">
           <label>
             Id
-            <input aria-label="Id" value={String(record.id)} disabled={!isNew} placeholder="living-room-too-warm"
+            <input aria-label="Id" value={String(record.id)} disabled={!isNew} placeholder={ID_EXAMPLES[kind]}
               onChange={(e) => set("id", e.target.value)} {...invalidProps(problem, "id")} />
             <FieldProblem problem={problem} name="id" />
           </label>

@@ -151,7 +151,7 @@ function NodeList({ title, rows, empty, more, detail, testId }: {
         <ul className="plain-list" data-testid={testId}>
           {rows.map((n) => (
             <li key={n.id}>
-              <Link to={nodePath(n.id)}>{n.name || n.nodeId}</Link>{" "}
+              <Link to={nodePath(n.id)}>{n.name || `node ${n.nodeId}`}</Link>{" "}
               <span className="muted">{n.gatewayId}</span> <span className="list-detail">{detail(n)}</span>
             </li>
           ))}
