@@ -229,7 +229,8 @@ class HandlerFunction:
                 retry.append(scrub(f"{call.name}: {type(error).__name__}: {error}", clear))
         errors = failed + retry
         message = "; ".join(errors)[:MAX_MESSAGE_CHARS] if errors else (
-            f"{len(calls) - delayed} call(s) made" + (f", {delayed} delayed" if delayed else ""))
+            f"{len(calls) - delayed} call{'' if len(calls) - delayed == 1 else 's'} made"
+            + (f", {delayed} delayed" if delayed else ""))
         status = "error" if errors else "ok"
         self._record_state(request.handler_id, status, message + (" (will retry)" if retry else ""))
         log = logger.warning if errors else logger.info

@@ -238,12 +238,12 @@ export function silentHandlers(handlerIds: string[], parameters: Record<string, 
   return problems;
 }
 
-/** What a handler's last run means, in words ("0 call(s) made" says why). */
+/** What a handler's last run means, in words ("0 calls made" says why; "0 call(s) made" from older servers). */
 export function handlerOutcome(handler: HandlerInfo): { status: string; text: string } {
   const state = handler.state ?? {};
   const message = state.message ?? "";
   if (!state.since && !message) return { status: "never", text: "not run yet" };
-  if (/^0 call\(s\) made/.test(message)) {
+  if (/^0 call(s|\(s\)) made/.test(message)) {
     return { status: "warn", text: `made no call: the task or schedule that ran it gave no ${handler.type} ` +
       "parameter (add one in its handler form)" };
   }

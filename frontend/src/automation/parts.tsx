@@ -108,8 +108,8 @@ export function ObjectForm({ fields, value, onChange, prefix, preview }: {
               </label>
             );
           case "field":
-            return <FieldPicker key={field.key} label={label} value={text} quick onChange={set}
-              placeholder={field.placeholder} hint={field.hint} />;
+            return <FieldPicker key={field.key} label={label} shownLabel={field.label} value={text} quick
+              onChange={set} placeholder={field.placeholder} hint={field.hint} />;
           case "textarea":
             return (
               <label key={field.key} className="wide">

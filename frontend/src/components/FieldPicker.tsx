@@ -17,9 +17,11 @@ export function useFieldChoices(): Array<{ id: string; label: string }> {
 
 /** A field chosen by name or id (a searchable list: type part of a name); says whose field the id is, or that
  * there is none. `quick` stores "field:<id>". */
-export function FieldPicker({ label, value, onChange, quick, placeholder, hint, invalid }: {
+export function FieldPicker({ label, value, onChange, quick, placeholder, hint, invalid, shownLabel }: {
   label: string; value: string; onChange: (v: string) => void; quick?: boolean; placeholder?: string; hint?: ReactNode;
   invalid?: string;
+  /** The label on screen, when the accessible name says more (which form it is in); default: `label`. */
+  shownLabel?: string;
 }) {
   const choices = useFieldChoices();
   const listId = useId();
@@ -30,7 +32,7 @@ export function FieldPicker({ label, value, onChange, quick, placeholder, hint, 
   const note = invalid ?? (!value || other ? null : found ? null : choices.length ? "no such field" : null);
   return (
     <label className="field-picker">
-      <span>{label}{hint && <small className="muted"> {hint}</small>}</span>
+      <span>{shownLabel ?? label}{hint && <small className="muted"> {hint}</small>}</span>
       <input aria-label={label} list={listId} value={value} placeholder={placeholder ?? "type a name or an id"}
         aria-invalid={note ? true : undefined} aria-describedby={describedBy}
         onChange={(e) => {
