@@ -97,9 +97,19 @@ class SliderConfig(_RangeConfig):
     step: float = PydField(default=1, gt=0)
 
 
-class GaugeConfig(_RangeConfig):
+class GaugeConfig(_ResourceConfig):
+    """Without ``min`` and ``max`` the console takes the range from the field's unit (a temperature is not 0 to 100)."""
+
+    min: float | None = None
+    max: float | None = None
     unit: str = ""
     thresholds: list[float] = PydField(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _range(self) -> GaugeConfig:
+        if self.min is not None and self.max is not None and not self.min < self.max:
+            raise ValueError("min must be less than max")
+        return self
 
 
 class LineChartConfig(_Config):

@@ -266,8 +266,13 @@ def test_a_dashboard_chart_gets_new_temperature_points_without_a_reload(page: An
              "config": {"resources": ["field:sim.1.1.V_TEMP"], "duration": "-15m", "window": "none"}},
             {"id": "g", "title": "Now", "type": "gauge", "layout": {"x": 8, "y": 0, "w": 4, "h": 4},
              "config": {"resource": "field:sim.1.1.V_TEMP", "min": 0, "max": 40}},
+            {"id": "g2", "title": "Saved without a range", "type": "gauge", "layout": {"x": 0, "y": 4, "w": 4, "h": 4},
+             "config": {"resource": "field:sim.1.1.V_TEMP"}},
         ]})
     page.goto(stack.base + "/dashboards/live")
+    limits = page.locator("[data-widget-id='g2'] .gauge-limit")
+    limits.first.wait_for()
+    assert limits.evaluate_all("els => els.map(e => e.textContent)") == ["-10", "40"]  # a temperature, not 0–100
     chart = page.locator("[data-widget-id='t'] .chart")
     wait_in(page, "Number(document.querySelector(\"[data-widget-id='t'] .chart\")?.dataset.points) > 0")
     page.evaluate("window.__notReloaded = true")

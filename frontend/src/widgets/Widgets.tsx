@@ -11,6 +11,7 @@ import { bareFieldId, type FieldRecord, rangeMs, useFields, useSeries } from "..
 import { useList } from "../api/queries";
 import { FieldControl } from "../components/FieldControl";
 import { fieldList, fromHex, isReferenceType, toHex, type Widget, widgetLabel } from "./model";
+import { savedGaugeRange } from "./ranges";
 import {
   type FieldSelection, referenceChart, referenceImage, referenceLight, referenceSelection, referenceUtilization,
 } from "./reference";
@@ -143,10 +144,14 @@ function GaugeWidget({ config }: { config: Config }) {
   if (!field) return <Missing id={id} />;
   const raw = field.current?.value;
   const value = typeof raw === "number" ? raw : raw === null || raw === undefined ? null : Number(raw);
+  const unit = str(config.unit) || field.unit;
+  const shown = Number.isFinite(value) ? value : null;
+  const unset = (key: string) => config[key] === undefined || config[key] === null || config[key] === "";
+  const range = unset("min") && unset("max") ? savedGaugeRange(unit, shown) : null;
   return (
     <div className="widget-center" data-field={field.id} data-value={String(value)}>
-      <Gauge value={Number.isFinite(value) ? value : null} min={num(config.min, 0)} max={num(config.max, 100)}
-        unit={str(config.unit) || field.unit} />
+      <Gauge value={shown} min={range?.min ?? num(config.min, 0)} max={range?.max ?? num(config.max, 100)}
+        unit={unit} />
     </div>
   );
 }

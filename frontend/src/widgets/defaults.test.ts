@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 
 import { dashboardFields, missingBindings, widgetBindings } from "./bindings";
 import { emptyDashboard, newWidget } from "./model";
-import { gaugeRange, niceBound } from "./ranges";
+import { gaugeRange, niceBound, savedGaugeRange } from "./ranges";
 
 describe("gauge ranges", () => {
   it("come from the unit: a temperature is not 0–100", () => {
@@ -36,5 +36,15 @@ describe("widget bindings", () => {
     expect(dashboardFields(dashboard)).toEqual(["sim.1.1.V_TEMP", "sim.9.9.V_STATUS"]);
     expect(missingBindings(dashboard, new Set(["sim.1.1.V_TEMP"])))
       .toEqual({ "widgets.1.resource": "Lamp: there is no field sim.9.9.V_STATUS" });
+  });
+});
+
+describe("a gauge saved without a range", () => {
+  it("takes one from a unit it knows, widened by the value; keeps 0–100 for one it does not", () => {
+    expect(savedGaugeRange("°C", 21.3)).toEqual({ min: -10, max: 40 });
+    expect(savedGaugeRange("°C", 55)).toEqual({ min: -10, max: 100 });
+    expect(savedGaugeRange("W", 1800)).toEqual({ min: 0, max: 2500 });
+    expect(savedGaugeRange("", 5)).toBeNull();
+    expect(savedGaugeRange("furlongs", 5)).toBeNull();
   });
 });

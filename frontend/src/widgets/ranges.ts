@@ -45,3 +45,11 @@ export function gaugeRange(unit: string | undefined, values: Array<number | null
   }
   return { min: 0, max: 100 };
 }
+
+/** The range of a gauge saved without one (through the API, from MyController v2): from its field's unit and value
+ * when the unit says what is typical; null for a unit it does not know (then 0–100, as saved dashboards had). */
+export function savedGaugeRange(unit: string | undefined, value: number | null): { min: number; max: number } | null {
+  const key = (unit ?? "").trim();
+  if (!(key in UNIT_RANGES) && !FROM_ZERO.has(key)) return null;
+  return gaugeRange(key, [value]);
+}
