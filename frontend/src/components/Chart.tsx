@@ -6,6 +6,8 @@ import "uplot/dist/uPlot.min.css";
 import { useEffect, useMemo, useRef } from "react";
 import uPlot from "uplot";
 
+import { timeRange } from "./chartRange";
+
 export interface Series {
   name: string;
   points: Array<{ time: number; value: number | null }>;
@@ -23,16 +25,6 @@ export function alignSeries(series: Series[]): uPlot.AlignedData {
     return column;
   });
   return [times.map((t) => t / 1000), ...columns] as uPlot.AlignedData;
-}
-
-/** The time axis: the data's own span, or — with a single time (one aggregated point, one reading) — the `span`
- * (seconds) the chart is about, ending at that time (uPlot would otherwise stretch one instant over years). */
-export function timeRange(min: number | null, max: number | null, span: number): [number, number] {
-  if (min === null || max === null || !Number.isFinite(min) || !Number.isFinite(max)) {
-    const now = Date.now() / 1000;
-    return [now - span, now];
-  }
-  return min === max ? [max - span, max + span / 50] : [min, max];
 }
 
 /** uPlot stretches a time axis with one instant over 1000 days: such data gets the chart's span instead. */

@@ -114,13 +114,31 @@ function LineChartHistory({ config, height }: { config: Config; height: number }
   );
 }
 
+const GAUGE_COLOURS = { plain: "#2b7bb9", ok: "#29a36a", warn: "#f0a202", alarm: "#e4572e" };
+
+/** The arc's colour: by the thresholds passed (none: plain), or by how full the gauge is when none are. */
+export function gaugeColour(value: number | null, ratio: number, thresholds?: number[]): string {
+  if (thresholds === undefined) {
+    return ratio > 0.8 ? GAUGE_COLOURS.alarm : ratio > 0.6 ? GAUGE_COLOURS.warn : GAUGE_COLOURS.ok;
+  }
+  if (thresholds.length === 0 || value === null) return GAUGE_COLOURS.plain;
+  const [warn, alarm] = [...thresholds].sort((a, b) => a - b);
+  return alarm !== undefined && value >= alarm ? GAUGE_COLOURS.alarm : value >= warn ? GAUGE_COLOURS.warn
+    : GAUGE_COLOURS.ok;
+}
+
 /** A half-circle gauge drawn in SVG: no chart library needed for one number. */
-export function Gauge({ value, min, max, unit }: { value: number | null; min: number; max: number; unit?: string }) {
+export function Gauge({ value, min, max, unit, thresholds }: {
+  value: number | null; min: number; max: number; unit?: string;
+  /** Values from which the arc turns amber, then red; none: one plain colour (21 °C is no warning). Left out: by
+   * how full it is (a utilization). */
+  thresholds?: number[];
+}) {
   const ratio = value === null ? 0 : Math.min(1, Math.max(0, (value - min) / (max - min)));
   const angle = Math.PI * (1 - ratio);
   const x = 50 + 40 * Math.cos(angle);
   const y = 50 - 40 * Math.sin(angle);
-  const color = ratio > 0.8 ? "#e4572e" : ratio > 0.6 ? "#f0a202" : "#29a36a";
+  const color = gaugeColour(value, ratio, thresholds);
   return (
     <svg className="gauge" viewBox="0 0 100 60" role="img" aria-label={`gauge ${value ?? "no value"}`}>
       <path d="M10 50 A40 40 0 0 1 90 50" fill="none" stroke="#e3e7ec" strokeWidth="9" strokeLinecap="round" />
@@ -151,7 +169,8 @@ function GaugeWidget({ config }: { config: Config }) {
   return (
     <div className="widget-center" data-field={field.id} data-value={String(value)}>
       <Gauge value={shown} min={range?.min ?? num(config.min, 0)} max={range?.max ?? num(config.max, 100)}
-        unit={unit} />
+        unit={unit} thresholds={Array.isArray(config.thresholds)
+          ? config.thresholds.map(Number).filter(Number.isFinite) : undefined} />
     </div>
   );
 }
