@@ -13,7 +13,7 @@ button              ``resource``, ``payload`` (sent on press; default ``"toggle"
 slider              ``resource``, ``min`` (0), ``max`` (100), ``step`` (1); ``min < max``
 line_chart          ``resources`` (quick ids, up to 10), ``duration`` (``-1h``…), ``window`` (``5m`` or ``none``),
                     ``function`` (``mean``…), ``unit``
-gauge               ``resource``, ``min`` (0), ``max`` (100), ``unit``, ``thresholds`` (numbers); ``min < max``
+gauge               ``resource``, ``min``, ``max`` (none: from the unit), ``unit``, ``thresholds`` (amber, red from)
 light               ``power`` (binary field), ``brightness`` (0-100 field), ``rgb`` (field holding ``#rrggbb`` or
                     ``r,g,b``), ``colorTemperature``; at least one of them; ``rgbFormat`` ``hex`` (default) or ``csv``
 key_value_table     ``items`` ``[{label, resource, unit?}]`` (up to 50)

@@ -33,6 +33,14 @@ describe("widget settings (react-hook-form + zod)", () => {
     expect(applySetting(gauge, "static", { ...values, static: true }).static).toBe(true);
   });
 
+  it("writes a gauge's thresholds as the amber and red bounds typed (either may be left empty)", () => {
+    const values = { ...widgetSettings(gauge), warnFrom: "25", alarmFrom: "30" };
+    expect(applySetting(gauge, "alarmFrom", values).config.thresholds).toEqual([25, 30]);
+    expect(applySetting(gauge, "warnFrom", { ...values, alarmFrom: "" }).config.thresholds).toEqual([25]);
+    expect(widgetSettings({ ...gauge, config: { ...gauge.config, thresholds: [30, 25] } }))
+      .toMatchObject({ warnFrom: "25", alarmFrom: "30" });
+  });
+
   it("keeps the position inside the 12 columns", () => {
     const wide = applySetting(gauge, "w", { ...widgetSettings(gauge), w: "20" });
     expect(wide.layout.w).toBeLessThanOrEqual(12);

@@ -45,12 +45,14 @@ export const WidgetSettingsSchema = z.object({
   onPayload: z.string(), offPayload: z.string(), payload: z.string(), min: z.string(), max: z.string(),
   step: z.string(), duration: z.string(), window: z.string(), rgbFormat: z.string(),
   resource: z.string(), power: z.string(), brightness: z.string(), rgb: z.string(),
-  items: z.array(TableRow), resources: z.array(z.string()),
+  items: z.array(TableRow), resources: z.array(z.string()), warnFrom: z.string(), alarmFrom: z.string(),
   x: z.string(), y: z.string(), w: z.string(), h: z.string(),
 });
 export type WidgetSettings = z.infer<typeof WidgetSettingsSchema>;
 
 const asText = (value: unknown) => (value === undefined || value === null ? "" : String(value));
+const thresholdsOf = (c: Record<string, unknown>): number[] =>
+  (Array.isArray(c.thresholds) ? c.thresholds.map(Number).filter(Number.isFinite) : []).sort((a, b) => a - b);
 
 /** The inputs' values for a widget as it is. */
 export function widgetSettings(widget: Widget): WidgetSettings {
@@ -62,6 +64,7 @@ export function widgetSettings(widget: Widget): WidgetSettings {
     items: (Array.isArray(c.items) ? c.items : []).map((row: { label?: unknown; resource?: unknown }) => ({
       label: asText(row?.label), resource: asText(row?.resource) })),
     resources: fieldList(c.resources),
+    warnFrom: asText(thresholdsOf(c)[0]), alarmFrom: asText(thresholdsOf(c)[1]),
     ...Object.fromEntries(LAYOUT_KEYS.map((key) => [key, String(widget.layout[key])])) as Record<(typeof LAYOUT_KEYS)[number], string>,
   };
 }
@@ -69,6 +72,10 @@ export function widgetSettings(widget: Widget): WidgetSettings {
 /** The widget after one input changed (only that key is written: a key never touched stays absent). */
 export function applySetting(widget: Widget, name: keyof WidgetSettings, values: WidgetSettings): Widget {
   if (name === "title" || name === "showTitle" || name === "static") return { ...widget, [name]: values[name] };
+  if (name === "warnFrom" || name === "alarmFrom") {
+    const thresholds = [values.warnFrom, values.alarmFrom].filter((t) => t.trim() !== "").map(Number);
+    return { ...widget, config: { ...widget.config, thresholds } };
+  }
   if ((LAYOUT_KEYS as readonly string[]).includes(name)) {
     return { ...widget, layout: clampLayout({ ...widget.layout, [name]: Number(values[name]) }) };
   }
@@ -143,6 +150,9 @@ export function WidgetEditor({ widget, onChange, onClose, problems }: {
       {["slider", "gauge"].includes(widget.type) && (
         <div className="row">{numberInput("min", "Min")}{numberInput("max", "Max")}
           {widget.type === "slider" && numberInput("step", "Step")}</div>
+      )}
+      {widget.type === "gauge" && (
+        <div className="row">{numberInput("warnFrom", "Amber from")}{numberInput("alarmFrom", "Red from")}</div>
       )}
       {widget.type === "gauge" && c.rangeFromField === true && (
         <p className="muted">Range from the field's unit and its last day; type another to keep yours.</p>
