@@ -51,7 +51,7 @@ export function GatewaysPage() {
 }
 
 const nodeColumns: Column<NodeRecord>[] = [
-  { key: "name", label: "Name", render: (n) => n.name || n.nodeId },
+  { key: "name", label: "Name", render: (n) => n.name || `node ${n.nodeId}` },
   { key: "gatewayId", label: "Gateway", render: (n) => n.gatewayId },
   { key: "nodeId", label: "Node", render: (n) => n.nodeId },
   { key: "state.status", label: "State", render: (n) => <StatusBadge status={n.state?.status} /> },
@@ -72,7 +72,7 @@ export function NodesPage() {
 /** A node's name (read in a batch with the other names on the page). */
 function NodeName({ id }: { id: string }) {
   const nodes = useRecords("node", useMemo(() => [id], [id]));
-  return <>{nodes[id]?.name || id.split(".").slice(1).join(".")}</>;
+  return <>{nodes[id]?.name || `node ${id.split(".").slice(1).join(".")}`}</>;
 }
 
 /** A field shown by its node's and source's names. */
@@ -236,7 +236,7 @@ export function NodePage() {
   const n = node.data;
   const rename = useRename();
   const [gatewayId, nodeId] = [id.split(".")[0], id.split(".").slice(1).join(".")];
-  const title = n ? n.name || n.nodeId : `Node ${id}`;
+  const title = n ? n.name || `Node ${n.nodeId}` : `Node ${id}`;
   usePageTitle(n ? title : null);
   if (!n) {
     if (node.loading) return <Card title={`Node ${id}`} page><p className="muted">loading…</p></Card>;
