@@ -60,6 +60,9 @@ class LineTransport:
 
     description = "line transport"
     dropped_bytes = 0
+    read_delay_s = 0.0
+    """How long a line may wait in the device's buffer before it is read (a node's listening window is counted
+    from when it was written, not read)."""
 
     async def open(self) -> None:
         raise NotImplementedError
@@ -85,6 +88,8 @@ class SerialLineTransport(LineTransport):
     restarts are read once it is back. Where the port has no descriptor (not POSIX), reads go through a worker
     thread.
     """
+
+    read_delay_s = READ_INTERVAL_S  # under steady traffic (``_pace``)
 
     def __init__(self, portname: str, baud_rate: int = 115200, logger: logging.Logger | None = None) -> None:
         self.portname = portname

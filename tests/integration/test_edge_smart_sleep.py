@@ -171,3 +171,24 @@ def test_a_node_reflashed_to_stay_awake_gets_its_commands_at_once_and_labels_can
     asyncio.run(first_run())
     asyncio.run(second_run())
     device.unplug()
+
+
+def test_the_awake_window_is_counted_from_when_the_node_wrote_its_notice(tmp_path: Path) -> None:
+    """Under steady traffic the serial port is read every READ_INTERVAL_S: the notice may have waited that long in
+    the tty, so the edge counts the window as that much shorter, never past the node's real one."""
+    from edge.gateways.transport import READ_INTERVAL_S
+
+    device = PtyDevice(tmp_path / "ttyMySensors")
+    ctx = FakeContext("gw1")
+    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+
+    async def scenario() -> None:
+        async with running(gateway):
+            await wait_for(lambda: ctx.status == "up", what="gateway up")
+            device.write(f"7;255;3;0;32;{WINDOW_MS}\n")
+            await wait_for(lambda: "7" in gateway.awake_until, what="the notice handled")
+            handled_by = time.monotonic()  # the notice was handled before this
+            assert gateway.read_delay_s() == READ_INTERVAL_S
+            assert gateway.awake_until["7"] <= handled_by + WINDOW_MS / 1000 - READ_INTERVAL_S
+
+    asyncio.run(scenario())

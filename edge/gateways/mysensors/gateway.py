@@ -263,12 +263,17 @@ class MySensorsGateway(Gateway):
         elif msg.type == _I_PRE_SLEEP or msg.type in _AWAKE_SIGNALS:
             self._sleep_signal(node, msg.type, msg.payload)
 
+    def read_delay_s(self) -> float:
+        """How long a line from the device may have waited before it was read (its transport's)."""
+        return 0.0
+
     def _sleep_signal(self, node: str, type_id: int, payload: str) -> None:
         """A node says it is about to sleep (with its listening window) or that it is awake: send what waits."""
         if type_id == _I_PRE_SLEEP:
             self._note_sleep_node(node)
             window = int(payload) / 1000 if payload.strip().isdigit() else 0.0
-            self.awake_until[node] = time.monotonic() + window
+            # counted from when the node said it: the line may have waited in the device's buffer meanwhile
+            self.awake_until[node] = time.monotonic() + max(0.0, window - self.read_delay_s())
         else:
             if type_id == _I_POST_SLEEP:
                 self._note_sleep_node(node)
@@ -541,6 +546,9 @@ class MySensorsLineGateway(MySensorsGateway):
 
     def make_transport(self) -> LineTransport:
         raise NotImplementedError
+
+    def read_delay_s(self) -> float:
+        return self.transport.read_delay_s if self.transport is not None else 0.0
 
     async def _write_message(self, msg: MySensorsMessage) -> None:
         transport = self.transport
