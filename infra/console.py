@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+from .buckets import bucket_policy, private_bucket
 from .errors import InfraError
 from .fragments import Fragment
 
@@ -113,34 +114,17 @@ def console_bucket() -> dict[str, Any]:
     distribution_arn = {"Fn::Sub": f"arn:${{AWS::Partition}}:cloudfront::${{AWS::AccountId}}:distribution/"
                                    f"${{{DISTRIBUTION}}}"}
     return {
-        BUCKET: {
-            "Type": "AWS::S3::Bucket",
-            "DeletionPolicy": "Delete",
-            "UpdateReplacePolicy": "Delete",
-            "Properties": {
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-            },
-        },
-        f"{BUCKET}Policy": {
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {"Bucket": {"Ref": BUCKET}, "PolicyDocument": {"Version": "2012-10-17", "Statement": [
-                {"Sid": "DistributionReads", "Effect": "Allow",
-                 "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject",
-                 "Resource": {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"},
-                 "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}},
-                {"Sid": "DistributionLists", "Effect": "Allow",  # a missing file is then a 404, not a 403
-                 "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:ListBucket",
-                 "Resource": {"Fn::GetAtt": [BUCKET, "Arn"]},
-                 "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}},
-                {"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                 "Resource": [{"Fn::GetAtt": [BUCKET, "Arn"]}, {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"}],
-                 "Condition": {"Bool": {"aws:SecureTransport": "false"}}},
-            ]}},
-        },
+        **private_bucket(BUCKET),
+        **bucket_policy(
+            BUCKET,
+            {"Sid": "DistributionReads", "Effect": "Allow",
+             "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:GetObject",
+             "Resource": {"Fn::Sub": f"${{{BUCKET}.Arn}}/*"},
+             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}},
+            {"Sid": "DistributionLists", "Effect": "Allow",  # a missing file is then a 404, not a 403
+             "Principal": {"Service": "cloudfront.amazonaws.com"}, "Action": "s3:ListBucket",
+             "Resource": {"Fn::GetAtt": [BUCKET, "Arn"]},
+             "Condition": {"StringEquals": {"AWS:SourceArn": distribution_arn}}}),
     }
 
 

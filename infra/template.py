@@ -51,6 +51,7 @@ from chalicelib.functions.automation import TASKS_PATTERN
 from chalicelib.functions.forward import FORWARD_PATTERN
 from chalicelib.services.websocket import NOTIFY_PATTERN
 from infra import identity
+from infra.buckets import bucket_policy, private_bucket
 
 MAX_RECEIVE_COUNT = 5
 INGEST_TIMEOUT_S = 30
@@ -123,33 +124,15 @@ def blob_environment() -> dict[str, Any]:
 def blob_bucket() -> dict[str, Any]:
     """Private (every public access blocked, owner-enforced objects), encrypted, TLS only, versioned with old versions
     expiring (a deleted backup can be recovered for 30 days)."""
-    bucket_arn = {"Fn::GetAtt": [BLOB_BUCKET, "Arn"]}
     return {
-        BLOB_BUCKET: {
-            "Type": "AWS::S3::Bucket",
-            "DeletionPolicy": "Retain",
-            "UpdateReplacePolicy": "Retain",
-            "Properties": {
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-                "VersioningConfiguration": {"Status": "Enabled"},
-                "LifecycleConfiguration": {"Rules": [{
-                    "Id": "expire-old-versions", "Status": "Enabled",
-                    "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]},
-            },
-        },
-        f"{BLOB_BUCKET}Policy": {
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {"Bucket": {"Ref": BLOB_BUCKET}, "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                               "Resource": [bucket_arn, {"Fn::Sub": "${BlobBucket.Arn}/*"}],
-                               "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}},
-        },
+        **private_bucket(
+            BLOB_BUCKET, retain=True,
+            VersioningConfiguration={"Status": "Enabled"},
+            LifecycleConfiguration={"Rules": [{
+                "Id": "expire-old-versions", "Status": "Enabled",
+                "NoncurrentVersionExpiration": {"NoncurrentDays": 30},
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": 1}}]}),
+        **bucket_policy(BLOB_BUCKET),
     }
 
 

@@ -28,6 +28,7 @@ from typing import Any, Final
 from chalicelib.services.uploads import UPLOAD_PREFIX
 from chalicelib.settings import DEFAULT_BACKUP_MAX_BYTES, DEFAULT_FIRMWARE_MAX_BYTES
 
+from .buckets import bucket_policy, private_bucket
 from .fragments import Fragment
 
 UPLOAD_BUCKET: Final = "UploadBucket"
@@ -57,34 +58,16 @@ API_FUNCTION_STATEMENTS: Final[list[dict[str, Any]]] = [
 
 def upload_bucket() -> dict[str, Any]:
     """Private, encrypted, TLS only; CORS for the console's form posts; everything expires after a day."""
-    bucket_arn = {"Fn::GetAtt": [UPLOAD_BUCKET, "Arn"]}
     return {
-        UPLOAD_BUCKET: {
-            "Type": "AWS::S3::Bucket",
-            "DeletionPolicy": "Delete",
-            "UpdateReplacePolicy": "Delete",
-            "Properties": {
-                "BucketEncryption": {"ServerSideEncryptionConfiguration": [
-                    {"ServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}, "BucketKeyEnabled": True}]},
-                "PublicAccessBlockConfiguration": {"BlockPublicAcls": True, "BlockPublicPolicy": True,
-                                                   "IgnorePublicAcls": True, "RestrictPublicBuckets": True},
-                "OwnershipControls": {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]},
-                "CorsConfiguration": {"CorsRules": [{
-                    "Id": "console-uploads", "AllowedOrigins": {"Ref": ALLOWED_ORIGINS}, "AllowedMethods": ["POST"],
-                    "AllowedHeaders": ["*"], "ExposedHeaders": ["ETag"], "MaxAge": 3600}]},
-                "LifecycleConfiguration": {"Rules": [{
-                    "Id": "expire-staged-uploads", "Status": "Enabled", "ExpirationInDays": STAGED_DAYS,
-                    "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": STAGED_DAYS}}]},
-            },
-        },
-        f"{UPLOAD_BUCKET}Policy": {
-            "Type": "AWS::S3::BucketPolicy",
-            "Properties": {"Bucket": {"Ref": UPLOAD_BUCKET}, "PolicyDocument": {
-                "Version": "2012-10-17",
-                "Statement": [{"Sid": "TlsOnly", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-                               "Resource": [bucket_arn, {"Fn::Sub": f"${{{UPLOAD_BUCKET}.Arn}}/*"}],
-                               "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}},
-        },
+        **private_bucket(
+            UPLOAD_BUCKET,
+            CorsConfiguration={"CorsRules": [{
+                "Id": "console-uploads", "AllowedOrigins": {"Ref": ALLOWED_ORIGINS}, "AllowedMethods": ["POST"],
+                "AllowedHeaders": ["*"], "ExposedHeaders": ["ETag"], "MaxAge": 3600}]},
+            LifecycleConfiguration={"Rules": [{
+                "Id": "expire-staged-uploads", "Status": "Enabled", "ExpirationInDays": STAGED_DAYS,
+                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": STAGED_DAYS}}]}),
+        **bucket_policy(UPLOAD_BUCKET),
     }
 
 
