@@ -199,6 +199,23 @@ class LocalStack:
         self.container.close()
 
 
+_RECORD_FIELDS = (frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+                  | {"message", "asctime", "color_message"})  # uvicorn's own copy of its message, coloured
+
+
+class TextWithExtras(logging.Formatter):
+    """A log line as text, with the record's ``extra`` fields after it (``state=up message=…``; secret-looking keys
+    masked): the edge and the functions say what happened in those fields, "gateway state" alone says little."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from edge.config import redact
+
+        text = super().format(record)
+        extras = redact({key: value for key, value in record.__dict__.items()
+                         if key not in _RECORD_FIELDS and not key.startswith("_")})
+        return text + "".join(f" {key}={value}" for key, value in extras.items()) if extras else text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m chalicelib.local", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default=os.environ.get("MC_HOST", "127.0.0.1"))
@@ -209,8 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-gateways", action="store_true", help="start without any gateway")
     args = parser.parse_args(argv)
 
-    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(TextWithExtras("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(), handlers=[handler])
     try:
         gateways = [] if args.no_gateways else load_gateways(args.edge_config)
     except GatewayConfigProblem as error:
@@ -222,7 +240,8 @@ def main(argv: list[str] | None = None) -> int:
     from chalicelib.runtime import tune_gc
 
     tune_gc()
-    log.info("MyController local stack on %s (data in %s)", stack.url, args.data_dir)
+    # said on stdout, as the first password is: the logs of this process start at WARNING (POWERTOOLS_LOG_LEVEL)
+    print(f"MyController: open {stack.url}/ (data in {args.data_dir}; Ctrl-C stops it)", flush=True)
 
     stopping = threading.Event()
 

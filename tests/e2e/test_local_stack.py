@@ -48,6 +48,9 @@ def test_make_run_serves_the_simulator_obeys_actions_and_keeps_state(tmp_path: P
         stack.stop()
     stopped_at = time.time()
     assert (data_dir / "repository.sqlite3").is_file()
+    said = (data_dir.parent / f"stack-{stack.port}.log").read_text()
+    assert f"MyController: open http://127.0.0.1:{stack.port}/" in said  # where to go, on the terminal
+    assert "gateway state gateway=sim status=up" in said  # log lines carry what they are about
 
     again = Stack(data_dir)
     try:
