@@ -272,7 +272,7 @@ def test_a_dashboard_chart_gets_new_temperature_points_without_a_reload(page: An
     page.goto(stack.base + "/dashboards/live")
     limits = page.locator("[data-widget-id='g2'] .gauge-limit")
     limits.first.wait_for()
-    assert limits.evaluate_all("els => els.map(e => e.textContent)") == ["-10", "40"]  # a temperature, not 0–100
+    assert limits.evaluate_all("els => els.map(e => e.textContent)") == ["-10", "40"]  # a temperature, not 0 to 100
     chart = page.locator("[data-widget-id='t'] .chart")
     wait_in(page, "Number(document.querySelector(\"[data-widget-id='t'] .chart\")?.dataset.points) > 0")
     page.evaluate("window.__notReloaded = true")
