@@ -34,14 +34,19 @@ async def listen(device: PtyDevice, seconds: float) -> list[str]:
     return heard
 
 
+def _gateway(device: PtyDevice, data: Path) -> tuple[FakeContext, Any]:
+    """The serial gateway on the node's pseudo-terminal, keeping its state in ``data``."""
+    ctx = FakeContext("gw1")
+    return ctx, build_gateway("gw1", _config(device.link, data), ctx)
+
+
 def _downlink(raw: str, key: str) -> Downlink:
     return Downlink("gw1", "mysensors_v2", raw, node_id="7", key=key)
 
 
 def test_command_for_a_sleeping_node_is_delivered_inside_its_awake_window(tmp_path: Path) -> None:
     device = PtyDevice(tmp_path / "ttyMySensors")
-    ctx = FakeContext("gw1")
-    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+    ctx, gateway = _gateway(device, tmp_path / "data")
 
     async def scenario() -> None:
         async with running(gateway):
@@ -88,8 +93,7 @@ def test_sleepers_and_their_queue_survive_an_agent_restart(tmp_path: Path) -> No
     data = tmp_path / "data"
 
     async def first_run() -> None:
-        ctx = FakeContext("gw1")
-        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        ctx, gateway = _gateway(device, data)
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
             device.write("7;255;3;0;32;0\n")  # goes to sleep at once
@@ -98,8 +102,7 @@ def test_sleepers_and_their_queue_survive_an_agent_restart(tmp_path: Path) -> No
             assert gateway.status()["sleep_queue"] == {"7": 1}
 
     async def second_run() -> None:
-        ctx = FakeContext("gw1")
-        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        ctx, gateway = _gateway(device, data)
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up again")
             assert gateway.status()["sleep_nodes"] == ["7"]
@@ -126,8 +129,7 @@ def test_a_node_reflashed_to_stay_awake_gets_its_commands_at_once_and_labels_can
         return Downlink("gw1", "mysensors_v2", sleep_control(node, sleep=sleep, pinned=pinned), node_id=node)
 
     async def first_run() -> None:
-        ctx = FakeContext("gw1")
-        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        ctx, gateway = _gateway(device, data)
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up")
             device.write("7;255;3;0;32;0\n")  # a smart-sleep sketch: sleeps at once
@@ -156,8 +158,7 @@ def test_a_node_reflashed_to_stay_awake_gets_its_commands_at_once_and_labels_can
             await wait_for(lambda: received().count("7;3;1;0;2;1") == 2, what="no queueing for a pinned node")
 
     async def second_run() -> None:  # pins outlive a restart; unpinning follows the node again
-        ctx = FakeContext("gw1")
-        gateway: Any = build_gateway("gw1", _config(device.link, data), ctx)
+        ctx, gateway = _gateway(device, data)
         async with running(gateway):
             await wait_for(lambda: ctx.status == "up", what="gateway up again")
             assert gateway.status()["sleep_pinned"] == {"7": False, "8": True}
@@ -179,8 +180,7 @@ def test_the_awake_window_is_counted_from_when_the_node_wrote_its_notice(tmp_pat
     from edge.gateways.transport import READ_INTERVAL_S
 
     device = PtyDevice(tmp_path / "ttyMySensors")
-    ctx = FakeContext("gw1")
-    gateway: Any = build_gateway("gw1", _config(device.link, tmp_path / "data"), ctx)
+    ctx, gateway = _gateway(device, tmp_path / "data")
 
     async def scenario() -> None:
         async with running(gateway):

@@ -190,22 +190,26 @@ const listParam = (value: string | null) => (value ? value.split(",").filter(Boo
 export function EventsPage() {
   usePageTitle("Event log");
   const [params, setParams] = useSearchParams();
-  const entityTypes = listParam(params.get("entity"));
-  const eventTypes = listParam(params.get("type"));
-  const text = params.get("q") ?? "";
+  // The filters are kept in the address (a link shares them) and here: the router applies an address change in a
+  // transition, so a checkbox bound to the address alone springs back for a moment after a click.
+  const [filters, setFilters] = useState(() => ({ entity: params.get("entity") ?? "", type: params.get("type") ?? "",
+    q: params.get("q") ?? "" }));
+  const entityTypes = listParam(filters.entity);
+  const eventTypes = listParam(filters.type);
+  const text = filters.q;
   const [paused, setPaused] = useState(false);
-  const set = (key: string, value: string) => {
-    const next = new URLSearchParams(params);
-    if (value) next.set(key, value);
-    else next.delete(key);
-    setParams(next, { replace: true });
+  const set = (key: "entity" | "type" | "q", value: string) => {
+    const now = { ...filters, [key]: value };
+    setFilters(now);
+    // from the filters, not `params`: the address may not have caught up with the click before
+    setParams(new URLSearchParams(Object.entries(now).filter(([, v]) => v)), { replace: true });
   };
   // The server filters by entity and event type; the text filter is applied here (it also matches names).
   useLive(paused ? null : { entityTypes, eventTypes: eventTypes as EventType[] }, (event) => eventLog.add(event));
   const all = useEventLog();
   // The text is matched in the table, against the names shown there too ("living room"), not only ids.
   const shown = all.filter((event) => matchesQuery(event, { entityTypes, eventTypes, text: "" }));
-  const toggle = (key: string, values: string[], value: string) =>
+  const toggle = (key: "entity" | "type", values: string[], value: string) =>
     set(key, (values.includes(value) ? values.filter((v) => v !== value) : [...values, value]).join(","));
 
   return (
