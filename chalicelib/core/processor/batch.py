@@ -102,7 +102,12 @@ def _read(repo: Repository, kind: Kind, ids: Iterable[str], versions: dict[Kind,
     consistent (half DynamoDB's price): every record the batch writes is written on the version read, so one read
     before a write of the last moment fails its write, is read again and the batch's changes are made on it
     (``core/conflicts.py``); a site's records are rewritten seconds apart, so this is rare."""
-    pairs = repo.get_many_versioned(kind, ids, consistent=False)
+    return _records(kind, repo.get_many_versioned(kind, ids, consistent=False), versions)
+
+
+def _records(kind: Kind, pairs: dict[str, tuple[Record, int]], versions: dict[Kind, dict[str, int]]
+             ) -> dict[str, Record]:
+    """The records of ``(record, version)`` pairs, their versions kept in ``versions``."""
     versions[kind] = {entity_id: version for entity_id, (_, version) in pairs.items()}
     return {entity_id: record for entity_id, (record, _) in pairs.items()}
 
@@ -365,8 +370,7 @@ class Batch:
             read = self.repo.get_many_versioned(kind, missing, consistent=False)
             self.caches.keep(kind, read, now)
             pairs.update(read)
-        self.versions[kind] = {entity_id: version for entity_id, (_, version) in pairs.items()}
-        return {entity_id: record for entity_id, (record, _) in pairs.items()}
+        return _records(kind, pairs, self.versions)
 
     # ----------------------------------------------------------------------------------------- apply
 
@@ -676,13 +680,12 @@ class Batch:
         elif (entry[1], entry[2]) > acc.key():
             acc.stored_key = (entry[1], entry[2])
 
-    def _unchanged(self, field_acc: FieldAcc | Folded, events: list[DomainEvent]) -> bool:
+    def _unchanged(self, field_acc: FieldAcc | Folded, new: Record, events: list[DomainEvent]) -> bool:
         """A field whose batch only repeats its stored value, sooner than ``unchanged_resolution_ms`` after the stored
         reading: announced (an update with the reading's own time), its values in the metric store already, but not
         written; its stored ``current`` time and ``lastSeen`` stay as they are, at most that old."""
         if not field_acc.applied or field_acc.created or getattr(field_acc, "meta", False):
             return False
-        new = field_acc.materialize()
         field_id = new["id"]
         stored = self.stored_fields.get(field_id)
         current = (stored or {}).get("current")
@@ -737,11 +740,10 @@ class Batch:
         return record if acc.dirty else None
 
     @staticmethod
-    def _store_field(field_acc: FieldAcc | Folded, field_records: list[Record], field_events: list[DomainEvent],
-                     applied: list[FieldKey]) -> None:
-        """One field's record to write, its event and its order key."""
-        if field_acc.applied or field_acc.created:  # metadata alone (stale/replayed value) is not worth a write
-            record = field_acc.materialize()
+    def _store_field(field_acc: FieldAcc | Folded, record: Record | None, field_records: list[Record],
+                     field_events: list[DomainEvent], applied: list[FieldKey]) -> None:
+        """One field's record to write (``record``: its new record, when it has one), its event and its order key."""
+        if record is not None:
             field_records.append(record)
             if field_acc.applied:
                 applied.append((record, field_acc.ts, field_acc.seq))
@@ -779,9 +781,11 @@ class Batch:
         applied: list[FieldKey] = []
         unchanged_ms = self.p.unchanged_resolution_ms
         for field_acc in self.fields.values():
-            if unchanged_ms and self._unchanged(field_acc, field_events):
+            # its new record, made once (metadata alone, a stale or replayed value, is not worth a write)
+            new = field_acc.materialize() if field_acc.applied or field_acc.created else None
+            if unchanged_ms and new is not None and self._unchanged(field_acc, new, field_events):
                 continue
-            self._store_field(field_acc, field_records, field_events, applied)
+            self._store_field(field_acc, new, field_records, field_events, applied)
         if field_records:
             stored = self.stored_fields
             outcome = write_changes(repo, Kind.FIELD, [(stored.get(r["id"]), r) for r in field_records],
