@@ -9,6 +9,7 @@ a field declared with one is checked wherever it appears.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Annotated, Any, Final, Literal, TypeVar, get_args
 
 from pydantic import AfterValidator, BaseModel, ValidationError, field_validator
@@ -111,18 +112,25 @@ def id_validator(what: str) -> Any:
     return field_validator("id")(_check)
 
 
-def script_validator(field: str) -> Any:
-    """A field holding MyController v2's JavaScript: checked to compile in the sandbox when not blank."""
+def compiles_validator(field: str, check: Callable[[str], object],
+                       error: type[Exception] | tuple[type[Exception], ...]) -> Any:
+    """A field holding code (a script, an expression): ``check`` must accept it when it is not blank; what it
+    raises as ``error`` is the field's validation message."""
 
     def _check(value: str) -> str:
         if value.strip():
             try:
-                check_script(value)
-            except ScriptError as error:
-                raise ValueError(str(error)) from None
+                check(value)
+            except error as refused:
+                raise ValueError(str(refused)) from None
         return value
 
     return field_validator(field)(_check)
+
+
+def script_validator(field: str) -> Any:
+    """A field holding MyController v2's JavaScript: checked to compile in the sandbox when not blank."""
+    return compiles_validator(field, check_script, ScriptError)
 
 
 def empty_webhook_validator(field: str) -> Any:

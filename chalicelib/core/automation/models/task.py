@@ -17,6 +17,7 @@ from .checks import (
     HandlerParameters,
     check_duration,
     check_templates,
+    compiles_validator,
     empty_webhook_validator,
     id_validator,
     script_validator,
@@ -151,15 +152,7 @@ class EvaluationConfig(CamelModel):
 
     _empty_webhook = empty_webhook_validator("webhook")
 
-    @field_validator("expression")
-    @classmethod
-    def _expression(cls, value: str) -> str:
-        if value.strip():
-            try:
-                check_expression(value)
-            except TemplateError as error:
-                raise ValueError(str(error)) from None
-        return value
+    _expression = compiles_validator("expression", check_expression, TemplateError)
 
     _javascript = script_validator("javascript")
 
