@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from chalicelib.core.identity import PUBLISH_KEY, THING_KEY
+from mycontroller_protocol.envelope import basic_ingest_topic
 
 TOPIC_PREFIX: Final = "mc"
 UP_TOPIC_FILTER: Final = f"{TOPIC_PREFIX}/+/up"
@@ -30,9 +31,6 @@ SUB_THING: Final = "${!iot:Connection.Thing.ThingName}"
 
 INGEST_RULE: Final = "IngestTopicRule"
 """The ingest rule's logical id: ``${IngestTopicRule}`` in the policy is its name."""
-BASIC_INGEST_PREFIX: Final = "$aws/rules"
-"""IoT Basic Ingest: a publish to ``$aws/rules/<rule>/<topic>`` goes to that rule alone, as if to ``<topic>``, without
-the message broker and its messaging charge (the rule and its action are billed as before)."""
 
 
 def ingest_rule_name() -> dict[str, Any]:
@@ -41,11 +39,6 @@ def ingest_rule_name() -> dict[str, Any]:
     ``$aws/rules/<it>/mc/<thing>/up`` (``basic_ingest_topic``); the stack's ``IngestRuleName`` output names it for
     ``infra.provision``."""
     return {"Fn::Join": ["_", [{"Fn::Join": ["_", {"Fn::Split": ["-", {"Ref": "AWS::StackName"}]}]}, "ingest"]]}
-
-
-def basic_ingest_topic(rule: str, topic: str) -> str:
-    """``topic`` published through IoT Basic Ingest to ``rule``."""
-    return f"{BASIC_INGEST_PREFIX}/{rule}/{topic}"
 
 
 def ingest_rule_sql() -> str:

@@ -39,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from edge.config import EdgeConfig, format_errors
 from edge.schema import SectionError
+from mycontroller_protocol.envelope import basic_ingest_topic
 
 from .errors import InfraError
 
@@ -517,7 +518,7 @@ def format_summary(result: Provisioned, policy: str, reservation: Reservation | 
     config = result.files[-1]
     up = f"mc/{result.thing}/up"
     if result.ingest_rule:
-        up = f"$aws/rules/{result.ingest_rule}/{up} (IoT Basic Ingest)"
+        up = f"{basic_ingest_topic(result.ingest_rule, up)} (IoT Basic Ingest)"
     lines = [
         f"thing        {result.thing} ({'created' if result.thing_created else 'existing, reused'})",
         f"certificate  {result.certificate_id} (active, policy {policy})",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from .errors import ProtocolError
 
@@ -174,6 +174,24 @@ def up_topic(thing: str, prefix: str = "mc") -> str:
     """The topic an edge device (IoT thing) publishes its envelope batches to; the ingest rule forwards each, with
     the thing of the topic, to the ingest queue (``core/identity.py``)."""
     return f"{prefix}/{thing}/up"
+
+
+BASIC_INGEST_PREFIX: Final = "$aws/rules"
+"""AWS IoT Basic Ingest: a publish to ``$aws/rules/<rule>/<topic>`` goes to that rule alone, as if to ``<topic>``,
+without the message broker and its messaging charge (the rule and its action are billed as before)."""
+
+
+def basic_ingest_topic(rule: str, topic: str) -> str:
+    """``topic`` published through IoT Basic Ingest to ``rule``."""
+    return f"{BASIC_INGEST_PREFIX}/{rule}/{topic}"
+
+
+def read_basic_ingest_topic(topic: str) -> tuple[str, str] | None:
+    """``$aws/rules/<rule>/<topic>`` → (rule, topic); ``None`` for any other topic."""
+    parts = topic.split("/", 3)
+    if len(parts) == 4 and f"{parts[0]}/{parts[1]}" == BASIC_INGEST_PREFIX and parts[2] and parts[3]:
+        return parts[2], parts[3]
+    return None
 
 
 def encode_downlinks(downlinks: list[Downlink]) -> str:

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 
-from mycontroller_protocol.envelope import down_topic, up_topic
+from mycontroller_protocol.envelope import basic_ingest_topic, down_topic, up_topic
 
 from ..config import EdgeConfig
 from .base import DownlinkCallback, Uplink, UplinkError
 from .inprocess import InProcessUplink, PublishHandler
-
-BASIC_INGEST_PREFIX = "$aws/rules"
-"""IoT Basic Ingest: ``$aws/rules/<rule>/<topic>`` reaches that rule alone, as ``<topic>`` (``infra/identity.py``)."""
 
 __all__ = ["DownlinkCallback", "InProcessUplink", "Uplink", "UplinkError", "build_uplink"]
 
@@ -22,7 +19,7 @@ def build_uplink(config: EdgeConfig, handler: PublishHandler | None = None,
     prefix = config.uplink.topic_prefix
     topic_up = up_topic(config.edge.id, prefix)
     if config.uplink.ingest_rule:  # AWS IoT Basic Ingest: straight to the ingest rule, no messaging charge
-        topic_up = f"{BASIC_INGEST_PREFIX}/{config.uplink.ingest_rule}/{topic_up}"
+        topic_up = basic_ingest_topic(config.uplink.ingest_rule, topic_up)
     topics_down = [down_topic(config.edge.id, prefix)]  # one topic for all its gateways; downlinks name theirs
     if config.uplink.type == "inprocess":
         if handler is None:

@@ -33,6 +33,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 from chalicelib.adapters.shadow_local import delta, merge
+from mycontroller_protocol.envelope import read_basic_ingest_topic
 
 from ..errors import InfraError
 from .iam import Policy, Request
@@ -234,7 +235,7 @@ class IotCore:
 
     def apply_rules(self, message: Message) -> None:
         rules = self.rules
-        basic = basic_ingest(message.topic)
+        basic = read_basic_ingest_topic(message.topic)
         if basic is not None:  # IoT Basic Ingest: the named rule alone, seeing the topic after the prefix
             name, topic = basic
             rules = [rule for rule in self.rules if rule.name == name]
@@ -309,15 +310,6 @@ class IotCore:
         self.client.loop_stop()
         self.client.disconnect()
         self._pool.shutdown(wait=False, cancel_futures=True)
-
-
-def basic_ingest(topic: str) -> tuple[str, str] | None:
-    """``$aws/rules/<rule>/<topic>`` → (rule, topic): a publish through IoT Basic Ingest, which reaches that rule
-    alone, as a publish to ``<topic>`` (its ``topic()`` functions see no prefix); None for any other topic."""
-    parts = topic.split("/", 3)
-    if len(parts) == 4 and parts[0] == "$aws" and parts[1] == "rules" and parts[2] and parts[3]:
-        return parts[2], parts[3]
-    return None
 
 
 def _queue_arn(url: str) -> str:

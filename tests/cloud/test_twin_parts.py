@@ -124,7 +124,7 @@ def test_basic_ingest_names_the_rule_and_the_topic_it_sees() -> None:
     """#17: ``$aws/rules/<rule>/<topic>`` reaches the rule of that name alone, as ``<topic>``; the stack's ingest
     rule is named after the stack (``-`` is no rule name's letter)."""
     from infra.identity import ingest_rule_name
-    from infra.twin.iot import basic_ingest
+    from mycontroller_protocol.envelope import read_basic_ingest_topic as basic_ingest
 
     assert basic_ingest("$aws/rules/mc_home_ingest/mc/pi/up") == ("mc_home_ingest", "mc/pi/up")
     assert basic_ingest("mc/pi/up") is None and basic_ingest("$aws/rules/x") is None
